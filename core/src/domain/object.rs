@@ -1,0 +1,362 @@
+//! Object definitions: the one registry that describes every kind of record (core objects now,
+//! plugin objects later), from which storage, validation, filters and the API are derived.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::domain::value::FieldKind;
+
+/// Whether callers may write a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Set on create and update.
+    Write,
+    /// Set on create only (e.g. a stage's pipeline).
+    CreateOnly,
+    /// Maintained by Kith (ids, timestamps, ticket numbers, SLA due times).
+    ReadOnly,
+}
+
+/// One field of an object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldDef {
+    /// The API name, camelCase (`firstName`).
+    pub name: String,
+    /// The column, snake_case (`first_name`).
+    pub column: String,
+    /// The type.
+    pub kind: FieldKind,
+    /// Whether a record must have a value.
+    pub required: bool,
+    /// Who may write it.
+    pub access: Access,
+    /// One sentence for the API documentation.
+    pub description: String,
+}
+
+impl FieldDef {
+    /// A writable, optional field whose column is the snake_case of `name`.
+    pub fn new(name: &str, kind: FieldKind) -> FieldDef {
+        FieldDef {
+            name: name.to_owned(),
+            column: snake_case(name),
+            kind,
+            required: false,
+            access: Access::Write,
+            description: String::new(),
+        }
+    }
+
+    /// Marks the field required.
+    pub fn required(mut self) -> FieldDef {
+        self.required = true;
+        self
+    }
+
+    /// Marks the field maintained by Kith.
+    pub fn read_only(mut self) -> FieldDef {
+        self.access = Access::ReadOnly;
+        self
+    }
+
+    /// Marks the field writable on create only.
+    pub fn create_only(mut self) -> FieldDef {
+        self.access = Access::CreateOnly;
+        self
+    }
+
+    /// Sets the documentation sentence.
+    pub fn doc(mut self, text: &str) -> FieldDef {
+        self.description = text.to_owned();
+        self
+    }
+}
+
+/// One kind of record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectDef {
+    /// Singular API name, camelCase (`contact`, `ticketComment`).
+    pub name: String,
+    /// Plural API name (`contacts`).
+    pub plural: String,
+    /// GraphQL type name (`Contact`).
+    pub type_name: String,
+    /// Table name.
+    pub table: String,
+    /// One sentence for the API documentation.
+    pub description: String,
+    /// The fields, `id` first.
+    pub fields: Vec<FieldDef>,
+    /// Deleting sets `deletedAt`; restoring clears it.
+    pub soft_delete: bool,
+    /// Updates need the current `version` and bump it.
+    pub versioned: bool,
+    /// Records carry admin-defined custom fields in `customFields`.
+    pub custom_fields: bool,
+    /// Records can be tagged.
+    pub taggable: bool,
+    /// The field that identifies a record for dedupe and upsert (`email`, `domain`).
+    pub natural_key: Option<String>,
+    /// Fields searched by full-text search.
+    pub search_fields: Vec<String>,
+}
+
+impl ObjectDef {
+    fn new(name: &str, plural: &str, description: &str) -> ObjectDef {
+        let mut type_name = name.to_owned();
+        if let Some(first) = type_name.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        ObjectDef {
+            name: name.to_owned(),
+            plural: plural.to_owned(),
+            type_name,
+            table: snake_case(name),
+            description: description.to_owned(),
+            fields: vec![FieldDef::new("id", FieldKind::Id).read_only().doc("Unique id (UUIDv7).")],
+            soft_delete: true,
+            versioned: true,
+            custom_fields: false,
+            taggable: false,
+            natural_key: None,
+            search_fields: Vec::new(),
+        }
+    }
+
+    fn field(mut self, field: FieldDef) -> ObjectDef {
+        self.fields.push(field);
+        self
+    }
+
+    fn address(mut self) -> ObjectDef {
+        for (part, doc) in [
+            ("Street", "Street and number."),
+            ("City", "City."),
+            ("Region", "State, province or region."),
+            ("PostalCode", "Postal code."),
+            ("Country", "Country."),
+        ] {
+            self.fields.push(FieldDef::new(&format!("address{part}"), FieldKind::Text).doc(doc));
+        }
+        self
+    }
+
+    /// Appends the bookkeeping fields this object's flags call for.
+    fn finish(mut self) -> ObjectDef {
+        if self.custom_fields {
+            self.fields.push(
+                FieldDef::new("customFields", FieldKind::Json).doc("Values of the admin-defined custom fields, by key."),
+            );
+        }
+        self.fields.push(FieldDef::new("createdAt", FieldKind::DateTime).read_only().doc("When the record was created."));
+        if self.versioned {
+            self.fields.push(FieldDef::new("updatedAt", FieldKind::DateTime).read_only().doc("When the record last changed."));
+        }
+        if self.soft_delete {
+            self.fields.push(FieldDef::new("deletedAt", FieldKind::DateTime).read_only().doc("When the record was deleted; null while live."));
+        }
+        if self.versioned {
+            self.fields.push(
+                FieldDef::new("version", FieldKind::Int).read_only().doc("Optimistic-concurrency version; pass it back as `expectedVersion` when updating."),
+            );
+        }
+        self
+    }
+
+    /// The field called `name`.
+    pub fn field_def(&self, name: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Fields that reference other objects.
+    pub fn references(&self) -> impl Iterator<Item = (&FieldDef, &str)> {
+        self.fields.iter().filter_map(|f| match &f.kind {
+            FieldKind::Ref(target) => Some((f, target.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// Every object Kith knows, by name. Cheap to clone; rebuilt when plugins add objects.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    objects: BTreeMap<String, Arc<ObjectDef>>,
+}
+
+impl Registry {
+    /// The registry of core objects.
+    pub fn core() -> Registry {
+        let mut registry = Registry::default();
+        for def in core_objects() {
+            registry.objects.insert(def.name.clone(), Arc::new(def));
+        }
+        registry
+    }
+
+    /// The object called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<ObjectDef>> {
+        self.objects.get(name)
+    }
+
+    /// Every object, by name.
+    pub fn objects(&self) -> impl Iterator<Item = &Arc<ObjectDef>> {
+        self.objects.values()
+    }
+}
+
+/// Lifecycle stages of a contact.
+pub const LIFECYCLE_STAGES: &[&str] = &["SUBSCRIBER", "LEAD", "PROSPECT", "CUSTOMER", "CHURNED", "OTHER"];
+/// Kinds of pipeline stage.
+pub const STAGE_KINDS: &[&str] = &["OPEN", "WON", "LOST"];
+/// Kinds of activity.
+pub const ACTIVITY_KINDS: &[&str] = &["NOTE", "CALL", "EMAIL", "MEETING", "TASK"];
+/// Objects a segment may be defined over.
+pub const SEGMENT_OBJECTS: &[&str] = &["contact", "company", "deal", "ticket", "activity"];
+
+fn reference(name: &str, target: &str, doc: &str) -> FieldDef {
+    FieldDef::new(name, FieldKind::Ref(target.to_owned())).doc(doc)
+}
+
+fn core_objects() -> Vec<ObjectDef> {
+    use crate::domain::ticket::{CHANNELS, PRIORITIES, STATUSES};
+    use FieldKind as K;
+
+    let mut contact = ObjectDef::new("contact", "contacts", "A person Kith keeps track of.")
+        .field(FieldDef::new("firstName", K::Text).doc("Given name."))
+        .field(FieldDef::new("lastName", K::Text).doc("Family name."))
+        .field(FieldDef::new("email", K::Email).doc("E-mail address; unique (ignoring case) among live contacts."))
+        .field(FieldDef::new("phone", K::Text).doc("Phone number, as entered."))
+        .field(FieldDef::new("jobTitle", K::Text).doc("Job title."))
+        .field(FieldDef::new("birthday", K::Date).doc("Date of birth."))
+        .address()
+        .field(reference("companyId", "company", "The company the contact works for."))
+        .field(reference("ownerId", "user", "The user responsible for the contact."))
+        .field(FieldDef::new("lifecycleStage", K::enumeration(LIFECYCLE_STAGES)).doc("Where the contact is in the customer lifecycle; LEAD when not given."))
+        .field(FieldDef::new("emailOptIn", K::Bool).doc("Whether the contact agreed to receive e-mail."))
+        .field(FieldDef::new("emailOptInAt", K::DateTime).doc("When the consent was given; set automatically when opting in."))
+        .field(FieldDef::new("emailOptInSource", K::Text).doc("Where the consent was given (form, import, ...)."))
+        .field(FieldDef::new("doNotContact", K::Bool).doc("Never contact this person, whatever else says."))
+        .field(FieldDef::new("source", K::Text).doc("Where the contact came from."));
+    contact.custom_fields = true;
+    contact.taggable = true;
+    contact.natural_key = Some("email".to_owned());
+    contact.search_fields = ["firstName", "lastName", "email", "phone", "jobTitle"].map(String::from).to_vec();
+
+    let mut company = ObjectDef::new("company", "companies", "An organisation: a customer, a prospect, a partner.")
+        .field(FieldDef::new("name", K::Text).required().doc("Name."))
+        .field(FieldDef::new("domain", K::Text).doc("Web domain, normalised (`example.org`); unique among live companies."))
+        .field(FieldDef::new("industry", K::Text).doc("Industry."))
+        .field(FieldDef::new("employees", K::Int).doc("Number of employees."))
+        .field(FieldDef::new("annualRevenue", K::Decimal).doc("Annual revenue."))
+        .address()
+        .field(reference("ownerId", "user", "The user responsible for the company."));
+    company.custom_fields = true;
+    company.taggable = true;
+    company.natural_key = Some("domain".to_owned());
+    company.search_fields = ["name", "domain", "industry"].map(String::from).to_vec();
+
+    let pipeline = ObjectDef::new("pipeline", "pipelines", "A sales process: an ordered list of stages deals move through.")
+        .field(FieldDef::new("name", K::Text).required().doc("Name."))
+        .field(FieldDef::new("currency", K::Currency).required().doc("Default currency of its deals (ISO 4217)."));
+
+    let stage = ObjectDef::new("stage", "stages", "A step of a pipeline.")
+        .field(reference("pipelineId", "pipeline", "The pipeline the stage belongs to.").required().create_only())
+        .field(FieldDef::new("name", K::Text).required().doc("Name."))
+        .field(FieldDef::new("position", K::Int).required().doc("Order within the pipeline, ascending."))
+        .field(FieldDef::new("probability", K::Int).required().doc("Chance of winning a deal in this stage, 0 to 100."))
+        .field(FieldDef::new("kind", K::enumeration(STAGE_KINDS)).required().doc("OPEN, or WON / LOST for closing stages."));
+
+    let mut deal = ObjectDef::new("deal", "deals", "A potential sale moving through a pipeline.")
+        .field(FieldDef::new("title", K::Text).required().doc("Title."))
+        .field(FieldDef::new("amount", K::Decimal).doc("Value of the deal, exact."))
+        .field(FieldDef::new("currency", K::Currency).doc("ISO 4217 currency of the amount; the pipeline's when not given."))
+        .field(reference("pipelineId", "pipeline", "The pipeline.").required())
+        .field(reference("stageId", "stage", "The current stage; must belong to the pipeline.").required())
+        .field(reference("contactId", "contact", "The main contact."))
+        .field(reference("companyId", "company", "The company."))
+        .field(reference("ownerId", "user", "The user responsible."))
+        .field(FieldDef::new("expectedCloseDate", K::Date).doc("When the deal is expected to close."))
+        .field(FieldDef::new("closedAt", K::DateTime).read_only().doc("When it reached a WON or LOST stage."))
+        .field(FieldDef::new("lostReason", K::Text).doc("Why it was lost."))
+        .field(FieldDef::new("stageChangedAt", K::DateTime).read_only().doc("When it entered its current stage."));
+    deal.custom_fields = true;
+    deal.taggable = true;
+    deal.search_fields = vec!["title".to_owned()];
+
+    let mut ticket = ObjectDef::new("ticket", "tickets", "A support request.")
+        .field(FieldDef::new("number", K::Int).read_only().doc("Human number (#1001), sequential."))
+        .field(FieldDef::new("subject", K::Text).required().doc("Subject."))
+        .field(FieldDef::new("description", K::Text).doc("Description."))
+        .field(FieldDef::new("status", K::enumeration(STATUSES)).read_only().doc("Status; changed through `changeStatus`, which enforces the workflow."))
+        .field(FieldDef::new("priority", K::enumeration(PRIORITIES)).doc("Priority; NORMAL when not given. Drives the SLA."))
+        .field(FieldDef::new("channel", K::enumeration(CHANNELS)).doc("Where the request came in; OTHER when not given."))
+        .field(reference("contactId", "contact", "The requester."))
+        .field(reference("companyId", "company", "The requester's company."))
+        .field(reference("assigneeId", "user", "The agent working on it."))
+        .field(FieldDef::new("queue", K::Text).doc("The queue (team) it sits in."))
+        .field(FieldDef::new("firstResponseDueAt", K::DateTime).read_only().doc("SLA: first public reply due by."))
+        .field(FieldDef::new("resolutionDueAt", K::DateTime).read_only().doc("SLA: solution due by."))
+        .field(FieldDef::new("firstRespondedAt", K::DateTime).read_only().doc("When the first public agent reply was made."))
+        .field(FieldDef::new("solvedAt", K::DateTime).read_only().doc("When it was last solved."))
+        .field(FieldDef::new("satisfactionRating", K::Int).read_only().doc("Customer satisfaction, 1 to 5."))
+        .field(FieldDef::new("satisfactionComment", K::Text).read_only().doc("Customer's comment with the rating."));
+    ticket.custom_fields = true;
+    ticket.taggable = true;
+    ticket.search_fields = vec!["subject".to_owned(), "description".to_owned()];
+
+    let mut comment = ObjectDef::new("ticketComment", "ticketComments", "A reply or internal note on a ticket.")
+        .field(reference("ticketId", "ticket", "The ticket.").required().create_only())
+        .field(FieldDef::new("body", K::Text).required().create_only().doc("Text."))
+        .field(FieldDef::new("public", K::Bool).create_only().doc("Visible to the customer (true) or internal (false)."))
+        .field(reference("authorId", "user", "The user who wrote it.").read_only())
+        .field(FieldDef::new("author", K::Text).read_only().doc("Who wrote it, as recorded."));
+    comment.soft_delete = false;
+    comment.versioned = false;
+
+    let mut activity = ObjectDef::new("activity", "activities", "A note, call, e-mail, meeting or task, linked to records.")
+        .field(FieldDef::new("kind", K::enumeration(ACTIVITY_KINDS)).required().doc("What kind of activity."))
+        .field(FieldDef::new("subject", K::Text).required().doc("Subject."))
+        .field(FieldDef::new("body", K::Text).doc("Details."))
+        .field(FieldDef::new("occurredAt", K::DateTime).doc("When it happened; now when not given."))
+        .field(FieldDef::new("dueAt", K::DateTime).doc("For tasks: when it is due."))
+        .field(FieldDef::new("completedAt", K::DateTime).doc("For tasks: when it was done."))
+        .field(reference("ownerId", "user", "The user responsible."))
+        .field(reference("contactId", "contact", "Linked contact."))
+        .field(reference("companyId", "company", "Linked company."))
+        .field(reference("dealId", "deal", "Linked deal."))
+        .field(reference("ticketId", "ticket", "Linked ticket."));
+    activity.custom_fields = true;
+
+    let segment = ObjectDef::new("segment", "segments", "A named, saved filter over one kind of record.")
+        .field(FieldDef::new("name", K::Text).required().doc("Name."))
+        .field(FieldDef::new("object", K::enumeration(&["CONTACT", "COMPANY", "DEAL", "TICKET", "ACTIVITY"])).required().create_only().doc("The kind of record it selects."))
+        .field(FieldDef::new("filter", K::Json).required().doc("The filter, in the same language as list queries."))
+        .field(reference("ownerId", "user", "Who made it."));
+
+    let mut user = ObjectDef::new("user", "users", "A person who logs in to Kith.")
+        .field(FieldDef::new("email", K::Email).required().doc("Login e-mail, unique."))
+        .field(FieldDef::new("name", K::Text).required().doc("Display name."))
+        .field(FieldDef::new("role", K::enumeration(&["ADMIN", "MANAGER", "AGENT", "VIEWER"])).required().doc("What the user may do."))
+        .field(FieldDef::new("active", K::Bool).doc("Inactive users cannot log in."));
+    user.table = "app_user".to_owned();
+    user.soft_delete = false;
+
+    [contact, company, pipeline, stage, deal, ticket, comment, activity, segment, user]
+        .into_iter()
+        .map(ObjectDef::finish)
+        .collect()
+}
+
+/// `firstName` becomes `first_name`.
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -1,0 +1,42 @@
+//! Kith's database schema: one sea-orm migration chain that runs unchanged on SQLite and
+//! PostgreSQL.
+//!
+//! # Layout
+//! - `columns`: the portable column vocabulary (ids, timestamps, money, JSON) every migration uses.
+//! - one file per migration, named `mYYYYMMDD_HHMMSS_<verb>_<noun>.rs`.
+//!
+//! Conventions, written once here and followed by every migration:
+//! - Tables are singular nouns; the primary key is `id`, a UUIDv7 (time-ordered, so the primary
+//!   key index also orders rows by creation).
+//! - Timestamps are UTC. On PostgreSQL they are `timestamptz`; on SQLite they are fixed-width
+//!   RFC 3339 text (`2026-11-22T10:00:00.000000Z`), so string order is time order.
+//! - Money is exact: `numeric(24,4)` on PostgreSQL, an integer count of 1/10,000 units on SQLite
+//!   (SQLite has no decimal type and its REAL affinity would round).
+//! - SQLite cannot alter foreign keys or several columns at once, so foreign keys are declared in
+//!   `create_table` and every `alter_table` changes exactly one thing.
+//! - Migrations are never edited once merged: add a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod columns;
+mod m20261122_000001_create_identity;
+mod m20261122_000002_create_crm;
+mod m20261122_000003_create_service;
+mod m20261122_000004_create_activity;
+mod m20261122_000005_create_audit_outbox;
+
+/// The whole migration chain, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_identity::Migration),
+            Box::new(m20261122_000002_create_crm::Migration),
+            Box::new(m20261122_000003_create_service::Migration),
+            Box::new(m20261122_000004_create_activity::Migration),
+            Box::new(m20261122_000005_create_audit_outbox::Migration),
+        ]
+    }
+}
