@@ -1,1 +1,20 @@
-//! Kith core.
+//! Kith core: the CRM's domain rules, storage, services, HTTP server and CLI.
+//!
+//! # Layout
+//! - `domain`: pure types and rules (no database, no HTTP).
+//! - `store`: every SQL statement, on SQLite and PostgreSQL.
+//! - `service`: use cases (create a contact, move a deal, import a CSV) composed of domain
+//!   rules and store calls inside one transaction.
+//! - `config`: layered configuration (defaults, `kith.toml`, `KITH_*`, flags).
+//! - `http`: the axum server.
+//! - `cli`: the `kith` command line.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod service;
+pub mod store;
+
+pub use error::{Error, Result};

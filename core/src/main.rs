@@ -1,1 +1,18 @@
-fn main() {}
+//! The `kith` binary: hands the process's arguments, environment and streams to the CLI.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let stdin = std::io::stdin();
+    let mut stdin = stdin.lock();
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let io = kith_core::cli::Io { stdin: &mut stdin, stdout: &mut stdout, stderr: &mut stderr };
+    match kith_core::cli::run(std::env::args_os(), env, io).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! The `kith` command line. Lives in the library so tests drive it exactly as users do;
+//! `main.rs` only hands it the process arguments, environment and output streams.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::domain::actor::{Actor, Role};
+use crate::http::{AppState, app, serve, shutdown_signal};
+use crate::service::export::{self, Format};
+use crate::service::import::{ImportOptions, OnDuplicate, import_csv};
+use crate::service::{Kith, seed, users};
+use crate::store::{Store, tokens};
+
+/// Kith: an open-source CRM with a typed GraphQL API and sandboxed plugins.
+#[derive(Debug, Parser)]
+#[command(name = "kith", version, about)]
+pub struct Cli {
+    /// Configuration file (default: none; see kith.example.toml).
+    #[arg(long, global = true, env = "KITH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL, overriding the configuration (sqlite://kith.db, postgres://...).
+    #[arg(long, global = true)]
+    pub database: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Show or apply database migrations.
+    Migrate {
+        /// `status` or `up`.
+        #[arg(value_enum, default_value = "status")]
+        action: MigrateAction,
+    },
+    /// Manage users.
+    User {
+        /// The user action.
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage API tokens.
+    Token {
+        /// The token action.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Import contacts or companies from a CSV file.
+    Import(ImportArgs),
+    /// Export records as CSV or JSON.
+    Export(ExportArgs),
+    /// Fill the database with a demo data set.
+    Seed {
+        /// Seed the demo data set (required, so seeding is never accidental).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Print the commented example configuration.
+    PrintConfig,
+}
+
+/// `kith serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides server.bind).
+    #[arg(long)]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Log as JSON lines (overrides log.format).
+    #[arg(long)]
+    pub json_logs: bool,
+}
+
+/// `kith migrate` actions.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MigrateAction {
+    /// List applied and pending migrations.
+    Status,
+    /// Apply pending migrations.
+    Up,
+}
+
+/// `kith user` actions.
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user.
+    Create {
+        /// Login e-mail.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// ADMIN, MANAGER, AGENT or VIEWER.
+        #[arg(long, default_value = "AGENT")]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// `kith token` actions.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create an API token and print it (alone, on standard output).
+    Create {
+        /// A name to recognise it by.
+        #[arg(long)]
+        name: String,
+        /// ADMIN, MANAGER, AGENT or VIEWER.
+        #[arg(long)]
+        role: String,
+        /// Act for this user (e-mail); the role is then capped at the user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// Revoke tokens by id or name.
+    Revoke {
+        /// Token id or name.
+        token: String,
+    },
+    /// List API tokens (never their secrets).
+    List,
+}
+
+/// What `kith import` and `kith export` work on.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ImportObject {
+    /// Contacts.
+    Contacts,
+    /// Companies.
+    Companies,
+}
+
+/// `kith import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// contacts or companies.
+    #[arg(value_enum)]
+    pub object: ImportObject,
+    /// The CSV file (with a header row).
+    pub file: PathBuf,
+    /// What to do with rows whose e-mail (domain) exists already.
+    #[arg(long, value_enum, default_value = "skip")]
+    pub on_duplicate: DuplicateArg,
+    /// Map a column to a field: `--map "E-Mail Address=email"` (repeatable).
+    #[arg(long = "map", value_name = "HEADER=FIELD")]
+    pub mappings: Vec<String>,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 5_000)]
+    pub batch_size: usize,
+}
+
+/// `--on-duplicate`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DuplicateArg {
+    /// Leave the existing record alone.
+    Skip,
+    /// Update it with the row's values.
+    Update,
+}
+
+/// What can be exported.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportObject {
+    /// Contacts.
+    Contacts,
+    /// Companies.
+    Companies,
+    /// Deals.
+    Deals,
+    /// Tickets.
+    Tickets,
+}
+
+/// `kith export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to export.
+    #[arg(value_enum)]
+    pub object: ExportObject,
+    /// csv or json.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: FormatArg,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array.
+    Json,
+}
+
+/// Where the CLI reads and writes.
+pub struct Io<'a> {
+    /// Standard input.
+    pub stdin: &'a mut dyn BufRead,
+    /// Standard output: results meant for scripts.
+    pub stdout: &'a mut dyn Write,
+    /// Standard error: messages for people.
+    pub stderr: &'a mut dyn Write,
+}
+
+/// Sets up logging once per process (later calls are ignored).
+pub fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{},sqlx=warn,sea_orm=warn", config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Runs the CLI with `args` (program name first) and `env`.
+pub async fn run(args: impl IntoIterator<Item = OsString>, env: Vec<(String, String)>, io: Io<'_>) -> anyhow::Result<()> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) if matches!(err.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            write!(io.stdout, "{err}")?;
+            return Ok(());
+        }
+        Err(err) => return Err(anyhow::anyhow!("{}", err.render().to_string().trim_end())),
+    };
+    let config_path = cli.config.clone().or_else(|| env.iter().find(|(k, _)| k == "KITH_CONFIG").map(|(_, v)| PathBuf::from(v)));
+    let mut config = Config::load(config_path.as_deref(), env).context("invalid configuration")?;
+    if let Some(url) = &cli.database {
+        config.database.url = url.clone();
+    }
+    if let Command::Serve(args) = &cli.command {
+        if let Some(bind) = args.bind {
+            config.server.bind = bind;
+        }
+        if args.json_logs {
+            config.log.format = "json".into();
+        }
+    }
+    if let Command::PrintConfig = cli.command {
+        io.stdout.write_all(crate::config::EXAMPLE.as_bytes())?;
+        return Ok(());
+    }
+    let store = if config.database.auto_migrate || matches!(cli.command, Command::Migrate { action: MigrateAction::Up }) {
+        if matches!(cli.command, Command::Migrate { action: MigrateAction::Status }) {
+            Store::connect(&config.store_options()).await
+        } else {
+            Store::open(&config.store_options()).await
+        }
+    } else {
+        Store::connect(&config.store_options()).await
+    }
+    .with_context(|| format!("cannot open the database at {}", config.database.url))?;
+    let kith = Kith::new(store);
+    let result = dispatch(&kith, &config, cli.command, io).await;
+    kith.store.close().await.ok();
+    result
+}
+
+async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) -> anyhow::Result<()> {
+    let system = Actor::system("cli");
+    match command {
+        Command::Serve(_) => {
+            init_tracing(config);
+            let listener = tokio::net::TcpListener::bind(config.server.bind).await.with_context(|| format!("cannot listen on {}", config.server.bind))?;
+            tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database.url), "kith is listening");
+            let router = app(AppState { kith: kith.clone() }, &config.server);
+            serve(listener, router, shutdown_signal(), Duration::from_secs(config.server.shutdown_grace_secs)).await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate { action } => {
+            if let MigrateAction::Up = action {
+                kith.store.migrate().await?;
+            }
+            let (applied, pending) = kith.store.migration_status().await?;
+            for name in &applied {
+                writeln!(io.stdout, "applied  {name}")?;
+            }
+            for name in &pending {
+                writeln!(io.stdout, "pending  {name}")?;
+            }
+        }
+        Command::User { action: UserAction::Create { email, name, role, password_stdin } } => {
+            let role: Role = role.parse()?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                io.stdin.read_line(&mut line)?;
+                Some(line.trim_end_matches(['\n', '\r']).to_owned())
+            } else {
+                None
+            };
+            let tx = kith.store.begin(&system).await?;
+            let user = users::create_user(&tx, &kith.registry, &email, &name, role, password.as_deref()).await?;
+            tx.commit().await?;
+            writeln!(io.stdout, "{}", user.id())?;
+        }
+        Command::Token { action: TokenAction::Create { name, role, user, expires_in_days } } => {
+            let role: Role = role.parse()?;
+            let user_id = match user {
+                Some(email) => Some(
+                    crate::store::users::find_login(kith.store.conn(), &email)
+                        .await?
+                        .with_context(|| format!("no user with e-mail {email}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let tx = kith.store.begin(&system).await?;
+            let (_, secret) = users::create_token(&tx, &name, role, user_id, expires_in_days).await?;
+            tx.commit().await?;
+            writeln!(io.stdout, "{secret}")?;
+        }
+        Command::Token { action: TokenAction::Revoke { token } } => {
+            let tx = kith.store.begin(&system).await?;
+            let ids = users::revoke_token(&tx, &token).await?;
+            tx.commit().await?;
+            writeln!(io.stderr, "revoked {} token(s)", ids.len())?;
+        }
+        Command::Token { action: TokenAction::List } => {
+            for token in tokens::list(kith.store.conn()).await? {
+                let state = if token.revoked_at.is_some() { "revoked" } else { "active" };
+                writeln!(io.stdout, "{}\t{}\t{}\t{}…\t{state}", token.id, token.name, token.role, token.prefix)?;
+            }
+        }
+        Command::Import(args) => import(kith, &system, args, io).await?,
+        Command::Export(args) => {
+            let object = match args.object {
+                ExportObject::Contacts => "contact",
+                ExportObject::Companies => "company",
+                ExportObject::Deals => "deal",
+                ExportObject::Tickets => "ticket",
+            };
+            let format = match args.format {
+                FormatArg::Csv => Format::Csv,
+                FormatArg::Json => Format::Json,
+            };
+            let n = match &args.output {
+                Some(path) => {
+                    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+                    export::export(kith, object, format, std::io::BufWriter::new(file)).await?
+                }
+                None => export::export(kith, object, format, &mut *io.stdout).await?,
+            };
+            writeln!(io.stderr, "exported {n} record(s)")?;
+        }
+        Command::Seed { demo } => {
+            if !demo {
+                anyhow::bail!("nothing to seed: pass --demo to load the demo data set");
+            }
+            let report = seed::demo(kith).await?;
+            writeln!(
+                io.stderr,
+                "seeded {} companies, {} contacts, {} deals, {} tickets, {} activities",
+                report.companies, report.contacts, report.deals, report.tickets, report.activities
+            )?;
+        }
+        Command::PrintConfig => {}
+    }
+    Ok(())
+}
+
+async fn import(kith: &Kith, actor: &Actor, args: ImportArgs, io: Io<'_>) -> anyhow::Result<()> {
+    let object = match args.object {
+        ImportObject::Contacts => "contact",
+        ImportObject::Companies => "company",
+    };
+    let mut mapping = HashMap::new();
+    for pair in &args.mappings {
+        let (header, field) = pair.split_once('=').with_context(|| format!("--map `{pair}` is not HEADER=FIELD"))?;
+        mapping.insert(header.trim().to_owned(), field.trim().to_owned());
+    }
+    if args.batch_size == 0 {
+        anyhow::bail!("--batch-size must be positive");
+    }
+    let options = ImportOptions {
+        on_duplicate: match args.on_duplicate {
+            DuplicateArg::Skip => OnDuplicate::Skip,
+            DuplicateArg::Update => OnDuplicate::Update,
+        },
+        batch_size: args.batch_size,
+        mapping,
+    };
+    let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} rows imported ({per_sec}) {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+        Some(bar)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let progress = |n: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(n);
+        }
+    };
+    let report = import_csv(kith, actor, object, std::io::BufReader::with_capacity(1 << 16, file), &options, &progress).await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let elapsed = started.elapsed();
+    writeln!(
+        io.stderr,
+        "{} rows read ({} bytes) in {:.2}s: {} created, {} updated, {} skipped as duplicates, {} rejected",
+        report.rows,
+        size,
+        elapsed.as_secs_f64(),
+        report.created,
+        report.updated,
+        report.skipped,
+        report.rejected.len()
+    )?;
+    if !report.ignored_columns.is_empty() {
+        writeln!(io.stderr, "ignored columns (no matching field; use --map): {}", report.ignored_columns.join(", "))?;
+    }
+    for rejected in &report.rejected {
+        writeln!(io.stderr, "line {}: {}", rejected.line, rejected.reason)?;
+    }
+    Ok(())
+}
+
+/// Hides the password of a database URL for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

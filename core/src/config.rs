@@ -1,0 +1,215 @@
+//! Configuration: defaults, then `kith.toml`, then `KITH_*` environment variables, then flags.
+//!
+//! Unknown keys are errors at every layer, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The commented example configuration, checked in as `kith.example.toml`.
+pub const EXAMPLE: &str = include_str!("../../kith.example.toml");
+
+/// Environment variables that start with `KITH_` but are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["KITH_CONFIG", "KITH_TEST_DATABASE_URL"];
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A layer has a bad or unknown key.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// Which layer (`kith.toml`, `environment`).
+        origin: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// All of Kith's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP server.
+    pub server: ServerConfig,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Longest a request may take before it is answered with a timeout.
+    pub request_timeout_secs: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://kith.db` (a file path works too) or `postgres://user@host/db`.
+    pub url: String,
+    /// Most pooled connections.
+    pub max_connections: u32,
+    /// SQLite durability: `full` (survives power loss) or `normal` (survives a crash of Kith).
+    pub sqlite_synchronous: String,
+    /// Apply pending migrations at start-up.
+    pub auto_migrate: bool,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `kith_core=debug,info`.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { server: ServerConfig::default(), database: DatabaseConfig::default(), log: LogConfig::default() }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 30,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> DatabaseConfig {
+        DatabaseConfig { url: "sqlite://kith.db".into(), max_connections: 16, sqlite_synchronous: "full".into(), auto_migrate: true }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig { format: "text".into(), level: "info".into() }
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => merge(base, over),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { origin: origin.to_owned(), message: message.into() }
+}
+
+/// Turns `KITH_*` variables into a TOML table. `KITH_SECTION__KEY` and `KITH_SECTION_KEY` both
+/// name `section.key`; values are read as TOML (numbers, booleans) and otherwise as strings.
+fn env_table(vars: impl IntoIterator<Item = (String, String)>) -> Result<toml::Table, ConfigError> {
+    let sections = toml::Table::try_from(Config::default()).map_err(|e| invalid("defaults", e.to_string()))?;
+    let mut table = toml::Table::new();
+    for (name, raw) in vars {
+        let Some(rest) = name.strip_prefix("KITH_") else { continue };
+        if NON_CONFIG_ENV.contains(&name.as_str()) {
+            continue;
+        }
+        let rest = rest.to_ascii_lowercase();
+        let (section, key) = match rest.split_once("__") {
+            Some((section, key)) => (section.to_owned(), key.to_owned()),
+            None => match sections.keys().find(|s| rest.starts_with(&format!("{s}_"))) {
+                Some(section) => (section.clone(), rest[section.len() + 1..].to_owned()),
+                None => return Err(invalid("environment", format!("{name} is not a Kith setting"))),
+            },
+        };
+        let known = sections.get(&section).and_then(toml::Value::as_table).is_some_and(|t| t.contains_key(&key));
+        if !known {
+            return Err(invalid("environment", format!("{name} is not a Kith setting (no `{section}.{key}`)")));
+        }
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw));
+        if let toml::Value::Table(t) = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+            t.insert(key, value);
+        }
+    }
+    Ok(table)
+}
+
+impl Config {
+    /// Loads defaults, then the file (when given), then the environment.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::try_from(Config::default()).map_err(|e| invalid("defaults", e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+            let origin = path.display().to_string();
+            let over: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(&origin, e.to_string()))?;
+            // Check the file on its own, so its errors name the file.
+            Config::deserialize(toml::Value::Table({
+                let mut t = table.clone();
+                merge(&mut t, over.clone());
+                t
+            }))
+            .map_err(|e| invalid(&origin, e.to_string()))?;
+            merge(&mut table, over);
+        }
+        merge(&mut table, env_table(env)?);
+        let config = Config::deserialize(toml::Value::Table(table)).map_err(|e| invalid("environment", e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.database.sqlite_synchronous.as_str(), "full" | "normal") {
+            return Err(invalid("database.sqlite_synchronous", "must be `full` or `normal`"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be `text` or `json`"));
+        }
+        if self.server.max_body_bytes == 0 || self.server.request_timeout_secs == 0 {
+            return Err(invalid("server", "max_body_bytes and request_timeout_secs must be positive"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Store options derived from `[database]`.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        let mut options = crate::store::StoreOptions::new(&self.database.url);
+        options.max_connections = self.database.max_connections;
+        options.sqlite_synchronous_full = self.database.sqlite_synchronous == "full";
+        options
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,60 @@
+//! The error type of the storage and service layers.
+
+use sea_orm::{DbErr, SqlErr};
+
+use crate::domain::DomainError;
+
+/// What went wrong below the API: a rule said no, or the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A domain rule refused the operation; safe to show to the caller.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The database failed; logged with detail, shown as an internal error.
+    #[error("database error: {0}")]
+    Database(DbErr),
+    /// Something that should not happen (a corrupt row, a broken invariant).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result of a storage or service operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<DbErr> for Error {
+    fn from(err: DbErr) -> Error {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(detail)) => Error::Domain(DomainError::conflict(unique_message(&detail))),
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                Error::Domain(DomainError::invalid("id", "refers to a record that does not exist"))
+            }
+            _ => Error::Database(err),
+        }
+    }
+}
+
+/// Turns a unique-constraint message from either database into words for the caller.
+fn unique_message(detail: &str) -> String {
+    const KNOWN: &[(&str, &str, &str)] = &[
+        ("ux_contact_email", "contact", "a contact with this e-mail already exists"),
+        ("ux_company_domain", "company", "a company with this domain already exists"),
+        ("ux_app_user_email", "app_user", "a user with this e-mail already exists"),
+        ("ux_tag_name", "tag", "a tag with this name already exists"),
+        ("ix_ticket_number", "ticket.number", "ticket number already taken"),
+        ("ix_custom_field_def_object_key", "custom_field_def", "a custom field with this key already exists on this object"),
+    ];
+    // PostgreSQL names the index; SQLite names the columns (`contact.email` or an expression).
+    for (index, table, message) in KNOWN {
+        if detail.contains(index) || detail.contains(&format!("{table}.")) || detail.contains(&format!("index '{index}'")) {
+            return (*message).to_owned();
+        }
+    }
+    "a record with the same unique value already exists".to_owned()
+}
+
+impl Error {
+    /// Shorthand for an internal error.
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::Internal(message.into())
+    }
+}

@@ -1,0 +1,47 @@
+//! Use cases: each composes domain rules and store calls inside one transaction, and leaves an
+//! audit entry and an outbox event for every record it changes.
+
+pub mod export;
+pub mod import;
+pub mod input;
+pub mod records;
+pub mod seed;
+pub mod timeline;
+pub mod users;
+pub mod workflow;
+
+use std::sync::Arc;
+
+use crate::domain::object::{ObjectDef, Registry};
+use crate::domain::DomainError;
+use crate::error::Result;
+use crate::store::Store;
+
+/// The core services: the database and the object registry.
+#[derive(Debug, Clone)]
+pub struct Kith {
+    /// The database.
+    pub store: Store,
+    /// Every object Kith knows.
+    pub registry: Arc<Registry>,
+}
+
+impl Kith {
+    /// Core services over `store` with the core objects.
+    pub fn new(store: Store) -> Kith {
+        Kith { store, registry: Arc::new(Registry::core()) }
+    }
+
+    /// The definition of `object`, or a validation error naming it.
+    pub fn object(&self, object: &str) -> Result<Arc<ObjectDef>> {
+        object_def(&self.registry, object)
+    }
+}
+
+/// The definition of `object` in `registry`.
+pub fn object_def(registry: &Registry, object: &str) -> Result<Arc<ObjectDef>> {
+    registry
+        .get(object)
+        .cloned()
+        .ok_or_else(|| DomainError::invalid("object", format!("unknown object `{object}`")).into())
+}

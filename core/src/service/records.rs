@@ -1,0 +1,421 @@
+//! Generic create, update, delete and restore for every object, with the per-object rules that
+//! need the database (a deal's stage must belong to its pipeline, a ticket gets a number and SLA
+//! due times, ...).
+
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::domain::custom_field::validate_values;
+use crate::domain::object::{ObjectDef, Registry};
+use crate::domain::rules::{self, Mode};
+use crate::domain::ticket::{SlaPolicy, sla_due};
+use crate::domain::value::{FieldKind, Fields, Value};
+use crate::domain::DomainError;
+use crate::error::{Error, Result};
+use crate::service::input::Input;
+use crate::service::object_def;
+use crate::store::outbox::NewEvent;
+use crate::store::records::{self, Record};
+use crate::store::{Tx, audit, custom_fields, outbox, tags};
+
+/// Side effects a write has beyond its own row, applied after the row is written.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// Extra events beyond `<object>.created` / `.updated`.
+    pub(crate) events: Vec<(String, Json)>,
+    /// A deal entered a stage: (from, to).
+    pub(crate) stage_change: Option<(Option<Uuid>, Uuid)>,
+    /// Ticket history: (kind, from, to).
+    pub(crate) ticket_events: Vec<(String, Option<String>, Option<String>)>,
+}
+
+/// Builds an outbox event about `record`.
+pub(crate) fn event(object: &ObjectDef, kind: &str, record: &Record, extra: Json) -> NewEvent {
+    let mut payload = json!({ "record": record.to_json() });
+    if let (Json::Object(map), Json::Object(extra)) = (&mut payload, extra) {
+        map.extend(extra);
+    }
+    NewEvent { kind: format!("{}.{kind}", object.name), object: object.name.clone(), record_id: Some(record.id()), payload }
+}
+
+/// Creates a record.
+pub async fn create(tx: &Tx, registry: &Registry, object: &str, input: Input) -> Result<Record> {
+    let def = object_def(registry, object)?;
+    rules::check_input(&def, &input.fields, Mode::Create)?;
+    let custom = load_custom(tx, &def, input.custom_fields.is_some()).await?;
+    let mut after = input.fields;
+    if def.custom_fields {
+        after.insert("customFields".into(), Value::Json(validate_values(&custom, None, input.custom_fields.as_ref())?));
+    }
+    let mut effects = Effects::default();
+    before_write(tx, registry, &def, None, &mut after, &mut effects).await?;
+    rules::prepare(&def, None, &mut after, tx.now)?;
+    check_references(tx, registry, &def, None, &after).await?;
+    stamp_new(&def, &mut after, tx);
+    records::insert(tx.conn(), &def, std::slice::from_ref(&after)).await?;
+    let record = Record { fields: after };
+    if let Some(names) = &input.tags {
+        tags::set(tx, &def.name, record.id(), names).await?;
+    }
+    let changes: Vec<_> = record.fields.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), Value::Null, v.clone())).collect();
+    let mut changes = audit::changes_json(&changes);
+    if let (Some(names), Json::Object(map)) = (&input.tags, &mut changes) {
+        map.insert("tags".into(), json!({"before": [], "after": tags::clean_names(names)?}));
+    }
+    audit::record(tx, "create", &def.name, Some(record.id()), changes).await?;
+    after_write(tx, &def, &record, effects, "created", Json::Null).await?;
+    Ok(record)
+}
+
+/// Sets id, timestamps and version on a new record.
+pub(crate) fn stamp_new(def: &ObjectDef, after: &mut Fields, tx: &Tx) {
+    after.insert("id".into(), Value::Uuid(Uuid::now_v7()));
+    after.insert("createdAt".into(), Value::DateTime(tx.now));
+    if def.versioned {
+        after.insert("updatedAt".into(), Value::DateTime(tx.now));
+        after.insert("version".into(), Value::Int(1));
+    }
+    if def.soft_delete {
+        after.insert("deletedAt".into(), Value::Null);
+    }
+}
+
+async fn load_custom(tx: &Tx, def: &ObjectDef, given: bool) -> Result<Vec<crate::domain::custom_field::CustomFieldDef>> {
+    if def.custom_fields {
+        custom_fields::for_object(tx.conn(), &def.name).await
+    } else if given {
+        Err(DomainError::invalid("customFields", format!("{} has no custom fields", def.type_name)).into())
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// Refuses an update based on a stale version.
+pub fn check_version(record: &Record, expected: Option<i64>) -> Result<()> {
+    if let (Some(expected), Some(current)) = (expected, record.get("version").as_int()) {
+        if expected != current {
+            return Err(DomainError::conflict(format!(
+                "stale version: you have version {expected}, the record is at version {current}; reload it and retry"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Updates a record from caller input.
+pub async fn update(tx: &Tx, registry: &Registry, object: &str, id: Uuid, input: Input, expected_version: Option<i64>) -> Result<Record> {
+    let def = object_def(registry, object)?;
+    rules::check_input(&def, &input.fields, Mode::Update)?;
+    let before = records::get_live(tx.conn(), &def, id).await?;
+    check_version(&before, expected_version)?;
+    apply_update(tx, registry, &def, before, input.fields, input.custom_fields, input.tags, Effects::default()).await
+}
+
+/// Writes `changes` (already checked for access) onto `before`, running every rule, and
+/// records the audit entry and events. Internal workflows use it to set read-only fields.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn apply_update(
+    tx: &Tx,
+    registry: &Registry,
+    def: &ObjectDef,
+    before: Record,
+    changes: Fields,
+    custom: Option<Json>,
+    new_tags: Option<Vec<String>>,
+    mut effects: Effects,
+) -> Result<Record> {
+    let id = before.id();
+    let mut after = before.fields.clone();
+    after.extend(changes);
+    if custom.is_some() || def.custom_fields {
+        let defs = load_custom(tx, def, custom.is_some()).await?;
+        if custom.is_some() {
+            let previous = match before.get("customFields") {
+                Value::Json(j) => Some(j.clone()),
+                _ => None,
+            };
+            after.insert("customFields".into(), Value::Json(validate_values(&defs, previous.as_ref(), custom.as_ref())?));
+        }
+    }
+    before_write(tx, registry, def, Some(&before), &mut after, &mut effects).await?;
+    rules::prepare(def, Some(&before.fields), &mut after, tx.now)?;
+    check_references(tx, registry, def, Some(&before.fields), &after).await?;
+    let diff = rules::diff(&before.fields, &after);
+    let tag_change = match &new_tags {
+        Some(names) => {
+            let old = tags::for_records(tx.conn(), &[id]).await?.remove(&id).unwrap_or_default();
+            let new = tags::clean_names(names)?;
+            let same = old.len() == new.len() && old.iter().all(|o| new.iter().any(|n| n.eq_ignore_ascii_case(o)));
+            (!same).then_some((old, new))
+        }
+        None => None,
+    };
+    if diff.is_empty() && tag_change.is_none() && effects.events.is_empty() {
+        return Ok(before);
+    }
+    let mut written: Fields = diff.iter().map(|(k, _, v)| (k.clone(), v.clone())).collect();
+    if def.versioned {
+        let version = before.get("version").as_int().unwrap_or(1);
+        after.insert("updatedAt".into(), Value::DateTime(tx.now));
+        after.insert("version".into(), Value::Int(version + 1));
+        written.insert("updatedAt".into(), Value::DateTime(tx.now));
+        written.insert("version".into(), Value::Int(version + 1));
+    }
+    let expected = before.get("version").as_int().filter(|_| def.versioned);
+    if !records::update(tx.conn(), def, id, expected, &written).await? {
+        return Err(DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry").into());
+    }
+    if let Some((_, new)) = &tag_change {
+        tags::set(tx, &def.name, id, new).await?;
+    }
+    let mut changes = audit::changes_json(&diff);
+    if let (Some((old, new)), Json::Object(map)) = (&tag_change, &mut changes) {
+        map.insert("tags".into(), json!({"before": old, "after": new}));
+    }
+    let record = Record { fields: after };
+    audit::record(tx, "update", &def.name, Some(id), changes.clone()).await?;
+    after_write(tx, def, &record, effects, "updated", json!({ "changes": changes })).await?;
+    Ok(record)
+}
+
+/// Deletes a record: soft (sets `deletedAt`) where the object supports it, for good otherwise.
+pub async fn delete(tx: &Tx, registry: &Registry, object: &str, id: Uuid) -> Result<Record> {
+    let def = object_def(registry, object)?;
+    let before = records::get_live(tx.conn(), &def, id).await?;
+    before_delete(tx, registry, &def, &before).await?;
+    if !def.soft_delete {
+        if def.name == "user" {
+            return Err(DomainError::conflict("users are deactivated (active: false), not deleted, to keep their history").into());
+        }
+        records::delete_hard(tx.conn(), &def, id).await?;
+        audit::record(tx, "delete", &def.name, Some(id), json!({})).await?;
+        outbox::emit(tx, &[event(&def, "deleted", &before, Json::Null)]).await?;
+        return Ok(before);
+    }
+    let mut changes = Fields::new();
+    changes.insert("deletedAt".into(), Value::DateTime(tx.now));
+    write_bookkeeping(tx, &def, before, changes, "delete", "deleted").await
+}
+
+/// Restores a soft-deleted record. Unique values (e-mail, domain) are checked again.
+pub async fn restore(tx: &Tx, registry: &Registry, object: &str, id: Uuid) -> Result<Record> {
+    let def = object_def(registry, object)?;
+    if !def.soft_delete {
+        return Err(DomainError::invalid("object", format!("{} records cannot be restored", def.type_name)).into());
+    }
+    let before = records::get(tx.conn(), &def, id).await?.ok_or_else(|| DomainError::not_found(&def.name, id))?;
+    if before.get("deletedAt").is_null() {
+        return Err(DomainError::conflict(format!("{} {id} is not deleted", def.name)).into());
+    }
+    let mut changes = Fields::new();
+    changes.insert("deletedAt".into(), Value::Null);
+    write_bookkeeping(tx, &def, before, changes, "restore", "restored").await
+}
+
+async fn write_bookkeeping(tx: &Tx, def: &ObjectDef, before: Record, mut changes: Fields, action: &str, event_kind: &str) -> Result<Record> {
+    let id = before.id();
+    let version = before.get("version").as_int();
+    if let Some(v) = version {
+        changes.insert("version".into(), Value::Int(v + 1));
+        changes.insert("updatedAt".into(), Value::DateTime(tx.now));
+    }
+    if !records::update(tx.conn(), def, id, version, &changes).await? {
+        return Err(DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry").into());
+    }
+    let mut fields = before.fields.clone();
+    let diff: Vec<_> = changes.iter().map(|(k, v)| (k.clone(), before.get(k).clone(), v.clone())).collect();
+    fields.extend(changes);
+    let record = Record { fields };
+    audit::record(tx, action, &def.name, Some(id), audit::changes_json(&diff)).await?;
+    outbox::emit(tx, &[event(def, event_kind, &record, Json::Null)]).await?;
+    Ok(record)
+}
+
+/// Checks that every reference that changed points at a live record of the right object.
+pub(crate) async fn check_references(tx: &Tx, registry: &Registry, def: &ObjectDef, before: Option<&Fields>, after: &Fields) -> Result<()> {
+    for (field, target) in def.references() {
+        let Some(id) = after.get(&field.name).and_then(Value::as_uuid) else { continue };
+        if before.and_then(|b| b.get(&field.name)).and_then(Value::as_uuid) == Some(id) {
+            continue;
+        }
+        let target_def = object_def(registry, target)?;
+        let live = match records::get(tx.conn(), &target_def, id).await? {
+            Some(r) => !target_def.soft_delete || r.get("deletedAt").is_null(),
+            None => false,
+        };
+        if !live {
+            return Err(DomainError::invalid(&field.name, format!("no {target} with id {id}")).into());
+        }
+        if target == "user" && field.name == "assigneeId" {
+            let user = records::get(tx.conn(), &target_def, id).await?;
+            if user.is_some_and(|u| u.get("active").as_bool() == Some(false)) {
+                return Err(DomainError::invalid(&field.name, "the user is inactive").into());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn sla_policy(tx: &Tx, priority: &str) -> Result<SlaPolicy> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let sql = match tx.backend() {
+        DbBackend::Postgres => "SELECT first_response_minutes, resolution_minutes FROM sla_policy WHERE priority = $1",
+        _ => "SELECT first_response_minutes, resolution_minutes FROM sla_policy WHERE priority = ?",
+    };
+    let row = tx
+        .conn()
+        .query_one_raw(Statement::from_sql_and_values(tx.backend(), sql, [priority.into()]))
+        .await?
+        .ok_or_else(|| Error::internal(format!("no SLA policy for {priority}")))?;
+    Ok(SlaPolicy { first_response_minutes: row.try_get_by_index(0)?, resolution_minutes: row.try_get_by_index(1)? })
+}
+
+fn get<'a>(fields: &'a Fields, name: &str) -> &'a Value {
+    fields.get(name).unwrap_or(&Value::Null)
+}
+
+/// Per-object rules that read the database, run before the generic rules.
+async fn before_write(tx: &Tx, registry: &Registry, def: &ObjectDef, before: Option<&Record>, after: &mut Fields, effects: &mut Effects) -> Result<()> {
+    match def.name.as_str() {
+        "deal" => deal_before_write(tx, registry, before, after, effects).await,
+        "ticket" => {
+            let priority = get(after, "priority").as_text().unwrap_or("NORMAL").to_owned();
+            after.insert("priority".into(), Value::Text(priority.clone()));
+            match before {
+                None => {
+                    let number = crate::store::counter::next(tx, "ticket_number").await?;
+                    after.insert("number".into(), Value::Int(number));
+                    after.insert("status".into(), Value::Text("NEW".into()));
+                    let (first, resolution) = sla_due(tx.now, sla_policy(tx, &priority).await?);
+                    after.insert("firstResponseDueAt".into(), Value::DateTime(first));
+                    after.insert("resolutionDueAt".into(), Value::DateTime(resolution));
+                    effects.ticket_events.push(("created".into(), None, Some("NEW".into())));
+                }
+                Some(before) => {
+                    let old = before.get("priority").as_text().unwrap_or("NORMAL").to_owned();
+                    if old != priority {
+                        // Due times follow the priority, counted from creation.
+                        let created = before.get("createdAt").as_datetime().unwrap_or(tx.now);
+                        let (first, resolution) = sla_due(created, sla_policy(tx, &priority).await?);
+                        after.insert("firstResponseDueAt".into(), Value::DateTime(first));
+                        after.insert("resolutionDueAt".into(), Value::DateTime(resolution));
+                        effects.ticket_events.push(("priority_changed".into(), Some(old), Some(priority)));
+                    }
+                }
+            }
+            Ok(())
+        }
+        "ticketComment" if before.is_none() => {
+            after.insert("authorId".into(), tx.actor.user_id.map(Value::Uuid).unwrap_or(Value::Null));
+            after.insert("author".into(), Value::Text(tx.actor.label()));
+            Ok(())
+        }
+        "stage" if before.is_none() => {
+            // A stage is added to a live pipeline only.
+            if let Some(pipeline_id) = get(after, "pipelineId").as_uuid() {
+                let pipeline = object_def(registry, "pipeline")?;
+                records::get_live(tx.conn(), &pipeline, pipeline_id)
+                    .await
+                    .map_err(|_| Error::Domain(DomainError::invalid("pipelineId", format!("no pipeline with id {pipeline_id}"))))?;
+            }
+            Ok(())
+        }
+        "segment" => {
+            let object = get(after, "object").as_text().unwrap_or("CONTACT").to_ascii_lowercase();
+            let target = object_def(registry, &object)?;
+            let custom = custom_fields::for_object(tx.conn(), &target.name).await?;
+            let filter = match get(after, "filter") {
+                Value::Json(j) => j.clone(),
+                _ => Json::Null,
+            };
+            crate::domain::filter::Filter::from_json(&target, &custom, &filter)?;
+            Ok(())
+        }
+        "user" => {
+            if let Some(role) = get(after, "role").as_text() {
+                role.parse::<crate::domain::actor::Role>()?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn deal_before_write(tx: &Tx, registry: &Registry, before: Option<&Record>, after: &mut Fields, effects: &mut Effects) -> Result<()> {
+    let pipeline_def = object_def(registry, "pipeline")?;
+    let stage_def = object_def(registry, "stage")?;
+    let pipeline_id = get(after, "pipelineId").as_uuid().ok_or_else(|| DomainError::invalid("pipelineId", "is required"))?;
+    let stage_id = get(after, "stageId").as_uuid().ok_or_else(|| DomainError::invalid("stageId", "is required"))?;
+    let pipeline = match records::get(tx.conn(), &pipeline_def, pipeline_id).await? {
+        Some(p) if p.get("deletedAt").is_null() => p,
+        _ => return Err(DomainError::invalid("pipelineId", format!("no pipeline with id {pipeline_id}")).into()),
+    };
+    let stage = match records::get(tx.conn(), &stage_def, stage_id).await? {
+        Some(s) if s.get("deletedAt").is_null() => s,
+        _ => return Err(DomainError::invalid("stageId", format!("no stage with id {stage_id}")).into()),
+    };
+    if stage.get("pipelineId").as_uuid() != Some(pipeline_id) {
+        return Err(DomainError::invalid("stageId", "the stage belongs to another pipeline than the deal").into());
+    }
+    if get(after, "currency").is_null() {
+        after.insert("currency".into(), pipeline.get("currency").clone());
+    }
+    let old_stage = before.and_then(|b| b.get("stageId").as_uuid());
+    if old_stage != Some(stage_id) {
+        let kind = stage.get("kind").as_text().unwrap_or("OPEN").to_owned();
+        after.insert("stageChangedAt".into(), Value::DateTime(tx.now));
+        let closed = matches!(kind.as_str(), "WON" | "LOST");
+        after.insert("closedAt".into(), if closed { Value::DateTime(tx.now) } else { Value::Null });
+        if kind != "LOST" && before.is_some() {
+            after.insert("lostReason".into(), Value::Null);
+        }
+        effects.stage_change = Some((old_stage, stage_id));
+        if before.is_some() {
+            let detail = json!({"fromStageId": old_stage.map(|s| s.to_string()), "toStageId": stage_id.to_string(), "stageKind": kind});
+            effects.events.push(("stage_changed".into(), detail.clone()));
+            match kind.as_str() {
+                "WON" => effects.events.push(("won".into(), detail)),
+                "LOST" => effects.events.push(("lost".into(), detail)),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn before_delete(tx: &Tx, registry: &Registry, def: &ObjectDef, record: &Record) -> Result<()> {
+    use crate::domain::filter::{Condition, Filter, Op, Target};
+    let blocking_field = match def.name.as_str() {
+        "stage" => "stageId",
+        "pipeline" => "pipelineId",
+        _ => return Ok(()),
+    };
+    let deal = object_def(registry, "deal")?;
+    let filter = Filter::Cond(Condition {
+        target: Target::Field(blocking_field.into()),
+        kind: FieldKind::Ref(def.name.clone()),
+        op: Op::Eq(Value::Uuid(record.id())),
+    });
+    let n = records::count(tx.conn(), &deal, &filter, false).await?;
+    if n > 0 {
+        return Err(DomainError::conflict(format!("{n} deal(s) are still in this {}; move them first", def.name)).into());
+    }
+    Ok(())
+}
+
+/// Writes what a record write implies beyond its row, then the events.
+async fn after_write(tx: &Tx, def: &ObjectDef, record: &Record, effects: Effects, kind: &str, extra: Json) -> Result<()> {
+    use crate::store::history;
+    if let Some((from, to)) = effects.stage_change {
+        history::deal_stage(tx, record.id(), from, to).await?;
+    }
+    for (kind, from, to) in &effects.ticket_events {
+        history::ticket_event(tx, record.id(), kind, from.as_deref(), to.as_deref()).await?;
+    }
+    let mut events = vec![event(def, kind, record, extra)];
+    for (kind, detail) in effects.events {
+        events.push(event(def, &kind, record, detail));
+    }
+    outbox::emit(tx, &events).await
+}

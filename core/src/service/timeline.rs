@@ -1,0 +1,111 @@
+//! A record's timeline: its activities, deal stage changes and ticket events in time order.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::domain::filter::{Condition, Filter, Op, OrderBy, Target};
+use crate::domain::value::{FieldKind, Value};
+use crate::domain::DomainError;
+use crate::error::Result;
+use crate::service::Kith;
+use crate::store::history;
+use crate::store::records::{ListQuery, PageRequest, get_live, list};
+
+/// Most entries a timeline returns.
+pub const MAX_ITEMS: u64 = 500;
+
+/// One entry of a timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineItem {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// `activity`, `deal_stage` or `ticket_event`.
+    pub kind: String,
+    /// The object of the record it is about (`activity`, `deal`, `ticket`).
+    pub object: String,
+    /// That record.
+    pub record_id: Uuid,
+    /// A one-line summary.
+    pub summary: String,
+    /// Details.
+    pub detail: Json,
+}
+
+fn refers_to(field: &str, target: &str, id: Uuid) -> Filter {
+    Filter::Cond(Condition { target: Target::Field(field.into()), kind: FieldKind::Ref(target.into()), op: Op::Eq(Value::Uuid(id)) })
+}
+
+/// The timeline of a contact, company, deal or ticket, newest first.
+pub async fn timeline(kith: &Kith, object: &str, id: Uuid, limit: u64) -> Result<Vec<TimelineItem>> {
+    let limit = limit.clamp(1, MAX_ITEMS);
+    let def = kith.object(object)?;
+    get_live(kith.store.conn(), &def, id).await?;
+    let link = match object {
+        "contact" => "contactId",
+        "company" => "companyId",
+        "deal" => "dealId",
+        "ticket" => "ticketId",
+        _ => return Err(DomainError::invalid("object", "timelines exist for contacts, companies, deals and tickets").into()),
+    };
+    let db = kith.store.conn();
+    let mut items = Vec::new();
+
+    let activity = kith.object("activity")?;
+    let query = ListQuery {
+        filter: refers_to(link, object, id),
+        order: vec![OrderBy { target: Target::Field("occurredAt".into()), desc: true, nulls_first: false }],
+        page: PageRequest::Forward { first: limit, after: None },
+        include_deleted: false,
+    };
+    for (_, record) in list(db, &activity, &query).await?.records {
+        items.push(TimelineItem {
+            at: record.get("occurredAt").as_datetime().unwrap_or_default(),
+            kind: "activity".into(),
+            object: "activity".into(),
+            record_id: record.id(),
+            summary: format!("{}: {}", record.get("kind"), record.get("subject")),
+            detail: record.to_json(),
+        });
+    }
+
+    // Deals and tickets of the record (or the record itself).
+    let owner_field = match object {
+        "contact" => Some("contactId"),
+        "company" => Some("companyId"),
+        _ => None,
+    };
+    for (target, kind) in [("deal", "deal_stage"), ("ticket", "ticket_event")] {
+        let ids: Vec<Uuid> = if object == target {
+            vec![id]
+        } else if let Some(field) = owner_field {
+            let def = kith.object(target)?;
+            let query = ListQuery { filter: refers_to(field, object, id), order: Vec::new(), page: PageRequest::Forward { first: 200, after: None }, include_deleted: false };
+            list(db, &def, &query).await?.records.into_iter().map(|(_, r)| r.id()).collect()
+        } else {
+            Vec::new()
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let rows = if target == "deal" { history::deal_stages(db, &ids).await? } else { history::ticket_events(db, &ids).await? };
+        for row in rows {
+            let summary = match (target, row.kind.as_str()) {
+                ("deal", _) => "deal moved to a new stage".to_owned(),
+                (_, "created") => "ticket created".to_owned(),
+                (_, other) => format!("ticket {}", other.replace('_', " ")),
+            };
+            items.push(TimelineItem {
+                at: row.at.as_datetime().unwrap_or_default(),
+                kind: kind.into(),
+                object: target.into(),
+                record_id: row.record_id,
+                summary,
+                detail: json!({"event": row.kind, "from": row.from, "to": row.to, "actor": row.actor}),
+            });
+        }
+    }
+    items.sort_by(|a, b| b.at.cmp(&a.at));
+    items.truncate(limit as usize);
+    Ok(items)
+}

@@ -1,0 +1,215 @@
+//! Filters, sort orders and keyset cursors translated to SQL.
+
+use sea_orm::sea_query::{Alias, Cond, Condition, Expr, ExprTrait, NullOrdering, Order, SelectStatement, SimpleExpr};
+use sea_orm::{DbBackend, Value as DbValue};
+
+use crate::domain::DomainError;
+use crate::domain::filter::{Condition as FilterCond, Filter, Op, OrderBy, Target};
+use crate::domain::object::ObjectDef;
+use crate::domain::value::{FieldKind, Value};
+use crate::error::{Error, Result};
+use crate::store::codec::encode;
+
+/// The SQL expression a target reads, and the kind its values are encoded as.
+fn target_expr(backend: DbBackend, object: &ObjectDef, target: &Target) -> Result<(SimpleExpr, FieldKind)> {
+    match target {
+        Target::Field(name) => {
+            let def = object.field_def(name).ok_or_else(|| DomainError::invalid(name, "unknown field"))?;
+            Ok((Expr::col(Alias::new(def.column.as_str())).into(), def.kind.clone()))
+        }
+        Target::Custom { key, kind } => {
+            // Keys are checked to be alphanumeric when defined; check again before they reach SQL.
+            if !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(Error::internal("custom field key with unexpected characters"));
+            }
+            let numeric = matches!(kind.as_str(), "NUMBER" | "DECIMAL");
+            let sql = match (backend, numeric, kind.as_str()) {
+                (DbBackend::Postgres, true, _) => format!("((custom_fields->>'{key}')::numeric)"),
+                (DbBackend::Postgres, false, "BOOLEAN") => format!("((custom_fields->>'{key}')::boolean)"),
+                (DbBackend::Postgres, false, _) => format!("(custom_fields->>'{key}')"),
+                (_, true, _) => format!("CAST(json_extract(custom_fields, '$.{key}') AS REAL)"),
+                (_, false, _) => format!("json_extract(custom_fields, '$.{key}')"),
+            };
+            let kind = match kind.as_str() {
+                "BOOLEAN" => FieldKind::Bool,
+                _ if numeric => FieldKind::Decimal,
+                _ => FieldKind::Text,
+            };
+            Ok((Expr::cust(sql), kind))
+        }
+        Target::Tag => Err(Error::internal("tags are not a column")),
+    }
+}
+
+/// Encodes a comparison value. Custom numeric fields compare as numbers: on SQLite as REAL.
+fn encode_cmp(backend: DbBackend, target: &Target, kind: &FieldKind, value: &Value) -> Result<DbValue> {
+    if let (Target::Custom { .. }, Value::Decimal(d), DbBackend::Sqlite) = (target, value, backend) {
+        let f: f64 = d.to_string().parse().map_err(|_| Error::internal("decimal to float"))?;
+        return Ok(DbValue::Double(Some(f)));
+    }
+    if let (Target::Custom { .. }, Value::Date(d)) = (target, value) {
+        return Ok(DbValue::String(Some(d.format("%Y-%m-%d").to_string())));
+    }
+    if let (Target::Custom { .. }, Value::Bool(b), DbBackend::Sqlite) = (target, value, backend) {
+        return Ok(DbValue::BigInt(Some(i64::from(*b))));
+    }
+    encode(backend, kind, value)
+}
+
+/// Escapes `%`, `_` and `\` so text matches literally inside a LIKE pattern (with `ESCAPE '\'`).
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Translates a filter into a SQL condition over `object`'s table.
+pub fn condition(backend: DbBackend, object: &ObjectDef, filter: &Filter) -> Result<Condition> {
+    Ok(match filter {
+        Filter::And(parts) => {
+            let mut cond = Cond::all();
+            for part in parts {
+                cond = cond.add(condition(backend, object, part)?);
+            }
+            cond
+        }
+        Filter::Or(parts) => {
+            let mut cond = Cond::any();
+            for part in parts {
+                cond = cond.add(condition(backend, object, part)?);
+            }
+            cond
+        }
+        Filter::Not(inner) => condition(backend, object, inner)?.not(),
+        Filter::Cond(cond) => Cond::all().add(comparison(backend, object, cond)?),
+    })
+}
+
+fn comparison(backend: DbBackend, object: &ObjectDef, cond: &FilterCond) -> Result<SimpleExpr> {
+    if cond.target == Target::Tag {
+        return tag_comparison(backend, object, &cond.op);
+    }
+    let (expr, kind) = target_expr(backend, object, &cond.target)?;
+    // E-mail equality ignores case (and uses the `lower(email)` index).
+    let case_insensitive = cond.kind == FieldKind::Email;
+    let lhs = if case_insensitive { Expr::cust_with_expr("lower($1)", expr.clone()) } else { expr.clone() };
+    let val = |v: &Value| -> Result<SimpleExpr> {
+        let encoded = encode_cmp(backend, &cond.target, &kind, v)?;
+        Ok(if case_insensitive { Expr::cust_with_values("lower(?)", [encoded]) } else { Expr::val(encoded).into() })
+    };
+    let vals = |vs: &[Value]| -> Result<Vec<SimpleExpr>> { vs.iter().map(val).collect() };
+    Ok(match &cond.op {
+        Op::Eq(v) => lhs.eq(val(v)?),
+        Op::Neq(v) => lhs.ne(val(v)?),
+        Op::In(vs) if vs.is_empty() => Expr::cust("1 = 0"),
+        Op::In(vs) => lhs.is_in(vals(vs)?),
+        Op::NotIn(vs) if vs.is_empty() => expr.is_not_null(),
+        Op::NotIn(vs) => lhs.is_not_in(vals(vs)?),
+        Op::Lt(v) => lhs.lt(val(v)?),
+        Op::Lte(v) => lhs.lte(val(v)?),
+        Op::Gt(v) => lhs.gt(val(v)?),
+        Op::Gte(v) => lhs.gte(val(v)?),
+        Op::Like(pattern) => Expr::cust_with_exprs("$1 LIKE $2", [expr, Expr::val(pattern.clone()).into()]),
+        Op::Ilike(pattern) => match backend {
+            DbBackend::Postgres => Expr::cust_with_exprs("$1 ILIKE $2", [expr, Expr::val(pattern.clone()).into()]),
+            _ => Expr::cust_with_exprs("lower($1) LIKE lower($2)", [expr, Expr::val(pattern.clone()).into()]),
+        },
+        Op::StartsWith(prefix) => {
+            let pattern = format!("{}%", escape_like(&prefix.to_lowercase()));
+            Expr::cust_with_exprs("lower($1) LIKE $2 ESCAPE '\\'", [expr, Expr::val(pattern).into()])
+        }
+        Op::IsNull(true) => expr.is_null(),
+        Op::IsNull(false) => expr.is_not_null(),
+    })
+}
+
+fn tag_comparison(backend: DbBackend, object: &ObjectDef, op: &Op) -> Result<SimpleExpr> {
+    let names = |vs: &[Value]| -> Vec<String> { vs.iter().map(|v| v.to_string().to_lowercase()).collect() };
+    let (negate, names) = match op {
+        Op::Eq(v) => (false, names(std::slice::from_ref(v))),
+        Op::Neq(v) => (true, names(std::slice::from_ref(v))),
+        Op::In(vs) => (false, names(vs)),
+        Op::NotIn(vs) => (true, names(vs)),
+        Op::IsNull(is_null) => {
+            let sub = "EXISTS (SELECT 1 FROM record_tag rt WHERE rt.record_id = id)";
+            return Ok(Expr::cust(if *is_null { format!("NOT {sub}") } else { sub.to_owned() }));
+        }
+        _ => return Err(Error::Domain(DomainError::invalid("filter.tags", "tags support eq, neq, in, notIn and isNull"))),
+    };
+    if names.is_empty() {
+        return Ok(Expr::cust(if negate { "1 = 1" } else { "1 = 0" }));
+    }
+    let placeholders = vec!["?"; names.len()].join(", ");
+    let table = object.table.as_str();
+    let sql = format!(
+        "{}{table}.id IN (SELECT rt.record_id FROM record_tag rt JOIN tag t ON t.id = rt.tag_id WHERE lower(t.name) IN ({placeholders}))",
+        if negate { "NOT " } else { "" }
+    );
+    let _ = backend;
+    Ok(Expr::cust_with_values(sql, names))
+}
+
+/// Adds `ORDER BY` for `order` (then `id`, so the order is total).
+pub fn apply_order(backend: DbBackend, object: &ObjectDef, select: &mut SelectStatement, order: &[OrderBy], reverse: bool) -> Result<()> {
+    for key in order {
+        let (expr, _) = target_expr(backend, object, &key.target)?;
+        let desc = key.desc != reverse;
+        let nulls_first = key.nulls_first != reverse;
+        select.order_by_expr_with_nulls(
+            expr,
+            if desc { Order::Desc } else { Order::Asc },
+            if nulls_first { NullOrdering::First } else { NullOrdering::Last },
+        );
+    }
+    select.order_by(Alias::new("id"), if reverse { Order::Desc } else { Order::Asc });
+    Ok(())
+}
+
+/// The condition "strictly after the row whose sort values are `cursor`" (or before, when
+/// `reverse`), for the keyset order `order` + `id`.
+pub fn keyset_condition(
+    backend: DbBackend,
+    object: &ObjectDef,
+    order: &[OrderBy],
+    cursor: &[Value],
+    id: &Value,
+    reverse: bool,
+) -> Result<Condition> {
+    if cursor.len() != order.len() {
+        return Err(Error::Domain(DomainError::invalid("after", "cursor does not match the sort order")));
+    }
+    let mut any = Cond::any();
+    let mut equal_so_far = Cond::all();
+    for (key, value) in order.iter().zip(cursor) {
+        let (expr, kind) = target_expr(backend, object, &key.target)?;
+        let desc = key.desc != reverse;
+        let nulls_first = key.nulls_first != reverse;
+        let after: Option<SimpleExpr> = match (value.is_null(), nulls_first) {
+            (true, false) => None,
+            (true, true) => Some(expr.clone().is_not_null()),
+            (false, nulls_first) => {
+                let v: SimpleExpr = Expr::val(encode_cmp(backend, &key.target, &kind, value)?).into();
+                let beyond = if desc { expr.clone().lt(v) } else { expr.clone().gt(v) };
+                Some(if nulls_first { beyond } else { Cond::any().add(beyond).add(expr.clone().is_null()).into() })
+            }
+        };
+        if let Some(after) = after {
+            any = any.add(equal_so_far.clone().add(after));
+        }
+        let eq: SimpleExpr = if value.is_null() {
+            expr.is_null()
+        } else {
+            expr.eq(Expr::val(encode_cmp(backend, &key.target, &kind, value)?))
+        };
+        equal_so_far = equal_so_far.add(eq);
+    }
+    let id_expr = Expr::col(Alias::new("id"));
+    let id_val = encode(backend, &FieldKind::Id, id)?;
+    let id_after = if reverse { id_expr.lt(id_val) } else { id_expr.gt(id_val) };
+    Ok(any.add(equal_so_far.add(id_after)))
+}

@@ -1,0 +1,304 @@
+//! Generic reads and writes of any object described by an [`ObjectDef`].
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DbBackend};
+use serde_json::{Map, Value as Json};
+use uuid::Uuid;
+
+use crate::domain::DomainError;
+use crate::domain::filter::{Filter, OrderBy, Target};
+use crate::domain::object::ObjectDef;
+use crate::domain::value::{FieldKind, Fields, Value};
+use crate::error::{Error, Result};
+use crate::store::codec::{decode, encode};
+use crate::store::query::{apply_order, condition, keyset_condition};
+
+/// One stored record: every field of its object, `id` included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Field values by API name.
+    pub fields: Fields,
+}
+
+impl Record {
+    /// The record's id.
+    pub fn id(&self) -> Uuid {
+        self.fields.get("id").and_then(Value::as_uuid).unwrap_or_default()
+    }
+
+    /// A field's value (`Null` when absent).
+    pub fn get(&self, name: &str) -> &Value {
+        self.fields.get(name).unwrap_or(&Value::Null)
+    }
+
+    /// The record as a JSON object (API payloads, events, exports).
+    pub fn to_json(&self) -> Json {
+        let mut map = Map::new();
+        for (name, value) in &self.fields {
+            map.insert(name.clone(), value.to_json());
+        }
+        Json::Object(map)
+    }
+}
+
+/// Which page of a list to read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PageRequest {
+    /// The first `first` records after the cursor (or from the start).
+    Forward {
+        /// Page size.
+        first: u64,
+        /// Exclusive start.
+        after: Option<String>,
+    },
+    /// The last `last` records before the cursor (or up to the end).
+    Backward {
+        /// Page size.
+        last: u64,
+        /// Exclusive end.
+        before: Option<String>,
+    },
+}
+
+/// A list query over one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// Which records.
+    pub filter: Filter,
+    /// In which order (`id` is always the final tie-breaker).
+    pub order: Vec<OrderBy>,
+    /// Which page.
+    pub page: PageRequest,
+    /// Include soft-deleted records.
+    pub include_deleted: bool,
+}
+
+impl ListQuery {
+    /// The first `first` live records matching `filter`, oldest first.
+    pub fn first(filter: Filter, first: u64) -> ListQuery {
+        ListQuery { filter, order: Vec::new(), page: PageRequest::Forward { first, after: None }, include_deleted: false }
+    }
+}
+
+/// A page of records with their cursors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The records, in list order, each with its cursor.
+    pub records: Vec<(String, Record)>,
+    /// More records follow the last one.
+    pub has_next: bool,
+    /// More records precede the first one.
+    pub has_previous: bool,
+}
+
+fn table(object: &ObjectDef) -> Alias {
+    Alias::new(object.table.as_str())
+}
+
+fn select_all(object: &ObjectDef) -> SelectStatement {
+    let mut select = Query::select();
+    select.from(table(object));
+    for field in &object.fields {
+        select.column((table(object), Alias::new(field.column.as_str())));
+    }
+    select
+}
+
+fn row_to_record(backend: DbBackend, object: &ObjectDef, row: &sea_orm::QueryResult) -> Result<Record> {
+    let mut fields = Fields::new();
+    for (idx, field) in object.fields.iter().enumerate() {
+        fields.insert(field.name.clone(), decode(backend, &field.kind, row, idx)?);
+    }
+    Ok(Record { fields })
+}
+
+/// Most bound parameters one statement may carry (SQLite allows 32,766; PostgreSQL 65,535).
+const MAX_PARAMS: usize = 30_000;
+
+/// Inserts records. Each must hold every field of the object (missing ones are stored as null).
+pub async fn insert<C: ConnectionTrait>(db: &C, object: &ObjectDef, rows: &[Fields]) -> Result<()> {
+    let backend = db.get_database_backend();
+    let per_statement = (MAX_PARAMS / object.fields.len().max(1)).max(1);
+    for chunk in rows.chunks(per_statement) {
+        let mut insert = Query::insert();
+        insert.into_table(table(object)).columns(object.fields.iter().map(|f| Alias::new(f.column.as_str())));
+        for row in chunk {
+            let mut values = Vec::with_capacity(object.fields.len());
+            for field in &object.fields {
+                let value = row.get(&field.name).unwrap_or(&Value::Null);
+                values.push(Expr::val(encode(backend, &field.kind, value)?).into());
+            }
+            insert.values(values).map_err(|e| Error::internal(format!("insert shape: {e}")))?;
+        }
+        db.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+/// Writes `changes` to record `id` if its version is still `version` (when the object is
+/// versioned). Returns whether a row was updated.
+pub async fn update<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid, version: Option<i64>, changes: &Fields) -> Result<bool> {
+    if changes.is_empty() {
+        return Ok(true);
+    }
+    let backend = db.get_database_backend();
+    let mut update = Query::update();
+    update.table(table(object));
+    for (name, value) in changes {
+        let field = object.field_def(name).ok_or_else(|| Error::internal(format!("update of unknown field {name}")))?;
+        update.value(Alias::new(field.column.as_str()), Expr::val(encode(backend, &field.kind, value)?));
+    }
+    update.and_where(Expr::col(Alias::new("id")).eq(encode(backend, &FieldKind::Id, &Value::Uuid(id))?));
+    if let Some(version) = version {
+        update.and_where(Expr::col(Alias::new("version")).eq(version));
+    }
+    let res = db.execute(&update).await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Deletes a row for good (objects without soft delete).
+pub async fn delete_hard<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid) -> Result<bool> {
+    let backend = db.get_database_backend();
+    let mut delete = Query::delete();
+    delete.from_table(table(object)).and_where(Expr::col(Alias::new("id")).eq(encode(backend, &FieldKind::Id, &Value::Uuid(id))?));
+    Ok(db.execute(&delete).await?.rows_affected() == 1)
+}
+
+/// The record with this id, deleted or not.
+pub async fn get<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid) -> Result<Option<Record>> {
+    let backend = db.get_database_backend();
+    let mut select = select_all(object);
+    select.and_where(Expr::col((table(object), Alias::new("id"))).eq(encode(backend, &FieldKind::Id, &Value::Uuid(id))?));
+    match db.query_one(&select).await? {
+        Some(row) => Ok(Some(row_to_record(backend, object, &row)?)),
+        None => Ok(None),
+    }
+}
+
+/// The live (not soft-deleted) record with this id, or NOT_FOUND.
+pub async fn get_live<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid) -> Result<Record> {
+    match get(db, object, id).await? {
+        Some(record) if !object.soft_delete || record.get("deletedAt").is_null() => Ok(record),
+        _ => Err(Error::Domain(DomainError::not_found(&object.name, id))),
+    }
+}
+
+/// The records with these ids (deleted ones included), in no particular order.
+pub async fn get_many<C: ConnectionTrait>(db: &C, object: &ObjectDef, ids: &[Uuid]) -> Result<Vec<Record>> {
+    let backend = db.get_database_backend();
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut select = select_all(object);
+        let values = chunk.iter().map(|id| encode(backend, &FieldKind::Id, &Value::Uuid(*id))).collect::<Result<Vec<_>>>()?;
+        select.and_where(Expr::col((table(object), Alias::new("id"))).is_in(values));
+        for row in db.query_all(&select).await? {
+            out.push(row_to_record(backend, object, &row)?);
+        }
+    }
+    Ok(out)
+}
+
+fn base_condition(backend: DbBackend, object: &ObjectDef, filter: &Filter, include_deleted: bool) -> Result<Cond> {
+    let mut cond = Cond::all().add(condition(backend, object, filter)?);
+    if object.soft_delete && !include_deleted {
+        cond = cond.add(Expr::col((table(object), Alias::new("deleted_at"))).is_null());
+    }
+    Ok(cond)
+}
+
+/// How many records match.
+pub async fn count<C: ConnectionTrait>(db: &C, object: &ObjectDef, filter: &Filter, include_deleted: bool) -> Result<i64> {
+    let backend = db.get_database_backend();
+    let mut select = Query::select();
+    select
+        .from(table(object))
+        .expr(Expr::cust("COUNT(*)"))
+        .cond_where(base_condition(backend, object, filter, include_deleted)?);
+    let row = db.query_one(&select).await?.ok_or_else(|| Error::internal("count returned no row"))?;
+    Ok(row.try_get_by_index::<i64>(0)?)
+}
+
+/// The first record matching `filter` (live only), if any.
+pub async fn find_one<C: ConnectionTrait>(db: &C, object: &ObjectDef, filter: &Filter) -> Result<Option<Record>> {
+    let page = list(db, object, &ListQuery::first(filter.clone(), 1)).await?;
+    Ok(page.records.into_iter().next().map(|(_, r)| r))
+}
+
+/// One page of records.
+pub async fn list<C: ConnectionTrait>(db: &C, object: &ObjectDef, query: &ListQuery) -> Result<Page> {
+    let backend = db.get_database_backend();
+    let (limit, cursor, reverse) = match &query.page {
+        PageRequest::Forward { first, after } => (*first, after.as_deref(), false),
+        PageRequest::Backward { last, before } => (*last, before.as_deref(), true),
+    };
+    let mut select = select_all(object);
+    let mut cond = base_condition(backend, object, &query.filter, query.include_deleted)?;
+    if let Some(cursor) = cursor {
+        let (values, id) = decode_cursor(object, &query.order, cursor)?;
+        cond = cond.add(keyset_condition(backend, object, &query.order, &values, &id, reverse)?);
+    }
+    select.cond_where(cond);
+    apply_order(backend, object, &mut select, &query.order, reverse)?;
+    select.limit(limit + 1);
+    let rows = db.query_all(&select).await?;
+    let more = rows.len() as u64 > limit;
+    let mut records = Vec::with_capacity(rows.len().min(limit as usize));
+    for row in rows.iter().take(limit as usize) {
+        let record = row_to_record(backend, object, row)?;
+        records.push((encode_cursor(&query.order, &record), record));
+    }
+    if reverse {
+        records.reverse();
+    }
+    Ok(Page {
+        records,
+        has_next: if reverse { cursor.is_some() } else { more },
+        has_previous: if reverse { more } else { cursor.is_some() },
+    })
+}
+
+fn sort_value(record: &Record, target: &Target) -> Value {
+    match target {
+        Target::Field(name) => record.get(name).clone(),
+        Target::Custom { key, .. } => match record.get("customFields") {
+            Value::Json(Json::Object(map)) => map.get(key).map(|j| Value::Json(j.clone())).unwrap_or(Value::Null),
+            _ => Value::Null,
+        },
+        Target::Tag => Value::Null,
+    }
+}
+
+/// An opaque cursor: the sort values and the id of a record.
+pub fn encode_cursor(order: &[OrderBy], record: &Record) -> String {
+    let mut values: Vec<Json> = order.iter().map(|key| sort_value(record, &key.target).to_json()).collect();
+    values.push(Json::String(record.id().to_string()));
+    URL_SAFE_NO_PAD.encode(Json::Array(values).to_string())
+}
+
+fn decode_cursor(object: &ObjectDef, order: &[OrderBy], cursor: &str) -> Result<(Vec<Value>, Value)> {
+    let bad = || Error::Domain(DomainError::invalid("cursor", "is not a cursor of this list (was the sort order changed?)"));
+    let bytes = URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
+    let json: Json = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let items = json.as_array().ok_or_else(bad)?;
+    if items.len() != order.len() + 1 {
+        return Err(bad());
+    }
+    let mut values = Vec::with_capacity(order.len());
+    for (key, item) in order.iter().zip(items) {
+        let kind = match &key.target {
+            Target::Field(name) => object.field_def(name).map(|f| f.kind.clone()).ok_or_else(bad)?,
+            Target::Custom { kind, .. } => crate::domain::filter::custom_value_kind(kind),
+            Target::Tag => return Err(bad()),
+        };
+        // Custom numbers come back as JSON numbers; read them through their text.
+        let item = match (&kind, item) {
+            (FieldKind::Decimal, Json::Number(n)) => Json::String(n.to_string()),
+            _ => item.clone(),
+        };
+        values.push(Value::from_json("cursor", &kind, &item).map_err(|_| bad())?);
+    }
+    let id = Value::from_json("cursor", &FieldKind::Id, &items[order.len()]).map_err(|_| bad())?;
+    Ok((values, id))
+}

@@ -1,0 +1,88 @@
+//! Password hashes and login lookups for users (the rest of a user is a generic record).
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use uuid::Uuid;
+
+use crate::domain::DomainError;
+use crate::domain::actor::Role;
+use crate::domain::value::{FieldKind, Value};
+use crate::error::{Error, Result};
+use crate::store::Tx;
+use crate::store::codec::{decode, encode};
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// Hashes a password with argon2id and a random salt.
+pub fn hash_password(password: &str) -> Result<String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(DomainError::invalid("password", format!("must have at least {MIN_PASSWORD_CHARS} characters")).into());
+    }
+    if password.len() > 1024 {
+        return Err(DomainError::invalid("password", "is too long").into());
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(format!("hashing password: {e}")))
+}
+
+/// Whether `password` matches the stored hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// Stores a user's password hash.
+pub async fn set_password_hash(tx: &Tx, user_id: Uuid, hash: &str) -> Result<()> {
+    let backend = tx.backend();
+    let mut update = Query::update();
+    update
+        .table(Alias::new("app_user"))
+        .value(Alias::new("password_hash"), hash)
+        .and_where(Expr::col(Alias::new("id")).eq(encode(backend, &FieldKind::Id, &Value::Uuid(user_id))?));
+    tx.conn().execute(&update).await?;
+    Ok(())
+}
+
+/// What login needs to know about a user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Login {
+    /// The user's id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// Whether the user may log in.
+    pub active: bool,
+    /// The stored hash, if a password was set.
+    pub password_hash: Option<String>,
+}
+
+/// Looks a user up by e-mail, ignoring case.
+pub async fn find_login<C: ConnectionTrait>(db: &C, email: &str) -> Result<Option<Login>> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "SELECT id, name, email, role, active, password_hash FROM app_user WHERE lower(email) = lower($1)",
+        _ => "SELECT id, name, email, role, active, password_hash FROM app_user WHERE lower(email) = lower(?)",
+    };
+    let Some(row) = db.query_one_raw(Statement::from_sql_and_values(backend, sql, [email.trim().into()])).await? else {
+        return Ok(None);
+    };
+    let role: String = row.try_get_by_index(3)?;
+    Ok(Some(Login {
+        id: decode(backend, &FieldKind::Id, &row, 0)?.as_uuid().unwrap_or_default(),
+        name: row.try_get_by_index(1)?,
+        email: row.try_get_by_index(2)?,
+        role: role.parse().map_err(Error::Domain)?,
+        active: row.try_get_by_index(4)?,
+        password_hash: row.try_get_by_index(5)?,
+    }))
+}
