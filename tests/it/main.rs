@@ -1,1 +1,9 @@
-//! End-to-end tests.
+//! Kith's end-to-end tests: one binary, real SQLite files, real PostgreSQL when
+//! `KITH_TEST_DATABASE_URL` is set, real HTTP over loopback.
+
+mod cli;
+mod concurrency;
+mod http;
+mod import_export;
+mod records;
+mod workflows;

@@ -41,6 +41,26 @@ fn target_expr(backend: DbBackend, object: &ObjectDef, target: &Target) -> Resul
     }
 }
 
+/// A custom SQL expression with `?` placeholders for `exprs`, written for either backend
+/// (sea-query substitutes `?` on SQLite and `$n` on PostgreSQL).
+fn custom(backend: DbBackend, sql: &str, exprs: Vec<SimpleExpr>) -> SimpleExpr {
+    if backend == DbBackend::Postgres {
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            } else {
+                out.push(c);
+            }
+        }
+        Expr::cust_with_exprs(out, exprs)
+    } else {
+        Expr::cust_with_exprs(sql.to_owned(), exprs)
+    }
+}
+
 /// Encodes a comparison value. Custom numeric fields compare as numbers: on SQLite as REAL.
 fn encode_cmp(backend: DbBackend, target: &Target, kind: &FieldKind, value: &Value) -> Result<DbValue> {
     if let (Target::Custom { .. }, Value::Decimal(d), DbBackend::Sqlite) = (target, value, backend) {
@@ -97,10 +117,10 @@ fn comparison(backend: DbBackend, object: &ObjectDef, cond: &FilterCond) -> Resu
     let (expr, kind) = target_expr(backend, object, &cond.target)?;
     // E-mail equality ignores case (and uses the `lower(email)` index).
     let case_insensitive = cond.kind == FieldKind::Email;
-    let lhs = if case_insensitive { Expr::cust_with_expr("lower($1)", expr.clone()) } else { expr.clone() };
+    let lhs = if case_insensitive { custom(backend, "lower(?)", vec![expr.clone()]) } else { expr.clone() };
     let val = |v: &Value| -> Result<SimpleExpr> {
         let encoded = encode_cmp(backend, &cond.target, &kind, v)?;
-        Ok(if case_insensitive { Expr::cust_with_values("lower(?)", [encoded]) } else { Expr::val(encoded).into() })
+        Ok(if case_insensitive { custom(backend, "lower(?)", vec![Expr::val(encoded).into()]) } else { Expr::val(encoded).into() })
     };
     let vals = |vs: &[Value]| -> Result<Vec<SimpleExpr>> { vs.iter().map(val).collect() };
     Ok(match &cond.op {
@@ -114,14 +134,14 @@ fn comparison(backend: DbBackend, object: &ObjectDef, cond: &FilterCond) -> Resu
         Op::Lte(v) => lhs.lte(val(v)?),
         Op::Gt(v) => lhs.gt(val(v)?),
         Op::Gte(v) => lhs.gte(val(v)?),
-        Op::Like(pattern) => Expr::cust_with_exprs("$1 LIKE $2", [expr, Expr::val(pattern.clone()).into()]),
+        Op::Like(pattern) => custom(backend, "? LIKE ?", vec![expr, Expr::val(pattern.clone()).into()]),
         Op::Ilike(pattern) => match backend {
-            DbBackend::Postgres => Expr::cust_with_exprs("$1 ILIKE $2", [expr, Expr::val(pattern.clone()).into()]),
-            _ => Expr::cust_with_exprs("lower($1) LIKE lower($2)", [expr, Expr::val(pattern.clone()).into()]),
+            DbBackend::Postgres => custom(backend, "? ILIKE ?", vec![expr, Expr::val(pattern.clone()).into()]),
+            _ => custom(backend, "lower(?) LIKE lower(?)", vec![expr, Expr::val(pattern.clone()).into()]),
         },
         Op::StartsWith(prefix) => {
             let pattern = format!("{}%", escape_like(&prefix.to_lowercase()));
-            Expr::cust_with_exprs("lower($1) LIKE $2 ESCAPE '\\'", [expr, Expr::val(pattern).into()])
+            custom(backend, "lower(?) LIKE ? ESCAPE '\\'", vec![expr, Expr::val(pattern).into()])
         }
         Op::IsNull(true) => expr.is_null(),
         Op::IsNull(false) => expr.is_not_null(),
@@ -145,13 +165,13 @@ fn tag_comparison(backend: DbBackend, object: &ObjectDef, op: &Op) -> Result<Sim
         return Ok(Expr::cust(if negate { "1 = 1" } else { "1 = 0" }));
     }
     let placeholders = vec!["?"; names.len()].join(", ");
+    let values: Vec<SimpleExpr> = names.into_iter().map(|n| Expr::val(n).into()).collect();
     let table = object.table.as_str();
     let sql = format!(
         "{}{table}.id IN (SELECT rt.record_id FROM record_tag rt JOIN tag t ON t.id = rt.tag_id WHERE lower(t.name) IN ({placeholders}))",
         if negate { "NOT " } else { "" }
     );
-    let _ = backend;
-    Ok(Expr::cust_with_values(sql, names))
+    Ok(custom(backend, &sql, values))
 }
 
 /// Adds `ORDER BY` for `order` (then `id`, so the order is total).

@@ -1,0 +1,232 @@
+//! Generic record rules on both databases: validation, uniqueness, versions, soft delete,
+//! custom fields, tags, filters, pagination, and the audit log and outbox written with every change.
+
+use kith_core::domain::DomainError;
+use kith_core::domain::custom_field::CustomFieldDef;
+use kith_core::domain::filter::{Filter, OrderBy};
+use kith_core::service::records;
+use kith_core::store::records::{ListQuery, PageRequest, count, list};
+use kith_core::store::{audit, custom_fields, outbox, tags};
+use kith_tests::{TestDb, domain_err};
+use serde_json::json;
+
+#[tokio::test]
+async fn contacts_are_validated_and_unique_by_email_ignoring_case() {
+    for db in TestDb::all().await {
+        let ada = db.create("contact", json!({"firstName": "Ada", "email": "Ada@Example.org"})).await.unwrap();
+        assert_eq!(ada.get("lifecycleStage").as_text(), Some("LEAD"), "{}: default stage", db.name);
+        assert_eq!(ada.get("version").as_int(), Some(1));
+
+        let dup = domain_err(db.create("contact", json!({"lastName": "Other", "email": "ada@example.ORG"})).await);
+        assert!(matches!(&dup, DomainError::Conflict(m) if m.contains("e-mail")), "{}: {dup}", db.name);
+
+        for (input, field) in [
+            (json!({"firstName": "X", "email": "not-an-email"}), "email"),
+            (json!({"firstName": "X", "lifecycleStage": "ALIEN"}), "lifecycleStage"),
+            (json!({"firstName": "X", "birthday": "2999-01-01"}), "birthday"),
+            (json!({"firstName": "X", "version": 3}), "version"),
+            (json!({"firstName": "X", "nickname": "x"}), "nickname"),
+            (json!({"phone": "123"}), "firstName"),
+            (json!({"firstName": "X", "companyId": "01890000-0000-7000-8000-000000000000"}), "companyId"),
+            (json!({"firstName": 12}), "firstName"),
+        ] {
+            match domain_err(db.create("contact", input.clone()).await) {
+                DomainError::Validation { field: got, .. } => assert_eq!(got, field, "{}: {input}", db.name),
+                other => panic!("{}: {input}: {other}", db.name),
+            }
+        }
+        // Nothing half-written: one contact, one create audit entry, one event.
+        assert_eq!(db.count_rows("contact").await, 1, "{}", db.name);
+        assert_eq!(db.count_rows("audit_log").await, 1, "{}", db.name);
+        assert_eq!(db.count_rows("event_outbox").await, 1, "{}", db.name);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn stale_versions_are_conflicts_and_updates_bump_the_version() {
+    for db in TestDb::all().await {
+        let c = db.create("contact", json!({"firstName": "Grace"})).await.unwrap();
+        let v2 = db.update("contact", c.id(), json!({"jobTitle": "Admiral"}), Some(1)).await.unwrap();
+        assert_eq!(v2.get("version").as_int(), Some(2));
+        let stale = domain_err(db.update("contact", c.id(), json!({"jobTitle": "Captain"}), Some(1)).await);
+        assert!(matches!(&stale, DomainError::Conflict(m) if m.contains("stale version")), "{}: {stale}", db.name);
+        // A no-op update writes nothing and keeps the version.
+        let same = db.update("contact", c.id(), json!({"jobTitle": "Admiral"}), Some(2)).await.unwrap();
+        assert_eq!(same.get("version").as_int(), Some(2));
+
+        let entries = audit::list(db.kith.store.conn(), "contact", Some(c.id()), 10).await.unwrap();
+        assert_eq!(entries.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["update", "create"], "{}", db.name);
+        assert_eq!(entries[0].changes["jobTitle"], json!({"before": null, "after": "Admiral"}));
+        assert_eq!(entries[0].actor_kind, "system");
+        let events = outbox::read(db.kith.store.conn(), 0, 100).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["contact.created", "contact.updated"]);
+        assert_eq!(events[1].payload["changes"]["jobTitle"]["after"], "Admiral");
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn soft_delete_restore_and_unique_values_on_restore() {
+    for db in TestDb::all().await {
+        let a = db.create("company", json!({"name": "Acme", "domain": "https://www.ACME.example/"})).await.unwrap();
+        assert_eq!(a.get("domain").as_text(), Some("acme.example"), "domains are normalised");
+        let tx = db.tx().await;
+        records::delete(&tx, &db.kith.registry, "company", a.id()).await.unwrap();
+        tx.commit().await.unwrap();
+        let def = db.kith.object("company").unwrap();
+        assert_eq!(count(db.kith.store.conn(), &def, &Filter::all(), false).await.unwrap(), 0);
+        assert_eq!(count(db.kith.store.conn(), &def, &Filter::all(), true).await.unwrap(), 1);
+        // A deleted company no longer holds its domain...
+        let b = db.create("company", json!({"name": "Acme 2", "domain": "acme.example"})).await.unwrap();
+        // ...so restoring the first one is a conflict, and changes nothing.
+        let tx = db.tx().await;
+        let err = domain_err(records::restore(&tx, &db.kith.registry, "company", a.id()).await);
+        assert!(matches!(err, DomainError::Conflict(_)), "{}: {err}", db.name);
+        drop(tx);
+        let tx = db.tx().await;
+        records::delete(&tx, &db.kith.registry, "company", b.id()).await.unwrap();
+        let restored = records::restore(&tx, &db.kith.registry, "company", a.id()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(restored.get("deletedAt").is_null());
+        assert_eq!(restored.get("version").as_int(), Some(3));
+        let kinds: Vec<String> = outbox::read(db.kith.store.conn(), 0, 100).await.unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, ["company.created", "company.deleted", "company.created", "company.deleted", "company.restored"]);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn custom_fields_are_validated_merged_and_filterable() {
+    for db in TestDb::all().await {
+        let tx = db.tx().await;
+        for (key, kind, options, required) in [
+            ("tier", "SELECT", vec!["gold", "silver"], false),
+            ("score", "NUMBER", vec![], false),
+            ("website", "URL", vec![], false),
+            ("since", "DATE", vec![], false),
+        ] {
+            let def = CustomFieldDef {
+                object: "contact".into(),
+                key: key.into(),
+                label: key.into(),
+                kind: kind.into(),
+                required,
+                options: options.into_iter().map(String::from).collect(),
+            };
+            def.validate().unwrap();
+            custom_fields::insert(&tx, &def).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let a = db.create("contact", json!({"firstName": "A", "customFields": {"tier": "gold", "score": 7}})).await.unwrap();
+        db.create("contact", json!({"firstName": "B", "customFields": {"tier": "silver", "score": 3.5, "since": "2020-01-31"}})).await.unwrap();
+        for (bad, field) in [
+            (json!({"tier": "bronze"}), "customFields.tier"),
+            (json!({"score": "many"}), "customFields.score"),
+            (json!({"website": "ftp://x"}), "customFields.website"),
+            (json!({"nope": 1}), "customFields.nope"),
+        ] {
+            match domain_err(db.create("contact", json!({"firstName": "C", "customFields": bad.clone()})).await) {
+                DomainError::Validation { field: got, .. } => assert_eq!(got, field, "{}: {bad}", db.name),
+                other => panic!("{other}"),
+            }
+        }
+        // Update merges: untouched keys stay, null removes.
+        let updated = db.update("contact", a.id(), json!({"customFields": {"score": null, "since": "2021-05-01"}}), None).await.unwrap();
+        assert_eq!(updated.to_json()["customFields"], json!({"tier": "gold", "since": "2021-05-01"}), "{}", db.name);
+
+        let def = db.kith.object("contact").unwrap();
+        let custom = custom_fields::for_object(db.kith.store.conn(), "contact").await.unwrap();
+        let check = |filter: serde_json::Value, expected: Vec<&'static str>| {
+            let def = def.clone();
+            let custom = custom.clone();
+            let db = &db;
+            async move {
+                let filter = Filter::from_json(&def, &custom, &filter).unwrap();
+                let page = list(db.kith.store.conn(), &def, &ListQuery { filter, order: vec![OrderBy::asc("firstName")], page: PageRequest::Forward { first: 10, after: None }, include_deleted: false }).await.unwrap();
+                let names: Vec<String> = page.records.iter().map(|(_, r)| r.get("firstName").to_string()).collect();
+                assert_eq!(names, expected, "{}", db.name);
+            }
+        };
+        check(json!({"customFields": {"tier": {"eq": "silver"}}}), vec!["B"]).await;
+        check(json!({"customFields": {"score": {"gt": 3}}}), vec!["B"]).await;
+        check(json!({"customFields": {"since": {"gte": "2021-01-01"}}}), vec!["A"]).await;
+        check(json!({"customFields": {"score": {"isNull": true}}}), vec!["A"]).await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn filters_sorting_and_keyset_pagination() {
+    for db in TestDb::all().await {
+        let names = ["Ada", "ada", "Bea", "Cyd", "Dan", "Eve", "Fay"];
+        for (i, name) in names.iter().enumerate() {
+            let mut input = json!({"firstName": name, "lastName": format!("L{}", i % 3), "email": format!("{}{i}@x.org", name.to_lowercase())});
+            if i % 2 == 0 {
+                input["addressCity"] = json!("Paris");
+            }
+            let tags: Vec<&str> = if i < 2 { vec!["vip"] } else { vec![] };
+            input["tags"] = json!(tags);
+            db.create("contact", input).await.unwrap();
+        }
+        let def = db.kith.object("contact").unwrap();
+        let conn = db.kith.store.conn();
+        let names_of = |page: &kith_core::store::records::Page| page.records.iter().map(|(_, r)| r.get("firstName").to_string()).collect::<Vec<_>>();
+        let run = |filter: serde_json::Value, order: Vec<OrderBy>, page: PageRequest| {
+            let def = def.clone();
+            async move {
+                let filter = Filter::from_json(&def, &[], &filter).unwrap();
+                list(conn, &def, &ListQuery { filter, order, page, include_deleted: false }).await.unwrap()
+            }
+        };
+        let all = PageRequest::Forward { first: 50, after: None };
+        assert_eq!(names_of(&run(json!({"firstName": {"like": "a%"}}), vec![], all.clone()).await), ["ada"], "{}: like is case-sensitive", db.name);
+        assert_eq!(names_of(&run(json!({"firstName": {"ilike": "a%"}}), vec![], all.clone()).await), ["Ada", "ada"], "{}", db.name);
+        assert_eq!(names_of(&run(json!({"firstName": {"startsWith": "b"}}), vec![], all.clone()).await), ["Bea"]);
+        assert_eq!(names_of(&run(json!({"email": {"eq": "EVE5@X.ORG"}}), vec![], all.clone()).await), ["Eve"], "{}: e-mail ignores case", db.name);
+        assert_eq!(names_of(&run(json!({"tags": {"eq": "VIP"}}), vec![], all.clone()).await), ["Ada", "ada"]);
+        assert_eq!(
+            names_of(&run(json!({"or": [{"firstName": {"in": ["Cyd", "Dan"]}}, {"not": {"addressCity": {"isNull": true}}}], "firstName": {"neq": "Ada"}}), vec![OrderBy::asc("firstName")], all.clone()).await),
+            ["Bea", "Cyd", "Dan", "Fay"],
+            "{}", db.name
+        );
+
+        // Pages of 2 ordered by city (nulls last) then id walk every record once, forwards and back.
+        let order = vec![OrderBy { target: kith_core::domain::filter::Target::Field("addressCity".into()), desc: false, nulls_first: false }];
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = run(json!({}), order.clone(), PageRequest::Forward { first: 2, after: after.clone() }).await;
+            seen.extend(page.records.iter().map(|(_, r)| r.id()));
+            after = page.records.last().map(|(c, _)| c.clone());
+            if !page.has_next {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), names.len(), "{}", db.name);
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{}: no duplicates across pages", db.name);
+        let mut back = Vec::new();
+        let mut before = None;
+        loop {
+            let page = run(json!({}), order.clone(), PageRequest::Backward { last: 3, before: before.clone() }).await;
+            let mut ids: Vec<_> = page.records.iter().map(|(_, r)| r.id()).collect();
+            ids.extend(back);
+            back = ids;
+            before = page.records.first().map(|(c, _)| c.clone());
+            if !page.has_previous {
+                break;
+            }
+        }
+        assert_eq!(back, seen, "{}: backward pages give the same order", db.name);
+
+        for bad in [json!({"firstName": {"near": "x"}}), json!({"secret": {"eq": 1}}), json!({"birthday": {"like": "1%"}}), json!({"createdAt": {"eq": "yesterday"}})] {
+            assert!(Filter::from_json(&def, &[], &bad).is_err(), "{bad}");
+        }
+        let tags = tags::for_records(conn, &seen).await.unwrap();
+        assert_eq!(tags.values().filter(|t| t.contains(&"vip".to_string())).count(), 2);
+        db.cleanup().await;
+    }
+}
