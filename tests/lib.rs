@@ -42,7 +42,8 @@ impl TestDb {
     pub async fn postgres() -> Option<TestDb> {
         let admin_url = std::env::var("KITH_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
         let name = format!("kith_t_{}", uuid::Uuid::now_v7().simple());
-        let admin = Database::connect(&admin_url).await.expect("KITH_TEST_DATABASE_URL is set but PostgreSQL is unreachable");
+        let admin =
+            Database::connect(&admin_url).await.expect("KITH_TEST_DATABASE_URL is set but PostgreSQL is unreachable");
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
         admin.close().await.ok();
         let base = admin_url.rsplit_once('/').map(|(base, _)| base.to_owned()).unwrap_or(admin_url.clone());
@@ -78,7 +79,13 @@ impl TestDb {
     }
 
     /// Updates a record from JSON input in its own transaction.
-    pub async fn update(&self, object: &str, id: uuid::Uuid, input: serde_json::Value, version: Option<i64>) -> Result<Record, kith_core::Error> {
+    pub async fn update(
+        &self,
+        object: &str,
+        id: uuid::Uuid,
+        input: serde_json::Value,
+        version: Option<i64>,
+    ) -> Result<Record, kith_core::Error> {
         let def = self.kith.object(object)?;
         let input = Input::from_json(&def, &input)?;
         let tx = self.tx().await;
@@ -93,7 +100,10 @@ impl TestDb {
             .kith
             .store
             .conn()
-            .query_one_raw(sea_orm::Statement::from_string(self.kith.store.backend(), format!("SELECT COUNT(*) FROM {table}")))
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.kith.store.backend(),
+                format!("SELECT COUNT(*) FROM {table}"),
+            ))
             .await
             .expect("count")
             .expect("a row");
@@ -106,11 +116,11 @@ impl TestDb {
         if let Some(dir) = self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
-        if let Some((admin_url, name)) = self.pg_admin {
-            if let Ok(admin) = Database::connect(&admin_url).await {
-                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                admin.close().await.ok();
-            }
+        if let Some((admin_url, name)) = self.pg_admin
+            && let Ok(admin) = Database::connect(&admin_url).await
+        {
+            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            admin.close().await.ok();
         }
     }
 }

@@ -224,21 +224,31 @@ pub struct Io<'a> {
 pub fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{},sqlx=warn,sea_orm=warn", config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// Runs the CLI with `args` (program name first) and `env`.
-pub async fn run(args: impl IntoIterator<Item = OsString>, env: Vec<(String, String)>, io: Io<'_>) -> anyhow::Result<()> {
+pub async fn run(
+    args: impl IntoIterator<Item = OsString>,
+    env: Vec<(String, String)>,
+    io: Io<'_>,
+) -> anyhow::Result<()> {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(err) if matches!(err.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+        Err(err)
+            if matches!(err.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) =>
+        {
             write!(io.stdout, "{err}")?;
             return Ok(());
         }
         Err(err) => return Err(anyhow::anyhow!("{}", err.render().to_string().trim_end())),
     };
-    let config_path = cli.config.clone().or_else(|| env.iter().find(|(k, _)| k == "KITH_CONFIG").map(|(_, v)| PathBuf::from(v)));
+    let config_path =
+        cli.config.clone().or_else(|| env.iter().find(|(k, _)| k == "KITH_CONFIG").map(|(_, v)| PathBuf::from(v)));
     let mut config = Config::load(config_path.as_deref(), env).context("invalid configuration")?;
     if let Some(url) = &cli.database {
         config.database.url = url.clone();
@@ -255,16 +265,17 @@ pub async fn run(args: impl IntoIterator<Item = OsString>, env: Vec<(String, Str
         io.stdout.write_all(crate::config::EXAMPLE.as_bytes())?;
         return Ok(());
     }
-    let store = if config.database.auto_migrate || matches!(cli.command, Command::Migrate { action: MigrateAction::Up }) {
-        if matches!(cli.command, Command::Migrate { action: MigrateAction::Status }) {
-            Store::connect(&config.store_options()).await
+    let store =
+        if config.database.auto_migrate || matches!(cli.command, Command::Migrate { action: MigrateAction::Up }) {
+            if matches!(cli.command, Command::Migrate { action: MigrateAction::Status }) {
+                Store::connect(&config.store_options()).await
+            } else {
+                Store::open(&config.store_options()).await
+            }
         } else {
-            Store::open(&config.store_options()).await
+            Store::connect(&config.store_options()).await
         }
-    } else {
-        Store::connect(&config.store_options()).await
-    }
-    .with_context(|| format!("cannot open the database at {}", config.database.url))?;
+        .with_context(|| format!("cannot open the database at {}", config.database.url))?;
     let kith = Kith::new(store);
     let result = dispatch(&kith, &config, cli.command, io).await;
     kith.store.close().await.ok();
@@ -276,7 +287,9 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
     match command {
         Command::Serve(_) => {
             init_tracing(config);
-            let listener = tokio::net::TcpListener::bind(config.server.bind).await.with_context(|| format!("cannot listen on {}", config.server.bind))?;
+            let listener = tokio::net::TcpListener::bind(config.server.bind)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.server.bind))?;
             tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database.url), "kith is listening");
             let router = app(AppState { kith: kith.clone() }, &config.server);
             serve(listener, router, shutdown_signal(), Duration::from_secs(config.server.shutdown_grace_secs)).await?;
@@ -350,7 +363,8 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             };
             let n = match &args.output {
                 Some(path) => {
-                    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+                    let file =
+                        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
                     export::export(kith, object, format, std::io::BufWriter::new(file)).await?
                 }
                 None => export::export(kith, object, format, &mut *io.stdout).await?,
@@ -398,7 +412,10 @@ async fn import(kith: &Kith, actor: &Actor, args: ImportArgs, io: Io<'_>) -> any
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} rows imported ({per_sec}) {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} rows imported ({per_sec}) {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
         Some(bar)
     } else {
         None
@@ -409,7 +426,8 @@ async fn import(kith: &Kith, actor: &Actor, args: ImportArgs, io: Io<'_>) -> any
             bar.set_position(n);
         }
     };
-    let report = import_csv(kith, actor, object, std::io::BufReader::with_capacity(1 << 16, file), &options, &progress).await?;
+    let report =
+        import_csv(kith, actor, object, std::io::BufReader::with_capacity(1 << 16, file), &options, &progress).await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

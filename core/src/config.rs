@@ -37,6 +37,7 @@ pub enum ConfigError {
 /// All of Kith's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Config {
     /// The HTTP server.
     pub server: ServerConfig,
@@ -84,12 +85,6 @@ pub struct LogConfig {
     pub level: String,
 }
 
-impl Default for Config {
-    fn default() -> Config {
-        Config { server: ServerConfig::default(), database: DatabaseConfig::default(), log: LogConfig::default() }
-    }
-}
-
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
@@ -103,7 +98,12 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> DatabaseConfig {
-        DatabaseConfig { url: "sqlite://kith.db".into(), max_connections: 16, sqlite_synchronous: "full".into(), auto_migrate: true }
+        DatabaseConfig {
+            url: "sqlite://kith.db".into(),
+            max_connections: 16,
+            sqlite_synchronous: "full".into(),
+            auto_migrate: true,
+        }
     }
 }
 
@@ -167,7 +167,8 @@ impl Config {
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let mut table = toml::Table::try_from(Config::default()).map_err(|e| invalid("defaults", e.to_string()))?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
             let origin = path.display().to_string();
             let over: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(&origin, e.to_string()))?;
             // Check the file on its own, so its errors name the file.
@@ -180,7 +181,8 @@ impl Config {
             merge(&mut table, over);
         }
         merge(&mut table, env_table(env)?);
-        let config = Config::deserialize(toml::Value::Table(table)).map_err(|e| invalid("environment", e.to_string()))?;
+        let config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| invalid("environment", e.to_string()))?;
         config.validate()?;
         Ok(config)
     }

@@ -15,3 +15,6 @@ pub mod ticket;
 pub mod value;
 
 pub use error::{DomainError, Result};
+
+#[cfg(test)]
+mod tests;

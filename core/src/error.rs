@@ -24,7 +24,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Error {
         match err.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(detail)) => Error::Domain(DomainError::conflict(unique_message(&detail))),
+            Some(SqlErr::UniqueConstraintViolation(detail)) => {
+                Error::Domain(DomainError::conflict(unique_message(&detail)))
+            }
             Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
                 Error::Domain(DomainError::invalid("id", "refers to a record that does not exist"))
             }
@@ -41,11 +43,18 @@ fn unique_message(detail: &str) -> String {
         ("ux_app_user_email", "app_user", "a user with this e-mail already exists"),
         ("ux_tag_name", "tag", "a tag with this name already exists"),
         ("ix_ticket_number", "ticket.number", "ticket number already taken"),
-        ("ix_custom_field_def_object_key", "custom_field_def", "a custom field with this key already exists on this object"),
+        (
+            "ix_custom_field_def_object_key",
+            "custom_field_def",
+            "a custom field with this key already exists on this object",
+        ),
     ];
     // PostgreSQL names the index; SQLite names the columns (`contact.email` or an expression).
     for (index, table, message) in KNOWN {
-        if detail.contains(index) || detail.contains(&format!("{table}.")) || detail.contains(&format!("index '{index}'")) {
+        if detail.contains(index)
+            || detail.contains(&format!("{table}."))
+            || detail.contains(&format!("index '{index}'"))
+        {
             return (*message).to_owned();
         }
     }

@@ -12,8 +12,8 @@ pub mod workflow;
 
 use std::sync::Arc;
 
-use crate::domain::object::{ObjectDef, Registry};
 use crate::domain::DomainError;
+use crate::domain::object::{ObjectDef, Registry};
 use crate::error::Result;
 use crate::store::Store;
 

@@ -22,12 +22,12 @@ pub mod users;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use kith_migrations::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
-use kith_migrations::MigratorTrait;
 
 use crate::domain::actor::Actor;
 use crate::domain::value::truncate_micros;
@@ -49,7 +49,12 @@ pub struct StoreOptions {
 impl StoreOptions {
     /// Options for `url` with Kith's defaults.
     pub fn new(url: &str) -> StoreOptions {
-        StoreOptions { url: url.to_owned(), max_connections: 16, sqlite_synchronous_full: true, busy_timeout: Duration::from_secs(10) }
+        StoreOptions {
+            url: url.to_owned(),
+            max_connections: 16,
+            sqlite_synchronous_full: true,
+            busy_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -120,7 +125,10 @@ impl Store {
     pub async fn migration_status(&self) -> Result<(Vec<String>, Vec<String>)> {
         let applied = kith_migrations::Migrator::get_applied_migrations(&self.db).await?;
         let pending = kith_migrations::Migrator::get_pending_migrations(&self.db).await?;
-        Ok((applied.iter().map(|m| m.name().to_owned()).collect(), pending.iter().map(|m| m.name().to_owned()).collect()))
+        Ok((
+            applied.iter().map(|m| m.name().to_owned()).collect(),
+            pending.iter().map(|m| m.name().to_owned()).collect(),
+        ))
     }
 
     /// The connection pool, for reads.

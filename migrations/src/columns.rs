@@ -99,11 +99,7 @@ pub(crate) fn index(table: &str, columns: &[&str]) -> IndexCreateStatement {
 
 /// `created_at`, `updated_at`, `deleted_at` and `version`: the bookkeeping of a mutable record.
 pub(crate) fn record_bookkeeping(c: Cols, table: &mut TableCreateStatement) {
-    table
-        .col(c.ts_nn("created_at"))
-        .col(c.ts_nn("updated_at"))
-        .col(c.ts("deleted_at"))
-        .col(c.version());
+    table.col(c.ts_nn("created_at")).col(c.ts_nn("updated_at")).col(c.ts("deleted_at")).col(c.version());
 }
 
 /// The five address columns shared by contacts and companies.
@@ -116,9 +112,7 @@ pub(crate) fn address(c: Cols, table: &mut TableCreateStatement) {
 /// Drops tables in the given order.
 pub(crate) async fn drop_all(manager: &SchemaManager<'_>, tables: &[&str]) -> Result<(), DbErr> {
     for table in tables {
-        manager
-            .drop_table(Table::drop().table(Alias::new(*table)).if_exists().to_owned())
-            .await?;
+        manager.drop_table(Table::drop().table(Alias::new(*table)).if_exists().to_owned()).await?;
     }
     Ok(())
 }

@@ -56,9 +56,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index("api_token", &["token_hash"]).unique().to_owned())
-            .await?;
+        manager.create_index(index("api_token", &["token_hash"]).unique().to_owned()).await?;
         Ok(())
     }
 

@@ -172,9 +172,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index("deal_stage_history", &["deal_id", "changed_at"]))
-            .await?;
+        manager.create_index(index("deal_stage_history", &["deal_id", "changed_at"])).await?;
         Ok(())
     }
 

@@ -25,8 +25,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        db.execute_unprepared("INSERT INTO counter (name, value) VALUES ('ticket_number', 1000)")
-            .await?;
+        db.execute_unprepared("INSERT INTO counter (name, value) VALUES ('ticket_number', 1000)").await?;
 
         // Minutes to first response and to resolution, per priority.
         manager

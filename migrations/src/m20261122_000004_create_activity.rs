@@ -63,9 +63,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index("custom_field_def", &["object", "key"]).unique().to_owned())
-            .await?;
+        manager.create_index(index("custom_field_def", &["object", "key"]).unique().to_owned()).await?;
 
         let mut segment = Table::create()
             .table(Alias::new("segment"))

@@ -38,13 +38,7 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Alias::new("event_outbox"))
-                    .col(
-                        ColumnDef::new(Alias::new("seq"))
-                            .big_integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(Alias::new("seq")).big_integer().not_null().auto_increment().primary_key())
                     .col(c.uuid_nn("event_id"))
                     .col(c.text_nn("kind"))
                     .col(c.text_nn("object"))

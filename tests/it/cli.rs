@@ -28,24 +28,65 @@ pub async fn run_cli_env(url: &str, args: &[&str], stdin: &str, env: Vec<(String
 #[tokio::test]
 async fn token_create_prints_only_the_token_and_it_authenticates() {
     for db in TestDb::all().await {
-        let out = run_cli(&db.url, &["user", "create", "--email", "Admin@Example.org", "--name", "Admin", "--role", "admin", "--password-stdin"], "correct horse battery\n").await.unwrap();
+        let out = run_cli(
+            &db.url,
+            &[
+                "user",
+                "create",
+                "--email",
+                "Admin@Example.org",
+                "--name",
+                "Admin",
+                "--role",
+                "admin",
+                "--password-stdin",
+            ],
+            "correct horse battery\n",
+        )
+        .await
+        .unwrap();
         assert!(uuid::Uuid::parse_str(out.stdout.trim()).is_ok(), "{}", out.stdout);
-        let out = run_cli(&db.url, &["token", "create", "--name", "ci", "--role", "MANAGER", "--user", "admin@example.org"], "").await.unwrap();
+        let out = run_cli(
+            &db.url,
+            &["token", "create", "--name", "ci", "--role", "MANAGER", "--user", "admin@example.org"],
+            "",
+        )
+        .await
+        .unwrap();
         let token = out.stdout.trim_end_matches('\n');
-        assert!(token.starts_with("kith_") && !token.contains(char::is_whitespace) && out.stdout.lines().count() == 1, "{:?}", out.stdout);
+        assert!(
+            token.starts_with("kith_") && !token.contains(char::is_whitespace) && out.stdout.lines().count() == 1,
+            "{:?}",
+            out.stdout
+        );
         let actor = kith_core::service::users::authenticate(&db.kith.store, token).await.unwrap().expect("token works");
         assert_eq!(actor.role, kith_core::domain::actor::Role::Manager);
-        let (session, _) = kith_core::service::users::login(&db.kith.store, "ADMIN@example.org", "correct horse battery").await.unwrap();
+        let (session, _) =
+            kith_core::service::users::login(&db.kith.store, "ADMIN@example.org", "correct horse battery")
+                .await
+                .unwrap();
         assert!(kith_core::service::users::authenticate(&db.kith.store, &session).await.unwrap().is_some());
-        assert!(kith_core::service::users::login(&db.kith.store, "admin@example.org", "wrong password!").await.is_err());
-        assert!(kith_core::service::users::login(&db.kith.store, "nobody@example.org", "correct horse battery").await.is_err());
+        assert!(
+            kith_core::service::users::login(&db.kith.store, "admin@example.org", "wrong password!").await.is_err()
+        );
+        assert!(
+            kith_core::service::users::login(&db.kith.store, "nobody@example.org", "correct horse battery")
+                .await
+                .is_err()
+        );
 
         let list = run_cli(&db.url, &["token", "list"], "").await.unwrap();
         assert!(list.stdout.contains("ci\tMANAGER") && !list.stdout.contains(token), "{}", list.stdout);
         run_cli(&db.url, &["token", "revoke", "ci"], "").await.unwrap();
         assert!(kith_core::service::users::authenticate(&db.kith.store, token).await.unwrap().is_none(), "revoked");
         assert!(run_cli(&db.url, &["token", "revoke", "ci"], "").await.is_err(), "already revoked");
-        let weak = run_cli(&db.url, &["user", "create", "--email", "b@example.org", "--name", "B", "--password-stdin"], "short\n").await.unwrap_err();
+        let weak = run_cli(
+            &db.url,
+            &["user", "create", "--email", "b@example.org", "--name", "B", "--password-stdin"],
+            "short\n",
+        )
+        .await
+        .unwrap_err();
         assert!(format!("{weak:#}").contains("at least 10"), "{weak:#}");
         let role = run_cli(&db.url, &["token", "create", "--name", "x", "--role", "GOD"], "").await.unwrap_err();
         assert!(format!("{role:#}").contains("unknown role"), "{role:#}");

@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 
 use kith_core::domain::actor::Actor;
+use kith_core::domain::value::Value;
 use kith_core::service::input::Input;
 use kith_core::service::records;
-use kith_core::domain::value::Value;
 use kith_tests::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -37,13 +37,17 @@ async fn concurrent_ticket_creates_get_unique_sequential_numbers() {
 async fn two_processes_worth_of_stores_share_one_postgres_counter() {
     // Two independent pools on one database behave like two Kith processes.
     let Some(db) = TestDb::postgres().await else { return };
-    let other = kith_core::service::Kith::new(kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&db.url)).await.unwrap());
+    let other = kith_core::service::Kith::new(
+        kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&db.url)).await.unwrap(),
+    );
     let mut tasks = Vec::new();
     for i in 0..30 {
         let kith = if i % 2 == 0 { db.kith.clone() } else { other.clone() };
         tasks.push(tokio::spawn(async move {
             let tx = kith.store.begin(&Actor::system("test")).await?;
-            let ticket = records::create(&tx, &kith.registry, "ticket", Input::fields([("subject", Value::Text("t".into()))])).await?;
+            let ticket =
+                records::create(&tx, &kith.registry, "ticket", Input::fields([("subject", Value::Text("t".into()))]))
+                    .await?;
             tx.commit().await?;
             Ok::<_, kith_core::Error>(ticket.get("number").as_int().unwrap_or_default())
         }));

@@ -21,13 +21,22 @@ async fn health_readiness_request_ids_and_graceful_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = app(AppState { kith: db.kith.clone() }, &ServerConfig { max_body_bytes: 1024, ..ServerConfig::default() });
-    let server = tokio::spawn(serve(listener, router, async move { let _ = stop_rx.await; }, Duration::from_secs(5)));
+    let router =
+        app(AppState { kith: db.kith.clone() }, &ServerConfig { max_body_bytes: 1024, ..ServerConfig::default() });
+    let server = tokio::spawn(serve(
+        listener,
+        router,
+        async move {
+            let _ = stop_rx.await;
+        },
+        Duration::from_secs(5),
+    ));
 
     let health = request(addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.to_ascii_lowercase().contains("x-request-id:"), "a request id is assigned: {health}");
-    let ready = request(addr, "GET /readyz HTTP/1.1\r\nHost: x\r\nx-request-id: abc-123\r\nConnection: close\r\n\r\n").await;
+    let ready =
+        request(addr, "GET /readyz HTTP/1.1\r\nHost: x\r\nx-request-id: abc-123\r\nConnection: close\r\n\r\n").await;
     assert!(ready.starts_with("HTTP/1.1 200") && ready.contains("ready"), "{ready}");
     assert!(ready.contains("abc-123"), "a given request id is echoed: {ready}");
     let missing = request(addr, "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
@@ -43,7 +52,14 @@ async fn health_readiness_request_ids_and_graceful_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, router, async move { let _ = stop_rx.await; }, Duration::from_secs(5)));
+    let server = tokio::spawn(serve(
+        listener,
+        router,
+        async move {
+            let _ = stop_rx.await;
+        },
+        Duration::from_secs(5),
+    ));
     let ready = request(addr, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
     stop_tx.send(()).unwrap();

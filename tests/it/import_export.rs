@@ -28,24 +28,45 @@ async fn import_reports_bad_rows_dedupes_and_updates() {
         assert!(out.stderr.contains("line 3: email: `not-an-email` is not a valid e-mail address"), "{}", out.stderr);
         assert!(out.stderr.contains("line 4: birthday: expected a date"), "{}", out.stderr);
         assert!(out.stderr.contains("line 7:"), "an empty row is rejected: {}", out.stderr);
-        assert!(out.stderr.contains("ignored columns (no matching field; use --map): Favourite colour"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("ignored columns (no matching field; use --map): Favourite colour"),
+            "{}",
+            out.stderr
+        );
         let contact = db.kith.object("contact").unwrap();
         assert_eq!(count(db.kith.store.conn(), &contact, &Filter::all(), false).await.unwrap(), 2, "{}", db.name);
         assert_eq!(db.count_rows("event_outbox").await, 2, "{}: one event per created contact", db.name);
         assert_eq!(db.count_rows("audit_log").await, 2);
 
         // Update mode: the duplicate row updates Ada; --map adds a mapping.
-        std::fs::write(&file, "email,Job,Favourite colour\nADA@example.org,Countess,blue\nnew@example.org,Engineer,red\n").unwrap();
-        let out = run_cli(&db.url, &["import", "contacts", file.to_str().unwrap(), "--on-duplicate", "update", "--map", "Job=jobTitle"], "").await.unwrap();
+        std::fs::write(
+            &file,
+            "email,Job,Favourite colour\nADA@example.org,Countess,blue\nnew@example.org,Engineer,red\n",
+        )
+        .unwrap();
+        let out = run_cli(
+            &db.url,
+            &["import", "contacts", file.to_str().unwrap(), "--on-duplicate", "update", "--map", "Job=jobTitle"],
+            "",
+        )
+        .await
+        .unwrap();
         assert!(out.stderr.contains("1 created, 1 updated"), "{}", out.stderr);
         let out = run_cli(&db.url, &["export", "contacts", "--format", "json"], "").await.unwrap();
         let exported: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let ada = exported.as_array().unwrap().iter().find(|c| c["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case("ada@example.org"))).unwrap();
+        let ada = exported
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case("ada@example.org")))
+            .unwrap();
         assert_eq!(ada["jobTitle"], "Countess", "{}", db.name);
         assert_eq!(ada["lastName"], "Lovelace", "update keeps other fields");
         assert_eq!(ada["tags"], serde_json::json!(["math", "vip"]));
 
-        let err = run_cli(&db.url, &["import", "contacts", file.to_str().unwrap(), "--map", "Job=salary"], "").await.unwrap_err();
+        let err = run_cli(&db.url, &["import", "contacts", file.to_str().unwrap(), "--map", "Job=salary"], "")
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("salary"), "{err}");
         let csv_out = dir.join("out.csv");
         run_cli(&db.url, &["export", "contacts", "--output", csv_out.to_str().unwrap()], "").await.unwrap();
@@ -62,7 +83,11 @@ async fn companies_import_by_domain_and_contacts_link_to_them() {
     let db = TestDb::sqlite().await;
     let dir = temp_dir();
     let companies = dir.join("companies.csv");
-    std::fs::write(&companies, "name,website,employees\nAcme,https://www.acme.example,12\nBad,acme.example,x\nNoName,,3\n,,\n").unwrap();
+    std::fs::write(
+        &companies,
+        "name,website,employees\nAcme,https://www.acme.example,12\nBad,acme.example,x\nNoName,,3\n,,\n",
+    )
+    .unwrap();
     let out = run_cli(&db.url, &["import", "companies", companies.to_str().unwrap()], "").await.unwrap();
     assert!(out.stderr.contains("2 created"), "{}", out.stderr);
     assert!(out.stderr.contains("line 3: employees: expected an integer"), "{}", out.stderr);
@@ -80,9 +105,17 @@ async fn demo_seed_covers_every_stage_and_status_once() {
     for db in TestDb::all().await {
         let out = run_cli(&db.url, &["seed", "--demo"], "").await.unwrap();
         assert!(out.stderr.contains("seeded 8 companies, 48 contacts, 24 deals, 18 tickets"), "{}", out.stderr);
-        for (table, column, expected) in [("stage s JOIN deal d ON d.stage_id = s.id", "s.name", 6), ("ticket", "status", 6)] {
+        for (table, column, expected) in
+            [("stage s JOIN deal d ON d.stage_id = s.id", "s.name", 6), ("ticket", "status", 6)]
+        {
             let sql = format!("SELECT COUNT(DISTINCT {column}) FROM {table}");
-            let row = sea_orm::ConnectionTrait::query_one_raw(db.kith.store.conn(), sea_orm::Statement::from_string(db.kith.store.backend(), sql)).await.unwrap().unwrap();
+            let row = sea_orm::ConnectionTrait::query_one_raw(
+                db.kith.store.conn(),
+                sea_orm::Statement::from_string(db.kith.store.backend(), sql),
+            )
+            .await
+            .unwrap()
+            .unwrap();
             assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), expected, "{}: {table}", db.name);
         }
         let again = run_cli(&db.url, &["seed", "--demo"], "").await.unwrap_err();

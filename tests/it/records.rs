@@ -90,8 +90,12 @@ async fn soft_delete_restore_and_unique_values_on_restore() {
         tx.commit().await.unwrap();
         assert!(restored.get("deletedAt").is_null());
         assert_eq!(restored.get("version").as_int(), Some(3));
-        let kinds: Vec<String> = outbox::read(db.kith.store.conn(), 0, 100).await.unwrap().into_iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, ["company.created", "company.deleted", "company.created", "company.deleted", "company.restored"]);
+        let kinds: Vec<String> =
+            outbox::read(db.kith.store.conn(), 0, 100).await.unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            ["company.created", "company.deleted", "company.created", "company.deleted", "company.restored"]
+        );
         db.cleanup().await;
     }
 }
@@ -118,8 +122,16 @@ async fn custom_fields_are_validated_merged_and_filterable() {
             custom_fields::insert(&tx, &def).await.unwrap();
         }
         tx.commit().await.unwrap();
-        let a = db.create("contact", json!({"firstName": "A", "customFields": {"tier": "gold", "score": 7}})).await.unwrap();
-        db.create("contact", json!({"firstName": "B", "customFields": {"tier": "silver", "score": 3.5, "since": "2020-01-31"}})).await.unwrap();
+        let a = db
+            .create("contact", json!({"firstName": "A", "customFields": {"tier": "gold", "score": 7}}))
+            .await
+            .unwrap();
+        db.create(
+            "contact",
+            json!({"firstName": "B", "customFields": {"tier": "silver", "score": 3.5, "since": "2020-01-31"}}),
+        )
+        .await
+        .unwrap();
         for (bad, field) in [
             (json!({"tier": "bronze"}), "customFields.tier"),
             (json!({"score": "many"}), "customFields.score"),
@@ -132,7 +144,10 @@ async fn custom_fields_are_validated_merged_and_filterable() {
             }
         }
         // Update merges: untouched keys stay, null removes.
-        let updated = db.update("contact", a.id(), json!({"customFields": {"score": null, "since": "2021-05-01"}}), None).await.unwrap();
+        let updated = db
+            .update("contact", a.id(), json!({"customFields": {"score": null, "since": "2021-05-01"}}), None)
+            .await
+            .unwrap();
         assert_eq!(updated.to_json()["customFields"], json!({"tier": "gold", "since": "2021-05-01"}), "{}", db.name);
 
         let def = db.kith.object("contact").unwrap();
@@ -143,7 +158,18 @@ async fn custom_fields_are_validated_merged_and_filterable() {
             let db = &db;
             async move {
                 let filter = Filter::from_json(&def, &custom, &filter).unwrap();
-                let page = list(db.kith.store.conn(), &def, &ListQuery { filter, order: vec![OrderBy::asc("firstName")], page: PageRequest::Forward { first: 10, after: None }, include_deleted: false }).await.unwrap();
+                let page = list(
+                    db.kith.store.conn(),
+                    &def,
+                    &ListQuery {
+                        filter,
+                        order: vec![OrderBy::asc("firstName")],
+                        page: PageRequest::Forward { first: 10, after: None },
+                        include_deleted: false,
+                    },
+                )
+                .await
+                .unwrap();
                 let names: Vec<String> = page.records.iter().map(|(_, r)| r.get("firstName").to_string()).collect();
                 assert_eq!(names, expected, "{}", db.name);
             }
@@ -171,7 +197,9 @@ async fn filters_sorting_and_keyset_pagination() {
         }
         let def = db.kith.object("contact").unwrap();
         let conn = db.kith.store.conn();
-        let names_of = |page: &kith_core::store::records::Page| page.records.iter().map(|(_, r)| r.get("firstName").to_string()).collect::<Vec<_>>();
+        let names_of = |page: &kith_core::store::records::Page| {
+            page.records.iter().map(|(_, r)| r.get("firstName").to_string()).collect::<Vec<_>>()
+        };
         let run = |filter: serde_json::Value, order: Vec<OrderBy>, page: PageRequest| {
             let def = def.clone();
             async move {
@@ -180,10 +208,25 @@ async fn filters_sorting_and_keyset_pagination() {
             }
         };
         let all = PageRequest::Forward { first: 50, after: None };
-        assert_eq!(names_of(&run(json!({"firstName": {"like": "a%"}}), vec![], all.clone()).await), ["ada"], "{}: like is case-sensitive", db.name);
-        assert_eq!(names_of(&run(json!({"firstName": {"ilike": "a%"}}), vec![], all.clone()).await), ["Ada", "ada"], "{}", db.name);
+        assert_eq!(
+            names_of(&run(json!({"firstName": {"like": "a%"}}), vec![], all.clone()).await),
+            ["ada"],
+            "{}: like is case-sensitive",
+            db.name
+        );
+        assert_eq!(
+            names_of(&run(json!({"firstName": {"ilike": "a%"}}), vec![], all.clone()).await),
+            ["Ada", "ada"],
+            "{}",
+            db.name
+        );
         assert_eq!(names_of(&run(json!({"firstName": {"startsWith": "b"}}), vec![], all.clone()).await), ["Bea"]);
-        assert_eq!(names_of(&run(json!({"email": {"eq": "EVE5@X.ORG"}}), vec![], all.clone()).await), ["Eve"], "{}: e-mail ignores case", db.name);
+        assert_eq!(
+            names_of(&run(json!({"email": {"eq": "EVE5@X.ORG"}}), vec![], all.clone()).await),
+            ["Eve"],
+            "{}: e-mail ignores case",
+            db.name
+        );
         assert_eq!(names_of(&run(json!({"tags": {"eq": "VIP"}}), vec![], all.clone()).await), ["Ada", "ada"]);
         assert_eq!(
             names_of(&run(json!({"or": [{"firstName": {"in": ["Cyd", "Dan"]}}, {"not": {"addressCity": {"isNull": true}}}], "firstName": {"neq": "Ada"}}), vec![OrderBy::asc("firstName")], all.clone()).await),
@@ -192,7 +235,11 @@ async fn filters_sorting_and_keyset_pagination() {
         );
 
         // Pages of 2 ordered by city (nulls last) then id walk every record once, forwards and back.
-        let order = vec![OrderBy { target: kith_core::domain::filter::Target::Field("addressCity".into()), desc: false, nulls_first: false }];
+        let order = vec![OrderBy {
+            target: kith_core::domain::filter::Target::Field("addressCity".into()),
+            desc: false,
+            nulls_first: false,
+        }];
         let mut seen = Vec::new();
         let mut after = None;
         loop {
@@ -222,7 +269,12 @@ async fn filters_sorting_and_keyset_pagination() {
         }
         assert_eq!(back, seen, "{}: backward pages give the same order", db.name);
 
-        for bad in [json!({"firstName": {"near": "x"}}), json!({"secret": {"eq": 1}}), json!({"birthday": {"like": "1%"}}), json!({"createdAt": {"eq": "yesterday"}})] {
+        for bad in [
+            json!({"firstName": {"near": "x"}}),
+            json!({"secret": {"eq": 1}}),
+            json!({"birthday": {"like": "1%"}}),
+            json!({"createdAt": {"eq": "yesterday"}}),
+        ] {
             assert!(Filter::from_json(&def, &[], &bad).is_err(), "{bad}");
         }
         let tags = tags::for_records(conn, &seen).await.unwrap();

@@ -1,8 +1,8 @@
 //! Deals, tickets, activities, merges and timelines on both databases.
 
 use kith_core::domain::DomainError;
-use kith_core::service::workflow;
 use kith_core::service::timeline::timeline;
+use kith_core::service::workflow;
 use kith_core::store::{history, outbox};
 use kith_tests::{TestDb, domain_err};
 use serde_json::json;
@@ -11,9 +11,14 @@ use uuid::Uuid;
 async fn pipeline(db: &TestDb, name: &str) -> (Uuid, Vec<Uuid>) {
     let p = db.create("pipeline", json!({"name": name, "currency": "eur"})).await.unwrap();
     let mut stages = Vec::new();
-    for (i, (stage, probability, kind)) in [("Lead", 10, "OPEN"), ("Proposal", 50, "OPEN"), ("Won", 100, "WON"), ("Lost", 0, "LOST")].iter().enumerate() {
+    for (i, (stage, probability, kind)) in
+        [("Lead", 10, "OPEN"), ("Proposal", 50, "OPEN"), ("Won", 100, "WON"), ("Lost", 0, "LOST")].iter().enumerate()
+    {
         let s = db
-            .create("stage", json!({"pipelineId": p.id(), "name": stage, "position": i, "probability": probability, "kind": kind}))
+            .create(
+                "stage",
+                json!({"pipelineId": p.id(), "name": stage, "position": i, "probability": probability, "kind": kind}),
+            )
             .await
             .unwrap();
         stages.push(s.id());
@@ -26,16 +31,39 @@ async fn deals_keep_stage_history_and_stay_in_their_pipeline() {
     for db in TestDb::all().await {
         let (sales, stages) = pipeline(&db, "Sales").await;
         let (_, other_stages) = pipeline(&db, "Partners").await;
-        assert_eq!(db.create("pipeline", json!({"name": "X", "currency": "EURO"})).await.err().map(|e| e.to_string()).unwrap_or_default().contains("ISO 4217"), true);
-        let bad_prob = domain_err(db.create("stage", json!({"pipelineId": sales, "name": "W", "position": 9, "probability": 50, "kind": "WON"})).await);
+        assert!(
+            db.create("pipeline", json!({"name": "X", "currency": "EURO"}))
+                .await
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("ISO 4217")
+        );
+        let bad_prob = domain_err(
+            db.create(
+                "stage",
+                json!({"pipelineId": sales, "name": "W", "position": 9, "probability": 50, "kind": "WON"}),
+            )
+            .await,
+        );
         assert!(matches!(bad_prob, DomainError::Validation { ref field, .. } if field == "probability"), "{bad_prob}");
 
-        let deal = db.create("deal", json!({"title": "Big", "amount": "1234.50", "pipelineId": sales, "stageId": stages[0]})).await.unwrap();
+        let deal = db
+            .create("deal", json!({"title": "Big", "amount": "1234.50", "pipelineId": sales, "stageId": stages[0]}))
+            .await
+            .unwrap();
         assert_eq!(deal.get("currency").as_text(), Some("EUR"), "{}: currency from the pipeline", db.name);
         assert_eq!(deal.to_json()["amount"], "1234.5", "{}: exact decimal", db.name);
-        let cents = domain_err(db.create("deal", json!({"title": "Yen", "amount": "10.5", "currency": "JPY", "pipelineId": sales, "stageId": stages[0]})).await);
+        let cents = domain_err(
+            db.create(
+                "deal",
+                json!({"title": "Yen", "amount": "10.5", "currency": "JPY", "pipelineId": sales, "stageId": stages[0]}),
+            )
+            .await,
+        );
         assert!(cents.to_string().contains("0 decimal places"), "{cents}");
-        let foreign = domain_err(db.create("deal", json!({"title": "X", "pipelineId": sales, "stageId": other_stages[0]})).await);
+        let foreign =
+            domain_err(db.create("deal", json!({"title": "X", "pipelineId": sales, "stageId": other_stages[0]})).await);
         assert!(foreign.to_string().contains("another pipeline"), "{foreign}");
 
         let tx = db.tx().await;
@@ -45,7 +73,9 @@ async fn deals_keep_stage_history_and_stay_in_their_pipeline() {
         tx.commit().await.unwrap();
         assert!(moved.get("closedAt").is_null());
         let tx = db.tx().await;
-        let lost = workflow::close_deal(&tx, &db.kith.registry, deal.id(), false, Some("Budget cut".into()), Some(2)).await.unwrap();
+        let lost = workflow::close_deal(&tx, &db.kith.registry, deal.id(), false, Some("Budget cut".into()), Some(2))
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         assert_eq!(lost.get("stageId").as_uuid(), Some(stages[3]));
         assert_eq!(lost.get("lostReason").as_text(), Some("Budget cut"));
@@ -55,8 +85,19 @@ async fn deals_keep_stage_history_and_stay_in_their_pipeline() {
         let path: Vec<Option<String>> = rows.iter().map(|r| r.to.clone()).collect();
         assert_eq!(path, [stages[0], stages[1], stages[3]].map(|s| Some(s.to_string())), "{}", db.name);
         assert_eq!(rows[1].from, Some(stages[0].to_string()));
-        let kinds: Vec<String> = outbox::read(db.kith.store.conn(), 0, 1000).await.unwrap().into_iter().filter(|e| e.object == "deal").map(|e| e.kind).collect();
-        assert_eq!(kinds, ["deal.created", "deal.updated", "deal.stage_changed", "deal.updated", "deal.stage_changed", "deal.lost"], "{}", db.name);
+        let kinds: Vec<String> = outbox::read(db.kith.store.conn(), 0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.object == "deal")
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["deal.created", "deal.updated", "deal.stage_changed", "deal.updated", "deal.stage_changed", "deal.lost"],
+            "{}",
+            db.name
+        );
 
         // A stage with deals in it cannot be deleted.
         let tx = db.tx().await;
@@ -76,17 +117,31 @@ async fn tickets_follow_the_workflow_with_sla_numbers_comments_and_ratings() {
         assert_eq!(t2.get("number").as_int(), Some(1002));
         assert_eq!(t1.get("status").as_text(), Some("NEW"));
         let created = t1.get("createdAt").as_datetime().unwrap();
-        assert_eq!(t1.get("firstResponseDueAt").as_datetime().unwrap() - created, chrono::Duration::minutes(60), "URGENT: 1 h");
-        assert_eq!(t2.get("resolutionDueAt").as_datetime().unwrap() - t2.get("createdAt").as_datetime().unwrap(), chrono::Duration::minutes(2880), "NORMAL: 48 h");
+        assert_eq!(
+            t1.get("firstResponseDueAt").as_datetime().unwrap() - created,
+            chrono::Duration::minutes(60),
+            "URGENT: 1 h"
+        );
+        assert_eq!(
+            t2.get("resolutionDueAt").as_datetime().unwrap() - t2.get("createdAt").as_datetime().unwrap(),
+            chrono::Duration::minutes(2880),
+            "NORMAL: 48 h"
+        );
         let status = domain_err(db.update("ticket", t1.id(), json!({"status": "SOLVED"}), None).await);
-        assert!(matches!(status, DomainError::Validation { ref field, .. } if field == "status"), "status only through changeStatus");
+        assert!(
+            matches!(status, DomainError::Validation { ref field, .. } if field == "status"),
+            "status only through changeStatus"
+        );
 
         let reg = &db.kith.registry;
         let tx = db.tx().await;
         let err = domain_err(workflow::rate(&tx, reg, t1.id(), 5, None).await);
         assert!(matches!(err, DomainError::Conflict(_)), "{err}");
         workflow::add_comment(&tx, reg, t1.id(), "internal note", false).await.unwrap();
-        let after_internal = kith_core::store::records::get(tx.conn(), &db.kith.object("ticket").unwrap(), t1.id()).await.unwrap().unwrap();
+        let after_internal = kith_core::store::records::get(tx.conn(), &db.kith.object("ticket").unwrap(), t1.id())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(after_internal.get("firstRespondedAt").is_null(), "internal notes are not responses");
         workflow::add_comment(&tx, reg, t1.id(), "We are on it", true).await.unwrap();
         workflow::change_status(&tx, reg, t1.id(), "open", None).await.unwrap();
@@ -108,10 +163,29 @@ async fn tickets_follow_the_workflow_with_sla_numbers_comments_and_ratings() {
             let err = domain_err(workflow::change_status(&tx, reg, t.id(), to, None).await);
             assert!(matches!(err, DomainError::Conflict(_) | DomainError::Validation { .. }), "{to}: {err}");
         }
-        let events: Vec<String> = history::ticket_events(db.kith.store.conn(), &[t1.id()]).await.unwrap().into_iter().map(|e| e.kind).collect();
-        assert_eq!(events, ["created", "commented", "commented", "status_changed", "status_changed", "rated", "status_changed"], "{}", db.name);
-        let kinds: Vec<String> = outbox::read(db.kith.store.conn(), 0, 1000).await.unwrap().into_iter().filter(|e| e.record_id == Some(t1.id())).map(|e| e.kind).collect();
-        assert!(kinds.contains(&"ticket.status_changed".to_string()) && kinds.contains(&"ticket.rated".to_string()), "{kinds:?}");
+        let events: Vec<String> = history::ticket_events(db.kith.store.conn(), &[t1.id()])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            events,
+            ["created", "commented", "commented", "status_changed", "status_changed", "rated", "status_changed"],
+            "{}",
+            db.name
+        );
+        let kinds: Vec<String> = outbox::read(db.kith.store.conn(), 0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.record_id == Some(t1.id()))
+            .map(|e| e.kind)
+            .collect();
+        assert!(
+            kinds.contains(&"ticket.status_changed".to_string()) && kinds.contains(&"ticket.rated".to_string()),
+            "{kinds:?}"
+        );
         db.cleanup().await;
     }
 }
@@ -120,12 +194,27 @@ async fn tickets_follow_the_workflow_with_sla_numbers_comments_and_ratings() {
 async fn merging_contacts_moves_everything_and_the_timeline_shows_it() {
     for db in TestDb::all().await {
         let keep = db.create("contact", json!({"firstName": "Ada", "tags": ["vip"]})).await.unwrap();
-        let merge = db.create("contact", json!({"firstName": "Ada L.", "email": "ada@x.org", "phone": "123", "tags": ["newsletter"]})).await.unwrap();
+        let merge = db
+            .create(
+                "contact",
+                json!({"firstName": "Ada L.", "email": "ada@x.org", "phone": "123", "tags": ["newsletter"]}),
+            )
+            .await
+            .unwrap();
         let (sales, stages) = pipeline(&db, "Sales").await;
-        let deal = db.create("deal", json!({"title": "D", "pipelineId": sales, "stageId": stages[0], "contactId": merge.id()})).await.unwrap();
+        let deal = db
+            .create("deal", json!({"title": "D", "pipelineId": sales, "stageId": stages[0], "contactId": merge.id()}))
+            .await
+            .unwrap();
         let ticket = db.create("ticket", json!({"subject": "T", "contactId": merge.id()})).await.unwrap();
-        let task = db.create("activity", json!({"kind": "TASK", "subject": "Call back", "contactId": merge.id()})).await.unwrap();
-        let note = db.create("activity", json!({"kind": "NOTE", "subject": "Met at fair", "contactId": keep.id()})).await.unwrap();
+        let task = db
+            .create("activity", json!({"kind": "TASK", "subject": "Call back", "contactId": merge.id()}))
+            .await
+            .unwrap();
+        let note = db
+            .create("activity", json!({"kind": "NOTE", "subject": "Met at fair", "contactId": keep.id()}))
+            .await
+            .unwrap();
 
         let tx = db.tx().await;
         let err = domain_err(workflow::complete_task(&tx, &db.kith.registry, note.id()).await);
@@ -136,17 +225,28 @@ async fn merging_contacts_moves_everything_and_the_timeline_shows_it() {
         assert_eq!(kept.get("email").as_text(), Some("ada@x.org"), "{}: blanks filled", db.name);
         assert_eq!(kept.get("firstName").as_text(), Some("Ada"), "kept values win");
         for (object, id) in [("deal", deal.id()), ("ticket", ticket.id()), ("activity", task.id())] {
-            let r = kith_core::store::records::get(db.kith.store.conn(), &db.kith.object(object).unwrap(), id).await.unwrap().unwrap();
+            let r = kith_core::store::records::get(db.kith.store.conn(), &db.kith.object(object).unwrap(), id)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(r.get("contactId").as_uuid(), Some(keep.id()), "{}: {object} moved", db.name);
         }
         let tags = kith_core::store::tags::for_records(db.kith.store.conn(), &[keep.id()]).await.unwrap();
         assert_eq!(tags[&keep.id()], ["newsletter", "vip"]);
-        let gone = kith_core::store::records::get(db.kith.store.conn(), &db.kith.object("contact").unwrap(), merge.id()).await.unwrap().unwrap();
+        let gone =
+            kith_core::store::records::get(db.kith.store.conn(), &db.kith.object("contact").unwrap(), merge.id())
+                .await
+                .unwrap()
+                .unwrap();
         assert!(!gone.get("deletedAt").is_null());
 
         let items = timeline(&db.kith, "contact", keep.id(), 50).await.unwrap();
         let kinds: Vec<&str> = items.iter().map(|i| i.kind.as_str()).collect();
-        assert!(kinds.contains(&"activity") && kinds.contains(&"deal_stage") && kinds.contains(&"ticket_event"), "{}: {kinds:?}", db.name);
+        assert!(
+            kinds.contains(&"activity") && kinds.contains(&"deal_stage") && kinds.contains(&"ticket_event"),
+            "{}: {kinds:?}",
+            db.name
+        );
         assert!(items.windows(2).all(|w| w[0].at >= w[1].at), "newest first");
         db.cleanup().await;
     }

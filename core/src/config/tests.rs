@@ -9,13 +9,20 @@ fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn layers_apply_in_order() {
     let mut file = tempfile();
-    writeln!(file.1, "[server]\nbind = \"127.0.0.1:9000\"\nrequest_timeout_secs = 5\n[database]\nurl = \"sqlite://from-file.db\"").unwrap();
-    let config = Config::load(Some(&file.0), env(&[("KITH_DATABASE_URL", "postgres://x@localhost/db"), ("PATH", "/bin")])).unwrap();
+    writeln!(
+        file.1,
+        "[server]\nbind = \"127.0.0.1:9000\"\nrequest_timeout_secs = 5\n[database]\nurl = \"sqlite://from-file.db\""
+    )
+    .unwrap();
+    let config =
+        Config::load(Some(&file.0), env(&[("KITH_DATABASE_URL", "postgres://x@localhost/db"), ("PATH", "/bin")]))
+            .unwrap();
     assert_eq!(config.server.bind.port(), 9000, "file beats defaults");
     assert_eq!(config.server.request_timeout_secs, 5);
     assert_eq!(config.database.url, "postgres://x@localhost/db", "environment beats file");
     assert_eq!(config.database.max_connections, 16, "defaults fill the rest");
-    let config = Config::load(None, env(&[("KITH_SERVER__REQUEST_TIMEOUT_SECS", "7"), ("KITH_LOG__FORMAT", "json")])).unwrap();
+    let config =
+        Config::load(None, env(&[("KITH_SERVER__REQUEST_TIMEOUT_SECS", "7"), ("KITH_LOG__FORMAT", "json")])).unwrap();
     assert_eq!(config.server.request_timeout_secs, 7, "numbers are typed");
     assert_eq!(config.log.format, "json");
     file.remove();

@@ -50,10 +50,9 @@ impl fmt::Display for Role {
 impl FromStr for Role {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Role, DomainError> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| DomainError::invalid("role", format!("unknown role `{s}` (expected ADMIN, MANAGER, AGENT or VIEWER)")))
+        Role::ALL.into_iter().find(|role| role.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            DomainError::invalid("role", format!("unknown role `{s}` (expected ADMIN, MANAGER, AGENT or VIEWER)"))
+        })
     }
 }
 

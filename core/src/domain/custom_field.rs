@@ -32,14 +32,20 @@ impl CustomFieldDef {
     /// Checks the definition itself.
     pub fn validate(&self) -> Result<()> {
         if !OBJECTS.contains(&self.object.as_str()) {
-            return Err(DomainError::invalid("object", format!("`{}` has no custom fields (one of {})", self.object, OBJECTS.join(", "))));
+            return Err(DomainError::invalid(
+                "object",
+                format!("`{}` has no custom fields (one of {})", self.object, OBJECTS.join(", ")),
+            ));
         }
         let mut chars = self.key.chars();
         let key_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
             && chars.all(|c| c.is_ascii_alphanumeric())
             && self.key.len() <= 64;
         if !key_ok {
-            return Err(DomainError::invalid("key", "must be camelCase: a lower-case letter, then letters and digits (at most 64)"));
+            return Err(DomainError::invalid(
+                "key",
+                "must be camelCase: a lower-case letter, then letters and digits (at most 64)",
+            ));
         }
         if self.label.trim().is_empty() {
             return Err(DomainError::invalid("label", "must not be empty"));
@@ -68,7 +74,13 @@ impl CustomFieldDef {
             "TEXT" => value.as_str().map(|s| Json::String(s.to_owned())).ok_or_else(|| bad("text")),
             "NUMBER" => match value {
                 Json::Number(n) if n.is_i64() || n.is_f64() => Ok(value.clone()),
-                Json::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Json::from).ok_or_else(|| bad("a number")),
+                Json::String(s) => s
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(Json::from)
+                    .ok_or_else(|| bad("a number")),
                 _ => Err(bad("a number")),
             },
             "DECIMAL" => {

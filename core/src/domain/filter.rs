@@ -105,7 +105,14 @@ impl Filter {
     }
 }
 
-fn parse(object: &ObjectDef, custom: &[CustomFieldDef], json: &Json, depth: usize, path: &str, budget: &mut usize) -> Result<Filter> {
+fn parse(
+    object: &ObjectDef,
+    custom: &[CustomFieldDef],
+    json: &Json,
+    depth: usize,
+    path: &str,
+    budget: &mut usize,
+) -> Result<Filter> {
     if depth > MAX_DEPTH {
         return Err(DomainError::invalid(path, format!("nested deeper than {MAX_DEPTH} levels")));
     }
@@ -119,7 +126,8 @@ fn parse(object: &ObjectDef, custom: &[CustomFieldDef], json: &Json, depth: usiz
         let here = format!("{path}.{key}");
         match key.as_str() {
             "and" | "or" => {
-                let items = value.as_array().ok_or_else(|| DomainError::invalid(&here, "expected a list of filters"))?;
+                let items =
+                    value.as_array().ok_or_else(|| DomainError::invalid(&here, "expected a list of filters"))?;
                 let mut subs = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     subs.push(parse(object, custom, item, depth + 1, &format!("{here}[{i}]"), budget)?);
@@ -128,7 +136,9 @@ fn parse(object: &ObjectDef, custom: &[CustomFieldDef], json: &Json, depth: usiz
             }
             "not" => parts.push(Filter::Not(Box::new(parse(object, custom, value, depth + 1, &here, budget)?))),
             "customFields" => {
-                let fields = value.as_object().ok_or_else(|| DomainError::invalid(&here, "expected an object of custom keys"))?;
+                let fields = value
+                    .as_object()
+                    .ok_or_else(|| DomainError::invalid(&here, "expected an object of custom keys"))?;
                 for (custom_key, ops) in fields {
                     let def = custom
                         .iter()
@@ -141,9 +151,9 @@ fn parse(object: &ObjectDef, custom: &[CustomFieldDef], json: &Json, depth: usiz
             }
             "tags" if object.taggable => parse_ops(&Target::Tag, &FieldKind::Text, value, &here, &mut parts, budget)?,
             field => {
-                let def = object
-                    .field_def(field)
-                    .ok_or_else(|| DomainError::invalid(&here, format!("{} has no field `{field}`", object.type_name)))?;
+                let def = object.field_def(field).ok_or_else(|| {
+                    DomainError::invalid(&here, format!("{} has no field `{field}`", object.type_name))
+                })?;
                 if def.kind == FieldKind::Json {
                     return Err(DomainError::invalid(&here, "JSON fields cannot be filtered on"));
                 }
@@ -164,8 +174,16 @@ pub fn custom_value_kind(kind: &str) -> FieldKind {
     }
 }
 
-fn parse_ops(target: &Target, kind: &FieldKind, ops: &Json, path: &str, out: &mut Vec<Filter>, budget: &mut usize) -> Result<()> {
-    let ops: &Map<String, Json> = ops.as_object().ok_or_else(|| DomainError::invalid(path, "expected an object of operators (eq, in, ...)"))?;
+fn parse_ops(
+    target: &Target,
+    kind: &FieldKind,
+    ops: &Json,
+    path: &str,
+    out: &mut Vec<Filter>,
+    budget: &mut usize,
+) -> Result<()> {
+    let ops: &Map<String, Json> =
+        ops.as_object().ok_or_else(|| DomainError::invalid(path, "expected an object of operators (eq, in, ...)"))?;
     if ops.is_empty() {
         return Err(DomainError::invalid(path, "needs at least one operator"));
     }
@@ -175,7 +193,9 @@ fn parse_ops(target: &Target, kind: &FieldKind, ops: &Json, path: &str, out: &mu
         other => other.clone(),
     };
     for (name, arg) in ops {
-        *budget = budget.checked_sub(1).ok_or_else(|| DomainError::invalid(path, format!("more than {MAX_CONDITIONS} conditions")))?;
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| DomainError::invalid(path, format!("more than {MAX_CONDITIONS} conditions")))?;
         let here = format!("{path}.{name}");
         let one = |arg: &Json| -> Result<Value> {
             match Value::from_json(&here, &value_kind, arg)? {
@@ -213,7 +233,9 @@ fn parse_ops(target: &Target, kind: &FieldKind, ops: &Json, path: &str, out: &mu
             other => {
                 return Err(DomainError::invalid(
                     &here,
-                    format!("unknown operator `{other}` (eq, neq, in, notIn, lt, lte, gt, gte, like, ilike, startsWith, isNull)"),
+                    format!(
+                        "unknown operator `{other}` (eq, neq, in, notIn, lt, lte, gt, gte, like, ilike, startsWith, isNull)"
+                    ),
                 ));
             }
         };
@@ -242,7 +264,8 @@ impl OrderBy {
 
     /// Parses `{"field": "lastName", "direction": "DESC", "nulls": "FIRST"}`.
     pub fn from_json(object: &ObjectDef, custom: &[CustomFieldDef], json: &Json) -> Result<OrderBy> {
-        let map = json.as_object().ok_or_else(|| DomainError::invalid("orderBy", "expected {field, direction, nulls}"))?;
+        let map =
+            json.as_object().ok_or_else(|| DomainError::invalid("orderBy", "expected {field, direction, nulls}"))?;
         for key in map.keys() {
             if !matches!(key.as_str(), "field" | "direction" | "nulls" | "customField") {
                 return Err(DomainError::invalid(format!("orderBy.{key}"), "unknown key"));
@@ -257,14 +280,24 @@ impl OrderBy {
             None => desc,
             Some("FIRST" | "first") => true,
             Some("LAST" | "last") => false,
-            Some(other) => return Err(DomainError::invalid("orderBy.nulls", format!("`{other}` is not FIRST or LAST"))),
+            Some(other) => {
+                return Err(DomainError::invalid("orderBy.nulls", format!("`{other}` is not FIRST or LAST")));
+            }
         };
         let target = if let Some(key) = map.get("customField").and_then(Json::as_str) {
-            let def = custom.iter().find(|d| d.key == key).ok_or_else(|| DomainError::invalid("orderBy.customField", format!("no custom field `{key}`")))?;
+            let def = custom
+                .iter()
+                .find(|d| d.key == key)
+                .ok_or_else(|| DomainError::invalid("orderBy.customField", format!("no custom field `{key}`")))?;
             Target::Custom { key: def.key.clone(), kind: def.kind.clone() }
         } else {
-            let field = map.get("field").and_then(Json::as_str).ok_or_else(|| DomainError::invalid("orderBy.field", "is required"))?;
-            let def = object.field_def(field).ok_or_else(|| DomainError::invalid("orderBy.field", format!("{} has no field `{field}`", object.type_name)))?;
+            let field = map
+                .get("field")
+                .and_then(Json::as_str)
+                .ok_or_else(|| DomainError::invalid("orderBy.field", "is required"))?;
+            let def = object.field_def(field).ok_or_else(|| {
+                DomainError::invalid("orderBy.field", format!("{} has no field `{field}`", object.type_name))
+            })?;
             if def.kind == FieldKind::Json {
                 return Err(DomainError::invalid("orderBy.field", "JSON fields cannot be sorted on"));
             }

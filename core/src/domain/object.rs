@@ -145,19 +145,28 @@ impl ObjectDef {
     fn finish(mut self) -> ObjectDef {
         if self.custom_fields {
             self.fields.push(
-                FieldDef::new("customFields", FieldKind::Json).doc("Values of the admin-defined custom fields, by key."),
+                FieldDef::new("customFields", FieldKind::Json)
+                    .doc("Values of the admin-defined custom fields, by key."),
             );
         }
-        self.fields.push(FieldDef::new("createdAt", FieldKind::DateTime).read_only().doc("When the record was created."));
+        self.fields
+            .push(FieldDef::new("createdAt", FieldKind::DateTime).read_only().doc("When the record was created."));
         if self.versioned {
-            self.fields.push(FieldDef::new("updatedAt", FieldKind::DateTime).read_only().doc("When the record last changed."));
+            self.fields
+                .push(FieldDef::new("updatedAt", FieldKind::DateTime).read_only().doc("When the record last changed."));
         }
         if self.soft_delete {
-            self.fields.push(FieldDef::new("deletedAt", FieldKind::DateTime).read_only().doc("When the record was deleted; null while live."));
+            self.fields.push(
+                FieldDef::new("deletedAt", FieldKind::DateTime)
+                    .read_only()
+                    .doc("When the record was deleted; null while live."),
+            );
         }
         if self.versioned {
             self.fields.push(
-                FieldDef::new("version", FieldKind::Int).read_only().doc("Optimistic-concurrency version; pass it back as `expectedVersion` when updating."),
+                FieldDef::new("version", FieldKind::Int)
+                    .read_only()
+                    .doc("Optimistic-concurrency version; pass it back as `expectedVersion` when updating."),
             );
         }
         self
@@ -231,9 +240,15 @@ fn core_objects() -> Vec<ObjectDef> {
         .address()
         .field(reference("companyId", "company", "The company the contact works for."))
         .field(reference("ownerId", "user", "The user responsible for the contact."))
-        .field(FieldDef::new("lifecycleStage", K::enumeration(LIFECYCLE_STAGES)).doc("Where the contact is in the customer lifecycle; LEAD when not given."))
+        .field(
+            FieldDef::new("lifecycleStage", K::enumeration(LIFECYCLE_STAGES))
+                .doc("Where the contact is in the customer lifecycle; LEAD when not given."),
+        )
         .field(FieldDef::new("emailOptIn", K::Bool).doc("Whether the contact agreed to receive e-mail."))
-        .field(FieldDef::new("emailOptInAt", K::DateTime).doc("When the consent was given; set automatically when opting in."))
+        .field(
+            FieldDef::new("emailOptInAt", K::DateTime)
+                .doc("When the consent was given; set automatically when opting in."),
+        )
         .field(FieldDef::new("emailOptInSource", K::Text).doc("Where the consent was given (form, import, ...)."))
         .field(FieldDef::new("doNotContact", K::Bool).doc("Never contact this person, whatever else says."))
         .field(FieldDef::new("source", K::Text).doc("Where the contact came from."));
@@ -244,7 +259,10 @@ fn core_objects() -> Vec<ObjectDef> {
 
     let mut company = ObjectDef::new("company", "companies", "An organisation: a customer, a prospect, a partner.")
         .field(FieldDef::new("name", K::Text).required().doc("Name."))
-        .field(FieldDef::new("domain", K::Text).doc("Web domain, normalised (`example.org`); unique among live companies."))
+        .field(
+            FieldDef::new("domain", K::Text)
+                .doc("Web domain, normalised (`example.org`); unique among live companies."),
+        )
         .field(FieldDef::new("industry", K::Text).doc("Industry."))
         .field(FieldDef::new("employees", K::Int).doc("Number of employees."))
         .field(FieldDef::new("annualRevenue", K::Decimal).doc("Annual revenue."))
@@ -255,21 +273,29 @@ fn core_objects() -> Vec<ObjectDef> {
     company.natural_key = Some("domain".to_owned());
     company.search_fields = ["name", "domain", "industry"].map(String::from).to_vec();
 
-    let pipeline = ObjectDef::new("pipeline", "pipelines", "A sales process: an ordered list of stages deals move through.")
-        .field(FieldDef::new("name", K::Text).required().doc("Name."))
-        .field(FieldDef::new("currency", K::Currency).required().doc("Default currency of its deals (ISO 4217)."));
+    let pipeline =
+        ObjectDef::new("pipeline", "pipelines", "A sales process: an ordered list of stages deals move through.")
+            .field(FieldDef::new("name", K::Text).required().doc("Name."))
+            .field(FieldDef::new("currency", K::Currency).required().doc("Default currency of its deals (ISO 4217)."));
 
     let stage = ObjectDef::new("stage", "stages", "A step of a pipeline.")
         .field(reference("pipelineId", "pipeline", "The pipeline the stage belongs to.").required().create_only())
         .field(FieldDef::new("name", K::Text).required().doc("Name."))
         .field(FieldDef::new("position", K::Int).required().doc("Order within the pipeline, ascending."))
         .field(FieldDef::new("probability", K::Int).required().doc("Chance of winning a deal in this stage, 0 to 100."))
-        .field(FieldDef::new("kind", K::enumeration(STAGE_KINDS)).required().doc("OPEN, or WON / LOST for closing stages."));
+        .field(
+            FieldDef::new("kind", K::enumeration(STAGE_KINDS))
+                .required()
+                .doc("OPEN, or WON / LOST for closing stages."),
+        );
 
     let mut deal = ObjectDef::new("deal", "deals", "A potential sale moving through a pipeline.")
         .field(FieldDef::new("title", K::Text).required().doc("Title."))
         .field(FieldDef::new("amount", K::Decimal).doc("Value of the deal, exact."))
-        .field(FieldDef::new("currency", K::Currency).doc("ISO 4217 currency of the amount; the pipeline's when not given."))
+        .field(
+            FieldDef::new("currency", K::Currency)
+                .doc("ISO 4217 currency of the amount; the pipeline's when not given."),
+        )
         .field(reference("pipelineId", "pipeline", "The pipeline.").required())
         .field(reference("stageId", "stage", "The current stage; must belong to the pipeline.").required())
         .field(reference("contactId", "contact", "The main contact."))
@@ -287,16 +313,29 @@ fn core_objects() -> Vec<ObjectDef> {
         .field(FieldDef::new("number", K::Int).read_only().doc("Human number (#1001), sequential."))
         .field(FieldDef::new("subject", K::Text).required().doc("Subject."))
         .field(FieldDef::new("description", K::Text).doc("Description."))
-        .field(FieldDef::new("status", K::enumeration(STATUSES)).read_only().doc("Status; changed through `changeStatus`, which enforces the workflow."))
-        .field(FieldDef::new("priority", K::enumeration(PRIORITIES)).doc("Priority; NORMAL when not given. Drives the SLA."))
-        .field(FieldDef::new("channel", K::enumeration(CHANNELS)).doc("Where the request came in; OTHER when not given."))
+        .field(
+            FieldDef::new("status", K::enumeration(STATUSES))
+                .read_only()
+                .doc("Status; changed through `changeStatus`, which enforces the workflow."),
+        )
+        .field(
+            FieldDef::new("priority", K::enumeration(PRIORITIES))
+                .doc("Priority; NORMAL when not given. Drives the SLA."),
+        )
+        .field(
+            FieldDef::new("channel", K::enumeration(CHANNELS)).doc("Where the request came in; OTHER when not given."),
+        )
         .field(reference("contactId", "contact", "The requester."))
         .field(reference("companyId", "company", "The requester's company."))
         .field(reference("assigneeId", "user", "The agent working on it."))
         .field(FieldDef::new("queue", K::Text).doc("The queue (team) it sits in."))
         .field(FieldDef::new("firstResponseDueAt", K::DateTime).read_only().doc("SLA: first public reply due by."))
         .field(FieldDef::new("resolutionDueAt", K::DateTime).read_only().doc("SLA: solution due by."))
-        .field(FieldDef::new("firstRespondedAt", K::DateTime).read_only().doc("When the first public agent reply was made."))
+        .field(
+            FieldDef::new("firstRespondedAt", K::DateTime)
+                .read_only()
+                .doc("When the first public agent reply was made."),
+        )
         .field(FieldDef::new("solvedAt", K::DateTime).read_only().doc("When it was last solved."))
         .field(FieldDef::new("satisfactionRating", K::Int).read_only().doc("Customer satisfaction, 1 to 5."))
         .field(FieldDef::new("satisfactionComment", K::Text).read_only().doc("Customer's comment with the rating."));
@@ -307,36 +346,48 @@ fn core_objects() -> Vec<ObjectDef> {
     let mut comment = ObjectDef::new("ticketComment", "ticketComments", "A reply or internal note on a ticket.")
         .field(reference("ticketId", "ticket", "The ticket.").required().create_only())
         .field(FieldDef::new("body", K::Text).required().create_only().doc("Text."))
-        .field(FieldDef::new("public", K::Bool).create_only().doc("Visible to the customer (true) or internal (false)."))
+        .field(
+            FieldDef::new("public", K::Bool).create_only().doc("Visible to the customer (true) or internal (false)."),
+        )
         .field(reference("authorId", "user", "The user who wrote it.").read_only())
         .field(FieldDef::new("author", K::Text).read_only().doc("Who wrote it, as recorded."));
     comment.soft_delete = false;
     comment.versioned = false;
 
-    let mut activity = ObjectDef::new("activity", "activities", "A note, call, e-mail, meeting or task, linked to records.")
-        .field(FieldDef::new("kind", K::enumeration(ACTIVITY_KINDS)).required().doc("What kind of activity."))
-        .field(FieldDef::new("subject", K::Text).required().doc("Subject."))
-        .field(FieldDef::new("body", K::Text).doc("Details."))
-        .field(FieldDef::new("occurredAt", K::DateTime).doc("When it happened; now when not given."))
-        .field(FieldDef::new("dueAt", K::DateTime).doc("For tasks: when it is due."))
-        .field(FieldDef::new("completedAt", K::DateTime).doc("For tasks: when it was done."))
-        .field(reference("ownerId", "user", "The user responsible."))
-        .field(reference("contactId", "contact", "Linked contact."))
-        .field(reference("companyId", "company", "Linked company."))
-        .field(reference("dealId", "deal", "Linked deal."))
-        .field(reference("ticketId", "ticket", "Linked ticket."));
+    let mut activity =
+        ObjectDef::new("activity", "activities", "A note, call, e-mail, meeting or task, linked to records.")
+            .field(FieldDef::new("kind", K::enumeration(ACTIVITY_KINDS)).required().doc("What kind of activity."))
+            .field(FieldDef::new("subject", K::Text).required().doc("Subject."))
+            .field(FieldDef::new("body", K::Text).doc("Details."))
+            .field(FieldDef::new("occurredAt", K::DateTime).doc("When it happened; now when not given."))
+            .field(FieldDef::new("dueAt", K::DateTime).doc("For tasks: when it is due."))
+            .field(FieldDef::new("completedAt", K::DateTime).doc("For tasks: when it was done."))
+            .field(reference("ownerId", "user", "The user responsible."))
+            .field(reference("contactId", "contact", "Linked contact."))
+            .field(reference("companyId", "company", "Linked company."))
+            .field(reference("dealId", "deal", "Linked deal."))
+            .field(reference("ticketId", "ticket", "Linked ticket."));
     activity.custom_fields = true;
 
     let segment = ObjectDef::new("segment", "segments", "A named, saved filter over one kind of record.")
         .field(FieldDef::new("name", K::Text).required().doc("Name."))
-        .field(FieldDef::new("object", K::enumeration(&["CONTACT", "COMPANY", "DEAL", "TICKET", "ACTIVITY"])).required().create_only().doc("The kind of record it selects."))
+        .field(
+            FieldDef::new("object", K::enumeration(&["CONTACT", "COMPANY", "DEAL", "TICKET", "ACTIVITY"]))
+                .required()
+                .create_only()
+                .doc("The kind of record it selects."),
+        )
         .field(FieldDef::new("filter", K::Json).required().doc("The filter, in the same language as list queries."))
         .field(reference("ownerId", "user", "Who made it."));
 
     let mut user = ObjectDef::new("user", "users", "A person who logs in to Kith.")
         .field(FieldDef::new("email", K::Email).required().doc("Login e-mail, unique."))
         .field(FieldDef::new("name", K::Text).required().doc("Display name."))
-        .field(FieldDef::new("role", K::enumeration(&["ADMIN", "MANAGER", "AGENT", "VIEWER"])).required().doc("What the user may do."))
+        .field(
+            FieldDef::new("role", K::enumeration(&["ADMIN", "MANAGER", "AGENT", "VIEWER"]))
+                .required()
+                .doc("What the user may do."),
+        )
         .field(FieldDef::new("active", K::Bool).doc("Inactive users cannot log in."));
     user.table = "app_user".to_owned();
     user.soft_delete = false;

@@ -29,16 +29,18 @@ pub fn check_input(object: &ObjectDef, input: &Fields, mode: Mode) -> Result<()>
             .ok_or_else(|| DomainError::invalid(name, format!("{} has no field `{name}`", object.type_name)))?;
         match (def.access, mode) {
             (Access::ReadOnly, _) => return Err(DomainError::invalid(name, "is maintained by Kith and cannot be set")),
-            (Access::CreateOnly, Mode::Update) => return Err(DomainError::invalid(name, "cannot be changed after creation")),
+            (Access::CreateOnly, Mode::Update) => {
+                return Err(DomainError::invalid(name, "cannot be changed after creation"));
+            }
             _ => {}
         }
         if !kind_matches(&def.kind, value) {
             return Err(DomainError::invalid(name, "has the wrong type"));
         }
-        if let Value::Text(text) = value {
-            if text.chars().count() > MAX_TEXT_CHARS {
-                return Err(DomainError::invalid(name, format!("is longer than {MAX_TEXT_CHARS} characters")));
-            }
+        if let Value::Text(text) = value
+            && text.chars().count() > MAX_TEXT_CHARS
+        {
+            return Err(DomainError::invalid(name, format!("is longer than {MAX_TEXT_CHARS} characters")));
         }
     }
     Ok(())
@@ -49,7 +51,10 @@ fn kind_matches(kind: &FieldKind, value: &Value) -> bool {
         (kind, value),
         (_, Value::Null)
             | (FieldKind::Id | FieldKind::Ref(_), Value::Uuid(_))
-            | (FieldKind::Text | FieldKind::Email | FieldKind::Url | FieldKind::Currency | FieldKind::Enum(_), Value::Text(_))
+            | (
+                FieldKind::Text | FieldKind::Email | FieldKind::Url | FieldKind::Currency | FieldKind::Enum(_),
+                Value::Text(_)
+            )
             | (FieldKind::Int, Value::Int(_))
             | (FieldKind::Decimal, Value::Decimal(_))
             | (FieldKind::Bool, Value::Bool(_))
@@ -114,10 +119,10 @@ fn contact(after: &mut Fields, before: Option<&Fields>, creating: bool, now: Dat
     if ["firstName", "lastName", "email"].iter().all(|f| get(after, f).is_null()) {
         return Err(DomainError::invalid("firstName", "a contact needs a first name, a last name or an e-mail"));
     }
-    if let Value::Date(birthday) = get(after, "birthday") {
-        if *birthday > now.date_naive() {
-            return Err(DomainError::invalid("birthday", "is in the future"));
-        }
+    if let Value::Date(birthday) = get(after, "birthday")
+        && *birthday > now.date_naive()
+    {
+        return Err(DomainError::invalid("birthday", "is in the future"));
     }
     // Consent: opting in stamps the time (unless given); opting out clears it.
     let opted_in = get(after, "emailOptIn").as_bool() == Some(true);
@@ -149,13 +154,15 @@ fn company(after: &mut Fields) -> Result<()> {
 
 fn stage(after: &mut Fields) -> Result<()> {
     let probability = get(after, "probability").as_int();
-    if let Some(p) = probability {
-        if !(0..=100).contains(&p) {
-            return Err(DomainError::invalid("probability", format!("must be between 0 and 100, got {p}")));
-        }
+    if let Some(p) = probability
+        && !(0..=100).contains(&p)
+    {
+        return Err(DomainError::invalid("probability", format!("must be between 0 and 100, got {p}")));
     }
     match (get(after, "kind").as_text(), probability) {
-        (Some("WON"), Some(p)) if p != 100 => Err(DomainError::invalid("probability", "a WON stage has probability 100")),
+        (Some("WON"), Some(p)) if p != 100 => {
+            Err(DomainError::invalid("probability", "a WON stage has probability 100"))
+        }
         (Some("LOST"), Some(p)) if p != 0 => Err(DomainError::invalid("probability", "a LOST stage has probability 0")),
         _ => non_negative_int(after, "position"),
     }

@@ -178,14 +178,16 @@ impl Value {
             return Ok(Value::Null);
         }
         match kind {
-            FieldKind::Id | FieldKind::Ref(_) => Uuid::parse_str(text)
-                .map(Value::Uuid)
-                .map_err(|_| expected(field, "an id (UUID)")),
+            FieldKind::Id | FieldKind::Ref(_) => {
+                Uuid::parse_str(text).map(Value::Uuid).map_err(|_| expected(field, "an id (UUID)"))
+            }
             FieldKind::Text => Ok(Value::Text(text.to_owned())),
             FieldKind::Email => normalize_email(field, text).map(Value::Text),
             FieldKind::Url => validate_url(field, text).map(|()| Value::Text(text.to_owned())),
             FieldKind::Int => text.parse::<i64>().map(Value::Int).map_err(|_| expected(field, "an integer")),
-            FieldKind::Decimal => parse_decimal(text).map(Value::Decimal).ok_or_else(|| expected(field, "a decimal number")),
+            FieldKind::Decimal => {
+                parse_decimal(text).map(Value::Decimal).ok_or_else(|| expected(field, "a decimal number"))
+            }
             FieldKind::Currency => {
                 let code = text.to_ascii_uppercase();
                 crate::domain::currency::validate_code(field, &code)?;
@@ -199,10 +201,12 @@ impl Value {
             FieldKind::Date => NaiveDate::parse_from_str(text, "%Y-%m-%d")
                 .map(Value::Date)
                 .map_err(|_| expected(field, "a date (YYYY-MM-DD)")),
-            FieldKind::DateTime => parse_datetime(text).map(Value::DateTime).ok_or_else(|| expected(field, "an RFC 3339 date-time")),
+            FieldKind::DateTime => {
+                parse_datetime(text).map(Value::DateTime).ok_or_else(|| expected(field, "an RFC 3339 date-time"))
+            }
             FieldKind::Enum(values) => {
                 let upper = text.to_ascii_uppercase();
-                if values.iter().any(|v| *v == upper) {
+                if values.contains(&upper) {
                     Ok(Value::Text(upper))
                 } else {
                     Err(DomainError::invalid(field, format!("`{text}` is not one of {}", values.join(", "))))

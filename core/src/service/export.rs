@@ -4,9 +4,9 @@ use std::io::Write;
 
 use serde_json::Value as Json;
 
+use crate::domain::DomainError;
 use crate::domain::filter::Filter;
 use crate::domain::value::Value;
-use crate::domain::DomainError;
 use crate::error::{Error, Result};
 use crate::service::Kith;
 use crate::store::records::{ListQuery, PageRequest, Record, list};
@@ -31,7 +31,7 @@ fn io(err: impl std::fmt::Display) -> Error {
 }
 
 enum Sink<W: Write> {
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Json { out: W, first: bool },
 }
 
@@ -80,7 +80,11 @@ impl<W: Write> Sink<W> {
 /// Writes every live record of `object` to `out`; returns how many.
 pub async fn export<W: Write>(kith: &Kith, object: &str, format: Format, out: W) -> Result<u64> {
     if !EXPORTABLE.contains(&object) {
-        return Err(DomainError::invalid("object", format!("`{object}` cannot be exported (one of {})", EXPORTABLE.join(", "))).into());
+        return Err(DomainError::invalid(
+            "object",
+            format!("`{object}` cannot be exported (one of {})", EXPORTABLE.join(", ")),
+        )
+        .into());
     }
     let def = kith.object(object)?;
     let db = kith.store.conn();
@@ -92,14 +96,19 @@ pub async fn export<W: Write>(kith: &Kith, object: &str, format: Format, out: W)
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
             w.write_record(&columns).map_err(io)?;
-            Sink::Csv(w)
+            Sink::Csv(Box::new(w))
         }
         Format::Json => Sink::Json { out, first: true },
     };
     let mut n = 0u64;
     let mut after = None;
     loop {
-        let query = ListQuery { filter: Filter::all(), order: Vec::new(), page: PageRequest::Forward { first: PAGE, after: after.clone() }, include_deleted: false };
+        let query = ListQuery {
+            filter: Filter::all(),
+            order: Vec::new(),
+            page: PageRequest::Forward { first: PAGE, after: after.clone() },
+            include_deleted: false,
+        };
         let page = list(db, &def, &query).await?;
         let ids: Vec<_> = page.records.iter().map(|(_, r)| r.id()).collect();
         let mut record_tags = if def.taggable { tags::for_records(db, &ids).await? } else { Default::default() };

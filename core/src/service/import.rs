@@ -11,12 +11,12 @@ use std::io::Read;
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
+use crate::domain::DomainError;
 use crate::domain::actor::Actor;
 use crate::domain::custom_field::{CustomFieldDef, validate_values};
 use crate::domain::object::{Access, ObjectDef};
 use crate::domain::rules::{self, Mode};
 use crate::domain::value::{FieldKind, Fields, Value};
-use crate::domain::DomainError;
 use crate::error::{Error, Result};
 use crate::service::Kith;
 use crate::service::input::Input;
@@ -90,7 +90,12 @@ fn simplify(name: &str) -> String {
     name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase()
 }
 
-fn map_header(object: &ObjectDef, custom: &[CustomFieldDef], header: &str, explicit: Option<&String>) -> Result<Column> {
+fn map_header(
+    object: &ObjectDef,
+    custom: &[CustomFieldDef],
+    header: &str,
+    explicit: Option<&String>,
+) -> Result<Column> {
     let target = explicit.cloned().unwrap_or_else(|| header.to_owned());
     let key = simplify(&target);
     if let Some(custom_key) = target.strip_prefix("customFields.") {
@@ -130,15 +135,24 @@ fn map_header(object: &ObjectDef, custom: &[CustomFieldDef], header: &str, expli
     if object.name == "contact" && matches!(key.as_str(), "companydomain" | "company") {
         return Ok(Column::CompanyDomain);
     }
-    let resolved = aliases.iter().find(|(alias, _)| *alias == key).map(|(_, field)| simplify(field)).unwrap_or(key.clone());
-    if let Some(field) = object.fields.iter().find(|f| simplify(&f.name) == resolved && f.access != Access::ReadOnly && f.name != "customFields") {
+    let resolved =
+        aliases.iter().find(|(alias, _)| *alias == key).map(|(_, field)| simplify(field)).unwrap_or(key.clone());
+    if let Some(field) = object
+        .fields
+        .iter()
+        .find(|f| simplify(&f.name) == resolved && f.access != Access::ReadOnly && f.name != "customFields")
+    {
         return Ok(Column::Field(field.name.clone(), field.kind.clone()));
     }
     if let Some(def) = custom.iter().find(|d| simplify(&d.key) == key || simplify(&d.label) == key) {
         return Ok(Column::Custom(def.clone()));
     }
     if explicit.is_some() {
-        return Err(DomainError::invalid(header, format!("--map names `{target}`, which is not a field of {}", object.type_name)).into());
+        return Err(DomainError::invalid(
+            header,
+            format!("--map names `{target}`, which is not a field of {}", object.type_name),
+        )
+        .into());
     }
     Ok(Column::Ignored)
 }
@@ -168,7 +182,8 @@ pub async fn import_csv<R: Read>(
     let def = kith.object(object)?;
     let custom = custom_fields::for_object(kith.store.conn(), object).await?;
     let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(reader);
-    let headers = csv.headers().map_err(|e| DomainError::invalid("file", format!("cannot read the header row: {e}")))?.clone();
+    let headers =
+        csv.headers().map_err(|e| DomainError::invalid("file", format!("cannot read the header row: {e}")))?.clone();
     let mut report = ImportReport::default();
     let mut columns = Vec::with_capacity(headers.len());
     for header in headers.iter() {
@@ -184,10 +199,11 @@ pub async fn import_csv<R: Read>(
         }
     }
     let natural_key = def.natural_key.clone();
-    if let Some(key) = &natural_key {
-        if !columns.iter().any(|c| matches!(c, Column::Field(name, _) if name == key)) && options.on_duplicate == OnDuplicate::Update {
-            tracing::warn!("the file has no `{key}` column: rows cannot be matched to existing records");
-        }
+    if let Some(key) = &natural_key
+        && !columns.iter().any(|c| matches!(c, Column::Field(name, _) if name == key))
+        && options.on_duplicate == OnDuplicate::Update
+    {
+        tracing::warn!("the file has no `{key}` column: rows cannot be matched to existing records");
     }
 
     let mut batch: Vec<Row> = Vec::with_capacity(options.batch_size);
@@ -226,7 +242,13 @@ pub async fn import_csv<R: Read>(
     Ok(report)
 }
 
-fn parse_row(def: &ObjectDef, custom: &[CustomFieldDef], columns: &[Column], record: &csv::StringRecord, line: u64) -> Result<Row, String> {
+fn parse_row(
+    def: &ObjectDef,
+    custom: &[CustomFieldDef],
+    columns: &[Column],
+    record: &csv::StringRecord,
+    line: u64,
+) -> Result<Row, String> {
     let mut fields = Fields::new();
     let mut custom_values = Map::new();
     let mut row_tags: Option<Vec<String>> = None;
@@ -241,7 +263,9 @@ fn parse_row(def: &ObjectDef, custom: &[CustomFieldDef], columns: &[Column], rec
             }
             Column::Custom(d) if !cell.is_empty() => {
                 let json = match d.kind.as_str() {
-                    "MULTI_SELECT" => Json::Array(cell.split([';', ',']).map(|s| Json::String(s.trim().to_owned())).filter(|s| s != "").collect()),
+                    "MULTI_SELECT" => Json::Array(
+                        cell.split([';', ',']).map(|s| Json::String(s.trim().to_owned())).filter(|s| s != "").collect(),
+                    ),
                     "BOOLEAN" => match Value::parse(&d.key, &FieldKind::Bool, cell).map_err(|e| e.to_string())? {
                         Value::Bool(b) => Json::Bool(b),
                         _ => Json::Null,
@@ -250,9 +274,12 @@ fn parse_row(def: &ObjectDef, custom: &[CustomFieldDef], columns: &[Column], rec
                 };
                 custom_values.insert(d.key.clone(), json);
             }
-            Column::Tags if !cell.is_empty() => row_tags = Some(cell.split([';', ',']).map(|s| s.trim().to_owned()).collect()),
+            Column::Tags if !cell.is_empty() => {
+                row_tags = Some(cell.split([';', ',']).map(|s| s.trim().to_owned()).collect())
+            }
             Column::CompanyDomain if !cell.is_empty() => {
-                company_domain = Some(crate::domain::value::normalize_domain("company", cell).map_err(|e| e.to_string())?);
+                company_domain =
+                    Some(crate::domain::value::normalize_domain("company", cell).map_err(|e| e.to_string())?);
             }
             _ => {}
         }
@@ -338,13 +365,22 @@ fn apply_outcome(report: &mut ImportReport, outcome: Outcome) {
     report.rejected.extend(outcome.rejected);
 }
 
-async fn write_rows(kith: &Kith, tx: &Tx, def: &ObjectDef, custom: &[CustomFieldDef], rows: &[Row], options: &ImportOptions) -> Result<Outcome> {
+async fn write_rows(
+    kith: &Kith,
+    tx: &Tx,
+    def: &ObjectDef,
+    custom: &[CustomFieldDef],
+    rows: &[Row],
+    options: &ImportOptions,
+) -> Result<Outcome> {
     let mut outcome = Outcome::default();
     let key_field = def.natural_key.clone();
     // Existing records by natural key (lower-cased).
     let keys: Vec<String> = rows
         .iter()
-        .filter_map(|r| key_field.as_ref().and_then(|k| r.fields.get(k)).and_then(Value::as_text).map(str::to_lowercase))
+        .filter_map(|r| {
+            key_field.as_ref().and_then(|k| r.fields.get(k)).and_then(Value::as_text).map(str::to_lowercase)
+        })
         .collect();
     let existing = find_by_keys(tx, def, key_field.as_deref(), &keys).await?;
     // Companies named by domain (contacts).
@@ -379,12 +415,18 @@ async fn write_rows(kith: &Kith, tx: &Tx, def: &ObjectDef, custom: &[CustomField
                     fields.insert("companyId".into(), Value::Uuid(company.id()));
                 }
                 None => {
-                    outcome.rejected.push(Rejected { line: row.line, reason: format!("company: no company with domain `{domain}`") });
+                    outcome.rejected.push(Rejected {
+                        line: row.line,
+                        reason: format!("company: no company with domain `{domain}`"),
+                    });
                     continue;
                 }
             }
         }
-        if let Some(id) = def.references().find_map(|(f, _)| fields.get(&f.name).and_then(Value::as_uuid).filter(|id| missing_refs.contains(id))) {
+        if let Some(id) = def
+            .references()
+            .find_map(|(f, _)| fields.get(&f.name).and_then(Value::as_uuid).filter(|id| missing_refs.contains(id)))
+        {
             outcome.rejected.push(Rejected { line: row.line, reason: format!("refers to {id}, which does not exist") });
             continue;
         }
@@ -396,10 +438,13 @@ async fn write_rows(kith: &Kith, tx: &Tx, def: &ObjectDef, custom: &[CustomField
                     OnDuplicate::Update => {
                         let mut changes = fields.clone();
                         changes.retain(|name, value| !value.is_null() && row_has(row, name));
-                        let input = Input { fields: changes, custom_fields: row.custom.clone(), tags: row.tags.clone() };
+                        let input =
+                            Input { fields: changes, custom_fields: row.custom.clone(), tags: row.tags.clone() };
                         match record_service::update(tx, &kith.registry, &def.name, current.id(), input, None).await {
                             Ok(_) => outcome.updated += 1,
-                            Err(Error::Domain(e)) => outcome.rejected.push(Rejected { line: row.line, reason: e.to_string() }),
+                            Err(Error::Domain(e)) => {
+                                outcome.rejected.push(Rejected { line: row.line, reason: e.to_string() })
+                            }
                             Err(e) => return Err(e),
                         }
                     }
@@ -429,9 +474,7 @@ async fn write_rows(kith: &Kith, tx: &Tx, def: &ObjectDef, custom: &[CustomField
         new_rows.push(fields);
     }
     records::insert(tx.conn(), def, &new_rows).await?;
-    for (id, names) in &new_tags {
-        tags::add(tx, &def.name, *id, names).await?;
-    }
+    tags::attach_many(tx, &def.name, &new_tags).await?;
     let mut entries = Vec::with_capacity(new_rows.len());
     let mut events = Vec::with_capacity(new_rows.len());
     for fields in new_rows {
@@ -456,7 +499,12 @@ fn row_has(row: &Row, name: &str) -> bool {
 }
 
 /// Live records whose natural key (lower-cased) is among `keys`, by key.
-async fn find_by_keys(tx: &Tx, def: &ObjectDef, key_field: Option<&str>, keys: &[String]) -> Result<HashMap<String, Record>> {
+async fn find_by_keys(
+    tx: &Tx,
+    def: &ObjectDef,
+    key_field: Option<&str>,
+    keys: &[String],
+) -> Result<HashMap<String, Record>> {
     use crate::domain::filter::{Condition, Filter, Op, Target};
     let mut out = HashMap::new();
     let Some(key_field) = key_field else { return Ok(out) };
@@ -471,8 +519,7 @@ async fn find_by_keys(tx: &Tx, def: &ObjectDef, key_field: Option<&str>, keys: &
             op: Op::In(chunk.iter().map(|k| Value::Text(k.clone())).collect()),
         });
         // Domains are stored normalised (lower case); e-mails compare through lower().
-        let query = records::ListQuery::first(filter, chunk.len() as u64 + 1);
-        for (_, record) in records::list(tx.conn(), def, &query).await?.records {
+        for record in records::select_where(tx.conn(), def, &filter).await? {
             if let Some(key) = record.get(key_field).as_text() {
                 out.insert(key.to_lowercase(), record);
             }

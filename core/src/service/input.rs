@@ -32,17 +32,22 @@ impl Input {
             match name.as_str() {
                 "customFields" if object.custom_fields => input.custom_fields = Some(value.clone()),
                 "tags" if object.taggable => {
-                    let items = value.as_array().ok_or_else(|| DomainError::invalid("tags", "expected a list of names"))?;
+                    let items =
+                        value.as_array().ok_or_else(|| DomainError::invalid("tags", "expected a list of names"))?;
                     let mut tags = Vec::with_capacity(items.len());
                     for item in items {
-                        tags.push(item.as_str().ok_or_else(|| DomainError::invalid("tags", "expected a list of names"))?.to_owned());
+                        tags.push(
+                            item.as_str()
+                                .ok_or_else(|| DomainError::invalid("tags", "expected a list of names"))?
+                                .to_owned(),
+                        );
                     }
                     input.tags = Some(tags);
                 }
                 _ => {
-                    let def = object
-                        .field_def(name)
-                        .ok_or_else(|| DomainError::invalid(name, format!("{} has no field `{name}`", object.type_name)))?;
+                    let def = object.field_def(name).ok_or_else(|| {
+                        DomainError::invalid(name, format!("{} has no field `{name}`", object.type_name))
+                    })?;
                     input.fields.insert(name.clone(), Value::from_json(name, &def.kind, value)?);
                 }
             }

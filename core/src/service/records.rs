@@ -5,12 +5,12 @@
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use crate::domain::DomainError;
 use crate::domain::custom_field::validate_values;
 use crate::domain::object::{ObjectDef, Registry};
 use crate::domain::rules::{self, Mode};
 use crate::domain::ticket::{SlaPolicy, sla_due};
 use crate::domain::value::{FieldKind, Fields, Value};
-use crate::domain::DomainError;
 use crate::error::{Error, Result};
 use crate::service::input::Input;
 use crate::service::object_def;
@@ -35,7 +35,12 @@ pub(crate) fn event(object: &ObjectDef, kind: &str, record: &Record, extra: Json
     if let (Json::Object(map), Json::Object(extra)) = (&mut payload, extra) {
         map.extend(extra);
     }
-    NewEvent { kind: format!("{}.{kind}", object.name), object: object.name.clone(), record_id: Some(record.id()), payload }
+    NewEvent {
+        kind: format!("{}.{kind}", object.name),
+        object: object.name.clone(),
+        record_id: Some(record.id()),
+        payload,
+    }
 }
 
 /// Creates a record.
@@ -57,7 +62,8 @@ pub async fn create(tx: &Tx, registry: &Registry, object: &str, input: Input) ->
     if let Some(names) = &input.tags {
         tags::set(tx, &def.name, record.id(), names).await?;
     }
-    let changes: Vec<_> = record.fields.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), Value::Null, v.clone())).collect();
+    let changes: Vec<_> =
+        record.fields.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), Value::Null, v.clone())).collect();
     let mut changes = audit::changes_json(&changes);
     if let (Some(names), Json::Object(map)) = (&input.tags, &mut changes) {
         map.insert("tags".into(), json!({"before": [], "after": tags::clean_names(names)?}));
@@ -80,7 +86,11 @@ pub(crate) fn stamp_new(def: &ObjectDef, after: &mut Fields, tx: &Tx) {
     }
 }
 
-async fn load_custom(tx: &Tx, def: &ObjectDef, given: bool) -> Result<Vec<crate::domain::custom_field::CustomFieldDef>> {
+async fn load_custom(
+    tx: &Tx,
+    def: &ObjectDef,
+    given: bool,
+) -> Result<Vec<crate::domain::custom_field::CustomFieldDef>> {
     if def.custom_fields {
         custom_fields::for_object(tx.conn(), &def.name).await
     } else if given {
@@ -92,19 +102,26 @@ async fn load_custom(tx: &Tx, def: &ObjectDef, given: bool) -> Result<Vec<crate:
 
 /// Refuses an update based on a stale version.
 pub fn check_version(record: &Record, expected: Option<i64>) -> Result<()> {
-    if let (Some(expected), Some(current)) = (expected, record.get("version").as_int()) {
-        if expected != current {
-            return Err(DomainError::conflict(format!(
-                "stale version: you have version {expected}, the record is at version {current}; reload it and retry"
-            ))
-            .into());
-        }
+    if let (Some(expected), Some(current)) = (expected, record.get("version").as_int())
+        && expected != current
+    {
+        return Err(DomainError::conflict(format!(
+            "stale version: you have version {expected}, the record is at version {current}; reload it and retry"
+        ))
+        .into());
     }
     Ok(())
 }
 
 /// Updates a record from caller input.
-pub async fn update(tx: &Tx, registry: &Registry, object: &str, id: Uuid, input: Input, expected_version: Option<i64>) -> Result<Record> {
+pub async fn update(
+    tx: &Tx,
+    registry: &Registry,
+    object: &str,
+    id: Uuid,
+    input: Input,
+    expected_version: Option<i64>,
+) -> Result<Record> {
     let def = object_def(registry, object)?;
     rules::check_input(&def, &input.fields, Mode::Update)?;
     let before = records::get_live(tx.conn(), &def, id).await?;
@@ -135,7 +152,10 @@ pub(crate) async fn apply_update(
                 Value::Json(j) => Some(j.clone()),
                 _ => None,
             };
-            after.insert("customFields".into(), Value::Json(validate_values(&defs, previous.as_ref(), custom.as_ref())?));
+            after.insert(
+                "customFields".into(),
+                Value::Json(validate_values(&defs, previous.as_ref(), custom.as_ref())?),
+            );
         }
     }
     before_write(tx, registry, def, Some(&before), &mut after, &mut effects).await?;
@@ -164,7 +184,9 @@ pub(crate) async fn apply_update(
     }
     let expected = before.get("version").as_int().filter(|_| def.versioned);
     if !records::update(tx.conn(), def, id, expected, &written).await? {
-        return Err(DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry").into());
+        return Err(
+            DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry").into()
+        );
     }
     if let Some((_, new)) = &tag_change {
         tags::set(tx, &def.name, id, new).await?;
@@ -186,7 +208,10 @@ pub async fn delete(tx: &Tx, registry: &Registry, object: &str, id: Uuid) -> Res
     before_delete(tx, registry, &def, &before).await?;
     if !def.soft_delete {
         if def.name == "user" {
-            return Err(DomainError::conflict("users are deactivated (active: false), not deleted, to keep their history").into());
+            return Err(DomainError::conflict(
+                "users are deactivated (active: false), not deleted, to keep their history",
+            )
+            .into());
         }
         records::delete_hard(tx.conn(), &def, id).await?;
         audit::record(tx, "delete", &def.name, Some(id), json!({})).await?;
@@ -213,7 +238,14 @@ pub async fn restore(tx: &Tx, registry: &Registry, object: &str, id: Uuid) -> Re
     write_bookkeeping(tx, &def, before, changes, "restore", "restored").await
 }
 
-async fn write_bookkeeping(tx: &Tx, def: &ObjectDef, before: Record, mut changes: Fields, action: &str, event_kind: &str) -> Result<Record> {
+async fn write_bookkeeping(
+    tx: &Tx,
+    def: &ObjectDef,
+    before: Record,
+    mut changes: Fields,
+    action: &str,
+    event_kind: &str,
+) -> Result<Record> {
     let id = before.id();
     let version = before.get("version").as_int();
     if let Some(v) = version {
@@ -221,7 +253,9 @@ async fn write_bookkeeping(tx: &Tx, def: &ObjectDef, before: Record, mut changes
         changes.insert("updatedAt".into(), Value::DateTime(tx.now));
     }
     if !records::update(tx.conn(), def, id, version, &changes).await? {
-        return Err(DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry").into());
+        return Err(
+            DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry").into()
+        );
     }
     let mut fields = before.fields.clone();
     let diff: Vec<_> = changes.iter().map(|(k, v)| (k.clone(), before.get(k).clone(), v.clone())).collect();
@@ -233,7 +267,13 @@ async fn write_bookkeeping(tx: &Tx, def: &ObjectDef, before: Record, mut changes
 }
 
 /// Checks that every reference that changed points at a live record of the right object.
-pub(crate) async fn check_references(tx: &Tx, registry: &Registry, def: &ObjectDef, before: Option<&Fields>, after: &Fields) -> Result<()> {
+pub(crate) async fn check_references(
+    tx: &Tx,
+    registry: &Registry,
+    def: &ObjectDef,
+    before: Option<&Fields>,
+    after: &Fields,
+) -> Result<()> {
     for (field, target) in def.references() {
         let Some(id) = after.get(&field.name).and_then(Value::as_uuid) else { continue };
         if before.and_then(|b| b.get(&field.name)).and_then(Value::as_uuid) == Some(id) {
@@ -276,7 +316,14 @@ fn get<'a>(fields: &'a Fields, name: &str) -> &'a Value {
 }
 
 /// Per-object rules that read the database, run before the generic rules.
-async fn before_write(tx: &Tx, registry: &Registry, def: &ObjectDef, before: Option<&Record>, after: &mut Fields, effects: &mut Effects) -> Result<()> {
+async fn before_write(
+    tx: &Tx,
+    registry: &Registry,
+    def: &ObjectDef,
+    before: Option<&Record>,
+    after: &mut Fields,
+    effects: &mut Effects,
+) -> Result<()> {
     match def.name.as_str() {
         "deal" => deal_before_write(tx, registry, before, after, effects).await,
         "ticket" => {
@@ -315,9 +362,9 @@ async fn before_write(tx: &Tx, registry: &Registry, def: &ObjectDef, before: Opt
             // A stage is added to a live pipeline only.
             if let Some(pipeline_id) = get(after, "pipelineId").as_uuid() {
                 let pipeline = object_def(registry, "pipeline")?;
-                records::get_live(tx.conn(), &pipeline, pipeline_id)
-                    .await
-                    .map_err(|_| Error::Domain(DomainError::invalid("pipelineId", format!("no pipeline with id {pipeline_id}"))))?;
+                records::get_live(tx.conn(), &pipeline, pipeline_id).await.map_err(|_| {
+                    Error::Domain(DomainError::invalid("pipelineId", format!("no pipeline with id {pipeline_id}")))
+                })?;
             }
             Ok(())
         }
@@ -342,10 +389,17 @@ async fn before_write(tx: &Tx, registry: &Registry, def: &ObjectDef, before: Opt
     }
 }
 
-async fn deal_before_write(tx: &Tx, registry: &Registry, before: Option<&Record>, after: &mut Fields, effects: &mut Effects) -> Result<()> {
+async fn deal_before_write(
+    tx: &Tx,
+    registry: &Registry,
+    before: Option<&Record>,
+    after: &mut Fields,
+    effects: &mut Effects,
+) -> Result<()> {
     let pipeline_def = object_def(registry, "pipeline")?;
     let stage_def = object_def(registry, "stage")?;
-    let pipeline_id = get(after, "pipelineId").as_uuid().ok_or_else(|| DomainError::invalid("pipelineId", "is required"))?;
+    let pipeline_id =
+        get(after, "pipelineId").as_uuid().ok_or_else(|| DomainError::invalid("pipelineId", "is required"))?;
     let stage_id = get(after, "stageId").as_uuid().ok_or_else(|| DomainError::invalid("stageId", "is required"))?;
     let pipeline = match records::get(tx.conn(), &pipeline_def, pipeline_id).await? {
         Some(p) if p.get("deletedAt").is_null() => p,
@@ -399,13 +453,22 @@ async fn before_delete(tx: &Tx, registry: &Registry, def: &ObjectDef, record: &R
     });
     let n = records::count(tx.conn(), &deal, &filter, false).await?;
     if n > 0 {
-        return Err(DomainError::conflict(format!("{n} deal(s) are still in this {}; move them first", def.name)).into());
+        return Err(
+            DomainError::conflict(format!("{n} deal(s) are still in this {}; move them first", def.name)).into()
+        );
     }
     Ok(())
 }
 
 /// Writes what a record write implies beyond its row, then the events.
-async fn after_write(tx: &Tx, def: &ObjectDef, record: &Record, effects: Effects, kind: &str, extra: Json) -> Result<()> {
+async fn after_write(
+    tx: &Tx,
+    def: &ObjectDef,
+    record: &Record,
+    effects: Effects,
+    kind: &str,
+    extra: Json,
+) -> Result<()> {
     use crate::store::history;
     if let Some((from, to)) = effects.stage_change {
         history::deal_stage(tx, record.id(), from, to).await?;

@@ -4,10 +4,10 @@ use chrono::Duration;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use crate::domain::DomainError;
 use crate::domain::actor::Actor;
 use crate::domain::filter::{Condition, Filter, Op, Target};
 use crate::domain::value::{FieldKind, Value};
-use crate::domain::DomainError;
 use crate::error::Result;
 use crate::service::input::Input;
 use crate::service::{Kith, records, workflow};
@@ -38,8 +38,24 @@ const COMPANIES: &[(&str, &str, &str, i64)] = &[
     ("Granite Logistics", "granite-logistics.example", "Logistics", 640),
     ("Hillside Schools", "hillside.example", "Education", 310),
 ];
-const FIRST: &[&str] = &["Ada", "Grace", "Alan", "Katherine", "Edsger", "Barbara", "Linus", "Margaret", "Dennis", "Radia", "Ken", "Frances"];
-const LAST: &[&str] = &["Lovelace", "Hopper", "Turing", "Johnson", "Dijkstra", "Liskov", "Torvalds", "Hamilton", "Ritchie", "Perlman", "Thompson", "Allen"];
+const FIRST: &[&str] = &[
+    "Ada",
+    "Grace",
+    "Alan",
+    "Katherine",
+    "Edsger",
+    "Barbara",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Radia",
+    "Ken",
+    "Frances",
+];
+const LAST: &[&str] = &[
+    "Lovelace", "Hopper", "Turing", "Johnson", "Dijkstra", "Liskov", "Torvalds", "Hamilton", "Ritchie", "Perlman",
+    "Thompson", "Allen",
+];
 const CITIES: &[&str] = &["London", "Lisbon", "Berlin", "Toronto", "Nairobi", "Melbourne"];
 const STAGES: &[(&str, i64, &str)] = &[
     ("Lead", 10, "OPEN"),
@@ -58,7 +74,11 @@ fn text(s: impl Into<String>) -> Value {
 pub async fn demo(kith: &Kith) -> Result<SeedReport> {
     let registry = &kith.registry;
     let contact_def = kith.object("contact")?;
-    let demo_filter = Filter::Cond(Condition { target: Target::Field("source".into()), kind: FieldKind::Text, op: Op::Eq(text("demo")) });
+    let demo_filter = Filter::Cond(Condition {
+        target: Target::Field("source".into()),
+        kind: FieldKind::Text,
+        op: Op::Eq(text("demo")),
+    });
     if count(kith.store.conn(), &contact_def, &demo_filter, true).await? > 0 {
         return Err(DomainError::conflict("the demo data is already there").into());
     }
@@ -102,7 +122,10 @@ pub async fn demo(kith: &Kith) -> Result<SeedReport> {
         report.contacts += 1;
     }
 
-    let pipeline = records::create(&tx, registry, "pipeline", Input::fields([("name", text("Sales")), ("currency", text("EUR"))])).await?.id();
+    let pipeline =
+        records::create(&tx, registry, "pipeline", Input::fields([("name", text("Sales")), ("currency", text("EUR"))]))
+            .await?
+            .id();
     let mut stages: Vec<Uuid> = Vec::new();
     for (position, (name, probability, kind)) in STAGES.iter().enumerate() {
         let input = Input::fields([
@@ -138,7 +161,8 @@ pub async fn demo(kith: &Kith) -> Result<SeedReport> {
                     workflow::close_deal(&tx, registry, deal.id(), true, None, None).await?;
                 }
                 "LOST" => {
-                    workflow::close_deal(&tx, registry, deal.id(), false, Some("Chose a competitor".into()), None).await?;
+                    workflow::close_deal(&tx, registry, deal.id(), false, Some("Chose a competitor".into()), None)
+                        .await?;
                 }
                 _ => {}
             }
@@ -146,11 +170,29 @@ pub async fn demo(kith: &Kith) -> Result<SeedReport> {
         report.deals += 1;
     }
 
-    let paths: &[&[&str]] = &[&[], &["OPEN"], &["OPEN", "PENDING"], &["OPEN", "ON_HOLD"], &["OPEN", "SOLVED"], &["OPEN", "SOLVED", "CLOSED"]];
+    let paths: &[&[&str]] = &[
+        &[],
+        &["OPEN"],
+        &["OPEN", "PENDING"],
+        &["OPEN", "ON_HOLD"],
+        &["OPEN", "SOLVED"],
+        &["OPEN", "SOLVED", "CLOSED"],
+    ];
     for i in 0..18usize {
         let (contact, company) = contacts[i * 2 + 1];
         let input = Input::fields([
-            ("subject", text(["Cannot log in", "Invoice question", "Feature request: exports", "Data looks wrong", "Password reset"][i % 5])),
+            (
+                "subject",
+                text(
+                    [
+                        "Cannot log in",
+                        "Invoice question",
+                        "Feature request: exports",
+                        "Data looks wrong",
+                        "Password reset",
+                    ][i % 5],
+                ),
+            ),
             ("description", text("Reported through the demo seed.")),
             ("priority", text(["LOW", "NORMAL", "HIGH", "URGENT"][i % 4])),
             ("channel", text(["EMAIL", "PHONE", "CHAT", "WEB"][i % 4])),

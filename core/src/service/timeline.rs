@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use crate::domain::DomainError;
 use crate::domain::filter::{Condition, Filter, Op, OrderBy, Target};
 use crate::domain::value::{FieldKind, Value};
-use crate::domain::DomainError;
 use crate::error::Result;
 use crate::service::Kith;
 use crate::store::history;
@@ -33,7 +33,11 @@ pub struct TimelineItem {
 }
 
 fn refers_to(field: &str, target: &str, id: Uuid) -> Filter {
-    Filter::Cond(Condition { target: Target::Field(field.into()), kind: FieldKind::Ref(target.into()), op: Op::Eq(Value::Uuid(id)) })
+    Filter::Cond(Condition {
+        target: Target::Field(field.into()),
+        kind: FieldKind::Ref(target.into()),
+        op: Op::Eq(Value::Uuid(id)),
+    })
 }
 
 /// The timeline of a contact, company, deal or ticket, newest first.
@@ -46,7 +50,11 @@ pub async fn timeline(kith: &Kith, object: &str, id: Uuid, limit: u64) -> Result
         "company" => "companyId",
         "deal" => "dealId",
         "ticket" => "ticketId",
-        _ => return Err(DomainError::invalid("object", "timelines exist for contacts, companies, deals and tickets").into()),
+        _ => {
+            return Err(
+                DomainError::invalid("object", "timelines exist for contacts, companies, deals and tickets").into()
+            );
+        }
     };
     let db = kith.store.conn();
     let mut items = Vec::new();
@@ -80,7 +88,12 @@ pub async fn timeline(kith: &Kith, object: &str, id: Uuid, limit: u64) -> Result
             vec![id]
         } else if let Some(field) = owner_field {
             let def = kith.object(target)?;
-            let query = ListQuery { filter: refers_to(field, object, id), order: Vec::new(), page: PageRequest::Forward { first: 200, after: None }, include_deleted: false };
+            let query = ListQuery {
+                filter: refers_to(field, object, id),
+                order: Vec::new(),
+                page: PageRequest::Forward { first: 200, after: None },
+                include_deleted: false,
+            };
             list(db, &def, &query).await?.records.into_iter().map(|(_, r)| r.id()).collect()
         } else {
             Vec::new()
@@ -88,7 +101,11 @@ pub async fn timeline(kith: &Kith, object: &str, id: Uuid, limit: u64) -> Result
         if ids.is_empty() {
             continue;
         }
-        let rows = if target == "deal" { history::deal_stages(db, &ids).await? } else { history::ticket_events(db, &ids).await? };
+        let rows = if target == "deal" {
+            history::deal_stages(db, &ids).await?
+        } else {
+            history::ticket_events(db, &ids).await?
+        };
         for row in rows {
             let summary = match (target, row.kind.as_str()) {
                 ("deal", _) => "deal moved to a new stage".to_owned(),
@@ -105,7 +122,7 @@ pub async fn timeline(kith: &Kith, object: &str, id: Uuid, limit: u64) -> Result
             });
         }
     }
-    items.sort_by(|a, b| b.at.cmp(&a.at));
+    items.sort_by_key(|item| std::cmp::Reverse(item.at));
     items.truncate(limit as usize);
     Ok(items)
 }

@@ -4,10 +4,10 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::domain::DomainError;
 use crate::domain::actor::{Actor, ActorKind, Role};
 use crate::domain::object::Registry;
 use crate::domain::value::Value;
-use crate::domain::DomainError;
 use crate::error::Result;
 use crate::service::input::Input;
 use crate::service::records;
@@ -19,7 +19,14 @@ use crate::store::{Store, Tx, audit, outbox, users};
 pub const SESSION_HOURS: i64 = 12;
 
 /// Creates a user, with a password when given.
-pub async fn create_user(tx: &Tx, registry: &Registry, email: &str, name: &str, role: Role, password: Option<&str>) -> Result<Record> {
+pub async fn create_user(
+    tx: &Tx,
+    registry: &Registry,
+    email: &str,
+    name: &str,
+    role: Role,
+    password: Option<&str>,
+) -> Result<Record> {
     let hash = password.map(users::hash_password).transpose()?;
     let input = Input::fields([
         ("email", Value::from_json("email", &crate::domain::value::FieldKind::Email, &json!(email))?),
@@ -34,11 +41,17 @@ pub async fn create_user(tx: &Tx, registry: &Registry, email: &str, name: &str, 
 }
 
 /// Creates an API token and returns its info and the secret, shown once.
-pub async fn create_token(tx: &Tx, name: &str, role: Role, user_id: Option<Uuid>, expires_in_days: Option<i64>) -> Result<(Uuid, String)> {
-    if let Some(days) = expires_in_days {
-        if !(1..=3650).contains(&days) {
-            return Err(DomainError::invalid("expiresInDays", "must be between 1 and 3650").into());
-        }
+pub async fn create_token(
+    tx: &Tx,
+    name: &str,
+    role: Role,
+    user_id: Option<Uuid>,
+    expires_in_days: Option<i64>,
+) -> Result<(Uuid, String)> {
+    if let Some(days) = expires_in_days
+        && !(1..=3650).contains(&days)
+    {
+        return Err(DomainError::invalid("expiresInDays", "must be between 1 and 3650").into());
     }
     let new = NewToken {
         name: name.to_owned(),
@@ -51,7 +64,12 @@ pub async fn create_token(tx: &Tx, name: &str, role: Role, user_id: Option<Uuid>
     audit::record(tx, "create", "token", Some(id), json!({"name": name, "role": role.as_str()})).await?;
     outbox::emit(
         tx,
-        &[outbox::NewEvent { kind: "token.created".into(), object: "token".into(), record_id: Some(id), payload: json!({"name": name, "role": role.as_str()}) }],
+        &[outbox::NewEvent {
+            kind: "token.created".into(),
+            object: "token".into(),
+            record_id: Some(id),
+            payload: json!({"name": name, "role": role.as_str()}),
+        }],
     )
     .await?;
     Ok((id, secret))
@@ -62,7 +80,16 @@ pub async fn revoke_token(tx: &Tx, id_or_name: &str) -> Result<Vec<Uuid>> {
     let ids = tokens::revoke(tx, id_or_name).await?;
     for id in &ids {
         audit::record(tx, "revoke", "token", Some(*id), json!({})).await?;
-        outbox::emit(tx, &[outbox::NewEvent { kind: "token.revoked".into(), object: "token".into(), record_id: Some(*id), payload: json!({}) }]).await?;
+        outbox::emit(
+            tx,
+            &[outbox::NewEvent {
+                kind: "token.revoked".into(),
+                object: "token".into(),
+                record_id: Some(*id),
+                payload: json!({}),
+            }],
+        )
+        .await?;
     }
     Ok(ids)
 }
@@ -84,7 +111,13 @@ pub async fn login(store: &Store, email: &str, password: &str) -> Result<(String
         (true, Some(login)) => login,
         _ => return Err(denied().into()),
     };
-    let actor = Actor { kind: ActorKind::User, id: Some(login.id.to_string()), name: login.email.clone(), role: login.role, user_id: Some(login.id) };
+    let actor = Actor {
+        kind: ActorKind::User,
+        id: Some(login.id.to_string()),
+        name: login.email.clone(),
+        role: login.role,
+        user_id: Some(login.id),
+    };
     let tx = store.begin(&actor).await?;
     let new = NewToken {
         name: format!("session for {}", login.email),
@@ -121,6 +154,10 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Actor>> {
     let now = Utc::now();
     let Some(info) = tokens::authenticate(store.conn(), token, now).await? else { return Ok(None) };
     tokens::touch(store.conn(), info.id, now).await?;
-    let (kind, name) = if info.kind == "session" { (ActorKind::User, info.name.trim_start_matches("session for ").to_owned()) } else { (ActorKind::Token, info.name.clone()) };
+    let (kind, name) = if info.kind == "session" {
+        (ActorKind::User, info.name.trim_start_matches("session for ").to_owned())
+    } else {
+        (ActorKind::Token, info.name.clone())
+    };
     Ok(Some(Actor { kind, id: Some(info.id.to_string()), name, role: info.role, user_id: info.user_id }))
 }

@@ -4,11 +4,11 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::domain::DomainError;
 use crate::domain::filter::{Condition, Filter, Op, OrderBy, Target};
 use crate::domain::object::Registry;
 use crate::domain::ticket;
 use crate::domain::value::{FieldKind, Fields, Value};
-use crate::domain::DomainError;
 use crate::error::Result;
 use crate::service::input::Input;
 use crate::service::object_def;
@@ -27,13 +27,26 @@ fn one(name: &str, value: Value) -> Fields {
 }
 
 /// Moves a deal to another stage of its pipeline.
-pub async fn move_deal(tx: &Tx, registry: &Registry, deal_id: Uuid, stage_id: Uuid, expected_version: Option<i64>) -> Result<Record> {
+pub async fn move_deal(
+    tx: &Tx,
+    registry: &Registry,
+    deal_id: Uuid,
+    stage_id: Uuid,
+    expected_version: Option<i64>,
+) -> Result<Record> {
     let input = Input { fields: one("stageId", Value::Uuid(stage_id)), ..Input::default() };
     records::update(tx, registry, "deal", deal_id, input, expected_version).await
 }
 
 /// Closes a deal as won or lost: it moves to its pipeline's first WON (or LOST) stage.
-pub async fn close_deal(tx: &Tx, registry: &Registry, deal_id: Uuid, won: bool, reason: Option<String>, expected_version: Option<i64>) -> Result<Record> {
+pub async fn close_deal(
+    tx: &Tx,
+    registry: &Registry,
+    deal_id: Uuid,
+    won: bool,
+    reason: Option<String>,
+    expected_version: Option<i64>,
+) -> Result<Record> {
     let deal_def = object_def(registry, "deal")?;
     let deal = get_live(tx.conn(), &deal_def, deal_id).await?;
     check_version(&deal, expected_version)?;
@@ -44,7 +57,12 @@ pub async fn close_deal(tx: &Tx, registry: &Registry, deal_id: Uuid, won: bool, 
         eq("pipelineId", FieldKind::Ref("pipeline".into()), Value::Uuid(pipeline_id)),
         eq("kind", FieldKind::Text, Value::Text(kind.into())),
     ]);
-    let query = ListQuery { filter, order: vec![OrderBy::asc("position")], page: PageRequest::Forward { first: 1, after: None }, include_deleted: false };
+    let query = ListQuery {
+        filter,
+        order: vec![OrderBy::asc("position")],
+        page: PageRequest::Forward { first: 1, after: None },
+        include_deleted: false,
+    };
     let (_, stage) = list(tx.conn(), &stage_def, &query)
         .await?
         .records
@@ -61,7 +79,13 @@ pub async fn close_deal(tx: &Tx, registry: &Registry, deal_id: Uuid, won: bool, 
 }
 
 /// Changes a ticket's status along the allowed transitions.
-pub async fn change_status(tx: &Tx, registry: &Registry, ticket_id: Uuid, status: &str, expected_version: Option<i64>) -> Result<Record> {
+pub async fn change_status(
+    tx: &Tx,
+    registry: &Registry,
+    ticket_id: Uuid,
+    status: &str,
+    expected_version: Option<i64>,
+) -> Result<Record> {
     let def = object_def(registry, "ticket")?;
     let ticket = get_live(tx.conn(), &def, ticket_id).await?;
     check_version(&ticket, expected_version)?;
@@ -81,7 +105,13 @@ pub async fn change_status(tx: &Tx, registry: &Registry, ticket_id: Uuid, status
 }
 
 /// Assigns a ticket to a user (or unassigns it with `None`).
-pub async fn assign(tx: &Tx, registry: &Registry, ticket_id: Uuid, assignee: Option<Uuid>, expected_version: Option<i64>) -> Result<Record> {
+pub async fn assign(
+    tx: &Tx,
+    registry: &Registry,
+    ticket_id: Uuid,
+    assignee: Option<Uuid>,
+    expected_version: Option<i64>,
+) -> Result<Record> {
     let def = object_def(registry, "ticket")?;
     let ticket = get_live(tx.conn(), &def, ticket_id).await?;
     check_version(&ticket, expected_version)?;
@@ -90,7 +120,10 @@ pub async fn assign(tx: &Tx, registry: &Registry, ticket_id: Uuid, assignee: Opt
         return Ok(ticket);
     }
     let effects = Effects {
-        events: vec![("assigned".into(), json!({"from": from.map(|u| u.to_string()), "to": assignee.map(|u| u.to_string())}))],
+        events: vec![(
+            "assigned".into(),
+            json!({"from": from.map(|u| u.to_string()), "to": assignee.map(|u| u.to_string())}),
+        )],
         ticket_events: vec![("assigned".into(), from.map(|u| u.to_string()), assignee.map(|u| u.to_string()))],
         ..Effects::default()
     };
@@ -123,13 +156,21 @@ pub async fn add_comment(tx: &Tx, registry: &Registry, ticket_id: Uuid, body: &s
 }
 
 /// Records the customer's satisfaction with a solved or closed ticket.
-pub async fn rate(tx: &Tx, registry: &Registry, ticket_id: Uuid, rating: i64, comment: Option<String>) -> Result<Record> {
+pub async fn rate(
+    tx: &Tx,
+    registry: &Registry,
+    ticket_id: Uuid,
+    rating: i64,
+    comment: Option<String>,
+) -> Result<Record> {
     ticket::check_rating(rating)?;
     let def = object_def(registry, "ticket")?;
     let ticket = get_live(tx.conn(), &def, ticket_id).await?;
     let status = ticket.get("status").as_text().unwrap_or("NEW").to_owned();
     if !ticket::can_rate(&status) {
-        return Err(DomainError::conflict(format!("a {status} ticket cannot be rated yet (only SOLVED or CLOSED)")).into());
+        return Err(
+            DomainError::conflict(format!("a {status} ticket cannot be rated yet (only SOLVED or CLOSED)")).into()
+        );
     }
     let mut changes = one("satisfactionRating", Value::Int(rating));
     changes.insert("satisfactionComment".into(), comment.map(Value::Text).unwrap_or(Value::Null));
@@ -172,7 +213,12 @@ pub async fn merge_contacts(tx: &Tx, registry: &Registry, keep_id: Uuid, merge_i
         let mut ids = Vec::new();
         let mut after = None;
         loop {
-            let query = ListQuery { filter: filter.clone(), order: Vec::new(), page: PageRequest::Forward { first: 200, after: after.clone() }, include_deleted: true };
+            let query = ListQuery {
+                filter: filter.clone(),
+                order: Vec::new(),
+                page: PageRequest::Forward { first: 200, after: after.clone() },
+                include_deleted: true,
+            };
             let page = list(tx.conn(), &def, &query).await?;
             for (cursor, record) in &page.records {
                 ids.push(record.id());
@@ -183,8 +229,20 @@ pub async fn merge_contacts(tx: &Tx, registry: &Registry, keep_id: Uuid, merge_i
             }
         }
         for id in &ids {
-            let record = crate::store::records::get(tx.conn(), &def, *id).await?.ok_or_else(|| DomainError::not_found(object, id))?;
-            apply_update(tx, registry, &def, record, one("contactId", Value::Uuid(keep_id)), None, None, Effects::default()).await?;
+            let record = crate::store::records::get(tx.conn(), &def, *id)
+                .await?
+                .ok_or_else(|| DomainError::not_found(object, id))?;
+            apply_update(
+                tx,
+                registry,
+                &def,
+                record,
+                one("contactId", Value::Uuid(keep_id)),
+                None,
+                None,
+                Effects::default(),
+            )
+            .await?;
         }
         moved.insert(object.to_owned(), json!(n));
     }
@@ -193,7 +251,8 @@ pub async fn merge_contacts(tx: &Tx, registry: &Registry, keep_id: Uuid, merge_i
     let mut fill = Fields::new();
     for field in &contact_def.fields {
         let name = field.name.as_str();
-        if matches!(field.access, crate::domain::object::Access::ReadOnly) || name == "customFields" || name == "email" {
+        if matches!(field.access, crate::domain::object::Access::ReadOnly) || name == "customFields" || name == "email"
+        {
             continue;
         }
         if keep.get(name).is_null() && !merge.get(name).is_null() {

@@ -1,7 +1,7 @@
 //! The audit log: who changed what, written in the transaction of the change.
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
@@ -49,10 +49,11 @@ pub async fn record(tx: &Tx, action: &str, object: &str, record_id: Option<Uuid>
 pub async fn record_many(tx: &Tx, action: &str, object: &str, entries: &[(Option<Uuid>, Json)]) -> Result<()> {
     let backend = tx.backend();
     let actor = &tx.actor;
-    for chunk in entries.chunks(3_000) {
+    for chunk in entries.chunks(crate::store::codec::rows_per_insert(9)) {
         let mut insert = Query::insert();
         insert.into_table(Alias::new("audit_log")).columns(
-            ["id", "occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes"].map(Alias::new),
+            ["id", "occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes"]
+                .map(Alias::new),
         );
         for (record_id, changes) in chunk {
             let record_id = record_id.map(Value::Uuid).unwrap_or(Value::Null);
@@ -69,7 +70,7 @@ pub async fn record_many(tx: &Tx, action: &str, object: &str, entries: &[(Option
                 encode(backend, &FieldKind::Json, &Value::Json(changes.clone()))?,
             ];
             insert
-                .values(values.into_iter().map(|v| Expr::val(v).into()))
+                .values(values.into_iter().map(Expr::val))
                 .map_err(|e| crate::error::Error::internal(format!("audit insert: {e}")))?;
         }
         tx.conn().execute(&insert).await?;
@@ -78,12 +79,20 @@ pub async fn record_many(tx: &Tx, action: &str, object: &str, entries: &[(Option
 }
 
 /// The entries for one record (or a whole object when `record_id` is `None`), newest first.
-pub async fn list<C: ConnectionTrait>(db: &C, object: &str, record_id: Option<Uuid>, limit: u64) -> Result<Vec<AuditEntry>> {
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    object: &str,
+    record_id: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<AuditEntry>> {
     let backend = db.get_database_backend();
     let mut select = Query::select();
     select
         .from(Alias::new("audit_log"))
-        .columns(["occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes"].map(Alias::new))
+        .columns(
+            ["occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes"]
+                .map(Alias::new),
+        )
         .and_where(Expr::col(Alias::new("object")).eq(object))
         .order_by(Alias::new("occurred_at"), Order::Desc)
         .order_by(Alias::new("id"), Order::Desc)

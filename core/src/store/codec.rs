@@ -26,7 +26,7 @@ pub fn encode(backend: DbBackend, kind: &FieldKind, value: &Value) -> Result<DbV
         (_, Value::Uuid(id)) if pg => DbValue::Uuid(Some(*id)),
         (_, Value::Uuid(id)) => DbValue::String(Some(id.to_string())),
         (_, Value::DateTime(t)) if pg => DbValue::ChronoDateTimeUtc(Some(*t)),
-        (_, Value::DateTime(t)) => DbValue::String(Some(format_datetime(*t))),
+        (_, Value::DateTime(t)) => DbValue::String(Some(format_cached(*t))),
         (_, Value::Date(d)) if pg => DbValue::ChronoDate(Some(*d)),
         (_, Value::Date(d)) => DbValue::String(Some(d.format("%Y-%m-%d").to_string())),
         (_, Value::Decimal(d)) if pg => DbValue::Decimal(Some(*d)),
@@ -34,6 +34,31 @@ pub fn encode(backend: DbBackend, kind: &FieldKind, value: &Value) -> Result<DbV
         (_, Value::Json(j)) if pg => DbValue::Json(Some(Box::new(j.clone()))),
         (_, Value::Json(j)) => DbValue::String(Some(j.to_string())),
     })
+}
+
+/// Formats an instant, remembering the last one: a transaction stamps the same `now` on every
+/// row it writes, and formatting dominates bulk writes otherwise.
+fn format_cached(t: DateTime<Utc>) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(DateTime<Utc>, String)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((cached, text)) if *cached == t => text.clone(),
+            _ => {
+                let text = format_datetime(t);
+                *last = Some((t, text.clone()));
+                text
+            }
+        }
+    })
+}
+
+/// Rows per multi-row INSERT. Fixed, so the statement text repeats and the driver's prepared
+/// statement cache parses it once, rather than parsing a new giant statement per batch.
+pub fn rows_per_insert(columns: usize) -> usize {
+    (2_000 / columns.max(1)).clamp(1, 250)
 }
 
 fn null_of(backend: DbBackend, kind: &FieldKind) -> DbValue {
@@ -54,7 +79,8 @@ fn null_of(backend: DbBackend, kind: &FieldKind) -> DbValue {
 pub fn scaled(d: Decimal) -> Result<i64> {
     let mut d = d;
     d.rescale(DECIMAL_SCALE);
-    i64::try_from(d.mantissa()).map_err(|_| Error::Domain(crate::domain::DomainError::invalid("amount", "is too large")))
+    i64::try_from(d.mantissa())
+        .map_err(|_| Error::Domain(crate::domain::DomainError::invalid("amount", "is too large")))
 }
 
 /// The inverse of [`scaled`].
@@ -84,7 +110,9 @@ pub fn decode(backend: DbBackend, kind: &FieldKind, row: &QueryResult, idx: usiz
             Some(s) => Some(Value::Date(NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| bad("a date"))?)),
             None => None,
         },
-        FieldKind::Decimal if pg => row.try_get_by_index::<Option<Decimal>>(idx)?.map(|d| Value::Decimal(d.normalize())),
+        FieldKind::Decimal if pg => {
+            row.try_get_by_index::<Option<Decimal>>(idx)?.map(|d| Value::Decimal(d.normalize()))
+        }
         FieldKind::Decimal => row.try_get_by_index::<Option<i64>>(idx)?.map(|n| Value::Decimal(unscaled(n))),
         FieldKind::Json if pg => row.try_get_by_index::<Option<serde_json::Value>>(idx)?.map(Value::Json),
         FieldKind::Json => match row.try_get_by_index::<Option<String>>(idx)? {

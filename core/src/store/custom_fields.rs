@@ -1,7 +1,7 @@
 //! Storage of custom field definitions.
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -23,7 +23,9 @@ pub async fn for_object<C: ConnectionTrait>(db: &C, object: &str) -> Result<Vec<
     let mut out = Vec::new();
     for row in db.query_all(&select).await? {
         let options = match decode(backend, &FieldKind::Json, &row, 5)? {
-            Value::Json(Json::Array(items)) => items.into_iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+            Value::Json(Json::Array(items)) => {
+                items.into_iter().filter_map(|i| i.as_str().map(str::to_owned)).collect()
+            }
             _ => Vec::new(),
         };
         out.push(CustomFieldDef {
@@ -47,7 +49,9 @@ pub async fn insert(tx: &Tx, def: &CustomFieldDef) -> Result<Uuid> {
     let mut insert = Query::insert();
     insert
         .into_table(Alias::new("custom_field_def"))
-        .columns(["id", "object", "key", "label", "kind", "required", "options", "position", "created_at"].map(Alias::new))
+        .columns(
+            ["id", "object", "key", "label", "kind", "required", "options", "position", "created_at"].map(Alias::new),
+        )
         .values(
             [
                 encode(backend, &FieldKind::Id, &Value::Uuid(id))?,
@@ -61,7 +65,7 @@ pub async fn insert(tx: &Tx, def: &CustomFieldDef) -> Result<Uuid> {
                 encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?,
             ]
             .into_iter()
-            .map(|v| Expr::val(v).into()),
+            .map(Expr::val),
         )
         .map_err(|e| Error::internal(format!("custom field insert: {e}")))?;
     tx.conn().execute(&insert).await?;

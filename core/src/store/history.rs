@@ -1,7 +1,7 @@
 //! Append-only histories: deal stage changes and ticket events.
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use uuid::Uuid;
 
 use crate::domain::value::{FieldKind, Value};
@@ -29,7 +29,7 @@ pub async fn deal_stage(tx: &Tx, deal_id: Uuid, from: Option<Uuid>, to: Uuid) ->
                 tx.actor.label().into(),
             ]
             .into_iter()
-            .map(|v| Expr::val(v).into()),
+            .map(Expr::val),
         )
         .map_err(|e| Error::internal(format!("history insert: {e}")))?;
     tx.conn().execute(&insert).await?;
@@ -38,7 +38,9 @@ pub async fn deal_stage(tx: &Tx, deal_id: Uuid, from: Option<Uuid>, to: Uuid) ->
 
 /// Records something that happened to a ticket.
 pub async fn ticket_event(tx: &Tx, ticket_id: Uuid, kind: &str, from: Option<&str>, to: Option<&str>) -> Result<()> {
-    let text = |s: Option<&str>| encode(tx.backend(), &FieldKind::Text, &s.map(|s| Value::Text(s.to_owned())).unwrap_or(Value::Null));
+    let text = |s: Option<&str>| {
+        encode(tx.backend(), &FieldKind::Text, &s.map(|s| Value::Text(s.to_owned())).unwrap_or(Value::Null))
+    };
     let mut insert = Query::insert();
     insert
         .into_table(Alias::new("ticket_event"))
@@ -54,7 +56,7 @@ pub async fn ticket_event(tx: &Tx, ticket_id: Uuid, kind: &str, from: Option<&st
                 encode(tx.backend(), &FieldKind::DateTime, &Value::DateTime(tx.now))?,
             ]
             .into_iter()
-            .map(|v| Expr::val(v).into()),
+            .map(Expr::val),
         )
         .map_err(|e| Error::internal(format!("ticket event insert: {e}")))?;
     tx.conn().execute(&insert).await?;
@@ -80,7 +82,15 @@ pub struct HistoryRow {
 
 /// Stage history of the given deals, oldest first.
 pub async fn deal_stages<C: ConnectionTrait>(db: &C, deal_ids: &[Uuid]) -> Result<Vec<HistoryRow>> {
-    read(db, "deal_stage_history", "deal_id", &["from_stage_id", "to_stage_id", "changed_by", "changed_at"], deal_ids, true).await
+    read(
+        db,
+        "deal_stage_history",
+        "deal_id",
+        &["from_stage_id", "to_stage_id", "changed_by", "changed_at"],
+        deal_ids,
+        true,
+    )
+    .await
 }
 
 /// Events of the given tickets, oldest first.
@@ -88,7 +98,14 @@ pub async fn ticket_events<C: ConnectionTrait>(db: &C, ticket_ids: &[Uuid]) -> R
     read(db, "ticket_event", "ticket_id", &["from_value", "to_value", "actor", "occurred_at"], ticket_ids, false).await
 }
 
-async fn read<C: ConnectionTrait>(db: &C, table: &str, key: &str, cols: &[&str; 4], ids: &[Uuid], deal: bool) -> Result<Vec<HistoryRow>> {
+async fn read<C: ConnectionTrait>(
+    db: &C,
+    table: &str,
+    key: &str,
+    cols: &[&str; 4],
+    ids: &[Uuid],
+    deal: bool,
+) -> Result<Vec<HistoryRow>> {
     let backend = db.get_database_backend();
     let mut out = Vec::new();
     for chunk in ids.chunks(500) {
@@ -98,8 +115,12 @@ async fn read<C: ConnectionTrait>(db: &C, table: &str, key: &str, cols: &[&str; 
         for col in cols {
             select.column(Alias::new(*col));
         }
-        let values = chunk.iter().map(|id| encode(backend, &FieldKind::Id, &Value::Uuid(*id))).collect::<Result<Vec<_>>>()?;
-        select.and_where(Expr::col(Alias::new(key)).is_in(values)).order_by(Alias::new(cols[3]), Order::Asc).order_by(Alias::new("id"), Order::Asc);
+        let values =
+            chunk.iter().map(|id| encode(backend, &FieldKind::Id, &Value::Uuid(*id))).collect::<Result<Vec<_>>>()?;
+        select
+            .and_where(Expr::col(Alias::new(key)).is_in(values))
+            .order_by(Alias::new(cols[3]), Order::Asc)
+            .order_by(Alias::new("id"), Order::Asc);
         for row in db.query_all(&select).await? {
             let (from, to) = if deal {
                 (

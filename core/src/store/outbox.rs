@@ -1,8 +1,8 @@
 //! The event outbox: one row per change, written in the change's transaction, read in `seq`
 //! order by plugins and webhooks.
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -52,11 +52,12 @@ pub async fn emit(tx: &Tx, events: &[NewEvent]) -> Result<()> {
     let backend = tx.backend();
     let actor = tx.actor.label();
     let origin = tx.actor.origin_plugin().map(|p| Value::Text(p.to_owned())).unwrap_or(Value::Null);
-    for chunk in events.chunks(3_000) {
+    for chunk in events.chunks(crate::store::codec::rows_per_insert(8)) {
         let mut insert = Query::insert();
-        insert
-            .into_table(Alias::new("event_outbox"))
-            .columns(["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at"].map(Alias::new));
+        insert.into_table(Alias::new("event_outbox")).columns(
+            ["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at"]
+                .map(Alias::new),
+        );
         for event in chunk {
             let values = [
                 encode(backend, &FieldKind::Id, &Value::Uuid(Uuid::now_v7()))?,
@@ -68,7 +69,9 @@ pub async fn emit(tx: &Tx, events: &[NewEvent]) -> Result<()> {
                 encode(backend, &FieldKind::Text, &origin)?,
                 encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?,
             ];
-            insert.values(values.into_iter().map(|v| Expr::val(v).into())).map_err(|e| Error::internal(format!("outbox insert: {e}")))?;
+            insert
+                .values(values.into_iter().map(Expr::val))
+                .map_err(|e| Error::internal(format!("outbox insert: {e}")))?;
         }
         tx.conn().execute(&insert).await?;
     }
@@ -81,7 +84,10 @@ pub async fn read<C: ConnectionTrait>(db: &C, after: i64, limit: u64) -> Result<
     let mut select = Query::select();
     select
         .from(Alias::new("event_outbox"))
-        .columns(["seq", "event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at"].map(Alias::new))
+        .columns(
+            ["seq", "event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at"]
+                .map(Alias::new),
+        )
         .and_where(Expr::col(Alias::new("seq")).gt(after))
         .order_by(Alias::new("seq"), Order::Asc)
         .limit(limit);

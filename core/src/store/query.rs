@@ -15,7 +15,7 @@ fn target_expr(backend: DbBackend, object: &ObjectDef, target: &Target) -> Resul
     match target {
         Target::Field(name) => {
             let def = object.field_def(name).ok_or_else(|| DomainError::invalid(name, "unknown field"))?;
-            Ok((Expr::col(Alias::new(def.column.as_str())).into(), def.kind.clone()))
+            Ok((Expr::col(Alias::new(def.column.as_str())), def.kind.clone()))
         }
         Target::Custom { key, kind } => {
             // Keys are checked to be alphanumeric when defined; check again before they reach SQL.
@@ -120,28 +120,33 @@ fn comparison(backend: DbBackend, object: &ObjectDef, cond: &FilterCond) -> Resu
     let lhs = if case_insensitive { custom(backend, "lower(?)", vec![expr.clone()]) } else { expr.clone() };
     let val = |v: &Value| -> Result<SimpleExpr> {
         let encoded = encode_cmp(backend, &cond.target, &kind, v)?;
-        Ok(if case_insensitive { custom(backend, "lower(?)", vec![Expr::val(encoded).into()]) } else { Expr::val(encoded).into() })
+        Ok(if case_insensitive { custom(backend, "lower(?)", vec![Expr::val(encoded)]) } else { Expr::val(encoded) })
     };
     let vals = |vs: &[Value]| -> Result<Vec<SimpleExpr>> { vs.iter().map(val).collect() };
+    // `lower(email)` is indexed only where the column is not null: say so, so both databases
+    // can use the partial index.
+    let indexed = |cmp: SimpleExpr| -> SimpleExpr {
+        if case_insensitive { Cond::all().add(expr.clone().is_not_null()).add(cmp).into() } else { cmp }
+    };
     Ok(match &cond.op {
-        Op::Eq(v) => lhs.eq(val(v)?),
+        Op::Eq(v) => indexed(lhs.eq(val(v)?)),
         Op::Neq(v) => lhs.ne(val(v)?),
         Op::In(vs) if vs.is_empty() => Expr::cust("1 = 0"),
-        Op::In(vs) => lhs.is_in(vals(vs)?),
+        Op::In(vs) => indexed(lhs.is_in(vals(vs)?)),
         Op::NotIn(vs) if vs.is_empty() => expr.is_not_null(),
         Op::NotIn(vs) => lhs.is_not_in(vals(vs)?),
         Op::Lt(v) => lhs.lt(val(v)?),
         Op::Lte(v) => lhs.lte(val(v)?),
         Op::Gt(v) => lhs.gt(val(v)?),
         Op::Gte(v) => lhs.gte(val(v)?),
-        Op::Like(pattern) => custom(backend, "? LIKE ?", vec![expr, Expr::val(pattern.clone()).into()]),
+        Op::Like(pattern) => custom(backend, "? LIKE ?", vec![expr, Expr::val(pattern.clone())]),
         Op::Ilike(pattern) => match backend {
-            DbBackend::Postgres => custom(backend, "? ILIKE ?", vec![expr, Expr::val(pattern.clone()).into()]),
-            _ => custom(backend, "lower(?) LIKE lower(?)", vec![expr, Expr::val(pattern.clone()).into()]),
+            DbBackend::Postgres => custom(backend, "? ILIKE ?", vec![expr, Expr::val(pattern.clone())]),
+            _ => custom(backend, "lower(?) LIKE lower(?)", vec![expr, Expr::val(pattern.clone())]),
         },
         Op::StartsWith(prefix) => {
             let pattern = format!("{}%", escape_like(&prefix.to_lowercase()));
-            custom(backend, "lower(?) LIKE ? ESCAPE '\\'", vec![expr, Expr::val(pattern).into()])
+            custom(backend, "lower(?) LIKE ? ESCAPE '\\'", vec![expr, Expr::val(pattern)])
         }
         Op::IsNull(true) => expr.is_null(),
         Op::IsNull(false) => expr.is_not_null(),
@@ -159,13 +164,18 @@ fn tag_comparison(backend: DbBackend, object: &ObjectDef, op: &Op) -> Result<Sim
             let sub = "EXISTS (SELECT 1 FROM record_tag rt WHERE rt.record_id = id)";
             return Ok(Expr::cust(if *is_null { format!("NOT {sub}") } else { sub.to_owned() }));
         }
-        _ => return Err(Error::Domain(DomainError::invalid("filter.tags", "tags support eq, neq, in, notIn and isNull"))),
+        _ => {
+            return Err(Error::Domain(DomainError::invalid(
+                "filter.tags",
+                "tags support eq, neq, in, notIn and isNull",
+            )));
+        }
     };
     if names.is_empty() {
         return Ok(Expr::cust(if negate { "1 = 1" } else { "1 = 0" }));
     }
     let placeholders = vec!["?"; names.len()].join(", ");
-    let values: Vec<SimpleExpr> = names.into_iter().map(|n| Expr::val(n).into()).collect();
+    let values: Vec<SimpleExpr> = names.into_iter().map(Expr::val).collect();
     let table = object.table.as_str();
     let sql = format!(
         "{}{table}.id IN (SELECT rt.record_id FROM record_tag rt JOIN tag t ON t.id = rt.tag_id WHERE lower(t.name) IN ({placeholders}))",
@@ -175,7 +185,13 @@ fn tag_comparison(backend: DbBackend, object: &ObjectDef, op: &Op) -> Result<Sim
 }
 
 /// Adds `ORDER BY` for `order` (then `id`, so the order is total).
-pub fn apply_order(backend: DbBackend, object: &ObjectDef, select: &mut SelectStatement, order: &[OrderBy], reverse: bool) -> Result<()> {
+pub fn apply_order(
+    backend: DbBackend,
+    object: &ObjectDef,
+    select: &mut SelectStatement,
+    order: &[OrderBy],
+    reverse: bool,
+) -> Result<()> {
     for key in order {
         let (expr, _) = target_expr(backend, object, &key.target)?;
         let desc = key.desc != reverse;
@@ -213,7 +229,7 @@ pub fn keyset_condition(
             (true, false) => None,
             (true, true) => Some(expr.clone().is_not_null()),
             (false, nulls_first) => {
-                let v: SimpleExpr = Expr::val(encode_cmp(backend, &key.target, &kind, value)?).into();
+                let v: SimpleExpr = Expr::val(encode_cmp(backend, &key.target, &kind, value)?);
                 let beyond = if desc { expr.clone().lt(v) } else { expr.clone().gt(v) };
                 Some(if nulls_first { beyond } else { Cond::any().add(beyond).add(expr.clone().is_null()).into() })
             }

@@ -12,7 +12,7 @@ use crate::domain::filter::{Filter, OrderBy, Target};
 use crate::domain::object::ObjectDef;
 use crate::domain::value::{FieldKind, Fields, Value};
 use crate::error::{Error, Result};
-use crate::store::codec::{decode, encode};
+use crate::store::codec::{decode, encode, rows_per_insert};
 use crate::store::query::{apply_order, condition, keyset_condition};
 
 /// One stored record: every field of its object, `id` included.
@@ -78,7 +78,12 @@ pub struct ListQuery {
 impl ListQuery {
     /// The first `first` live records matching `filter`, oldest first.
     pub fn first(filter: Filter, first: u64) -> ListQuery {
-        ListQuery { filter, order: Vec::new(), page: PageRequest::Forward { first, after: None }, include_deleted: false }
+        ListQuery {
+            filter,
+            order: Vec::new(),
+            page: PageRequest::Forward { first, after: None },
+            include_deleted: false,
+        }
     }
 }
 
@@ -114,21 +119,17 @@ fn row_to_record(backend: DbBackend, object: &ObjectDef, row: &sea_orm::QueryRes
     Ok(Record { fields })
 }
 
-/// Most bound parameters one statement may carry (SQLite allows 32,766; PostgreSQL 65,535).
-const MAX_PARAMS: usize = 30_000;
-
 /// Inserts records. Each must hold every field of the object (missing ones are stored as null).
 pub async fn insert<C: ConnectionTrait>(db: &C, object: &ObjectDef, rows: &[Fields]) -> Result<()> {
     let backend = db.get_database_backend();
-    let per_statement = (MAX_PARAMS / object.fields.len().max(1)).max(1);
-    for chunk in rows.chunks(per_statement) {
+    for chunk in rows.chunks(rows_per_insert(object.fields.len())) {
         let mut insert = Query::insert();
         insert.into_table(table(object)).columns(object.fields.iter().map(|f| Alias::new(f.column.as_str())));
         for row in chunk {
             let mut values = Vec::with_capacity(object.fields.len());
             for field in &object.fields {
                 let value = row.get(&field.name).unwrap_or(&Value::Null);
-                values.push(Expr::val(encode(backend, &field.kind, value)?).into());
+                values.push(Expr::val(encode(backend, &field.kind, value)?));
             }
             insert.values(values).map_err(|e| Error::internal(format!("insert shape: {e}")))?;
         }
@@ -139,7 +140,13 @@ pub async fn insert<C: ConnectionTrait>(db: &C, object: &ObjectDef, rows: &[Fiel
 
 /// Writes `changes` to record `id` if its version is still `version` (when the object is
 /// versioned). Returns whether a row was updated.
-pub async fn update<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid, version: Option<i64>, changes: &Fields) -> Result<bool> {
+pub async fn update<C: ConnectionTrait>(
+    db: &C,
+    object: &ObjectDef,
+    id: Uuid,
+    version: Option<i64>,
+    changes: &Fields,
+) -> Result<bool> {
     if changes.is_empty() {
         return Ok(true);
     }
@@ -162,7 +169,11 @@ pub async fn update<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid, ve
 pub async fn delete_hard<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid) -> Result<bool> {
     let backend = db.get_database_backend();
     let mut delete = Query::delete();
-    delete.from_table(table(object)).and_where(Expr::col(Alias::new("id")).eq(encode(backend, &FieldKind::Id, &Value::Uuid(id))?));
+    delete.from_table(table(object)).and_where(Expr::col(Alias::new("id")).eq(encode(
+        backend,
+        &FieldKind::Id,
+        &Value::Uuid(id),
+    )?));
     Ok(db.execute(&delete).await?.rows_affected() == 1)
 }
 
@@ -170,7 +181,11 @@ pub async fn delete_hard<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uui
 pub async fn get<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid) -> Result<Option<Record>> {
     let backend = db.get_database_backend();
     let mut select = select_all(object);
-    select.and_where(Expr::col((table(object), Alias::new("id"))).eq(encode(backend, &FieldKind::Id, &Value::Uuid(id))?));
+    select.and_where(Expr::col((table(object), Alias::new("id"))).eq(encode(
+        backend,
+        &FieldKind::Id,
+        &Value::Uuid(id),
+    )?));
     match db.query_one(&select).await? {
         Some(row) => Ok(Some(row_to_record(backend, object, &row)?)),
         None => Ok(None),
@@ -191,7 +206,8 @@ pub async fn get_many<C: ConnectionTrait>(db: &C, object: &ObjectDef, ids: &[Uui
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let mut select = select_all(object);
-        let values = chunk.iter().map(|id| encode(backend, &FieldKind::Id, &Value::Uuid(*id))).collect::<Result<Vec<_>>>()?;
+        let values =
+            chunk.iter().map(|id| encode(backend, &FieldKind::Id, &Value::Uuid(*id))).collect::<Result<Vec<_>>>()?;
         select.and_where(Expr::col((table(object), Alias::new("id"))).is_in(values));
         for row in db.query_all(&select).await? {
             out.push(row_to_record(backend, object, &row)?);
@@ -209,15 +225,33 @@ fn base_condition(backend: DbBackend, object: &ObjectDef, filter: &Filter, inclu
 }
 
 /// How many records match.
-pub async fn count<C: ConnectionTrait>(db: &C, object: &ObjectDef, filter: &Filter, include_deleted: bool) -> Result<i64> {
+pub async fn count<C: ConnectionTrait>(
+    db: &C,
+    object: &ObjectDef,
+    filter: &Filter,
+    include_deleted: bool,
+) -> Result<i64> {
     let backend = db.get_database_backend();
     let mut select = Query::select();
-    select
-        .from(table(object))
-        .expr(Expr::cust("COUNT(*)"))
-        .cond_where(base_condition(backend, object, filter, include_deleted)?);
+    select.from(table(object)).expr(Expr::cust("COUNT(*)")).cond_where(base_condition(
+        backend,
+        object,
+        filter,
+        include_deleted,
+    )?);
     let row = db.query_one(&select).await?.ok_or_else(|| Error::internal("count returned no row"))?;
     Ok(row.try_get_by_index::<i64>(0)?)
+}
+
+/// Every live record matching `filter`, in no particular order. For lookups by indexed keys
+/// (imports): without ORDER BY the planner uses the key's index instead of walking the primary
+/// key in order.
+pub async fn select_where<C: ConnectionTrait>(db: &C, object: &ObjectDef, filter: &Filter) -> Result<Vec<Record>> {
+    let backend = db.get_database_backend();
+    let mut select = select_all(object);
+    select.cond_where(base_condition(backend, object, filter, false)?);
+    let rows = db.query_all(&select).await?;
+    rows.iter().map(|row| row_to_record(backend, object, row)).collect()
 }
 
 /// The first record matching `filter` (live only), if any.
@@ -278,7 +312,8 @@ pub fn encode_cursor(order: &[OrderBy], record: &Record) -> String {
 }
 
 fn decode_cursor(object: &ObjectDef, order: &[OrderBy], cursor: &str) -> Result<(Vec<Value>, Value)> {
-    let bad = || Error::Domain(DomainError::invalid("cursor", "is not a cursor of this list (was the sort order changed?)"));
+    let bad =
+        || Error::Domain(DomainError::invalid("cursor", "is not a cursor of this list (was the sort order changed?)"));
     let bytes = URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
     let json: Json = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     let items = json.as_array().ok_or_else(bad)?;

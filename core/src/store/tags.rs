@@ -34,7 +34,9 @@ pub fn clean_names(names: &[String]) -> Result<Vec<String>> {
             continue;
         }
         if name.chars().count() > MAX_TAG_CHARS {
-            return Err(DomainError::invalid("tags", format!("`{name}` is longer than {MAX_TAG_CHARS} characters")).into());
+            return Err(
+                DomainError::invalid("tags", format!("`{name}` is longer than {MAX_TAG_CHARS} characters")).into()
+            );
         }
         if !out.iter().any(|o| o.eq_ignore_ascii_case(name)) {
             out.push(name.to_owned());
@@ -53,7 +55,8 @@ async fn ensure(tx: &Tx, names: &[String]) -> Result<Vec<Uuid>> {
             DbBackend::Postgres => "SELECT id FROM tag WHERE lower(name) = lower($1)",
             _ => "SELECT id FROM tag WHERE lower(name) = lower(?)",
         };
-        let found = tx.conn().query_one_raw(Statement::from_sql_and_values(backend, sql, [name.clone().into()])).await?;
+        let found =
+            tx.conn().query_one_raw(Statement::from_sql_and_values(backend, sql, [name.clone().into()])).await?;
         let id = match found {
             Some(row) => decode(backend, &FieldKind::Id, &row, 0)?.as_uuid().unwrap_or_default(),
             None => {
@@ -61,7 +64,11 @@ async fn ensure(tx: &Tx, names: &[String]) -> Result<Vec<Uuid>> {
                 let sql = format!("INSERT INTO tag (id, name, created_at) VALUES ({})", placeholders(backend, 1, 3));
                 let now = encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?;
                 tx.conn()
-                    .execute_raw(Statement::from_sql_and_values(backend, sql, [id_value(backend, id)?, name.clone().into(), now]))
+                    .execute_raw(Statement::from_sql_and_values(
+                        backend,
+                        sql,
+                        [id_value(backend, id)?, name.clone().into(), now],
+                    ))
                     .await?;
                 id
             }
@@ -95,6 +102,49 @@ pub async fn add(tx: &Tx, object: &str, record_id: Uuid, names: &[String]) -> Re
                 [object.into(), id_value(backend, record_id)?, id_value(backend, tag_id)?],
             ))
             .await?;
+    }
+    Ok(())
+}
+
+/// Attaches tags to many records at once (imports): each distinct name is looked up or created
+/// once, and the links are written with multi-row inserts.
+pub async fn attach_many(tx: &Tx, object: &str, links: &[(Uuid, Vec<String>)]) -> Result<()> {
+    let backend = tx.backend();
+    let mut distinct: Vec<String> = Vec::new();
+    let mut cleaned = Vec::with_capacity(links.len());
+    for (record_id, names) in links {
+        let names = clean_names(names)?;
+        for name in &names {
+            if !distinct.iter().any(|d| d.eq_ignore_ascii_case(name)) {
+                distinct.push(name.clone());
+            }
+        }
+        cleaned.push((*record_id, names));
+    }
+    let ids = ensure(tx, &distinct).await?;
+    let id_of = |name: &str| distinct.iter().position(|d| d.eq_ignore_ascii_case(name)).map(|i| ids[i]);
+    let mut rows: Vec<[DbValue; 3]> = Vec::new();
+    for (record_id, names) in &cleaned {
+        for name in names {
+            if let Some(tag_id) = id_of(name) {
+                rows.push([object.into(), id_value(backend, *record_id)?, id_value(backend, tag_id)?]);
+            }
+        }
+    }
+    for chunk in rows.chunks(crate::store::codec::rows_per_insert(3)) {
+        let mut sql = String::from("INSERT INTO record_tag (object, record_id, tag_id) VALUES ");
+        let mut values = Vec::with_capacity(chunk.len() * 3);
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(&placeholders(backend, i * 3 + 1, 3));
+            sql.push(')');
+            values.extend(row.iter().cloned());
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        tx.conn().execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
     }
     Ok(())
 }

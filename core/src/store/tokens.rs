@@ -78,7 +78,10 @@ pub async fn insert(tx: &Tx, new: &NewToken) -> Result<(Uuid, String)> {
     let mut insert = Query::insert();
     insert
         .into_table(Alias::new("api_token"))
-        .columns(["id", "name", "kind", "token_hash", "prefix", "role", "user_id", "expires_at", "created_at"].map(Alias::new))
+        .columns(
+            ["id", "name", "kind", "token_hash", "prefix", "role", "user_id", "expires_at", "created_at"]
+                .map(Alias::new),
+        )
         .values(
             [
                 encode(backend, &FieldKind::Id, &Value::Uuid(id))?,
@@ -92,18 +95,20 @@ pub async fn insert(tx: &Tx, new: &NewToken) -> Result<(Uuid, String)> {
                 encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?,
             ]
             .into_iter()
-            .map(|v| Expr::val(v).into()),
+            .map(Expr::val),
         )
         .map_err(|e| Error::internal(format!("token insert: {e}")))?;
     tx.conn().execute(&insert).await?;
     Ok((id, token))
 }
 
-const COLUMNS: [&str; 9] = ["id", "name", "kind", "prefix", "role", "user_id", "expires_at", "last_used_at", "revoked_at"];
+const COLUMNS: [&str; 9] =
+    ["id", "name", "kind", "prefix", "role", "user_id", "expires_at", "last_used_at", "revoked_at"];
 
 fn row_to_info(backend: DbBackend, row: &sea_orm::QueryResult) -> Result<TokenInfo> {
     let role: String = row.try_get_by_index(4)?;
-    let ts = |idx| -> Result<Option<DateTime<Utc>>> { Ok(decode(backend, &FieldKind::DateTime, row, idx)?.as_datetime()) };
+    let ts =
+        |idx| -> Result<Option<DateTime<Utc>>> { Ok(decode(backend, &FieldKind::DateTime, row, idx)?.as_datetime()) };
     Ok(TokenInfo {
         id: decode(backend, &FieldKind::Id, row, 0)?.as_uuid().unwrap_or_default(),
         name: row.try_get_by_index(1)?,
@@ -178,11 +183,9 @@ pub async fn touch<C: ConnectionTrait>(db: &C, id: Uuid, now: DateTime<Utc>) -> 
         .table(Alias::new("api_token"))
         .value(Alias::new("last_used_at"), Expr::val(encode(backend, &FieldKind::DateTime, &Value::DateTime(now))?))
         .and_where(Expr::col(Alias::new("id")).eq(encode(backend, &FieldKind::Id, &Value::Uuid(id))?))
-        .cond_where(
-            Cond::any()
-                .add(Expr::col(Alias::new("last_used_at")).is_null())
-                .add(Expr::col(Alias::new("last_used_at")).lt(encode(backend, &FieldKind::DateTime, &Value::DateTime(stale))?)),
-        );
+        .cond_where(Cond::any().add(Expr::col(Alias::new("last_used_at")).is_null()).add(
+            Expr::col(Alias::new("last_used_at")).lt(encode(backend, &FieldKind::DateTime, &Value::DateTime(stale))?),
+        ));
     db.execute(&update).await?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Password hashes and login lookups for users (the rest of a user is a generic record).
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
@@ -20,7 +20,9 @@ pub const MIN_PASSWORD_CHARS: usize = 10;
 /// Hashes a password with argon2id and a random salt.
 pub fn hash_password(password: &str) -> Result<String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(DomainError::invalid("password", format!("must have at least {MIN_PASSWORD_CHARS} characters")).into());
+        return Err(
+            DomainError::invalid("password", format!("must have at least {MIN_PASSWORD_CHARS} characters")).into()
+        );
     }
     if password.len() > 1024 {
         return Err(DomainError::invalid("password", "is too long").into());
@@ -70,7 +72,9 @@ pub struct Login {
 pub async fn find_login<C: ConnectionTrait>(db: &C, email: &str) -> Result<Option<Login>> {
     let backend = db.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => "SELECT id, name, email, role, active, password_hash FROM app_user WHERE lower(email) = lower($1)",
+        DbBackend::Postgres => {
+            "SELECT id, name, email, role, active, password_hash FROM app_user WHERE lower(email) = lower($1)"
+        }
         _ => "SELECT id, name, email, role, active, password_hash FROM app_user WHERE lower(email) = lower(?)",
     };
     let Some(row) = db.query_one_raw(Statement::from_sql_and_values(backend, sql, [email.trim().into()])).await? else {
