@@ -118,10 +118,30 @@ async fn custom_fields_are_validated_merged_and_filterable() {
                 required,
                 options: options.into_iter().map(String::from).collect(),
             };
-            def.validate().unwrap();
-            custom_fields::insert(&tx, &def).await.unwrap();
+            records::define_custom_field(&tx, &def).await.unwrap();
         }
         tx.commit().await.unwrap();
+        assert_eq!(
+            outbox::read(db.kith.store.conn(), 0, 10)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|e| e.kind == "customField.defined")
+                .count(),
+            4
+        );
+        let tx = db.tx().await;
+        let duplicate = CustomFieldDef {
+            object: "contact".into(),
+            key: "tier".into(),
+            label: "Tier again".into(),
+            kind: "TEXT".into(),
+            required: false,
+            options: vec![],
+        };
+        let err = domain_err(records::define_custom_field(&tx, &duplicate).await);
+        assert!(matches!(err, DomainError::Conflict(_)), "{}: {err}", db.name);
+        drop(tx);
         let a = db
             .create("contact", json!({"firstName": "A", "customFields": {"tier": "gold", "score": 7}}))
             .await

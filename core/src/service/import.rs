@@ -489,8 +489,8 @@ async fn write_rows(
         events.push(event(def, "created", &record, json!({"source": "import"})));
     }
     outcome.created += entries.len() as u64;
-    audit::record_many(tx, "create", &def.name, &entries).await?;
-    outbox::emit(tx, &events).await?;
+    audit::record_many(tx, "create", &def.name, entries).await?;
+    outbox::emit(tx, events).await?;
     Ok(outcome)
 }
 

@@ -215,7 +215,7 @@ pub async fn delete(tx: &Tx, registry: &Registry, object: &str, id: Uuid) -> Res
         }
         records::delete_hard(tx.conn(), &def, id).await?;
         audit::record(tx, "delete", &def.name, Some(id), json!({})).await?;
-        outbox::emit(tx, &[event(&def, "deleted", &before, Json::Null)]).await?;
+        outbox::emit(tx, vec![event(&def, "deleted", &before, Json::Null)]).await?;
         return Ok(before);
     }
     let mut changes = Fields::new();
@@ -262,7 +262,7 @@ async fn write_bookkeeping(
     fields.extend(changes);
     let record = Record { fields };
     audit::record(tx, action, &def.name, Some(id), audit::changes_json(&diff)).await?;
-    outbox::emit(tx, &[event(def, event_kind, &record, Json::Null)]).await?;
+    outbox::emit(tx, vec![event(def, event_kind, &record, Json::Null)]).await?;
     Ok(record)
 }
 
@@ -480,5 +480,24 @@ async fn after_write(
     for (kind, detail) in effects.events {
         events.push(event(def, &kind, record, detail));
     }
-    outbox::emit(tx, &events).await
+    outbox::emit(tx, events).await
+}
+
+/// Defines a custom field on an object (an admin operation), with its audit entry and event.
+pub async fn define_custom_field(tx: &Tx, def: &crate::domain::custom_field::CustomFieldDef) -> Result<Uuid> {
+    def.validate()?;
+    let id = custom_fields::insert(tx, def).await?;
+    let detail = serde_json::to_value(def).map_err(|e| Error::internal(e.to_string()))?;
+    audit::record(tx, "create", "customField", Some(id), detail.clone()).await?;
+    outbox::emit(
+        tx,
+        vec![NewEvent {
+            kind: "customField.defined".into(),
+            object: "customField".into(),
+            record_id: Some(id),
+            payload: detail,
+        }],
+    )
+    .await?;
+    Ok(id)
 }

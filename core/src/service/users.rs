@@ -64,7 +64,7 @@ pub async fn create_token(
     audit::record(tx, "create", "token", Some(id), json!({"name": name, "role": role.as_str()})).await?;
     outbox::emit(
         tx,
-        &[outbox::NewEvent {
+        vec![outbox::NewEvent {
             kind: "token.created".into(),
             object: "token".into(),
             record_id: Some(id),
@@ -82,7 +82,7 @@ pub async fn revoke_token(tx: &Tx, id_or_name: &str) -> Result<Vec<Uuid>> {
         audit::record(tx, "revoke", "token", Some(*id), json!({})).await?;
         outbox::emit(
             tx,
-            &[outbox::NewEvent {
+            vec![outbox::NewEvent {
                 kind: "token.revoked".into(),
                 object: "token".into(),
                 record_id: Some(*id),

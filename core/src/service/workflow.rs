@@ -275,6 +275,6 @@ pub async fn merge_contacts(tx: &Tx, registry: &Registry, keep_id: Uuid, merge_i
     let kept = apply_update(tx, registry, &contact_def, keep, fill, merged_custom, None, Effects::default()).await?;
     let detail = json!({"keptId": keep_id.to_string(), "mergedId": merge_id.to_string(), "moved": moved});
     audit::record(tx, "merge", "contact", Some(keep_id), detail.clone()).await?;
-    outbox::emit(tx, &[records::event(&contact_def, "merged", &kept, detail)]).await?;
+    outbox::emit(tx, vec![records::event(&contact_def, "merged", &kept, detail)]).await?;
     Ok(kept)
 }

@@ -42,40 +42,36 @@ pub fn changes_json(changes: &[(String, Value, Value)]) -> Json {
 
 /// Appends an entry for `action` on `object` `record_id`.
 pub async fn record(tx: &Tx, action: &str, object: &str, record_id: Option<Uuid>, changes: Json) -> Result<()> {
-    record_many(tx, action, object, &[(record_id, changes)]).await
+    record_many(tx, action, object, vec![(record_id, changes)]).await
 }
 
 /// Appends one entry per record, in as few statements as possible (imports).
-pub async fn record_many(tx: &Tx, action: &str, object: &str, entries: &[(Option<Uuid>, Json)]) -> Result<()> {
+pub async fn record_many(tx: &Tx, action: &str, object: &str, entries: Vec<(Option<Uuid>, Json)>) -> Result<()> {
     let backend = tx.backend();
     let actor = &tx.actor;
-    for chunk in entries.chunks(crate::store::codec::rows_per_insert(9)) {
-        let mut insert = Query::insert();
-        insert.into_table(Alias::new("audit_log")).columns(
-            ["id", "occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes"]
-                .map(Alias::new),
-        );
-        for (record_id, changes) in chunk {
-            let record_id = record_id.map(Value::Uuid).unwrap_or(Value::Null);
-            let actor_id = actor.id.clone().map(Value::Text).unwrap_or(Value::Null);
-            let values = [
-                encode(backend, &FieldKind::Id, &Value::Uuid(Uuid::now_v7()))?,
-                encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?,
-                encode(backend, &FieldKind::Text, &Value::Text(actor.kind.as_str().to_owned()))?,
-                encode(backend, &FieldKind::Text, &actor_id)?,
-                encode(backend, &FieldKind::Text, &Value::Text(actor.name.clone()))?,
-                encode(backend, &FieldKind::Text, &Value::Text(action.to_owned()))?,
-                encode(backend, &FieldKind::Text, &Value::Text(object.to_owned()))?,
-                encode(backend, &FieldKind::Id, &record_id)?,
-                encode(backend, &FieldKind::Json, &Value::Json(changes.clone()))?,
-            ];
-            insert
-                .values(values.into_iter().map(Expr::val))
-                .map_err(|e| crate::error::Error::internal(format!("audit insert: {e}")))?;
-        }
-        tx.conn().execute(&insert).await?;
+    let actor_kind = encode(backend, &FieldKind::Text, &Value::Text(actor.kind.as_str().to_owned()))?;
+    let actor_id = encode(backend, &FieldKind::Text, &actor.id.clone().map(Value::Text).unwrap_or(Value::Null))?;
+    let actor_name = encode(backend, &FieldKind::Text, &Value::Text(actor.name.clone()))?;
+    let occurred_at = encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?;
+    let action = encode(backend, &FieldKind::Text, &Value::Text(action.to_owned()))?;
+    let object = encode(backend, &FieldKind::Text, &Value::Text(object.to_owned()))?;
+    let mut rows = Vec::with_capacity(entries.len());
+    for (record_id, changes) in entries {
+        rows.push(vec![
+            encode(backend, &FieldKind::Id, &Value::Uuid(Uuid::now_v7()))?,
+            occurred_at.clone(),
+            actor_kind.clone(),
+            actor_id.clone(),
+            actor_name.clone(),
+            action.clone(),
+            object.clone(),
+            encode(backend, &FieldKind::Id, &record_id.map(Value::Uuid).unwrap_or(Value::Null))?,
+            crate::store::codec::encode_json(backend, changes),
+        ]);
     }
-    Ok(())
+    let columns =
+        ["id", "occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes"];
+    crate::store::codec::insert_rows(tx.conn(), "audit_log", &columns, rows).await
 }
 
 /// The entries for one record (or a whole object when `record_id` is `None`), newest first.

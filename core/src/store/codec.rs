@@ -61,6 +61,64 @@ pub fn rows_per_insert(columns: usize) -> usize {
     (2_000 / columns.max(1)).clamp(1, 250)
 }
 
+/// Inserts `rows` (values in `columns` order) into `table` with multi-row INSERTs of a fixed
+/// shape. Identifiers come from object definitions, never from callers.
+pub async fn insert_rows<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    table: &str,
+    columns: &[&str],
+    rows: Vec<Vec<DbValue>>,
+) -> Result<()> {
+    use std::fmt::Write as _;
+    let backend = db.get_database_backend();
+    let pg = backend == DbBackend::Postgres;
+    let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let head = format!("INSERT INTO \"{table}\" ({}) VALUES ", quoted.join(", "));
+    let per = rows_per_insert(columns.len());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<DbValue>> = rows.by_ref().take(per).collect();
+        let mut sql = String::with_capacity(head.len() + chunk.len() * columns.len() * 6);
+        sql.push_str(&head);
+        let mut n = 0usize;
+        let mut values = Vec::with_capacity(chunk.len() * columns.len());
+        for (i, row) in chunk.into_iter().enumerate() {
+            if row.len() != columns.len() {
+                return Err(Error::internal(format!(
+                    "insert into {table}: {} values for {} columns",
+                    row.len(),
+                    columns.len()
+                )));
+            }
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for j in 0..columns.len() {
+                if j > 0 {
+                    sql.push_str(", ");
+                }
+                n += 1;
+                if pg {
+                    let _ = write!(sql, "${n}");
+                } else {
+                    sql.push('?');
+                }
+            }
+            sql.push(')');
+            values.extend(row);
+        }
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
+    }
+    Ok(())
+}
+
+/// Encodes a JSON document, taking it by value (no copy on PostgreSQL).
+pub fn encode_json(backend: DbBackend, json: serde_json::Value) -> DbValue {
+    if backend == DbBackend::Postgres {
+        DbValue::Json(Some(Box::new(json)))
+    } else {
+        DbValue::String(Some(json.to_string()))
+    }
+}
+
 fn null_of(backend: DbBackend, kind: &FieldKind) -> DbValue {
     let pg = backend == DbBackend::Postgres;
     match kind {

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::domain::value::{FieldKind, Value};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::Tx;
 use crate::store::codec::{decode, encode};
 
@@ -48,34 +48,28 @@ pub struct Event {
 }
 
 /// Appends events (in order) to the outbox.
-pub async fn emit(tx: &Tx, events: &[NewEvent]) -> Result<()> {
+pub async fn emit(tx: &Tx, events: Vec<NewEvent>) -> Result<()> {
     let backend = tx.backend();
     let actor = tx.actor.label();
     let origin = tx.actor.origin_plugin().map(|p| Value::Text(p.to_owned())).unwrap_or(Value::Null);
-    for chunk in events.chunks(crate::store::codec::rows_per_insert(8)) {
-        let mut insert = Query::insert();
-        insert.into_table(Alias::new("event_outbox")).columns(
-            ["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at"]
-                .map(Alias::new),
-        );
-        for event in chunk {
-            let values = [
-                encode(backend, &FieldKind::Id, &Value::Uuid(Uuid::now_v7()))?,
-                encode(backend, &FieldKind::Text, &Value::Text(event.kind.clone()))?,
-                encode(backend, &FieldKind::Text, &Value::Text(event.object.clone()))?,
-                encode(backend, &FieldKind::Id, &event.record_id.map(Value::Uuid).unwrap_or(Value::Null))?,
-                encode(backend, &FieldKind::Json, &Value::Json(event.payload.clone()))?,
-                encode(backend, &FieldKind::Text, &Value::Text(actor.clone()))?,
-                encode(backend, &FieldKind::Text, &origin)?,
-                encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?,
-            ];
-            insert
-                .values(values.into_iter().map(Expr::val))
-                .map_err(|e| Error::internal(format!("outbox insert: {e}")))?;
-        }
-        tx.conn().execute(&insert).await?;
+    let actor = encode(backend, &FieldKind::Text, &Value::Text(actor))?;
+    let origin = encode(backend, &FieldKind::Text, &origin)?;
+    let occurred_at = encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?;
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        rows.push(vec![
+            encode(backend, &FieldKind::Id, &Value::Uuid(Uuid::now_v7()))?,
+            encode(backend, &FieldKind::Text, &Value::Text(event.kind))?,
+            encode(backend, &FieldKind::Text, &Value::Text(event.object))?,
+            encode(backend, &FieldKind::Id, &event.record_id.map(Value::Uuid).unwrap_or(Value::Null))?,
+            crate::store::codec::encode_json(backend, event.payload),
+            actor.clone(),
+            origin.clone(),
+            occurred_at.clone(),
+        ]);
     }
-    Ok(())
+    let columns = ["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at"];
+    crate::store::codec::insert_rows(tx.conn(), "event_outbox", &columns, rows).await
 }
 
 /// Events with `seq > after`, oldest first, at most `limit`.

@@ -12,7 +12,7 @@ use crate::domain::filter::{Filter, OrderBy, Target};
 use crate::domain::object::ObjectDef;
 use crate::domain::value::{FieldKind, Fields, Value};
 use crate::error::{Error, Result};
-use crate::store::codec::{decode, encode, rows_per_insert};
+use crate::store::codec::{decode, encode, insert_rows};
 use crate::store::query::{apply_order, condition, keyset_condition};
 
 /// One stored record: every field of its object, `id` included.
@@ -122,20 +122,16 @@ fn row_to_record(backend: DbBackend, object: &ObjectDef, row: &sea_orm::QueryRes
 /// Inserts records. Each must hold every field of the object (missing ones are stored as null).
 pub async fn insert<C: ConnectionTrait>(db: &C, object: &ObjectDef, rows: &[Fields]) -> Result<()> {
     let backend = db.get_database_backend();
-    for chunk in rows.chunks(rows_per_insert(object.fields.len())) {
-        let mut insert = Query::insert();
-        insert.into_table(table(object)).columns(object.fields.iter().map(|f| Alias::new(f.column.as_str())));
-        for row in chunk {
-            let mut values = Vec::with_capacity(object.fields.len());
-            for field in &object.fields {
-                let value = row.get(&field.name).unwrap_or(&Value::Null);
-                values.push(Expr::val(encode(backend, &field.kind, value)?));
-            }
-            insert.values(values).map_err(|e| Error::internal(format!("insert shape: {e}")))?;
+    let columns: Vec<&str> = object.fields.iter().map(|f| f.column.as_str()).collect();
+    let mut values = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut row_values = Vec::with_capacity(object.fields.len());
+        for field in &object.fields {
+            row_values.push(encode(backend, &field.kind, row.get(&field.name).unwrap_or(&Value::Null))?);
         }
-        db.execute(&insert).await?;
+        values.push(row_values);
     }
-    Ok(())
+    insert_rows(db, &object.table, &columns, values).await
 }
 
 /// Writes `changes` to record `id` if its version is still `version` (when the object is
