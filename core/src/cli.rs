@@ -291,7 +291,8 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 .await
                 .with_context(|| format!("cannot listen on {}", config.server.bind))?;
             tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database.url), "kith is listening");
-            let router = app(AppState { kith: kith.clone() }, &config.server);
+            let state = AppState::new(kith.clone(), &config.api).context("building the GraphQL schema")?;
+            let router = app(state, &config.server);
             serve(listener, router, shutdown_signal(), Duration::from_secs(config.server.shutdown_grace_secs)).await?;
             tracing::info!("stopped");
         }

@@ -45,6 +45,57 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The GraphQL API.
+    pub api: ApiConfig,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Most operations in one batched request.
+    pub max_batch: usize,
+    /// Page size when `first` / `last` is not given.
+    pub default_page_size: u64,
+    /// Largest `first` / `last`.
+    pub max_page_size: u64,
+    /// Deepest query nesting.
+    pub max_depth: usize,
+    /// Highest query complexity.
+    pub max_complexity: usize,
+    /// Allow schema introspection.
+    pub introspection: bool,
+    /// Suggest field names on typos.
+    pub suggestions: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        let limits = crate::api::ApiLimits::default();
+        ApiConfig {
+            max_batch: 10,
+            default_page_size: limits.default_page_size,
+            max_page_size: limits.max_page_size,
+            max_depth: limits.max_depth,
+            max_complexity: limits.max_complexity,
+            introspection: limits.introspection,
+            suggestions: limits.suggestions,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The limits the schema enforces.
+    pub fn limits(&self) -> crate::api::ApiLimits {
+        crate::api::ApiLimits {
+            default_page_size: self.default_page_size,
+            max_page_size: self.max_page_size,
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            introspection: self.introspection,
+            suggestions: self.suggestions,
+        }
+    }
 }
 
 /// `[server]`.
@@ -197,6 +248,13 @@ impl Config {
         }
         if self.server.max_body_bytes == 0 || self.server.request_timeout_secs == 0 {
             return Err(invalid("server", "max_body_bytes and request_timeout_secs must be positive"));
+        }
+        if self.api.max_batch == 0 || self.api.max_page_size == 0 || self.api.default_page_size > self.api.max_page_size
+        {
+            return Err(invalid(
+                "api",
+                "max_batch and max_page_size must be positive, default_page_size at most max_page_size",
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be positive"));

@@ -16,14 +16,36 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use std::sync::{Arc, RwLock};
+
+use async_graphql::dynamic::Schema;
+use async_graphql::{BatchRequest, Executor};
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+
+use crate::api::build_schema;
+use crate::api::schema::{error_response, request_data};
 use crate::config::ServerConfig;
-use crate::service::Kith;
+use crate::service::{Kith, users};
 
 /// Shared state of every handler.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     /// Core services.
     pub kith: Kith,
+    /// The GraphQL schema; replaced whole when the registry changes.
+    pub schema: Arc<RwLock<Schema>>,
+    /// Most operations per batched request.
+    pub max_batch: usize,
+}
+
+impl AppState {
+    /// State with a schema built from the registry.
+    pub fn new(kith: Kith, api: &crate::config::ApiConfig) -> Result<AppState, async_graphql::dynamic::SchemaError> {
+        let schema = build_schema(&kith.registry, kith.clone(), api.limits())?;
+        Ok(AppState { kith, schema: Arc::new(RwLock::new(schema)), max_batch: api.max_batch })
+    }
 }
 
 /// The error of non-GraphQL routes: a status and a short message.
@@ -43,6 +65,7 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/graphql", get(graphiql).post(graphql))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -70,6 +93,103 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, AppE
             tracing::warn!(error = %err, "readiness check failed");
             Err(AppError(StatusCode::SERVICE_UNAVAILABLE, "database unreachable".into()))
         }
+    }
+}
+
+/// GraphiQL, for people exploring the API in a browser. GET never executes an operation.
+async fn graphiql() -> impl IntoResponse {
+    axum::response::Html(async_graphql::http::GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+fn gql_reply(status: StatusCode, headers: &HeaderMap, body: String) -> Response {
+    // GraphQL over HTTP: answer in the media type the client asked for.
+    let graphql_json = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/graphql-response+json"));
+    let content_type = if graphql_json { "application/graphql-response+json" } else { "application/json" };
+    (status, [(CONTENT_TYPE, content_type)], body).into_response()
+}
+
+fn gql_error(status: StatusCode, headers: &HeaderMap, code: &str, message: &str) -> Response {
+    let body = serde_json::to_string(&error_response(code, message)).unwrap_or_else(|_| "{}".into());
+    gql_reply(status, headers, body)
+}
+
+/// `POST /graphql`: JSON only (a `text/plain` or form post is refused, closing the CSRF hole
+/// of "simple" cross-site requests), batches capped, the bearer token resolved to the caller.
+async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    if !json {
+        return gql_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &headers,
+            "BAD_REQUEST",
+            "send GraphQL requests as `Content-Type: application/json`",
+        );
+    }
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(err) => {
+            return gql_error(
+                StatusCode::BAD_REQUEST,
+                &headers,
+                "BAD_REQUEST",
+                &format!("malformed GraphQL request: {err}"),
+            );
+        }
+    };
+    let size = match &batch {
+        BatchRequest::Single(_) => 1,
+        BatchRequest::Batch(requests) => requests.len(),
+    };
+    if size == 0 || size > state.max_batch {
+        return gql_error(
+            StatusCode::BAD_REQUEST,
+            &headers,
+            "BAD_REQUEST",
+            &format!("a batch holds 1 to {} operations", state.max_batch),
+        );
+    }
+    let actor = match headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default()) {
+        None => None,
+        Some(value) => {
+            let token =
+                value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or_default().trim();
+            match users::authenticate(&state.kith.store, token).await {
+                Ok(Some(actor)) => Some(actor),
+                Ok(None) => {
+                    return gql_error(
+                        StatusCode::UNAUTHORIZED,
+                        &headers,
+                        "UNAUTHENTICATED",
+                        "the token is invalid, expired or revoked",
+                    );
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "authenticating a request");
+                    return gql_error(StatusCode::INTERNAL_SERVER_ERROR, &headers, "INTERNAL", "internal error");
+                }
+            }
+        }
+    };
+    let schema = match state.schema.read() {
+        Ok(schema) => schema.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    let batch = match batch {
+        BatchRequest::Single(request) => BatchRequest::Single(request_data(request, &state.kith, actor)),
+        BatchRequest::Batch(requests) => {
+            BatchRequest::Batch(requests.into_iter().map(|r| request_data(r, &state.kith, actor.clone())).collect())
+        }
+    };
+    let response = schema.execute_batch(batch).await;
+    match serde_json::to_string(&response) {
+        Ok(body) => gql_reply(StatusCode::OK, &headers, body),
+        Err(_) => gql_error(StatusCode::INTERNAL_SERVER_ERROR, &headers, "INTERNAL", "internal error"),
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `http`: the axum server.
 //! - `cli`: the `kith` command line.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;

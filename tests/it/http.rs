@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kith_core::config::ServerConfig;
+use kith_core::config::{ApiConfig, ServerConfig};
 use kith_core::http::{AppState, app, serve};
 use kith_tests::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,8 +21,10 @@ async fn health_readiness_request_ids_and_graceful_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let router =
-        app(AppState { kith: db.kith.clone() }, &ServerConfig { max_body_bytes: 1024, ..ServerConfig::default() });
+    let router = app(
+        AppState::new(db.kith.clone(), &ApiConfig::default()).unwrap(),
+        &ServerConfig { max_body_bytes: 1024, ..ServerConfig::default() },
+    );
     let server = tokio::spawn(serve(
         listener,
         router,
@@ -47,7 +49,7 @@ async fn health_readiness_request_ids_and_graceful_shutdown() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer listening");
 
     // Readiness reports a database that went away.
-    let router = app(AppState { kith: db.kith.clone() }, &ServerConfig::default());
+    let router = app(AppState::new(db.kith.clone(), &ApiConfig::default()).unwrap(), &ServerConfig::default());
     db.kith.store.clone().close().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

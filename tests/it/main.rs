@@ -3,6 +3,7 @@
 
 mod cli;
 mod concurrency;
+mod graphql;
 mod http;
 mod import_export;
 mod records;

@@ -350,7 +350,12 @@ fn core_objects() -> Vec<ObjectDef> {
             FieldDef::new("public", K::Bool).create_only().doc("Visible to the customer (true) or internal (false)."),
         )
         .field(reference("authorId", "user", "The user who wrote it.").read_only())
-        .field(FieldDef::new("author", K::Text).read_only().doc("Who wrote it, as recorded."));
+        .field(FieldDef {
+            column: "author".into(),
+            ..FieldDef::new("authorName", K::Text)
+                .read_only()
+                .doc("Who wrote it, as recorded (a user, token or plugin).")
+        });
     comment.soft_delete = false;
     comment.versioned = false;
 

@@ -355,7 +355,7 @@ async fn before_write(
         }
         "ticketComment" if before.is_none() => {
             after.insert("authorId".into(), tx.actor.user_id.map(Value::Uuid).unwrap_or(Value::Null));
-            after.insert("author".into(), Value::Text(tx.actor.label()));
+            after.insert("authorName".into(), Value::Text(tx.actor.label()));
             Ok(())
         }
         "stage" if before.is_none() => {

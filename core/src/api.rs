@@ -1,0 +1,12 @@
+//! The GraphQL API, built with `async_graphql::dynamic` from the object registry so plugins can
+//! add types at run time (the schema is rebuilt and swapped).
+//!
+//! Architecture Invariant: the API never touches SQL; it calls `service` and `store` functions
+//! and maps their errors to GraphQL error codes in one place (`error`).
+
+pub mod auth;
+pub mod error;
+pub mod loader;
+pub mod schema;
+
+pub use schema::{ApiLimits, build_schema};

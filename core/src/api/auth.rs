@@ -1,0 +1,43 @@
+//! Who is calling and what they may do: roles are checked here and nowhere else.
+
+use async_graphql::dynamic::ResolverContext;
+
+use crate::api::error::coded;
+use crate::domain::actor::{Actor, Role};
+
+/// What an operation does, which decides the role it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read records.
+    Read,
+    /// Create or update records, run workflows.
+    Write,
+    /// Delete, restore and merge records; read reports and the audit log.
+    Manage,
+    /// Users, tokens, custom fields, plugins.
+    Admin,
+}
+
+impl Access {
+    /// The least role allowed to do it.
+    pub fn role(self) -> Role {
+        match self {
+            Access::Read => Role::Viewer,
+            Access::Write => Role::Agent,
+            Access::Manage => Role::Manager,
+            Access::Admin => Role::Admin,
+        }
+    }
+}
+
+/// The caller, if the role allows `access`; UNAUTHENTICATED or FORBIDDEN otherwise.
+pub fn authorize<'a>(ctx: &ResolverContext<'a>, access: Access) -> async_graphql::Result<&'a Actor> {
+    let actor = ctx
+        .data_opt::<Actor>()
+        .ok_or_else(|| coded("UNAUTHENTICATED", "a valid `Authorization: Bearer <token>` header is required"))?;
+    if actor.role.allows(access.role()) {
+        Ok(actor)
+    } else {
+        Err(coded("FORBIDDEN", format!("this needs the {} role; you have {}", access.role(), actor.role)))
+    }
+}

@@ -1,0 +1,39 @@
+//! Mapping of core errors to GraphQL errors with `extensions.code`.
+
+use async_graphql::ErrorExtensions;
+
+use crate::domain::DomainError;
+use crate::error::Error;
+
+/// A GraphQL error with a code and a message.
+pub fn coded(code: &str, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
+}
+
+/// Maps a core error. Internal details are logged, never returned.
+pub fn to_gql(err: Error) -> async_graphql::Error {
+    match err {
+        Error::Domain(DomainError::Validation { field, reason }) => {
+            async_graphql::Error::new(format!("{field}: {reason}")).extend_with(|_, ext| {
+                ext.set("code", "BAD_USER_INPUT");
+                ext.set("field", field.clone());
+            })
+        }
+        Error::Domain(e @ DomainError::NotFound { .. }) => coded("NOT_FOUND", e.to_string()),
+        Error::Domain(e @ DomainError::Conflict(_)) => coded("CONFLICT", e.to_string()),
+        Error::Domain(e @ DomainError::Forbidden(_)) => coded("FORBIDDEN", e.to_string()),
+        Error::Database(e) => {
+            tracing::error!(error = %e, "database error while serving GraphQL");
+            coded("INTERNAL", "internal error")
+        }
+        Error::Internal(e) => {
+            tracing::error!(error = %e, "internal error while serving GraphQL");
+            coded("INTERNAL", "internal error")
+        }
+    }
+}
+
+/// A bad argument.
+pub fn bad_input(field: &str, message: impl std::fmt::Display) -> async_graphql::Error {
+    to_gql(Error::Domain(DomainError::invalid(field, message)))
+}

@@ -1,0 +1,868 @@
+//! Builds the dynamic GraphQL schema from the object registry.
+//!
+//! Per object `T` (e.g. `Contact`): the output type, `TConnection` / `TEdge`, `TFilter`,
+//! `TOrderBy`, `TCreateInput` / `TUpdateInput`; queries `t(id)` and `ts(filter, orderBy, first,
+//! after, last, before)`; mutations `createT`, `updateT`, `deleteT`, `restoreT`; relations both
+//! ways (`Contact.company`, `Company.contacts`), batched with a DataLoader.
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::dynamic::{
+    Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar, Schema,
+    SchemaError, TypeRef,
+};
+use async_graphql::{Name, Value as GqlValue};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use crate::api::auth::{Access, authorize};
+use crate::api::error::{bad_input, coded, to_gql};
+use crate::api::loader::{RecordLoader, TagLoader};
+use crate::domain::filter::{Condition, Filter, Op, OrderBy, Target};
+use crate::domain::object::{Access as FieldAccess, FieldDef, ObjectDef, Registry};
+use crate::domain::value::{FieldKind, Value};
+use crate::service::input::Input;
+use crate::service::{Kith, records as record_service, timeline, users, workflow};
+use crate::store::custom_fields;
+use crate::store::records::{self, ListQuery, Page, PageRequest, Record};
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Page size when `first`/`last` is not given.
+    pub default_page_size: u64,
+    /// Largest `first`/`last`.
+    pub max_page_size: u64,
+    /// Deepest query nesting.
+    pub max_depth: usize,
+    /// Highest query complexity.
+    pub max_complexity: usize,
+    /// Whether introspection is allowed.
+    pub introspection: bool,
+    /// Whether "did you mean" suggestions are given.
+    pub suggestions: bool,
+}
+
+impl Default for ApiLimits {
+    fn default() -> ApiLimits {
+        ApiLimits {
+            default_page_size: 50,
+            max_page_size: 200,
+            max_depth: 12,
+            max_complexity: 2_000,
+            introspection: true,
+            suggestions: true,
+        }
+    }
+}
+
+/// Objects with generic create/update/delete/restore mutations.
+const MUTABLE: &[&str] = &["contact", "company", "pipeline", "stage", "deal", "ticket", "activity", "segment"];
+
+fn upper_first(s: &str) -> String {
+    let mut out = s.to_owned();
+    if let Some(first) = out.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    out
+}
+
+fn enum_name(def: &ObjectDef, field: &FieldDef) -> String {
+    format!("{}{}", def.type_name, upper_first(&field.name))
+}
+
+fn scalar_name(def: &ObjectDef, field: &FieldDef) -> String {
+    match &field.kind {
+        FieldKind::Id | FieldKind::Ref(_) => "ID".into(),
+        FieldKind::Int => "Int".into(),
+        FieldKind::Decimal => "Decimal".into(),
+        FieldKind::Bool => "Boolean".into(),
+        FieldKind::Date => "Date".into(),
+        FieldKind::DateTime => "DateTime".into(),
+        FieldKind::Json => "JSON".into(),
+        FieldKind::Enum(_) => enum_name(def, field),
+        FieldKind::Text | FieldKind::Email | FieldKind::Url | FieldKind::Currency => "String".into(),
+    }
+}
+
+/// A field value as GraphQL sees it.
+fn to_gql_value(kind: &FieldKind, value: &Value) -> GqlValue {
+    match value {
+        Value::Null => GqlValue::Null,
+        Value::Bool(b) => GqlValue::Boolean(*b),
+        Value::Int(n) => GqlValue::Number((*n).into()),
+        Value::Text(s) if matches!(kind, FieldKind::Enum(_)) => GqlValue::Enum(Name::new(s)),
+        Value::Json(j) => GqlValue::from_json(j.clone()).unwrap_or(GqlValue::Null),
+        other => GqlValue::String(other.to_string()),
+    }
+}
+
+fn record_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Record> {
+    ctx.parent_value.try_downcast_ref::<Record>()
+}
+
+fn kith<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Kith> {
+    ctx.data::<Kith>()
+}
+
+fn arg_json(ctx: &ResolverContext<'_>, name: &str) -> Option<Json> {
+    ctx.args.get(name).filter(|v| !v.is_null()).and_then(|v| v.as_value().clone().into_json().ok())
+}
+
+fn arg_id(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Uuid> {
+    let text = ctx.args.try_get(name)?.string()?;
+    Uuid::parse_str(text).map_err(|_| bad_input(name, format!("`{text}` is not an id")))
+}
+
+fn arg_opt_id(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<Uuid>> {
+    match ctx.args.get(name).filter(|v| !v.is_null()) {
+        Some(_) => arg_id(ctx, name).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn arg_opt_i64(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<i64>> {
+    match ctx.args.get(name).filter(|v| !v.is_null()) {
+        Some(v) => Ok(Some(v.i64()?)),
+        None => Ok(None),
+    }
+}
+
+fn arg_opt_string(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<String>> {
+    match ctx.args.get(name).filter(|v| !v.is_null()) {
+        Some(v) => Ok(Some(v.string()?.to_owned())),
+        None => Ok(None),
+    }
+}
+
+/// A page of records with what `totalCount` needs.
+struct Connection {
+    page: Page,
+    def: Arc<ObjectDef>,
+    filter: Filter,
+}
+
+/// Reads `filter`, `orderBy`, `first`, `after`, `last`, `before`.
+async fn list_query(
+    ctx: &ResolverContext<'_>,
+    def: &ObjectDef,
+    extra: Option<Filter>,
+    limits: ApiLimits,
+) -> async_graphql::Result<ListQuery> {
+    let kith = kith(ctx)?;
+    let custom = if def.custom_fields {
+        custom_fields::for_object(kith.store.conn(), &def.name).await.map_err(to_gql)?
+    } else {
+        Vec::new()
+    };
+    let mut filter = match arg_json(ctx, "filter") {
+        Some(json) => Filter::from_json(def, &custom, &json).map_err(|e| to_gql(e.into()))?,
+        None => Filter::all(),
+    };
+    if let Some(extra) = extra {
+        filter = Filter::And(vec![extra, filter]);
+    }
+    let mut order = Vec::new();
+    if let Some(Json::Array(items)) = arg_json(ctx, "orderBy") {
+        if items.len() > 5 {
+            return Err(bad_input("orderBy", "at most 5 sort keys"));
+        }
+        for item in &items {
+            order.push(OrderBy::from_json(def, &custom, item).map_err(|e| to_gql(e.into()))?);
+        }
+    }
+    let first = arg_opt_i64(ctx, "first")?;
+    let last = arg_opt_i64(ctx, "last")?;
+    let after = arg_opt_string(ctx, "after")?;
+    let before = arg_opt_string(ctx, "before")?;
+    let size = |name: &str, n: Option<i64>| -> async_graphql::Result<u64> {
+        match n {
+            None => Ok(limits.default_page_size),
+            Some(n) if n < 0 => Err(bad_input(name, "must not be negative")),
+            Some(n) if n as u64 > limits.max_page_size => {
+                Err(bad_input(name, format!("at most {} per page", limits.max_page_size)))
+            }
+            Some(n) => Ok(n as u64),
+        }
+    };
+    let page = match (first, last, &before) {
+        (Some(_), Some(_), _) => return Err(bad_input("last", "give `first` or `last`, not both")),
+        (None, Some(_), _) | (None, None, Some(_)) => {
+            if after.is_some() {
+                return Err(bad_input("after", "`after` goes with `first`"));
+            }
+            PageRequest::Backward { last: size("last", last)?, before }
+        }
+        _ => {
+            if before.is_some() {
+                return Err(bad_input("before", "`before` goes with `last`"));
+            }
+            PageRequest::Forward { first: size("first", first)?, after }
+        }
+    };
+    Ok(ListQuery { filter, order, page, include_deleted: false })
+}
+
+fn list_args(field: Field, def: &ObjectDef) -> Field {
+    field
+        .argument(InputValue::new("filter", TypeRef::named(format!("{}Filter", def.type_name))))
+        .argument(InputValue::new("orderBy", TypeRef::named_nn_list(format!("{}OrderBy", def.type_name))))
+        .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("last", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("before", TypeRef::named(TypeRef::STRING)))
+}
+
+fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, limits: ApiLimits) -> Field {
+    let type_name = format!("{}Connection", def.type_name);
+    let field_def = def.clone();
+    let field = Field::new(name, TypeRef::named_nn(type_name), move |ctx| {
+        let def = def.clone();
+        let reverse = reverse.clone();
+        FieldFuture::new(async move {
+            authorize(&ctx, Access::Read)?;
+            let extra = match &reverse {
+                Some(ref_field) => {
+                    let parent = record_of(&ctx)?;
+                    Some(Filter::Cond(Condition {
+                        target: Target::Field(ref_field.clone()),
+                        kind: FieldKind::Id,
+                        op: Op::Eq(Value::Uuid(parent.id())),
+                    }))
+                }
+                None => None,
+            };
+            let query = list_query(&ctx, &def, extra, limits).await?;
+            let page = records::list(kith(&ctx)?.store.conn(), &def, &query).await.map_err(to_gql)?;
+            Ok(Some(FieldValue::owned_any(Connection { page, def, filter: query.filter })))
+        })
+    });
+    list_args(field, &field_def)
+}
+
+fn object_type(def: &Arc<ObjectDef>, registry: &Registry) -> Vec<Object> {
+    let mut object = Object::new(def.type_name.clone()).description(def.description.clone());
+    for field in &def.fields {
+        let ty = scalar_name(def, field);
+        let non_null = field.name == "id"
+            || field.name == "createdAt"
+            || field.name == "version"
+            || (field.required && field.access != FieldAccess::ReadOnly);
+        let type_ref = if non_null { TypeRef::named_nn(ty) } else { TypeRef::named(ty) };
+        let name = field.name.clone();
+        let kind = field.kind.clone();
+        object = object.field(
+            Field::new(field.name.clone(), type_ref, move |ctx| {
+                let name = name.clone();
+                let kind = kind.clone();
+                FieldFuture::new(async move {
+                    let record = record_of(&ctx)?;
+                    Ok(Some(FieldValue::value(to_gql_value(&kind, record.get(&name)))))
+                })
+            })
+            .description(field.description.clone()),
+        );
+        // Forward relation: `companyId` also gives `company`.
+        if let FieldKind::Ref(target) = &field.kind {
+            let relation = field.name.strip_suffix("Id").filter(|r| def.field_def(r).is_none());
+            if let (Some(target_def), Some(relation)) = (registry.get(target), relation) {
+                let name = field.name.clone();
+                let target: Arc<str> = Arc::from(target.as_str());
+                object = object.field(Field::new(relation, TypeRef::named(target_def.type_name.clone()), move |ctx| {
+                    let name = name.clone();
+                    let target = target.clone();
+                    FieldFuture::new(async move {
+                        let Some(id) = record_of(&ctx)?.get(&name).as_uuid() else { return Ok(None) };
+                        let loader = ctx.data::<DataLoader<RecordLoader>>()?;
+                        let record = loader.load_one((target, id)).await.map_err(|e| to_gql(clone_error(&e)))?;
+                        Ok(record.map(FieldValue::owned_any))
+                    })
+                }));
+            }
+        }
+    }
+    if def.taggable {
+        object = object.field(Field::new("tags", TypeRef::named_nn_list_nn(TypeRef::STRING), |ctx| {
+            FieldFuture::new(async move {
+                let id = record_of(&ctx)?.id();
+                let loader = ctx.data::<DataLoader<TagLoader>>()?;
+                let tags = loader.load_one(id).await.map_err(|e| to_gql(clone_error(&e)))?.unwrap_or_default();
+                Ok(Some(FieldValue::value(GqlValue::List(tags.into_iter().map(GqlValue::String).collect()))))
+            })
+        }));
+    }
+    // Reverse relations: every object with a reference to this one.
+    for other in registry.objects() {
+        let refs: Vec<&FieldDef> = other.references().filter(|(_, t)| *t == def.name).map(|(f, _)| f).collect();
+        for field in &refs {
+            let name = if other.name == "ticketComment" && def.name == "ticket" {
+                "comments".to_owned()
+            } else if refs.len() == 1 {
+                other.plural.clone()
+            } else {
+                format!("{}By{}", other.plural, upper_first(field.name.trim_end_matches("Id")))
+            };
+            object =
+                object.field(connection_field(name, other.clone(), Some(field.name.clone()), ApiLimits::default()));
+        }
+    }
+    if matches!(def.name.as_str(), "contact" | "company" | "deal" | "ticket") {
+        let object_name = def.name.clone();
+        object = object.field(
+            Field::new("timeline", TypeRef::named_nn_list_nn("TimelineItem"), move |ctx| {
+                let object_name = object_name.clone();
+                FieldFuture::new(async move {
+                    authorize(&ctx, Access::Read)?;
+                    let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(50).clamp(1, 500) as u64;
+                    let id = record_of(&ctx)?.id();
+                    let items = timeline::timeline(kith(&ctx)?, &object_name, id, limit).await.map_err(to_gql)?;
+                    let values = items
+                        .into_iter()
+                        .map(|item| {
+                            let mut map = async_graphql::indexmap::IndexMap::new();
+                            map.insert(
+                                Name::new("at"),
+                                GqlValue::String(crate::domain::value::format_datetime(item.at)),
+                            );
+                            map.insert(Name::new("kind"), GqlValue::String(item.kind));
+                            map.insert(Name::new("object"), GqlValue::String(item.object));
+                            map.insert(Name::new("recordId"), GqlValue::String(item.record_id.to_string()));
+                            map.insert(Name::new("summary"), GqlValue::String(item.summary));
+                            map.insert(Name::new("detail"), GqlValue::from_json(item.detail).unwrap_or(GqlValue::Null));
+                            FieldValue::value(GqlValue::Object(map))
+                        })
+                        .collect::<Vec<_>>();
+                    Ok(Some(FieldValue::list(values)))
+                })
+            })
+            .argument(InputValue::new("first", TypeRef::named(TypeRef::INT))),
+        );
+    }
+
+    let connection = Object::new(format!("{}Connection", def.type_name))
+        .field(Field::new("edges", TypeRef::named_nn_list_nn(format!("{}Edge", def.type_name)), |ctx| {
+            FieldFuture::new(async move {
+                let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
+                let edges = connection
+                    .page
+                    .records
+                    .iter()
+                    .map(|(cursor, record)| FieldValue::owned_any((cursor.clone(), record.clone())));
+                Ok(Some(FieldValue::list(edges)))
+            })
+        }))
+        .field(Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {
+            FieldFuture::new(async move {
+                let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
+                let page = &connection.page;
+                let mut map = async_graphql::indexmap::IndexMap::new();
+                map.insert(Name::new("hasNextPage"), GqlValue::Boolean(page.has_next));
+                map.insert(Name::new("hasPreviousPage"), GqlValue::Boolean(page.has_previous));
+                map.insert(
+                    Name::new("startCursor"),
+                    page.records.first().map(|(c, _)| GqlValue::String(c.clone())).unwrap_or(GqlValue::Null),
+                );
+                map.insert(
+                    Name::new("endCursor"),
+                    page.records.last().map(|(c, _)| GqlValue::String(c.clone())).unwrap_or(GqlValue::Null),
+                );
+                Ok(Some(FieldValue::value(GqlValue::Object(map))))
+            })
+        }))
+        .field(Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
+            FieldFuture::new(async move {
+                let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
+                let n = records::count(kith(&ctx)?.store.conn(), &connection.def, &connection.filter, false)
+                    .await
+                    .map_err(to_gql)?;
+                Ok(Some(FieldValue::value(GqlValue::Number(n.into()))))
+            })
+        }));
+    let edge = Object::new(format!("{}Edge", def.type_name))
+        .field(Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
+            FieldFuture::new(async move {
+                let (cursor, _) = ctx.parent_value.try_downcast_ref::<(String, Record)>()?;
+                Ok(Some(FieldValue::value(GqlValue::String(cursor.clone()))))
+            })
+        }))
+        .field(Field::new("node", TypeRef::named_nn(def.type_name.clone()), |ctx| {
+            FieldFuture::new(async move {
+                let (_, record) = ctx.parent_value.try_downcast_ref::<(String, Record)>()?;
+                Ok(Some(FieldValue::borrowed_any(record)))
+            })
+        }));
+    vec![object, connection, edge]
+}
+
+fn clone_error(err: &Arc<crate::error::Error>) -> crate::error::Error {
+    match &**err {
+        crate::error::Error::Domain(d) => crate::error::Error::Domain(d.clone()),
+        other => crate::error::Error::internal(other.to_string()),
+    }
+}
+
+fn filter_input(def: &ObjectDef) -> InputObject {
+    let name = format!("{}Filter", def.type_name);
+    let mut input = InputObject::new(name.clone())
+        .field(InputValue::new("and", TypeRef::named_nn_list(name.clone())))
+        .field(InputValue::new("or", TypeRef::named_nn_list(name.clone())))
+        .field(InputValue::new("not", TypeRef::named(name)));
+    for field in def.fields.iter().filter(|f| f.kind != FieldKind::Json) {
+        input = input
+            .field(InputValue::new(field.name.clone(), TypeRef::named(format!("{}Filter", scalar_name(def, field)))));
+    }
+    if def.custom_fields {
+        input = input.field(
+            InputValue::new("customFields", TypeRef::named("JSON"))
+                .description("Per custom key, an object of operators: `{tier: {eq: \"gold\"}}`."),
+        );
+    }
+    if def.taggable {
+        input = input.field(InputValue::new("tags", TypeRef::named("StringFilter")));
+    }
+    input
+}
+
+fn scalar_filter(scalar: &str, text: bool, ordered: bool) -> InputObject {
+    let mut input = InputObject::new(format!("{scalar}Filter"))
+        .field(InputValue::new("eq", TypeRef::named(scalar)))
+        .field(InputValue::new("neq", TypeRef::named(scalar)))
+        .field(InputValue::new("in", TypeRef::named_nn_list(scalar)))
+        .field(InputValue::new("notIn", TypeRef::named_nn_list(scalar)))
+        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)));
+    if ordered {
+        for op in ["lt", "lte", "gt", "gte"] {
+            input = input.field(InputValue::new(op, TypeRef::named(scalar)));
+        }
+    }
+    if text {
+        for op in ["like", "ilike", "startsWith"] {
+            input = input.field(InputValue::new(op, TypeRef::named(TypeRef::STRING)));
+        }
+    }
+    input
+}
+
+fn write_input(def: &ObjectDef, create: bool) -> InputObject {
+    let mut input = InputObject::new(format!("{}{}Input", def.type_name, if create { "Create" } else { "Update" }));
+    for field in &def.fields {
+        let writable = match field.access {
+            FieldAccess::Write => true,
+            FieldAccess::CreateOnly => create,
+            FieldAccess::ReadOnly => false,
+        };
+        if !writable || field.name == "customFields" {
+            continue;
+        }
+        let ty = scalar_name(def, field);
+        let type_ref = if create && field.required && !(def.name == "deal" && field.name == "currency") {
+            TypeRef::named_nn(ty)
+        } else {
+            TypeRef::named(ty)
+        };
+        input = input.field(InputValue::new(field.name.clone(), type_ref).description(field.description.clone()));
+    }
+    if def.custom_fields {
+        input = input.field(InputValue::new("customFields", TypeRef::named("JSON")));
+    }
+    if def.taggable {
+        input = input.field(InputValue::new("tags", TypeRef::named_nn_list(TypeRef::STRING)));
+    }
+    input
+}
+
+/// Runs `f` in a write transaction as the caller, committing on success.
+async fn write<T, F>(ctx: &ResolverContext<'_>, access: Access, f: F) -> async_graphql::Result<T>
+where
+    F: for<'t> FnOnce(
+        &'t crate::store::Tx,
+        &'t Kith,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::Result<T>> + Send + 't>>,
+{
+    let actor = authorize(ctx, access)?;
+    let kith = kith(ctx)?;
+    let tx = kith.store.begin(actor).await.map_err(to_gql)?;
+    let value = f(&tx, kith).await.map_err(to_gql)?;
+    tx.commit().await.map_err(to_gql)?;
+    Ok(value)
+}
+
+fn input_of(ctx: &ResolverContext<'_>, def: &ObjectDef) -> async_graphql::Result<Input> {
+    let json = arg_json(ctx, "input").unwrap_or(Json::Object(Default::default()));
+    Input::from_json(def, &json).map_err(to_gql)
+}
+
+fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
+    let t = def.type_name.clone();
+    let d = def.clone();
+    mutation = mutation.field(
+        Field::new(format!("create{t}"), TypeRef::named_nn(t.clone()), move |ctx| {
+            let def = d.clone();
+            FieldFuture::new(async move {
+                let input = input_of(&ctx, &def)?;
+                let name = def.name.clone();
+                let record = write(&ctx, Access::Write, move |tx, kith| {
+                    Box::pin(async move { record_service::create(tx, &kith.registry, &name, input).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(record)))
+            })
+        })
+        .argument(InputValue::new("input", TypeRef::named_nn(format!("{t}CreateInput")))),
+    );
+    let d = def.clone();
+    mutation = mutation.field(
+        Field::new(format!("update{t}"), TypeRef::named_nn(t.clone()), move |ctx| {
+            let def = d.clone();
+            FieldFuture::new(async move {
+                let id = arg_id(&ctx, "id")?;
+                let version = arg_opt_i64(&ctx, "expectedVersion")?;
+                let input = input_of(&ctx, &def)?;
+                let name = def.name.clone();
+                let record = write(&ctx, Access::Write, move |tx, kith| {
+                    Box::pin(async move { record_service::update(tx, &kith.registry, &name, id, input, version).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(record)))
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("input", TypeRef::named_nn(format!("{t}UpdateInput"))))
+        .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
+    );
+    for (verb, restore) in [("delete", false), ("restore", true)] {
+        let d = def.clone();
+        mutation = mutation.field(
+            Field::new(format!("{verb}{t}"), TypeRef::named_nn(t.clone()), move |ctx| {
+                let def = d.clone();
+                FieldFuture::new(async move {
+                    let id = arg_id(&ctx, "id")?;
+                    let name = def.name.clone();
+                    let record = write(&ctx, Access::Manage, move |tx, kith| {
+                        Box::pin(async move {
+                            if restore {
+                                record_service::restore(tx, &kith.registry, &name, id).await
+                            } else {
+                                record_service::delete(tx, &kith.registry, &name, id).await
+                            }
+                        })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(record)))
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID))),
+        );
+    }
+    mutation
+}
+
+fn workflow_mutations(mut mutation: Object) -> Object {
+    mutation = mutation.field(
+        Field::new("moveDeal", TypeRef::named_nn("Deal"), |ctx| {
+            FieldFuture::new(async move {
+                let (id, stage, version) =
+                    (arg_id(&ctx, "id")?, arg_id(&ctx, "stageId")?, arg_opt_i64(&ctx, "expectedVersion")?);
+                let r = write(&ctx, Access::Write, move |tx, k| {
+                    Box::pin(async move { workflow::move_deal(tx, &k.registry, id, stage, version).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(r)))
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("stageId", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
+    );
+    mutation = mutation.field(
+        Field::new("closeDeal", TypeRef::named_nn("Deal"), |ctx| {
+            FieldFuture::new(async move {
+                let id = arg_id(&ctx, "id")?;
+                let won = ctx.args.try_get("outcome")?.enum_name()? == "WON";
+                let reason = arg_opt_string(&ctx, "reason")?;
+                let version = arg_opt_i64(&ctx, "expectedVersion")?;
+                let r = write(&ctx, Access::Write, move |tx, k| {
+                    Box::pin(async move { workflow::close_deal(tx, &k.registry, id, won, reason, version).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(r)))
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("outcome", TypeRef::named_nn("DealOutcome")))
+        .argument(InputValue::new("reason", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
+    );
+    mutation = mutation.field(
+        Field::new("changeTicketStatus", TypeRef::named_nn("Ticket"), |ctx| {
+            FieldFuture::new(async move {
+                let id = arg_id(&ctx, "id")?;
+                let status = ctx.args.try_get("status")?.enum_name()?.to_owned();
+                let version = arg_opt_i64(&ctx, "expectedVersion")?;
+                let r = write(&ctx, Access::Write, move |tx, k| {
+                    Box::pin(async move { workflow::change_status(tx, &k.registry, id, &status, version).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(r)))
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("status", TypeRef::named_nn("TicketStatus")))
+        .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
+    );
+    mutation = mutation.field(
+        Field::new("assignTicket", TypeRef::named_nn("Ticket"), |ctx| {
+            FieldFuture::new(async move {
+                let (id, assignee, version) =
+                    (arg_id(&ctx, "id")?, arg_opt_id(&ctx, "assigneeId")?, arg_opt_i64(&ctx, "expectedVersion")?);
+                let r = write(&ctx, Access::Write, move |tx, k| {
+                    Box::pin(async move { workflow::assign(tx, &k.registry, id, assignee, version).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(r)))
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("assigneeId", TypeRef::named(TypeRef::ID)))
+        .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
+    );
+    mutation = mutation.field(
+        Field::new("addTicketComment", TypeRef::named_nn("TicketComment"), |ctx| {
+            FieldFuture::new(async move {
+                let id = arg_id(&ctx, "ticketId")?;
+                let body = ctx.args.try_get("body")?.string()?.to_owned();
+                let public = ctx.args.get("public").map(|v| v.boolean()).transpose()?.unwrap_or(true);
+                let r = write(&ctx, Access::Write, move |tx, k| {
+                    Box::pin(async move { workflow::add_comment(tx, &k.registry, id, &body, public).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(r)))
+            })
+        })
+        .argument(InputValue::new("ticketId", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("body", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("public", TypeRef::named(TypeRef::BOOLEAN))),
+    );
+    mutation = mutation.field(
+        Field::new("rateTicket", TypeRef::named_nn("Ticket"), |ctx| {
+            FieldFuture::new(async move {
+                let id = arg_id(&ctx, "id")?;
+                let rating = ctx.args.try_get("rating")?.i64()?;
+                let comment = arg_opt_string(&ctx, "comment")?;
+                let r = write(&ctx, Access::Write, move |tx, k| {
+                    Box::pin(async move { workflow::rate(tx, &k.registry, id, rating, comment).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(r)))
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("rating", TypeRef::named_nn(TypeRef::INT)))
+        .argument(InputValue::new("comment", TypeRef::named(TypeRef::STRING))),
+    );
+    mutation = mutation.field(
+        Field::new("completeTask", TypeRef::named_nn("Activity"), |ctx| {
+            FieldFuture::new(async move {
+                let id = arg_id(&ctx, "id")?;
+                let r = write(&ctx, Access::Write, move |tx, k| {
+                    Box::pin(async move { workflow::complete_task(tx, &k.registry, id).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(r)))
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID))),
+    );
+    mutation = mutation.field(
+        Field::new("mergeContacts", TypeRef::named_nn("Contact"), |ctx| {
+            FieldFuture::new(async move {
+                let (keep, merge) = (arg_id(&ctx, "keepId")?, arg_id(&ctx, "mergeId")?);
+                let r = write(&ctx, Access::Manage, move |tx, k| {
+                    Box::pin(async move { workflow::merge_contacts(tx, &k.registry, keep, merge).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(r)))
+            })
+        })
+        .argument(InputValue::new("keepId", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("mergeId", TypeRef::named_nn(TypeRef::ID))),
+    );
+    mutation.field(
+        Field::new("login", TypeRef::named_nn("Session"), |ctx| {
+            FieldFuture::new(async move {
+                let email = ctx.args.try_get("email")?.string()?.to_owned();
+                let password = ctx.args.try_get("password")?.string()?.to_owned();
+                let (token, info) = users::login(&kith(&ctx)?.store, &email, &password).await.map_err(to_gql)?;
+                let mut map = async_graphql::indexmap::IndexMap::new();
+                map.insert(Name::new("token"), GqlValue::String(token));
+                map.insert(Name::new("role"), GqlValue::Enum(Name::new(info.role.as_str())));
+                map.insert(
+                    Name::new("expiresAt"),
+                    info.expires_at
+                        .map(|t| GqlValue::String(crate::domain::value::format_datetime(t)))
+                        .unwrap_or(GqlValue::Null),
+                );
+                Ok(Some(FieldValue::value(GqlValue::Object(map))))
+            })
+        })
+        .argument(InputValue::new("email", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("password", TypeRef::named_nn(TypeRef::STRING))),
+    )
+}
+
+fn value_object(name: &str, fields: &[(&str, TypeRef)]) -> Object {
+    let mut object = Object::new(name);
+    for (field, ty) in fields {
+        let key = (*field).to_owned();
+        object = object.field(Field::new(*field, ty.clone(), move |ctx| {
+            let key = key.clone();
+            FieldFuture::new(async move {
+                let value = match ctx.parent_value.try_to_value()? {
+                    GqlValue::Object(map) => map.get(key.as_str()).cloned().unwrap_or(GqlValue::Null),
+                    _ => GqlValue::Null,
+                };
+                Ok(Some(FieldValue::value(value)))
+            })
+        }));
+    }
+    object
+}
+
+/// Builds the schema for `registry`.
+pub fn build_schema(registry: &Registry, services: Kith, limits: ApiLimits) -> Result<Schema, SchemaError> {
+    let mut builder = Schema::build("Query", Some("Mutation"), None);
+    let mut query = Object::new("Query");
+    let mut mutation = Object::new("Mutation");
+    for (scalar, doc) in [
+        ("Decimal", "An exact decimal number, as a string: \"1234.50\"."),
+        ("Date", "A calendar date, YYYY-MM-DD."),
+        ("DateTime", "An instant, RFC 3339 in UTC: 2026-11-22T10:00:00.000000Z."),
+        ("JSON", "Any JSON value."),
+    ] {
+        builder = builder.register(Scalar::new(scalar).description(doc));
+    }
+    for (scalar, text, ordered) in [
+        ("String", true, true),
+        ("Int", false, true),
+        ("Decimal", false, true),
+        ("Boolean", false, false),
+        ("Date", false, true),
+        ("DateTime", false, true),
+        ("ID", false, false),
+    ] {
+        builder = builder.register(scalar_filter(scalar, text, ordered));
+    }
+    builder = builder
+        .register(Enum::new("SortDirection").item("ASC").item("DESC"))
+        .register(Enum::new("NullsOrder").item("FIRST").item("LAST"))
+        .register(Enum::new("DealOutcome").item("WON").item("LOST"))
+        .register(value_object(
+            "PageInfo",
+            &[
+                ("hasNextPage", TypeRef::named_nn(TypeRef::BOOLEAN)),
+                ("hasPreviousPage", TypeRef::named_nn(TypeRef::BOOLEAN)),
+                ("startCursor", TypeRef::named(TypeRef::STRING)),
+                ("endCursor", TypeRef::named(TypeRef::STRING)),
+            ],
+        ))
+        .register(value_object(
+            "TimelineItem",
+            &[
+                ("at", TypeRef::named_nn("DateTime")),
+                ("kind", TypeRef::named_nn(TypeRef::STRING)),
+                ("object", TypeRef::named_nn(TypeRef::STRING)),
+                ("recordId", TypeRef::named_nn(TypeRef::ID)),
+                ("summary", TypeRef::named_nn(TypeRef::STRING)),
+                ("detail", TypeRef::named("JSON")),
+            ],
+        ))
+        .register(value_object(
+            "Session",
+            &[
+                ("token", TypeRef::named_nn(TypeRef::STRING)),
+                ("role", TypeRef::named_nn("UserRole")),
+                ("expiresAt", TypeRef::named("DateTime")),
+            ],
+        ));
+    for def in registry.objects() {
+        for object in object_type(def, registry) {
+            builder = builder.register(object);
+        }
+        for field in &def.fields {
+            if let FieldKind::Enum(values) = &field.kind {
+                let name = enum_name(def, field);
+                builder = builder.register(Enum::new(name.clone()).items(values.iter().map(String::as_str)));
+                builder = builder.register(scalar_filter(&name, false, false));
+            }
+        }
+        let sort_fields = def.fields.iter().filter(|f| f.kind != FieldKind::Json).map(|f| f.name.as_str());
+        builder = builder
+            .register(filter_input(def))
+            .register(Enum::new(format!("{}SortField", def.type_name)).items(sort_fields))
+            .register(
+                InputObject::new(format!("{}OrderBy", def.type_name))
+                    .field(InputValue::new("field", TypeRef::named(format!("{}SortField", def.type_name))))
+                    .field(InputValue::new("customField", TypeRef::named(TypeRef::STRING)))
+                    .field(InputValue::new("direction", TypeRef::named("SortDirection")))
+                    .field(InputValue::new("nulls", TypeRef::named("NullsOrder"))),
+            );
+        if MUTABLE.contains(&def.name.as_str()) {
+            builder = builder.register(write_input(def, true)).register(write_input(def, false));
+            mutation = mutations(def, mutation);
+        }
+        let d = def.clone();
+        query = query.field(
+            Field::new(def.name.clone(), TypeRef::named(def.type_name.clone()), move |ctx| {
+                let def = d.clone();
+                FieldFuture::new(async move {
+                    authorize(&ctx, Access::Read)?;
+                    let id = arg_id(&ctx, "id")?;
+                    match records::get_live(kith(&ctx)?.store.conn(), &def, id).await {
+                        Ok(record) => Ok(Some(FieldValue::owned_any(record))),
+                        Err(crate::error::Error::Domain(crate::domain::DomainError::NotFound { .. })) => Ok(None),
+                        Err(e) => Err(to_gql(e)),
+                    }
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID))),
+        );
+        query = query.field(connection_field(def.plural.clone(), def.clone(), None, limits));
+    }
+    mutation = workflow_mutations(mutation);
+    builder = builder
+        .register(query)
+        .register(mutation)
+        .data(services)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    if !limits.suggestions {
+        builder = builder.disable_suggestions();
+    }
+    builder.finish()
+}
+
+/// Per-request data: the caller and the batching loaders.
+pub fn request_data(
+    request: async_graphql::Request,
+    kith: &Kith,
+    actor: Option<crate::domain::actor::Actor>,
+) -> async_graphql::Request {
+    let request = request
+        .data(DataLoader::new(RecordLoader { kith: kith.clone() }, tokio::spawn))
+        .data(DataLoader::new(TagLoader { kith: kith.clone() }, tokio::spawn));
+    match actor {
+        Some(actor) => request.data(actor),
+        None => request,
+    }
+}
+
+/// Keeps the coded-error helper reachable for HTTP-level errors.
+pub fn error_response(code: &str, message: &str) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![
+        coded(code, message.to_owned()).into_server_error(async_graphql::Pos::default()),
+    ])
+}

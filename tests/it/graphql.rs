@@ -1,0 +1,259 @@
+//! The GraphQL API over real HTTP on loopback, on both databases.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kith_core::config::{ApiConfig, ServerConfig};
+use kith_core::domain::actor::{Actor, Role};
+use kith_core::http::{AppState, app, serve};
+use kith_core::service::users;
+use kith_tests::TestDb;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(db: &TestDb) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = AppState::new(db.kith.clone(), &ApiConfig::default()).unwrap();
+        let router = app(state, &ServerConfig { max_body_bytes: 64 * 1024, ..ServerConfig::default() });
+        let task = tokio::spawn(serve(
+            listener,
+            router,
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(5),
+        ));
+        Server { addr, stop: Some(stop), task }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.task.await;
+    }
+
+    /// Sends a raw POST and returns (status, body).
+    async fn post(&self, content_type: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let request = format!(
+            "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = json!({"query": query, "variables": variables}).to_string();
+        let (status, body) = self.post("application/json", Some(token), &body).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+}
+
+async fn token(db: &TestDb, role: Role) -> String {
+    let tx = db.kith.store.begin(&Actor::system("test")).await.unwrap();
+    let (_, secret) = users::create_token(&tx, &format!("{role}"), role, None, None).await.unwrap();
+    tx.commit().await.unwrap();
+    secret
+}
+
+fn code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"].as_str().unwrap_or("none")
+}
+
+#[tokio::test]
+async fn crud_filters_relations_and_error_codes_over_http() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let agent = token(&db, Role::Agent).await;
+        let viewer = token(&db, Role::Viewer).await;
+        let manager = token(&db, Role::Manager).await;
+
+        let company = server
+            .gql(
+                &agent,
+                "mutation($i: CompanyCreateInput!) { createCompany(input: $i) { id name domain } }",
+                json!({"i": {"name": "Acme", "domain": "ACME.example"}}),
+            )
+            .await;
+        assert_eq!(company["data"]["createCompany"]["domain"], "acme.example", "{}: {company}", db.name);
+        let company_id = company["data"]["createCompany"]["id"].as_str().unwrap().to_owned();
+        for (i, name) in ["Ada", "Grace", "Alan", "Edsger"].iter().enumerate() {
+            let r = server
+                .gql(
+                    &agent,
+                    "mutation($i: ContactCreateInput!) { createContact(input: $i) { id firstName lifecycleStage tags company { name } } }",
+                    json!({"i": {"firstName": name, "email": format!("{}@acme.example", name.to_lowercase()), "companyId": company_id, "tags": if i % 2 == 0 { vec!["vip"] } else { vec![] }, "lifecycleStage": if i == 3 { "CUSTOMER" } else { "LEAD" }}}),
+                )
+                .await;
+            assert_eq!(r["data"]["createContact"]["company"]["name"], "Acme", "{}: {r}", db.name);
+        }
+
+        let page = server
+            .gql(
+                &viewer,
+                "query($f: ContactFilter) { contacts(filter: $f, orderBy: [{field: firstName, direction: DESC}], first: 2) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { firstName tags company { name contacts { totalCount } } } } } }",
+                json!({"f": {"or": [{"tags": {"eq": "vip"}}, {"lifecycleStage": {"eq": "CUSTOMER"}}]}}),
+            )
+            .await;
+        let contacts = &page["data"]["contacts"];
+        assert_eq!(contacts["totalCount"], 3, "{}: {page}", db.name);
+        let names: Vec<&str> =
+            contacts["edges"].as_array().unwrap().iter().map(|e| e["node"]["firstName"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Edsger", "Alan"], "{}", db.name);
+        assert_eq!(contacts["edges"][0]["node"]["company"]["contacts"]["totalCount"], 4);
+        assert_eq!(contacts["pageInfo"]["hasNextPage"], true);
+        let after = contacts["pageInfo"]["endCursor"].as_str().unwrap();
+        let next = server
+            .gql(&viewer, "query($a: String) { contacts(orderBy: [{field: firstName, direction: DESC}], first: 2, after: $a, filter: {or: [{tags: {eq: \"vip\"}}, {lifecycleStage: {eq: CUSTOMER}}]}) { edges { node { firstName } } pageInfo { hasNextPage } } }", json!({"a": after}))
+            .await;
+        assert_eq!(next["data"]["contacts"]["edges"][0]["node"]["firstName"], "Ada", "{}: {next}", db.name);
+        assert_eq!(next["data"]["contacts"]["pageInfo"]["hasNextPage"], false);
+
+        // Error codes.
+        let (status, body) =
+            server.post("application/json", None, &json!({"query": "{ contacts { totalCount } }"}).to_string()).await;
+        assert_eq!(status, 200);
+        assert_eq!(code(&serde_json::from_str(&body).unwrap()), "UNAUTHENTICATED");
+        let (status, _) = server
+            .post("application/json", Some("kith_nope"), &json!({"query": "{ contacts { totalCount } }"}).to_string())
+            .await;
+        assert_eq!(status, 401);
+        let id = page["data"]["contacts"]["edges"][0]["node"]["firstName"].as_str().map(|_| ()).and(Some(()));
+        assert!(id.is_some());
+        let ada = server
+            .gql(
+                &viewer,
+                "{ contacts(filter: {firstName: {eq: \"Ada\"}}) { edges { node { id version } } } }",
+                json!({}),
+            )
+            .await;
+        let ada_id = ada["data"]["contacts"]["edges"][0]["node"]["id"].as_str().unwrap().to_owned();
+        let denied =
+            server.gql(&viewer, "mutation($id: ID!) { deleteContact(id: $id) { id } }", json!({"id": ada_id})).await;
+        assert_eq!(code(&denied), "FORBIDDEN", "{denied}");
+        let denied =
+            server.gql(&agent, "mutation($id: ID!) { deleteContact(id: $id) { id } }", json!({"id": ada_id})).await;
+        assert_eq!(code(&denied), "FORBIDDEN", "agents do not delete: {denied}");
+        let bad = server
+            .gql(&agent, "mutation { createContact(input: {firstName: \"X\", email: \"nope\"}) { id } }", json!({}))
+            .await;
+        assert_eq!(code(&bad), "BAD_USER_INPUT", "{bad}");
+        assert_eq!(bad["errors"][0]["extensions"]["field"], "email");
+        let dup = server
+            .gql(
+                &agent,
+                "mutation { createContact(input: {firstName: \"X\", email: \"ADA@acme.example\"}) { id } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(code(&dup), "CONFLICT", "{dup}");
+        let ok = server.gql(&agent, "mutation($id: ID!) { updateContact(id: $id, input: {jobTitle: \"Countess\"}, expectedVersion: 1) { version } }", json!({"id": ada_id})).await;
+        assert_eq!(ok["data"]["updateContact"]["version"], 2, "{ok}");
+        let stale = server.gql(&agent, "mutation($id: ID!) { updateContact(id: $id, input: {jobTitle: \"Count\"}, expectedVersion: 1) { version } }", json!({"id": ada_id})).await;
+        assert_eq!(code(&stale), "CONFLICT", "{stale}");
+        let gone = server
+            .gql(&manager, "mutation($id: ID!) { deleteContact(id: $id) { deletedAt } }", json!({"id": ada_id}))
+            .await;
+        assert!(gone["data"]["deleteContact"]["deletedAt"].is_string(), "{gone}");
+        let missing = server.gql(&viewer, "query($id: ID!) { contact(id: $id) { id } }", json!({"id": ada_id})).await;
+        assert!(missing["data"]["contact"].is_null(), "{missing}");
+        let typo = server.gql(&viewer, "{ contacts(first: 500) { totalCount } }", json!({})).await;
+        assert_eq!(code(&typo), "BAD_USER_INPUT", "{typo}");
+        let malformed = server.gql(&viewer, "{ contacts( }", json!({})).await;
+        assert!(malformed["errors"].is_array(), "{malformed}");
+
+        // Transport rules.
+        let (status, _) = server
+            .post("text/plain", Some(&viewer), &json!({"query": "{ contacts { totalCount } }"}).to_string())
+            .await;
+        assert_eq!(status, 415, "text/plain is refused");
+        let (status, _) = server.post("application/x-www-form-urlencoded", Some(&viewer), "query=%7B%7D").await;
+        assert_eq!(status, 415, "forms are refused");
+        let batch: Vec<Value> = (0..11).map(|_| json!({"query": "{ contacts { totalCount } }"})).collect();
+        let (status, body) = server.post("application/json", Some(&viewer), &Value::Array(batch).to_string()).await;
+        assert_eq!(status, 400, "{body}");
+        let (status, _) = server.post("application/json", Some(&viewer), &"x".repeat(70 * 1024)).await;
+        assert_eq!(status, 413, "bodies over the cap are refused");
+        let (status, body) = server.post("application/json", Some(&viewer), "{not json").await;
+        assert_eq!(status, 400, "{body}");
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn workflows_over_graphql() {
+    let db = TestDb::sqlite().await;
+    let server = Server::start(&db).await;
+    let agent = token(&db, Role::Agent).await;
+    let p = server
+        .gql(&agent, "mutation { createPipeline(input: {name: \"Sales\", currency: \"EUR\"}) { id } }", json!({}))
+        .await;
+    let pid = p["data"]["createPipeline"]["id"].as_str().unwrap().to_owned();
+    let mut stages = Vec::new();
+    for (i, (name, prob, kind)) in [("Lead", 10, "OPEN"), ("Won", 100, "WON"), ("Lost", 0, "LOST")].iter().enumerate() {
+        let s = server
+            .gql(
+                &agent,
+                "mutation($i: StageCreateInput!) { createStage(input: $i) { id } }",
+                json!({"i": {"pipelineId": pid, "name": name, "position": i, "probability": prob, "kind": kind}}),
+            )
+            .await;
+        stages.push(s["data"]["createStage"]["id"].as_str().unwrap().to_owned());
+    }
+    let d = server
+        .gql(&agent, "mutation($i: DealCreateInput!) { createDeal(input: $i) { id amount currency stage { name } pipeline { stages { totalCount } } } }", json!({"i": {"title": "Big", "amount": "99.90", "pipelineId": pid, "stageId": stages[0]}}))
+        .await;
+    assert_eq!(d["data"]["createDeal"]["amount"], "99.9", "{d}");
+    assert_eq!(d["data"]["createDeal"]["pipeline"]["stages"]["totalCount"], 3);
+    let deal_id = d["data"]["createDeal"]["id"].as_str().unwrap().to_owned();
+    let lost = server.gql(&agent, "mutation($id: ID!) { closeDeal(id: $id, outcome: LOST, reason: \"price\") { lostReason closedAt stage { kind } } }", json!({"id": deal_id})).await;
+    assert_eq!(lost["data"]["closeDeal"]["stage"]["kind"], "LOST", "{lost}");
+    let t = server
+        .gql(
+            &agent,
+            "mutation { createTicket(input: {subject: \"Help\", priority: HIGH}) { id number status } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(t["data"]["createTicket"]["number"], 1001, "{t}");
+    let tid = t["data"]["createTicket"]["id"].as_str().unwrap().to_owned();
+    let c = server
+        .gql(
+            &agent,
+            "mutation($id: ID!) { addTicketComment(ticketId: $id, body: \"On it\") { public authorName } }",
+            json!({"id": tid}),
+        )
+        .await;
+    assert_eq!(c["data"]["addTicketComment"]["public"], true, "{c}");
+    let bad = server
+        .gql(&agent, "mutation($id: ID!) { changeTicketStatus(id: $id, status: NEW) { status } }", json!({"id": tid}))
+        .await;
+    assert_eq!(code(&bad), "CONFLICT", "{bad}");
+    let solved = server
+        .gql(&agent, "mutation($id: ID!) { changeTicketStatus(id: $id, status: SOLVED) { status firstRespondedAt comments { totalCount } timeline { kind summary } } }", json!({"id": tid}))
+        .await;
+    assert_eq!(solved["data"]["changeTicketStatus"]["status"], "SOLVED", "{solved}");
+    assert_eq!(solved["data"]["changeTicketStatus"]["comments"]["totalCount"], 1);
+    assert!(solved["data"]["changeTicketStatus"]["timeline"].as_array().unwrap().len() >= 3);
+    server.stop().await;
+    db.cleanup().await;
+}
