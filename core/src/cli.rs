@@ -68,6 +68,23 @@ pub enum Command {
     },
     /// Print the commented example configuration.
     PrintConfig,
+    /// The GraphQL schema.
+    Schema {
+        /// The schema action.
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
+}
+
+/// `kith schema` actions.
+#[derive(Debug, Subcommand)]
+pub enum SchemaAction {
+    /// Print the GraphQL SDL (committed as schemas/graphql/schema.graphql).
+    Print {
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// `kith serve`.
@@ -265,6 +282,14 @@ pub async fn run(
         io.stdout.write_all(crate::config::EXAMPLE.as_bytes())?;
         return Ok(());
     }
+    if let Command::Schema { action: SchemaAction::Print { output } } = &cli.command {
+        let sdl = crate::api::schema::core_sdl().context("building the GraphQL schema")?;
+        match output {
+            Some(path) => std::fs::write(path, sdl).with_context(|| format!("cannot write {}", path.display()))?,
+            None => io.stdout.write_all(sdl.as_bytes())?,
+        }
+        return Ok(());
+    }
     let store =
         if config.database.auto_migrate || matches!(cli.command, Command::Migrate { action: MigrateAction::Up }) {
             if matches!(cli.command, Command::Migrate { action: MigrateAction::Status }) {
@@ -383,7 +408,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 report.companies, report.contacts, report.deals, report.tickets, report.activities
             )?;
         }
-        Command::PrintConfig => {}
+        Command::PrintConfig | Command::Schema { .. } => {}
     }
     Ok(())
 }

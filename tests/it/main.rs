@@ -3,6 +3,7 @@
 
 mod cli;
 mod concurrency;
+mod contracts;
 mod graphql;
 mod http;
 mod import_export;

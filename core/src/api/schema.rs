@@ -711,6 +711,165 @@ fn workflow_mutations(mut mutation: Object) -> Object {
     )
 }
 
+fn obj(pairs: Vec<(&str, GqlValue)>) -> GqlValue {
+    let mut map = async_graphql::indexmap::IndexMap::new();
+    for (k, v) in pairs {
+        map.insert(Name::new(k), v);
+    }
+    GqlValue::Object(map)
+}
+
+fn custom_field_value(def: &crate::domain::custom_field::CustomFieldDef) -> GqlValue {
+    obj(vec![
+        ("object", GqlValue::String(def.object.clone())),
+        ("key", GqlValue::String(def.key.clone())),
+        ("label", GqlValue::String(def.label.clone())),
+        ("kind", GqlValue::Enum(Name::new(&def.kind))),
+        ("required", GqlValue::Boolean(def.required)),
+        ("options", GqlValue::List(def.options.iter().cloned().map(GqlValue::String).collect())),
+    ])
+}
+
+/// Admin and audit operations: the audit log, custom fields, users and tokens.
+fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
+    query = query.field(
+        Field::new("auditLog", TypeRef::named_nn_list_nn("AuditEntry"), |ctx| {
+            FieldFuture::new(async move {
+                authorize(&ctx, Access::Manage)?;
+                let object = ctx.args.try_get("object")?.string()?.to_owned();
+                let id = arg_opt_id(&ctx, "id")?;
+                let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(50).clamp(1, 500) as u64;
+                let entries =
+                    crate::store::audit::list(kith(&ctx)?.store.conn(), &object, id, limit).await.map_err(to_gql)?;
+                let values = entries.into_iter().map(|e| {
+                    FieldValue::value(obj(vec![
+                        ("occurredAt", GqlValue::String(e.occurred_at.to_string())),
+                        ("actorKind", GqlValue::String(e.actor_kind)),
+                        ("actorId", e.actor_id.map(GqlValue::String).unwrap_or(GqlValue::Null)),
+                        ("actorName", GqlValue::String(e.actor_name)),
+                        ("action", GqlValue::String(e.action)),
+                        ("object", GqlValue::String(e.object)),
+                        ("recordId", e.record_id.map(|id| GqlValue::String(id.to_string())).unwrap_or(GqlValue::Null)),
+                        ("changes", GqlValue::from_json(e.changes).unwrap_or(GqlValue::Null)),
+                    ]))
+                });
+                Ok(Some(FieldValue::list(values.collect::<Vec<_>>())))
+            })
+        })
+        .argument(InputValue::new("object", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("id", TypeRef::named(TypeRef::ID)))
+        .argument(InputValue::new("first", TypeRef::named(TypeRef::INT))),
+    );
+    query = query.field(
+        Field::new("customFields", TypeRef::named_nn_list_nn("CustomField"), |ctx| {
+            FieldFuture::new(async move {
+                authorize(&ctx, Access::Read)?;
+                let object = ctx.args.try_get("object")?.string()?.to_owned();
+                let defs = custom_fields::for_object(kith(&ctx)?.store.conn(), &object).await.map_err(to_gql)?;
+                Ok(Some(FieldValue::list(
+                    defs.iter().map(|d| FieldValue::value(custom_field_value(d))).collect::<Vec<_>>(),
+                )))
+            })
+        })
+        .argument(InputValue::new("object", TypeRef::named_nn(TypeRef::STRING))),
+    );
+    mutation = mutation.field(
+        Field::new("defineCustomField", TypeRef::named_nn("CustomField"), |ctx| {
+            FieldFuture::new(async move {
+                let options = match arg_json(&ctx, "options") {
+                    Some(Json::Array(items)) => {
+                        items.into_iter().filter_map(|i| i.as_str().map(str::to_owned)).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                let def = crate::domain::custom_field::CustomFieldDef {
+                    object: ctx.args.try_get("object")?.string()?.to_owned(),
+                    key: ctx.args.try_get("key")?.string()?.to_owned(),
+                    label: ctx.args.try_get("label")?.string()?.to_owned(),
+                    kind: ctx.args.try_get("kind")?.enum_name()?.to_owned(),
+                    required: ctx.args.get("required").map(|v| v.boolean()).transpose()?.unwrap_or(false),
+                    options,
+                };
+                let value = custom_field_value(&def);
+                write(&ctx, Access::Admin, move |tx, _| {
+                    Box::pin(async move { record_service::define_custom_field(tx, &def).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::value(value)))
+            })
+        })
+        .argument(InputValue::new("object", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("key", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("label", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("kind", TypeRef::named_nn("CustomFieldKind")))
+        .argument(InputValue::new("required", TypeRef::named(TypeRef::BOOLEAN)))
+        .argument(InputValue::new("options", TypeRef::named_nn_list(TypeRef::STRING))),
+    );
+    mutation = mutation.field(
+        Field::new("createUser", TypeRef::named_nn("User"), |ctx| {
+            FieldFuture::new(async move {
+                let email = ctx.args.try_get("email")?.string()?.to_owned();
+                let name = ctx.args.try_get("name")?.string()?.to_owned();
+                let role: crate::domain::actor::Role = ctx
+                    .args
+                    .try_get("role")?
+                    .enum_name()?
+                    .parse()
+                    .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
+                let password = arg_opt_string(&ctx, "password")?;
+                let user = write(&ctx, Access::Admin, move |tx, k| {
+                    Box::pin(async move {
+                        users::create_user(tx, &k.registry, &email, &name, role, password.as_deref()).await
+                    })
+                })
+                .await?;
+                Ok(Some(FieldValue::owned_any(user)))
+            })
+        })
+        .argument(InputValue::new("email", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("role", TypeRef::named_nn("UserRole")))
+        .argument(InputValue::new("password", TypeRef::named(TypeRef::STRING))),
+    );
+    mutation = mutation.field(
+        Field::new("createApiToken", TypeRef::named_nn(TypeRef::STRING), |ctx| {
+            FieldFuture::new(async move {
+                let name = ctx.args.try_get("name")?.string()?.to_owned();
+                let role: crate::domain::actor::Role = ctx
+                    .args
+                    .try_get("role")?
+                    .enum_name()?
+                    .parse()
+                    .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
+                let days = arg_opt_i64(&ctx, "expiresInDays")?;
+                let (_, secret) = write(&ctx, Access::Admin, move |tx, _| {
+                    Box::pin(async move { users::create_token(tx, &name, role, None, days).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::value(GqlValue::String(secret))))
+            })
+        })
+        .description("Creates an API token and returns it; it is shown only this once.")
+        .argument(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("role", TypeRef::named_nn("UserRole")))
+        .argument(InputValue::new("expiresInDays", TypeRef::named(TypeRef::INT))),
+    );
+    mutation = mutation.field(
+        Field::new("revokeApiToken", TypeRef::named_nn(TypeRef::INT), |ctx| {
+            FieldFuture::new(async move {
+                let token = ctx.args.try_get("idOrName")?.string()?.to_owned();
+                let ids = write(&ctx, Access::Admin, move |tx, _| {
+                    Box::pin(async move { users::revoke_token(tx, &token).await })
+                })
+                .await?;
+                Ok(Some(FieldValue::value(GqlValue::Number((ids.len() as u64).into()))))
+            })
+        })
+        .argument(InputValue::new("idOrName", TypeRef::named_nn(TypeRef::STRING))),
+    );
+    (query, mutation)
+}
+
 fn value_object(name: &str, fields: &[(&str, TypeRef)]) -> Object {
     let mut object = Object::new(name);
     for (field, ty) in fields {
@@ -730,7 +889,8 @@ fn value_object(name: &str, fields: &[(&str, TypeRef)]) -> Object {
 }
 
 /// Builds the schema for `registry`.
-pub fn build_schema(registry: &Registry, services: Kith, limits: ApiLimits) -> Result<Schema, SchemaError> {
+/// `services` may be `None` to build the schema only for its SDL.
+pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiLimits) -> Result<Schema, SchemaError> {
     let mut builder = Schema::build("Query", Some("Mutation"), None);
     let mut query = Object::new("Query");
     let mut mutation = Object::new("Mutation");
@@ -830,12 +990,41 @@ pub fn build_schema(registry: &Registry, services: Kith, limits: ApiLimits) -> R
         query = query.field(connection_field(def.plural.clone(), def.clone(), None, limits));
     }
     mutation = workflow_mutations(mutation);
+    let (query, mutation) = admin_fields(query, mutation);
+    builder = builder
+        .register(Enum::new("CustomFieldKind").items(crate::domain::custom_field::KINDS.iter().copied()))
+        .register(value_object(
+            "CustomField",
+            &[
+                ("object", TypeRef::named_nn(TypeRef::STRING)),
+                ("key", TypeRef::named_nn(TypeRef::STRING)),
+                ("label", TypeRef::named_nn(TypeRef::STRING)),
+                ("kind", TypeRef::named_nn("CustomFieldKind")),
+                ("required", TypeRef::named_nn(TypeRef::BOOLEAN)),
+                ("options", TypeRef::named_nn_list_nn(TypeRef::STRING)),
+            ],
+        ))
+        .register(value_object(
+            "AuditEntry",
+            &[
+                ("occurredAt", TypeRef::named_nn("DateTime")),
+                ("actorKind", TypeRef::named_nn(TypeRef::STRING)),
+                ("actorId", TypeRef::named(TypeRef::STRING)),
+                ("actorName", TypeRef::named_nn(TypeRef::STRING)),
+                ("action", TypeRef::named_nn(TypeRef::STRING)),
+                ("object", TypeRef::named_nn(TypeRef::STRING)),
+                ("recordId", TypeRef::named(TypeRef::ID)),
+                ("changes", TypeRef::named_nn("JSON")),
+            ],
+        ));
     builder = builder
         .register(query)
         .register(mutation)
-        .data(services)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);
+    if let Some(services) = services {
+        builder = builder.data(services);
+    }
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
@@ -843,6 +1032,12 @@ pub fn build_schema(registry: &Registry, services: Kith, limits: ApiLimits) -> R
         builder = builder.disable_suggestions();
     }
     builder.finish()
+}
+
+/// The SDL of the core schema, as committed in `schemas/graphql/schema.graphql`.
+pub fn core_sdl() -> Result<String, SchemaError> {
+    let schema = build_schema(&Registry::core(), None, ApiLimits::default())?;
+    Ok(schema.sdl())
 }
 
 /// Per-request data: the caller and the batching loaders.
