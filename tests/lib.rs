@@ -18,8 +18,10 @@ pub struct TestDb {
     pub url: String,
     /// Core services over it.
     pub kith: Kith,
-    dir: Option<PathBuf>,
-    pg_admin: Option<(String, String)>,
+    /// A temporary directory to remove on cleanup.
+    pub dir: Option<PathBuf>,
+    /// PostgreSQL admin URL and database name to drop on cleanup.
+    pub pg_admin: Option<(String, String)>,
 }
 
 /// A fresh directory under the system temp dir.

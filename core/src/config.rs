@@ -67,6 +67,8 @@ pub struct ApiConfig {
     pub introspection: bool,
     /// Suggest field names on typos.
     pub suggestions: bool,
+    /// Requests per minute per token (anonymous requests share one budget); 0 disables.
+    pub rate_limit_per_minute: u32,
 }
 
 impl Default for ApiConfig {
@@ -80,6 +82,7 @@ impl Default for ApiConfig {
             max_complexity: limits.max_complexity,
             introspection: limits.introspection,
             suggestions: limits.suggestions,
+            rate_limit_per_minute: 1_200,
         }
     }
 }

@@ -38,13 +38,61 @@ pub struct AppState {
     pub schema: Arc<RwLock<Schema>>,
     /// Most operations per batched request.
     pub max_batch: usize,
+    /// Per-token request budget.
+    pub rate_limiter: Arc<RateLimiter>,
+}
+
+/// A token bucket per caller: `per_minute` requests a minute, refilled continuously, with
+/// bursts up to a minute's worth.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: u32,
+    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_minute` requests a minute per key (0: unlimited).
+    pub fn new(per_minute: u32) -> RateLimiter {
+        RateLimiter { per_minute, buckets: std::sync::Mutex::new(std::collections::HashMap::new()) }
+    }
+
+    /// Takes one request from `key`'s budget; false when it is spent.
+    pub fn allow(&self, key: &str) -> bool {
+        if self.per_minute == 0 {
+            return true;
+        }
+        let capacity = f64::from(self.per_minute);
+        let now = std::time::Instant::now();
+        let mut buckets = match self.buckets.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if buckets.len() > 100_000 {
+            // Forget idle callers rather than grow without bound.
+            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs() < 120);
+        }
+        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * capacity / 60.0).min(capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl AppState {
     /// State with a schema built from the registry.
     pub fn new(kith: Kith, api: &crate::config::ApiConfig) -> Result<AppState, async_graphql::dynamic::SchemaError> {
         let schema = build_schema(&kith.registry, Some(kith.clone()), api.limits())?;
-        Ok(AppState { kith, schema: Arc::new(RwLock::new(schema)), max_batch: api.max_batch })
+        Ok(AppState {
+            kith,
+            schema: Arc::new(RwLock::new(schema)),
+            max_batch: api.max_batch,
+            rate_limiter: Arc::new(RateLimiter::new(api.rate_limit_per_minute)),
+        })
     }
 }
 
@@ -176,6 +224,15 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             }
         }
     };
+    let key = actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_else(|| "anonymous".to_owned());
+    if !state.rate_limiter.allow(&key) {
+        return gql_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers,
+            "RATE_LIMITED",
+            "too many requests for this token; slow down",
+        );
+    }
     let schema = match state.schema.read() {
         Ok(schema) => schema.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),

@@ -131,6 +131,12 @@ impl Store {
         ))
     }
 
+    /// Calls `observer` with the SQL of every statement run through this handle (tests and
+    /// diagnostics: e.g. proving that a page of records costs a fixed number of queries).
+    pub fn observe_queries(&mut self, observer: impl Fn(&str) + Send + Sync + 'static) {
+        self.db.set_metric_callback(move |info| observer(&info.statement.sql));
+    }
+
     /// The connection pool, for reads.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.db

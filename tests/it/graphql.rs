@@ -356,3 +356,76 @@ async fn admin_operations_custom_fields_and_audit_log() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_page_with_relations_costs_a_fixed_number_of_queries() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let db = TestDb::sqlite().await;
+    let queries = Arc::new(AtomicUsize::new(0));
+    let mut store = kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&db.url)).await.unwrap();
+    let counter = queries.clone();
+    store.observe_queries(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let observed = TestDb { kith: kith_core::service::Kith::new(store), ..TestDb::sqlite().await };
+    let server = Server::start(&observed).await;
+    let agent = token(&db, Role::Agent).await;
+    for c in 0..10 {
+        let company = db.create("company", json!({"name": format!("Company {c}")})).await.unwrap();
+        for p in 0..6 {
+            db.create("contact", json!({"firstName": format!("P{c}-{p}"), "companyId": company.id(), "tags": ["t"]}))
+                .await
+                .unwrap();
+        }
+    }
+    let mut counts = Vec::new();
+    for first in [5, 50] {
+        let before = queries.load(Ordering::SeqCst);
+        let page = server
+            .gql(&agent, "query($n: Int) { contacts(first: $n) { edges { node { firstName tags company { name owner { name } } } } } }", json!({"n": first}))
+            .await;
+        assert_eq!(page["data"]["contacts"]["edges"].as_array().unwrap().len(), first, "{page}");
+        assert!(page["data"]["contacts"]["edges"][first - 1]["node"]["company"]["name"].is_string());
+        counts.push(queries.load(Ordering::SeqCst) - before);
+    }
+    assert_eq!(
+        counts[0], counts[1],
+        "5 and 50 contacts with companies and tags cost the same number of queries: {counts:?}"
+    );
+    assert!(counts[0] > 0 && counts[1] <= 8, "{counts:?}");
+    server.stop().await;
+    observed.cleanup().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn requests_over_the_per_token_budget_are_rate_limited() {
+    let db = TestDb::sqlite().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state =
+        AppState::new(db.kith.clone(), &ApiConfig { rate_limit_per_minute: 3, ..ApiConfig::default() }).unwrap();
+    let task = tokio::spawn(serve(
+        listener,
+        app(state, &ServerConfig::default()),
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
+    let server = Server { addr, stop: Some(stop), task };
+    let limited = token(&db, Role::Viewer).await;
+    let other = token(&db, Role::Viewer).await;
+    let body = json!({"query": "{ contacts { totalCount } }"}).to_string();
+    for _ in 0..3 {
+        assert_eq!(server.post("application/json", Some(&limited), &body).await.0, 200);
+    }
+    let (status, reply) = server.post("application/json", Some(&limited), &body).await;
+    assert_eq!(status, 429, "{reply}");
+    assert_eq!(code(&serde_json::from_str(&reply).unwrap()), "RATE_LIMITED");
+    assert_eq!(server.post("application/json", Some(&other), &body).await.0, 200, "budgets are per token");
+    server.stop().await;
+    db.cleanup().await;
+}
