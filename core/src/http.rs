@@ -207,7 +207,7 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         Some(value) => {
             let token =
                 value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or_default().trim();
-            match users::authenticate(&state.kith.store, token).await {
+            match users::authenticate_cached(&state.kith, token).await {
                 Ok(Some(actor)) => Some(actor),
                 Ok(None) => {
                     return gql_error(

@@ -24,12 +24,14 @@ pub struct Kith {
     pub store: Store,
     /// Every object Kith knows.
     pub registry: Arc<Registry>,
+    /// Recently resolved bearer tokens (see `users::authenticate_cached`).
+    pub auth_cache: Arc<users::AuthCache>,
 }
 
 impl Kith {
     /// Core services over `store` with the core objects.
     pub fn new(store: Store) -> Kith {
-        Kith { store, registry: Arc::new(Registry::core()) }
+        Kith { store, registry: Arc::new(Registry::core()), auth_cache: Arc::default() }
     }
 
     /// The definition of `object`, or a validation error naming it.

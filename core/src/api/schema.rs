@@ -862,6 +862,7 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
                     Box::pin(async move { users::revoke_token(tx, &token).await })
                 })
                 .await?;
+                kith(&ctx)?.auth_cache.clear();
                 Ok(Some(FieldValue::value(GqlValue::Number((ids.len() as u64).into()))))
             })
         })

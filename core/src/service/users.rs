@@ -161,3 +161,53 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Actor>> {
     };
     Ok(Some(Actor { kind, id: Some(info.id.to_string()), name, role: info.role, user_id: info.user_id }))
 }
+
+/// How long a resolved token is trusted without asking the database again. Revoking a token
+/// through this process takes effect at once; through another process, within this time.
+pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Recently resolved tokens by hash, so a request does not cost a token lookup and a
+/// `last used` write each time.
+#[derive(Debug, Default)]
+pub struct AuthCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Actor, std::time::Instant)>>,
+}
+
+impl AuthCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Actor, std::time::Instant)>> {
+        match self.entries.lock() {
+            Ok(entries) => entries,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Forgets every entry (after a revocation or a change of role).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+/// [`authenticate`] with a short-lived in-process cache.
+pub async fn authenticate_cached(kith: &crate::service::Kith, token: &str) -> Result<Option<Actor>> {
+    let key = tokens::hash_token(token);
+    let now = std::time::Instant::now();
+    if let Some((actor, at)) = kith.auth_cache.lock().get(&key) {
+        if now.duration_since(*at) < AUTH_CACHE_TTL {
+            return Ok(Some(actor.clone()));
+        }
+    }
+    let actor = authenticate(&kith.store, token).await?;
+    let mut cache = kith.auth_cache.lock();
+    if cache.len() > 10_000 {
+        cache.retain(|_, (_, at)| now.duration_since(*at) < AUTH_CACHE_TTL);
+    }
+    match &actor {
+        Some(actor) => {
+            cache.insert(key, (actor.clone(), now));
+        }
+        None => {
+            cache.remove(&key);
+        }
+    }
+    Ok(actor)
+}

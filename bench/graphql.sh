@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# GraphQL load benchmark over loopback with wrk (apt-get install wrk).
+# Usage: bench/graphql.sh [ROWS] [DURATION]   (defaults: 100000 contacts, 10s per workload)
+# Set DATABASE=postgres://postgres@127.0.0.1:5432/kith_bench to run against PostgreSQL
+# (the database must exist and be empty).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS="${1:-100000}"
+DURATION="${2:-10s}"
+cargo build --release -p kith-core --bin kith >/dev/null
+KITH="$PWD/target/release/kith"
+WORK="$(mktemp -d)"
+trap 'kill "${SERVER:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+DB="${DATABASE:-sqlite://$WORK/bench.db}"
+export KITH_API__RATE_LIMIT_PER_MINUTE=0
+python3 - "$ROWS" > "$WORK/contacts.csv" <<'PY'
+import sys
+n = int(sys.argv[1])
+print("first_name,last_name,email,city,company")
+for i in range(n):
+    print(f"First{i},Last{i % 5000},person{i}@example.org,City{i % 200},")
+PY
+"$KITH" --database "$DB" import contacts "$WORK/contacts.csv" 2>&1 | head -1
+TOKEN=$("$KITH" --database "$DB" token create --name bench --role ADMIN)
+"$KITH" --database "$DB" serve --bind 127.0.0.1:18090 >"$WORK/serve.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 1 50); do curl -sf localhost:18090/healthz >/dev/null && break; sleep 0.2; done
+ID=$(curl -s localhost:18090/graphql -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"query":"{ contacts(first: 1, filter: {addressCity: {eq: \"City7\"}}) { edges { node { id } } } }"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["contacts"]["edges"][0]["node"]["id"])')
+run() {
+  local name="$1" body="$2" conns="$3"
+  cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+wrk.body = [[$body]]
+LUA
+  echo "== $name (wrk -t1 -c$conns -d$DURATION)"
+  wrk -t1 -c"$conns" -d"$DURATION" --latency -s "$WORK/post.lua" http://127.0.0.1:18090/graphql | grep -E 'Requests/sec|50%|99%|Non-2xx'
+}
+run "contact by id" "{\"query\":\"{ contact(id: \\\"$ID\\\") { id firstName lastName email } }\"}" 32
+run "contacts(first: 50, filter, orderBy) with company" '{"query":"{ contacts(first: 50, filter: {addressCity: {eq: \"City7\"}}, orderBy: [{field: lastName}]) { edges { node { id firstName lastName email company { name } } } } }"}' 32
+run "createContact" '{"query":"mutation { createContact(input: {firstName: \"Bench\"}) { id } }"}' 8
