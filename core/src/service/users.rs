@@ -191,10 +191,10 @@ impl AuthCache {
 pub async fn authenticate_cached(kith: &crate::service::Kith, token: &str) -> Result<Option<Actor>> {
     let key = tokens::hash_token(token);
     let now = std::time::Instant::now();
-    if let Some((actor, at)) = kith.auth_cache.lock().get(&key) {
-        if now.duration_since(*at) < AUTH_CACHE_TTL {
-            return Ok(Some(actor.clone()));
-        }
+    if let Some((actor, at)) = kith.auth_cache.lock().get(&key)
+        && now.duration_since(*at) < AUTH_CACHE_TTL
+    {
+        return Ok(Some(actor.clone()));
     }
     let actor = authenticate(&kith.store, token).await?;
     let mut cache = kith.auth_cache.lock();
