@@ -9,4 +9,4 @@ pub mod error;
 pub mod loader;
 pub mod schema;
 
-pub use schema::{ApiLimits, build_schema};
+pub use schema::build_schema;

@@ -49,8 +49,8 @@ pub struct Config {
     pub api: ApiConfig,
 }
 
-/// `[api]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[api]`: the limits every GraphQL request is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Most operations in one batched request.
@@ -73,30 +73,15 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> ApiConfig {
-        let limits = crate::api::ApiLimits::default();
         ApiConfig {
             max_batch: 10,
-            default_page_size: limits.default_page_size,
-            max_page_size: limits.max_page_size,
-            max_depth: limits.max_depth,
-            max_complexity: limits.max_complexity,
-            introspection: limits.introspection,
-            suggestions: limits.suggestions,
+            default_page_size: 50,
+            max_page_size: 200,
+            max_depth: 12,
+            max_complexity: 2_000,
+            introspection: true,
+            suggestions: true,
             rate_limit_per_minute: 1_200,
-        }
-    }
-}
-
-impl ApiConfig {
-    /// The limits the schema enforces.
-    pub fn limits(&self) -> crate::api::ApiLimits {
-        crate::api::ApiLimits {
-            default_page_size: self.default_page_size,
-            max_page_size: self.max_page_size,
-            max_depth: self.max_depth,
-            max_complexity: self.max_complexity,
-            introspection: self.introspection,
-            suggestions: self.suggestions,
         }
     }
 }

@@ -86,7 +86,7 @@ impl RateLimiter {
 impl AppState {
     /// State with a schema built from the registry.
     pub fn new(kith: Kith, api: &crate::config::ApiConfig) -> Result<AppState, async_graphql::dynamic::SchemaError> {
-        let schema = build_schema(&kith.registry, Some(kith.clone()), api.limits())?;
+        let schema = build_schema(&kith.registry, Some(kith.clone()), *api)?;
         Ok(AppState {
             kith,
             schema: Arc::new(RwLock::new(schema)),

@@ -19,10 +19,14 @@ struct Server {
 
 impl Server {
     async fn start(db: &TestDb) -> Server {
+        Server::start_with(db, ApiConfig::default()).await
+    }
+
+    async fn start_with(db: &TestDb, api: ApiConfig) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(db.kith.clone(), &ApiConfig::default()).unwrap();
+        let state = AppState::new(db.kith.clone(), &api).unwrap();
         let router = app(state, &ServerConfig { max_body_bytes: 64 * 1024, ..ServerConfig::default() });
         let task = tokio::spawn(serve(
             listener,
@@ -428,6 +432,39 @@ async fn requests_over_the_per_token_budget_are_rate_limited() {
     assert_eq!(status, 429, "{reply}");
     assert_eq!(code(&serde_json::from_str(&reply).unwrap()), "RATE_LIMITED");
     assert_eq!(server.post("application/json", Some(&other), &body).await.0, 200, "budgets are per token");
+    server.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn depth_complexity_page_size_and_introspection_limits() {
+    let db = TestDb::sqlite().await;
+    let api = ApiConfig {
+        max_depth: 5,
+        max_complexity: 60,
+        max_page_size: 20,
+        introspection: false,
+        suggestions: false,
+        ..ApiConfig::default()
+    };
+    let server = Server::start_with(&db, api).await;
+    let viewer = token(&db, Role::Viewer).await;
+    let deep = server
+        .gql(&viewer, "{ contacts { edges { node { company { contacts { edges { node { id } } } } } } } }", json!({}))
+        .await;
+    assert!(deep["errors"][0]["message"].as_str().unwrap_or_default().contains("too deep"), "{deep}");
+    let wide = server.gql(&viewer, "{ a: contacts { totalCount } b: contacts { totalCount } c: contacts { totalCount } d: companies { totalCount } e: deals { totalCount } f: tickets { totalCount } g: activities { totalCount } h: stages { totalCount } i: pipelines { totalCount } j: segments { totalCount } k: users { totalCount } l: contacts { totalCount } m: contacts { totalCount } n: contacts { totalCount } o: contacts { totalCount } p: contacts { totalCount } q: contacts { totalCount } r: contacts { totalCount } s: contacts { totalCount } t: contacts { totalCount } u: contacts { totalCount } v: contacts { totalCount } w: contacts { totalCount } x: contacts { totalCount } y: contacts { totalCount } z: contacts { totalCount } aa: contacts { totalCount } ab: contacts { totalCount } ac: contacts { totalCount } ad: contacts { totalCount } ae: contacts { totalCount } }", json!({})).await;
+    assert!(wide["errors"][0]["message"].as_str().unwrap_or_default().contains("complex"), "{wide}");
+    let big = server.gql(&viewer, "{ contacts(first: 21) { totalCount } }", json!({})).await;
+    assert_eq!(code(&big), "BAD_USER_INPUT", "{big}");
+    let introspection = server.gql(&viewer, "{ __schema { types { name } } }", json!({})).await;
+    assert!(introspection["data"].is_null() || introspection["errors"].is_array(), "{introspection}");
+    assert!(
+        introspection.to_string().contains("introspection") || introspection["data"]["__schema"].is_null(),
+        "{introspection}"
+    );
+    let typo = server.gql(&viewer, "{ contactz { totalCount } }", json!({})).await;
+    assert!(!typo.to_string().contains("Did you mean"), "no suggestions: {typo}");
     server.stop().await;
     db.cleanup().await;
 }

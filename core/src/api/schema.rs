@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::api::auth::{Access, authorize};
 use crate::api::error::{bad_input, coded, to_gql};
 use crate::api::loader::{RecordLoader, TagLoader};
+use crate::config::ApiConfig;
 use crate::domain::filter::{Condition, Filter, Op, OrderBy, Target};
 use crate::domain::object::{Access as FieldAccess, FieldDef, ObjectDef, Registry};
 use crate::domain::value::{FieldKind, Value};
@@ -26,36 +27,6 @@ use crate::service::input::Input;
 use crate::service::{Kith, records as record_service, timeline, users, workflow};
 use crate::store::custom_fields;
 use crate::store::records::{self, ListQuery, Page, PageRequest, Record};
-
-/// Limits applied to every request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiLimits {
-    /// Page size when `first`/`last` is not given.
-    pub default_page_size: u64,
-    /// Largest `first`/`last`.
-    pub max_page_size: u64,
-    /// Deepest query nesting.
-    pub max_depth: usize,
-    /// Highest query complexity.
-    pub max_complexity: usize,
-    /// Whether introspection is allowed.
-    pub introspection: bool,
-    /// Whether "did you mean" suggestions are given.
-    pub suggestions: bool,
-}
-
-impl Default for ApiLimits {
-    fn default() -> ApiLimits {
-        ApiLimits {
-            default_page_size: 50,
-            max_page_size: 200,
-            max_depth: 12,
-            max_complexity: 2_000,
-            introspection: true,
-            suggestions: true,
-        }
-    }
-}
 
 /// Objects with generic create/update/delete/restore mutations.
 const MUTABLE: &[&str] = &["contact", "company", "pipeline", "stage", "deal", "ticket", "activity", "segment"];
@@ -148,7 +119,7 @@ async fn list_query(
     ctx: &ResolverContext<'_>,
     def: &ObjectDef,
     extra: Option<Filter>,
-    limits: ApiLimits,
+    limits: ApiConfig,
 ) -> async_graphql::Result<ListQuery> {
     let kith = kith(ctx)?;
     let custom = if def.custom_fields {
@@ -214,7 +185,7 @@ fn list_args(field: Field, def: &ObjectDef) -> Field {
         .argument(InputValue::new("before", TypeRef::named(TypeRef::STRING)))
 }
 
-fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, limits: ApiLimits) -> Field {
+fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, limits: ApiConfig) -> Field {
     let type_name = format!("{}Connection", def.type_name);
     let field_def = def.clone();
     let field = Field::new(name, TypeRef::named_nn(type_name), move |ctx| {
@@ -241,7 +212,7 @@ fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, 
     list_args(field, &field_def)
 }
 
-fn object_type(def: &Arc<ObjectDef>, registry: &Registry) -> Vec<Object> {
+fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> Vec<Object> {
     let mut object = Object::new(def.type_name.clone()).description(def.description.clone());
     for field in &def.fields {
         let ty = scalar_name(def, field);
@@ -303,8 +274,7 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry) -> Vec<Object> {
             } else {
                 format!("{}By{}", other.plural, upper_first(field.name.trim_end_matches("Id")))
             };
-            object =
-                object.field(connection_field(name, other.clone(), Some(field.name.clone()), ApiLimits::default()));
+            object = object.field(connection_field(name, other.clone(), Some(field.name.clone()), limits));
         }
     }
     if matches!(def.name.as_str(), "contact" | "company" | "deal" | "ticket") {
@@ -891,7 +861,7 @@ fn value_object(name: &str, fields: &[(&str, TypeRef)]) -> Object {
 
 /// Builds the schema for `registry`.
 /// `services` may be `None` to build the schema only for its SDL.
-pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiLimits) -> Result<Schema, SchemaError> {
+pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConfig) -> Result<Schema, SchemaError> {
     let mut builder = Schema::build("Query", Some("Mutation"), None);
     let mut query = Object::new("Query");
     let mut mutation = Object::new("Mutation");
@@ -947,7 +917,7 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiLimi
             ],
         ));
     for def in registry.objects() {
-        for object in object_type(def, registry) {
+        for object in object_type(def, registry, limits) {
             builder = builder.register(object);
         }
         for field in &def.fields {
@@ -1037,7 +1007,7 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiLimi
 
 /// The SDL of the core schema, as committed in `schemas/graphql/schema.graphql`.
 pub fn core_sdl() -> Result<String, SchemaError> {
-    let schema = build_schema(&Registry::core(), None, ApiLimits::default())?;
+    let schema = build_schema(&Registry::core(), None, ApiConfig::default())?;
     Ok(schema.sdl())
 }
 
