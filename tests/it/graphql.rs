@@ -468,3 +468,42 @@ async fn depth_complexity_page_size_and_introspection_limits() {
     server.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn batch_create_is_all_or_nothing_and_upserts_on_the_unique_key() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let agent = token(&db, Role::Agent).await;
+        let m = "mutation($i: [ContactCreateInput!]!, $u: Boolean) { createContacts(inputs: $i, upsert: $u) { firstName email version } }";
+        let bad = server
+            .gql(
+                &agent,
+                m,
+                json!({"i": [{"firstName": "A", "email": "a@x.org"}, {"firstName": "B", "email": "broken"}]}),
+            )
+            .await;
+        assert_eq!(bad["errors"][0]["extensions"]["field"], "inputs[1].email", "{}: {bad}", db.name);
+        let none = server.gql(&agent, "{ contacts { totalCount } }", json!({})).await;
+        assert_eq!(none["data"]["contacts"]["totalCount"], 0, "{}: nothing half-written", db.name);
+        let ok = server
+            .gql(
+                &agent,
+                m,
+                json!({"i": [{"firstName": "A", "email": "a@x.org"}, {"firstName": "B", "email": "b@x.org"}]}),
+            )
+            .await;
+        assert_eq!(ok["data"]["createContacts"].as_array().map(Vec::len), Some(2), "{ok}");
+        let dup = server.gql(&agent, m, json!({"i": [{"firstName": "A2", "email": "A@x.org"}]})).await;
+        assert_eq!(code(&dup), "CONFLICT", "{dup}");
+        let up = server.gql(&agent, m, json!({"i": [{"firstName": "A2", "email": "A@x.org"}, {"firstName": "C", "email": "c@x.org"}], "u": true})).await;
+        assert_eq!(up["data"]["createContacts"][0]["firstName"], "A2", "{}: {up}", db.name);
+        assert_eq!(up["data"]["createContacts"][0]["version"], 2, "updated, not created");
+        assert_eq!(up["data"]["createContacts"][1]["version"], 1);
+        let all = server.gql(&agent, "{ contacts { totalCount } }", json!({})).await;
+        assert_eq!(all["data"]["contacts"]["totalCount"], 3);
+        let no_key = server.gql(&agent, "mutation { createDeals(inputs: [], upsert: true) { id } }", json!({})).await;
+        assert_eq!(code(&no_key), "BAD_USER_INPUT", "{no_key}");
+        server.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -28,6 +28,22 @@ use crate::service::{Kith, records as record_service, timeline, users, workflow}
 use crate::store::custom_fields;
 use crate::store::records::{self, ListQuery, Page, PageRequest, Record};
 
+/// Most inputs of one batch create.
+const MAX_BATCH_INPUTS: usize = 100;
+
+/// Names the batch input an error came from: `inputs[3].email`.
+fn prefix_field(err: crate::error::Error, index: usize) -> crate::error::Error {
+    match err {
+        crate::error::Error::Domain(crate::domain::DomainError::Validation { field, reason }) => {
+            crate::error::Error::Domain(crate::domain::DomainError::Validation {
+                field: format!("inputs[{index}].{field}"),
+                reason,
+            })
+        }
+        other => other,
+    }
+}
+
 /// Objects with generic create/update/delete/restore mutations.
 const MUTABLE: &[&str] = &["contact", "company", "pipeline", "stage", "deal", "ticket", "activity", "segment"];
 
@@ -96,6 +112,13 @@ fn arg_opt_id(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Op
 fn arg_opt_i64(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<i64>> {
     match ctx.args.get(name).filter(|v| !v.is_null()) {
         Some(v) => Ok(Some(v.i64()?)),
+        None => Ok(None),
+    }
+}
+
+fn arg_opt_bool(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<bool>> {
+    match ctx.args.get(name).filter(|v| !v.is_null()) {
+        Some(v) => Ok(Some(v.boolean()?)),
         None => Ok(None),
     }
 }
@@ -501,6 +524,48 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
         .argument(InputValue::new("input", TypeRef::named_nn(format!("{t}UpdateInput"))))
         .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
     );
+    let d = def.clone();
+    let plural = upper_first(&def.plural);
+    mutation = mutation.field(
+        Field::new(format!("create{plural}"), TypeRef::named_nn_list_nn(t.clone()), move |ctx| {
+            let def = d.clone();
+            FieldFuture::new(async move {
+                let upsert = arg_opt_bool(&ctx, "upsert")?.unwrap_or(false);
+                let items = match arg_json(&ctx, "inputs") {
+                    Some(Json::Array(items)) => items,
+                    _ => Vec::new(),
+                };
+                if items.is_empty() || items.len() > MAX_BATCH_INPUTS {
+                    return Err(bad_input("inputs", format!("give 1 to {MAX_BATCH_INPUTS} inputs")));
+                }
+                let mut inputs = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    inputs.push(Input::from_json(&def, item).map_err(|e| to_gql(prefix_field(e, i)))?);
+                }
+                let name = def.name.clone();
+                // All or nothing: one transaction; an error names the input it came from.
+                let created = write(&ctx, Access::Write, move |tx, kith| {
+                    Box::pin(async move {
+                        let mut out = Vec::with_capacity(inputs.len());
+                        for (i, input) in inputs.into_iter().enumerate() {
+                            let res = if upsert {
+                                record_service::upsert(tx, &kith.registry, &name, input).await.map(|(r, _)| r)
+                            } else {
+                                record_service::create(tx, &kith.registry, &name, input).await
+                            };
+                            out.push(res.map_err(|e| prefix_field(e, i))?);
+                        }
+                        Ok(out)
+                    })
+                })
+                .await?;
+                Ok(Some(FieldValue::list(created.into_iter().map(FieldValue::owned_any))))
+            })
+        })
+        .description("Creates several records in one transaction (all or nothing); with `upsert`, records whose unique key (e-mail, domain) exists are updated instead.")
+        .argument(InputValue::new("inputs", TypeRef::named_nn_list_nn(format!("{t}CreateInput"))))
+        .argument(InputValue::new("upsert", TypeRef::named(TypeRef::BOOLEAN))),
+    );
     for (verb, restore) in [("delete", false), ("restore", true)] {
         let d = def.clone();
         mutation = mutation.field(
@@ -602,7 +667,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
             FieldFuture::new(async move {
                 let id = arg_id(&ctx, "ticketId")?;
                 let body = ctx.args.try_get("body")?.string()?.to_owned();
-                let public = ctx.args.get("public").map(|v| v.boolean()).transpose()?.unwrap_or(true);
+                let public = arg_opt_bool(&ctx, "public")?.unwrap_or(true);
                 let r = write(&ctx, Access::Write, move |tx, k| {
                     Box::pin(async move { workflow::add_comment(tx, &k.registry, id, &body, public).await })
                 })
@@ -757,7 +822,7 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
                     key: ctx.args.try_get("key")?.string()?.to_owned(),
                     label: ctx.args.try_get("label")?.string()?.to_owned(),
                     kind: ctx.args.try_get("kind")?.enum_name()?.to_owned(),
-                    required: ctx.args.get("required").map(|v| v.boolean()).transpose()?.unwrap_or(false),
+                    required: arg_opt_bool(&ctx, "required")?.unwrap_or(false),
                     options,
                 };
                 let value = custom_field_value(&def);

@@ -501,3 +501,29 @@ pub async fn define_custom_field(tx: &Tx, def: &crate::domain::custom_field::Cus
     .await?;
     Ok(id)
 }
+
+/// Creates a record, or — when its natural key (a contact's e-mail, a company's domain) matches
+/// a live record — updates that record with the input instead. Returns the record and whether
+/// it was created.
+pub async fn upsert(tx: &Tx, registry: &Registry, object: &str, input: Input) -> Result<(Record, bool)> {
+    use crate::domain::filter::{Condition, Filter, Op, Target};
+    let def = object_def(registry, object)?;
+    let Some(key) = def.natural_key.clone() else {
+        return Err(DomainError::invalid("upsert", format!("{} has no unique key to upsert on", def.type_name)).into());
+    };
+    let mut probe = input.fields.get(&key).cloned().unwrap_or(Value::Null);
+    if key == "domain" {
+        if let Value::Text(domain) = &probe {
+            probe = Value::Text(crate::domain::value::normalize_domain("domain", domain)?);
+        }
+    }
+    if !probe.is_null() {
+        let kind = def.field_def(&key).map(|f| f.kind.clone()).unwrap_or(FieldKind::Text);
+        let filter = Filter::Cond(Condition { target: Target::Field(key.clone()), kind, op: Op::Eq(probe) });
+        if let Some(existing) = records::select_where(tx.conn(), &def, &filter).await?.into_iter().next() {
+            let record = update(tx, registry, object, existing.id(), input, None).await?;
+            return Ok((record, false));
+        }
+    }
+    Ok((create(tx, registry, object, input).await?, true))
+}
