@@ -512,10 +512,8 @@ pub async fn upsert(tx: &Tx, registry: &Registry, object: &str, input: Input) ->
         return Err(DomainError::invalid("upsert", format!("{} has no unique key to upsert on", def.type_name)).into());
     };
     let mut probe = input.fields.get(&key).cloned().unwrap_or(Value::Null);
-    if key == "domain" {
-        if let Value::Text(domain) = &probe {
-            probe = Value::Text(crate::domain::value::normalize_domain("domain", domain)?);
-        }
+    if let (true, Value::Text(domain)) = (key == "domain", &probe) {
+        probe = Value::Text(crate::domain::value::normalize_domain("domain", domain)?);
     }
     if !probe.is_null() {
         let kind = def.field_def(&key).map(|f| f.kind.clone()).unwrap_or(FieldKind::Text);
