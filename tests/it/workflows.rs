@@ -251,3 +251,41 @@ async fn merging_contacts_moves_everything_and_the_timeline_shows_it() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn duplicate_finder_ranks_likely_duplicates() {
+    for db in TestDb::all().await {
+        let acme = db.create("company", json!({"name": "Acme"})).await.unwrap();
+        let ada = db
+            .create(
+                "contact",
+                json!({"firstName": "Ada", "lastName": "Lovelace", "phone": "+44 1", "companyId": acme.id()}),
+            )
+            .await
+            .unwrap();
+        let twin = db
+            .create(
+                "contact",
+                json!({"firstName": "ADA", "lastName": "lovelace", "phone": "+44 1", "companyId": acme.id()}),
+            )
+            .await
+            .unwrap();
+        let namesake = db.create("contact", json!({"firstName": "Ada", "lastName": "Lovelace"})).await.unwrap();
+        let colleague = db
+            .create("contact", json!({"firstName": "Byron", "lastName": "Lovelace", "companyId": acme.id()}))
+            .await
+            .unwrap();
+        let odd = db.create("contact", json!({"firstName": "Ad_", "lastName": "Lovelac%"})).await.unwrap();
+        db.create("contact", json!({"firstName": "Grace", "lastName": "Hopper", "companyId": acme.id()}))
+            .await
+            .unwrap();
+        let found = workflow::contact_duplicates(&db.kith, ada.id(), 10).await.unwrap();
+        let ids: Vec<Uuid> = found.iter().map(|d| d.contact.id()).collect();
+        assert_eq!(ids, [twin.id(), namesake.id(), colleague.id()], "{}: {found:?}", db.name);
+        assert_eq!(found[0].score, 140);
+        assert_eq!(found[0].reasons, ["same phone", "same name", "same last name and company"]);
+        let literal = workflow::contact_duplicates(&db.kith, odd.id(), 10).await.unwrap();
+        assert!(literal.is_empty(), "{}: `_` and `%` in names match literally: {literal:?}", db.name);
+        db.cleanup().await;
+    }
+}

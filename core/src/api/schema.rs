@@ -796,6 +796,20 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
         .argument(InputValue::new("first", TypeRef::named(TypeRef::INT))),
     );
     query = query.field(
+        Field::new("contactDuplicates", TypeRef::named_nn_list_nn("ContactDuplicate"), |ctx| {
+            FieldFuture::new(async move {
+                authorize(&ctx, Access::Read)?;
+                let id = arg_id(&ctx, "id")?;
+                let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(10).clamp(1, 50) as usize;
+                let found = workflow::contact_duplicates(kith(&ctx)?, id, limit).await.map_err(to_gql)?;
+                Ok(Some(FieldValue::list(found.into_iter().map(FieldValue::owned_any))))
+            })
+        })
+        .description("Contacts that look like the same person (same phone, same name, same last name and company), likeliest first.")
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("first", TypeRef::named(TypeRef::INT))),
+    );
+    query = query.field(
         Field::new("customFields", TypeRef::named_nn_list_nn("CustomField"), |ctx| {
             FieldFuture::new(async move {
                 authorize(&ctx, Access::Read)?;
@@ -1028,6 +1042,29 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
     mutation = workflow_mutations(mutation);
     let (query, mutation) = admin_fields(query, mutation);
     builder = builder
+        .register(
+            Object::new("ContactDuplicate")
+                .field(Field::new("contact", TypeRef::named_nn("Contact"), |ctx| {
+                    FieldFuture::new(async move {
+                        let dup = ctx.parent_value.try_downcast_ref::<workflow::Duplicate>()?;
+                        Ok(Some(FieldValue::borrowed_any(&dup.contact)))
+                    })
+                }))
+                .field(Field::new("score", TypeRef::named_nn(TypeRef::INT), |ctx| {
+                    FieldFuture::new(async move {
+                        let dup = ctx.parent_value.try_downcast_ref::<workflow::Duplicate>()?;
+                        Ok(Some(FieldValue::value(GqlValue::Number(dup.score.into()))))
+                    })
+                }))
+                .field(Field::new("reasons", TypeRef::named_nn_list_nn(TypeRef::STRING), |ctx| {
+                    FieldFuture::new(async move {
+                        let dup = ctx.parent_value.try_downcast_ref::<workflow::Duplicate>()?;
+                        Ok(Some(FieldValue::value(GqlValue::List(
+                            dup.reasons.iter().cloned().map(GqlValue::String).collect(),
+                        ))))
+                    })
+                })),
+        )
         .register(Enum::new("CustomFieldKind").items(crate::domain::custom_field::KINDS.iter().copied()))
         .register(value_object(
             "CustomField",

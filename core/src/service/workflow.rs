@@ -278,3 +278,73 @@ pub async fn merge_contacts(tx: &Tx, registry: &Registry, keep_id: Uuid, merge_i
     outbox::emit(tx, vec![records::event(&contact_def, "merged", &kept, detail)]).await?;
     Ok(kept)
 }
+
+/// A likely duplicate of a contact, with why it is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Duplicate {
+    /// The other contact.
+    pub contact: Record,
+    /// Higher is likelier (the sum of the reasons' weights).
+    pub score: i64,
+    /// `same phone`, `same name`, `same last name and company`.
+    pub reasons: Vec<String>,
+}
+
+/// Live contacts that look like the same person as `id`, likeliest first.
+pub async fn contact_duplicates(kith: &crate::service::Kith, id: Uuid, limit: usize) -> Result<Vec<Duplicate>> {
+    use std::collections::HashMap;
+    let def = kith.object("contact")?;
+    let conn = kith.store.conn();
+    let contact = get_live(conn, &def, id).await?;
+    let text = |name: &str| contact.get(name).as_text().map(str::to_owned);
+    let ilike_exact = |field: &str, value: &str| {
+        Filter::Cond(Condition {
+            target: Target::Field(field.into()),
+            kind: FieldKind::Text,
+            op: Op::Ilike(crate::store::query::escape_like(value)),
+        })
+    };
+    let mut rules: Vec<(&str, i64, Filter)> = Vec::new();
+    if let Some(phone) = text("phone") {
+        rules.push(("same phone", 60, eq("phone", FieldKind::Text, Value::Text(phone))));
+    }
+    if let (Some(first), Some(last)) = (text("firstName"), text("lastName")) {
+        rules.push((
+            "same name",
+            50,
+            Filter::And(vec![ilike_exact("firstName", &first), ilike_exact("lastName", &last)]),
+        ));
+    }
+    if let (Some(last), Some(company)) = (text("lastName"), contact.get("companyId").as_uuid()) {
+        rules.push((
+            "same last name and company",
+            30,
+            Filter::And(vec![
+                ilike_exact("lastName", &last),
+                eq("companyId", FieldKind::Ref("company".into()), Value::Uuid(company)),
+            ]),
+        ));
+    }
+    let mut found: HashMap<Uuid, Duplicate> = HashMap::new();
+    for (reason, weight, filter) in rules {
+        let query = ListQuery {
+            filter,
+            order: Vec::new(),
+            page: PageRequest::Forward { first: 50, after: None },
+            include_deleted: false,
+        };
+        for (_, other) in list(conn, &def, &query).await?.records {
+            if other.id() == id {
+                continue;
+            }
+            let entry =
+                found.entry(other.id()).or_insert_with(|| Duplicate { contact: other, score: 0, reasons: Vec::new() });
+            entry.score += weight;
+            entry.reasons.push(reason.to_owned());
+        }
+    }
+    let mut out: Vec<Duplicate> = found.into_values().collect();
+    out.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.contact.id().cmp(&b.contact.id())));
+    out.truncate(limit);
+    Ok(out)
+}

@@ -139,10 +139,10 @@ fn comparison(backend: DbBackend, object: &ObjectDef, cond: &FilterCond) -> Resu
         Op::Lte(v) => lhs.lte(val(v)?),
         Op::Gt(v) => lhs.gt(val(v)?),
         Op::Gte(v) => lhs.gte(val(v)?),
-        Op::Like(pattern) => custom(backend, "? LIKE ?", vec![expr, Expr::val(pattern.clone())]),
+        Op::Like(pattern) => custom(backend, "? LIKE ? ESCAPE '\\'", vec![expr, Expr::val(pattern.clone())]),
         Op::Ilike(pattern) => match backend {
-            DbBackend::Postgres => custom(backend, "? ILIKE ?", vec![expr, Expr::val(pattern.clone())]),
-            _ => custom(backend, "lower(?) LIKE lower(?)", vec![expr, Expr::val(pattern.clone())]),
+            DbBackend::Postgres => custom(backend, "? ILIKE ? ESCAPE '\\'", vec![expr, Expr::val(pattern.clone())]),
+            _ => custom(backend, "lower(?) LIKE lower(?) ESCAPE '\\'", vec![expr, Expr::val(pattern.clone())]),
         },
         Op::StartsWith(prefix) => {
             let pattern = format!("{}%", escape_like(&prefix.to_lowercase()));
