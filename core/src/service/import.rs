@@ -440,13 +440,11 @@ async fn write_rows(
                         changes.retain(|name, value| !value.is_null() && row_has(row, name));
                         let input =
                             Input { fields: changes, custom_fields: row.custom.clone(), tags: row.tags.clone() };
-                        match record_service::update(tx, &kith.registry, &def.name, current.id(), input, None).await {
-                            Ok(_) => outcome.updated += 1,
-                            Err(Error::Domain(e)) => {
-                                outcome.rejected.push(Rejected { line: row.line, reason: e.to_string() })
-                            }
-                            Err(e) => return Err(e),
-                        }
+                        // A refused update propagates: on PostgreSQL a failed statement spoils the
+                        // transaction, so the caller redoes the batch row by row, each row in its
+                        // own transaction, and reports only the offending rows.
+                        record_service::update(tx, &kith.registry, &def.name, current.id(), input, None).await?;
+                        outcome.updated += 1;
                     }
                 }
                 continue;

@@ -145,18 +145,13 @@ pub(crate) async fn apply_update(
     let id = before.id();
     let mut after = before.fields.clone();
     after.extend(changes);
-    if custom.is_some() || def.custom_fields {
-        let defs = load_custom(tx, def, custom.is_some()).await?;
-        if custom.is_some() {
-            let previous = match before.get("customFields") {
-                Value::Json(j) => Some(j.clone()),
-                _ => None,
-            };
-            after.insert(
-                "customFields".into(),
-                Value::Json(validate_values(&defs, previous.as_ref(), custom.as_ref())?),
-            );
-        }
+    if custom.is_some() {
+        let defs = load_custom(tx, def, true).await?;
+        let previous = match before.get("customFields") {
+            Value::Json(j) => Some(j.clone()),
+            _ => None,
+        };
+        after.insert("customFields".into(), Value::Json(validate_values(&defs, previous.as_ref(), custom.as_ref())?));
     }
     before_write(tx, registry, def, Some(&before), &mut after, &mut effects).await?;
     rules::prepare(def, Some(&before.fields), &mut after, tx.now)?;
