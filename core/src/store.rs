@@ -15,6 +15,7 @@ pub mod history;
 pub mod outbox;
 pub mod query;
 pub mod records;
+pub mod search;
 pub mod tags;
 pub mod tokens;
 pub mod users;

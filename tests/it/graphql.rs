@@ -507,3 +507,71 @@ async fn batch_create_is_all_or_nothing_and_upserts_on_the_unique_key() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn search_is_ranked_kept_in_sync_and_safe_with_any_input() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let agent = token(&db, Role::Manager).await;
+        let create = "mutation($i: ContactCreateInput!) { createContact(input: $i) { id } }";
+        let ada = server
+            .gql(
+                &agent,
+                create,
+                json!({"i": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@engines.example"}}),
+            )
+            .await;
+        let ada_id = ada["data"]["createContact"]["id"].as_str().unwrap().to_owned();
+        server.gql(&agent, create, json!({"i": {"firstName": "Adam", "lastName": "Smith"}})).await;
+        server
+            .gql(
+                &agent,
+                "mutation { createCompany(input: {name: \"Lovelace Engines\", domain: \"engines.example\"}) { id } }",
+                json!({}),
+            )
+            .await;
+        server
+            .gql(&agent, "mutation { createTicket(input: {subject: \"Lovelace cannot log in\"}) { id } }", json!({}))
+            .await;
+
+        let q = "query($q: String!, $t: [SearchType!]) { search(query: $q, types: $t, first: 10) { object recordId title score } }";
+        let hits = server.gql(&agent, q, json!({"q": "lovelace"})).await;
+        let objects: Vec<&str> =
+            hits["data"]["search"].as_array().unwrap().iter().map(|h| h["object"].as_str().unwrap()).collect();
+        assert_eq!(objects.len(), 3, "{}: {hits}", db.name);
+        for object in ["CONTACT", "COMPANY", "TICKET"] {
+            assert!(objects.contains(&object), "{}: {hits}", db.name);
+        }
+        let prefix = server.gql(&agent, q, json!({"q": "ada love", "t": ["CONTACT"]})).await;
+        assert_eq!(
+            prefix["data"]["search"].as_array().unwrap().len(),
+            1,
+            "{}: every word, prefixes: {prefix}",
+            db.name
+        );
+        assert_eq!(prefix["data"]["search"][0]["title"], "Ada Lovelace");
+        // Query syntax never reaches the index.
+        for hostile in ["\"", "ada OR", "*", "love' --", "NEAR(", "a & | !"] {
+            let r = server.gql(&agent, q, json!({"q": hostile})).await;
+            assert!(r["errors"].is_null(), "{}: {hostile}: {r}", db.name);
+        }
+        // Updates and deletes keep the index in step.
+        server
+            .gql(
+                &agent,
+                "mutation($id: ID!) { updateContact(id: $id, input: {lastName: \"Byron\"}) { id } }",
+                json!({"id": ada_id}),
+            )
+            .await;
+        let renamed = server.gql(&agent, q, json!({"q": "byron"})).await;
+        assert_eq!(renamed["data"]["search"].as_array().unwrap().len(), 1, "{}: {renamed}", db.name);
+        server.gql(&agent, "mutation($id: ID!) { deleteContact(id: $id) { id } }", json!({"id": ada_id})).await;
+        let gone = server.gql(&agent, q, json!({"q": "byron"})).await;
+        assert_eq!(gone["data"]["search"], json!([]), "{}: {gone}", db.name);
+        server.gql(&agent, "mutation($id: ID!) { restoreContact(id: $id) { id } }", json!({"id": ada_id})).await;
+        let back = server.gql(&agent, q, json!({"q": "byron"})).await;
+        assert_eq!(back["data"]["search"].as_array().unwrap().len(), 1, "{}: {back}", db.name);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -796,6 +796,36 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
         .argument(InputValue::new("first", TypeRef::named(TypeRef::INT))),
     );
     query = query.field(
+        Field::new("search", TypeRef::named_nn_list_nn("SearchHit"), |ctx| {
+            FieldFuture::new(async move {
+                authorize(&ctx, Access::Read)?;
+                let text = ctx.args.try_get("query")?.string()?.to_owned();
+                if text.chars().count() > 200 {
+                    return Err(bad_input("query", "at most 200 characters"));
+                }
+                let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(20).clamp(1, 100) as u64;
+                let types: Vec<String> = match ctx.args.get("types").filter(|v| !v.is_null()) {
+                    Some(list) => list.list()?.iter().map(|v| v.enum_name().map(|n| n.to_ascii_lowercase())).collect::<Result<_, _>>()?,
+                    None => Vec::new(),
+                };
+                let hits = crate::store::search::search(kith(&ctx)?.store.conn(), &text, &types, limit).await.map_err(to_gql)?;
+                let values = hits.into_iter().map(|h| {
+                    FieldValue::value(obj(vec![
+                        ("object", GqlValue::Enum(Name::new(h.object.to_ascii_uppercase()))),
+                        ("recordId", GqlValue::String(h.record_id.to_string())),
+                        ("title", GqlValue::String(h.title)),
+                        ("score", GqlValue::from_json(serde_json::json!(h.score)).unwrap_or(GqlValue::Null)),
+                    ]))
+                });
+                Ok(Some(FieldValue::list(values.collect::<Vec<_>>())))
+            })
+        })
+        .description("Ranked full-text search over contacts, companies, deals and tickets; every word must match (prefixes count).")
+        .argument(InputValue::new("query", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("types", TypeRef::named_nn_list("SearchType")))
+        .argument(InputValue::new("first", TypeRef::named(TypeRef::INT))),
+    );
+    query = query.field(
         Field::new("contactDuplicates", TypeRef::named_nn_list_nn("ContactDuplicate"), |ctx| {
             FieldFuture::new(async move {
                 authorize(&ctx, Access::Read)?;
@@ -1065,6 +1095,16 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
                     })
                 })),
         )
+        .register(Enum::new("SearchType").items(["CONTACT", "COMPANY", "DEAL", "TICKET"]))
+        .register(value_object(
+            "SearchHit",
+            &[
+                ("object", TypeRef::named_nn("SearchType")),
+                ("recordId", TypeRef::named_nn(TypeRef::ID)),
+                ("title", TypeRef::named_nn(TypeRef::STRING)),
+                ("score", TypeRef::named_nn(TypeRef::FLOAT)),
+            ],
+        ))
         .register(Enum::new("CustomFieldKind").items(crate::domain::custom_field::KINDS.iter().copied()))
         .register(value_object(
             "CustomField",

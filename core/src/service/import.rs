@@ -475,8 +475,9 @@ async fn write_rows(
     tags::attach_many(tx, &def.name, &new_tags).await?;
     let mut entries = Vec::with_capacity(new_rows.len());
     let mut events = Vec::with_capacity(new_rows.len());
-    for fields in new_rows {
-        let record = Record { fields };
+    let new_records: Vec<Record> = new_rows.into_iter().map(|fields| Record { fields }).collect();
+    crate::store::search::index_new(tx, def, &new_records).await?;
+    for record in new_records {
         let changes: Map<String, Json> = record
             .fields
             .iter()

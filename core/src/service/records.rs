@@ -16,7 +16,7 @@ use crate::service::input::Input;
 use crate::service::object_def;
 use crate::store::outbox::NewEvent;
 use crate::store::records::{self, Record};
-use crate::store::{Tx, audit, custom_fields, outbox, tags};
+use crate::store::{Tx, audit, custom_fields, outbox, search, tags};
 
 /// Side effects a write has beyond its own row, applied after the row is written.
 #[derive(Debug, Default)]
@@ -69,6 +69,7 @@ pub async fn create(tx: &Tx, registry: &Registry, object: &str, input: Input) ->
         map.insert("tags".into(), json!({"before": [], "after": tags::clean_names(names)?}));
     }
     audit::record(tx, "create", &def.name, Some(record.id()), changes).await?;
+    search::index(tx, &def, std::slice::from_ref(&record)).await?;
     after_write(tx, &def, &record, effects, "created", Json::Null).await?;
     Ok(record)
 }
@@ -192,6 +193,7 @@ pub(crate) async fn apply_update(
     }
     let record = Record { fields: after };
     audit::record(tx, "update", &def.name, Some(id), changes.clone()).await?;
+    search::index(tx, def, std::slice::from_ref(&record)).await?;
     after_write(tx, def, &record, effects, "updated", json!({ "changes": changes })).await?;
     Ok(record)
 }
@@ -257,6 +259,7 @@ async fn write_bookkeeping(
     fields.extend(changes);
     let record = Record { fields };
     audit::record(tx, action, &def.name, Some(id), audit::changes_json(&diff)).await?;
+    search::index(tx, def, std::slice::from_ref(&record)).await?;
     outbox::emit(tx, vec![event(def, event_kind, &record, Json::Null)]).await?;
     Ok(record)
 }

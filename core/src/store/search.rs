@@ -1,0 +1,168 @@
+//! The full-text search index: one entry per searchable record, written in the transaction of
+//! the record's change, queried with a capped candidate set so common words stay fast.
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
+use uuid::Uuid;
+
+use crate::domain::object::ObjectDef;
+use crate::domain::value::{FieldKind, Value};
+use crate::error::Result;
+use crate::store::Tx;
+use crate::store::codec::{decode, encode};
+use crate::store::records::Record;
+
+/// Most matches ranked per query: beyond this, a very common word returns the best of the
+/// first matches instead of ranking every row.
+pub const MAX_CANDIDATES: u64 = 1_000;
+
+/// A search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The object kind.
+    pub object: String,
+    /// The record.
+    pub record_id: Uuid,
+    /// A display title.
+    pub title: String,
+    /// Relevance; higher is better.
+    pub score: f64,
+}
+
+/// The title and searchable text of a record, or `None` if its object is not searchable.
+pub fn document(def: &ObjectDef, record: &Record) -> Option<(String, String)> {
+    if def.search_fields.is_empty() {
+        return None;
+    }
+    let body: Vec<String> =
+        def.search_fields.iter().map(|f| record.get(f).to_string()).filter(|s| !s.is_empty()).collect();
+    let title = match def.name.as_str() {
+        "contact" => {
+            let name = format!("{} {}", record.get("firstName"), record.get("lastName")).trim().to_owned();
+            if name.is_empty() { record.get("email").to_string() } else { name }
+        }
+        "company" => record.get("name").to_string(),
+        "deal" => record.get("title").to_string(),
+        "ticket" => format!("#{} {}", record.get("number"), record.get("subject")),
+        _ => body.first().cloned().unwrap_or_default(),
+    };
+    let mut text = body.join(" ");
+    if def.name == "ticket" {
+        text.push_str(&format!(" {}", record.get("number")));
+    }
+    Some((title, text))
+}
+
+fn id_value(backend: DbBackend, id: Uuid) -> Result<DbValue> {
+    encode(backend, &FieldKind::Id, &Value::Uuid(id))
+}
+
+/// Writes (or replaces) the entries of `records`; removes those of deleted records.
+pub async fn index(tx: &Tx, def: &ObjectDef, records: &[Record]) -> Result<()> {
+    let backend = tx.backend();
+    for record in records {
+        if !record.get("deletedAt").is_null() {
+            remove(tx, record.id()).await?;
+            continue;
+        }
+        let Some((title, body)) = document(def, record) else { return Ok(()) };
+        let id = id_value(backend, record.id())?;
+        let stmt = match backend {
+            DbBackend::Postgres => Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO search_entry (record_id, object, title, body, document) \
+                 VALUES ($1, $2, $3, $4, to_tsvector('simple', $4)) \
+                 ON CONFLICT (record_id) DO UPDATE SET title = excluded.title, body = excluded.body, document = excluded.document",
+                [id, def.name.clone().into(), title.into(), body.into()],
+            ),
+            _ => Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO search_entry (record_id, object, title, body) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (record_id) DO UPDATE SET title = excluded.title, body = excluded.body",
+                [id, def.name.clone().into(), title.into(), body.into()],
+            ),
+        };
+        tx.conn().execute_raw(stmt).await?;
+    }
+    Ok(())
+}
+
+/// Adds the entries of records just created (imports): one multi-row insert on SQLite.
+pub async fn index_new(tx: &Tx, def: &ObjectDef, records: &[Record]) -> Result<()> {
+    let backend = tx.backend();
+    if backend == DbBackend::Postgres || def.search_fields.is_empty() {
+        return index(tx, def, records).await;
+    }
+    let mut rows = Vec::with_capacity(records.len());
+    for record in records {
+        if let Some((title, body)) = document(def, record) {
+            rows.push(vec![id_value(backend, record.id())?, def.name.clone().into(), title.into(), body.into()]);
+        }
+    }
+    crate::store::codec::insert_rows(tx.conn(), "search_entry", &["record_id", "object", "title", "body"], rows).await
+}
+
+/// Removes a record's entry.
+pub async fn remove(tx: &Tx, record_id: Uuid) -> Result<()> {
+    let backend = tx.backend();
+    let sql = if backend == DbBackend::Postgres {
+        "DELETE FROM search_entry WHERE record_id = $1"
+    } else {
+        "DELETE FROM search_entry WHERE record_id = ?"
+    };
+    tx.conn().execute_raw(Statement::from_sql_and_values(backend, sql, [id_value(backend, record_id)?])).await?;
+    Ok(())
+}
+
+/// Words of a query: letters and digits only, so no query syntax reaches the index.
+fn terms(query: &str) -> Vec<String> {
+    query.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).take(8).map(|t| t.to_lowercase()).collect()
+}
+
+/// Ranked matches of every word of `query` (prefixes match too), in `objects` when given.
+pub async fn search<C: ConnectionTrait>(db: &C, query: &str, objects: &[String], limit: u64) -> Result<Vec<Hit>> {
+    let words = terms(query);
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let mut values: Vec<DbValue> = Vec::new();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            values.push(words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & ").into());
+            let mut filter = String::new();
+            if !objects.is_empty() {
+                let marks: Vec<String> = (0..objects.len()).map(|i| format!("${}", i + 2)).collect();
+                filter = format!(" AND object IN ({})", marks.join(", "));
+                values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
+            }
+            format!(
+                "SELECT object, record_id, title, ts_rank(document, to_tsquery('simple', $1))::float8 AS score FROM \
+                 (SELECT object, record_id, title, document FROM search_entry WHERE document @@ to_tsquery('simple', $1){filter} LIMIT {MAX_CANDIDATES}) c"
+            )
+        }
+        _ => {
+            values.push(words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" ").into());
+            let mut filter = String::new();
+            if !objects.is_empty() {
+                filter = format!(" AND e.object IN ({})", vec!["?"; objects.len()].join(", "));
+                values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
+            }
+            format!(
+                "SELECT e.object, e.record_id, e.title, -bm25(search_fts) AS score FROM search_fts \
+                 JOIN search_entry e ON e.rowid = search_fts.rowid WHERE search_fts MATCH ?{filter} LIMIT {MAX_CANDIDATES}"
+            )
+        }
+    };
+    let mut hits = Vec::new();
+    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+        hits.push(Hit {
+            object: row.try_get_by_index(0)?,
+            record_id: decode(backend, &FieldKind::Id, &row, 1)?.as_uuid().unwrap_or_default(),
+            title: row.try_get_by_index(2)?,
+            score: row.try_get_by_index(3)?,
+        });
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.record_id.cmp(&b.record_id)));
+    hits.truncate(limit as usize);
+    Ok(hits)
+}
