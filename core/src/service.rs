@@ -5,6 +5,7 @@ pub mod export;
 pub mod import;
 pub mod input;
 pub mod records;
+pub mod reports;
 pub mod seed;
 pub mod timeline;
 pub mod users;

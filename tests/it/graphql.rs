@@ -575,3 +575,71 @@ async fn search_is_ranked_kept_in_sync_and_safe_with_any_input() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn pipeline_report_counts_sums_forecasts_and_rates() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let manager = token(&db, Role::Manager).await;
+        let agent = token(&db, Role::Agent).await;
+        let p = server
+            .gql(&manager, "mutation { createPipeline(input: {name: \"Sales\", currency: \"EUR\"}) { id } }", json!({}))
+            .await;
+        let pid = p["data"]["createPipeline"]["id"].as_str().unwrap().to_owned();
+        let mut stages = Vec::new();
+        for (i, (name, prob, kind)) in
+            [("Lead", 10, "OPEN"), ("Proposal", 50, "OPEN"), ("Won", 100, "WON"), ("Lost", 0, "LOST")]
+                .iter()
+                .enumerate()
+        {
+            let s = server
+                .gql(
+                    &manager,
+                    "mutation($i: StageCreateInput!) { createStage(input: $i) { id } }",
+                    json!({"i": {"pipelineId": pid, "name": name, "position": i, "probability": prob, "kind": kind}}),
+                )
+                .await;
+            stages.push(s["data"]["createStage"]["id"].as_str().unwrap().to_owned());
+        }
+        let deal = |amount: &str, stage: usize, currency: &str| json!({"i": {"title": "D", "amount": amount, "currency": currency, "pipelineId": pid, "stageId": stages[stage]}});
+        let create = "mutation($i: DealCreateInput!) { createDeal(input: $i) { id } }";
+        for (amount, stage, currency) in [
+            ("100.10", 0, "EUR"),
+            ("200", 0, "EUR"),
+            ("1000", 1, "EUR"),
+            ("50", 1, "USD"),
+            ("300", 2, "EUR"),
+            ("70", 3, "EUR"),
+            ("80", 3, "EUR"),
+        ] {
+            server.gql(&manager, create, deal(amount, stage, currency)).await;
+        }
+        let q = "query($p: ID!) { pipelineReport(pipelineId: $p) { stages { name count amounts { currency amount } } forecast { currency amount } winRate averageDaysToClose } }";
+        assert_eq!(code(&server.gql(&agent, q, json!({"p": pid})).await), "FORBIDDEN", "reports need MANAGER");
+        let r = server.gql(&manager, q, json!({"p": pid})).await;
+        let report = &r["data"]["pipelineReport"];
+        assert_eq!(report["stages"][0]["count"], 2, "{}: {r}", db.name);
+        assert_eq!(
+            report["stages"][0]["amounts"],
+            json!([{"currency": "EUR", "amount": "300.1"}]),
+            "{}: exact sums",
+            db.name
+        );
+        assert_eq!(
+            report["stages"][1]["amounts"],
+            json!([{"currency": "EUR", "amount": "1000"}, {"currency": "USD", "amount": "50"}])
+        );
+        // 300.10 × 10% + 1000 × 50% = 530.01 EUR; 50 × 50% = 25 USD.
+        assert_eq!(
+            report["forecast"],
+            json!([{"currency": "EUR", "amount": "530.01"}, {"currency": "USD", "amount": "25"}]),
+            "{}",
+            db.name
+        );
+        let rate = report["winRate"].as_f64().unwrap();
+        assert!((rate - 1.0 / 3.0).abs() < 1e-9, "{rate}");
+        assert!(report["averageDaysToClose"].as_f64().unwrap() >= 0.0);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -826,6 +826,46 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
         .argument(InputValue::new("first", TypeRef::named(TypeRef::INT))),
     );
     query = query.field(
+        Field::new("pipelineReport", TypeRef::named_nn("PipelineReport"), |ctx| {
+            FieldFuture::new(async move {
+                authorize(&ctx, Access::Manage)?;
+                let id = arg_id(&ctx, "pipelineId")?;
+                let report = crate::service::reports::pipeline_report(kith(&ctx)?, id).await.map_err(to_gql)?;
+                let money = |amounts: &std::collections::BTreeMap<String, rust_decimal::Decimal>| {
+                    GqlValue::List(
+                        amounts
+                            .iter()
+                            .map(|(c, a)| obj(vec![("currency", GqlValue::String(c.clone())), ("amount", GqlValue::String(a.to_string()))]))
+                            .collect(),
+                    )
+                };
+                let float = |f: Option<f64>| f.map(|f| GqlValue::from_json(serde_json::json!(f)).unwrap_or(GqlValue::Null)).unwrap_or(GqlValue::Null);
+                let stages = report
+                    .stages
+                    .iter()
+                    .map(|l| {
+                        obj(vec![
+                            ("stageId", GqlValue::String(l.stage_id.to_string())),
+                            ("name", GqlValue::String(l.name.clone())),
+                            ("kind", GqlValue::Enum(Name::new(&l.kind))),
+                            ("probability", GqlValue::Number(l.probability.into())),
+                            ("count", GqlValue::Number(l.count.into())),
+                            ("amounts", money(&l.amounts)),
+                        ])
+                    })
+                    .collect();
+                Ok(Some(FieldValue::value(obj(vec![
+                    ("stages", GqlValue::List(stages)),
+                    ("forecast", money(&report.forecast)),
+                    ("winRate", float(report.win_rate)),
+                    ("averageDaysToClose", float(report.average_days_to_close)),
+                ]))))
+            })
+        })
+        .description("Deals per stage with their amounts, the probability-weighted forecast, the win rate and the mean days to close (MANAGER).")
+        .argument(InputValue::new("pipelineId", TypeRef::named_nn(TypeRef::ID))),
+    );
+    query = query.field(
         Field::new("contactDuplicates", TypeRef::named_nn_list_nn("ContactDuplicate"), |ctx| {
             FieldFuture::new(async move {
                 authorize(&ctx, Access::Read)?;
@@ -1095,6 +1135,30 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
                     })
                 })),
         )
+        .register(value_object(
+            "Money",
+            &[("currency", TypeRef::named_nn(TypeRef::STRING)), ("amount", TypeRef::named_nn("Decimal"))],
+        ))
+        .register(value_object(
+            "StageReport",
+            &[
+                ("stageId", TypeRef::named_nn(TypeRef::ID)),
+                ("name", TypeRef::named_nn(TypeRef::STRING)),
+                ("kind", TypeRef::named_nn("StageKind")),
+                ("probability", TypeRef::named_nn(TypeRef::INT)),
+                ("count", TypeRef::named_nn(TypeRef::INT)),
+                ("amounts", TypeRef::named_nn_list_nn("Money")),
+            ],
+        ))
+        .register(value_object(
+            "PipelineReport",
+            &[
+                ("stages", TypeRef::named_nn_list_nn("StageReport")),
+                ("forecast", TypeRef::named_nn_list_nn("Money")),
+                ("winRate", TypeRef::named(TypeRef::FLOAT)),
+                ("averageDaysToClose", TypeRef::named(TypeRef::FLOAT)),
+            ],
+        ))
         .register(Enum::new("SearchType").items(["CONTACT", "COMPANY", "DEAL", "TICKET"]))
         .register(value_object(
             "SearchHit",

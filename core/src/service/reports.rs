@@ -1,0 +1,123 @@
+//! Analytics over the pipeline: counts and amounts per stage, forecast, win rate, time to close.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use uuid::Uuid;
+
+use crate::domain::filter::{Condition, Filter, Op, OrderBy, Target};
+use crate::domain::value::{FieldKind, Value};
+use crate::error::Result;
+use crate::service::Kith;
+use crate::store::codec::{decode, encode};
+use crate::store::records::{ListQuery, PageRequest, get_live, list};
+
+/// One stage's line of a pipeline report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageLine {
+    /// The stage.
+    pub stage_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// OPEN, WON or LOST.
+    pub kind: String,
+    /// Its probability, 0 to 100.
+    pub probability: i64,
+    /// Live deals in it.
+    pub count: i64,
+    /// Their amounts, per currency.
+    pub amounts: BTreeMap<String, Decimal>,
+}
+
+/// A pipeline report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineReport {
+    /// Stages in order.
+    pub stages: Vec<StageLine>,
+    /// Σ amount × probability over open stages, per currency.
+    pub forecast: BTreeMap<String, Decimal>,
+    /// Won ÷ (won + lost); `None` before any deal closed.
+    pub win_rate: Option<f64>,
+    /// Mean days from creation to a WON stage; `None` before any deal was won.
+    pub average_days_to_close: Option<f64>,
+}
+
+/// Reports on the live deals of a pipeline, aggregated in the database.
+pub async fn pipeline_report(kith: &Kith, pipeline_id: Uuid) -> Result<PipelineReport> {
+    let db = kith.store.conn();
+    let backend = db.get_database_backend();
+    let pipeline_def = kith.object("pipeline")?;
+    get_live(db, &pipeline_def, pipeline_id).await?;
+    let stage_def = kith.object("stage")?;
+    let filter = Filter::Cond(Condition {
+        target: Target::Field("pipelineId".into()),
+        kind: FieldKind::Ref("pipeline".into()),
+        op: Op::Eq(Value::Uuid(pipeline_id)),
+    });
+    let query = ListQuery {
+        filter,
+        order: vec![OrderBy::asc("position")],
+        page: PageRequest::Forward { first: 500, after: None },
+        include_deleted: false,
+    };
+    let mut stages: Vec<StageLine> = list(db, &stage_def, &query)
+        .await?
+        .records
+        .into_iter()
+        .map(|(_, s)| StageLine {
+            stage_id: s.id(),
+            name: s.get("name").to_string(),
+            kind: s.get("kind").to_string(),
+            probability: s.get("probability").as_int().unwrap_or(0),
+            count: 0,
+            amounts: BTreeMap::new(),
+        })
+        .collect();
+    let pid = encode(backend, &FieldKind::Id, &Value::Uuid(pipeline_id))?;
+    let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    let sql = format!(
+        "SELECT stage_id, currency, COUNT(*), SUM(amount) FROM deal WHERE pipeline_id = {p} AND deleted_at IS NULL GROUP BY stage_id, currency"
+    );
+    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, [pid.clone()])).await? {
+        let stage_id = decode(backend, &FieldKind::Id, &row, 0)?.as_uuid();
+        let currency: String = row.try_get_by_index(1)?;
+        let count: i64 = row.try_get_by_index(2)?;
+        let amount = decode(backend, &FieldKind::Decimal, &row, 3)?.as_decimal().unwrap_or_default();
+        if let Some(line) = stages.iter_mut().find(|l| Some(l.stage_id) == stage_id) {
+            line.count += count;
+            *line.amounts.entry(currency).or_default() += amount;
+        }
+    }
+    let mut forecast: BTreeMap<String, Decimal> = BTreeMap::new();
+    for line in stages.iter().filter(|l| l.kind == "OPEN") {
+        for (currency, amount) in &line.amounts {
+            *forecast.entry(currency.clone()).or_default() +=
+                amount * Decimal::from(line.probability) / Decimal::from(100);
+        }
+    }
+    let won: i64 = stages.iter().filter(|l| l.kind == "WON").map(|l| l.count).sum();
+    let lost: i64 = stages.iter().filter(|l| l.kind == "LOST").map(|l| l.count).sum();
+    let win_rate = (won + lost > 0).then(|| won as f64 / (won + lost) as f64);
+    let days_sql = match backend {
+        DbBackend::Postgres => format!(
+            "SELECT AVG(EXTRACT(EPOCH FROM d.closed_at - d.created_at))::float8 / 86400.0 FROM deal d JOIN stage s ON s.id = d.stage_id \
+             WHERE d.pipeline_id = {p} AND d.deleted_at IS NULL AND s.kind = 'WON' AND d.closed_at IS NOT NULL"
+        ),
+        _ => format!(
+            "SELECT AVG(julianday(d.closed_at) - julianday(d.created_at)) FROM deal d JOIN stage s ON s.id = d.stage_id \
+             WHERE d.pipeline_id = {p} AND d.deleted_at IS NULL AND s.kind = 'WON' AND d.closed_at IS NOT NULL"
+        ),
+    };
+    let average_days_to_close = match db.query_one_raw(Statement::from_sql_and_values(backend, days_sql, [pid])).await?
+    {
+        Some(row) => row.try_get_by_index::<Option<f64>>(0)?,
+        None => None,
+    };
+    for amounts in stages.iter_mut().map(|l| &mut l.amounts).chain(std::iter::once(&mut forecast)) {
+        for amount in amounts.values_mut() {
+            *amount = amount.normalize();
+        }
+    }
+    Ok(PipelineReport { stages, forecast, win_rate, average_days_to_close })
+}
