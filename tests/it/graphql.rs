@@ -643,3 +643,70 @@ async fn pipeline_report_counts_sums_forecasts_and_rates() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn ticket_report_over_a_period() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let manager = token(&db, Role::Manager).await;
+        let mut ids = Vec::new();
+        for subject in ["a", "b", "c"] {
+            let t = server
+                .gql(
+                    &manager,
+                    "mutation($s: String!) { createTicket(input: {subject: $s}) { id } }",
+                    json!({"s": subject}),
+                )
+                .await;
+            ids.push(t["data"]["createTicket"]["id"].as_str().unwrap().to_owned());
+        }
+        for id in &ids[..2] {
+            server
+                .gql(
+                    &manager,
+                    "mutation($id: ID!) { addTicketComment(ticketId: $id, body: \"hi\") { id } }",
+                    json!({"id": id}),
+                )
+                .await;
+        }
+        server
+            .gql(
+                &manager,
+                "mutation($id: ID!) { changeTicketStatus(id: $id, status: SOLVED) { id } }",
+                json!({"id": ids[0]}),
+            )
+            .await;
+        server
+            .gql(&manager, "mutation($id: ID!) { rateTicket(id: $id, rating: 4) { id } }", json!({"id": ids[0]}))
+            .await;
+        let q = "query($f: DateTime!, $t: DateTime!) { ticketReport(from: $f, to: $t) { volume firstResponseMinutesP50 firstResponseMinutesP90 resolutionMinutesP50 slaBreachRate csatAverage rated } }";
+        let now = chrono::Utc::now();
+        let window = json!({"f": (now - chrono::Duration::hours(1)).to_rfc3339(), "t": (now + chrono::Duration::hours(1)).to_rfc3339()});
+        let r = server.gql(&manager, q, window).await;
+        let report = &r["data"]["ticketReport"];
+        assert_eq!(report["volume"], 3, "{}: {r}", db.name);
+        assert_eq!(report["rated"], 1);
+        assert_eq!(report["csatAverage"], 4.0);
+        assert_eq!(report["slaBreachRate"], 0.0, "nothing is late yet");
+        assert!(report["firstResponseMinutesP90"].as_f64().is_some_and(|m| (0.0..5.0).contains(&m)), "{r}");
+        assert!(report["resolutionMinutesP50"].as_f64().is_some());
+        let empty = server.gql(&manager, q, json!({"f": "2020-01-01T00:00:00Z", "t": "2020-02-01T00:00:00Z"})).await;
+        assert_eq!(empty["data"]["ticketReport"]["volume"], 0, "{empty}");
+        assert!(empty["data"]["ticketReport"]["csatAverage"].is_null());
+        let backwards =
+            server.gql(&manager, q, json!({"f": "2021-01-01T00:00:00Z", "t": "2020-01-01T00:00:00Z"})).await;
+        assert_eq!(code(&backwards), "BAD_USER_INPUT", "{backwards}");
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[test]
+fn percentiles_by_nearest_rank() {
+    use kith_core::service::reports::percentile;
+    let values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+    for (q, expected) in [(0.5, Some(5.0)), (0.9, Some(9.0)), (1.0, Some(10.0)), (0.0, Some(1.0))] {
+        assert_eq!(percentile(&values, q), expected, "{q}");
+    }
+    assert_eq!(percentile(&[], 0.5), None);
+}

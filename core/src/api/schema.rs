@@ -866,6 +866,32 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
         .argument(InputValue::new("pipelineId", TypeRef::named_nn(TypeRef::ID))),
     );
     query = query.field(
+        Field::new("ticketReport", TypeRef::named_nn("TicketReport"), |ctx| {
+            FieldFuture::new(async move {
+                authorize(&ctx, Access::Manage)?;
+                let at = |name: &'static str| -> async_graphql::Result<chrono::DateTime<chrono::Utc>> {
+                    let text = ctx.args.try_get(name)?.string()?;
+                    crate::domain::value::parse_datetime(text).ok_or_else(|| bad_input(name, "expected an RFC 3339 date-time"))
+                };
+                let report = crate::service::reports::ticket_report(kith(&ctx)?, at("from")?, at("to")?).await.map_err(to_gql)?;
+                let float = |f: Option<f64>| f.map(|f| GqlValue::from_json(serde_json::json!(f)).unwrap_or(GqlValue::Null)).unwrap_or(GqlValue::Null);
+                Ok(Some(FieldValue::value(obj(vec![
+                    ("volume", GqlValue::Number(report.volume.into())),
+                    ("firstResponseMinutesP50", float(report.first_response_minutes.0)),
+                    ("firstResponseMinutesP90", float(report.first_response_minutes.1)),
+                    ("resolutionMinutesP50", float(report.resolution_minutes.0)),
+                    ("resolutionMinutesP90", float(report.resolution_minutes.1)),
+                    ("slaBreachRate", float(report.sla_breach_rate)),
+                    ("csatAverage", float(report.csat_average)),
+                    ("rated", GqlValue::Number(report.rated.into())),
+                ]))))
+            })
+        })
+        .description("Tickets created in [from, to): volume, response and resolution time percentiles, SLA breach rate, CSAT (MANAGER).")
+        .argument(InputValue::new("from", TypeRef::named_nn("DateTime")))
+        .argument(InputValue::new("to", TypeRef::named_nn("DateTime"))),
+    );
+    query = query.field(
         Field::new("contactDuplicates", TypeRef::named_nn_list_nn("ContactDuplicate"), |ctx| {
             FieldFuture::new(async move {
                 authorize(&ctx, Access::Read)?;
@@ -1157,6 +1183,19 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
                 ("forecast", TypeRef::named_nn_list_nn("Money")),
                 ("winRate", TypeRef::named(TypeRef::FLOAT)),
                 ("averageDaysToClose", TypeRef::named(TypeRef::FLOAT)),
+            ],
+        ))
+        .register(value_object(
+            "TicketReport",
+            &[
+                ("volume", TypeRef::named_nn(TypeRef::INT)),
+                ("firstResponseMinutesP50", TypeRef::named(TypeRef::FLOAT)),
+                ("firstResponseMinutesP90", TypeRef::named(TypeRef::FLOAT)),
+                ("resolutionMinutesP50", TypeRef::named(TypeRef::FLOAT)),
+                ("resolutionMinutesP90", TypeRef::named(TypeRef::FLOAT)),
+                ("slaBreachRate", TypeRef::named(TypeRef::FLOAT)),
+                ("csatAverage", TypeRef::named(TypeRef::FLOAT)),
+                ("rated", TypeRef::named_nn(TypeRef::INT)),
             ],
         ))
         .register(Enum::new("SearchType").items(["CONTACT", "COMPANY", "DEAL", "TICKET"]))

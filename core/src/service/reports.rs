@@ -121,3 +121,89 @@ pub async fn pipeline_report(kith: &Kith, pipeline_id: Uuid) -> Result<PipelineR
     }
     Ok(PipelineReport { stages, forecast, win_rate, average_days_to_close })
 }
+
+/// A ticket report over tickets created in a period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketReport {
+    /// Tickets created in the period.
+    pub volume: i64,
+    /// Minutes to first public response: median and 90th percentile (of responded tickets).
+    pub first_response_minutes: (Option<f64>, Option<f64>),
+    /// Minutes to solution: median and 90th percentile (of solved tickets).
+    pub resolution_minutes: (Option<f64>, Option<f64>),
+    /// Share of tickets that missed a due time (responded or solved late, or still open past it).
+    pub sla_breach_rate: Option<f64>,
+    /// Mean satisfaction rating of rated tickets.
+    pub csat_average: Option<f64>,
+    /// Rated tickets.
+    pub rated: i64,
+}
+
+/// The value at quantile `q` (0..=1) of sorted `values`, by nearest rank.
+pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted.get(rank.min(sorted.len()) - 1).copied()
+}
+
+/// Reports on tickets created in `[from, to)`.
+pub async fn ticket_report(
+    kith: &Kith,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<TicketReport> {
+    use chrono::{DateTime, Utc};
+    if from >= to {
+        return Err(crate::domain::DomainError::invalid("to", "must be after `from`").into());
+    }
+    let db = kith.store.conn();
+    let backend = db.get_database_backend();
+    let (a, b) = if backend == DbBackend::Postgres { ("$1", "$2") } else { ("?", "?") };
+    let sql = format!(
+        "SELECT created_at, first_responded_at, solved_at, first_response_due_at, resolution_due_at, satisfaction_rating \
+         FROM ticket WHERE deleted_at IS NULL AND created_at >= {a} AND created_at < {b}"
+    );
+    let values = [
+        encode(backend, &FieldKind::DateTime, &Value::DateTime(from))?,
+        encode(backend, &FieldKind::DateTime, &Value::DateTime(to))?,
+    ];
+    let now = Utc::now();
+    let minutes = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_seconds() as f64 / 60.0;
+    let (mut first, mut resolution, mut ratings) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut volume, mut breached) = (0i64, 0i64);
+    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+        let ts =
+            |i| -> Result<Option<DateTime<Utc>>> { Ok(decode(backend, &FieldKind::DateTime, &row, i)?.as_datetime()) };
+        let (created, responded, solved, first_due, solve_due) = (ts(0)?, ts(1)?, ts(2)?, ts(3)?, ts(4)?);
+        let Some(created) = created else { continue };
+        volume += 1;
+        if let Some(r) = responded {
+            first.push(minutes(created, r));
+        }
+        if let Some(s) = solved {
+            resolution.push(minutes(created, s));
+        }
+        let late = |done: Option<DateTime<Utc>>, due: Option<DateTime<Utc>>| match due {
+            Some(due) => done.unwrap_or(now) > due,
+            None => false,
+        };
+        if late(responded, first_due) || late(solved, solve_due) {
+            breached += 1;
+        }
+        if let Some(rating) = row.try_get_by_index::<Option<i64>>(5)? {
+            ratings.push(rating as f64);
+        }
+    }
+    first.sort_by(f64::total_cmp);
+    resolution.sort_by(f64::total_cmp);
+    Ok(TicketReport {
+        volume,
+        first_response_minutes: (percentile(&first, 0.5), percentile(&first, 0.9)),
+        resolution_minutes: (percentile(&resolution, 0.5), percentile(&resolution, 0.9)),
+        sla_breach_rate: (volume > 0).then(|| breached as f64 / volume as f64),
+        csat_average: (!ratings.is_empty()).then(|| ratings.iter().sum::<f64>() / ratings.len() as f64),
+        rated: ratings.len() as i64,
+    })
+}
