@@ -710,3 +710,60 @@ fn percentiles_by_nearest_rank() {
     }
     assert_eq!(percentile(&[], 0.5), None);
 }
+
+#[tokio::test]
+async fn contact_growth_buckets_with_running_totals() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let manager = token(&db, Role::Manager).await;
+        for name in ["A", "B", "C"] {
+            server
+                .gql(
+                    &manager,
+                    "mutation($n: String!) { createContact(input: {firstName: $n}) { id } }",
+                    json!({"n": name}),
+                )
+                .await;
+        }
+        let today = chrono::Utc::now().date_naive();
+        let q = "query($f: Date!, $t: Date!, $i: GrowthInterval!) { contactGrowth(from: $f, to: $t, interval: $i) { periodStart newContacts totalContacts } }";
+        let days = server
+            .gql(&manager, q, json!({"f": (today - chrono::Duration::days(2)).to_string(), "t": (today + chrono::Duration::days(1)).to_string(), "i": "DAY"}))
+            .await;
+        let points = days["data"]["contactGrowth"].as_array().unwrap_or_else(|| panic!("{days}"));
+        assert_eq!(points.len(), 3, "{}: {days}", db.name);
+        assert_eq!(points.iter().map(|p| p["newContacts"].as_i64().unwrap()).collect::<Vec<_>>(), [0, 0, 3]);
+        assert_eq!(points[2]["totalContacts"], 3);
+        assert_eq!(points[2]["periodStart"], today.to_string());
+        let later = server
+            .gql(
+                &manager,
+                q,
+                json!({"f": today.to_string(), "t": (today + chrono::Duration::days(40)).to_string(), "i": "MONTH"}),
+            )
+            .await;
+        let months = later["data"]["contactGrowth"].as_array().unwrap();
+        // Buckets are whole months: the first starts on the 1st and holds today's contacts.
+        assert_eq!(months[0]["periodStart"], bucket_of_month(today), "{}: {later}", db.name);
+        assert!(months.iter().all(|p| p["totalContacts"] == 3), "{}: totals carry over: {later}", db.name);
+        assert_eq!(months.iter().map(|p| p["newContacts"].as_i64().unwrap()).sum::<i64>(), 3);
+        let too_many = server.gql(&manager, q, json!({"f": "2000-01-01", "t": "2030-01-01", "i": "DAY"})).await;
+        assert_eq!(code(&too_many), "BAD_USER_INPUT", "{too_many}");
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+fn bucket_of_month(date: chrono::NaiveDate) -> String {
+    kith_core::service::reports::bucket_start(date, "MONTH").to_string()
+}
+
+#[test]
+fn growth_buckets_start_on_mondays_and_first_days() {
+    use kith_core::service::reports::bucket_start;
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    assert_eq!(bucket_start(d("2026-11-22"), "WEEK"), d("2026-11-16"), "a Sunday belongs to the week from Monday");
+    assert_eq!(bucket_start(d("2026-11-16"), "WEEK"), d("2026-11-16"));
+    assert_eq!(bucket_start(d("2026-11-22"), "MONTH"), d("2026-11-01"));
+    assert_eq!(bucket_start(d("2026-11-22"), "DAY"), d("2026-11-22"));
+}

@@ -892,6 +892,35 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
         .argument(InputValue::new("to", TypeRef::named_nn("DateTime"))),
     );
     query = query.field(
+        Field::new("contactGrowth", TypeRef::named_nn_list_nn("GrowthPoint"), |ctx| {
+            FieldFuture::new(async move {
+                authorize(&ctx, Access::Manage)?;
+                let date = |name: &'static str| -> async_graphql::Result<chrono::NaiveDate> {
+                    let text = ctx.args.try_get(name)?.string()?;
+                    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                        .map_err(|_| bad_input(name, "expected a date (YYYY-MM-DD)"))
+                };
+                let interval = ctx.args.try_get("interval")?.enum_name()?.to_owned();
+                let points =
+                    crate::service::reports::contact_growth(kith(&ctx)?, date("from")?, date("to")?, &interval)
+                        .await
+                        .map_err(to_gql)?;
+                let values = points.into_iter().map(|(start, count, total)| {
+                    FieldValue::value(obj(vec![
+                        ("periodStart", GqlValue::String(start.format("%Y-%m-%d").to_string())),
+                        ("newContacts", GqlValue::Number(count.into())),
+                        ("totalContacts", GqlValue::Number(total.into())),
+                    ]))
+                });
+                Ok(Some(FieldValue::list(values.collect::<Vec<_>>())))
+            })
+        })
+        .description("New contacts per DAY, WEEK (from Monday) or MONTH in [from, to), with running totals (MANAGER).")
+        .argument(InputValue::new("from", TypeRef::named_nn("Date")))
+        .argument(InputValue::new("to", TypeRef::named_nn("Date")))
+        .argument(InputValue::new("interval", TypeRef::named_nn("GrowthInterval"))),
+    );
+    query = query.field(
         Field::new("contactDuplicates", TypeRef::named_nn_list_nn("ContactDuplicate"), |ctx| {
             FieldFuture::new(async move {
                 authorize(&ctx, Access::Read)?;
@@ -1196,6 +1225,15 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
                 ("slaBreachRate", TypeRef::named(TypeRef::FLOAT)),
                 ("csatAverage", TypeRef::named(TypeRef::FLOAT)),
                 ("rated", TypeRef::named_nn(TypeRef::INT)),
+            ],
+        ))
+        .register(Enum::new("GrowthInterval").items(["DAY", "WEEK", "MONTH"]))
+        .register(value_object(
+            "GrowthPoint",
+            &[
+                ("periodStart", TypeRef::named_nn("Date")),
+                ("newContacts", TypeRef::named_nn(TypeRef::INT)),
+                ("totalContacts", TypeRef::named_nn(TypeRef::INT)),
             ],
         ))
         .register(Enum::new("SearchType").items(["CONTACT", "COMPANY", "DEAL", "TICKET"]))

@@ -207,3 +207,82 @@ pub async fn ticket_report(
         rated: ratings.len() as i64,
     })
 }
+
+/// Most buckets one growth report may have.
+pub const MAX_BUCKETS: i64 = 1_000;
+
+/// The start of the bucket holding `date` (weeks start on Monday).
+pub fn bucket_start(date: chrono::NaiveDate, interval: &str) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    match interval {
+        "WEEK" => date - chrono::Duration::days(i64::from(date.weekday().num_days_from_monday())),
+        "MONTH" => date.with_day(1).unwrap_or(date),
+        _ => date,
+    }
+}
+
+fn next_bucket(date: chrono::NaiveDate, interval: &str) -> chrono::NaiveDate {
+    match interval {
+        "WEEK" => date + chrono::Duration::days(7),
+        "MONTH" => date.checked_add_months(chrono::Months::new(1)).unwrap_or(date),
+        _ => date + chrono::Duration::days(1),
+    }
+}
+
+/// New contacts per day, week or month in `[from, to)` (UTC dates), with running totals of the
+/// contacts that existed before each bucket ended. Empty buckets are included.
+pub async fn contact_growth(
+    kith: &Kith,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    interval: &str,
+) -> Result<Vec<(chrono::NaiveDate, i64, i64)>> {
+    use crate::domain::DomainError;
+    if !matches!(interval, "DAY" | "WEEK" | "MONTH") {
+        return Err(DomainError::invalid("interval", "DAY, WEEK or MONTH").into());
+    }
+    if from >= to {
+        return Err(DomainError::invalid("to", "must be after `from`").into());
+    }
+    let mut buckets = Vec::new();
+    let mut start = bucket_start(from, interval);
+    while start < to {
+        buckets.push((start, 0i64, 0i64));
+        if buckets.len() as i64 > MAX_BUCKETS {
+            return Err(DomainError::invalid(
+                "interval",
+                format!("more than {MAX_BUCKETS} buckets: choose a longer interval"),
+            )
+            .into());
+        }
+        start = next_bucket(start, interval);
+    }
+    let db = kith.store.conn();
+    let backend = db.get_database_backend();
+    let first = buckets.first().map(|b| b.0).unwrap_or(from);
+    let start_ts = first.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default();
+    let end_ts = to.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default();
+    let (a, b) = if backend == DbBackend::Postgres { ("$1", "$2") } else { ("?", "?") };
+    let before_sql = format!("SELECT COUNT(*) FROM contact WHERE deleted_at IS NULL AND created_at < {a}");
+    let start_value = encode(backend, &FieldKind::DateTime, &Value::DateTime(start_ts))?;
+    let mut running =
+        match db.query_one_raw(Statement::from_sql_and_values(backend, before_sql, [start_value.clone()])).await? {
+            Some(row) => row.try_get_by_index::<i64>(0)?,
+            None => 0,
+        };
+    let sql =
+        format!("SELECT created_at FROM contact WHERE deleted_at IS NULL AND created_at >= {a} AND created_at < {b}");
+    let values = [start_value, encode(backend, &FieldKind::DateTime, &Value::DateTime(end_ts))?];
+    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+        let Some(at) = decode(backend, &FieldKind::DateTime, &row, 0)?.as_datetime() else { continue };
+        let key = bucket_start(at.date_naive(), interval);
+        if let Ok(i) = buckets.binary_search_by_key(&key, |b| b.0) {
+            buckets[i].1 += 1;
+        }
+    }
+    for bucket in &mut buckets {
+        running += bucket.1;
+        bucket.2 = running;
+    }
+    Ok(buckets)
+}
