@@ -767,3 +767,42 @@ fn growth_buckets_start_on_mondays_and_first_days() {
     assert_eq!(bucket_start(d("2026-11-22"), "MONTH"), d("2026-11-01"));
     assert_eq!(bucket_start(d("2026-11-22"), "DAY"), d("2026-11-22"));
 }
+
+#[tokio::test]
+async fn segments_select_their_members_live() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let agent = token(&db, Role::Agent).await;
+        for (name, stage) in [("Ada", "CUSTOMER"), ("Bob", "LEAD"), ("Cy", "CUSTOMER")] {
+            server.gql(&agent, "mutation($n: String!, $s: ContactLifecycleStage) { createContact(input: {firstName: $n, lifecycleStage: $s}) { id } }", json!({"n": name, "s": stage})).await;
+        }
+        let bad = server
+            .gql(
+                &agent,
+                "mutation { createSegment(input: {name: \"x\", object: CONTACT, filter: {nope: {eq: 1}}}) { id } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(code(&bad), "BAD_USER_INPUT", "{}: {bad}", db.name);
+        let seg = server
+            .gql(&agent, "mutation { createSegment(input: {name: \"Customers\", object: CONTACT, filter: {lifecycleStage: {eq: \"CUSTOMER\"}}}) { id } }", json!({}))
+            .await;
+        let id = seg["data"]["createSegment"]["id"].as_str().unwrap_or_else(|| panic!("{seg}")).to_owned();
+        let q = "query($id: ID!) { segment(id: $id) { name members(first: 10) { totalCount edges { node { __typename ... on Contact { firstName } } } } } }";
+        let r = server.gql(&agent, q, json!({"id": id})).await;
+        let members = &r["data"]["segment"]["members"];
+        assert_eq!(members["totalCount"], 2, "{}: {r}", db.name);
+        assert_eq!(members["edges"][0]["node"], json!({"__typename": "Contact", "firstName": "Ada"}));
+        server
+            .gql(
+                &agent,
+                "mutation { createContact(input: {firstName: \"Di\", lifecycleStage: CUSTOMER}) { id } }",
+                json!({}),
+            )
+            .await;
+        let again = server.gql(&agent, q, json!({"id": id})).await;
+        assert_eq!(again["data"]["segment"]["members"]["totalCount"], 3, "{}: a segment is a live query", db.name);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}

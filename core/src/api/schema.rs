@@ -300,6 +300,32 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
             object = object.field(connection_field(name, other.clone(), Some(field.name.clone()), limits));
         }
     }
+    if def.name == "segment" {
+        let field = Field::new("members", TypeRef::named_nn("SegmentMemberConnection"), move |ctx| {
+            FieldFuture::new(async move {
+                authorize(&ctx, Access::Read)?;
+                let segment = record_of(&ctx)?;
+                let object = segment.get("object").to_string().to_ascii_lowercase();
+                let kith = kith(&ctx)?;
+                let def = kith.object(&object).map_err(to_gql)?;
+                let custom = custom_fields::for_object(kith.store.conn(), &def.name).await.map_err(to_gql)?;
+                let stored = match segment.get("filter") {
+                    Value::Json(j) => j.clone(),
+                    _ => Json::Null,
+                };
+                let saved = Filter::from_json(&def, &custom, &stored).map_err(|e| to_gql(e.into()))?;
+                let query = list_query(&ctx, &def, Some(saved), limits).await?;
+                let page = records::list(kith.store.conn(), &def, &query).await.map_err(to_gql)?;
+                Ok(Some(FieldValue::owned_any(Connection { page, def, filter: query.filter })))
+            })
+        });
+        let field = field
+            .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)))
+            .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)))
+            .argument(InputValue::new("last", TypeRef::named(TypeRef::INT)))
+            .argument(InputValue::new("before", TypeRef::named(TypeRef::STRING)));
+        object = object.field(field.description("The records the segment's filter selects now, oldest first."));
+    }
     if matches!(def.name.as_str(), "contact" | "company" | "deal" | "ticket") {
         let object_name = def.name.clone();
         object = object.field(
@@ -348,19 +374,7 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
         .field(Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {
             FieldFuture::new(async move {
                 let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
-                let page = &connection.page;
-                let mut map = async_graphql::indexmap::IndexMap::new();
-                map.insert(Name::new("hasNextPage"), GqlValue::Boolean(page.has_next));
-                map.insert(Name::new("hasPreviousPage"), GqlValue::Boolean(page.has_previous));
-                map.insert(
-                    Name::new("startCursor"),
-                    page.records.first().map(|(c, _)| GqlValue::String(c.clone())).unwrap_or(GqlValue::Null),
-                );
-                map.insert(
-                    Name::new("endCursor"),
-                    page.records.last().map(|(c, _)| GqlValue::String(c.clone())).unwrap_or(GqlValue::Null),
-                );
-                Ok(Some(FieldValue::value(GqlValue::Object(map))))
+                Ok(Some(FieldValue::value(page_info(&connection.page))))
             })
         }))
         .field(Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
@@ -386,6 +400,16 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
             })
         }));
     vec![object, connection, edge]
+}
+
+/// `PageInfo` of a page.
+fn page_info(page: &Page) -> GqlValue {
+    obj(vec![
+        ("hasNextPage", GqlValue::Boolean(page.has_next)),
+        ("hasPreviousPage", GqlValue::Boolean(page.has_previous)),
+        ("startCursor", page.records.first().map(|(c, _)| GqlValue::String(c.clone())).unwrap_or(GqlValue::Null)),
+        ("endCursor", page.records.last().map(|(c, _)| GqlValue::String(c.clone())).unwrap_or(GqlValue::Null)),
+    ])
 }
 
 fn clone_error(err: &Arc<crate::error::Error>) -> crate::error::Error {
@@ -1236,6 +1260,57 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
                 ("totalContacts", TypeRef::named_nn(TypeRef::INT)),
             ],
         ))
+        .register(
+            async_graphql::dynamic::Union::new("SegmentMember")
+                .possible_type("Contact")
+                .possible_type("Company")
+                .possible_type("Deal")
+                .possible_type("Ticket")
+                .possible_type("Activity"),
+        )
+        .register(
+            Object::new("SegmentMemberConnection")
+                .field(Field::new("edges", TypeRef::named_nn_list_nn("SegmentMemberEdge"), |ctx| {
+                    FieldFuture::new(async move {
+                        let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
+                        let type_name = connection.def.type_name.clone();
+                        let edges = connection.page.records.iter().map(|(cursor, record)| {
+                            FieldValue::owned_any((cursor.clone(), record.clone(), type_name.clone()))
+                        });
+                        Ok(Some(FieldValue::list(edges)))
+                    })
+                }))
+                .field(Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {
+                    FieldFuture::new(async move {
+                        let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
+                        Ok(Some(FieldValue::value(page_info(&connection.page))))
+                    })
+                }))
+                .field(Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
+                    FieldFuture::new(async move {
+                        let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
+                        let n = records::count(kith(&ctx)?.store.conn(), &connection.def, &connection.filter, false)
+                            .await
+                            .map_err(to_gql)?;
+                        Ok(Some(FieldValue::value(GqlValue::Number(n.into()))))
+                    })
+                })),
+        )
+        .register(
+            Object::new("SegmentMemberEdge")
+                .field(Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
+                    FieldFuture::new(async move {
+                        let (cursor, _, _) = ctx.parent_value.try_downcast_ref::<(String, Record, String)>()?;
+                        Ok(Some(FieldValue::value(GqlValue::String(cursor.clone()))))
+                    })
+                }))
+                .field(Field::new("node", TypeRef::named_nn("SegmentMember"), |ctx| {
+                    FieldFuture::new(async move {
+                        let (_, record, type_name) = ctx.parent_value.try_downcast_ref::<(String, Record, String)>()?;
+                        Ok(Some(FieldValue::borrowed_any(record).with_type(type_name.clone())))
+                    })
+                })),
+        )
         .register(Enum::new("SearchType").items(["CONTACT", "COMPANY", "DEAL", "TICKET"]))
         .register(value_object(
             "SearchHit",
