@@ -87,6 +87,7 @@ impl AppState {
     /// State with a schema built from the registry.
     pub fn new(kith: Kith, api: &crate::config::ApiConfig) -> Result<AppState, async_graphql::dynamic::SchemaError> {
         let schema = build_schema(&kith.registry, Some(kith.clone()), *api)?;
+        kith.events.start(kith.store.clone());
         Ok(AppState {
             kith,
             schema: Arc::new(RwLock::new(schema)),
@@ -114,6 +115,7 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -248,6 +250,42 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         Ok(body) => gql_reply(StatusCode::OK, &headers, body),
         Err(_) => gql_error(StatusCode::INTERNAL_SERVER_ERROR, &headers, "INTERNAL", "internal error"),
     }
+}
+
+/// `GET /graphql/ws`: subscriptions over graphql-transport-ws (and the older graphql-ws). The
+/// token goes in the `connection_init` payload as `{"Authorization": "Bearer <token>"}`.
+async fn graphql_ws(
+    State(state): State<AppState>,
+    protocol: async_graphql_axum::GraphQLProtocol,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let schema = match state.schema.read() {
+        Ok(schema) => schema.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    let kith = state.kith.clone();
+    upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
+        async_graphql_axum::GraphQLWebSocket::new(socket, schema, protocol)
+            .on_connection_init(move |payload| async move {
+                let header = ["Authorization", "authorization", "token"]
+                    .iter()
+                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
+                    .unwrap_or_default();
+                let token = header.strip_prefix("Bearer ").unwrap_or(&header).trim().to_owned();
+                match users::authenticate_cached(&kith, &token).await {
+                    Ok(Some(actor)) => {
+                        let mut data = async_graphql::Data::default();
+                        data.insert(actor);
+                        Ok(data)
+                    }
+                    _ => Err(async_graphql::Error::new(
+                        "UNAUTHENTICATED: a valid token is required in the connection_init payload",
+                    )),
+                }
+            })
+            .serve()
+            .await
+    })
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish

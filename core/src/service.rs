@@ -1,6 +1,7 @@
 //! Use cases: each composes domain rules and store calls inside one transaction, and leaves an
 //! audit entry and an outbox event for every record it changes.
 
+pub mod events;
 pub mod export;
 pub mod import;
 pub mod input;
@@ -27,12 +28,14 @@ pub struct Kith {
     pub registry: Arc<Registry>,
     /// Recently resolved bearer tokens (see `users::authenticate_cached`).
     pub auth_cache: Arc<users::AuthCache>,
+    /// Committed events, as read back from the outbox, for live subscribers.
+    pub events: Arc<events::EventHub>,
 }
 
 impl Kith {
     /// Core services over `store` with the core objects.
     pub fn new(store: Store) -> Kith {
-        Kith { store, registry: Arc::new(Registry::core()), auth_cache: Arc::default() }
+        Kith { store, registry: Arc::new(Registry::core()), auth_cache: Arc::default(), events: Arc::default() }
     }
 
     /// The definition of `object`, or a validation error naming it.

@@ -1069,6 +1069,54 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
     (query, mutation)
 }
 
+/// `recordChanged(object)`: every committed change, live, for views that must stay current.
+fn subscription() -> async_graphql::dynamic::Subscription {
+    use async_graphql::dynamic::{Subscription, SubscriptionField, SubscriptionFieldFuture};
+    Subscription::new("Subscription").field(
+        SubscriptionField::new("recordChanged", TypeRef::named_nn("RecordChange"), |ctx| {
+            SubscriptionFieldFuture::new(async move {
+                authorize(&ctx, Access::Read)?;
+                let object = arg_opt_string(&ctx, "object")?;
+                let receiver = kith(&ctx)?.events.subscribe();
+                let stream = futures_util::stream::unfold(receiver, move |mut receiver| {
+                    let object = object.clone();
+                    async move {
+                        loop {
+                            match receiver.recv().await {
+                                Ok(event) if object.as_deref().is_none_or(|o| o == event.object) => {
+                                    let value = obj(vec![
+                                        ("seq", GqlValue::String(event.seq.to_string())),
+                                        ("kind", GqlValue::String(event.kind.clone())),
+                                        ("object", GqlValue::String(event.object.clone())),
+                                        (
+                                            "recordId",
+                                            event
+                                                .record_id
+                                                .map(|id| GqlValue::String(id.to_string()))
+                                                .unwrap_or(GqlValue::Null),
+                                        ),
+                                        ("actor", GqlValue::String(event.actor.clone())),
+                                        (
+                                            "payload",
+                                            GqlValue::from_json(event.payload.clone()).unwrap_or(GqlValue::Null),
+                                        ),
+                                    ]);
+                                    return Some((Ok::<_, async_graphql::Error>(FieldValue::value(value)), receiver));
+                                }
+                                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                            }
+                        }
+                    }
+                });
+                Ok(stream)
+            })
+        })
+        .description("Every committed change (of one object when `object` is given: `contact`, `deal`, ...).")
+        .argument(InputValue::new("object", TypeRef::named(TypeRef::STRING))),
+    )
+}
+
 fn value_object(name: &str, fields: &[(&str, TypeRef)]) -> Object {
     let mut object = Object::new(name);
     for (field, ty) in fields {
@@ -1090,7 +1138,7 @@ fn value_object(name: &str, fields: &[(&str, TypeRef)]) -> Object {
 /// Builds the schema for `registry`.
 /// `services` may be `None` to build the schema only for its SDL.
 pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConfig) -> Result<Schema, SchemaError> {
-    let mut builder = Schema::build("Query", Some("Mutation"), None);
+    let mut builder = Schema::build("Query", Some("Mutation"), Some("Subscription"));
     let mut query = Object::new("Query");
     let mut mutation = Object::new("Mutation");
     for (scalar, doc) in [
@@ -1190,6 +1238,17 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
     }
     mutation = workflow_mutations(mutation);
     let (query, mutation) = admin_fields(query, mutation);
+    builder = builder.register(subscription()).register(value_object(
+        "RecordChange",
+        &[
+            ("seq", TypeRef::named_nn(TypeRef::STRING)),
+            ("kind", TypeRef::named_nn(TypeRef::STRING)),
+            ("object", TypeRef::named_nn(TypeRef::STRING)),
+            ("recordId", TypeRef::named(TypeRef::ID)),
+            ("actor", TypeRef::named_nn(TypeRef::STRING)),
+            ("payload", TypeRef::named_nn("JSON")),
+        ],
+    ));
     builder = builder
         .register(
             Object::new("ContactDuplicate")

@@ -1,0 +1,84 @@
+//! Live events: a task follows the outbox (so it sees the commits of every Kith process on the
+//! database) and broadcasts each event to in-process subscribers such as GraphQL subscriptions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::store::Store;
+use crate::store::outbox::{self, Event};
+
+/// How often the outbox is polled for new events.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The broadcast of committed events.
+#[derive(Debug)]
+pub struct EventHub {
+    sender: broadcast::Sender<Arc<Event>>,
+    started: AtomicBool,
+}
+
+impl Default for EventHub {
+    fn default() -> EventHub {
+        EventHub { sender: broadcast::channel(1_024).0, started: AtomicBool::new(false) }
+    }
+}
+
+impl EventHub {
+    /// A receiver of events committed from now on. A slow receiver skips what it missed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.sender.subscribe()
+    }
+
+    /// Starts following the outbox (once per hub), from its current end. The task stops when
+    /// the hub is dropped.
+    pub fn start(self: &Arc<Self>, store: Store) {
+        if self.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut after = match last_seq(&store).await {
+                Ok(seq) => seq,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read the outbox; live events are off");
+                    return;
+                }
+            };
+            loop {
+                tokio::time::sleep(POLL_INTERVAL).await;
+                let Some(hub) = hub.upgrade() else { return };
+                if hub.sender.receiver_count() == 0 {
+                    // Nobody listens: skip ahead without reading the events.
+                    if let Ok(seq) = last_seq(&store).await {
+                        after = seq;
+                    }
+                    continue;
+                }
+                match outbox::read(store.conn(), after, 500).await {
+                    Ok(events) => {
+                        for event in events {
+                            after = event.seq;
+                            let _ = hub.sender.send(Arc::new(event));
+                        }
+                    }
+                    Err(err) => tracing::warn!(error = %err, "reading the outbox for live events"),
+                }
+            }
+        });
+    }
+}
+
+async fn last_seq(store: &Store) -> crate::Result<i64> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = store
+        .conn()
+        .query_one_raw(Statement::from_string(store.backend(), "SELECT COALESCE(MAX(seq), 0) FROM event_outbox"))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get_by_index::<i64>(0)?,
+        None => 0,
+    })
+}
