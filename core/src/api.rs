@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod loader;
+pub mod plugins;
 pub mod schema;
 
 pub use schema::build_schema;

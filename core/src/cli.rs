@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod plugin;
+
 use crate::config::Config;
 use crate::domain::actor::{Actor, Role};
 use crate::http::{AppState, app, serve, shutdown_signal};
@@ -68,6 +70,12 @@ pub enum Command {
     },
     /// Print the commented example configuration.
     PrintConfig,
+    /// Manage plugins.
+    Plugin {
+        /// The plugin action.
+        #[command(subcommand)]
+        action: plugin::PluginAction,
+    },
     /// The GraphQL schema.
     Schema {
         /// The schema action.
@@ -96,6 +104,10 @@ pub struct ServeArgs {
     /// Log as JSON lines (overrides log.format).
     #[arg(long)]
     pub json_logs: bool,
+    /// Install and enable the plugins bundled with Kith, granting what they request
+    /// (overrides plugins.enable_bundled).
+    #[arg(long)]
+    pub enable_bundled_plugins: bool,
 }
 
 /// `kith migrate` actions.
@@ -277,6 +289,24 @@ pub async fn run(
         if args.json_logs {
             config.log.format = "json".into();
         }
+        if args.enable_bundled_plugins {
+            config.plugins.install_bundled = true;
+            config.plugins.enable_bundled = true;
+        }
+    }
+    if let Command::Plugin { action: plugin::PluginAction::New { name, dir, sdk_path } } = &cli.command {
+        let dir = plugin::scaffold(name, dir.clone(), sdk_path.clone())?;
+        writeln!(
+            io.stderr,
+            "created {}
+build it:   cd {} && cargo build --release --target wasm32-wasip2
+test it:    cargo test
+install it: kith plugin install {}",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        )?;
+        return Ok(());
     }
     if let Command::PrintConfig = cli.command {
         io.stdout.write_all(crate::config::EXAMPLE.as_bytes())?;
@@ -317,8 +347,16 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 .with_context(|| format!("cannot listen on {}", config.server.bind))?;
             tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database.url), "kith is listening");
             let state = AppState::new(kith.clone(), &config.api).context("building the GraphQL schema")?;
+            let plugins = if config.plugins.enabled {
+                Some(crate::plugin::start_runtime(kith, &config.plugins).await.context("starting the plugin runtime")?)
+            } else {
+                None
+            };
             let router = app(state, &config.server);
             serve(listener, router, shutdown_signal(), Duration::from_secs(config.server.shutdown_grace_secs)).await?;
+            if let Some(plugins) = plugins {
+                plugins.stop().await;
+            }
             tracing::info!("stopped");
         }
         Command::Migrate { action } => {
@@ -407,6 +445,10 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 "seeded {} companies, {} contacts, {} deals, {} tickets, {} activities",
                 report.companies, report.contacts, report.deals, report.tickets, report.activities
             )?;
+        }
+        Command::Plugin { action } => {
+            let manager = crate::plugin::PluginManager::new(kith.clone(), &config.plugins)?;
+            plugin::run(&manager, &system, action, io).await?;
         }
         Command::PrintConfig | Command::Schema { .. } => {}
     }

@@ -47,6 +47,51 @@ pub struct Config {
     pub log: LogConfig,
     /// The GraphQL API.
     pub api: ApiConfig,
+    /// The plugin runtime.
+    pub plugins: PluginsConfig,
+}
+
+/// `[plugins]`: how this process runs plugins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Run plugins (hooks and event delivery) in this process.
+    pub enabled: bool,
+    /// Where compiled components are cached ("" disables the cache).
+    pub cache_dir: String,
+    /// Install the bundled plugins (disabled) at start-up when they are missing.
+    pub install_bundled: bool,
+    /// Also enable the bundled plugins, granting what they request.
+    pub enable_bundled: bool,
+    /// Consecutive failures after which a plugin is suspended until an admin resumes it.
+    pub suspend_after: u32,
+    /// Delivery attempts of one event before it goes to the dead-letter list.
+    pub max_attempts: u32,
+    /// First retry delay; each further retry waits twice as long (at most 5 minutes).
+    pub retry_base_ms: u64,
+    /// Longest chain of plugin writes causing events; deeper events are dead-lettered (loops).
+    pub max_event_depth: u32,
+    /// Most events in one call of a plugin.
+    pub batch_size: u32,
+    /// How often the outbox is checked for new events.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> PluginsConfig {
+        PluginsConfig {
+            enabled: true,
+            cache_dir: ".kith/plugin-cache".into(),
+            install_bundled: true,
+            enable_bundled: false,
+            suspend_after: 5,
+            max_attempts: 5,
+            retry_base_ms: 1_000,
+            max_event_depth: 8,
+            batch_size: 100,
+            poll_interval_ms: 100,
+        }
+    }
 }
 
 /// `[api]`: the limits every GraphQL request is held to.

@@ -9,6 +9,7 @@ pub mod currency;
 pub mod custom_field;
 pub mod error;
 pub mod filter;
+pub mod hook;
 pub mod object;
 pub mod rules;
 pub mod ticket;

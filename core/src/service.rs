@@ -12,11 +12,12 @@ pub mod timeline;
 pub mod users;
 pub mod workflow;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, Weak};
 
 use crate::domain::DomainError;
 use crate::domain::object::{ObjectDef, Registry};
 use crate::error::Result;
+use crate::plugin::PluginManager;
 use crate::store::Store;
 
 /// The core services: the database and the object registry.
@@ -30,12 +31,30 @@ pub struct Kith {
     pub auth_cache: Arc<users::AuthCache>,
     /// Committed events, as read back from the outbox, for live subscribers.
     pub events: Arc<events::EventHub>,
+    /// The plugin runtime serving this process, if one is attached (weak: it holds `Kith`).
+    plugins: Arc<RwLock<Weak<PluginManager>>>,
 }
 
 impl Kith {
     /// Core services over `store` with the core objects.
     pub fn new(store: Store) -> Kith {
-        Kith { store, registry: Arc::new(Registry::core()), auth_cache: Arc::default(), events: Arc::default() }
+        Kith {
+            store,
+            registry: Arc::new(Registry::core()),
+            auth_cache: Arc::default(),
+            events: Arc::default(),
+            plugins: Arc::default(),
+        }
+    }
+
+    /// Makes `manager` the plugin runtime of this process (for the API's admin operations).
+    pub fn attach_plugins(&self, manager: &Arc<PluginManager>) {
+        *self.plugins.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::downgrade(manager);
+    }
+
+    /// The attached plugin runtime.
+    pub fn plugins(&self) -> Option<Arc<PluginManager>> {
+        self.plugins.read().unwrap_or_else(std::sync::PoisonError::into_inner).upgrade()
     }
 
     /// The definition of `object`, or a validation error naming it.

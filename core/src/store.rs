@@ -13,6 +13,7 @@ pub mod counter;
 pub mod custom_fields;
 pub mod history;
 pub mod outbox;
+pub mod plugins;
 pub mod query;
 pub mod records;
 pub mod search;
@@ -20,6 +21,8 @@ pub mod tags;
 pub mod tokens;
 pub mod users;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -31,6 +34,7 @@ use sea_orm::{
 };
 
 use crate::domain::actor::Actor;
+use crate::domain::hook::WriteHook;
 use crate::domain::value::truncate_micros;
 use crate::error::{Error, Result};
 
@@ -64,6 +68,7 @@ impl StoreOptions {
 pub struct Store {
     db: DatabaseConnection,
     backend: DbBackend,
+    hook: Arc<RwLock<Option<Arc<dyn WriteHook>>>>,
 }
 
 /// Normalises what users type for a database location: a bare path means a SQLite file.
@@ -97,7 +102,7 @@ impl Store {
         }
         let db = Database::connect(connect).await?;
         let backend = db.get_database_backend();
-        Ok(Store { db, backend })
+        Ok(Store { db, backend, hook: Arc::default() })
     }
 
     /// Connects and applies pending migrations.
@@ -153,6 +158,11 @@ impl Store {
         self.db.ping().await.map_err(Error::from)
     }
 
+    /// Installs the hook every write transaction of this store (and its clones) consults.
+    pub fn set_write_hook(&self, hook: Option<Arc<dyn WriteHook>>) {
+        *self.hook.write().unwrap_or_else(std::sync::PoisonError::into_inner) = hook;
+    }
+
     /// Starts a write transaction on behalf of `actor`. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing on lock upgrade.
     pub async fn begin(&self, actor: &Actor) -> Result<Tx> {
@@ -161,7 +171,14 @@ impl Store {
             ..TransactionOptions::default()
         };
         let txn = self.db.begin_with_options(options).await?;
-        Ok(Tx { txn, backend: self.backend, actor: actor.clone(), now: truncate_micros(Utc::now()) })
+        Ok(Tx {
+            txn,
+            backend: self.backend,
+            actor: actor.clone(),
+            now: truncate_micros(Utc::now()),
+            outbox_locked: AtomicBool::new(false),
+            hook: self.hook.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+        })
     }
 
     /// Closes the pool.
@@ -179,6 +196,8 @@ pub struct Tx {
     pub actor: Actor,
     /// The time of the change, the same for every row it touches.
     pub now: DateTime<Utc>,
+    outbox_locked: AtomicBool,
+    hook: Option<Arc<dyn WriteHook>>,
 }
 
 impl Tx {
@@ -190,6 +209,22 @@ impl Tx {
     /// Which database this is.
     pub fn backend(&self) -> DbBackend {
         self.backend
+    }
+
+    /// Before the first outbox append of a transaction on PostgreSQL, waits for the outbox lock
+    /// (held until commit), so outbox positions are handed out in commit order and a reader
+    /// following `seq` never skips a row that commits late. SQLite writers are serialised
+    /// already.
+    pub(crate) async fn lock_outbox(&self) -> Result<()> {
+        if self.backend == DbBackend::Postgres && !self.outbox_locked.swap(true, Ordering::SeqCst) {
+            self.txn.execute_unprepared("SELECT pg_advisory_xact_lock(4242424243)").await?;
+        }
+        Ok(())
+    }
+
+    /// The write hook to consult about writes to `object`, if one wants them.
+    pub(crate) fn hook_for(&self, object: &str) -> Option<&dyn WriteHook> {
+        self.hook.as_deref().filter(|hook| hook.wants(object))
     }
 
     /// Commits.

@@ -25,6 +25,7 @@ mod m20261122_000003_create_service;
 mod m20261122_000004_create_activity;
 mod m20261122_000005_create_audit_outbox;
 mod m20261122_000006_create_search;
+mod m20261122_000007_create_plugins;
 
 /// The whole migration chain, oldest first.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_activity::Migration),
             Box::new(m20261122_000005_create_audit_outbox::Migration),
             Box::new(m20261122_000006_create_search::Migration),
+            Box::new(m20261122_000007_create_plugins::Migration),
         ]
     }
 }

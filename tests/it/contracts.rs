@@ -34,3 +34,89 @@ async fn kith_schema_print_writes_the_same_sdl() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), kith_core::api::schema::core_sdl().unwrap());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Released versions of the `kith:plugin` WIT package are frozen: their files must keep the
+/// hashes recorded in `schemas/wit/RELEASED`, and every version folder must be listed there.
+#[test]
+fn released_wit_versions_are_frozen() {
+    let wit = repo_root().join("schemas/wit");
+    let released = std::fs::read_to_string(wit.join("RELEASED")).unwrap();
+    let mut listed = Vec::new();
+    for line in released.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (file, hash) = line.split_once(' ').unwrap();
+        let bytes = std::fs::read(wit.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(
+            kith_core::plugin::engine::content_hash(&bytes),
+            hash.trim(),
+            "{file} changed, but released WIT versions are frozen: add a new version folder instead"
+        );
+        listed.push(file.split('/').next().unwrap().to_owned());
+    }
+    for entry in std::fs::read_dir(&wit).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(listed.contains(&name), "schemas/wit/{name} is not listed in schemas/wit/RELEASED");
+        }
+    }
+    // The host runs every released major version.
+    assert!(kith_core::plugin::SUPPORTED_SDK.iter().any(|(major, _)| *major == 1));
+}
+
+/// The committed manifest reference (`schemas/plugin/manifest-v1.toml`) shows every key the
+/// parser knows: this struct literal stops compiling when a key is added, and the comparison
+/// fails when the file and the parser disagree.
+#[test]
+fn the_manifest_reference_matches_the_parser() {
+    use kith_core::plugin::manifest::{BeforeWrite, FailurePolicy, Limits, Manifest, SettingDef, SettingKind};
+    let text = std::fs::read_to_string(repo_root().join("schemas/plugin/manifest-v1.toml")).unwrap();
+    let parsed = Manifest::parse(&text).unwrap();
+    let expected = Manifest {
+        manifest_version: 1,
+        id: "donors".into(),
+        name: "Donor management".into(),
+        version: "1.4.2".into(),
+        sdk_version: "1.0.0".into(),
+        description: "Gifts, pledges and donor retention.".into(),
+        authors: vec!["Ada <ada@example.org>".into()],
+        license: Some("Apache-2.0".into()),
+        capabilities: vec!["contacts:read".into(), "activities:write".into(), "kv".into()],
+        events: vec!["contact.created".into(), "deal.*".into()],
+        before_write: Some(BeforeWrite {
+            objects: vec!["contact".into()],
+            on_failure: FailurePolicy::Deny,
+            timeout_ms: 20,
+        }),
+        settings: [
+            (
+                "levels".to_owned(),
+                SettingDef {
+                    kind: SettingKind::StringList,
+                    default: Some(toml::Value::Array(
+                        ["bronze", "silver", "gold"].map(|s| toml::Value::String(s.into())).to_vec(),
+                    )),
+                    description: "Donor levels, lowest first.".into(),
+                    secret: false,
+                },
+            ),
+            (
+                "api_key".to_owned(),
+                SettingDef {
+                    kind: SettingKind::String,
+                    default: None,
+                    description: "Payment provider key.".into(),
+                    secret: true,
+                },
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        limits: Limits { event_timeout_ms: 100, memory_mib: 64 },
+    };
+    assert_eq!(parsed, expected);
+    // The bundled and test plugins' manifests are valid too.
+    for path in ["plugins/welcome/plugin.toml", "tests/plugins/hostile/plugin.toml"] {
+        Manifest::parse(&std::fs::read_to_string(repo_root().join(path)).unwrap())
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}

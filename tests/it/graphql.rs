@@ -11,23 +11,31 @@ use kith_tests::TestDb;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Server {
+pub(crate) struct Server {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
-    async fn start(db: &TestDb) -> Server {
+    pub(crate) async fn start(db: &TestDb) -> Server {
         Server::start_with(db, ApiConfig::default()).await
     }
 
+    pub(crate) async fn start_with_body(db: &TestDb, max_body_bytes: usize) -> Server {
+        Server::start_full(db, ApiConfig::default(), max_body_bytes).await
+    }
+
     async fn start_with(db: &TestDb, api: ApiConfig) -> Server {
+        Server::start_full(db, api, 64 * 1024).await
+    }
+
+    async fn start_full(db: &TestDb, api: ApiConfig, max_body_bytes: usize) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = AppState::new(db.kith.clone(), &api).unwrap();
-        let router = app(state, &ServerConfig { max_body_bytes: 64 * 1024, ..ServerConfig::default() });
+        let router = app(state, &ServerConfig { max_body_bytes, ..ServerConfig::default() });
         let task = tokio::spawn(serve(
             listener,
             router,
@@ -39,7 +47,7 @@ impl Server {
         Server { addr, stop: Some(stop), task }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -63,7 +71,7 @@ impl Server {
         (status, body)
     }
 
-    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+    pub(crate) async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
         let body = json!({"query": query, "variables": variables}).to_string();
         let (status, body) = self.post("application/json", Some(token), &body).await;
         assert_eq!(status, 200, "{body}");
@@ -71,14 +79,14 @@ impl Server {
     }
 }
 
-async fn token(db: &TestDb, role: Role) -> String {
+pub(crate) async fn token(db: &TestDb, role: Role) -> String {
     let tx = db.kith.store.begin(&Actor::system("test")).await.unwrap();
     let (_, secret) = users::create_token(&tx, &format!("{role}"), role, None, None).await.unwrap();
     tx.commit().await.unwrap();
     secret
 }
 
-fn code(response: &Value) -> &str {
+pub(crate) fn code(response: &Value) -> &str {
     response["errors"][0]["extensions"]["code"].as_str().unwrap_or("none")
 }
 

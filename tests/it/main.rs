@@ -7,5 +7,6 @@ mod contracts;
 mod graphql;
 mod http;
 mod import_export;
+mod plugins;
 mod records;
 mod workflows;

@@ -22,6 +22,12 @@ pub fn to_gql(err: Error) -> async_graphql::Error {
         Error::Domain(e @ DomainError::NotFound { .. }) => coded("NOT_FOUND", e.to_string()),
         Error::Domain(e @ DomainError::Conflict(_)) => coded("CONFLICT", e.to_string()),
         Error::Domain(e @ DomainError::Forbidden(_)) => coded("FORBIDDEN", e.to_string()),
+        Error::Domain(DomainError::Rejected { plugin, reason }) => {
+            async_graphql::Error::new(format!("rejected by plugin `{plugin}`: {reason}")).extend_with(|_, ext| {
+                ext.set("code", "REJECTED_BY_PLUGIN");
+                ext.set("plugin", plugin.clone());
+            })
+        }
         Error::Database(e) => {
             tracing::error!(error = %e, "database error while serving GraphQL");
             coded("INTERNAL", "internal error")

@@ -89,7 +89,7 @@ fn record_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Record>
     ctx.parent_value.try_downcast_ref::<Record>()
 }
 
-fn kith<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Kith> {
+pub(crate) fn kith<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Kith> {
     ctx.data::<Kith>()
 }
 
@@ -770,7 +770,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
     )
 }
 
-fn obj(pairs: Vec<(&str, GqlValue)>) -> GqlValue {
+pub(crate) fn obj(pairs: Vec<(&str, GqlValue)>) -> GqlValue {
     let mut map = async_graphql::indexmap::IndexMap::new();
     for (k, v) in pairs {
         map.insert(Name::new(k), v);
@@ -1117,7 +1117,7 @@ fn subscription() -> async_graphql::dynamic::Subscription {
     )
 }
 
-fn value_object(name: &str, fields: &[(&str, TypeRef)]) -> Object {
+pub(crate) fn value_object(name: &str, fields: &[(&str, TypeRef)]) -> Object {
     let mut object = Object::new(name);
     for (field, ty) in fields {
         let key = (*field).to_owned();
@@ -1238,6 +1238,8 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
     }
     mutation = workflow_mutations(mutation);
     let (query, mutation) = admin_fields(query, mutation);
+    let (registered, query, mutation) = crate::api::plugins::register(builder, query, mutation);
+    builder = registered;
     builder = builder.register(subscription()).register(value_object(
         "RecordChange",
         &[

@@ -94,17 +94,27 @@ pub struct Actor {
     pub role: Role,
     /// The user behind a session or token, used as the default owner of what it creates.
     pub user_id: Option<uuid::Uuid>,
+    /// For a plugin handling an event: how many plugin writes led to that event, plus one.
+    /// Stamped on the events this actor causes, so chains of plugin writes can be cut off.
+    pub depth: u32,
 }
 
 impl Actor {
     /// Kith itself, with full rights.
     pub fn system(name: &str) -> Actor {
-        Actor { kind: ActorKind::System, id: None, name: name.to_owned(), role: Role::Admin, user_id: None }
+        Actor { kind: ActorKind::System, id: None, name: name.to_owned(), role: Role::Admin, user_id: None, depth: 0 }
     }
 
     /// A plugin, with the role its grants amount to.
-    pub fn plugin(id: &str, role: Role) -> Actor {
-        Actor { kind: ActorKind::Plugin, id: Some(id.to_owned()), name: format!("plugin:{id}"), role, user_id: None }
+    pub fn plugin(id: &str, role: Role, depth: u32) -> Actor {
+        Actor {
+            kind: ActorKind::Plugin,
+            id: Some(id.to_owned()),
+            name: format!("plugin:{id}"),
+            role,
+            user_id: None,
+            depth,
+        }
     }
 
     /// A short label, e.g. `user:ada@example.org`, stored where a single string is enough.

@@ -29,6 +29,14 @@ pub enum DomainError {
     /// The caller may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A plugin's `before-write` hook refused the change (or failed under a fail-closed policy).
+    #[error("rejected by plugin `{plugin}`: {reason}")]
+    Rejected {
+        /// The plugin id.
+        plugin: String,
+        /// Its reason, shown to the writer.
+        reason: String,
+    },
 }
 
 impl DomainError {

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::DomainError;
 use crate::domain::custom_field::validate_values;
+use crate::domain::hook::{PendingWrite, WriteOp};
 use crate::domain::object::{ObjectDef, Registry};
 use crate::domain::rules::{self, Mode};
 use crate::domain::ticket::{SlaPolicy, sla_due};
@@ -57,6 +58,7 @@ pub async fn create(tx: &Tx, registry: &Registry, object: &str, input: Input) ->
     rules::prepare(&def, None, &mut after, tx.now)?;
     check_references(tx, registry, &def, None, &after).await?;
     stamp_new(&def, &mut after, tx);
+    run_write_hook(tx, registry, &def, WriteOp::Create, None, &mut after).await?;
     records::insert(tx.conn(), &def, std::slice::from_ref(&after)).await?;
     let record = Record { fields: after };
     if let Some(names) = &input.tags {
@@ -157,6 +159,9 @@ pub(crate) async fn apply_update(
     before_write(tx, registry, def, Some(&before), &mut after, &mut effects).await?;
     rules::prepare(def, Some(&before.fields), &mut after, tx.now)?;
     check_references(tx, registry, def, Some(&before.fields), &after).await?;
+    if !rules::diff(&before.fields, &after).is_empty() {
+        run_write_hook(tx, registry, def, WriteOp::Update, Some(&before), &mut after).await?;
+    }
     let diff = rules::diff(&before.fields, &after);
     let tag_change = match &new_tags {
         Some(names) => {
@@ -198,11 +203,46 @@ pub(crate) async fn apply_update(
     Ok(record)
 }
 
+/// Asks the write hook (plugins) about a write, if one wants writes to this object. Fields it
+/// changes go through the core rules again; a refusal aborts the write.
+async fn run_write_hook(
+    tx: &Tx,
+    registry: &Registry,
+    def: &ObjectDef,
+    op: WriteOp,
+    before: Option<&Record>,
+    after: &mut Fields,
+) -> Result<()> {
+    let Some(hook) = tx.hook_for(&def.name) else { return Ok(()) };
+    let after_json = Record { fields: after.clone() }.to_json();
+    let id = get(after, "id").as_uuid().map(|id| id.to_string()).unwrap_or_default();
+    let write = PendingWrite {
+        object: &def.name,
+        op,
+        id,
+        before: before.map(Record::to_json),
+        after: after_json,
+        actor: &tx.actor,
+    };
+    let Some(patch) = hook.before_write(write).await? else { return Ok(()) };
+    if op == WriteOp::Delete {
+        return Ok(());
+    }
+    let input = Input::from_json(def, &Json::Object(patch))?;
+    rules::check_input(def, &input.fields, Mode::Update)?;
+    after.extend(input.fields);
+    rules::prepare(def, before.map(|b| &b.fields), after, tx.now)?;
+    check_references(tx, registry, def, before.map(|b| &b.fields), after).await
+}
+
 /// Deletes a record: soft (sets `deletedAt`) where the object supports it, for good otherwise.
 pub async fn delete(tx: &Tx, registry: &Registry, object: &str, id: Uuid) -> Result<Record> {
     let def = object_def(registry, object)?;
     let before = records::get_live(tx.conn(), &def, id).await?;
     before_delete(tx, registry, &def, &before).await?;
+    let mut after = before.fields.clone();
+    after.insert("deletedAt".into(), Value::DateTime(tx.now));
+    run_write_hook(tx, registry, &def, WriteOp::Delete, Some(&before), &mut after).await?;
     if !def.soft_delete {
         if def.name == "user" {
             return Err(DomainError::conflict(

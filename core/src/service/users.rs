@@ -117,6 +117,7 @@ pub async fn login(store: &Store, email: &str, password: &str) -> Result<(String
         name: login.email.clone(),
         role: login.role,
         user_id: Some(login.id),
+        depth: 0,
     };
     let tx = store.begin(&actor).await?;
     let new = NewToken {
@@ -159,7 +160,7 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Actor>> {
     } else {
         (ActorKind::Token, info.name.clone())
     };
-    Ok(Some(Actor { kind, id: Some(info.id.to_string()), name, role: info.role, user_id: info.user_id }))
+    Ok(Some(Actor { kind, id: Some(info.id.to_string()), name, role: info.role, user_id: info.user_id, depth: 0 }))
 }
 
 /// How long a resolved token is trusted without asking the database again. Revoking a token

@@ -43,6 +43,8 @@ pub struct Event {
     pub actor: String,
     /// The plugin whose write caused it, if any.
     pub origin_plugin: Option<String>,
+    /// How many plugin writes led to it (0 = a person or Kith itself).
+    pub depth: u32,
     /// When.
     pub occurred_at: Value,
 }
@@ -55,6 +57,8 @@ pub async fn emit(tx: &Tx, events: Vec<NewEvent>) -> Result<()> {
     let actor = encode(backend, &FieldKind::Text, &Value::Text(actor))?;
     let origin = encode(backend, &FieldKind::Text, &origin)?;
     let occurred_at = encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?;
+    let depth = sea_orm::Value::Int(Some(i32::try_from(tx.actor.depth).unwrap_or(i32::MAX)));
+    tx.lock_outbox().await?;
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         rows.push(vec![
@@ -66,9 +70,11 @@ pub async fn emit(tx: &Tx, events: Vec<NewEvent>) -> Result<()> {
             actor.clone(),
             origin.clone(),
             occurred_at.clone(),
+            depth.clone(),
         ]);
     }
-    let columns = ["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at"];
+    let columns =
+        ["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at", "depth"];
     crate::store::codec::insert_rows(tx.conn(), "event_outbox", &columns, rows).await
 }
 
@@ -79,8 +85,19 @@ pub async fn read<C: ConnectionTrait>(db: &C, after: i64, limit: u64) -> Result<
     select
         .from(Alias::new("event_outbox"))
         .columns(
-            ["seq", "event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at"]
-                .map(Alias::new),
+            [
+                "seq",
+                "event_id",
+                "kind",
+                "object",
+                "record_id",
+                "payload",
+                "actor",
+                "origin_plugin",
+                "occurred_at",
+                "depth",
+            ]
+            .map(Alias::new),
         )
         .and_where(Expr::col(Alias::new("seq")).gt(after))
         .order_by(Alias::new("seq"), Order::Asc)
@@ -100,6 +117,7 @@ pub async fn read<C: ConnectionTrait>(db: &C, after: i64, limit: u64) -> Result<
             actor: row.try_get_by_index(6)?,
             origin_plugin: row.try_get_by_index(7)?,
             occurred_at: decode(backend, &FieldKind::DateTime, &row, 8)?,
+            depth: u32::try_from(row.try_get_by_index::<i32>(9)?).unwrap_or(0),
         });
     }
     Ok(out)

@@ -1,0 +1,332 @@
+//! The plugin admin API (ADMIN only): list, install, enable with grants, disable, upgrade,
+//! configure, uninstall, dead letters and replay. The same operations as `kith plugin`.
+
+use std::sync::Arc;
+
+use async_graphql::Value as GqlValue;
+use async_graphql::dynamic::{
+    Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, SchemaBuilder, TypeRef,
+};
+use base64::Engine as _;
+use serde_json::Value as Json;
+
+use crate::api::auth::{Access, authorize};
+use crate::api::error::{coded, to_gql};
+use crate::api::schema::{kith, obj, value_object};
+use crate::plugin::manager::{Grants, visible_settings};
+use crate::plugin::manifest::Manifest;
+use crate::plugin::{PluginError, PluginManager};
+use crate::store::plugins::{DeadLetter, PluginRow};
+
+/// Maps a plugin error to a coded GraphQL error.
+pub fn plugin_error(err: PluginError) -> async_graphql::Error {
+    match err {
+        PluginError::Store(err) => to_gql(err),
+        e @ PluginError::NotFound(_) => coded("NOT_FOUND", e.to_string()),
+        e @ (PluginError::Manifest { .. } | PluginError::Component(_) | PluginError::Invalid(_)) => {
+            coded("BAD_USER_INPUT", e.to_string())
+        }
+        e @ (PluginError::Io { .. } | PluginError::Runtime(_)) => {
+            tracing::error!(error = %e, "plugin operation failed");
+            coded("INTERNAL", "internal error")
+        }
+    }
+}
+
+fn manager(ctx: &ResolverContext<'_>) -> async_graphql::Result<Arc<PluginManager>> {
+    kith(ctx)?.plugins().ok_or_else(|| coded("UNAVAILABLE", "this Kith process runs no plugin runtime"))
+}
+
+fn gql(json: Json) -> GqlValue {
+    GqlValue::from_json(json).unwrap_or(GqlValue::Null)
+}
+
+fn plugin_value(row: PluginRow) -> GqlValue {
+    let manifest = Manifest::parse(&row.manifest).ok();
+    let strings = |items: &[String]| GqlValue::List(items.iter().cloned().map(GqlValue::String).collect());
+    let (description, requested, events, hooks, settings) = match &manifest {
+        Some(m) => (
+            m.description.clone(),
+            strings(&m.capabilities),
+            strings(&m.events),
+            strings(m.before_write.as_ref().map(|h| h.objects.as_slice()).unwrap_or_default()),
+            gql(visible_settings(m, &row.settings)),
+        ),
+        None => (String::new(), GqlValue::List(vec![]), GqlValue::List(vec![]), GqlValue::List(vec![]), GqlValue::Null),
+    };
+    obj(vec![
+        ("id", GqlValue::String(row.id)),
+        ("name", GqlValue::String(row.name)),
+        ("version", GqlValue::String(row.version)),
+        ("sdkVersion", GqlValue::String(row.sdk_version)),
+        ("description", GqlValue::String(description)),
+        ("enabled", GqlValue::Boolean(row.enabled)),
+        ("status", GqlValue::String(row.status.to_ascii_uppercase())),
+        ("grants", strings(&row.grants)),
+        ("requestedCapabilities", requested),
+        ("events", events),
+        ("beforeWrite", hooks),
+        ("settings", settings),
+        ("lastError", row.last_error.map(GqlValue::String).unwrap_or(GqlValue::Null)),
+        (
+            "stats",
+            obj(vec![
+                ("delivered", GqlValue::Number(row.delivered.into())),
+                ("failures", GqlValue::Number(row.failures.into())),
+                ("consecutiveFailures", GqlValue::Number(row.consecutive_failures.into())),
+                ("deadLetters", GqlValue::Number(row.dead_letters.into())),
+                ("deniedCalls", GqlValue::Number(row.denied_calls.into())),
+            ]),
+        ),
+        ("installedAt", GqlValue::String(row.installed_at.to_string())),
+        ("updatedAt", GqlValue::String(row.updated_at.to_string())),
+    ])
+}
+
+fn dead_letter_value(letter: DeadLetter) -> GqlValue {
+    obj(vec![
+        ("seq", GqlValue::Number(letter.seq.into())),
+        ("eventId", GqlValue::String(letter.event_id.to_string())),
+        ("kind", GqlValue::String(letter.kind)),
+        ("attempts", GqlValue::Number(letter.attempts.into())),
+        ("error", GqlValue::String(letter.error)),
+        ("failedAt", GqlValue::String(letter.failed_at.to_string())),
+        (
+            "replayedAt",
+            if letter.replayed_at.is_null() {
+                GqlValue::Null
+            } else {
+                GqlValue::String(letter.replayed_at.to_string())
+            },
+        ),
+    ])
+}
+
+fn strings_arg(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Vec<String>> {
+    match ctx.args.get(name).filter(|v| !v.is_null()) {
+        Some(list) => list.list()?.iter().map(|v| v.string().map(str::to_owned)).collect(),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn component_arg(ctx: &ResolverContext<'_>) -> async_graphql::Result<Vec<u8>> {
+    let text = ctx.args.try_get("component")?.string()?;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| coded("BAD_USER_INPUT", "component: expected the .wasm file, base64-encoded"))
+}
+
+/// Adds the plugin types, queries and mutations.
+pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object) -> (SchemaBuilder, Object, Object) {
+    let list = |t: &str| TypeRef::named_nn_list_nn(t);
+    let builder = builder
+        .register(value_object(
+            "PluginStats",
+            &[
+                ("delivered", TypeRef::named_nn(TypeRef::INT)),
+                ("failures", TypeRef::named_nn(TypeRef::INT)),
+                ("consecutiveFailures", TypeRef::named_nn(TypeRef::INT)),
+                ("deadLetters", TypeRef::named_nn(TypeRef::INT)),
+                ("deniedCalls", TypeRef::named_nn(TypeRef::INT)),
+            ],
+        ))
+        .register(
+            value_object(
+                "Plugin",
+                &[
+                    ("id", TypeRef::named_nn(TypeRef::ID)),
+                    ("name", TypeRef::named_nn(TypeRef::STRING)),
+                    ("version", TypeRef::named_nn(TypeRef::STRING)),
+                    ("sdkVersion", TypeRef::named_nn(TypeRef::STRING)),
+                    ("description", TypeRef::named_nn(TypeRef::STRING)),
+                    ("enabled", TypeRef::named_nn(TypeRef::BOOLEAN)),
+                    ("status", TypeRef::named_nn(TypeRef::STRING)),
+                    ("grants", list(TypeRef::STRING)),
+                    ("requestedCapabilities", list(TypeRef::STRING)),
+                    ("events", list(TypeRef::STRING)),
+                    ("beforeWrite", list(TypeRef::STRING)),
+                    ("settings", TypeRef::named_nn("JSON")),
+                    ("lastError", TypeRef::named(TypeRef::STRING)),
+                    ("stats", TypeRef::named_nn("PluginStats")),
+                    ("installedAt", TypeRef::named_nn("DateTime")),
+                    ("updatedAt", TypeRef::named_nn("DateTime")),
+                ],
+            )
+            .description(
+                "An installed plugin. `status` is ACTIVE, DISABLED or SUSPENDED (after repeated failures, \
+                 until an admin enables it again); secret settings show as \"********\".",
+            ),
+        )
+        .register(value_object(
+            "PluginDeadLetter",
+            &[
+                ("seq", TypeRef::named_nn(TypeRef::INT)),
+                ("eventId", TypeRef::named_nn(TypeRef::ID)),
+                ("kind", TypeRef::named_nn(TypeRef::STRING)),
+                ("attempts", TypeRef::named_nn(TypeRef::INT)),
+                ("error", TypeRef::named_nn(TypeRef::STRING)),
+                ("failedAt", TypeRef::named_nn("DateTime")),
+                ("replayedAt", TypeRef::named("DateTime")),
+            ],
+        ))
+        .register(value_object(
+            "PluginReplay",
+            &[("replayed", TypeRef::named_nn(TypeRef::INT)), ("failed", TypeRef::named_nn(TypeRef::INT))],
+        ));
+
+    query = query
+        .field(
+            Field::new("plugins", list("Plugin"), |ctx| {
+                FieldFuture::new(async move {
+                    authorize(&ctx, Access::Admin)?;
+                    let rows = manager(&ctx)?.list().await.map_err(plugin_error)?;
+                    Ok(Some(FieldValue::list(rows.into_iter().map(|r| FieldValue::value(plugin_value(r))))))
+                })
+            })
+            .description("Installed plugins (ADMIN)."),
+        )
+        .field(
+            Field::new("pluginDeadLetters", list("PluginDeadLetter"), |ctx| {
+                FieldFuture::new(async move {
+                    authorize(&ctx, Access::Admin)?;
+                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let pending = ctx
+                        .args
+                        .get("pendingOnly")
+                        .filter(|v| !v.is_null())
+                        .map(|v| v.boolean())
+                        .transpose()?
+                        .unwrap_or(false);
+                    let letters = manager(&ctx)?.dead_letters(&id, pending).await.map_err(plugin_error)?;
+                    Ok(Some(FieldValue::list(letters.into_iter().map(|l| FieldValue::value(dead_letter_value(l))))))
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+            .argument(InputValue::new("pendingOnly", TypeRef::named(TypeRef::BOOLEAN)))
+            .description("Events a plugin failed on after every retry (ADMIN)."),
+        );
+
+    mutation = mutation
+        .field(
+            Field::new("installPlugin", TypeRef::named_nn("Plugin"), |ctx| {
+                FieldFuture::new(async move {
+                    let actor = authorize(&ctx, Access::Admin)?.clone();
+                    let manifest = ctx.args.try_get("manifest")?.string()?.to_owned();
+                    let component = component_arg(&ctx)?;
+                    let row = manager(&ctx)?.install(&actor, &manifest, &component).await.map_err(plugin_error)?;
+                    Ok(Some(FieldValue::value(plugin_value(row))))
+                })
+            })
+            .argument(InputValue::new("manifest", TypeRef::named_nn(TypeRef::STRING)))
+            .argument(InputValue::new("component", TypeRef::named_nn(TypeRef::STRING)))
+            .description("Installs a plugin, disabled: `manifest` is plugin.toml, `component` the .wasm in base64."),
+        )
+        .field(
+            Field::new("upgradePlugin", TypeRef::named_nn("Plugin"), |ctx| {
+                FieldFuture::new(async move {
+                    let actor = authorize(&ctx, Access::Admin)?.clone();
+                    let manifest = ctx.args.try_get("manifest")?.string()?.to_owned();
+                    let component = component_arg(&ctx)?;
+                    let grants = strings_arg(&ctx, "grants")?;
+                    let row =
+                        manager(&ctx)?.upgrade(&actor, &manifest, &component, &grants).await.map_err(plugin_error)?;
+                    Ok(Some(FieldValue::value(plugin_value(row))))
+                })
+            })
+            .argument(InputValue::new("manifest", TypeRef::named_nn(TypeRef::STRING)))
+            .argument(InputValue::new("component", TypeRef::named_nn(TypeRef::STRING)))
+            .argument(InputValue::new("grants", TypeRef::named_list(TypeRef::STRING)))
+            .description("Replaces a plugin's version; capabilities the new version adds must be in `grants`."),
+        )
+        .field(
+            Field::new("enablePlugin", TypeRef::named_nn("Plugin"), |ctx| {
+                FieldFuture::new(async move {
+                    let actor = authorize(&ctx, Access::Admin)?.clone();
+                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let all = ctx
+                        .args
+                        .get("grantAll")
+                        .filter(|v| !v.is_null())
+                        .map(|v| v.boolean())
+                        .transpose()?
+                        .unwrap_or(false);
+                    let grants = if all { Grants::All } else { Grants::List(strings_arg(&ctx, "grants")?) };
+                    let row = manager(&ctx)?.enable(&actor, &id, grants).await.map_err(plugin_error)?;
+                    Ok(Some(FieldValue::value(plugin_value(row))))
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+            .argument(InputValue::new("grants", TypeRef::named_list(TypeRef::STRING)))
+            .argument(InputValue::new("grantAll", TypeRef::named(TypeRef::BOOLEAN)))
+            .description(
+                "Enables (or resumes) a plugin. Every capability it requests must be granted, by listing it in \
+                 `grants` or with `grantAll: true`.",
+            ),
+        )
+        .field(
+            Field::new("disablePlugin", TypeRef::named_nn("Plugin"), |ctx| {
+                FieldFuture::new(async move {
+                    let actor = authorize(&ctx, Access::Admin)?.clone();
+                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let row = manager(&ctx)?.disable(&actor, &id).await.map_err(plugin_error)?;
+                    Ok(Some(FieldValue::value(plugin_value(row))))
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID))),
+        )
+        .field(
+            Field::new("uninstallPlugin", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
+                FieldFuture::new(async move {
+                    let actor = authorize(&ctx, Access::Admin)?.clone();
+                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let purge = ctx
+                        .args
+                        .get("purge")
+                        .filter(|v| !v.is_null())
+                        .map(|v| v.boolean())
+                        .transpose()?
+                        .unwrap_or(false);
+                    manager(&ctx)?.uninstall(&actor, &id, purge).await.map_err(plugin_error)?;
+                    Ok(Some(FieldValue::value(GqlValue::Boolean(true))))
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+            .argument(InputValue::new("purge", TypeRef::named(TypeRef::BOOLEAN)))
+            .description("Removes a plugin; `purge: true` also deletes its stored data."),
+        )
+        .field(
+            Field::new("setPluginSetting", TypeRef::named_nn("Plugin"), |ctx| {
+                FieldFuture::new(async move {
+                    let actor = authorize(&ctx, Access::Admin)?.clone();
+                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let key = ctx.args.try_get("key")?.string()?.to_owned();
+                    let value = match ctx.args.get("value").filter(|v| !v.is_null()) {
+                        Some(v) => Some(v.as_value().clone().into_json()?),
+                        None => None,
+                    };
+                    let row = manager(&ctx)?.set_setting(&actor, &id, &key, value).await.map_err(plugin_error)?;
+                    Ok(Some(FieldValue::value(plugin_value(row))))
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+            .argument(InputValue::new("key", TypeRef::named_nn(TypeRef::STRING)))
+            .argument(InputValue::new("value", TypeRef::named("JSON")))
+            .description("Sets a setting (checked against its declared type); a null value restores the default."),
+        )
+        .field(
+            Field::new("replayPluginEvents", TypeRef::named_nn("PluginReplay"), |ctx| {
+                FieldFuture::new(async move {
+                    let actor = authorize(&ctx, Access::Admin)?.clone();
+                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let outcome = manager(&ctx)?.replay(&actor, &id).await.map_err(plugin_error)?;
+                    Ok(Some(FieldValue::value(obj(vec![
+                        ("replayed", GqlValue::Number((outcome.replayed as u64).into())),
+                        ("failed", GqlValue::Number((outcome.failed as u64).into())),
+                    ]))))
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+            .description("Delivers a plugin's dead letters again, in order."),
+        );
+    (builder, query, mutation)
+}

@@ -1,0 +1,371 @@
+//! `kith plugin ...`: scaffold, install, enable with grants, disable, upgrade, configure,
+//! uninstall, dead letters and replay. The same operations as the GraphQL admin API.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+
+use crate::cli::Io;
+use crate::domain::actor::Actor;
+use crate::plugin::PluginManager;
+use crate::plugin::manager::{Grants, visible_settings};
+use crate::plugin::manifest::Manifest;
+
+/// `kith plugin` actions.
+#[derive(Debug, Subcommand)]
+pub enum PluginAction {
+    /// Create a new plugin project (Cargo.toml, plugin.toml, src/lib.rs with a test).
+    New {
+        /// The plugin id (lowercase letters, digits and `-`).
+        name: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The kith-plugin-sdk to depend on (default: the SDK of this Kith's source tree).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Install a plugin, disabled: PATH is its project directory (built with
+    /// `cargo build --release --target wasm32-wasip2`) or its .wasm with plugin.toml beside it.
+    Install {
+        /// Plugin directory or .wasm file.
+        path: PathBuf,
+    },
+    /// List installed plugins.
+    List,
+    /// Show a plugin: what it requests, what it was granted, its settings and health.
+    Show {
+        /// The plugin id.
+        id: String,
+    },
+    /// Enable (or resume) a plugin, granting every capability it requests.
+    Enable {
+        /// The plugin id.
+        id: String,
+        /// The capabilities to grant, comma-separated (all requested ones are needed).
+        #[arg(long, value_delimiter = ',')]
+        grant: Vec<String>,
+        /// Grant everything the plugin requests (see `kith plugin show ID` first).
+        #[arg(long, conflicts_with = "grant")]
+        grant_all: bool,
+    },
+    /// Disable a plugin (its data stays).
+    Disable {
+        /// The plugin id.
+        id: String,
+    },
+    /// Replace a plugin by a new version; new capabilities need `--grant`.
+    Upgrade {
+        /// Plugin directory or .wasm file.
+        path: PathBuf,
+        /// Capabilities the new version adds, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        grant: Vec<String>,
+    },
+    /// Remove a plugin.
+    Uninstall {
+        /// The plugin id.
+        id: String,
+        /// Also delete its stored data (key–value store, dead letters).
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Set a setting (`--unset` restores its default). Lists: `a,b,c` or JSON.
+    Set {
+        /// The plugin id.
+        id: String,
+        /// The setting.
+        key: String,
+        /// The value.
+        value: Option<String>,
+        /// Restore the default.
+        #[arg(long, conflicts_with = "value")]
+        unset: bool,
+    },
+    /// List the events a plugin failed on (its dead letters).
+    Events {
+        /// The plugin id.
+        id: String,
+        /// Only those not replayed successfully yet.
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Deliver a plugin's dead letters again, in order.
+    Replay {
+        /// The plugin id.
+        id: String,
+    },
+}
+
+/// Finds `plugin.toml` and the component for `path`.
+pub fn locate(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    if path.extension().is_some_and(|e| e == "wasm") {
+        let manifest_path = path.with_file_name("plugin.toml");
+        let manifest = std::fs::read_to_string(&manifest_path)
+            .with_context(|| format!("cannot read {} (plugin.toml beside the .wasm)", manifest_path.display()))?;
+        return Ok((manifest, read(path)?));
+    }
+    let manifest_path = path.join("plugin.toml");
+    let manifest =
+        std::fs::read_to_string(&manifest_path).with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let direct = path.join("plugin.wasm");
+    if direct.exists() {
+        return Ok((manifest, read(&direct)?));
+    }
+    let cargo = std::fs::read_to_string(path.join("Cargo.toml"))
+        .with_context(|| format!("{} has no plugin.wasm and no Cargo.toml", path.display()))?;
+    let package: toml::Table = cargo.parse().context("Cargo.toml")?;
+    let name = package
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(toml::Value::as_str)
+        .context("Cargo.toml has no package name")?
+        .replace('-', "_");
+    let built = path.join("target/wasm32-wasip2/release").join(format!("{name}.wasm"));
+    if !built.exists() {
+        bail!(
+            "{} is missing: build the plugin first with `cargo build --release --target wasm32-wasip2`",
+            built.display()
+        );
+    }
+    Ok((manifest, read(&built)?))
+}
+
+fn print_plugin(io: &mut Io<'_>, row: &crate::store::plugins::PluginRow) -> anyhow::Result<()> {
+    let manifest = Manifest::parse(&row.manifest)?;
+    writeln!(io.stdout, "{} {} ({}), SDK {}", row.id, row.version, row.name, row.sdk_version)?;
+    writeln!(io.stdout, "  status:     {}{}", row.status, if row.enabled { "" } else { " (disabled)" })?;
+    writeln!(io.stdout, "  requests:   {}", manifest.capabilities.join(", "))?;
+    writeln!(io.stdout, "  granted:    {}", row.grants.join(", "))?;
+    writeln!(io.stdout, "  events:     {}", manifest.events.join(", "))?;
+    if let Some(hook) = &manifest.before_write {
+        writeln!(
+            io.stdout,
+            "  hooks:      before-write on {} (on failure: {:?})",
+            hook.objects.join(", "),
+            hook.on_failure
+        )?;
+    }
+    writeln!(io.stdout, "  settings:   {}", visible_settings(&manifest, &row.settings))?;
+    writeln!(
+        io.stdout,
+        "  stats:      {} delivered, {} failures ({} in a row), {} dead letters, {} refused calls",
+        row.delivered, row.failures, row.consecutive_failures, row.dead_letters, row.denied_calls
+    )?;
+    if let Some(error) = &row.last_error {
+        writeln!(io.stdout, "  last error: {error}")?;
+    }
+    Ok(())
+}
+
+/// Runs an action that needs the database.
+pub async fn run(manager: &PluginManager, actor: &Actor, action: PluginAction, mut io: Io<'_>) -> anyhow::Result<()> {
+    match action {
+        PluginAction::New { .. } => unreachable!("handled before the database is opened"),
+        PluginAction::Install { path } => {
+            let (manifest, component) = locate(&path)?;
+            let row = manager.install(actor, &manifest, &component).await?;
+            writeln!(io.stderr, "installed {} {} (disabled)", row.id, row.version)?;
+            let manifest = Manifest::parse(&row.manifest)?;
+            if manifest.capabilities.is_empty() {
+                writeln!(io.stderr, "enable it with: kith plugin enable {}", row.id)?;
+            } else {
+                writeln!(
+                    io.stderr,
+                    "it requests: {}\nenable it with: kith plugin enable {} --grant {}",
+                    manifest.capabilities.join(", "),
+                    row.id,
+                    manifest.capabilities.join(",")
+                )?;
+            }
+        }
+        PluginAction::List => {
+            for row in manager.list().await? {
+                writeln!(
+                    io.stdout,
+                    "{}\t{}\t{}\t{}\t{}",
+                    row.id,
+                    row.version,
+                    row.status,
+                    row.grants.join(","),
+                    row.last_error.as_deref().unwrap_or("")
+                )?;
+            }
+        }
+        PluginAction::Show { id } => {
+            let row = manager.plugin(&id).await?;
+            print_plugin(&mut io, &row)?;
+        }
+        PluginAction::Enable { id, grant, grant_all } => {
+            let grants = if grant_all { Grants::All } else { Grants::List(grant) };
+            let row = manager.enable(actor, &id, grants).await?;
+            writeln!(io.stderr, "enabled {} with {}", row.id, row.grants.join(", "))?;
+        }
+        PluginAction::Disable { id } => {
+            manager.disable(actor, &id).await?;
+            writeln!(io.stderr, "disabled {id}")?;
+        }
+        PluginAction::Upgrade { path, grant } => {
+            let (manifest, component) = locate(&path)?;
+            let row = manager.upgrade(actor, &manifest, &component, &grant).await?;
+            writeln!(io.stderr, "upgraded {} to {}", row.id, row.version)?;
+        }
+        PluginAction::Uninstall { id, purge } => {
+            manager.uninstall(actor, &id, purge).await?;
+            writeln!(io.stderr, "uninstalled {id}{}", if purge { " and purged its data" } else { "" })?;
+        }
+        PluginAction::Set { id, key, value, unset } => {
+            let row = manager.plugin(&id).await?;
+            let manifest = Manifest::parse(&row.manifest)?;
+            let value = match (value, unset) {
+                (_, true) => None,
+                (Some(text), false) => {
+                    let def = manifest.settings.get(&key).with_context(|| format!("`{id}` has no setting `{key}`"))?;
+                    Some(def.kind.parse_text(&key, &text)?)
+                }
+                (None, false) => bail!("give a value, or --unset"),
+            };
+            let row = manager.set_setting(actor, &id, &key, value).await?;
+            let manifest = Manifest::parse(&row.manifest)?;
+            writeln!(io.stderr, "{id}.{key} = {}", visible_settings(&manifest, &row.settings)[&key])?;
+        }
+        PluginAction::Events { id, failed } => {
+            for letter in manager.dead_letters(&id, failed).await? {
+                let state = if letter.replayed_at.is_null() {
+                    "failed".to_owned()
+                } else {
+                    format!("replayed {}", letter.replayed_at)
+                };
+                writeln!(
+                    io.stdout,
+                    "{}\t{}\t{}\t{} attempts\t{state}\t{}",
+                    letter.seq, letter.kind, letter.failed_at, letter.attempts, letter.error
+                )?;
+            }
+        }
+        PluginAction::Replay { id } => {
+            let outcome = manager.replay(actor, &id).await?;
+            writeln!(io.stderr, "replayed {} event(s); {} failed again", outcome.replayed, outcome.failed)?;
+        }
+    }
+    Ok(())
+}
+
+/// `kith plugin new`: writes a plugin project that builds for wasm32-wasip2 and installs as is.
+pub fn scaffold(name: &str, dir: Option<PathBuf>, sdk_path: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let valid = (1..=40).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        bail!("`{name}` is not a plugin id: use 1-40 lowercase letters, digits or `-`, starting with a letter");
+    }
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        bail!("{} exists and is not empty", dir.display());
+    }
+    let sdk = match sdk_path {
+        Some(path) => path,
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugin-sdk")),
+    };
+    let sdk = sdk.canonicalize().with_context(|| format!("cannot find the kith-plugin-sdk at {}", sdk.display()))?;
+    let type_name: String = name
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect();
+    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
+    let files = [
+        ("Cargo.toml", CARGO_TOML.replace("{name}", name).replace("{sdk}", &sdk.display().to_string())),
+        ("plugin.toml", PLUGIN_TOML.replace("{name}", name)),
+        ("src/lib.rs", LIB_RS.replace("{Type}", &type_name)),
+        (".gitignore", "/target\n".to_owned()),
+    ];
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).with_context(|| format!("cannot write {file}"))?;
+    }
+    Ok(dir)
+}
+
+const CARGO_TOML: &str = r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+kith-plugin-sdk = { path = "{sdk}" }
+serde_json = "1"
+
+[profile.release]
+opt-level = "s"
+lto = true
+codegen-units = 1
+strip = true
+
+# A workspace of its own, so the plugin builds wherever it lives.
+[workspace]
+"#;
+
+const PLUGIN_TOML: &str = r#"# Kith plugin manifest (format 1).
+manifest_version = 1
+id = "{name}"
+name = "{name}"
+version = "0.1.0"
+sdk_version = "1.0.0"
+description = "Says hello when a contact is created."
+authors = []
+license = "Apache-2.0"
+# What the plugin may do; the admin grants these when enabling it.
+capabilities = ["contacts:read", "kv"]
+# Events it receives: `contact.created`, `deal.*`, `*`...
+events = ["contact.created"]
+
+[settings.greeting]
+type = "string"
+default = "Hello"
+description = "How to greet new contacts in the log."
+"#;
+
+const LIB_RS: &str = r#"//! A Kith plugin. Build: `cargo build --release --target wasm32-wasip2`;
+//! install: `kith plugin install .`; test: `cargo test`.
+
+use kith_plugin_sdk::{Event, Plugin, Result, kv, log, settings};
+
+/// The plugin. Kith creates a fresh value for every call: keep state in `kv`, not in `self`.
+#[derive(Default)]
+pub struct {Type};
+
+impl Plugin for {Type} {
+    fn on_event(&self, event: &Event) -> Result<()> {
+        let greeting: String = settings::get("greeting")?.unwrap_or_else(|| "Hello".into());
+        let name = event.record_str("firstName").unwrap_or("there");
+        log::info(&format!("{greeting}, {name}!"));
+        let greeted = kv::get_json::<u64>("greeted")?.unwrap_or(0);
+        kv::set_json("greeted", &(greeted + 1))
+    }
+}
+
+kith_plugin_sdk::register_plugin!({Type});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kith_plugin_sdk::testing::TestHost;
+
+    #[test]
+    fn greets_new_contacts_and_counts_them() {
+        let host = TestHost::new().grant("kv").setting("greeting", serde_json::json!("Welcome"));
+        let event = Event::new("contact.created", "contact", Some("1"), serde_json::json!({"firstName": "Ada"}));
+        host.on_event::<{Type}>(&event).unwrap();
+        host.on_event::<{Type}>(&event).unwrap();
+        assert_eq!(host.logs()[0], "INFO Welcome, Ada!");
+        assert_eq!(host.kv("greeted"), Some(b"2".to_vec()));
+    }
+}
+"#;

@@ -1,0 +1,22 @@
+//! Plugins shipped inside the `kith` binary (built from `plugins/` by `core/build.rs`).
+
+/// A bundled plugin: its manifest and component.
+#[derive(Debug, Clone, Copy)]
+pub struct Bundled {
+    /// The plugin id.
+    pub id: &'static str,
+    /// `plugin.toml`.
+    pub manifest: &'static str,
+    /// The wasm32-wasip2 component.
+    pub component: &'static [u8],
+}
+
+/// Every bundled plugin.
+pub const BUNDLED: &[Bundled] = &[Bundled {
+    id: "welcome",
+    manifest: include_str!("../../../plugins/welcome/plugin.toml"),
+    component: include_bytes!(concat!(env!("KITH_WASM_DIR"), "/kith_plugin_welcome.wasm")),
+}];
+
+/// Where `core/build.rs` put the compiled plugin components.
+pub const WASM_DIR: &str = env!("KITH_WASM_DIR");

@@ -1,0 +1,204 @@
+//! Event delivery from the outbox to plugins: at least once, in outbox order (so in order per
+//! record), in batches, with retries and exponential backoff, then a dead-letter list. The
+//! cursor lives in the database, so delivery survives restarts; a lease per plugin makes one
+//! process at a time deliver to it when several share a database.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::domain::value::{Value, format_datetime};
+use crate::plugin::host::v1::kith::plugin::types as wit;
+use crate::plugin::manager::PluginManager;
+use crate::plugin::runtime::LoadedPlugin;
+use crate::store::outbox::{self, Event};
+use crate::store::plugins;
+
+/// How long a delivery lease lasts without renewal.
+const LEASE: Duration = Duration::from_secs(30);
+/// Longest retry delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long one plugin may keep the delivery loop per round.
+const ROUND: Duration = Duration::from_millis(500);
+/// Outbox rows read per step.
+const READ_AHEAD: u64 = 1_000;
+
+/// An outbox event as the plugin sees it.
+pub fn to_wit(event: &Event) -> wit::Event {
+    wit::Event {
+        id: event.event_id.to_string(),
+        seq: event.seq,
+        kind: event.kind.clone(),
+        object: event.object.clone(),
+        record_id: event.record_id.map(|id| id.to_string()),
+        occurred_at: match &event.occurred_at {
+            Value::DateTime(at) => format_datetime(*at),
+            _ => String::new(),
+        },
+        actor: event.actor.clone(),
+        origin_plugin: event.origin_plugin.clone(),
+        depth: event.depth,
+        payload: event.payload.to_string(),
+    }
+}
+
+/// Starts the delivery task; it ends when the manager is dropped or stopped.
+pub fn spawn(manager: Weak<PluginManager>) {
+    tokio::spawn(async move {
+        let mut last_refresh = Instant::now();
+        loop {
+            let Some(m) = manager.upgrade() else { return };
+            if !m.is_running() {
+                return;
+            }
+            let interval = Duration::from_millis(m.config.poll_interval_ms.max(5));
+            if last_refresh.elapsed() >= Duration::from_secs(1) {
+                last_refresh = Instant::now();
+                if let Err(err) = m.refresh().await {
+                    tracing::warn!(error = %err, "reloading plugins");
+                }
+            }
+            let mut busy = false;
+            for plugin in m.active() {
+                if plugin.manifest.events.is_empty() {
+                    continue;
+                }
+                match deliver(&m, &plugin).await {
+                    Ok(more) => busy |= more,
+                    Err(err) => tracing::warn!(plugin = %plugin.id(), error = %err, "event delivery"),
+                }
+            }
+            drop(m);
+            if !busy {
+                tokio::time::sleep(interval).await;
+            }
+        }
+    });
+}
+
+fn backoff(base_ms: u64, attempts: i64) -> Duration {
+    let factor = 1u64 << attempts.clamp(1, 20).saturating_sub(1);
+    Duration::from_millis(base_ms.saturating_mul(factor)).min(MAX_BACKOFF)
+}
+
+/// Delivers what is pending for one plugin, for at most one round. Returns whether more may be
+/// waiting.
+pub async fn deliver(manager: &Arc<PluginManager>, plugin: &Arc<LoadedPlugin>) -> crate::Result<bool> {
+    let db = manager.kith.store.conn();
+    let id = plugin.id();
+    let owner = manager.owner.as_str();
+    let started = Instant::now();
+    loop {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let Some(cursor) = plugins::lease(db, id, owner, now, until).await? else { return Ok(false) };
+        if cursor.next_attempt_at.is_some_and(|at| at > now) {
+            return Ok(false);
+        }
+        let events = outbox::read(db, cursor.last_seq, READ_AHEAD).await?;
+        let Some(last_read) = events.last().map(|e| e.seq) else { return Ok(false) };
+        let full_read = events.len() as u64 == READ_AHEAD;
+        // A retry delivers the failing event alone, so a failure is pinned to one event.
+        let batch_size = if cursor.attempts > 0 { 1 } else { manager.config.batch_size.max(1) as usize };
+        let mut batch: Vec<&Event> = Vec::new();
+        let mut through = last_read;
+        for event in &events {
+            if !plugin.manifest.subscribes(&event.kind) {
+                continue;
+            }
+            if batch.len() == batch_size {
+                through = batch.last().map_or(cursor.last_seq, |e| e.seq);
+                break;
+            }
+            batch.push(event);
+        }
+        if batch.len() < batch_size {
+            through = last_read;
+        }
+        if batch.is_empty() {
+            plugins::advance(db, id, owner, through).await?;
+            if full_read && started.elapsed() < ROUND {
+                continue;
+            }
+            return Ok(full_read);
+        }
+        // Events caused by too long a chain of plugin writes are a loop: never delivered.
+        let max_depth = manager.config.max_event_depth;
+        if let Some(pos) = batch.iter().position(|e| e.depth > max_depth) {
+            if pos == 0 {
+                let event = batch[0];
+                let message = format!(
+                    "event {} ({}) was caused by a chain of {} plugin writes (limit {max_depth}): \
+                     a plugin loop? It was not delivered",
+                    event.seq, event.kind, event.depth
+                );
+                plugins::dead_letter(db, id, event.seq, event.event_id, &event.kind, 0, &message, Utc::now()).await?;
+                plugins::advance(db, id, owner, event.seq).await?;
+                manager.record_failure(id, &message).await;
+                continue;
+            }
+            through = batch[pos - 1].seq;
+            batch.truncate(pos);
+        }
+        let wit_events: Vec<wit::Event> = batch.iter().map(|e| to_wit(e)).collect();
+        let depth = batch.iter().map(|e| e.depth).max().unwrap_or(0);
+        match plugin.call_events(&wit_events, depth).await {
+            Ok(Ok(())) => {
+                plugins::advance(db, id, owner, through).await?;
+                plugins::record_success(db, id, batch.len() as i64).await?;
+            }
+            Ok(Err(failure)) => {
+                let index = (failure.index as usize).min(batch.len() - 1);
+                if index > 0 {
+                    plugins::advance(db, id, owner, batch[index - 1].seq).await?;
+                    plugins::record_success(db, id, index as i64).await?;
+                }
+                let attempts = if index > 0 { 1 } else { cursor.attempts + 1 };
+                failed(manager, plugin, batch[index], attempts, &failure.message).await?;
+            }
+            Err(failure) => {
+                failed(manager, plugin, batch[0], cursor.attempts + 1, &failure.to_string()).await?;
+            }
+        }
+        if started.elapsed() >= ROUND {
+            return Ok(true);
+        }
+    }
+}
+
+async fn failed(
+    manager: &Arc<PluginManager>,
+    plugin: &Arc<LoadedPlugin>,
+    event: &Event,
+    attempts: i64,
+    message: &str,
+) -> crate::Result<()> {
+    let db = manager.kith.store.conn();
+    let id = plugin.id();
+    let owner = manager.owner.as_str();
+    let message = format!("event {} ({}): {message}", event.seq, event.kind);
+    if attempts >= i64::from(manager.config.max_attempts.max(1)) {
+        plugins::dead_letter(db, id, event.seq, event.event_id, &event.kind, attempts, &message, Utc::now()).await?;
+        plugins::advance(db, id, owner, event.seq).await?;
+    } else {
+        let delay = backoff(manager.config.retry_base_ms, attempts);
+        let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        plugins::retry_later(db, id, owner, attempts, at, &message).await?;
+    }
+    manager.record_failure(id, &message).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        assert_eq!(backoff(1_000, 1), Duration::from_secs(1));
+        assert_eq!(backoff(1_000, 2), Duration::from_secs(2));
+        assert_eq!(backoff(1_000, 4), Duration::from_secs(8));
+        assert_eq!(backoff(1_000, 40), MAX_BACKOFF);
+    }
+}

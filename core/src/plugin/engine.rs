@@ -1,0 +1,159 @@
+//! The wasmtime engine plugins run on: one per process, with epoch interruption (a ticker
+//! advances the epoch every 10 ms), the pooling allocator and an on-disk cache of compiled
+//! components keyed by the component's hash and the engine's settings.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::plugin::PluginError;
+
+/// How often the epoch advances: the granularity of every plugin time budget.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Most linear memory any instance may have (a manifest asks for less; the default is 64 MiB).
+pub const MAX_MEMORY: u64 = 256 << 20;
+
+/// The engine and its compile cache.
+#[derive(Clone)]
+pub struct PluginEngine {
+    engine: Engine,
+    cache_dir: Option<PathBuf>,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEngine").field("cache_dir", &self.cache_dir).finish_non_exhaustive()
+    }
+}
+
+impl PluginEngine {
+    /// An engine whose compiled components are cached in `cache_dir` (none: compile every time).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<PluginEngine, PluginError> {
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(500)
+            .total_core_instances(1_000)
+            .total_memories(1_000)
+            .total_tables(1_000)
+            .total_stacks(500)
+            .max_memory_size(MAX_MEMORY as usize)
+            .max_component_instance_size(1 << 20)
+            .linear_memory_keep_resident(1 << 20);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(512 << 10)
+            .async_stack_size(2 << 20)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config).map_err(|e| PluginError::Runtime(format!("starting wasmtime: {e:#}")))?;
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        "kith-plugin-engine-1".hash(&mut hasher);
+        let fingerprint = format!("{:016x}", hasher.finish());
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("kith-plugin-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| PluginError::Runtime(format!("starting the epoch ticker: {e}")))?;
+        if let Some(dir) = &cache_dir {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        Ok(PluginEngine { engine, cache_dir, fingerprint })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles a component (or loads it from the cache). The component was validated by
+    /// [`inspect`] before it was stored.
+    pub fn compile(&self, hash: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+        let cached = self.cache_dir.as_ref().map(|dir| dir.join(format!("{hash}-{}.cwasm", self.fingerprint)));
+        if let Some(path) = &cached
+            && path.exists()
+        {
+            // SAFETY: the file was written by `Component::serialize` of an engine with the same
+            // settings and wasmtime version (both are in its name), into Kith's own cache
+            // directory; wasmtime checks the header again and refuses a mismatch.
+            #[allow(unsafe_code)]
+            let loaded = unsafe { Component::deserialize_file(&self.engine, path) };
+            match loaded {
+                Ok(component) => return Ok(component),
+                Err(err) => tracing::warn!(path = %path.display(), error = %err, "ignoring a bad cached component"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| PluginError::Component(format!("cannot compile: {e:#}")))?;
+        if let Some(path) = cached {
+            match component.serialize() {
+                Ok(artifact) => {
+                    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                    if std::fs::write(&tmp, artifact).and_then(|()| std::fs::rename(&tmp, &path)).is_err() {
+                        let _ = std::fs::remove_file(&tmp);
+                        tracing::warn!(path = %path.display(), "cannot write the compiled component cache");
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot serialise a compiled component"),
+            }
+        }
+        Ok(component)
+    }
+}
+
+/// The SHA-256 of component bytes, in hex.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// What Kith reads from a component before it compiles it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentInfo {
+    /// The SDK version recorded in the `kith:sdk-version` custom section.
+    pub sdk_version: (u16, u16, u16),
+}
+
+/// Checks that `bytes` is a well-formed component built with a Kith SDK and reads the SDK
+/// version it records.
+pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, PluginError> {
+    use wasmparser::{Encoding, Parser, Payload};
+    let mut sdk = None;
+    let mut is_component = false;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| PluginError::Component(format!("not a valid wasm component: {e}")))?;
+        match payload {
+            Payload::Version { encoding: Encoding::Component, .. } => is_component = true,
+            Payload::CustomSection(section) if section.name() == "kith:sdk-version" => {
+                let data = section.data();
+                if data.len() != 6 {
+                    return Err(PluginError::Component("the kith:sdk-version section is malformed".into()));
+                }
+                let part = |i: usize| u16::from_be_bytes([data[i], data[i + 1]]);
+                sdk = Some((part(0), part(2), part(4)));
+            }
+            _ => {}
+        }
+    }
+    if !is_component {
+        return Err(PluginError::Component(
+            "this is a core wasm module, not a component: build the plugin for wasm32-wasip2".into(),
+        ));
+    }
+    let sdk_version = sdk.ok_or_else(|| {
+        PluginError::Component("the component records no Kith SDK version: was it built with kith-plugin-sdk?".into())
+    })?;
+    Ok(ComponentInfo { sdk_version })
+}

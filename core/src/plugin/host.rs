@@ -1,0 +1,489 @@
+//! The host side of `kith:plugin@1.0.0`: the state each plugin instance's store carries, and
+//! the host functions it imports. Every function checks the plugin's grants first; a refused
+//! call returns `error-code.denied` to the plugin (never a trap) and is audited.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value as Json;
+use uuid::Uuid;
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::domain::DomainError;
+use crate::domain::actor::{Actor, Role};
+use crate::domain::filter::{Filter, OrderBy};
+use crate::domain::value::format_datetime;
+use crate::error::Error;
+use crate::plugin::manifest::object_capability;
+use crate::service::Kith;
+use crate::service::input::Input;
+use crate::store::records::{ListQuery, PageRequest, Record};
+use crate::store::{custom_fields, plugins, records};
+
+/// Bindings of `kith:plugin@1.0.0` (one module per supported major version).
+pub mod v1 {
+    wasmtime::component::bindgen!({
+        path: "../schemas/wit/v1.0.0",
+        world: "plugin",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+use v1::kith::plugin::types::{CrmRecord, ErrorCode, HostError, LogLevel, Page, Query};
+
+/// Most log lines one call may write; the rest are dropped and counted.
+pub const MAX_LOG_LINES: u32 = 100;
+/// Longest log line kept (longer ones are cut).
+pub const MAX_LOG_BYTES: usize = 4_096;
+/// Longest key–value key.
+pub const MAX_KV_KEY: usize = 256;
+/// Largest key–value value.
+pub const MAX_KV_VALUE: usize = 64 << 10;
+/// Most keys per plugin.
+pub const MAX_KV_KEYS: i64 = 10_000;
+/// Refused calls audited per call (the rest are only counted).
+const MAX_AUDITED_DENIALS: usize = 5;
+
+/// What a plugin is allowed, shared by all its instances.
+#[derive(Debug)]
+pub struct PluginContext {
+    /// The plugin id.
+    pub id: String,
+    /// Granted capabilities.
+    pub grants: BTreeSet<String>,
+    /// Effective non-secret settings.
+    pub settings: BTreeMap<String, Json>,
+    /// Kith's services.
+    pub kith: Kith,
+}
+
+/// Why the current call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallMode {
+    /// Handling events of causation depth `depth`.
+    Event {
+        /// The deepest event of the batch.
+        depth: u32,
+    },
+    /// Inside a write (`before-write`): reads only.
+    BeforeWrite,
+}
+
+/// The per-call bookkeeping.
+#[derive(Debug)]
+pub struct CallState {
+    /// Why the call runs.
+    pub mode: CallMode,
+    /// Log lines written.
+    pub log_lines: u32,
+    /// Log lines dropped.
+    pub dropped_logs: u32,
+    /// Refused calls: (capability, function).
+    pub denied: Vec<(String, String)>,
+}
+
+impl CallState {
+    /// Fresh state for a call.
+    pub fn new(mode: CallMode) -> CallState {
+        CallState { mode, log_lines: 0, dropped_logs: 0, denied: Vec::new() }
+    }
+}
+
+/// What a plugin instance's store holds.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// Memory and table caps.
+    pub limits: StoreLimits,
+    /// The guest's stdout and stderr, logged after each call.
+    pub output: MemoryOutputPipe,
+    /// How much of `output` was logged already.
+    pub output_logged: usize,
+    /// The plugin.
+    pub plugin: Arc<PluginContext>,
+    /// The current call.
+    pub call: CallState,
+}
+
+/// Capacity of the captured stdout/stderr of one instance.
+pub const OUTPUT_CAPACITY: usize = 64 << 10;
+
+impl HostState {
+    /// State for a new instance of `plugin`: WASI with nothing inherited (no files, no
+    /// environment, no network, no clocks beyond WASI's), stdout and stderr captured.
+    pub fn new(plugin: Arc<PluginContext>, limits: StoreLimits) -> HostState {
+        let output = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let wasi = WasiCtx::builder().stdout(output.clone()).stderr(output.clone()).max_random_size(64 << 10).build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(1_000);
+        HostState {
+            wasi,
+            table,
+            limits,
+            output,
+            output_logged: 0,
+            plugin,
+            call: CallState::new(CallMode::Event { depth: 0 }),
+        }
+    }
+
+    /// Logs what the guest printed since the last call, tagged with the plugin id.
+    pub fn flush_output(&mut self) {
+        let contents = self.output.contents();
+        if contents.len() > self.output_logged {
+            let text = String::from_utf8_lossy(&contents[self.output_logged..]);
+            for line in text.lines().filter(|l| !l.trim().is_empty()).take(50) {
+                tracing::info!(target: "kith::plugin", plugin = %self.plugin.id, stream = "stdio", "{line}");
+            }
+            self.output_logged = contents.len();
+        }
+    }
+
+    /// The tail of what the guest printed (e.g. its panic message).
+    pub fn output_tail(&self) -> String {
+        let contents = self.output.contents();
+        let text = String::from_utf8_lossy(&contents);
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    }
+
+    fn check(&mut self, capability: &str, function: &str) -> Result<(), HostError> {
+        if self.plugin.grants.contains(capability) {
+            return Ok(());
+        }
+        self.call.denied.push((capability.to_owned(), function.to_owned()));
+        Err(HostError {
+            code: ErrorCode::Denied,
+            message: format!("the plugin `{}` was not granted `{capability}` (needed by {function})", self.plugin.id),
+        })
+    }
+
+    fn check_object(&mut self, object: &str, write: bool, function: &str) -> Result<(), HostError> {
+        let Some(capability) = object_capability(object, write) else {
+            return Err(invalid(format!("`{object}` is not an object plugins can use")));
+        };
+        self.check(&capability, function)?;
+        if write && self.call.mode == CallMode::BeforeWrite {
+            return Err(HostError {
+                code: ErrorCode::Unavailable,
+                message: "writes are not available inside before-write".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn actor(&self) -> Actor {
+        let depth = match self.call.mode {
+            CallMode::Event { depth } => depth + 1,
+            CallMode::BeforeWrite => 1,
+        };
+        Actor::plugin(&self.plugin.id, Role::Agent, depth)
+    }
+}
+
+/// Writes the audit entries and counters of the calls a plugin was refused. Runs in its own
+/// task: a call inside a write (before-write) must not wait for another write.
+pub fn report_denials(kith: &Kith, plugin: &str, denied: Vec<(String, String)>) {
+    if denied.is_empty() {
+        return;
+    }
+    let kith = kith.clone();
+    let plugin = plugin.to_owned();
+    tokio::spawn(async move {
+        let total = denied.len() as i64;
+        let result = async {
+            let tx = kith.store.begin(&Actor::plugin(&plugin, Role::Viewer, 0)).await?;
+            for (capability, function) in denied.iter().take(MAX_AUDITED_DENIALS) {
+                crate::store::audit::record(
+                    &tx,
+                    "plugin.denied",
+                    "plugin",
+                    None,
+                    serde_json::json!({"plugin": plugin, "capability": capability, "call": function}),
+                )
+                .await?;
+            }
+            plugins::add_denied(tx.conn(), &plugin, total).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(plugin = %plugin, error = %err, "cannot record refused plugin calls");
+        }
+    });
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> HostError {
+    HostError { code: ErrorCode::InvalidInput, message: message.into() }
+}
+
+fn host_error(err: Error) -> HostError {
+    match err {
+        Error::Domain(DomainError::Validation { field, reason }) => invalid(format!("{field}: {reason}")),
+        Error::Domain(e @ DomainError::NotFound { .. }) => {
+            HostError { code: ErrorCode::NotFound, message: e.to_string() }
+        }
+        Error::Domain(e @ (DomainError::Conflict(_) | DomainError::Rejected { .. })) => {
+            HostError { code: ErrorCode::Conflict, message: e.to_string() }
+        }
+        Error::Domain(e @ DomainError::Forbidden(_)) => HostError { code: ErrorCode::Denied, message: e.to_string() },
+        other => {
+            tracing::error!(error = %other, "plugin host call failed");
+            HostError { code: ErrorCode::Internal, message: "internal error".into() }
+        }
+    }
+}
+
+fn to_wit(object: &str, record: &Record) -> CrmRecord {
+    CrmRecord {
+        object: object.to_owned(),
+        id: record.id().to_string(),
+        version: record.get("version").as_int().unwrap_or(1).max(0) as u64,
+        fields: record.to_json().to_string(),
+    }
+}
+
+fn parse_json(what: &str, text: &str) -> Result<Json, HostError> {
+    serde_json::from_str(text).map_err(|e| invalid(format!("{what} is not valid JSON: {e}")))
+}
+
+fn parse_id(id: &str) -> Result<Uuid, HostError> {
+    Uuid::parse_str(id).map_err(|_| invalid(format!("`{id}` is not a record id")))
+}
+
+impl v1::kith::plugin::types::Host for HostState {}
+
+impl v1::kith::plugin::host::Host for HostState {
+    async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        if self.call.log_lines >= MAX_LOG_LINES {
+            self.call.dropped_logs += 1;
+            return Ok(());
+        }
+        self.call.log_lines += 1;
+        let mut message = message;
+        if message.len() > MAX_LOG_BYTES {
+            let mut cut = MAX_LOG_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let plugin = self.plugin.id.as_str();
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "kith::plugin", plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "kith::plugin", plugin, "{message}"),
+            LogLevel::Info => tracing::info!(target: "kith::plugin", plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "kith::plugin", plugin, "{message}"),
+            LogLevel::Error => tracing::error!(target: "kith::plugin", plugin, "{message}"),
+        }
+        Ok(())
+    }
+
+    async fn now(&mut self) -> wasmtime::Result<String> {
+        Ok(format_datetime(Utc::now()))
+    }
+
+    async fn get_record(
+        &mut self,
+        object: String,
+        id: String,
+    ) -> wasmtime::Result<Result<Option<CrmRecord>, HostError>> {
+        if let Err(err) = self.check_object(&object, false, "get-record") {
+            return Ok(Err(err));
+        }
+        let id = match parse_id(&id) {
+            Ok(id) => id,
+            Err(err) => return Ok(Err(err)),
+        };
+        let kith = &self.plugin.kith;
+        let result = async {
+            let def = kith.object(&object)?;
+            let record = records::get(kith.store.conn(), &def, id).await?;
+            Ok::<_, Error>(record.filter(|r| r.get("deletedAt").is_null()).map(|r| to_wit(&object, &r)))
+        }
+        .await;
+        Ok(result.map_err(host_error))
+    }
+
+    async fn query_records(&mut self, object: String, query: Query) -> wasmtime::Result<Result<Page, HostError>> {
+        if let Err(err) = self.check_object(&object, false, "query-records") {
+            return Ok(Err(err));
+        }
+        if !(1..=200).contains(&query.first) {
+            return Ok(Err(invalid("query.first must be between 1 and 200")));
+        }
+        let filter = match query.filter.as_deref().map(|f| parse_json("query.filter", f)).transpose() {
+            Ok(f) => f,
+            Err(err) => return Ok(Err(err)),
+        };
+        let order_by = match query.order_by.as_deref().map(|o| parse_json("query.order-by", o)).transpose() {
+            Ok(o) => o,
+            Err(err) => return Ok(Err(err)),
+        };
+        let kith = &self.plugin.kith;
+        let result = async {
+            let def = kith.object(&object)?;
+            let custom = custom_fields::for_object(kith.store.conn(), &object).await?;
+            let filter = match &filter {
+                Some(json) => Filter::from_json(&def, &custom, json)?,
+                None => Filter::all(),
+            };
+            let mut order = Vec::new();
+            match &order_by {
+                Some(Json::Array(items)) if items.len() <= 5 => {
+                    for item in items {
+                        order.push(OrderBy::from_json(&def, &custom, item)?);
+                    }
+                }
+                Some(_) => return Err(DomainError::invalid("order-by", "a list of at most 5 sort keys").into()),
+                None => {}
+            }
+            let list = ListQuery {
+                filter,
+                order,
+                page: PageRequest::Forward { first: u64::from(query.first), after: query.after.clone() },
+                include_deleted: false,
+            };
+            let page = records::list(kith.store.conn(), &def, &list).await?;
+            let next_cursor = if page.has_next { page.records.last().map(|(c, _)| c.clone()) } else { None };
+            Ok::<_, Error>(Page {
+                records: page.records.iter().map(|(_, r)| to_wit(&object, r)).collect(),
+                next_cursor,
+            })
+        }
+        .await;
+        Ok(result.map_err(host_error))
+    }
+
+    async fn create_record(
+        &mut self,
+        object: String,
+        fields: String,
+    ) -> wasmtime::Result<Result<CrmRecord, HostError>> {
+        if let Err(err) = self.check_object(&object, true, "create-record") {
+            return Ok(Err(err));
+        }
+        let fields = match parse_json("fields", &fields) {
+            Ok(f) => f,
+            Err(err) => return Ok(Err(err)),
+        };
+        let actor = self.actor();
+        let kith = &self.plugin.kith;
+        let result = async {
+            let def = kith.object(&object)?;
+            let input = Input::from_json(&def, &fields)?;
+            let tx = kith.store.begin(&actor).await?;
+            let record = crate::service::records::create(&tx, &kith.registry, &object, input).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(to_wit(&object, &record))
+        }
+        .await;
+        Ok(result.map_err(host_error))
+    }
+
+    async fn update_record(
+        &mut self,
+        object: String,
+        id: String,
+        fields: String,
+        expected_version: Option<u64>,
+    ) -> wasmtime::Result<Result<CrmRecord, HostError>> {
+        if let Err(err) = self.check_object(&object, true, "update-record") {
+            return Ok(Err(err));
+        }
+        let (id, fields) = match (parse_id(&id), parse_json("fields", &fields)) {
+            (Ok(id), Ok(fields)) => (id, fields),
+            (Err(err), _) | (_, Err(err)) => return Ok(Err(err)),
+        };
+        let actor = self.actor();
+        let kith = &self.plugin.kith;
+        let result = async {
+            let def = kith.object(&object)?;
+            let input = Input::from_json(&def, &fields)?;
+            let tx = kith.store.begin(&actor).await?;
+            let expected = expected_version.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+            let record = crate::service::records::update(&tx, &kith.registry, &object, id, input, expected).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(to_wit(&object, &record))
+        }
+        .await;
+        Ok(result.map_err(host_error))
+    }
+
+    async fn kv_get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
+        if let Err(err) = self.check("kv", "kv-get") {
+            return Ok(Err(err));
+        }
+        let kith = &self.plugin.kith;
+        Ok(plugins::kv_get(kith.store.conn(), &self.plugin.id, &key).await.map_err(host_error))
+    }
+
+    async fn kv_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), HostError>> {
+        if let Err(err) = self.check("kv", "kv-set") {
+            return Ok(Err(err));
+        }
+        if self.call.mode == CallMode::BeforeWrite {
+            return Ok(Err(HostError {
+                code: ErrorCode::Unavailable,
+                message: "writes are not available inside before-write".into(),
+            }));
+        }
+        if key.is_empty() || key.len() > MAX_KV_KEY {
+            return Ok(Err(invalid(format!("keys are 1 to {MAX_KV_KEY} bytes"))));
+        }
+        if value.len() > MAX_KV_VALUE {
+            return Ok(Err(HostError {
+                code: ErrorCode::LimitExceeded,
+                message: format!("values are at most {} KiB", MAX_KV_VALUE >> 10),
+            }));
+        }
+        let kith = &self.plugin.kith;
+        let result = plugins::kv_set(kith.store.conn(), &self.plugin.id, &key, &value, MAX_KV_KEYS, Utc::now()).await;
+        Ok(match result {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => Err(HostError {
+                code: ErrorCode::LimitExceeded,
+                message: format!("a plugin may keep at most {MAX_KV_KEYS} keys"),
+            }),
+            Err(err) => Err(host_error(err)),
+        })
+    }
+
+    async fn kv_delete(&mut self, key: String) -> wasmtime::Result<Result<bool, HostError>> {
+        if let Err(err) = self.check("kv", "kv-delete") {
+            return Ok(Err(err));
+        }
+        if self.call.mode == CallMode::BeforeWrite {
+            return Ok(Err(HostError {
+                code: ErrorCode::Unavailable,
+                message: "writes are not available inside before-write".into(),
+            }));
+        }
+        let kith = &self.plugin.kith;
+        Ok(plugins::kv_delete(kith.store.conn(), &self.plugin.id, &key).await.map_err(host_error))
+    }
+
+    async fn kv_keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, HostError>> {
+        if let Err(err) = self.check("kv", "kv-keys") {
+            return Ok(Err(err));
+        }
+        let kith = &self.plugin.kith;
+        Ok(plugins::kv_keys(kith.store.conn(), &self.plugin.id, &prefix, 1_000).await.map_err(host_error))
+    }
+
+    async fn setting(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.plugin.settings.get(&key).map(Json::to_string))
+    }
+}

@@ -1,0 +1,422 @@
+//! `plugin.toml`: what a plugin is, what it asks for and what it hooks. Versioned by
+//! `manifest_version`; unknown keys and bad values are errors naming the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::plugin::PluginError;
+
+/// The manifest format this Kith reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// The objects plugins may read and write, with their capability names.
+pub const OBJECT_CAPABILITIES: &[(&str, &str)] = &[
+    ("contact", "contacts"),
+    ("company", "companies"),
+    ("deal", "deals"),
+    ("ticket", "tickets"),
+    ("activity", "activities"),
+];
+
+/// A parsed, validated manifest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Format version (1).
+    pub manifest_version: u32,
+    /// Unique id: lowercase letters, digits and `-`, starting with a letter (max 40).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The plugin's version, `MAJOR.MINOR.PATCH`.
+    pub version: String,
+    /// The SDK version it was built with (`1.0.0`); must match what the component records.
+    pub sdk_version: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: String,
+    /// Who wrote it.
+    #[serde(default)]
+    pub authors: Vec<String>,
+    /// SPDX license.
+    #[serde(default)]
+    pub license: Option<String>,
+    /// Capabilities it requests (`contacts:read`, `kv`, ...).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Event kinds it subscribes to (`contact.created`, `deal.*`, `*`).
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Its `before-write` hook, if it has one.
+    #[serde(default)]
+    pub before_write: Option<BeforeWrite>,
+    /// Typed settings, by key.
+    #[serde(default)]
+    pub settings: BTreeMap<String, SettingDef>,
+    /// Resource limits it asks for (capped by Kith).
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The `[before_write]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeforeWrite {
+    /// Objects whose writes it vets.
+    pub objects: Vec<String>,
+    /// What happens when the hook traps or times out: `allow` (fail open) or `deny` (fail
+    /// closed). Required: the choice must be explicit.
+    pub on_failure: FailurePolicy,
+    /// Time budget per call in milliseconds (default 20, at most 1000).
+    #[serde(default = "default_hook_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_hook_ms() -> u64 {
+    20
+}
+
+/// Fail open or closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// The write goes through.
+    Allow,
+    /// The write is refused.
+    Deny,
+}
+
+/// The `[limits]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Time budget of one event batch, in milliseconds (default 100, at most 10,000).
+    #[serde(default = "default_event_ms")]
+    pub event_timeout_ms: u64,
+    /// Linear memory cap per instance in MiB (default 64, at most 256).
+    #[serde(default = "default_memory")]
+    pub memory_mib: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { event_timeout_ms: default_event_ms(), memory_mib: default_memory() }
+    }
+}
+
+fn default_event_ms() -> u64 {
+    100
+}
+
+fn default_memory() -> u64 {
+    64
+}
+
+/// A setting's declaration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingDef {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: SettingKind,
+    /// The value when the admin set none.
+    #[serde(default)]
+    pub default: Option<toml::Value>,
+    /// What it means.
+    #[serde(default)]
+    pub description: String,
+    /// Write-only: never shown, never given to the plugin's code (only host-side use).
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// Setting types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingKind {
+    /// Text.
+    String,
+    /// A whole number.
+    Integer,
+    /// A number.
+    Number,
+    /// True or false.
+    Boolean,
+    /// A list of texts.
+    StringList,
+}
+
+impl fmt::Display for SettingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SettingKind::String => "string",
+            SettingKind::Integer => "integer",
+            SettingKind::Number => "number",
+            SettingKind::Boolean => "boolean",
+            SettingKind::StringList => "string_list",
+        })
+    }
+}
+
+impl SettingKind {
+    /// Checks a JSON value against the type.
+    pub fn check(self, key: &str, value: &Json) -> Result<(), PluginError> {
+        let ok = match self {
+            SettingKind::String => value.is_string(),
+            SettingKind::Integer => value.is_i64() || value.is_u64(),
+            SettingKind::Number => value.is_number(),
+            SettingKind::Boolean => value.is_boolean(),
+            SettingKind::StringList => value.as_array().is_some_and(|items| items.iter().all(Json::is_string)),
+        };
+        if ok { Ok(()) } else { Err(PluginError::invalid(format!("setting `{key}` must be a {self}, got {value}"))) }
+    }
+
+    /// Reads a value typed on a command line (`true`, `42`, `a,b,c`, or JSON).
+    pub fn parse_text(self, key: &str, text: &str) -> Result<Json, PluginError> {
+        let value = match self {
+            SettingKind::String => Json::String(text.to_owned()),
+            SettingKind::StringList if !text.trim_start().starts_with('[') => Json::Array(
+                text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Json::String(s.to_owned())).collect(),
+            ),
+            _ => serde_json::from_str(text)
+                .map_err(|_| PluginError::invalid(format!("setting `{key}` must be a {self}, got `{text}`")))?,
+        };
+        self.check(key, &value)?;
+        Ok(value)
+    }
+}
+
+/// A capability: `OBJECTS:read`, `OBJECTS:write` or `kv`.
+pub fn check_capability(capability: &str) -> Result<(), PluginError> {
+    if capability == "kv" {
+        return Ok(());
+    }
+    if let Some((objects, access)) = capability.split_once(':')
+        && OBJECT_CAPABILITIES.iter().any(|(_, plural)| *plural == objects)
+        && (access == "read" || access == "write")
+    {
+        return Ok(());
+    }
+    let known: Vec<_> = OBJECT_CAPABILITIES.iter().map(|(_, p)| format!("{p}:read|write")).collect();
+    Err(PluginError::manifest(
+        "capabilities",
+        format!("unknown capability `{capability}` (known: {}, kv)", known.join(", ")),
+    ))
+}
+
+/// The capability a read or write of `object` needs, or `None` for an object plugins cannot use.
+pub fn object_capability(object: &str, write: bool) -> Option<String> {
+    let plural = OBJECT_CAPABILITIES.iter().find(|(name, _)| *name == object)?.1;
+    Some(format!("{plural}:{}", if write { "write" } else { "read" }))
+}
+
+/// Whether an event kind matches a subscription pattern (`contact.created`, `contact.*`, `*`).
+pub fn event_matches(pattern: &str, kind: &str) -> bool {
+    match pattern.strip_suffix(".*") {
+        _ if pattern == "*" => true,
+        Some(object) => kind.split_once('.').is_some_and(|(o, _)| o == object),
+        None => pattern == kind,
+    }
+}
+
+fn parse_semver(key: &str, text: &str) -> Result<(u16, u16, u16), PluginError> {
+    let parts: Vec<_> = text.split('.').collect();
+    let bad = || PluginError::manifest(key, format!("`{text}` is not a MAJOR.MINOR.PATCH version"));
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    let num = |s: &str| s.parse::<u16>().map_err(|_| bad());
+    Ok((num(parts[0])?, num(parts[1])?, num(parts[2])?))
+}
+
+impl Manifest {
+    /// Parses and validates `plugin.toml` text.
+    pub fn parse(text: &str) -> Result<Manifest, PluginError> {
+        let manifest: Manifest = toml::from_str(text).map_err(|err| {
+            let message = err.message().to_owned();
+            PluginError::Manifest { key: key_of(&message), reason: message }
+        })?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// The SDK version as `(major, minor, patch)`.
+    pub fn sdk(&self) -> Result<(u16, u16, u16), PluginError> {
+        parse_semver("sdk_version", &self.sdk_version)
+    }
+
+    fn validate(&self) -> Result<(), PluginError> {
+        if self.manifest_version != MANIFEST_VERSION {
+            return Err(PluginError::manifest(
+                "manifest_version",
+                format!("this Kith reads manifest version {MANIFEST_VERSION}, not {}", self.manifest_version),
+            ));
+        }
+        let id_ok = (1..=40).contains(&self.id.len())
+            && self.id.starts_with(|c: char| c.is_ascii_lowercase())
+            && self.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !id_ok {
+            return Err(PluginError::manifest(
+                "id",
+                format!("`{}` must be 1-40 lowercase letters, digits or `-`, starting with a letter", self.id),
+            ));
+        }
+        if self.name.trim().is_empty() {
+            return Err(PluginError::manifest("name", "must not be empty"));
+        }
+        parse_semver("version", &self.version)?;
+        self.sdk()?;
+        for capability in &self.capabilities {
+            check_capability(capability)?;
+        }
+        for pattern in &self.events {
+            let object = pattern.split('.').next().unwrap_or_default();
+            let known = pattern == "*" || OBJECT_CAPABILITIES.iter().any(|(name, _)| *name == object);
+            if !known || pattern.split('.').count() > 2 || pattern.ends_with('.') {
+                return Err(PluginError::manifest(
+                    "events",
+                    format!("`{pattern}` is not an event pattern (`contact.created`, `deal.*` or `*`)"),
+                ));
+            }
+        }
+        if let Some(hook) = &self.before_write {
+            if hook.objects.is_empty() {
+                return Err(PluginError::manifest("before_write.objects", "list at least one object"));
+            }
+            for object in &hook.objects {
+                if object_capability(object, false).is_none() {
+                    return Err(PluginError::manifest(
+                        "before_write.objects",
+                        format!("`{object}` is not an object plugins can hook"),
+                    ));
+                }
+            }
+            if !(1..=1_000).contains(&hook.timeout_ms) {
+                return Err(PluginError::manifest("before_write.timeout_ms", "must be between 1 and 1000"));
+            }
+        }
+        if !(1..=10_000).contains(&self.limits.event_timeout_ms) {
+            return Err(PluginError::manifest("limits.event_timeout_ms", "must be between 1 and 10000"));
+        }
+        if !(1..=256).contains(&self.limits.memory_mib) {
+            return Err(PluginError::manifest("limits.memory_mib", "must be between 1 and 256"));
+        }
+        for (key, def) in &self.settings {
+            if def.secret && def.kind != SettingKind::String {
+                return Err(PluginError::manifest(
+                    &format!("settings.{key}.secret"),
+                    "only string settings can be secret",
+                ));
+            }
+            if let Some(default) = &def.default {
+                let json = serde_json::to_value(default)
+                    .map_err(|err| PluginError::manifest(&format!("settings.{key}.default"), err.to_string()))?;
+                def.kind
+                    .check(key, &json)
+                    .map_err(|err| PluginError::manifest(&format!("settings.{key}.default"), err.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of each non-secret setting: the stored one, else the default.
+    pub fn effective_settings(&self, stored: &Json) -> BTreeMap<String, Json> {
+        let mut out = BTreeMap::new();
+        for (key, def) in &self.settings {
+            if def.secret {
+                continue;
+            }
+            let value = stored
+                .get(key)
+                .cloned()
+                .or_else(|| def.default.as_ref().and_then(|d| serde_json::to_value(d).ok()))
+                .unwrap_or(Json::Null);
+            out.insert(key.clone(), value);
+        }
+        out
+    }
+
+    /// Whether the plugin subscribes to `kind`.
+    pub fn subscribes(&self, kind: &str) -> bool {
+        self.events.iter().any(|pattern| event_matches(pattern, kind))
+    }
+}
+
+/// Pulls the key out of a toml error message such as "unknown field `foo`, expected ...".
+fn key_of(message: &str) -> String {
+    message.split('`').nth(1).unwrap_or("manifest").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+manifest_version = 1
+id = "welcome"
+name = "Welcome"
+version = "1.2.3"
+sdk_version = "1.0.0"
+capabilities = ["contacts:read", "activities:write", "kv"]
+events = ["contact.created", "deal.*"]
+[before_write]
+objects = ["contact"]
+on_failure = "deny"
+[settings.blocked]
+type = "string_list"
+default = ["spam.test"]
+[settings.api_key]
+type = "string"
+secret = true
+"#;
+
+    #[test]
+    fn a_good_manifest_parses() {
+        let m = Manifest::parse(GOOD).unwrap();
+        assert_eq!(m.id, "welcome");
+        assert_eq!(m.before_write.as_ref().unwrap().timeout_ms, 20);
+        assert_eq!(m.before_write.as_ref().unwrap().on_failure, FailurePolicy::Deny);
+        assert_eq!(m.limits, Limits::default());
+        assert!(m.subscribes("deal.stage_changed"));
+        assert!(m.subscribes("contact.created"));
+        assert!(!m.subscribes("contact.updated"));
+        let settings = m.effective_settings(&serde_json::json!({}));
+        assert_eq!(settings["blocked"], serde_json::json!(["spam.test"]));
+        assert!(!settings.contains_key("api_key"), "secrets are never handed out");
+    }
+
+    #[test]
+    fn bad_manifests_name_the_key() {
+        let cases = [
+            (GOOD.replace("name = \"Welcome\"", "name = \"Welcome\"\ncolour = \"red\""), "colour"),
+            (GOOD.replace("\"kv\"", "\"rockets:launch\""), "capabilities"),
+            (GOOD.replace("id = \"welcome\"", "id = \"Welcome!\""), "id"),
+            (GOOD.replace("version = \"1.2.3\"", "version = \"1.2\""), "version"),
+            (GOOD.replace("\"deal.*\"", "\"spaceship.landed\""), "events"),
+            (GOOD.replace("on_failure = \"deny\"", ""), "on_failure"),
+            (GOOD.replace("on_failure = \"deny\"", "on_failure = \"maybe\""), "maybe"),
+            (GOOD.replace("default = [\"spam.test\"]", "default = 3"), "settings.blocked.default"),
+            (GOOD.replace("manifest_version = 1", "manifest_version = 2"), "manifest_version"),
+            (GOOD.replace("objects = [\"contact\"]", "objects = [\"user\"]"), "before_write.objects"),
+            (format!("{GOOD}\n[limits]\nmemory_mib = 4096\n"), "limits.memory_mib"),
+        ];
+        for (text, key) in cases {
+            let err = Manifest::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "`{err}` should name `{key}`");
+        }
+    }
+
+    #[test]
+    fn settings_are_typed() {
+        assert_eq!(
+            SettingKind::StringList.parse_text("k", "a.test, b.test").unwrap(),
+            serde_json::json!(["a.test", "b.test"])
+        );
+        assert_eq!(SettingKind::Integer.parse_text("k", "42").unwrap(), serde_json::json!(42));
+        assert!(SettingKind::Integer.parse_text("k", "forty").is_err());
+        assert!(SettingKind::Boolean.check("k", &serde_json::json!("yes")).is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! Running one plugin: a small pool of warm instances (never shared between plugins, thrown
+//! away after any failure, after a bounded number of calls and on upgrade), each call under an
+//! epoch deadline, a memory cap and a wall-clock backstop.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+
+use crate::plugin::PluginError;
+use crate::plugin::engine::PluginEngine;
+use crate::plugin::host::{CallMode, CallState, HostState, OUTPUT_CAPACITY, PluginContext, report_denials, v1};
+use crate::plugin::manifest::Manifest;
+
+/// Warm instances kept per plugin.
+pub const POOL_SIZE: usize = 4;
+/// Calls an instance serves before it is replaced.
+pub const MAX_CALLS_PER_INSTANCE: u32 = 1_000;
+/// Bytes a guest may pass into host calls per call.
+const HOSTCALL_FUEL: usize = 8 << 20;
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallFailure {
+    /// It ran past its time budget.
+    Timeout(Duration),
+    /// It trapped: a panic, an abort, a stack overflow, the memory cap...
+    Trap(String),
+}
+
+impl std::fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallFailure::Timeout(budget) => write!(f, "timed out after {} ms", budget.as_millis()),
+            CallFailure::Trap(message) => f.write_str(message),
+        }
+    }
+}
+
+struct Warm {
+    store: Store<HostState>,
+    bindings: v1::Plugin,
+    calls: u32,
+}
+
+/// A plugin ready to run.
+pub struct LoadedPlugin {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The stored row's generation this was loaded from.
+    pub generation: i64,
+    /// Whether it is enabled and active (not suspended).
+    pub active: bool,
+    /// Grants, settings and services.
+    pub context: Arc<PluginContext>,
+    pre: v1::PluginPre<HostState>,
+    engine: PluginEngine,
+    pool: Mutex<Vec<Warm>>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin").field("id", &self.manifest.id).field("generation", &self.generation).finish()
+    }
+}
+
+/// The linker every v1 plugin is instantiated with: WASI p2 (which Rust's std needs; nothing
+/// is inherited) and Kith's host interface.
+pub fn linker(engine: &PluginEngine) -> Result<Linker<HostState>, PluginError> {
+    let mut linker = Linker::<HostState>::new(engine.engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(|e| PluginError::Runtime(format!("linking WASI: {e:#}")))?;
+    v1::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+        .map_err(|e| PluginError::Runtime(format!("linking the host API: {e:#}")))?;
+    Ok(linker)
+}
+
+impl LoadedPlugin {
+    /// Prepares `component` (compiled by `engine`) for instantiation.
+    pub fn new(
+        engine: &PluginEngine,
+        linker: &Linker<HostState>,
+        component: &wasmtime::component::Component,
+        manifest: Manifest,
+        generation: i64,
+        active: bool,
+        context: Arc<PluginContext>,
+    ) -> Result<LoadedPlugin, PluginError> {
+        let pre = linker.instantiate_pre(component).map_err(|e| {
+            PluginError::Component(format!("the component does not fit the kith:plugin@1 world: {e:#}"))
+        })?;
+        let pre = v1::PluginPre::new(pre).map_err(|e| {
+            PluginError::Component(format!("the component does not export the kith:plugin@1 functions: {e:#}"))
+        })?;
+        Ok(LoadedPlugin { manifest, generation, active, context, pre, engine: engine.clone(), pool: Mutex::default() })
+    }
+
+    /// The plugin id.
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    async fn instance(&self) -> Result<Warm, CallFailure> {
+        if let Some(warm) = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop() {
+            return Ok(warm);
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size((self.manifest.limits.memory_mib << 20) as usize)
+            .table_elements(100_000)
+            .instances(32)
+            .tables(32)
+            .memories(32)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(self.engine.engine(), HostState::new(self.context.clone(), limits));
+        store.limiter(|state| &mut state.limits);
+        store.set_hostcall_fuel(HOSTCALL_FUEL);
+        // Instantiation runs the guest's start code: give it a budget too.
+        arm_deadline(&mut store, Duration::from_millis(1_000));
+        let bindings = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| CallFailure::Trap(format!("cannot instantiate: {e:#}")))?;
+        Ok(Warm { store, bindings, calls: 0 })
+    }
+
+    fn give_back(&self, mut warm: Warm) {
+        warm.calls += 1;
+        warm.store.data_mut().flush_output();
+        let output_full = warm.store.data().output_logged > OUTPUT_CAPACITY / 2;
+        if warm.calls >= MAX_CALLS_PER_INSTANCE || output_full {
+            return;
+        }
+        let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < POOL_SIZE {
+            pool.push(warm);
+        }
+    }
+
+    /// Drops every warm instance (e.g. before an upgrade takes effect).
+    pub fn drain(&self) {
+        self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    fn failure(&self, warm: &mut Warm, err: &wasmtime::Error, budget: Duration) -> CallFailure {
+        warm.store.data_mut().flush_output();
+        if let Some(trap) = err.downcast_ref::<Trap>() {
+            return match trap {
+                Trap::Interrupt => CallFailure::Timeout(budget),
+                Trap::StackOverflow => CallFailure::Trap("stack overflow".into()),
+                // Rust keeps its stack in linear memory: overflowing it runs off the memory.
+                Trap::MemoryOutOfBounds => CallFailure::Trap(
+                    "out-of-bounds memory access (a stack overflow or memory corruption in the plugin)".into(),
+                ),
+                Trap::UnreachableCodeReached => {
+                    let output = warm.store.data().output_tail();
+                    CallFailure::Trap(if output.is_empty() {
+                        "panicked or aborted (wasm `unreachable`)".into()
+                    } else {
+                        format!("panicked or aborted: {output}")
+                    })
+                }
+                other => CallFailure::Trap(format!("trapped: {other}")),
+            };
+        }
+        let message = format!("{err:#}");
+        if message.contains("forcing trap when growing memory") {
+            return CallFailure::Trap(format!("exceeded its memory limit of {} MiB", self.manifest.limits.memory_mib));
+        }
+        CallFailure::Trap(message.chars().take(1_000).collect())
+    }
+
+    /// Delivers a batch of events. `Ok(Err(..))` is the plugin's own report of which event it
+    /// could not handle.
+    pub async fn call_events(
+        &self,
+        events: &[v1::kith::plugin::types::Event],
+        depth: u32,
+    ) -> Result<Result<(), v1::kith::plugin::types::EventFailure>, CallFailure> {
+        // Each event of the batch gets the plugin's per-event budget.
+        let per_event = self.manifest.limits.event_timeout_ms;
+        let budget = Duration::from_millis(per_event.saturating_mul(events.len().max(1) as u64).min(30_000));
+        let mut warm = self.instance().await?;
+        warm.store.data_mut().call = CallState::new(CallMode::Event { depth });
+        arm_deadline(&mut warm.store, budget);
+        let outcome =
+            tokio::time::timeout(budget + grace(budget), warm.bindings.call_on_event(&mut warm.store, events)).await;
+        self.finish(warm, outcome, budget)
+    }
+
+    /// Asks the plugin about a write.
+    pub async fn call_before_write(
+        &self,
+        change: &v1::kith::plugin::types::Change,
+        budget: Duration,
+    ) -> Result<v1::kith::plugin::types::Verdict, CallFailure> {
+        let mut warm = self.instance().await?;
+        warm.store.data_mut().call = CallState::new(CallMode::BeforeWrite);
+        arm_deadline(&mut warm.store, budget);
+        let outcome =
+            tokio::time::timeout(budget + grace(budget), warm.bindings.call_before_write(&mut warm.store, change))
+                .await;
+        self.finish(warm, outcome, budget)
+    }
+
+    fn finish<R>(
+        &self,
+        mut warm: Warm,
+        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+        budget: Duration,
+    ) -> Result<R, CallFailure> {
+        let call = std::mem::replace(&mut warm.store.data_mut().call, CallState::new(CallMode::BeforeWrite));
+        report_denials(&self.context.kith, self.id(), call.denied);
+        if call.dropped_logs > 0 {
+            tracing::warn!(target: "kith::plugin", plugin = %self.id(), dropped = call.dropped_logs, "log lines over the per-call limit were dropped");
+        }
+        match outcome {
+            Ok(Ok(value)) => {
+                self.give_back(warm);
+                Ok(value)
+            }
+            // The instance may be poisoned: it is dropped, never reused.
+            Ok(Err(err)) => Err(self.failure(&mut warm, &err, budget)),
+            Err(_) => Err(CallFailure::Timeout(budget)),
+        }
+    }
+}
+
+/// Slack for the wall-clock backstop over the epoch deadline (which only fires at epoch ticks).
+fn grace(budget: Duration) -> Duration {
+    budget / 2 + Duration::from_millis(50)
+}
+
+/// Makes the guest yield to tokio at every epoch tick (so it never holds a worker thread for
+/// long) and trap once `budget` has passed.
+fn arm_deadline(store: &mut Store<HostState>, budget: Duration) {
+    let deadline = Instant::now() + budget;
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+    });
+    store.set_epoch_deadline(1);
+}

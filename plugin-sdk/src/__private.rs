@@ -1,0 +1,65 @@
+//! What `register_plugin!` expands to. Not part of the public API.
+
+#![allow(missing_docs)]
+
+use crate::Plugin;
+use crate::types::{Change, Event};
+
+#[allow(unsafe_code, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../schemas/wit/v1.0.0",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__kith_export",
+        default_bindings_module: "kith_plugin_sdk::__private::bindings",
+        runtime_path: "kith_plugin_sdk::__private::wit_bindgen_rt",
+    });
+}
+
+pub use bindings::__kith_export as export;
+pub use bindings::Guest;
+pub use bindings::kith::plugin::types::{
+    Change as WitChange, Event as WitEvent, EventFailure as WitEventFailure, Verdict as WitVerdict,
+};
+pub use wit_bindgen::rt as wit_bindgen_rt;
+
+const fn parse_u16(s: &str) -> u16 {
+    let bytes = s.as_bytes();
+    let mut value: u16 = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        value = value * 10 + (bytes[i] - b'0') as u16;
+        i += 1;
+    }
+    value
+}
+
+const fn version_bytes() -> [u8; 6] {
+    let major = parse_u16(env!("CARGO_PKG_VERSION_MAJOR")).to_be_bytes();
+    let minor = parse_u16(env!("CARGO_PKG_VERSION_MINOR")).to_be_bytes();
+    let patch = parse_u16(env!("CARGO_PKG_VERSION_PATCH")).to_be_bytes();
+    [major[0], major[1], minor[0], minor[1], patch[0], patch[1]]
+}
+
+/// The SDK version as stored in the `kith:sdk-version` custom section.
+pub const SDK_VERSION_BYTES: [u8; 6] = version_bytes();
+
+/// Delivers a batch to a fresh `P` per event, stopping at the first failure.
+pub fn dispatch_events<P: Plugin>(events: Vec<WitEvent>) -> Result<(), WitEventFailure> {
+    for (index, event) in events.into_iter().enumerate() {
+        let event = Event::from_wit(event);
+        if let Err(err) = P::default().on_event(&event) {
+            return Err(WitEventFailure { index: index as u32, message: err.to_string() });
+        }
+    }
+    Ok(())
+}
+
+/// Asks a fresh `P` about a write.
+pub fn dispatch_before_write<P: Plugin>(change: WitChange) -> WitVerdict {
+    match Change::from_wit(change) {
+        Ok(change) => P::default().before_write(&change).into_wit(),
+        Err(err) => WitVerdict::Deny(format!("the plugin could not read the change: {err}")),
+    }
+}

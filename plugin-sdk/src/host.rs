@@ -1,0 +1,139 @@
+//! The host calls behind the public helpers: the real host inside wasm, the in-memory
+//! [`TestHost`](crate::testing::TestHost) in native builds (unit tests).
+
+/// Log levels, in increasing severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Very detailed.
+    Trace,
+    /// Diagnostic.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something unexpected that the plugin handled.
+    Warn,
+    /// A failure.
+    Error,
+}
+
+#[cfg(target_arch = "wasm32")]
+mod imp {
+    use super::Level;
+    use crate::__private::bindings::kith::plugin::host;
+    use crate::__private::bindings::kith::plugin::types as wit;
+    use crate::types::{Error, Page, Query, Record, Result};
+
+    pub fn log(level: Level, message: &str) {
+        let level = match level {
+            Level::Trace => wit::LogLevel::Trace,
+            Level::Debug => wit::LogLevel::Debug,
+            Level::Info => wit::LogLevel::Info,
+            Level::Warn => wit::LogLevel::Warn,
+            Level::Error => wit::LogLevel::Error,
+        };
+        host::log(level, message);
+    }
+
+    pub fn now() -> String {
+        host::now()
+    }
+
+    pub fn get_record(object: &str, id: &str) -> Result<Option<Record>> {
+        host::get_record(object, id).map_err(Error::from_wit)?.map(Record::from_wit).transpose()
+    }
+
+    pub fn query_records(object: &str, query: &Query) -> Result<Page> {
+        let query = wit::Query {
+            filter: query.filter.as_ref().map(|f| f.to_string()),
+            order_by: query.order_by.as_ref().map(|o| o.to_string()),
+            first: query.first,
+            after: query.after.clone(),
+        };
+        let page = host::query_records(object, &query).map_err(Error::from_wit)?;
+        Ok(Page {
+            records: page.records.into_iter().map(Record::from_wit).collect::<Result<_>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    pub fn create_record(object: &str, fields: &str) -> Result<Record> {
+        Record::from_wit(host::create_record(object, fields).map_err(Error::from_wit)?)
+    }
+
+    pub fn update_record(object: &str, id: &str, fields: &str, expected_version: Option<u64>) -> Result<Record> {
+        Record::from_wit(host::update_record(object, id, fields, expected_version).map_err(Error::from_wit)?)
+    }
+
+    pub fn kv_get(key: &str) -> Result<Option<Vec<u8>>> {
+        host::kv_get(key).map_err(Error::from_wit)
+    }
+
+    pub fn kv_set(key: &str, value: &[u8]) -> Result<()> {
+        host::kv_set(key, value).map_err(Error::from_wit)
+    }
+
+    pub fn kv_delete(key: &str) -> Result<bool> {
+        host::kv_delete(key).map_err(Error::from_wit)
+    }
+
+    pub fn kv_keys(prefix: &str) -> Result<Vec<String>> {
+        host::kv_keys(prefix).map_err(Error::from_wit)
+    }
+
+    pub fn setting(key: &str) -> Option<String> {
+        host::setting(key)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod imp {
+    use super::Level;
+    use crate::testing::with_current;
+    use crate::types::{Page, Query, Record, Result};
+
+    pub fn log(level: Level, message: &str) {
+        with_current(|host| host.log(level, message))
+    }
+
+    pub fn now() -> String {
+        with_current(|host| host.now())
+    }
+
+    pub fn get_record(object: &str, id: &str) -> Result<Option<Record>> {
+        with_current(|host| host.get_record(object, id))
+    }
+
+    pub fn query_records(object: &str, query: &Query) -> Result<Page> {
+        with_current(|host| host.query_records(object, query))
+    }
+
+    pub fn create_record(object: &str, fields: &str) -> Result<Record> {
+        with_current(|host| host.create_record(object, fields))
+    }
+
+    pub fn update_record(object: &str, id: &str, fields: &str, expected_version: Option<u64>) -> Result<Record> {
+        with_current(|host| host.update_record(object, id, fields, expected_version))
+    }
+
+    pub fn kv_get(key: &str) -> Result<Option<Vec<u8>>> {
+        with_current(|host| host.kv_get(key))
+    }
+
+    pub fn kv_set(key: &str, value: &[u8]) -> Result<()> {
+        with_current(|host| host.kv_set(key, value))
+    }
+
+    pub fn kv_delete(key: &str) -> Result<bool> {
+        with_current(|host| host.kv_delete(key))
+    }
+
+    pub fn kv_keys(prefix: &str) -> Result<Vec<String>> {
+        with_current(|host| host.kv_keys(prefix))
+    }
+
+    pub fn setting(key: &str) -> Option<String> {
+        with_current(|host| host.setting_value(key))
+    }
+}
+
+pub(crate) use imp::*;

@@ -1,0 +1,169 @@
+//! Kith's bundled example plugin.
+//!
+//! - On `contact.created` it creates a TASK activity, "Welcome {name}", for the contact's owner,
+//!   due in three days.
+//! - Before a contact is stored it refuses e-mail addresses whose domain is in the
+//!   `blocked_domains` setting.
+
+use kith_plugin_sdk::{Change, Event, Plugin, Result, Verdict, log, records, settings};
+use serde_json::json;
+
+/// The plugin. It keeps no state: each call gets a fresh value.
+#[derive(Default)]
+pub struct Welcome;
+
+impl Plugin for Welcome {
+    fn on_event(&self, event: &Event) -> Result<()> {
+        if event.kind != "contact.created" {
+            return Ok(());
+        }
+        let Some(contact_id) = event.record_id.as_deref() else { return Ok(()) };
+        let name = display_name(event.record());
+        let template: String = settings::get("task_subject")?.unwrap_or_else(|| "Welcome {name}".to_owned());
+        let mut task = json!({
+            "kind": "TASK",
+            "subject": template.replace("{name}", &name),
+            "body": format!("Say hello to {name}: a first contact in the first three days matters."),
+            "contactId": contact_id,
+            "dueAt": due_in_three_days(&kith_plugin_sdk::now()),
+        });
+        if let Some(owner) = event.record_str("ownerId") {
+            task["ownerId"] = json!(owner);
+        }
+        let created = records::create("activity", &task)?;
+        log::info(&format!("welcome task {} for contact {contact_id}", created.id));
+        Ok(())
+    }
+
+    fn before_write(&self, change: &Change) -> Verdict {
+        let Some(email) = change.after_str("email") else { return Verdict::Allow };
+        let blocked: Vec<String> = match settings::get("blocked_domains") {
+            Ok(list) => list.unwrap_or_default(),
+            Err(err) => return Verdict::Deny(format!("the welcome plugin's settings are unreadable: {err}")),
+        };
+        let domain = email.rsplit_once('@').map(|(_, d)| d.trim().to_ascii_lowercase()).unwrap_or_default();
+        if blocked.iter().any(|b| b.trim().trim_start_matches('@').eq_ignore_ascii_case(&domain)) {
+            return Verdict::Deny(format!("e-mail addresses at {domain} are not accepted"));
+        }
+        Verdict::Allow
+    }
+}
+
+kith_plugin_sdk::register_plugin!(Welcome);
+
+fn display_name(payload: &serde_json::Value) -> String {
+    let part = |field: &str| payload.get(field).and_then(|v| v.as_str()).unwrap_or("").trim().to_owned();
+    let name = format!("{} {}", part("firstName"), part("lastName")).trim().to_owned();
+    if !name.is_empty() {
+        return name;
+    }
+    let email = part("email");
+    if email.is_empty() { "the new contact".to_owned() } else { email }
+}
+
+/// `now` plus three days, keeping the RFC 3339 shape (`YYYY-MM-DDTHH:MM:SS.ffffffZ`).
+fn due_in_three_days(now: &str) -> String {
+    let (Some(year), Some(month), Some(day)) = (num(now, 0..4), num(now, 5..7), num(now, 8..10)) else {
+        return now.to_owned();
+    };
+    let mut days = days_from_civil(year, month, day) + 3;
+    let (y, m, d) = civil_from_days(&mut days);
+    format!("{y:04}-{m:02}-{d:02}{}", &now[10..])
+}
+
+fn num(text: &str, range: std::ops::Range<usize>) -> Option<i64> {
+    text.get(range)?.parse().ok()
+}
+
+// Howard Hinnant's days-from-civil algorithms (proleptic Gregorian calendar).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: &mut i64) -> (i64, i64, i64) {
+    let z = *days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kith_plugin_sdk::ErrorCode;
+    use kith_plugin_sdk::testing::TestHost;
+
+    fn created(host: &TestHost, fields: serde_json::Value) -> Event {
+        let id = host.insert("contact", fields.clone());
+        Event::new("contact.created", "contact", Some(&id), fields)
+    }
+
+    #[test]
+    fn a_new_contact_gets_a_welcome_task_for_its_owner() {
+        let host = TestHost::new().grant("activities:write").at("2026-02-27T09:30:00.000000Z");
+        let event = created(&host, json!({"firstName": "Ada", "lastName": "Lovelace", "ownerId": "u-1"}));
+        host.on_event::<Welcome>(&event).unwrap();
+        let tasks = host.records("activity");
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].str("kind"), Some("TASK"));
+        assert_eq!(tasks[0].str("subject"), Some("Welcome Ada Lovelace"));
+        assert_eq!(tasks[0].str("ownerId"), Some("u-1"));
+        assert_eq!(tasks[0].str("contactId"), event.record_id.as_deref());
+        assert_eq!(tasks[0].str("dueAt"), Some("2026-03-02T09:30:00.000000Z"));
+        assert_eq!(host.logs().len(), 1);
+    }
+
+    #[test]
+    fn the_subject_comes_from_the_settings() {
+        let host = TestHost::new().grant("activities:write").setting("task_subject", json!("Call {name}"));
+        let event = created(&host, json!({"email": "grace@example.org"}));
+        host.on_event::<Welcome>(&event).unwrap();
+        assert_eq!(host.records("activity")[0].str("subject"), Some("Call grace@example.org"));
+    }
+
+    #[test]
+    fn without_the_grant_the_task_is_refused_and_the_event_fails() {
+        let host = TestHost::new();
+        let event = created(&host, json!({"firstName": "Ada"}));
+        let err = host.on_event::<Welcome>(&event).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Denied);
+        assert!(host.records("activity").is_empty());
+        assert_eq!(host.denied(), vec!["activities:write".to_owned()]);
+    }
+
+    #[test]
+    fn other_events_are_ignored() {
+        let host = TestHost::new();
+        host.on_event::<Welcome>(&Event::new("contact.updated", "contact", Some("x"), json!({}))).unwrap();
+        assert!(host.records("activity").is_empty());
+    }
+
+    #[test]
+    fn blocklisted_domains_are_refused_ignoring_case() {
+        let host = TestHost::new().setting("blocked_domains", json!(["Mailinator.com", "@spam.test"]));
+        let verdict = host.before_write::<Welcome>(&Change::create("contact", json!({"email": "x@MAILINATOR.com"})));
+        assert_eq!(verdict, Verdict::Deny("e-mail addresses at mailinator.com are not accepted".into()));
+        let verdict = host.before_write::<Welcome>(&Change::create("contact", json!({"email": "y@spam.test"})));
+        assert!(matches!(verdict, Verdict::Deny(_)));
+        let verdict = host.before_write::<Welcome>(&Change::create("contact", json!({"email": "ada@example.org"})));
+        assert_eq!(verdict, Verdict::Allow);
+        let verdict = host.before_write::<Welcome>(&Change::create("contact", json!({"firstName": "No mail"})));
+        assert_eq!(verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn due_dates_roll_over_months_and_leap_years() {
+        assert_eq!(due_in_three_days("2024-02-27T00:00:00.000000Z"), "2024-03-01T00:00:00.000000Z");
+        assert_eq!(due_in_three_days("2026-12-30T23:59:59.999999Z"), "2027-01-02T23:59:59.999999Z");
+    }
+}

@@ -1,0 +1,554 @@
+//! The plugin runtime end to end: real wasm components built from `plugins/` and
+//! `tests/plugins/`, installed and granted through GraphQL and the CLI, on both databases.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use kith_core::config::PluginsConfig;
+use kith_core::domain::actor::{Actor, Role};
+use kith_core::plugin::manager::Grants;
+use kith_core::plugin::{PluginManager, start_runtime};
+use kith_tests::TestDb;
+use serde_json::json;
+
+use crate::graphql::{Server, code, token};
+
+pub(crate) fn config() -> PluginsConfig {
+    PluginsConfig {
+        cache_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../target/plugin-cache-test").into(),
+        install_bundled: false,
+        suspend_after: 3,
+        max_attempts: 3,
+        retry_base_ms: 20,
+        poll_interval_ms: 20,
+        ..PluginsConfig::default()
+    }
+}
+
+pub(crate) fn welcome() -> (String, Vec<u8>) {
+    let b = kith_core::plugin::bundled::BUNDLED[0];
+    (b.manifest.to_owned(), b.component.to_vec())
+}
+
+pub(crate) fn hostile(id: &str) -> (String, Vec<u8>) {
+    let manifest =
+        include_str!("../plugins/hostile/plugin.toml").replace("id = \"hostile\"", &format!("id = \"{id}\""));
+    let wasm = std::fs::read(concat!(env!("KITH_WASM_DIR"), "/kith_test_plugin_hostile.wasm")).expect("hostile.wasm");
+    (manifest, wasm)
+}
+
+fn admin() -> Actor {
+    Actor::system("test")
+}
+
+/// Polls `check` until it returns `Some`, for at most `secs` seconds.
+pub(crate) async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn plugin_row(db: &TestDb, id: &str) -> kith_core::store::plugins::PluginRow {
+    kith_core::store::plugins::get(db.kith.store.conn(), id).await.unwrap().unwrap()
+}
+
+async fn kv_count(db: &TestDb, plugin: &str, prefix: &str) -> usize {
+    kith_core::store::plugins::kv_keys(db.kith.store.conn(), plugin, prefix, 100_000).await.unwrap().len()
+}
+
+async fn contact(db: &TestDb, first: &str, email: &str) -> kith_core::store::records::Record {
+    db.create("contact", json!({"firstName": first, "lastName": "Test", "email": email})).await.unwrap()
+}
+
+#[tokio::test]
+async fn welcome_plugin_through_graphql_grants_events_and_vetoes() {
+    for db in TestDb::all().await {
+        let server = Server::start_with_body(&db, 1 << 20).await;
+        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let admin_token = token(&db, Role::Admin).await;
+        let agent = token(&db, Role::Agent).await;
+        let (manifest, wasm) = welcome();
+        let component = base64::engine::general_purpose::STANDARD.encode(&wasm);
+        let install = "mutation($m: String!, $c: String!) { installPlugin(manifest: $m, component: $c) { id version enabled status requestedCapabilities sdkVersion } }";
+
+        let refused = server.gql(&agent, install, json!({"m": manifest, "c": component})).await;
+        assert_eq!(code(&refused), "FORBIDDEN", "{}: {refused}", db.name);
+        let bad = server
+            .gql(
+                &admin_token,
+                install,
+                json!({"m": manifest.replace("id = ", "colour = \"red\"\nid = "), "c": component}),
+            )
+            .await;
+        assert!(bad["errors"][0]["message"].as_str().unwrap().contains("colour"), "{}: {bad}", db.name);
+        let not_wasm = server.gql(&admin_token, install, json!({"m": manifest, "c": "aGVsbG8="})).await;
+        assert_eq!(code(&not_wasm), "BAD_USER_INPUT", "{}: {not_wasm}", db.name);
+
+        let installed = server.gql(&admin_token, install, json!({"m": manifest, "c": component})).await;
+        let plugin = &installed["data"]["installPlugin"];
+        assert_eq!(plugin["enabled"], false, "{}: {installed}", db.name);
+        assert_eq!(plugin["sdkVersion"], "1.0.0");
+        assert_eq!(plugin["requestedCapabilities"], json!(["contacts:read", "activities:write"]));
+
+        let enable = "mutation($g: [String!], $all: Boolean) { enablePlugin(id: \"welcome\", grants: $g, grantAll: $all) { enabled status grants } }";
+        let partial = server.gql(&admin_token, enable, json!({"g": ["contacts:read"]})).await;
+        assert!(
+            partial["errors"][0]["message"].as_str().unwrap().contains("activities:write"),
+            "{}: every requested capability must be granted: {partial}",
+            db.name
+        );
+        let enabled = server.gql(&admin_token, enable, json!({"g": ["contacts:read", "activities:write"]})).await;
+        assert_eq!(enabled["data"]["enablePlugin"]["status"], "ACTIVE", "{}: {enabled}", db.name);
+
+        let owner =
+            db.create("user", json!({"email": "owner@example.org", "name": "Owner", "role": "AGENT"})).await.unwrap();
+        let created = server
+            .gql(
+                &agent,
+                "mutation($i: ContactCreateInput!) { createContact(input: $i) { id } }",
+                json!({"i": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.org", "ownerId": owner.id().to_string()}}),
+            )
+            .await;
+        let contact_id = created["data"]["createContact"]["id"].as_str().unwrap().to_owned();
+        let task = eventually(20, "the welcome task", || {
+            let server = &server;
+            let agent = &agent;
+            let contact_id = contact_id.clone();
+            async move {
+                let r = server
+                    .gql(agent, "query($f: ActivityFilter) { activities(filter: $f) { edges { node { kind subject contactId ownerId dueAt } } } }", json!({"f": {"contactId": {"eq": contact_id}}}))
+                    .await;
+                r["data"]["activities"]["edges"].as_array().filter(|e| !e.is_empty()).map(|e| e[0]["node"].clone())
+            }
+        })
+        .await;
+        assert_eq!(task["kind"], "TASK", "{}", db.name);
+        assert_eq!(task["subject"], "Welcome Ada Lovelace");
+        assert_eq!(task["ownerId"], owner.id().to_string());
+        assert!(task["dueAt"].is_string());
+        // The plugin's write is audited with the plugin as actor.
+        let audit = server
+            .gql(&admin_token, "{ auditLog(object: \"activity\") { actorKind actorName action } }", json!({}))
+            .await;
+        assert_eq!(audit["data"]["auditLog"][0]["actorName"], "plugin:welcome", "{}: {audit}", db.name);
+
+        // The blocklist: set through GraphQL, checked before the write, nothing stored.
+        let set = server
+            .gql(&admin_token, "mutation { setPluginSetting(id: \"welcome\", key: \"blocked_domains\", value: [\"Spam.test\"]) { settings } }", json!({}))
+            .await;
+        assert_eq!(
+            set["data"]["setPluginSetting"]["settings"]["blocked_domains"],
+            json!(["Spam.test"]),
+            "{}: {set}",
+            db.name
+        );
+        let wrong_type = server
+            .gql(
+                &admin_token,
+                "mutation { setPluginSetting(id: \"welcome\", key: \"blocked_domains\", value: 3) { id } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(code(&wrong_type), "BAD_USER_INPUT", "{}: {wrong_type}", db.name);
+        let before = db.count_rows("contact").await;
+        let vetoed = eventually(10, "the setting to apply", || {
+            let server = &server;
+            let agent = &agent;
+            async move {
+                let r = server
+                    .gql(
+                        agent,
+                        "mutation($i: ContactCreateInput!) { createContact(input: $i) { id } }",
+                        json!({"i": {"firstName": "Bot", "email": "bot@spam.TEST"}}),
+                    )
+                    .await;
+                (code(&r) == "REJECTED_BY_PLUGIN").then_some(r)
+            }
+        })
+        .await;
+        assert!(vetoed["errors"][0]["message"].as_str().unwrap().contains("spam.test"), "{}: {vetoed}", db.name);
+        assert_eq!(db.count_rows("contact").await, before, "{}: a vetoed write stores nothing", db.name);
+
+        // Disabled: the hook is gone at once, and no more tasks appear.
+        let disabled =
+            server.gql(&admin_token, "mutation { disablePlugin(id: \"welcome\") { status } }", json!({})).await;
+        assert_eq!(disabled["data"]["disablePlugin"]["status"], "DISABLED", "{}: {disabled}", db.name);
+        let ok = server
+            .gql(
+                &agent,
+                "mutation($i: ContactCreateInput!) { createContact(input: $i) { id } }",
+                json!({"i": {"firstName": "Bot", "email": "bot@spam.test"}}),
+            )
+            .await;
+        assert!(ok["errors"].is_null(), "{}: {ok}", db.name);
+        let listed =
+            server.gql(&admin_token, "{ plugins { id status stats { delivered failures } } }", json!({})).await;
+        assert_eq!(listed["data"]["plugins"][0]["stats"]["delivered"], 1, "{}: {listed}", db.name);
+
+        runtime.stop().await;
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn ungranted_calls_are_refused_audited_and_counted() {
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let (manifest, wasm) = hostile("nosy");
+    manager.install(&admin(), &manifest, &wasm).await.unwrap();
+    manager.set_setting(&admin(), "nosy", "mode", Some(json!("ungranted"))).await.unwrap();
+    manager.enable(&admin(), "nosy", Grants::All).await.unwrap();
+    contact(&db, "Ada", "ada@example.org").await;
+    eventually(20, "the refusal to be counted", || async {
+        let row = plugin_row(&db, "nosy").await;
+        (row.denied_calls >= 1 && row.delivered >= 1).then_some(())
+    })
+    .await;
+    let audit = kith_core::store::audit::list(db.kith.store.conn(), "plugin", None, 10).await.unwrap();
+    let denied = audit.iter().find(|e| e.action == "plugin.denied").expect("an audit entry for the refusal");
+    assert_eq!(denied.changes["capability"], "deals:read");
+    assert_eq!(denied.actor_name, "plugin:nosy");
+    manager.stop().await;
+    db.cleanup().await;
+}
+
+/// Each hostile behaviour: the failure is recorded and visible, the plugin is suspended after
+/// repeated failures, and Kith keeps serving with its data intact.
+#[tokio::test]
+async fn hostile_plugins_are_contained() {
+    let db = TestDb::sqlite().await;
+    let server = Server::start(&db).await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let agent = token(&db, Role::Agent).await;
+    let cases = [
+        ("looper", "loop", "timed out"),
+        ("hoarder", "alloc", "memory limit"),
+        ("recurser", "recurse", "stack overflow"),
+        ("panicker", "panic", "hostile plugin panics"),
+    ];
+    for (id, mode, _) in cases {
+        let (manifest, wasm) = hostile(id);
+        manager.install(&admin(), &manifest, &wasm).await.unwrap();
+        manager.set_setting(&admin(), id, "mode", Some(json!(mode))).await.unwrap();
+        manager.enable(&admin(), id, Grants::All).await.unwrap();
+    }
+    for i in 0..4 {
+        contact(&db, &format!("Victim{i}"), &format!("victim{i}@example.org")).await;
+    }
+    for (id, _, expected) in cases {
+        let row = eventually(60, &format!("{id} to be suspended"), || async {
+            let row = plugin_row(&db, id).await;
+            (row.status == "suspended").then_some(row)
+        })
+        .await;
+        let error = row.last_error.unwrap_or_default();
+        assert!(error.contains(expected), "{id}: last error `{error}` should say `{expected}`");
+        assert!(row.failures >= 3, "{id}: {} failures", row.failures);
+        assert_eq!(row.delivered, 0, "{id}");
+    }
+    // Kith still serves, and the data is intact.
+    let page = server.gql(&agent, "{ contacts { totalCount } }", json!({})).await;
+    assert_eq!(page["data"]["contacts"]["totalCount"], 4, "{page}");
+    assert_eq!(db.count_rows("contact").await, 4);
+    // A suspended plugin stays off until an admin resumes it; resuming continues from where it
+    // stopped, so the events are not lost.
+    manager.set_setting(&admin(), "panicker", "mode", Some(json!("record"))).await.unwrap();
+    manager.enable(&admin(), "panicker", Grants::All).await.unwrap();
+    eventually(30, "the resumed plugin to catch up", || async {
+        (kv_count(&db, "panicker", "seen:").await >= 2).then_some(())
+    })
+    .await;
+    manager.stop().await;
+    server.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_log_flood_is_capped_and_the_call_succeeds() {
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let (manifest, wasm) = hostile("flooder");
+    let manifest = format!("{manifest}\n[limits]\nevent_timeout_ms = 10000\n");
+    manager.install(&admin(), &manifest, &wasm).await.unwrap();
+    manager.set_setting(&admin(), "flooder", "mode", Some(json!("flood"))).await.unwrap();
+    manager.enable(&admin(), "flooder", Grants::All).await.unwrap();
+    contact(&db, "Ada", "ada@example.org").await;
+    eventually(60, "the flood to be handled", || async {
+        (plugin_row(&db, "flooder").await.delivered == 1).then_some(())
+    })
+    .await;
+    assert_eq!(plugin_row(&db, "flooder").await.failures, 0);
+    manager.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn before_write_timeouts_follow_the_plugins_failure_policy() {
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    // Fail closed: a hook that never answers refuses the write.
+    let (manifest, wasm) = hostile("strict");
+    manager.install(&admin(), &manifest.replace("events = [\"contact.*\"]", "events = []"), &wasm).await.unwrap();
+    manager.set_setting(&admin(), "strict", "hook", Some(json!("slow"))).await.unwrap();
+    manager.enable(&admin(), "strict", Grants::All).await.unwrap();
+    let started = Instant::now();
+    let err = kith_tests::domain_err(db.create("contact", json!({"firstName": "Ada"})).await);
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2), "the 20 ms budget holds: {:?}", started.elapsed());
+    assert_eq!(db.count_rows("contact").await, 0);
+    manager.disable(&admin(), "strict").await.unwrap();
+
+    // Fail open: the same hook lets writes through; the failure is still recorded.
+    let (manifest, wasm) = hostile("lenient");
+    let manifest = manifest
+        .replace("on_failure = \"deny\"", "on_failure = \"allow\"")
+        .replace("events = [\"contact.*\"]", "events = []");
+    manager.install(&admin(), &manifest, &wasm).await.unwrap();
+    manager.set_setting(&admin(), "lenient", "hook", Some(json!("panic"))).await.unwrap();
+    manager.enable(&admin(), "lenient", Grants::All).await.unwrap();
+    db.create("contact", json!({"firstName": "Ada"})).await.unwrap();
+    eventually(10, "the hook failure to be recorded", || async {
+        plugin_row(&db, "lenient").await.last_error.filter(|e| e.contains("before-write")).map(|_| ())
+    })
+    .await;
+
+    // A hook can amend writes; amendments go through the core rules again.
+    manager.set_setting(&admin(), "lenient", "hook", Some(json!("modify"))).await.unwrap();
+    let record = db.create("contact", json!({"firstName": "Grace", "jobTitle": "admiral"})).await.unwrap();
+    assert_eq!(record.get("jobTitle").as_text(), Some("ADMIRAL"));
+    manager.set_setting(&admin(), "lenient", "hook", Some(json!("deny"))).await.unwrap();
+    let err = kith_tests::domain_err(db.create("contact", json!({"firstName": "Alan"})).await);
+    assert_eq!(err.to_string(), "rejected by plugin `lenient`: contact refused by the hostile plugin");
+    manager.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_plugin_writing_on_its_own_events_is_cut_off() {
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let (manifest, wasm) = hostile("echo");
+    manager.install(&admin(), &manifest, &wasm).await.unwrap();
+    manager.set_setting(&admin(), "echo", "mode", Some(json!("self-write"))).await.unwrap();
+    manager.enable(&admin(), "echo", Grants::All).await.unwrap();
+    let ada = contact(&db, "Ada", "ada@example.org").await;
+    let letters = eventually(30, "the loop to be cut off", || async {
+        let letters = manager.dead_letters("echo", true).await.unwrap();
+        (!letters.is_empty()).then_some(letters)
+    })
+    .await;
+    assert!(letters[0].error.contains("plugin loop"), "{}", letters[0].error);
+    let row = plugin_row(&db, "echo").await;
+    assert!(row.last_error.unwrap_or_default().contains("plugin loop"));
+    // The chain stopped: the record was written a bounded number of times.
+    let version = db.kith.object("contact").unwrap();
+    let stored = kith_core::store::records::get(db.kith.store.conn(), &version, ada.id()).await.unwrap().unwrap();
+    let writes = stored.get("version").as_int().unwrap();
+    assert!((2..=11).contains(&writes), "version {writes}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = kith_core::store::records::get(db.kith.store.conn(), &version, ada.id()).await.unwrap().unwrap();
+    assert_eq!(again.get("version").as_int(), Some(writes), "no further writes after the cut-off");
+    manager.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn failed_events_are_retried_dead_lettered_and_replayed_in_order() {
+    for db in TestDb::all().await {
+        let config = PluginsConfig { suspend_after: 10, ..config() };
+        let manager = start_runtime(&db.kith, &config).await.unwrap();
+        let (manifest, wasm) = hostile("flaky");
+        manager
+            .install(&admin(), &manifest.replace("events = [\"contact.*\"]", "events = [\"contact.created\"]"), &wasm)
+            .await
+            .unwrap();
+        manager.set_setting(&admin(), "flaky", "mode", Some(json!("fail"))).await.unwrap();
+        manager.enable(&admin(), "flaky", Grants::All).await.unwrap();
+        contact(&db, "Ada", "ada@example.org").await;
+        contact(&db, "Grace", "grace@example.org").await;
+        let letters = eventually(30, "two dead letters", || async {
+            let letters = manager.dead_letters("flaky", true).await.unwrap();
+            (letters.len() == 2).then_some(letters)
+        })
+        .await;
+        assert_eq!(letters[0].attempts, 3, "{}", db.name);
+        assert!(letters[0].seq < letters[1].seq);
+        manager.set_setting(&admin(), "flaky", "mode", Some(json!("record"))).await.unwrap();
+        contact(&db, "Alan", "alan@example.org").await;
+        eventually(30, "the next event", || async { (kv_count(&db, "flaky", "seen:").await == 1).then_some(()) }).await;
+        let outcome = manager.replay(&admin(), "flaky").await.unwrap();
+        assert_eq!((outcome.replayed, outcome.failed), (2, 0), "{}", db.name);
+        assert!(manager.dead_letters("flaky", true).await.unwrap().is_empty());
+        assert_eq!(kv_count(&db, "flaky", "seen:").await, 3, "{}", db.name);
+        manager.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn delivery_survives_restarts_and_is_shared_by_processes() {
+    for db in TestDb::all().await {
+        // Installed and enabled while no server runs (as the CLI does).
+        let offline = PluginManager::new(db.kith.clone(), &config()).unwrap();
+        let (manifest, wasm) = hostile("recorder");
+        let manifest = format!(
+            "{}\n[limits]\nevent_timeout_ms = 10000\n",
+            manifest.replace("events = [\"contact.*\"]", "events = [\"contact.created\"]")
+        );
+        offline.install(&admin(), &manifest, &wasm).await.unwrap();
+        offline.enable(&admin(), "recorder", Grants::All).await.unwrap();
+        // Changes made while no Kith process runs plugins.
+        for i in 0..20 {
+            contact(&db, &format!("Early{i}"), &format!("early{i}@example.org")).await;
+        }
+        // Two processes on the same database: every event is handled once, in order.
+        let first = start_runtime(&db.kith, &config()).await.unwrap();
+        let other_kith = kith_core::service::Kith::new(db.kith.store.clone());
+        let second = start_runtime(&other_kith, &config()).await.unwrap();
+        for i in 0..20 {
+            contact(&db, &format!("Late{i}"), &format!("late{i}@example.org")).await;
+        }
+        eventually(60, "40 events", || async { (kv_count(&db, "recorder", "seen:").await == 40).then_some(()) }).await;
+        assert_eq!(plugin_row(&db, "recorder").await.failures, 0, "{}", db.name);
+        let conn = db.kith.store.conn();
+        for key in kith_core::store::plugins::kv_keys(conn, "recorder", "seen:", 1_000).await.unwrap() {
+            let value = kith_core::store::plugins::kv_get(conn, "recorder", &key).await.unwrap().unwrap();
+            assert_eq!(value, b"1", "{}: {key} delivered more than once", db.name);
+        }
+        let order = kith_core::store::plugins::kv_get(conn, "recorder", "order").await.unwrap().unwrap();
+        let order: Vec<i64> = serde_json::from_slice(&order).unwrap();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{}: out of order: {order:?}", db.name);
+        first.stop().await;
+        second.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
+    let db = TestDb::sqlite().await;
+    let manager = Arc::new(PluginManager::new(db.kith.clone(), &config()).unwrap());
+    let (manifest, wasm) = hostile("growing");
+    let v1 =
+        manifest.replace("capabilities = [\"contacts:read\", \"contacts:write\", \"kv\"]", "capabilities = [\"kv\"]");
+    manager.install(&admin(), &v1, &wasm).await.unwrap();
+    let again = manager.install(&admin(), &v1, &wasm).await.unwrap_err();
+    assert!(again.to_string().contains("installed already"), "{again}");
+    manager.enable(&admin(), "growing", Grants::List(vec!["kv".into()])).await.unwrap();
+    let v2 = manifest.replace("\nversion = \"1.0.0\"", "\nversion = \"1.1.0\"");
+    let err = manager.upgrade(&admin(), &v2, &wasm, &[]).await.unwrap_err();
+    assert!(err.to_string().contains("contacts:read, contacts:write"), "{err}");
+    assert_eq!(plugin_row(&db, "growing").await.version, "1.0.0");
+    let row = manager.upgrade(&admin(), &v2, &wasm, &["contacts:read".into(), "contacts:write".into()]).await.unwrap();
+    assert_eq!(row.version, "1.1.0");
+    assert_eq!(row.grants, ["contacts:read", "contacts:write", "kv"]);
+    assert!(manager.enable(&admin(), "growing", Grants::List(vec!["tickets:read".into()])).await.is_err());
+
+    let sdk = manifest
+        .replace("sdk_version = \"1.0.0\"", "sdk_version = \"2.0.0\"")
+        .replace("id = \"growing\"", "id = \"future\"");
+    let err = manager.install(&admin(), &sdk, &wasm).await.unwrap_err();
+    assert!(err.to_string().contains("SDK 1.0.0"), "{err}");
+    let err = manager
+        .install(&admin(), &manifest.replace("id = \"growing\"", "id = \"core\""), b"\0asm\x01\0\0\0")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a component"), "{err}");
+
+    kith_core::store::plugins::kv_set(db.kith.store.conn(), "growing", "k", b"v", 10, chrono::Utc::now())
+        .await
+        .unwrap();
+    manager.uninstall(&admin(), "growing", false).await.unwrap();
+    assert_eq!(kv_count(&db, "growing", "").await, 1, "data is kept without --purge");
+    manager.install(&admin(), &v1, &wasm).await.unwrap();
+    manager.uninstall(&admin(), "growing", true).await.unwrap();
+    assert_eq!(kv_count(&db, "growing", "").await, 0);
+    assert_eq!(db.count_rows("plugin_component").await, 0, "unused components are pruned");
+    db.cleanup().await;
+}
+
+/// The author's path: scaffold with `kith plugin new`, unit-test and build it with cargo, then
+/// install, grant and inspect it with the CLI, and see it receive events.
+#[tokio::test]
+async fn a_scaffolded_plugin_builds_installs_and_runs() {
+    let db = TestDb::sqlite().await;
+    let dir = kith_tests::temp_dir().join("hello-kith");
+    let env = vec![("KITH_PLUGINS_CACHE_DIR".to_owned(), config().cache_dir)];
+    let cli = |args: Vec<String>| {
+        let env = env.clone();
+        let url = db.url.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            crate::cli::run_cli_env(&url, &args, "", env).await
+        }
+    };
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    let out =
+        cli(vec!["plugin".into(), "new".into(), "hello-kith".into(), "--dir".into(), dir_arg.clone()]).await.unwrap();
+    assert!(out.stderr.contains("cargo build --release --target wasm32-wasip2"), "{}", out.stderr);
+    let bad = cli(vec!["plugin".into(), "new".into(), "Bad Name".into()]).await.unwrap_err();
+    assert!(bad.to_string().contains("not a plugin id"), "{bad}");
+
+    // Built exactly as the scaffold says (sharing a target directory between test runs).
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/scaffold-test");
+    for args in [vec!["test", "--quiet"], vec!["build", "--quiet", "--release", "--target", "wasm32-wasip2"]] {
+        let status = tokio::process::Command::new(&cargo)
+            .args(&args)
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "cargo {args:?} in the scaffold failed");
+    }
+    std::fs::create_dir_all(dir.join("target/wasm32-wasip2/release")).unwrap();
+    std::fs::copy(
+        format!("{target}/wasm32-wasip2/release/hello_kith.wasm"),
+        dir.join("target/wasm32-wasip2/release/hello_kith.wasm"),
+    )
+    .unwrap();
+
+    let out = cli(vec!["plugin".into(), "install".into(), dir_arg.clone()]).await.unwrap();
+    assert!(out.stderr.contains("kith plugin enable hello-kith --grant contacts:read,kv"), "{}", out.stderr);
+    let refused = cli(vec!["plugin".into(), "enable".into(), "hello-kith".into(), "--grant".into(), "kv".into()])
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("contacts:read"), "{refused}");
+    cli(vec!["plugin".into(), "enable".into(), "hello-kith".into(), "--grant".into(), "contacts:read,kv".into()])
+        .await
+        .unwrap();
+    cli(vec!["plugin".into(), "set".into(), "hello-kith".into(), "greeting".into(), "Bonjour".into()]).await.unwrap();
+    let list = cli(vec!["plugin".into(), "list".into()]).await.unwrap();
+    assert!(list.stdout.starts_with("hello-kith\t0.1.0\tactive\tcontacts:read,kv"), "{}", list.stdout);
+
+    let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+    contact(&db, "Ada", "ada@example.org").await;
+    contact(&db, "Grace", "grace@example.org").await;
+    eventually(30, "the scaffolded plugin to count two contacts", || async {
+        let value = kith_core::store::plugins::kv_get(db.kith.store.conn(), "hello-kith", "greeted").await.unwrap();
+        (value.as_deref() == Some(b"2")).then_some(())
+    })
+    .await;
+    let show = cli(vec!["plugin".into(), "show".into(), "hello-kith".into()]).await.unwrap();
+    assert!(show.stdout.contains("2 delivered"), "{}", show.stdout);
+    assert!(show.stdout.contains("\"greeting\":\"Bonjour\""), "{}", show.stdout);
+    runtime.stop().await;
+    cli(vec!["plugin".into(), "uninstall".into(), "hello-kith".into(), "--purge".into()]).await.unwrap();
+    assert!(cli(vec!["plugin".into(), "list".into()]).await.unwrap().stdout.is_empty());
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    db.cleanup().await;
+}

@@ -1,0 +1,104 @@
+//! A plugin that misbehaves on purpose, as its `mode` and `hook` settings say, so the tests can
+//! check that Kith survives it. With `mode = "record"` it behaves: it counts each event it
+//! receives in its key–value store (`seen:<event id>`) and remembers the order (`order`).
+
+use std::hint::black_box;
+
+use kith_plugin_sdk::{Change, Error, ErrorCode, Event, Plugin, Result, Verdict, kv, log, records, settings};
+use serde_json::json;
+
+#[derive(Default)]
+pub struct Hostile;
+
+fn spin_forever() -> u64 {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+        if black_box(n) == u64::MAX {
+            return n;
+        }
+    }
+}
+
+fn recurse(depth: u64) -> u64 {
+    let pad = black_box([depth; 64]);
+    if black_box(depth) == u64::MAX { pad[0] } else { recurse(depth + 1).wrapping_add(pad[1]) }
+}
+
+fn record(event: &Event) -> Result<()> {
+    let key = format!("seen:{}", event.id);
+    let seen = kv::get_json::<u64>(&key)?.unwrap_or(0);
+    kv::set_json(&key, &(seen + 1))?;
+    let mut order = kv::get_json::<Vec<i64>>("order")?.unwrap_or_default();
+    order.push(event.seq);
+    kv::set_json("order", &order)
+}
+
+impl Plugin for Hostile {
+    fn on_event(&self, event: &Event) -> Result<()> {
+        let mode: String = settings::get("mode")?.unwrap_or_default();
+        match mode.as_str() {
+            "loop" => {
+                spin_forever();
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![7u8; 1 << 20]);
+                    black_box(&hoard);
+                }
+            }
+            "recurse" => {
+                black_box(recurse(0));
+            }
+            "panic" => panic!("hostile plugin panics on {}", event.kind),
+            "ungranted" => {
+                let denied = records::get("deal", "00000000-0000-0000-0000-000000000000");
+                match denied {
+                    Err(err) if err.code == ErrorCode::Denied => log::warn(&format!("refused as expected: {err}")),
+                    other => return Err(Error::msg(format!("an ungranted read was not refused: {other:?}"))),
+                }
+            }
+            "flood" => {
+                for i in 0..200_000 {
+                    log::info(&format!("flood line {i}"));
+                }
+            }
+            "self-write" => {
+                if let Some(id) = event.record_id.as_deref() {
+                    records::update(
+                        "contact",
+                        id,
+                        &json!({"jobTitle": format!("touched at depth {}", event.depth)}),
+                        None,
+                    )?;
+                }
+            }
+            "fail" => return Err(Error::msg(format!("failing on purpose on event {}", event.seq))),
+            _ => {}
+        }
+        record(event)
+    }
+
+    fn before_write(&self, change: &Change) -> Verdict {
+        let hook: String = settings::get("hook").ok().flatten().unwrap_or_default();
+        match hook.as_str() {
+            "slow" => {
+                spin_forever();
+                Verdict::Allow
+            }
+            "deny" => Verdict::Deny(format!("{} refused by the hostile plugin", change.object)),
+            "panic" => panic!("hostile before-write panic"),
+            "modify" => {
+                let mut fields = serde_json::Map::new();
+                if let Some(title) = change.after_str("jobTitle") {
+                    fields.insert("jobTitle".into(), json!(title.to_uppercase()));
+                }
+                Verdict::Modify(fields)
+            }
+            _ => Verdict::Allow,
+        }
+    }
+}
+
+kith_plugin_sdk::register_plugin!(Hostile);
