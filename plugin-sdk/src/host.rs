@@ -2,6 +2,11 @@
 //! [`TestHost`](crate::testing::TestHost) in native builds (unit tests).
 
 /// Log levels, in increasing severity.
+///
+/// ```
+/// use kith_plugin_sdk::log::Level;
+/// assert!(Level::Warn > Level::Info);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     /// Very detailed.

@@ -26,6 +26,8 @@
 //! assert_eq!(host.record("contact", &id).unwrap().str("source"), Some("tagged"));
 //! ```
 
+#![cfg_attr(target_arch = "wasm32", allow(dead_code))]
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;

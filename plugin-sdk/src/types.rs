@@ -7,9 +7,20 @@ use serde_json::{Map, Value as Json};
 use crate::__private::bindings::kith::plugin::types as wit;
 
 /// The result of SDK calls and plugin hooks.
+///
+/// ```
+/// fn handler() -> kith_plugin_sdk::Result<u32> { Ok(1) }
+/// assert_eq!(handler().unwrap(), 1);
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a host call (or a plugin hook) failed.
+///
+/// ```
+/// use kith_plugin_sdk::{ErrorCode, testing::TestHost};
+/// let err = TestHost::new().run(|| kith_plugin_sdk::kv::get("k")).unwrap_err();
+/// assert_eq!(err.code, ErrorCode::Denied);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     /// The plugin was not granted the capability the call needs.
@@ -192,6 +203,11 @@ impl Event {
 }
 
 /// What kind of write a [`Change`] is.
+///
+/// ```
+/// let change = kith_plugin_sdk::Change::create("deal", serde_json::json!({}));
+/// assert_eq!(change.operation, kith_plugin_sdk::Operation::Create);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     /// A new record.

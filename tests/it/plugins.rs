@@ -34,7 +34,8 @@ pub(crate) fn welcome() -> (String, Vec<u8>) {
 pub(crate) fn hostile(id: &str) -> (String, Vec<u8>) {
     let manifest =
         include_str!("../plugins/hostile/plugin.toml").replace("id = \"hostile\"", &format!("id = \"{id}\""));
-    let wasm = std::fs::read(concat!(env!("KITH_WASM_DIR"), "/kith_test_plugin_hostile.wasm")).expect("hostile.wasm");
+    let wasm = std::fs::read(format!("{}/kith_test_plugin_hostile.wasm", kith_core::plugin::bundled::WASM_DIR))
+        .expect("hostile.wasm");
     (manifest, wasm)
 }
 
@@ -384,6 +385,14 @@ async fn failed_events_are_retried_dead_lettered_and_replayed_in_order() {
         .await;
         assert_eq!(letters[0].attempts, 3, "{}", db.name);
         assert!(letters[0].seq < letters[1].seq);
+        let env = vec![("KITH_PLUGINS_CACHE_DIR".to_owned(), config.cache_dir.clone())];
+        let listed = crate::cli::run_cli_env(&db.url, &["plugin", "events", "flaky", "--failed"], "", env.clone())
+            .await
+            .unwrap();
+        assert_eq!(listed.stdout.lines().count(), 2, "{}: {}", db.name, listed.stdout);
+        assert!(listed.stdout.contains("failing on purpose"), "{}", listed.stdout);
+        let show = crate::cli::run_cli_env(&db.url, &["plugin", "show", "flaky"], "", env).await.unwrap();
+        assert!(show.stdout.contains("2 dead letters"), "{}", show.stdout);
         manager.set_setting(&admin(), "flaky", "mode", Some(json!("record"))).await.unwrap();
         contact(&db, "Alan", "alan@example.org").await;
         eventually(30, "the next event", || async { (kv_count(&db, "flaky", "seen:").await == 1).then_some(()) }).await;
@@ -551,4 +560,33 @@ async fn a_scaffolded_plugin_builds_installs_and_runs() {
     assert!(cli(vec!["plugin".into(), "list".into()]).await.unwrap().stdout.is_empty());
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
     db.cleanup().await;
+}
+
+#[tokio::test]
+async fn imported_rows_are_vetted_by_plugins_row_by_row() {
+    for db in TestDb::all().await {
+        let manager = start_runtime(&db.kith, &config()).await.unwrap();
+        let (manifest, wasm) = welcome();
+        manager.install(&admin(), &manifest, &wasm).await.unwrap();
+        manager.set_setting(&admin(), "welcome", "blocked_domains", Some(json!(["spam.test"]))).await.unwrap();
+        manager.enable(&admin(), "welcome", Grants::All).await.unwrap();
+        let csv = "first_name,email\nAda,ada@example.org\nBot,bot@spam.test\nGrace,grace@example.org\n";
+        let report = kith_core::service::import::import_csv(
+            &db.kith,
+            &admin(),
+            "contact",
+            csv.as_bytes(),
+            &kith_core::service::import::ImportOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.created, 2, "{}", db.name);
+        assert_eq!(report.rejected.len(), 1, "{}", db.name);
+        assert_eq!(report.rejected[0].line, 3);
+        assert!(report.rejected[0].reason.contains("rejected by plugin `welcome`"), "{}", report.rejected[0].reason);
+        assert_eq!(db.count_rows("contact").await, 2);
+        manager.stop().await;
+        db.cleanup().await;
+    }
 }

@@ -369,6 +369,7 @@ impl PluginManager {
         let row = self.get(id).await?;
         let tx = self.kith.store.begin(actor).await?;
         plugins::set_enabled(tx.conn(), id, false, &row.grants, tx.now).await?;
+        plugins::release_any(tx.conn(), id).await?;
         audit::record(&tx, "plugin.disable", "plugin", None, json!({"plugin": id})).await?;
         tx.commit().await?;
         self.changed().await;

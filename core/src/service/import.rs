@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::domain::DomainError;
 use crate::domain::actor::Actor;
 use crate::domain::custom_field::{CustomFieldDef, validate_values};
+use crate::domain::hook::WriteOp;
 use crate::domain::object::{Access, ObjectDef};
 use crate::domain::rules::{self, Mode};
 use crate::domain::value::{FieldKind, Fields, Value};
@@ -466,6 +467,17 @@ async fn write_rows(
             }
         }
         stamp_new(def, &mut fields, tx);
+        // Plugins vet imported rows like any other write; a refusal rejects only that row.
+        if tx.hook_for(&def.name).is_some() {
+            match record_service::run_write_hook(tx, &kith.registry, def, WriteOp::Create, None, &mut fields).await {
+                Ok(()) => {}
+                Err(Error::Domain(e)) => {
+                    outcome.rejected.push(Rejected { line: row.line, reason: e.to_string() });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if let Some(names) = &row.tags {
             new_tags.push((fields.get("id").and_then(Value::as_uuid).unwrap_or_default(), names.clone()));
         }

@@ -205,7 +205,7 @@ pub(crate) async fn apply_update(
 
 /// Asks the write hook (plugins) about a write, if one wants writes to this object. Fields it
 /// changes go through the core rules again; a refusal aborts the write.
-async fn run_write_hook(
+pub(crate) async fn run_write_hook(
     tx: &Tx,
     registry: &Registry,
     def: &ObjectDef,

@@ -494,6 +494,19 @@ pub async fn release<C: ConnectionTrait>(db: &C, plugin: &str, owner: &str) -> R
     Ok(())
 }
 
+/// Drops whoever holds a plugin's lease (it was disabled: whichever process delivers to it next
+/// starts at once instead of waiting for the lease to expire).
+pub async fn release_any<C: ConnectionTrait>(db: &C, plugin: &str) -> Result<()> {
+    let backend = db.get_database_backend();
+    db.execute_raw(stmt(
+        backend,
+        "UPDATE plugin_delivery SET lease_owner = NULL, lease_until = NULL WHERE plugin_id = ?",
+        vec![plugin.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Moves the cursor past `seq` (handled or dead-lettered), if `owner` still holds the lease.
 pub async fn advance<C: ConnectionTrait>(db: &C, plugin: &str, owner: &str, seq: i64) -> Result<bool> {
     let backend = db.get_database_backend();

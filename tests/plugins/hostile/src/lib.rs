@@ -34,6 +34,15 @@ fn record(event: &Event) -> Result<()> {
     kv::set_json("order", &order)
 }
 
+/// What the benchmark's native baseline does too: read the record and check a field.
+pub fn inspect(event: &Event) -> Result<()> {
+    let fields = event.record().as_object().map_or(0, |r| r.len());
+    match event.record_str("email") {
+        Some(email) if !email.contains('@') => Err(Error::msg(format!("bad e-mail in a record of {fields} fields"))),
+        _ => Ok(()),
+    }
+}
+
 impl Plugin for Hostile {
     fn on_event(&self, event: &Event) -> Result<()> {
         let mode: String = settings::get("mode")?.unwrap_or_default();
@@ -75,6 +84,8 @@ impl Plugin for Hostile {
                 }
             }
             "fail" => return Err(Error::msg(format!("failing on purpose on event {}", event.seq))),
+            // Light work for the benchmarks: look at the record, touch no storage.
+            "inspect" => return inspect(event),
             _ => {}
         }
         record(event)
