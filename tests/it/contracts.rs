@@ -80,7 +80,7 @@ fn the_manifest_reference_matches_the_parser() {
         description: "Gifts, pledges and donor retention.".into(),
         authors: vec!["Ada <ada@example.org>".into()],
         license: Some("Apache-2.0".into()),
-        capabilities: vec!["contacts:read".into(), "activities:write".into(), "kv".into()],
+        capabilities: vec!["contacts:read".into(), "deals:read".into(), "activities:write".into(), "kv".into()],
         events: vec!["contact.created".into(), "deal.*".into()],
         before_write: Some(BeforeWrite {
             objects: vec!["contact".into()],

@@ -449,8 +449,10 @@ async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
     let db = TestDb::sqlite().await;
     let manager = Arc::new(PluginManager::new(db.kith.clone(), &config()).unwrap());
     let (manifest, wasm) = hostile("growing");
-    let v1 =
-        manifest.replace("capabilities = [\"contacts:read\", \"contacts:write\", \"kv\"]", "capabilities = [\"kv\"]");
+    let v1 = manifest
+        .replace("capabilities = [\"contacts:read\", \"contacts:write\", \"kv\"]", "capabilities = [\"kv\"]")
+        .replace("events = [\"contact.*\"]", "events = []")
+        .replace("[before_write]\nobjects = [\"contact\"]\non_failure = \"deny\"\n", "");
     manager.install(&admin(), &v1, &wasm).await.unwrap();
     let again = manager.install(&admin(), &v1, &wasm).await.unwrap_err();
     assert!(again.to_string().contains("installed already"), "{again}");

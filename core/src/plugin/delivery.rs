@@ -104,7 +104,7 @@ pub async fn deliver(manager: &Arc<PluginManager>, plugin: &Arc<LoadedPlugin>) -
         let mut batch: Vec<&Event> = Vec::new();
         let mut through = last_read;
         for event in &events {
-            if !plugin.manifest.subscribes(&event.kind) {
+            if !plugin.manifest.receives(&event.kind, &event.object, &plugin.context.grants) {
                 continue;
             }
             if batch.len() == batch_size {

@@ -548,6 +548,10 @@ impl PluginManager {
             .active()
             .into_iter()
             .filter(|p| p.manifest.before_write.as_ref().is_some_and(|h| h.objects.iter().any(|o| o == write.object)))
+            .filter(|p| {
+                crate::plugin::manifest::object_capability(write.object, false)
+                    .is_some_and(|read| p.context.grants.contains(&read))
+            })
             .collect();
         let mut after = write.after.clone();
         let mut patch = Map::new();

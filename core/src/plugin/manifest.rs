@@ -281,16 +281,32 @@ impl Manifest {
                     format!("`{pattern}` is not an event pattern (`contact.created`, `deal.*` or `*`)"),
                 ));
             }
+            // An event carries the record: receiving it is reading it.
+            if let Some(read) = object_capability(object, false)
+                && !self.capabilities.contains(&read)
+            {
+                return Err(PluginError::manifest(
+                    "events",
+                    format!("`{pattern}` delivers {object} records: request `{read}` in `capabilities`"),
+                ));
+            }
         }
         if let Some(hook) = &self.before_write {
             if hook.objects.is_empty() {
                 return Err(PluginError::manifest("before_write.objects", "list at least one object"));
             }
             for object in &hook.objects {
-                if object_capability(object, false).is_none() {
+                let Some(read) = object_capability(object, false) else {
                     return Err(PluginError::manifest(
                         "before_write.objects",
                         format!("`{object}` is not an object plugins can hook"),
+                    ));
+                };
+                // The hook sees the record: vetting writes to an object is reading it.
+                if !self.capabilities.contains(&read) {
+                    return Err(PluginError::manifest(
+                        "before_write.objects",
+                        format!("hooking {object} writes shows the records: request `{read}` in `capabilities`"),
                     ));
                 }
             }
@@ -343,6 +359,12 @@ impl Manifest {
     pub fn subscribes(&self, kind: &str) -> bool {
         self.events.iter().any(|pattern| event_matches(pattern, kind))
     }
+
+    /// Whether an event about `object` of `kind` goes to the plugin: it subscribes to it and was
+    /// granted reading that object (an event carries the record).
+    pub fn receives(&self, kind: &str, object: &str, grants: &std::collections::BTreeSet<String>) -> bool {
+        self.subscribes(kind) && object_capability(object, false).is_some_and(|read| grants.contains(&read))
+    }
 }
 
 /// Pulls the key out of a toml error message such as "unknown field `foo`, expected ...".
@@ -360,7 +382,7 @@ id = "welcome"
 name = "Welcome"
 version = "1.2.3"
 sdk_version = "1.0.0"
-capabilities = ["contacts:read", "activities:write", "kv"]
+capabilities = ["contacts:read", "deals:read", "activities:write", "kv"]
 events = ["contact.created", "deal.*"]
 [before_write]
 objects = ["contact"]
@@ -383,6 +405,9 @@ secret = true
         assert!(m.subscribes("deal.stage_changed"));
         assert!(m.subscribes("contact.created"));
         assert!(!m.subscribes("contact.updated"));
+        let grants: std::collections::BTreeSet<String> = ["contacts:read".to_owned()].into();
+        assert!(m.receives("contact.created", "contact", &grants));
+        assert!(!m.receives("deal.updated", "deal", &grants), "no deals:read granted");
         let settings = m.effective_settings(&serde_json::json!({}));
         assert_eq!(settings["blocked"], serde_json::json!(["spam.test"]));
         assert!(!settings.contains_key("api_key"), "secrets are never handed out");
@@ -393,6 +418,7 @@ secret = true
         let cases = [
             (GOOD.replace("name = \"Welcome\"", "name = \"Welcome\"\ncolour = \"red\""), "colour"),
             (GOOD.replace("\"kv\"", "\"rockets:launch\""), "capabilities"),
+            (GOOD.replace("\"deals:read\", ", ""), "deals:read"),
             (GOOD.replace("id = \"welcome\"", "id = \"Welcome!\""), "id"),
             (GOOD.replace("version = \"1.2.3\"", "version = \"1.2\""), "version"),
             (GOOD.replace("\"deal.*\"", "\"spaceship.landed\""), "events"),
