@@ -18,6 +18,7 @@ pub mod bundled;
 pub mod delivery;
 pub mod engine;
 pub mod host;
+pub mod http;
 pub mod manager;
 pub mod manifest;
 pub mod runtime;
@@ -56,7 +57,7 @@ pub async fn start_runtime(
 }
 
 /// The `kith:plugin` major versions this Kith runs, with the newest minor of each.
-pub const SUPPORTED_SDK: &[(u16, u16)] = &[(1, 0)];
+pub const SUPPORTED_SDK: &[(u16, u16)] = &[(1, 1)];
 
 /// Why a plugin operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use crate::types::{Change, Event};
 #[allow(unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../schemas/wit/v1.0.0",
+        path: "../schemas/wit/v1.1.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__kith_export",

@@ -88,6 +88,28 @@ mod imp {
     pub fn setting(key: &str) -> Option<String> {
         host::setting(key)
     }
+
+    pub fn http_send(request: &crate::http::Request) -> Result<crate::http::Response> {
+        use crate::__private::bindings::kith::plugin::http as wit_http;
+        let wit_request = wit_http::Request {
+            method: request.method.clone(),
+            url: request.url.clone(),
+            headers: request
+                .headers
+                .iter()
+                .map(|(name, value)| wit_http::Header { name: name.clone(), value: value.clone() })
+                .collect(),
+            body: request.body.clone(),
+            timeout_ms: request.timeout_ms,
+        };
+        let response = wit_http::send(&wit_request).map_err(Error::from_wit)?;
+        Ok(crate::http::Response {
+            status: response.status,
+            headers: response.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            body: response.body,
+            url: response.url,
+        })
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -138,6 +160,10 @@ mod imp {
 
     pub fn setting(key: &str) -> Option<String> {
         with_current(|host| host.setting_value(key))
+    }
+
+    pub fn http_send(request: &crate::http::Request) -> Result<crate::http::Response> {
+        with_current(|host| host.http_send(request))
     }
 }
 

@@ -44,6 +44,7 @@ extern crate self as kith_plugin_sdk;
 mod host;
 mod types;
 
+pub mod http;
 pub mod kv;
 pub mod log;
 pub mod records;
@@ -59,7 +60,7 @@ pub use types::{Change, Error, ErrorCode, Event, Operation, Page, Query, Record,
 /// `kith:sdk-version`: major, minor and patch as big-endian `u16`s).
 ///
 /// ```
-/// assert_eq!(kith_plugin_sdk::SDK_VERSION, "1.0.0");
+/// assert_eq!(kith_plugin_sdk::SDK_VERSION, "1.1.0");
 /// ```
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -49,6 +49,8 @@ struct State {
     now: String,
     read_only: bool,
     next_id: u64,
+    http_stubs: BTreeMap<String, crate::http::Response>,
+    http_requests: Vec<crate::http::Request>,
 }
 
 /// The in-memory host. Cheap to clone (clones share state).
@@ -389,6 +391,56 @@ impl TestHost {
         Ok(self.state.borrow().kv.keys().filter(|k| k.starts_with(prefix)).take(1000).cloned().collect())
     }
 
+    /// Answers requests to `url` with `response` (requests to other URLs fail with
+    /// [`ErrorCode::Unavailable`]).
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{http, testing::TestHost};
+    /// let host = TestHost::new().grant("http:https://api.example.org");
+    /// host.http_stub("https://api.example.org/ping", http::Response::new(200, b"pong".to_vec()));
+    /// let response = host.run(|| http::send(&http::Request::get("https://api.example.org/ping"))).unwrap();
+    /// assert_eq!(response.text(), "pong");
+    /// ```
+    pub fn http_stub(&self, url: &str, response: crate::http::Response) {
+        self.state.borrow_mut().http_stubs.insert(url.to_owned(), response);
+    }
+
+    /// The HTTP requests the plugin sent, in order.
+    ///
+    /// ```
+    /// let host = kith_plugin_sdk::testing::TestHost::new();
+    /// assert!(host.http_requests().is_empty());
+    /// ```
+    pub fn http_requests(&self) -> Vec<crate::http::Request> {
+        self.state.borrow().http_requests.clone()
+    }
+
+    pub(crate) fn http_send(&self, request: &crate::http::Request) -> Result<crate::http::Response> {
+        if self.state.borrow().read_only {
+            return Err(Error::new(ErrorCode::Unavailable, "HTTP is not available inside before_write"));
+        }
+        let origin = crate::http::origin_of(&request.url)
+            .ok_or_else(|| Error::new(ErrorCode::InvalidInput, format!("`{}` is not an absolute URL", request.url)))?;
+        let granted = {
+            let state = self.state.borrow();
+            state.grants.iter().any(|g| {
+                let rest = g.strip_prefix("http-private:").or_else(|| g.strip_prefix("http:"));
+                rest.and_then(crate::http::origin_of).is_some_and(|o| o == origin)
+            })
+        };
+        if !granted {
+            self.state.borrow_mut().denied.push(format!("http:{origin}"));
+            return Err(Error::new(ErrorCode::Denied, format!("the plugin was not granted `http:{origin}`")));
+        }
+        let mut state = self.state.borrow_mut();
+        state.http_requests.push(request.clone());
+        state
+            .http_stubs
+            .get(&request.url)
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorCode::Unavailable, format!("no stub for {}", request.url)))
+    }
+
     pub(crate) fn setting_value(&self, key: &str) -> Option<String> {
         self.state.borrow().settings.get(key).map(Json::to_string)
     }
@@ -537,6 +589,6 @@ mod tests {
 
     #[test]
     fn version_bytes_match_the_crate_version() {
-        assert_eq!(crate::__private::SDK_VERSION_BYTES, [0, 1, 0, 0, 0, 0]);
+        assert_eq!(crate::__private::SDK_VERSION_BYTES, [0, 1, 0, 1, 0, 0]);
     }
 }

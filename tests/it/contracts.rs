@@ -111,7 +111,7 @@ fn the_manifest_reference_matches_the_parser() {
         ]
         .into_iter()
         .collect(),
-        limits: Limits { event_timeout_ms: 100, memory_mib: 64 },
+        limits: Limits { event_timeout_ms: 100, memory_mib: 64, http_per_minute: 120 },
     };
     assert_eq!(parsed, expected);
     // The bundled and test plugins' manifests are valid too.

@@ -98,7 +98,7 @@ async fn welcome_plugin_through_graphql_grants_events_and_vetoes() {
         let installed = server.gql(&admin_token, install, json!({"m": manifest, "c": component})).await;
         let plugin = &installed["data"]["installPlugin"];
         assert_eq!(plugin["enabled"], false, "{}: {installed}", db.name);
-        assert_eq!(plugin["sdkVersion"], "1.0.0");
+        assert_eq!(plugin["sdkVersion"], "1.1.0");
         assert_eq!(plugin["requestedCapabilities"], json!(["contacts:read", "activities:write"]));
 
         let enable = "mutation($g: [String!], $all: Boolean) { enablePlugin(id: \"welcome\", grants: $g, grantAll: $all) { enabled status grants } }";
@@ -467,10 +467,10 @@ async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
     assert!(manager.enable(&admin(), "growing", Grants::List(vec!["tickets:read".into()])).await.is_err());
 
     let sdk = manifest
-        .replace("sdk_version = \"1.0.0\"", "sdk_version = \"2.0.0\"")
+        .replace("sdk_version = \"1.1.0\"", "sdk_version = \"2.0.0\"")
         .replace("id = \"growing\"", "id = \"future\"");
     let err = manager.install(&admin(), &sdk, &wasm).await.unwrap_err();
-    assert!(err.to_string().contains("SDK 1.0.0"), "{err}");
+    assert!(err.to_string().contains("SDK 1.1.0"), "{err}");
     let err = manager
         .install(&admin(), &manifest.replace("id = \"growing\"", "id = \"core\""), b"\0asm\x01\0\0\0")
         .await
@@ -591,4 +591,114 @@ async fn imported_rows_are_vetted_by_plugins_row_by_row() {
         manager.stop().await;
         db.cleanup().await;
     }
+}
+
+/// A component built with SDK 1.0.0 (checked in) still installs and runs on this Kith, which
+/// speaks kith:plugin 1.1: minor versions are additive.
+#[tokio::test]
+async fn a_plugin_built_with_an_older_sdk_minor_still_runs() {
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manifest = include_str!("../fixtures/welcome-sdk-1.0.0.toml");
+    let wasm = include_bytes!("../fixtures/welcome-sdk-1.0.0.wasm");
+    let row = manager.install(&admin(), manifest, wasm).await.unwrap();
+    assert_eq!(row.sdk_version, "1.0.0");
+    manager.enable(&admin(), "welcome", Grants::All).await.unwrap();
+    contact(&db, "Ada", "ada@example.org").await;
+    eventually(20, "the welcome task", || async { (db.count_rows("activity").await == 1).then_some(()) }).await;
+    manager.stop().await;
+    db.cleanup().await;
+}
+
+/// Outbound HTTP against real servers on loopback: granted origins only, private addresses only
+/// with `http-private:`, redirects checked, secrets injected by the host, bodies capped.
+#[tokio::test]
+async fn outbound_http_is_limited_to_granted_origins() {
+    use axum::routing::get;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(other, axum::Router::new().route("/", get(|| async { "other" }))).await });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = {
+        let seen = seen.clone();
+        axum::Router::new()
+            .route(
+                "/hello",
+                get(move |headers: axum::http::HeaderMap| {
+                    let seen = seen.clone();
+                    async move {
+                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                        seen.lock().unwrap().push(auth);
+                        "hi"
+                    }
+                }),
+            )
+            .route("/hop", get(move || async move { axum::response::Redirect::temporary("/hello") }))
+            .route(
+                "/away",
+                get(move || async move { axum::response::Redirect::temporary(&format!("http://127.0.0.1:{other_port}/")) }),
+            )
+            .route("/big", get(|| async { vec![b'x'; 2 << 20] }))
+    };
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let origin = format!("http://127.0.0.1:{port}");
+    let cases = [
+        ("fetcher", format!("http-private:{origin}"), "/hello", "200 "),
+        ("hopper", format!("http-private:{origin}"), "/hop", "200 "),
+        ("public", format!("http:{origin}"), "/hello", "error Denied: 127.0.0.1 resolves to 127.0.0.1, a private"),
+        (
+            "stranger",
+            "http-private:http://127.0.0.1:9".to_owned(),
+            "/hello",
+            "error Denied: the plugin was not granted",
+        ),
+        ("escaper", format!("http-private:{origin}"), "/away", "error Denied: the plugin was not granted"),
+        ("glutton", format!("http-private:{origin}"), "/big", "error LimitExceeded"),
+    ];
+    for (id, capability, path, _) in &cases {
+        let (manifest, wasm) = hostile(id);
+        let manifest = manifest.replace(
+            "capabilities = [\"contacts:read\", \"contacts:write\", \"kv\"]",
+            &format!("capabilities = [\"contacts:read\", \"contacts:write\", \"kv\", \"{capability}\"]"),
+        );
+        manager.install(&admin(), &manifest, &wasm).await.unwrap();
+        manager.set_setting(&admin(), id, "mode", Some(json!("http"))).await.unwrap();
+        manager.set_setting(&admin(), id, "url", Some(json!(format!("{origin}{path}")))).await.unwrap();
+        manager.set_setting(&admin(), id, "token", Some(json!("s3cr3t"))).await.unwrap();
+        manager.enable(&admin(), id, Grants::All).await.unwrap();
+    }
+    contact(&db, "Ada", "ada@example.org").await;
+    for (id, _, _, expected) in &cases {
+        let outcome = eventually(30, &format!("{id}'s request"), || async {
+            kith_core::store::plugins::kv_get(db.kith.store.conn(), id, "http")
+                .await
+                .unwrap()
+                .map(|v| String::from_utf8(v).unwrap())
+        })
+        .await;
+        assert!(outcome.starts_with(expected), "{id}: `{outcome}` should start with `{expected}`");
+        assert!(!outcome.contains("s3cr3t"), "{id}: the secret reached the plugin");
+    }
+    let hop = kith_core::store::plugins::kv_get(db.kith.store.conn(), "hopper", "http").await.unwrap().unwrap();
+    assert!(String::from_utf8(hop).unwrap().ends_with("/hello hi"), "redirects are followed within the grant");
+    // The server got the secret, injected by the host, and only from granted requests.
+    assert_eq!(*seen.lock().unwrap(), ["Bearer s3cr3t", "Bearer s3cr3t"]);
+    // A private-address refusal is an audited denial.
+    eventually(10, "the refusal to be counted", || async {
+        (plugin_row(&db, "public").await.denied_calls >= 1).then_some(())
+    })
+    .await;
+    // Secrets are write-only: masked when shown.
+    let shown = kith_core::plugin::manager::visible_settings(
+        &kith_core::plugin::manifest::Manifest::parse(&plugin_row(&db, "fetcher").await.manifest).unwrap(),
+        &plugin_row(&db, "fetcher").await.settings,
+    );
+    assert_eq!(shown["token"], "********");
+    manager.stop().await;
+    db.cleanup().await;
 }

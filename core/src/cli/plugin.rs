@@ -277,10 +277,12 @@ pub fn scaffold(name: &str, dir: Option<PathBuf>, sdk_path: Option<PathBuf>) -> 
             chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
         })
         .collect();
+    let (major, minor) = crate::plugin::SUPPORTED_SDK.last().copied().unwrap_or((1, 0));
+    let sdk_version = format!("{major}.{minor}.0");
     std::fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
     let files = [
         ("Cargo.toml", CARGO_TOML.replace("{name}", name).replace("{sdk}", &sdk.display().to_string())),
-        ("plugin.toml", PLUGIN_TOML.replace("{name}", name)),
+        ("plugin.toml", PLUGIN_TOML.replace("{name}", name).replace("{sdk_version}", &sdk_version)),
         ("src/lib.rs", LIB_RS.replace("{Type}", &type_name)),
         (".gitignore", "/target\n".to_owned()),
     ];
@@ -317,7 +319,7 @@ manifest_version = 1
 id = "{name}"
 name = "{name}"
 version = "0.1.0"
-sdk_version = "1.0.0"
+sdk_version = "{sdk_version}"
 description = "Says hello when a contact is created."
 authors = []
 license = "Apache-2.0"

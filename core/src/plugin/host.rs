@@ -27,7 +27,7 @@ use crate::store::{custom_fields, plugins, records};
 /// Bindings of `kith:plugin@1.0.0` (one module per supported major version).
 pub mod v1 {
     wasmtime::component::bindgen!({
-        path: "../schemas/wit/v1.0.0",
+        path: "../schemas/wit/v1.1.0",
         world: "plugin",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -60,6 +60,8 @@ pub struct PluginContext {
     pub settings: BTreeMap<String, Json>,
     /// Kith's services.
     pub kith: Kith,
+    /// Where it may send HTTP requests, and its secrets for them.
+    pub http: crate::plugin::http::HttpPolicy,
 }
 
 /// Why the current call runs.
@@ -263,6 +265,27 @@ fn parse_id(id: &str) -> Result<Uuid, HostError> {
 }
 
 impl v1::kith::plugin::types::Host for HostState {}
+
+impl v1::kith::plugin::http::Host for HostState {
+    async fn send(
+        &mut self,
+        request: v1::kith::plugin::http::Request,
+    ) -> wasmtime::Result<Result<v1::kith::plugin::http::Response, HostError>> {
+        if self.call.mode == CallMode::BeforeWrite {
+            return Ok(Err(HostError {
+                code: ErrorCode::Unavailable,
+                message: "HTTP is not available inside before-write".into(),
+            }));
+        }
+        let result = crate::plugin::http::send(&self.plugin.http, request).await;
+        if let Err(err) = &result
+            && err.code == ErrorCode::Denied
+        {
+            self.call.denied.push(("http".into(), format!("http.send: {}", err.message)));
+        }
+        Ok(result)
+    }
+}
 
 impl v1::kith::plugin::host::Host for HostState {
     async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {

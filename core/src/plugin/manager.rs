@@ -200,6 +200,16 @@ impl PluginManager {
             grants: row.grants.iter().cloned().collect(),
             settings: manifest.effective_settings(&row.settings),
             kith: self.kith.clone(),
+            http: crate::plugin::http::HttpPolicy {
+                origins: row.grants.iter().filter_map(|g| crate::plugin::http::capability_origin(g)).collect(),
+                secrets: manifest
+                    .settings
+                    .iter()
+                    .filter(|(_, def)| def.secret)
+                    .filter_map(|(key, _)| Some((key.clone(), row.settings.get(key)?.as_str()?.to_owned())))
+                    .collect(),
+                rate: Arc::new(crate::plugin::http::RateLimit::new(manifest.limits.http_per_minute)),
+            },
         });
         LoadedPlugin::new(
             &self.engine,

@@ -99,11 +99,22 @@ pub struct Limits {
     /// Linear memory cap per instance in MiB (default 64, at most 256).
     #[serde(default = "default_memory")]
     pub memory_mib: u64,
+    /// Outbound HTTP requests a minute (default 120, at most 6000).
+    #[serde(default = "default_http_rate")]
+    pub http_per_minute: u32,
+}
+
+fn default_http_rate() -> u32 {
+    120
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { event_timeout_ms: default_event_ms(), memory_mib: default_memory() }
+        Limits {
+            event_timeout_ms: default_event_ms(),
+            memory_mib: default_memory(),
+            http_per_minute: default_http_rate(),
+        }
     }
 }
 
@@ -194,6 +205,15 @@ pub fn check_capability(capability: &str) -> Result<(), PluginError> {
     if capability == "kv" {
         return Ok(());
     }
+    if capability.starts_with("http:") || capability.starts_with("http-private:") {
+        return match crate::plugin::http::capability_origin(capability) {
+            Some(_) => Ok(()),
+            None => Err(PluginError::manifest(
+                "capabilities",
+                format!("`{capability}` must name an origin: `http:https://host[:port]` (or `http-private:...`)"),
+            )),
+        };
+    }
     if let Some((objects, access)) = capability.split_once(':')
         && OBJECT_CAPABILITIES.iter().any(|(_, plural)| *plural == objects)
         && (access == "read" || access == "write")
@@ -203,7 +223,10 @@ pub fn check_capability(capability: &str) -> Result<(), PluginError> {
     let known: Vec<_> = OBJECT_CAPABILITIES.iter().map(|(_, p)| format!("{p}:read|write")).collect();
     Err(PluginError::manifest(
         "capabilities",
-        format!("unknown capability `{capability}` (known: {}, kv)", known.join(", ")),
+        format!(
+            "unknown capability `{capability}` (known: {}, kv, http:ORIGIN, http-private:ORIGIN)",
+            known.join(", ")
+        ),
     ))
 }
 
@@ -319,6 +342,9 @@ impl Manifest {
         }
         if !(1..=256).contains(&self.limits.memory_mib) {
             return Err(PluginError::manifest("limits.memory_mib", "must be between 1 and 256"));
+        }
+        if !(1..=6_000).contains(&self.limits.http_per_minute) {
+            return Err(PluginError::manifest("limits.http_per_minute", "must be between 1 and 6000"));
         }
         for (key, def) in &self.settings {
             if def.secret && def.kind != SettingKind::String {

@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use kith_plugin_sdk::{Change, Error, ErrorCode, Event, Plugin, Result, Verdict, kv, log, records, settings};
+use kith_plugin_sdk::{Change, Error, ErrorCode, Event, Plugin, Result, Verdict, http, kv, log, records, settings};
 use serde_json::json;
 
 #[derive(Default)]
@@ -84,6 +84,18 @@ impl Plugin for Hostile {
                 }
             }
             "fail" => return Err(Error::msg(format!("failing on purpose on event {}", event.seq))),
+            // Outbound HTTP to the `url` setting, with the `token` secret injected by the host;
+            // the outcome goes to kv `http` so the tests can read it.
+            "http" => {
+                let url: String = settings::get("url")?.unwrap_or_default();
+                let request = http::Request::get(&url).header("Authorization", "Bearer {{secret:token}}");
+                let outcome = match http::send(&request) {
+                    Ok(response) => format!("{} {} {}", response.status, response.url, response.text()),
+                    Err(err) => format!("error {:?}: {}", err.code, err.message),
+                };
+                kv::set("http", outcome.as_bytes())?;
+                return Ok(());
+            }
             // Light work for the benchmarks: look at the record, touch no storage.
             "inspect" => return inspect(event),
             _ => {}
