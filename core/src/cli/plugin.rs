@@ -163,7 +163,7 @@ fn print_plugin(io: &mut Io<'_>, row: &crate::store::plugins::PluginRow) -> anyh
 /// Runs an action that needs the database.
 pub async fn run(manager: &PluginManager, actor: &Actor, action: PluginAction, mut io: Io<'_>) -> anyhow::Result<()> {
     match action {
-        PluginAction::New { .. } => unreachable!("handled before the database is opened"),
+        PluginAction::New { .. } => bail!("`kith plugin new` is handled before the database is opened"),
         PluginAction::Install { path } => {
             let (manifest, component) = locate(&path)?;
             let row = manager.install(actor, &manifest, &component).await?;

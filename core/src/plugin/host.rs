@@ -170,7 +170,13 @@ impl HostState {
             return Err(invalid(format!("`{object}` is not an object plugins can use")));
         };
         self.check(&capability, function)?;
-        if write && self.call.mode == CallMode::BeforeWrite {
+        if write { self.writable() } else { Ok(()) }
+    }
+
+    /// Writes wait for no other write: inside `before-write` (which runs within a write) they
+    /// are refused.
+    fn writable(&self) -> Result<(), HostError> {
+        if self.call.mode == CallMode::BeforeWrite {
             return Err(HostError {
                 code: ErrorCode::Unavailable,
                 message: "writes are not available inside before-write".into(),
@@ -457,11 +463,8 @@ impl v1::kith::plugin::host::Host for HostState {
         if let Err(err) = self.check("kv", "kv-set") {
             return Ok(Err(err));
         }
-        if self.call.mode == CallMode::BeforeWrite {
-            return Ok(Err(HostError {
-                code: ErrorCode::Unavailable,
-                message: "writes are not available inside before-write".into(),
-            }));
+        if let Err(err) = self.writable() {
+            return Ok(Err(err));
         }
         if key.is_empty() || key.len() > MAX_KV_KEY {
             return Ok(Err(invalid(format!("keys are 1 to {MAX_KV_KEY} bytes"))));
@@ -488,11 +491,8 @@ impl v1::kith::plugin::host::Host for HostState {
         if let Err(err) = self.check("kv", "kv-delete") {
             return Ok(Err(err));
         }
-        if self.call.mode == CallMode::BeforeWrite {
-            return Ok(Err(HostError {
-                code: ErrorCode::Unavailable,
-                message: "writes are not available inside before-write".into(),
-            }));
+        if let Err(err) = self.writable() {
+            return Ok(Err(err));
         }
         let kith = &self.plugin.kith;
         Ok(plugins::kv_delete(kith.store.conn(), &self.plugin.id, &key).await.map_err(host_error))
