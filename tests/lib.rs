@@ -75,7 +75,7 @@ impl TestDb {
         let def = self.kith.object(object)?;
         let input = Input::from_json(&def, &input)?;
         let tx = self.tx().await;
-        let record = kith_core::service::records::create(&tx, &self.kith.registry, object, input).await?;
+        let record = kith_core::service::records::create(&tx, &self.kith.registry(), object, input).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -91,7 +91,8 @@ impl TestDb {
         let def = self.kith.object(object)?;
         let input = Input::from_json(&def, &input)?;
         let tx = self.tx().await;
-        let record = kith_core::service::records::update(&tx, &self.kith.registry, object, id, input, version).await?;
+        let record =
+            kith_core::service::records::update(&tx, &self.kith.registry(), object, id, input, version).await?;
         tx.commit().await?;
         Ok(record)
     }

@@ -82,7 +82,7 @@ async fn bench(kith: &Kith, label: &str, csv: &std::path::Path, rows: usize, cre
             ("firstName", Value::Text(format!("Single{i}"))),
             ("email", Value::Text(format!("single{i}@example.net"))),
         ]);
-        records::create(&tx, &kith.registry, "contact", input).await?;
+        records::create(&tx, &kith.registry(), "contact", input).await?;
         tx.commit().await?;
     }
     let secs = started.elapsed().as_secs_f64();

@@ -381,7 +381,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 None
             };
             let tx = kith.store.begin(&system).await?;
-            let user = users::create_user(&tx, &kith.registry, &email, &name, role, password.as_deref()).await?;
+            let user = users::create_user(&tx, &kith.registry(), &email, &name, role, password.as_deref()).await?;
             tx.commit().await?;
             writeln!(io.stdout, "{}", user.id())?;
         }

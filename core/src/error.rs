@@ -58,7 +58,35 @@ fn unique_message(detail: &str) -> String {
             return (*message).to_owned();
         }
     }
+    // Plugin objects: `ux_<table>__<column>` (PostgreSQL) or `p_<plugin>_<object>.<column>` (SQLite).
+    let column = detail
+        .split("__")
+        .nth(1)
+        .or_else(|| detail.split(": ").nth(1).filter(|t| t.starts_with("p_")).and_then(|t| t.split('.').nth(1)));
+    if let Some(column) = column {
+        let column: String = column.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if !column.is_empty() {
+            return format!("another record already has this `{}`", camel_case(&column));
+        }
+    }
     "a record with the same unique value already exists".to_owned()
+}
+
+/// `receipt_number` becomes `receiptNumber`.
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Error {

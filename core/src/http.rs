@@ -34,8 +34,11 @@ use crate::service::{Kith, users};
 pub struct AppState {
     /// Core services.
     pub kith: Kith,
-    /// The GraphQL schema; replaced whole when the registry changes.
-    pub schema: Arc<RwLock<Schema>>,
+    /// The GraphQL schema and the registry version it was built from; rebuilt on the first
+    /// request after the registry changes (a plugin's objects came or went).
+    schema: Arc<RwLock<(u64, Schema)>>,
+    /// The API settings the schema is built with.
+    api: crate::config::ApiConfig,
     /// Most operations per batched request.
     pub max_batch: usize,
     /// Per-token request budget.
@@ -84,13 +87,47 @@ impl RateLimiter {
 }
 
 impl AppState {
+    /// The schema for the current registry, rebuilt first when the registry has changed. A
+    /// failed rebuild keeps serving the previous schema (and says so in the log).
+    pub fn current_schema(&self) -> Schema {
+        let version = self.kith.registry_version();
+        {
+            let slot = self.schema.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.0 == version {
+                return slot.1.clone();
+            }
+        }
+        let mut slot = self.schema.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.0 != version {
+            let (registry, kith, api) = (self.kith.registry(), self.kith.clone(), self.api);
+            // Plugin objects are checked for clashes when enabled; should two processes enable
+            // clashing plugins at once, the builder's own assertions must not take the server down.
+            let built =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build_schema(&registry, Some(kith), api)));
+            match built {
+                Ok(Ok(schema)) => *slot = (version, schema),
+                Ok(Err(err)) => {
+                    tracing::error!(error = %err.0, "cannot rebuild the GraphQL schema; serving the previous one");
+                    slot.0 = version;
+                }
+                Err(_) => {
+                    tracing::error!("the GraphQL schema builder panicked; serving the previous schema");
+                    slot.0 = version;
+                }
+            }
+        }
+        slot.1.clone()
+    }
+
     /// State with a schema built from the registry.
     pub fn new(kith: Kith, api: &crate::config::ApiConfig) -> Result<AppState, async_graphql::dynamic::SchemaError> {
-        let schema = build_schema(&kith.registry, Some(kith.clone()), *api)?;
+        let version = kith.registry_version();
+        let schema = build_schema(&kith.registry(), Some(kith.clone()), *api)?;
         kith.events.start(kith.store.clone());
         Ok(AppState {
             kith,
-            schema: Arc::new(RwLock::new(schema)),
+            schema: Arc::new(RwLock::new((version, schema))),
+            api: *api,
             max_batch: api.max_batch,
             rate_limiter: Arc::new(RateLimiter::new(api.rate_limit_per_minute)),
         })
@@ -235,10 +272,7 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             "too many requests for this token; slow down",
         );
     }
-    let schema = match state.schema.read() {
-        Ok(schema) => schema.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    };
+    let schema = state.current_schema();
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(request_data(request, &state.kith, actor)),
         BatchRequest::Batch(requests) => {
@@ -259,10 +293,7 @@ async fn graphql_ws(
     protocol: async_graphql_axum::GraphQLProtocol,
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {
-    let schema = match state.schema.read() {
-        Ok(schema) => schema.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    };
+    let schema = state.current_schema();
     let kith = state.kith.clone();
     upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
         async_graphql_axum::GraphQLWebSocket::new(socket, schema, protocol)

@@ -8,6 +8,7 @@
 //! - `manager`: install / enable / upgrade / uninstall, the set of loaded plugins kept in step
 //!   with the database, and the write hook that runs `before-write`.
 //! - `delivery`: at-least-once, ordered event delivery from the outbox.
+//! - `objects`: plugin-declared objects (registry entries, tables, the migration planner).
 //! - `bundled`: the plugins shipped inside the `kith` binary.
 //!
 //! Architecture Invariant: a plugin reaches Kith only through `host`, and every host function
@@ -21,6 +22,7 @@ pub mod host;
 pub mod http;
 pub mod manager;
 pub mod manifest;
+pub mod objects;
 pub mod runtime;
 
 pub use manager::PluginManager;
@@ -38,6 +40,20 @@ pub async fn start_runtime(
         for bundled in bundled::BUNDLED {
             let installed = manager.list().await?.into_iter().find(|p| p.id == bundled.id);
             let row = match installed {
+                Some(row) if row.version != bundled_version(bundled.manifest) => {
+                    // A newer Kith ships a newer bundled plugin: upgrade it (additive changes
+                    // only; anything destructive is left to the admin).
+                    match manager.upgrade(&actor, bundled.manifest, bundled.component, &[]).await {
+                        Ok(row) => {
+                            tracing::info!(plugin = %row.id, version = %row.version, "upgraded bundled plugin");
+                            row
+                        }
+                        Err(err) => {
+                            tracing::warn!(plugin = %row.id, error = %err, "cannot upgrade the bundled plugin");
+                            row
+                        }
+                    }
+                }
                 Some(row) => row,
                 None => {
                     let row = manager.install(&actor, bundled.manifest, bundled.component).await?;
@@ -54,6 +70,10 @@ pub async fn start_runtime(
     manager.start().await?;
     kith.attach_plugins(&manager);
     Ok(manager)
+}
+
+fn bundled_version(manifest: &str) -> String {
+    manifest::Manifest::parse(manifest).map(|m| m.version).unwrap_or_default()
 }
 
 /// The `kith:plugin` major versions this Kith runs, with the newest minor of each.

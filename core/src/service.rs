@@ -25,8 +25,8 @@ use crate::store::Store;
 pub struct Kith {
     /// The database.
     pub store: Store,
-    /// Every object Kith knows.
-    pub registry: Arc<Registry>,
+    /// Every object Kith knows: the core ones and those of enabled plugins.
+    objects: Arc<RegistryCell>,
     /// Recently resolved bearer tokens (see `users::authenticate_cached`).
     pub auth_cache: Arc<users::AuthCache>,
     /// Committed events, as read back from the outbox, for live subscribers.
@@ -40,7 +40,7 @@ impl Kith {
     pub fn new(store: Store) -> Kith {
         Kith {
             store,
-            registry: Arc::new(Registry::core()),
+            objects: Arc::new(RegistryCell::new(Registry::core())),
             auth_cache: Arc::default(),
             events: Arc::default(),
             plugins: Arc::default(),
@@ -59,7 +59,41 @@ impl Kith {
 
     /// The definition of `object`, or a validation error naming it.
     pub fn object(&self, object: &str) -> Result<Arc<ObjectDef>> {
-        object_def(&self.registry, object)
+        object_def(&self.registry(), object)
+    }
+
+    /// Every object Kith knows now (a snapshot: plugins may add or remove objects later).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.objects.get()
+    }
+
+    /// Bumped whenever the registry changes, so derived things (the GraphQL schema) can follow.
+    pub fn registry_version(&self) -> u64 {
+        self.objects.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Replaces the registry (the plugin runtime does, when the enabled plugins' objects change).
+    pub fn set_registry(&self, registry: Registry) {
+        let mut slot = self.objects.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Arc::new(registry);
+        self.objects.version.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// The current registry and a version number bumped on each change.
+#[derive(Debug)]
+struct RegistryCell {
+    current: RwLock<Arc<Registry>>,
+    version: std::sync::atomic::AtomicU64,
+}
+
+impl RegistryCell {
+    fn new(registry: Registry) -> RegistryCell {
+        RegistryCell { current: RwLock::new(Arc::new(registry)), version: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    fn get(&self) -> Arc<Registry> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 

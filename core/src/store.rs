@@ -13,6 +13,7 @@ pub mod counter;
 pub mod custom_fields;
 pub mod history;
 pub mod outbox;
+pub mod plugin_objects;
 pub mod plugins;
 pub mod query;
 pub mod records;

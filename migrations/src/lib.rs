@@ -26,6 +26,7 @@ mod m20261122_000004_create_activity;
 mod m20261122_000005_create_audit_outbox;
 mod m20261122_000006_create_search;
 mod m20261122_000007_create_plugins;
+mod m20261123_000008_create_plugin_objects;
 
 /// The whole migration chain, oldest first.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_create_audit_outbox::Migration),
             Box::new(m20261122_000006_create_search::Migration),
             Box::new(m20261122_000007_create_plugins::Migration),
+            Box::new(m20261123_000008_create_plugin_objects::Migration),
         ]
     }
 }

@@ -17,7 +17,7 @@ async fn concurrent_ticket_creates_get_unique_sequential_numbers() {
             tasks.push(tokio::spawn(async move {
                 let tx = kith.store.begin(&Actor::system("test")).await?;
                 let input = Input::fields([("subject", Value::Text(format!("ticket {i}")))]);
-                let ticket = records::create(&tx, &kith.registry, "ticket", input).await?;
+                let ticket = records::create(&tx, &kith.registry(), "ticket", input).await?;
                 tx.commit().await?;
                 Ok::<_, kith_core::Error>(ticket.get("number").as_int().unwrap_or_default())
             }));
@@ -46,7 +46,7 @@ async fn two_processes_worth_of_stores_share_one_postgres_counter() {
         tasks.push(tokio::spawn(async move {
             let tx = kith.store.begin(&Actor::system("test")).await?;
             let ticket =
-                records::create(&tx, &kith.registry, "ticket", Input::fields([("subject", Value::Text("t".into()))]))
+                records::create(&tx, &kith.registry(), "ticket", Input::fields([("subject", Value::Text("t".into()))]))
                     .await?;
             tx.commit().await?;
             Ok::<_, kith_core::Error>(ticket.get("number").as_int().unwrap_or_default())

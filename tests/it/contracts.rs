@@ -68,7 +68,20 @@ fn released_wit_versions_are_frozen() {
 /// fails when the file and the parser disagree.
 #[test]
 fn the_manifest_reference_matches_the_parser() {
-    use kith_core::plugin::manifest::{BeforeWrite, FailurePolicy, Limits, Manifest, SettingDef, SettingKind};
+    use kith_core::plugin::manifest::{
+        BeforeWrite, FailurePolicy, FieldSpec, FieldType, Limits, Manifest, ObjectSpec, SettingDef, SettingKind,
+    };
+    let field = |name: &str, kind: FieldType| FieldSpec {
+        name: name.into(),
+        kind,
+        values: Vec::new(),
+        target: None,
+        required: false,
+        unique: false,
+        indexed: false,
+        personal: false,
+        description: String::new(),
+    };
     let text = std::fs::read_to_string(repo_root().join("schemas/plugin/manifest-v1.toml")).unwrap();
     let parsed = Manifest::parse(&text).unwrap();
     let expected = Manifest {
@@ -112,6 +125,32 @@ fn the_manifest_reference_matches_the_parser() {
         .into_iter()
         .collect(),
         limits: Limits { event_timeout_ms: 100, memory_mib: 64, http_per_minute: 120 },
+        objects: vec![ObjectSpec {
+            name: "donation".into(),
+            plural: "donations".into(),
+            description: "A gift from a donor.".into(),
+            fields: vec![
+                FieldSpec {
+                    target: Some("contact".into()),
+                    required: true,
+                    indexed: true,
+                    description: "The donor.".into(),
+                    ..field("contactId", FieldType::Ref)
+                },
+                FieldSpec {
+                    required: true,
+                    description: "The amount given.".into(),
+                    ..field("amount", FieldType::Money)
+                },
+                FieldSpec {
+                    values: vec!["PLEDGED".into(), "RECEIVED".into(), "REFUNDED".into()],
+                    required: true,
+                    ..field("status", FieldType::Enum)
+                },
+                FieldSpec { unique: true, ..field("receiptNumber", FieldType::Text) },
+                FieldSpec { personal: true, ..field("tributeName", FieldType::Text) },
+            ],
+        }],
     };
     assert_eq!(parsed, expected);
     // The bundled and test plugins' manifests are valid too.

@@ -7,6 +7,7 @@ mod contracts;
 mod graphql;
 mod http;
 mod import_export;
+mod plugin_objects;
 mod plugins;
 mod records;
 mod workflows;

@@ -72,7 +72,7 @@ async fn soft_delete_restore_and_unique_values_on_restore() {
         let a = db.create("company", json!({"name": "Acme", "domain": "https://www.ACME.example/"})).await.unwrap();
         assert_eq!(a.get("domain").as_text(), Some("acme.example"), "domains are normalised");
         let tx = db.tx().await;
-        records::delete(&tx, &db.kith.registry, "company", a.id()).await.unwrap();
+        records::delete(&tx, &db.kith.registry(), "company", a.id()).await.unwrap();
         tx.commit().await.unwrap();
         let def = db.kith.object("company").unwrap();
         assert_eq!(count(db.kith.store.conn(), &def, &Filter::all(), false).await.unwrap(), 0);
@@ -81,12 +81,12 @@ async fn soft_delete_restore_and_unique_values_on_restore() {
         let b = db.create("company", json!({"name": "Acme 2", "domain": "acme.example"})).await.unwrap();
         // ...so restoring the first one is a conflict, and changes nothing.
         let tx = db.tx().await;
-        let err = domain_err(records::restore(&tx, &db.kith.registry, "company", a.id()).await);
+        let err = domain_err(records::restore(&tx, &db.kith.registry(), "company", a.id()).await);
         assert!(matches!(err, DomainError::Conflict(_)), "{}: {err}", db.name);
         drop(tx);
         let tx = db.tx().await;
-        records::delete(&tx, &db.kith.registry, "company", b.id()).await.unwrap();
-        let restored = records::restore(&tx, &db.kith.registry, "company", a.id()).await.unwrap();
+        records::delete(&tx, &db.kith.registry(), "company", b.id()).await.unwrap();
+        let restored = records::restore(&tx, &db.kith.registry(), "company", a.id()).await.unwrap();
         tx.commit().await.unwrap();
         assert!(restored.get("deletedAt").is_null());
         assert_eq!(restored.get("version").as_int(), Some(3));

@@ -67,13 +67,13 @@ async fn deals_keep_stage_history_and_stay_in_their_pipeline() {
         assert!(foreign.to_string().contains("another pipeline"), "{foreign}");
 
         let tx = db.tx().await;
-        let moved = workflow::move_deal(&tx, &db.kith.registry, deal.id(), stages[1], Some(1)).await.unwrap();
-        let err = domain_err(workflow::move_deal(&tx, &db.kith.registry, deal.id(), other_stages[1], None).await);
+        let moved = workflow::move_deal(&tx, &db.kith.registry(), deal.id(), stages[1], Some(1)).await.unwrap();
+        let err = domain_err(workflow::move_deal(&tx, &db.kith.registry(), deal.id(), other_stages[1], None).await);
         assert!(err.to_string().contains("another pipeline"));
         tx.commit().await.unwrap();
         assert!(moved.get("closedAt").is_null());
         let tx = db.tx().await;
-        let lost = workflow::close_deal(&tx, &db.kith.registry, deal.id(), false, Some("Budget cut".into()), Some(2))
+        let lost = workflow::close_deal(&tx, &db.kith.registry(), deal.id(), false, Some("Budget cut".into()), Some(2))
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -101,7 +101,7 @@ async fn deals_keep_stage_history_and_stay_in_their_pipeline() {
 
         // A stage with deals in it cannot be deleted.
         let tx = db.tx().await;
-        let err = domain_err(kith_core::service::records::delete(&tx, &db.kith.registry, "stage", stages[3]).await);
+        let err = domain_err(kith_core::service::records::delete(&tx, &db.kith.registry(), "stage", stages[3]).await);
         assert!(matches!(err, DomainError::Conflict(_)));
         drop(tx);
         db.cleanup().await;
@@ -133,7 +133,7 @@ async fn tickets_follow_the_workflow_with_sla_numbers_comments_and_ratings() {
             "status only through changeStatus"
         );
 
-        let reg = &db.kith.registry;
+        let reg = &db.kith.registry();
         let tx = db.tx().await;
         let err = domain_err(workflow::rate(&tx, reg, t1.id(), 5, None).await);
         assert!(matches!(err, DomainError::Conflict(_)), "{err}");
@@ -217,10 +217,10 @@ async fn merging_contacts_moves_everything_and_the_timeline_shows_it() {
             .unwrap();
 
         let tx = db.tx().await;
-        let err = domain_err(workflow::complete_task(&tx, &db.kith.registry, note.id()).await);
+        let err = domain_err(workflow::complete_task(&tx, &db.kith.registry(), note.id()).await);
         assert!(matches!(err, DomainError::Validation { .. }));
-        workflow::complete_task(&tx, &db.kith.registry, task.id()).await.unwrap();
-        let kept = workflow::merge_contacts(&tx, &db.kith.registry, keep.id(), merge.id()).await.unwrap();
+        workflow::complete_task(&tx, &db.kith.registry(), task.id()).await.unwrap();
+        let kept = workflow::merge_contacts(&tx, &db.kith.registry(), keep.id(), merge.id()).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(kept.get("email").as_text(), Some("ada@x.org"), "{}: blanks filled", db.name);
         assert_eq!(kept.get("firstName").as_text(), Some("Ada"), "kept values win");

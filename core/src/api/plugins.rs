@@ -109,6 +109,10 @@ fn strings_arg(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<V
     }
 }
 
+fn bool_arg(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<bool> {
+    Ok(ctx.args.get(name).filter(|v| !v.is_null()).map(|v| v.boolean()).transpose()?.unwrap_or(false))
+}
+
 fn component_arg(ctx: &ResolverContext<'_>) -> async_graphql::Result<Vec<u8>> {
     let text = ctx.args.try_get("component")?.string()?;
     base64::engine::general_purpose::STANDARD
@@ -213,13 +217,22 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
                     let actor = authorize(&ctx, Access::Admin)?.clone();
                     let manifest = ctx.args.try_get("manifest")?.string()?.to_owned();
                     let component = component_arg(&ctx)?;
-                    let row = manager(&ctx)?.install(&actor, &manifest, &component).await.map_err(plugin_error)?;
+                    let allow = bool_arg(&ctx, "allowDestructive")?;
+                    let row = manager(&ctx)?
+                        .install_with(&actor, &manifest, &component, allow)
+                        .await
+                        .map_err(plugin_error)?;
                     Ok(Some(FieldValue::value(plugin_value(row))))
                 })
             })
             .argument(InputValue::new("manifest", TypeRef::named_nn(TypeRef::STRING)))
             .argument(InputValue::new("component", TypeRef::named_nn(TypeRef::STRING)))
-            .description("Installs a plugin, disabled: `manifest` is plugin.toml, `component` the .wasm in base64."),
+            .argument(InputValue::new("allowDestructive", TypeRef::named(TypeRef::BOOLEAN)))
+            .description(
+                "Installs a plugin, disabled: `manifest` is plugin.toml, `component` the .wasm in base64. Its \
+                 objects' tables are created (or migrated from a kept earlier install; a change that loses \
+                 data needs `allowDestructive: true`).",
+            ),
         )
         .field(
             Field::new("upgradePlugin", TypeRef::named_nn("Plugin"), |ctx| {
@@ -228,15 +241,23 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
                     let manifest = ctx.args.try_get("manifest")?.string()?.to_owned();
                     let component = component_arg(&ctx)?;
                     let grants = strings_arg(&ctx, "grants")?;
-                    let row =
-                        manager(&ctx)?.upgrade(&actor, &manifest, &component, &grants).await.map_err(plugin_error)?;
+                    let allow = bool_arg(&ctx, "allowDestructive")?;
+                    let row = manager(&ctx)?
+                        .upgrade_with(&actor, &manifest, &component, &grants, allow)
+                        .await
+                        .map_err(plugin_error)?;
                     Ok(Some(FieldValue::value(plugin_value(row))))
                 })
             })
             .argument(InputValue::new("manifest", TypeRef::named_nn(TypeRef::STRING)))
             .argument(InputValue::new("component", TypeRef::named_nn(TypeRef::STRING)))
             .argument(InputValue::new("grants", TypeRef::named_list(TypeRef::STRING)))
-            .description("Replaces a plugin's version; capabilities the new version adds must be in `grants`."),
+            .argument(InputValue::new("allowDestructive", TypeRef::named(TypeRef::BOOLEAN)))
+            .description(
+                "Replaces a plugin's version; capabilities the new version adds must be in `grants`. Additive \
+                 changes to its objects apply; one that loses data (a dropped object or field, a changed \
+                 type, ...) needs `allowDestructive: true`.",
+            ),
         )
         .field(
             Field::new("enablePlugin", TypeRef::named_nn("Plugin"), |ctx| {

@@ -5,6 +5,7 @@
 //! after, last, before)`; mutations `createT`, `updateT`, `deleteT`, `restoreT`; relations both
 //! ways (`Contact.company`, `Company.contacts`), batched with a DataLoader.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
@@ -520,7 +521,7 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
                 let input = input_of(&ctx, &def)?;
                 let name = def.name.clone();
                 let record = write(&ctx, Access::Write, move |tx, kith| {
-                    Box::pin(async move { record_service::create(tx, &kith.registry, &name, input).await })
+                    Box::pin(async move { record_service::create(tx, &kith.registry(), &name, input).await })
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(record)))
@@ -538,7 +539,9 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
                 let input = input_of(&ctx, &def)?;
                 let name = def.name.clone();
                 let record = write(&ctx, Access::Write, move |tx, kith| {
-                    Box::pin(async move { record_service::update(tx, &kith.registry, &name, id, input, version).await })
+                    Box::pin(
+                        async move { record_service::update(tx, &kith.registry(), &name, id, input, version).await },
+                    )
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(record)))
@@ -573,9 +576,9 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
                         let mut out = Vec::with_capacity(inputs.len());
                         for (i, input) in inputs.into_iter().enumerate() {
                             let res = if upsert {
-                                record_service::upsert(tx, &kith.registry, &name, input).await.map(|(r, _)| r)
+                                record_service::upsert(tx, &kith.registry(), &name, input).await.map(|(r, _)| r)
                             } else {
-                                record_service::create(tx, &kith.registry, &name, input).await
+                                record_service::create(tx, &kith.registry(), &name, input).await
                             };
                             out.push(res.map_err(|e| prefix_field(e, i))?);
                         }
@@ -601,9 +604,9 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
                     let record = write(&ctx, Access::Manage, move |tx, kith| {
                         Box::pin(async move {
                             if restore {
-                                record_service::restore(tx, &kith.registry, &name, id).await
+                                record_service::restore(tx, &kith.registry(), &name, id).await
                             } else {
-                                record_service::delete(tx, &kith.registry, &name, id).await
+                                record_service::delete(tx, &kith.registry(), &name, id).await
                             }
                         })
                     })
@@ -624,7 +627,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
                 let (id, stage, version) =
                     (arg_id(&ctx, "id")?, arg_id(&ctx, "stageId")?, arg_opt_i64(&ctx, "expectedVersion")?);
                 let r = write(&ctx, Access::Write, move |tx, k| {
-                    Box::pin(async move { workflow::move_deal(tx, &k.registry, id, stage, version).await })
+                    Box::pin(async move { workflow::move_deal(tx, &k.registry(), id, stage, version).await })
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(r)))
@@ -642,7 +645,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
                 let reason = arg_opt_string(&ctx, "reason")?;
                 let version = arg_opt_i64(&ctx, "expectedVersion")?;
                 let r = write(&ctx, Access::Write, move |tx, k| {
-                    Box::pin(async move { workflow::close_deal(tx, &k.registry, id, won, reason, version).await })
+                    Box::pin(async move { workflow::close_deal(tx, &k.registry(), id, won, reason, version).await })
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(r)))
@@ -660,7 +663,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
                 let status = ctx.args.try_get("status")?.enum_name()?.to_owned();
                 let version = arg_opt_i64(&ctx, "expectedVersion")?;
                 let r = write(&ctx, Access::Write, move |tx, k| {
-                    Box::pin(async move { workflow::change_status(tx, &k.registry, id, &status, version).await })
+                    Box::pin(async move { workflow::change_status(tx, &k.registry(), id, &status, version).await })
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(r)))
@@ -676,7 +679,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
                 let (id, assignee, version) =
                     (arg_id(&ctx, "id")?, arg_opt_id(&ctx, "assigneeId")?, arg_opt_i64(&ctx, "expectedVersion")?);
                 let r = write(&ctx, Access::Write, move |tx, k| {
-                    Box::pin(async move { workflow::assign(tx, &k.registry, id, assignee, version).await })
+                    Box::pin(async move { workflow::assign(tx, &k.registry(), id, assignee, version).await })
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(r)))
@@ -693,7 +696,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
                 let body = ctx.args.try_get("body")?.string()?.to_owned();
                 let public = arg_opt_bool(&ctx, "public")?.unwrap_or(true);
                 let r = write(&ctx, Access::Write, move |tx, k| {
-                    Box::pin(async move { workflow::add_comment(tx, &k.registry, id, &body, public).await })
+                    Box::pin(async move { workflow::add_comment(tx, &k.registry(), id, &body, public).await })
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(r)))
@@ -710,7 +713,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
                 let rating = ctx.args.try_get("rating")?.i64()?;
                 let comment = arg_opt_string(&ctx, "comment")?;
                 let r = write(&ctx, Access::Write, move |tx, k| {
-                    Box::pin(async move { workflow::rate(tx, &k.registry, id, rating, comment).await })
+                    Box::pin(async move { workflow::rate(tx, &k.registry(), id, rating, comment).await })
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(r)))
@@ -725,7 +728,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
             FieldFuture::new(async move {
                 let id = arg_id(&ctx, "id")?;
                 let r = write(&ctx, Access::Write, move |tx, k| {
-                    Box::pin(async move { workflow::complete_task(tx, &k.registry, id).await })
+                    Box::pin(async move { workflow::complete_task(tx, &k.registry(), id).await })
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(r)))
@@ -738,7 +741,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
             FieldFuture::new(async move {
                 let (keep, merge) = (arg_id(&ctx, "keepId")?, arg_id(&ctx, "mergeId")?);
                 let r = write(&ctx, Access::Manage, move |tx, k| {
-                    Box::pin(async move { workflow::merge_contacts(tx, &k.registry, keep, merge).await })
+                    Box::pin(async move { workflow::merge_contacts(tx, &k.registry(), keep, merge).await })
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(r)))
@@ -1017,7 +1020,7 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
                 let password = arg_opt_string(&ctx, "password")?;
                 let user = write(&ctx, Access::Admin, move |tx, k| {
                     Box::pin(async move {
-                        users::create_user(tx, &k.registry, &email, &name, role, password.as_deref()).await
+                        users::create_user(tx, &k.registry(), &email, &name, role, password.as_deref()).await
                     })
                 })
                 .await?;
@@ -1214,7 +1217,7 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
                     .field(InputValue::new("direction", TypeRef::named("SortDirection")))
                     .field(InputValue::new("nulls", TypeRef::named("NullsOrder"))),
             );
-        if MUTABLE.contains(&def.name.as_str()) {
+        if MUTABLE.contains(&def.name.as_str()) || def.plugin.is_some() {
             builder = builder.register(write_input(def, true)).register(write_input(def, false));
             mutation = mutations(def, mutation);
         }
@@ -1422,6 +1425,117 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
         builder = builder.disable_suggestions();
     }
     builder.finish()
+}
+
+/// The GraphQL names an object brings: its types, its query fields and its mutation fields
+/// (as `build_schema` derives them).
+pub fn object_names(def: &ObjectDef) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let t = &def.type_name;
+    let mut types: Vec<String> =
+        ["", "Connection", "Edge", "Filter", "SortField", "OrderBy", "CreateInput", "UpdateInput"]
+            .iter()
+            .map(|suffix| format!("{t}{suffix}"))
+            .collect();
+    for field in &def.fields {
+        if matches!(field.kind, FieldKind::Enum(_)) {
+            let name = enum_name(def, field);
+            types.push(format!("{name}Filter"));
+            types.push(name);
+        }
+    }
+    let queries = vec![def.name.clone(), def.plural.clone()];
+    let mutations = ["create", "update", "delete", "restore"]
+        .iter()
+        .map(|verb| format!("{verb}{t}"))
+        .chain([format!("create{}", upper_first(&def.plural))])
+        .collect();
+    (types, queries, mutations)
+}
+
+/// Type names and, per type, field names, read back from SDL.
+fn sdl_names(sdl: &str) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in sdl.lines() {
+        let trimmed = line.trim();
+        let mut words = trimmed.split_whitespace();
+        match words.next() {
+            Some("type" | "input" | "enum" | "scalar" | "union" | "interface")
+                if !line.starts_with(char::is_whitespace) =>
+            {
+                let name: String =
+                    words.next().unwrap_or_default().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                out.entry(name.clone()).or_default();
+                current = trimmed.ends_with('{').then_some(name);
+            }
+            Some("}") => current = None,
+            Some(word) if line.starts_with(char::is_whitespace) => {
+                if let Some(ty) = &current {
+                    let field: String = word.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    if !field.is_empty() {
+                        out.entry(ty.clone()).or_default().insert(field);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Refuses objects whose GraphQL names (types, query and mutation fields, the reverse relations
+/// they add to the objects they reference) are taken in the schema of `base`, or clash among
+/// themselves. The message names the clash.
+pub fn check_additions(base: &Registry, added: &[ObjectDef]) -> Result<(), String> {
+    let schema = build_schema(base, None, ApiConfig::default()).map_err(|e| e.0)?;
+    let names = sdl_names(&schema.sdl());
+    let empty = std::collections::BTreeSet::new();
+    let mut taken_types: std::collections::BTreeSet<String> = names.keys().cloned().collect();
+    let mut taken_queries = names.get("Query").unwrap_or(&empty).clone();
+    let mut taken_mutations = names.get("Mutation").unwrap_or(&empty).clone();
+    let mut relations: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for def in added {
+        let (types, queries, mutations) = object_names(def);
+        for ty in types {
+            if !taken_types.insert(ty.clone()) {
+                return Err(format!("object `{}` needs the GraphQL type `{ty}`, which exists already", def.name));
+            }
+        }
+        for q in queries {
+            if !taken_queries.insert(q.clone()) {
+                return Err(format!("object `{}` needs the query `{q}`, which exists already", def.name));
+            }
+        }
+        for m in mutations {
+            if !taken_mutations.insert(m.clone()) {
+                return Err(format!("object `{}` needs the mutation `{m}`, which exists already", def.name));
+            }
+        }
+    }
+    // Reverse relations land on the referenced type (`Contact.donations`).
+    let mut all = base.clone();
+    all.extend(added.to_vec())?;
+    for def in added {
+        let refs: Vec<(&FieldDef, &str)> = def.references().collect();
+        for (field, target) in &refs {
+            let Some(target_def) = all.get(target) else { continue };
+            let same_target = refs.iter().filter(|(_, t)| t == target).count();
+            let name = if same_target == 1 {
+                def.plural.clone()
+            } else {
+                format!("{}By{}", def.plural, upper_first(field.name.trim_end_matches("Id")))
+            };
+            let existing = names.get(&target_def.type_name).unwrap_or(&empty);
+            let fresh = relations.entry(target_def.type_name.clone()).or_default();
+            if existing.contains(&name) || !fresh.insert(name.clone()) {
+                return Err(format!(
+                    "object `{}` would add `{}.{name}`, which exists already",
+                    def.name, target_def.type_name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The SDL of the core schema, as committed in `schemas/graphql/schema.graphql`.

@@ -31,6 +31,9 @@ pub enum PluginAction {
     Install {
         /// Plugin directory or .wasm file.
         path: PathBuf,
+        /// Accept a migration of its objects that loses data (from a kept earlier install).
+        #[arg(long)]
+        allow_destructive: bool,
     },
     /// List installed plugins.
     List,
@@ -62,12 +65,15 @@ pub enum PluginAction {
         /// Capabilities the new version adds, comma-separated.
         #[arg(long, value_delimiter = ',')]
         grant: Vec<String>,
+        /// Accept changes to its objects that lose data (dropped objects or fields, changed types).
+        #[arg(long)]
+        allow_destructive: bool,
     },
     /// Remove a plugin.
     Uninstall {
         /// The plugin id.
         id: String,
-        /// Also delete its stored data (key–value store, dead letters).
+        /// Also delete its stored data (its objects' tables, key–value store, dead letters).
         #[arg(long)]
         purge: bool,
     },
@@ -164,9 +170,9 @@ fn print_plugin(io: &mut Io<'_>, row: &crate::store::plugins::PluginRow) -> anyh
 pub async fn run(manager: &PluginManager, actor: &Actor, action: PluginAction, mut io: Io<'_>) -> anyhow::Result<()> {
     match action {
         PluginAction::New { .. } => bail!("`kith plugin new` is handled before the database is opened"),
-        PluginAction::Install { path } => {
+        PluginAction::Install { path, allow_destructive } => {
             let (manifest, component) = locate(&path)?;
-            let row = manager.install(actor, &manifest, &component).await?;
+            let row = manager.install_with(actor, &manifest, &component, allow_destructive).await?;
             writeln!(io.stderr, "installed {} {} (disabled)", row.id, row.version)?;
             let manifest = Manifest::parse(&row.manifest)?;
             if manifest.capabilities.is_empty() {
@@ -207,9 +213,9 @@ pub async fn run(manager: &PluginManager, actor: &Actor, action: PluginAction, m
             manager.disable(actor, &id).await?;
             writeln!(io.stderr, "disabled {id}")?;
         }
-        PluginAction::Upgrade { path, grant } => {
+        PluginAction::Upgrade { path, grant, allow_destructive } => {
             let (manifest, component) = locate(&path)?;
-            let row = manager.upgrade(actor, &manifest, &component, &grant).await?;
+            let row = manager.upgrade_with(actor, &manifest, &component, &grant, allow_destructive).await?;
             writeln!(io.stderr, "upgraded {} to {}", row.id, row.version)?;
         }
         PluginAction::Uninstall { id, purge } => {

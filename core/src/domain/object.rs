@@ -32,6 +32,12 @@ pub struct FieldDef {
     pub access: Access,
     /// One sentence for the API documentation.
     pub description: String,
+    /// Holds personal data (GDPR): exports for a data subject and erasure cover it.
+    pub personal: bool,
+    /// Unique among live records (enforced by an index).
+    pub unique: bool,
+    /// Indexed for filtering and sorting.
+    pub indexed: bool,
 }
 
 impl FieldDef {
@@ -44,6 +50,9 @@ impl FieldDef {
             required: false,
             access: Access::Write,
             description: String::new(),
+            personal: false,
+            unique: false,
+            indexed: false,
         }
     }
 
@@ -99,10 +108,13 @@ pub struct ObjectDef {
     pub natural_key: Option<String>,
     /// Fields searched by full-text search.
     pub search_fields: Vec<String>,
+    /// The plugin that declared it; `None` for core objects.
+    pub plugin: Option<String>,
 }
 
 impl ObjectDef {
-    fn new(name: &str, plural: &str, description: &str) -> ObjectDef {
+    /// A new object with only its `id`; add fields, then [`ObjectDef::finish`].
+    pub fn new(name: &str, plural: &str, description: &str) -> ObjectDef {
         let mut type_name = name.to_owned();
         if let Some(first) = type_name.get_mut(0..1) {
             first.make_ascii_uppercase();
@@ -120,10 +132,12 @@ impl ObjectDef {
             taggable: false,
             natural_key: None,
             search_fields: Vec::new(),
+            plugin: None,
         }
     }
 
-    fn field(mut self, field: FieldDef) -> ObjectDef {
+    /// Appends a field.
+    pub fn field(mut self, field: FieldDef) -> ObjectDef {
         self.fields.push(field);
         self
     }
@@ -142,7 +156,7 @@ impl ObjectDef {
     }
 
     /// Appends the bookkeeping fields this object's flags call for.
-    fn finish(mut self) -> ObjectDef {
+    pub fn finish(mut self) -> ObjectDef {
         if self.custom_fields {
             self.fields.push(
                 FieldDef::new("customFields", FieldKind::Json)
@@ -210,6 +224,43 @@ impl Registry {
     /// Every object, by name.
     pub fn objects(&self) -> impl Iterator<Item = &Arc<ObjectDef>> {
         self.objects.values()
+    }
+
+    /// Adds plugin-declared objects. Refused, naming the clash, when a name, plural, type or
+    /// table is taken, or when a reference targets an object that does not exist.
+    pub fn extend(&mut self, defs: Vec<ObjectDef>) -> std::result::Result<(), String> {
+        let mut next = self.objects.clone();
+        for def in defs {
+            for other in next.values() {
+                let names = [&other.name, &other.plural, &other.type_name];
+                let owner = other.plugin.as_deref().map_or("Kith".to_owned(), |p| format!("plugin `{p}`"));
+                for candidate in [&def.name, &def.plural, &def.type_name] {
+                    if names.iter().any(|n| n.eq_ignore_ascii_case(candidate)) {
+                        return Err(format!("`{candidate}` is already used by {owner} (object `{}`)", other.name));
+                    }
+                }
+                if other.table == def.table {
+                    return Err(format!("table `{}` is already used by object `{}`", def.table, other.name));
+                }
+            }
+            next.insert(def.name.clone(), Arc::new(def));
+        }
+        // References must land, and a reverse relation must not shadow a field of its target.
+        for def in next.values().filter(|d| d.plugin.is_some()) {
+            for (field, target) in def.references() {
+                let Some(target_def) = next.get(target) else {
+                    return Err(format!("`{}.{}` refers to unknown object `{target}`", def.name, field.name));
+                };
+                if target_def.field_def(&def.plural).is_some() {
+                    return Err(format!(
+                        "`{}` would add the relation `{}.{}`, which is a field already",
+                        def.name, target_def.type_name, def.plural
+                    ));
+                }
+            }
+        }
+        self.objects = next;
+        Ok(())
     }
 }
 

@@ -166,6 +166,11 @@ impl HostState {
     }
 
     fn check_object(&mut self, object: &str, write: bool, function: &str) -> Result<(), HostError> {
+        // Its own objects a plugin may always use (while enabled, they are in the registry).
+        let own = self.plugin.kith.registry().get(object).is_some_and(|d| d.plugin.as_deref() == Some(&self.plugin.id));
+        if own {
+            return if write { self.writable() } else { Ok(()) };
+        }
         let Some(capability) = object_capability(object, write) else {
             return Err(invalid(format!("`{object}` is not an object plugins can use")));
         };
@@ -414,7 +419,7 @@ impl v1::kith::plugin::host::Host for HostState {
             let def = kith.object(&object)?;
             let input = Input::from_json(&def, &fields)?;
             let tx = kith.store.begin(&actor).await?;
-            let record = crate::service::records::create(&tx, &kith.registry, &object, input).await?;
+            let record = crate::service::records::create(&tx, &kith.registry(), &object, input).await?;
             tx.commit().await?;
             Ok::<_, Error>(to_wit(&object, &record))
         }
@@ -443,7 +448,7 @@ impl v1::kith::plugin::host::Host for HostState {
             let input = Input::from_json(&def, &fields)?;
             let tx = kith.store.begin(&actor).await?;
             let expected = expected_version.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
-            let record = crate::service::records::update(&tx, &kith.registry, &object, id, input, expected).await?;
+            let record = crate::service::records::update(&tx, &kith.registry(), &object, id, input, expected).await?;
             tx.commit().await?;
             Ok::<_, Error>(to_wit(&object, &record))
         }

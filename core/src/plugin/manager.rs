@@ -18,6 +18,7 @@ use crate::domain::hook::{HookFuture, PendingWrite, WriteHook, WriteOp};
 use crate::plugin::engine::{PluginEngine, content_hash, inspect};
 use crate::plugin::host::{HostState, PluginContext, v1};
 use crate::plugin::manifest::{FailurePolicy, Manifest};
+use crate::plugin::objects;
 use crate::plugin::runtime::{LoadedPlugin, linker};
 use crate::plugin::{PluginError, SUPPORTED_SDK};
 use crate::service::Kith;
@@ -150,7 +151,12 @@ impl PluginManager {
         let current: BTreeMap<String, i64> =
             self.read_loaded().iter().map(|(id, p)| (id.clone(), p.generation)).collect();
         let mut next = BTreeMap::new();
+        let mut enabled = Vec::new();
         for row in rows.into_iter().filter(|row| row.enabled) {
+            match Manifest::parse(&row.manifest) {
+                Ok(manifest) => enabled.push((row.id.clone(), manifest)),
+                Err(err) => tracing::error!(plugin = %row.id, error = %err, "unreadable manifest"),
+            }
             if current.get(&row.id) == Some(&row.generation)
                 && let Some(plugin) = self.loaded(&row.id)
             {
@@ -182,7 +188,48 @@ impl PluginManager {
             }
         }
         *loaded = next;
+        drop(loaded);
+        self.refresh_objects(&enabled);
         Ok(())
+    }
+
+    /// Makes the registry hold the core objects plus those of the enabled plugins (whether or
+    /// not their code loads: the data and its API do not need it).
+    fn refresh_objects(&self, enabled: &[(String, Manifest)]) {
+        let mut registry = crate::domain::object::Registry::core();
+        for (id, manifest) in enabled {
+            if let Err(err) = registry.extend(objects::object_defs(manifest)) {
+                tracing::error!(plugin = %id, error = %err, "leaving out the plugin's objects");
+            }
+        }
+        let current = self.kith.registry();
+        let same = current.objects().count() == registry.objects().count()
+            && registry.objects().all(|def| current.get(&def.name).is_some_and(|c| **c == **def));
+        if !same {
+            tracing::info!(objects = registry.objects().count(), "object registry changed");
+            self.kith.set_registry(registry);
+        }
+    }
+
+    /// Refuses enabling (or upgrading an enabled) plugin whose objects clash with core objects
+    /// or those of the other enabled plugins, by name or in GraphQL.
+    async fn check_objects(&self, manifest: &Manifest) -> Result<(), PluginError> {
+        if manifest.objects.is_empty() {
+            return Ok(());
+        }
+        let mut base = crate::domain::object::Registry::core();
+        for row in plugins::list(self.kith.store.conn()).await? {
+            if row.enabled && row.id != manifest.id {
+                let other = Manifest::parse(&row.manifest)?;
+                base.extend(objects::object_defs(&other))
+                    .map_err(|err| PluginError::invalid(format!("plugin `{}`: {err}", row.id)))?;
+            }
+        }
+        let defs = objects::object_defs(manifest);
+        base.clone()
+            .extend(defs.clone())
+            .and_then(|()| crate::api::schema::check_additions(&base, &defs))
+            .map_err(|err| PluginError::invalid(format!("cannot enable `{}`: {err}", manifest.id)))
     }
 
     async fn load(&self, row: &PluginRow) -> Result<LoadedPlugin, PluginError> {
@@ -290,6 +337,36 @@ impl PluginManager {
 
     /// Installs a plugin, disabled. It runs once an admin enables it with grants.
     pub async fn install(&self, actor: &Actor, manifest_text: &str, bytes: &[u8]) -> Result<PluginRow, PluginError> {
+        self.install_with(actor, manifest_text, bytes, false).await
+    }
+
+    /// Plans the change from the objects recorded for the plugin (a previous version, or an
+    /// install kept after `uninstall` without `--purge`) to those `manifest` declares; refused
+    /// when destructive and not confirmed.
+    async fn plan_objects(&self, manifest: &Manifest, allow_destructive: bool) -> Result<objects::Plan, PluginError> {
+        let recorded = crate::store::plugin_objects::stored(self.kith.store.conn(), &manifest.id).await?;
+        let plan = objects::plan(&manifest.id, &recorded, &manifest.objects)?;
+        if !plan.destructive.is_empty() && !allow_destructive {
+            return Err(PluginError::invalid(format!(
+                "version {} of `{}` changes its objects destructively: {}. Data will be lost; confirm with \
+                 --allow-destructive (GraphQL: allowDestructive: true)",
+                manifest.version,
+                manifest.id,
+                plan.destructive.join("; ")
+            )));
+        }
+        Ok(plan)
+    }
+
+    /// Installs a plugin, creating (or migrating, with `allow_destructive` when that loses data)
+    /// the tables of its objects.
+    pub async fn install_with(
+        &self,
+        actor: &Actor,
+        manifest_text: &str,
+        bytes: &[u8],
+        allow_destructive: bool,
+    ) -> Result<PluginRow, PluginError> {
         let (manifest, hash) = self.validate(manifest_text, bytes).await?;
         if plugins::get(self.kith.store.conn(), &manifest.id).await?.is_some() {
             return Err(PluginError::invalid(format!(
@@ -297,8 +374,10 @@ impl PluginManager {
                 manifest.id
             )));
         }
+        let plan = self.plan_objects(&manifest, allow_destructive).await?;
         let tx = self.kith.store.begin(actor).await?;
         plugins::put_component(tx.conn(), &hash, bytes, tx.now).await?;
+        objects::apply(&tx, &manifest.id, &plan).await?;
         let row = PluginRow {
             id: manifest.id.clone(),
             name: manifest.name.clone(),
@@ -326,7 +405,12 @@ impl PluginManager {
             "plugin.install",
             "plugin",
             None,
-            json!({"plugin": manifest.id, "version": manifest.version, "component": hash}),
+            json!({
+                "plugin": manifest.id,
+                "version": manifest.version,
+                "component": hash,
+                "objects": objects::describe(&plan),
+            }),
         )
         .await?;
         tx.commit().await?;
@@ -362,6 +446,9 @@ impl PluginManager {
             }
         };
         let resume = row.enabled;
+        if !resume {
+            self.check_objects(&manifest).await?;
+        }
         let tx = self.kith.store.begin(actor).await?;
         plugins::set_enabled(tx.conn(), id, true, &granted, tx.now).await?;
         if !resume {
@@ -394,6 +481,19 @@ impl PluginManager {
         manifest_text: &str,
         bytes: &[u8],
         new_grants: &[String],
+    ) -> Result<PluginRow, PluginError> {
+        self.upgrade_with(actor, manifest_text, bytes, new_grants, false).await
+    }
+
+    /// [`PluginManager::upgrade`], migrating the plugin's objects; a destructive migration
+    /// needs `allow_destructive`.
+    pub async fn upgrade_with(
+        &self,
+        actor: &Actor,
+        manifest_text: &str,
+        bytes: &[u8],
+        new_grants: &[String],
+        allow_destructive: bool,
     ) -> Result<PluginRow, PluginError> {
         let (manifest, hash) = self.validate(manifest_text, bytes).await?;
         let row = self.get(&manifest.id).await?;
@@ -428,15 +528,26 @@ impl PluginManager {
             settings: Json::Object(settings),
             ..row.clone()
         };
+        let plan = self.plan_objects(&manifest, allow_destructive).await?;
+        if row.enabled {
+            self.check_objects(&manifest).await?;
+        }
         let tx = self.kith.store.begin(actor).await?;
         plugins::put_component(tx.conn(), &hash, bytes, tx.now).await?;
         plugins::replace_version(tx.conn(), &next, tx.now).await?;
+        objects::apply(&tx, &manifest.id, &plan).await?;
         audit::record(
             &tx,
             "plugin.upgrade",
             "plugin",
             None,
-            json!({"plugin": manifest.id, "from": row.version, "to": manifest.version, "component": hash}),
+            json!({
+                "plugin": manifest.id,
+                "from": row.version,
+                "to": manifest.version,
+                "component": hash,
+                "objects": objects::describe(&plan),
+            }),
         )
         .await?;
         plugins::prune_components(tx.conn()).await?;
@@ -450,6 +561,9 @@ impl PluginManager {
         self.get(id).await?;
         let tx = self.kith.store.begin(actor).await?;
         plugins::delete(tx.conn(), id, purge).await?;
+        if purge {
+            objects::purge(&tx, id).await?;
+        }
         plugins::prune_components(tx.conn()).await?;
         audit::record(&tx, "plugin.uninstall", "plugin", None, json!({"plugin": id, "purge": purge})).await?;
         tx.commit().await?;

@@ -59,6 +59,190 @@ pub struct Manifest {
     /// Resource limits it asks for (capped by Kith).
     #[serde(default)]
     pub limits: Limits,
+    /// Objects it declares: real tables, in GraphQL like core objects while it is enabled.
+    #[serde(default)]
+    pub objects: Vec<ObjectSpec>,
+}
+
+/// An `[[objects]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectSpec {
+    /// Singular name, camelCase (`donation`); the GraphQL type is `Donation`.
+    pub name: String,
+    /// Plural name (`donations`): the list query and the relation on referenced objects.
+    pub plural: String,
+    /// What a record is.
+    #[serde(default)]
+    pub description: String,
+    /// Its fields (`id`, `createdAt`, `updatedAt`, `deletedAt` and `version` come with it).
+    pub fields: Vec<FieldSpec>,
+}
+
+/// An `[[objects.fields]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    /// Name, camelCase; references end in `Id` (`contactId` also gives `contact`).
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    /// `enum`: the allowed values, UPPER_CASE.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// `ref`: the referenced object, core (`contact`) or the plugin's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Every record must have a value.
+    #[serde(default)]
+    pub required: bool,
+    /// No two live records share a value.
+    #[serde(default)]
+    pub unique: bool,
+    /// Indexed for filters and sorting.
+    #[serde(default)]
+    pub indexed: bool,
+    /// Personal data (GDPR).
+    #[serde(default)]
+    pub personal: bool,
+    /// What it means.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Field types of plugin objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    /// Text.
+    Text,
+    /// A 64-bit integer.
+    Integer,
+    /// An exact decimal.
+    Decimal,
+    /// An exact amount plus its ISO 4217 currency in a companion field `<name>Currency`.
+    Money,
+    /// An ISO 4217 currency code.
+    Currency,
+    /// A calendar date.
+    Date,
+    /// An instant (UTC).
+    Datetime,
+    /// True or false.
+    Boolean,
+    /// One of `values`.
+    Enum,
+    /// Any JSON.
+    Json,
+    /// A reference to a record of `target`.
+    Ref,
+    /// An e-mail address.
+    Email,
+    /// An http(s) URL.
+    Url,
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
+/// Core objects a plugin object may reference.
+pub const REFERENCE_TARGETS: &[&str] =
+    &["contact", "company", "deal", "ticket", "activity", "user", "pipeline", "stage"];
+
+/// Field names every object has already.
+const RESERVED_FIELDS: &[&str] = &["id", "createdAt", "updatedAt", "deletedAt", "version", "customFields", "tags"];
+
+/// Most objects one plugin may declare, and fields per object.
+const MAX_OBJECTS: usize = 32;
+const MAX_FIELDS: usize = 100;
+
+fn camel_ok(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+impl ObjectSpec {
+    fn validate(&self, index: usize, own: &[&str]) -> Result<(), PluginError> {
+        let key = format!("objects[{index}]");
+        if !camel_ok(&self.name) {
+            return Err(PluginError::manifest(
+                &format!("{key}.name"),
+                format!("`{}` must be camelCase letters and digits, starting lowercase (max 40)", self.name),
+            ));
+        }
+        if !camel_ok(&self.plural) || self.plural == self.name {
+            return Err(PluginError::manifest(
+                &format!("{key}.plural"),
+                format!("`{}` must be camelCase and differ from the singular name", self.plural),
+            ));
+        }
+        if self.fields.is_empty() || self.fields.len() > MAX_FIELDS {
+            return Err(PluginError::manifest(&format!("{key}.fields"), format!("declare 1 to {MAX_FIELDS} fields")));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, field) in self.fields.iter().enumerate() {
+            let key = format!("{key}.fields[{i}]");
+            let bad = |what: &str, reason: String| PluginError::manifest(&format!("{key}.{what}"), reason);
+            if !camel_ok(&field.name) {
+                return Err(bad("name", format!("`{}` must be camelCase letters and digits (max 40)", field.name)));
+            }
+            if RESERVED_FIELDS.contains(&field.name.as_str()) {
+                return Err(bad("name", format!("`{}` is a field every object has already", field.name)));
+            }
+            let mut names = vec![field.name.clone()];
+            if field.kind == FieldType::Money {
+                names.push(format!("{}Currency", field.name));
+            }
+            for name in names {
+                if !seen.insert(name.clone()) {
+                    return Err(bad("name", format!("`{name}` is declared twice")));
+                }
+            }
+            match (field.kind, &field.target) {
+                (FieldType::Ref, None) => return Err(bad("target", "a `ref` field names its `target`".into())),
+                (FieldType::Ref, Some(target)) => {
+                    if !REFERENCE_TARGETS.contains(&target.as_str()) && !own.contains(&target.as_str()) {
+                        return Err(bad(
+                            "target",
+                            format!(
+                                "`{target}` is neither a core object ({}) nor one of this plugin's",
+                                REFERENCE_TARGETS.join(", ")
+                            ),
+                        ));
+                    }
+                    if !field.name.ends_with("Id") || field.name.len() < 3 {
+                        return Err(bad("name", format!("a reference's name ends in `Id` (`{target}Id`)")));
+                    }
+                }
+                (_, Some(_)) => return Err(bad("target", "only `ref` fields have a target".into())),
+                _ => {}
+            }
+            if field.kind == FieldType::Enum {
+                let upper = |v: &String| {
+                    v.starts_with(|c: char| c.is_ascii_uppercase())
+                        && v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                };
+                if field.values.is_empty() || !field.values.iter().all(upper) {
+                    return Err(bad("values", "an `enum` lists its values, UPPER_CASE".into()));
+                }
+            } else if !field.values.is_empty() {
+                return Err(bad("values", "only `enum` fields have values".into()));
+            }
+            if field.unique && matches!(field.kind, FieldType::Json | FieldType::Boolean | FieldType::Money) {
+                return Err(bad("unique", format!("a {} field cannot be unique", field.kind)));
+            }
+            if field.indexed && field.kind == FieldType::Json {
+                return Err(bad("indexed", "a json field cannot be indexed".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `[before_write]` table.
@@ -295,17 +479,35 @@ impl Manifest {
         for capability in &self.capabilities {
             check_capability(capability)?;
         }
+        if self.objects.len() > MAX_OBJECTS {
+            return Err(PluginError::manifest("objects", format!("at most {MAX_OBJECTS} objects")));
+        }
+        let own: Vec<&str> = self.objects.iter().map(|o| o.name.as_str()).collect();
+        let mut taken = std::collections::BTreeSet::new();
+        for (i, object) in self.objects.iter().enumerate() {
+            object.validate(i, &own)?;
+            for name in [&object.name, &object.plural] {
+                if !taken.insert(name.as_str()) {
+                    return Err(PluginError::manifest(
+                        &format!("objects[{i}].name"),
+                        format!("`{name}` is declared twice"),
+                    ));
+                }
+            }
+        }
         for pattern in &self.events {
             let object = pattern.split('.').next().unwrap_or_default();
-            let known = pattern == "*" || OBJECT_CAPABILITIES.iter().any(|(name, _)| *name == object);
+            let known =
+                pattern == "*" || OBJECT_CAPABILITIES.iter().any(|(name, _)| *name == object) || own.contains(&object);
             if !known || pattern.split('.').count() > 2 || pattern.ends_with('.') {
                 return Err(PluginError::manifest(
                     "events",
                     format!("`{pattern}` is not an event pattern (`contact.created`, `deal.*` or `*`)"),
                 ));
             }
-            // An event carries the record: receiving it is reading it.
-            if let Some(read) = object_capability(object, false)
+            // An event carries the record: receiving it is reading it (its own objects it may).
+            if !own.contains(&object)
+                && let Some(read) = object_capability(object, false)
                 && !self.capabilities.contains(&read)
             {
                 return Err(PluginError::manifest(
@@ -319,6 +521,9 @@ impl Manifest {
                 return Err(PluginError::manifest("before_write.objects", "list at least one object"));
             }
             for object in &hook.objects {
+                if own.contains(&object.as_str()) {
+                    continue;
+                }
                 let Some(read) = object_capability(object, false) else {
                     return Err(PluginError::manifest(
                         "before_write.objects",
@@ -389,7 +594,13 @@ impl Manifest {
     /// Whether an event about `object` of `kind` goes to the plugin: it subscribes to it and was
     /// granted reading that object (an event carries the record).
     pub fn receives(&self, kind: &str, object: &str, grants: &std::collections::BTreeSet<String>) -> bool {
-        self.subscribes(kind) && object_capability(object, false).is_some_and(|read| grants.contains(&read))
+        self.subscribes(kind)
+            && (self.owns(object) || object_capability(object, false).is_some_and(|read| grants.contains(&read)))
+    }
+
+    /// Whether `object` is one of the plugin's own objects.
+    pub fn owns(&self, object: &str) -> bool {
+        self.objects.iter().any(|o| o.name == object)
     }
 }
 

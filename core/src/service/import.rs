@@ -444,7 +444,7 @@ async fn write_rows(
                         // A refused update propagates: on PostgreSQL a failed statement spoils the
                         // transaction, so the caller redoes the batch row by row, each row in its
                         // own transaction, and reports only the offending rows.
-                        record_service::update(tx, &kith.registry, &def.name, current.id(), input, None).await?;
+                        record_service::update(tx, &kith.registry(), &def.name, current.id(), input, None).await?;
                         outcome.updated += 1;
                     }
                 }
@@ -469,7 +469,7 @@ async fn write_rows(
         stamp_new(def, &mut fields, tx);
         // Plugins vet imported rows like any other write; a refusal rejects only that row.
         if tx.hook_for(&def.name).is_some() {
-            match record_service::run_write_hook(tx, &kith.registry, def, WriteOp::Create, None, &mut fields).await {
+            match record_service::run_write_hook(tx, &kith.registry(), def, WriteOp::Create, None, &mut fields).await {
                 Ok(()) => {}
                 Err(Error::Domain(e)) => {
                     outcome.rejected.push(Rejected { line: row.line, reason: e.to_string() });

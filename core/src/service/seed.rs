@@ -72,7 +72,7 @@ fn text(s: impl Into<String>) -> Value {
 
 /// Seeds the demo data set. Refuses to run twice.
 pub async fn demo(kith: &Kith) -> Result<SeedReport> {
-    let registry = &kith.registry;
+    let registry = &kith.registry();
     let contact_def = kith.object("contact")?;
     let demo_filter = Filter::Cond(Condition {
         target: Target::Field("source".into()),

@@ -1,11 +1,12 @@
 //! Kith's bundled example plugin.
 //!
 //! - On `contact.created` it creates a TASK activity, "Welcome {name}", for the contact's owner,
-//!   due in three days.
+//!   due in three days, and records a `greeting` (its own object) for the contact. The greeting
+//!   makes redelivery harmless: a contact that has one is not greeted twice.
 //! - Before a contact is stored it refuses e-mail addresses whose domain is in the
 //!   `blocked_domains` setting.
 
-use kith_plugin_sdk::{Change, Event, Plugin, Result, Verdict, log, records, settings};
+use kith_plugin_sdk::{Change, Event, Plugin, Query, Result, Verdict, log, records, settings};
 use serde_json::json;
 
 /// The plugin. It keeps no state: each call gets a fresh value.
@@ -18,6 +19,12 @@ impl Plugin for Welcome {
             return Ok(());
         }
         let Some(contact_id) = event.record_id.as_deref() else { return Ok(()) };
+        // Delivery is at least once: a contact greeted already is done.
+        let greeted =
+            records::query("greeting", &Query::new().filter(json!({"contactId": {"eq": contact_id}})).first(1))?;
+        if !greeted.records.is_empty() {
+            return Ok(());
+        }
         let name = display_name(event.record());
         let template: String = settings::get("task_subject")?.unwrap_or_else(|| "Welcome {name}".to_owned());
         let mut task = json!({
@@ -31,6 +38,10 @@ impl Plugin for Welcome {
             task["ownerId"] = json!(owner);
         }
         let created = records::create("activity", &task)?;
+        records::create(
+            "greeting",
+            &json!({"contactId": contact_id, "taskId": created.id, "subject": task["subject"]}),
+        )?;
         log::info(&format!("welcome task {} for contact {contact_id}", created.id));
         Ok(())
     }
@@ -110,11 +121,16 @@ mod tests {
 
     #[test]
     fn a_new_contact_gets_a_welcome_task_for_its_owner() {
-        let host = TestHost::new().grant("activities:write").at("2026-02-27T09:30:00.000000Z");
+        let host = TestHost::new().grant("activities:write").own("greeting").at("2026-02-27T09:30:00.000000Z");
         let event = created(&host, json!({"firstName": "Ada", "lastName": "Lovelace", "ownerId": "u-1"}));
+        host.on_event::<Welcome>(&event).unwrap();
+        // A redelivered event greets nobody twice.
         host.on_event::<Welcome>(&event).unwrap();
         let tasks = host.records("activity");
         assert_eq!(tasks.len(), 1);
+        let greetings = host.records("greeting");
+        assert_eq!(greetings.len(), 1);
+        assert_eq!(greetings[0].str("taskId"), Some(tasks[0].id.as_str()));
         assert_eq!(tasks[0].str("kind"), Some("TASK"));
         assert_eq!(tasks[0].str("subject"), Some("Welcome Ada Lovelace"));
         assert_eq!(tasks[0].str("ownerId"), Some("u-1"));
@@ -125,7 +141,8 @@ mod tests {
 
     #[test]
     fn the_subject_comes_from_the_settings() {
-        let host = TestHost::new().grant("activities:write").setting("task_subject", json!("Call {name}"));
+        let host =
+            TestHost::new().grant("activities:write").own("greeting").setting("task_subject", json!("Call {name}"));
         let event = created(&host, json!({"email": "grace@example.org"}));
         host.on_event::<Welcome>(&event).unwrap();
         assert_eq!(host.records("activity")[0].str("subject"), Some("Call grace@example.org"));
@@ -133,7 +150,7 @@ mod tests {
 
     #[test]
     fn without_the_grant_the_task_is_refused_and_the_event_fails() {
-        let host = TestHost::new();
+        let host = TestHost::new().own("greeting");
         let event = created(&host, json!({"firstName": "Ada"}));
         let err = host.on_event::<Welcome>(&event).unwrap_err();
         assert_eq!(err.code, ErrorCode::Denied);

@@ -1,0 +1,250 @@
+//! SQL of plugin-declared objects: the `plugin_object` bookkeeping and the DDL that
+//! materialises objects as tables. Identifiers come from validated manifests (lowercase
+//! letters, digits and `_`), never from callers of the API; values are bound parameters.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
+use sha2::{Digest, Sha256};
+
+use crate::domain::object::{FieldDef, ObjectDef};
+use crate::domain::value::FieldKind;
+use crate::error::{Error, Result};
+use crate::store::codec::encode;
+
+/// One materialised object as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObject {
+    /// The object's name.
+    pub name: String,
+    /// Its table.
+    pub table: String,
+    /// Its declaration (the manifest's `[[objects]]` entry as JSON).
+    pub definition: String,
+}
+
+fn ident_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Checks an identifier before it is spliced into DDL.
+pub fn check_ident(name: &str) -> Result<()> {
+    if ident_ok(name) { Ok(()) } else { Err(Error::internal(format!("`{name}` is not a usable SQL identifier"))) }
+}
+
+fn stmt<C: ConnectionTrait>(db: &C, sql: String, values: Vec<DbValue>) -> Statement {
+    Statement::from_sql_and_values(db.get_database_backend(), sql, values)
+}
+
+fn params(backend: DbBackend, n: usize) -> Vec<String> {
+    (1..=n).map(|i| if backend == DbBackend::Postgres { format!("${i}") } else { "?".to_owned() }).collect()
+}
+
+/// The objects recorded for `plugin`.
+pub async fn stored<C: ConnectionTrait>(db: &C, plugin: &str) -> Result<Vec<StoredObject>> {
+    let p = params(db.get_database_backend(), 1);
+    let sql =
+        format!("SELECT name, table_name, definition FROM plugin_object WHERE plugin_id = {} ORDER BY name", p[0]);
+    let rows = db.query_all_raw(stmt(db, sql, vec![plugin.into()])).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StoredObject {
+                name: row.try_get("", "name")?,
+                table: row.try_get("", "table_name")?,
+                definition: row.try_get("", "definition")?,
+            })
+        })
+        .collect()
+}
+
+/// Records (or re-records) an object's declaration.
+pub async fn save<C: ConnectionTrait>(db: &C, plugin: &str, object: &StoredObject, now: DateTime<Utc>) -> Result<()> {
+    let backend = db.get_database_backend();
+    let now = encode(backend, &FieldKind::DateTime, &crate::domain::value::Value::DateTime(now))?;
+    let p = params(backend, 5);
+    let sql = format!(
+        "INSERT INTO plugin_object (plugin_id, name, table_name, definition, created_at, updated_at) \
+         VALUES ({}, {}, {}, {}, {}, {}) \
+         ON CONFLICT (plugin_id, name) DO UPDATE SET table_name = excluded.table_name, \
+         definition = excluded.definition, updated_at = excluded.updated_at",
+        p[0], p[1], p[2], p[3], p[4], p[4]
+    );
+    let values = vec![
+        plugin.into(),
+        object.name.clone().into(),
+        object.table.clone().into(),
+        object.definition.clone().into(),
+        now,
+    ];
+    db.execute_raw(stmt(db, sql, values)).await?;
+    Ok(())
+}
+
+/// Forgets one object's record.
+pub async fn forget<C: ConnectionTrait>(db: &C, plugin: &str, name: &str) -> Result<()> {
+    let p = params(db.get_database_backend(), 2);
+    let sql = format!("DELETE FROM plugin_object WHERE plugin_id = {} AND name = {}", p[0], p[1]);
+    db.execute_raw(stmt(db, sql, vec![plugin.into(), name.into()])).await?;
+    Ok(())
+}
+
+/// The SQL type of a field of `kind`, per backend (the same representation `codec` expects).
+fn column_type(backend: DbBackend, kind: &FieldKind) -> &'static str {
+    let pg = backend == DbBackend::Postgres;
+    match kind {
+        FieldKind::Id | FieldKind::Ref(_) => {
+            if pg {
+                "uuid"
+            } else {
+                "text"
+            }
+        }
+        FieldKind::Text | FieldKind::Email | FieldKind::Url | FieldKind::Currency | FieldKind::Enum(_) => "text",
+        FieldKind::Int => "bigint",
+        FieldKind::Decimal => {
+            if pg {
+                "numeric(24,4)"
+            } else {
+                "bigint"
+            }
+        }
+        FieldKind::Bool => "boolean",
+        FieldKind::Date => {
+            if pg {
+                "date"
+            } else {
+                "text"
+            }
+        }
+        FieldKind::DateTime => {
+            if pg {
+                "timestamptz"
+            } else {
+                "text"
+            }
+        }
+        FieldKind::Json => {
+            if pg {
+                "jsonb"
+            } else {
+                "text"
+            }
+        }
+    }
+}
+
+fn column_sql(backend: DbBackend, field: &FieldDef) -> Result<String> {
+    check_ident(&field.column)?;
+    let ty = column_type(backend, &field.kind);
+    Ok(match field.name.as_str() {
+        "id" => format!("\"id\" {ty} NOT NULL PRIMARY KEY"),
+        "createdAt" | "updatedAt" => format!("\"{}\" {ty} NOT NULL", field.column),
+        "version" => format!("\"version\" {ty} NOT NULL DEFAULT 1"),
+        _ => format!("\"{}\" {ty}", field.column),
+    })
+}
+
+/// The name of the index on `table.column` (`ux_` unique, `ix_` plain); hashed when the
+/// readable name would pass PostgreSQL's 63-byte limit.
+pub fn index_name(table: &str, column: &str, unique: bool) -> String {
+    let prefix = if unique { "ux" } else { "ix" };
+    let name = format!("{prefix}_{table}__{column}");
+    if name.len() <= 63 {
+        return name;
+    }
+    let digest = Sha256::digest(format!("{table}.{column}").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}_{hex}")
+}
+
+/// Creates the table of `def` with the indexes its fields ask for.
+pub async fn create_table<C: ConnectionTrait>(db: &C, def: &ObjectDef) -> Result<()> {
+    check_ident(&def.table)?;
+    let backend = db.get_database_backend();
+    let columns = def.fields.iter().map(|f| column_sql(backend, f)).collect::<Result<Vec<_>>>()?;
+    let sql = format!("CREATE TABLE \"{}\" ({})", def.table, columns.join(", "));
+    db.execute_unprepared(&sql).await?;
+    // Lists page in id order (UUIDv7, so creation order); live records are what lists show.
+    for field in &def.fields {
+        create_indexes(db, &def.table, field).await?;
+    }
+    Ok(())
+}
+
+/// Whether `field` gets a plain index: when declared, and always for references (reverse
+/// relations look them up).
+pub fn plain_index(field: &FieldDef) -> bool {
+    field.indexed || matches!(field.kind, FieldKind::Ref(_))
+}
+
+/// Creates the indexes `field` asks for: unique among live records, and/or plain.
+pub async fn create_indexes<C: ConnectionTrait>(db: &C, table: &str, field: &FieldDef) -> Result<()> {
+    if field.unique {
+        create_index(db, table, &field.column, true).await?;
+    }
+    if plain_index(field) {
+        create_index(db, table, &field.column, false).await?;
+    }
+    Ok(())
+}
+
+/// Creates one index on `table.column`; a unique one covers live records only.
+pub async fn create_index<C: ConnectionTrait>(db: &C, table: &str, column: &str, unique: bool) -> Result<()> {
+    check_ident(table)?;
+    check_ident(column)?;
+    let name = index_name(table, column, unique);
+    let sql = if unique {
+        format!("CREATE UNIQUE INDEX \"{name}\" ON \"{table}\" (\"{column}\") WHERE \"deleted_at\" IS NULL")
+    } else {
+        format!("CREATE INDEX \"{name}\" ON \"{table}\" (\"{column}\")")
+    };
+    db.execute_unprepared(&sql).await?;
+    Ok(())
+}
+
+/// Drops one index on `table.column` if it exists.
+pub async fn drop_index<C: ConnectionTrait>(db: &C, table: &str, column: &str, unique: bool) -> Result<()> {
+    check_ident(table)?;
+    check_ident(column)?;
+    let sql = format!("DROP INDEX IF EXISTS \"{}\"", index_name(table, column, unique));
+    db.execute_unprepared(&sql).await?;
+    Ok(())
+}
+
+/// Adds a column for `field` (nullable: existing rows have no value) and its indexes.
+pub async fn add_column<C: ConnectionTrait>(db: &C, table: &str, field: &FieldDef) -> Result<()> {
+    check_ident(table)?;
+    let sql = format!("ALTER TABLE \"{table}\" ADD COLUMN {}", column_sql(db.get_database_backend(), field)?);
+    db.execute_unprepared(&sql).await?;
+    create_indexes(db, table, field).await
+}
+
+/// Drops `field`'s column and its indexes (SQLite refuses to drop an indexed column).
+pub async fn drop_column<C: ConnectionTrait>(db: &C, table: &str, field: &FieldDef) -> Result<()> {
+    check_ident(table)?;
+    check_ident(&field.column)?;
+    drop_index(db, table, &field.column, true).await?;
+    drop_index(db, table, &field.column, false).await?;
+    let sql = format!("ALTER TABLE \"{table}\" DROP COLUMN \"{}\"", field.column);
+    db.execute_unprepared(&sql).await?;
+    Ok(())
+}
+
+/// Drops a plugin object's table with its data.
+pub async fn drop_table<C: ConnectionTrait>(db: &C, table: &str) -> Result<()> {
+    check_ident(table)?;
+    db.execute_unprepared(&format!("DROP TABLE IF EXISTS \"{table}\"")).await?;
+    Ok(())
+}
+
+/// Live and deleted records in `table` (to tell the admin what a destructive change costs).
+pub async fn count_rows<C: ConnectionTrait>(db: &C, table: &str) -> Result<i64> {
+    check_ident(table)?;
+    let row = db
+        .query_one_raw(stmt(db, format!("SELECT COUNT(*) AS n FROM \"{table}\""), Vec::new()))
+        .await?
+        .ok_or_else(|| Error::internal("COUNT returned no row"))?;
+    Ok(row.try_get("", "n")?)
+}
