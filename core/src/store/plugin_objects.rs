@@ -63,19 +63,20 @@ pub async fn stored<C: ConnectionTrait>(db: &C, plugin: &str) -> Result<Vec<Stor
 pub async fn save<C: ConnectionTrait>(db: &C, plugin: &str, object: &StoredObject, now: DateTime<Utc>) -> Result<()> {
     let backend = db.get_database_backend();
     let now = encode(backend, &FieldKind::DateTime, &crate::domain::value::Value::DateTime(now))?;
-    let p = params(backend, 5);
+    let p = params(backend, 6);
     let sql = format!(
         "INSERT INTO plugin_object (plugin_id, name, table_name, definition, created_at, updated_at) \
          VALUES ({}, {}, {}, {}, {}, {}) \
          ON CONFLICT (plugin_id, name) DO UPDATE SET table_name = excluded.table_name, \
          definition = excluded.definition, updated_at = excluded.updated_at",
-        p[0], p[1], p[2], p[3], p[4], p[4]
+        p[0], p[1], p[2], p[3], p[4], p[5]
     );
     let values = vec![
         plugin.into(),
         object.name.clone().into(),
         object.table.clone().into(),
         object.definition.clone().into(),
+        now.clone(),
         now,
     ];
     db.execute_raw(stmt(db, sql, values)).await?;
