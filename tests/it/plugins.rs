@@ -142,6 +142,25 @@ async fn welcome_plugin_through_graphql_grants_events_and_vetoes() {
             .gql(&admin_token, "{ auditLog(object: \"activity\") { actorKind actorName action } }", json!({}))
             .await;
         assert_eq!(audit["data"]["auditLog"][0]["actorName"], "plugin:welcome", "{}: {audit}", db.name);
+        // The plugin recorded the greeting in its own object, which GraphQL shows both ways.
+        let greetings = eventually(10, "the greeting", || {
+            let (server, agent, contact_id) = (&server, &agent, contact_id.clone());
+            async move {
+                let r = server
+                    .gql(
+                        agent,
+                        "query($id: ID!) { contact(id: $id) { greetings { totalCount edges { node { subject task { kind } contact { firstName } } } } } }",
+                        json!({"id": contact_id}),
+                    )
+                    .await;
+                (r["data"]["contact"]["greetings"]["totalCount"] == 1).then_some(r)
+            }
+        })
+        .await;
+        let greeting = &greetings["data"]["contact"]["greetings"];
+        assert_eq!(greeting["edges"][0]["node"]["subject"], "Welcome Ada Lovelace", "{}: {greetings}", db.name);
+        assert_eq!(greeting["edges"][0]["node"]["task"]["kind"], "TASK", "{}: {greetings}", db.name);
+        assert_eq!(greeting["edges"][0]["node"]["contact"]["firstName"], "Ada", "{}: {greetings}", db.name);
 
         // The blocklist: set through GraphQL, checked before the write, nothing stored.
         let set = server

@@ -44,15 +44,23 @@ fn gql(json: Json) -> GqlValue {
 fn plugin_value(row: PluginRow) -> GqlValue {
     let manifest = Manifest::parse(&row.manifest).ok();
     let strings = |items: &[String]| GqlValue::List(items.iter().cloned().map(GqlValue::String).collect());
-    let (description, requested, events, hooks, settings) = match &manifest {
+    let (description, requested, events, hooks, settings, objects) = match &manifest {
         Some(m) => (
             m.description.clone(),
             strings(&m.capabilities),
             strings(&m.events),
             strings(m.before_write.as_ref().map(|h| h.objects.as_slice()).unwrap_or_default()),
             gql(visible_settings(m, &row.settings)),
+            strings(&m.objects.iter().map(|o| o.name.clone()).collect::<Vec<_>>()),
         ),
-        None => (String::new(), GqlValue::List(vec![]), GqlValue::List(vec![]), GqlValue::List(vec![]), GqlValue::Null),
+        None => (
+            String::new(),
+            GqlValue::List(vec![]),
+            GqlValue::List(vec![]),
+            GqlValue::List(vec![]),
+            GqlValue::Null,
+            GqlValue::List(vec![]),
+        ),
     };
     obj(vec![
         ("id", GqlValue::String(row.id)),
@@ -66,6 +74,7 @@ fn plugin_value(row: PluginRow) -> GqlValue {
         ("requestedCapabilities", requested),
         ("events", events),
         ("beforeWrite", hooks),
+        ("objects", objects),
         ("settings", settings),
         ("lastError", row.last_error.map(GqlValue::String).unwrap_or(GqlValue::Null)),
         (
@@ -149,6 +158,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
                     ("requestedCapabilities", list(TypeRef::STRING)),
                     ("events", list(TypeRef::STRING)),
                     ("beforeWrite", list(TypeRef::STRING)),
+                    ("objects", list(TypeRef::STRING)),
                     ("settings", TypeRef::named_nn("JSON")),
                     ("lastError", TypeRef::named(TypeRef::STRING)),
                     ("stats", TypeRef::named_nn("PluginStats")),

@@ -154,6 +154,10 @@ fn print_plugin(io: &mut Io<'_>, row: &crate::store::plugins::PluginRow) -> anyh
             hook.on_failure
         )?;
     }
+    if !manifest.objects.is_empty() {
+        let names: Vec<String> = manifest.objects.iter().map(|o| format!("{} ({})", o.name, o.plural)).collect();
+        writeln!(io.stdout, "  objects:    {}", names.join(", "))?;
+    }
     writeln!(io.stdout, "  settings:   {}", visible_settings(&manifest, &row.settings))?;
     writeln!(
         io.stdout,
