@@ -153,7 +153,9 @@ async fn welcome_plugin_through_graphql_grants_events_and_vetoes() {
                         json!({"id": contact_id}),
                     )
                     .await;
-                (r["data"]["contact"]["greetings"]["totalCount"] == 1).then_some(r)
+                // The page and the count are two reads: wait until both see the greeting.
+                let edges = r["data"]["contact"]["greetings"]["edges"].as_array().map_or(0, Vec::len);
+                (edges == 1 && r["data"]["contact"]["greetings"]["totalCount"] == 1).then_some(r)
             }
         })
         .await;
@@ -369,8 +371,11 @@ async fn a_plugin_writing_on_its_own_events_is_cut_off() {
     })
     .await;
     assert!(letters[0].error.contains("plugin loop"), "{}", letters[0].error);
-    let row = plugin_row(&db, "echo").await;
-    assert!(row.last_error.unwrap_or_default().contains("plugin loop"));
+    // The failure is recorded on the plugin just after the dead letter is written.
+    eventually(10, "the loop to be recorded on the plugin", || async {
+        plugin_row(&db, "echo").await.last_error.filter(|e| e.contains("plugin loop"))
+    })
+    .await;
     // The chain stopped: the record was written a bounded number of times.
     let version = db.kith.object("contact").unwrap();
     let stored = kith_core::store::records::get(db.kith.store.conn(), &version, ada.id()).await.unwrap().unwrap();
