@@ -119,6 +119,8 @@ impl PluginManager {
             let _ = plugins::release(self.kith.store.conn(), &id, &self.owner).await;
         }
         self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        // Nothing keeps plugin objects in step any more: the API falls back to core objects.
+        self.refresh_objects(&[]);
     }
 
     /// Whether this manager runs plugins.
