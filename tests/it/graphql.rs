@@ -377,8 +377,12 @@ async fn a_page_with_relations_costs_a_fixed_number_of_queries() {
     let queries = Arc::new(AtomicUsize::new(0));
     let mut store = kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&db.url)).await.unwrap();
     let counter = queries.clone();
-    store.observe_queries(move |_| {
-        counter.fetch_add(1, Ordering::SeqCst);
+    // Authentication is cached for a few seconds; on a slow machine the cache may expire between
+    // the two measured requests, so token lookups are not what this test counts.
+    store.observe_queries(move |sql| {
+        if !sql.contains("api_token") {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
     });
     let observed = TestDb { kith: kith_core::service::Kith::new(store), ..TestDb::sqlite().await };
     let server = Server::start(&observed).await;
