@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod extension;
 pub mod loader;
 pub mod plugins;
 pub mod schema;

@@ -5,9 +5,11 @@
 //! tested with tables of inputs and expected outcomes.
 
 pub mod actor;
+pub mod cron;
 pub mod currency;
 pub mod custom_field;
 pub mod error;
+pub mod extension;
 pub mod filter;
 pub mod hook;
 pub mod object;

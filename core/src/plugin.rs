@@ -9,6 +9,9 @@
 //!   with the database, and the write hook that runs `before-write`.
 //! - `delivery`: at-least-once, ordered event delivery from the outbox.
 //! - `objects`: plugin-declared objects (registry entries, tables, the migration planner).
+//! - `extension`: the manifest's GraphQL contributions (types, computed fields, queries,
+//!   mutations) and jobs.
+//! - `jobs`: the scheduler: leases, run history, missed-run policy.
 //! - `bundled`: the plugins shipped inside the `kith` binary.
 //!
 //! Architecture Invariant: a plugin reaches Kith only through `host`, and every host function
@@ -18,8 +21,10 @@
 pub mod bundled;
 pub mod delivery;
 pub mod engine;
+pub mod extension;
 pub mod host;
 pub mod http;
+pub mod jobs;
 pub mod manager;
 pub mod manifest;
 pub mod objects;
@@ -77,7 +82,7 @@ fn bundled_version(manifest: &str) -> String {
 }
 
 /// The `kith:plugin` major versions this Kith runs, with the newest minor of each.
-pub const SUPPORTED_SDK: &[(u16, u16)] = &[(1, 1)];
+pub const SUPPORTED_SDK: &[(u16, u16)] = &[(1, 2)];
 
 /// Why a plugin operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +104,9 @@ pub enum PluginError {
     /// A request that does not fit the plugin's state or manifest (grants, settings, ids).
     #[error("{0}")]
     Invalid(String),
+    /// The request clashes with what is happening (a job already running).
+    #[error("{0}")]
+    Conflict(String),
     /// Reading a file failed.
     #[error("{path}: {reason}")]
     Io {

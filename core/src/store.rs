@@ -7,11 +7,13 @@
 //! Architecture Invariant: every write happens inside a [`Tx`], which also appends the audit log
 //! entry and the outbox event of the change before it commits.
 
+pub mod aggregate;
 pub mod audit;
 pub mod codec;
 pub mod counter;
 pub mod custom_fields;
 pub mod history;
+pub mod jobs;
 pub mod outbox;
 pub mod plugin_objects;
 pub mod plugins;

@@ -27,6 +27,7 @@ mod m20261122_000005_create_audit_outbox;
 mod m20261122_000006_create_search;
 mod m20261122_000007_create_plugins;
 mod m20261123_000008_create_plugin_objects;
+mod m20261201_000009_create_plugin_jobs;
 
 /// The whole migration chain, oldest first.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_create_search::Migration),
             Box::new(m20261122_000007_create_plugins::Migration),
             Box::new(m20261123_000008_create_plugin_objects::Migration),
+            Box::new(m20261201_000009_create_plugin_jobs::Migration),
         ]
     }
 }

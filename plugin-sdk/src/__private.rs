@@ -3,12 +3,12 @@
 #![allow(missing_docs)]
 
 use crate::Plugin;
-use crate::types::{Change, Event};
+use crate::types::{Call, Change, Event};
 
 #[allow(unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../schemas/wit/v1.1.0",
+        path: "../schemas/wit/v1.2.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__kith_export",
@@ -19,6 +19,7 @@ pub mod bindings {
 
 pub use bindings::__kith_export as export;
 pub use bindings::Guest;
+pub use bindings::exports::kith::plugin::extension::{Guest as ExtensionGuest, OperationError as WitOperationError};
 pub use bindings::kith::plugin::types::{
     Change as WitChange, Event as WitEvent, EventFailure as WitEventFailure, Verdict as WitVerdict,
 };
@@ -62,4 +63,33 @@ pub fn dispatch_before_write<P: Plugin>(change: WitChange) -> WitVerdict {
         Ok(change) => P::default().before_write(&change).into_wit(),
         Err(err) => WitVerdict::Deny(format!("the plugin could not read the change: {err}")),
     }
+}
+
+/// Asks a fresh `P` for a computed field of a page of records.
+pub fn dispatch_compute_field<P: Plugin>(object: String, field: String, ids: Vec<String>) -> Result<Vec<String>, String> {
+    let values = P::default().compute_field(&object, &field, &ids).map_err(|err| err.to_string())?;
+    if values.len() != ids.len() {
+        return Err(format!("computed {} values for {} records", values.len(), ids.len()));
+    }
+    Ok(values.iter().map(|value| value.to_string()).collect())
+}
+
+/// Runs a query or mutation on a fresh `P`.
+pub fn dispatch_call<P: Plugin>(name: String, arguments: String, caller: String) -> Result<String, WitOperationError> {
+    let arguments = serde_json::from_str(&arguments).map_err(|err| WitOperationError {
+        code: crate::types::code_to_wit(crate::ErrorCode::Internal),
+        message: format!("Kith sent arguments that are not JSON: {err}"),
+        field: None,
+    })?;
+    let call = Call { name, arguments, caller };
+    P::default().call(&call).map(|value| value.to_string()).map_err(|err| WitOperationError {
+        code: crate::types::code_to_wit(err.code),
+        message: err.message,
+        field: err.field,
+    })
+}
+
+/// Runs a job on a fresh `P`.
+pub fn dispatch_job<P: Plugin>(job: String, scheduled_for: String) -> Result<(), String> {
+    P::default().run_job(&job, &scheduled_for).map_err(|err| err.to_string())
 }

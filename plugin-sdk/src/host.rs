@@ -110,6 +110,43 @@ mod imp {
             url: response.url,
         })
     }
+
+    pub fn aggregate(object: &str, query: &crate::aggregate::Aggregate) -> Result<Vec<crate::aggregate::Row>> {
+        use crate::__private::bindings::kith::plugin::aggregate as wit_agg;
+        use crate::aggregate::{Bucket, Metric};
+        let request = wit_agg::Request {
+            filter: query.filter.as_ref().map(|f| f.to_string()),
+            group_by: query
+                .group_by
+                .iter()
+                .map(|(field, bucket)| wit_agg::GroupBy {
+                    field: field.clone(),
+                    bucket: bucket.map(|b| match b {
+                        Bucket::Day => wit_agg::DateBucket::Day,
+                        Bucket::Week => wit_agg::DateBucket::Week,
+                        Bucket::Month => wit_agg::DateBucket::Month,
+                        Bucket::Year => wit_agg::DateBucket::Year,
+                    }),
+                })
+                .collect(),
+            metrics: query
+                .metrics
+                .iter()
+                .map(|(metric, field)| wit_agg::Metric {
+                    kind: match metric {
+                        Metric::Count => wit_agg::MetricKind::Count,
+                        Metric::Sum => wit_agg::MetricKind::Sum,
+                        Metric::Min => wit_agg::MetricKind::Min,
+                        Metric::Max => wit_agg::MetricKind::Max,
+                    },
+                    field: field.clone(),
+                })
+                .collect(),
+            limit: query.limit,
+        };
+        let rows = wit_agg::aggregate(object, &request).map_err(Error::from_wit)?;
+        Ok(rows.into_iter().map(|r| crate::aggregate::Row { keys: r.keys, values: r.values }).collect())
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -164,6 +201,10 @@ mod imp {
 
     pub fn http_send(request: &crate::http::Request) -> Result<crate::http::Response> {
         with_current(|host| host.http_send(request))
+    }
+
+    pub fn aggregate(object: &str, query: &crate::aggregate::Aggregate) -> Result<Vec<crate::aggregate::Row>> {
+        with_current(|host| host.aggregate(object, query))
     }
 }
 

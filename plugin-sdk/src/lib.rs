@@ -44,6 +44,7 @@ extern crate self as kith_plugin_sdk;
 mod host;
 mod types;
 
+pub mod aggregate;
 pub mod http;
 pub mod kv;
 pub mod log;
@@ -54,13 +55,13 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 
-pub use types::{Change, Error, ErrorCode, Event, Operation, Page, Query, Record, Result, Verdict};
+pub use types::{Call, Change, Error, ErrorCode, Event, Operation, Page, Query, Record, Result, Verdict};
 
 /// The SDK version, also written into every plugin built with it (custom section
 /// `kith:sdk-version`: major, minor and patch as big-endian `u16`s).
 ///
 /// ```
-/// assert_eq!(kith_plugin_sdk::SDK_VERSION, "1.1.0");
+/// assert_eq!(kith_plugin_sdk::SDK_VERSION, "1.2.0");
 /// ```
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -120,6 +121,73 @@ pub trait Plugin: Default {
         let _ = change;
         Verdict::Allow
     }
+
+    /// Computes a field declared in `plugin.toml` (`[[fields]]`) for a page of records at once:
+    /// one JSON value per id, in order (`null` for none). Kith checks each value against the
+    /// declared type. Reads only (SDK 1.2).
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Plugin, Result, aggregate::{self, Aggregate}};
+    /// #[derive(Default)]
+    /// struct Points;
+    /// impl Plugin for Points {
+    ///     fn compute_field(&self, _object: &str, _field: &str, ids: &[String]) -> Result<Vec<serde_json::Value>> {
+    ///         // One query for the whole page: points per contact.
+    ///         let filter = serde_json::json!({"contactId": {"in": ids}});
+    ///         let rows = aggregate::run("award", &Aggregate::new().filter(filter).group_by("contactId").sum("points"))?;
+    ///         Ok(ids.iter().map(|id| {
+    ///             let row = rows.iter().find(|r| r.key(0) == Some(id.as_str()));
+    ///             serde_json::json!(row.and_then(|r| r.int(0)).unwrap_or(0))
+    ///         }).collect())
+    ///     }
+    /// }
+    /// ```
+    fn compute_field(&self, object: &str, field: &str, ids: &[String]) -> Result<Vec<serde_json::Value>> {
+        let _ = ids;
+        Err(Error::msg(format!("this plugin computes no field `{object}.{field}`")))
+    }
+
+    /// Answers a query or mutation declared in `plugin.toml` (`[[queries]]`, `[[mutations]]`)
+    /// with JSON of the declared result type. Queries read only; mutations may write. Return
+    /// [`Error::invalid`] for bad input: the caller sees `BAD_USER_INPUT` naming the field
+    /// (SDK 1.2).
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Call, Error, Plugin, Result};
+    /// #[derive(Default)]
+    /// struct Calc;
+    /// impl Plugin for Calc {
+    ///     fn call(&self, call: &Call) -> Result<serde_json::Value> {
+    ///         match call.name.as_str() {
+    ///             "double" => Ok(serde_json::json!(call.int("n").unwrap_or(0) * 2)),
+    ///             other => Err(Error::msg(format!("unknown operation `{other}`"))),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn call(&self, call: &Call) -> Result<serde_json::Value> {
+        Err(Error::msg(format!("this plugin answers no operation `{}`", call.name)))
+    }
+
+    /// Runs a job declared in `plugin.toml` (`[[jobs]]`), due at `scheduled_for` (RFC 3339
+    /// UTC). Kith runs at most one run of a job at a time across all its processes; make runs
+    /// idempotent all the same (SDK 1.2).
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Plugin, Result};
+    /// #[derive(Default)]
+    /// struct Nightly;
+    /// impl Plugin for Nightly {
+    ///     fn run_job(&self, job: &str, scheduled_for: &str) -> Result<()> {
+    ///         kith_plugin_sdk::log::info(&format!("{job} due at {scheduled_for}"));
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    fn run_job(&self, job: &str, scheduled_for: &str) -> Result<()> {
+        let _ = scheduled_for;
+        Err(Error::msg(format!("this plugin has no job `{job}`")))
+    }
 }
 
 /// Registers `T: Plugin` as the plugin this crate exports and stamps the SDK version into the
@@ -146,6 +214,31 @@ macro_rules! register_plugin {
 
                 fn before_write(change: $crate::__private::WitChange) -> $crate::__private::WitVerdict {
                     $crate::__private::dispatch_before_write::<$plugin>(change)
+                }
+            }
+
+            impl $crate::__private::ExtensionGuest for KithPluginExport {
+                fn compute_field(
+                    object: ::std::string::String,
+                    field: ::std::string::String,
+                    ids: ::std::vec::Vec<::std::string::String>,
+                ) -> ::std::result::Result<::std::vec::Vec<::std::string::String>, ::std::string::String> {
+                    $crate::__private::dispatch_compute_field::<$plugin>(object, field, ids)
+                }
+
+                fn call_operation(
+                    name: ::std::string::String,
+                    arguments: ::std::string::String,
+                    caller: ::std::string::String,
+                ) -> ::std::result::Result<::std::string::String, $crate::__private::WitOperationError> {
+                    $crate::__private::dispatch_call::<$plugin>(name, arguments, caller)
+                }
+
+                fn run_job(
+                    job: ::std::string::String,
+                    scheduled_for: ::std::string::String,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    $crate::__private::dispatch_job::<$plugin>(job, scheduled_for)
                 }
             }
 

@@ -272,7 +272,7 @@ impl TestHost {
 
     fn check_object(&self, object: &str, access: &str) -> Result<()> {
         if access == "write" && self.state.borrow().read_only {
-            return Err(Error::new(ErrorCode::Unavailable, "writes are not available inside before_write"));
+            return Err(Error::new(ErrorCode::Unavailable, "writes are not available in before_write, computed fields and queries"));
         }
         if self.state.borrow().own.contains(object) {
             return Ok(());
@@ -386,7 +386,7 @@ impl TestHost {
     pub(crate) fn kv_set(&self, key: &str, value: &[u8]) -> Result<()> {
         self.check("kv")?;
         if self.state.borrow().read_only {
-            return Err(Error::new(ErrorCode::Unavailable, "writes are not available inside before_write"));
+            return Err(Error::new(ErrorCode::Unavailable, "writes are not available in before_write, computed fields and queries"));
         }
         if key.is_empty() || key.len() > 256 {
             return Err(Error::new(ErrorCode::InvalidInput, "keys are 1 to 256 bytes"));
@@ -461,6 +461,213 @@ impl TestHost {
     pub(crate) fn setting_value(&self, key: &str) -> Option<String> {
         self.state.borrow().settings.get(key).map(Json::to_string)
     }
+
+    /// Asks a fresh `P` for a computed field of `ids`, with writes unavailable, as in Kith.
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Plugin, Result};
+    /// #[derive(Default)]
+    /// struct Len;
+    /// impl Plugin for Len {
+    ///     fn compute_field(&self, _object: &str, _field: &str, ids: &[String]) -> Result<Vec<serde_json::Value>> {
+    ///         Ok(ids.iter().map(|id| serde_json::json!(id.len())).collect())
+    ///     }
+    /// }
+    /// let host = kith_plugin_sdk::testing::TestHost::new();
+    /// assert_eq!(host.compute_field::<Len>("contact", "idLength", &["abc".into()]).unwrap(), vec![serde_json::json!(3)]);
+    /// ```
+    pub fn compute_field<P: Plugin>(&self, object: &str, field: &str, ids: &[String]) -> Result<Vec<Json>> {
+        self.state.borrow_mut().read_only = true;
+        let values = self.run(|| P::default().compute_field(object, field, ids));
+        self.state.borrow_mut().read_only = false;
+        values
+    }
+
+    /// Calls a query (`write = false`, writes unavailable) or mutation of a fresh `P`.
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Call, Plugin, Result};
+    /// #[derive(Default)]
+    /// struct Echo;
+    /// impl Plugin for Echo {
+    ///     fn call(&self, call: &Call) -> Result<serde_json::Value> {
+    ///         Ok(call.arguments["text"].clone())
+    ///     }
+    /// }
+    /// let host = kith_plugin_sdk::testing::TestHost::new();
+    /// let call = Call::new("echo", serde_json::json!({"text": "hi"}));
+    /// assert_eq!(host.call::<Echo>(&call, false).unwrap(), serde_json::json!("hi"));
+    /// ```
+    pub fn call<P: Plugin>(&self, call: &crate::Call, write: bool) -> Result<Json> {
+        self.state.borrow_mut().read_only = !write;
+        let result = self.run(|| P::default().call(call));
+        self.state.borrow_mut().read_only = false;
+        result
+    }
+
+    /// Runs job `job` of a fresh `P`, due at the host's clock.
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Plugin, Result};
+    /// #[derive(Default)]
+    /// struct Tick;
+    /// impl Plugin for Tick {
+    ///     fn run_job(&self, _job: &str, _scheduled_for: &str) -> Result<()> {
+    ///         kith_plugin_sdk::kv::set("ticked", b"1")
+    ///     }
+    /// }
+    /// let host = kith_plugin_sdk::testing::TestHost::new().grant("kv");
+    /// host.run_job::<Tick>("tick").unwrap();
+    /// assert_eq!(host.kv("ticked"), Some(b"1".to_vec()));
+    /// ```
+    pub fn run_job<P: Plugin>(&self, job: &str) -> Result<()> {
+        let now = self.now();
+        self.run(|| P::default().run_job(job, &now))
+    }
+
+    pub(crate) fn aggregate(
+        &self,
+        object: &str,
+        query: &crate::aggregate::Aggregate,
+    ) -> Result<Vec<crate::aggregate::Row>> {
+        use crate::aggregate::Metric;
+        self.check_object(object, "read")?;
+        if query.metrics.is_empty() || query.metrics.len() > 10 || query.group_by.len() > 3 {
+            return Err(Error::new(ErrorCode::InvalidInput, "ask for 1 to 10 metrics and at most 3 group keys"));
+        }
+        let mut groups: BTreeMap<Vec<Option<String>>, Vec<Record>> = BTreeMap::new();
+        for record in self.records(object) {
+            if let Some(filter) = &query.filter
+                && !matches(filter, &record.fields)?
+            {
+                continue;
+            }
+            let keys = query
+                .group_by
+                .iter()
+                .map(|(field, bucket)| {
+                    let text = record.fields.get(field).and_then(json_text);
+                    match bucket {
+                        Some(bucket) => text.map(|t| bucket_start(&t, *bucket)).transpose(),
+                        None => Ok(text),
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            groups.entry(keys).or_default().push(record);
+        }
+        let mut rows = Vec::new();
+        for (keys, records) in groups.into_iter().take(query.limit as usize) {
+            let mut values = Vec::new();
+            for (metric, field) in &query.metrics {
+                let field_values: Vec<String> = match field {
+                    Some(field) => records.iter().filter_map(|r| r.fields.get(field).and_then(json_text)).collect(),
+                    None => Vec::new(),
+                };
+                values.push(match metric {
+                    Metric::Count if field.is_none() => Some(records.len().to_string()),
+                    Metric::Count => Some(field_values.len().to_string()),
+                    Metric::Sum => sum_exact(&field_values)?,
+                    Metric::Min => field_values.iter().min_by(|a, b| compare_text(a, b)).cloned(),
+                    Metric::Max => field_values.iter().max_by(|a, b| compare_text(a, b)).cloned(),
+                });
+            }
+            rows.push(crate::aggregate::Row { keys, values });
+        }
+        Ok(rows)
+    }
+}
+
+fn json_text(value: &Json) -> Option<String> {
+    match value {
+        Json::Null => None,
+        Json::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn compare_text(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+        _ => a.cmp(b),
+    }
+}
+
+/// The first day of the bucket holding the date (or RFC 3339 instant) `text`.
+fn bucket_start(text: &str, bucket: crate::aggregate::Bucket) -> Result<String> {
+    use crate::aggregate::Bucket;
+    let bad = || Error::new(ErrorCode::InvalidInput, format!("`{text}` is not a date"));
+    let date = text.get(..10).ok_or_else(bad)?;
+    let parts: Vec<i64> = date.split('-').map(|p| p.parse::<i64>()).collect::<std::result::Result<_, _>>().map_err(|_| bad())?;
+    let [y, m, d] = parts[..] else { return Err(bad()) };
+    Ok(match bucket {
+        Bucket::Day => date.to_owned(),
+        Bucket::Month => format!("{y:04}-{m:02}-01"),
+        Bucket::Year => format!("{y:04}-01-01"),
+        Bucket::Week => {
+            // Days since 1970-01-01 (a Thursday), then back to Monday.
+            let days = days_from_civil(y, m, d);
+            let monday = days - (days + 3).rem_euclid(7);
+            let (y, m, d) = civil_from_days(monday);
+            format!("{y:04}-{m:02}-{d:02}")
+        }
+    })
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+/// Sums decimal texts exactly (up to 9 decimal places).
+fn sum_exact(values: &[String]) -> Result<Option<String>> {
+    const SCALE: u32 = 9;
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut total: i128 = 0;
+    for value in values {
+        let bad = || Error::new(ErrorCode::InvalidInput, format!("`{value}` is not a number to sum"));
+        let (negative, digits) = match value.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, value.as_str()),
+        };
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        if fraction.len() > SCALE as usize || whole.is_empty() && fraction.is_empty() {
+            return Err(bad());
+        }
+        let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+        let fraction_value: i128 =
+            if fraction.is_empty() { 0 } else { fraction.parse::<i128>().map_err(|_| bad())? };
+        let scaled = whole * 10i128.pow(SCALE) + fraction_value * 10i128.pow(SCALE - fraction.len() as u32);
+        total += if negative { -scaled } else { scaled };
+    }
+    let sign = if total < 0 { "-" } else { "" };
+    let abs = total.unsigned_abs();
+    let unit = 10u128.pow(SCALE);
+    let fraction = format!("{:09}", abs % unit);
+    let fraction = fraction.trim_end_matches('0');
+    Ok(Some(if fraction.is_empty() {
+        format!("{sign}{}", abs / unit)
+    } else {
+        format!("{sign}{}.{fraction}", abs / unit)
+    }))
 }
 
 fn compare(a: Option<&Json>, b: Option<&Json>) -> std::cmp::Ordering {
@@ -606,6 +813,6 @@ mod tests {
 
     #[test]
     fn version_bytes_match_the_crate_version() {
-        assert_eq!(crate::__private::SDK_VERSION_BYTES, [0, 1, 0, 1, 0, 0]);
+        assert_eq!(crate::__private::SDK_VERSION_BYTES, [0, 1, 0, 2, 0, 0]);
     }
 }

@@ -53,6 +53,9 @@ pub struct Error {
     pub code: ErrorCode,
     /// A readable explanation.
     pub message: String,
+    /// The argument or field at fault, shown to GraphQL callers of plugin operations as
+    /// `extensions.field` (SDK 1.2).
+    pub field: Option<String>,
 }
 
 impl Error {
@@ -63,7 +66,7 @@ impl Error {
     /// assert_eq!(err.message, "bad payload");
     /// ```
     pub fn msg(message: impl Into<String>) -> Error {
-        Error { code: ErrorCode::Internal, message: message.into() }
+        Error { code: ErrorCode::Internal, message: message.into(), field: None }
     }
 
     /// An error with a code.
@@ -74,7 +77,18 @@ impl Error {
     /// assert_eq!(err.code, ErrorCode::InvalidInput);
     /// ```
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Error {
-        Error { code, message: message.into() }
+        Error { code, message: message.into(), field: None }
+    }
+
+    /// Bad input in one argument or field: `BAD_USER_INPUT` naming `field` for GraphQL callers.
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Error, ErrorCode};
+    /// let err = Error::invalid("amount", "must be more than 0");
+    /// assert_eq!((err.code, err.field.as_deref()), (ErrorCode::InvalidInput, Some("amount")));
+    /// ```
+    pub fn invalid(field: &str, message: impl Into<String>) -> Error {
+        Error { code: ErrorCode::InvalidInput, message: message.into(), field: Some(field.to_owned()) }
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -88,7 +102,7 @@ impl Error {
             wit::ErrorCode::Unavailable => ErrorCode::Unavailable,
             wit::ErrorCode::Internal => ErrorCode::Internal,
         };
-        Error { code, message: err.message }
+        Error { code, message: err.message, field: None }
     }
 }
 
@@ -450,4 +464,66 @@ pub struct Page {
     pub records: Vec<Record>,
     /// Pass to [`Query::after`] for the next page; `None` on the last one.
     pub next_cursor: Option<String>,
+}
+
+/// A call of a query or mutation the plugin declares in `plugin.toml` (`[[queries]]`,
+/// `[[mutations]]`, SDK 1.2). Kith checked the arguments against their declared types.
+///
+/// ```
+/// let call = kith_plugin_sdk::Call::new("tierCounts", serde_json::json!({"since": "2026-01-01"}));
+/// assert_eq!(call.str("since"), Some("2026-01-01"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// The operation's name.
+    pub name: String,
+    /// Its arguments, a JSON object (absent optional arguments are `null`).
+    pub arguments: Json,
+    /// Who calls: `user:ada@example.org`, `token:reports`, ...
+    pub caller: String,
+}
+
+impl Call {
+    /// A call by `test` (for unit tests).
+    ///
+    /// ```
+    /// let call = kith_plugin_sdk::Call::new("ping", serde_json::json!({}));
+    /// assert_eq!(call.caller, "test");
+    /// ```
+    pub fn new(name: &str, arguments: Json) -> Call {
+        Call { name: name.to_owned(), arguments, caller: "test".into() }
+    }
+
+    /// A text argument.
+    ///
+    /// ```
+    /// let call = kith_plugin_sdk::Call::new("greet", serde_json::json!({"name": "Ada"}));
+    /// assert_eq!(call.str("name"), Some("Ada"));
+    /// ```
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.arguments.get(name)?.as_str()
+    }
+
+    /// A whole-number argument.
+    ///
+    /// ```
+    /// let call = kith_plugin_sdk::Call::new("report", serde_json::json!({"year": 2026}));
+    /// assert_eq!(call.int("year"), Some(2026));
+    /// ```
+    pub fn int(&self, name: &str) -> Option<i64> {
+        self.arguments.get(name)?.as_i64()
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn code_to_wit(code: ErrorCode) -> wit::ErrorCode {
+    match code {
+        ErrorCode::Denied => wit::ErrorCode::Denied,
+        ErrorCode::InvalidInput => wit::ErrorCode::InvalidInput,
+        ErrorCode::NotFound => wit::ErrorCode::NotFound,
+        ErrorCode::Conflict => wit::ErrorCode::Conflict,
+        ErrorCode::LimitExceeded => wit::ErrorCode::LimitExceeded,
+        ErrorCode::Unavailable => wit::ErrorCode::Unavailable,
+        ErrorCode::Internal => wit::ErrorCode::Internal,
+    }
 }

@@ -23,6 +23,7 @@ pub fn plugin_error(err: PluginError) -> async_graphql::Error {
     match err {
         PluginError::Store(err) => to_gql(err),
         e @ PluginError::NotFound(_) => coded("NOT_FOUND", e.to_string()),
+        e @ PluginError::Conflict(_) => coded("CONFLICT", e.to_string()),
         e @ (PluginError::Manifest { .. } | PluginError::Component(_) | PluginError::Invalid(_)) => {
             coded("BAD_USER_INPUT", e.to_string())
         }

@@ -277,6 +277,9 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
             }
         }
     }
+    for computed in crate::api::extension::computed_fields(def, registry) {
+        object = object.field(computed);
+    }
     if def.taggable {
         object = object.field(Field::new("tags", TypeRef::named_nn_list_nn(TypeRef::STRING), |ctx| {
             FieldFuture::new(async move {
@@ -1242,6 +1245,7 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
     mutation = workflow_mutations(mutation);
     let (query, mutation) = admin_fields(query, mutation);
     let (registered, query, mutation) = crate::api::plugins::register(builder, query, mutation);
+    let (registered, query, mutation) = crate::api::extension::register(registered, query, mutation, registry);
     builder = registered;
     builder = builder.register(subscription()).register(value_object(
         "RecordChange",
@@ -1453,7 +1457,7 @@ pub fn object_names(def: &ObjectDef) -> (Vec<String>, Vec<String>, Vec<String>) 
 }
 
 /// Type names and, per type, field names, read back from SDL.
-fn sdl_names(sdl: &str) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+pub(crate) fn sdl_names(sdl: &str) -> BTreeMap<String, std::collections::BTreeSet<String>> {
     let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     let mut current: Option<String> = None;
     for line in sdl.lines() {
@@ -1552,7 +1556,8 @@ pub fn request_data(
 ) -> async_graphql::Request {
     let request = request
         .data(DataLoader::new(RecordLoader { kith: kith.clone() }, tokio::spawn))
-        .data(DataLoader::new(TagLoader { kith: kith.clone() }, tokio::spawn));
+        .data(DataLoader::new(TagLoader { kith: kith.clone() }, tokio::spawn))
+        .data(DataLoader::new(crate::api::extension::ComputedLoader { kith: kith.clone() }, tokio::spawn));
     match actor {
         Some(actor) => request.data(actor),
         None => request,

@@ -204,6 +204,7 @@ impl ObjectDef {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     objects: BTreeMap<String, Arc<ObjectDef>>,
+    extensions: Vec<Arc<crate::domain::extension::Extension>>,
 }
 
 impl Registry {
@@ -261,6 +262,55 @@ impl Registry {
         }
         self.objects = next;
         Ok(())
+    }
+
+    /// What plugins add to the API besides objects, one entry per plugin.
+    pub fn extensions(&self) -> &[Arc<crate::domain::extension::Extension>] {
+        &self.extensions
+    }
+
+    /// Adds a plugin's API contributions. Refused, naming the clash, when a computed field's
+    /// object is unknown or has that field already, or when a type, enum or operation name is
+    /// taken by another plugin (clashes with core GraphQL names are checked by the API layer).
+    pub fn add_extension(&mut self, extension: crate::domain::extension::Extension) -> std::result::Result<(), String> {
+        for field in &extension.fields {
+            let Some(def) = self.objects.get(&field.object) else {
+                return Err(format!("computed field `{}` is on unknown object `{}`", field.name, field.object));
+            };
+            if def.field_def(&field.name).is_some() || def.plural == field.name {
+                return Err(format!("`{}.{}` exists already", def.type_name, field.name));
+            }
+        }
+        for other in &self.extensions {
+            for ty in extension.types.iter().map(|t| &t.name).chain(extension.enums.iter().map(|e| &e.name)) {
+                if other.declares_type(ty) {
+                    return Err(format!("the type `{ty}` is already declared by plugin `{}`", other.plugin));
+                }
+            }
+            for op in &extension.operations {
+                if other.operations.iter().any(|o| o.name == op.name && o.kind == op.kind) {
+                    return Err(format!("the operation `{}` is already declared by plugin `{}`", op.name, other.plugin));
+                }
+            }
+            for field in &extension.fields {
+                if other.fields.iter().any(|f| f.object == field.object && f.name == field.name) {
+                    return Err(format!(
+                        "the field `{}.{}` is already computed by plugin `{}`",
+                        field.object, field.name, other.plugin
+                    ));
+                }
+            }
+        }
+        self.extensions.push(Arc::new(extension));
+        Ok(())
+    }
+
+    /// Whether two registries describe the same objects and contributions.
+    pub fn same_as(&self, other: &Registry) -> bool {
+        self.objects.len() == other.objects.len()
+            && self.objects.iter().all(|(name, def)| other.objects.get(name).is_some_and(|o| **o == **def))
+            && self.extensions.len() == other.extensions.len()
+            && self.extensions.iter().zip(&other.extensions).all(|(a, b)| **a == **b)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The host side of `kith:plugin@1.0.0`: the state each plugin instance's store carries, and
+//! The host side of `kith:plugin@1`: the state each plugin instance's store carries, and
 //! the host functions it imports. Every function checks the plugin's grants first; a refused
 //! call returns `error-code.denied` to the plugin (never a trap) and is audited.
 
@@ -24,13 +24,31 @@ use crate::service::input::Input;
 use crate::store::records::{ListQuery, PageRequest, Record};
 use crate::store::{custom_fields, plugins, records};
 
-/// Bindings of `kith:plugin@1.0.0` (one module per supported major version).
+/// Bindings of `kith:plugin@1` (one module per supported major version), generated from the
+/// newest 1.x WIT: world `base` (what every 1.x component exports).
 pub mod v1 {
     wasmtime::component::bindgen!({
-        path: "../schemas/wit/v1.1.0",
+        path: "../schemas/wit/v1.2.0",
+        world: "base",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+/// The `extension` export of components built with SDK 1.2 or later (looked up when present),
+/// sharing the imports of [`v1`].
+pub mod v1_ext {
+    wasmtime::component::bindgen!({
+        path: "../schemas/wit/v1.2.0",
         world: "plugin",
         imports: { default: async | trappable },
         exports: { default: async },
+        with: {
+            "kith:plugin/types": super::v1::kith::plugin::types,
+            "kith:plugin/host": super::v1::kith::plugin::host,
+            "kith:plugin/http": super::v1::kith::plugin::http,
+            "kith:plugin/aggregate": super::v1::kith::plugin::aggregate,
+        },
     });
 }
 
@@ -74,6 +92,10 @@ pub enum CallMode {
     },
     /// Inside a write (`before-write`): reads only.
     BeforeWrite,
+    /// A computed field or a query: reads only.
+    ReadOnly,
+    /// A mutation or a scheduled job: reads and writes.
+    Command,
 }
 
 /// The per-call bookkeeping.
@@ -181,19 +203,18 @@ impl HostState {
     /// Writes wait for no other write: inside `before-write` (which runs within a write) they
     /// are refused.
     fn writable(&self) -> Result<(), HostError> {
-        if self.call.mode == CallMode::BeforeWrite {
-            return Err(HostError {
-                code: ErrorCode::Unavailable,
-                message: "writes are not available inside before-write".into(),
-            });
-        }
-        Ok(())
+        let context = match self.call.mode {
+            CallMode::BeforeWrite => "inside before-write",
+            CallMode::ReadOnly => "in computed fields and queries",
+            CallMode::Event { .. } | CallMode::Command => return Ok(()),
+        };
+        Err(HostError { code: ErrorCode::Unavailable, message: format!("writes are not available {context}") })
     }
 
     fn actor(&self) -> Actor {
         let depth = match self.call.mode {
             CallMode::Event { depth } => depth + 1,
-            CallMode::BeforeWrite => 1,
+            CallMode::BeforeWrite | CallMode::ReadOnly | CallMode::Command => 1,
         };
         Actor::plugin(&self.plugin.id, Role::Agent, depth)
     }
@@ -513,5 +534,79 @@ impl v1::kith::plugin::host::Host for HostState {
 
     async fn setting(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self.plugin.settings.get(&key).map(Json::to_string))
+    }
+}
+
+fn aggregate_text(value: &crate::domain::value::Value) -> Option<String> {
+    match value.to_json() {
+        Json::Null => None,
+        Json::String(s) => Some(s),
+        other => Some(other.to_string()),
+    }
+}
+
+impl v1::kith::plugin::aggregate::Host for HostState {
+    async fn aggregate(
+        &mut self,
+        object: String,
+        request: v1::kith::plugin::aggregate::Request,
+    ) -> wasmtime::Result<Result<Vec<v1::kith::plugin::aggregate::Row>, HostError>> {
+        use crate::store::aggregate::{Bucket, GroupBy, Metric, MetricKind};
+        use v1::kith::plugin::aggregate as wit;
+        if let Err(err) = self.check_object(&object, false, "aggregate") {
+            return Ok(Err(err));
+        }
+        let filter = match request.filter.as_deref().map(|f| parse_json("request.filter", f)).transpose() {
+            Ok(f) => f,
+            Err(err) => return Ok(Err(err)),
+        };
+        let group_by: Vec<GroupBy> = request
+            .group_by
+            .iter()
+            .map(|g| GroupBy {
+                field: g.field.clone(),
+                bucket: g.bucket.map(|b| match b {
+                    wit::DateBucket::Day => Bucket::Day,
+                    wit::DateBucket::Week => Bucket::Week,
+                    wit::DateBucket::Month => Bucket::Month,
+                    wit::DateBucket::Year => Bucket::Year,
+                }),
+            })
+            .collect();
+        let metrics: Vec<Metric> = request
+            .metrics
+            .iter()
+            .map(|m| Metric {
+                kind: match m.kind {
+                    wit::MetricKind::Count => MetricKind::Count,
+                    wit::MetricKind::Sum => MetricKind::Sum,
+                    wit::MetricKind::Min => MetricKind::Min,
+                    wit::MetricKind::Max => MetricKind::Max,
+                },
+                field: m.field.clone(),
+            })
+            .collect();
+        let kith = &self.plugin.kith;
+        let result = async {
+            let def = kith.object(&object)?;
+            let custom = custom_fields::for_object(kith.store.conn(), &object).await?;
+            let filter = match &filter {
+                Some(json) => Filter::from_json(&def, &custom, json)?,
+                None => Filter::all(),
+            };
+            let rows =
+                crate::store::aggregate::aggregate(kith.store.conn(), &def, &filter, &group_by, &metrics, request.limit)
+                    .await?;
+            Ok::<_, Error>(
+                rows.iter()
+                    .map(|row| wit::Row {
+                        keys: row.keys.iter().map(aggregate_text).collect(),
+                        values: row.values.iter().map(aggregate_text).collect(),
+                    })
+                    .collect(),
+            )
+        }
+        .await;
+        Ok(result.map_err(host_error))
     }
 }

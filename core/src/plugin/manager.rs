@@ -107,6 +107,7 @@ impl PluginManager {
         self.refresh().await?;
         self.kith.store.set_write_hook(Some(Arc::new(Hook(Arc::downgrade(self)))));
         crate::plugin::delivery::spawn(Arc::downgrade(self));
+        crate::plugin::jobs::spawn(Arc::downgrade(self));
         Ok(())
     }
 
@@ -168,6 +169,9 @@ impl PluginManager {
             match self.load(&row).await {
                 Ok(plugin) => {
                     tracing::info!(plugin = %row.id, version = %row.version, status = %row.status, "plugin loaded");
+                    if let Err(err) = crate::plugin::jobs::sync(self, &plugin.manifest).await {
+                        tracing::warn!(plugin = %row.id, error = %err, "cannot schedule the plugin's jobs");
+                    }
                     next.insert(row.id.clone(), Arc::new(plugin));
                 }
                 Err(err) => {
@@ -204,33 +208,42 @@ impl PluginManager {
                 tracing::error!(plugin = %id, error = %err, "leaving out the plugin's objects");
             }
         }
+        for (id, manifest) in enabled {
+            if let Err(err) = registry.add_extension(crate::plugin::extension::extension(manifest)) {
+                tracing::error!(plugin = %id, error = %err, "leaving out the plugin's fields and operations");
+            }
+        }
         let current = self.kith.registry();
-        let same = current.objects().count() == registry.objects().count()
-            && registry.objects().all(|def| current.get(&def.name).is_some_and(|c| **c == **def));
-        if !same {
+        if !current.same_as(&registry) {
             tracing::info!(objects = registry.objects().count(), "object registry changed");
             self.kith.set_registry(registry);
         }
     }
 
-    /// Refuses enabling (or upgrading an enabled) plugin whose objects clash with core objects
-    /// or those of the other enabled plugins, by name or in GraphQL.
+    /// Refuses enabling (or upgrading an enabled) plugin whose objects, types, computed fields
+    /// or operations clash with core or with the other enabled plugins, by name or in GraphQL.
     async fn check_objects(&self, manifest: &Manifest) -> Result<(), PluginError> {
-        if manifest.objects.is_empty() {
-            return Ok(());
-        }
         let mut base = crate::domain::object::Registry::core();
+        let mut others = Vec::new();
         for row in plugins::list(self.kith.store.conn()).await? {
             if row.enabled && row.id != manifest.id {
                 let other = Manifest::parse(&row.manifest)?;
                 base.extend(objects::object_defs(&other))
                     .map_err(|err| PluginError::invalid(format!("plugin `{}`: {err}", row.id)))?;
+                others.push(other);
             }
         }
+        for other in &others {
+            base.add_extension(crate::plugin::extension::extension(other))
+                .map_err(|err| PluginError::invalid(format!("plugin `{}`: {err}", other.id)))?;
+        }
         let defs = objects::object_defs(manifest);
-        base.clone()
-            .extend(defs.clone())
+        let extension = crate::plugin::extension::extension(manifest);
+        let mut next = base.clone();
+        next.extend(defs.clone())
             .and_then(|()| crate::api::schema::check_additions(&base, &defs))
+            .and_then(|()| crate::api::extension::check_extension(&next, &extension))
+            .and_then(|()| next.add_extension(extension))
             .map_err(|err| PluginError::invalid(format!("cannot enable `{}`: {err}", manifest.id)))
     }
 
@@ -316,9 +329,16 @@ impl PluginManager {
             .instantiate_pre(&component)
             .map_err(|e| PluginError::Component(format!("the component does not fit kith:plugin@1: {e:#}")))
             .and_then(|pre| {
-                v1::PluginPre::new(pre)
-                    .map(|_| ())
-                    .map_err(|e| PluginError::Component(format!("missing kith:plugin@1 exports: {e:#}")))
+                v1::BaseIndices::new(&pre)
+                    .map_err(|e| PluginError::Component(format!("missing kith:plugin@1 exports: {e:#}")))?;
+                if manifest.contributes() && crate::plugin::host::v1_ext::exports::kith::plugin::extension::GuestIndices::new(&pre).is_err() {
+                    return Err(PluginError::Component(
+                        "the manifest declares fields, queries, mutations or jobs, but the component does not \
+                         export kith:plugin/extension (build it with kith-plugin-sdk 1.2 or later)"
+                            .into(),
+                    ));
+                }
+                Ok(())
             })?;
         Ok((manifest, hash))
     }
@@ -563,6 +583,7 @@ impl PluginManager {
         self.get(id).await?;
         let tx = self.kith.store.begin(actor).await?;
         plugins::delete(tx.conn(), id, purge).await?;
+        crate::store::jobs::purge(tx.conn(), id, purge).await?;
         if purge {
             objects::purge(&tx, id).await?;
         }

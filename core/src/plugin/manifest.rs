@@ -62,6 +62,24 @@ pub struct Manifest {
     /// Objects it declares: real tables, in GraphQL like core objects while it is enabled.
     #[serde(default)]
     pub objects: Vec<ObjectSpec>,
+    /// Output types for its computed fields, queries and mutations (SDK 1.2).
+    #[serde(default)]
+    pub types: Vec<crate::plugin::extension::TypeSpec>,
+    /// Enums for its arguments and results (SDK 1.2).
+    #[serde(default)]
+    pub enums: Vec<crate::plugin::extension::EnumSpec>,
+    /// Fields it computes on objects (SDK 1.2).
+    #[serde(default)]
+    pub fields: Vec<crate::plugin::extension::FieldSpec>,
+    /// Queries it answers (SDK 1.2).
+    #[serde(default)]
+    pub queries: Vec<crate::plugin::extension::OperationSpec>,
+    /// Mutations it answers (SDK 1.2).
+    #[serde(default)]
+    pub mutations: Vec<crate::plugin::extension::OperationSpec>,
+    /// Scheduled jobs (SDK 1.2).
+    #[serde(default)]
+    pub jobs: Vec<crate::plugin::extension::JobSpec>,
 }
 
 /// An `[[objects]]` entry.
@@ -551,6 +569,7 @@ impl Manifest {
         if !(1..=6_000).contains(&self.limits.http_per_minute) {
             return Err(PluginError::manifest("limits.http_per_minute", "must be between 1 and 6000"));
         }
+        crate::plugin::extension::validate(self)?;
         for (key, def) in &self.settings {
             if def.secret && def.kind != SettingKind::String {
                 return Err(PluginError::manifest(
@@ -596,6 +615,12 @@ impl Manifest {
     pub fn receives(&self, kind: &str, object: &str, grants: &std::collections::BTreeSet<String>) -> bool {
         self.subscribes(kind)
             && (self.owns(object) || object_capability(object, false).is_some_and(|read| grants.contains(&read)))
+    }
+
+    /// Whether it declares computed fields, queries, mutations or jobs (which need the
+    /// `kith:plugin/extension` export of SDK 1.2).
+    pub fn contributes(&self) -> bool {
+        !self.fields.is_empty() || !self.queries.is_empty() || !self.mutations.is_empty() || !self.jobs.is_empty()
     }
 
     /// Whether `object` is one of the plugin's own objects.

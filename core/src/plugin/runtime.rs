@@ -10,7 +10,7 @@ use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 use crate::plugin::PluginError;
 use crate::plugin::engine::PluginEngine;
-use crate::plugin::host::{CallMode, CallState, HostState, OUTPUT_CAPACITY, PluginContext, report_denials, v1};
+use crate::plugin::host::{CallMode, CallState, HostState, OUTPUT_CAPACITY, PluginContext, report_denials, v1, v1_ext};
 use crate::plugin::manifest::Manifest;
 
 /// Warm instances kept per plugin.
@@ -40,7 +40,8 @@ impl std::fmt::Display for CallFailure {
 
 struct Warm {
     store: Store<HostState>,
-    bindings: v1::Plugin,
+    bindings: v1::Base,
+    extension: Option<v1_ext::exports::kith::plugin::extension::Guest>,
     calls: u32,
 }
 
@@ -54,7 +55,9 @@ pub struct LoadedPlugin {
     pub active: bool,
     /// Grants, settings and services.
     pub context: Arc<PluginContext>,
-    pre: v1::PluginPre<HostState>,
+    pre: wasmtime::component::InstancePre<HostState>,
+    indices: v1::BaseIndices,
+    extension: Option<v1_ext::exports::kith::plugin::extension::GuestIndices>,
     engine: PluginEngine,
     pool: Mutex<Vec<Warm>>,
 }
@@ -71,7 +74,7 @@ pub fn linker(engine: &PluginEngine) -> Result<Linker<HostState>, PluginError> {
     let mut linker = Linker::<HostState>::new(engine.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| PluginError::Runtime(format!("linking WASI: {e:#}")))?;
-    v1::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+    v1::Base::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
         .map_err(|e| PluginError::Runtime(format!("linking the host API: {e:#}")))?;
     Ok(linker)
 }
@@ -90,10 +93,28 @@ impl LoadedPlugin {
         let pre = linker.instantiate_pre(component).map_err(|e| {
             PluginError::Component(format!("the component does not fit the kith:plugin@1 world: {e:#}"))
         })?;
-        let pre = v1::PluginPre::new(pre).map_err(|e| {
+        let indices = v1::BaseIndices::new(&pre).map_err(|e| {
             PluginError::Component(format!("the component does not export the kith:plugin@1 functions: {e:#}"))
         })?;
-        Ok(LoadedPlugin { manifest, generation, active, context, pre, engine: engine.clone(), pool: Mutex::default() })
+        let extension = v1_ext::exports::kith::plugin::extension::GuestIndices::new(&pre).ok();
+        if extension.is_none() && manifest.contributes() {
+            return Err(PluginError::Component(
+                "the manifest declares fields, queries, mutations or jobs, but the component does not export \
+                 kith:plugin/extension (build it with kith-plugin-sdk 1.2 or later)"
+                    .into(),
+            ));
+        }
+        Ok(LoadedPlugin {
+            manifest,
+            generation,
+            active,
+            context,
+            pre,
+            indices,
+            extension,
+            engine: engine.clone(),
+            pool: Mutex::default(),
+        })
     }
 
     /// The plugin id.
@@ -118,12 +139,24 @@ impl LoadedPlugin {
         store.set_hostcall_fuel(HOSTCALL_FUEL);
         // Instantiation runs the guest's start code: give it a budget too.
         arm_deadline(&mut store, Duration::from_millis(1_000));
-        let bindings = self
+        let instance = self
             .pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| CallFailure::Trap(format!("cannot instantiate: {e:#}")))?;
-        Ok(Warm { store, bindings, calls: 0 })
+        let bindings = self
+            .indices
+            .load(&mut store, &instance)
+            .map_err(|e| CallFailure::Trap(format!("cannot load the exports: {e:#}")))?;
+        let extension = match &self.extension {
+            Some(indices) => Some(
+                indices
+                    .load(&mut store, &instance)
+                    .map_err(|e| CallFailure::Trap(format!("cannot load the extension exports: {e:#}")))?,
+            ),
+            None => None,
+        };
+        Ok(Warm { store, bindings, extension, calls: 0 })
     }
 
     fn give_back(&self, mut warm: Warm) {
@@ -205,6 +238,64 @@ impl LoadedPlugin {
         self.finish(warm, outcome, budget)
     }
 
+    /// Computes a declared field for a page of records (one call for all of `ids`).
+    pub async fn call_compute_field(
+        &self,
+        object: &str,
+        field: &str,
+        ids: &[String],
+    ) -> Result<Result<Vec<String>, String>, CallFailure> {
+        let budget = Duration::from_millis(self.manifest.limits.event_timeout_ms.max(1_000));
+        let mut warm = self.instance().await?;
+        let Some(extension) = warm.extension.clone() else { return Err(no_extension()) };
+        warm.store.data_mut().call = CallState::new(CallMode::ReadOnly);
+        arm_deadline(&mut warm.store, budget);
+        let outcome = tokio::time::timeout(
+            budget + grace(budget),
+            extension.call_compute_field(&mut warm.store, object, field, ids),
+        )
+        .await;
+        self.finish(warm, outcome, budget)
+    }
+
+    /// Runs a declared query (`write = false`) or mutation.
+    pub async fn call_operation(
+        &self,
+        name: &str,
+        arguments: &str,
+        caller: &str,
+        write: bool,
+    ) -> Result<Result<String, v1_ext::exports::kith::plugin::extension::OperationError>, CallFailure> {
+        let budget = Duration::from_millis(self.manifest.limits.event_timeout_ms.max(1_000) * 5);
+        let mut warm = self.instance().await?;
+        let Some(extension) = warm.extension.clone() else { return Err(no_extension()) };
+        warm.store.data_mut().call = CallState::new(if write { CallMode::Command } else { CallMode::ReadOnly });
+        arm_deadline(&mut warm.store, budget);
+        let outcome = tokio::time::timeout(
+            budget + grace(budget),
+            extension.call_call_operation(&mut warm.store, name, arguments, caller),
+        )
+        .await;
+        self.finish(warm, outcome, budget)
+    }
+
+    /// Runs a declared job with its own time budget.
+    pub async fn call_job(
+        &self,
+        job: &str,
+        scheduled_for: &str,
+        budget: Duration,
+    ) -> Result<Result<(), String>, CallFailure> {
+        let mut warm = self.instance().await?;
+        let Some(extension) = warm.extension.clone() else { return Err(no_extension()) };
+        warm.store.data_mut().call = CallState::new(CallMode::Command);
+        arm_deadline(&mut warm.store, budget);
+        let outcome =
+            tokio::time::timeout(budget + grace(budget), extension.call_run_job(&mut warm.store, job, scheduled_for))
+                .await;
+        self.finish(warm, outcome, budget)
+    }
+
     fn finish<R>(
         &self,
         mut warm: Warm,
@@ -242,3 +333,8 @@ fn arm_deadline(store: &mut Store<HostState>, budget: Duration) {
     });
     store.set_epoch_deadline(1);
 }
+
+fn no_extension() -> CallFailure {
+    CallFailure::Trap("the component does not export kith:plugin/extension (SDK 1.2 or later)".into())
+}
+

@@ -5,8 +5,12 @@
 //!   makes redelivery harmless: a contact that has one is not greeted twice.
 //! - Before a contact is stored it refuses e-mail addresses whose domain is in the
 //!   `blocked_domains` setting.
+//! - `Contact.welcomeStatus` (computed for a whole page with one aggregate), the
+//!   `greetingStats(since)` query, the `greetAgain(contactId, subject)` mutation and a daily
+//!   `digest` job that records yesterday's greetings as a `welcomeDigest` (SDK 1.2).
 
-use kith_plugin_sdk::{Change, Event, Plugin, Query, Result, Verdict, log, records, settings};
+use kith_plugin_sdk::aggregate::{self, Aggregate, Bucket};
+use kith_plugin_sdk::{Call, Change, Error, Event, Plugin, Query, Result, Verdict, log, records, settings};
 use serde_json::json;
 
 /// The plugin. It keeps no state: each call gets a fresh value.
@@ -25,24 +29,91 @@ impl Plugin for Welcome {
         if !greeted.records.is_empty() {
             return Ok(());
         }
-        let name = display_name(event.record());
-        let template: String = settings::get("task_subject")?.unwrap_or_else(|| "Welcome {name}".to_owned());
-        let mut task = json!({
-            "kind": "TASK",
-            "subject": template.replace("{name}", &name),
-            "body": format!("Say hello to {name}: a first contact in the first three days matters."),
-            "contactId": contact_id,
-            "dueAt": due_in_three_days(&kith_plugin_sdk::now()),
-        });
-        if let Some(owner) = event.record_str("ownerId") {
-            task["ownerId"] = json!(owner);
+        let (task_id, subject) = welcome_task(contact_id, event.record(), None)?;
+        records::create("greeting", &json!({"contactId": contact_id, "taskId": task_id, "subject": subject}))?;
+        log::info(&format!("welcome task {task_id} for contact {contact_id}"));
+        Ok(())
+    }
+
+    fn compute_field(&self, _object: &str, field: &str, ids: &[String]) -> Result<Vec<serde_json::Value>> {
+        if field != "welcomeStatus" {
+            return Err(Error::msg(format!("no computed field `{field}`")));
         }
-        let created = records::create("activity", &task)?;
-        records::create(
+        // One aggregate for the whole page: which of these contacts have a greeting.
+        let greeted = aggregate::run(
             "greeting",
-            &json!({"contactId": contact_id, "taskId": created.id, "subject": task["subject"]}),
+            &Aggregate::new().filter(json!({"contactId": {"in": ids}})).group_by("contactId").count(),
         )?;
-        log::info(&format!("welcome task {} for contact {contact_id}", created.id));
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let done = greeted.iter().any(|row| row.key(0) == Some(id.as_str()));
+                json!(if done { "GREETED" } else { "PENDING" })
+            })
+            .collect())
+    }
+
+    fn call(&self, call: &Call) -> Result<serde_json::Value> {
+        match call.name.as_str() {
+            "greetingStats" => {
+                let filter = call.str("since").map(|since| json!({"createdAt": {"gte": format!("{since}T00:00:00Z")}}));
+                let mut totals = Aggregate::new().count().min("createdAt").max("createdAt");
+                let mut months = Aggregate::new().group_by_bucket("createdAt", Bucket::Month).count();
+                if let Some(filter) = filter {
+                    totals = totals.filter(filter.clone());
+                    months = months.filter(filter);
+                }
+                let total = aggregate::run("greeting", &totals)?;
+                let by_month = aggregate::run("greeting", &months)?;
+                let first = total.first();
+                Ok(json!({
+                    "total": first.and_then(|r| r.int(0)).unwrap_or(0),
+                    "firstAt": first.and_then(|r| r.value(1)),
+                    "lastAt": first.and_then(|r| r.value(2)),
+                    "byMonth": by_month
+                        .iter()
+                        .map(|r| json!({"month": r.key(0), "greetings": r.int(0).unwrap_or(0)}))
+                        .collect::<Vec<_>>(),
+                }))
+            }
+            "greetAgain" => {
+                let contact_id = call.str("contactId").unwrap_or_default();
+                let Some(contact) = records::get("contact", contact_id).map_err(|err| match err.code {
+                    kith_plugin_sdk::ErrorCode::InvalidInput => Error::invalid("contactId", err.message),
+                    _ => err,
+                })?
+                else {
+                    return Err(Error::invalid("contactId", format!("no contact `{contact_id}`")));
+                };
+                let (task_id, subject) = welcome_task(contact_id, &contact.fields, call.str("subject"))?;
+                Ok(json!({"taskId": task_id, "subject": subject}))
+            }
+            other => Err(Error::msg(format!("no operation `{other}`"))),
+        }
+    }
+
+    fn run_job(&self, job: &str, scheduled_for: &str) -> Result<()> {
+        if job != "digest" {
+            return Err(Error::msg(format!("no job `{job}`")));
+        }
+        // The day before the run was due; one digest per day, so a second run changes nothing.
+        let day = shift_days(&scheduled_for[..10.min(scheduled_for.len())], -1);
+        let existing = records::query("welcomeDigest", &Query::new().filter(json!({"day": {"eq": day}})).first(1))?;
+        if !existing.records.is_empty() {
+            return Ok(());
+        }
+        let counted = aggregate::run(
+            "greeting",
+            &Aggregate::new()
+                .filter(json!({"and": [
+                    {"createdAt": {"gte": format!("{day}T00:00:00Z")}},
+                    {"createdAt": {"lt": format!("{}T00:00:00Z", shift_days(&day, 1))}},
+                ]}))
+                .count(),
+        )?;
+        let greetings = counted.first().and_then(|r| r.int(0)).unwrap_or(0);
+        records::create("welcomeDigest", &json!({"day": day, "greetings": greetings}))?;
+        log::info(&format!("digest for {day}: {greetings} greetings"));
         Ok(())
     }
 
@@ -61,6 +132,38 @@ impl Plugin for Welcome {
 }
 
 kith_plugin_sdk::register_plugin!(Welcome);
+
+/// Creates the welcome TASK for a contact (fields in GraphQL names); returns its id and subject.
+fn welcome_task(contact_id: &str, contact: &serde_json::Value, subject: Option<&str>) -> Result<(String, String)> {
+    let name = display_name(contact);
+    let template: String = match subject {
+        Some(subject) => subject.to_owned(),
+        None => settings::get("task_subject")?.unwrap_or_else(|| "Welcome {name}".to_owned()),
+    };
+    let subject = template.replace("{name}", &name);
+    let mut task = json!({
+        "kind": "TASK",
+        "subject": subject,
+        "body": format!("Say hello to {name}: a first contact in the first three days matters."),
+        "contactId": contact_id,
+        "dueAt": due_in_three_days(&kith_plugin_sdk::now()),
+    });
+    if let Some(owner) = contact.get("ownerId").and_then(|v| v.as_str()) {
+        task["ownerId"] = json!(owner);
+    }
+    let created = records::create("activity", &task)?;
+    Ok((created.id, subject))
+}
+
+/// `day` (YYYY-MM-DD) moved by `delta` days.
+fn shift_days(day: &str, delta: i64) -> String {
+    let (Some(year), Some(month), Some(d)) = (num(day, 0..4), num(day, 5..7), num(day, 8..10)) else {
+        return day.to_owned();
+    };
+    let mut days = days_from_civil(year, month, d) + delta;
+    let (y, m, d) = civil_from_days(&mut days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
 
 fn display_name(payload: &serde_json::Value) -> String {
     let part = |field: &str| payload.get(field).and_then(|v| v.as_str()).unwrap_or("").trim().to_owned();
@@ -176,6 +279,56 @@ mod tests {
         assert_eq!(verdict, Verdict::Allow);
         let verdict = host.before_write::<Welcome>(&Change::create("contact", json!({"firstName": "No mail"})));
         assert_eq!(verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn welcome_status_is_computed_for_a_page_at_once() {
+        let host = TestHost::new().grant("activities:write").own("greeting");
+        let greeted = created(&host, json!({"firstName": "Ada"}));
+        host.on_event::<Welcome>(&greeted).unwrap();
+        let other = host.insert("contact", json!({"firstName": "Grace"}));
+        let ids = vec![greeted.record_id.clone().unwrap(), other];
+        let values = host.compute_field::<Welcome>("contact", "welcomeStatus", &ids).unwrap();
+        assert_eq!(values, vec![json!("GREETED"), json!("PENDING")]);
+    }
+
+    #[test]
+    fn greeting_stats_count_per_month() {
+        let host = TestHost::new().own("greeting");
+        host.insert("greeting", json!({"contactId": "a", "createdAt": "2026-01-05T10:00:00.000000Z"}));
+        host.insert("greeting", json!({"contactId": "b", "createdAt": "2026-01-20T10:00:00.000000Z"}));
+        host.insert("greeting", json!({"contactId": "c", "createdAt": "2026-03-01T10:00:00.000000Z"}));
+        let stats = host.call::<Welcome>(&Call::new("greetingStats", json!({"since": null})), false).unwrap();
+        assert_eq!(stats["total"], json!(3));
+        assert_eq!(stats["byMonth"], json!([{"month": "2026-01-01", "greetings": 2}, {"month": "2026-03-01", "greetings": 1}]));
+        assert_eq!(stats["lastAt"], json!("2026-03-01T10:00:00.000000Z"));
+        let since = host.call::<Welcome>(&Call::new("greetingStats", json!({"since": "2026-02-01"})), false).unwrap();
+        assert_eq!(since["total"], json!(1));
+    }
+
+    #[test]
+    fn greet_again_names_a_missing_contact() {
+        let host = TestHost::new().grant("contacts:read").grant("activities:write");
+        let err = host.call::<Welcome>(&Call::new("greetAgain", json!({"contactId": "nope"})), true).unwrap_err();
+        assert_eq!((err.code, err.field.as_deref()), (ErrorCode::InvalidInput, Some("contactId")));
+        let id = host.insert("contact", json!({"firstName": "Ada"}));
+        let done =
+            host.call::<Welcome>(&Call::new("greetAgain", json!({"contactId": id, "subject": "Hi {name}"})), true).unwrap();
+        assert_eq!(done["subject"], json!("Hi Ada"));
+        assert_eq!(host.records("activity").len(), 1);
+    }
+
+    #[test]
+    fn the_digest_counts_yesterday_once() {
+        let host = TestHost::new().own("greeting").own("welcomeDigest").at("2026-03-02T00:05:00.000000Z");
+        host.insert("greeting", json!({"contactId": "a", "createdAt": "2026-03-01T10:00:00.000000Z"}));
+        host.insert("greeting", json!({"contactId": "b", "createdAt": "2026-02-28T23:59:00.000000Z"}));
+        host.run_job::<Welcome>("digest").unwrap();
+        host.run_job::<Welcome>("digest").unwrap();
+        let digests = host.records("welcomeDigest");
+        assert_eq!(digests.len(), 1);
+        assert_eq!(digests[0].str("day"), Some("2026-03-01"));
+        assert_eq!(digests[0].fields["greetings"], json!(1));
     }
 
     #[test]

@@ -1,0 +1,345 @@
+//! What plugins add to the GraphQL schema besides objects: their output types and enums,
+//! computed fields on objects (resolved for a whole page in one plugin call through a
+//! DataLoader), and their queries and mutations (arguments checked against the declared types
+//! before the plugin sees them, results checked against the declared type before the caller
+//! does, the declared role enforced).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dynamic::{Enum, Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, SchemaBuilder, TypeRef};
+use async_graphql::{ErrorExtensions, Name, Value as GqlValue};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use crate::api::error::coded;
+use crate::domain::actor::Actor;
+use crate::domain::extension::{ComputedField, Extension, OperationKind, TypeExpr, check_value};
+use crate::domain::object::{ObjectDef, Registry};
+use crate::service::Kith;
+use crate::store::records::Record;
+
+/// The code of an error a plugin reported or caused while answering.
+pub const PLUGIN_FAILED: &str = "PLUGIN_FAILED";
+
+fn type_ref(ty: &TypeExpr) -> TypeRef {
+    let name = ty.name.clone();
+    match (ty.list, ty.non_null) {
+        (None, false) => TypeRef::named(name),
+        (None, true) => TypeRef::named_nn(name),
+        (Some(false), false) => TypeRef::named_list(name),
+        (Some(true), false) => TypeRef::named_nn_list(name),
+        (Some(false), true) => TypeRef::named_list_nn(name),
+        (Some(true), true) => TypeRef::named_nn_list_nn(name),
+    }
+}
+
+/// Turns a checked JSON value into GraphQL output of `ty` (enum values become enum names).
+fn to_output(extension: &Extension, ty: &TypeExpr, value: Json) -> GqlValue {
+    if value.is_null() {
+        return GqlValue::Null;
+    }
+    if let (Some(item_non_null), Json::Array(items)) = (ty.list, &value) {
+        let item_ty = TypeExpr { name: ty.name.clone(), list: None, non_null: item_non_null };
+        return GqlValue::List(items.iter().map(|item| to_output(extension, &item_ty, item.clone())).collect());
+    }
+    if extension.enums.iter().any(|e| e.name == ty.name) {
+        return match value {
+            Json::String(s) => GqlValue::Enum(Name::new(s)),
+            _ => GqlValue::Null,
+        };
+    }
+    if let Some(def) = extension.types.iter().find(|t| t.name == ty.name) {
+        let mut map = async_graphql::indexmap::IndexMap::new();
+        if let Json::Object(mut fields) = value {
+            for (field, field_ty) in &def.fields {
+                let field_value = fields.remove(field).unwrap_or(Json::Null);
+                map.insert(Name::new(field), to_output(extension, field_ty, field_value));
+            }
+        }
+        return GqlValue::Object(map);
+    }
+    GqlValue::from_json(value).unwrap_or(GqlValue::Null)
+}
+
+fn plugin_runtime(kith: &Kith, plugin: &str) -> async_graphql::Result<Arc<crate::plugin::runtime::LoadedPlugin>> {
+    kith.plugins()
+        .and_then(|manager| manager.loaded(plugin))
+        .filter(|p| p.active)
+        .ok_or_else(|| coded("UNAVAILABLE", format!("the plugin `{plugin}` is not running in this Kith process")))
+}
+
+/// A computed field of one record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ComputedKey {
+    /// The plugin that computes it.
+    pub plugin: Arc<str>,
+    /// The object.
+    pub object: Arc<str>,
+    /// The field.
+    pub field: Arc<str>,
+    /// The record.
+    pub id: Uuid,
+}
+
+/// Batches computed fields: every `Contact.loyaltyTier` of a page is one plugin call.
+pub struct ComputedLoader {
+    /// Core services.
+    pub kith: Kith,
+}
+
+impl Loader<ComputedKey> for ComputedLoader {
+    type Value = Json;
+    type Error = Arc<async_graphql::Error>;
+
+    async fn load(&self, keys: &[ComputedKey]) -> Result<HashMap<ComputedKey, Json>, Self::Error> {
+        let mut groups: BTreeMap<(Arc<str>, Arc<str>, Arc<str>), Vec<Uuid>> = BTreeMap::new();
+        for key in keys {
+            groups.entry((key.plugin.clone(), key.object.clone(), key.field.clone())).or_default().push(key.id);
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((plugin, object, field), ids) in groups {
+            let runtime = plugin_runtime(&self.kith, &plugin).map_err(Arc::new)?;
+            let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+            let fail = |message: String| Arc::new(coded(PLUGIN_FAILED, message));
+            let values = match runtime.call_compute_field(&object, &field, &texts).await {
+                Ok(Ok(values)) => values,
+                Ok(Err(reason)) => {
+                    return Err(fail(format!("the plugin `{plugin}` could not compute `{field}`: {reason}")));
+                }
+                Err(failure) => {
+                    tracing::warn!(plugin = %plugin, field = %field, error = %failure, "computed field failed");
+                    return Err(fail(format!("the plugin `{plugin}` failed computing `{field}`: {failure}")));
+                }
+            };
+            if values.len() != ids.len() {
+                return Err(fail(format!(
+                    "the plugin `{plugin}` returned {} values of `{field}` for {} records",
+                    values.len(),
+                    ids.len()
+                )));
+            }
+            for (id, text) in ids.into_iter().zip(values) {
+                let value = serde_json::from_str(&text)
+                    .map_err(|_| fail(format!("the plugin `{plugin}` returned a `{field}` that is not JSON")))?;
+                out.insert(
+                    ComputedKey { plugin: plugin.clone(), object: object.clone(), field: field.clone(), id },
+                    value,
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The fields plugins compute on `def`, to add to its GraphQL type.
+pub fn computed_fields(def: &ObjectDef, registry: &Registry) -> Vec<Field> {
+    let mut out = Vec::new();
+    for extension in registry.extensions() {
+        for field in extension.fields.iter().filter(|f| f.object == def.name) {
+            out.push(computed_field(extension.clone(), field.clone()));
+        }
+    }
+    out
+}
+
+fn computed_field(extension: Arc<Extension>, field: ComputedField) -> Field {
+    let ty = type_ref(&field.ty);
+    let description = if field.description.is_empty() {
+        format!("Computed by the plugin `{}`.", extension.plugin)
+    } else {
+        format!("{} (Computed by the plugin `{}`.)", field.description, extension.plugin)
+    };
+    let field = Arc::new(field);
+    Field::new(field.name.clone(), ty, move |ctx| {
+        let extension = extension.clone();
+        let field = field.clone();
+        FieldFuture::new(async move {
+            let record = ctx.parent_value.try_downcast_ref::<Record>()?;
+            let loader = ctx.data::<DataLoader<ComputedLoader>>()?;
+            let key = ComputedKey {
+                plugin: Arc::from(extension.plugin.as_str()),
+                object: Arc::from(field.object.as_str()),
+                field: Arc::from(field.name.as_str()),
+                id: record.id(),
+            };
+            let value = loader.load_one(key).await.map_err(|e| (*e).clone())?.unwrap_or(Json::Null);
+            checked_output(&extension, &field.ty, value, &field.name).map(|v| Some(FieldValue::value(v)))
+        })
+    })
+    .description(description)
+}
+
+/// Checks a plugin's answer against its declared type, then converts it.
+fn checked_output(extension: &Extension, ty: &TypeExpr, value: Json, what: &str) -> async_graphql::Result<GqlValue> {
+    if let Err(reason) = check_value(extension, ty, &value, what) {
+        tracing::warn!(plugin = %extension.plugin, %reason, "a plugin answered with the wrong type");
+        return Err(coded(
+            PLUGIN_FAILED,
+            format!("the plugin `{}` answered `{what}` with a value that is not a {ty}: {reason}", extension.plugin),
+        ));
+    }
+    Ok(to_output(extension, ty, value))
+}
+
+/// Registers every plugin's types and enums, and adds its operations to `Query` / `Mutation`.
+pub fn register(
+    mut builder: SchemaBuilder,
+    mut query: Object,
+    mut mutation: Object,
+    registry: &Registry,
+) -> (SchemaBuilder, Object, Object) {
+    for extension in registry.extensions() {
+        for def in &extension.enums {
+            let mut e = Enum::new(def.name.clone()).items(def.values.iter().map(String::as_str));
+            if !def.description.is_empty() {
+                e = e.description(def.description.clone());
+            }
+            builder = builder.register(e);
+        }
+        for def in &extension.types {
+            let mut object = Object::new(def.name.clone());
+            if !def.description.is_empty() {
+                object = object.description(def.description.clone());
+            }
+            for (name, ty) in &def.fields {
+                let key = name.clone();
+                object = object.field(Field::new(name.clone(), type_ref(ty), move |ctx| {
+                    let key = key.clone();
+                    FieldFuture::new(async move {
+                        let value = match ctx.parent_value.try_to_value()? {
+                            GqlValue::Object(map) => map.get(key.as_str()).cloned().unwrap_or(GqlValue::Null),
+                            _ => GqlValue::Null,
+                        };
+                        Ok(Some(FieldValue::value(value)))
+                    })
+                }));
+            }
+            builder = builder.register(object);
+        }
+        for (index, operation) in extension.operations.iter().enumerate() {
+            let field = operation_field(extension.clone(), index);
+            match operation.kind {
+                OperationKind::Query => query = query.field(field),
+                OperationKind::Mutation => mutation = mutation.field(field),
+            }
+        }
+    }
+    (builder, query, mutation)
+}
+
+fn operation_field(extension: Arc<Extension>, index: usize) -> Field {
+    let operation = &extension.operations[index];
+    let description = if operation.description.is_empty() {
+        format!("Answered by the plugin `{}`; needs the {} role.", extension.plugin, operation.role)
+    } else {
+        format!("{} (Answered by the plugin `{}`; needs the {} role.)", operation.description, extension.plugin, operation.role)
+    };
+    let arguments: Vec<InputValue> =
+        operation.arguments.iter().map(|(name, ty)| InputValue::new(name.clone(), type_ref(ty))).collect();
+    let (name, returns) = (operation.name.clone(), type_ref(&operation.returns));
+    let mut field = Field::new(name, returns, move |ctx| {
+        let extension = extension.clone();
+        FieldFuture::new(async move { run_operation(&ctx, &extension, index).await.map(|v| Some(FieldValue::value(v))) })
+    })
+    .description(description);
+    for argument in arguments {
+        field = field.argument(argument);
+    }
+    field
+}
+
+async fn run_operation(ctx: &ResolverContext<'_>, extension: &Extension, index: usize) -> async_graphql::Result<GqlValue> {
+    let operation = &extension.operations[index];
+    let actor = ctx
+        .data_opt::<Actor>()
+        .ok_or_else(|| coded("UNAUTHENTICATED", "a valid `Authorization: Bearer <token>` header is required"))?;
+    if !actor.role.allows(operation.role) {
+        return Err(coded("FORBIDDEN", format!("this needs the {} role; you have {}", operation.role, actor.role)));
+    }
+    // GraphQL checked the shapes; check the forms of Decimal, Date and DateTime too.
+    let mut arguments = serde_json::Map::new();
+    for (name, ty) in &operation.arguments {
+        let value = match ctx.args.get(name) {
+            Some(value) => value.as_value().clone().into_json().unwrap_or(Json::Null),
+            None => Json::Null,
+        };
+        if let Err(reason) = check_value(extension, ty, &value, name) {
+            return Err(async_graphql::Error::new(reason).extend_with(|_, ext| {
+                ext.set("code", "BAD_USER_INPUT");
+                ext.set("field", name.clone());
+            }));
+        }
+        arguments.insert(name.clone(), value);
+    }
+    let kith = crate::api::schema::kith(ctx)?;
+    let runtime = plugin_runtime(kith, &extension.plugin)?;
+    let write = operation.kind == OperationKind::Mutation;
+    let answer = runtime
+        .call_operation(&operation.name, &Json::Object(arguments).to_string(), &actor.name, write)
+        .await
+        .map_err(|failure| {
+            tracing::warn!(plugin = %extension.plugin, operation = %operation.name, error = %failure, "plugin operation failed");
+            coded(PLUGIN_FAILED, format!("the plugin `{}` failed answering `{}`: {failure}", extension.plugin, operation.name))
+        })?;
+    match answer {
+        Ok(text) => {
+            let value: Json = serde_json::from_str(&text).map_err(|_| {
+                coded(PLUGIN_FAILED, format!("the plugin `{}` answered `{}` with text that is not JSON", extension.plugin, operation.name))
+            })?;
+            checked_output(extension, &operation.returns, value, &operation.name)
+        }
+        Err(err) => {
+            use crate::plugin::host::v1::kith::plugin::types::ErrorCode;
+            let code = match err.code {
+                ErrorCode::InvalidInput => "BAD_USER_INPUT",
+                ErrorCode::NotFound => "NOT_FOUND",
+                ErrorCode::Conflict => "CONFLICT",
+                ErrorCode::Denied => "FORBIDDEN",
+                ErrorCode::LimitExceeded => "RATE_LIMITED",
+                ErrorCode::Unavailable | ErrorCode::Internal => PLUGIN_FAILED,
+            };
+            let field = err.field.clone();
+            Err(async_graphql::Error::new(err.message).extend_with(|_, ext| {
+                ext.set("code", code);
+                if let Some(field) = &field {
+                    ext.set("field", field.clone());
+                }
+            }))
+        }
+    }
+}
+
+/// Refuses contributions whose GraphQL names are taken in the schema of `registry` (which
+/// holds the plugin's own objects already): types and enums, `Query` / `Mutation` fields, and
+/// fields on the extended types. The message names the clash.
+pub fn check_extension(registry: &Registry, extension: &Extension) -> Result<(), String> {
+    let schema =
+        crate::api::schema::build_schema(registry, None, crate::config::ApiConfig::default()).map_err(|e| e.0)?;
+    let names = crate::api::schema::sdl_names(&schema.sdl());
+    let empty = BTreeSet::new();
+    for ty in extension.types.iter().map(|t| &t.name).chain(extension.enums.iter().map(|e| &e.name)) {
+        if names.contains_key(ty.as_str()) {
+            return Err(format!("the type `{ty}` exists already"));
+        }
+    }
+    for operation in &extension.operations {
+        let on = match operation.kind {
+            OperationKind::Query => "Query",
+            OperationKind::Mutation => "Mutation",
+        };
+        if names.get(on).unwrap_or(&empty).contains(&operation.name) {
+            return Err(format!("`{on}.{}` exists already", operation.name));
+        }
+    }
+    for field in &extension.fields {
+        let Some(def) = registry.get(&field.object) else {
+            return Err(format!("computed field `{}` is on unknown object `{}`", field.name, field.object));
+        };
+        if names.get(&def.type_name).unwrap_or(&empty).contains(&field.name) {
+            return Err(format!("`{}.{}` exists already", def.type_name, field.name));
+        }
+    }
+    Ok(())
+}
