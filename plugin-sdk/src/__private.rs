@@ -66,7 +66,11 @@ pub fn dispatch_before_write<P: Plugin>(change: WitChange) -> WitVerdict {
 }
 
 /// Asks a fresh `P` for a computed field of a page of records.
-pub fn dispatch_compute_field<P: Plugin>(object: String, field: String, ids: Vec<String>) -> Result<Vec<String>, String> {
+pub fn dispatch_compute_field<P: Plugin>(
+    object: String,
+    field: String,
+    ids: Vec<String>,
+) -> Result<Vec<String>, String> {
     let values = P::default().compute_field(&object, &field, &ids).map_err(|err| err.to_string())?;
     if values.len() != ids.len() {
         return Err(format!("computed {} values for {} records", values.len(), ids.len()));

@@ -272,7 +272,10 @@ impl TestHost {
 
     fn check_object(&self, object: &str, access: &str) -> Result<()> {
         if access == "write" && self.state.borrow().read_only {
-            return Err(Error::new(ErrorCode::Unavailable, "writes are not available in before_write, computed fields and queries"));
+            return Err(Error::new(
+                ErrorCode::Unavailable,
+                "writes are not available in before_write, computed fields and queries",
+            ));
         }
         if self.state.borrow().own.contains(object) {
             return Ok(());
@@ -386,7 +389,10 @@ impl TestHost {
     pub(crate) fn kv_set(&self, key: &str, value: &[u8]) -> Result<()> {
         self.check("kv")?;
         if self.state.borrow().read_only {
-            return Err(Error::new(ErrorCode::Unavailable, "writes are not available in before_write, computed fields and queries"));
+            return Err(Error::new(
+                ErrorCode::Unavailable,
+                "writes are not available in before_write, computed fields and queries",
+            ));
         }
         if key.is_empty() || key.len() > 256 {
             return Err(Error::new(ErrorCode::InvalidInput, "keys are 1 to 256 bytes"));
@@ -597,7 +603,8 @@ fn bucket_start(text: &str, bucket: crate::aggregate::Bucket) -> Result<String> 
     use crate::aggregate::Bucket;
     let bad = || Error::new(ErrorCode::InvalidInput, format!("`{text}` is not a date"));
     let date = text.get(..10).ok_or_else(bad)?;
-    let parts: Vec<i64> = date.split('-').map(|p| p.parse::<i64>()).collect::<std::result::Result<_, _>>().map_err(|_| bad())?;
+    let parts: Vec<i64> =
+        date.split('-').map(|p| p.parse::<i64>()).collect::<std::result::Result<_, _>>().map_err(|_| bad())?;
     let [y, m, d] = parts[..] else { return Err(bad()) };
     Ok(match bucket {
         Bucket::Day => date.to_owned(),
@@ -653,8 +660,7 @@ fn sum_exact(values: &[String]) -> Result<Option<String>> {
             return Err(bad());
         }
         let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
-        let fraction_value: i128 =
-            if fraction.is_empty() { 0 } else { fraction.parse::<i128>().map_err(|_| bad())? };
+        let fraction_value: i128 = if fraction.is_empty() { 0 } else { fraction.parse::<i128>().map_err(|_| bad())? };
         let scaled = whole * 10i128.pow(SCALE) + fraction_value * 10i128.pow(SCALE - fraction.len() as u32);
         total += if negative { -scaled } else { scaled };
     }

@@ -68,6 +68,9 @@ fn released_wit_versions_are_frozen() {
 /// fails when the file and the parser disagree.
 #[test]
 fn the_manifest_reference_matches_the_parser() {
+    use kith_core::plugin::extension::{
+        EnumSpec, FieldSpec as ComputedFieldSpec, JobSpec, MissedRuns, OperationSpec, TypeSpec,
+    };
     use kith_core::plugin::manifest::{
         BeforeWrite, FailurePolicy, FieldSpec, FieldType, Limits, Manifest, ObjectSpec, SettingDef, SettingKind,
     };
@@ -89,7 +92,7 @@ fn the_manifest_reference_matches_the_parser() {
         id: "donors".into(),
         name: "Donor management".into(),
         version: "1.4.2".into(),
-        sdk_version: "1.0.0".into(),
+        sdk_version: "1.2.0".into(),
         description: "Gifts, pledges and donor retention.".into(),
         authors: vec!["Ada <ada@example.org>".into()],
         license: Some("Apache-2.0".into()),
@@ -150,6 +153,52 @@ fn the_manifest_reference_matches_the_parser() {
                 FieldSpec { unique: true, ..field("receiptNumber", FieldType::Text) },
                 FieldSpec { personal: true, ..field("tributeName", FieldType::Text) },
             ],
+        }],
+        enums: vec![EnumSpec {
+            name: "DonorLevel".into(),
+            description: "How much a donor gives.".into(),
+            values: vec!["BRONZE".into(), "SILVER".into(), "GOLD".into()],
+        }],
+        types: vec![TypeSpec {
+            name: "DonorSummary".into(),
+            description: "A donor's giving.".into(),
+            fields: [("lifetime", "Decimal!"), ("gifts", "Int!"), ("level", "DonorLevel")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into_iter()
+                .collect(),
+        }],
+        fields: vec![ComputedFieldSpec {
+            object: "contact".into(),
+            name: "donorSummary".into(),
+            ty: "DonorSummary".into(),
+            description: "Lifetime giving.".into(),
+        }],
+        queries: vec![OperationSpec {
+            name: "topDonors".into(),
+            description: "The donors who gave most.".into(),
+            arguments: [("first", "Int!"), ("since", "Date")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into_iter()
+                .collect(),
+            returns: "[DonorSummary!]!".into(),
+            role: Some("MANAGER".into()),
+        }],
+        mutations: vec![OperationSpec {
+            name: "recordGift".into(),
+            description: String::new(),
+            arguments: [("contactId", "ID!"), ("amount", "Decimal!")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into_iter()
+                .collect(),
+            returns: "ID!".into(),
+            role: None,
+        }],
+        jobs: vec![JobSpec {
+            name: "nightly-totals".into(),
+            schedule: "30 2 * * *".into(),
+            missed: MissedRuns::CatchUp,
+            timeout_ms: 20_000,
+            description: "Recomputes donor totals.".into(),
         }],
     };
     assert_eq!(parsed, expected);

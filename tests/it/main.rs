@@ -4,6 +4,7 @@
 mod cli;
 mod concurrency;
 mod contracts;
+mod extensions;
 mod graphql;
 mod http;
 mod import_export;

@@ -98,7 +98,7 @@ async fn welcome_plugin_through_graphql_grants_events_and_vetoes() {
         let installed = server.gql(&admin_token, install, json!({"m": manifest, "c": component})).await;
         let plugin = &installed["data"]["installPlugin"];
         assert_eq!(plugin["enabled"], false, "{}: {installed}", db.name);
-        assert_eq!(plugin["sdkVersion"], "1.1.0");
+        assert_eq!(plugin["sdkVersion"], "1.2.0");
         assert_eq!(plugin["requestedCapabilities"], json!(["contacts:read", "activities:write"]));
 
         let enable = "mutation($g: [String!], $all: Boolean) { enablePlugin(id: \"welcome\", grants: $g, grantAll: $all) { enabled status grants } }";
@@ -491,10 +491,10 @@ async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
     assert!(manager.enable(&admin(), "growing", Grants::List(vec!["tickets:read".into()])).await.is_err());
 
     let sdk = manifest
-        .replace("sdk_version = \"1.1.0\"", "sdk_version = \"2.0.0\"")
+        .replace("sdk_version = \"1.2.0\"", "sdk_version = \"2.0.0\"")
         .replace("id = \"growing\"", "id = \"future\"");
     let err = manager.install(&admin(), &sdk, &wasm).await.unwrap_err();
-    assert!(err.to_string().contains("SDK 1.1.0"), "{err}");
+    assert!(err.to_string().contains("SDK 1.2.0"), "{err}");
     let err = manager
         .install(&admin(), &manifest.replace("id = \"growing\"", "id = \"core\""), b"\0asm\x01\0\0\0")
         .await

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::dynamic::{Enum, Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, SchemaBuilder, TypeRef};
+use async_graphql::dynamic::{
+    Enum, Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, SchemaBuilder, TypeRef,
+};
 use async_graphql::{ErrorExtensions, Name, Value as GqlValue};
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -234,14 +236,19 @@ fn operation_field(extension: Arc<Extension>, index: usize) -> Field {
     let description = if operation.description.is_empty() {
         format!("Answered by the plugin `{}`; needs the {} role.", extension.plugin, operation.role)
     } else {
-        format!("{} (Answered by the plugin `{}`; needs the {} role.)", operation.description, extension.plugin, operation.role)
+        format!(
+            "{} (Answered by the plugin `{}`; needs the {} role.)",
+            operation.description, extension.plugin, operation.role
+        )
     };
     let arguments: Vec<InputValue> =
         operation.arguments.iter().map(|(name, ty)| InputValue::new(name.clone(), type_ref(ty))).collect();
     let (name, returns) = (operation.name.clone(), type_ref(&operation.returns));
     let mut field = Field::new(name, returns, move |ctx| {
         let extension = extension.clone();
-        FieldFuture::new(async move { run_operation(&ctx, &extension, index).await.map(|v| Some(FieldValue::value(v))) })
+        FieldFuture::new(
+            async move { run_operation(&ctx, &extension, index).await.map(|v| Some(FieldValue::value(v))) },
+        )
     })
     .description(description);
     for argument in arguments {
@@ -250,7 +257,11 @@ fn operation_field(extension: Arc<Extension>, index: usize) -> Field {
     field
 }
 
-async fn run_operation(ctx: &ResolverContext<'_>, extension: &Extension, index: usize) -> async_graphql::Result<GqlValue> {
+async fn run_operation(
+    ctx: &ResolverContext<'_>,
+    extension: &Extension,
+    index: usize,
+) -> async_graphql::Result<GqlValue> {
     let operation = &extension.operations[index];
     let actor = ctx
         .data_opt::<Actor>()
@@ -286,7 +297,13 @@ async fn run_operation(ctx: &ResolverContext<'_>, extension: &Extension, index: 
     match answer {
         Ok(text) => {
             let value: Json = serde_json::from_str(&text).map_err(|_| {
-                coded(PLUGIN_FAILED, format!("the plugin `{}` answered `{}` with text that is not JSON", extension.plugin, operation.name))
+                coded(
+                    PLUGIN_FAILED,
+                    format!(
+                        "the plugin `{}` answered `{}` with text that is not JSON",
+                        extension.plugin, operation.name
+                    ),
+                )
             })?;
             checked_output(extension, &operation.returns, value, &operation.name)
         }

@@ -130,6 +130,42 @@ fn component_arg(ctx: &ResolverContext<'_>) -> async_graphql::Result<Vec<u8>> {
         .map_err(|_| coded("BAD_USER_INPUT", "component: expected the .wasm file, base64-encoded"))
 }
 
+fn opt_time(at: Option<chrono::DateTime<chrono::Utc>>) -> GqlValue {
+    at.map_or(GqlValue::Null, |at| GqlValue::String(crate::domain::value::format_datetime(at)))
+}
+
+fn job_value(job: crate::plugin::jobs::JobInfo) -> GqlValue {
+    let missed = match job.spec.missed {
+        crate::plugin::extension::MissedRuns::Skip => "skip",
+        crate::plugin::extension::MissedRuns::CatchUp => "catch-up",
+    };
+    let running = job.state.as_ref().and_then(|s| s.lease_until).is_some_and(|until| until > chrono::Utc::now());
+    obj(vec![
+        ("name", GqlValue::String(job.spec.name)),
+        ("description", GqlValue::String(job.spec.description)),
+        ("schedule", GqlValue::String(job.spec.schedule)),
+        ("missed", GqlValue::String(missed.into())),
+        ("timeoutMs", GqlValue::Number(job.spec.timeout_ms.into())),
+        ("nextRunAt", opt_time(job.state.as_ref().and_then(|s| s.next_run_at))),
+        ("lastRunAt", opt_time(job.state.as_ref().and_then(|s| s.last_run_at))),
+        ("running", GqlValue::Boolean(running)),
+    ])
+}
+
+fn job_run_value(run: crate::store::jobs::JobRun) -> GqlValue {
+    obj(vec![
+        ("id", GqlValue::String(run.id.to_string())),
+        ("job", GqlValue::String(run.job)),
+        ("trigger", GqlValue::String(run.trigger)),
+        ("scheduledFor", opt_time(Some(run.scheduled_for))),
+        ("startedAt", opt_time(Some(run.started_at))),
+        ("finishedAt", opt_time(run.finished_at)),
+        ("durationMs", run.duration_ms.map_or(GqlValue::Null, |ms| GqlValue::Number(ms.into()))),
+        ("status", GqlValue::String(run.status)),
+        ("error", run.error.map_or(GqlValue::Null, GqlValue::String)),
+    ])
+}
+
 /// Adds the plugin types, queries and mutations.
 pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object) -> (SchemaBuilder, Object, Object) {
     let list = |t: &str| TypeRef::named_nn_list_nn(t);
@@ -185,6 +221,33 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             ],
         ))
         .register(value_object(
+            "PluginJob",
+            &[
+                ("name", TypeRef::named_nn(TypeRef::STRING)),
+                ("description", TypeRef::named_nn(TypeRef::STRING)),
+                ("schedule", TypeRef::named_nn(TypeRef::STRING)),
+                ("missed", TypeRef::named_nn(TypeRef::STRING)),
+                ("timeoutMs", TypeRef::named_nn(TypeRef::INT)),
+                ("nextRunAt", TypeRef::named("DateTime")),
+                ("lastRunAt", TypeRef::named("DateTime")),
+                ("running", TypeRef::named_nn(TypeRef::BOOLEAN)),
+            ],
+        ))
+        .register(value_object(
+            "PluginJobRun",
+            &[
+                ("id", TypeRef::named_nn(TypeRef::ID)),
+                ("job", TypeRef::named_nn(TypeRef::STRING)),
+                ("trigger", TypeRef::named_nn(TypeRef::STRING)),
+                ("scheduledFor", TypeRef::named_nn("DateTime")),
+                ("startedAt", TypeRef::named_nn("DateTime")),
+                ("finishedAt", TypeRef::named("DateTime")),
+                ("durationMs", TypeRef::named(TypeRef::INT)),
+                ("status", TypeRef::named_nn(TypeRef::STRING)),
+                ("error", TypeRef::named(TypeRef::STRING)),
+            ],
+        ))
+        .register(value_object(
             "PluginReplay",
             &[("replayed", TypeRef::named_nn(TypeRef::INT)), ("failed", TypeRef::named_nn(TypeRef::INT))],
         ));
@@ -219,6 +282,46 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
             .argument(InputValue::new("pendingOnly", TypeRef::named(TypeRef::BOOLEAN)))
             .description("Events a plugin failed on after every retry (ADMIN)."),
+        )
+        .field(
+            Field::new("pluginJobs", list("PluginJob"), |ctx| {
+                FieldFuture::new(async move {
+                    authorize(&ctx, Access::Admin)?;
+                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let jobs = crate::plugin::jobs::list(&*manager(&ctx)?, &id).await.map_err(plugin_error)?;
+                    Ok(Some(FieldValue::list(jobs.into_iter().map(|j| FieldValue::value(job_value(j))))))
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+            .description("The scheduled jobs a plugin declares, with their next run (ADMIN)."),
+        )
+        .field(
+            Field::new("pluginJobRuns", list("PluginJobRun"), |ctx| {
+                FieldFuture::new(async move {
+                    authorize(&ctx, Access::Admin)?;
+                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let job = ctx
+                        .args
+                        .get("job")
+                        .filter(|v| !v.is_null())
+                        .map(|v| v.string())
+                        .transpose()?
+                        .map(str::to_owned);
+                    let first =
+                        ctx.args.get("first").filter(|v| !v.is_null()).map(|v| v.i64()).transpose()?.unwrap_or(50);
+                    if !(1..=200).contains(&first) {
+                        return Err(coded("BAD_USER_INPUT", "first: must be between 1 and 200"));
+                    }
+                    let runs = crate::plugin::jobs::history(&*manager(&ctx)?, &id, job.as_deref(), first as u64)
+                        .await
+                        .map_err(plugin_error)?;
+                    Ok(Some(FieldValue::list(runs.into_iter().map(|r| FieldValue::value(job_run_value(r))))))
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+            .argument(InputValue::new("job", TypeRef::named(TypeRef::STRING)))
+            .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)))
+            .description("The latest runs of a plugin's jobs, newest first (ADMIN)."),
         );
 
     mutation = mutation
@@ -359,6 +462,22 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             })
             .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
             .description("Delivers a plugin's dead letters again, in order."),
+        )
+        .field(
+            Field::new("runPluginJob", TypeRef::named_nn("PluginJobRun"), |ctx| {
+                FieldFuture::new(async move {
+                    let actor = authorize(&ctx, Access::Admin)?.clone();
+                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let job = ctx.args.try_get("job")?.string()?.to_owned();
+                    let run = crate::plugin::jobs::trigger(&*manager(&ctx)?, &actor, &id, &job)
+                        .await
+                        .map_err(plugin_error)?;
+                    Ok(Some(FieldValue::value(job_run_value(run))))
+                })
+            })
+            .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+            .argument(InputValue::new("job", TypeRef::named_nn(TypeRef::STRING)))
+            .description("Runs a plugin's job now and waits for it (at most one run of a job at a time; ADMIN)."),
         );
     (builder, query, mutation)
 }

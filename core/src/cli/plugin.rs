@@ -102,6 +102,24 @@ pub enum PluginAction {
         /// The plugin id.
         id: String,
     },
+    /// List a plugin's scheduled jobs, or with `--runs` their latest runs.
+    Jobs {
+        /// The plugin id.
+        id: String,
+        /// Show the latest runs instead (of one job with `--job`).
+        #[arg(long)]
+        runs: bool,
+        /// Only this job's runs.
+        #[arg(long, requires = "runs")]
+        job: Option<String>,
+    },
+    /// Run a plugin's job now and wait for it (refused while another run of it is going on).
+    RunJob {
+        /// The plugin id.
+        id: String,
+        /// The job.
+        job: String,
+    },
 }
 
 /// Finds `plugin.toml` and the component for `path`.
@@ -171,7 +189,12 @@ fn print_plugin(io: &mut Io<'_>, row: &crate::store::plugins::PluginRow) -> anyh
 }
 
 /// Runs an action that needs the database.
-pub async fn run(manager: &PluginManager, actor: &Actor, action: PluginAction, mut io: Io<'_>) -> anyhow::Result<()> {
+pub async fn run(
+    manager: &std::sync::Arc<PluginManager>,
+    actor: &Actor,
+    action: PluginAction,
+    mut io: Io<'_>,
+) -> anyhow::Result<()> {
     match action {
         PluginAction::New { .. } => bail!("`kith plugin new` is handled before the database is opened"),
         PluginAction::Install { path, allow_destructive } => {
@@ -258,6 +281,48 @@ pub async fn run(manager: &PluginManager, actor: &Actor, action: PluginAction, m
         PluginAction::Replay { id } => {
             let outcome = manager.replay(actor, &id).await?;
             writeln!(io.stderr, "replayed {} event(s); {} failed again", outcome.replayed, outcome.failed)?;
+        }
+        PluginAction::Jobs { id, runs: false, .. } => {
+            let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
+                at.map_or("-".to_owned(), crate::domain::value::format_datetime)
+            };
+            for job in crate::plugin::jobs::list(manager, &id).await? {
+                let state = job.state.as_ref();
+                writeln!(
+                    io.stdout,
+                    "{}	{}	next {}	last {}	{}",
+                    job.spec.name,
+                    job.spec.schedule,
+                    time(state.and_then(|s| s.next_run_at)),
+                    time(state.and_then(|s| s.last_run_at)),
+                    job.spec.description
+                )?;
+            }
+        }
+        PluginAction::Jobs { id, runs: true, job } => {
+            for run in crate::plugin::jobs::history(manager, &id, job.as_deref(), 50).await? {
+                writeln!(
+                    io.stdout,
+                    "{}	{}	{}	{}	{} ms	{}	{}",
+                    crate::domain::value::format_datetime(run.started_at),
+                    run.job,
+                    run.trigger,
+                    run.status,
+                    run.duration_ms.unwrap_or(0),
+                    crate::domain::value::format_datetime(run.scheduled_for),
+                    run.error.unwrap_or_default()
+                )?;
+            }
+        }
+        PluginAction::RunJob { id, job } => {
+            manager.start_for_command().await?;
+            let outcome = crate::plugin::jobs::trigger(manager, actor, &id, &job).await;
+            manager.stop().await;
+            let run = outcome?;
+            writeln!(io.stdout, "{}	{}	{} ms", run.id, run.status, run.duration_ms.unwrap_or(0))?;
+            if let Some(error) = &run.error {
+                bail!("job `{job}` of `{id}` failed: {error}");
+            }
         }
     }
     Ok(())

@@ -289,7 +289,10 @@ impl Registry {
             }
             for op in &extension.operations {
                 if other.operations.iter().any(|o| o.name == op.name && o.kind == op.kind) {
-                    return Err(format!("the operation `{}` is already declared by plugin `{}`", op.name, other.plugin));
+                    return Err(format!(
+                        "the operation `{}` is already declared by plugin `{}`",
+                        op.name, other.plugin
+                    ));
                 }
             }
             for field in &extension.fields {

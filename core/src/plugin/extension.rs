@@ -288,17 +288,22 @@ pub fn validate(manifest: &Manifest) -> Result<(), PluginError> {
 
 /// What the manifest adds to the API (types resolved; call only on a validated manifest).
 pub fn extension(manifest: &Manifest) -> Extension {
-    let ty = |text: &str| TypeExpr::parse(text).unwrap_or(TypeExpr { name: "JSON".into(), list: None, non_null: false });
+    let ty =
+        |text: &str| TypeExpr::parse(text).unwrap_or(TypeExpr { name: "JSON".into(), list: None, non_null: false });
     let operation = |kind: OperationKind, spec: &OperationSpec| Operation {
         kind,
         name: spec.name.clone(),
         description: spec.description.clone(),
         arguments: spec.arguments.iter().map(|(name, t)| (name.clone(), ty(t))).collect(),
         returns: ty(&spec.returns),
-        role: parse_role("role", spec.role.as_deref(), match kind {
-            OperationKind::Query => Role::Viewer,
-            OperationKind::Mutation => Role::Agent,
-        })
+        role: parse_role(
+            "role",
+            spec.role.as_deref(),
+            match kind {
+                OperationKind::Query => Role::Viewer,
+                OperationKind::Mutation => Role::Agent,
+            },
+        )
         .unwrap_or(Role::Admin),
     };
     Extension {

@@ -594,9 +594,15 @@ impl v1::kith::plugin::aggregate::Host for HostState {
                 Some(json) => Filter::from_json(&def, &custom, json)?,
                 None => Filter::all(),
             };
-            let rows =
-                crate::store::aggregate::aggregate(kith.store.conn(), &def, &filter, &group_by, &metrics, request.limit)
-                    .await?;
+            let rows = crate::store::aggregate::aggregate(
+                kith.store.conn(),
+                &def,
+                &filter,
+                &group_by,
+                &metrics,
+                request.limit,
+            )
+            .await?;
             Ok::<_, Error>(
                 rows.iter()
                     .map(|row| wit::Row {

@@ -176,3 +176,60 @@ async fn execute(
     run.error = error;
     Ok(run)
 }
+
+/// A declared job with its scheduling state, for `kith plugin jobs` and GraphQL.
+#[derive(Debug, Clone)]
+pub struct JobInfo {
+    /// The declaration.
+    pub spec: JobSpec,
+    /// Its state (`None` until a process running the plugin scheduled it).
+    pub state: Option<jobs::JobRow>,
+}
+
+/// The jobs `plugin_id` declares.
+pub async fn list(manager: &PluginManager, plugin_id: &str) -> Result<Vec<JobInfo>, PluginError> {
+    let row = manager.get(plugin_id).await?;
+    let manifest = Manifest::parse(&row.manifest)?;
+    let states = jobs::list(manager.kith.store.conn(), plugin_id).await?;
+    Ok(manifest
+        .jobs
+        .into_iter()
+        .map(|spec| {
+            let state = states.iter().find(|s| s.job == spec.name).cloned();
+            JobInfo { spec, state }
+        })
+        .collect())
+}
+
+/// The latest runs of `plugin_id`'s jobs (or of one job), newest first.
+pub async fn history(
+    manager: &PluginManager,
+    plugin_id: &str,
+    job: Option<&str>,
+    limit: u64,
+) -> Result<Vec<JobRun>, PluginError> {
+    manager.get(plugin_id).await?;
+    Ok(jobs::runs(manager.kith.store.conn(), plugin_id, job, limit).await?)
+}
+
+/// Runs a job by hand for `actor` (audited), waiting for it to finish.
+pub async fn trigger(
+    manager: &PluginManager,
+    actor: &crate::domain::actor::Actor,
+    plugin_id: &str,
+    job: &str,
+) -> Result<JobRun, PluginError> {
+    manager.get(plugin_id).await?;
+    let run = run_now(manager, plugin_id, job).await?;
+    let tx = manager.kith.store.begin(actor).await?;
+    crate::store::audit::record(
+        &tx,
+        "plugin.run_job",
+        "plugin",
+        None,
+        serde_json::json!({"plugin": plugin_id, "job": job, "run": run.id.to_string(), "status": run.status}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(run)
+}

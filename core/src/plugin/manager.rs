@@ -111,6 +111,15 @@ impl PluginManager {
         Ok(())
     }
 
+    /// Loads the enabled plugins and installs the write hook, without the background tasks
+    /// (event delivery, scheduler): for a one-off command such as `kith plugin run-job`.
+    pub async fn start_for_command(self: &Arc<Self>) -> Result<(), PluginError> {
+        self.running.store(true, Ordering::SeqCst);
+        self.refresh().await?;
+        self.kith.store.set_write_hook(Some(Arc::new(Hook(Arc::downgrade(self)))));
+        Ok(())
+    }
+
     /// Stops running plugins in this process (hooks off, delivery leases released).
     pub async fn stop(&self) {
         self.running.store(false, Ordering::SeqCst);
@@ -331,7 +340,9 @@ impl PluginManager {
             .and_then(|pre| {
                 v1::BaseIndices::new(&pre)
                     .map_err(|e| PluginError::Component(format!("missing kith:plugin@1 exports: {e:#}")))?;
-                if manifest.contributes() && crate::plugin::host::v1_ext::exports::kith::plugin::extension::GuestIndices::new(&pre).is_err() {
+                if manifest.contributes()
+                    && crate::plugin::host::v1_ext::exports::kith::plugin::extension::GuestIndices::new(&pre).is_err()
+                {
                     return Err(PluginError::Component(
                         "the manifest declares fields, queries, mutations or jobs, but the component does not \
                          export kith:plugin/extension (build it with kith-plugin-sdk 1.2 or later)"
@@ -343,7 +354,7 @@ impl PluginManager {
         Ok((manifest, hash))
     }
 
-    async fn get(&self, id: &str) -> Result<PluginRow, PluginError> {
+    pub(crate) async fn get(&self, id: &str) -> Result<PluginRow, PluginError> {
         plugins::get(self.kith.store.conn(), id).await?.ok_or_else(|| PluginError::NotFound(id.to_owned()))
     }
 

@@ -60,6 +60,7 @@ pub struct LoadedPlugin {
     extension: Option<v1_ext::exports::kith::plugin::extension::GuestIndices>,
     engine: PluginEngine,
     pool: Mutex<Vec<Warm>>,
+    calls: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -114,7 +115,13 @@ impl LoadedPlugin {
             extension,
             engine: engine.clone(),
             pool: Mutex::default(),
+            calls: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// How many calls into the plugin this process made (any export, failed ones too).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The plugin id.
@@ -302,6 +309,7 @@ impl LoadedPlugin {
         outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
         budget: Duration,
     ) -> Result<R, CallFailure> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let call = std::mem::replace(&mut warm.store.data_mut().call, CallState::new(CallMode::BeforeWrite));
         report_denials(&self.context.kith, self.id(), call.denied);
         if call.dropped_logs > 0 {
@@ -337,4 +345,3 @@ fn arm_deadline(store: &mut Store<HostState>, budget: Duration) {
 fn no_extension() -> CallFailure {
     CallFailure::Trap("the component does not export kith:plugin/extension (SDK 1.2 or later)".into())
 }
-

@@ -68,7 +68,9 @@ pub struct Row {
 pub const MAX_GROUPS: u32 = 100_000;
 
 fn field<'a>(object: &'a ObjectDef, name: &str, what: &str) -> Result<&'a FieldDef> {
-    object.field_def(name).ok_or_else(|| DomainError::invalid(what, format!("`{name}` is not a field of {}", object.name)).into())
+    object
+        .field_def(name)
+        .ok_or_else(|| DomainError::invalid(what, format!("`{name}` is not a field of {}", object.name)).into())
 }
 
 fn bucket_sql(backend: DbBackend, column: &str, kind: &FieldKind, bucket: Bucket) -> String {
@@ -127,13 +129,19 @@ pub async fn aggregate<C: ConnectionTrait>(
         let (expr, kind) = match group.bucket {
             Some(bucket) => {
                 if !matches!(def.kind, FieldKind::Date | FieldKind::DateTime) {
-                    return Err(DomainError::invalid("group-by", format!("`{}` is not a date to bucket", def.name)).into());
+                    return Err(
+                        DomainError::invalid("group-by", format!("`{}` is not a date to bucket", def.name)).into()
+                    );
                 }
                 (bucket_sql(backend, &def.column, &def.kind, bucket), FieldKind::Text)
             }
             None => {
                 if def.kind == FieldKind::Json {
-                    return Err(DomainError::invalid("group-by", format!("cannot group by the JSON field `{}`", def.name)).into());
+                    return Err(DomainError::invalid(
+                        "group-by",
+                        format!("cannot group by the JSON field `{}`", def.name),
+                    )
+                    .into());
                 }
                 (def.column.clone(), def.kind.clone())
             }
@@ -156,7 +164,9 @@ pub async fn aggregate<C: ConnectionTrait>(
                 let function = match kind {
                     MetricKind::Sum => {
                         if !matches!(def.kind, FieldKind::Int | FieldKind::Decimal) {
-                            return Err(DomainError::invalid("metrics", format!("`{name}` is not a number to sum")).into());
+                            return Err(
+                                DomainError::invalid("metrics", format!("`{name}` is not a number to sum")).into()
+                            );
                         }
                         "SUM"
                     }

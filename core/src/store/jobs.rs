@@ -274,9 +274,10 @@ pub async fn finish_run<C: ConnectionTrait>(
 /// The latest runs of a plugin's jobs (of one job when `job` is given), newest first.
 pub async fn runs<C: ConnectionTrait>(db: &C, plugin: &str, job: Option<&str>, limit: u64) -> Result<Vec<JobRun>> {
     let backend = db.get_database_backend();
-    let mut sql = "SELECT id, plugin_id, job, trigger, scheduled_for, started_at, finished_at, duration_ms, status, error \
+    let mut sql =
+        "SELECT id, plugin_id, job, trigger, scheduled_for, started_at, finished_at, duration_ms, status, error \
                    FROM plugin_job_run WHERE plugin_id = ?"
-        .to_owned();
+            .to_owned();
     let mut values: Vec<DbValue> = vec![plugin.into()];
     if let Some(job) = job {
         sql.push_str(" AND job = ?");
@@ -307,8 +308,7 @@ pub async fn purge<C: ConnectionTrait>(db: &C, plugin: &str, history: bool) -> R
     let backend = db.get_database_backend();
     let tables: &[&str] = if history { &["plugin_job_run", "plugin_job"] } else { &["plugin_job"] };
     for table in tables {
-        db.execute_raw(stmt(backend, &format!("DELETE FROM {table} WHERE plugin_id = ?"), vec![plugin.into()]))
-            .await?;
+        db.execute_raw(stmt(backend, &format!("DELETE FROM {table} WHERE plugin_id = ?"), vec![plugin.into()])).await?;
     }
     Ok(())
 }

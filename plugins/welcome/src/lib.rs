@@ -300,7 +300,10 @@ mod tests {
         host.insert("greeting", json!({"contactId": "c", "createdAt": "2026-03-01T10:00:00.000000Z"}));
         let stats = host.call::<Welcome>(&Call::new("greetingStats", json!({"since": null})), false).unwrap();
         assert_eq!(stats["total"], json!(3));
-        assert_eq!(stats["byMonth"], json!([{"month": "2026-01-01", "greetings": 2}, {"month": "2026-03-01", "greetings": 1}]));
+        assert_eq!(
+            stats["byMonth"],
+            json!([{"month": "2026-01-01", "greetings": 2}, {"month": "2026-03-01", "greetings": 1}])
+        );
         assert_eq!(stats["lastAt"], json!("2026-03-01T10:00:00.000000Z"));
         let since = host.call::<Welcome>(&Call::new("greetingStats", json!({"since": "2026-02-01"})), false).unwrap();
         assert_eq!(since["total"], json!(1));
@@ -312,8 +315,9 @@ mod tests {
         let err = host.call::<Welcome>(&Call::new("greetAgain", json!({"contactId": "nope"})), true).unwrap_err();
         assert_eq!((err.code, err.field.as_deref()), (ErrorCode::InvalidInput, Some("contactId")));
         let id = host.insert("contact", json!({"firstName": "Ada"}));
-        let done =
-            host.call::<Welcome>(&Call::new("greetAgain", json!({"contactId": id, "subject": "Hi {name}"})), true).unwrap();
+        let done = host
+            .call::<Welcome>(&Call::new("greetAgain", json!({"contactId": id, "subject": "Hi {name}"})), true)
+            .unwrap();
         assert_eq!(done["subject"], json!("Hi Ada"));
         assert_eq!(host.records("activity").len(), 1);
     }
