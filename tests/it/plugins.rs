@@ -726,3 +726,61 @@ async fn outbound_http_is_limited_to_granted_origins() {
     manager.stop().await;
     db.cleanup().await;
 }
+
+/// A hook that answers again ends its run of failures (occasional failures never add up to a
+/// suspension); a fail-closed hook that is suspended refuses writes until an admin acts.
+#[tokio::test]
+async fn hook_successes_end_failure_streaks_and_suspended_fail_closed_hooks_refuse_writes() {
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let (manifest, wasm) = hostile("gate");
+    manager.install(&admin(), &manifest.replace("events = [\"contact.*\"]", "events = []"), &wasm).await.unwrap();
+    manager.enable(&admin(), "gate", Grants::All).await.unwrap();
+    let set_hook = |mode: &'static str| {
+        let manager = manager.clone();
+        async move {
+            manager.set_setting(&admin(), "gate", "hook", Some(json!(mode))).await.unwrap();
+            manager.refresh().await.unwrap();
+        }
+    };
+    let streak = |n: i64| {
+        let db = &db;
+        async move {
+            eventually(10, &format!("{n} failures in a row"), || async {
+                (plugin_row(db, "gate").await.consecutive_failures == n).then_some(())
+            })
+            .await
+        }
+    };
+    // config() suspends after 3 failures in a row: fail twice, succeed, fail twice.
+    for round in 0..2 {
+        set_hook("panic").await;
+        for i in 0..2 {
+            let err = kith_tests::domain_err(db.create("contact", json!({"firstName": format!("F{round}{i}")})).await);
+            assert!(err.to_string().contains("refuses writes when it fails"), "{err}");
+        }
+        streak(2).await;
+        set_hook("allow").await;
+        db.create("contact", json!({"firstName": format!("Ok{round}")})).await.unwrap();
+        streak(0).await;
+    }
+    assert_eq!(plugin_row(&db, "gate").await.status, "active");
+
+    // Three in a row: suspended. Fail closed: writes to contacts are refused while it is.
+    set_hook("panic").await;
+    for i in 0..3 {
+        let _ = db.create("contact", json!({"firstName": format!("S{i}")})).await;
+    }
+    eventually(10, "the suspension", || async { (plugin_row(&db, "gate").await.status == "suspended").then_some(()) })
+        .await;
+    manager.refresh().await.unwrap();
+    let err = kith_tests::domain_err(db.create("contact", json!({"firstName": "Blocked"})).await);
+    assert!(err.to_string().contains("suspended"), "{err}");
+    assert_eq!(db.count_rows("contact").await, 2);
+    // Disabling it lets writes through again.
+    manager.disable(&admin(), "gate").await.unwrap();
+    manager.refresh().await.unwrap();
+    db.create("contact", json!({"firstName": "Free"})).await.unwrap();
+    manager.stop().await;
+    db.cleanup().await;
+}

@@ -15,8 +15,11 @@ use crate::plugin::runtime::LoadedPlugin;
 use crate::store::outbox::{self, Event};
 use crate::store::plugins;
 
-/// How long a delivery lease lasts without renewal.
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a delivery lease lasts without renewal: longer than the longest batch call (a
+/// 30 s budget plus its 15 s wall-clock backstop), so that no other process takes a plugin over
+/// while a batch is still being handled (which would break per-record order). A process that
+/// dies holding it delays that plugin's delivery by at most this long.
+const LEASE: Duration = Duration::from_secs(60);
 /// Longest retry delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How long one plugin may keep the delivery loop per round.

@@ -282,7 +282,7 @@ impl PluginManager {
                 rate: Arc::new(crate::plugin::http::RateLimit::new(manifest.limits.http_per_minute)),
             },
         });
-        LoadedPlugin::new(
+        let plugin = LoadedPlugin::new(
             &self.engine,
             &self.linker,
             &component,
@@ -290,7 +290,12 @@ impl PluginManager {
             row.generation,
             row.status == "active",
             context,
-        )
+        )?;
+        // A run of failures continues across reloads until a call succeeds.
+        if row.consecutive_failures > 0 {
+            plugin.mark_failed();
+        }
+        Ok(plugin)
     }
 
     async fn changed(&self) {
@@ -702,15 +707,28 @@ impl PluginManager {
     }
 
     async fn run_hooks(self: Arc<Self>, write: PendingWrite<'_>) -> Result<Option<Map<String, Json>>, DomainError> {
-        let hooks: Vec<Arc<LoadedPlugin>> = self
-            .active()
-            .into_iter()
-            .filter(|p| p.manifest.before_write.as_ref().is_some_and(|h| h.objects.iter().any(|o| o == write.object)))
-            .filter(|p| {
-                crate::plugin::manifest::object_capability(write.object, false)
-                    .is_some_and(|read| p.context.grants.contains(&read))
-            })
-            .collect();
+        let hooking = |p: &LoadedPlugin| {
+            p.manifest.before_write.as_ref().is_some_and(|h| h.objects.iter().any(|o| o == write.object))
+                && (p.manifest.owns(write.object)
+                    || crate::plugin::manifest::object_capability(write.object, false)
+                        .is_some_and(|read| p.context.grants.contains(&read)))
+        };
+        // A suspended plugin cannot vet writes: a fail-closed one refuses them until an admin
+        // resumes (or disables) it, as its manifest asks.
+        let loaded: Vec<Arc<LoadedPlugin>> = self.read_loaded().values().cloned().collect();
+        if let Some(closed) = loaded.iter().find(|p| {
+            !p.active
+                && hooking(p)
+                && p.manifest.before_write.as_ref().is_some_and(|h| h.on_failure == FailurePolicy::Deny)
+        }) {
+            return Err(DomainError::Rejected {
+                plugin: closed.id().to_owned(),
+                reason: "the plugin is suspended and refuses writes when it cannot check them; an admin must \
+                         resume it (`kith plugin enable`) or disable it"
+                    .into(),
+            });
+        }
+        let hooks: Vec<Arc<LoadedPlugin>> = loaded.into_iter().filter(|p| p.active && hooking(p)).collect();
         let mut after = write.after.clone();
         let mut patch = Map::new();
         for plugin in hooks {
@@ -730,6 +748,17 @@ impl PluginManager {
             let budget = Duration::from_millis(hook.timeout_ms);
             let verdict = plugin.call_before_write(&change, budget).await;
             use v1::kith::plugin::types::Verdict;
+            if verdict.is_ok() && plugin.clear_failed() {
+                // A hook that answers again ends a run of failures (from its own task: this runs
+                // inside the write's transaction).
+                let kith = self.kith.clone();
+                let id = plugin.id().to_owned();
+                tokio::spawn(async move {
+                    if let Err(err) = plugins::record_success(kith.store.conn(), &id, 0).await {
+                        tracing::warn!(plugin = %id, error = %err, "cannot reset the failure count");
+                    }
+                });
+            }
             match verdict {
                 Ok(Verdict::Allow) => {}
                 Ok(Verdict::Deny(reason)) => {
@@ -747,6 +776,7 @@ impl PluginManager {
                     patch.extend(fields);
                 }
                 Err(failure) => {
+                    plugin.mark_failed();
                     let manager = self.clone();
                     let id = plugin.id().to_owned();
                     let message = format!("before-write: {failure}");
@@ -774,9 +804,11 @@ struct Hook(Weak<PluginManager>);
 impl WriteHook for Hook {
     fn wants(&self, object: &str) -> bool {
         self.0.upgrade().is_some_and(|manager| {
-            manager.read_loaded().values().any(|p| {
-                p.active && p.manifest.before_write.as_ref().is_some_and(|h| h.objects.iter().any(|o| o == object))
-            })
+            // Suspended plugins too: a fail-closed one refuses writes while suspended.
+            manager
+                .read_loaded()
+                .values()
+                .any(|p| p.manifest.before_write.as_ref().is_some_and(|h| h.objects.iter().any(|o| o == object)))
         })
     }
 

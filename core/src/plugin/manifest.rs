@@ -462,7 +462,8 @@ impl Manifest {
     pub fn parse(text: &str) -> Result<Manifest, PluginError> {
         let manifest: Manifest = toml::from_str(text).map_err(|err| {
             let message = err.message().to_owned();
-            PluginError::Manifest { key: key_of(&message), reason: message }
+            let key = err.span().and_then(|span| key_at(text, span.start)).unwrap_or_else(|| key_of(&message));
+            PluginError::Manifest { key, reason: message }
         })?;
         manifest.validate()?;
         Ok(manifest)
@@ -629,6 +630,24 @@ impl Manifest {
     }
 }
 
+/// The dotted key (`limits.memory_mib`) of the `key = value` line holding byte `offset` of
+/// `text`, under the nearest table header above it.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(line_start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let header = text[..line_start].lines().rev().map(str::trim).find(|l| l.starts_with('['));
+    Some(match header {
+        Some(header) => format!("{}.{key}", header.trim_matches(|c| c == '[' || c == ']').trim()),
+        None => key.to_owned(),
+    })
+}
+
 /// Pulls the key out of a toml error message such as "unknown field `foo`, expected ...".
 fn key_of(message: &str) -> String {
     message.split('`').nth(1).unwrap_or("manifest").to_owned()
@@ -685,7 +704,11 @@ secret = true
             (GOOD.replace("version = \"1.2.3\"", "version = \"1.2\""), "version"),
             (GOOD.replace("\"deal.*\"", "\"spaceship.landed\""), "events"),
             (GOOD.replace("on_failure = \"deny\"", ""), "on_failure"),
-            (GOOD.replace("on_failure = \"deny\"", "on_failure = \"maybe\""), "maybe"),
+            (
+                GOOD.replace("on_failure = \"deny\"", "on_failure = \"maybe\""),
+                "`before_write.on_failure`: unknown variant `maybe`",
+            ),
+            (format!("{GOOD}\n[limits]\nmemory_mib = \"lots\"\n"), "`limits.memory_mib`: invalid type"),
             (GOOD.replace("default = [\"spam.test\"]", "default = 3"), "settings.blocked.default"),
             (GOOD.replace("manifest_version = 1", "manifest_version = 2"), "manifest_version"),
             (GOOD.replace("objects = [\"contact\"]", "objects = [\"user\"]"), "before_write.objects"),

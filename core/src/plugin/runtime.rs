@@ -61,6 +61,7 @@ pub struct LoadedPlugin {
     engine: PluginEngine,
     pool: Mutex<Vec<Warm>>,
     calls: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -116,12 +117,23 @@ impl LoadedPlugin {
             engine: engine.clone(),
             pool: Mutex::default(),
             calls: std::sync::atomic::AtomicU64::new(0),
+            failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// How many calls into the plugin this process made (any export, failed ones too).
     pub fn calls(&self) -> u64 {
         self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Notes that a call failed (its failure is being recorded).
+    pub fn mark_failed(&self) {
+        self.failed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a call failed since the last time this was asked; clears the mark.
+    pub fn clear_failed(&self) -> bool {
+        self.failed.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The plugin id.
