@@ -96,7 +96,9 @@ impl Loader<ComputedKey> for ComputedLoader {
     type Error = Arc<async_graphql::Error>;
 
     async fn load(&self, keys: &[ComputedKey]) -> Result<HashMap<ComputedKey, Json>, Self::Error> {
-        let mut groups: BTreeMap<(Arc<str>, Arc<str>, Arc<str>), Vec<Uuid>> = BTreeMap::new();
+        // (plugin, object, field) → the ids of this tick.
+        type Group = (Arc<str>, Arc<str>, Arc<str>);
+        let mut groups: BTreeMap<Group, Vec<Uuid>> = BTreeMap::new();
         for key in keys {
             groups.entry((key.plugin.clone(), key.object.clone(), key.field.clone())).or_default().push(key.id);
         }

@@ -196,7 +196,9 @@ pub fn validate(manifest: &Manifest) -> Result<(), PluginError> {
         let ty = TypeExpr::parse(text).map_err(|reason| PluginError::manifest(key, reason))?;
         let declared_type = manifest.types.iter().any(|t| t.name == ty.name);
         let declared_enum = manifest.enums.iter().any(|e| e.name == ty.name);
-        if !ty.is_scalar() && !declared_enum && !(declared_type && !input) {
+        // Output positions may also name the plugin's types; inputs only scalars and enums.
+        let usable = ty.is_scalar() || declared_enum || (declared_type && !input);
+        if !usable {
             let allowed = if input { "a scalar or one of its enums" } else { "a scalar, or one of its types or enums" };
             return Err(PluginError::manifest(key, format!("`{}` is not {allowed}", ty.name)));
         }

@@ -215,7 +215,7 @@ fn decode_metric(backend: DbBackend, kind: &FieldKind, row: &sea_orm::QueryResul
             return Ok(n.map(Value::Int).unwrap_or(Value::Null));
         }
         let d = row.try_get_by_index::<Option<rust_decimal::Decimal>>(idx)?;
-        return Ok(match d.map(|d| i64::try_from(d)) {
+        return Ok(match d.map(i64::try_from) {
             Some(Ok(n)) => Value::Int(n),
             Some(Err(_)) => Value::Decimal(d.unwrap_or_default()),
             None => Value::Null,
