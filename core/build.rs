@@ -6,11 +6,14 @@ include!("../build-support/wasm.rs");
 
 fn main() {
     build_wasm(
-        &["kith-plugin-welcome", "kith-test-plugin-hostile"],
+        &["kith-plugin-welcome", "kith-plugin-donors", "kith-test-plugin-hostile"],
         &[
             "plugins/welcome/src",
             "plugins/welcome/plugin.toml",
             "plugins/welcome/Cargo.toml",
+            "plugins/donors/src",
+            "plugins/donors/plugin.toml",
+            "plugins/donors/Cargo.toml",
             "tests/plugins",
             "plugin-sdk/src",
             "plugin-sdk/Cargo.toml",

@@ -46,7 +46,7 @@ fn to_output(extension: &Extension, ty: &TypeExpr, value: Json) -> GqlValue {
         let item_ty = TypeExpr { name: ty.name.clone(), list: None, non_null: item_non_null };
         return GqlValue::List(items.iter().map(|item| to_output(extension, &item_ty, item.clone())).collect());
     }
-    if extension.enums.iter().any(|e| e.name == ty.name) {
+    if extension.enum_def(&ty.name).is_some() {
         return match value {
             Json::String(s) => GqlValue::Enum(Name::new(s)),
             _ => GqlValue::Null,

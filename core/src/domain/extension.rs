@@ -137,6 +137,9 @@ pub struct Extension {
     pub types: Vec<TypeDef>,
     /// Enums.
     pub enums: Vec<EnumDef>,
+    /// The enums of the plugin's own objects' enum fields (`DonationStatus`), registered with
+    /// the objects; usable in argument and result types.
+    pub object_enums: Vec<EnumDef>,
     /// Computed fields.
     pub fields: Vec<ComputedField>,
     /// Queries and mutations.
@@ -147,6 +150,11 @@ impl Extension {
     /// Whether `name` is a type or enum of this extension.
     pub fn declares_type(&self, name: &str) -> bool {
         self.types.iter().any(|t| t.name == name) || self.enums.iter().any(|e| e.name == name)
+    }
+
+    /// The enum called `name`: one of its own or one of its objects'.
+    pub fn enum_def(&self, name: &str) -> Option<&EnumDef> {
+        self.enums.iter().chain(&self.object_enums).find(|e| e.name == name)
     }
 }
 
@@ -197,7 +205,7 @@ fn check_named(extension: &Extension, name: &str, value: &Json, at: &str) -> Res
             _ => bad("an RFC 3339 timestamp"),
         },
         _ => {
-            if let Some(def) = extension.enums.iter().find(|e| e.name == name) {
+            if let Some(def) = extension.enum_def(name) {
                 return match value.as_str() {
                     Some(s) if def.values.iter().any(|v| v == s) => Ok(()),
                     _ => bad(&format!("one of {}", def.values.join(", "))),

@@ -11,12 +11,19 @@ pub struct Bundled {
     pub component: &'static [u8],
 }
 
-/// Every bundled plugin.
-pub const BUNDLED: &[Bundled] = &[Bundled {
-    id: "welcome",
-    manifest: include_str!("../../../plugins/welcome/plugin.toml"),
-    component: include_bytes!(concat!(env!("KITH_WASM_DIR"), "/kith_plugin_welcome.wasm")),
-}];
+/// Every bundled plugin (the welcome example first).
+pub const BUNDLED: &[Bundled] = &[
+    Bundled {
+        id: "welcome",
+        manifest: include_str!("../../../plugins/welcome/plugin.toml"),
+        component: include_bytes!(concat!(env!("KITH_WASM_DIR"), "/kith_plugin_welcome.wasm")),
+    },
+    Bundled {
+        id: "donors",
+        manifest: include_str!("../../../plugins/donors/plugin.toml"),
+        component: include_bytes!(concat!(env!("KITH_WASM_DIR"), "/kith_plugin_donors.wasm")),
+    },
+];
 
 /// Where `core/build.rs` put the compiled plugin components.
 pub const WASM_DIR: &str = env!("KITH_WASM_DIR");

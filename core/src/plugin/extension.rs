@@ -192,10 +192,12 @@ pub fn validate(manifest: &Manifest) -> Result<(), PluginError> {
             return Err(PluginError::manifest(&format!("{key}.fields"), "declare at least one field"));
         }
     }
+    let own_enums = object_enums(manifest);
     let check_type = |key: &str, text: &str, input: bool| -> Result<TypeExpr, PluginError> {
         let ty = TypeExpr::parse(text).map_err(|reason| PluginError::manifest(key, reason))?;
         let declared_type = manifest.types.iter().any(|t| t.name == ty.name);
-        let declared_enum = manifest.enums.iter().any(|e| e.name == ty.name);
+        let declared_enum =
+            manifest.enums.iter().any(|e| e.name == ty.name) || own_enums.iter().any(|e| e.name == ty.name);
         // Output positions may also name the plugin's types; inputs only scalars and enums.
         let usable = ty.is_scalar() || declared_enum || (declared_type && !input);
         if !usable {
@@ -288,6 +290,30 @@ pub fn validate(manifest: &Manifest) -> Result<(), PluginError> {
     Ok(())
 }
 
+fn upper_first(name: &str) -> String {
+    let mut out = name.to_owned();
+    if let Some(first) = out.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    out
+}
+
+/// The GraphQL enums of the plugin's own objects' enum fields (`donation.status` →
+/// `DonationStatus`), which its operations may use as argument and result types.
+pub fn object_enums(manifest: &Manifest) -> Vec<EnumDef> {
+    let mut out = Vec::new();
+    for object in &manifest.objects {
+        for field in object.fields.iter().filter(|f| f.kind == crate::plugin::manifest::FieldType::Enum) {
+            out.push(EnumDef {
+                name: format!("{}{}", upper_first(&object.name), upper_first(&field.name)),
+                description: field.description.clone(),
+                values: field.values.clone(),
+            });
+        }
+    }
+    out
+}
+
 /// What the manifest adds to the API (types resolved; call only on a validated manifest).
 pub fn extension(manifest: &Manifest) -> Extension {
     let ty =
@@ -324,6 +350,7 @@ pub fn extension(manifest: &Manifest) -> Extension {
             .iter()
             .map(|e| EnumDef { name: e.name.clone(), description: e.description.clone(), values: e.values.clone() })
             .collect(),
+        object_enums: object_enums(manifest),
         fields: manifest
             .fields
             .iter()

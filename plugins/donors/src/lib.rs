@@ -1,0 +1,80 @@
+//! Donor management for nonprofits, built only on Kith's public plugin SDK.
+//!
+//! - Objects: funds, campaigns, households (and their members), donations (gifts, or expected
+//!   gifts while PLEDGED) with soft credits and tributes, recurring donations, pledges, receipts.
+//! - `Contact.donorSummary`, `Household.giving`, `Pledge.progress`: computed a page at a time.
+//! - Reports: `donorRetention`, `lybunt`, `sybunt`, `campaignProgress`, `givingSummary`.
+//! - Mutations: `recordDonation`, `refundDonation`, `createRecurringDonation`,
+//!   `pauseRecurringDonation`, `resumeRecurringDonation`, `createPledge`,
+//!   `issueYearEndReceipts`, `importDonations`.
+//! - A thank-you task for each received gift; a daily job for standing orders.
+
+mod gifts;
+mod import;
+mod receipts;
+mod reports;
+mod summary;
+mod util;
+
+use kith_plugin_sdk::{Call, Change, Error, Event, Plugin, Result, Verdict};
+
+/// The plugin. It keeps no state: each call gets a fresh value.
+#[derive(Default)]
+pub struct Donors;
+
+impl Plugin for Donors {
+    fn on_event(&self, event: &Event) -> Result<()> {
+        match event.kind.as_str() {
+            "donation.created" | "donation.updated" => gifts::on_event(event),
+            _ => Ok(()),
+        }
+    }
+
+    fn before_write(&self, change: &Change) -> Verdict {
+        match change.object.as_str() {
+            "donation" => gifts::check(change),
+            _ => Verdict::Allow,
+        }
+    }
+
+    fn compute_field(&self, object: &str, field: &str, ids: &[String]) -> Result<Vec<serde_json::Value>> {
+        match (object, field) {
+            ("contact", "donorSummary") => summary::donor_summaries(ids),
+            ("household", "giving") => summary::household_giving(ids),
+            ("pledge", "progress") => summary::pledge_progress(ids),
+            _ => Err(Error::msg(format!("no computed field `{object}.{field}`"))),
+        }
+    }
+
+    fn call(&self, call: &Call) -> Result<serde_json::Value> {
+        let arguments = &call.arguments;
+        match call.name.as_str() {
+            "donorRetention" => reports::retention(arguments),
+            "lybunt" => reports::lybunt(arguments),
+            "sybunt" => reports::sybunt(arguments),
+            "campaignProgress" => reports::campaign_progress(arguments),
+            "givingSummary" => reports::giving_summary(arguments),
+            "recordDonation" => gifts::record(arguments),
+            "refundDonation" => gifts::refund(arguments),
+            "createRecurringDonation" => gifts::create_recurring(arguments),
+            "pauseRecurringDonation" => gifts::set_recurring_active(arguments, false),
+            "resumeRecurringDonation" => gifts::set_recurring_active(arguments, true),
+            "createPledge" => gifts::create_pledge(arguments),
+            "issueYearEndReceipts" => receipts::issue(arguments),
+            "importDonations" => import::import(arguments),
+            other => Err(Error::msg(format!("no operation `{other}`"))),
+        }
+    }
+
+    fn run_job(&self, job: &str, scheduled_for: &str) -> Result<()> {
+        match job {
+            "recurring" => gifts::run_recurring(scheduled_for),
+            other => Err(Error::msg(format!("no job `{other}`"))),
+        }
+    }
+}
+
+kith_plugin_sdk::register_plugin!(Donors);
+
+#[cfg(test)]
+mod tests;

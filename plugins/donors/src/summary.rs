@@ -1,0 +1,210 @@
+//! Computed fields: `Contact.donorSummary`, `Household.giving`, `Pledge.progress`, each for a
+//! whole page with a few aggregates (never a query per record).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kith_plugin_sdk::Result;
+use kith_plugin_sdk::aggregate::{self, Aggregate, Bucket};
+use rust_decimal::Decimal;
+use serde_json::{Value as Json, json};
+
+use crate::util::{Date, base_currency, decimal_text, level_for, money};
+
+/// What a donor gave, per year.
+#[derive(Debug, Default, Clone)]
+pub struct Giving {
+    /// Year → (gifts, total).
+    pub years: BTreeMap<i32, (i64, Decimal)>,
+    /// First and last gift dates.
+    pub first: Option<String>,
+    pub last: Option<String>,
+    /// The largest gift.
+    pub largest: Option<Decimal>,
+}
+
+impl Giving {
+    fn lifetime(&self) -> Decimal {
+        self.years.values().map(|(_, total)| *total).sum()
+    }
+
+    fn count(&self) -> i64 {
+        self.years.values().map(|(n, _)| *n).sum()
+    }
+
+    fn year(&self, year: i32) -> Decimal {
+        self.years.get(&year).map(|(_, total)| *total).unwrap_or_default()
+    }
+
+    /// FEEP status in `year`.
+    pub fn status(&self, year: i32) -> Option<&'static str> {
+        let this = self.years.contains_key(&year);
+        let last = self.years.contains_key(&(year - 1));
+        let before = self.years.keys().any(|y| *y < year - 1);
+        match (this, last, before) {
+            (true, true, _) => Some("RETAINED"),
+            (true, false, true) => Some("RECOVERED"),
+            (true, false, false) => Some("NEW"),
+            (false, true, _) => Some("LAPSED"),
+            (false, false, true) => Some("INACTIVE"),
+            (false, false, false) => None,
+        }
+    }
+}
+
+/// Received gifts in the base currency of `donors` (contact ids), per donor, up to the end of
+/// `until_year`.
+pub fn giving_of(donors: &[String], until_year: i32) -> Result<BTreeMap<String, Giving>> {
+    let currency = base_currency()?;
+    let filter = json!({
+        "contactId": {"in": donors},
+        "status": {"eq": "RECEIVED"},
+        "amountCurrency": {"eq": currency},
+        "receivedDate": {"lt": Date::new_year(until_year + 1).to_string()},
+    });
+    let rows = aggregate::run(
+        "donation",
+        &Aggregate::new()
+            .filter(filter)
+            .group_by("contactId")
+            .group_by_bucket("receivedDate", Bucket::Year)
+            .count()
+            .sum("amount")
+            .min("receivedDate")
+            .max("receivedDate")
+            .max("amount")
+            .limit(100_000),
+    )?;
+    let mut out: BTreeMap<String, Giving> = BTreeMap::new();
+    for row in rows {
+        let (Some(donor), Some(year)) = (row.key(0), row.key(1).and_then(Date::parse)) else { continue };
+        let giving = out.entry(donor.to_owned()).or_default();
+        giving.years.insert(year.year, (row.int(0).unwrap_or(0), decimal_text(row.value(1))));
+        if let Some(first) = row.value(2)
+            && giving.first.as_deref().is_none_or(|f| first < f)
+        {
+            giving.first = Some(first.to_owned());
+        }
+        if let Some(last) = row.value(3)
+            && giving.last.as_deref().is_none_or(|l| last > l)
+        {
+            giving.last = Some(last.to_owned());
+        }
+        let largest = decimal_text(row.value(4));
+        if giving.largest.is_none_or(|l| largest > l) {
+            giving.largest = Some(largest);
+        }
+    }
+    Ok(out)
+}
+
+/// `Contact.donorSummary` for a page of contacts.
+pub fn donor_summaries(ids: &[String]) -> Result<Vec<Json>> {
+    let currency = base_currency()?;
+    let year = Date::today().year;
+    let giving = giving_of(ids, year)?;
+    let credits = aggregate::run(
+        "softCredit",
+        &Aggregate::new()
+            .filter(json!({"contactId": {"in": ids}, "amountCurrency": {"eq": currency}}))
+            .group_by("contactId")
+            .sum("amount"),
+    )?;
+    let credit_of =
+        |id: &str| credits.iter().find(|r| r.key(0) == Some(id)).map(|r| decimal_text(r.value(0))).unwrap_or_default();
+    ids.iter()
+        .map(|id| {
+            let soft = credit_of(id);
+            let Some(g) = giving.get(id) else {
+                return Ok(if soft > Decimal::ZERO {
+                    json!({"currency": currency, "lifetimeGiving": "0", "giftCount": 0, "givingThisYear": "0",
+                           "givingLastYear": "0", "softCredits": money(soft), "level": level_for(Decimal::ZERO)?})
+                } else {
+                    Json::Null
+                });
+            };
+            let lifetime = g.lifetime();
+            Ok(json!({
+                "currency": currency,
+                "lifetimeGiving": money(lifetime),
+                "giftCount": g.count(),
+                "firstGiftDate": g.first,
+                "lastGiftDate": g.last,
+                "largestGift": g.largest.map(money),
+                "givingThisYear": money(g.year(year)),
+                "givingLastYear": money(g.year(year - 1)),
+                "softCredits": money(soft),
+                "level": level_for(lifetime)?,
+                "status": g.status(year),
+            }))
+        })
+        .collect()
+}
+
+/// `Household.giving` for a page of households.
+pub fn household_giving(ids: &[String]) -> Result<Vec<Json>> {
+    let members = crate::util::all("householdMember", json!({"householdId": {"in": ids}}), 100_000)?;
+    let mut by_household: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for member in &members {
+        if let (Some(household), Some(contact)) = (member.str("householdId"), member.str("contactId")) {
+            by_household.entry(household).or_default().push(contact.to_owned());
+        }
+    }
+    let contacts: Vec<String> = by_household.values().flatten().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let year = Date::today().year;
+    let giving = if contacts.is_empty() { BTreeMap::new() } else { giving_of(&contacts, year)? };
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let people = by_household.get(id.as_str()).cloned().unwrap_or_default();
+            let (mut lifetime, mut this, mut last, mut count) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, 0);
+            for person in &people {
+                if let Some(g) = giving.get(person) {
+                    lifetime += g.lifetime();
+                    this += g.year(year);
+                    last += g.year(year - 1);
+                    count += g.count();
+                }
+            }
+            json!({"members": people.len(), "lifetimeGiving": money(lifetime), "givingThisYear": money(this),
+                   "givingLastYear": money(last), "giftCount": count})
+        })
+        .collect())
+}
+
+/// `Pledge.progress` for a page of pledges.
+pub fn pledge_progress(ids: &[String]) -> Result<Vec<Json>> {
+    let pledges = crate::util::all("pledge", json!({"id": {"in": ids}}), ids.len())?;
+    let rows = aggregate::run(
+        "donation",
+        &Aggregate::new()
+            .filter(json!({"pledgeId": {"in": ids}}))
+            .group_by("pledgeId")
+            .group_by("status")
+            .count()
+            .sum("amount"),
+    )?;
+    let today = Date::today().to_string();
+    let due = aggregate::run(
+        "donation",
+        &Aggregate::new()
+            .filter(json!({"pledgeId": {"in": ids}, "status": {"eq": "PLEDGED"}, "receivedDate": {"lte": today}}))
+            .group_by("pledgeId")
+            .count(),
+    )?;
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let total = pledges
+                .iter()
+                .find(|p| &p.id == id)
+                .and_then(|p| crate::util::decimal(p.fields.get("total")))
+                .unwrap_or_default();
+            let received = rows.iter().find(|r| r.key(0) == Some(id.as_str()) && r.key(1) == Some("RECEIVED"));
+            let paid = received.map(|r| decimal_text(r.value(1))).unwrap_or_default();
+            let count = received.and_then(|r| r.int(0)).unwrap_or(0);
+            let due_now = due.iter().find(|r| r.key(0) == Some(id.as_str())).and_then(|r| r.int(0)).unwrap_or(0);
+            json!({"paid": money(paid), "balance": money((total - paid).max(Decimal::ZERO)), "installmentsPaid": count,
+                   "installmentsDue": due_now})
+        })
+        .collect())
+}
