@@ -65,7 +65,8 @@ pub struct Aggregate {
     pub group_by: Vec<(String, Option<Bucket>)>,
     /// 1 to 10 metrics, each on a field (none for a plain count).
     pub metrics: Vec<(Metric, Option<String>)>,
-    /// Most groups returned (default 10,000, at most 100,000), ordered by their keys.
+    /// Most groups returned (default 10,000, at most 100,000), ordered by their keys (missing
+    /// keys first).
     pub limit: u32,
 }
 

@@ -4,6 +4,7 @@
 mod cli;
 mod concurrency;
 mod contracts;
+mod donors;
 mod extensions;
 mod graphql;
 mod http;

@@ -102,7 +102,7 @@ fn bucket_sql(backend: DbBackend, column: &str, kind: &FieldKind, bucket: Bucket
 }
 
 /// Computes `metrics` over the live records of `object` matching `filter`, grouped by
-/// `group_by`, ordered by the keys, at most `limit` groups.
+/// `group_by`, ordered by the keys (missing keys first), at most `limit` groups.
 pub async fn aggregate<C: ConnectionTrait>(
     db: &C,
     object: &ObjectDef,
@@ -188,8 +188,13 @@ pub async fn aggregate<C: ConnectionTrait>(
         cond = cond.add(live);
     }
     select.cond_where(cond);
+    // The same order on both databases: missing keys first.
     for i in 0..group_by.len() {
-        select.order_by(Alias::new(format!("k{i}")), sea_orm::sea_query::Order::Asc);
+        select.order_by_with_nulls(
+            Alias::new(format!("k{i}")),
+            sea_orm::sea_query::Order::Asc,
+            sea_orm::sea_query::NullOrdering::First,
+        );
     }
     select.limit(u64::from(limit));
     let rows = db.query_all(&select).await?;

@@ -149,31 +149,6 @@ pub fn refund(arguments: &Json) -> Result<Json> {
     Ok(json!(id))
 }
 
-/// `createRecurringDonation`.
-pub fn create_recurring(arguments: &Json) -> Result<Json> {
-    let contact = str_arg(arguments, "contactId").unwrap_or_default();
-    existing("contact", contact, "contactId")?;
-    let amount = amount_arg(arguments, "amount")?;
-    let currency = currency_arg(arguments)?;
-    let frequency = str_arg(arguments, "frequency").unwrap_or_default();
-    if frequency_months(frequency).is_none() {
-        return Err(Error::invalid("frequency", "MONTHLY, QUARTERLY or YEARLY"));
-    }
-    let start = date_arg(arguments, "startDate")?.ok_or_else(|| Error::invalid("startDate", "is required"))?;
-    let mut fields = json!({
-        "contactId": contact, "amount": money(amount), "amountCurrency": currency, "frequency": frequency,
-        "startDate": start.to_string(), "nextDueDate": start.to_string(), "status": "ACTIVE",
-    });
-    for field in ["fundId", "campaignId"] {
-        if let Some(value) = str_arg(arguments, field) {
-            fields[field] = json!(value);
-        }
-    }
-    let plan =
-        records::create("recurringDonation", &fields).map_err(|e| as_argument(e, "amountCurrency", "currency"))?;
-    Ok(json!(plan.id))
-}
-
 /// `pauseRecurringDonation` (resume = false) and `resumeRecurringDonation`.
 pub fn set_recurring_active(arguments: &Json, resume: bool) -> Result<Json> {
     let id = str_arg(arguments, "id").unwrap_or_default();
@@ -205,30 +180,15 @@ pub fn set_recurring_active(arguments: &Json, resume: bool) -> Result<Json> {
     Ok(json!(id))
 }
 
-/// `createPledge`: the pledge and one expected (PLEDGED) gift per installment.
-pub fn create_pledge(arguments: &Json) -> Result<Json> {
-    let contact = str_arg(arguments, "contactId").unwrap_or_default();
-    existing("contact", contact, "contactId")?;
-    let total = amount_arg(arguments, "total")?;
-    let currency = currency_arg(arguments)?;
-    let installments = arguments.get("installments").and_then(Json::as_i64).unwrap_or(0);
-    if !(1..=120).contains(&installments) {
-        return Err(Error::invalid("installments", "between 1 and 120"));
-    }
-    let frequency = str_arg(arguments, "frequency").unwrap_or_default();
-    let months =
-        frequency_months(frequency).ok_or_else(|| Error::invalid("frequency", "MONTHLY, QUARTERLY or YEARLY"))?;
-    let start = date_arg(arguments, "startDate")?.ok_or_else(|| Error::invalid("startDate", "is required"))?;
-    let mut fields = json!({
-        "contactId": contact, "total": money(total), "totalCurrency": currency, "installments": installments,
-        "frequency": frequency, "startDate": start.to_string(),
-    });
-    for field in ["fundId", "campaignId"] {
-        if let Some(value) = str_arg(arguments, field) {
-            fields[field] = json!(value);
-        }
-    }
-    let pledge = records::create("pledge", &fields).map_err(|e| as_argument(e, "totalCurrency", "currency"))?;
+/// On `pledge.created`: one expected (PLEDGED) gift per installment, keyed so that a
+/// redelivered event creates none twice.
+pub fn on_pledge(event: &Event) -> Result<()> {
+    let Some(id) = event.record_id.as_deref() else { return Ok(()) };
+    let pledge = event.record();
+    let total = decimal(pledge.get("total")).unwrap_or_default();
+    let installments = pledge.get("installments").and_then(Json::as_i64).unwrap_or(1).clamp(1, 120);
+    let months = frequency_months(pledge.get("frequency").and_then(Json::as_str).unwrap_or_default()).unwrap_or(1);
+    let Some(start) = pledge.get("startDate").and_then(Json::as_str).and_then(Date::parse) else { return Ok(()) };
     // Equal installments to the cent; the last one takes the remainder.
     let each = (total / Decimal::from(installments)).round_dp(2);
     let mut left = total;
@@ -236,33 +196,66 @@ pub fn create_pledge(arguments: &Json) -> Result<Json> {
         let amount = if i == installments - 1 { left } else { each };
         left -= amount;
         let mut gift = json!({
-            "contactId": contact, "amount": money(amount), "amountCurrency": currency, "status": "PLEDGED",
-            "receivedDate": start.add_months(months * i as u32).to_string(), "pledgeId": pledge.id,
-            "expectedKey": format!("pledge:{}:{}", pledge.id, i + 1),
+            "amount": money(amount), "amountCurrency": pledge.get("totalCurrency"), "status": "PLEDGED",
+            "receivedDate": start.add_months(months * i as u32).to_string(), "pledgeId": id,
+            "expectedKey": format!("pledge:{id}:{}", i + 1),
         });
-        for field in ["fundId", "campaignId"] {
-            if let Some(value) = fields.get(field) {
+        for field in ["contactId", "fundId", "campaignId"] {
+            if let Some(value) = pledge.get(field).filter(|v| !v.is_null()) {
                 gift[field] = value.clone();
             }
         }
-        records::create("donation", &gift)?;
+        match records::create("donation", &gift) {
+            Ok(_) => {}
+            Err(err) if err.code == ErrorCode::Conflict => {}
+            Err(err) => return Err(err),
+        }
     }
-    Ok(json!(pledge.id))
+    Ok(())
 }
 
-/// Every donation write: a donor, a positive amount.
+/// Every write of a donation, standing order or pledge: a donor and positive amounts; a new
+/// standing order starts ACTIVE and falls due on its start date.
 pub fn check(change: &Change) -> Verdict {
     if change.operation == Operation::Delete {
         return Verdict::Allow;
     }
     let after = &change.after;
     let has = |field: &str| after.get(field).and_then(Json::as_str).is_some_and(|s| !s.is_empty());
-    if !has("contactId") && !has("companyId") {
-        return Verdict::Deny("a donation needs a donor: contactId or companyId".into());
-    }
-    match decimal(after.get("amount")) {
-        Some(amount) if amount > Decimal::ZERO => Verdict::Allow,
-        _ => Verdict::Deny("a donation's amount must be more than 0".into()),
+    let positive = |field: &str| decimal(after.get(field)).is_some_and(|amount| amount > Decimal::ZERO);
+    match change.object.as_str() {
+        "donation" => {
+            if !has("contactId") && !has("companyId") {
+                return Verdict::Deny("a donation needs a donor: contactId or companyId".into());
+            }
+            if !positive("amount") {
+                return Verdict::Deny("a donation's amount must be more than 0".into());
+            }
+            Verdict::Allow
+        }
+        "recurringDonation" => {
+            if !positive("amount") {
+                return Verdict::Deny("a recurring donation's amount must be more than 0".into());
+            }
+            let mut defaults = serde_json::Map::new();
+            if !has("status") {
+                defaults.insert("status".into(), json!("ACTIVE"));
+            }
+            if !has("nextDueDate") && change.operation == Operation::Create {
+                defaults.insert("nextDueDate".into(), after.get("startDate").cloned().unwrap_or(Json::Null));
+            }
+            if defaults.is_empty() { Verdict::Allow } else { Verdict::Modify(defaults) }
+        }
+        "pledge" => {
+            if !positive("total") {
+                return Verdict::Deny("a pledge's total must be more than 0".into());
+            }
+            match after.get("installments").and_then(Json::as_i64) {
+                Some(n) if (1..=120).contains(&n) => Verdict::Allow,
+                _ => Verdict::Deny("a pledge has 1 to 120 installments".into()),
+            }
+        }
+        _ => Verdict::Allow,
     }
 }
 

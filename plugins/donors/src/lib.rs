@@ -4,10 +4,12 @@
 //!   gifts while PLEDGED) with soft credits and tributes, recurring donations, pledges, receipts.
 //! - `Contact.donorSummary`, `Household.giving`, `Pledge.progress`: computed a page at a time.
 //! - Reports: `donorRetention`, `lybunt`, `sybunt`, `campaignProgress`, `givingSummary`.
-//! - Mutations: `recordDonation`, `refundDonation`, `createRecurringDonation`,
-//!   `pauseRecurringDonation`, `resumeRecurringDonation`, `createPledge`,
-//!   `issueYearEndReceipts`, `importDonations`.
-//! - A thank-you task for each received gift; a daily job for standing orders.
+//! - Mutations: `recordDonation`, `refundDonation`, `pauseRecurringDonation`,
+//!   `resumeRecurringDonation`, `issueYearEndReceipts`, `importDonations`; standing orders and
+//!   pledges are created with the generic `createRecurringDonation` / `createPledge`, which its
+//!   before-write hook vets and completes.
+//! - A thank-you task for each received gift, a pledge's installments as expected gifts, a daily
+//!   job for standing orders.
 
 mod gifts;
 mod import;
@@ -26,15 +28,13 @@ impl Plugin for Donors {
     fn on_event(&self, event: &Event) -> Result<()> {
         match event.kind.as_str() {
             "donation.created" | "donation.updated" => gifts::on_event(event),
+            "pledge.created" => gifts::on_pledge(event),
             _ => Ok(()),
         }
     }
 
     fn before_write(&self, change: &Change) -> Verdict {
-        match change.object.as_str() {
-            "donation" => gifts::check(change),
-            _ => Verdict::Allow,
-        }
+        gifts::check(change)
     }
 
     fn compute_field(&self, object: &str, field: &str, ids: &[String]) -> Result<Vec<serde_json::Value>> {
@@ -56,10 +56,8 @@ impl Plugin for Donors {
             "givingSummary" => reports::giving_summary(arguments),
             "recordDonation" => gifts::record(arguments),
             "refundDonation" => gifts::refund(arguments),
-            "createRecurringDonation" => gifts::create_recurring(arguments),
             "pauseRecurringDonation" => gifts::set_recurring_active(arguments, false),
             "resumeRecurringDonation" => gifts::set_recurring_active(arguments, true),
-            "createPledge" => gifts::create_pledge(arguments),
             "issueYearEndReceipts" => receipts::issue(arguments),
             "importDonations" => import::import(arguments),
             other => Err(Error::msg(format!("no operation `{other}`"))),

@@ -207,13 +207,15 @@ fn campaigns_and_giving_summaries() {
 fn standing_orders_create_expected_gifts_once_and_lapse() {
     let host = host().setting("lapse_after_missed", json!(2));
     let ada = host.insert("contact", json!({"firstName": "Ada"}));
-    let plan = call(
-        &host,
-        "createRecurringDonation",
-        json!({"contactId": ada, "amount": "15", "frequency": "MONTHLY", "startDate": "2026-04-15"}),
-    )
-    .unwrap();
-    let plan = plan.as_str().unwrap().to_owned();
+    let fields = json!({"contactId": ada, "amount": "15", "amountCurrency": "USD", "frequency": "MONTHLY", "startDate": "2026-04-15"});
+    // A new standing order starts ACTIVE, due on its start date.
+    let verdict = host.before_write::<Donors>(&Change::create("recurringDonation", fields.clone()));
+    let Verdict::Modify(defaults) = verdict else { panic!("{verdict:?}") };
+    assert_eq!(defaults["status"], "ACTIVE");
+    assert_eq!(defaults["nextDueDate"], "2026-04-15");
+    let mut fields = fields;
+    fields.as_object_mut().unwrap().extend(defaults);
+    let plan = host.insert("recurringDonation", fields);
     // Due on Apr 15, May 15 and Jun 15: three expected gifts, then the next due date is Jul 15.
     host.run_job::<Donors>("recurring").unwrap();
     host.run_job::<Donors>("recurring").unwrap();
@@ -230,19 +232,21 @@ fn standing_orders_create_expected_gifts_once_and_lapse() {
     assert_eq!(host.record("recurringDonation", &plan).unwrap().str("status"), Some("ACTIVE"));
     call(&host, "pauseRecurringDonation", json!({"id": plan})).unwrap();
     assert_eq!(host.record("recurringDonation", &plan).unwrap().str("status"), Some("PAUSED"));
+    let zero = json!({"contactId": ada, "amount": "0", "frequency": "MONTHLY", "startDate": "2026-04-15"});
+    assert!(matches!(host.before_write::<Donors>(&Change::create("recurringDonation", zero)), Verdict::Deny(_)));
 }
 
 #[test]
 fn pledges_schedule_installments_and_track_the_balance() {
     let host = host();
     let ada = host.insert("contact", json!({"firstName": "Ada"}));
-    let pledge = call(
-        &host,
-        "createPledge",
-        json!({"contactId": ada, "total": "100", "installments": 3, "frequency": "QUARTERLY", "startDate": "2026-01-01"}),
-    )
-    .unwrap();
-    let pledge = pledge.as_str().unwrap().to_owned();
+    let fields = json!({"contactId": ada, "total": "100", "totalCurrency": "USD", "installments": 3, "frequency": "QUARTERLY", "startDate": "2026-01-01"});
+    assert_eq!(host.before_write::<Donors>(&Change::create("pledge", fields.clone())), Verdict::Allow);
+    let bad = json!({"contactId": ada, "total": "100", "installments": 0});
+    assert!(matches!(host.before_write::<Donors>(&Change::create("pledge", bad)), Verdict::Deny(_)));
+    let pledge = host.insert("pledge", fields.clone());
+    let event = Event::new("pledge.created", "pledge", Some(&pledge), fields);
+    host.on_event::<Donors>(&event).unwrap();
     let mut gifts = host.records("donation");
     gifts.sort_by(|a, b| a.str("receivedDate").cmp(&b.str("receivedDate")));
     let amounts: Vec<_> = gifts.iter().map(|g| (g.str("receivedDate").unwrap(), g.str("amount").unwrap())).collect();

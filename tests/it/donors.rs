@@ -1,0 +1,294 @@
+//! The donor management plugin end to end, through GraphQL on SQLite and PostgreSQL: gifts and
+//! their checks, the donor summary, retention reports, refunds, receipts, imports, standing
+//! orders, pledges, campaigns and households.
+
+use chrono::Datelike;
+use kith_core::domain::actor::{Actor, Role};
+use kith_core::plugin::manager::Grants;
+use kith_core::plugin::{bundled, start_runtime};
+use kith_tests::TestDb;
+use serde_json::{Value, json};
+
+use crate::graphql::{Server, code, token};
+use crate::plugins::{config, eventually};
+
+fn donors() -> (&'static str, &'static [u8]) {
+    let b = bundled::BUNDLED.iter().find(|b| b.id == "donors").expect("the donors plugin is bundled");
+    (b.manifest, b.component)
+}
+
+fn data<'a>(response: &'a Value, field: &str) -> &'a Value {
+    assert!(response["errors"].is_null(), "{response}");
+    &response["data"][field]
+}
+
+#[tokio::test]
+async fn a_charity_runs_its_fundraising_through_graphql() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start_with_body(&db, 1 << 20).await;
+        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let admin = Actor::system("test");
+        runtime.install(&admin, donors().0, donors().1).await.unwrap();
+        runtime.enable(&admin, "donors", Grants::All).await.unwrap();
+        runtime.refresh().await.unwrap();
+        let agent = token(&db, Role::Agent).await;
+        let manager = token(&db, Role::Manager).await;
+        let admin_token = token(&db, Role::Admin).await;
+        let year = chrono::Utc::now().year();
+        let (this, last, before) = (year, year - 1, year - 3);
+
+        let contact = |first: &str| {
+            let server = &server;
+            let agent = agent.clone();
+            let first = first.to_owned();
+            async move {
+                let r = server
+                    .gql(&agent, "mutation($f: String, $e: String) { createContact(input: {firstName: $f, lastName: \"Giver\", email: $e}) { id } }",
+                        json!({"f": first, "e": format!("{}@example.org", first.to_lowercase())}))
+                    .await;
+                data(&r, "createContact")["id"].as_str().unwrap().to_owned()
+            }
+        };
+        let ada = contact("Ada").await;
+        let bob = contact("Bob").await;
+        let cy = contact("Cy").await;
+
+        let record = "mutation($c: ID, $a: Decimal!, $d: Date, $cur: String, $camp: ID, $soft: JSON) {
+            recordDonation(contactId: $c, amount: $a, receivedDate: $d, currency: $cur, campaignId: $camp, softCredits: $soft, paymentMethod: CARD) }";
+        // Bad input: clear errors naming the argument, nothing written.
+        for (vars, field) in [
+            (json!({"c": ada, "a": "0"}), "amount"),
+            (json!({"c": ada, "a": "-5"}), "amount"),
+            (json!({"c": uuid::Uuid::now_v7().to_string(), "a": "5"}), "contactId"),
+            (json!({"c": ada, "a": "5", "cur": "XYZ"}), "currency"),
+            (json!({"c": ada, "a": "5", "d": "2026-02-30"}), "receivedDate"),
+            (json!({"c": ada, "a": "lots"}), "amount"),
+        ] {
+            let r = server.gql(&agent, record, vars.clone()).await;
+            assert_eq!(code(&r), "BAD_USER_INPUT", "{name} {vars}: {r}");
+            assert_eq!(r["errors"][0]["extensions"]["field"], field, "{name} {vars}: {r}");
+        }
+        assert_eq!(db.count_rows("p_donors_donation").await, 0, "{name}");
+        // The generic mutation is vetted by the plugin too.
+        let bare = server
+            .gql(
+                &agent,
+                "mutation { createDonation(input: {amount: \"5\", amountCurrency: \"USD\", status: RECEIVED}) { id } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(code(&bare), "REJECTED_BY_PLUGIN", "{name}: {bare}");
+
+        let campaign = server
+            .gql(&agent, "mutation { createCampaign(input: {name: \"Spring appeal\", goal: \"500\", goalCurrency: \"USD\"}) { id } }", json!({}))
+            .await;
+        let campaign = data(&campaign, "createCampaign")["id"].as_str().unwrap().to_owned();
+        let gifts = [
+            (&ada, "100", format!("{before}-03-01")),
+            (&ada, "50", format!("{last}-05-01")),
+            (&ada, "75.50", format!("{this}-01-15")),
+            (&bob, "40", format!("{last}-11-30")),
+            (&cy, "20", format!("{before}-06-06")),
+        ];
+        let mut ids = Vec::new();
+        for (who, amount, date) in &gifts {
+            let r = server.gql(&agent, record, json!({"c": who, "a": amount, "d": date, "camp": campaign})).await;
+            ids.push(data(&r, "recordDonation").as_str().unwrap().to_owned());
+        }
+        // A soft credit for Bob on a gift of Cy's this year.
+        let r = server.gql(&agent, record, json!({"c": cy, "a": "10", "d": format!("{this}-01-02"), "soft": [{"contactId": bob, "role": "SPOUSE"}]})).await;
+        ids.push(data(&r, "recordDonation").as_str().unwrap().to_owned());
+
+        let summary = "query($id: ID!) { contact(id: $id) { donorSummary { lifetimeGiving giftCount givingThisYear givingLastYear largestGift firstGiftDate lastGiftDate softCredits level status } } }";
+        let s = server.gql(&agent, summary, json!({"id": ada})).await;
+        let s = &data(&s, "contact")["donorSummary"];
+        assert_eq!(s["lifetimeGiving"], "225.5", "{name}: {s}");
+        assert_eq!((s["giftCount"].as_i64(), s["status"].as_str()), (Some(3), Some("RETAINED")), "{name}");
+        assert_eq!((s["givingThisYear"].as_str(), s["givingLastYear"].as_str()), (Some("75.5"), Some("50")), "{name}");
+        assert_eq!(s["level"], "Friend", "{name}");
+        let s = server.gql(&agent, summary, json!({"id": bob})).await;
+        assert_eq!(data(&s, "contact")["donorSummary"]["softCredits"], "10", "{name}");
+        assert_eq!(data(&s, "contact")["donorSummary"]["status"], "LAPSED", "{name}");
+        // A page of contacts with the summary: one plugin call.
+        let plugin = runtime.loaded("donors").unwrap();
+        let calls = plugin.calls();
+        let page = server
+            .gql(&agent, "{ contacts(first: 50) { edges { node { firstName donorSummary { status } donations { totalCount } } } } }", json!({}))
+            .await;
+        assert_eq!(data(&page, "contacts")["edges"].as_array().unwrap().len(), 3, "{name}");
+        assert_eq!(plugin.calls() - calls, 1, "{name}: one call for the page");
+
+        let retention = server
+            .gql(&manager, "query($y: Int!) { donorRetention(year: $y) { donorsLastYear donorsThisYear newDonors retainedDonors recoveredDonors lapsedDonors retentionRate } }", json!({"y": this}))
+            .await;
+        assert_eq!(
+            data(&retention, "donorRetention"),
+            &json!({"donorsLastYear": 2, "donorsThisYear": 2, "newDonors": 0, "retainedDonors": 1, "recoveredDonors": 1, "lapsedDonors": 1, "retentionRate": 0.5}),
+            "{name}"
+        );
+        assert_eq!(
+            code(&server.gql(&agent, "{ donorRetention(year: 2026) { newDonors } }", json!({})).await),
+            "FORBIDDEN"
+        );
+        let lybunt = server
+            .gql(&manager, "query($y: Int!) { lybunt(year: $y) { contactId name email lastGiftDate lastGiftAmount lifetimeGiving } }", json!({"y": this}))
+            .await;
+        assert_eq!(
+            data(&lybunt, "lybunt"),
+            &json!([{"contactId": bob, "name": "Bob Giver", "email": "bob@example.org", "lastGiftDate": format!("{last}-11-30"), "lastGiftAmount": "40", "lifetimeGiving": "40"}]),
+            "{name}"
+        );
+        let progress = server
+            .gql(
+                &agent,
+                "query($id: ID!) { campaignProgress(id: $id) { raised goal donors gifts percentOfGoal } }",
+                json!({"id": campaign}),
+            )
+            .await;
+        assert_eq!(
+            data(&progress, "campaignProgress"),
+            &json!({"raised": "285.5", "goal": "500", "donors": 3, "gifts": 5, "percentOfGoal": 57.1}),
+            "{name}"
+        );
+        let summary_rows = server
+            .gql(&manager, "query($f: Date!, $t: Date!) { givingSummary(from: $f, to: $t, groupBy: CAMPAIGN) { label total gifts donors } }",
+                json!({"f": format!("{before}-01-01"), "t": format!("{this}-12-31")}))
+            .await;
+        assert_eq!(
+            data(&summary_rows, "givingSummary"),
+            &json!([{"label": "(none)", "total": "10", "gifts": 1, "donors": 1}, {"label": "Spring appeal", "total": "285.5", "gifts": 5, "donors": 3}]),
+            "{name}"
+        );
+
+        // Refunds leave every total; a second refund is a conflict.
+        let refund = "mutation($id: ID!) { refundDonation(id: $id, reason: \"duplicate charge\") }";
+        data(&server.gql(&manager, refund, json!({"id": ids[2]})).await, "refundDonation");
+        assert_eq!(code(&server.gql(&manager, refund, json!({"id": ids[2]})).await), "CONFLICT", "{name}");
+        assert_eq!(
+            code(&server.gql(&manager, refund, json!({"id": uuid::Uuid::now_v7().to_string()})).await),
+            "NOT_FOUND",
+            "{name}"
+        );
+        let s = server.gql(&agent, summary, json!({"id": ada})).await;
+        assert_eq!(data(&s, "contact")["donorSummary"]["lifetimeGiving"], "150", "{name}");
+
+        // A received gift this month gets a thank-you task for the donor.
+        let recent = server.gql(&agent, record, json!({"c": ada, "a": "12"})).await;
+        data(&recent, "recordDonation");
+        eventually(10, "a thank-you task", || async {
+            let tasks = server
+                .gql(&agent, "query($id: ID) { activities(filter: {contactId: {eq: $id}, kind: {eq: TASK}}) { edges { node { subject } } } }", json!({"id": ada}))
+                .await;
+            tasks.to_string().contains("Thank Ada Giver for their gift of 12 USD").then_some(())
+        })
+        .await;
+
+        // Year-end receipts for last year: once per donor, however often it runs.
+        let receipts =
+            "mutation($y: Int!) { issueYearEndReceipts(year: $y) { issued alreadyIssued remaining receiptNumbers } }";
+        let first = server.gql(&manager, receipts, json!({"y": last})).await;
+        assert_eq!(data(&first, "issueYearEndReceipts")["issued"], 2, "{name}: {first}");
+        let again = server.gql(&manager, receipts, json!({"y": last})).await;
+        assert_eq!(
+            data(&again, "issueYearEndReceipts"),
+            &json!({"issued": 0, "alreadyIssued": 2, "remaining": 0, "receiptNumbers": []}),
+            "{name}"
+        );
+        assert_eq!(db.count_rows("p_donors_receipt").await, 2, "{name}");
+
+        // Import: good rows in, each bad row reported with its line.
+        let csv = format!(
+            "email,amount,date,fund\nada@example.org,30,{this}-02-02,General\nnobody@example.org,5,{this}-02-02,\nbob@example.org,abc,{this}-02-02,\n"
+        );
+        let imported = server
+            .gql(
+                &agent,
+                "mutation($csv: String!) { importDonations(csv: $csv) { imported rejected { line reason } } }",
+                json!({"csv": csv}),
+            )
+            .await;
+        let imported = data(&imported, "importDonations");
+        assert_eq!(imported["imported"], 1, "{name}: {imported}");
+        assert_eq!(
+            imported["rejected"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect::<Vec<_>>(),
+            vec![3, 4],
+            "{name}"
+        );
+
+        // A standing order: the daily job creates its expected gifts once.
+        let start = (chrono::Utc::now().date_naive() - chrono::Days::new(40)).format("%Y-%m-%d").to_string();
+        let plan = server
+            .gql(&agent, "mutation($c: ID!, $s: Date!) { createRecurringDonation(input: {contactId: $c, amount: \"15\", amountCurrency: \"USD\", frequency: MONTHLY, startDate: $s}) { id status nextDueDate } }",
+                json!({"c": cy, "s": start}))
+            .await;
+        let plan = data(&plan, "createRecurringDonation");
+        assert_eq!(
+            (plan["status"].as_str(), plan["nextDueDate"].as_str()),
+            (Some("ACTIVE"), Some(start.as_str())),
+            "{name}: the hook completes it"
+        );
+        let plan = plan["id"].as_str().unwrap().to_owned();
+        let run = "mutation { runPluginJob(id: \"donors\", job: \"recurring\") { status error } }";
+        assert_eq!(
+            data(&server.gql(&admin_token, run, json!({})).await, "runPluginJob")["status"],
+            "succeeded",
+            "{name}"
+        );
+        assert_eq!(
+            data(&server.gql(&admin_token, run, json!({})).await, "runPluginJob")["status"],
+            "succeeded",
+            "{name}"
+        );
+        let expected = server
+            .gql(
+                &agent,
+                "query($p: ID!) { donations(filter: {recurringDonationId: {eq: $p}}) { totalCount } }",
+                json!({"p": plan}),
+            )
+            .await;
+        assert_eq!(data(&expected, "donations")["totalCount"], 2, "{name}: two due dates in 40 days");
+
+        // A pledge in installments, with its progress.
+        let pledge = server
+            .gql(&agent, "mutation($c: ID!, $s: Date!) { createPledge(input: {contactId: $c, total: \"90\", totalCurrency: \"USD\", installments: 3, frequency: MONTHLY, startDate: $s}) { id } }",
+                json!({"c": bob, "s": format!("{this}-01-01")}))
+            .await;
+        let pledge = data(&pledge, "createPledge")["id"].as_str().unwrap().to_owned();
+        let pledge_query =
+            "query($id: ID!) { pledge(id: $id) { total progress { paid balance } donations { totalCount } } }";
+        let p = eventually(10, "the pledge's installments", || async {
+            let p = server.gql(&agent, pledge_query, json!({"id": pledge})).await;
+            (p["data"]["pledge"]["donations"]["totalCount"] == 3).then_some(p)
+        })
+        .await;
+        assert_eq!(data(&p, "pledge")["progress"], json!({"paid": "0", "balance": "90"}), "{name}");
+        let bad = server
+            .gql(&agent, "mutation($c: ID!) { createPledge(input: {contactId: $c, total: \"90\", totalCurrency: \"USD\", installments: 0, frequency: MONTHLY, startDate: \"2026-01-01\"}) { id } }", json!({"c": bob}))
+            .await;
+        assert_eq!(code(&bad), "REJECTED_BY_PLUGIN", "{name}: {bad}");
+
+        // A household's giving together.
+        let household =
+            server.gql(&agent, "mutation { createHousehold(input: {name: \"The Givers\"}) { id } }", json!({})).await;
+        let household = data(&household, "createHousehold")["id"].as_str().unwrap().to_owned();
+        for member in [&ada, &bob] {
+            let r = server
+                .gql(&agent, "mutation($h: ID!, $c: ID!) { createHouseholdMember(input: {householdId: $h, contactId: $c}) { id } }", json!({"h": household, "c": member}))
+                .await;
+            data(&r, "createHouseholdMember");
+        }
+        let h = server
+            .gql(
+                &agent,
+                "query($id: ID!) { household(id: $id) { giving { members lifetimeGiving } } }",
+                json!({"id": household}),
+            )
+            .await;
+        assert_eq!(data(&h, "household")["giving"], json!({"members": 2, "lifetimeGiving": "232"}), "{name}");
+
+        runtime.stop().await;
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
