@@ -57,7 +57,7 @@ async fn computed_fields_queries_and_mutations_work_through_graphql() {
 
         // A page of contacts with the computed field: one plugin call for the whole page.
         let plugin = runtime.loaded("welcome").unwrap();
-        let before = plugin.calls();
+        let before = plugin.compute_calls();
         let page = server
             .gql(
                 &agent,
@@ -65,7 +65,7 @@ async fn computed_fields_queries_and_mutations_work_through_graphql() {
                 json!({}),
             )
             .await;
-        assert_eq!(plugin.calls() - before, 1, "{name}: one call for the page");
+        assert_eq!(plugin.compute_calls() - before, 1, "{name}: one call for the page");
         let edges = page["data"]["contacts"]["edges"].as_array().unwrap_or_else(|| panic!("{name}: {page}"));
         assert_eq!(edges.len(), 6);
         for edge in edges {

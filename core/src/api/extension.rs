@@ -91,6 +91,41 @@ pub struct ComputedLoader {
     pub kith: Kith,
 }
 
+/// One plugin call for `field` of `object` over `ids`: the values in order, as JSON.
+async fn compute(
+    kith: &Kith,
+    plugin: &str,
+    object: &str,
+    field: &str,
+    ids: &[Uuid],
+) -> Result<Vec<Json>, Arc<async_graphql::Error>> {
+    let runtime = plugin_runtime(kith, plugin).map_err(Arc::new)?;
+    let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let fail = |message: String| Arc::new(coded(PLUGIN_FAILED, message));
+    let values = match runtime.call_compute_field(object, field, &texts).await {
+        Ok(Ok(values)) => values,
+        Ok(Err(reason)) => return Err(fail(format!("the plugin `{plugin}` could not compute `{field}`: {reason}"))),
+        Err(failure) => {
+            tracing::warn!(plugin = %plugin, field = %field, error = %failure, "computed field failed");
+            return Err(fail(format!("the plugin `{plugin}` failed computing `{field}`: {failure}")));
+        }
+    };
+    if values.len() != ids.len() {
+        return Err(fail(format!(
+            "the plugin `{plugin}` returned {} values of `{field}` for {} records",
+            values.len(),
+            ids.len()
+        )));
+    }
+    values
+        .iter()
+        .map(|text| {
+            serde_json::from_str(text)
+                .map_err(|_| fail(format!("the plugin `{plugin}` returned a `{field}` that is not JSON")))
+        })
+        .collect()
+}
+
 impl Loader<ComputedKey> for ComputedLoader {
     type Value = Json;
     type Error = Arc<async_graphql::Error>;
@@ -104,29 +139,8 @@ impl Loader<ComputedKey> for ComputedLoader {
         }
         let mut out = HashMap::with_capacity(keys.len());
         for ((plugin, object, field), ids) in groups {
-            let runtime = plugin_runtime(&self.kith, &plugin).map_err(Arc::new)?;
-            let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-            let fail = |message: String| Arc::new(coded(PLUGIN_FAILED, message));
-            let values = match runtime.call_compute_field(&object, &field, &texts).await {
-                Ok(Ok(values)) => values,
-                Ok(Err(reason)) => {
-                    return Err(fail(format!("the plugin `{plugin}` could not compute `{field}`: {reason}")));
-                }
-                Err(failure) => {
-                    tracing::warn!(plugin = %plugin, field = %field, error = %failure, "computed field failed");
-                    return Err(fail(format!("the plugin `{plugin}` failed computing `{field}`: {failure}")));
-                }
-            };
-            if values.len() != ids.len() {
-                return Err(fail(format!(
-                    "the plugin `{plugin}` returned {} values of `{field}` for {} records",
-                    values.len(),
-                    ids.len()
-                )));
-            }
-            for (id, text) in ids.into_iter().zip(values) {
-                let value = serde_json::from_str(&text)
-                    .map_err(|_| fail(format!("the plugin `{plugin}` returned a `{field}` that is not JSON")))?;
+            let values = compute(&self.kith, &plugin, &object, &field, &ids).await?;
+            for (id, value) in ids.into_iter().zip(values) {
                 out.insert(
                     ComputedKey { plugin: plugin.clone(), object: object.clone(), field: field.clone(), id },
                     value,
@@ -134,6 +148,41 @@ impl Loader<ComputedKey> for ComputedLoader {
             }
         }
         Ok(out)
+    }
+}
+
+/// Computed values fetched ahead for a whole page by its connection (per request).
+#[derive(Debug, Default)]
+pub struct ComputedCache(std::sync::Mutex<HashMap<ComputedKey, Json>>);
+
+/// Called by a connection once its page is read: every computed field the query selects on
+/// its nodes is fetched for the whole page in one plugin call now, instead of through the
+/// DataLoader (which waits for its batching delay). A failure here is left to the field's own
+/// resolver to report.
+pub async fn prefetch(ctx: &ResolverContext<'_>, def: &ObjectDef, ids: &[Uuid]) {
+    if ids.is_empty() {
+        return;
+    }
+    let (Ok(kith), Ok(cache)) = (crate::api::schema::kith(ctx), ctx.data::<ComputedCache>()) else { return };
+    let registry = kith.registry();
+    for extension in registry.extensions() {
+        for field in extension.fields.iter().filter(|f| f.object == def.name) {
+            if !ctx.look_ahead().field("edges").field("node").field(&field.name).exists() {
+                continue;
+            }
+            if let Ok(values) = compute(kith, &extension.plugin, &field.object, &field.name, ids).await {
+                let plugin: Arc<str> = Arc::from(extension.plugin.as_str());
+                let (object, name): (Arc<str>, Arc<str>) =
+                    (Arc::from(field.object.as_str()), Arc::from(field.name.as_str()));
+                let mut cache = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for (id, value) in ids.iter().zip(values) {
+                    cache.insert(
+                        ComputedKey { plugin: plugin.clone(), object: object.clone(), field: name.clone(), id: *id },
+                        value,
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -161,14 +210,22 @@ fn computed_field(extension: Arc<Extension>, field: ComputedField) -> Field {
         let field = field.clone();
         FieldFuture::new(async move {
             let record = ctx.parent_value.try_downcast_ref::<Record>()?;
-            let loader = ctx.data::<DataLoader<ComputedLoader>>()?;
             let key = ComputedKey {
                 plugin: Arc::from(extension.plugin.as_str()),
                 object: Arc::from(field.object.as_str()),
                 field: Arc::from(field.name.as_str()),
                 id: record.id(),
             };
-            let value = loader.load_one(key).await.map_err(|e| (*e).clone())?.unwrap_or(Json::Null);
+            let cached = ctx
+                .data_opt::<ComputedCache>()
+                .and_then(|cache| cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key));
+            let value = match cached {
+                Some(value) => value,
+                None => {
+                    let loader = ctx.data::<DataLoader<ComputedLoader>>()?;
+                    loader.load_one(key).await.map_err(|e| (*e).clone())?.unwrap_or(Json::Null)
+                }
+            };
             checked_output(&extension, &field.ty, value, &field.name).map(|v| Some(FieldValue::value(v)))
         })
     })

@@ -230,6 +230,8 @@ fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, 
             };
             let query = list_query(&ctx, &def, extra, limits).await?;
             let page = records::list(kith(&ctx)?.store.conn(), &def, &query).await.map_err(to_gql)?;
+            let ids: Vec<Uuid> = page.records.iter().map(|(_, r)| r.id()).collect();
+            crate::api::extension::prefetch(&ctx, &def, &ids).await;
             Ok(Some(FieldValue::owned_any(Connection { page, def, filter: query.filter })))
         })
     });
@@ -1557,7 +1559,8 @@ pub fn request_data(
     let request = request
         .data(DataLoader::new(RecordLoader { kith: kith.clone() }, tokio::spawn))
         .data(DataLoader::new(TagLoader { kith: kith.clone() }, tokio::spawn))
-        .data(DataLoader::new(crate::api::extension::ComputedLoader { kith: kith.clone() }, tokio::spawn));
+        .data(DataLoader::new(crate::api::extension::ComputedLoader { kith: kith.clone() }, tokio::spawn))
+        .data(crate::api::extension::ComputedCache::default());
     match actor {
         Some(actor) => request.data(actor),
         None => request,

@@ -279,6 +279,20 @@ fn host_error(err: Error) -> HostError {
     }
 }
 
+/// The custom field definitions a filter or sort order needs: none (and no query) unless the
+/// object has custom fields and they are mentioned.
+async fn custom_defs(
+    kith: &Kith,
+    def: &crate::domain::object::ObjectDef,
+    json: [Option<&Json>; 2],
+) -> Result<Vec<crate::domain::custom_field::CustomFieldDef>, Error> {
+    let mentioned = json.iter().flatten().any(|j| j.to_string().contains("customField"));
+    if !def.custom_fields || !mentioned {
+        return Ok(Vec::new());
+    }
+    custom_fields::for_object(kith.store.conn(), &def.name).await
+}
+
 fn to_wit(object: &str, record: &Record) -> CrmRecord {
     CrmRecord {
         object: object.to_owned(),
@@ -390,7 +404,7 @@ impl v1::kith::plugin::host::Host for HostState {
         let kith = &self.plugin.kith;
         let result = async {
             let def = kith.object(&object)?;
-            let custom = custom_fields::for_object(kith.store.conn(), &object).await?;
+            let custom = custom_defs(kith, &def, [filter.as_ref(), order_by.as_ref()]).await?;
             let filter = match &filter {
                 Some(json) => Filter::from_json(&def, &custom, json)?,
                 None => Filter::all(),
@@ -589,7 +603,7 @@ impl v1::kith::plugin::aggregate::Host for HostState {
         let kith = &self.plugin.kith;
         let result = async {
             let def = kith.object(&object)?;
-            let custom = custom_fields::for_object(kith.store.conn(), &object).await?;
+            let custom = custom_defs(kith, &def, [filter.as_ref(), None]).await?;
             let filter = match &filter {
                 Some(json) => Filter::from_json(&def, &custom, json)?,
                 None => Filter::all(),

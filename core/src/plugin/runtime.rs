@@ -61,6 +61,7 @@ pub struct LoadedPlugin {
     engine: PluginEngine,
     pool: Mutex<Vec<Warm>>,
     calls: std::sync::atomic::AtomicU64,
+    compute_calls: std::sync::atomic::AtomicU64,
     failed: std::sync::atomic::AtomicBool,
 }
 
@@ -117,6 +118,7 @@ impl LoadedPlugin {
             engine: engine.clone(),
             pool: Mutex::default(),
             calls: std::sync::atomic::AtomicU64::new(0),
+            compute_calls: std::sync::atomic::AtomicU64::new(0),
             failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -124,6 +126,11 @@ impl LoadedPlugin {
     /// How many calls into the plugin this process made (any export, failed ones too).
     pub fn calls(&self) -> u64 {
         self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many `compute-field` calls this process made (one per page and field).
+    pub fn compute_calls(&self) -> u64 {
+        self.compute_calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Notes that a call failed (its failure is being recorded).
@@ -264,6 +271,7 @@ impl LoadedPlugin {
         field: &str,
         ids: &[String],
     ) -> Result<Result<Vec<String>, String>, CallFailure> {
+        self.compute_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let budget = Duration::from_millis(self.manifest.limits.event_timeout_ms.max(1_000));
         let mut warm = self.instance().await?;
         let Some(extension) = warm.extension.clone() else { return Err(no_extension()) };
