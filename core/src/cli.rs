@@ -178,9 +178,9 @@ pub enum ImportObject {
 /// `kith import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// contacts or companies.
-    #[arg(value_enum)]
-    pub object: ImportObject,
+    /// contacts, companies, or what an enabled plugin imports (`donations` when a plugin
+    /// declares the mutation `importDonations(csv: String!)`).
+    pub object: String,
     /// The CSV file (with a header row).
     pub file: PathBuf,
     /// What to do with rows whose e-mail (domain) exists already.
@@ -413,7 +413,13 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 writeln!(io.stdout, "{}\t{}\t{}\t{}…\t{state}", token.id, token.name, token.role, token.prefix)?;
             }
         }
-        Command::Import(args) => import(kith, &system, args, io).await?,
+        Command::Import(args) => match args.object.as_str() {
+            "contacts" | "companies" => import(kith, &system, args, io).await?,
+            _ => {
+                let manager = crate::plugin::PluginManager::new(kith.clone(), &config.plugins)?;
+                plugin::import(&manager, &system, &args.object, &args.file, io).await?
+            }
+        },
         Command::Export(args) => {
             let object = match args.object {
                 ExportObject::Contacts => "contact",
@@ -456,10 +462,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
 }
 
 async fn import(kith: &Kith, actor: &Actor, args: ImportArgs, io: Io<'_>) -> anyhow::Result<()> {
-    let object = match args.object {
-        ImportObject::Contacts => "contact",
-        ImportObject::Companies => "company",
-    };
+    let object = if args.object == "contacts" { "contact" } else { "company" };
     let mut mapping = HashMap::new();
     for pair in &args.mappings {
         let (header, field) = pair.split_once('=').with_context(|| format!("--map `{pair}` is not HEADER=FIELD"))?;

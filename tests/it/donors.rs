@@ -292,3 +292,55 @@ async fn a_charity_runs_its_fundraising_through_graphql() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn the_cli_imports_gifts_and_runs_reports_through_the_plugin() {
+    let db = TestDb::sqlite().await;
+    {
+        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        runtime.install(&Actor::system("test"), donors().0, donors().1).await.unwrap();
+        runtime.enable(&Actor::system("test"), "donors", Grants::All).await.unwrap();
+        runtime.stop().await;
+    }
+    let env = vec![("KITH_PLUGINS__CACHE_DIR".to_owned(), config().cache_dir)];
+    let dir = kith_tests::temp_dir();
+    let people = dir.join("donors.csv");
+    std::fs::write(&people, "First Name,Last Name,Email\nAda,Lovelace,ada@example.org\nBob,Boole,bob@example.org\n")
+        .unwrap();
+    crate::cli::run_cli_env(&db.url, &["import", "contacts", people.to_str().unwrap()], "", env.clone()).await.unwrap();
+    let last = chrono::Utc::now().year() - 1;
+    let gifts = dir.join("gifts.csv");
+    std::fs::write(
+        &gifts,
+        format!("email,amount,date,fund\nada@example.org,50,{last}-03-01,General\nbob@example.org,-1,{last}-03-01,\ncarol@example.org,5,{last}-03-01,\n"),
+    )
+    .unwrap();
+    let out = crate::cli::run_cli_env(&db.url, &["import", "donations", gifts.to_str().unwrap()], "", env.clone())
+        .await
+        .unwrap();
+    assert!(out.stderr.contains("line 3: the amount must be more than 0"), "{}", out.stderr);
+    assert!(out.stderr.contains("line 4: no contact with the e-mail carol@example.org"), "{}", out.stderr);
+    assert!(out.stderr.contains("imported 1 donations (2 rejected) through plugin `donors`"), "{}", out.stderr);
+    let year = format!("year={}", last + 1);
+    let report =
+        crate::cli::run_cli_env(&db.url, &["plugin", "call", "donors", "lybunt", "--arg", &year], "", env.clone())
+            .await
+            .unwrap();
+    let rows: Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(rows[0]["name"], "Ada Lovelace", "{}", report.stdout);
+    let bad = crate::cli::run_cli_env(
+        &db.url,
+        &["plugin", "call", "donors", "lybunt", "--arg", "year=soon"],
+        "",
+        env.clone(),
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{bad:#}").contains("BAD_USER_INPUT: year"), "{bad:#}");
+    let unknown = crate::cli::run_cli_env(&db.url, &["import", "spaceships", gifts.to_str().unwrap()], "", env)
+        .await
+        .unwrap_err();
+    assert!(format!("{unknown:#}").contains("importSpaceships"), "{unknown:#}");
+    let _ = std::fs::remove_dir_all(dir);
+    db.cleanup().await;
+}

@@ -325,60 +325,21 @@ async fn run_operation(
     let actor = ctx
         .data_opt::<Actor>()
         .ok_or_else(|| coded("UNAUTHENTICATED", "a valid `Authorization: Bearer <token>` header is required"))?;
-    if !actor.role.allows(operation.role) {
-        return Err(coded("FORBIDDEN", format!("this needs the {} role; you have {}", operation.role, actor.role)));
-    }
-    // GraphQL checked the shapes; check the forms of Decimal, Date and DateTime too.
+    // GraphQL checked the shapes; `run_operation` checks the forms of Decimal, Date and
+    // DateTime, the role, and the answer.
     let mut arguments = serde_json::Map::new();
-    for (name, ty) in &operation.arguments {
-        let value = match ctx.args.get(name) {
-            Some(value) => value.as_value().clone().into_json().unwrap_or(Json::Null),
-            None => Json::Null,
-        };
-        if let Err(reason) = check_value(extension, ty, &value, name) {
-            return Err(async_graphql::Error::new(reason).extend_with(|_, ext| {
-                ext.set("code", "BAD_USER_INPUT");
-                ext.set("field", name.clone());
-            }));
+    for name in operation.arguments.keys() {
+        if let Some(value) = ctx.args.get(name) {
+            arguments.insert(name.clone(), value.as_value().clone().into_json().unwrap_or(Json::Null));
         }
-        arguments.insert(name.clone(), value);
     }
     let kith = crate::api::schema::kith(ctx)?;
-    let runtime = plugin_runtime(kith, &extension.plugin)?;
-    let write = operation.kind == OperationKind::Mutation;
-    let answer = runtime
-        .call_operation(&operation.name, &Json::Object(arguments).to_string(), &actor.name, write)
-        .await
-        .map_err(|failure| {
-            tracing::warn!(plugin = %extension.plugin, operation = %operation.name, error = %failure, "plugin operation failed");
-            coded(PLUGIN_FAILED, format!("the plugin `{}` failed answering `{}`: {failure}", extension.plugin, operation.name))
-        })?;
-    match answer {
-        Ok(text) => {
-            let value: Json = serde_json::from_str(&text).map_err(|_| {
-                coded(
-                    PLUGIN_FAILED,
-                    format!(
-                        "the plugin `{}` answered `{}` with text that is not JSON",
-                        extension.plugin, operation.name
-                    ),
-                )
-            })?;
-            checked_output(extension, &operation.returns, value, &operation.name)
-        }
-        Err(err) => {
-            use crate::plugin::host::v1::kith::plugin::types::ErrorCode;
-            let code = match err.code {
-                ErrorCode::InvalidInput => "BAD_USER_INPUT",
-                ErrorCode::NotFound => "NOT_FOUND",
-                ErrorCode::Conflict => "CONFLICT",
-                ErrorCode::Denied => "FORBIDDEN",
-                ErrorCode::LimitExceeded => "RATE_LIMITED",
-                ErrorCode::Unavailable | ErrorCode::Internal => PLUGIN_FAILED,
-            };
-            let field = err.field.clone();
-            Err(async_graphql::Error::new(err.message).extend_with(|_, ext| {
-                ext.set("code", code);
+    match crate::plugin::extension::run_operation(kith, extension, &operation.name, actor, &arguments).await {
+        Ok(value) => Ok(to_output(extension, &operation.returns, value)),
+        Err(failure) => {
+            let field = failure.field.clone();
+            Err(async_graphql::Error::new(failure.message).extend_with(|_, ext| {
+                ext.set("code", failure.code);
                 if let Some(field) = &field {
                     ext.set("field", field.clone());
                 }

@@ -113,6 +113,20 @@ pub enum PluginAction {
         #[arg(long, requires = "runs")]
         job: Option<String>,
     },
+    /// Call a plugin's query or mutation (as an admin) and print its JSON answer.
+    Call {
+        /// The plugin id.
+        id: String,
+        /// The operation (`donorRetention`, ...).
+        operation: String,
+        /// An argument: `NAME=VALUE`, the value read as JSON when it parses (`year=2026`), else
+        /// as text (repeatable).
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
+        /// An argument read from a file as text: `NAME=PATH` (repeatable).
+        #[arg(long = "arg-file", value_name = "NAME=PATH")]
+        arg_files: Vec<String>,
+    },
     /// Run a plugin's job now and wait for it (refused while another run of it is going on).
     RunJob {
         /// The plugin id.
@@ -314,6 +328,23 @@ pub async fn run(
                 )?;
             }
         }
+        PluginAction::Call { id, operation, args, arg_files } => {
+            let mut arguments = serde_json::Map::new();
+            for pair in &args {
+                let (name, value) =
+                    pair.split_once('=').with_context(|| format!("--arg `{pair}` is not NAME=VALUE"))?;
+                let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+                arguments.insert(name.to_owned(), value);
+            }
+            for pair in &arg_files {
+                let (name, path) =
+                    pair.split_once('=').with_context(|| format!("--arg-file `{pair}` is not NAME=PATH"))?;
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+                arguments.insert(name.to_owned(), serde_json::Value::String(text));
+            }
+            let answer = call_operation(manager, actor, &id, &operation, &arguments).await?;
+            writeln!(io.stdout, "{}", serde_json::to_string_pretty(&answer)?)?;
+        }
         PluginAction::RunJob { id, job } => {
             manager.start_for_command().await?;
             let outcome = crate::plugin::jobs::trigger(manager, actor, &id, &job).await;
@@ -325,6 +356,75 @@ pub async fn run(
             }
         }
     }
+    Ok(())
+}
+
+/// Loads the plugins (no background tasks), runs `operation` of plugin `id`, stops them.
+async fn call_operation(
+    manager: &std::sync::Arc<PluginManager>,
+    actor: &Actor,
+    id: &str,
+    operation: &str,
+    arguments: &serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    manager.start_for_command().await?;
+    manager.kith.attach_plugins(manager);
+    let registry = manager.kith.registry();
+    let outcome = match registry.extensions().iter().find(|e| e.plugin == id) {
+        Some(extension) => {
+            crate::plugin::extension::run_operation(&manager.kith, extension, operation, actor, arguments).await
+        }
+        None => {
+            manager.stop().await;
+            bail!("no enabled plugin `{id}` declares queries or mutations (see `kith plugin list`)");
+        }
+    };
+    manager.stop().await;
+    outcome.map_err(|failure| anyhow::anyhow!("{operation}: {failure}"))
+}
+
+/// `kith import OBJECT FILE.csv` for what a plugin imports: the enabled plugin declaring the
+/// mutation `import<Object>(csv: String!)` gets the file; each row it refused is printed with
+/// its line and reason.
+pub async fn import(
+    manager: &std::sync::Arc<PluginManager>,
+    actor: &Actor,
+    object: &str,
+    file: &Path,
+    io: Io<'_>,
+) -> anyhow::Result<()> {
+    let mut chars = object.chars();
+    let capitalised: String = chars.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(chars).collect();
+    let mutation = format!("import{capitalised}");
+    let mut found = None;
+    for row in manager.list().await?.into_iter().filter(|r| r.enabled) {
+        let manifest = Manifest::parse(&row.manifest)?;
+        let fits = manifest.mutations.iter().any(|m| m.name == mutation && m.arguments.contains_key("csv"));
+        if fits {
+            found = Some(row.id);
+            break;
+        }
+    }
+    let Some(plugin) = found else {
+        bail!(
+            "cannot import `{object}`: use contacts or companies, or enable a plugin that declares `{mutation}(csv: String!)`"
+        );
+    };
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("csv".into(), serde_json::Value::String(text));
+    let answer = call_operation(manager, actor, &plugin, &mutation, &arguments).await?;
+    let imported = answer.get("imported").and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let rejected = answer.get("rejected").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+    for row in &rejected {
+        writeln!(
+            io.stderr,
+            "line {}: {}",
+            row.get("line").and_then(serde_json::Value::as_i64).unwrap_or(0),
+            row.get("reason").and_then(serde_json::Value::as_str).unwrap_or("refused")
+        )?;
+    }
+    writeln!(io.stderr, "imported {imported} {object} ({} rejected) through plugin `{plugin}`", rejected.len())?;
     Ok(())
 }
 
