@@ -35,6 +35,8 @@ pub enum Metric {
     Min,
     /// The largest value.
     Max,
+    /// How many different values (`count_distinct("contactId")`: donors).
+    CountDistinct,
 }
 
 /// Date buckets (weeks start on Monday; UTC). A bucket's key is its first day (`2026-03-01`).
@@ -68,6 +70,8 @@ pub struct Aggregate {
     /// Most groups returned (default 10,000, at most 100,000), ordered by their keys (missing
     /// keys first).
     pub limit: u32,
+    /// Order by metric `.0` instead (descending when `.1`): with `limit`, the top N groups.
+    pub order: Option<(u32, bool)>,
 }
 
 impl Default for Aggregate {
@@ -83,7 +87,7 @@ impl Aggregate {
     /// assert!(kith_plugin_sdk::aggregate::Aggregate::new().metrics.is_empty());
     /// ```
     pub fn new() -> Aggregate {
-        Aggregate { filter: None, group_by: Vec::new(), metrics: Vec::new(), limit: 10_000 }
+        Aggregate { filter: None, group_by: Vec::new(), metrics: Vec::new(), limit: 10_000, order: None }
     }
 
     /// Only records matching `filter`.
@@ -161,6 +165,29 @@ impl Aggregate {
     /// ```
     pub fn max(mut self, field: &str) -> Aggregate {
         self.metrics.push((Metric::Max, Some(field.to_owned())));
+        self
+    }
+
+    /// How many different values `field` has in each group.
+    ///
+    /// ```
+    /// let q = kith_plugin_sdk::aggregate::Aggregate::new().count_distinct("contactId");
+    /// assert_eq!(q.metrics[0].0, kith_plugin_sdk::aggregate::Metric::CountDistinct);
+    /// ```
+    pub fn count_distinct(mut self, field: &str) -> Aggregate {
+        self.metrics.push((Metric::CountDistinct, Some(field.to_owned())));
+        self
+    }
+
+    /// Orders the groups by metric `index` (its position among the metrics), largest first when
+    /// `descending`: with [`Aggregate::limit`], the top N groups.
+    ///
+    /// ```
+    /// let q = kith_plugin_sdk::aggregate::Aggregate::new().group_by("contactId").sum("amount").order_by_metric(0, true).limit(10);
+    /// assert_eq!(q.order, Some((0, true)));
+    /// ```
+    pub fn order_by_metric(mut self, index: u32, descending: bool) -> Aggregate {
+        self.order = Some((index, descending));
         self
     }
 

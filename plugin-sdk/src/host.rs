@@ -138,11 +138,13 @@ mod imp {
                         Metric::Sum => wit_agg::MetricKind::Sum,
                         Metric::Min => wit_agg::MetricKind::Min,
                         Metric::Max => wit_agg::MetricKind::Max,
+                        Metric::CountDistinct => wit_agg::MetricKind::CountDistinct,
                     },
                     field: field.clone(),
                 })
                 .collect(),
             limit: query.limit,
+            order: query.order.map(|(metric, descending)| wit_agg::MetricOrder { metric, descending }),
         };
         let rows = wit_agg::aggregate(object, &request).map_err(Error::from_wit)?;
         Ok(rows.into_iter().map(|r| crate::aggregate::Row { keys: r.keys, values: r.values }).collect())

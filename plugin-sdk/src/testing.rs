@@ -562,7 +562,7 @@ impl TestHost {
             groups.entry(keys).or_default().push(record);
         }
         let mut rows = Vec::new();
-        for (keys, records) in groups.into_iter().take(query.limit as usize) {
+        for (keys, records) in groups {
             let mut values = Vec::new();
             for (metric, field) in &query.metrics {
                 let field_values: Vec<String> = match field {
@@ -572,6 +572,7 @@ impl TestHost {
                 values.push(match metric {
                     Metric::Count if field.is_none() => Some(records.len().to_string()),
                     Metric::Count => Some(field_values.len().to_string()),
+                    Metric::CountDistinct => Some(field_values.iter().collect::<BTreeSet<_>>().len().to_string()),
                     Metric::Sum => sum_exact(&field_values)?,
                     Metric::Min => field_values.iter().min_by(|a, b| compare_text(a, b)).cloned(),
                     Metric::Max => field_values.iter().max_by(|a, b| compare_text(a, b)).cloned(),
@@ -579,6 +580,24 @@ impl TestHost {
             }
             rows.push(crate::aggregate::Row { keys, values });
         }
+        if let Some((metric, descending)) = query.order {
+            let at = metric as usize;
+            if at >= query.metrics.len() {
+                return Err(Error::new(ErrorCode::InvalidInput, format!("there is no metric {metric}")));
+            }
+            // Stable: ties keep their key order. Missing values last.
+            rows.sort_by(|a, b| {
+                let (x, y) = (a.values[at].as_deref(), b.values[at].as_deref());
+                match (x, y) {
+                    (Some(x), Some(y)) if descending => compare_text(y, x),
+                    (Some(x), Some(y)) => compare_text(x, y),
+                    (None, None) => std::cmp::Ordering::Equal,
+                    (None, _) => std::cmp::Ordering::Greater,
+                    (_, None) => std::cmp::Ordering::Less,
+                }
+            });
+        }
+        rows.truncate(query.limit as usize);
         Ok(rows)
     }
 }

@@ -59,8 +59,18 @@ fn released_wit_versions_are_frozen() {
             assert!(listed.contains(&name), "schemas/wit/{name} is not listed in schemas/wit/RELEASED");
         }
     }
-    // The host runs every released major version.
-    assert!(kith_core::plugin::SUPPORTED_SDK.iter().any(|(major, _)| *major == 1));
+    // The host runs every released major version, up to the newest released minor, and the
+    // SDK is the newest release: a new WIT folder needs the host and the SDK to follow.
+    let newest = listed
+        .iter()
+        .filter_map(|v| {
+            let parts: Vec<u16> = v.trim_start_matches('v').split('.').filter_map(|n| n.parse().ok()).collect();
+            (parts.len() == 3).then(|| (parts[0], parts[1], parts[2]))
+        })
+        .max()
+        .unwrap();
+    assert!(kith_core::plugin::SUPPORTED_SDK.iter().any(|(major, minor)| (*major, *minor) == (newest.0, newest.1)));
+    assert_eq!(kith_plugin_sdk::SDK_VERSION, format!("{}.{}.{}", newest.0, newest.1, newest.2));
 }
 
 /// The committed manifest reference (`schemas/plugin/manifest-v1.toml`) shows every key the

@@ -230,7 +230,7 @@ async fn aggregates_group_sum_and_bucket_in_the_database() {
             Metric { kind: MetricKind::Max, field: Some("title".into()) },
         ];
         let by_currency = [GroupBy { field: "currency".into(), bucket: None }];
-        let rows = aggregate(conn, &deal, &Filter::all(), &by_currency, &metrics, 100).await.unwrap();
+        let rows = aggregate(conn, &deal, &Filter::all(), &by_currency, &metrics, 100, None).await.unwrap();
         let text: Vec<Value> = rows
             .iter()
             .map(|r| {
@@ -253,15 +253,23 @@ async fn aggregates_group_sum_and_bucket_in_the_database() {
             (Bucket::Day, vec![("2025-12-29", 1), ("2026-01-05", 1), ("2026-01-06", 1), ("2026-03-31", 1)]),
         ] {
             let group = [GroupBy { field: "expectedCloseDate".into(), bucket: Some(bucket) }];
-            let rows = aggregate(conn, &deal, &Filter::all(), &group, &metrics[..1], 100).await.unwrap();
+            let rows = aggregate(conn, &deal, &Filter::all(), &group, &metrics[..1], 100, None).await.unwrap();
             let got: Vec<(String, i64)> =
                 rows.iter().map(|r| (r.keys[0].to_string(), r.values[0].as_int().unwrap())).collect();
             let expected: Vec<(String, i64)> = expected.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
             assert_eq!(got, expected, "{name} {bucket:?}");
         }
+        // Ordered by a metric (the top N), and distinct counts.
+        let top = aggregate(conn, &deal, &Filter::all(), &by_currency, &metrics, 1, Some((1, true))).await.unwrap();
+        assert_eq!(top.len(), 1, "{name}");
+        assert_eq!(top[0].keys[0].to_string(), "USD", "{name}: the largest sum first");
+        let distinct = [Metric { kind: MetricKind::CountDistinct, field: Some("currency".into()) }];
+        let rows = aggregate(conn, &deal, &Filter::all(), &[], &distinct, 1, None).await.unwrap();
+        assert_eq!(rows[0].values[0].as_int(), Some(2), "{name}");
+        assert!(aggregate(conn, &deal, &Filter::all(), &[], &distinct, 1, Some((3, false))).await.is_err());
         // Datetimes bucket too (every deal was created this year).
         let group = [GroupBy { field: "createdAt".into(), bucket: Some(Bucket::Year) }];
-        let rows = aggregate(conn, &deal, &Filter::all(), &group, &metrics[..1], 100).await.unwrap();
+        let rows = aggregate(conn, &deal, &Filter::all(), &group, &metrics[..1], 100, None).await.unwrap();
         assert_eq!(rows.len(), 1, "{name}");
         assert_eq!(rows[0].keys[0].to_string(), format!("{}-01-01", Utc::now().format("%Y")), "{name}");
         // Bad requests are clear errors.
@@ -271,7 +279,8 @@ async fn aggregates_group_sum_and_bucket_in_the_database() {
             (vec![], Metric { kind: MetricKind::Sum, field: Some("title".into()) }, "not a number"),
             (vec![], Metric { kind: MetricKind::Max, field: None }, "name a field"),
         ] {
-            let err = aggregate(conn, &deal, &Filter::all(), &group, &[metric], 10).await.unwrap_err().to_string();
+            let err =
+                aggregate(conn, &deal, &Filter::all(), &group, &[metric], 10, None).await.unwrap_err().to_string();
             assert!(err.contains(part), "{name}: {err}");
         }
         db.cleanup().await;

@@ -784,3 +784,51 @@ async fn hook_successes_end_failure_streaks_and_suspended_fail_closed_hooks_refu
     manager.stop().await;
     db.cleanup().await;
 }
+
+/// What the README's run command does (`kith serve --enable-bundled-plugins`): every bundled
+/// plugin installed and enabled with all it requests; starting again changes nothing.
+#[tokio::test]
+async fn bundled_plugins_install_and_enable_on_start() {
+    let db = TestDb::sqlite().await;
+    let bundled = PluginsConfig { install_bundled: true, enable_bundled: true, ..config() };
+    for _ in 0..2 {
+        let manager = start_runtime(&db.kith, &bundled).await.unwrap();
+        for plugin in kith_core::plugin::bundled::BUNDLED {
+            let row = plugin_row(&db, plugin.id).await;
+            let manifest = kith_core::plugin::manifest::Manifest::parse(plugin.manifest).unwrap();
+            assert!(row.enabled && row.status == "active", "{}: {row:?}", plugin.id);
+            let (mut granted, mut requested) = (row.grants.clone(), manifest.capabilities.clone());
+            granted.sort();
+            requested.sort();
+            assert_eq!(granted, requested, "{}", plugin.id);
+            assert!(manager.loaded(plugin.id).is_some_and(|p| p.active), "{}", plugin.id);
+        }
+        manager.stop().await;
+    }
+    assert_eq!(kith_core::store::plugins::list(db.kith.store.conn()).await.unwrap().len(), 2);
+    db.cleanup().await;
+}
+
+/// A plugin sees no files, no environment and no network: the sandbox gives it nothing.
+#[tokio::test]
+async fn the_sandbox_has_no_files_environment_or_network() {
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let (manifest, wasm) = hostile("escaper");
+    let manifest = manifest.replace("[before_write]\nobjects = [\"contact\"]\non_failure = \"deny\"\n", "");
+    manager.install(&admin(), &manifest, &wasm).await.unwrap();
+    manager.set_setting(&admin(), "escaper", "mode", Some(json!("escape"))).await.unwrap();
+    manager.enable(&admin(), "escaper", Grants::All).await.unwrap();
+    contact(&db, "Ada", "ada@example.org").await;
+    let outcome = eventually(30, "the escape attempt", || async {
+        kith_core::store::plugins::kv_get(db.kith.store.conn(), "escaper", "escape").await.unwrap()
+    })
+    .await;
+    let outcome: serde_json::Value = serde_json::from_slice(&outcome).unwrap();
+    assert_eq!(outcome["file"], false, "{outcome}");
+    assert_eq!(outcome["dir"], false, "{outcome}");
+    assert_eq!((outcome["env"].as_u64(), outcome["home"].is_null()), (Some(0), true), "{outcome}");
+    assert_eq!(outcome["net"], false, "{outcome}");
+    manager.stop().await;
+    db.cleanup().await;
+}

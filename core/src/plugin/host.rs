@@ -596,6 +596,7 @@ impl v1::kith::plugin::aggregate::Host for HostState {
                     wit::MetricKind::Sum => MetricKind::Sum,
                     wit::MetricKind::Min => MetricKind::Min,
                     wit::MetricKind::Max => MetricKind::Max,
+                    wit::MetricKind::CountDistinct => MetricKind::CountDistinct,
                 },
                 field: m.field.clone(),
             })
@@ -615,6 +616,7 @@ impl v1::kith::plugin::aggregate::Host for HostState {
                 &group_by,
                 &metrics,
                 request.limit,
+                request.order.map(|o| (o.metric as usize, o.descending)),
             )
             .await?;
             Ok::<_, Error>(

@@ -22,6 +22,8 @@ pub enum MetricKind {
     Min,
     /// Largest value.
     Max,
+    /// Number of different values.
+    CountDistinct,
 }
 
 /// A metric, on a field (none for `Count`).
@@ -102,7 +104,8 @@ fn bucket_sql(backend: DbBackend, column: &str, kind: &FieldKind, bucket: Bucket
 }
 
 /// Computes `metrics` over the live records of `object` matching `filter`, grouped by
-/// `group_by`, ordered by the keys (missing keys first), at most `limit` groups.
+/// `group_by`, ordered by the keys (missing keys first) or by metric `order.0` (descending
+/// when `order.1`), at most `limit` groups.
 pub async fn aggregate<C: ConnectionTrait>(
     db: &C,
     object: &ObjectDef,
@@ -110,6 +113,7 @@ pub async fn aggregate<C: ConnectionTrait>(
     group_by: &[GroupBy],
     metrics: &[Metric],
     limit: u32,
+    order: Option<(usize, bool)>,
 ) -> Result<Vec<Row>> {
     if group_by.len() > 3 {
         return Err(DomainError::invalid("group-by", "at most 3 keys").into());
@@ -158,7 +162,13 @@ pub async fn aggregate<C: ConnectionTrait>(
                 let def = field(object, name, "metrics")?;
                 (format!("COUNT({})", def.column), FieldKind::Int)
             }
-            (_, None) => return Err(DomainError::invalid("metrics", "sum, min and max name a field").into()),
+            (MetricKind::CountDistinct, Some(name)) => {
+                let def = field(object, name, "metrics")?;
+                (format!("COUNT(DISTINCT {})", def.column), FieldKind::Int)
+            }
+            (_, None) => {
+                return Err(DomainError::invalid("metrics", "count-distinct, sum, min and max name a field").into());
+            }
             (kind, Some(name)) => {
                 let def = field(object, name, "metrics")?;
                 let function = match kind {
@@ -179,7 +189,7 @@ pub async fn aggregate<C: ConnectionTrait>(
                 (format!("{function}({})", def.column), def.kind.clone())
             }
         };
-        select.expr(Expr::cust(sql));
+        select.expr_as(Expr::cust(sql), Alias::new(format!("v{}", value_kinds.len())));
         value_kinds.push(kind);
     }
     let live = if object.soft_delete { Some(Expr::col(Alias::new("deleted_at")).is_null()) } else { None };
@@ -188,6 +198,16 @@ pub async fn aggregate<C: ConnectionTrait>(
         cond = cond.add(live);
     }
     select.cond_where(cond);
+    if let Some((metric, descending)) = order {
+        if metric >= metrics.len() {
+            return Err(DomainError::invalid("order", format!("there is no metric {metric}")).into());
+        }
+        select.order_by_with_nulls(
+            Alias::new(format!("v{metric}")),
+            if descending { sea_orm::sea_query::Order::Desc } else { sea_orm::sea_query::Order::Asc },
+            sea_orm::sea_query::NullOrdering::Last,
+        );
+    }
     // The same order on both databases: missing keys first.
     for i in 0..group_by.len() {
         select.order_by_with_nulls(

@@ -61,27 +61,78 @@ fn first_arg(arguments: &Json) -> Result<usize> {
     }
 }
 
-/// `donorRetention(year)`.
+/// How many different donors gave in `[from, to)`.
+fn donor_count(from: Option<Date>, to: Option<Date>) -> Result<i64> {
+    let rows = aggregate::run("donation", &Aggregate::new().filter(received(from, to)?).count_distinct("contactId"))?;
+    Ok(rows.first().and_then(|r| r.int(0)).unwrap_or(0))
+}
+
+/// `donorRetention(year)`, from five distinct counts (no donor list leaves the database):
+/// retained = |Y ∩ Y-1| = |Y| + |Y-1| − |Y ∪ Y-1|; new = |up to Y| − |before Y|;
+/// recovered = |Y| − retained − new; lapsed = |Y-1| − retained.
 pub fn retention(arguments: &Json) -> Result<Json> {
     let year = year_arg(arguments)?;
-    let this = donors(received(Some(Date::new_year(year)), Some(Date::new_year(year + 1)))?)?;
-    let last = donors(received(Some(Date::new_year(year - 1)), Some(Date::new_year(year)))?)?;
-    let before = donors(received(None, Some(Date::new_year(year - 1)))?)?;
-    let retained = this.keys().filter(|d| last.contains_key(*d)).count();
-    let recovered = this.keys().filter(|d| !last.contains_key(*d) && before.contains_key(*d)).count();
-    let new = this.len() - retained - recovered;
-    let lapsed = last.keys().filter(|d| !this.contains_key(*d)).count();
-    let rate = (!last.is_empty()).then(|| retained as f64 / last.len() as f64);
+    let (y, y1, y2) = (Date::new_year(year + 1), Date::new_year(year), Date::new_year(year - 1));
+    let this = donor_count(Some(y1), Some(y))?;
+    let last = donor_count(Some(y2), Some(y1))?;
+    let either = donor_count(Some(y2), Some(y))?;
+    let until_this = donor_count(None, Some(y))?;
+    let before_this = donor_count(None, Some(y1))?;
+    let retained = this + last - either;
+    let new = until_this - before_this;
+    let recovered = this - retained - new;
+    let lapsed = last - retained;
+    let rate = (last > 0).then(|| retained as f64 / last as f64);
     Ok(json!({
         "year": year,
-        "donorsLastYear": last.len(),
-        "donorsThisYear": this.len(),
+        "donorsLastYear": last,
+        "donorsThisYear": this,
         "newDonors": new,
         "retainedDonors": retained,
         "recoveredDonors": recovered,
         "lapsedDonors": lapsed,
         "retentionRate": rate,
     }))
+}
+
+/// The first `first` donors of `ranked` (aggregate groups by contact, in ranking order, read
+/// 500 at a time) who gave nothing in `year`.
+fn without_gifts_in(
+    year: i32,
+    first: usize,
+    ranked: impl Fn(u32) -> Result<Vec<kith_plugin_sdk::aggregate::Row>>,
+) -> Result<Vec<(String, Decimal, String)>> {
+    let mut out = Vec::new();
+    let mut limit = 500;
+    loop {
+        let rows = ranked(limit)?;
+        let candidates: Vec<&str> = rows.iter().filter_map(|r| r.key(0)).collect();
+        let mut filter = received(Some(Date::new_year(year)), Some(Date::new_year(year + 1)))?;
+        filter["contactId"] = json!({"in": candidates});
+        let gave: BTreeSet<String> = if candidates.is_empty() {
+            BTreeSet::new()
+        } else {
+            aggregate::run("donation", &Aggregate::new().filter(filter).group_by("contactId").count().limit(100_000))?
+                .iter()
+                .filter_map(|r| r.key(0).map(str::to_owned))
+                .collect()
+        };
+        out.clear();
+        for row in &rows {
+            let Some(donor) = row.key(0) else { continue };
+            if !gave.contains(donor) {
+                out.push((donor.to_owned(), decimal_text(row.value(0)), row.value(1).unwrap_or("").to_owned()));
+                if out.len() == first {
+                    return Ok(out);
+                }
+            }
+        }
+        // Fewer than asked and every ranked donor seen: that is all there are.
+        if (rows.len() as u32) < limit || limit >= 100_000 {
+            return Ok(out);
+        }
+        limit = (limit * 4).min(100_000);
+    }
 }
 
 /// The donors of `page` (contact ids, in order) with their last gift before `until`.
@@ -140,13 +191,20 @@ fn lapsed_rows(page: &[(String, Decimal)], until: Date) -> Result<Json> {
 pub fn lybunt(arguments: &Json) -> Result<Json> {
     let year = year_arg(arguments)?;
     let first = first_arg(arguments)?;
-    let this = donors(received(Some(Date::new_year(year)), Some(Date::new_year(year + 1)))?)?;
-    let last = donors(received(Some(Date::new_year(year - 1)), Some(Date::new_year(year)))?)?;
-    let mut lapsed: Vec<(&String, &(i64, Decimal, String))> =
-        last.iter().filter(|(d, _)| !this.contains_key(*d)).collect();
-    lapsed.sort_by(|a, b| b.1.1.cmp(&a.1.1).then_with(|| a.0.cmp(b.0)));
-    lapsed.truncate(first);
-    let ids: Vec<String> = lapsed.iter().map(|(id, _)| (*id).clone()).collect();
+    let last_year = received(Some(Date::new_year(year - 1)), Some(Date::new_year(year)))?;
+    let lapsed = without_gifts_in(year, first, |limit| {
+        aggregate::run(
+            "donation",
+            &Aggregate::new()
+                .filter(last_year.clone())
+                .group_by("contactId")
+                .sum("amount")
+                .max("receivedDate")
+                .order_by_metric(0, true)
+                .limit(limit),
+        )
+    })?;
+    let ids: Vec<String> = lapsed.iter().map(|(id, _, _)| id.clone()).collect();
     let lifetime = lifetimes(&ids, Date::new_year(year))?;
     let page: Vec<(String, Decimal)> = ids
         .into_iter()
@@ -162,13 +220,20 @@ pub fn lybunt(arguments: &Json) -> Result<Json> {
 pub fn sybunt(arguments: &Json) -> Result<Json> {
     let year = year_arg(arguments)?;
     let first = first_arg(arguments)?;
-    let this = donors(received(Some(Date::new_year(year)), Some(Date::new_year(year + 1)))?)?;
-    let before = donors(received(None, Some(Date::new_year(year)))?)?;
-    let mut lapsed: Vec<(&String, &(i64, Decimal, String))> =
-        before.iter().filter(|(d, _)| !this.contains_key(*d)).collect();
-    lapsed.sort_by(|a, b| b.1.2.cmp(&a.1.2).then_with(|| b.1.1.cmp(&a.1.1)).then_with(|| a.0.cmp(b.0)));
-    lapsed.truncate(first);
-    let page: Vec<(String, Decimal)> = lapsed.iter().map(|(id, (_, total, _))| ((*id).clone(), *total)).collect();
+    let before = received(None, Some(Date::new_year(year)))?;
+    let lapsed = without_gifts_in(year, first, |limit| {
+        aggregate::run(
+            "donation",
+            &Aggregate::new()
+                .filter(before.clone())
+                .group_by("contactId")
+                .sum("amount")
+                .max("receivedDate")
+                .order_by_metric(1, true)
+                .limit(limit),
+        )
+    })?;
+    let page: Vec<(String, Decimal)> = lapsed.into_iter().map(|(id, total, _)| (id, total)).collect();
     lapsed_rows(&page, Date::new_year(year))
 }
 

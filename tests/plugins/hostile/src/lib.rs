@@ -96,6 +96,21 @@ impl Plugin for Hostile {
                 kv::set("http", outcome.as_bytes())?;
                 return Ok(());
             }
+            // Tries to reach outside the sandbox: files, environment, clock-free network; what
+            // happened goes to kv `escape` for the tests to read.
+            "escape" => {
+                let file = std::fs::read_to_string("/etc/passwd").map(|t| t.len()).map_err(|e| e.to_string());
+                let dir = std::fs::read_dir(".").map(|d| d.count()).map_err(|e| e.to_string());
+                let env = std::env::vars().count();
+                let home = std::env::var("HOME").ok();
+                let net = std::net::TcpStream::connect("127.0.0.1:5432").map(|_| ()).map_err(|e| e.to_string());
+                let outcome = json!({
+                    "file": file.is_ok(), "dir": dir.is_ok(), "env": env, "home": home, "net": net.is_ok(),
+                    "errors": [file.err(), dir.err(), net.err()],
+                });
+                kv::set("escape", outcome.to_string().as_bytes())?;
+                return Ok(());
+            }
             // Light work for the benchmarks: look at the record, touch no storage.
             "inspect" => return inspect(event),
             _ => {}
