@@ -82,7 +82,8 @@ fn the_manifest_reference_matches_the_parser() {
         EnumSpec, FieldSpec as ComputedFieldSpec, JobSpec, MissedRuns, OperationSpec, TypeSpec,
     };
     use kith_core::plugin::manifest::{
-        BeforeWrite, FailurePolicy, FieldSpec, FieldType, Limits, Manifest, ObjectSpec, SettingDef, SettingKind,
+        BeforeWrite, FailurePolicy, FieldSpec, FieldType, IndexSpec, Limits, Manifest, ObjectSpec, SettingDef,
+        SettingKind,
     };
     let field = |name: &str, kind: FieldType| FieldSpec {
         name: name.into(),
@@ -163,6 +164,7 @@ fn the_manifest_reference_matches_the_parser() {
                 FieldSpec { unique: true, ..field("receiptNumber", FieldType::Text) },
                 FieldSpec { personal: true, ..field("tributeName", FieldType::Text) },
             ],
+            indexes: vec![IndexSpec { fields: vec!["status".into(), "amountCurrency".into(), "contactId".into()] }],
         }],
         enums: vec![EnumSpec {
             name: "DonorLevel".into(),

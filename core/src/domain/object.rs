@@ -110,6 +110,9 @@ pub struct ObjectDef {
     pub search_fields: Vec<String>,
     /// The plugin that declared it; `None` for core objects.
     pub plugin: Option<String>,
+    /// Indexes over several columns (column names, in order), for reports that filter and
+    /// group on them together.
+    pub indexes: Vec<Vec<String>>,
 }
 
 impl ObjectDef {
@@ -133,6 +136,7 @@ impl ObjectDef {
             natural_key: None,
             search_fields: Vec::new(),
             plugin: None,
+            indexes: Vec::new(),
         }
     }
 

@@ -95,6 +95,18 @@ pub struct ObjectSpec {
     pub description: String,
     /// Its fields (`id`, `createdAt`, `updatedAt`, `deletedAt` and `version` come with it).
     pub fields: Vec<FieldSpec>,
+    /// Indexes over several fields, for queries and reports that filter on them together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexSpec>,
+}
+
+/// An `[[objects.indexes]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSpec {
+    /// 2 to 6 field names, in index order: its own fields (`amountCurrency` for a money
+    /// field `amount`), or `createdAt`, `updatedAt`, `deletedAt`.
+    pub fields: Vec<String>,
 }
 
 /// An `[[objects.fields]]` entry.
@@ -186,8 +198,44 @@ fn camel_ok(name: &str) -> bool {
 }
 
 impl ObjectSpec {
+    fn validate_indexes(&self, key: &str) -> Result<(), PluginError> {
+        if self.indexes.len() > 8 {
+            return Err(PluginError::manifest(&format!("{key}.indexes"), "at most 8 indexes"));
+        }
+        let mut known: Vec<String> = vec!["createdAt".into(), "updatedAt".into(), "deletedAt".into()];
+        for field in &self.fields {
+            known.push(field.name.clone());
+            if field.kind == FieldType::Money {
+                known.push(format!("{}Currency", field.name));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, index) in self.indexes.iter().enumerate() {
+            let at = format!("{key}.indexes[{i}].fields");
+            if !(2..=6).contains(&index.fields.len()) {
+                return Err(PluginError::manifest(&at, "an index names 2 to 6 fields (one field: `indexed = true`)"));
+            }
+            for name in &index.fields {
+                if !known.contains(name) {
+                    return Err(PluginError::manifest(&at, format!("`{name}` is not a field of `{}`", self.name)));
+                }
+                if self.fields.iter().any(|f| &f.name == name && f.kind == FieldType::Json) {
+                    return Err(PluginError::manifest(&at, format!("the json field `{name}` cannot be indexed")));
+                }
+            }
+            if index.fields.iter().collect::<std::collections::BTreeSet<_>>().len() != index.fields.len() {
+                return Err(PluginError::manifest(&at, "a field appears twice"));
+            }
+            if !seen.insert(index.fields.clone()) {
+                return Err(PluginError::manifest(&at, "the same index is declared twice"));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self, index: usize, own: &[&str]) -> Result<(), PluginError> {
         let key = format!("objects[{index}]");
+        self.validate_indexes(&key)?;
         if !camel_ok(&self.name) {
             return Err(PluginError::manifest(
                 &format!("{key}.name"),

@@ -53,7 +53,16 @@ pub fn object_def(plugin: &str, spec: &ObjectSpec) -> ObjectDef {
         }
     }
     def.natural_key = def.fields.iter().find(|f| f.unique).map(|f| f.name.clone());
-    def.finish()
+    let mut def = def.finish();
+    def.indexes = spec
+        .indexes
+        .iter()
+        .map(|index| {
+            index.fields.iter().filter_map(|name| def.field_def(name).map(|f| f.column.clone())).collect::<Vec<_>>()
+        })
+        .filter(|columns| columns.len() >= 2)
+        .collect();
+    def
 }
 
 /// Every object a manifest declares, as registry entries.
@@ -97,6 +106,20 @@ pub enum Step {
         old: FieldDef,
         /// The field as declared.
         new: FieldDef,
+    },
+    /// A new index over several columns.
+    CreateIndex {
+        /// The table.
+        table: String,
+        /// Its columns, in order.
+        columns: Vec<String>,
+    },
+    /// An index over several columns that went away (or must make way for a column change).
+    DropIndex {
+        /// The table.
+        table: String,
+        /// Its columns, in order.
+        columns: Vec<String>,
     },
     /// An object that went away, with its records (destructive).
     DropTable(String),
@@ -153,6 +176,7 @@ pub fn plan(plugin: &str, recorded: &[StoredObject], declared: &[ObjectSpec]) ->
         };
         let table = before.table.clone();
         let object = &spec.name;
+        let first_step = out.steps.len();
         for field in &new.fields {
             let Some(was) = before.field_def(&field.name) else {
                 if field.required {
@@ -202,6 +226,32 @@ pub fn plan(plugin: &str, recorded: &[StoredObject], declared: &[ObjectSpec]) ->
                 out.steps.push(Step::DropColumn { table: table.clone(), field: was.clone() });
             }
         }
+        // Indexes over several columns: those that go, or cover a column that is dropped or
+        // replaced, are dropped before the column steps and (re)created after them.
+        let changed: Vec<&str> = out.steps[first_step..]
+            .iter()
+            .filter_map(|step| match step {
+                Step::DropColumn { field, .. } | Step::ReplaceColumn { old: field, .. } => Some(field.column.as_str()),
+                _ => None,
+            })
+            .collect();
+        let touched = |columns: &Vec<String>| columns.iter().any(|c| changed.contains(&c.as_str()));
+        let drops: Vec<Step> = before
+            .indexes
+            .iter()
+            .filter(|columns| !new.indexes.contains(columns) || touched(columns))
+            .map(|columns| Step::DropIndex { table: table.clone(), columns: columns.clone() })
+            .collect();
+        let creates: Vec<Step> = new
+            .indexes
+            .iter()
+            .filter(|columns| !before.indexes.contains(columns) || touched(columns))
+            .map(|columns| Step::CreateIndex { table: table.clone(), columns: columns.clone() })
+            .collect();
+        let column_steps: Vec<Step> = out.steps.drain(first_step..).collect();
+        out.steps.extend(drops);
+        out.steps.extend(column_steps);
+        out.steps.extend(creates);
     }
     for (name, def) in old {
         out.destructive.push(format!("object `{name}` is dropped with all its records (table {})", def.table));
@@ -239,6 +289,8 @@ pub async fn apply(tx: &Tx, plugin: &str, plan: &Plan) -> Result<(), PluginError
                     _ => {}
                 }
             }
+            Step::CreateIndex { table, columns } => plugin_objects::create_composite_index(db, table, columns).await?,
+            Step::DropIndex { table, columns } => plugin_objects::drop_composite_index(db, table, columns).await?,
             Step::DropTable(table) => plugin_objects::drop_table(db, table).await?,
         }
     }
@@ -271,6 +323,8 @@ pub fn describe(plan: &Plan) -> Json {
             Step::DropColumn { table, field } => format!("drop {table}.{}", field.column),
             Step::ReplaceColumn { table, new, .. } => format!("replace {table}.{}", new.column),
             Step::Reindex { table, new, .. } => format!("reindex {table}.{}", new.column),
+            Step::CreateIndex { table, columns } => format!("index {table}({})", columns.join(", ")),
+            Step::DropIndex { table, columns } => format!("drop index {table}({})", columns.join(", ")),
             Step::DropTable(table) => format!("drop table {table}"),
         })
         .collect();
@@ -297,7 +351,13 @@ mod tests {
     }
 
     fn spec(fields: Vec<FieldSpec>) -> ObjectSpec {
-        ObjectSpec { name: "gift".into(), plural: "gifts".into(), description: String::new(), fields }
+        ObjectSpec {
+            name: "gift".into(),
+            plural: "gifts".into(),
+            description: String::new(),
+            fields,
+            indexes: Vec::new(),
+        }
     }
 
     fn recorded(spec: &ObjectSpec) -> Vec<StoredObject> {
@@ -319,6 +379,28 @@ mod tests {
     }
 
     #[test]
+    fn composite_indexes_make_way_for_column_changes() {
+        use crate::plugin::manifest::IndexSpec;
+        let mut base = spec(vec![field("note", FieldType::Text), field("status", FieldType::Text)]);
+        base.indexes.push(IndexSpec { fields: vec!["status".into(), "note".into(), "deletedAt".into()] });
+        let def = object_def("donors", &base);
+        assert_eq!(def.indexes, vec![vec!["status".to_owned(), "note".to_owned(), "deleted_at".to_owned()]]);
+        let old = recorded(&base);
+        // `note` changes type: the index is dropped first and made again afterwards.
+        let mut next = base.clone();
+        next.fields[0].kind = FieldType::Integer;
+        let steps = plan("donors", &old, &[next]).unwrap().steps;
+        assert!(matches!(steps.first(), Some(Step::DropIndex { .. })), "{steps:?}");
+        assert!(matches!(steps.get(1), Some(Step::ReplaceColumn { .. })), "{steps:?}");
+        assert!(matches!(steps.last(), Some(Step::CreateIndex { .. })), "{steps:?}");
+        // The index goes: dropped, nothing else.
+        let mut fewer = base.clone();
+        fewer.indexes.clear();
+        let p = plan("donors", &old, &[fewer]).unwrap();
+        assert!(matches!(p.steps.as_slice(), [Step::DropIndex { .. }]) && p.destructive.is_empty(), "{p:?}");
+    }
+
+    #[test]
     fn the_planner_tells_additive_from_destructive() {
         let base = spec(vec![
             field("note", FieldType::Text),
@@ -336,6 +418,13 @@ mod tests {
             ("new optional field", Box::new(|s| s.fields.push(field("extra", FieldType::Integer))), false),
             ("new enum value", Box::new(|s| s.fields[1].values.push("C".into())), false),
             ("index added", Box::new(|s| s.fields[0].indexed = true), false),
+            (
+                "composite index added",
+                Box::new(|s| {
+                    s.indexes.push(crate::plugin::manifest::IndexSpec { fields: vec!["status".into(), "note".into()] })
+                }),
+                false,
+            ),
             (
                 "new required field",
                 Box::new(|s| s.fields.push(FieldSpec { required: true, ..field("x", FieldType::Text) })),

@@ -171,6 +171,32 @@ pub async fn create_table<C: ConnectionTrait>(db: &C, def: &ObjectDef) -> Result
     for field in &def.fields {
         create_indexes(db, &def.table, field).await?;
     }
+    for columns in &def.indexes {
+        create_composite_index(db, &def.table, columns).await?;
+    }
+    Ok(())
+}
+
+/// Creates an index over several columns of `table`.
+pub async fn create_composite_index<C: ConnectionTrait>(db: &C, table: &str, columns: &[String]) -> Result<()> {
+    check_ident(table)?;
+    for column in columns {
+        check_ident(column)?;
+    }
+    let name = index_name(table, &columns.join("__"), false);
+    let list: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    db.execute_unprepared(&format!("CREATE INDEX \"{name}\" ON \"{table}\" ({})", list.join(", "))).await?;
+    Ok(())
+}
+
+/// Drops an index over several columns of `table` if it exists.
+pub async fn drop_composite_index<C: ConnectionTrait>(db: &C, table: &str, columns: &[String]) -> Result<()> {
+    check_ident(table)?;
+    for column in columns {
+        check_ident(column)?;
+    }
+    let name = index_name(table, &columns.join("__"), false);
+    db.execute_unprepared(&format!("DROP INDEX IF EXISTS \"{name}\"")).await?;
     Ok(())
 }
 
