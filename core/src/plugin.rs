@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod manager;
 pub mod manifest;
 pub mod objects;
+pub mod output;
 pub mod runtime;
 
 pub use manager::PluginManager;

@@ -10,7 +10,6 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::domain::DomainError;
@@ -125,23 +124,25 @@ pub struct HostState {
     /// Memory and table caps.
     pub limits: StoreLimits,
     /// The guest's stdout and stderr, logged after each call.
-    pub output: MemoryOutputPipe,
-    /// How much of `output` was logged already.
-    pub output_logged: usize,
+    pub output: crate::plugin::output::CappedOutput,
+    /// The last lines of the last call's output (e.g. a panic message).
+    pub output_tail: String,
     /// The plugin.
     pub plugin: Arc<PluginContext>,
     /// The current call.
     pub call: CallState,
 }
 
-/// Capacity of the captured stdout/stderr of one instance.
+/// Bytes of stdout/stderr kept per call (the rest is dropped and counted).
 pub const OUTPUT_CAPACITY: usize = 64 << 10;
+/// Lines of a call's output written to Kith's log.
+const OUTPUT_LINES: usize = 50;
 
 impl HostState {
     /// State for a new instance of `plugin`: WASI with nothing inherited (no files, no
     /// environment, no network, no clocks beyond WASI's), stdout and stderr captured.
     pub fn new(plugin: Arc<PluginContext>, limits: StoreLimits) -> HostState {
-        let output = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let output = crate::plugin::output::CappedOutput::new(OUTPUT_CAPACITY);
         let wasi = WasiCtx::builder().stdout(output.clone()).stderr(output.clone()).max_random_size(64 << 10).build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(1_000);
@@ -150,30 +151,35 @@ impl HostState {
             table,
             limits,
             output,
-            output_logged: 0,
+            output_tail: String::new(),
             plugin,
             call: CallState::new(CallMode::Event { depth: 0 }),
         }
     }
 
-    /// Logs what the guest printed since the last call, tagged with the plugin id.
+    /// Logs what the guest printed during the call (its first lines), tagged with the plugin
+    /// id, and says how much was left out.
     pub fn flush_output(&mut self) {
-        let contents = self.output.contents();
-        if contents.len() > self.output_logged {
-            let text = String::from_utf8_lossy(&contents[self.output_logged..]);
-            for line in text.lines().filter(|l| !l.trim().is_empty()).take(50) {
-                tracing::info!(target: "kith::plugin", plugin = %self.plugin.id, stream = "stdio", "{line}");
-            }
-            self.output_logged = contents.len();
+        let (bytes, dropped) = self.output.take();
+        if bytes.is_empty() && dropped == 0 {
+            return;
         }
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        for line in lines.iter().take(OUTPUT_LINES) {
+            tracing::info!(target: "kith::plugin", plugin = %self.plugin.id, stream = "stdio", "{line}");
+        }
+        let skipped = lines.len().saturating_sub(OUTPUT_LINES);
+        if skipped > 0 || dropped > 0 {
+            tracing::warn!(target: "kith::plugin", plugin = %self.plugin.id, skipped_lines = skipped, dropped_bytes = dropped, "plugin output over the per-call limit was left out");
+        }
+        let tail: Vec<&str> = lines.iter().rev().take(3).copied().collect();
+        self.output_tail = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
     }
 
-    /// The tail of what the guest printed (e.g. its panic message).
+    /// The tail of what the guest printed in its last call (e.g. its panic message).
     pub fn output_tail(&self) -> String {
-        let contents = self.output.contents();
-        let text = String::from_utf8_lossy(&contents);
-        let tail: Vec<&str> = text.lines().rev().take(3).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        self.output_tail.clone()
     }
 
     fn check(&mut self, capability: &str, function: &str) -> Result<(), HostError> {

@@ -10,7 +10,7 @@ use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 use crate::plugin::PluginError;
 use crate::plugin::engine::PluginEngine;
-use crate::plugin::host::{CallMode, CallState, HostState, OUTPUT_CAPACITY, PluginContext, report_denials, v1, v1_ext};
+use crate::plugin::host::{CallMode, CallState, HostState, PluginContext, report_denials, v1, v1_ext};
 use crate::plugin::manifest::Manifest;
 
 /// Warm instances kept per plugin.
@@ -188,8 +188,7 @@ impl LoadedPlugin {
     fn give_back(&self, mut warm: Warm) {
         warm.calls += 1;
         warm.store.data_mut().flush_output();
-        let output_full = warm.store.data().output_logged > OUTPUT_CAPACITY / 2;
-        if warm.calls >= MAX_CALLS_PER_INSTANCE || output_full {
+        if warm.calls >= MAX_CALLS_PER_INSTANCE {
             return;
         }
         let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -68,6 +68,12 @@ impl Plugin for Hostile {
                     other => return Err(Error::msg(format!("an ungranted read was not refused: {other:?}"))),
                 }
             }
+            // Prints far more than Kith keeps of a call's output.
+            "print-flood" => {
+                for i in 0..100_000 {
+                    println!("print flood line {i} with some padding to make it longer");
+                }
+            }
             "flood" => {
                 for i in 0..200_000 {
                     log::info(&format!("flood line {i}"));
