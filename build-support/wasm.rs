@@ -47,6 +47,8 @@ fn build_wasm(packages: &[&str], watch: &[&str]) -> std::path::PathBuf {
         panic!("building the wasm plugins {packages:?} failed");
     }
     let out = target_dir.join("wasm32-wasip2").join("plugin");
-    println!("cargo:rustc-env=KITH_WASM_DIR={}", out.display());
+    // Not `KITH_*`: cargo also sets this for `cargo run`, and Kith refuses unknown `KITH_*`
+    // variables as misspelt settings.
+    println!("cargo:rustc-env=BUILT_PLUGINS_DIR={}", out.display());
     out
 }

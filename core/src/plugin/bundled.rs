@@ -16,14 +16,14 @@ pub const BUNDLED: &[Bundled] = &[
     Bundled {
         id: "welcome",
         manifest: include_str!("../../../plugins/welcome/plugin.toml"),
-        component: include_bytes!(concat!(env!("KITH_WASM_DIR"), "/kith_plugin_welcome.wasm")),
+        component: include_bytes!(concat!(env!("BUILT_PLUGINS_DIR"), "/kith_plugin_welcome.wasm")),
     },
     Bundled {
         id: "donors",
         manifest: include_str!("../../../plugins/donors/plugin.toml"),
-        component: include_bytes!(concat!(env!("KITH_WASM_DIR"), "/kith_plugin_donors.wasm")),
+        component: include_bytes!(concat!(env!("BUILT_PLUGINS_DIR"), "/kith_plugin_donors.wasm")),
     },
 ];
 
 /// Where `core/build.rs` put the compiled plugin components.
-pub const WASM_DIR: &str = env!("KITH_WASM_DIR");
+pub const WASM_DIR: &str = env!("BUILT_PLUGINS_DIR");
