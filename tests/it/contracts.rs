@@ -220,3 +220,14 @@ fn the_manifest_reference_matches_the_parser() {
             .unwrap_or_else(|e| panic!("{path}: {e}"));
     }
 }
+
+/// `cargo run` hands the build scripts' `rustc-env` variables to the `kith` binary too, and
+/// Kith refuses unknown `KITH_*` variables: a build script must set none, or the README's run
+/// command stops working.
+#[test]
+fn build_scripts_set_no_kith_variables() {
+    for path in ["build-support/wasm.rs", "core/build.rs"] {
+        let text = std::fs::read_to_string(repo_root().join(path)).unwrap();
+        assert!(!text.contains("rustc-env=KITH_"), "{path} sets a KITH_* variable for `cargo run`");
+    }
+}

@@ -50,11 +50,9 @@ pub fn issue(arguments: &Json) -> Result<Json> {
     let mut remaining = 0;
     for row in &donors {
         let Some(contact) = row.key(0) else { continue };
-        if let Some(receipt) = existing.get(contact) {
-            if receipt.str("activityId").is_some() {
-                already += 1;
-                continue;
-            }
+        if existing.get(contact).is_some_and(|receipt| receipt.str("activityId").is_some()) {
+            already += 1;
+            continue;
         }
         if issued.len() >= first {
             remaining += 1;
