@@ -339,7 +339,8 @@ async fn jobs_run_by_hand_on_schedule_and_after_downtime() {
                 "digest",
                 "elsewhere",
                 now,
-                now + chrono::TimeDelta::seconds(60)
+                now + chrono::TimeDelta::seconds(60),
+                None,
             )
             .await
             .unwrap()

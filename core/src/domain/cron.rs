@@ -33,8 +33,8 @@ fn parse_field(text: &str, min: u32, max: u32, what: &str) -> Result<(u64, bool)
         let (range, step) = match part.split_once('/') {
             Some((range, step)) => {
                 let step: u32 = step.parse().map_err(|_| format!("{what}: `{step}` is not a step"))?;
-                if step == 0 {
-                    return Err(format!("{what}: a step must be at least 1"));
+                if step == 0 || step > max {
+                    return Err(format!("{what}: a step must be between 1 and {max}"));
                 }
                 (range, step)
             }
@@ -187,6 +187,7 @@ mod tests {
             ("* 24 * * *", "hour"),
             ("* * 0 * *", "day of month"),
             ("*/0 * * * *", "step"),
+            ("1/4294967295 * * * *", "step"),
             ("5-1 * * * *", "backwards"),
             ("a * * * *", "not a number"),
         ] {

@@ -53,7 +53,9 @@ pub fn spawn(manager: Weak<PluginManager>) {
 /// Starts every due job of an active plugin (each in its own task).
 pub async fn tick(manager: &Arc<PluginManager>) -> Result<(), PluginError> {
     let now = Utc::now();
-    for row in jobs::due(manager.kith.store.conn(), now).await? {
+    let active: Vec<String> =
+        manager.active().iter().filter(|p| !p.manifest.jobs.is_empty()).map(|p| p.id().to_owned()).collect();
+    for row in jobs::due(manager.kith.store.conn(), &active, now).await? {
         let Some(plugin) = manager.loaded(&row.plugin_id).filter(|p| p.active) else { continue };
         let Some(spec) = plugin.manifest.jobs.iter().find(|j| j.name == row.job).cloned() else { continue };
         let Some(due) = row.next_run_at else { continue };
@@ -80,10 +82,26 @@ async fn scheduled(
 ) -> Result<(), PluginError> {
     let db = manager.kith.store.conn();
     let now = Utc::now();
-    if !jobs::take(db, plugin.id(), &spec.name, &manager.owner, now, now + lease_for(spec)).await? {
+    if !jobs::take(db, plugin.id(), &spec.name, &manager.owner, now, now + lease_for(spec), Some(due)).await? {
         return Ok(());
     }
-    let next = spec.schedule()?.next_after(now);
+    let outcome = run_or_skip(manager, plugin, spec, due, now).await;
+    // The lease goes back whatever happened; the job moves on to its next time.
+    let next = spec.schedule().ok().and_then(|s| s.next_after(now));
+    jobs::release(db, plugin.id(), &spec.name, &manager.owner, Some(next), outcome.as_ref().ok().copied().flatten())
+        .await?;
+    outcome.map(|_| ())
+}
+
+/// A scheduled run, or the record of a skipped one; the time it ran, if it did.
+async fn run_or_skip(
+    manager: &PluginManager,
+    plugin: &LoadedPlugin,
+    spec: &JobSpec,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, PluginError> {
+    let db = manager.kith.store.conn();
     let missed = now - due > MISSED_AFTER;
     if missed && spec.missed == MissedRuns::Skip {
         let run = JobRun {
@@ -99,14 +117,11 @@ async fn scheduled(
             error: Some("missed while no Kith process was running (missed = \"skip\")".into()),
         };
         jobs::record_run(db, &run).await?;
-        jobs::release(db, plugin.id(), &spec.name, &manager.owner, Some(next), None).await?;
         tracing::info!(plugin = %plugin.id(), job = %spec.name, due = %format_datetime(due), "skipped a missed run");
-        return Ok(());
+        return Ok(None);
     }
     let trigger = if missed { "catch-up" } else { "schedule" };
-    let outcome = execute(manager, plugin, spec, trigger, due).await;
-    jobs::release(db, plugin.id(), &spec.name, &manager.owner, Some(next), Some(now)).await?;
-    outcome.map(|_| ())
+    execute(manager, plugin, spec, trigger, due).await.map(|_| Some(now))
 }
 
 /// Runs `job` of `plugin` now, by hand (CLI or GraphQL), waiting for it to finish. Refused
@@ -126,7 +141,7 @@ pub async fn run_now(manager: &PluginManager, plugin_id: &str, job: &str) -> Res
     sync(manager, &plugin.manifest).await?;
     let db = manager.kith.store.conn();
     let now = Utc::now();
-    if !jobs::take(db, plugin_id, job, &manager.owner, now, now + lease_for(&spec)).await? {
+    if !jobs::take(db, plugin_id, job, &manager.owner, now, now + lease_for(&spec), None).await? {
         return Err(PluginError::Conflict(format!("job `{job}` of `{plugin_id}` is running already")));
     }
     let outcome = execute(manager, &plugin, &spec, "manual", now).await;

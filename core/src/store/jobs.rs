@@ -86,17 +86,23 @@ pub async fn list<C: ConnectionTrait>(db: &C, plugin: &str) -> Result<Vec<JobRow
     rows.iter().map(|row| job_row(backend, row)).collect()
 }
 
-/// Jobs due at `now` whose lease is free, oldest first.
-pub async fn due<C: ConnectionTrait>(db: &C, now: DateTime<Utc>) -> Result<Vec<JobRow>> {
+/// Jobs of `plugins` due at `now` whose lease is free, oldest first.
+pub async fn due<C: ConnectionTrait>(db: &C, plugins: &[String], now: DateTime<Utc>) -> Result<Vec<JobRow>> {
+    if plugins.is_empty() {
+        return Ok(Vec::new());
+    }
     let backend = db.get_database_backend();
+    let marks = vec!["?"; plugins.len()].join(", ");
+    let mut values: Vec<DbValue> = vec![ts(backend, now)?, ts(backend, now)?];
+    values.extend(plugins.iter().map(|p| DbValue::from(p.as_str())));
     let rows = db
         .query_all_raw(stmt(
             backend,
             &format!(
                 "SELECT {JOB_COLUMNS} FROM plugin_job WHERE next_run_at <= ? AND (lease_until IS NULL OR lease_until < ?) \
-                 ORDER BY next_run_at LIMIT 100"
+                 AND plugin_id IN ({marks}) ORDER BY next_run_at LIMIT 100"
             ),
-            vec![ts(backend, now)?, ts(backend, now)?],
+            values,
         ))
         .await?;
     rows.iter().map(|row| job_row(backend, row)).collect()
@@ -145,7 +151,9 @@ pub async fn sync<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Takes the lease of a job for `owner` until `until` if nobody holds it; whether it did.
+/// Takes the lease of a job for `owner` until `until` if nobody holds it — and, for a
+/// scheduled run, only while the job is still due at `due` (another process that ran it
+/// already moved `next_run_at` on); whether it did.
 pub async fn take<C: ConnectionTrait>(
     db: &C,
     plugin: &str,
@@ -153,17 +161,18 @@ pub async fn take<C: ConnectionTrait>(
     owner: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
+    due: Option<DateTime<Utc>>,
 ) -> Result<bool> {
     let backend = db.get_database_backend();
-    let taken = db
-        .execute_raw(stmt(
-            backend,
-            "UPDATE plugin_job SET lease_owner = ?, lease_until = ? \
-             WHERE plugin_id = ? AND job = ? AND (lease_until IS NULL OR lease_until < ?)",
-            vec![owner.into(), ts(backend, until)?, plugin.into(), job.into(), ts(backend, now)?],
-        ))
-        .await?
-        .rows_affected();
+    let mut sql = "UPDATE plugin_job SET lease_owner = ?, lease_until = ? \
+                   WHERE plugin_id = ? AND job = ? AND (lease_until IS NULL OR lease_until < ?)"
+        .to_owned();
+    let mut values = vec![owner.into(), ts(backend, until)?, plugin.into(), job.into(), ts(backend, now)?];
+    if let Some(due) = due {
+        sql.push_str(" AND next_run_at = ?");
+        values.push(ts(backend, due)?);
+    }
+    let taken = db.execute_raw(stmt(backend, &sql, values)).await?.rows_affected();
     Ok(taken == 1)
 }
 

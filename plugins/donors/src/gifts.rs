@@ -167,9 +167,15 @@ pub fn set_recurring_active(arguments: &Json, resume: bool) -> Result<Json> {
     // The next due date on the plan's rhythm that is not in the past.
     let months = frequency_months(plan.str("frequency").unwrap_or_default()).unwrap_or(1);
     let today = Date::today();
-    let mut next = plan.str("nextDueDate").and_then(Date::parse).unwrap_or(today);
-    while next < today {
-        next = next.add_months(months);
+    let start = plan.str("startDate").and_then(Date::parse).unwrap_or(today);
+    let mut step = 0u32;
+    let mut next = start;
+    while next < today && step < 12_000 {
+        step += 1;
+        next = start.add_months(months * step);
+    }
+    if let Some(due) = plan.str("nextDueDate").and_then(Date::parse) {
+        next = next.max(due);
     }
     records::update(
         "recurringDonation",
@@ -322,6 +328,12 @@ pub fn run_recurring(scheduled_for: &str) -> Result<()> {
     for plan in due {
         let months = frequency_months(plan.str("frequency").unwrap_or_default()).unwrap_or(1);
         let Some(mut next) = plan.str("nextDueDate").and_then(Date::parse) else { continue };
+        // Due dates count from the start (the 31st stays the 31st where the month has one).
+        let start = plan.str("startDate").and_then(Date::parse).unwrap_or(next);
+        let mut step = 0u32;
+        while start.add_months(months * step) < next && step < 12_000 {
+            step += 1;
+        }
         while next <= today {
             let mut gift = json!({
                 "contactId": plan.str("contactId"), "amount": plan.fields["amount"], "amountCurrency": plan.fields["amountCurrency"],
@@ -339,7 +351,8 @@ pub fn run_recurring(scheduled_for: &str) -> Result<()> {
                 Err(err) if err.code == ErrorCode::Conflict => {}
                 Err(err) => return Err(err),
             }
-            next = next.add_months(months);
+            step += 1;
+            next = start.add_months(months * step);
         }
         // Expected gifts still unpaid after their due date are missed payments.
         let missed = crate::util::all(

@@ -61,12 +61,18 @@ pub fn import(arguments: &Json) -> Result<Json> {
     let mut names: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut imported = 0;
     let mut rejected = Vec::new();
-    for (index, row) in reader.records().enumerate() {
+    // Read every row first: a file over the limit is refused before anything is written.
+    let rows: Vec<_> = reader.records().take(MAX_ROWS + 1).collect();
+    if rows.len() > MAX_ROWS {
+        return Err(Error::invalid("csv", format!("at most {MAX_ROWS} rows per import; split the file")));
+    }
+    for (index, row) in rows.into_iter().enumerate() {
         // The row's first line in the file (quoted cells may span lines).
-        let line = row.as_ref().ok().and_then(|r| r.position()).map_or(index as u64 + 2, |p| p.line());
-        if index >= MAX_ROWS {
-            return Err(Error::invalid("csv", format!("at most {MAX_ROWS} rows per import; split the file")));
+        let line = match &row {
+            Ok(record) => record.position().map(|p| p.line()),
+            Err(err) => err.position().map(|p| p.line()),
         }
+        .unwrap_or(index as u64 + 2);
         let outcome = (|| -> std::result::Result<(), String> {
             let row = row.map_err(|e| format!("unreadable row: {e}"))?;
             let cell = |col: Option<usize>| col.and_then(|c| row.get(c)).map(str::trim).filter(|s| !s.is_empty());

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use kith_plugin_sdk::{Error, ErrorCode, Record, Result, records, settings};
+use kith_plugin_sdk::{Error, ErrorCode, Record, Result, kv, records, settings};
 use rust_decimal::Decimal;
 use serde_json::{Value as Json, json};
 
@@ -44,7 +44,12 @@ pub fn issue(arguments: &Json) -> Result<Json> {
         .into_iter()
         .filter_map(|r| Some((r.str("contactId")?.to_owned(), r)))
         .collect();
-    let mut next_number = existing.len() + 1;
+    // Numbers are never reused: the next follows the highest ever issued for the year (kept in
+    // the key-value store, since deleted receipts are not listed) and the live ones.
+    let counter = format!("receipt-seq:{year}");
+    let highest_live =
+        existing.values().filter_map(|r| r.str("number")?.rsplit('-').next()?.parse::<usize>().ok()).max().unwrap_or(0);
+    let mut next_number = kv::get_json::<usize>(&counter)?.unwrap_or(0).max(highest_live) + 1;
     let mut issued = Vec::new();
     let mut already = 0;
     let mut remaining = 0;
@@ -63,6 +68,7 @@ pub fn issue(arguments: &Json) -> Result<Json> {
             Some(receipt) => receipt.clone(),
             None => {
                 let number = format!("{prefix}-{year}-{next_number:06}");
+                kv::set_json(&counter, &next_number)?;
                 next_number += 1;
                 let created = records::create(
                     "receipt",

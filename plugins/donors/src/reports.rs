@@ -56,8 +56,8 @@ fn year_arg(arguments: &Json) -> Result<i32> {
 fn first_arg(arguments: &Json) -> Result<usize> {
     match arguments.get("first").and_then(Json::as_i64) {
         None => Ok(100),
-        Some(n) if (1..=1_000).contains(&n) => Ok(n as usize),
-        Some(_) => Err(Error::invalid("first", "between 1 and 1000")),
+        Some(n) if (1..=500).contains(&n) => Ok(n as usize),
+        Some(_) => Err(Error::invalid("first", "between 1 and 500")),
     }
 }
 
@@ -107,16 +107,17 @@ fn without_gifts_in(
     loop {
         let rows = ranked(limit)?;
         let candidates: Vec<&str> = rows.iter().filter_map(|r| r.key(0)).collect();
-        let mut filter = received(Some(Date::new_year(year)), Some(Date::new_year(year + 1)))?;
-        filter["contactId"] = json!({"in": candidates});
-        let gave: BTreeSet<String> = if candidates.is_empty() {
-            BTreeSet::new()
-        } else {
-            aggregate::run("donation", &Aggregate::new().filter(filter).group_by("contactId").count().limit(100_000))?
-                .iter()
-                .filter_map(|r| r.key(0).map(str::to_owned))
-                .collect()
-        };
+        // A filter's `in` takes at most 500 values: ask in chunks.
+        let mut gave: BTreeSet<String> = BTreeSet::new();
+        for chunk in candidates.chunks(500) {
+            let mut filter = received(Some(Date::new_year(year)), Some(Date::new_year(year + 1)))?;
+            filter["contactId"] = json!({"in": chunk});
+            let rows = aggregate::run(
+                "donation",
+                &Aggregate::new().filter(filter).group_by("contactId").count().limit(100_000),
+            )?;
+            gave.extend(rows.iter().filter_map(|r| r.key(0).map(str::to_owned)));
+        }
         out.clear();
         for row in &rows {
             let Some(donor) = row.key(0) else { continue };

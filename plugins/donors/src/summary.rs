@@ -54,6 +54,15 @@ impl Giving {
 /// Received gifts in the base currency of `donors` (contact ids), per donor, up to the end of
 /// `until_year`.
 pub fn giving_of(donors: &[String], until_year: i32) -> Result<BTreeMap<String, Giving>> {
+    // A filter's `in` takes at most 500 values: ask in chunks.
+    let mut out = BTreeMap::new();
+    for chunk in donors.chunks(500) {
+        out.extend(giving_of_chunk(chunk, until_year)?);
+    }
+    Ok(out)
+}
+
+fn giving_of_chunk(donors: &[String], until_year: i32) -> Result<BTreeMap<String, Giving>> {
     let currency = base_currency()?;
     let filter = json!({
         "contactId": {"in": donors},
@@ -142,7 +151,10 @@ pub fn donor_summaries(ids: &[String]) -> Result<Vec<Json>> {
 
 /// `Household.giving` for a page of households.
 pub fn household_giving(ids: &[String]) -> Result<Vec<Json>> {
-    let members = crate::util::all("householdMember", json!({"householdId": {"in": ids}}), 100_000)?;
+    let mut members = Vec::new();
+    for chunk in ids.chunks(500) {
+        members.extend(crate::util::all("householdMember", json!({"householdId": {"in": chunk}}), 100_000)?);
+    }
     let mut by_household: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for member in &members {
         if let (Some(household), Some(contact)) = (member.str("householdId"), member.str("contactId")) {

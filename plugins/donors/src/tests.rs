@@ -343,3 +343,36 @@ fn a_received_gift_gets_one_thank_you_task() {
     host.on_event::<Donors>(&Event::new("donation.created", "donation", Some("p"), pledged)).unwrap();
     assert_eq!(host.records("activity").len(), 1);
 }
+
+#[test]
+fn standing_orders_keep_their_day_of_the_month() {
+    let host = host().at("2026-04-01T10:00:00.000000Z");
+    let ada = host.insert("contact", json!({"firstName": "Ada"}));
+    host.insert(
+        "recurringDonation",
+        json!({"contactId": ada, "amount": "5", "amountCurrency": "USD", "frequency": "MONTHLY",
+               "startDate": "2026-01-31", "nextDueDate": "2026-01-31", "status": "ACTIVE"}),
+    );
+    host.run_job::<Donors>("recurring").unwrap();
+    let mut dates: Vec<String> =
+        host.records("donation").iter().map(|g| g.str("receivedDate").unwrap().to_owned()).collect();
+    dates.sort();
+    assert_eq!(dates, vec!["2026-01-31", "2026-02-28", "2026-03-31"]);
+    assert_eq!(host.records("recurringDonation")[0].str("nextDueDate"), Some("2026-04-30"));
+}
+
+#[test]
+fn receipt_numbers_are_never_reused() {
+    let host = host().at("2027-01-05T09:00:00.000000Z");
+    let ada = host.insert("contact", json!({"firstName": "Ada"}));
+    let bob = host.insert("contact", json!({"firstName": "Bob"}));
+    gift(&host, &ada, "10", "2026-02-01");
+    call(&host, "issueYearEndReceipts", json!({"year": 2026})).unwrap();
+    assert_eq!(host.run(|| kith_plugin_sdk::kv::get_json::<usize>("receipt-seq:2026")).unwrap(), Some(1));
+    // Receipts 2 to 5 were issued and then deleted: they are not listed, but their numbers
+    // stay used.
+    host.run(|| kith_plugin_sdk::kv::set_json("receipt-seq:2026", &5usize)).unwrap();
+    gift(&host, &bob, "7", "2026-06-01");
+    let second = call(&host, "issueYearEndReceipts", json!({"year": 2026})).unwrap();
+    assert_eq!(second["receiptNumbers"], json!(["R-2026-000006"]));
+}
