@@ -2,31 +2,13 @@
 //! every Kith process on the database, and their run history.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value as DbValue};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Value as DbValue};
 use uuid::Uuid;
 
 use crate::domain::value::{FieldKind, Value};
 use crate::error::Result;
 use crate::store::codec::{decode, encode};
-
-fn stmt(backend: DbBackend, text: &str, values: Vec<DbValue>) -> Statement {
-    let text = if backend == DbBackend::Postgres {
-        let mut out = String::with_capacity(text.len() + 8);
-        let mut n = 0;
-        for c in text.chars() {
-            if c == '?' {
-                n += 1;
-                out.push_str(&format!("${n}"));
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    } else {
-        text.to_owned()
-    };
-    Statement::from_sql_and_values(backend, text, values)
-}
+use crate::store::plugins::stmt;
 
 fn ts(backend: DbBackend, at: DateTime<Utc>) -> Result<DbValue> {
     encode(backend, &FieldKind::DateTime, &Value::DateTime(at))

@@ -29,7 +29,8 @@ fn sql(backend: DbBackend, text: &str) -> String {
     out
 }
 
-fn stmt(backend: DbBackend, text: &str, values: Vec<DbValue>) -> Statement {
+/// A statement written with `?` placeholders, for either backend.
+pub(crate) fn stmt(backend: DbBackend, text: &str, values: Vec<DbValue>) -> Statement {
     Statement::from_sql_and_values(backend, sql(backend, text), values)
 }
 
