@@ -166,15 +166,6 @@ pub enum TokenAction {
     List,
 }
 
-/// What `kith import` and `kith export` work on.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ImportObject {
-    /// Contacts.
-    Contacts,
-    /// Companies.
-    Companies,
-}
-
 /// `kith import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
