@@ -16,6 +16,10 @@ use kith_core::service::records;
 use kith_core::store::{Store, StoreOptions};
 use sea_orm::ConnectionTrait;
 
+/// The allocator of the `kith` binary, so figures match `kith import`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

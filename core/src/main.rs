@@ -1,5 +1,10 @@
 //! The `kith` binary: hands the process's arguments, environment and streams to the CLI.
 
+/// Bulk imports and GraphQL responses allocate many small, short-lived values; mimalloc
+/// serves them at a fraction of the glibc allocator's cost.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let env: Vec<(String, String)> = std::env::vars().collect();

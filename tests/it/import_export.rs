@@ -37,6 +37,34 @@ async fn import_reports_bad_rows_dedupes_and_updates() {
         assert_eq!(count(db.kith.store.conn(), &contact, &Filter::all(), false).await.unwrap(), 2, "{}", db.name);
         assert_eq!(db.count_rows("event_outbox").await, 2, "{}: one event per created contact", db.name);
         assert_eq!(db.count_rows("audit_log").await, 2);
+        // The bulk path writes the same audit entry and event a single create writes.
+        let ada = kith_core::store::records::select_where(
+            db.kith.store.conn(),
+            &contact,
+            &Filter::Cond(kith_core::domain::filter::Condition {
+                target: kith_core::domain::filter::Target::Field("lastName".into()),
+                kind: kith_core::domain::value::FieldKind::Text,
+                op: kith_core::domain::filter::Op::Eq(kith_core::domain::value::Value::Text("Lovelace".into())),
+            }),
+        )
+        .await
+        .unwrap()
+        .remove(0);
+        let entries = kith_core::store::audit::list(db.kith.store.conn(), "contact", Some(ada.id()), 10).await.unwrap();
+        assert_eq!(entries.len(), 1, "{}", db.name);
+        assert_eq!(entries[0].action, "create");
+        assert_eq!(entries[0].changes["firstName"], serde_json::json!({"before": null, "after": "Ada"}), "{}", db.name);
+        assert_eq!(entries[0].changes["birthday"]["after"], "1815-12-10");
+        assert_eq!(entries[0].changes["tags"], serde_json::json!({"before": [], "after": ["vip", "math"]}));
+        assert!(entries[0].changes.get("phone").is_none(), "empty fields are not listed: {}", entries[0].changes);
+        let events = kith_core::store::outbox::read(db.kith.store.conn(), 0, 10).await.unwrap();
+        let event = events.iter().find(|e| e.record_id == Some(ada.id())).expect("Ada's event");
+        assert_eq!(event.kind, "contact.created");
+        assert_eq!(event.payload["source"], "import");
+        assert_eq!(event.payload["record"]["email"], "ada@example.org");
+        assert_eq!(event.payload["record"]["lastName"], "Lovelace");
+        assert!(event.payload["record"]["phone"].is_null());
+        assert_eq!(event.payload["record"]["version"], 1);
 
         // Update mode: the duplicate row updates Ada; --map adds a mapping.
         std::fs::write(

@@ -304,9 +304,7 @@ fn parse_row(
         }
     }
     rules::prepare(def, None, &mut probe, chrono::Utc::now()).map_err(|e| e.to_string())?;
-    if let Some(names) = &row_tags {
-        tags::clean_names(names).map_err(|e| e.to_string())?;
-    }
+    let row_tags = row_tags.map(|names| tags::clean_names(&names)).transpose().map_err(|e| e.to_string())?;
     Ok(Row { line, fields: probe, custom: custom_json, tags: row_tags, company_domain })
 }
 
@@ -485,23 +483,40 @@ async fn write_rows(
     }
     records::insert(tx.conn(), def, &new_rows).await?;
     tags::attach_many(tx, &def.name, &new_tags).await?;
-    let mut entries = Vec::with_capacity(new_rows.len());
-    let mut events = Vec::with_capacity(new_rows.len());
     let new_records: Vec<Record> = new_rows.into_iter().map(|fields| Record { fields }).collect();
     crate::store::search::index_new(tx, def, &new_records).await?;
-    for record in new_records {
-        let changes: Map<String, Json> = record
-            .fields
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (k.clone(), json!({"before": null, "after": v.to_json()})))
-            .collect();
-        entries.push((Some(record.id()), Json::Object(changes)));
-        events.push(event(def, "created", &record, json!({"source": "import"})));
+    // Each record is serialised straight to text, once for its event and once (without the
+    // nulls) for its audit entry.
+    let backend = tx.backend();
+    let tags_of: HashMap<Uuid, &[String]> = new_tags.iter().map(|(id, names)| (*id, names.as_slice())).collect();
+    let mut entries = Vec::with_capacity(new_records.len());
+    let mut events = Vec::with_capacity(new_records.len());
+    let kind = format!("{}.created", def.name);
+    for record in &new_records {
+        let id = record.id();
+        entries.push((Some(id), audit::created_doc(backend, &record.fields, tags_of.get(&id).copied())));
+        let payload = if backend == sea_orm::DbBackend::Postgres {
+            crate::store::codec::encode_json(
+                backend,
+                event(def, "created", record, json!({"source": "import"})).payload,
+            )
+        } else {
+            let mut text = String::with_capacity(1024);
+            text.push_str("{\"record\":");
+            crate::store::codec::write_json_fields(&mut text, &record.fields, false);
+            text.push_str(",\"source\":\"import\"}");
+            sea_orm::Value::String(Some(text))
+        };
+        events.push(outbox::EncodedEvent {
+            kind: kind.clone(),
+            object: def.name.clone(),
+            record_id: Some(id),
+            payload,
+        });
     }
     outcome.created += entries.len() as u64;
-    audit::record_many(tx, "create", &def.name, entries).await?;
-    outbox::emit(tx, events).await?;
+    audit::record_encoded(tx, "create", &def.name, entries).await?;
+    outbox::emit_encoded(tx, events).await?;
     Ok(outcome)
 }
 

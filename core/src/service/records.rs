@@ -64,13 +64,8 @@ pub async fn create(tx: &Tx, registry: &Registry, object: &str, input: Input) ->
     if let Some(names) = &input.tags {
         tags::set(tx, &def.name, record.id(), names).await?;
     }
-    let changes: Vec<_> =
-        record.fields.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), Value::Null, v.clone())).collect();
-    let mut changes = audit::changes_json(&changes);
-    if let (Some(names), Json::Object(map)) = (&input.tags, &mut changes) {
-        map.insert("tags".into(), json!({"before": [], "after": tags::clean_names(names)?}));
-    }
-    audit::record(tx, "create", &def.name, Some(record.id()), changes).await?;
+    let tag_names = input.tags.as_deref().map(tags::clean_names).transpose()?;
+    audit::record_created(tx, &def.name, record.id(), &record.fields, tag_names.as_deref()).await?;
     search::index(tx, &def, std::slice::from_ref(&record)).await?;
     after_write(tx, &def, &record, effects, "created", Json::Null).await?;
     Ok(record)

@@ -1,14 +1,14 @@
 //! The audit log: who changed what, written in the transaction of the change.
 
-use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
+use sea_orm::{ConnectionTrait, DbBackend, Value as DbValue};
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
-use crate::domain::value::{FieldKind, Value};
+use crate::domain::value::{FieldKind, Fields, Value};
 use crate::error::Result;
 use crate::store::Tx;
-use crate::store::codec::{decode, encode};
+use crate::store::codec::{decode, encode, write_json_fields, write_json_str};
 
 /// One audit entry as read back.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +40,68 @@ pub fn changes_json(changes: &[(String, Value, Value)]) -> Json {
     Json::Object(map)
 }
 
+/// The key of a compact create entry. `{"$created": {field: value, ..}, "$tags": [..]}` is
+/// stored for a create (half the bytes of the long form) and read back as
+/// `{field: {"before": null, "after": value}, .., "tags": {"before": [], "after": [..]}}`.
+const CREATED: &str = "$created";
+const TAGS: &str = "$tags";
+
+/// The stored `changes` of a new record with `fields` (nulls left out) and `tags`.
+pub fn created_doc(backend: DbBackend, fields: &Fields, tags: Option<&[String]>) -> DbValue {
+    if backend == DbBackend::Postgres {
+        let after: Map<String, Json> =
+            fields.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.to_json())).collect();
+        let mut doc = Map::new();
+        doc.insert(CREATED.into(), Json::Object(after));
+        if let Some(tags) = tags {
+            doc.insert(TAGS.into(), json!(tags));
+        }
+        return crate::store::codec::encode_json(backend, Json::Object(doc));
+    }
+    let mut text = String::with_capacity(512);
+    text.push_str("{\"$created\":");
+    write_json_fields(&mut text, fields, true);
+    if let Some(tags) = tags {
+        text.push_str(",\"$tags\":[");
+        for (i, tag) in tags.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            write_json_str(&mut text, tag);
+        }
+        text.push(']');
+    }
+    text.push('}');
+    DbValue::String(Some(text))
+}
+
+/// The long form of a stored `changes` document (see [`created_doc`]).
+fn expand(changes: Json) -> Json {
+    let Json::Object(mut map) = changes else { return changes };
+    let Some(Json::Object(created)) = map.remove(CREATED) else { return Json::Object(map) };
+    let mut out = Map::new();
+    for (field, value) in created {
+        out.insert(field, json!({"before": null, "after": value}));
+    }
+    if let Some(tags) = map.remove(TAGS) {
+        out.insert("tags".into(), json!({"before": [], "after": tags}));
+    }
+    out.extend(map);
+    Json::Object(out)
+}
+
+/// Appends a create entry for record `record_id` with `fields` and `tags`.
+pub async fn record_created(
+    tx: &Tx,
+    object: &str,
+    record_id: Uuid,
+    fields: &Fields,
+    tags: Option<&[String]>,
+) -> Result<()> {
+    let doc = created_doc(tx.backend(), fields, tags);
+    record_encoded(tx, "create", object, vec![(Some(record_id), doc)]).await
+}
+
 /// Appends an entry for `action` on `object` `record_id`.
 pub async fn record(tx: &Tx, action: &str, object: &str, record_id: Option<Uuid>, changes: Json) -> Result<()> {
     record_many(tx, action, object, vec![(record_id, changes)]).await
@@ -47,6 +109,14 @@ pub async fn record(tx: &Tx, action: &str, object: &str, record_id: Option<Uuid>
 
 /// Appends one entry per record, in as few statements as possible (imports).
 pub async fn record_many(tx: &Tx, action: &str, object: &str, entries: Vec<(Option<Uuid>, Json)>) -> Result<()> {
+    let backend = tx.backend();
+    let entries =
+        entries.into_iter().map(|(id, changes)| (id, crate::store::codec::encode_json(backend, changes))).collect();
+    record_encoded(tx, action, object, entries).await
+}
+
+/// Appends one entry per record whose `changes` are encoded already (imports).
+pub async fn record_encoded(tx: &Tx, action: &str, object: &str, entries: Vec<(Option<Uuid>, DbValue)>) -> Result<()> {
     let backend = tx.backend();
     let actor = &tx.actor;
     let actor_kind = encode(backend, &FieldKind::Text, &Value::Text(actor.kind.as_str().to_owned()))?;
@@ -66,7 +136,7 @@ pub async fn record_many(tx: &Tx, action: &str, object: &str, entries: Vec<(Opti
             action.clone(),
             object.clone(),
             encode(backend, &FieldKind::Id, &record_id.map(Value::Uuid).unwrap_or(Value::Null))?,
-            crate::store::codec::encode_json(backend, changes),
+            changes,
         ]);
     }
     let columns =
@@ -107,7 +177,7 @@ pub async fn list<C: ConnectionTrait>(
             object: row.try_get_by_index(5)?,
             record_id: decode(backend, &FieldKind::Id, &row, 6)?.as_uuid(),
             changes: match decode(backend, &FieldKind::Json, &row, 7)? {
-                Value::Json(j) => j,
+                Value::Json(j) => expand(j),
                 _ => Json::Null,
             },
         });

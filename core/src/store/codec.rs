@@ -72,6 +72,11 @@ pub async fn insert_rows<C: sea_orm::ConnectionTrait>(
     use std::fmt::Write as _;
     let backend = db.get_database_backend();
     let pg = backend == DbBackend::Postgres;
+    if !pg && rows.len() > 1 {
+        if let Some(doc) = rows_as_json(columns.len(), &rows) {
+            return insert_json_rows(db, table, columns, doc).await;
+        }
+    }
     let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
     let head = format!("INSERT INTO \"{table}\" ({}) VALUES ", quoted.join(", "));
     let per = rows_per_insert(columns.len());
@@ -107,6 +112,64 @@ pub async fn insert_rows<C: sea_orm::ConnectionTrait>(
         }
         db.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
     }
+    Ok(())
+}
+
+/// The rows as one JSON array of arrays, when every value has a JSON form (SQLite values:
+/// text, integers, booleans and nulls).
+fn rows_as_json(columns: usize, rows: &[Vec<DbValue>]) -> Option<String> {
+    use std::fmt::Write as _;
+    let mut doc = String::with_capacity(rows.len() * columns * 16);
+    doc.push('[');
+    for (i, row) in rows.iter().enumerate() {
+        if row.len() != columns {
+            return None;
+        }
+        doc.push_str(if i == 0 { "[" } else { ",[" });
+        for (j, value) in row.iter().enumerate() {
+            if j > 0 {
+                doc.push(',');
+            }
+            match value {
+                DbValue::String(Some(s)) => write_json_str(&mut doc, s),
+                DbValue::BigInt(Some(n)) => {
+                    let _ = write!(doc, "{n}");
+                }
+                DbValue::Int(Some(n)) => {
+                    let _ = write!(doc, "{n}");
+                }
+                DbValue::Bool(Some(b)) => doc.push_str(if *b { "1" } else { "0" }),
+                DbValue::String(None) | DbValue::BigInt(None) | DbValue::Int(None) | DbValue::Bool(None) => {
+                    doc.push_str("null")
+                }
+                _ => return None,
+            }
+        }
+        doc.push(']');
+    }
+    doc.push(']');
+    Some(doc)
+}
+
+/// SQLite: inserts the rows of `doc` (from [`rows_as_json`]) in one statement that reads
+/// them with `json_each`. One statement per table and batch binds one value instead of
+/// thousands, and lets the full-text index (fed by a trigger) flush once per batch, not once
+/// per statement.
+async fn insert_json_rows<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    table: &str,
+    columns: &[&str],
+    doc: String,
+) -> Result<()> {
+    let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let picks: Vec<String> = (0..columns.len()).map(|i| format!("value ->> {i}")).collect();
+    let sql = format!(
+        "INSERT INTO \"{table}\" ({}) SELECT {} FROM jsonb_each(?) ORDER BY key",
+        quoted.join(", "),
+        picks.join(", ")
+    );
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(DbBackend::Sqlite, sql, [DbValue::String(Some(doc))]))
+        .await?;
     Ok(())
 }
 
@@ -182,4 +245,130 @@ pub fn decode(backend: DbBackend, kind: &FieldKind, row: &QueryResult, idx: usiz
         }
     };
     Ok(value.unwrap_or(Value::Null))
+}
+
+/// Appends `value` as JSON text to `out`, exactly as `serde_json` would write
+/// `value.to_json()`, without building the intermediate document (bulk writes).
+pub fn write_json_value(out: &mut String, value: &Value) {
+    use std::fmt::Write as _;
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Decimal(d) => {
+            let _ = write!(out, "\"{}\"", d.normalize());
+        }
+        Value::Text(s) => write_json_str(out, s),
+        Value::Date(d) => {
+            let _ = write!(out, "\"{}\"", d.format("%Y-%m-%d"));
+        }
+        Value::DateTime(t) => {
+            out.push('"');
+            out.push_str(&format_cached(*t));
+            out.push('"');
+        }
+        Value::Uuid(id) => {
+            out.push('"');
+            out.push_str(id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+            out.push('"');
+        }
+        Value::Json(j) => {
+            let _ = write!(out, "{j}");
+        }
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Only ASCII bytes are escaped, so `start..i` always falls on character boundaries.
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            use std::fmt::Write as _;
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Appends `fields` as a JSON object (keys in map order); with `skip_nulls`, null fields are
+/// left out.
+pub fn write_json_fields(out: &mut String, fields: &crate::domain::value::Fields, skip_nulls: bool) {
+    out.push('{');
+    let mut first = true;
+    for (name, value) in fields {
+        if skip_nulls && value.is_null() {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        write_json_str(out, name);
+        out.push(':');
+        write_json_value(out, value);
+    }
+    out.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::value::Fields;
+
+    #[test]
+    fn json_text_is_what_serde_json_writes() {
+        let mut fields = Fields::new();
+        fields.insert("a".into(), Value::Text("plain".into()));
+        fields.insert("b".into(), Value::Text("quote \" back \\ nl \n tab \t bell \u{7} é 😀".into()));
+        fields.insert("c".into(), Value::Null);
+        fields.insert("d".into(), Value::Int(-42));
+        fields.insert("e".into(), Value::Bool(true));
+        fields.insert("f".into(), Value::Decimal(Decimal::new(12_3400, 4)));
+        fields.insert("g".into(), Value::Date(NaiveDate::from_ymd_opt(2026, 12, 2).unwrap_or_default()));
+        fields.insert(
+            "h".into(),
+            Value::DateTime(DateTime::from_timestamp_micros(1_764_633_600_123_456).unwrap_or_default()),
+        );
+        fields.insert("i".into(), Value::Uuid(Uuid::now_v7()));
+        fields.insert("j".into(), Value::Json(serde_json::json!({"k": [1, "two", null]})));
+        let mut expected = serde_json::Map::new();
+        for (k, v) in &fields {
+            expected.insert(k.clone(), v.to_json());
+        }
+        let mut text = String::new();
+        write_json_fields(&mut text, &fields, false);
+        let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(parsed, serde_json::Value::Object(expected.clone()));
+        let mut compact = String::new();
+        write_json_fields(&mut compact, &fields, true);
+        expected.remove("c");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&compact).ok(), Some(serde_json::Value::Object(expected)));
+    }
+
+    #[test]
+    fn every_control_character_is_escaped() {
+        let all: String = (0u8..0x80).map(char::from).collect();
+        let mut text = String::new();
+        write_json_str(&mut text, &all);
+        assert_eq!(serde_json::from_str::<String>(&text).ok(), Some(all));
+    }
 }

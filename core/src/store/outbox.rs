@@ -52,6 +52,35 @@ pub struct Event {
 /// Appends events (in order) to the outbox.
 pub async fn emit(tx: &Tx, events: Vec<NewEvent>) -> Result<()> {
     let backend = tx.backend();
+    let events = events
+        .into_iter()
+        .map(|e| EncodedEvent {
+            kind: e.kind,
+            object: e.object,
+            record_id: e.record_id,
+            payload: crate::store::codec::encode_json(backend, e.payload),
+        })
+        .collect();
+    emit_encoded(tx, events).await
+}
+
+/// An event whose payload is encoded for the database already (bulk writes serialise each
+/// record once, straight to text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedEvent {
+    /// `contact.created`, ...
+    pub kind: String,
+    /// The object kind.
+    pub object: String,
+    /// The record.
+    pub record_id: Option<Uuid>,
+    /// The payload, as [`crate::store::codec::encode_json`] would encode it.
+    pub payload: sea_orm::Value,
+}
+
+/// Appends encoded events (in order) to the outbox.
+pub async fn emit_encoded(tx: &Tx, events: Vec<EncodedEvent>) -> Result<()> {
+    let backend = tx.backend();
     let actor = tx.actor.label();
     let origin = tx.actor.origin_plugin().map(|p| Value::Text(p.to_owned())).unwrap_or(Value::Null);
     let actor = encode(backend, &FieldKind::Text, &Value::Text(actor))?;
@@ -63,10 +92,10 @@ pub async fn emit(tx: &Tx, events: Vec<NewEvent>) -> Result<()> {
     for event in events {
         rows.push(vec![
             encode(backend, &FieldKind::Id, &Value::Uuid(Uuid::now_v7()))?,
-            encode(backend, &FieldKind::Text, &Value::Text(event.kind))?,
-            encode(backend, &FieldKind::Text, &Value::Text(event.object))?,
+            sea_orm::Value::String(Some(event.kind)),
+            sea_orm::Value::String(Some(event.object)),
             encode(backend, &FieldKind::Id, &event.record_id.map(Value::Uuid).unwrap_or(Value::Null))?,
-            crate::store::codec::encode_json(backend, event.payload),
+            event.payload,
             actor.clone(),
             origin.clone(),
             occurred_at.clone(),
