@@ -89,8 +89,29 @@ pub async fn index(tx: &Tx, def: &ObjectDef, records: &[Record]) -> Result<()> {
 /// Adds the entries of records just created (imports): one multi-row insert on SQLite.
 pub async fn index_new(tx: &Tx, def: &ObjectDef, records: &[Record]) -> Result<()> {
     let backend = tx.backend();
-    if backend == DbBackend::Postgres || def.search_fields.is_empty() {
-        return index(tx, def, records).await;
+    if def.search_fields.is_empty() || records.is_empty() {
+        return Ok(());
+    }
+    if backend == DbBackend::Postgres {
+        // The entries travel as JSON arrays of ~100 (one TLS record each, see
+        // `codec::insert_rows`), not as one statement per record.
+        for chunk in records.chunks(100) {
+            let entries: Vec<serde_json::Value> = chunk
+                .iter()
+                .filter_map(|record| {
+                    document(def, record).map(|(title, body)| serde_json::json!([record.id(), title, body]))
+                })
+                .collect();
+            let stmt = Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO search_entry (record_id, object, title, body, document) \
+                 SELECT (e ->> 0)::uuid, $2, e ->> 1, e ->> 2, to_tsvector('simple', e ->> 2) \
+                 FROM jsonb_array_elements($1) AS e",
+                [DbValue::Json(Some(Box::new(serde_json::Value::Array(entries)))), def.name.clone().into()],
+            );
+            tx.conn().execute_raw(stmt).await?;
+        }
+        return Ok(());
     }
     let mut rows = Vec::with_capacity(records.len());
     for record in records {
