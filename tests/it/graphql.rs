@@ -418,6 +418,66 @@ async fn a_page_with_relations_costs_a_fixed_number_of_queries() {
 }
 
 #[tokio::test]
+async fn a_page_reads_only_the_columns_it_selects() {
+    use std::sync::{Arc, Mutex};
+    let db = TestDb::sqlite().await;
+    let statements = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut store = kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&db.url)).await.unwrap();
+    let seen = statements.clone();
+    store.observe_queries(move |sql| seen.lock().unwrap().push(sql.to_owned()));
+    let observed = TestDb { kith: kith_core::service::Kith::new(store), ..TestDb::sqlite().await };
+    let server = Server::start(&observed).await;
+    let agent = token(&db, Role::Agent).await;
+    let acme = db.create("company", json!({"name": "Acme"})).await.unwrap();
+    db.create(
+        "contact",
+        json!({"firstName": "Ada", "lastName": "Lovelace", "jobTitle": "Countess", "companyId": acme.id(), "tags": ["vip"]}),
+    )
+    .await
+    .unwrap();
+    let contact_selects = || -> Vec<String> {
+        statements.lock().unwrap().iter().filter(|s| s.contains("FROM \"contact\"")).cloned().collect()
+    };
+    statements.lock().unwrap().clear();
+    // A fragment, an alias, a relation and tags: each is read, nothing else.
+    let page = server
+        .gql(
+            &agent,
+            "{ contacts(first: 5, orderBy: [{field: lastName}]) { edges { cursor node { ...Who job: jobTitle company { name } tags } } } } \
+             fragment Who on Contact { firstName }",
+            json!({}),
+        )
+        .await;
+    let node = &page["data"]["contacts"]["edges"][0]["node"];
+    assert_eq!(node["firstName"], "Ada", "{page}");
+    assert_eq!(node["job"], "Countess", "{page}");
+    assert_eq!(node["company"]["name"], "Acme", "{page}");
+    assert_eq!(node["tags"], json!(["vip"]), "{page}");
+    let sql = contact_selects();
+    assert_eq!(sql.len(), 1, "{sql:?}");
+    for column in ["first_name", "job_title", "company_id", "last_name", "\"id\""] {
+        assert!(sql[0].contains(column), "{column} is read: {}", sql[0]);
+    }
+    for column in ["email", "phone", "birthday", "custom_fields", "address_city"] {
+        assert!(!sql[0].contains(column), "{column} is not read: {}", sql[0]);
+    }
+    // The cursor (sort keys + id) still pages correctly.
+    let cursor = page["data"]["contacts"]["edges"][0]["cursor"].as_str().unwrap().to_owned();
+    let next = server
+        .gql(
+            &agent,
+            "query($c: String) { contacts(first: 5, after: $c, orderBy: [{field: lastName}]) { edges { node { id } } pageInfo { hasPreviousPage } } }",
+            json!({"c": cursor}),
+        )
+        .await;
+    assert_eq!(next["data"]["contacts"]["edges"], json!([]), "{next}");
+    assert_eq!(next["data"]["contacts"]["pageInfo"]["hasPreviousPage"], true, "{next}");
+    server.stop().await;
+    observed.cleanup().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
 async fn requests_over_the_per_token_budget_are_rate_limited() {
     let db = TestDb::sqlite().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -583,6 +643,49 @@ async fn search_is_ranked_kept_in_sync_and_safe_with_any_input() {
         server.gql(&agent, "mutation($id: ID!) { restoreContact(id: $id) { id } }", json!({"id": ada_id})).await;
         let back = server.gql(&agent, q, json!({"q": "byron"})).await;
         assert_eq!(back["data"]["search"].as_array().unwrap().len(), 1, "{}: {back}", db.name);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_word_in_more_records_than_the_cap_is_ranked_cheaply_and_titles_first() {
+    for db in TestDb::all().await {
+        let mut csv = String::from("first_name,last_name,job_title\n");
+        let n = kith_core::store::search::MAX_CANDIDATES + 50;
+        for i in 0..n {
+            csv.push_str(&format!("Person{i},Family{i},Plumber\n"));
+        }
+        let report = kith_core::service::import::import_csv(
+            &db.kith,
+            &Actor::system("test"),
+            "contact",
+            csv.into_bytes().as_slice(),
+            &kith_core::service::import::ImportOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.created, n, "{}", db.name);
+        db.create("contact", json!({"firstName": "Plumber", "lastName": "Joe", "jobTitle": "Plumber"})).await.unwrap();
+        let server = Server::start(&db).await;
+        let agent = token(&db, Role::Agent).await;
+        let q = "query($q: String!) { search(query: $q, first: 5) { title score } }";
+        let hits = server.gql(&agent, q, json!({"q": "plumber"})).await;
+        let hits = hits["data"]["search"].as_array().unwrap().clone();
+        assert_eq!(hits.len(), 5, "{}: {hits:?}", db.name);
+        let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{}: ranked: {scores:?}", db.name);
+        if db.name == "sqlite" {
+            // The newest matches are ranked, and a title hit beats a body hit.
+            assert_eq!(hits[0]["title"], "Plumber Joe", "{}: {hits:?}", db.name);
+        }
+        // A rarer word still goes through the database's ranking, prefixes included.
+        let rare = server.gql(&agent, q, json!({"q": "person104"})).await;
+        let titles: Vec<&str> =
+            rare["data"]["search"].as_array().unwrap().iter().map(|h| h["title"].as_str().unwrap()).collect();
+        assert!(titles.contains(&"Person104 Family104"), "{}: {rare}", db.name);
+        assert!(titles.iter().all(|t| t.starts_with("Person104")), "{}: {rare}", db.name);
         server.stop().await;
         db.cleanup().await;
     }

@@ -146,12 +146,16 @@ async fn list_query(
     limits: ApiConfig,
 ) -> async_graphql::Result<ListQuery> {
     let kith = kith(ctx)?;
-    let custom = if def.custom_fields {
+    let filter_json = arg_json(ctx, "filter");
+    let order_json = arg_json(ctx, "orderBy");
+    // Custom field definitions are read only when the filter or the order names one.
+    let custom = if def.custom_fields && (mentions_custom(filter_json.as_ref()) || mentions_custom(order_json.as_ref()))
+    {
         custom_fields::for_object(kith.store.conn(), &def.name).await.map_err(to_gql)?
     } else {
         Vec::new()
     };
-    let mut filter = match arg_json(ctx, "filter") {
+    let mut filter = match filter_json {
         Some(json) => Filter::from_json(def, &custom, &json).map_err(|e| to_gql(e.into()))?,
         None => Filter::all(),
     };
@@ -159,7 +163,7 @@ async fn list_query(
         filter = Filter::And(vec![extra, filter]);
     }
     let mut order = Vec::new();
-    if let Some(Json::Array(items)) = arg_json(ctx, "orderBy") {
+    if let Some(Json::Array(items)) = order_json {
         if items.len() > 5 {
             return Err(bad_input("orderBy", "at most 5 sort keys"));
         }
@@ -199,6 +203,19 @@ async fn list_query(
     Ok(ListQuery { filter, order, page, include_deleted: false })
 }
 
+/// Whether a filter or order argument names a custom field anywhere (as a key or a value).
+fn mentions_custom(json: Option<&Json>) -> bool {
+    match json {
+        None => false,
+        Some(Json::Object(map)) => {
+            map.iter().any(|(key, value)| key.starts_with("customField") || mentions_custom(Some(value)))
+        }
+        Some(Json::Array(items)) => items.iter().any(|item| mentions_custom(Some(item))),
+        Some(Json::String(s)) => s.starts_with("customField"),
+        Some(_) => false,
+    }
+}
+
 fn list_args(field: Field, def: &ObjectDef) -> Field {
     field
         .argument(InputValue::new("filter", TypeRef::named(format!("{}Filter", def.type_name))))
@@ -229,13 +246,51 @@ fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, 
                 None => None,
             };
             let query = list_query(&ctx, &def, extra, limits).await?;
-            let page = records::list(kith(&ctx)?.store.conn(), &def, &query).await.map_err(to_gql)?;
+            let fields = projection(&ctx, &def, &query.order);
+            let page = records::list_fields(kith(&ctx)?.store.conn(), &def, &query, fields.as_deref())
+                .await
+                .map_err(to_gql)?;
             let ids: Vec<Uuid> = page.records.iter().map(|(_, r)| r.id()).collect();
             crate::api::extension::prefetch(&ctx, &def, &ids).await;
             Ok(Some(FieldValue::owned_any(Connection { page, def, filter: query.filter })))
         })
     });
     list_args(field, &field_def)
+}
+
+/// The fields a connection's page must read, from what the query selects under
+/// `edges { node { .. } }`: the selected scalars, the reference behind each selected forward
+/// relation (`company` needs `companyId`), the sort keys and `id`. `None` (read everything)
+/// as soon as a selected field needs more than that.
+fn projection(ctx: &ResolverContext<'_>, def: &ObjectDef, order: &[OrderBy]) -> Option<Vec<String>> {
+    let mut names: Vec<String> = vec!["id".to_owned()];
+    for key in order {
+        match &key.target {
+            Target::Field(name) => names.push(name.clone()),
+            Target::Custom { .. } => names.push("customFields".to_owned()),
+            Target::Tag => return None,
+        }
+    }
+    for node in ctx.look_ahead().field("edges").field("node").selection_fields() {
+        for field in node.selection_set() {
+            let name = field.name();
+            // Resolved from the id alone.
+            if matches!(name, "__typename" | "tags" | "timeline") {
+                continue;
+            }
+            if def.field_def(name).is_some() {
+                names.push(name.to_owned());
+                continue;
+            }
+            let reference = format!("{name}Id");
+            if matches!(def.field_def(&reference).map(|f| &f.kind), Some(FieldKind::Ref(_))) {
+                names.push(reference);
+                continue;
+            }
+            return None;
+        }
+    }
+    Some(names)
 }
 
 fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> Vec<Object> {
@@ -369,11 +424,7 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
         .field(Field::new("edges", TypeRef::named_nn_list_nn(format!("{}Edge", def.type_name)), |ctx| {
             FieldFuture::new(async move {
                 let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
-                let edges = connection
-                    .page
-                    .records
-                    .iter()
-                    .map(|(cursor, record)| FieldValue::owned_any((cursor.clone(), record.clone())));
+                let edges = connection.page.records.iter().map(|edge| FieldValue::borrowed_any(edge));
                 Ok(Some(FieldValue::list(edges)))
             })
         }))

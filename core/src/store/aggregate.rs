@@ -216,8 +216,7 @@ pub async fn aggregate<C: ConnectionTrait>(
             sea_orm::sea_query::NullOrdering::First,
         );
     }
-    select.limit(u64::from(limit));
-    let rows = db.query_all(&select).await?;
+    let rows = db.query_all_raw(crate::store::query::with_limit(backend, &select, u64::from(limit))).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut keys = Vec::with_capacity(key_kinds.len());

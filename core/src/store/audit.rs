@@ -161,13 +161,12 @@ pub async fn list<C: ConnectionTrait>(
         )
         .and_where(Expr::col(Alias::new("object")).eq(object))
         .order_by(Alias::new("occurred_at"), Order::Desc)
-        .order_by(Alias::new("id"), Order::Desc)
-        .limit(limit);
+        .order_by(Alias::new("id"), Order::Desc);
     if let Some(id) = record_id {
         select.and_where(Expr::col(Alias::new("record_id")).eq(encode(backend, &FieldKind::Id, &Value::Uuid(id))?));
     }
     let mut out = Vec::new();
-    for row in db.query_all(&select).await? {
+    for row in db.query_all_raw(crate::store::query::with_limit(backend, &select, limit)).await? {
         out.push(AuditEntry {
             occurred_at: decode(backend, &FieldKind::DateTime, &row, 0)?,
             actor_kind: row.try_get_by_index(1)?,

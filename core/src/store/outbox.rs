@@ -129,10 +129,9 @@ pub async fn read<C: ConnectionTrait>(db: &C, after: i64, limit: u64) -> Result<
             .map(Alias::new),
         )
         .and_where(Expr::col(Alias::new("seq")).gt(after))
-        .order_by(Alias::new("seq"), Order::Asc)
-        .limit(limit);
+        .order_by(Alias::new("seq"), Order::Asc);
     let mut out = Vec::new();
-    for row in db.query_all(&select).await? {
+    for row in db.query_all_raw(crate::store::query::with_limit(backend, &select, limit)).await? {
         out.push(Event {
             seq: row.try_get_by_index(0)?,
             event_id: decode(backend, &FieldKind::Id, &row, 1)?.as_uuid().unwrap_or_default(),

@@ -258,12 +258,33 @@ pub async fn find_one<C: ConnectionTrait>(db: &C, object: &ObjectDef, filter: &F
 
 /// One page of records.
 pub async fn list<C: ConnectionTrait>(db: &C, object: &ObjectDef, query: &ListQuery) -> Result<Page> {
+    list_fields(db, object, query, None).await
+}
+
+/// [`list`], reading only the named fields (`None`: all). The page's records hold just those
+/// fields, so `fields` must cover the sort keys and every field the caller will read; `id` is
+/// always read. A GraphQL page of 50 that selects 5 of a contact's 29 fields decodes a fifth of
+/// the values.
+pub async fn list_fields<C: ConnectionTrait>(
+    db: &C,
+    object: &ObjectDef,
+    query: &ListQuery,
+    fields: Option<&[String]>,
+) -> Result<Page> {
     let backend = db.get_database_backend();
+    let chosen: Vec<&crate::domain::object::FieldDef> = match fields {
+        None => object.fields.iter().collect(),
+        Some(names) => object.fields.iter().filter(|f| f.name == "id" || names.iter().any(|n| *n == f.name)).collect(),
+    };
     let (limit, cursor, reverse) = match &query.page {
         PageRequest::Forward { first, after } => (*first, after.as_deref(), false),
         PageRequest::Backward { last, before } => (*last, before.as_deref(), true),
     };
-    let mut select = select_all(object);
+    let mut select = Query::select();
+    select.from(table(object));
+    for field in &chosen {
+        select.column((table(object), Alias::new(field.column.as_str())));
+    }
     let mut cond = base_condition(backend, object, &query.filter, query.include_deleted)?;
     if let Some(cursor) = cursor {
         let (values, id) = decode_cursor(object, &query.order, cursor)?;
@@ -271,12 +292,15 @@ pub async fn list<C: ConnectionTrait>(db: &C, object: &ObjectDef, query: &ListQu
     }
     select.cond_where(cond);
     apply_order(backend, object, &mut select, &query.order, reverse)?;
-    select.limit(limit + 1);
-    let rows = db.query_all(&select).await?;
+    let rows = db.query_all_raw(crate::store::query::with_limit(backend, &select, limit + 1)).await?;
     let more = rows.len() as u64 > limit;
     let mut records = Vec::with_capacity(rows.len().min(limit as usize));
     for row in rows.iter().take(limit as usize) {
-        let record = row_to_record(backend, object, row)?;
+        let mut fields = Fields::new();
+        for (idx, field) in chosen.iter().enumerate() {
+            fields.insert(field.name.clone(), decode(backend, &field.kind, row, idx)?);
+        }
+        let record = Record { fields };
         records.push((encode_cursor(&query.order, &record), record));
     }
     if reverse {

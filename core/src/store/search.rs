@@ -140,50 +140,126 @@ fn terms(query: &str) -> Vec<String> {
 }
 
 /// Ranked matches of every word of `query` (prefixes match too), in `objects` when given.
+///
+/// Two passes keep common words cheap. The exact words are looked up first, without ranking:
+/// if more than [`MAX_CANDIDATES`] records contain them, the first of those are ranked by a
+/// cheap score in Kith (title words over body words, exact words over prefixes, shorter
+/// documents first), since bm25 or `ts_rank` would read every match to weigh a word that is
+/// everywhere. Otherwise the prefix query runs, ranked by the database over all its matches
+/// (at most [`MAX_CANDIDATES`]).
 pub async fn search<C: ConnectionTrait>(db: &C, query: &str, objects: &[String], limit: u64) -> Result<Vec<Hit>> {
     let words = terms(query);
     if words.is_empty() {
         return Ok(Vec::new());
     }
+    let exact = fetch(db, &words, objects, Pass::Exact).await?;
+    let mut hits = if exact.len() as u64 > MAX_CANDIDATES {
+        exact.into_iter().take(MAX_CANDIDATES as usize).map(|c| c.scored(&words)).collect()
+    } else {
+        let ranked = fetch(db, &words, objects, Pass::Ranked).await?;
+        ranked
+            .into_iter()
+            .map(|c| Hit { object: c.object, record_id: c.record_id, title: c.title, score: c.rank })
+            .collect::<Vec<_>>()
+    };
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.record_id.cmp(&b.record_id)));
+    hits.truncate(limit as usize);
+    Ok(hits)
+}
+
+/// Which query [`fetch`] runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    /// Whole words, unranked, up to one more than the cap (so "more than the cap" shows).
+    Exact,
+    /// Words as prefixes, ranked by the database, up to the cap.
+    Ranked,
+}
+
+/// A matching entry.
+struct Candidate {
+    object: String,
+    record_id: Uuid,
+    title: String,
+    body: String,
+    rank: f64,
+}
+
+impl Candidate {
+    /// The cheap score of a common-word match.
+    fn scored(self, words: &[String]) -> Hit {
+        let title = self.title.to_lowercase();
+        let body = self.body.to_lowercase();
+        let split = |s: &str| -> Vec<String> {
+            s.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+        };
+        let (title_words, body_words) = (split(&title), split(&body));
+        let mut score = 0.0;
+        for word in words {
+            if title_words.iter().any(|t| t == word) {
+                score += 3.0;
+            } else if title_words.iter().any(|t| t.starts_with(word.as_str())) {
+                score += 2.0;
+            }
+            if body_words.iter().any(|t| t == word) {
+                score += 1.0;
+            }
+        }
+        // Shorter documents first among equals: a word weighs more in a short text.
+        score += 1.0 / (1.0 + body_words.len() as f64);
+        Hit { object: self.object, record_id: self.record_id, title: self.title, score }
+    }
+}
+
+async fn fetch<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String], pass: Pass) -> Result<Vec<Candidate>> {
     let backend = db.get_database_backend();
+    let prefix = pass == Pass::Ranked;
+    let cap = if prefix { MAX_CANDIDATES } else { MAX_CANDIDATES + 1 };
     let mut values: Vec<DbValue> = Vec::new();
     let sql = match backend {
         DbBackend::Postgres => {
-            values.push(words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & ").into());
+            let star = if prefix { ":*" } else { "" };
+            values.push(words.iter().map(|w| format!("{w}{star}")).collect::<Vec<_>>().join(" & ").into());
             let mut filter = String::new();
             if !objects.is_empty() {
                 let marks: Vec<String> = (0..objects.len()).map(|i| format!("${}", i + 2)).collect();
                 filter = format!(" AND object IN ({})", marks.join(", "));
                 values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
             }
+            let rank = if prefix { "ts_rank(document, to_tsquery('simple', $1))::float8" } else { "0::float8" };
             format!(
-                "SELECT object, record_id, title, ts_rank(document, to_tsquery('simple', $1))::float8 AS score FROM \
-                 (SELECT object, record_id, title, document FROM search_entry WHERE document @@ to_tsquery('simple', $1){filter} LIMIT {MAX_CANDIDATES}) c"
+                "SELECT object, record_id, title, body, {rank} AS score FROM \
+                 (SELECT object, record_id, title, body, document FROM search_entry \
+                  WHERE document @@ to_tsquery('simple', $1){filter} LIMIT {cap}) c"
             )
         }
         _ => {
-            values.push(words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" ").into());
+            let star = if prefix { "*" } else { "" };
+            values.push(words.iter().map(|w| format!("\"{w}\"{star}")).collect::<Vec<_>>().join(" ").into());
             let mut filter = String::new();
             if !objects.is_empty() {
                 filter = format!(" AND e.object IN ({})", vec!["?"; objects.len()].join(", "));
                 values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
             }
+            // A common word is ranked among its newest matches (FTS5 walks its index backwards
+            // at no extra cost).
+            let (rank, order) =
+                if prefix { ("-bm25(search_fts)", "") } else { ("0.0", " ORDER BY search_fts.rowid DESC") };
             format!(
-                "SELECT e.object, e.record_id, e.title, -bm25(search_fts) AS score FROM search_fts \
-                 JOIN search_entry e ON e.rowid = search_fts.rowid WHERE search_fts MATCH ?{filter} LIMIT {MAX_CANDIDATES}"
+                "SELECT e.object, e.record_id, e.title, e.body, {rank} AS score FROM search_fts \
+                 JOIN search_entry e ON e.rowid = search_fts.rowid WHERE search_fts MATCH ?{filter}{order} LIMIT {cap}"
             )
         }
     };
-    let mut hits = Vec::new();
+    let mut out = Vec::new();
     for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
-        hits.push(Hit {
+        out.push(Candidate {
             object: row.try_get_by_index(0)?,
             record_id: decode(backend, &FieldKind::Id, &row, 1)?.as_uuid().unwrap_or_default(),
             title: row.try_get_by_index(2)?,
-            score: row.try_get_by_index(3)?,
+            body: row.try_get_by_index(3)?,
+            rank: row.try_get_by_index(4)?,
         });
     }
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.record_id.cmp(&b.record_id)));
-    hits.truncate(limit as usize);
-    Ok(hits)
+    Ok(out)
 }
