@@ -141,9 +141,9 @@ fn terms(query: &str) -> Vec<String> {
 
 /// Ranked matches of every word of `query` (prefixes match too), in `objects` when given.
 ///
-/// Two passes keep common words cheap. The exact words are looked up first, without ranking:
-/// if more than [`MAX_CANDIDATES`] records contain them, the first of those are ranked by a
-/// cheap score in Kith (title words over body words, exact words over prefixes, shorter
+/// Two passes keep common words cheap. The exact words are counted first, in the index only:
+/// if more than [`MAX_CANDIDATES`] records contain them, the newest [`COMMON_CANDIDATES`] of
+/// those (on SQLite; any on PostgreSQL) are ranked by a cheap score in Kith (title words over body words, exact words over prefixes, shorter
 /// documents first), since bm25 or `ts_rank` would read every match to weigh a word that is
 /// everywhere. Otherwise the prefix query runs, ranked by the database over all its matches
 /// (at most [`MAX_CANDIDATES`]).
@@ -152,9 +152,9 @@ pub async fn search<C: ConnectionTrait>(db: &C, query: &str, objects: &[String],
     if words.is_empty() {
         return Ok(Vec::new());
     }
-    let exact = fetch(db, &words, objects, Pass::Exact).await?;
-    let mut hits = if exact.len() as u64 > MAX_CANDIDATES {
-        exact.into_iter().take(MAX_CANDIDATES as usize).map(|c| c.scored(&words)).collect()
+    let mut hits = if common(db, &words, objects).await? {
+        let newest = fetch(db, &words, objects, Pass::Exact).await?;
+        newest.into_iter().map(|c| c.scored(&words)).collect()
     } else {
         let ranked = fetch(db, &words, objects, Pass::Ranked).await?;
         ranked
@@ -167,10 +167,56 @@ pub async fn search<C: ConnectionTrait>(db: &C, query: &str, objects: &[String],
     Ok(hits)
 }
 
+/// Matches of a common word ranked by the cheap score: the newest ones.
+pub const COMMON_CANDIDATES: u64 = 200;
+
+/// Whether more than [`MAX_CANDIDATES`] records contain every word exactly (an index-only
+/// count that stops at the cap).
+async fn common<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String]) -> Result<bool> {
+    let backend = db.get_database_backend();
+    let mut values: Vec<DbValue> = Vec::new();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            values.push(words.join(" & ").into());
+            let mut filter = String::new();
+            if !objects.is_empty() {
+                let marks: Vec<String> = (0..objects.len()).map(|i| format!("${}", i + 2)).collect();
+                filter = format!(" AND object IN ({})", marks.join(", "));
+                values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
+            }
+            format!(
+                "SELECT count(*) FROM (SELECT 1 FROM search_entry WHERE document @@ to_tsquery('simple', $1){filter} \
+                 LIMIT {}) c",
+                MAX_CANDIDATES + 1
+            )
+        }
+        _ if objects.is_empty() => {
+            values.push(words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ").into());
+            format!("SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT {})", MAX_CANDIDATES + 1)
+        }
+        _ => {
+            values.push(words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ").into());
+            let filter = format!(" AND e.object IN ({})", vec!["?"; objects.len()].join(", "));
+            values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
+            format!(
+                "SELECT count(*) FROM (SELECT 1 FROM search_fts JOIN search_entry e ON e.rowid = search_fts.rowid \
+                 WHERE search_fts MATCH ?{filter} LIMIT {})",
+                MAX_CANDIDATES + 1
+            )
+        }
+    };
+    let row = db.query_one_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    let n: i64 = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    Ok(n as u64 > MAX_CANDIDATES)
+}
+
 /// Which query [`fetch`] runs.
 #[derive(Clone, Copy, PartialEq)]
 enum Pass {
-    /// Whole words, unranked, up to one more than the cap (so "more than the cap" shows).
+    /// Whole words, unranked, the newest [`COMMON_CANDIDATES`] on SQLite.
     Exact,
     /// Words as prefixes, ranked by the database, up to the cap.
     Ranked,
@@ -214,7 +260,7 @@ impl Candidate {
 async fn fetch<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String], pass: Pass) -> Result<Vec<Candidate>> {
     let backend = db.get_database_backend();
     let prefix = pass == Pass::Ranked;
-    let cap = if prefix { MAX_CANDIDATES } else { MAX_CANDIDATES + 1 };
+    let cap = if prefix { MAX_CANDIDATES } else { COMMON_CANDIDATES };
     let mut values: Vec<DbValue> = Vec::new();
     let sql = match backend {
         DbBackend::Postgres => {
