@@ -240,6 +240,12 @@ pub async fn import_csv<R: Read>(
     }
     progress(report.rows);
     report.rejected.sort_by_key(|r| r.line);
+    if report.created > 0 && kith.store.backend() == sea_orm::DbBackend::Postgres {
+        // Fresh statistics, so the planner uses the indexes (full-text included) at once
+        // instead of after autovacuum's next visit. Table names come from object definitions.
+        use sea_orm::ConnectionTrait as _;
+        kith.store.conn().execute_unprepared(&format!("ANALYZE \"{}\", search_entry", def.table)).await?;
+    }
     Ok(report)
 }
 
