@@ -192,7 +192,10 @@ async fn common<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String]
         }
         _ if objects.is_empty() => {
             values.push(words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ").into());
-            format!("SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT {})", MAX_CANDIDATES + 1)
+            format!(
+                "SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT {})",
+                MAX_CANDIDATES + 1
+            )
         }
         _ => {
             values.push(words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ").into());
