@@ -72,10 +72,11 @@ pub async fn insert_rows<C: sea_orm::ConnectionTrait>(
     use std::fmt::Write as _;
     let backend = db.get_database_backend();
     let pg = backend == DbBackend::Postgres;
-    if !pg && rows.len() > 1 {
-        if let Some(doc) = rows_as_json(columns.len(), &rows) {
-            return insert_json_rows(db, table, columns, doc).await;
-        }
+    if !pg
+        && rows.len() > 1
+        && let Some(doc) = rows_as_json(columns.len(), &rows)
+    {
+        return insert_json_rows(db, table, columns, doc).await;
     }
     let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
     let head = format!("INSERT INTO \"{table}\" ({}) VALUES ", quoted.join(", "));

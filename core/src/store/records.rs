@@ -274,7 +274,7 @@ pub async fn list_fields<C: ConnectionTrait>(
     let backend = db.get_database_backend();
     let chosen: Vec<&crate::domain::object::FieldDef> = match fields {
         None => object.fields.iter().collect(),
-        Some(names) => object.fields.iter().filter(|f| f.name == "id" || names.iter().any(|n| *n == f.name)).collect(),
+        Some(names) => object.fields.iter().filter(|f| f.name == "id" || names.contains(&f.name)).collect(),
     };
     let (limit, cursor, reverse) = match &query.page {
         PageRequest::Forward { first, after } => (*first, after.as_deref(), false),
