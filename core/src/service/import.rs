@@ -243,14 +243,19 @@ pub async fn import_csv<R: Read>(
     if report.created > 0 && kith.store.backend() == sea_orm::DbBackend::Postgres {
         // Fresh statistics, so the planner uses the indexes (full-text included) at once
         // instead of after autovacuum's next visit. Table names come from object definitions.
+        // A bulk load also leaves the new full-text entries in the GIN index's pending list,
+        // which every search then scans linearly (15-25x slower) until autovacuum merges it:
+        // merge now. Both are upkeep after the rows are committed: a failure (a role that does
+        // not own the tables) is logged, not reported as a failed import.
         use sea_orm::ConnectionTrait as _;
-        kith.store.conn().execute_unprepared(&format!("ANALYZE \"{}\", search_entry", def.table)).await?;
-        // A bulk load leaves the new full-text entries in the GIN index's pending list, which
-        // every search then scans linearly (15-25x slower) until autovacuum merges it: merge now.
-        kith.store
-            .conn()
-            .execute_unprepared("SELECT gin_clean_pending_list('ix_search_entry_document'::regclass)")
-            .await?;
+        for sql in [
+            format!("ANALYZE \"{}\", search_entry", def.table),
+            "SELECT gin_clean_pending_list('ix_search_entry_document'::regclass)".to_owned(),
+        ] {
+            if let Err(err) = kith.store.conn().execute_unprepared(&sql).await {
+                tracing::warn!(error = %err, "after the import: `{sql}` failed");
+            }
+        }
     }
     Ok(report)
 }
