@@ -302,6 +302,31 @@ async fn admin_operations_custom_fields_and_audit_log() {
             .gql(&agent, "{ contacts(filter: {customFields: {tier: {eq: \"gold\"}}}) { totalCount } }", json!({}))
             .await;
         assert_eq!(found["data"]["contacts"]["totalCount"], 1, "{found}");
+        // Ordering by a custom field (the definitions are loaded only when one is named).
+        server
+            .gql(
+                &agent,
+                "mutation { createContact(input: {firstName: \"B\", customFields: {tier: \"silver\"}}) { id } }",
+                json!({}),
+            )
+            .await;
+        let ordered = server
+            .gql(
+                &agent,
+                "{ contacts(filter: {customFields: {tier: {isNull: false}}}, orderBy: [{customField: \"tier\", direction: DESC}]) { edges { node { firstName customFields } } } }",
+                json!({}),
+            )
+            .await;
+        let names: Vec<&str> = ordered["data"]["contacts"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{ordered}"))
+            .iter()
+            .map(|e| e["node"]["firstName"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["B", "A"], "silver sorts after gold descending: {ordered}");
+        let unknown =
+            server.gql(&agent, "{ contacts(orderBy: [{customField: \"nope\"}]) { totalCount } }", json!({})).await;
+        assert_eq!(code(&unknown), "BAD_USER_INPUT", "{unknown}");
 
         assert_eq!(
             code(
@@ -330,7 +355,7 @@ async fn admin_operations_custom_fields_and_audit_log() {
             server.gql(&admin, "mutation { createApiToken(name: \"zapier\", role: VIEWER) }", json!({})).await;
         let new_token = created["data"]["createApiToken"].as_str().unwrap().to_owned();
         let read = server.gql(&new_token, "{ contacts { totalCount } }", json!({})).await;
-        assert_eq!(read["data"]["contacts"]["totalCount"], 1, "{read}");
+        assert_eq!(read["data"]["contacts"]["totalCount"], 2, "{read}");
         let revoked = server.gql(&admin, "mutation { revokeApiToken(idOrName: \"zapier\") }", json!({})).await;
         assert_eq!(revoked["data"]["revokeApiToken"], 1);
         let (status, _) = server
@@ -680,6 +705,12 @@ async fn a_word_in_more_records_than_the_cap_is_ranked_cheaply_and_titles_first(
             // The newest matches are ranked, and a title hit beats a body hit.
             assert_eq!(hits[0]["title"], "Plumber Joe", "{}: {hits:?}", db.name);
         }
+        // The type filter applies to the common-word path too.
+        let typed = "query($q: String!, $t: [SearchType!]) { search(query: $q, types: $t, first: 5) { object } }";
+        let companies = server.gql(&agent, typed, json!({"q": "plumber", "t": ["COMPANY"]})).await;
+        assert_eq!(companies["data"]["search"], json!([]), "{}: {companies}", db.name);
+        let contacts = server.gql(&agent, typed, json!({"q": "plumber", "t": ["CONTACT", "DEAL"]})).await;
+        assert_eq!(contacts["data"]["search"].as_array().map(Vec::len), Some(5), "{}: {contacts}", db.name);
         // A rarer word still goes through the database's ranking, prefixes included.
         let rare = server.gql(&agent, q, json!({"q": "person104"})).await;
         let titles: Vec<&str> =

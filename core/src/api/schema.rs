@@ -274,12 +274,12 @@ fn projection(ctx: &ResolverContext<'_>, def: &ObjectDef, order: &[OrderBy]) -> 
     for node in ctx.look_ahead().field("edges").field("node").selection_fields() {
         for field in node.selection_set() {
             let name = field.name();
-            // Resolved from the id alone.
-            if matches!(name, "__typename" | "tags" | "timeline") {
-                continue;
-            }
             if def.field_def(name).is_some() {
                 names.push(name.to_owned());
+                continue;
+            }
+            // Resolved from the id alone.
+            if matches!(name, "__typename" | "tags" | "timeline") {
                 continue;
             }
             let reference = format!("{name}Id");

@@ -107,7 +107,7 @@ pub async fn record(tx: &Tx, action: &str, object: &str, record_id: Option<Uuid>
     record_many(tx, action, object, vec![(record_id, changes)]).await
 }
 
-/// Appends one entry per record, in as few statements as possible (imports).
+/// Appends one entry per record, in as few statements as possible.
 pub async fn record_many(tx: &Tx, action: &str, object: &str, entries: Vec<(Option<Uuid>, Json)>) -> Result<()> {
     let backend = tx.backend();
     let entries =
@@ -115,7 +115,8 @@ pub async fn record_many(tx: &Tx, action: &str, object: &str, entries: Vec<(Opti
     record_encoded(tx, action, object, entries).await
 }
 
-/// Appends one entry per record whose `changes` are encoded already (imports).
+/// Appends one entry per record whose `changes` are encoded already (imports serialise them
+/// straight to text, see [`created_doc`]).
 pub async fn record_encoded(tx: &Tx, action: &str, object: &str, entries: Vec<(Option<Uuid>, DbValue)>) -> Result<()> {
     let backend = tx.backend();
     let actor = &tx.actor;

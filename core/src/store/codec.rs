@@ -191,7 +191,7 @@ fn rows_as_json(columns: usize, rows: &[Vec<DbValue>]) -> Option<String> {
 }
 
 /// SQLite: inserts the rows of `doc` (from [`rows_as_json`]) in one statement that reads
-/// them with `json_each`. One statement per table and batch binds one value instead of
+/// them with `jsonb_each` (which hands each row to `->>` without re-serialising it). One statement per table and batch binds one value instead of
 /// thousands, and lets the full-text index (fed by a trigger) flush once per batch, not once
 /// per statement.
 async fn insert_json_rows<C: sea_orm::ConnectionTrait>(
@@ -401,6 +401,19 @@ mod tests {
         write_json_fields(&mut compact, &fields, true);
         expected.remove("c");
         assert_eq!(serde_json::from_str::<serde_json::Value>(&compact).ok(), Some(serde_json::Value::Object(expected)));
+    }
+
+    #[test]
+    fn postgres_statements_stay_within_one_tls_record() {
+        let row = |payload: usize| vec![DbValue::String(Some("x".repeat(payload))), DbValue::BigInt(Some(1))];
+        for payload in [0, 10, 900, 5_000, 20_000] {
+            let rows: Vec<Vec<DbValue>> = (0..300).map(|_| row(payload)).collect();
+            let per = pg_rows_per_message(&rows);
+            assert!(per.is_power_of_two(), "{payload}: {per}");
+            assert!(per == 1 || per * (payload + 40) <= 16 * 1024, "{payload} B rows: {per} per statement");
+        }
+        let json = vec![DbValue::Json(Some(Box::new(serde_json::json!({"record": {"name": "y".repeat(1_000)}}))))];
+        assert!(pg_rows_per_message(&[json]) <= 16);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::DomainError;
 use crate::domain::filter::{Filter, OrderBy, Target};
-use crate::domain::object::ObjectDef;
+use crate::domain::object::{FieldDef, ObjectDef};
 use crate::domain::value::{FieldKind, Fields, Value};
 use crate::error::{Error, Result};
 use crate::store::codec::{decode, encode, insert_rows};
@@ -103,20 +103,34 @@ fn table(object: &ObjectDef) -> Alias {
 }
 
 fn select_all(object: &ObjectDef) -> SelectStatement {
+    select_fields(object, object.fields.iter())
+}
+
+/// A SELECT of `fields`' columns, in that order.
+fn select_fields<'a>(object: &ObjectDef, fields: impl IntoIterator<Item = &'a FieldDef>) -> SelectStatement {
     let mut select = Query::select();
     select.from(table(object));
-    for field in &object.fields {
+    for field in fields {
         select.column((table(object), Alias::new(field.column.as_str())));
     }
     select
 }
 
 fn row_to_record(backend: DbBackend, object: &ObjectDef, row: &sea_orm::QueryResult) -> Result<Record> {
-    let mut fields = Fields::new();
-    for (idx, field) in object.fields.iter().enumerate() {
-        fields.insert(field.name.clone(), decode(backend, &field.kind, row, idx)?);
+    row_to_fields(backend, object.fields.iter(), row)
+}
+
+/// A row of [`select_fields`] as a record holding just those fields.
+fn row_to_fields<'a>(
+    backend: DbBackend,
+    fields: impl IntoIterator<Item = &'a FieldDef>,
+    row: &sea_orm::QueryResult,
+) -> Result<Record> {
+    let mut out = Fields::new();
+    for (idx, field) in fields.into_iter().enumerate() {
+        out.insert(field.name.clone(), decode(backend, &field.kind, row, idx)?);
     }
-    Ok(Record { fields })
+    Ok(Record { fields: out })
 }
 
 /// Inserts records. Each must hold every field of the object (missing ones are stored as null).
@@ -272,7 +286,7 @@ pub async fn list_fields<C: ConnectionTrait>(
     fields: Option<&[String]>,
 ) -> Result<Page> {
     let backend = db.get_database_backend();
-    let chosen: Vec<&crate::domain::object::FieldDef> = match fields {
+    let chosen: Vec<&FieldDef> = match fields {
         None => object.fields.iter().collect(),
         Some(names) => object.fields.iter().filter(|f| f.name == "id" || names.contains(&f.name)).collect(),
     };
@@ -280,11 +294,7 @@ pub async fn list_fields<C: ConnectionTrait>(
         PageRequest::Forward { first, after } => (*first, after.as_deref(), false),
         PageRequest::Backward { last, before } => (*last, before.as_deref(), true),
     };
-    let mut select = Query::select();
-    select.from(table(object));
-    for field in &chosen {
-        select.column((table(object), Alias::new(field.column.as_str())));
-    }
+    let mut select = select_fields(object, chosen.iter().copied());
     let mut cond = base_condition(backend, object, &query.filter, query.include_deleted)?;
     if let Some(cursor) = cursor {
         let (values, id) = decode_cursor(object, &query.order, cursor)?;
@@ -296,11 +306,7 @@ pub async fn list_fields<C: ConnectionTrait>(
     let more = rows.len() as u64 > limit;
     let mut records = Vec::with_capacity(rows.len().min(limit as usize));
     for row in rows.iter().take(limit as usize) {
-        let mut fields = Fields::new();
-        for (idx, field) in chosen.iter().enumerate() {
-            fields.insert(field.name.clone(), decode(backend, &field.kind, row, idx)?);
-        }
-        let record = Record { fields };
+        let record = row_to_fields(backend, chosen.iter().copied(), row)?;
         records.push((encode_cursor(&query.order, &record), record));
     }
     if reverse {

@@ -143,8 +143,8 @@ fn terms(query: &str) -> Vec<String> {
 ///
 /// Two passes keep common words cheap. The exact words are counted first, in the index only:
 /// if more than [`MAX_CANDIDATES`] records contain them, the newest [`COMMON_CANDIDATES`] of
-/// those (on SQLite; any on PostgreSQL) are ranked by a cheap score in Kith (title words over body words, exact words over prefixes, shorter
-/// documents first), since bm25 or `ts_rank` would read every match to weigh a word that is
+/// those (on SQLite; any on PostgreSQL) are ranked by a cheap score in Kith (title words
+/// over body words, exact words over prefixes, shorter documents first), since bm25 or `ts_rank` would read every match to weigh a word that is
 /// everywhere. Otherwise the prefix query runs, ranked by the database over all its matches
 /// (at most [`MAX_CANDIDATES`]).
 pub async fn search<C: ConnectionTrait>(db: &C, query: &str, objects: &[String], limit: u64) -> Result<Vec<Hit>> {
@@ -178,12 +178,7 @@ async fn common<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String]
     let sql = match backend {
         DbBackend::Postgres => {
             values.push(words.join(" & ").into());
-            let mut filter = String::new();
-            if !objects.is_empty() {
-                let marks: Vec<String> = (0..objects.len()).map(|i| format!("${}", i + 2)).collect();
-                filter = format!(" AND object IN ({})", marks.join(", "));
-                values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
-            }
+            let filter = objects_filter(backend, objects, "object", &mut values);
             format!(
                 "SELECT count(*) FROM (SELECT 1 FROM search_entry WHERE document @@ to_tsquery('simple', $1){filter} \
                  LIMIT {}) c",
@@ -199,8 +194,7 @@ async fn common<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String]
         }
         _ => {
             values.push(words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ").into());
-            let filter = format!(" AND e.object IN ({})", vec!["?"; objects.len()].join(", "));
-            values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
+            let filter = objects_filter(backend, objects, "e.object", &mut values);
             format!(
                 "SELECT count(*) FROM (SELECT 1 FROM search_fts JOIN search_entry e ON e.rowid = search_fts.rowid \
                  WHERE search_fts MATCH ?{filter} LIMIT {})",
@@ -214,6 +208,19 @@ async fn common<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String]
         None => 0,
     };
     Ok(n as u64 > MAX_CANDIDATES)
+}
+
+/// ` AND column IN (..)` for `objects` (empty when there are none), binding them after the
+/// values already in `values`.
+fn objects_filter(backend: DbBackend, objects: &[String], column: &str, values: &mut Vec<DbValue>) -> String {
+    if objects.is_empty() {
+        return String::new();
+    }
+    let marks: Vec<String> = (0..objects.len())
+        .map(|i| if backend == DbBackend::Postgres { format!("${}", values.len() + i + 1) } else { "?".to_owned() })
+        .collect();
+    values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
+    format!(" AND {column} IN ({})", marks.join(", "))
 }
 
 /// Which query [`fetch`] runs.
@@ -269,12 +276,7 @@ async fn fetch<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String],
         DbBackend::Postgres => {
             let star = if prefix { ":*" } else { "" };
             values.push(words.iter().map(|w| format!("{w}{star}")).collect::<Vec<_>>().join(" & ").into());
-            let mut filter = String::new();
-            if !objects.is_empty() {
-                let marks: Vec<String> = (0..objects.len()).map(|i| format!("${}", i + 2)).collect();
-                filter = format!(" AND object IN ({})", marks.join(", "));
-                values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
-            }
+            let filter = objects_filter(backend, objects, "object", &mut values);
             let rank = if prefix { "ts_rank(document, to_tsquery('simple', $1))::float8" } else { "0::float8" };
             format!(
                 "SELECT object, record_id, title, body, {rank} AS score FROM \
@@ -285,11 +287,7 @@ async fn fetch<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String],
         _ => {
             let star = if prefix { "*" } else { "" };
             values.push(words.iter().map(|w| format!("\"{w}\"{star}")).collect::<Vec<_>>().join(" ").into());
-            let mut filter = String::new();
-            if !objects.is_empty() {
-                filter = format!(" AND e.object IN ({})", vec!["?"; objects.len()].join(", "));
-                values.extend(objects.iter().map(|o| DbValue::from(o.clone())));
-            }
+            let filter = objects_filter(backend, objects, "e.object", &mut values);
             // A common word is ranked among its newest matches (FTS5 walks its index backwards
             // at no extra cost).
             let (rank, order) =
