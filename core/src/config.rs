@@ -114,6 +114,9 @@ pub struct ApiConfig {
     pub suggestions: bool,
     /// Requests per minute per token (anonymous requests share one budget); 0 disables.
     pub rate_limit_per_minute: u32,
+    /// Longest a GraphQL request may run, in milliseconds; past it, it is stopped and answered
+    /// with the error code `TIMEOUT` (a write that had not started is never run).
+    pub timeout_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -127,6 +130,7 @@ impl Default for ApiConfig {
             introspection: true,
             suggestions: true,
             rate_limit_per_minute: 1_200,
+            timeout_ms: 10_000,
         }
     }
 }
@@ -288,6 +292,9 @@ impl Config {
                 "api",
                 "max_batch and max_page_size must be positive, default_page_size at most max_page_size",
             ));
+        }
+        if self.api.timeout_ms == 0 {
+            return Err(invalid("api.timeout_ms", "must be positive"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be positive"));

@@ -279,7 +279,18 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             BatchRequest::Batch(requests.into_iter().map(|r| request_data(r, &state.kith, actor.clone())).collect())
         }
     };
-    let response = schema.execute_batch(batch).await;
+    let limit = Duration::from_millis(state.api.timeout_ms);
+    // Dropping the execution on time-out drops its reads; a write still queued for its group
+    // is then skipped (`store::group`).
+    let Ok(response) = tokio::time::timeout(limit, schema.execute_batch(batch)).await else {
+        tracing::warn!(timeout_ms = state.api.timeout_ms, "a GraphQL request timed out");
+        return gql_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            &headers,
+            "TIMEOUT",
+            &format!("the request took longer than {} ms and was stopped", state.api.timeout_ms),
+        );
+    };
     match serde_json::to_string(&response) {
         Ok(body) => gql_reply(StatusCode::OK, &headers, body),
         Err(_) => gql_error(StatusCode::INTERNAL_SERVER_ERROR, &headers, "INTERNAL", "internal error"),

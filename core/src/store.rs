@@ -12,6 +12,7 @@ pub mod audit;
 pub mod codec;
 pub mod counter;
 pub mod custom_fields;
+pub mod group;
 pub mod history;
 pub mod jobs;
 pub mod outbox;
@@ -72,6 +73,7 @@ pub struct Store {
     db: DatabaseConnection,
     backend: DbBackend,
     hook: Arc<RwLock<Option<Arc<dyn WriteHook>>>>,
+    group: Arc<group::Queue>,
 }
 
 /// Normalises what users type for a database location: a bare path means a SQLite file.
@@ -110,7 +112,7 @@ impl Store {
         }
         let db = Database::connect(connect).await?;
         let backend = db.get_database_backend();
-        Ok(Store { db, backend, hook: Arc::default() })
+        Ok(Store { db, backend, hook: Arc::default(), group: Arc::default() })
     }
 
     /// Connects and applies pending migrations.

@@ -1016,3 +1016,40 @@ async fn record_changed_subscription_over_websocket() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_time_is_stopped_with_timeout_and_writes_nothing() {
+    use sea_orm::ConnectionTrait;
+    for db in TestDb::all().await {
+        let server = Server::start_with(&db, ApiConfig { timeout_ms: 300, ..ApiConfig::default() }).await;
+        let agent = token(&db, Role::Agent).await;
+        let warm = server.gql(&agent, "{ contacts { totalCount } }", json!({})).await;
+        assert_eq!(warm["data"]["contacts"]["totalCount"], 0, "{warm}");
+        // Something else holds the database: on SQLite the write lock (the mutation cannot
+        // start), on PostgreSQL a lock on the contact table that even reads wait for.
+        let blocker = db.kith.store.begin(&Actor::system("test")).await.unwrap();
+        let sqlite = db.kith.store.backend() == sea_orm::DbBackend::Sqlite;
+        let query = if sqlite {
+            "mutation { createContact(input: {firstName: \"Late\"}) { id } }"
+        } else {
+            blocker.conn().execute_unprepared("LOCK TABLE contact IN ACCESS EXCLUSIVE MODE").await.unwrap();
+            "{ contacts(filter: {firstName: {eq: \"Late\"}}) { totalCount } }"
+        };
+        let body = json!({ "query": query }).to_string();
+        let (status, reply) = server.post("application/json", Some(&agent), &body).await;
+        assert_eq!(status, 504, "{}: {reply}", db.name);
+        let reply: Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(code(&reply), "TIMEOUT", "{}: {reply}", db.name);
+        assert!(reply["errors"][0]["message"].as_str().unwrap_or_default().contains("300 ms"), "{reply}");
+        blocker.rollback().await.unwrap();
+        // The stopped mutation never runs, even once the lock is free; the server serves on.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = server.gql(&agent, "{ contacts { totalCount } }", json!({})).await;
+        assert_eq!(after["data"]["contacts"]["totalCount"], 0, "{}: {after}", db.name);
+        let made =
+            server.gql(&agent, "mutation { createContact(input: {firstName: \"Now\"}) { id } }", json!({})).await;
+        assert!(made["data"]["createContact"]["id"].is_string(), "{}: {made}", db.name);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -546,20 +546,22 @@ fn write_input(def: &ObjectDef, create: bool) -> InputObject {
     input
 }
 
-/// Runs `f` in a write transaction as the caller, committing on success.
+/// Runs `f` as the caller in a write transaction, answering once it has committed. Concurrent
+/// mutations share a transaction and its commit (`store::group`), each in its own savepoint.
 async fn write<T, F>(ctx: &ResolverContext<'_>, access: Access, f: F) -> async_graphql::Result<T>
 where
+    T: Send + 'static,
     F: for<'t> FnOnce(
-        &'t crate::store::Tx,
-        &'t Kith,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::Result<T>> + Send + 't>>,
+            &'t crate::store::Tx,
+            &'t Kith,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::Result<T>> + Send + 't>>
+        + Send
+        + 'static,
 {
     let actor = authorize(ctx, access)?;
-    let kith = kith(ctx)?;
-    let tx = kith.store.begin(actor).await.map_err(to_gql)?;
-    let value = f(&tx, kith).await.map_err(to_gql)?;
-    tx.commit().await.map_err(to_gql)?;
-    Ok(value)
+    let kith = kith(ctx)?.clone();
+    let store = kith.store.clone();
+    store.write(actor, Box::new(move |tx| Box::pin(async move { f(tx, &kith).await }))).await.map_err(to_gql)
 }
 
 fn input_of(ctx: &ResolverContext<'_>, def: &ObjectDef) -> async_graphql::Result<Input> {

@@ -1,0 +1,271 @@
+//! Group commit: concurrent writes share one transaction and one commit.
+//!
+//! A durable commit costs an fsync (SQLite) or a WAL flush (PostgreSQL), and on both databases
+//! writers are serialised anyway (SQLite's write lock, the outbox lock on PostgreSQL). So
+//! [`Store::write`] queues the work; one task per `Store` takes every queued write, runs each in
+//! its own savepoint of one transaction and commits once. A write that fails rolls back to its
+//! savepoint and answers its own error; the others are unaffected. A write whose caller has
+//! gone away (a timeout, a dropped connection) before its turn is never run; one that has
+//! started runs to its end and commits with its group.
+//!
+//! Architecture Invariant: a caller hears `Ok` only after the commit that holds its write.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::Utc;
+use sea_orm::ConnectionTrait;
+use tokio::sync::oneshot;
+
+use super::{Store, Tx};
+use crate::domain::actor::Actor;
+use crate::domain::value::truncate_micros;
+use crate::error::{Error, Result};
+
+/// Most writes sharing one transaction: bounds how long one commit holds the write lock.
+pub const MAX_GROUP: usize = 128;
+
+/// A write's work: given the shared transaction, do the change.
+pub type Work<T> =
+    Box<dyn for<'t> FnOnce(&'t Tx) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 't>> + Send + 'static>;
+
+/// The writes waiting for their turn, and whether a task is draining them.
+#[derive(Default)]
+pub(crate) struct Queue {
+    state: Mutex<QueueState>,
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// What group commit has done since the `Store` was opened, for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Writes those transactions held (failed writes, rolled back to their savepoint, excluded).
+    pub writes: u64,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: Vec<Box<dyn Job>>,
+    draining: bool,
+}
+
+/// One queued write, with its result type erased.
+trait Job: Send {
+    fn actor(&self) -> &Actor;
+    /// The caller stopped waiting.
+    fn abandoned(&self) -> bool;
+    /// Does the work; `true` when it succeeded.
+    fn run<'t>(&'t mut self, tx: &'t Tx) -> Pin<Box<dyn Future<Output = bool> + Send + 't>>;
+    /// Answers the caller once the fate of the transaction is known.
+    fn finish(self: Box<Self>, committed: Result<(), &Error>);
+}
+
+struct Typed<T> {
+    actor: Actor,
+    work: Option<Work<T>>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T: Send + 'static> Job for Typed<T> {
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
+    fn run<'t>(&'t mut self, tx: &'t Tx) -> Pin<Box<dyn Future<Output = bool> + Send + 't>> {
+        Box::pin(async move {
+            let outcome = match self.work.take() {
+                Some(work) => work(tx).await,
+                None => Err(Error::Internal("a grouped write ran twice".into())),
+            };
+            let ok = outcome.is_ok();
+            self.outcome = Some(outcome);
+            ok
+        })
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &Error>) {
+        let answer = match (self.outcome, committed) {
+            (Some(Err(err)), _) => Err(err),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (Some(Ok(_)), Err(err)) => Err(Error::Internal(format!("the transaction did not commit: {err}"))),
+            (None, Ok(())) => Err(Error::Internal("a grouped write was not run".into())),
+            (None, Err(err)) => Err(Error::Internal(format!("the transaction did not start or commit: {err}"))),
+        };
+        // The caller may have stopped waiting; then nobody needs the answer.
+        let _ = self.reply.send(answer);
+    }
+}
+
+impl Store {
+    /// Runs `work` as `actor` in a transaction it may share with other concurrent writes, and
+    /// answers after the commit (see the module docs). Use it for a write that is one use case;
+    /// [`Store::begin`] remains for work that must own its transaction.
+    pub async fn write<T: Send + 'static>(&self, actor: &Actor, work: Work<T>) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Typed { actor: actor.clone(), work: Some(work), outcome: None, reply });
+        let start = {
+            let mut state = self.group.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.jobs.push(job);
+            !std::mem::replace(&mut state.draining, true)
+        };
+        if start {
+            tokio::spawn(drain(self.clone()));
+        }
+        answer.await.unwrap_or_else(|_| Err(Error::Internal("the write was dropped before it finished".into())))
+    }
+
+    /// Counts of grouped commits so far.
+    pub fn group_stats(&self) -> GroupStats {
+        GroupStats {
+            commits: self.group.commits.load(Ordering::Relaxed),
+            writes: self.group.writes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Marks the queue idle if the draining task ends early (its runtime shut down).
+struct Draining {
+    queue: Arc<Queue>,
+    armed: bool,
+}
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        if self.armed {
+            self.queue.state.lock().unwrap_or_else(PoisonError::into_inner).draining = false;
+        }
+    }
+}
+
+/// Runs batches until the queue is empty.
+async fn drain(store: Store) {
+    let mut guard = Draining { queue: store.group.clone(), armed: true };
+    loop {
+        let batch: Option<Vec<Box<dyn Job>>> = {
+            let mut state = guard.queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.jobs.is_empty() {
+                state.draining = false;
+                None
+            } else {
+                let n = state.jobs.len().min(MAX_GROUP);
+                Some(state.jobs.drain(..n).collect())
+            }
+        };
+        let Some(batch) = batch else {
+            guard.armed = false;
+            return;
+        };
+        let worker = store.clone();
+        // Its own task, so a panic in one write loses that batch (its callers hear an internal
+        // error), not the queue.
+        if let Err(err) = tokio::spawn(async move { run_batch(&worker, batch).await }).await {
+            tracing::error!(error = %err, "a group of writes panicked; it was rolled back");
+        }
+    }
+}
+
+async fn run_batch(store: &Store, jobs: Vec<Box<dyn Job>>) {
+    let mut jobs: Vec<Box<dyn Job>> = jobs.into_iter().filter(|job| !job.abandoned()).collect();
+    let Some(first) = jobs.first() else { return };
+    let mut tx = match store.begin(first.actor()).await {
+        Ok(tx) => tx,
+        Err(err) => {
+            tracing::error!(error = %err, "starting a write transaction");
+            for job in jobs {
+                job.finish(Err(&err));
+            }
+            return;
+        }
+    };
+    // Waiting for the write lock may outlast a caller's patience.
+    jobs.retain(|job| !job.abandoned());
+    if jobs.is_empty() {
+        return;
+    }
+    if jobs.len() == 1 {
+        let ok = jobs[0].run(&tx).await;
+        let committed = if ok { tx.commit().await } else { tx.rollback().await };
+        if ok && committed.is_ok() {
+            store.group.count(1);
+        }
+        finish_all(jobs, committed);
+        return;
+    }
+    // Taken before any savepoint: a lock taken inside one would be let go if it rolled back.
+    if let Err(err) = tx.lock_outbox().await {
+        finish_all(jobs, Err(err));
+        return;
+    }
+    let mut succeeded = 0;
+    for i in 0..jobs.len() {
+        if jobs[i].abandoned() {
+            continue;
+        }
+        tx.actor = jobs[i].actor().clone();
+        tx.now = truncate_micros(Utc::now());
+        if let Err(err) = tx.conn().execute_unprepared("SAVEPOINT kith_write").await {
+            finish_all(jobs, Err(err.into()));
+            return;
+        }
+        let ok = jobs[i].run(&tx).await;
+        succeeded += u64::from(ok);
+        let end = if ok {
+            "RELEASE SAVEPOINT kith_write"
+        } else {
+            "ROLLBACK TO SAVEPOINT kith_write; RELEASE SAVEPOINT kith_write"
+        };
+        if let Err(err) = execute_all(&tx, end).await {
+            // The transaction is in an unknown state: nothing of it may commit.
+            tracing::error!(error = %err, "ending a savepoint");
+            finish_all(jobs, Err(err));
+            return;
+        }
+    }
+    let committed = tx.commit().await;
+    match &committed {
+        Ok(()) => {
+            store.group.count(succeeded);
+            tracing::debug!(writes = succeeded, "committed a group of writes");
+        }
+        Err(err) => tracing::error!(error = %err, writes = jobs.len(), "committing a group of writes"),
+    }
+    finish_all(jobs, committed);
+}
+
+impl Queue {
+    fn count(&self, writes: u64) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes, Ordering::Relaxed);
+    }
+}
+
+/// Runs `;`-separated statements one by one (PostgreSQL's extended protocol takes one each).
+async fn execute_all(tx: &Tx, statements: &str) -> Result<()> {
+    for statement in statements.split(';') {
+        tx.conn().execute_unprepared(statement.trim()).await?;
+    }
+    Ok(())
+}
+
+fn finish_all(jobs: Vec<Box<dyn Job>>, committed: Result<()>) {
+    let committed = committed.as_ref().map(|_| ());
+    for job in jobs {
+        job.finish(committed);
+    }
+}
