@@ -2,7 +2,8 @@
 # GraphQL load benchmark over loopback with wrk (apt-get install wrk).
 # Usage: bench/graphql.sh [ROWS] [DURATION]   (defaults: 100000 contacts, 10s per workload)
 # Set DATABASE=postgres://postgres@127.0.0.1:5432/kith_bench to run against PostgreSQL
-# (the database must exist and be empty).
+# (the database must exist and be empty). ONLY=create (a substring of a workload's name) runs
+# just the matching workloads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS="${1:-100000}"
@@ -29,6 +30,7 @@ ID=$(curl -s localhost:18090/graphql -H "Authorization: Bearer $TOKEN" -H 'Conte
   -d '{"query":"{ contacts(first: 1, filter: {addressCity: {eq: \"City7\"}}) { edges { node { id } } } }"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["contacts"]["edges"][0]["node"]["id"])')
 run() {
   local name="$1" body="$2" conns="$3"
+  [[ -z "${ONLY:-}" || "$name" == *"$ONLY"* ]] || return 0
   cat > "$WORK/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -43,3 +45,4 @@ run "contacts(first: 50, filter, orderBy) with company" '{"query":"{ contacts(fi
 run "search (a word in 1 row of 100,000)" '{"query":"{ search(query: \"first4242\", first: 20) { recordId title score } }"}' 32
 run "search (a common word: every row matches, ranking capped)" '{"query":"{ search(query: \"example\", first: 20) { recordId title score } }"}' 32
 run "createContact" '{"query":"mutation { createContact(input: {firstName: \"Bench\"}) { id } }"}' 8
+run "createContact, 32 clients" '{"query":"mutation { createContact(input: {firstName: \"Bench\"}) { id } }"}' 32

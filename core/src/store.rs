@@ -188,6 +188,7 @@ impl Store {
             now: truncate_micros(Utc::now()),
             outbox_locked: AtomicBool::new(false),
             hook: self.hook.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            appends: None,
         })
     }
 
@@ -208,6 +209,20 @@ pub struct Tx {
     pub now: DateTime<Utc>,
     outbox_locked: AtomicBool,
     hook: Option<Arc<dyn WriteHook>>,
+    /// Grouped writes only: audit entries and outbox events held back, to be written in one
+    /// statement each just before the commit ([`Tx::flush_appends`]).
+    appends: Option<std::sync::Mutex<Appends>>,
+}
+
+/// Rows held back by a grouped transaction, encoded and in order, and what it read once.
+#[derive(Debug, Default)]
+struct Appends {
+    audit: Vec<Vec<sea_orm::Value>>,
+    events: Vec<Vec<sea_orm::Value>>,
+    /// Search entries of records created in this transaction (see [`Tx::hold_search`]).
+    search: Vec<search::NewEntry>,
+    /// Custom field definitions per object, read once per transaction.
+    custom_fields: std::collections::HashMap<String, Vec<crate::domain::custom_field::CustomFieldDef>>,
 }
 
 impl Tx {
@@ -235,6 +250,104 @@ impl Tx {
     /// The write hook to consult about writes to `object`, if one wants them.
     pub(crate) fn hook_for(&self, object: &str) -> Option<&dyn WriteHook> {
         self.hook.as_deref().filter(|hook| hook.wants(object))
+    }
+
+    /// From now on, audit entries and outbox events are held back until [`Tx::flush_appends`]
+    /// (nothing reads them inside the transaction that writes them).
+    pub(crate) fn defer_appends(&mut self) {
+        self.appends = Some(std::sync::Mutex::default());
+    }
+
+    fn appends(&self) -> Option<std::sync::MutexGuard<'_, Appends>> {
+        self.appends.as_ref().map(|a| a.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Holds back audit rows when deferring; otherwise hands them back to be written now.
+    pub(crate) fn hold_audit(&self, rows: Vec<Vec<sea_orm::Value>>) -> Option<Vec<Vec<sea_orm::Value>>> {
+        match self.appends() {
+            Some(mut appends) => {
+                appends.audit.extend(rows);
+                None
+            }
+            None => Some(rows),
+        }
+    }
+
+    /// Holds back outbox rows when deferring; otherwise hands them back to be written now.
+    pub(crate) fn hold_events(&self, rows: Vec<Vec<sea_orm::Value>>) -> Option<Vec<Vec<sea_orm::Value>>> {
+        match self.appends() {
+            Some(mut appends) => {
+                appends.events.extend(rows);
+                None
+            }
+            None => Some(rows),
+        }
+    }
+
+    /// Holds back the search entries of new records when deferring; otherwise hands them back.
+    pub(crate) fn hold_search(&self, entries: Vec<search::NewEntry>) -> Option<Vec<search::NewEntry>> {
+        match self.appends() {
+            Some(mut appends) => {
+                appends.search.extend(entries);
+                None
+            }
+            None => Some(entries),
+        }
+    }
+
+    /// Writes the search entries held back so far: before any other change to the search index,
+    /// so changes land in the order they were made.
+    pub(crate) async fn flush_search(&self) -> Result<()> {
+        let held = match self.appends() {
+            Some(mut appends) if !appends.search.is_empty() => std::mem::take(&mut appends.search),
+            _ => return Ok(()),
+        };
+        search::insert_new(self, held).await
+    }
+
+    /// The custom field definitions of `object`, read once per grouped transaction.
+    pub(crate) async fn custom_fields(&self, object: &str) -> Result<Vec<crate::domain::custom_field::CustomFieldDef>> {
+        if let Some(defs) = self.appends().and_then(|a| a.custom_fields.get(object).cloned()) {
+            return Ok(defs);
+        }
+        let defs = custom_fields::for_object(&self.txn, object).await?;
+        if let Some(mut appends) = self.appends() {
+            appends.custom_fields.insert(object.to_owned(), defs.clone());
+        }
+        Ok(defs)
+    }
+
+    /// Forgets the custom field definitions read so far (they changed, or may have).
+    pub(crate) fn forget_custom_fields(&self) {
+        if let Some(mut appends) = self.appends() {
+            appends.custom_fields.clear();
+        }
+    }
+
+    /// How many rows are held back, to [`Tx::forget_appends_after`] on a savepoint rollback.
+    pub(crate) fn appends_mark(&self) -> (usize, usize, usize) {
+        self.appends().map(|a| (a.audit.len(), a.events.len(), a.search.len())).unwrap_or_default()
+    }
+
+    /// Drops the rows held back after `mark`, and what was read (it may have been rolled back).
+    pub(crate) fn forget_appends_after(&self, mark: (usize, usize, usize)) {
+        if let Some(mut appends) = self.appends() {
+            appends.audit.truncate(mark.0);
+            appends.events.truncate(mark.1);
+            appends.search.truncate(mark.2);
+            appends.custom_fields.clear();
+        }
+    }
+
+    /// Writes the held-back rows, one statement per table.
+    pub(crate) async fn flush_appends(&self) -> Result<()> {
+        self.flush_search().await?;
+        let (audit, events) = match self.appends() {
+            Some(mut appends) => (std::mem::take(&mut appends.audit), std::mem::take(&mut appends.events)),
+            None => return Ok(()),
+        };
+        audit::insert_rows(self, audit).await?;
+        outbox::insert_rows(self, events).await
     }
 
     /// Commits.

@@ -66,7 +66,7 @@ pub async fn create(tx: &Tx, registry: &Registry, object: &str, input: Input) ->
     }
     let tag_names = input.tags.as_deref().map(tags::clean_names).transpose()?;
     audit::record_created(tx, &def.name, record.id(), &record.fields, tag_names.as_deref()).await?;
-    search::index(tx, &def, std::slice::from_ref(&record)).await?;
+    search::index_new(tx, &def, std::slice::from_ref(&record)).await?;
     after_write(tx, &def, &record, effects, "created", Json::Null).await?;
     Ok(record)
 }
@@ -90,7 +90,7 @@ async fn load_custom(
     given: bool,
 ) -> Result<Vec<crate::domain::custom_field::CustomFieldDef>> {
     if def.custom_fields {
-        custom_fields::for_object(tx.conn(), &def.name).await
+        tx.custom_fields(&def.name).await
     } else if given {
         Err(DomainError::invalid("customFields", format!("{} has no custom fields", def.type_name)).into())
     } else {
@@ -404,7 +404,7 @@ async fn before_write(
         "segment" => {
             let object = get(after, "object").as_text().unwrap_or("CONTACT").to_ascii_lowercase();
             let target = object_def(registry, &object)?;
-            let custom = custom_fields::for_object(tx.conn(), &target.name).await?;
+            let custom = tx.custom_fields(&target.name).await?;
             let filter = match get(after, "filter") {
                 Value::Json(j) => j.clone(),
                 _ => Json::Null,

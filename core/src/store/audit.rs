@@ -140,9 +140,20 @@ pub async fn record_encoded(tx: &Tx, action: &str, object: &str, entries: Vec<(O
             changes,
         ]);
     }
-    let columns =
+    match tx.hold_audit(rows) {
+        Some(rows) => insert_rows(tx, rows).await,
+        None => Ok(()),
+    }
+}
+
+/// Writes encoded audit rows.
+pub(crate) async fn insert_rows(tx: &Tx, rows: Vec<Vec<DbValue>>) -> Result<()> {
+    const COLUMNS: [&str; 9] =
         ["id", "occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes"];
-    crate::store::codec::insert_rows(tx.conn(), "audit_log", &columns, rows).await
+    if rows.is_empty() {
+        return Ok(());
+    }
+    crate::store::codec::insert_rows(tx.conn(), "audit_log", &COLUMNS, rows).await
 }
 
 /// The entries for one record (or a whole object when `record_id` is `None`), newest first.

@@ -42,6 +42,7 @@ pub async fn for_object<C: ConnectionTrait>(db: &C, object: &str) -> Result<Vec<
 
 /// Stores a new definition (already validated) at the end of its object's list.
 pub async fn insert(tx: &Tx, def: &CustomFieldDef) -> Result<Uuid> {
+    tx.forget_custom_fields();
     let backend = tx.backend();
     let position = for_object(tx.conn(), &def.object).await?.len() as i64;
     let id = Uuid::now_v7();

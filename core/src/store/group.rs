@@ -2,8 +2,11 @@
 //!
 //! A durable commit costs an fsync (SQLite) or a WAL flush (PostgreSQL), and on both databases
 //! writers are serialised anyway (SQLite's write lock, the outbox lock on PostgreSQL). So
-//! [`Store::write`] queues the work; one task per `Store` takes every queued write, runs each in
-//! its own savepoint of one transaction and commits once. A write that fails rolls back to its
+//! [`Store::write`] queues the work; a task per `Store` takes every queued write, runs each in
+//! its own savepoint of one transaction and commits once (one such task on SQLite, a few on
+//! PostgreSQL, where transactions overlap until the outbox lock). The group's audit entries,
+//! outbox events and new search entries are held in the [`Tx`] and written in one statement
+//! per table just before the commit. A write that fails rolls back to its
 //! savepoint and answers its own error; the others are unaffected. A write whose caller has
 //! gone away (a timeout, a dropped connection) before its turn is never run; one that has
 //! started runs to its end and commits with its group.
@@ -31,7 +34,10 @@ pub const MAX_GROUP: usize = 128;
 pub type Work<T> =
     Box<dyn for<'t> FnOnce(&'t Tx) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 't>> + Send + 'static>;
 
-/// The writes waiting for their turn, and whether a task is draining them.
+/// Groups open at once on PostgreSQL.
+pub const POSTGRES_GROUPS: usize = 4;
+
+/// The writes waiting for their turn, and how many tasks are draining them.
 #[derive(Default)]
 pub(crate) struct Queue {
     state: Mutex<QueueState>,
@@ -57,7 +63,7 @@ impl std::fmt::Debug for Queue {
 #[derive(Default)]
 struct QueueState {
     jobs: Vec<Box<dyn Job>>,
-    draining: bool,
+    draining: usize,
 }
 
 /// One queued write, with its result type erased.
@@ -122,12 +128,22 @@ impl Store {
         let start = {
             let mut state = self.group.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.jobs.push(job);
-            !std::mem::replace(&mut state.draining, true)
+            let start = state.draining < self.group_drains();
+            if start {
+                state.draining += 1;
+            }
+            start
         };
         if start {
             tokio::spawn(drain(self.clone()));
         }
         answer.await.unwrap_or_else(|_| Err(Error::Internal("the write was dropped before it finished".into())))
+    }
+
+    /// How many groups may be open at once: one on SQLite (it has one writer), a few on
+    /// PostgreSQL, whose transactions run side by side until the outbox lock at the end.
+    fn group_drains(&self) -> usize {
+        if self.backend == sea_orm::DbBackend::Postgres { POSTGRES_GROUPS } else { 1 }
     }
 
     /// Counts of grouped commits so far.
@@ -139,7 +155,7 @@ impl Store {
     }
 }
 
-/// Marks the queue idle if the draining task ends early (its runtime shut down).
+/// Counts a draining task out if it ends early (its runtime shut down).
 struct Draining {
     queue: Arc<Queue>,
     armed: bool,
@@ -148,7 +164,8 @@ struct Draining {
 impl Drop for Draining {
     fn drop(&mut self) {
         if self.armed {
-            self.queue.state.lock().unwrap_or_else(PoisonError::into_inner).draining = false;
+            let mut state = self.queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.draining = state.draining.saturating_sub(1);
         }
     }
 }
@@ -160,7 +177,7 @@ async fn drain(store: Store) {
         let batch: Option<Vec<Box<dyn Job>>> = {
             let mut state = guard.queue.state.lock().unwrap_or_else(PoisonError::into_inner);
             if state.jobs.is_empty() {
-                state.draining = false;
+                state.draining = state.draining.saturating_sub(1);
                 None
             } else {
                 let n = state.jobs.len().min(MAX_GROUP);
@@ -183,89 +200,87 @@ async fn drain(store: Store) {
 async fn run_batch(store: &Store, jobs: Vec<Box<dyn Job>>) {
     let mut jobs: Vec<Box<dyn Job>> = jobs.into_iter().filter(|job| !job.abandoned()).collect();
     let Some(first) = jobs.first() else { return };
+    let started = std::time::Instant::now();
     let mut tx = match store.begin(first.actor()).await {
         Ok(tx) => tx,
         Err(err) => {
             tracing::error!(error = %err, "starting a write transaction");
-            for job in jobs {
-                job.finish(Err(&err));
-            }
+            finish_all(jobs, Err(err));
             return;
         }
     };
+    // Audit entries and events go in one statement each, just before the commit (on
+    // PostgreSQL the outbox lock is then held only for that statement and the commit).
+    tx.defer_appends();
     // Waiting for the write lock may outlast a caller's patience.
     jobs.retain(|job| !job.abandoned());
-    if jobs.is_empty() {
-        return;
-    }
-    if jobs.len() == 1 {
-        let ok = jobs[0].run(&tx).await;
-        let committed = if ok { tx.commit().await } else { tx.rollback().await };
-        if ok && committed.is_ok() {
-            store.group.count(1);
-        }
-        finish_all(jobs, committed);
-        return;
-    }
-    // Taken before any savepoint: a lock taken inside one would be let go if it rolled back.
-    if let Err(err) = tx.lock_outbox().await {
-        finish_all(jobs, Err(err));
-        return;
-    }
+    let single = jobs.len() == 1;
     let mut succeeded = 0;
+    let mut open_savepoint = false;
     for i in 0..jobs.len() {
         if jobs[i].abandoned() {
             continue;
         }
         tx.actor = jobs[i].actor().clone();
         tx.now = truncate_micros(Utc::now());
-        if let Err(err) = tx.conn().execute_unprepared("SAVEPOINT kith_write").await {
-            finish_all(jobs, Err(err.into()));
-            return;
+        if !single {
+            // The previous write's savepoint is released in the same round trip.
+            let begin = if open_savepoint {
+                "RELEASE SAVEPOINT kith_write; SAVEPOINT kith_write"
+            } else {
+                "SAVEPOINT kith_write"
+            };
+            if let Err(err) = tx.conn().execute_unprepared(begin).await {
+                finish_all(jobs, Err(err.into()));
+                return;
+            }
+            open_savepoint = true;
         }
+        let mark = tx.appends_mark();
         let ok = jobs[i].run(&tx).await;
-        succeeded += u64::from(ok);
-        let end = if ok {
-            "RELEASE SAVEPOINT kith_write"
-        } else {
-            "ROLLBACK TO SAVEPOINT kith_write; RELEASE SAVEPOINT kith_write"
-        };
-        if let Err(err) = execute_all(&tx, end).await {
-            // The transaction is in an unknown state: nothing of it may commit.
-            tracing::error!(error = %err, "ending a savepoint");
-            finish_all(jobs, Err(err));
+        if ok {
+            succeeded += 1;
+        } else if single {
+            let rolled_back = tx.rollback().await;
+            finish_all(jobs, rolled_back);
             return;
+        } else {
+            tx.forget_appends_after(mark);
+            if let Err(err) = tx.conn().execute_unprepared("ROLLBACK TO SAVEPOINT kith_write").await {
+                // The transaction is in an unknown state: nothing of it may commit.
+                tracing::error!(error = %err, "rolling back to a savepoint");
+                finish_all(jobs, Err(err.into()));
+                return;
+            }
         }
     }
+    if let Err(err) = tx.flush_appends().await {
+        tracing::error!(error = %err, "writing the audit entries and events of a group of writes");
+        finish_all(jobs, Err(err));
+        return;
+    }
+    let ran = started.elapsed();
     let committed = tx.commit().await;
     match &committed {
         Ok(()) => {
             store.group.count(succeeded);
-            tracing::debug!(writes = succeeded, "committed a group of writes");
+            tracing::debug!(writes = succeeded, ?ran, took = ?started.elapsed(), "committed a group of writes");
         }
         Err(err) => tracing::error!(error = %err, writes = jobs.len(), "committing a group of writes"),
     }
     finish_all(jobs, committed);
 }
 
-impl Queue {
-    fn count(&self, writes: u64) {
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.writes.fetch_add(writes, Ordering::Relaxed);
-    }
-}
-
-/// Runs `;`-separated statements one by one (PostgreSQL's extended protocol takes one each).
-async fn execute_all(tx: &Tx, statements: &str) -> Result<()> {
-    for statement in statements.split(';') {
-        tx.conn().execute_unprepared(statement.trim()).await?;
-    }
-    Ok(())
-}
-
 fn finish_all(jobs: Vec<Box<dyn Job>>, committed: Result<()>) {
     let committed = committed.as_ref().map(|_| ());
     for job in jobs {
         job.finish(committed);
+    }
+}
+
+impl Queue {
+    fn count(&self, writes: u64) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes, Ordering::Relaxed);
     }
 }

@@ -87,7 +87,6 @@ pub async fn emit_encoded(tx: &Tx, events: Vec<EncodedEvent>) -> Result<()> {
     let origin = encode(backend, &FieldKind::Text, &origin)?;
     let occurred_at = encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?;
     let depth = sea_orm::Value::Int(Some(i32::try_from(tx.actor.depth).unwrap_or(i32::MAX)));
-    tx.lock_outbox().await?;
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         rows.push(vec![
@@ -102,9 +101,21 @@ pub async fn emit_encoded(tx: &Tx, events: Vec<EncodedEvent>) -> Result<()> {
             depth.clone(),
         ]);
     }
-    let columns =
+    match tx.hold_events(rows) {
+        Some(rows) => insert_rows(tx, rows).await,
+        None => Ok(()),
+    }
+}
+
+/// Writes encoded outbox rows (taking the outbox lock first, see [`Tx::lock_outbox`]).
+pub(crate) async fn insert_rows(tx: &Tx, rows: Vec<Vec<sea_orm::Value>>) -> Result<()> {
+    const COLUMNS: [&str; 9] =
         ["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at", "depth"];
-    crate::store::codec::insert_rows(tx.conn(), "event_outbox", &columns, rows).await
+    if rows.is_empty() {
+        return Ok(());
+    }
+    tx.lock_outbox().await?;
+    crate::store::codec::insert_rows(tx.conn(), "event_outbox", &COLUMNS, rows).await
 }
 
 /// Events with `seq > after`, oldest first, at most `limit`.

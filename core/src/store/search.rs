@@ -58,6 +58,7 @@ fn id_value(backend: DbBackend, id: Uuid) -> Result<DbValue> {
 
 /// Writes (or replaces) the entries of `records`; removes those of deleted records.
 pub async fn index(tx: &Tx, def: &ObjectDef, records: &[Record]) -> Result<()> {
+    tx.flush_search().await?;
     let backend = tx.backend();
     for record in records {
         if !record.get("deletedAt").is_null() {
@@ -86,44 +87,72 @@ pub async fn index(tx: &Tx, def: &ObjectDef, records: &[Record]) -> Result<()> {
     Ok(())
 }
 
-/// Adds the entries of records just created (imports): one multi-row insert on SQLite.
+/// The search entry of a record just created.
+#[derive(Debug, Clone)]
+pub(crate) struct NewEntry {
+    record_id: Uuid,
+    object: String,
+    title: String,
+    body: String,
+}
+
+/// Adds the entries of records just created, in as few statements as possible. In a grouped
+/// transaction they are held back and written with the next change to the index or before the
+/// commit ([`Tx::flush_search`]).
 pub async fn index_new(tx: &Tx, def: &ObjectDef, records: &[Record]) -> Result<()> {
-    let backend = tx.backend();
     if def.search_fields.is_empty() || records.is_empty() {
+        return Ok(());
+    }
+    let entries: Vec<NewEntry> = records
+        .iter()
+        .filter_map(|record| {
+            document(def, record).map(|(title, body)| NewEntry {
+                record_id: record.id(),
+                object: def.name.clone(),
+                title,
+                body,
+            })
+        })
+        .collect();
+    match tx.hold_search(entries) {
+        Some(entries) => insert_new(tx, entries).await,
+        None => Ok(()),
+    }
+}
+
+/// Writes the entries of new records.
+pub(crate) async fn insert_new(tx: &Tx, entries: Vec<NewEntry>) -> Result<()> {
+    let backend = tx.backend();
+    if entries.is_empty() {
         return Ok(());
     }
     if backend == DbBackend::Postgres {
         // The entries travel as JSON arrays of ~100 (one TLS record each, see
         // `codec::insert_rows`), not as one statement per record.
-        for chunk in records.chunks(100) {
-            let entries: Vec<serde_json::Value> = chunk
-                .iter()
-                .filter_map(|record| {
-                    document(def, record).map(|(title, body)| serde_json::json!([record.id(), title, body]))
-                })
-                .collect();
+        for chunk in entries.chunks(100) {
+            let entries: Vec<serde_json::Value> =
+                chunk.iter().map(|e| serde_json::json!([e.record_id, e.object, e.title, e.body])).collect();
             let stmt = Statement::from_sql_and_values(
                 backend,
                 "INSERT INTO search_entry (record_id, object, title, body, document) \
-                 SELECT (e ->> 0)::uuid, $2, e ->> 1, e ->> 2, to_tsvector('simple', e ->> 2) \
+                 SELECT (e ->> 0)::uuid, e ->> 1, e ->> 2, e ->> 3, to_tsvector('simple', e ->> 3) \
                  FROM jsonb_array_elements($1) AS e",
-                [DbValue::Json(Some(Box::new(serde_json::Value::Array(entries)))), def.name.clone().into()],
+                [DbValue::Json(Some(Box::new(serde_json::Value::Array(entries))))],
             );
             tx.conn().execute_raw(stmt).await?;
         }
         return Ok(());
     }
-    let mut rows = Vec::with_capacity(records.len());
-    for record in records {
-        if let Some((title, body)) = document(def, record) {
-            rows.push(vec![id_value(backend, record.id())?, def.name.clone().into(), title.into(), body.into()]);
-        }
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in entries {
+        rows.push(vec![id_value(backend, e.record_id)?, e.object.into(), e.title.into(), e.body.into()]);
     }
     crate::store::codec::insert_rows(tx.conn(), "search_entry", &["record_id", "object", "title", "body"], rows).await
 }
 
 /// Removes a record's entry.
 pub async fn remove(tx: &Tx, record_id: Uuid) -> Result<()> {
+    tx.flush_search().await?;
     let backend = tx.backend();
     let sql = if backend == DbBackend::Postgres {
         "DELETE FROM search_entry WHERE record_id = $1"
