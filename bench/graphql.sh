@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS="${1:-100000}"
 DURATION="${2:-10s}"
-cargo build --release -p kith-core --bin kith >/dev/null
-KITH="$PWD/target/release/kith"
+# BENCH_KITH=path/to/kith measures another build (e.g. an older commit's) instead.
+if [[ -z "${BENCH_KITH:-}" ]]; then cargo build --release -p kith-core --bin kith >/dev/null; fi
+KITH="${BENCH_KITH:-$PWD/target/release/kith}"
 WORK="$(mktemp -d)"
 trap 'kill "${SERVER:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 DB="${DATABASE:-sqlite://$WORK/bench.db}"
