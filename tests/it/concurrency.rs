@@ -163,3 +163,29 @@ async fn concurrent_writes_share_a_commit_and_fail_alone() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_panics_is_rolled_back_and_later_writes_go_on() {
+    for db in TestDb::all().await {
+        let store = db.kith.store.clone();
+        let actor = Actor::system("test");
+        let panics: kith_core::store::group::Work<Option<String>> = Box::new(move |tx| {
+            Box::pin(async move {
+                let registry = kith_core::domain::object::Registry::core();
+                let input = Input::fields([("email", Value::Text("half@example.org".into()))]);
+                records::create(tx, &registry, "contact", input).await?;
+                panic!("a bug in a write");
+            })
+        });
+        let err = store.write(&actor, panics).await.unwrap_err();
+        assert!(matches!(err, kith_core::Error::Internal(_)), "{}: {err:?}", db.name);
+        // The half-done write left nothing, and the queue still serves.
+        store.write(&actor, contact_write("half@example.org".into())).await.unwrap();
+        let conn = db.kith.store.conn();
+        use sea_orm::{ConnectionTrait, Statement};
+        let sql = "SELECT COUNT(*) AS n FROM contact WHERE email = 'half@example.org'";
+        let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap().unwrap();
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 1, "{}", db.name);
+        db.cleanup().await;
+    }
+}

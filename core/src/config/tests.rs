@@ -43,6 +43,10 @@ fn unknown_keys_are_errors_naming_the_key() {
     assert!(err.contains("socket address") || err.contains("invalid"), "{err}");
     let err = Config::load(None, env(&[("KITH_LOG__FORMAT", "xml")])).unwrap_err().to_string();
     assert!(err.contains("log.format"), "{err}");
+    let err = Config::load(None, env(&[("KITH_API__TIMEOUT_MS", "0")])).unwrap_err().to_string();
+    assert!(err.contains("api.timeout_ms"), "{err}");
+    let config = Config::load(None, env(&[("KITH_API__TIMEOUT_MS", "2500")])).unwrap();
+    assert_eq!(config.api.timeout_ms, 2500);
     // Variables that are not settings but belong to Kith are allowed.
     Config::load(None, env(&[("KITH_TEST_DATABASE_URL", "postgres://x")])).unwrap();
 }

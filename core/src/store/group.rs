@@ -191,8 +191,13 @@ async fn drain(store: Store) {
         let worker = store.clone();
         // Its own task, so a panic in one write loses that batch (its callers hear an internal
         // error), not the queue.
-        if let Err(err) = tokio::spawn(async move { run_batch(&worker, batch).await }).await {
-            tracing::error!(error = %err, "a group of writes panicked; it was rolled back");
+        match tokio::spawn(async move { run_batch(&worker, batch).await }).await {
+            Err(err) if err.is_panic() => {
+                tracing::error!(error = %err, "a group of writes panicked; it was rolled back");
+            }
+            // The runtime is shutting down: so are the callers.
+            Err(_) => return,
+            Ok(()) => {}
         }
     }
 }
