@@ -43,6 +43,8 @@ pub struct AppState {
     pub max_batch: usize,
     /// Per-token request budget.
     pub rate_limiter: Arc<RateLimiter>,
+    /// Parsed documents of recent queries.
+    pub documents: Arc<crate::api::documents::DocumentCache>,
 }
 
 /// A token bucket per caller: `per_minute` requests a minute, refilled continuously, with
@@ -130,6 +132,7 @@ impl AppState {
             api: *api,
             max_batch: api.max_batch,
             rate_limiter: Arc::new(RateLimiter::new(api.rate_limit_per_minute)),
+            documents: Arc::new(crate::api::documents::DocumentCache::new(512)),
         })
     }
 }
@@ -274,10 +277,15 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     }
     let schema = state.current_schema();
     let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(request_data(request, &state.kith, actor)),
-        BatchRequest::Batch(requests) => {
-            BatchRequest::Batch(requests.into_iter().map(|r| request_data(r, &state.kith, actor.clone())).collect())
+        BatchRequest::Single(request) => {
+            BatchRequest::Single(request_data(state.documents.prepare(request), &state.kith, actor))
         }
+        BatchRequest::Batch(requests) => BatchRequest::Batch(
+            requests
+                .into_iter()
+                .map(|r| request_data(state.documents.prepare(r), &state.kith, actor.clone()))
+                .collect(),
+        ),
     };
     let limit = Duration::from_millis(state.api.timeout_ms);
     // Dropping the execution on time-out drops its reads; a write still queued for its group

@@ -92,6 +92,16 @@ impl Store {
         let sqlite = url.starts_with("sqlite:");
         let mut connect = ConnectOptions::new(url);
         connect.max_connections(options.max_connections).min_connections(1).sqlx_logging(false);
+        // sqlx pings a pooled connection before handing it out: one more round trip per
+        // query (to the connection's worker thread on SQLite, over the socket on PostgreSQL).
+        // A SQLite file does not go away under an open connection, so it is never pinged; a
+        // PostgreSQL connection is pinged only after a minute idle, when the server may have
+        // dropped it.
+        if sqlite {
+            connect.test_before_acquire(false);
+        } else {
+            connect.test_before_acquire_if_idle_for(Duration::from_secs(60));
+        }
         if sqlite {
             let full = options.sqlite_synchronous_full;
             let busy = options.busy_timeout;
@@ -108,6 +118,9 @@ impl Store {
                     .pragma("cache_size", "-16384")
                     // Statement journals (multi-row INSERTs inside a transaction) stay in memory.
                     .pragma("temp_store", "MEMORY")
+                    // A page of up to 200 records (plus the look-ahead row) comes back from the
+                    // worker thread without it stopping halfway for the reader to catch up.
+                    .row_buffer_size(256)
             });
         }
         let db = Database::connect(connect).await?;

@@ -442,6 +442,11 @@ async fn a_page_with_relations_costs_a_fixed_number_of_queries() {
     db.cleanup().await;
 }
 
+async fn node_id(server: &Server, token: &str) -> String {
+    let page = server.gql(token, "{ contacts(first: 1) { edges { node { id } } } }", json!({})).await;
+    page["data"]["contacts"]["edges"][0]["node"]["id"].as_str().unwrap_or_default().to_owned()
+}
+
 #[tokio::test]
 async fn a_page_reads_only_the_columns_it_selects() {
     use std::sync::{Arc, Mutex};
@@ -497,6 +502,28 @@ async fn a_page_reads_only_the_columns_it_selects() {
         .await;
     assert_eq!(next["data"]["contacts"]["edges"], json!([]), "{next}");
     assert_eq!(next["data"]["contacts"]["pageInfo"]["hasPreviousPage"], true, "{next}");
+    // One record by id: its selected fields too, and what tells a deleted one.
+    let id = node_id(&server, &agent).await;
+    statements.lock().unwrap().clear();
+    let one = server
+        .gql(&agent, "query($id: ID!) { contact(id: $id) { firstName company { name } } }", json!({"id": id}))
+        .await;
+    assert_eq!(one["data"]["contact"]["firstName"], "Ada", "{one}");
+    assert_eq!(one["data"]["contact"]["company"]["name"], "Acme", "{one}");
+    let sql = contact_selects();
+    assert_eq!(sql.len(), 1, "{sql:?}");
+    for column in ["first_name", "company_id", "deleted_at", "\"id\""] {
+        assert!(sql[0].contains(column), "{column} is read: {}", sql[0]);
+    }
+    for column in ["email", "last_name", "custom_fields", "job_title"] {
+        assert!(!sql[0].contains(column), "{column} is not read: {}", sql[0]);
+    }
+    // A deleted record is still not found when only other fields are selected.
+    let manager = token(&db, Role::Manager).await;
+    let deleted = server.gql(&manager, "mutation($id: ID!) { deleteContact(id: $id) { id } }", json!({"id": id})).await;
+    assert!(deleted["errors"].is_null(), "{deleted}");
+    let gone = server.gql(&agent, "query($id: ID!) { contact(id: $id) { firstName } }", json!({"id": id})).await;
+    assert!(gone["data"]["contact"].is_null(), "{gone}");
     server.stop().await;
     observed.cleanup().await;
     db.cleanup().await;
@@ -1049,6 +1076,53 @@ async fn a_request_past_its_time_is_stopped_with_timeout_and_writes_nothing() {
         let made =
             server.gql(&agent, "mutation { createContact(input: {firstName: \"Now\"}) { id } }", json!({})).await;
         assert!(made["data"]["createContact"]["id"].is_string(), "{}: {made}", db.name);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn cursors_come_with_whichever_part_of_a_connection_asks_for_them() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let agent = token(&db, Role::Agent).await;
+        for name in ["Ann", "Bob", "Cy"] {
+            db.create("contact", json!({"firstName": name})).await.unwrap();
+        }
+        let order = "orderBy: [{field: firstName}]";
+        // Only the edges' cursors.
+        let edges = server
+            .gql(
+                &agent,
+                &format!("{{ contacts(first: 1, {order}) {{ edges {{ cursor node {{ firstName }} }} }} }}"),
+                json!({}),
+            )
+            .await;
+        let cursor = edges["data"]["contacts"]["edges"][0]["cursor"].as_str().unwrap_or_default().to_owned();
+        assert!(!cursor.is_empty(), "{edges}");
+        // Only pageInfo: the same cursor.
+        let info = server
+            .gql(
+                &agent,
+                &format!("{{ contacts(first: 1, {order}) {{ pageInfo {{ startCursor endCursor }} }} }}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(info["data"]["contacts"]["pageInfo"]["endCursor"], cursor.as_str(), "{info}");
+        assert_eq!(info["data"]["contacts"]["pageInfo"]["startCursor"], cursor.as_str(), "{info}");
+        // Neither: nodes alone; then the cursor still pages, through the same cached query
+        // text with other variables.
+        let query = format!(
+            "query($after: String) {{ contacts(first: 1, after: $after, {order}) {{ edges {{ node {{ firstName }} }} }} }}"
+        );
+        let plain = server.gql(&agent, &query, json!({})).await;
+        assert_eq!(plain["data"]["contacts"]["edges"][0]["node"]["firstName"], "Ann", "{plain}");
+        let next = server.gql(&agent, &query, json!({"after": cursor})).await;
+        assert_eq!(next["data"]["contacts"]["edges"][0]["node"]["firstName"], "Bob", "{next}");
+        // A cached query text is still checked on every request: a wrong variable type fails.
+        let wrong = server.gql(&agent, &query, json!({"after": 5})).await;
+        assert!(wrong["data"].is_null(), "{wrong}");
+        assert!(wrong["errors"][0]["message"].as_str().unwrap_or_default().contains("after"), "{wrong}");
         server.stop().await;
         db.cleanup().await;
     }

@@ -81,8 +81,14 @@ fn to_gql_value(kind: &FieldKind, value: &Value) -> GqlValue {
         Value::Bool(b) => GqlValue::Boolean(*b),
         Value::Int(n) => GqlValue::Number((*n).into()),
         Value::Text(s) if matches!(kind, FieldKind::Enum(_)) => GqlValue::Enum(Name::new(s)),
+        Value::Text(s) => GqlValue::String(s.clone()),
         Value::Json(j) => GqlValue::from_json(j.clone()).unwrap_or(GqlValue::Null),
-        other => GqlValue::String(other.to_string()),
+        // The value's text, as `Display` gives it, without formatting it twice.
+        other => GqlValue::String(match other.to_json() {
+            Json::String(s) => s,
+            Json::Null => String::new(),
+            json => json.to_string(),
+        }),
     }
 }
 
@@ -247,7 +253,9 @@ fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, 
             };
             let query = list_query(&ctx, &def, extra, limits).await?;
             let fields = projection(&ctx, &def, &query.order);
-            let page = records::list_fields(kith(&ctx)?.store.conn(), &def, &query, fields.as_deref())
+            let look_ahead = ctx.look_ahead();
+            let cursors = look_ahead.field("pageInfo").exists() || look_ahead.field("edges").field("cursor").exists();
+            let page = records::list_fields(kith(&ctx)?.store.conn(), &def, &query, fields.as_deref(), cursors)
                 .await
                 .map_err(to_gql)?;
             let ids: Vec<Uuid> = page.records.iter().map(|(_, r)| r.id()).collect();
@@ -271,7 +279,17 @@ fn projection(ctx: &ResolverContext<'_>, def: &ObjectDef, order: &[OrderBy]) -> 
             Target::Tag => return None,
         }
     }
-    for node in ctx.look_ahead().field("edges").field("node").selection_fields() {
+    selected_fields(ctx.look_ahead().field("edges").field("node").selection_fields(), def, names)
+}
+
+/// `names` plus the fields the selections read of a record of `def` (see [`projection`]);
+/// `None` as soon as one needs more than its stored fields.
+fn selected_fields<'a>(
+    selections: impl IntoIterator<Item = async_graphql::SelectionField<'a>>,
+    def: &ObjectDef,
+    mut names: Vec<String>,
+) -> Option<Vec<String>> {
+    for node in selections {
         for field in node.selection_set() {
             let name = field.name();
             if def.field_def(name).is_some() {
@@ -305,13 +323,10 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
         let name = field.name.clone();
         let kind = field.kind.clone();
         object = object.field(
-            Field::new(field.name.clone(), type_ref, move |ctx| {
-                let name = name.clone();
-                let kind = kind.clone();
-                FieldFuture::new(async move {
-                    let record = record_of(&ctx)?;
-                    Ok(Some(FieldValue::value(to_gql_value(&kind, record.get(&name)))))
-                })
+            // A stored field is read from the record at hand: a ready value, no future to box.
+            Field::new(field.name.clone(), type_ref, move |ctx| match record_of(&ctx) {
+                Ok(record) => FieldFuture::Value(Some(FieldValue::value(to_gql_value(&kind, record.get(&name))))),
+                Err(err) => FieldFuture::new(async move { Err::<Option<FieldValue>, _>(err) }),
             })
             .description(field.description.clone()),
         );
@@ -322,6 +337,10 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
                 let name = field.name.clone();
                 let target: Arc<str> = Arc::from(target.as_str());
                 object = object.field(Field::new(relation, TypeRef::named(target_def.type_name.clone()), move |ctx| {
+                    // No reference: null at once, without a trip through the loader.
+                    if record_of(&ctx).is_ok_and(|record| record.get(&name).is_null()) {
+                        return FieldFuture::Value(None);
+                    }
                     let name = name.clone();
                     let target = target.clone();
                     FieldFuture::new(async move {
@@ -422,11 +441,13 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
 
     let connection = Object::new(format!("{}Connection", def.type_name))
         .field(Field::new("edges", TypeRef::named_nn_list_nn(format!("{}Edge", def.type_name)), |ctx| {
-            FieldFuture::new(async move {
-                let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
-                let edges = connection.page.records.iter().map(|edge| FieldValue::borrowed_any(edge));
-                Ok(Some(FieldValue::list(edges)))
-            })
+            match ctx.parent_value.try_downcast_ref::<Connection>() {
+                Ok(connection) => {
+                    let edges = connection.page.records.iter().map(|edge| FieldValue::borrowed_any(edge));
+                    FieldFuture::Value(Some(FieldValue::list(edges)))
+                }
+                Err(err) => FieldFuture::new(async move { Err::<Option<FieldValue>, _>(err) }),
+            }
         }))
         .field(Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {
             FieldFuture::new(async move {
@@ -451,10 +472,10 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
             })
         }))
         .field(Field::new("node", TypeRef::named_nn(def.type_name.clone()), |ctx| {
-            FieldFuture::new(async move {
-                let (_, record) = ctx.parent_value.try_downcast_ref::<(String, Record)>()?;
-                Ok(Some(FieldValue::borrowed_any(record)))
-            })
+            match ctx.parent_value.try_downcast_ref::<(String, Record)>() {
+                Ok((_, record)) => FieldFuture::Value(Some(FieldValue::borrowed_any(record))),
+                Err(err) => FieldFuture::new(async move { Err::<Option<FieldValue>, _>(err) }),
+            }
         }));
     vec![object, connection, edge]
 }
@@ -1286,7 +1307,10 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
                 FieldFuture::new(async move {
                     authorize(&ctx, Access::Read)?;
                     let id = arg_id(&ctx, "id")?;
-                    match records::get_live(kith(&ctx)?.store.conn(), &def, id).await {
+                    // Only the selected fields (and what tells a deleted record) are read.
+                    let base = vec!["id".to_owned(), "deletedAt".to_owned()];
+                    let fields = selected_fields(ctx.look_ahead().selection_fields(), &def, base);
+                    match records::get_live_fields(kith(&ctx)?.store.conn(), &def, id, fields.as_deref()).await {
                         Ok(record) => Ok(Some(FieldValue::owned_any(record))),
                         Err(crate::error::Error::Domain(crate::domain::DomainError::NotFound { .. })) => Ok(None),
                         Err(e) => Err(to_gql(e)),
