@@ -17,13 +17,20 @@ WORK="$(mktemp -d)"
 trap 'kill "${SERVER:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 DB="${DATABASE:-sqlite://$WORK/bench.db}"
 export KITH_API__RATE_LIMIT_PER_MINUTE=0
+# 500 companies; every contact works at one (the page below reads `company { name }`).
+python3 - > "$WORK/companies.csv" <<'PY'
+print("name,domain")
+for j in range(500):
+    print(f"Company{j},c{j}.example")
+PY
 python3 - "$ROWS" > "$WORK/contacts.csv" <<'PY'
 import sys
 n = int(sys.argv[1])
 print("first_name,last_name,email,city,company")
 for i in range(n):
-    print(f"First{i},Last{i % 5000},person{i}@example.org,City{i % 200},")
+    print(f"First{i},Last{i % 5000},person{i}@example.org,City{i % 200},c{i % 500}.example")
 PY
+"$KITH" --database "$DB" import companies "$WORK/companies.csv" 2>&1 | head -1
 "$KITH" --database "$DB" import contacts "$WORK/contacts.csv" 2>&1 | head -1
 TOKEN=$("$KITH" --database "$DB" token create --name bench --role ADMIN)
 "$KITH" --database "$DB" serve --bind 127.0.0.1:18090 >"$WORK/serve.log" 2>&1 &

@@ -107,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
             first_name: format!("First{i}"),
             last_name: format!("Last{}", i % 50),
             email: format!("person{i}@example.org"),
-            company: None,
+            company: Some(Company { name: format!("Company{}", i % 500) }),
         })
         .collect();
     let schema = Schema::build(Query { rows: Arc::new(rows) }, EmptyMutation, EmptySubscription).finish();

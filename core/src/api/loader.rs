@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_graphql::dataloader::Loader;
 use uuid::Uuid;
 
+use crate::domain::object::ObjectDef;
 use crate::service::Kith;
 use crate::store::records::{self, Record};
 
@@ -51,5 +52,60 @@ impl Loader<Uuid> for TagLoader {
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<String>>, Self::Error> {
         let mut found = crate::store::tags::for_records(self.kith.store.conn(), keys).await.map_err(Arc::new)?;
         Ok(keys.iter().map(|id| (*id, found.remove(id).unwrap_or_default())).collect())
+    }
+}
+
+/// Records of a page's forward relations, read ahead by its connection (per request): every
+/// `Contact.company` of a page of contacts comes from one query made as soon as the page is
+/// read, without waiting for the DataLoader's batching delay. `None`: the reference points at
+/// nothing live.
+#[derive(Debug, Default)]
+pub struct Prefetched(std::sync::Mutex<ByObject>);
+
+/// Read-ahead records by object name, then id.
+type ByObject = HashMap<String, HashMap<Uuid, Option<Record>>>;
+
+impl Prefetched {
+    /// What was read ahead for `(object, id)`; `None` when it was not.
+    pub fn get(&self, object: &str, id: Uuid) -> Option<Option<Record>> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(object).and_then(|records| records.get(&id)).cloned()
+    }
+}
+
+/// Reads ahead, in one query per relation, the targets of each forward relation (`company` for
+/// `companyId`) that the query selects on the page's nodes. A failure is left to the field's own
+/// resolver (through the DataLoader) to report.
+pub async fn prefetch_relations(
+    kith: &Kith,
+    cache: &Prefetched,
+    def: &ObjectDef,
+    selected: impl Fn(&str) -> bool,
+    records: &[&Record],
+) {
+    for field in &def.fields {
+        let crate::domain::value::FieldKind::Ref(target) = &field.kind else { continue };
+        let Some(relation) = field.name.strip_suffix("Id") else { continue };
+        if def.field_def(relation).is_some() || !selected(relation) {
+            continue;
+        }
+        let Ok(target_def) = kith.object(target) else { continue };
+        let mut ids: Vec<Uuid> = records.iter().filter_map(|r| r.get(&field.name).as_uuid()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            continue;
+        }
+        let Ok(found) = records::get_many(kith.store.conn(), &target_def, &ids).await else { continue };
+        let mut by_id: HashMap<Uuid, Record> = found
+            .into_iter()
+            .filter(|r| !target_def.soft_delete || r.get("deletedAt").is_null())
+            .map(|r| (r.id(), r))
+            .collect();
+        let mut map = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let read = map.entry(target.clone()).or_default();
+        for id in ids {
+            read.insert(id, by_id.remove(&id));
+        }
     }
 }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::api::auth::{Access, authorize};
 use crate::api::error::{bad_input, coded, to_gql};
-use crate::api::loader::{RecordLoader, TagLoader};
+use crate::api::loader::{Prefetched, RecordLoader, TagLoader, prefetch_relations};
 use crate::config::ApiConfig;
 use crate::domain::filter::{Condition, Filter, Op, OrderBy, Target};
 use crate::domain::object::{Access as FieldAccess, FieldDef, ObjectDef, Registry};
@@ -260,6 +260,11 @@ fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, 
                 .map_err(to_gql)?;
             let ids: Vec<Uuid> = page.records.iter().map(|(_, r)| r.id()).collect();
             crate::api::extension::prefetch(&ctx, &def, &ids).await;
+            if let Ok(cache) = ctx.data::<Prefetched>() {
+                let nodes = ctx.look_ahead().field("edges").field("node");
+                let rows: Vec<&Record> = page.records.iter().map(|(_, r)| r).collect();
+                prefetch_relations(kith(&ctx)?, cache, &def, |name| nodes.field(name).exists(), &rows).await;
+            }
             Ok(Some(FieldValue::owned_any(Connection { page, def, filter: query.filter })))
         })
     });
@@ -337,9 +342,13 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
                 let name = field.name.clone();
                 let target: Arc<str> = Arc::from(target.as_str());
                 object = object.field(Field::new(relation, TypeRef::named(target_def.type_name.clone()), move |ctx| {
-                    // No reference: null at once, without a trip through the loader.
-                    if record_of(&ctx).is_ok_and(|record| record.get(&name).is_null()) {
-                        return FieldFuture::Value(None);
+                    // No reference: null at once, without a trip through the loader; a record
+                    // its page read ahead: at once too.
+                    if let Ok(record) = record_of(&ctx) {
+                        let Some(id) = record.get(&name).as_uuid() else { return FieldFuture::Value(None) };
+                        if let Some(found) = ctx.data::<Prefetched>().ok().and_then(|cache| cache.get(&target, id)) {
+                            return FieldFuture::Value(found.map(FieldValue::owned_any));
+                        }
                     }
                     let name = name.clone();
                     let target = target.clone();
@@ -1637,7 +1646,8 @@ pub fn request_data(
         .data(DataLoader::new(RecordLoader { kith: kith.clone() }, tokio::spawn))
         .data(DataLoader::new(TagLoader { kith: kith.clone() }, tokio::spawn))
         .data(DataLoader::new(crate::api::extension::ComputedLoader { kith: kith.clone() }, tokio::spawn))
-        .data(crate::api::extension::ComputedCache::default());
+        .data(crate::api::extension::ComputedCache::default())
+        .data(Prefetched::default());
     match actor {
         Some(actor) => request.data(actor),
         None => request,

@@ -175,13 +175,26 @@ fn terms(query: &str) -> Vec<String> {
 /// those (on SQLite; any on PostgreSQL) are ranked by a cheap score in Kith (title words
 /// over body words, exact words over prefixes, shorter documents first), since bm25 or `ts_rank` would read every match to weigh a word that is
 /// everywhere. Otherwise the prefix query runs, ranked by the database over all its matches
-/// (at most [`MAX_CANDIDATES`]).
+/// (at most [`MAX_CANDIDATES`]). SQLite runs the two passes as two statements, PostgreSQL as
+/// one (a round trip saved).
 pub async fn search<C: ConnectionTrait>(db: &C, query: &str, objects: &[String], limit: u64) -> Result<Vec<Hit>> {
     let words = terms(query);
     if words.is_empty() {
         return Ok(Vec::new());
     }
-    let mut hits = if common(db, &words, objects).await? {
+    let mut hits = if db.get_database_backend() == DbBackend::Postgres {
+        fetch_postgres(db, &words, objects)
+            .await?
+            .into_iter()
+            .map(|(c, common)| {
+                if common {
+                    c.scored(&words)
+                } else {
+                    Hit { object: c.object, record_id: c.record_id, title: c.title, score: c.rank }
+                }
+            })
+            .collect()
+    } else if common(db, &words, objects).await? {
         let newest = fetch(db, &words, objects, Pass::Exact).await?;
         newest.into_iter().map(|c| c.scored(&words)).collect()
     } else {
@@ -200,36 +213,24 @@ pub async fn search<C: ConnectionTrait>(db: &C, query: &str, objects: &[String],
 pub const COMMON_CANDIDATES: u64 = 200;
 
 /// Whether more than [`MAX_CANDIDATES`] records contain every word exactly (an index-only
-/// count that stops at the cap).
+/// count that stops at the cap). SQLite; PostgreSQL does both passes in [`fetch_postgres`].
 async fn common<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String]) -> Result<bool> {
     let backend = db.get_database_backend();
     let mut values: Vec<DbValue> = Vec::new();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            values.push(words.join(" & ").into());
-            let filter = objects_filter(backend, objects, "object", &mut values);
-            format!(
-                "SELECT count(*) FROM (SELECT 1 FROM search_entry WHERE document @@ to_tsquery('simple', $1){filter} \
-                 LIMIT {}) c",
-                MAX_CANDIDATES + 1
-            )
-        }
-        _ if objects.is_empty() => {
-            values.push(words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ").into());
-            format!(
-                "SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT {})",
-                MAX_CANDIDATES + 1
-            )
-        }
-        _ => {
-            values.push(words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ").into());
-            let filter = objects_filter(backend, objects, "e.object", &mut values);
-            format!(
-                "SELECT count(*) FROM (SELECT 1 FROM search_fts JOIN search_entry e ON e.rowid = search_fts.rowid \
-                 WHERE search_fts MATCH ?{filter} LIMIT {})",
-                MAX_CANDIDATES + 1
-            )
-        }
+    let sql = if objects.is_empty() {
+        values.push(words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ").into());
+        format!(
+            "SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT {})",
+            MAX_CANDIDATES + 1
+        )
+    } else {
+        values.push(words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ").into());
+        let filter = objects_filter(backend, objects, "e.object", &mut values);
+        format!(
+            "SELECT count(*) FROM (SELECT 1 FROM search_fts JOIN search_entry e ON e.rowid = search_fts.rowid \
+             WHERE search_fts MATCH ?{filter} LIMIT {})",
+            MAX_CANDIDATES + 1
+        )
     };
     let row = db.query_one_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
     let n: i64 = match row {
@@ -296,37 +297,62 @@ impl Candidate {
     }
 }
 
+/// Both passes in one statement on PostgreSQL, one round trip: the count runs once (a CTE) and
+/// gates which of the two queries runs (each behind a one-time filter, so the other is never
+/// executed). Each candidate says whether it came from the common-word pass.
+async fn fetch_postgres<C: ConnectionTrait>(
+    db: &C,
+    words: &[String],
+    objects: &[String],
+) -> Result<Vec<(Candidate, bool)>> {
+    let backend = DbBackend::Postgres;
+    let mut values: Vec<DbValue> = vec![words.join(" & ").into()];
+    values.push(words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & ").into());
+    let filter = objects_filter(backend, objects, "object", &mut values);
+    let sql = format!(
+        "WITH n AS (SELECT count(*) AS n FROM (SELECT 1 FROM search_entry \
+           WHERE document @@ to_tsquery('simple', $1){filter} LIMIT {count_cap}) c) \
+         SELECT object, record_id, title, body, ts_rank(document, to_tsquery('simple', $2))::float8, false FROM \
+           (SELECT object, record_id, title, body, document FROM search_entry \
+            WHERE document @@ to_tsquery('simple', $2){filter} LIMIT {MAX_CANDIDATES}) r \
+           WHERE (SELECT n FROM n) <= {MAX_CANDIDATES} \
+         UNION ALL \
+         SELECT object, record_id, title, body, 0::float8, true FROM \
+           (SELECT object, record_id, title, body FROM search_entry \
+            WHERE document @@ to_tsquery('simple', $1){filter} LIMIT {COMMON_CANDIDATES}) e \
+           WHERE (SELECT n FROM n) > {MAX_CANDIDATES}",
+        count_cap = MAX_CANDIDATES + 1
+    );
+    let mut out = Vec::new();
+    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+        let candidate = Candidate {
+            object: row.try_get_by_index(0)?,
+            record_id: decode(backend, &FieldKind::Id, &row, 1)?.as_uuid().unwrap_or_default(),
+            title: row.try_get_by_index(2)?,
+            body: row.try_get_by_index(3)?,
+            rank: row.try_get_by_index(4)?,
+        };
+        out.push((candidate, row.try_get_by_index::<bool>(5)?));
+    }
+    Ok(out)
+}
+
+/// One pass on SQLite (FTS5).
 async fn fetch<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String], pass: Pass) -> Result<Vec<Candidate>> {
     let backend = db.get_database_backend();
     let prefix = pass == Pass::Ranked;
     let cap = if prefix { MAX_CANDIDATES } else { COMMON_CANDIDATES };
     let mut values: Vec<DbValue> = Vec::new();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            let star = if prefix { ":*" } else { "" };
-            values.push(words.iter().map(|w| format!("{w}{star}")).collect::<Vec<_>>().join(" & ").into());
-            let filter = objects_filter(backend, objects, "object", &mut values);
-            let rank = if prefix { "ts_rank(document, to_tsquery('simple', $1))::float8" } else { "0::float8" };
-            format!(
-                "SELECT object, record_id, title, body, {rank} AS score FROM \
-                 (SELECT object, record_id, title, body, document FROM search_entry \
-                  WHERE document @@ to_tsquery('simple', $1){filter} LIMIT {cap}) c"
-            )
-        }
-        _ => {
-            let star = if prefix { "*" } else { "" };
-            values.push(words.iter().map(|w| format!("\"{w}\"{star}")).collect::<Vec<_>>().join(" ").into());
-            let filter = objects_filter(backend, objects, "e.object", &mut values);
-            // A common word is ranked among its newest matches (FTS5 walks its index backwards
-            // at no extra cost).
-            let (rank, order) =
-                if prefix { ("-bm25(search_fts)", "") } else { ("0.0", " ORDER BY search_fts.rowid DESC") };
-            format!(
-                "SELECT e.object, e.record_id, e.title, e.body, {rank} AS score FROM search_fts \
-                 JOIN search_entry e ON e.rowid = search_fts.rowid WHERE search_fts MATCH ?{filter}{order} LIMIT {cap}"
-            )
-        }
-    };
+    let star = if prefix { "*" } else { "" };
+    values.push(words.iter().map(|w| format!("\"{w}\"{star}")).collect::<Vec<_>>().join(" ").into());
+    let filter = objects_filter(backend, objects, "e.object", &mut values);
+    // A common word is ranked among its newest matches (FTS5 walks its index backwards at no
+    // extra cost).
+    let (rank, order) = if prefix { ("-bm25(search_fts)", "") } else { ("0.0", " ORDER BY search_fts.rowid DESC") };
+    let sql = format!(
+        "SELECT e.object, e.record_id, e.title, e.body, {rank} AS score FROM search_fts \
+         JOIN search_entry e ON e.rowid = search_fts.rowid WHERE search_fts MATCH ?{filter}{order} LIMIT {cap}"
+    );
     let mut out = Vec::new();
     for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
         out.push(Candidate {
