@@ -1143,3 +1143,29 @@ async fn cursors_come_with_whichever_part_of_a_connection_asks_for_them() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_mutation_sees_what_an_earlier_mutation_of_the_operation_changed_not_what_a_page_read_ahead() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let agent = token(&db, Role::Agent).await;
+        let acme = db.create("company", json!({"name": "Acme"})).await.unwrap();
+        let ada = db.create("contact", json!({"firstName": "Ada", "companyId": acme.id()})).await.unwrap();
+        let result = server
+            .gql(
+                &agent,
+                "mutation($company: ID!, $contact: ID!) { \
+                   one: updateCompany(id: $company, input: {name: \"Acme One\"}) { contacts { edges { node { company { name } } } } } \
+                   two: updateCompany(id: $company, input: {name: \"Acme Two\"}) { name } \
+                   three: updateContact(id: $contact, input: {jobTitle: \"Countess\"}) { company { name } } }",
+                json!({"company": acme.id(), "contact": ada.id()}),
+            )
+            .await;
+        assert!(result["errors"].is_null(), "{}: {result}", db.name);
+        let read_ahead = &result["data"]["one"]["contacts"]["edges"][0]["node"]["company"]["name"];
+        assert_eq!(read_ahead, "Acme One", "{}: {result}", db.name);
+        assert_eq!(result["data"]["three"]["company"]["name"], "Acme Two", "{}: {result}", db.name);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -20,7 +20,6 @@ use crate::domain::actor::Actor;
 use crate::domain::extension::{ComputedField, Extension, OperationKind, TypeExpr, check_value};
 use crate::domain::object::{ObjectDef, Registry};
 use crate::service::Kith;
-use crate::store::records::Record;
 
 /// The code of an error a plugin reported or caused while answering.
 pub const PLUGIN_FAILED: &str = "PLUGIN_FAILED";
@@ -209,7 +208,7 @@ fn computed_field(extension: Arc<Extension>, field: ComputedField) -> Field {
         let extension = extension.clone();
         let field = field.clone();
         FieldFuture::new(async move {
-            let record = ctx.parent_value.try_downcast_ref::<Record>()?;
+            let record = crate::api::schema::record_of(&ctx)?;
             let key = ComputedKey {
                 plugin: Arc::from(extension.plugin.as_str()),
                 object: Arc::from(field.object.as_str()),
@@ -334,7 +333,12 @@ async fn run_operation(
         }
     }
     let kith = crate::api::schema::kith(ctx)?;
-    match crate::plugin::extension::run_operation(kith, extension, &operation.name, actor, &arguments).await {
+    let outcome = crate::plugin::extension::run_operation(kith, extension, &operation.name, actor, &arguments).await;
+    // A plugin mutation may have changed records a page read ahead.
+    if let Ok(cache) = ctx.data::<crate::api::loader::Prefetched>() {
+        cache.clear();
+    }
+    match outcome {
         Ok(value) => Ok(to_output(extension, &operation.returns, value)),
         Err(failure) => {
             let field = failure.field.clone();

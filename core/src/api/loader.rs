@@ -55,21 +55,27 @@ impl Loader<Uuid> for TagLoader {
     }
 }
 
-/// Records of a page's forward relations, read ahead by its connection (per request): every
-/// `Contact.company` of a page of contacts comes from one query made as soon as the page is
-/// read, without waiting for the DataLoader's batching delay. `None`: the reference points at
-/// nothing live.
+/// Records of a page's forward relations, read ahead by its connection (per request) and
+/// shared by every node that points at one (not copied per node): every `Contact.company` of a
+/// page of contacts comes from one query made as soon as the page is read, without waiting for
+/// the DataLoader's batching delay. `None`: the reference points at nothing live.
 #[derive(Debug, Default)]
 pub struct Prefetched(std::sync::Mutex<ByObject>);
 
 /// Read-ahead records by object name, then id.
-type ByObject = HashMap<String, HashMap<Uuid, Option<Record>>>;
+type ByObject = HashMap<String, HashMap<Uuid, Option<Arc<Record>>>>;
 
 impl Prefetched {
     /// What was read ahead for `(object, id)`; `None` when it was not.
-    pub fn get(&self, object: &str, id: Uuid) -> Option<Option<Record>> {
+    pub fn get(&self, object: &str, id: Uuid) -> Option<Option<Arc<Record>>> {
         let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(object).and_then(|records| records.get(&id)).cloned()
+    }
+
+    /// Forgets everything read ahead: called by every mutation, so a later field of the same
+    /// operation reads what that mutation left, not what a page read before it.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 }
 
@@ -97,10 +103,10 @@ pub async fn prefetch_relations(
             continue;
         }
         let Ok(found) = records::get_many(kith.store.conn(), &target_def, &ids).await else { continue };
-        let mut by_id: HashMap<Uuid, Record> = found
+        let mut by_id: HashMap<Uuid, Arc<Record>> = found
             .into_iter()
             .filter(|r| !target_def.soft_delete || r.get("deletedAt").is_null())
-            .map(|r| (r.id(), r))
+            .map(|r| (r.id(), Arc::new(r)))
             .collect();
         let mut map = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let read = map.entry(target.clone()).or_default();

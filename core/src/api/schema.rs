@@ -92,7 +92,12 @@ fn to_gql_value(kind: &FieldKind, value: &Value) -> GqlValue {
     }
 }
 
-fn record_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Record> {
+/// The record a field belongs to: owned by its parent value, or shared (a record a page read
+/// ahead for its relations).
+pub(crate) fn record_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Record> {
+    if let Some(shared) = ctx.parent_value.downcast_ref::<Arc<Record>>() {
+        return Ok(shared);
+    }
     ctx.parent_value.try_downcast_ref::<Record>()
 }
 
@@ -591,7 +596,12 @@ where
     let actor = authorize(ctx, access)?;
     let kith = kith(ctx)?.clone();
     let store = kith.store.clone();
-    store.write(actor, Box::new(move |tx| Box::pin(async move { f(tx, &kith).await }))).await.map_err(to_gql)
+    let written =
+        store.write(actor, Box::new(move |tx| Box::pin(async move { f(tx, &kith).await }))).await.map_err(to_gql);
+    if let Ok(cache) = ctx.data::<Prefetched>() {
+        cache.clear();
+    }
+    written
 }
 
 fn input_of(ctx: &ResolverContext<'_>, def: &ObjectDef) -> async_graphql::Result<Input> {
