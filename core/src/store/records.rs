@@ -189,31 +189,16 @@ pub async fn delete_hard<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uui
 
 /// The record with this id, deleted or not.
 pub async fn get<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid) -> Result<Option<Record>> {
-    let backend = db.get_database_backend();
-    let mut select = select_all(object);
-    select.and_where(Expr::col((table(object), Alias::new("id"))).eq(encode(
-        backend,
-        &FieldKind::Id,
-        &Value::Uuid(id),
-    )?));
-    match db.query_one(&select).await? {
-        Some(row) => Ok(Some(row_to_record(backend, object, &row)?)),
-        None => Ok(None),
-    }
+    get_fields(db, object, id, None).await
 }
 
-/// The live (not soft-deleted) record with this id, or NOT_FOUND.
-pub async fn get_live<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid) -> Result<Record> {
-    get_live_fields(db, object, id, None).await
-}
-
-/// [`get_live`], reading only the named fields (`None`: all; `id` and `deletedAt` always).
-pub async fn get_live_fields<C: ConnectionTrait>(
+/// [`get`], reading only the named fields (`None`: all; `id` and `deletedAt` always).
+async fn get_fields<C: ConnectionTrait>(
     db: &C,
     object: &ObjectDef,
     id: Uuid,
     fields: Option<&[String]>,
-) -> Result<Record> {
+) -> Result<Option<Record>> {
     let backend = db.get_database_backend();
     let chosen: Vec<&FieldDef> = match fields {
         None => object.fields.iter().collect(),
@@ -230,14 +215,26 @@ pub async fn get_live_fields<C: ConnectionTrait>(
         &Value::Uuid(id),
     )?));
     match db.query_one(&select).await? {
-        Some(row) => {
-            let record = row_to_fields(backend, chosen.iter().copied(), &row)?;
-            if !object.soft_delete || record.get("deletedAt").is_null() {
-                return Ok(record);
-            }
-            Err(Error::Domain(DomainError::not_found(&object.name, id)))
-        }
-        None => Err(Error::Domain(DomainError::not_found(&object.name, id))),
+        Some(row) => Ok(Some(row_to_fields(backend, chosen.iter().copied(), &row)?)),
+        None => Ok(None),
+    }
+}
+
+/// The live (not soft-deleted) record with this id, or NOT_FOUND.
+pub async fn get_live<C: ConnectionTrait>(db: &C, object: &ObjectDef, id: Uuid) -> Result<Record> {
+    get_live_fields(db, object, id, None).await
+}
+
+/// [`get_live`], reading only the named fields (`None`: all; `id` and `deletedAt` always).
+pub async fn get_live_fields<C: ConnectionTrait>(
+    db: &C,
+    object: &ObjectDef,
+    id: Uuid,
+    fields: Option<&[String]>,
+) -> Result<Record> {
+    match get_fields(db, object, id, fields).await? {
+        Some(record) if !object.soft_delete || record.get("deletedAt").is_null() => Ok(record),
+        _ => Err(Error::Domain(DomainError::not_found(&object.name, id))),
     }
 }
 
