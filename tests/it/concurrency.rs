@@ -61,6 +61,15 @@ async fn two_processes_worth_of_stores_share_one_postgres_counter() {
     db.cleanup().await;
 }
 
+/// Polls `ready` until it holds (at most ten seconds).
+async fn wait_until(ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "gave up waiting");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
 /// A grouped write that makes a contact with this e-mail.
 fn contact_write(email: String) -> kith_core::store::group::Work<Option<String>> {
     Box::new(move |tx| {
@@ -110,15 +119,20 @@ async fn concurrent_writes_share_a_commit_and_fail_alone() {
             // Writes 4 and 5 want the same e-mail: one of them must fail, alone.
             let email = format!("g{}@example.org", if i == 5 { 4 } else { i });
             let (store, actor) = (store.clone(), actor.clone());
+            let waiter = store.clone();
             queued.push(tokio::spawn(async move { store.write(&actor, contact_write(email)).await }));
+            // Tasks start in no fixed order: each write is in the queue before the next is made,
+            // so "the later duplicate" is write 5.
+            wait_until(|| waiter.group_stats().waiting == i + 1).await;
         }
         // A caller that gives up before its turn: its write must never run.
         let gone = {
             let (store, actor) = (store.clone(), actor.clone());
             tokio::spawn(async move { store.write(&actor, contact_write("gone@example.org".into())).await })
         };
-        // Let every write reach the queue before the first group ends.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // Every write is in the queue before the first group ends.
+        let waiter = store.clone();
+        wait_until(|| waiter.group_stats().waiting == 11).await;
         gone.abort();
         assert!(gone.await.unwrap_err().is_cancelled());
         release.send(true).unwrap();

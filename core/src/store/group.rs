@@ -52,6 +52,8 @@ pub struct GroupStats {
     pub commits: u64,
     /// Writes those transactions held (failed writes, rolled back to their savepoint, excluded).
     pub writes: u64,
+    /// Writes queued now, waiting for a group to take them.
+    pub waiting: usize,
 }
 
 impl std::fmt::Debug for Queue {
@@ -146,11 +148,13 @@ impl Store {
         if self.backend == sea_orm::DbBackend::Postgres { POSTGRES_GROUPS } else { 1 }
     }
 
-    /// Counts of grouped commits so far.
+    /// Counts of grouped commits so far, and the writes waiting now.
     pub fn group_stats(&self) -> GroupStats {
+        let waiting = self.group.state.lock().unwrap_or_else(PoisonError::into_inner).jobs.len();
         GroupStats {
             commits: self.group.commits.load(Ordering::Relaxed),
             writes: self.group.writes.load(Ordering::Relaxed),
+            waiting,
         }
     }
 }
