@@ -28,6 +28,7 @@ mod m20261122_000006_create_search;
 mod m20261122_000007_create_plugins;
 mod m20261123_000008_create_plugin_objects;
 mod m20261201_000009_create_plugin_jobs;
+mod m20261202_000010_sort_indexes_end_with_id;
 
 /// The whole migration chain, oldest first.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_create_plugins::Migration),
             Box::new(m20261123_000008_create_plugin_objects::Migration),
             Box::new(m20261201_000009_create_plugin_jobs::Migration),
+            Box::new(m20261202_000010_sort_indexes_end_with_id::Migration),
         ]
     }
 }

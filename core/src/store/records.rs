@@ -316,23 +316,9 @@ pub async fn list_fields<C: ConnectionTrait>(
     cursors: bool,
 ) -> Result<Page> {
     let backend = db.get_database_backend();
-    let chosen: Vec<&FieldDef> = match fields {
-        None => object.fields.iter().collect(),
-        Some(names) => object.fields.iter().filter(|f| f.name == "id" || names.contains(&f.name)).collect(),
-    };
-    let (limit, cursor, reverse) = match &query.page {
-        PageRequest::Forward { first, after } => (*first, after.as_deref(), false),
-        PageRequest::Backward { last, before } => (*last, before.as_deref(), true),
-    };
-    let mut select = select_fields(object, chosen.iter().copied());
-    let mut cond = base_condition(backend, object, &query.filter, query.include_deleted)?;
-    if let Some(cursor) = cursor {
-        let (values, id) = decode_cursor(object, &query.order, cursor)?;
-        cond = cond.add(keyset_condition(backend, object, &query.order, &values, &id, reverse)?);
-    }
-    select.cond_where(cond);
-    apply_order(backend, object, &mut select, &query.order, reverse)?;
-    let rows = db.query_all_raw(crate::store::query::with_limit(backend, &select, limit + 1)).await?;
+    let chosen = chosen_fields(object, fields);
+    let (limit, cursor, reverse) = page_bounds(query);
+    let rows = db.query_all_raw(list_statement(backend, object, query, fields)?).await?;
     let more = rows.len() as u64 > limit;
     let mut records = Vec::with_capacity(rows.len().min(limit as usize));
     for row in rows.iter().take(limit as usize) {
@@ -348,6 +334,42 @@ pub async fn list_fields<C: ConnectionTrait>(
         has_next: if reverse { cursor.is_some() } else { more },
         has_previous: if reverse { more } else { cursor.is_some() },
     })
+}
+
+/// The fields of `object` a page reads: `fields` (and `id`), or all of them.
+fn chosen_fields<'a>(object: &'a ObjectDef, fields: Option<&[String]>) -> Vec<&'a FieldDef> {
+    match fields {
+        None => object.fields.iter().collect(),
+        Some(names) => object.fields.iter().filter(|f| f.name == "id" || names.contains(&f.name)).collect(),
+    }
+}
+
+/// How many rows, after or before which cursor, and whether the page is read backwards.
+fn page_bounds(query: &ListQuery) -> (u64, Option<&str>, bool) {
+    match &query.page {
+        PageRequest::Forward { first, after } => (*first, after.as_deref(), false),
+        PageRequest::Backward { last, before } => (*last, before.as_deref(), true),
+    }
+}
+
+/// The one statement that reads a page of `query` (one row more than asked, to know whether
+/// there are more): public so that tests and operators can see its query plan.
+pub fn list_statement(
+    backend: DbBackend,
+    object: &ObjectDef,
+    query: &ListQuery,
+    fields: Option<&[String]>,
+) -> Result<sea_orm::Statement> {
+    let (limit, cursor, reverse) = page_bounds(query);
+    let mut select = select_fields(object, chosen_fields(object, fields));
+    let mut cond = base_condition(backend, object, &query.filter, query.include_deleted)?;
+    if let Some(cursor) = cursor {
+        let (values, id) = decode_cursor(object, &query.order, cursor)?;
+        cond = cond.add(keyset_condition(backend, object, &query.order, &values, &id, reverse)?);
+    }
+    select.cond_where(cond);
+    apply_order(backend, object, &mut select, &query.order, reverse)?;
+    Ok(crate::store::query::with_limit(backend, &select, limit + 1))
 }
 
 fn sort_value(record: &Record, target: &Target) -> Value {
