@@ -38,6 +38,8 @@ SERVER=$!
 for _ in $(seq 1 50); do curl -sf localhost:18090/healthz >/dev/null && break; sleep 0.2; done
 ID=$(curl -s localhost:18090/graphql -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d '{"query":"{ contacts(first: 1, filter: {addressCity: {eq: \"City7\"}}) { edges { node { id } } } }"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["contacts"]["edges"][0]["node"]["id"])')
+COMPANY=$(curl -s localhost:18090/graphql -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"query":"{ companies(first: 1) { edges { node { id } } } }"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["companies"]["edges"][0]["node"]["id"])')
 PORT=18090
 run() {
   local name="$1" body="$2" conns="$3"
@@ -54,6 +56,7 @@ LUA
 run "contact by id" "{\"query\":\"{ contact(id: \\\"$ID\\\") { id firstName lastName email } }\"}" 32
 PAGE='{"query":"{ contacts(first: 50, filter: {addressCity: {eq: \"City7\"}}, orderBy: [{field: lastName}]) { edges { node { id firstName lastName email company { name } } } } }"}'
 run "contacts(first: 50, filter, orderBy) with company" "$PAGE" 32
+run "contacts(first: 50) of one company (filter companyId, id order)" "{\"query\":\"{ contacts(first: 50, filter: {companyId: {eq: \\\"$COMPANY\\\"}}) { edges { node { id firstName lastName email } } } }\"}" 32
 run "search (a word in 1 row of 100,000)" '{"query":"{ search(query: \"first4242\", first: 20) { recordId title score } }"}' 32
 run "search (a common word: every row matches, ranking capped)" '{"query":"{ search(query: \"example\", first: 20) { recordId title score } }"}' 32
 run "createContact" '{"query":"mutation { createContact(input: {firstName: \"Bench\"}) { id } }"}' 8
