@@ -90,11 +90,16 @@ pub(crate) fn fk(table: &str, column: &str, target: &str, on_delete: ForeignKeyA
 /// A plain index on the given columns.
 pub(crate) fn index(table: &str, columns: &[&str]) -> IndexCreateStatement {
     let mut stmt = Index::create();
-    stmt.name(format!("ix_{table}_{}", columns.join("_"))).table(Alias::new(table));
+    stmt.name(index_name(table, columns)).table(Alias::new(table));
     for column in columns {
         stmt.col(Alias::new(*column));
     }
     stmt.to_owned()
+}
+
+/// The name [`index`] gives the index on `columns` of `table`.
+pub(crate) fn index_name(table: &str, columns: &[&str]) -> String {
+    format!("ix_{table}_{}", columns.join("_"))
 }
 
 /// `created_at`, `updated_at`, `deleted_at` and `version`: the bookkeeping of a mutable record.

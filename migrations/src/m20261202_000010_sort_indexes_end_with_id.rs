@@ -8,7 +8,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::columns::index;
+use crate::columns::{index, index_name};
 
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
@@ -44,7 +44,7 @@ fn with_id(columns: &[&'static str]) -> Vec<&'static str> {
 }
 
 fn drop(table: &str, columns: &[&str]) -> IndexDropStatement {
-    Index::drop().name(format!("ix_{table}_{}", columns.join("_"))).table(Alias::new(table)).to_owned()
+    Index::drop().name(index_name(table, columns)).table(Alias::new(table)).to_owned()
 }
 
 #[async_trait::async_trait]
