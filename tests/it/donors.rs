@@ -287,6 +287,28 @@ async fn a_charity_runs_its_fundraising_through_graphql() {
             .await;
         assert_eq!(data(&h, "household")["giving"], json!({"members": 2, "lifetimeGiving": "232"}), "{name}");
 
+        // A gift without a payment method: the optional enum reads as null, by id and on a page
+        // (answered field by field and directly), not as an error.
+        let r = server
+            .gql(&agent, "mutation($c: ID) { recordDonation(contactId: $c, amount: \"5\") }", json!({"c": cy}))
+            .await;
+        let unpaid = data(&r, "recordDonation").as_str().unwrap().to_owned();
+        let one = server
+            .gql(&agent, "query($id: ID!) { donation(id: $id) { paymentMethod status } }", json!({"id": unpaid}))
+            .await;
+        assert_eq!(data(&one, "donation"), &json!({"paymentMethod": null, "status": "RECEIVED"}), "{name}");
+        for query in [
+            "query($id: ID!) { donations(filter: {id: {eq: $id}}) { edges { node { paymentMethod } } } }",
+            "query($id: ID!) { donations(filter: {id: {eq: $id}}) { edges { node { ... on Donation { paymentMethod } } } } }",
+        ] {
+            let page = server.gql(&agent, query, json!({"id": unpaid})).await;
+            assert_eq!(
+                data(&page, "donations")["edges"],
+                json!([{"node": {"paymentMethod": null}}]),
+                "{name}: {query}"
+            );
+        }
+
         runtime.stop().await;
         server.stop().await;
         db.cleanup().await;

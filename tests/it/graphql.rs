@@ -1182,3 +1182,121 @@ async fn a_mutation_sees_what_an_earlier_mutation_of_the_operation_changed_not_w
         db.cleanup().await;
     }
 }
+
+/// A page's `edges` answered directly from the page (`api::direct`) give exactly what the
+/// executor gives field by field: the same keys in the same order and the same values, for
+/// aliases, `__typename`, cursors, enums, missing and deleted relation targets, nested pages and
+/// fields merged from two selections of one key. What does not qualify is left to the executor.
+#[tokio::test]
+async fn edges_answered_directly_match_the_executor() {
+    use kith_core::api::direct::DirectEdges;
+    use kith_core::api::schema::{build_schema, request_data};
+    for db in TestDb::all().await {
+        let acme = db.create("company", json!({"name": "Acme", "domain": "acme.example"})).await.unwrap();
+        let gone = db.create("company", json!({"name": "Gone"})).await.unwrap();
+        db.create("company", json!({"name": "Empty"})).await.unwrap();
+        for (name, company, stage) in [
+            ("Ada", Some(acme.id()), Some("CUSTOMER")),
+            ("Bob", None, None),
+            ("Cy", Some(gone.id()), Some("LEAD")),
+            ("Dee", Some(acme.id()), None),
+        ] {
+            let mut input = json!({"firstName": name, "lastName": format!("{name}son"), "tags": ["t"]});
+            if let Some(company) = company {
+                input["companyId"] = json!(company);
+            }
+            if let Some(stage) = stage {
+                input["lifecycleStage"] = json!(stage);
+            }
+            db.create("contact", input).await.unwrap();
+        }
+        let schema = build_schema(&db.kith.registry(), Some(db.kith.clone()), ApiConfig::default()).unwrap();
+        let actor = Actor::system("test");
+        let run = |query: String| {
+            let schema = schema.clone();
+            let request = request_data(async_graphql::Request::new(query), &db.kith, Some(actor.clone()));
+            async move {
+                let direct = DirectEdges::default();
+                let response = schema.execute(request.data(direct.clone())).await;
+                assert!(response.errors.is_empty(), "{:?}", response.errors);
+                assert_eq!(direct.waiting(), 0);
+                // async-graphql's value keeps the response order; its text shows it.
+                (serde_json::to_string(&response.data).unwrap(), direct.answered())
+            }
+        };
+        let deleted = run(format!("mutation {{ deleteCompany(id: \"{}\") {{ id }} }}", gone.id())).await;
+        assert_eq!(deleted.1, 0);
+        // A fragment (`... on ContactEdge { cursor }`) changes nothing in the answer, but leaves
+        // the field to the executor.
+        let page = |cursor: &str| {
+            format!(
+                "{{ contacts(first: 10, orderBy: [{{field: firstName}}]) {{ totalCount pageInfo {{ endCursor }} \
+                   edges {{ __typename {cursor} node {{ __typename id who: firstName lastName lifecycleStage companyId \
+                   company {{ __typename name domain id }} }} }} }} }}"
+            )
+        };
+        let (text, answered) = run(page("cursor")).await;
+        let (executed, executor_answered) = run(page("... on ContactEdge { cursor }")).await;
+        assert_eq!((answered, executor_answered), (1, 0), "{}", db.name);
+        assert_eq!(text, executed, "{}: the same text, keys in the same order", db.name);
+        let node = &text[text.find("\"node\"").unwrap()..];
+        let at = |key: &str| node.find(&format!("\"{key}\":")).unwrap();
+        let order = ["__typename", "id", "who", "lastName", "lifecycleStage", "companyId", "company"].map(at);
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "response order: {order:?} in {text}");
+        let direct: Value = serde_json::from_str(&text).unwrap();
+        let edges = direct["contacts"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), 4, "{direct}");
+        assert_eq!(edges[0]["__typename"], "ContactEdge");
+        assert_eq!(edges[0]["node"]["company"]["name"], "Acme", "{direct}");
+        assert_eq!(edges[0]["node"]["lifecycleStage"], "CUSTOMER", "{direct}");
+        assert!(edges[1]["node"]["company"].is_null(), "no company: {direct}");
+        assert!(edges[2]["node"]["company"].is_null(), "a deleted company: {direct}");
+        assert!(edges[2]["node"]["companyId"].is_string(), "{direct}");
+        assert_eq!(edges[3]["cursor"], direct["contacts"]["pageInfo"]["endCursor"], "{direct}");
+        // `@skip` and `@include` are applied before execution: what they leave is answered directly.
+        let (skipped, answered) = run(page("cursor @skip(if: true)")).await;
+        let skipped: Value = serde_json::from_str(&skipped).unwrap();
+        assert_eq!(answered, 1);
+        assert!(skipped["contacts"]["edges"][0].get("cursor").is_none(), "{skipped}");
+        assert_eq!(skipped["contacts"]["edges"][0]["node"], direct["contacts"]["edges"][0]["node"]);
+        // Tags are not on the page: the executor answers, the same way.
+        let tagged =
+            "{ contacts(first: 10, orderBy: [{field: firstName}]) { edges { node { who: firstName tags } } } }";
+        let (tags, answered) = run(tagged.to_owned()).await;
+        let tags: Value = serde_json::from_str(&tags).unwrap();
+        assert_eq!(answered, 0);
+        assert_eq!(tags["contacts"]["edges"][3]["node"], json!({"who": "Dee", "tags": ["t"]}), "{tags}");
+        // A page inside a page: each company's contacts directly, the companies by the executor.
+        let nested = |cursor: &str| {
+            format!(
+                "{{ companies(orderBy: [{{field: name}}]) {{ edges {{ node {{ name contacts(orderBy: [{{field: firstName}}]) \
+                   {{ edges {{ {cursor} node {{ firstName company {{ name }} }} }} }} }} }} }} }}"
+            )
+        };
+        let (direct, answered) = run(nested("cursor")).await;
+        let (executed, executor_answered) = run(nested("... on ContactEdge { cursor }")).await;
+        assert_eq!((answered, executor_answered), (2, 0), "two live companies, {}", db.name);
+        assert_eq!(direct, executed, "{}", db.name);
+        let direct: Value = serde_json::from_str(&direct).unwrap();
+        assert_eq!(direct["companies"]["edges"][0]["node"]["contacts"]["edges"][1]["node"]["firstName"], "Dee");
+        assert_eq!(direct["companies"]["edges"][1]["node"]["contacts"]["edges"], json!([]), "Empty: {direct}");
+        // One response key selected twice: the executor merges the two answers, node by node.
+        let merged = "{ contacts(first: 3, orderBy: [{field: firstName}]) { edges { node { firstName } } } \
+                      contacts(first: 3, orderBy: [{field: firstName}]) { edges { node { lastName } } } }";
+        let (merged, answered) = run(merged.to_owned()).await;
+        let merged: Value = serde_json::from_str(&merged).unwrap();
+        assert_eq!(answered, 2);
+        assert_eq!(merged["contacts"]["edges"][2]["node"], json!({"firstName": "Cy", "lastName": "Cyson"}), "{merged}");
+        // Two pages under aliases, each its own.
+        let aliased = "{ a: contacts(first: 1, orderBy: [{field: firstName}]) { edges { node { firstName } } } \
+                       b: contacts(last: 1, orderBy: [{field: firstName}]) { edges { node { firstName } } } }";
+        let (aliased, answered) = run(aliased.to_owned()).await;
+        let aliased: Value = serde_json::from_str(&aliased).unwrap();
+        assert_eq!(answered, 2);
+        assert_eq!(
+            aliased,
+            json!({"a": {"edges": [{"node": {"firstName": "Ada"}}]}, "b": {"edges": [{"node": {"firstName": "Dee"}}]}})
+        );
+        db.cleanup().await;
+    }
+}

@@ -75,7 +75,7 @@ fn scalar_name(def: &ObjectDef, field: &FieldDef) -> String {
 }
 
 /// A field value as GraphQL sees it.
-fn to_gql_value(kind: &FieldKind, value: &Value) -> GqlValue {
+pub(crate) fn to_gql_value(kind: &FieldKind, value: &Value) -> GqlValue {
     match value {
         Value::Null => GqlValue::Null,
         Value::Bool(b) => GqlValue::Boolean(*b),
@@ -270,6 +270,7 @@ fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, 
                 let rows: Vec<&Record> = page.records.iter().map(|(_, r)| r).collect();
                 prefetch_relations(kith(&ctx)?, cache, &def, |name| nodes.field(name).exists(), &rows).await;
             }
+            crate::api::direct::prepare(&ctx, kith(&ctx)?, &def, &page);
             Ok(Some(FieldValue::owned_any(Connection { page, def, filter: query.filter })))
         })
     });
@@ -325,17 +326,19 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
     let mut object = Object::new(def.type_name.clone()).description(def.description.clone());
     for field in &def.fields {
         let ty = scalar_name(def, field);
-        let non_null = field.name == "id"
-            || field.name == "createdAt"
-            || field.name == "version"
-            || (field.required && field.access != FieldAccess::ReadOnly);
+        let non_null = crate::api::direct::non_null(field);
         let type_ref = if non_null { TypeRef::named_nn(ty) } else { TypeRef::named(ty) };
         let name = field.name.clone();
         let kind = field.kind.clone();
         object = object.field(
             // A stored field is read from the record at hand: a ready value, no future to box.
             Field::new(field.name.clone(), type_ref, move |ctx| match record_of(&ctx) {
-                Ok(record) => FieldFuture::Value(Some(FieldValue::value(to_gql_value(&kind, record.get(&name))))),
+                // A null is no value: `null` where the field may be null (an enum could not
+                // take `Value::Null`), an error where it may not.
+                Ok(record) => match record.get(&name) {
+                    Value::Null => FieldFuture::Value(None),
+                    value => FieldFuture::Value(Some(FieldValue::value(to_gql_value(&kind, value)))),
+                },
                 Err(err) => FieldFuture::new(async move { Err::<Option<FieldValue>, _>(err) }),
             })
             .description(field.description.clone()),
@@ -1516,7 +1519,8 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
         .register(query)
         .register(mutation)
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
+        .limit_complexity(limits.max_complexity)
+        .extension(crate::api::direct::DirectEdgesExtension);
     if let Some(services) = services {
         builder = builder.data(services);
     }
@@ -1657,7 +1661,8 @@ pub fn request_data(
         .data(DataLoader::new(TagLoader { kith: kith.clone() }, tokio::spawn))
         .data(DataLoader::new(crate::api::extension::ComputedLoader { kith: kith.clone() }, tokio::spawn))
         .data(crate::api::extension::ComputedCache::default())
-        .data(Prefetched::default());
+        .data(Prefetched::default())
+        .data(crate::api::direct::DirectEdges::default());
     match actor {
         Some(actor) => request.data(actor),
         None => request,
