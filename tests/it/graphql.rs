@@ -438,6 +438,20 @@ async fn a_page_with_relations_costs_a_fixed_number_of_queries() {
     );
     // The page, its companies (read ahead by the connection) and its tags.
     assert_eq!(counts, vec![3, 3], "{counts:?}");
+    // Without tags the page is answered directly, its companies joined: one statement.
+    for first in [5, 50] {
+        let before = queries.load(Ordering::SeqCst);
+        let page = server
+            .gql(
+                &agent,
+                "query($n: Int) { contacts(first: $n) { edges { node { firstName company { name } } } } }",
+                json!({"n": first}),
+            )
+            .await;
+        assert_eq!(page["data"]["contacts"]["edges"].as_array().unwrap().len(), first, "{page}");
+        assert!(page["data"]["contacts"]["edges"][first - 1]["node"]["company"]["name"].is_string(), "{page}");
+        assert_eq!(queries.load(Ordering::SeqCst) - before, 1, "{first} contacts with their companies");
+    }
     // A deleted company reads as null on the page, read ahead or not.
     let manager = token(&db, Role::Manager).await;
     let first = server.gql(&agent, "{ contacts(first: 1) { edges { node { companyId } } } }", json!({})).await;

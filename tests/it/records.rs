@@ -325,14 +325,24 @@ async fn sorted_and_reference_filtered_pages_are_read_in_index_order() {
             (json!({"companyId": {"eq": company}}), vec![], "ix_contact_company_id_id"),
             (json!({"lifecycleStage": {"eq": "LEAD"}}), vec![], "ix_contact_lifecycle_stage_id"),
         ];
-        for (filter, order, index) in cases {
+        // Each page alone, and with its companies joined (as a page answered directly reads them).
+        let company_def = db.kith.object("company").unwrap();
+        let name = ["name".to_owned()];
+        let with_company =
+            [kith_core::store::records::Join { reference: "companyId", target: &company_def, fields: &name }];
+        let plain: [kith_core::store::records::Join<'_>; 0] = [];
+        for ((filter, order, index), joins) in
+            cases.iter().flat_map(|case| [(case.clone(), &plain[..]), (case.clone(), &with_company[..])])
+        {
             let query = ListQuery {
                 filter: Filter::from_json(&def, &[], &filter).unwrap(),
                 order,
                 page: PageRequest::Forward { first: 50, after: None },
                 include_deleted: false,
             };
-            let statement = kith_core::store::records::list_statement(backend, &def, &query, None).unwrap();
+            let statement =
+                kith_core::store::records::list_statement_joined(backend, &def, &query, None, joins).unwrap();
+            assert_eq!(statement.sql.contains("LEFT JOIN"), !joins.is_empty(), "{}", statement.sql);
             let plan: Vec<String> = if backend == sea_orm::DbBackend::Sqlite {
                 let explain = Statement::from_sql_and_values(
                     backend,

@@ -4,8 +4,9 @@
 //! page after SQLite's).
 //!
 //! Only plain selections qualify: under `edges`, `cursor`, `node` and `__typename`; under `node`,
-//! stored fields, `__typename` and forward relations (`company { .. }`) whose targets the page
-//! read ahead, selecting their stored fields and `__typename`. No fragments and no response key
+//! stored fields, `__typename` and forward relations (`company { .. }`) selecting their stored
+//! fields and `__typename`; those relations are read in the page's own statement (a `LEFT JOIN`
+//! by id, live targets only), so such a page is one query. No fragments and no response key
 //! twice (`@skip` and `@include` are applied to the document before execution, so what they
 //! leave qualifies). Anything else (tags, computed fields, reverse connections…) leaves the
 //! `edges` field to the executor, which answers it as before. A direct value is exactly what the
@@ -27,11 +28,10 @@ use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field as AstField, Selection, SelectionSet};
 use async_graphql::{Name, ServerResult, Value as GqlValue};
 
-use crate::api::loader::Prefetched;
 use crate::domain::object::{FieldDef, ObjectDef};
 use crate::domain::value::FieldKind;
 use crate::service::Kith;
-use crate::store::records::{Page, Record};
+use crate::store::records::{Join, Page, Record};
 
 /// Where a direct value belongs: the `edges` field of the document (its address: one field of
 /// the parsed document, alive for the whole request) and the path it is resolved at.
@@ -100,26 +100,66 @@ impl Extension for DirectEdgesExtension {
     }
 }
 
-/// Builds, for each plain `edges` selection of the connection field being resolved, its value
-/// from `page`, and leaves it in the request's [`DirectEdges`]. Selections that do not qualify
-/// are left to the executor.
-pub fn prepare(ctx: &ResolverContext<'_>, kith: &Kith, def: &ObjectDef, page: &Page) {
-    let Ok(direct) = ctx.data::<DirectEdges>() else { return };
-    let Some(path) = ctx.path_node.as_ref().map(ToString::to_string) else { return };
-    let prefetched = ctx.data::<Prefetched>().ok();
+/// How a connection's `edges` will be answered directly: one [`EdgePlan`] per `edges` field
+/// of the connection, and the forward relations the page must read with it (joined in its
+/// statement, so a page with `company { name }` is one query).
+pub struct DirectPlan {
+    edges: Vec<(usize, Name, EdgePlan)>,
+    joins: Vec<JoinSpec>,
+}
+
+/// A relation the page reads with a join: the reference field, its target and the target's
+/// fields the answer needs.
+struct JoinSpec {
+    reference: String,
+    target: Arc<ObjectDef>,
+    fields: Vec<String>,
+}
+
+/// The plan for the connection field being resolved, when every `edges` field under it
+/// qualifies (see the module docs); `None` leaves the connection to the executor as a whole.
+pub fn plan(ctx: &ResolverContext<'_>, kith: &Kith, def: &ObjectDef) -> Option<DirectPlan> {
+    ctx.data::<DirectEdges>().ok()?;
     let selection = &ctx.item.node.selection_set.node;
     if !plain(selection) {
-        return;
+        return None;
     }
+    let mut joins = Vec::new();
+    let mut edges = Vec::new();
     for item in &selection.items {
-        let Selection::Field(field) = &item.node else { continue };
+        let Selection::Field(field) = &item.node else { return None };
         if field.node.name.node != "edges" {
             continue;
         }
-        let Some(plan) = EdgePlan::new(kith, def, &field.node.selection_set.node) else { continue };
-        let Some(value) = plan.value(page, prefetched) else { continue };
-        let key = (&field.node as *const AstField as usize, format!("{path}.{}", field.node.response_key().node));
-        direct.put(key, value);
+        let plan = EdgePlan::new(kith, def, &field.node.selection_set.node, &mut joins)?;
+        edges.push((&field.node as *const AstField as usize, field.node.response_key().node.clone(), plan));
+    }
+    if edges.is_empty() {
+        return None;
+    }
+    Some(DirectPlan { edges, joins })
+}
+
+impl DirectPlan {
+    /// The relations to read with the page, for `records::list_joined`.
+    pub fn joins(&self) -> Vec<Join<'_>> {
+        self.joins
+            .iter()
+            .map(|join| Join { reference: &join.reference, target: &join.target, fields: &join.fields })
+            .collect()
+    }
+
+    /// Builds each `edges` value from `page` (read with [`DirectPlan::joins`]) and leaves it in
+    /// the request's [`DirectEdges`]. A value the plan cannot give exactly is left to the
+    /// executor.
+    pub fn answer(&self, ctx: &ResolverContext<'_>, page: &Page) {
+        let Ok(direct) = ctx.data::<DirectEdges>() else { return };
+        let Some(path) = ctx.path_node.as_ref().map(ToString::to_string) else { return };
+        for (field, key, plan) in &self.edges {
+            if let Some(value) = plan.value(page) {
+                direct.put((*field, format!("{path}.{key}")), value);
+            }
+        }
     }
 }
 
@@ -159,10 +199,9 @@ struct NodePlan {
 enum NodeColumn {
     Typename(GqlValue),
     Stored(Stored),
-    /// A forward relation: the reference field, the target object and what to read of it.
+    /// A forward relation: which of the page's joins reads it, and what to answer of it.
     Relation {
-        reference: String,
-        target: String,
+        join: usize,
         plan: NodePlan,
     },
 }
@@ -175,7 +214,7 @@ struct Stored {
 }
 
 impl EdgePlan {
-    fn new(kith: &Kith, def: &ObjectDef, selection: &SelectionSet) -> Option<EdgePlan> {
+    fn new(kith: &Kith, def: &ObjectDef, selection: &SelectionSet, joins: &mut Vec<JoinSpec>) -> Option<EdgePlan> {
         if !plain(selection) {
             return None;
         }
@@ -185,7 +224,7 @@ impl EdgePlan {
             let column = match field.node.name.node.as_str() {
                 "__typename" => EdgeColumn::Typename(GqlValue::String(format!("{}Edge", def.type_name))),
                 "cursor" => EdgeColumn::Cursor,
-                "node" => EdgeColumn::Node(NodePlan::new(kith, def, &field.node.selection_set.node, true)?),
+                "node" => EdgeColumn::Node(NodePlan::new(kith, def, &field.node.selection_set.node, Some(joins))?),
                 _ => return None,
             };
             columns.push((field.node.response_key().node.clone(), column));
@@ -194,15 +233,16 @@ impl EdgePlan {
     }
 
     /// The `edges` list, or `None` when a value is not one the plan can give exactly.
-    fn value(&self, page: &Page, prefetched: Option<&Prefetched>) -> Option<GqlValue> {
+    fn value(&self, page: &Page) -> Option<GqlValue> {
         let mut edges = Vec::with_capacity(page.records.len());
-        for (cursor, record) in &page.records {
+        for (i, (cursor, record)) in page.records.iter().enumerate() {
+            let joined = page.joined.get(i).map(Vec::as_slice).unwrap_or_default();
             let mut edge = IndexMap::with_capacity(self.columns.len());
             for (key, column) in &self.columns {
                 let value = match column {
                     EdgeColumn::Typename(name) => name.clone(),
                     EdgeColumn::Cursor => GqlValue::String(cursor.clone()),
-                    EdgeColumn::Node(plan) => plan.value(record, prefetched)?,
+                    EdgeColumn::Node(plan) => plan.value(record, joined)?,
                 };
                 edge.insert(key.clone(), value);
             }
@@ -213,9 +253,14 @@ impl EdgePlan {
 }
 
 impl NodePlan {
-    /// `relations`: whether forward relations may be selected (only on the page's own records,
-    /// whose relation targets the page reads ahead).
-    fn new(kith: &Kith, def: &ObjectDef, selection: &SelectionSet, relations: bool) -> Option<NodePlan> {
+    /// `joins`: where the page's forward relations are planned (only on the page's own
+    /// records; a relation's target selects stored fields only).
+    fn new(
+        kith: &Kith,
+        def: &ObjectDef,
+        selection: &SelectionSet,
+        mut joins: Option<&mut Vec<JoinSpec>>,
+    ) -> Option<NodePlan> {
         if !plain(selection) {
             return None;
         }
@@ -234,31 +279,40 @@ impl NodePlan {
             } else {
                 let reference = format!("{name}Id");
                 let Some(FieldKind::Ref(target)) = def.field_def(&reference).map(|f| &f.kind) else { return None };
-                if !relations {
-                    return None;
+                let joins = joins.as_deref_mut()?;
+                let target = kith.object(target).ok()?;
+                let plan = NodePlan::new(kith, &target, &field.node.selection_set.node, None)?;
+                let join = match joins.iter().position(|j| j.reference == reference) {
+                    Some(j) => j,
+                    None => {
+                        joins.push(JoinSpec { reference, target, fields: Vec::new() });
+                        joins.len() - 1
+                    }
+                };
+                for (_, column) in &plan.columns {
+                    if let NodeColumn::Stored(stored) = column
+                        && !joins[join].fields.contains(&stored.name)
+                    {
+                        joins[join].fields.push(stored.name.clone());
+                    }
                 }
-                let target_def = kith.object(target).ok()?;
-                let plan = NodePlan::new(kith, &target_def, &field.node.selection_set.node, false)?;
-                NodeColumn::Relation { reference, target: target.clone(), plan }
+                NodeColumn::Relation { join, plan }
             };
             columns.push((field.node.response_key().node.clone(), column));
         }
         Some(NodePlan { columns })
     }
 
-    fn value(&self, record: &Record, prefetched: Option<&Prefetched>) -> Option<GqlValue> {
+    /// `joined`: the record's relation targets, by join.
+    fn value(&self, record: &Record, joined: &[Option<Record>]) -> Option<GqlValue> {
         let mut node = IndexMap::with_capacity(self.columns.len());
         for (key, column) in &self.columns {
             let value = match column {
                 NodeColumn::Typename(name) => name.clone(),
                 NodeColumn::Stored(stored) => stored.value(record)?,
-                NodeColumn::Relation { reference, target, plan } => match record.get(reference).as_uuid() {
+                NodeColumn::Relation { join, plan } => match joined.get(*join)? {
+                    Some(target) => plan.value(target, &[])?,
                     None => GqlValue::Null,
-                    // Read ahead (`None`: not read, left to the executor and its loader).
-                    Some(id) => match prefetched?.get(target, id)? {
-                        Some(found) => plan.value(&found, None)?,
-                        None => GqlValue::Null,
-                    },
                 },
             };
             node.insert(key.clone(), value);

@@ -260,17 +260,25 @@ fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, 
             let fields = projection(&ctx, &def, &query.order);
             let look_ahead = ctx.look_ahead();
             let cursors = look_ahead.field("pageInfo").exists() || look_ahead.field("edges").field("cursor").exists();
-            let page = records::list_fields(kith(&ctx)?.store.conn(), &def, &query, fields.as_deref(), cursors)
+            let kith = kith(&ctx)?;
+            // Plain edges are answered directly, their relations joined into the page's statement.
+            let direct = crate::api::direct::plan(&ctx, kith, &def);
+            let joins = direct.as_ref().map(|plan| plan.joins()).unwrap_or_default();
+            let page = records::list_joined(kith.store.conn(), &def, &query, fields.as_deref(), &joins, cursors)
                 .await
                 .map_err(to_gql)?;
             let ids: Vec<Uuid> = page.records.iter().map(|(_, r)| r.id()).collect();
             crate::api::extension::prefetch(&ctx, &def, &ids).await;
-            if let Ok(cache) = ctx.data::<Prefetched>() {
-                let nodes = ctx.look_ahead().field("edges").field("node");
-                let rows: Vec<&Record> = page.records.iter().map(|(_, r)| r).collect();
-                prefetch_relations(kith(&ctx)?, cache, &def, |name| nodes.field(name).exists(), &rows).await;
+            match &direct {
+                Some(plan) => plan.answer(&ctx, &page),
+                None => {
+                    if let Ok(cache) = ctx.data::<Prefetched>() {
+                        let nodes = ctx.look_ahead().field("edges").field("node");
+                        let rows: Vec<&Record> = page.records.iter().map(|(_, r)| r).collect();
+                        prefetch_relations(kith, cache, &def, |name| nodes.field(name).exists(), &rows).await;
+                    }
+                }
             }
-            crate::api::direct::prepare(&ctx, kith(&ctx)?, &def, &page);
             Ok(Some(FieldValue::owned_any(Connection { page, def, filter: query.filter })))
         })
     });

@@ -15,7 +15,7 @@ fn target_expr(backend: DbBackend, object: &ObjectDef, target: &Target) -> Resul
     match target {
         Target::Field(name) => {
             let def = object.field_def(name).ok_or_else(|| DomainError::invalid(name, "unknown field"))?;
-            Ok((Expr::col(Alias::new(def.column.as_str())), def.kind.clone()))
+            Ok((Expr::col((Alias::new(object.table.as_str()), Alias::new(def.column.as_str()))), def.kind.clone()))
         }
         Target::Custom { key, kind } => {
             // Keys are checked to be alphanumeric when defined; check again before they reach SQL.
@@ -23,12 +23,14 @@ fn target_expr(backend: DbBackend, object: &ObjectDef, target: &Target) -> Resul
                 return Err(Error::internal("custom field key with unexpected characters"));
             }
             let numeric = matches!(kind.as_str(), "NUMBER" | "DECIMAL");
+            // Qualified, like every column here, so a page may join other tables.
+            let column = format!("\"{}\".custom_fields", object.table);
             let sql = match (backend, numeric, kind.as_str()) {
-                (DbBackend::Postgres, true, _) => format!("((custom_fields->>'{key}')::numeric)"),
-                (DbBackend::Postgres, false, "BOOLEAN") => format!("((custom_fields->>'{key}')::boolean)"),
-                (DbBackend::Postgres, false, _) => format!("(custom_fields->>'{key}')"),
-                (_, true, _) => format!("CAST(json_extract(custom_fields, '$.{key}') AS REAL)"),
-                (_, false, _) => format!("json_extract(custom_fields, '$.{key}')"),
+                (DbBackend::Postgres, true, _) => format!("(({column}->>'{key}')::numeric)"),
+                (DbBackend::Postgres, false, "BOOLEAN") => format!("(({column}->>'{key}')::boolean)"),
+                (DbBackend::Postgres, false, _) => format!("({column}->>'{key}')"),
+                (_, true, _) => format!("CAST(json_extract({column}, '$.{key}') AS REAL)"),
+                (_, false, _) => format!("json_extract({column}, '$.{key}')"),
             };
             let kind = match kind.as_str() {
                 "BOOLEAN" => FieldKind::Bool,
@@ -88,7 +90,8 @@ pub fn escape_like(text: &str) -> String {
     out
 }
 
-/// Translates a filter into a SQL condition over `object`'s table.
+/// Translates a filter into a SQL condition over `object`'s table (every column qualified with
+/// the table's name, so the statement may join others).
 pub fn condition(backend: DbBackend, object: &ObjectDef, filter: &Filter) -> Result<Condition> {
     Ok(match filter {
         Filter::And(parts) => {
@@ -161,8 +164,8 @@ fn tag_comparison(backend: DbBackend, object: &ObjectDef, op: &Op) -> Result<Sim
         Op::In(vs) => (false, names(vs)),
         Op::NotIn(vs) => (true, names(vs)),
         Op::IsNull(is_null) => {
-            let sub = "EXISTS (SELECT 1 FROM record_tag rt WHERE rt.record_id = id)";
-            return Ok(Expr::cust(if *is_null { format!("NOT {sub}") } else { sub.to_owned() }));
+            let sub = format!("EXISTS (SELECT 1 FROM record_tag rt WHERE rt.record_id = \"{}\".id)", object.table);
+            return Ok(Expr::cust(if *is_null { format!("NOT {sub}") } else { sub }));
         }
         _ => {
             return Err(Error::Domain(DomainError::invalid(
@@ -178,7 +181,7 @@ fn tag_comparison(backend: DbBackend, object: &ObjectDef, op: &Op) -> Result<Sim
     let values: Vec<SimpleExpr> = names.into_iter().map(Expr::val).collect();
     let table = object.table.as_str();
     let sql = format!(
-        "{}{table}.id IN (SELECT rt.record_id FROM record_tag rt JOIN tag t ON t.id = rt.tag_id WHERE lower(t.name) IN ({placeholders}))",
+        "{}\"{table}\".id IN (SELECT rt.record_id FROM record_tag rt JOIN tag t ON t.id = rt.tag_id WHERE lower(t.name) IN ({placeholders}))",
         if negate { "NOT " } else { "" }
     );
     Ok(custom(backend, &sql, values))
@@ -202,7 +205,10 @@ pub fn apply_order(
             if nulls_first { NullOrdering::First } else { NullOrdering::Last },
         );
     }
-    select.order_by(Alias::new("id"), if reverse { Order::Desc } else { Order::Asc });
+    select.order_by(
+        (Alias::new(object.table.as_str()), Alias::new("id")),
+        if reverse { Order::Desc } else { Order::Asc },
+    );
     Ok(())
 }
 
@@ -244,7 +250,7 @@ pub fn keyset_condition(
         };
         equal_so_far = equal_so_far.add(eq);
     }
-    let id_expr = Expr::col(Alias::new("id"));
+    let id_expr = Expr::col((Alias::new(object.table.as_str()), Alias::new("id")));
     let id_val = encode(backend, &FieldKind::Id, id)?;
     let id_after = if reverse { id_expr.lt(id_val) } else { id_expr.gt(id_val) };
     Ok(any.add(equal_so_far.add(id_after)))

@@ -96,6 +96,22 @@ pub struct Page {
     pub has_next: bool,
     /// More records precede the first one.
     pub has_previous: bool,
+    /// Per record (same order), the target of each [`Join`] the page was read with: `None`
+    /// when the reference is null or its target is gone. Empty when read without joins.
+    pub joined: Vec<Vec<Option<Record>>>,
+}
+
+/// A forward relation read with a page, in the same statement: the target of `reference`
+/// (a `Ref` field of the page's object), `LEFT JOIN`ed by id, live targets only, with `fields`
+/// of it (and its `id`).
+#[derive(Debug, Clone, Copy)]
+pub struct Join<'a> {
+    /// The reference field of the page's object (`companyId`).
+    pub reference: &'a str,
+    /// The object it refers to.
+    pub target: &'a ObjectDef,
+    /// The target's fields to read.
+    pub fields: &'a [String],
 }
 
 fn table(object: &ObjectDef) -> Alias {
@@ -126,9 +142,19 @@ fn row_to_fields<'a>(
     fields: impl IntoIterator<Item = &'a FieldDef>,
     row: &sea_orm::QueryResult,
 ) -> Result<Record> {
+    row_to_fields_at(backend, fields, row, 0)
+}
+
+/// [`row_to_fields`] for the columns from `offset` on.
+fn row_to_fields_at<'a>(
+    backend: DbBackend,
+    fields: impl IntoIterator<Item = &'a FieldDef>,
+    row: &sea_orm::QueryResult,
+    offset: usize,
+) -> Result<Record> {
     let mut out = Fields::new();
     for (idx, field) in fields.into_iter().enumerate() {
-        out.insert(field.name.clone(), decode(backend, &field.kind, row, idx)?);
+        out.insert(field.name.clone(), decode(backend, &field.kind, row, offset + idx)?);
     }
     Ok(Record { fields: out })
 }
@@ -315,24 +341,52 @@ pub async fn list_fields<C: ConnectionTrait>(
     fields: Option<&[String]>,
     cursors: bool,
 ) -> Result<Page> {
+    list_joined(db, object, query, fields, &[], cursors).await
+}
+
+/// [`list_fields`], with the targets of `joins` read in the same statement (see [`Join`]).
+pub async fn list_joined<C: ConnectionTrait>(
+    db: &C,
+    object: &ObjectDef,
+    query: &ListQuery,
+    fields: Option<&[String]>,
+    joins: &[Join<'_>],
+    cursors: bool,
+) -> Result<Page> {
     let backend = db.get_database_backend();
     let chosen = chosen_fields(object, fields);
+    let joined_fields: Vec<Vec<&FieldDef>> =
+        joins.iter().map(|join| chosen_fields(join.target, Some(join.fields))).collect();
     let (limit, cursor, reverse) = page_bounds(query);
-    let rows = db.query_all_raw(list_statement(backend, object, query, fields)?).await?;
+    let rows = db.query_all_raw(list_statement_joined(backend, object, query, fields, joins)?).await?;
     let more = rows.len() as u64 > limit;
     let mut records = Vec::with_capacity(rows.len().min(limit as usize));
+    let mut joined = Vec::with_capacity(if joins.is_empty() { 0 } else { records.capacity() });
     for row in rows.iter().take(limit as usize) {
         let record = row_to_fields(backend, chosen.iter().copied(), row)?;
         let cursor = if cursors { encode_cursor(&query.order, &record) } else { String::new() };
         records.push((cursor, record));
+        if !joins.is_empty() {
+            let mut offset = chosen.len();
+            let mut targets = Vec::with_capacity(joins.len());
+            for fields in &joined_fields {
+                let target = row_to_fields_at(backend, fields.iter().copied(), row, offset)?;
+                offset += fields.len();
+                // No live target: every column of the join is null, its id too.
+                targets.push(if target.get("id").is_null() { None } else { Some(target) });
+            }
+            joined.push(targets);
+        }
     }
     if reverse {
         records.reverse();
+        joined.reverse();
     }
     Ok(Page {
         records,
         has_next: if reverse { cursor.is_some() } else { more },
         has_previous: if reverse { more } else { cursor.is_some() },
+        joined,
     })
 }
 
@@ -360,8 +414,37 @@ pub fn list_statement(
     query: &ListQuery,
     fields: Option<&[String]>,
 ) -> Result<sea_orm::Statement> {
+    list_statement_joined(backend, object, query, fields, &[])
+}
+
+/// [`list_statement`] with `joins`: each target `LEFT JOIN`ed by its id as `j0`, `j1`…, its
+/// columns after the page's own. A join neither filters nor reorders the page.
+pub fn list_statement_joined(
+    backend: DbBackend,
+    object: &ObjectDef,
+    query: &ListQuery,
+    fields: Option<&[String]>,
+    joins: &[Join<'_>],
+) -> Result<sea_orm::Statement> {
     let (limit, cursor, reverse) = page_bounds(query);
     let mut select = select_fields(object, chosen_fields(object, fields));
+    for (j, join) in joins.iter().enumerate() {
+        let reference = object
+            .field_def(join.reference)
+            .filter(|f| matches!(&f.kind, FieldKind::Ref(target) if *target == join.target.name))
+            .ok_or_else(|| Error::internal(format!("{} is not a reference to {}", join.reference, join.target.name)))?;
+        let alias = Alias::new(format!("j{j}"));
+        let mut on = Cond::all().add(
+            Expr::col((alias.clone(), Alias::new("id"))).equals((table(object), Alias::new(reference.column.as_str()))),
+        );
+        if join.target.soft_delete {
+            on = on.add(Expr::col((alias.clone(), Alias::new("deleted_at"))).is_null());
+        }
+        select.join_as(sea_orm::sea_query::JoinType::LeftJoin, table(join.target), alias.clone(), on);
+        for field in chosen_fields(join.target, Some(join.fields)) {
+            select.column((alias.clone(), Alias::new(field.column.as_str())));
+        }
+    }
     let mut cond = base_condition(backend, object, &query.filter, query.include_deleted)?;
     if let Some(cursor) = cursor {
         let (values, id) = decode_cursor(object, &query.order, cursor)?;
