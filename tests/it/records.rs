@@ -288,6 +288,38 @@ async fn filters_sorting_and_keyset_pagination() {
             }
         }
         assert_eq!(back, seen, "{}: backward pages give the same order", db.name);
+        // Descending, nulls first: `id` descends too, so the walk is the exact reverse, both ways.
+        let order = vec![OrderBy {
+            target: kith_core::domain::filter::Target::Field("addressCity".into()),
+            desc: true,
+            nulls_first: true,
+        }];
+        let mut reversed = seen.clone();
+        reversed.reverse();
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = run(json!({}), order.clone(), PageRequest::Forward { first: 2, after: after.clone() }).await;
+            walked.extend(page.records.iter().map(|(_, r)| r.id()));
+            after = page.records.last().map(|(c, _)| c.clone());
+            if !page.has_next {
+                break;
+            }
+        }
+        assert_eq!(walked, reversed, "{}: descending is the reverse of ascending", db.name);
+        let mut back = Vec::new();
+        let mut before = None;
+        loop {
+            let page = run(json!({}), order.clone(), PageRequest::Backward { last: 3, before: before.clone() }).await;
+            let mut ids: Vec<_> = page.records.iter().map(|(_, r)| r.id()).collect();
+            ids.extend(back);
+            back = ids;
+            before = page.records.first().map(|(c, _)| c.clone());
+            if !page.has_previous {
+                break;
+            }
+        }
+        assert_eq!(back, reversed, "{}: and backwards", db.name);
 
         for bad in [
             json!({"firstName": {"near": "x"}}),
@@ -322,6 +354,25 @@ async fn sorted_and_reference_filtered_pages_are_read_in_index_order() {
                 "ix_contact_address_city_last_name_id",
             ),
             (json!({}), vec![OrderBy::asc("createdAt")], "ix_contact_created_at_id"),
+            // Newest first: the same index read backwards, `id` descending with it.
+            (
+                json!({}),
+                vec![OrderBy {
+                    target: kith_core::domain::filter::Target::Field("createdAt".into()),
+                    desc: true,
+                    nulls_first: true,
+                }],
+                "ix_contact_created_at_id",
+            ),
+            (
+                json!({"addressCity": {"eq": "Lyon"}}),
+                vec![OrderBy {
+                    target: kith_core::domain::filter::Target::Field("lastName".into()),
+                    desc: true,
+                    nulls_first: true,
+                }],
+                "ix_contact_address_city_last_name_id",
+            ),
             (json!({"companyId": {"eq": company}}), vec![], "ix_contact_company_id_id"),
             (json!({"lifecycleStage": {"eq": "LEAD"}}), vec![], "ix_contact_lifecycle_stage_id"),
         ];

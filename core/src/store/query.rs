@@ -187,7 +187,14 @@ fn tag_comparison(backend: DbBackend, object: &ObjectDef, op: &Op) -> Result<Sim
     Ok(custom(backend, &sql, values))
 }
 
-/// Adds `ORDER BY` for `order` (then `id`, so the order is total).
+/// Whether the `id` that ends every order (making it total) runs descending: it follows the
+/// last sort key's direction, so an index on `(keys…, id)` read forwards or backwards serves
+/// the whole order (`createdAt DESC` is read backwards from `(created_at, id)`, no sort).
+pub fn id_descending(order: &[OrderBy]) -> bool {
+    order.last().is_some_and(|key| key.desc)
+}
+
+/// Adds `ORDER BY` for `order` (then `id`, so the order is total; see [`id_descending`]).
 pub fn apply_order(
     backend: DbBackend,
     object: &ObjectDef,
@@ -205,9 +212,10 @@ pub fn apply_order(
             if nulls_first { NullOrdering::First } else { NullOrdering::Last },
         );
     }
+    let id_desc = id_descending(order) != reverse;
     select.order_by(
         (Alias::new(object.table.as_str()), Alias::new("id")),
-        if reverse { Order::Desc } else { Order::Asc },
+        if id_desc { Order::Desc } else { Order::Asc },
     );
     Ok(())
 }
@@ -252,7 +260,7 @@ pub fn keyset_condition(
     }
     let id_expr = Expr::col((Alias::new(object.table.as_str()), Alias::new("id")));
     let id_val = encode(backend, &FieldKind::Id, id)?;
-    let id_after = if reverse { id_expr.lt(id_val) } else { id_expr.gt(id_val) };
+    let id_after = if id_descending(order) != reverse { id_expr.lt(id_val) } else { id_expr.gt(id_val) };
     Ok(any.add(equal_so_far.add(id_after)))
 }
 

@@ -67,7 +67,7 @@ pub enum PageRequest {
 pub struct ListQuery {
     /// Which records.
     pub filter: Filter,
-    /// In which order (`id` is always the final tie-breaker).
+    /// In which order (`id` is always the final tie-breaker, in the last key's direction).
     pub order: Vec<OrderBy>,
     /// Which page.
     pub page: PageRequest,
