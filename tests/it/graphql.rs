@@ -1301,6 +1301,17 @@ async fn edges_answered_directly_match_the_executor() {
         let merged: Value = serde_json::from_str(&merged).unwrap();
         assert_eq!(answered, 2);
         assert_eq!(merged["contacts"]["edges"][2]["node"], json!({"firstName": "Cy", "lastName": "Cyson"}), "{merged}");
+        // A field selected twice (values are moved out of the page only when each is read once).
+        let twice = "{ contacts(first: 1, orderBy: [{field: firstName}]) { edges { node { a: firstName b: firstName \
+                     company { x: name y: name } } } } }";
+        let (twice, answered) = run(twice.to_owned()).await;
+        assert_eq!(answered, 1);
+        let twice: Value = serde_json::from_str(&twice).unwrap();
+        assert_eq!(
+            twice["contacts"]["edges"][0]["node"],
+            json!({"a": "Ada", "b": "Ada", "company": {"x": "Acme", "y": "Acme"}}),
+            "{twice}"
+        );
         // Two pages under aliases, each its own.
         let aliased = "{ a: contacts(first: 1, orderBy: [{field: firstName}]) { edges { node { firstName } } } \
                        b: contacts(last: 1, orderBy: [{field: firstName}]) { edges { node { firstName } } } }";
