@@ -57,6 +57,7 @@ run "contact by id" "{\"query\":\"{ contact(id: \\\"$ID\\\") { id firstName last
 PAGE='{"query":"{ contacts(first: 50, filter: {addressCity: {eq: \"City7\"}}, orderBy: [{field: lastName}]) { edges { node { id firstName lastName email company { name } } } } }"}'
 run "contacts(first: 50, filter, orderBy) with company" "$PAGE" 32
 run "contacts(first: 50) of one company (filter companyId, id order)" "{\"query\":\"{ contacts(first: 50, filter: {companyId: {eq: \\\"$COMPANY\\\"}}) { edges { node { id firstName lastName email } } } }\"}" 32
+run "contacts(first: 50), newest first (orderBy createdAt DESC)" '{"query":"{ contacts(first: 50, orderBy: [{field: createdAt, direction: DESC}]) { edges { node { id firstName lastName email } } } }"}' 32
 run "search (a word in 1 row of 100,000)" '{"query":"{ search(query: \"first4242\", first: 20) { recordId title score } }"}' 32
 run "search (a common word: every row matches, ranking capped)" '{"query":"{ search(query: \"example\", first: 20) { recordId title score } }"}' 32
 run "createContact" '{"query":"mutation { createContact(input: {firstName: \"Bench\"}) { id } }"}' 8
