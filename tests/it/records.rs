@@ -430,3 +430,39 @@ async fn sorted_and_reference_filtered_pages_are_read_in_index_order() {
         db.cleanup().await;
     }
 }
+
+/// Migration 10 goes down to the indexes it replaced and up again, leaving the schema as it was,
+/// on both databases.
+#[tokio::test]
+async fn the_sort_index_migration_goes_down_and_up_again() {
+    use kith_migrations::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Statement};
+    for db in TestDb::all().await {
+        let conn = db.kith.store.conn();
+        let backend = conn.get_database_backend();
+        let indexes = || async {
+            let sql = if backend == sea_orm::DbBackend::Sqlite {
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%' ORDER BY name"
+            } else {
+                "SELECT indexname AS name FROM pg_indexes WHERE schemaname = 'public' AND indexname LIKE 'ix_%' ORDER BY indexname"
+            };
+            let rows = conn.query_all_raw(Statement::from_string(backend, sql)).await.unwrap();
+            rows.iter().map(|r| r.try_get::<String>("", "name").unwrap()).collect::<Vec<String>>()
+        };
+        let up = indexes().await;
+        for name in ["ix_contact_created_at_id", "ix_contact_last_name_first_name_id", "ix_activity_owner_id_due_at_id"]
+        {
+            assert!(up.contains(&name.to_owned()), "{}: {name} in {up:?}", db.name);
+        }
+        Migrator::down(conn, Some(1)).await.unwrap();
+        let down = indexes().await;
+        for name in ["ix_contact_created_at", "ix_contact_last_name_first_name", "ix_activity_owner_id_due_at"] {
+            assert!(down.contains(&name.to_owned()), "{}: {name} is back in {down:?}", db.name);
+            assert!(!down.contains(&format!("{name}_id")), "{}: {name}_id is gone from {down:?}", db.name);
+        }
+        assert_eq!(down.len(), up.len(), "{}: one index back for each one dropped", db.name);
+        Migrator::up(conn, None).await.unwrap();
+        assert_eq!(indexes().await, up, "{}: up again, as before", db.name);
+        db.cleanup().await;
+    }
+}
