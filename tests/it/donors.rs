@@ -366,3 +366,44 @@ async fn the_cli_imports_gifts_and_runs_reports_through_the_plugin() {
     let _ = std::fs::remove_dir_all(dir);
     db.cleanup().await;
 }
+
+/// A plugin object's indexes end with `id` like the core ones: a page of gifts filtered by a
+/// status or a contact, or sorted by date (newest first), is read in index order without a sort.
+#[tokio::test]
+async fn pages_of_a_plugin_object_are_read_in_index_order() {
+    use kith_core::domain::filter::{Filter, OrderBy, Target};
+    use kith_core::store::records::{ListQuery, PageRequest};
+    for db in TestDb::all().await {
+        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let admin = Actor::system("test");
+        runtime.install(&admin, donors().0, donors().1).await.unwrap();
+        runtime.enable(&admin, "donors", Grants::All).await.unwrap();
+        runtime.refresh().await.unwrap();
+        let def = db.kith.object("donation").unwrap();
+        let backend = db.kith.store.conn().get_database_backend();
+        let contact = uuid::Uuid::now_v7().to_string();
+        let newest = OrderBy { target: Target::Field("receivedDate".into()), desc: true, nulls_first: true };
+        for (filter, order, index) in [
+            (json!({"status": {"eq": "RECEIVED"}}), vec![], "ix_p_donors_donation__status"),
+            (json!({"contactId": {"eq": contact}}), vec![], "ix_p_donors_donation__contact_id"),
+            (json!({}), vec![newest], "ix_p_donors_donation__received_date"),
+        ] {
+            let query = ListQuery {
+                filter: Filter::from_json(&def, &[], &filter).unwrap(),
+                order,
+                page: PageRequest::Forward { first: 50, after: None },
+                include_deleted: false,
+            };
+            let statement = kith_core::store::records::list_statement(backend, &def, &query, None).unwrap();
+            let text = format!("{}\n{}", statement.sql, crate::records::query_plan(&db, &statement).await.join("\n"));
+            assert!(text.contains(index), "{}: {filter} uses {index}:\n{text}", db.name);
+            assert!(
+                !text.contains("TEMP B-TREE") && !text.contains("Sort"),
+                "{}: {filter} sorts nothing:\n{text}",
+                db.name
+            );
+        }
+        runtime.stop().await;
+        db.cleanup().await;
+    }
+}

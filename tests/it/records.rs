@@ -341,7 +341,6 @@ async fn filters_sorting_and_keyset_pagination() {
 /// temporary B-tree and PostgreSQL sorts every match.
 #[tokio::test]
 async fn sorted_and_reference_filtered_pages_are_read_in_index_order() {
-    use sea_orm::{ConnectionTrait, Statement};
     for db in TestDb::all().await {
         let def = db.kith.object("contact").unwrap();
         let conn = db.kith.store.conn();
@@ -394,31 +393,7 @@ async fn sorted_and_reference_filtered_pages_are_read_in_index_order() {
             let statement =
                 kith_core::store::records::list_statement_joined(backend, &def, &query, None, joins).unwrap();
             assert_eq!(statement.sql.contains("LEFT JOIN"), !joins.is_empty(), "{}", statement.sql);
-            let plan: Vec<String> = if backend == sea_orm::DbBackend::Sqlite {
-                let explain = Statement::from_sql_and_values(
-                    backend,
-                    format!("EXPLAIN QUERY PLAN {}", statement.sql),
-                    statement.values.clone().map(|v| v.0).unwrap_or_default(),
-                );
-                let rows = conn.query_all_raw(explain).await.unwrap();
-                rows.iter().map(|r| r.try_get::<String>("", "detail").unwrap()).collect()
-            } else {
-                // An empty table plans as a scan; say what the index can do when scans and sorts
-                // are priced out, in a transaction so the settings end with it.
-                let tx = db.kith.store.begin(&kith_core::domain::actor::Actor::system("test")).await.unwrap();
-                tx.conn().execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
-                tx.conn().execute_unprepared("SET LOCAL enable_sort = off").await.unwrap();
-                tx.conn().execute_unprepared("SET LOCAL enable_bitmapscan = off").await.unwrap();
-                let explain = Statement::from_sql_and_values(
-                    backend,
-                    format!("EXPLAIN {}", statement.sql),
-                    statement.values.clone().map(|v| v.0).unwrap_or_default(),
-                );
-                let rows = tx.conn().query_all_raw(explain).await.unwrap();
-                let plan = rows.iter().map(|r| r.try_get::<String>("", "QUERY PLAN").unwrap()).collect();
-                tx.rollback().await.unwrap();
-                plan
-            };
+            let plan = query_plan(&db, &statement).await;
             let text = format!("{}\n{}", statement.sql, plan.join("\n"));
             assert!(text.contains(index), "{}: {filter} uses {index}:\n{text}", db.name);
             assert!(
@@ -428,6 +403,32 @@ async fn sorted_and_reference_filtered_pages_are_read_in_index_order() {
             );
         }
         db.cleanup().await;
+    }
+}
+
+/// The query plan of `statement`: SQLite's `EXPLAIN QUERY PLAN`, or PostgreSQL's `EXPLAIN` with
+/// scans and sorts priced out (an empty table plans as a scan; this says what the indexes can
+/// do).
+pub(crate) async fn query_plan(db: &TestDb, statement: &sea_orm::Statement) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let conn = db.kith.store.conn();
+    let backend = conn.get_database_backend();
+    let values = statement.values.clone().map(|v| v.0).unwrap_or_default();
+    if backend == sea_orm::DbBackend::Sqlite {
+        let explain = Statement::from_sql_and_values(backend, format!("EXPLAIN QUERY PLAN {}", statement.sql), values);
+        let rows = conn.query_all_raw(explain).await.unwrap();
+        rows.iter().map(|r| r.try_get::<String>("", "detail").unwrap()).collect()
+    } else {
+        // In a transaction, so the settings end with it.
+        let tx = db.kith.store.begin(&kith_core::domain::actor::Actor::system("test")).await.unwrap();
+        tx.conn().execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
+        tx.conn().execute_unprepared("SET LOCAL enable_sort = off").await.unwrap();
+        tx.conn().execute_unprepared("SET LOCAL enable_bitmapscan = off").await.unwrap();
+        let explain = Statement::from_sql_and_values(backend, format!("EXPLAIN {}", statement.sql), values);
+        let rows = tx.conn().query_all_raw(explain).await.unwrap();
+        let plan = rows.iter().map(|r| r.try_get::<String>("", "QUERY PLAN").unwrap()).collect();
+        tx.rollback().await.unwrap();
+        plan
     }
 }
 

@@ -184,7 +184,12 @@ pub async fn create_composite_index<C: ConnectionTrait>(db: &C, table: &str, col
         check_ident(column)?;
     }
     let name = index_name(table, &columns.join("__"), false);
-    let list: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    // Ends with `id`, the keyset tie-break, so a page filtered or sorted by the columns is read
+    // in order from the index (as migration 10 does for the core tables).
+    let mut list: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    if columns.last().is_none_or(|c| c != "id") {
+        list.push("\"id\"".to_owned());
+    }
     db.execute_unprepared(&format!("CREATE INDEX \"{name}\" ON \"{table}\" ({})", list.join(", "))).await?;
     Ok(())
 }
@@ -225,7 +230,8 @@ pub async fn create_index<C: ConnectionTrait>(db: &C, table: &str, column: &str,
     let sql = if unique {
         format!("CREATE UNIQUE INDEX \"{name}\" ON \"{table}\" (\"{column}\") WHERE \"deleted_at\" IS NULL")
     } else {
-        format!("CREATE INDEX \"{name}\" ON \"{table}\" (\"{column}\")")
+        // Ends with `id` (see `create_composite_index`).
+        format!("CREATE INDEX \"{name}\" ON \"{table}\" (\"{column}\", \"id\")")
     };
     db.execute_unprepared(&sql).await?;
     Ok(())
