@@ -28,7 +28,8 @@ use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field as AstField, Selection, SelectionSet};
 use async_graphql::{Name, ServerResult, Value as GqlValue};
 
-use crate::domain::object::{FieldDef, ObjectDef};
+use crate::api::schema::non_null;
+use crate::domain::object::ObjectDef;
 use crate::domain::value::FieldKind;
 use crate::service::Kith;
 use crate::store::records::{Join, Page, Record};
@@ -334,12 +335,4 @@ impl Stored {
             _ => Some(value),
         }
     }
-}
-
-/// Whether the schema declares a stored field non-null (the rule of `schema::object_type`).
-pub(crate) fn non_null(field: &FieldDef) -> bool {
-    field.name == "id"
-        || field.name == "createdAt"
-        || field.name == "version"
-        || (field.required && field.access != crate::domain::object::Access::ReadOnly)
 }

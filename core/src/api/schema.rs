@@ -74,6 +74,15 @@ fn scalar_name(def: &ObjectDef, field: &FieldDef) -> String {
     }
 }
 
+/// Whether the schema declares a stored field non-null: `id`, `createdAt`, `version`, and
+/// required fields that are not read-only.
+pub(crate) fn non_null(field: &FieldDef) -> bool {
+    field.name == "id"
+        || field.name == "createdAt"
+        || field.name == "version"
+        || (field.required && field.access != FieldAccess::ReadOnly)
+}
+
 /// A field value as GraphQL sees it.
 pub(crate) fn to_gql_value(kind: &FieldKind, value: &Value) -> GqlValue {
     match value {
@@ -334,7 +343,7 @@ fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: ApiConfig) -> 
     let mut object = Object::new(def.type_name.clone()).description(def.description.clone());
     for field in &def.fields {
         let ty = scalar_name(def, field);
-        let non_null = crate::api::direct::non_null(field);
+        let non_null = non_null(field);
         let type_ref = if non_null { TypeRef::named_nn(ty) } else { TypeRef::named(ty) };
         let name = field.name.clone();
         let kind = field.kind.clone();

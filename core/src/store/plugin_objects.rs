@@ -231,7 +231,8 @@ pub async fn create_index<C: ConnectionTrait>(db: &C, table: &str, column: &str,
         format!("CREATE UNIQUE INDEX \"{name}\" ON \"{table}\" (\"{column}\") WHERE \"deleted_at\" IS NULL")
     } else {
         // Ends with `id` (see `create_composite_index`).
-        format!("CREATE INDEX \"{name}\" ON \"{table}\" (\"{column}\", \"id\")")
+        let id = if column == "id" { "" } else { ", \"id\"" };
+        format!("CREATE INDEX \"{name}\" ON \"{table}\" (\"{column}\"{id})")
     };
     db.execute_unprepared(&sql).await?;
     Ok(())
