@@ -373,6 +373,7 @@ async fn the_cli_imports_gifts_and_runs_reports_through_the_plugin() {
 async fn pages_of_a_plugin_object_are_read_in_index_order() {
     use kith_core::domain::filter::{Filter, OrderBy, Target};
     use kith_core::store::records::{ListQuery, PageRequest};
+    use sea_orm::ConnectionTrait;
     for db in TestDb::all().await {
         let runtime = start_runtime(&db.kith, &config()).await.unwrap();
         let admin = Actor::system("test");
@@ -403,6 +404,57 @@ async fn pages_of_a_plugin_object_are_read_in_index_order() {
                 db.name
             );
         }
+        // A table made before indexes ended with `id` gets them rebuilt when a process loads the
+        // plugin, once.
+        let conn = db.kith.store.conn();
+        let by_status = ListQuery {
+            filter: Filter::from_json(&def, &[], &json!({"status": {"eq": "RECEIVED"}})).unwrap(),
+            order: vec![],
+            page: PageRequest::Forward { first: 50, after: None },
+            include_deleted: false,
+        };
+        let statement = kith_core::store::records::list_statement(backend, &def, &by_status, None).unwrap();
+        let sorts = |plan: &[String]| plan.iter().any(|line| line.contains("TEMP B-TREE") || line.contains("Sort"));
+        // The old layout, as a table made before 2026-12-03 has it (one connection: one batch).
+        conn.execute_unprepared(
+            "DROP INDEX ix_p_donors_donation__status; \
+             CREATE INDEX ix_p_donors_donation__status ON p_donors_donation (status); \
+             DROP INDEX ix_p_donors_donation__contact_id; \
+             CREATE INDEX ix_p_donors_donation__contact_id ON p_donors_donation (contact_id)",
+        )
+        .await
+        .unwrap();
+        let definition = |name: &'static str| async move {
+            let sql = if backend == sea_orm::DbBackend::Sqlite {
+                "SELECT sql AS d FROM sqlite_master WHERE type = 'index' AND name = ?"
+            } else {
+                "SELECT indexdef AS d FROM pg_indexes WHERE indexname = $1"
+            };
+            let row = conn
+                .query_one_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [name.into()]))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<String>("", "d").unwrap().replace('"', "")
+        };
+        for name in ["ix_p_donors_donation__status", "ix_p_donors_donation__contact_id"] {
+            assert!(!definition(name).await.ends_with(", id)"), "{}: {name} is in the old layout", db.name);
+        }
+        runtime.stop().await;
+        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        runtime.refresh().await.unwrap();
+        for name in ["ix_p_donors_donation__status", "ix_p_donors_donation__contact_id"] {
+            assert!(definition(name).await.ends_with(", id)"), "{}: {name} is rebuilt on load", db.name);
+        }
+        let plan = crate::records::query_plan(&db, &statement).await;
+        assert!(!sorts(&plan), "{}: read in index order: {plan:?}", db.name);
+        assert!(plan.join("\n").contains("ix_p_donors_donation__status"), "{}: {plan:?}", db.name);
+        assert_eq!(
+            kith_core::store::plugin_objects::upgrade_indexes(conn, &def).await.unwrap(),
+            0,
+            "{}: nothing left to rebuild",
+            db.name
+        );
         runtime.stop().await;
         db.cleanup().await;
     }

@@ -181,6 +181,18 @@ impl PluginManager {
                     if let Err(err) = crate::plugin::jobs::sync(self, &plugin.manifest).await {
                         tracing::warn!(plugin = %row.id, error = %err, "cannot schedule the plugin's jobs");
                     }
+                    // Tables made before indexes ended with `id` get theirs rebuilt, once.
+                    for def in objects::object_defs(&plugin.manifest) {
+                        match crate::store::plugin_objects::upgrade_indexes(self.kith.store.conn(), &def).await {
+                            Ok(0) => {}
+                            Ok(n) => {
+                                tracing::info!(plugin = %row.id, object = %def.name, indexes = n, "rebuilt indexes to end with id")
+                            }
+                            Err(err) => {
+                                tracing::warn!(plugin = %row.id, object = %def.name, error = %err, "cannot rebuild indexes")
+                            }
+                        }
+                    }
                     next.insert(row.id.clone(), Arc::new(plugin));
                 }
                 Err(err) => {

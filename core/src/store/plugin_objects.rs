@@ -179,6 +179,12 @@ pub async fn create_table<C: ConnectionTrait>(db: &C, def: &ObjectDef) -> Result
 
 /// Creates an index over several columns of `table`.
 pub async fn create_composite_index<C: ConnectionTrait>(db: &C, table: &str, columns: &[String]) -> Result<()> {
+    db.execute_unprepared(&composite_index_sql(table, columns)?).await?;
+    Ok(())
+}
+
+/// The `CREATE INDEX` of [`create_composite_index`].
+fn composite_index_sql(table: &str, columns: &[String]) -> Result<String> {
     check_ident(table)?;
     for column in columns {
         check_ident(column)?;
@@ -190,8 +196,7 @@ pub async fn create_composite_index<C: ConnectionTrait>(db: &C, table: &str, col
     if columns.last().is_none_or(|c| c != "id") {
         list.push("\"id\"".to_owned());
     }
-    db.execute_unprepared(&format!("CREATE INDEX \"{name}\" ON \"{table}\" ({})", list.join(", "))).await?;
-    Ok(())
+    Ok(format!("CREATE INDEX \"{name}\" ON \"{table}\" ({})", list.join(", ")))
 }
 
 /// Drops an index over several columns of `table` if it exists.
@@ -203,6 +208,51 @@ pub async fn drop_composite_index<C: ConnectionTrait>(db: &C, table: &str, colum
     let name = index_name(table, &columns.join("__"), false);
     db.execute_unprepared(&format!("DROP INDEX IF EXISTS \"{name}\"")).await?;
     Ok(())
+}
+
+/// Rebuilds the plain and composite indexes of `def` that were made before indexes ended with
+/// `id` (2026-12-03), so its pages are read in index order; returns how many. Run when a
+/// process loads the plugin; an index that is current or missing is left alone, so it is
+/// cheap once done. Each index is dropped and made again in one batch on one connection
+/// (SQLite checks a new index's name against the schema the connection last read; PostgreSQL
+/// runs the batch as one transaction). Two processes may race: the loser's batch fails
+/// harmlessly, or rebuilds the index once more.
+pub async fn upgrade_indexes<C: ConnectionTrait>(db: &C, def: &ObjectDef) -> Result<usize> {
+    let mut rebuilt = 0;
+    for field in def.fields.iter().filter(|f| plain_index(f) && f.column != "id") {
+        let name = index_name(&def.table, &field.column, false);
+        if lacks_id(db, &name).await? {
+            let create = index_sql(&def.table, &field.column, false)?;
+            db.execute_unprepared(&format!("DROP INDEX IF EXISTS \"{name}\"; {create}")).await?;
+            rebuilt += 1;
+        }
+    }
+    for columns in &def.indexes {
+        let name = index_name(&def.table, &columns.join("__"), false);
+        if lacks_id(db, &name).await? {
+            let create = composite_index_sql(&def.table, columns)?;
+            db.execute_unprepared(&format!("DROP INDEX IF EXISTS \"{name}\"; {create}")).await?;
+            rebuilt += 1;
+        }
+    }
+    Ok(rebuilt)
+}
+
+/// Whether index `name` exists and does not end with `id`, from its definition as the database
+/// keeps it.
+async fn lacks_id<C: ConnectionTrait>(db: &C, name: &str) -> Result<bool> {
+    let backend = db.get_database_backend();
+    let sql = if backend == DbBackend::Postgres {
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1"
+    } else {
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?"
+    };
+    let row = db.query_one_raw(Statement::from_sql_and_values(backend, sql, [name.into()])).await?;
+    let Some(row) = row else { return Ok(false) };
+    let definition: String = row.try_get_by_index(0)?;
+    let columns = definition.trim_end().trim_end_matches(')').rsplit_once('(').map(|(_, c)| c).unwrap_or_default();
+    let last = columns.rsplit(',').next().unwrap_or_default().trim().trim_matches('"');
+    Ok(last != "id")
 }
 
 /// Whether `field` gets a plain index: when declared, and always for references (reverse
@@ -224,6 +274,12 @@ pub async fn create_indexes<C: ConnectionTrait>(db: &C, table: &str, field: &Fie
 
 /// Creates one index on `table.column`; a unique one covers live records only.
 pub async fn create_index<C: ConnectionTrait>(db: &C, table: &str, column: &str, unique: bool) -> Result<()> {
+    db.execute_unprepared(&index_sql(table, column, unique)?).await?;
+    Ok(())
+}
+
+/// The `CREATE INDEX` of [`create_index`].
+fn index_sql(table: &str, column: &str, unique: bool) -> Result<String> {
     check_ident(table)?;
     check_ident(column)?;
     let name = index_name(table, column, unique);
@@ -234,8 +290,7 @@ pub async fn create_index<C: ConnectionTrait>(db: &C, table: &str, column: &str,
         let id = if column == "id" { "" } else { ", \"id\"" };
         format!("CREATE INDEX \"{name}\" ON \"{table}\" (\"{column}\"{id})")
     };
-    db.execute_unprepared(&sql).await?;
-    Ok(())
+    Ok(sql)
 }
 
 /// Drops one index on `table.column` if it exists.
