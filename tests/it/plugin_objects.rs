@@ -415,3 +415,42 @@ async fn object_name_clashes_are_refused_at_enable() {
         runtime.stop().await;
     }
 }
+
+/// An object of 100 declared fields (the most a manifest may declare) pages like any other:
+/// too wide to come back as one JSON row per record on SQLite, it is read row by row, and its
+/// pages read what reads by id read, on both databases.
+#[tokio::test]
+async fn the_widest_plugin_object_pages_like_a_narrow_one() {
+    use kith_core::domain::filter::{Filter, OrderBy};
+    use kith_core::store::records::{ListQuery, get, list};
+    for db in TestDb::all().await {
+        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let mut objects = String::from("[[objects]]\nname = \"survey\"\nplural = \"surveys\"\n");
+        for i in 0..100 {
+            objects.push_str(&format!("[[objects.fields]]\nname = \"answer{i}\"\ntype = \"text\"\n"));
+        }
+        runtime.install(&admin(), &manifest("surveys", "1.0.0", &objects), &component()).await.unwrap();
+        runtime.enable(&admin(), "surveys", Grants::All).await.unwrap();
+        for n in 0..3 {
+            let mut input = serde_json::Map::new();
+            for i in (0..100).filter(|i| (i + n) % 3 != 0) {
+                input.insert(format!("answer{i}"), json!(format!("survey {n} answer {i} \"quoted\"")));
+            }
+            db.create("survey", Value::Object(input)).await.unwrap();
+        }
+        let def = db.kith.object("survey").unwrap();
+        assert!(def.fields.len() > 100, "{}: {} columns", db.name, def.fields.len());
+        let conn = db.kith.store.conn();
+        let query = ListQuery { order: vec![OrderBy::asc("answer1")], ..ListQuery::first(Filter::all(), 2) };
+        let page = list(conn, &def, &query).await.unwrap();
+        assert_eq!(page.records.len(), 2, "{}", db.name);
+        assert!(page.has_next, "{}", db.name);
+        for (_, record) in &page.records {
+            assert_eq!(record, &get(conn, &def, record.id()).await.unwrap().unwrap(), "{}", db.name);
+        }
+        assert_eq!(page.records[0].1.get("answer1").to_string(), "survey 0 answer 1 \"quoted\"", "{}", db.name);
+        assert_eq!(page.records[1].1.get("answer1").to_string(), "survey 1 answer 1 \"quoted\"", "{}", db.name);
+        runtime.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -286,6 +286,101 @@ pub fn decode(backend: DbBackend, kind: &FieldKind, row: &QueryResult, idx: usiz
     Ok(value.unwrap_or(Value::Null))
 }
 
+/// One value of a packed SQLite row: a row that SQLite wrote as a JSON array
+/// (`json_array(..)`, see `records::list_joined`). SQLite's storage classes map onto JSON one to
+/// one (Kith stores no blobs): NULL, INTEGER, REAL and TEXT.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell<'a> {
+    /// SQL NULL.
+    Null,
+    /// An INTEGER.
+    Int(i64),
+    /// A REAL (Kith stores none; read only to be refused).
+    Real(f64),
+    /// A TEXT, borrowed from the packed page when it needed no unescaping.
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl<'de> serde::Deserialize<'de> for Cell<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Cell<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("null, a number or a string")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Null)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Int(n))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<Cell<'de>, E> {
+                i64::try_from(n).map(Cell::Int).map_err(|_| E::custom("an integer beyond 64 bits"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Real(n))
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Text(std::borrow::Cow::Borrowed(s)))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Text(std::borrow::Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> std::result::Result<Cell<'de>, E> {
+                Ok(Cell::Text(std::borrow::Cow::Owned(s)))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+/// Reads a [`Cell`] of a packed SQLite row as a value of `kind`: the same value, and the same
+/// refusals, as [`decode`] of that column on SQLite.
+pub fn decode_cell(kind: &FieldKind, cell: Cell<'_>) -> Result<Value> {
+    let bad = |what: &str| Error::internal(format!("packed column: stored value is not {what}"));
+    let text = |cell: Cell<'_>, what: &str| match cell {
+        Cell::Text(s) => Ok(s.into_owned()),
+        _ => Err(bad(what)),
+    };
+    if cell == Cell::Null {
+        return Ok(Value::Null);
+    }
+    Ok(match kind {
+        FieldKind::Bool => match cell {
+            Cell::Int(n) => Value::Bool(n != 0),
+            _ => return Err(bad("a boolean")),
+        },
+        FieldKind::Int => match cell {
+            Cell::Int(n) => Value::Int(n),
+            _ => return Err(bad("an integer")),
+        },
+        FieldKind::Decimal => match cell {
+            Cell::Int(n) => Value::Decimal(unscaled(n)),
+            _ => return Err(bad("a decimal")),
+        },
+        FieldKind::Id | FieldKind::Ref(_) => match &cell {
+            Cell::Text(s) => Value::Uuid(Uuid::parse_str(s).map_err(|_| bad("a uuid"))?),
+            _ => return Err(bad("a uuid")),
+        },
+        FieldKind::DateTime => match &cell {
+            Cell::Text(s) => Value::DateTime(parse_datetime(s).ok_or_else(|| bad("a timestamp"))?),
+            _ => return Err(bad("a timestamp")),
+        },
+        FieldKind::Date => match &cell {
+            Cell::Text(s) => Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad("a date"))?),
+            _ => return Err(bad("a date")),
+        },
+        FieldKind::Json => match &cell {
+            Cell::Text(s) => Value::Json(serde_json::from_str(s).map_err(|_| bad("JSON"))?),
+            _ => return Err(bad("JSON")),
+        },
+        FieldKind::Text | FieldKind::Email | FieldKind::Url | FieldKind::Currency | FieldKind::Enum(_) => {
+            Value::Text(text(cell, "text")?)
+        }
+    })
+}
+
 /// Appends `value` as JSON text to `out`, exactly as `serde_json` would write
 /// `value.to_json()`, without building the intermediate document (bulk writes).
 pub fn write_json_value(out: &mut String, value: &Value) {
