@@ -387,27 +387,24 @@ pub async fn list_joined<C: ConnectionTrait>(
     if backend == DbBackend::Sqlite && width <= MAX_PACKED_COLUMNS {
         // One row of JSON for the whole page: sqlx's SQLite driver hands each row from its
         // worker thread to the caller's task on its own (a thread wake-up per row) and copies
-        // every value twice, which cost a page of 50 about a third of its time.
+        // every value twice (a page of 50 with its companies served about a fifth fewer
+        // requests a second that way).
         let stmt = page_statement(backend, object, query, fields, joins, true)?;
         let packed: Option<String> = match db.query_one_raw(stmt).await? {
             Some(row) => row.try_get_by_index(0)?,
             None => None,
         };
-        if let Some(packed) = packed {
-            let mut text = String::with_capacity(packed.len() + 2);
-            text.push('[');
-            text.push_str(&packed);
-            text.push(']');
-            let rows: Vec<Vec<crate::store::codec::Cell<'_>>> = serde_json::from_str(&text)
-                .map_err(|err| Error::internal(format!("a packed page is not JSON: {err}")))?;
-            for row in rows {
-                if row.len() != width {
-                    return Err(Error::internal(format!("a packed page row has {} values, not {width}", row.len())));
-                }
-                let mut values =
-                    row.into_iter().zip(&kinds).map(|(cell, kind)| crate::store::codec::decode_cell(kind, cell));
-                take(&mut values)?;
+        // The rows, separated by spaces: a stream of JSON arrays, parsed in place.
+        for row in serde_json::Deserializer::from_str(packed.as_deref().unwrap_or_default())
+            .into_iter::<Vec<crate::store::codec::Cell<'_>>>()
+        {
+            let row = row.map_err(|err| Error::internal(format!("a packed page row is not JSON: {err}")))?;
+            if row.len() != width {
+                return Err(Error::internal(format!("a packed page row has {} values, not {width}", row.len())));
             }
+            let mut values =
+                row.into_iter().zip(&kinds).map(|(cell, kind)| crate::store::codec::decode_cell(kind, cell));
+            take(&mut values)?;
         }
     } else {
         let rows = db.query_all_raw(page_statement(backend, object, query, fields, joins, false)?).await?;
@@ -485,8 +482,8 @@ fn page_columns(object: &ObjectDef, fields: Option<&[String]>, joins: &[Join<'_>
 const MAX_PACKED_COLUMNS: usize = 100;
 
 /// [`list_statement_joined`]; when `packed` (SQLite), each row is one column, `r`, holding the
-/// row's columns as a JSON array, and the statement answers one row: the page's rows joined by
-/// commas, in page order (or NULL when the page is empty).
+/// row's columns as a JSON array, and the statement answers one row: the page's rows separated
+/// by spaces, in page order (or NULL when the page is empty).
 fn page_statement(
     backend: DbBackend,
     object: &ObjectDef,
@@ -533,7 +530,7 @@ fn page_statement(
     if packed {
         // The page is a co-routine feeding the aggregate, so its rows reach `group_concat` in
         // the page's order.
-        stmt.sql = format!("SELECT group_concat(r, ',') FROM ({})", stmt.sql);
+        stmt.sql = format!("SELECT group_concat(r, ' ') FROM ({})", stmt.sql);
     }
     Ok(stmt)
 }
