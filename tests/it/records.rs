@@ -468,7 +468,7 @@ async fn pages_read_every_kind_of_value_as_reads_by_id_do() {
         let people = [
             json!({"firstName": awkward, "lastName": "", "birthday": "1969-07-20", "emailOptIn": true,
                    "companyId": acme.id().to_string(), "lifecycleStage": "CUSTOMER", "tags": ["a"]}),
-            json!({"firstName": "Bo", "emailOptIn": false, "doNotContact": true, "companyId": gone.id().to_string()}),
+            json!({"firstName": "Bo", "email": "Bo.O@Example.org", "emailOptIn": false, "doNotContact": true, "companyId": gone.id().to_string()}),
             json!({"lastName": "Nobody"}),
         ];
         let mut contacts = Vec::new();
