@@ -443,7 +443,9 @@ fn page_bounds(query: &ListQuery) -> (u64, Option<&str>, bool) {
 }
 
 /// The one statement that reads a page of `query` (one row more than asked, to know whether
-/// there are more): public so that tests and operators can see its query plan.
+/// there are more): public so that tests and operators can see its query plan. On SQLite the
+/// page runs as this same statement with its columns packed into one JSON column, under an
+/// aggregate (see [`list_joined`]); the plan of its rows is this one.
 pub fn list_statement(
     backend: DbBackend,
     object: &ObjectDef,
