@@ -202,6 +202,7 @@ impl Store {
             outbox_locked: AtomicBool::new(false),
             hook: self.hook.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
             appends: None,
+            touched: AtomicBool::new(false),
         })
     }
 
@@ -210,6 +211,9 @@ impl Store {
         self.db.close().await.map_err(Error::from)
     }
 }
+
+/// The PostgreSQL advisory lock that orders outbox appends (see [`Tx::outbox_lock_key`]).
+const OUTBOX_LOCK: i64 = 4_242_424_243;
 
 /// A write transaction with its actor and a single `now` for every timestamp it writes.
 #[derive(Debug)]
@@ -225,6 +229,8 @@ pub struct Tx {
     /// Grouped writes only: audit entries and outbox events held back, to be written in one
     /// statement each just before the commit ([`Tx::flush_appends`]).
     appends: Option<std::sync::Mutex<Appends>>,
+    /// Set by [`Tx::conn`]: a statement may have run since [`Tx::take_touched`].
+    touched: AtomicBool,
 }
 
 /// Rows held back by a grouped transaction, encoded and in order, and what it read once.
@@ -234,14 +240,85 @@ struct Appends {
     events: Vec<Vec<sea_orm::Value>>,
     /// Search entries of records created in this transaction (see [`Tx::hold_search`]).
     search: Vec<search::NewEntry>,
+    /// New records' rows, when the group holds them (see [`Tx::insert_record`]); `None` when
+    /// rows are written at once.
+    records: Option<Vec<HeldRows>>,
     /// Custom field definitions per object, read once per transaction.
     custom_fields: std::collections::HashMap<String, Vec<crate::domain::custom_field::CustomFieldDef>>,
+}
+
+/// Rows for one table held back by a grouped transaction, in the order they were made.
+#[derive(Debug)]
+struct HeldRows {
+    table: String,
+    columns: Vec<String>,
+    rows: Vec<Vec<sea_orm::Value>>,
+}
+
+/// How much a grouped transaction holds back, to [`Tx::forget_appends_after`] on a rollback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AppendsMark {
+    audit: usize,
+    events: usize,
+    search: usize,
+    /// Held record tables, and rows in the last of them.
+    records: (usize, usize),
 }
 
 impl Tx {
     /// The transaction, for statements.
     pub fn conn(&self) -> &DatabaseTransaction {
+        self.touched.store(true, Ordering::Relaxed);
         &self.txn
+    }
+
+    /// Whether [`Tx::conn`] was asked for since the last call, and starts counting afresh. A write
+    /// that did not ask for it ran no statement: if it fails, the transaction is as it was
+    /// before the write, apart from what [`Tx::forget_appends_after`] drops.
+    pub(crate) fn take_touched(&self) -> bool {
+        self.touched.swap(false, Ordering::Relaxed)
+    }
+
+    /// From now on (grouped writes that run without savepoints), new records' rows are held
+    /// back with the audit entries and written in one statement per table before them.
+    pub(crate) fn hold_records(&self) {
+        if let Some(mut appends) = self.appends() {
+            appends.records = Some(Vec::new());
+        }
+    }
+
+    /// Inserts a new record's row, or holds it back until [`Tx::flush_appends`] when this
+    /// transaction holds rows. Call it only where nothing later in the same write reads or
+    /// refers to the row (no tags, history or other rows pointing at it): those statements
+    /// would not find it. Other writes of the group cannot know its id before the commit; a
+    /// unique value they share with it fails the flush, and the group runs again with
+    /// savepoints (see `store::group`).
+    pub(crate) async fn insert_record(
+        &self,
+        def: &crate::domain::object::ObjectDef,
+        row: &crate::domain::value::Fields,
+    ) -> Result<()> {
+        if let Some(mut appends) = self.appends()
+            && let Some(held) = appends.records.as_mut()
+        {
+            let values = records::encode_row(self.backend, def, row)?;
+            match held.last_mut() {
+                Some(last)
+                    if last.table == def.table
+                        && last.columns.len() == def.fields.len()
+                        && last.columns.iter().zip(&def.fields).all(|(c, f)| *c == f.column) =>
+                {
+                    last.rows.push(values);
+                }
+                _ => held.push(HeldRows {
+                    table: def.table.clone(),
+                    columns: def.fields.iter().map(|f| f.column.clone()).collect(),
+                    rows: vec![values],
+                }),
+            }
+            return Ok(());
+        }
+        records::insert(self.conn(), def, std::slice::from_ref(row)).await
     }
 
     /// Which database this is.
@@ -249,15 +326,14 @@ impl Tx {
         self.backend
     }
 
-    /// Before the first outbox append of a transaction on PostgreSQL, waits for the outbox lock
-    /// (held until commit), so outbox positions are handed out in commit order and a reader
+    /// Before the first outbox append of a transaction on PostgreSQL, the outbox lock (held
+    /// until commit) is taken, so outbox positions are handed out in commit order and a reader
     /// following `seq` never skips a row that commits late. SQLite writers are serialised
-    /// already.
-    pub(crate) async fn lock_outbox(&self) -> Result<()> {
-        if self.backend == DbBackend::Postgres && !self.outbox_locked.swap(true, Ordering::SeqCst) {
-            self.txn.execute_unprepared("SELECT pg_advisory_xact_lock(4242424243)").await?;
-        }
-        Ok(())
+    /// already. This is the lock key the outbox INSERT must take first, in the same statement
+    /// (one round trip less while the lock is held), or `None` once this transaction holds it;
+    /// it counts the lock as taken.
+    pub(crate) fn outbox_lock_key(&self) -> Option<i64> {
+        (self.backend == DbBackend::Postgres && !self.outbox_locked.swap(true, Ordering::SeqCst)).then_some(OUTBOX_LOCK)
     }
 
     /// The write hook to consult about writes to `object`, if one wants them.
@@ -323,7 +399,10 @@ impl Tx {
         if let Some(defs) = self.appends().and_then(|a| a.custom_fields.get(object).cloned()) {
             return Ok(defs);
         }
-        let defs = custom_fields::for_object(&self.txn, object).await?;
+        // A failed read aborts a PostgreSQL transaction: count it as a statement that ran.
+        let defs = custom_fields::for_object(&self.txn, object).await.inspect_err(|_| {
+            self.touched.store(true, Ordering::Relaxed);
+        })?;
         if let Some(mut appends) = self.appends() {
             appends.custom_fields.insert(object.to_owned(), defs.clone());
         }
@@ -337,23 +416,46 @@ impl Tx {
         }
     }
 
-    /// How many rows are held back, to [`Tx::forget_appends_after`] on a savepoint rollback.
-    pub(crate) fn appends_mark(&self) -> (usize, usize, usize) {
-        self.appends().map(|a| (a.audit.len(), a.events.len(), a.search.len())).unwrap_or_default()
+    /// How many rows are held back, to [`Tx::forget_appends_after`] on a rollback.
+    pub(crate) fn appends_mark(&self) -> AppendsMark {
+        self.appends()
+            .map(|a| AppendsMark {
+                audit: a.audit.len(),
+                events: a.events.len(),
+                search: a.search.len(),
+                records: a
+                    .records
+                    .as_ref()
+                    .map(|held| (held.len(), held.last().map_or(0, |last| last.rows.len())))
+                    .unwrap_or_default(),
+            })
+            .unwrap_or_default()
     }
 
     /// Drops the rows held back after `mark`, and what was read (it may have been rolled back).
-    pub(crate) fn forget_appends_after(&self, mark: (usize, usize, usize)) {
+    pub(crate) fn forget_appends_after(&self, mark: AppendsMark) {
         if let Some(mut appends) = self.appends() {
-            appends.audit.truncate(mark.0);
-            appends.events.truncate(mark.1);
-            appends.search.truncate(mark.2);
+            appends.audit.truncate(mark.audit);
+            appends.events.truncate(mark.events);
+            appends.search.truncate(mark.search);
+            if let Some(held) = appends.records.as_mut() {
+                held.truncate(mark.records.0);
+                if let Some(last) = held.last_mut().filter(|_| mark.records.0 > 0) {
+                    last.rows.truncate(mark.records.1);
+                }
+            }
             appends.custom_fields.clear();
         }
     }
 
-    /// Writes the held-back rows, one statement per table.
+    /// Writes the held-back rows, one statement per table: new records first, then their
+    /// search entries, audit entries and events.
     pub(crate) async fn flush_appends(&self) -> Result<()> {
+        let held = self.appends().and_then(|mut a| a.records.as_mut().map(std::mem::take)).unwrap_or_default();
+        for HeldRows { table, columns, rows } in held {
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            codec::insert_rows(self.conn(), &table, &columns, rows).await?;
+        }
         self.flush_search().await?;
         let (audit, events) = match self.appends() {
             Some(mut appends) => (std::mem::take(&mut appends.audit), std::mem::take(&mut appends.events)),

@@ -101,8 +101,10 @@ pub trait Plugin: Default {
     }
 
     /// Allows, refuses or amends a write to an object listed in `plugin.toml`
-    /// (`[before_write] objects = [...]`) before it is stored. Host writes are unavailable
-    /// here; reads work.
+    /// (`[before_write] objects = [...]`) before it is stored. Host writes and HTTP are
+    /// unavailable here; reads work. Kith may ask more than once about the same write (a group
+    /// of concurrent writes that is run again after one of them failed), so answer from the
+    /// change and what you read, not from how often you were asked.
     ///
     /// ```
     /// use kith_plugin_sdk::{Change, Plugin, Verdict};

@@ -73,10 +73,11 @@ async fn wait_until(ready: impl Fn() -> bool) {
 /// A grouped write that makes a contact with this e-mail.
 fn contact_write(email: String) -> kith_core::store::group::Work<Option<String>> {
     Box::new(move |tx| {
+        let email = email.clone();
         Box::pin(async move {
             let registry = kith_core::domain::object::Registry::core();
             let input = Input::fields([("firstName", Value::Text("G".into())), ("email", Value::Text(email))]);
-            records::create(tx, &registry, "contact", input).await?;
+            records::create_final(tx, &registry, "contact", input).await?;
             Ok(None)
         })
     })
@@ -95,11 +96,15 @@ async fn concurrent_writes_share_a_commit_and_fail_alone() {
         let mut held = Vec::new();
         for _ in 0..blockers {
             let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
-            let (store, actor, mut released) = (store.clone(), actor.clone(), released.clone());
+            let (store, actor, released) = (store.clone(), actor.clone(), released.clone());
             held.push(tokio::spawn(async move {
+                let mut started_tx = Some(started_tx);
                 let work: kith_core::store::group::Work<Option<String>> = Box::new(move |tx| {
+                    let (started_tx, mut released) = (started_tx.take(), released.clone());
                     Box::pin(async move {
-                        let _ = started_tx.send(());
+                        if let Some(started) = started_tx {
+                            let _ = started.send(());
+                        }
                         let _ = released.wait_for(|go| *go).await;
                         let registry = kith_core::domain::object::Registry::core();
                         let input = Input::fields([("firstName", Value::Text("First".into()))]);
@@ -154,6 +159,8 @@ async fn concurrent_writes_share_a_commit_and_fail_alone() {
             // One writer: everything that queued behind the first group went in the next one.
             assert_eq!(failures[0].0, 5, "{}: the later duplicate fails", db.name);
             assert_eq!(after.commits - before.commits, 2, "{}: the queued ones in one commit", db.name);
+            // The duplicate e-mail fails the held rows' INSERT: the group ran again.
+            assert_eq!(after.reruns - before.reruns, 1, "{}", db.name);
         } else {
             // A few groups run side by side; whichever duplicate came second fails.
             assert!(matches!(failures[0].0, 4 | 5), "{}: {failures:?}", db.name);
@@ -202,4 +209,174 @@ async fn a_write_that_panics_is_rolled_back_and_later_writes_go_on() {
         assert_eq!(row.try_get::<i64>("", "n").unwrap(), 1, "{}", db.name);
         db.cleanup().await;
     }
+}
+
+/// Queues `works` in order while the store's groups are held open, then lets everything run:
+/// the queued writes all land in one group. Answers each one's result.
+async fn run_as_one_group(
+    store: &kith_core::store::Store,
+    works: Vec<kith_core::store::group::Work<Option<String>>>,
+) -> Vec<kith_core::Result<Option<String>>> {
+    let actor = Actor::system("test");
+    let groups =
+        if store.backend() == sea_orm::DbBackend::Sqlite { 1 } else { kith_core::store::group::POSTGRES_GROUPS };
+    let (release, released) = tokio::sync::watch::channel(false);
+    let mut held = Vec::new();
+    for _ in 0..groups {
+        let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+        let mut started_tx = Some(started_tx);
+        let (store, actor, released) = (store.clone(), actor.clone(), released.clone());
+        held.push(tokio::spawn(async move {
+            let work: kith_core::store::group::Work<Option<String>> = Box::new(move |_tx| {
+                let (started_tx, mut released) = (started_tx.take(), released.clone());
+                Box::pin(async move {
+                    if let Some(started) = started_tx {
+                        let _ = started.send(());
+                    }
+                    let _ = released.wait_for(|go| *go).await;
+                    Ok(None)
+                })
+            });
+            store.write(&actor, work).await
+        }));
+        started.await.unwrap();
+    }
+    let mut queued = Vec::new();
+    for (i, work) in works.into_iter().enumerate() {
+        let (store, actor, waiter) = (store.clone(), actor.clone(), store.clone());
+        queued.push(tokio::spawn(async move { store.write(&actor, work).await }));
+        wait_until(|| waiter.group_stats().waiting == i + 1).await;
+    }
+    release.send(true).unwrap();
+    for blocker in held {
+        blocker.await.unwrap().unwrap();
+    }
+    let mut results = Vec::new();
+    for task in queued {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+/// A grouped write that makes a contact working at `company`.
+fn contact_at(company: uuid::Uuid) -> kith_core::store::group::Work<Option<String>> {
+    Box::new(move |tx| {
+        Box::pin(async move {
+            let registry = kith_core::domain::object::Registry::core();
+            let input = Input::fields([("firstName", Value::Text("At".into())), ("companyId", Value::Uuid(company))]);
+            records::create_final(tx, &registry, "contact", input).await?;
+            Ok(None)
+        })
+    })
+}
+
+/// A grouped write refused before it runs a statement (a field contacts do not have).
+fn refused_write() -> kith_core::store::group::Work<Option<String>> {
+    Box::new(move |tx| {
+        Box::pin(async move {
+            let registry = kith_core::domain::object::Registry::core();
+            let input = Input::fields([("nickname", Value::Text("Ada".into()))]);
+            records::create_final(tx, &registry, "contact", input).await?;
+            Ok(None)
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_of_creates_writes_one_insert_per_table_and_reruns_only_when_it_must() {
+    use std::sync::{Arc, Mutex};
+    for db in TestDb::all().await {
+        let statements = Arc::new(Mutex::new(Vec::<String>::new()));
+        let mut store = kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&db.url)).await.unwrap();
+        let seen = statements.clone();
+        store.observe_queries(move |sql| seen.lock().unwrap().push(sql.to_owned()));
+        let inserts_into = |table: &str| {
+            let (quoted, bare) = (format!("INSERT INTO \"{table}\" "), format!("INSERT INTO {table} "));
+            // (The outbox INSERT on PostgreSQL starts with the lock it takes.)
+            statements.lock().unwrap().iter().filter(|s| s.contains(&quoted) || s.contains(&bare)).count()
+        };
+        let acme = db.create("company", serde_json::json!({"name": "Acme"})).await.unwrap().id();
+
+        // Six creates and one refused before any statement: one pass, one INSERT per table.
+        let before = store.group_stats();
+        let mut works: Vec<_> = (0..6).map(|i| contact_write(format!("one{i}@example.org"))).collect();
+        works.insert(3, refused_write());
+        let results = run_as_one_group(&store, works).await;
+        let failed: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+        assert_eq!(failed, vec![3], "{}: {results:?}", db.name);
+        let refusal = results[3].as_ref().unwrap_err();
+        assert!(refusal.to_string().contains("nickname"), "{}: {refusal}", db.name);
+        let after = store.group_stats();
+        assert_eq!(after.reruns, before.reruns, "{}: a refusal before any statement needs no rerun", db.name);
+        // Each holding write committed alone, then the six in one commit.
+        let holders = after.commits - before.commits - 1;
+        assert_eq!(after.writes - before.writes, holders + 6, "{}", db.name);
+        for table in ["contact", "audit_log", "search_entry", "event_outbox"] {
+            assert_eq!(inserts_into(table), 1, "{}: one INSERT into {table}", db.name);
+        }
+        assert_eq!(db.count_rows("contact").await, 6, "{}", db.name);
+
+        // A write that fails after a statement (its company does not exist: a read, then a
+        // refusal) makes the group run again with savepoints; it alone fails.
+        statements.lock().unwrap().clear();
+        let before = store.group_stats();
+        let works = vec![
+            contact_write("two0@example.org".into()),
+            contact_at(acme),
+            contact_at(uuid::Uuid::now_v7()),
+            contact_write("two1@example.org".into()),
+        ];
+        let results = run_as_one_group(&store, works).await;
+        let failed: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+        assert_eq!(failed, vec![2], "{}: {results:?}", db.name);
+        assert!(results[2].as_ref().unwrap_err().to_string().contains("no company"), "{}: {results:?}", db.name);
+        let after = store.group_stats();
+        assert_eq!(after.reruns, before.reruns + 1, "{}", db.name);
+        assert_eq!(db.count_rows("contact").await, 9, "{}: the three others committed", db.name);
+        assert_eq!(inserts_into("contact"), 3, "{}: rows written at once in the second pass", db.name);
+        let events = {
+            use sea_orm::{ConnectionTrait, Statement};
+            let conn = store.conn();
+            let sql = "SELECT COUNT(*) AS n FROM event_outbox WHERE kind = 'contact.created'";
+            let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap();
+            row.unwrap().try_get::<i64>("", "n").unwrap()
+        };
+        assert_eq!(events, 9, "{}: no event of the first pass or the failed write", db.name);
+        store.close().await.ok();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn the_first_outbox_insert_of_a_postgres_transaction_takes_the_outbox_lock() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(db) = TestDb::postgres().await else { return };
+    // Another session can take the lock while nobody holds it...
+    let try_lock = |conn: sea_orm::DatabaseConnection| async move {
+        let sql = "SELECT pg_try_advisory_lock(4242424243) AS got";
+        let got = conn
+            .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<bool>("", "got")
+            .unwrap();
+        if got {
+            conn.execute_unprepared("SELECT pg_advisory_unlock(4242424243)").await.unwrap();
+        }
+        got
+    };
+    let other = sea_orm::Database::connect(sea_orm::ConnectOptions::new(db.url.clone()).max_connections(1).to_owned())
+        .await
+        .unwrap();
+    assert!(try_lock(other.clone()).await, "free before");
+    let tx = db.tx().await;
+    let input = Input::fields([("firstName", Value::Text("Locked".into()))]);
+    records::create(&tx, &db.kith.registry(), "contact", input).await.unwrap();
+    // ...but not while a transaction that appended to the outbox is open: its INSERT took it.
+    assert!(!try_lock(other.clone()).await, "held until the commit");
+    tx.commit().await.unwrap();
+    assert!(try_lock(other.clone()).await, "free after the commit");
+    other.close().await.ok();
+    db.cleanup().await;
 }

@@ -602,13 +602,14 @@ fn write_input(def: &ObjectDef, create: bool) -> InputObject {
 }
 
 /// Runs `f` as the caller in a write transaction, answering once it has committed. Concurrent
-/// mutations share a transaction and its commit (`store::group`), each in its own savepoint.
-async fn write<T, F>(ctx: &ResolverContext<'_>, access: Access, f: F) -> async_graphql::Result<T>
+/// mutations share a transaction and its commit (`store::group`); `f` may be called again if
+/// its group is run again, so it takes what it needs afresh each time.
+async fn write<T, F>(ctx: &ResolverContext<'_>, access: Access, mut f: F) -> async_graphql::Result<T>
 where
     T: Send + 'static,
-    F: for<'t> FnOnce(
+    F: for<'t> FnMut(
             &'t crate::store::Tx,
-            &'t Kith,
+            Kith,
         ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::Result<T>> + Send + 't>>
         + Send
         + 'static,
@@ -616,8 +617,7 @@ where
     let actor = authorize(ctx, access)?;
     let kith = kith(ctx)?.clone();
     let store = kith.store.clone();
-    let written =
-        store.write(actor, Box::new(move |tx| Box::pin(async move { f(tx, &kith).await }))).await.map_err(to_gql);
+    let written = store.write(actor, Box::new(move |tx| f(tx, kith.clone()))).await.map_err(to_gql);
     if let Ok(cache) = ctx.data::<Prefetched>() {
         cache.clear();
     }
@@ -639,7 +639,8 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
                 let input = input_of(&ctx, &def)?;
                 let name = def.name.clone();
                 let record = write(&ctx, Access::Write, move |tx, kith| {
-                    Box::pin(async move { record_service::create(tx, &kith.registry(), &name, input).await })
+                    let (name, input) = (name.clone(), input.clone());
+                    Box::pin(async move { record_service::create_final(tx, &kith.registry(), &name, input).await })
                 })
                 .await?;
                 Ok(Some(FieldValue::owned_any(record)))
@@ -657,6 +658,7 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
                 let input = input_of(&ctx, &def)?;
                 let name = def.name.clone();
                 let record = write(&ctx, Access::Write, move |tx, kith| {
+                    let (name, input) = (name.clone(), input.clone());
                     Box::pin(
                         async move { record_service::update(tx, &kith.registry(), &name, id, input, version).await },
                     )
@@ -690,13 +692,14 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
                 let name = def.name.clone();
                 // All or nothing: one transaction; an error names the input it came from.
                 let created = write(&ctx, Access::Write, move |tx, kith| {
+                    let (name, inputs) = (name.clone(), inputs.clone());
                     Box::pin(async move {
                         let mut out = Vec::with_capacity(inputs.len());
                         for (i, input) in inputs.into_iter().enumerate() {
                             let res = if upsert {
                                 record_service::upsert(tx, &kith.registry(), &name, input).await.map(|(r, _)| r)
                             } else {
-                                record_service::create(tx, &kith.registry(), &name, input).await
+                                record_service::create_final(tx, &kith.registry(), &name, input).await
                             };
                             out.push(res.map_err(|e| prefix_field(e, i))?);
                         }
@@ -720,6 +723,7 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
                     let id = arg_id(&ctx, "id")?;
                     let name = def.name.clone();
                     let record = write(&ctx, Access::Manage, move |tx, kith| {
+                        let name = name.clone();
                         Box::pin(async move {
                             if restore {
                                 record_service::restore(tx, &kith.registry(), &name, id).await
@@ -763,6 +767,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
                 let reason = arg_opt_string(&ctx, "reason")?;
                 let version = arg_opt_i64(&ctx, "expectedVersion")?;
                 let r = write(&ctx, Access::Write, move |tx, k| {
+                    let reason = reason.clone();
                     Box::pin(async move { workflow::close_deal(tx, &k.registry(), id, won, reason, version).await })
                 })
                 .await?;
@@ -781,6 +786,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
                 let status = ctx.args.try_get("status")?.enum_name()?.to_owned();
                 let version = arg_opt_i64(&ctx, "expectedVersion")?;
                 let r = write(&ctx, Access::Write, move |tx, k| {
+                    let status = status.clone();
                     Box::pin(async move { workflow::change_status(tx, &k.registry(), id, &status, version).await })
                 })
                 .await?;
@@ -814,6 +820,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
                 let body = ctx.args.try_get("body")?.string()?.to_owned();
                 let public = arg_opt_bool(&ctx, "public")?.unwrap_or(true);
                 let r = write(&ctx, Access::Write, move |tx, k| {
+                    let body = body.clone();
                     Box::pin(async move { workflow::add_comment(tx, &k.registry(), id, &body, public).await })
                 })
                 .await?;
@@ -831,6 +838,7 @@ fn workflow_mutations(mut mutation: Object) -> Object {
                 let rating = ctx.args.try_get("rating")?.i64()?;
                 let comment = arg_opt_string(&ctx, "comment")?;
                 let r = write(&ctx, Access::Write, move |tx, k| {
+                    let comment = comment.clone();
                     Box::pin(async move { workflow::rate(tx, &k.registry(), id, rating, comment).await })
                 })
                 .await?;
@@ -1111,6 +1119,7 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
                 };
                 let value = custom_field_value(&def);
                 write(&ctx, Access::Admin, move |tx, _| {
+                    let def = def.clone();
                     Box::pin(async move { record_service::define_custom_field(tx, &def).await })
                 })
                 .await?;
@@ -1137,6 +1146,7 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
                     .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
                 let password = arg_opt_string(&ctx, "password")?;
                 let user = write(&ctx, Access::Admin, move |tx, k| {
+                    let (email, name, password) = (email.clone(), name.clone(), password.clone());
                     Box::pin(async move {
                         users::create_user(tx, &k.registry(), &email, &name, role, password.as_deref()).await
                     })
@@ -1162,6 +1172,7 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
                     .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
                 let days = arg_opt_i64(&ctx, "expiresInDays")?;
                 let (_, secret) = write(&ctx, Access::Admin, move |tx, _| {
+                    let name = name.clone();
                     Box::pin(async move { users::create_token(tx, &name, role, None, days).await })
                 })
                 .await?;
@@ -1178,6 +1189,7 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
             FieldFuture::new(async move {
                 let token = ctx.args.try_get("idOrName")?.string()?.to_owned();
                 let ids = write(&ctx, Access::Admin, move |tx, _| {
+                    let token = token.clone();
                     Box::pin(async move { users::revoke_token(tx, &token).await })
                 })
                 .await?;

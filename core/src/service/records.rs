@@ -46,6 +46,17 @@ pub(crate) fn event(object: &ObjectDef, kind: &str, record: &Record, extra: Json
 
 /// Creates a record.
 pub async fn create(tx: &Tx, registry: &Registry, object: &str, input: Input) -> Result<Record> {
+    create_with(tx, registry, object, input, false).await
+}
+
+/// Creates a record as the last use its write makes of it: the caller runs no statement that
+/// reads or refers to the new row afterwards (a GraphQL `createX`). A grouped write may then
+/// hold the row back and write the group's new rows in one statement ([`Tx::insert_record`]).
+pub async fn create_final(tx: &Tx, registry: &Registry, object: &str, input: Input) -> Result<Record> {
+    create_with(tx, registry, object, input, true).await
+}
+
+async fn create_with(tx: &Tx, registry: &Registry, object: &str, input: Input, last_use: bool) -> Result<Record> {
     let def = object_def(registry, object)?;
     rules::check_input(&def, &input.fields, Mode::Create)?;
     let custom = load_custom(tx, &def, input.custom_fields.is_some()).await?;
@@ -59,7 +70,13 @@ pub async fn create(tx: &Tx, registry: &Registry, object: &str, input: Input) ->
     check_references(tx, registry, &def, None, &after).await?;
     stamp_new(&def, &mut after, tx);
     run_write_hook(tx, registry, &def, WriteOp::Create, None, &mut after).await?;
-    records::insert(tx.conn(), &def, std::slice::from_ref(&after)).await?;
+    // Nothing after the row refers to it (no tags, no history rows, nothing the caller does):
+    // a group may hold it back and write its rows in one statement.
+    if last_use && input.tags.is_none() && effects.stage_change.is_none() && effects.ticket_events.is_empty() {
+        tx.insert_record(&def, &after).await?;
+    } else {
+        records::insert(tx.conn(), &def, std::slice::from_ref(&after)).await?;
+    }
     let record = Record { fields: after };
     if let Some(names) = &input.tags {
         tags::set(tx, &def.name, record.id(), names).await?;

@@ -69,6 +69,19 @@ pub async fn insert_rows<C: sea_orm::ConnectionTrait>(
     columns: &[&str],
     rows: Vec<Vec<DbValue>>,
 ) -> Result<()> {
+    insert_rows_locked(db, table, columns, rows, None).await
+}
+
+/// [`insert_rows`]; on PostgreSQL with `lock`, each statement first takes that transaction-level
+/// advisory lock, in the same round trip, before any of its rows (and their defaults, such as
+/// a sequence's next value) is made.
+pub async fn insert_rows_locked<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    table: &str,
+    columns: &[&str],
+    rows: Vec<Vec<DbValue>>,
+    lock: Option<i64>,
+) -> Result<()> {
     use std::fmt::Write as _;
     let backend = db.get_database_backend();
     let pg = backend == DbBackend::Postgres;
@@ -79,7 +92,19 @@ pub async fn insert_rows<C: sea_orm::ConnectionTrait>(
         return insert_json_rows(db, table, columns, doc).await;
     }
     let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-    let head = format!("INSERT INTO \"{table}\" ({}) VALUES ", quoted.join(", "));
+    let lock = lock.filter(|_| pg);
+    let (head, tail) = match lock {
+        // The materialized lock is joined to every row, so it is taken before the first one.
+        Some(key) => (
+            format!(
+                "WITH kith_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({key})) \
+                 INSERT INTO \"{table}\" ({}) SELECT v.* FROM kith_lock, (VALUES ",
+                quoted.join(", ")
+            ),
+            ") AS v",
+        ),
+        None => (format!("INSERT INTO \"{table}\" ({}) VALUES ", quoted.join(", ")), ""),
+    };
     let mut per = rows_per_insert(columns.len());
     if pg {
         per = per.min(pg_rows_per_message(&rows));
@@ -114,6 +139,7 @@ pub async fn insert_rows<C: sea_orm::ConnectionTrait>(
             sql.push(')');
             values.extend(row);
         }
+        sql.push_str(tail);
         db.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
     }
     Ok(())

@@ -2,14 +2,27 @@
 //!
 //! A durable commit costs an fsync (SQLite) or a WAL flush (PostgreSQL), and on both databases
 //! writers are serialised anyway (SQLite's write lock, the outbox lock on PostgreSQL). So
-//! [`Store::write`] queues the work; a task per `Store` takes every queued write, runs each in
-//! its own savepoint of one transaction and commits once (one such task on SQLite, a few on
-//! PostgreSQL, where transactions overlap until the outbox lock). The group's audit entries,
-//! outbox events and new search entries are held in the [`Tx`] and written in one statement
-//! per table just before the commit. A write that fails rolls back to its
-//! savepoint and answers its own error; the others are unaffected. A write whose caller has
-//! gone away (a timeout, a dropped connection) before its turn is never run; one that has
-//! started runs to its end and commits with its group.
+//! [`Store::write`] queues the work; a task per `Store` takes every queued write and runs them
+//! in one transaction with one commit (one such task on SQLite, a few on PostgreSQL, where
+//! transactions overlap until the outbox lock at the end). The group's audit entries, outbox
+//! events and new search entries are held in the [`Tx`] and written in one statement per table
+//! just before the commit.
+//!
+//! A group runs in up to two passes:
+//! - **Optimistic:** the writes run one after another with no savepoints, and the rows of new
+//!   records that nothing else in their write refers to are held back too
+//!   ([`Tx::insert_record`]), so a group of creates costs one INSERT per table. A write that
+//!   fails before running any statement (bad input, most refusals) is dropped from the group
+//!   alone.
+//! - **Careful:** if a write fails after running statements, or the held rows cannot be written
+//!   (a unique value two writes share), the transaction is rolled back and every write of the
+//!   group runs again, each in its own savepoint, with rows written at once. A write that fails
+//!   then rolls back to its savepoint and answers its own error; the others commit.
+//!
+//! So a write's work may run twice: it must not act outside the transaction (plugin
+//! `before-write` hooks may read, not write or call out). A write whose caller has gone away
+//! (a timeout, a dropped connection) before its turn is never run; one that has started runs to
+//! its end and commits with its group.
 //!
 //! Architecture Invariant: a caller hears `Ok` only after the commit that holds its write.
 
@@ -30,9 +43,10 @@ use crate::error::{Error, Result};
 /// Most writes sharing one transaction: bounds how long one commit holds the write lock.
 pub const MAX_GROUP: usize = 128;
 
-/// A write's work: given the shared transaction, do the change.
+/// A write's work: given the shared transaction, do the change. It may be called a second time,
+/// in a fresh transaction, when its group runs again (see the module docs).
 pub type Work<T> =
-    Box<dyn for<'t> FnOnce(&'t Tx) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 't>> + Send + 'static>;
+    Box<dyn for<'t> FnMut(&'t Tx) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 't>> + Send + 'static>;
 
 /// Groups open at once on PostgreSQL.
 pub const POSTGRES_GROUPS: usize = 4;
@@ -43,6 +57,7 @@ pub(crate) struct Queue {
     state: Mutex<QueueState>,
     commits: AtomicU64,
     writes: AtomicU64,
+    reruns: AtomicU64,
 }
 
 /// What group commit has done since the `Store` was opened, for monitoring.
@@ -54,6 +69,8 @@ pub struct GroupStats {
     pub writes: u64,
     /// Writes queued now, waiting for a group to take them.
     pub waiting: usize,
+    /// Groups rolled back and run again with a savepoint per write (see the module docs).
+    pub reruns: u64,
 }
 
 impl std::fmt::Debug for Queue {
@@ -73,7 +90,9 @@ trait Job: Send {
     fn actor(&self) -> &Actor;
     /// The caller stopped waiting.
     fn abandoned(&self) -> bool;
-    /// Does the work; `true` when it succeeded.
+    /// Whether it ran in an earlier pass over its group.
+    fn ran(&self) -> bool;
+    /// Does the work (again, if it ran before); `true` when it succeeded.
     fn run<'t>(&'t mut self, tx: &'t Tx) -> Pin<Box<dyn Future<Output = bool> + Send + 't>>;
     /// Answers the caller once the fate of the transaction is known.
     fn finish(self: Box<Self>, committed: Result<(), &Error>);
@@ -81,7 +100,7 @@ trait Job: Send {
 
 struct Typed<T> {
     actor: Actor,
-    work: Option<Work<T>>,
+    work: Work<T>,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
@@ -95,12 +114,13 @@ impl<T: Send + 'static> Job for Typed<T> {
         self.reply.is_closed()
     }
 
+    fn ran(&self) -> bool {
+        self.outcome.is_some()
+    }
+
     fn run<'t>(&'t mut self, tx: &'t Tx) -> Pin<Box<dyn Future<Output = bool> + Send + 't>> {
         Box::pin(async move {
-            let outcome = match self.work.take() {
-                Some(work) => work(tx).await,
-                None => Err(Error::Internal("a grouped write ran twice".into())),
-            };
+            let outcome = (self.work)(tx).await;
             let ok = outcome.is_ok();
             self.outcome = Some(outcome);
             ok
@@ -126,7 +146,7 @@ impl Store {
     /// [`Store::begin`] remains for work that must own its transaction.
     pub async fn write<T: Send + 'static>(&self, actor: &Actor, work: Work<T>) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        let job = Box::new(Typed { actor: actor.clone(), work: Some(work), outcome: None, reply });
+        let job = Box::new(Typed { actor: actor.clone(), work, outcome: None, reply });
         let start = {
             let mut state = self.group.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.jobs.push(job);
@@ -155,6 +175,7 @@ impl Store {
             commits: self.group.commits.load(Ordering::Relaxed),
             writes: self.group.writes.load(Ordering::Relaxed),
             waiting,
+            reruns: self.group.reruns.load(Ordering::Relaxed),
         }
     }
 }
@@ -208,29 +229,102 @@ async fn drain(store: Store) {
 
 async fn run_batch(store: &Store, jobs: Vec<Box<dyn Job>>) {
     let mut jobs: Vec<Box<dyn Job>> = jobs.into_iter().filter(|job| !job.abandoned()).collect();
-    let Some(first) = jobs.first() else { return };
+    if jobs.is_empty() {
+        return;
+    }
     let started = std::time::Instant::now();
+    if jobs.len() > 1 {
+        match run_optimistic(store, &mut jobs).await {
+            Pass::Done(committed) => {
+                finish(store, jobs, committed, started);
+                return;
+            }
+            Pass::Rerun => store.group.reruns.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+    let committed = run_careful(store, &mut jobs).await;
+    finish(store, jobs, committed, started);
+}
+
+/// What a pass over a group came to.
+enum Pass {
+    /// The transaction committed (`Ok`: how many writes it holds) or its fate is unknown.
+    Done(Result<usize>),
+    /// Rolled back: run the group again with savepoints.
+    Rerun,
+}
+
+/// Runs the writes without savepoints, holding back new rows (see the module docs).
+async fn run_optimistic(store: &Store, jobs: &mut [Box<dyn Job>]) -> Pass {
+    let Some(first) = jobs.first() else { return Pass::Done(Ok(0)) };
     let mut tx = match store.begin(first.actor()).await {
         Ok(tx) => tx,
         Err(err) => {
             tracing::error!(error = %err, "starting a write transaction");
-            finish_all(jobs, Err(err));
-            return;
+            return Pass::Done(Err(err));
+        }
+    };
+    tx.defer_appends();
+    tx.hold_records();
+    let mut succeeded = 0;
+    for job in jobs.iter_mut() {
+        // Waiting for the write lock, or for the writes before it, may outlast a caller's
+        // patience.
+        if job.abandoned() {
+            continue;
+        }
+        tx.actor = job.actor().clone();
+        tx.now = truncate_micros(Utc::now());
+        let mark = tx.appends_mark();
+        tx.take_touched();
+        if job.run(&tx).await {
+            succeeded += 1;
+        } else if tx.take_touched() {
+            // Its statements cannot be undone alone.
+            return rolled_back(tx).await;
+        } else {
+            tx.forget_appends_after(mark);
+        }
+    }
+    if let Err(err) = tx.flush_appends().await {
+        tracing::debug!(error = %err, "writing a group's held rows; running it again with savepoints");
+        return rolled_back(tx).await;
+    }
+    Pass::Done(tx.commit().await.map(|()| succeeded))
+}
+
+async fn rolled_back(tx: Tx) -> Pass {
+    match tx.rollback().await {
+        Ok(()) => Pass::Rerun,
+        Err(err) => {
+            tracing::error!(error = %err, "rolling back a group of writes");
+            Pass::Done(Err(err))
+        }
+    }
+}
+
+/// Runs each write in its own savepoint (one write alone needs none), rows written at once.
+async fn run_careful(store: &Store, jobs: &mut [Box<dyn Job>]) -> Result<usize> {
+    let Some(first) = jobs.first() else { return Ok(0) };
+    let mut tx = match store.begin(first.actor()).await {
+        Ok(tx) => tx,
+        Err(err) => {
+            tracing::error!(error = %err, "starting a write transaction");
+            return Err(err);
         }
     };
     // Audit entries and events go in one statement each, just before the commit (on
     // PostgreSQL the outbox lock is then held only for that statement and the commit).
     tx.defer_appends();
-    // Waiting for the write lock may outlast a caller's patience.
-    jobs.retain(|job| !job.abandoned());
     let single = jobs.len() == 1;
     let mut succeeded = 0;
     let mut open_savepoint = false;
-    for i in 0..jobs.len() {
-        if jobs[i].abandoned() {
+    for job in jobs.iter_mut() {
+        // A write that ran in the first pass runs again: it started, so it runs to its end.
+        if job.abandoned() && !job.ran() {
             continue;
         }
-        tx.actor = jobs[i].actor().clone();
+        tx.actor = job.actor().clone();
         tx.now = truncate_micros(Utc::now());
         if !single {
             // The previous write's savepoint is released in the same round trip.
@@ -239,45 +333,41 @@ async fn run_batch(store: &Store, jobs: Vec<Box<dyn Job>>) {
             } else {
                 "SAVEPOINT kith_write"
             };
-            if let Err(err) = tx.conn().execute_unprepared(begin).await {
-                finish_all(jobs, Err(err.into()));
-                return;
-            }
+            tx.conn().execute_unprepared(begin).await?;
             open_savepoint = true;
         }
         let mark = tx.appends_mark();
-        let ok = jobs[i].run(&tx).await;
-        if ok {
+        if job.run(&tx).await {
             succeeded += 1;
         } else if single {
-            let rolled_back = tx.rollback().await;
-            finish_all(jobs, rolled_back);
-            return;
+            tx.rollback().await?;
+            return Ok(0);
         } else {
             tx.forget_appends_after(mark);
             if let Err(err) = tx.conn().execute_unprepared("ROLLBACK TO SAVEPOINT kith_write").await {
                 // The transaction is in an unknown state: nothing of it may commit.
                 tracing::error!(error = %err, "rolling back to a savepoint");
-                finish_all(jobs, Err(err.into()));
-                return;
+                return Err(err.into());
             }
         }
     }
     if let Err(err) = tx.flush_appends().await {
         tracing::error!(error = %err, "writing the audit entries and events of a group of writes");
-        finish_all(jobs, Err(err));
-        return;
+        return Err(err);
     }
-    let ran = started.elapsed();
-    let committed = tx.commit().await;
+    tx.commit().await.map(|()| succeeded)
+}
+
+/// Counts a committed group and answers every caller.
+fn finish(store: &Store, jobs: Vec<Box<dyn Job>>, committed: Result<usize>, started: std::time::Instant) {
     match &committed {
-        Ok(()) => {
-            store.group.count(succeeded);
-            tracing::debug!(writes = succeeded, ?ran, took = ?started.elapsed(), "committed a group of writes");
+        Ok(writes) => {
+            store.group.count(*writes as u64);
+            tracing::debug!(writes, took = ?started.elapsed(), "committed a group of writes");
         }
         Err(err) => tracing::error!(error = %err, writes = jobs.len(), "committing a group of writes"),
     }
-    finish_all(jobs, committed);
+    finish_all(jobs, committed.map(|_| ()));
 }
 
 fn finish_all(jobs: Vec<Box<dyn Job>>, committed: Result<()>) {

@@ -107,15 +107,15 @@ pub async fn emit_encoded(tx: &Tx, events: Vec<EncodedEvent>) -> Result<()> {
     }
 }
 
-/// Writes encoded outbox rows (taking the outbox lock first, see [`Tx::lock_outbox`]).
+/// Writes encoded outbox rows (taking the outbox lock first, see [`Tx::outbox_lock_key`]).
 pub(crate) async fn insert_rows(tx: &Tx, rows: Vec<Vec<sea_orm::Value>>) -> Result<()> {
     const COLUMNS: [&str; 9] =
         ["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at", "depth"];
     if rows.is_empty() {
         return Ok(());
     }
-    tx.lock_outbox().await?;
-    crate::store::codec::insert_rows(tx.conn(), "event_outbox", &COLUMNS, rows).await
+    let lock = tx.outbox_lock_key();
+    crate::store::codec::insert_rows_locked(tx.conn(), "event_outbox", &COLUMNS, rows, lock).await
 }
 
 /// Events with `seq > after`, oldest first, at most `limit`.

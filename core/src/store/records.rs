@@ -153,15 +153,17 @@ fn row_to_fields<'a>(
 pub async fn insert<C: ConnectionTrait>(db: &C, object: &ObjectDef, rows: &[Fields]) -> Result<()> {
     let backend = db.get_database_backend();
     let columns: Vec<&str> = object.fields.iter().map(|f| f.column.as_str()).collect();
-    let mut values = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut row_values = Vec::with_capacity(object.fields.len());
-        for field in &object.fields {
-            row_values.push(encode(backend, &field.kind, row.get(&field.name).unwrap_or(&Value::Null))?);
-        }
-        values.push(row_values);
-    }
+    let values = rows.iter().map(|row| encode_row(backend, object, row)).collect::<Result<Vec<_>>>()?;
     insert_rows(db, &object.table, &columns, values).await
+}
+
+/// A record's values in the order of its object's columns, encoded for `backend`.
+pub(crate) fn encode_row(backend: DbBackend, object: &ObjectDef, row: &Fields) -> Result<Vec<sea_orm::Value>> {
+    object
+        .fields
+        .iter()
+        .map(|field| encode(backend, &field.kind, row.get(&field.name).unwrap_or(&Value::Null)))
+        .collect()
 }
 
 /// Writes `changes` to record `id` if its version is still `version` (when the object is
