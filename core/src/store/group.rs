@@ -236,7 +236,7 @@ async fn run_batch(store: &Store, jobs: Vec<Box<dyn Job>>) {
     if jobs.len() > 1 {
         match run_optimistic(store, &mut jobs).await {
             Pass::Done(committed) => {
-                finish(store, jobs, committed, started);
+                finish(store, jobs, committed.map(Some), started);
                 return;
             }
             Pass::Rerun => store.group.reruns.fetch_add(1, Ordering::Relaxed),
@@ -304,8 +304,9 @@ async fn rolled_back(tx: Tx) -> Pass {
 }
 
 /// Runs each write in its own savepoint (one write alone needs none), rows written at once.
-async fn run_careful(store: &Store, jobs: &mut [Box<dyn Job>]) -> Result<usize> {
-    let Some(first) = jobs.first() else { return Ok(0) };
+/// `Ok(None)`: a write alone failed and was rolled back.
+async fn run_careful(store: &Store, jobs: &mut [Box<dyn Job>]) -> Result<Option<usize>> {
+    let Some(first) = jobs.first() else { return Ok(None) };
     let mut tx = match store.begin(first.actor()).await {
         Ok(tx) => tx,
         Err(err) => {
@@ -341,7 +342,7 @@ async fn run_careful(store: &Store, jobs: &mut [Box<dyn Job>]) -> Result<usize> 
             succeeded += 1;
         } else if single {
             tx.rollback().await?;
-            return Ok(0);
+            return Ok(None);
         } else {
             tx.forget_appends_after(mark);
             if let Err(err) = tx.conn().execute_unprepared("ROLLBACK TO SAVEPOINT kith_write").await {
@@ -355,16 +356,18 @@ async fn run_careful(store: &Store, jobs: &mut [Box<dyn Job>]) -> Result<usize> 
         tracing::error!(error = %err, "writing the audit entries and events of a group of writes");
         return Err(err);
     }
-    tx.commit().await.map(|()| succeeded)
+    tx.commit().await.map(|()| Some(succeeded))
 }
 
-/// Counts a committed group and answers every caller.
-fn finish(store: &Store, jobs: Vec<Box<dyn Job>>, committed: Result<usize>, started: std::time::Instant) {
+/// Counts a committed group and answers every caller (`Ok(None)`: rolled back, each caller
+/// hears its own error).
+fn finish(store: &Store, jobs: Vec<Box<dyn Job>>, committed: Result<Option<usize>>, started: std::time::Instant) {
     match &committed {
-        Ok(writes) => {
+        Ok(Some(writes)) => {
             store.group.count(*writes as u64);
             tracing::debug!(writes, took = ?started.elapsed(), "committed a group of writes");
         }
+        Ok(None) => {}
         Err(err) => tracing::error!(error = %err, writes = jobs.len(), "committing a group of writes"),
     }
     finish_all(jobs, committed.map(|_| ()));
