@@ -1333,3 +1333,46 @@ async fn edges_answered_directly_match_the_executor() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_over_http_each_get_their_own_answer_and_nothing_half_written() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let agent = token(&db, Role::Agent).await;
+        let before = db.kith.store.group_stats();
+        let mutation = "mutation($input: ContactCreateInput!) { createContact(input: $input) { id email } }";
+        // 24 at once: 20 good ones, two that share an e-mail, one refused before any statement
+        // (an undefined custom field) and one refused after a read (no such company).
+        let mut inputs: Vec<Value> =
+            (0..20).map(|i| json!({"firstName": "Http", "email": format!("http{i}@example.org")})).collect();
+        inputs.push(json!({"firstName": "Twin", "email": "twin@example.org"}));
+        inputs.push(json!({"firstName": "Twin", "email": "twin@example.org"}));
+        inputs.push(json!({"firstName": "Custom", "customFields": {"undefinedKey": 1}}));
+        inputs.push(json!({"firstName": "Nowhere", "companyId": uuid::Uuid::now_v7().to_string()}));
+        let answers = futures_util::future::join_all(
+            inputs.iter().map(|input| server.gql(&agent, mutation, json!({"input": input}))),
+        )
+        .await;
+        let codes: Vec<&str> = answers.iter().map(code).collect();
+        assert!(codes[..20].iter().all(|c| *c == "none"), "{}: {codes:?}", db.name);
+        let mut twins = vec![codes[20], codes[21]];
+        twins.sort_unstable();
+        assert_eq!(twins, vec!["CONFLICT", "none"], "{}: one of the twins", db.name);
+        assert_eq!(codes[22], "BAD_USER_INPUT", "{}: {}", db.name, answers[22]);
+        assert_eq!(codes[23], "BAD_USER_INPUT", "{}: {}", db.name, answers[23]);
+        // Every success is stored whole; nothing of the failures is.
+        assert_eq!(db.count_rows("contact").await, 21, "{}", db.name);
+        assert_eq!(db.count_rows("audit_log WHERE object = 'contact'").await, 21, "{}", db.name);
+        assert_eq!(db.count_rows("event_outbox WHERE kind = 'contact.created'").await, 21, "{}", db.name);
+        assert_eq!(db.count_rows("search_entry WHERE object = 'contact'").await, 21, "{}", db.name);
+        for answer in &answers[..20] {
+            let id = answer["data"]["createContact"]["id"].as_str().unwrap_or_default();
+            let read = server.gql(&agent, "query($id: ID!) { contact(id: $id) { email } }", json!({"id": id})).await;
+            assert_eq!(read["data"]["contact"]["email"], answer["data"]["createContact"]["email"], "{read}");
+        }
+        let after = db.kith.store.group_stats();
+        assert_eq!(after.writes - before.writes, 21, "{}", db.name);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
