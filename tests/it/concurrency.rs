@@ -89,35 +89,9 @@ async fn concurrent_writes_share_a_commit_and_fail_alone() {
         let store = db.kith.store.clone();
         let actor = Actor::system("test");
         let sqlite = store.backend() == sea_orm::DbBackend::Sqlite;
-        // The first writes hold their groups open until released (one group at a time on
-        // SQLite, a few side by side on PostgreSQL), so the next ones queue up.
-        let blockers = if sqlite { 1 } else { kith_core::store::group::POSTGRES_GROUPS };
-        let (release, released) = tokio::sync::watch::channel(false);
-        let mut held = Vec::new();
-        for _ in 0..blockers {
-            let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
-            let (store, actor, released) = (store.clone(), actor.clone(), released.clone());
-            held.push(tokio::spawn(async move {
-                let mut started_tx = Some(started_tx);
-                let work: kith_core::store::group::Work<Option<String>> = Box::new(move |tx| {
-                    let (started_tx, mut released) = (started_tx.take(), released.clone());
-                    Box::pin(async move {
-                        if let Some(started) = started_tx {
-                            let _ = started.send(());
-                        }
-                        let _ = released.wait_for(|go| *go).await;
-                        let registry = kith_core::domain::object::Registry::core();
-                        let input = Input::fields([("firstName", Value::Text("First".into()))]);
-                        records::create(tx, &registry, "contact", input).await?;
-                        Ok(None)
-                    })
-                });
-                store.write(&actor, work).await
-            }));
-            // Each blocker is running (in its own group) before the next one is queued.
-            started.await.unwrap();
-        }
-        drop(released);
+        // The first writes hold their groups open until released, so the next ones queue up.
+        let (release, held) = hold_every_group(&store, true).await;
+        let blockers = held.len();
         let before = store.group_stats();
         let mut queued = Vec::new();
         for i in 0..10 {
@@ -211,12 +185,13 @@ async fn a_write_that_panics_is_rolled_back_and_later_writes_go_on() {
     }
 }
 
-/// Queues `works` in order while the store's groups are held open, then lets everything run:
-/// the queued writes all land in one group. Answers each one's result.
-async fn run_as_one_group(
+/// Starts one write per group the store may open (one on SQLite, a few side by side on
+/// PostgreSQL), each holding its group open until `true` is sent on the returned channel; with
+/// `makes_contact`, each then creates a contact. Answers once every one of them is running.
+async fn hold_every_group(
     store: &kith_core::store::Store,
-    works: Vec<kith_core::store::group::Work<Option<String>>>,
-) -> Vec<kith_core::Result<Option<String>>> {
+    makes_contact: bool,
+) -> (tokio::sync::watch::Sender<bool>, Vec<tokio::task::JoinHandle<kith_core::Result<Option<String>>>>) {
     let actor = Actor::system("test");
     let groups =
         if store.backend() == sea_orm::DbBackend::Sqlite { 1 } else { kith_core::store::group::POSTGRES_GROUPS };
@@ -227,20 +202,37 @@ async fn run_as_one_group(
         let mut started_tx = Some(started_tx);
         let (store, actor, released) = (store.clone(), actor.clone(), released.clone());
         held.push(tokio::spawn(async move {
-            let work: kith_core::store::group::Work<Option<String>> = Box::new(move |_tx| {
+            let work: kith_core::store::group::Work<Option<String>> = Box::new(move |tx| {
                 let (started_tx, mut released) = (started_tx.take(), released.clone());
                 Box::pin(async move {
                     if let Some(started) = started_tx {
                         let _ = started.send(());
                     }
                     let _ = released.wait_for(|go| *go).await;
+                    if makes_contact {
+                        let registry = kith_core::domain::object::Registry::core();
+                        let input = Input::fields([("firstName", Value::Text("First".into()))]);
+                        records::create(tx, &registry, "contact", input).await?;
+                    }
                     Ok(None)
                 })
             });
             store.write(&actor, work).await
         }));
+        // Each one is running (in its own group) before the next one is queued.
         started.await.unwrap();
     }
+    (release, held)
+}
+
+/// Queues `works` in order while the store's groups are held open, then lets everything run:
+/// the queued writes all land in one group. Answers each one's result.
+async fn run_as_one_group(
+    store: &kith_core::store::Store,
+    works: Vec<kith_core::store::group::Work<Option<String>>>,
+) -> Vec<kith_core::Result<Option<String>>> {
+    let actor = Actor::system("test");
+    let (release, held) = hold_every_group(store, false).await;
     let mut queued = Vec::new();
     for (i, work) in works.into_iter().enumerate() {
         let (store, actor, waiter) = (store.clone(), actor.clone(), store.clone());
