@@ -12,6 +12,7 @@ pub mod audit;
 pub mod codec;
 pub mod counter;
 pub mod custom_fields;
+mod flush;
 pub mod group;
 pub mod history;
 pub mod jobs;
@@ -23,6 +24,7 @@ pub mod records;
 pub mod search;
 pub mod tags;
 pub mod tokens;
+pub mod txn;
 pub mod users;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,8 +35,8 @@ use chrono::{DateTime, Utc};
 use kith_migrations::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 use crate::domain::actor::Actor;
@@ -189,12 +191,26 @@ impl Store {
     /// Starts a write transaction on behalf of `actor`. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing on lock upgrade.
     pub async fn begin(&self, actor: &Actor) -> Result<Tx> {
-        let options = TransactionOptions {
+        let txn = txn::TxConn::begun(self.db.clone(), self.transaction_options()).await?;
+        Ok(self.tx(txn, actor))
+    }
+
+    /// A write transaction that begins at its first statement (see [`txn`]); if none runs,
+    /// [`Tx::finish_group`] may write what it holds as one statement that is its own
+    /// transaction. PostgreSQL only: SQLite takes its write lock in `BEGIN IMMEDIATE`.
+    pub(crate) fn begin_lazy(&self, actor: &Actor) -> Tx {
+        self.tx(txn::TxConn::lazy(self.db.clone(), self.transaction_options()), actor)
+    }
+
+    fn transaction_options(&self) -> TransactionOptions {
+        TransactionOptions {
             sqlite_transaction_mode: (self.backend == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
-        };
-        let txn = self.db.begin_with_options(options).await?;
-        Ok(Tx {
+        }
+    }
+
+    fn tx(&self, txn: txn::TxConn, actor: &Actor) -> Tx {
+        Tx {
             txn,
             backend: self.backend,
             actor: actor.clone(),
@@ -203,7 +219,7 @@ impl Store {
             hook: self.hook.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
             appends: None,
             touched: AtomicBool::new(false),
-        })
+        }
     }
 
     /// Closes the pool.
@@ -218,7 +234,7 @@ const OUTBOX_LOCK: i64 = 4_242_424_243;
 /// A write transaction with its actor and a single `now` for every timestamp it writes.
 #[derive(Debug)]
 pub struct Tx {
-    txn: DatabaseTransaction,
+    txn: txn::TxConn,
     backend: DbBackend,
     /// Who is acting.
     pub actor: Actor,
@@ -231,6 +247,17 @@ pub struct Tx {
     appends: Option<std::sync::Mutex<Appends>>,
     /// Set by [`Tx::conn`]: a statement may have run since [`Tx::take_touched`].
     touched: AtomicBool,
+}
+
+/// How [`Tx::finish_group`] ended.
+#[derive(Debug)]
+pub(crate) enum GroupEnd {
+    /// Written and committed.
+    Committed,
+    /// Nothing of the transaction was written (the database refused a statement).
+    Refused(Error),
+    /// The commit may or may not have happened (e.g. the connection was lost).
+    Unknown(Error),
 }
 
 /// Rows held back by a grouped transaction, encoded and in order, and what it read once.
@@ -249,7 +276,7 @@ struct Appends {
 
 /// Rows for one table held back by a grouped transaction, in the order they were made.
 #[derive(Debug)]
-struct HeldRows {
+pub(crate) struct HeldRows {
     table: String,
     columns: Vec<String>,
     rows: Vec<Vec<sea_orm::Value>>,
@@ -267,7 +294,7 @@ pub(crate) struct AppendsMark {
 
 impl Tx {
     /// The transaction, for statements.
-    pub fn conn(&self) -> &DatabaseTransaction {
+    pub fn conn(&self) -> &txn::TxConn {
         self.touched.store(true, Ordering::Relaxed);
         &self.txn
     }
@@ -400,7 +427,14 @@ impl Tx {
             return Ok(defs);
         }
         // A failed read aborts a PostgreSQL transaction: count it as a statement that ran.
-        let defs = custom_fields::for_object(&self.txn, object).await.inspect_err(|_| {
+        // Read in the transaction once it has begun; before that, a read on the pool sees the
+        // same committed definitions (READ COMMITTED) without beginning it.
+        let defs = if self.txn.has_begun() {
+            custom_fields::for_object(&self.txn, object).await
+        } else {
+            custom_fields::for_object(self.txn.pool(), object).await
+        };
+        let defs = defs.inspect_err(|_| {
             self.touched.store(true, Ordering::Relaxed);
         })?;
         if let Some(mut appends) = self.appends() {
@@ -451,6 +485,10 @@ impl Tx {
     /// Writes the held-back rows, one statement per table: new records first, then their
     /// search entries, audit entries and events.
     pub(crate) async fn flush_appends(&self) -> Result<()> {
+        if let Some(stmt) = self.take_held_statement()? {
+            self.conn().execute_raw(stmt).await?;
+            return Ok(());
+        }
         let held = self.appends().and_then(|mut a| a.records.as_mut().map(std::mem::take)).unwrap_or_default();
         for HeldRows { table, columns, rows } in held {
             let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
@@ -463,6 +501,65 @@ impl Tx {
         };
         audit::insert_rows(self, audit).await?;
         outbox::insert_rows(self, events).await
+    }
+
+    /// PostgreSQL: everything held back as one statement ([`flush`]), taken out of the `Tx`, if
+    /// it fits one.
+    fn take_held_statement(&self) -> Result<Option<sea_orm::Statement>> {
+        if self.backend != DbBackend::Postgres {
+            return Ok(None);
+        }
+        let Some(mut appends) = self.appends() else { return Ok(None) };
+        let held = flush::Held {
+            records: appends.records.as_mut().map(std::mem::take).unwrap_or_default(),
+            search: std::mem::take(&mut appends.search),
+            audit: std::mem::take(&mut appends.audit),
+            events: std::mem::take(&mut appends.events),
+        };
+        if !flush::fits(&held) {
+            // Back where they were, for the statement-per-table path.
+            if let Some(records) = appends.records.as_mut() {
+                *records = held.records;
+            }
+            appends.search = held.search;
+            appends.audit = held.audit;
+            appends.events = held.events;
+            return Ok(None);
+        }
+        drop(appends);
+        flush::statement(held, self.outbox_lock_key()).map(Some)
+    }
+
+    /// Writes what the group holds and commits (see `store::group`). With no transaction begun
+    /// (nothing ran a statement), what it holds goes out as one statement that is its own
+    /// transaction.
+    pub(crate) async fn finish_group(self) -> GroupEnd {
+        if !self.txn.has_begun() {
+            match self.take_held_statement() {
+                Ok(Some(stmt)) => {
+                    return match self.txn.pool().execute_raw(stmt).await {
+                        Ok(_) => GroupEnd::Committed,
+                        Err(err) if txn::refused(&err) => GroupEnd::Refused(err.into()),
+                        Err(err) => GroupEnd::Unknown(err.into()),
+                    };
+                }
+                Ok(None) => {}
+                Err(err) => return GroupEnd::Refused(err),
+            }
+        }
+        if let Err(err) = self.flush_appends().await {
+            return match self.rollback().await {
+                Ok(()) => GroupEnd::Refused(err),
+                Err(rollback) => {
+                    tracing::error!(error = %rollback, "rolling back a group of writes");
+                    GroupEnd::Unknown(err)
+                }
+            };
+        }
+        match self.commit().await {
+            Ok(()) => GroupEnd::Committed,
+            Err(err) => GroupEnd::Unknown(err),
+        }
     }
 
     /// Commits.

@@ -146,10 +146,12 @@ pub async fn record_encoded(tx: &Tx, action: &str, object: &str, entries: Vec<(O
     }
 }
 
+/// The columns of an encoded audit row, in order.
+pub(crate) const COLUMNS: [&str; 9] =
+    ["id", "occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes"];
+
 /// Writes encoded audit rows.
 pub(crate) async fn insert_rows(tx: &Tx, rows: Vec<Vec<DbValue>>) -> Result<()> {
-    const COLUMNS: [&str; 9] =
-        ["id", "occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes"];
     if rows.is_empty() {
         return Ok(());
     }

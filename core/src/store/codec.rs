@@ -171,7 +171,7 @@ fn pg_rows_per_message(rows: &[Vec<DbValue>]) -> usize {
 }
 
 /// A cheap upper estimate of a JSON document's text size.
-fn estimate_json(json: &serde_json::Value) -> usize {
+pub(crate) fn estimate_json(json: &serde_json::Value) -> usize {
     match json {
         serde_json::Value::String(s) => s.len() + 2,
         serde_json::Value::Array(items) => items.iter().map(estimate_json).sum::<usize>() + items.len() + 2,

@@ -35,7 +35,7 @@ use chrono::Utc;
 use sea_orm::ConnectionTrait;
 use tokio::sync::oneshot;
 
-use super::{Store, Tx};
+use super::{GroupEnd, Store, Tx};
 use crate::domain::actor::Actor;
 use crate::domain::value::truncate_micros;
 use crate::error::{Error, Result};
@@ -49,7 +49,7 @@ pub type Work<T> =
     Box<dyn for<'t> FnMut(&'t Tx) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 't>> + Send + 'static>;
 
 /// Groups open at once on PostgreSQL.
-pub const POSTGRES_GROUPS: usize = 4;
+pub const POSTGRES_GROUPS: usize = 2;
 
 /// The writes waiting for their turn, and how many tasks are draining them.
 #[derive(Default)]
@@ -233,10 +233,11 @@ async fn run_batch(store: &Store, jobs: Vec<Box<dyn Job>>) {
         return;
     }
     let started = std::time::Instant::now();
-    if jobs.len() > 1 {
+    // On PostgreSQL a lone write goes first pass too: it may need no transaction of its own.
+    if jobs.len() > 1 || store.backend == sea_orm::DbBackend::Postgres {
         match run_optimistic(store, &mut jobs).await {
             Pass::Done(committed) => {
-                finish(store, jobs, committed.map(Some), started);
+                finish(store, jobs, committed, started);
                 return;
             }
             Pass::Rerun => store.group.reruns.fetch_add(1, Ordering::Relaxed),
@@ -248,20 +249,26 @@ async fn run_batch(store: &Store, jobs: Vec<Box<dyn Job>>) {
 
 /// What a pass over a group came to.
 enum Pass {
-    /// The transaction committed (`Ok`: how many writes it holds) or its fate is unknown.
-    Done(Result<usize>),
+    /// The transaction committed (`Ok(Some)`: how many writes it holds), held no write and was
+    /// dropped (`Ok(None)`), or its fate is unknown.
+    Done(Result<Option<usize>>),
     /// Rolled back: run the group again with savepoints.
     Rerun,
 }
 
 /// Runs the writes without savepoints, holding back new rows (see the module docs).
 async fn run_optimistic(store: &Store, jobs: &mut [Box<dyn Job>]) -> Pass {
-    let Some(first) = jobs.first() else { return Pass::Done(Ok(0)) };
-    let mut tx = match store.begin(first.actor()).await {
-        Ok(tx) => tx,
-        Err(err) => {
-            tracing::error!(error = %err, "starting a write transaction");
-            return Pass::Done(Err(err));
+    let Some(first) = jobs.first() else { return Pass::Done(Ok(None)) };
+    let mut tx = if store.backend == sea_orm::DbBackend::Postgres {
+        // Begun by the first statement, if any (see `store::txn`).
+        store.begin_lazy(first.actor())
+    } else {
+        match store.begin(first.actor()).await {
+            Ok(tx) => tx,
+            Err(err) => {
+                tracing::error!(error = %err, "starting a write transaction");
+                return Pass::Done(Err(err));
+            }
         }
     };
     tx.defer_appends();
@@ -286,11 +293,21 @@ async fn run_optimistic(store: &Store, jobs: &mut [Box<dyn Job>]) -> Pass {
             tx.forget_appends_after(mark);
         }
     }
-    if let Err(err) = tx.flush_appends().await {
-        tracing::debug!(error = %err, "writing a group's held rows; running it again with savepoints");
-        return rolled_back(tx).await;
+    if succeeded == 0 && jobs.len() == 1 {
+        // A lone write refused before any statement: there is nothing to commit.
+        return match tx.rollback().await {
+            Ok(()) => Pass::Done(Ok(None)),
+            Err(err) => Pass::Done(Err(err)),
+        };
     }
-    Pass::Done(tx.commit().await.map(|()| succeeded))
+    match tx.finish_group().await {
+        GroupEnd::Committed => Pass::Done(Ok(Some(succeeded))),
+        GroupEnd::Refused(err) => {
+            tracing::debug!(error = %err, "writing a group's held rows; running it again with savepoints");
+            Pass::Rerun
+        }
+        GroupEnd::Unknown(err) => Pass::Done(Err(err)),
+    }
 }
 
 async fn rolled_back(tx: Tx) -> Pass {

@@ -107,10 +107,12 @@ pub async fn emit_encoded(tx: &Tx, events: Vec<EncodedEvent>) -> Result<()> {
     }
 }
 
+/// The columns of an encoded outbox row, in order.
+pub(crate) const COLUMNS: [&str; 9] =
+    ["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at", "depth"];
+
 /// Writes encoded outbox rows (taking the outbox lock first, see [`Tx::outbox_lock_key`]).
 pub(crate) async fn insert_rows(tx: &Tx, rows: Vec<Vec<sea_orm::Value>>) -> Result<()> {
-    const COLUMNS: [&str; 9] =
-        ["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at", "depth"];
     if rows.is_empty() {
         return Ok(());
     }

@@ -120,6 +120,22 @@ pub async fn index_new(tx: &Tx, def: &ObjectDef, records: &[Record]) -> Result<(
     }
 }
 
+/// PostgreSQL: the INSERT of the entries in the JSON parameter `$param` (see [`pg_json`]).
+pub(crate) fn pg_insert_from_json(param: usize) -> String {
+    format!(
+        "INSERT INTO search_entry (record_id, object, title, body, document) \
+         SELECT (e ->> 0)::uuid, e ->> 1, e ->> 2, e ->> 3, to_tsvector('simple', e ->> 3) \
+         FROM jsonb_array_elements(${param}) AS e"
+    )
+}
+
+/// PostgreSQL: entries as the JSON parameter of [`pg_insert_from_json`], one array each.
+pub(crate) fn pg_json(entries: &[NewEntry]) -> DbValue {
+    let entries: Vec<serde_json::Value> =
+        entries.iter().map(|e| serde_json::json!([e.record_id, e.object, e.title, e.body])).collect();
+    DbValue::Json(Some(Box::new(serde_json::Value::Array(entries))))
+}
+
 /// Writes the entries of new records.
 pub(crate) async fn insert_new(tx: &Tx, entries: Vec<NewEntry>) -> Result<()> {
     let backend = tx.backend();
@@ -130,15 +146,7 @@ pub(crate) async fn insert_new(tx: &Tx, entries: Vec<NewEntry>) -> Result<()> {
         // The entries travel as JSON arrays of ~100 (one TLS record each, see
         // `codec::insert_rows`), not as one statement per record.
         for chunk in entries.chunks(100) {
-            let entries: Vec<serde_json::Value> =
-                chunk.iter().map(|e| serde_json::json!([e.record_id, e.object, e.title, e.body])).collect();
-            let stmt = Statement::from_sql_and_values(
-                backend,
-                "INSERT INTO search_entry (record_id, object, title, body, document) \
-                 SELECT (e ->> 0)::uuid, e ->> 1, e ->> 2, e ->> 3, to_tsvector('simple', e ->> 3) \
-                 FROM jsonb_array_elements($1) AS e",
-                [DbValue::Json(Some(Box::new(serde_json::Value::Array(entries))))],
-            );
+            let stmt = Statement::from_sql_and_values(backend, pg_insert_from_json(1), [pg_json(chunk)]);
             tx.conn().execute_raw(stmt).await?;
         }
         return Ok(());

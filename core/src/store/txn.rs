@@ -1,0 +1,105 @@
+//! The connection of a [`super::Tx`]: a database transaction, begun at once or at its first
+//! statement.
+//!
+//! A grouped write on PostgreSQL begins lazily: a group whose writes run no statement of their
+//! own (creates whose rows are held back) never begins one, and its held rows go out as one
+//! statement, which PostgreSQL runs as its own transaction (see `store::flush`). That saves the
+//! BEGIN and COMMIT round trips on the path where every statement counts.
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
+    Statement, TransactionOptions, TransactionTrait,
+};
+use tokio::sync::OnceCell;
+
+/// A transaction begun on first use. Dropping it rolls back what it began.
+#[derive(Debug)]
+pub struct TxConn {
+    db: DatabaseConnection,
+    options: TransactionOptions,
+    txn: OnceCell<DatabaseTransaction>,
+}
+
+impl TxConn {
+    /// A transaction on `db`, begun at its first statement.
+    pub(crate) fn lazy(db: DatabaseConnection, options: TransactionOptions) -> TxConn {
+        TxConn { db, options, txn: OnceCell::new() }
+    }
+
+    /// A transaction on `db`, begun now.
+    pub(crate) async fn begun(db: DatabaseConnection, options: TransactionOptions) -> Result<TxConn, DbErr> {
+        let conn = TxConn::lazy(db, options);
+        conn.txn().await?;
+        Ok(conn)
+    }
+
+    async fn txn(&self) -> Result<&DatabaseTransaction, DbErr> {
+        self.txn.get_or_try_init(|| self.db.begin_with_options(self.options)).await
+    }
+
+    /// Whether the transaction has begun.
+    pub(crate) fn has_begun(&self) -> bool {
+        self.txn.initialized()
+    }
+
+    /// The pool the transaction comes from: for a statement that is its own transaction, or
+    /// a read that needs no transaction, while none has begun.
+    pub(crate) fn pool(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Commits what began (nothing began: nothing to do).
+    pub(crate) async fn commit(self) -> Result<(), DbErr> {
+        match self.txn.into_inner() {
+            Some(txn) => txn.commit().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Rolls back what began.
+    pub(crate) async fn rollback(self) -> Result<(), DbErr> {
+        match self.txn.into_inner() {
+            Some(txn) => txn.rollback().await,
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for TxConn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.txn().await?.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.txn().await?.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.txn().await?.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.txn().await?.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.db.support_returning()
+    }
+}
+
+/// Whether a failed statement certainly changed nothing: the database refused it (an error it
+/// answered), or it was never sent. A lost connection leaves a statement's fate unknown.
+pub(crate) fn refused(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            e.as_database_error().is_some()
+        }
+        _ => false,
+    }
+}
