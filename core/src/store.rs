@@ -482,8 +482,9 @@ impl Tx {
         }
     }
 
-    /// Writes the held-back rows, one statement per table: new records first, then their
-    /// search entries, audit entries and events.
+    /// Writes the held-back rows: new records first, then their search entries, audit entries
+    /// and events; on PostgreSQL in one statement when they fit one ([`flush`]), otherwise one
+    /// statement per table.
     pub(crate) async fn flush_appends(&self) -> Result<()> {
         if let Some(stmt) = self.take_held_statement()? {
             self.conn().execute_raw(stmt).await?;

@@ -5,8 +5,10 @@
 //! [`Store::write`] queues the work; a task per `Store` takes every queued write and runs them
 //! in one transaction with one commit (one such task on SQLite, a few on PostgreSQL, where
 //! transactions overlap until the outbox lock at the end). The group's audit entries, outbox
-//! events and new search entries are held in the [`Tx`] and written in one statement per table
-//! just before the commit.
+//! events and new search entries are held in the [`Tx`] and written just before the commit: in
+//! one statement per table on SQLite, in one statement on PostgreSQL (`store::flush`), where a
+//! group's transaction begins only at its first statement (`store::txn`), so a group of creates
+//! that ran none sends that one statement as its own transaction.
 //!
 //! A group runs in up to two passes:
 //! - **Optimistic:** the writes run one after another with no savepoints, and the rows of new
@@ -274,6 +276,7 @@ async fn run_optimistic(store: &Store, jobs: &mut [Box<dyn Job>]) -> Pass {
     tx.defer_appends();
     tx.hold_records();
     let mut succeeded = 0;
+    let jobs_len = jobs.len();
     for job in jobs.iter_mut() {
         // Waiting for the write lock, or for the writes before it, may outlast a caller's
         // patience.
@@ -287,6 +290,13 @@ async fn run_optimistic(store: &Store, jobs: &mut [Box<dyn Job>]) -> Pass {
         if job.run(&tx).await {
             succeeded += 1;
         } else if tx.take_touched() {
+            if jobs_len == 1 {
+                // Alone, it has its own error already; a second pass would only repeat it.
+                return match tx.rollback().await {
+                    Ok(()) => Pass::Done(Ok(None)),
+                    Err(err) => Pass::Done(Err(err)),
+                };
+            }
             // Its statements cannot be undone alone.
             return rolled_back(tx).await;
         } else {
