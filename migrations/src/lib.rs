@@ -4,6 +4,8 @@
 //! # Layout
 //! - `columns`: the portable column vocabulary (ids, timestamps, money, JSON) every migration uses.
 //! - one file per migration, named `mYYYYMMDD_HHMMSS_<verb>_<noun>.rs`.
+//! - `search_words`: the words the search index holds for a text, used by migration 11 and by
+//!   the store.
 //!
 //! Conventions, written once here and followed by every migration:
 //! - Tables are singular nouns; the primary key is `id`, a UUIDv7 (time-ordered, so the primary
@@ -29,6 +31,10 @@ mod m20261122_000007_create_plugins;
 mod m20261123_000008_create_plugin_objects;
 mod m20261201_000009_create_plugin_jobs;
 mod m20261202_000010_sort_indexes_end_with_id;
+mod m20261204_000011_search_words;
+mod search_words;
+
+pub use search_words::search_words;
 
 /// The whole migration chain, oldest first.
 pub struct Migrator;
@@ -47,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000008_create_plugin_objects::Migration),
             Box::new(m20261201_000009_create_plugin_jobs::Migration),
             Box::new(m20261202_000010_sort_indexes_end_with_id::Migration),
+            Box::new(m20261204_000011_search_words::Migration),
         ]
     }
 }

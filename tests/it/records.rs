@@ -436,7 +436,8 @@ async fn the_sort_index_migration_goes_down_and_up_again() {
         {
             assert!(up.contains(&name.to_owned()), "{}: {name} in {up:?}", db.name);
         }
-        Migrator::down(conn, Some(1)).await.unwrap();
+        // Down past migration 11 (search words), then 10.
+        Migrator::down(conn, Some(2)).await.unwrap();
         let down = indexes().await;
         for name in ["ix_contact_created_at", "ix_contact_last_name_first_name", "ix_activity_owner_id_due_at"] {
             assert!(down.contains(&name.to_owned()), "{}: {name} is back in {down:?}", db.name);
@@ -445,6 +446,86 @@ async fn the_sort_index_migration_goes_down_and_up_again() {
         assert_eq!(down.len(), up.len(), "{}: one index back for each one dropped", db.name);
         Migrator::up(conn, None).await.unwrap();
         assert_eq!(indexes().await, up, "{}: up again, as before", db.name);
+        db.cleanup().await;
+    }
+}
+
+/// Migration 11 rebuilds PostgreSQL's search documents from the index's words: before it, an
+/// e-mail domain or a word without its diacritics found nothing there; after it, both databases
+/// find the record, and down and up again leave the index as the store writes it.
+#[tokio::test]
+async fn the_search_words_migration_rebuilds_postgres_documents_and_goes_down_and_up() {
+    use kith_core::store::search::search;
+    use kith_migrations::{Migrator, MigratorTrait};
+    for db in TestDb::all().await {
+        db.create("contact", json!({"firstName": "Zoë", "lastName": "Quist", "email": "zoe@dunes.example"}))
+            .await
+            .unwrap();
+        let conn = db.kith.store.conn();
+        let found = |query: &'static str| async move {
+            let hits = search(conn, query, &[], 10).await.unwrap();
+            hits.into_iter().map(|h| h.title).collect::<Vec<String>>()
+        };
+        db.create("contact", json!({"firstName": "Jürgen", "lastName": "Brandt"})).await.unwrap();
+        for query in ["dunes", "zoe@dunes.example", "zoe quist"] {
+            assert_eq!(found(query).await, ["Zoë Quist"], "{}: {query}", db.name);
+        }
+        assert_eq!(found("jurgen").await, ["Jürgen Brandt"], "{}", db.name);
+        Migrator::down(conn, Some(1)).await.unwrap();
+        if db.name == "postgres" {
+            // The documents as PostgreSQL's parser made them: one token for the whole address,
+            // and `Jürgen` kept its umlaut.
+            for query in ["dunes", "zoe@dunes.example", "jurgen"] {
+                assert!(found(query).await.is_empty(), "{}: {query} before migration 11", db.name);
+            }
+        }
+        Migrator::up(conn, None).await.unwrap();
+        for query in ["dunes", "zoe@dunes.example", "zoe q", "ZOË quist"] {
+            assert_eq!(found(query).await, ["Zoë Quist"], "{}: {query} after migration 11", db.name);
+        }
+        assert_eq!(found("jurgen").await, ["Jürgen Brandt"], "{}: after migration 11", db.name);
+        db.cleanup().await;
+    }
+}
+
+/// PostgreSQL plans a search once per connection, not per query: the statement's text search
+/// queries are subqueries, so after the planner's five custom plans the prepared statement keeps
+/// a generic one (planning a search took four times as long as running it).
+#[tokio::test]
+async fn a_postgres_search_keeps_one_generic_plan() {
+    use kith_core::store::search::search;
+    use sea_orm::{ConnectionTrait, Statement};
+    for db in TestDb::all().await {
+        if db.name != "postgres" {
+            db.cleanup().await;
+            continue;
+        }
+        db.create("contact", json!({"firstName": "Grace", "lastName": "Hopper"})).await.unwrap();
+        db.create("contact", json!({"firstName": "Alan", "lastName": "Turing"})).await.unwrap();
+        // One transaction is one connection, so every run uses the same prepared statement.
+        let tx = db.kith.store.begin(&kith_core::domain::actor::Actor::system("test")).await.unwrap();
+        for (i, query) in ["grace", "turing", "hop", "nobody", "alan", "grace hopper", "tur", "g"].iter().enumerate() {
+            let hits = search(tx.conn(), query, &[], 10).await.unwrap();
+            let expected = match *query {
+                "nobody" => 0,
+                _ => 1,
+            };
+            assert_eq!(hits.len(), expected, "run {i}: {query}: {hits:?}");
+        }
+        let rows = tx
+            .conn()
+            .query_all_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+                 WHERE statement LIKE '%to_tsquery%' AND statement NOT LIKE '%pg_prepared_statements%'",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "one prepared search statement");
+        let generic: i64 = rows[0].try_get("", "generic_plans").unwrap();
+        let custom: i64 = rows[0].try_get("", "custom_plans").unwrap();
+        assert!(generic >= 3 && custom <= 5, "generic {generic}, custom {custom}");
+        tx.rollback().await.unwrap();
         db.cleanup().await;
     }
 }
