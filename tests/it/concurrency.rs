@@ -391,3 +391,46 @@ async fn the_first_outbox_insert_of_a_postgres_transaction_takes_the_outbox_lock
     other.close().await.ok();
     db.cleanup().await;
 }
+
+/// A token's use is recorded only when it is due (once a minute), and through the write group:
+/// a lookup that finds it recorded a moment ago stays a read. (Each lookup used to run an
+/// UPDATE of its own, which on SQLite waited for the write lock behind busy groups in SQLite's
+/// sleeping busy handler: a herd of lookups refreshing the auth cache stalled creates for up to
+/// seconds.)
+#[tokio::test]
+async fn a_token_use_is_recorded_once_a_minute_through_the_write_group() {
+    use kith_core::domain::actor::Role;
+    use kith_core::service::users;
+    use std::sync::{Arc, Mutex};
+    for db in TestDb::all().await {
+        let statements = Arc::new(Mutex::new(Vec::<String>::new()));
+        let mut store = kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&db.url)).await.unwrap();
+        let seen = statements.clone();
+        store.observe_queries(move |sql| seen.lock().unwrap().push(sql.to_owned()));
+        let tx = store.begin(&Actor::system("test")).await.unwrap();
+        let (id, secret) = users::create_token(&tx, "script", Role::Agent, None, None).await.unwrap();
+        tx.commit().await.unwrap();
+        let listed = || async {
+            let tokens = kith_core::store::tokens::list(store.conn()).await.unwrap();
+            tokens.into_iter().find(|t| t.id == id).unwrap()
+        };
+        assert!(listed().await.last_used_at.is_none(), "{}", db.name);
+
+        let before = store.group_stats();
+        for _ in 0..3 {
+            let actor = users::authenticate(&store, &secret).await.unwrap().unwrap();
+            assert_eq!(actor.role, Role::Agent, "{}", db.name);
+        }
+        let updates = statements.lock().unwrap().iter().filter(|s| s.contains("UPDATE \"api_token\"")).count();
+        assert_eq!(updates, 1, "{}: one use recorded, then lookups only", db.name);
+        assert_eq!(store.group_stats().commits, before.commits + 1, "{}: recorded by the write group", db.name);
+        assert!(listed().await.last_used_at.is_some(), "{}", db.name);
+
+        // Not due again within the minute; due after it.
+        let now = chrono::Utc::now();
+        assert!(!kith_core::store::tokens::touch_due(Some(now - chrono::Duration::seconds(59)), now));
+        assert!(kith_core::store::tokens::touch_due(Some(now - chrono::Duration::seconds(61)), now));
+        assert!(kith_core::store::tokens::touch_due(None, now));
+        db.cleanup().await;
+    }
+}

@@ -151,10 +151,22 @@ fn dummy_hash() -> &'static str {
 }
 
 /// Resolves a bearer token to the actor it stands for.
+///
+/// A use is recorded (`last_used_at`) at most once a minute, and only when the token's record
+/// says it is due, so most lookups stay reads. The record goes through the write group
+/// ([`Store::write`]): on SQLite a write of its own would wait for the write lock behind a busy
+/// group in SQLite's busy handler, which sleeps up to 100 ms between tries. A herd of requests
+/// refreshing an expired cache entry then stalled for up to seconds under sustained writes.
 pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Actor>> {
     let now = Utc::now();
     let Some(info) = tokens::authenticate(store.conn(), token, now).await? else { return Ok(None) };
-    tokens::touch(store.conn(), info.id, now).await?;
+    if tokens::touch_due(info.last_used_at, now) {
+        let id = info.id;
+        let system = Actor::system("token use");
+        store
+            .write(&system, Box::new(move |tx| Box::pin(async move { tokens::touch(tx.conn(), id, now).await })))
+            .await?;
+    }
     let (kind, name) = if info.kind == "session" {
         (ActorKind::User, info.name.trim_start_matches("session for ").to_owned())
     } else {

@@ -174,10 +174,18 @@ pub async fn authenticate<C: ConnectionTrait>(db: &C, token: &str, now: DateTime
     Ok(Some(info))
 }
 
+/// How often a token's use is recorded, at most.
+const TOUCH_EVERY: Duration = Duration::seconds(60);
+
+/// Whether a token last used at `last_used_at` is due for [`touch`] at `now`.
+pub fn touch_due(last_used_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last_used_at.is_none_or(|at| at < now - TOUCH_EVERY)
+}
+
 /// Records a use of the token, at most once a minute (keeps reads from turning into writes).
 pub async fn touch<C: ConnectionTrait>(db: &C, id: Uuid, now: DateTime<Utc>) -> Result<()> {
     let backend = db.get_database_backend();
-    let stale = now - Duration::seconds(60);
+    let stale = now - TOUCH_EVERY;
     let mut update = Query::update();
     update
         .table(Alias::new("api_token"))
