@@ -426,6 +426,17 @@ async fn a_token_use_is_recorded_once_a_minute_through_the_write_group() {
         assert_eq!(store.group_stats().commits, before.commits + 1, "{}: recorded by the write group", db.name);
         assert!(listed().await.last_used_at.is_some(), "{}", db.name);
 
+        // Sixteen requests of a new token at once, through the auth cache: one records the use.
+        let kith = kith_core::service::Kith::new(store.clone());
+        let tx = store.begin(&Actor::system("test")).await.unwrap();
+        let (_, herd) = users::create_token(&tx, "herd", Role::Viewer, None, None).await.unwrap();
+        tx.commit().await.unwrap();
+        statements.lock().unwrap().clear();
+        let lookups = futures_util::future::join_all((0..16).map(|_| users::authenticate_cached(&kith, &herd))).await;
+        assert!(lookups.iter().all(|a| matches!(a, Ok(Some(_)))), "{}: {lookups:?}", db.name);
+        let updates = statements.lock().unwrap().iter().filter(|s| s.contains("UPDATE \"api_token\"")).count();
+        assert_eq!(updates, 1, "{}: one of the herd records the use", db.name);
+
         // Not due again within the minute; due after it.
         let now = chrono::Utc::now();
         assert!(!kith_core::store::tokens::touch_due(Some(now - chrono::Duration::seconds(59)), now));

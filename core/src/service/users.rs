@@ -158,9 +158,15 @@ fn dummy_hash() -> &'static str {
 /// group in SQLite's busy handler, which sleeps up to 100 ms between tries. A herd of requests
 /// refreshing an expired cache entry then stalled for up to seconds under sustained writes.
 pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Actor>> {
+    authenticate_claiming(store, token, |_| true).await
+}
+
+/// [`authenticate`], recording a due use only if `claim` agrees (once per process and minute,
+/// for a herd of lookups of one token, see [`AuthCache`]).
+async fn authenticate_claiming(store: &Store, token: &str, claim: impl Fn(Uuid) -> bool) -> Result<Option<Actor>> {
     let now = Utc::now();
     let Some(info) = tokens::authenticate(store.conn(), token, now).await? else { return Ok(None) };
-    if tokens::touch_due(info.last_used_at, now) {
+    if tokens::touch_due(info.last_used_at, now) && claim(info.id) {
         let id = info.id;
         let system = Actor::system("token use");
         store
@@ -184,6 +190,9 @@ pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5
 #[derive(Debug, Default)]
 pub struct AuthCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, (Actor, std::time::Instant)>>,
+    /// When this process last recorded each token's use: the requests that find a token's
+    /// entry missing or expired at once all look it up, and one of them records the use.
+    touched: std::sync::Mutex<std::collections::HashMap<Uuid, std::time::Instant>>,
 }
 
 impl AuthCache {
@@ -198,6 +207,20 @@ impl AuthCache {
     pub fn clear(&self) {
         self.lock().clear();
     }
+
+    /// Whether this lookup records the use of token `id`: no other has in the last minute.
+    fn claim_touch(&self, id: Uuid) -> bool {
+        let now = std::time::Instant::now();
+        let mut touched = self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if touched.get(&id).is_some_and(|at| now.duration_since(*at) < std::time::Duration::from_secs(60)) {
+            return false;
+        }
+        if touched.len() > 10_000 {
+            touched.retain(|_, at| now.duration_since(*at) < std::time::Duration::from_secs(60));
+        }
+        touched.insert(id, now);
+        true
+    }
 }
 
 /// [`authenticate`] with a short-lived in-process cache.
@@ -209,7 +232,7 @@ pub async fn authenticate_cached(kith: &crate::service::Kith, token: &str) -> Re
     {
         return Ok(Some(actor.clone()));
     }
-    let actor = authenticate(&kith.store, token).await?;
+    let actor = authenticate_claiming(&kith.store, token, |id| kith.auth_cache.claim_touch(id)).await?;
     let mut cache = kith.auth_cache.lock();
     if cache.len() > 10_000 {
         cache.retain(|_, (_, at)| now.duration_since(*at) < AUTH_CACHE_TTL);
