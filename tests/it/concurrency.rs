@@ -445,3 +445,92 @@ async fn a_token_use_is_recorded_once_a_minute_through_the_write_group() {
         db.cleanup().await;
     }
 }
+
+/// A loopback proxy to PostgreSQL that forwards everything until a client sends `marker`; the
+/// server's answer to that is then thrown away and the client's connection closed, as when a
+/// network drops after the database has done the work but before its answer arrives.
+async fn proxy_that_loses_the_answer_to(target: std::net::SocketAddr, marker: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(target).await else { continue };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            let muted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let seen = muted.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = client_read.read(&mut buf).await {
+                    if n == 0 || server_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    if buf[..n].windows(marker.len()).any(|w| w == marker) {
+                        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = server_read.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if muted.load(std::sync::atomic::Ordering::SeqCst) {
+                        // The database answered the marked statement: lose the answer.
+                        break;
+                    }
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                // Dropping both halves closes the client's connection.
+            });
+        }
+    });
+    addr
+}
+
+/// PostgreSQL: a group whose one statement reached the database but whose answer was lost
+/// (the connection dropped) may have committed, so its callers hear an error and its work is
+/// not run a second time: the contact is stored once, not twice. The store goes on working
+/// on fresh connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_whose_answer_is_lost_is_not_run_twice() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(db) = TestDb::postgres().await else { return };
+    let proxy = proxy_that_loses_the_answer_to("127.0.0.1:5432".parse().unwrap(), b"Vanishing").await;
+    let (_, name) = db.url.rsplit_once('/').unwrap();
+    let url = format!("postgres://postgres@{proxy}/{name}?sslmode=disable");
+    let store = kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&url)).await.unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let work: kith_core::store::group::Work<()> = Box::new(move |tx| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let registry = kith_core::domain::object::Registry::core();
+            let input = Input::fields([("firstName", Value::Text("Vanishing".into()))]);
+            records::create_final(tx, &registry, "contact", input).await?;
+            Ok(())
+        })
+    });
+    let lost = store.write(&Actor::system("test"), work).await;
+    assert!(lost.is_err(), "the caller hears that the answer was lost: {lost:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the work ran once");
+    // The database did commit it, once (read past the proxy).
+    assert_eq!(db.count_rows("contact WHERE first_name = 'Vanishing'").await, 1);
+    // The next write gets a fresh connection and its answer.
+    let next: kith_core::store::group::Work<()> = Box::new(move |tx| {
+        Box::pin(async move {
+            let registry = kith_core::domain::object::Registry::core();
+            let input = Input::fields([("firstName", Value::Text("Steady".into()))]);
+            records::create_final(tx, &registry, "contact", input).await?;
+            Ok(())
+        })
+    });
+    store.write(&Actor::system("test"), next).await.unwrap();
+    assert_eq!(db.count_rows("contact WHERE first_name = 'Steady'").await, 1);
+    db.cleanup().await;
+}
