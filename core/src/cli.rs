@@ -401,7 +401,16 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
         Command::Token { action: TokenAction::List } => {
             for token in tokens::list(kith.store.conn()).await? {
                 let state = if token.revoked_at.is_some() { "revoked" } else { "active" };
-                writeln!(io.stdout, "{}\t{}\t{}\t{}…\t{state}", token.id, token.name, token.role, token.prefix)?;
+                // Uses are recorded at most once a minute (`tokens::touch`).
+                let used = match token.last_used_at {
+                    Some(at) => format!("last used {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    None => "never used".to_owned(),
+                };
+                writeln!(
+                    io.stdout,
+                    "{}\t{}\t{}\t{}…\t{state}\t{used}",
+                    token.id, token.name, token.role, token.prefix
+                )?;
             }
         }
         Command::Import(args) => match args.object.as_str() {

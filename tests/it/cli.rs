@@ -77,6 +77,13 @@ async fn token_create_prints_only_the_token_and_it_authenticates() {
 
         let list = run_cli(&db.url, &["token", "list"], "").await.unwrap();
         assert!(list.stdout.contains("ci\tMANAGER") && !list.stdout.contains(token), "{}", list.stdout);
+        // The token was used above; the session too. Each line says when, or that it never was.
+        let ci = list.stdout.lines().find(|l| l.contains("\tci\t")).unwrap_or_default();
+        assert!(ci.contains("\tactive\tlast used 20") && ci.ends_with('Z'), "{}", list.stdout);
+        run_cli(&db.url, &["token", "create", "--name", "idle", "--role", "VIEWER"], "").await.unwrap();
+        let list = run_cli(&db.url, &["token", "list"], "").await.unwrap();
+        let idle = list.stdout.lines().find(|l| l.contains("\tidle\t")).unwrap_or_default();
+        assert!(idle.ends_with("\tactive\tnever used"), "{}", list.stdout);
         run_cli(&db.url, &["token", "revoke", "ci"], "").await.unwrap();
         assert!(kith_core::service::users::authenticate(&db.kith.store, token).await.unwrap().is_none(), "revoked");
         assert!(run_cli(&db.url, &["token", "revoke", "ci"], "").await.is_err(), "already revoked");
