@@ -437,6 +437,27 @@ async fn a_token_use_is_recorded_once_a_minute_through_the_write_group() {
         let updates = statements.lock().unwrap().iter().filter(|s| s.contains("UPDATE \"api_token\"")).count();
         assert_eq!(updates, 1, "{}: one of the herd records the use", db.name);
 
+        // A use that cannot be recorded (here a trigger refuses it) does not refuse the token.
+        use sea_orm::ConnectionTrait;
+        let refuse = if db.name == "sqlite" {
+            "CREATE TRIGGER no_touch BEFORE UPDATE OF last_used_at ON api_token BEGIN SELECT RAISE(ABORT, 'read only'); END"
+                .to_owned()
+        } else {
+            "CREATE FUNCTION no_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'read only'; END $$; \
+             CREATE TRIGGER no_touch BEFORE UPDATE OF last_used_at ON api_token FOR EACH ROW EXECUTE FUNCTION no_touch()"
+                .to_owned()
+        };
+        store.conn().execute_unprepared(&refuse).await.unwrap();
+        let tx = store.begin(&Actor::system("test")).await.unwrap();
+        let (unrecorded_id, unrecorded) =
+            users::create_token(&tx, "unrecorded", Role::Viewer, None, None).await.unwrap();
+        tx.commit().await.unwrap();
+        let actor = users::authenticate(&store, &unrecorded).await.unwrap();
+        assert_eq!(actor.map(|a| a.role), Some(Role::Viewer), "{}", db.name);
+        let tokens = kith_core::store::tokens::list(store.conn()).await.unwrap();
+        let unrecorded = tokens.into_iter().find(|t| t.id == unrecorded_id).unwrap();
+        assert!(unrecorded.last_used_at.is_none(), "{}: the refused record left nothing", db.name);
+
         // Not due again within the minute; due after it.
         let now = chrono::Utc::now();
         assert!(!kith_core::store::tokens::touch_due(Some(now - chrono::Duration::seconds(59)), now));

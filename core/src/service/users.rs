@@ -153,7 +153,8 @@ fn dummy_hash() -> &'static str {
 /// Resolves a bearer token to the actor it stands for.
 ///
 /// A use is recorded (`last_used_at`) at most once a minute, and only when the token's record
-/// says it is due, so most lookups stay reads. The record goes through the write group
+/// says it is due, so most lookups stay reads; a failure to record it is logged, and the
+/// lookup still answers. The record goes through the write group
 /// ([`Store::write`]): on SQLite a write of its own would wait for the write lock behind a busy
 /// group in SQLite's busy handler, which sleeps up to 100 ms between tries. A herd of requests
 /// refreshing an expired cache entry then stalled for up to seconds under sustained writes.
@@ -169,9 +170,13 @@ async fn authenticate_claiming(store: &Store, token: &str, claim: impl Fn(Uuid) 
     if tokens::touch_due(info.last_used_at, now) && claim(info.id) {
         let id = info.id;
         let system = Actor::system("token use");
-        store
-            .write(&system, Box::new(move |tx| Box::pin(async move { tokens::touch(tx.conn(), id, now).await })))
-            .await?;
+        let touched =
+            store.write(&system, Box::new(move |tx| Box::pin(async move { tokens::touch(tx.conn(), id, now).await })));
+        // Bookkeeping: a request whose token is valid is not refused because its use could
+        // not be recorded.
+        if let Err(err) = touched.await {
+            tracing::warn!(error = %err, token = %id, "recording a token's use");
+        }
     }
     let (kind, name) = if info.kind == "session" {
         (ActorKind::User, info.name.trim_start_matches("session for ").to_owned())
