@@ -1,6 +1,10 @@
 //! The full-text search index: one entry per searchable record, written in the transaction of
 //! the record's change, queried with a capped candidate set so common words stay fast.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use kith_migrations::search_words;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use uuid::Uuid;
@@ -199,17 +203,29 @@ pub async fn search<C: ConnectionTrait>(db: &C, query: &str, objects: &[String],
         return Ok(Vec::new());
     }
     let mut hits = if db.get_database_backend() == DbBackend::Postgres {
-        fetch_postgres(db, &words, objects)
-            .await?
-            .into_iter()
-            .map(|(c, common)| {
-                if common {
-                    c.scored(&words)
+        let key = (words.clone(), objects.to_vec());
+        let newest = if COMMON_WORDS.knows(&key) { fetch_postgres_newest(db, &words, objects).await? } else { None };
+        match newest {
+            Some(newest) => newest.into_iter().map(|c| c.scored(&words)).collect(),
+            None => {
+                let candidates = fetch_postgres(db, &words, objects).await?;
+                if candidates.first().is_some_and(|(_, common)| *common) {
+                    COMMON_WORDS.learn(key);
                 } else {
-                    Hit { object: c.object, record_id: c.record_id, title: c.title, score: c.rank }
+                    COMMON_WORDS.forget(&key);
                 }
-            })
-            .collect()
+                candidates
+                    .into_iter()
+                    .map(|(c, common)| {
+                        if common {
+                            c.scored(&words)
+                        } else {
+                            Hit { object: c.object, record_id: c.record_id, title: c.title, score: c.rank }
+                        }
+                    })
+                    .collect()
+            }
+        }
     } else if common(db, &words, objects).await? {
         let newest = fetch(db, &words, objects, Pass::Exact).await?;
         newest.into_iter().map(|c| c.scored(&words)).collect()
@@ -309,6 +325,75 @@ impl Candidate {
         score += 1.0 / (1.0 + body_words.len() as f64);
         Hit { object: self.object, record_id: self.record_id, title: self.title, score }
     }
+}
+
+/// The words (and object filter) of searches that PostgreSQL found common lately, in this
+/// process. Such a search next reads its newest [`COMMON_CANDIDATES`] matches directly (see
+/// [`fetch_postgres_newest`]): 0.1 ms instead of the 8 ms the count costs a word in each of
+/// 100,000 records. Knowing a word wrongly costs one extra query: when fewer than
+/// [`COMMON_CANDIDATES`] match, the search forgets the word and runs the full statement.
+struct CommonWords {
+    seen: Mutex<HashMap<(Vec<String>, Vec<String>), Instant>>,
+}
+
+/// How long a search is remembered as common.
+const COMMON_FOR: Duration = Duration::from_secs(300);
+
+static COMMON_WORDS: LazyLock<CommonWords> = LazyLock::new(|| CommonWords { seen: Mutex::new(HashMap::new()) });
+
+impl CommonWords {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Vec<String>, Vec<String>), Instant>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn knows(&self, key: &(Vec<String>, Vec<String>)) -> bool {
+        self.lock().get(key).is_some_and(|at| at.elapsed() < COMMON_FOR)
+    }
+
+    fn learn(&self, key: (Vec<String>, Vec<String>)) {
+        let mut seen = self.lock();
+        if seen.len() >= 1_000 {
+            seen.retain(|_, at| at.elapsed() < COMMON_FOR);
+            if seen.len() >= 1_000 {
+                seen.clear();
+            }
+        }
+        seen.insert(key, Instant::now());
+    }
+
+    fn forget(&self, key: &(Vec<String>, Vec<String>)) {
+        self.lock().remove(key);
+    }
+}
+
+/// PostgreSQL: the newest [`COMMON_CANDIDATES`] records containing every word exactly, or
+/// `None` if fewer match (the search is not common after all). The words are parameters the
+/// planner looks into (a custom plan each run, unlike [`fetch_postgres`]): for a word in most
+/// records it reads the primary key backwards (ids are time-ordered) and stops at the limit;
+/// for a rarer one it takes the GIN index and sorts.
+async fn fetch_postgres_newest<C: ConnectionTrait>(
+    db: &C,
+    words: &[String],
+    objects: &[String],
+) -> Result<Option<Vec<Candidate>>> {
+    let backend = DbBackend::Postgres;
+    let mut values: Vec<DbValue> = vec![words.join(" & ").into()];
+    let filter = objects_filter(backend, objects, "object", &mut values);
+    let sql = format!(
+        "SELECT object, record_id, title, body FROM search_entry \
+         WHERE document @@ to_tsquery('simple', $1){filter} ORDER BY record_id DESC LIMIT {COMMON_CANDIDATES}"
+    );
+    let mut out = Vec::new();
+    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+        out.push(Candidate {
+            object: row.try_get_by_index(0)?,
+            record_id: decode(backend, &FieldKind::Id, &row, 1)?.as_uuid().unwrap_or_default(),
+            title: row.try_get_by_index(2)?,
+            body: row.try_get_by_index(3)?,
+            rank: 0.0,
+        });
+    }
+    Ok((out.len() as u64 >= COMMON_CANDIDATES).then_some(out))
 }
 
 /// Both passes in one statement on PostgreSQL, one round trip. The exact words' matches, up to
