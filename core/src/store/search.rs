@@ -333,8 +333,11 @@ impl Candidate {
 /// 100,000 records. Knowing a word wrongly costs one extra query: when fewer than
 /// [`COMMON_CANDIDATES`] match, the search forgets the word and runs the full statement.
 struct CommonWords {
-    seen: Mutex<HashMap<(Vec<String>, Vec<String>), Instant>>,
+    seen: Mutex<HashMap<CommonKey, Instant>>,
 }
+
+/// A search's words and its object filter.
+type CommonKey = (Vec<String>, Vec<String>);
 
 /// How long a search is remembered as common.
 const COMMON_FOR: Duration = Duration::from_secs(300);
@@ -342,15 +345,15 @@ const COMMON_FOR: Duration = Duration::from_secs(300);
 static COMMON_WORDS: LazyLock<CommonWords> = LazyLock::new(|| CommonWords { seen: Mutex::new(HashMap::new()) });
 
 impl CommonWords {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Vec<String>, Vec<String>), Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CommonKey, Instant>> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn knows(&self, key: &(Vec<String>, Vec<String>)) -> bool {
+    fn knows(&self, key: &CommonKey) -> bool {
         self.lock().get(key).is_some_and(|at| at.elapsed() < COMMON_FOR)
     }
 
-    fn learn(&self, key: (Vec<String>, Vec<String>)) {
+    fn learn(&self, key: CommonKey) {
         let mut seen = self.lock();
         if seen.len() >= 1_000 {
             seen.retain(|_, at| at.elapsed() < COMMON_FOR);
@@ -361,7 +364,7 @@ impl CommonWords {
         seen.insert(key, Instant::now());
     }
 
-    fn forget(&self, key: &(Vec<String>, Vec<String>)) {
+    fn forget(&self, key: &CommonKey) {
         self.lock().remove(key);
     }
 }
