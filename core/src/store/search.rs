@@ -386,16 +386,8 @@ async fn fetch_postgres_newest<C: ConnectionTrait>(
         "SELECT object, record_id, title, body FROM search_entry \
          WHERE document @@ to_tsquery('simple', $1){filter} ORDER BY record_id DESC LIMIT {COMMON_CANDIDATES}"
     );
-    let mut out = Vec::new();
-    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
-        out.push(Candidate {
-            object: row.try_get_by_index(0)?,
-            record_id: decode(backend, &FieldKind::Id, &row, 1)?.as_uuid().unwrap_or_default(),
-            title: row.try_get_by_index(2)?,
-            body: row.try_get_by_index(3)?,
-            rank: 0.0,
-        });
-    }
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    let out = rows.iter().map(|row| candidate(backend, row, false)).collect::<Result<Vec<_>>>()?;
     Ok((out.len() as u64 >= COMMON_CANDIDATES).then_some(out))
 }
 
@@ -435,16 +427,20 @@ async fn fetch_postgres<C: ConnectionTrait>(
     );
     let mut out = Vec::new();
     for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
-        let candidate = Candidate {
-            object: row.try_get_by_index(0)?,
-            record_id: decode(backend, &FieldKind::Id, &row, 1)?.as_uuid().unwrap_or_default(),
-            title: row.try_get_by_index(2)?,
-            body: row.try_get_by_index(3)?,
-            rank: row.try_get_by_index(4)?,
-        };
-        out.push((candidate, row.try_get_by_index::<bool>(5)?));
+        out.push((candidate(backend, &row, true)?, row.try_get_by_index::<bool>(5)?));
     }
     Ok(out)
+}
+
+/// A candidate from a row of `object, record_id, title, body` and, when `ranked`, its rank.
+fn candidate(backend: DbBackend, row: &sea_orm::QueryResult, ranked: bool) -> Result<Candidate> {
+    Ok(Candidate {
+        object: row.try_get_by_index(0)?,
+        record_id: decode(backend, &FieldKind::Id, row, 1)?.as_uuid().unwrap_or_default(),
+        title: row.try_get_by_index(2)?,
+        body: row.try_get_by_index(3)?,
+        rank: if ranked { row.try_get_by_index(4)? } else { 0.0 },
+    })
 }
 
 /// One pass on SQLite (FTS5).
@@ -463,15 +459,6 @@ async fn fetch<C: ConnectionTrait>(db: &C, words: &[String], objects: &[String],
         "SELECT e.object, e.record_id, e.title, e.body, {rank} AS score FROM search_fts \
          JOIN search_entry e ON e.rowid = search_fts.rowid WHERE search_fts MATCH ?{filter}{order} LIMIT {cap}"
     );
-    let mut out = Vec::new();
-    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
-        out.push(Candidate {
-            object: row.try_get_by_index(0)?,
-            record_id: decode(backend, &FieldKind::Id, &row, 1)?.as_uuid().unwrap_or_default(),
-            title: row.try_get_by_index(2)?,
-            body: row.try_get_by_index(3)?,
-            rank: row.try_get_by_index(4)?,
-        });
-    }
-    Ok(out)
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    rows.iter().map(|row| candidate(backend, row, true)).collect()
 }
