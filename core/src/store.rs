@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod audit;
+pub mod autocommit;
 pub mod codec;
 pub mod counter;
 pub mod custom_fields;
@@ -73,6 +74,7 @@ impl StoreOptions {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    autocommit: autocommit::Autocommit,
     backend: DbBackend,
     hook: Arc<RwLock<Option<Arc<dyn WriteHook>>>>,
     group: Arc<group::Queue>,
@@ -92,6 +94,7 @@ impl Store {
     pub async fn connect(options: &StoreOptions) -> Result<Store> {
         let url = normalize_url(&options.url);
         let sqlite = url.starts_with("sqlite:");
+        let url_for_autocommit = url.clone();
         let mut connect = ConnectOptions::new(url);
         connect.max_connections(options.max_connections).min_connections(1).sqlx_logging(false);
         // sqlx pings a pooled connection before handing it out: one more round trip per
@@ -127,7 +130,8 @@ impl Store {
         }
         let db = Database::connect(connect).await?;
         let backend = db.get_database_backend();
-        Ok(Store { db, backend, hook: Arc::default(), group: Arc::default() })
+        let autocommit = autocommit::Autocommit::new(db.clone(), &url_for_autocommit, options.max_connections)?;
+        Ok(Store { db, autocommit, backend, hook: Arc::default(), group: Arc::default() })
     }
 
     /// Connects and applies pending migrations.
@@ -165,11 +169,20 @@ impl Store {
     /// Calls `observer` with the SQL of every statement run through this handle (tests and
     /// diagnostics: e.g. proving that a page of records costs a fixed number of queries).
     pub fn observe_queries(&mut self, observer: impl Fn(&str) + Send + Sync + 'static) {
-        self.db.set_metric_callback(move |info| observer(&info.statement.sql));
+        let observer: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(observer);
+        let pooled = observer.clone();
+        self.db.set_metric_callback(move |info| pooled(&info.statement.sql));
+        self.autocommit.observe(observer);
     }
 
-    /// The connection pool, for reads.
-    pub fn conn(&self) -> &DatabaseConnection {
+    /// Where statements outside a transaction run: reads, and single-statement writes that need
+    /// no [`Tx`] (see [`autocommit`]).
+    pub fn conn(&self) -> &autocommit::Autocommit {
+        &self.autocommit
+    }
+
+    /// The sea-orm pool that transactions are begun on.
+    pub fn pool(&self) -> &DatabaseConnection {
         &self.db
     }
 
@@ -222,8 +235,9 @@ impl Store {
         }
     }
 
-    /// Closes the pool.
+    /// Closes the pool and the connections of statements outside a transaction.
     pub async fn close(self) -> Result<()> {
+        self.autocommit.close().await;
         self.db.close().await.map_err(Error::from)
     }
 }

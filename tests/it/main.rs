@@ -1,6 +1,7 @@
 //! Kith's end-to-end tests: one binary, real SQLite files, real PostgreSQL when
 //! `KITH_TEST_DATABASE_URL` is set, real HTTP over loopback.
 
+mod autocommit;
 mod cli;
 mod concurrency;
 mod contracts;

@@ -324,8 +324,7 @@ async fn filters_sorting_and_keyset_pagination() {
 async fn sorted_and_reference_filtered_pages_are_read_in_index_order() {
     for db in TestDb::all().await {
         let def = db.kith.object("contact").unwrap();
-        let conn = db.kith.store.conn();
-        let backend = conn.get_database_backend();
+        let backend = db.kith.store.backend();
         let company = uuid::Uuid::now_v7().to_string();
         let cases = [
             (
@@ -420,7 +419,7 @@ async fn the_sort_index_migration_goes_down_and_up_again() {
     use kith_migrations::{Migrator, MigratorTrait};
     use sea_orm::{ConnectionTrait, Statement};
     for db in TestDb::all().await {
-        let conn = db.kith.store.conn();
+        let conn = db.kith.store.pool();
         let backend = conn.get_database_backend();
         let indexes = || async {
             let sql = if backend == sea_orm::DbBackend::Sqlite {
@@ -461,7 +460,7 @@ async fn the_search_words_migration_rebuilds_postgres_documents_and_goes_down_an
         db.create("contact", json!({"firstName": "Zoë", "lastName": "Quist", "email": "zoe@dunes.example"}))
             .await
             .unwrap();
-        let conn = db.kith.store.conn();
+        let conn = db.kith.store.pool();
         let found = |query: &'static str| async move {
             let hits = search(conn, query, &[], 10).await.unwrap();
             hits.into_iter().map(|h| h.title).collect::<Vec<String>>()
