@@ -73,7 +73,6 @@ impl StoreOptions {
 /// A handle on the database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: DatabaseConnection,
     autocommit: autocommit::Autocommit,
     backend: DbBackend,
     hook: Arc<RwLock<Option<Arc<dyn WriteHook>>>>,
@@ -130,8 +129,8 @@ impl Store {
         }
         let db = Database::connect(connect).await?;
         let backend = db.get_database_backend();
-        let autocommit = autocommit::Autocommit::new(db.clone(), &url_for_autocommit, options.max_connections)?;
-        Ok(Store { db, autocommit, backend, hook: Arc::default(), group: Arc::default() })
+        let autocommit = autocommit::Autocommit::new(db, &url_for_autocommit, options.max_connections)?;
+        Ok(Store { autocommit, backend, hook: Arc::default(), group: Arc::default() })
     }
 
     /// Connects and applies pending migrations.
@@ -145,21 +144,21 @@ impl Store {
     /// several Kith processes take turns instead of racing.
     pub async fn migrate(&self) -> Result<()> {
         if self.backend == DbBackend::Postgres {
-            let lock = self.db.begin().await?;
+            let lock = self.pool().begin().await?;
             lock.execute_unprepared("SELECT pg_advisory_xact_lock(4242424242)").await?;
-            let res = kith_migrations::Migrator::up(&self.db, None).await;
+            let res = kith_migrations::Migrator::up(self.pool(), None).await;
             lock.commit().await?;
             res?;
         } else {
-            kith_migrations::Migrator::up(&self.db, None).await?;
+            kith_migrations::Migrator::up(self.pool(), None).await?;
         }
         Ok(())
     }
 
     /// Names of applied and pending migrations.
     pub async fn migration_status(&self) -> Result<(Vec<String>, Vec<String>)> {
-        let applied = kith_migrations::Migrator::get_applied_migrations(&self.db).await?;
-        let pending = kith_migrations::Migrator::get_pending_migrations(&self.db).await?;
+        let applied = kith_migrations::Migrator::get_applied_migrations(self.pool()).await?;
+        let pending = kith_migrations::Migrator::get_pending_migrations(self.pool()).await?;
         Ok((
             applied.iter().map(|m| m.name().to_owned()).collect(),
             pending.iter().map(|m| m.name().to_owned()).collect(),
@@ -169,10 +168,7 @@ impl Store {
     /// Calls `observer` with the SQL of every statement run through this handle (tests and
     /// diagnostics: e.g. proving that a page of records costs a fixed number of queries).
     pub fn observe_queries(&mut self, observer: impl Fn(&str) + Send + Sync + 'static) {
-        let observer: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(observer);
-        let pooled = observer.clone();
-        self.db.set_metric_callback(move |info| pooled(&info.statement.sql));
-        self.autocommit.observe(observer);
+        self.autocommit.observe(Arc::new(observer));
     }
 
     /// Where statements outside a transaction run: reads, and single-statement writes that need
@@ -183,7 +179,7 @@ impl Store {
 
     /// The sea-orm pool that transactions are begun on.
     pub fn pool(&self) -> &DatabaseConnection {
-        &self.db
+        self.autocommit.pool()
     }
 
     /// Which database this is.
@@ -193,7 +189,7 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
-        self.db.ping().await.map_err(Error::from)
+        self.pool().ping().await.map_err(Error::from)
     }
 
     /// Installs the hook every write transaction of this store (and its clones) consults.
@@ -204,7 +200,7 @@ impl Store {
     /// Starts a write transaction on behalf of `actor`. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing on lock upgrade.
     pub async fn begin(&self, actor: &Actor) -> Result<Tx> {
-        let txn = txn::TxConn::begun(self.db.clone(), self.transaction_options()).await?;
+        let txn = txn::TxConn::begun(self.autocommit.clone(), self.transaction_options()).await?;
         Ok(self.tx(txn, actor))
     }
 
@@ -212,7 +208,7 @@ impl Store {
     /// [`Tx::finish_group`] may write what it holds as one statement that is its own
     /// transaction. PostgreSQL only: SQLite takes its write lock in `BEGIN IMMEDIATE`.
     pub(crate) fn begin_lazy(&self, actor: &Actor) -> Tx {
-        self.tx(txn::TxConn::lazy(self.db.clone(), self.transaction_options()), actor)
+        self.tx(txn::TxConn::lazy(self.autocommit.clone(), self.transaction_options()), actor)
     }
 
     fn transaction_options(&self) -> TransactionOptions {
@@ -237,8 +233,7 @@ impl Store {
 
     /// Closes the pool and the connections of statements outside a transaction.
     pub async fn close(self) -> Result<()> {
-        self.autocommit.close().await;
-        self.db.close().await.map_err(Error::from)
+        self.autocommit.close().await.map_err(Error::from)
     }
 }
 
@@ -446,7 +441,7 @@ impl Tx {
         let defs = if self.txn.has_begun() {
             custom_fields::for_object(&self.txn, object).await
         } else {
-            custom_fields::for_object(self.txn.pool(), object).await
+            custom_fields::for_object(self.txn.autocommit(), object).await
         };
         let defs = defs.inspect_err(|_| {
             self.touched.store(true, Ordering::Relaxed);
@@ -552,7 +547,7 @@ impl Tx {
         if !self.txn.has_begun() {
             match self.take_held_statement() {
                 Ok(Some(stmt)) => {
-                    return match self.txn.pool().execute_raw(stmt).await {
+                    return match self.txn.autocommit().execute_raw(stmt).await {
                         Ok(_) => GroupEnd::Committed,
                         Err(err) if txn::refused(&err) => GroupEnd::Refused(err.into()),
                         Err(err) => GroupEnd::Unknown(err.into()),

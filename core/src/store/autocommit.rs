@@ -66,9 +66,16 @@ impl Autocommit {
         Ok(Autocommit { pool, conns })
     }
 
-    /// Calls `observer` with the SQL of every statement run through this handle (the pool has
-    /// its own observer). A handle shared with clones gets connections of its own.
+    /// The sea-orm pool, which transactions are begun on.
+    pub(crate) fn pool(&self) -> &DatabaseConnection {
+        &self.pool
+    }
+
+    /// Calls `observer` with the SQL of every statement run through this handle, on the pool
+    /// (transactions) too. A handle shared with clones gets connections of its own.
     pub(crate) fn observe(&mut self, observer: Observer) {
+        let pooled = observer.clone();
+        self.pool.set_metric_callback(move |info| pooled(&info.statement.sql));
         if let Some(conns) = &mut self.conns {
             match Arc::get_mut(conns) {
                 Some(conns) => conns.observer = Some(observer),
@@ -81,9 +88,9 @@ impl Autocommit {
         }
     }
 
-    /// Closes the idle connections (PostgreSQL: a `Terminate` each); statements still running
-    /// close theirs when they end.
-    pub(crate) async fn close(&self) {
+    /// Closes the pool and the idle connections (PostgreSQL: a `Terminate` each); statements
+    /// still running close theirs when they end.
+    pub(crate) async fn close(&self) -> Result<(), DbErr> {
         if let Some(conns) = &self.conns {
             conns.closed.store(true, std::sync::atomic::Ordering::SeqCst);
             let idle: Vec<Idle> = conns.lock_idle().drain(..).collect();
@@ -91,6 +98,7 @@ impl Autocommit {
                 let _ = idle.conn.close().await;
             }
         }
+        self.pool.close_by_ref().await
     }
 }
 

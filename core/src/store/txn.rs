@@ -7,34 +7,36 @@
 //! BEGIN and COMMIT round trips on the path where every statement counts.
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
-    Statement, TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr, Statement,
+    TransactionOptions, TransactionTrait,
 };
 use tokio::sync::OnceCell;
+
+use super::autocommit::Autocommit;
 
 /// A transaction begun on first use. Dropping it rolls back what it began.
 #[derive(Debug)]
 pub struct TxConn {
-    db: DatabaseConnection,
+    db: Autocommit,
     options: TransactionOptions,
     txn: OnceCell<DatabaseTransaction>,
 }
 
 impl TxConn {
     /// A transaction on `db`, begun at its first statement.
-    pub(crate) fn lazy(db: DatabaseConnection, options: TransactionOptions) -> TxConn {
+    pub(crate) fn lazy(db: Autocommit, options: TransactionOptions) -> TxConn {
         TxConn { db, options, txn: OnceCell::new() }
     }
 
     /// A transaction on `db`, begun now.
-    pub(crate) async fn begun(db: DatabaseConnection, options: TransactionOptions) -> Result<TxConn, DbErr> {
+    pub(crate) async fn begun(db: Autocommit, options: TransactionOptions) -> Result<TxConn, DbErr> {
         let conn = TxConn::lazy(db, options);
         conn.txn().await?;
         Ok(conn)
     }
 
     async fn txn(&self) -> Result<&DatabaseTransaction, DbErr> {
-        self.txn.get_or_try_init(|| self.db.begin_with_options(self.options)).await
+        self.txn.get_or_try_init(|| self.db.pool().begin_with_options(self.options)).await
     }
 
     /// Whether the transaction has begun.
@@ -42,9 +44,9 @@ impl TxConn {
         self.txn.initialized()
     }
 
-    /// The pool the transaction comes from: for a statement that is its own transaction, or
-    /// a read that needs no transaction, while none has begun.
-    pub(crate) fn pool(&self) -> &DatabaseConnection {
+    /// Statements outside the transaction: one that is its own transaction, or a read that
+    /// needs none, while none has begun.
+    pub(crate) fn autocommit(&self) -> &Autocommit {
         &self.db
     }
 
