@@ -11,6 +11,8 @@ DURATION="${2:-10s}"
 # FLOOR=1 also measures the page of 50 against async-graphql's floor: the same query answered by
 # a static async-graphql schema from memory (core/examples/graphql_floor.rs), same day, same machine.
 # BENCH_KITH=path/to/kith measures another build (e.g. an older commit's) instead.
+# REUSE=1 with DATABASE: the database already holds the seeded rows (skip the imports), so two
+# builds can be alternated on one database.
 if [[ -z "${BENCH_KITH:-}" ]]; then cargo build --release -p kith-core --bin kith >/dev/null; fi
 KITH="${BENCH_KITH:-$PWD/target/release/kith}"
 WORK="$(mktemp -d)"
@@ -30,9 +32,11 @@ print("first_name,last_name,email,city,company")
 for i in range(n):
     print(f"First{i},Last{i % 5000},person{i}@example.org,City{i % 200},c{i % 500}.example")
 PY
-"$KITH" --database "$DB" import companies "$WORK/companies.csv" 2>&1 | head -1
-"$KITH" --database "$DB" import contacts "$WORK/contacts.csv" 2>&1 | head -1
-TOKEN=$("$KITH" --database "$DB" token create --name bench --role ADMIN)
+if [[ -z "${REUSE:-}" ]]; then
+  "$KITH" --database "$DB" import companies "$WORK/companies.csv" 2>&1 | head -1
+  "$KITH" --database "$DB" import contacts "$WORK/contacts.csv" 2>&1 | head -1
+fi
+TOKEN=$("$KITH" --database "$DB" token create --name "bench-$$" --role ADMIN)
 "$KITH" --database "$DB" serve --bind 127.0.0.1:18090 >"$WORK/serve.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 1 50); do curl -sf localhost:18090/healthz >/dev/null && break; sleep 0.2; done
