@@ -223,7 +223,10 @@ impl Drop for Lease {
         let opened = self.opened;
         runtime.spawn(async move {
             // A ping waits out the cancelled statement's answer (or finishes sending it).
-            if let Ok(Ok(())) = tokio::time::timeout(CLEANUP_TIMEOUT, conn.ping()).await {
+            // A store closed meanwhile keeps nothing open.
+            if let Ok(Ok(())) = tokio::time::timeout(CLEANUP_TIMEOUT, conn.ping()).await
+                && !conns.closed.load(std::sync::atomic::Ordering::SeqCst)
+            {
                 conns.lock_idle().push_back(Idle { conn, opened, since: Instant::now() });
             }
             drop(permit);
