@@ -188,7 +188,7 @@ impl Lease {
     }
 
     /// The statement ran to its end with `err` (if any): the connection goes back unless the
-    /// error was not the database's answer (a broken connection, a protocol error) or it is old.
+    /// error ended it ([`ends_the_session`]), it is old, or the store was closed.
     fn finish(mut self, err: Option<&sqlx::Error>) {
         let Some(conn) = self.conn.take() else { return };
         let broken = err.is_some_and(ends_the_session);
