@@ -1358,6 +1358,44 @@ async fn edges_answered_directly_match_the_executor() {
             json!({"a": "Ada", "b": "Ada", "company": {"x": "Acme", "y": "Acme"}}),
             "{twice}"
         );
+        // One relation under two keys, the first reading the target's `id` (which also tells
+        // whether there is a target), and two `edges` of one page: nothing is moved out of a
+        // row that another key still reads.
+        let shared = |edges: &str| {
+            format!(
+                "{{ contacts(first: 10, orderBy: [{{field: firstName}}]) {{ pageInfo {{ startCursor endCursor }} \
+                   a: edges {{ {edges} }} b: edges {{ node {{ firstName c2: company {{ name }} }} }} }} }}"
+            )
+        };
+        let fields = "cursor node { company { id } c2: company { name } firstName }";
+        let (direct, answered) = run(shared(fields)).await;
+        let (executed, executor_answered) = run(shared(&format!("... on ContactEdge {{ {fields} }}"))).await;
+        assert_eq!((answered, executor_answered), (2, 0), "{}", db.name);
+        assert_eq!(direct, executed, "{}", db.name);
+        let direct: Value = serde_json::from_str(&direct).unwrap();
+        let a = &direct["contacts"]["a"];
+        assert_eq!(a[0]["node"], json!({"company": {"id": acme.id()}, "c2": {"name": "Acme"}, "firstName": "Ada"}));
+        assert_eq!(a[1]["node"], json!({"company": null, "c2": null, "firstName": "Bob"}), "{direct}");
+        assert_eq!(direct["contacts"]["b"][3]["node"], json!({"firstName": "Dee", "c2": {"name": "Acme"}}));
+        assert_eq!(a[0]["cursor"], direct["contacts"]["pageInfo"]["startCursor"], "{direct}");
+        assert_eq!(a[3]["cursor"], direct["contacts"]["pageInfo"]["endCursor"], "{direct}");
+        // Each value read once, cursors and pageInfo too: the rows give their values away, and
+        // the next page starts where the cursor says.
+        let once = "{ contacts(first: 2, orderBy: [{field: lastName}]) { pageInfo { hasNextPage endCursor } \
+                    edges { cursor node { id lastName company { name } } } } }";
+        let (first, answered) = run(once.to_owned()).await;
+        assert_eq!(answered, 1);
+        let first: Value = serde_json::from_str(&first).unwrap();
+        assert_eq!(first["contacts"]["pageInfo"]["hasNextPage"], true, "{first}");
+        assert_eq!(first["contacts"]["edges"][1]["node"]["lastName"], "Bobson", "{first}");
+        let after = first["contacts"]["pageInfo"]["endCursor"].as_str().unwrap().to_owned();
+        let next = once.replace("first: 2,", &format!("first: 2, after: \"{after}\","));
+        let (next, _) = run(next).await;
+        let next: Value = serde_json::from_str(&next).unwrap();
+        let names: Vec<&Value> =
+            next["contacts"]["edges"].as_array().unwrap().iter().map(|e| &e["node"]["lastName"]).collect();
+        assert_eq!(names, vec!["Cyson", "Deeson"], "{next}");
+        assert_eq!(next["contacts"]["pageInfo"]["hasNextPage"], false, "{next}");
         // Two pages under aliases, each its own.
         let aliased = "{ a: contacts(first: 1, orderBy: [{field: firstName}]) { edges { node { firstName } } } \
                        b: contacts(last: 1, orderBy: [{field: firstName}]) { edges { node { firstName } } } }";

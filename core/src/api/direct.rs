@@ -29,10 +29,12 @@ use async_graphql::parser::types::{Field as AstField, Selection, SelectionSet};
 use async_graphql::{Name, ServerResult, Value as GqlValue};
 
 use crate::api::schema::non_null;
+use crate::domain::filter::OrderBy;
 use crate::domain::object::ObjectDef;
 use crate::domain::value::FieldKind;
+use crate::domain::value::Value;
 use crate::service::Kith;
-use crate::store::records::{Join, Page, Record};
+use crate::store::records::{Join, Page, Record, RowPage};
 
 /// Where a direct value belongs: the `edges` field of the document (its address: one field of
 /// the parsed document, alive for the whole request) and the path it is resolved at.
@@ -150,17 +152,53 @@ impl DirectPlan {
             .collect()
     }
 
-    /// Builds each `edges` value from `page` (read with [`DirectPlan::joins`]) and leaves it in
-    /// the request's [`DirectEdges`]. A value the plan cannot give exactly is left to the
-    /// executor.
-    pub fn answer(&self, ctx: &ResolverContext<'_>, page: &Page) {
-        let Ok(direct) = ctx.data::<DirectEdges>() else { return };
-        let Some(path) = ctx.path_node.as_ref().map(ToString::to_string) else { return };
-        for (field, key, plan) in &self.edges {
-            if let Some(value) = plan.value(page) {
+    /// Builds each `edges` value from `rows` (read with [`DirectPlan::joins`]) and leaves it in
+    /// the request's [`DirectEdges`]; gives back the page the connection keeps for its other
+    /// fields (`pageInfo`). A value the plan cannot give exactly is left to the executor, which
+    /// then reads the page's records.
+    ///
+    /// When every `edges` value is given, values used once move into the answer instead of
+    /// being copied, and the page keeps only cursors and ids.
+    pub fn answer(mut self, ctx: &ResolverContext<'_>, mut rows: RowPage, order: &[OrderBy], cursors: bool) -> Page {
+        let mut uses = vec![0u32; rows.join_offset(rows.joined_columns.len())];
+        let mut bound = true;
+        for (_, _, plan) in &mut self.edges {
+            bound &= plan.bind(&rows, &mut uses);
+        }
+        let direct = ctx.data::<DirectEdges>().ok();
+        let path = ctx.path_node.as_ref().map(ToString::to_string);
+        let (Some(direct), Some(path), true) = (direct, path, bound) else {
+            return rows.into_page(order, cursors);
+        };
+        let cursors = cursors || self.edges.iter().any(|(_, _, plan)| plan.has_cursor());
+        // Cursors and ids before any value moves out of its row.
+        let (cursor_texts, ids): (Vec<String>, Vec<_>) = if cursors {
+            (0..rows.rows.len()).map(|row| (rows.cursor(order, row), rows.id(row))).unzip()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let valid: Vec<bool> = self.edges.iter().map(|(_, _, plan)| plan.valid(&rows.rows)).collect();
+        let all = valid.iter().all(|v| *v);
+        for ((field, key, plan), valid) in self.edges.iter().zip(&valid) {
+            if *valid {
+                let value = plan.value(&mut rows.rows, &cursor_texts, all.then_some(uses.as_slice()));
                 direct.put((*field, format!("{path}.{key}")), value);
             }
         }
+        if !all {
+            return rows.into_page(order, cursors);
+        }
+        // Every `edges` field is answered: the executor reads no record of this page again.
+        let records = cursor_texts
+            .into_iter()
+            .zip(ids)
+            .map(|(cursor, id)| {
+                let mut fields = crate::domain::value::Fields::new();
+                fields.insert("id".to_owned(), Value::Uuid(id));
+                (cursor, Record { fields })
+            })
+            .collect();
+        Page { records, has_next: rows.has_next, has_previous: rows.has_previous, joined: Vec::new() }
     }
 }
 
@@ -203,6 +241,8 @@ enum NodeColumn {
     /// A forward relation: which of the page's joins reads it, and what to answer of it.
     Relation {
         join: usize,
+        /// The column of the target's `id` in the page's rows, once bound.
+        id_at: Option<usize>,
         plan: NodePlan,
     },
 }
@@ -212,6 +252,8 @@ struct Stored {
     name: String,
     kind: FieldKind,
     non_null: bool,
+    /// Its column in the page's rows, once bound.
+    at: Option<usize>,
 }
 
 impl EdgePlan {
@@ -233,23 +275,46 @@ impl EdgePlan {
         Some(EdgePlan { columns })
     }
 
-    /// The `edges` list, or `None` when a value is not one the plan can give exactly.
-    fn value(&self, page: &Page) -> Option<GqlValue> {
-        let mut edges = Vec::with_capacity(page.records.len());
-        for (i, (cursor, record)) in page.records.iter().enumerate() {
-            let joined = page.joined.get(i).map(Vec::as_slice).unwrap_or_default();
+    /// Finds each stored field's column in `rows` and counts the uses of each column in
+    /// `uses`; false when a column is missing.
+    fn bind(&mut self, rows: &RowPage, uses: &mut [u32]) -> bool {
+        self.columns.iter_mut().all(|(_, column)| match column {
+            EdgeColumn::Node(plan) => plan.bind(rows, None, uses),
+            _ => true,
+        })
+    }
+
+    fn has_cursor(&self) -> bool {
+        self.columns.iter().any(|(_, column)| matches!(column, EdgeColumn::Cursor))
+    }
+
+    /// Whether every row gives a value the plan can answer exactly.
+    fn valid(&self, rows: &[Vec<Value>]) -> bool {
+        rows.iter().all(|row| {
+            self.columns.iter().all(|(_, column)| match column {
+                EdgeColumn::Node(plan) => plan.valid(row),
+                _ => true,
+            })
+        })
+    }
+
+    /// The `edges` list (check [`EdgePlan::valid`] first). With `moves` (the uses of each
+    /// column), a value used once is moved out of its row.
+    fn value(&self, rows: &mut [Vec<Value>], cursors: &[String], moves: Option<&[u32]>) -> GqlValue {
+        let mut edges = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter_mut().enumerate() {
             let mut edge = IndexMap::with_capacity(self.columns.len());
             for (key, column) in &self.columns {
                 let value = match column {
                     EdgeColumn::Typename(name) => name.clone(),
-                    EdgeColumn::Cursor => GqlValue::String(cursor.clone()),
-                    EdgeColumn::Node(plan) => plan.value(record, joined)?,
+                    EdgeColumn::Cursor => cursors.get(i).map(|c| GqlValue::String(c.clone())).unwrap_or(GqlValue::Null),
+                    EdgeColumn::Node(plan) => plan.value(row, moves),
                 };
                 edge.insert(key.clone(), value);
             }
             edges.push(GqlValue::Object(edge));
         }
-        Some(GqlValue::List(edges))
+        GqlValue::List(edges)
     }
 }
 
@@ -276,6 +341,7 @@ impl NodePlan {
                     name: name.to_owned(),
                     kind: stored.kind.clone(),
                     non_null: non_null(stored),
+                    at: None,
                 })
             } else {
                 let reference = format!("{name}Id");
@@ -297,42 +363,102 @@ impl NodePlan {
                         joins[join].fields.push(stored.name.clone());
                     }
                 }
-                NodeColumn::Relation { join, plan }
+                NodeColumn::Relation { join, id_at: None, plan }
             };
             columns.push((field.node.response_key().node.clone(), column));
         }
         Some(NodePlan { columns })
     }
 
-    /// `joined`: the record's relation targets, by join.
-    fn value(&self, record: &Record, joined: &[Option<Record>]) -> Option<GqlValue> {
+    /// See [`EdgePlan::bind`]; `join`: the join whose columns this plan reads (`None`: the
+    /// page's own).
+    fn bind(&mut self, rows: &RowPage, join: Option<usize>, uses: &mut [u32]) -> bool {
+        let (offset, names) = match join {
+            None => (0, &rows.columns),
+            Some(j) => match rows.joined_columns.get(j) {
+                Some(names) => (rows.join_offset(j), names),
+                None => return false,
+            },
+        };
+        let at = |name: &str| names.iter().position(|n| n == name).map(|i| offset + i);
+        for (_, column) in &mut self.columns {
+            let found = match column {
+                NodeColumn::Typename(_) => continue,
+                NodeColumn::Stored(stored) => {
+                    stored.at = at(&stored.name);
+                    stored.at
+                }
+                NodeColumn::Relation { join, id_at, plan } => {
+                    if !plan.bind(rows, Some(*join), uses) {
+                        return false;
+                    }
+                    *id_at = rows
+                        .joined_columns
+                        .get(*join)
+                        .and_then(|names| names.iter().position(|n| n == "id").map(|i| rows.join_offset(*join) + i));
+                    *id_at
+                }
+            };
+            match found.and_then(|i| uses.get_mut(i)) {
+                Some(count) => *count += 1,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    fn valid(&self, row: &[Value]) -> bool {
+        self.columns.iter().all(|(_, column)| match column {
+            NodeColumn::Typename(_) => true,
+            NodeColumn::Stored(stored) => stored.valid(row),
+            NodeColumn::Relation { id_at, plan, .. } => match id_at.and_then(|i| row.get(i)) {
+                Some(Value::Null) => true,
+                Some(_) => plan.valid(row),
+                None => false,
+            },
+        })
+    }
+
+    /// The node's value from its row (check [`NodePlan::valid`] first).
+    fn value(&self, row: &mut [Value], moves: Option<&[u32]>) -> GqlValue {
         let mut node = IndexMap::with_capacity(self.columns.len());
         for (key, column) in &self.columns {
             let value = match column {
                 NodeColumn::Typename(name) => name.clone(),
-                NodeColumn::Stored(stored) => stored.value(record)?,
-                NodeColumn::Relation { join, plan } => match joined.get(*join)? {
-                    Some(target) => plan.value(target, &[])?,
-                    None => GqlValue::Null,
+                NodeColumn::Stored(stored) => stored.value(row, moves),
+                NodeColumn::Relation { id_at, plan, .. } => match id_at.and_then(|i| row.get(i)) {
+                    Some(Value::Null) | None => GqlValue::Null,
+                    Some(_) => plan.value(row, moves),
                 },
             };
             node.insert(key.clone(), value);
         }
-        Some(GqlValue::Object(node))
+        GqlValue::Object(node)
     }
 }
 
 impl Stored {
-    /// The field's value as its resolver gives it; `None` for one the executor would refuse (a
-    /// null in a non-null field, an enum value the enum does not have).
-    fn value(&self, record: &Record) -> Option<GqlValue> {
-        let value = crate::api::schema::to_gql_value(&self.kind, record.get(&self.name));
-        match (&value, &self.kind) {
-            (GqlValue::Null, _) if self.non_null => None,
-            (GqlValue::Null, _) => Some(value),
-            (GqlValue::Enum(name), FieldKind::Enum(values)) if values.iter().any(|v| v == name.as_str()) => Some(value),
-            (_, FieldKind::Enum(_)) => None,
-            _ => Some(value),
+    fn valid(&self, row: &[Value]) -> bool {
+        match (self.at.and_then(|i| row.get(i)), &self.kind) {
+            (None, _) => false,
+            (Some(Value::Null), _) => !self.non_null,
+            (Some(Value::Text(name)), FieldKind::Enum(values)) => values.iter().any(|v| v == name),
+            (Some(_), FieldKind::Enum(_)) => false,
+            (Some(_), _) => true,
+        }
+    }
+
+    /// The field's value as its resolver gives it (check [`Stored::valid`] first): moved out
+    /// of the row when `moves` says this is the column's only use.
+    fn value(&self, row: &mut [Value], moves: Option<&[u32]>) -> GqlValue {
+        let Some(at) = self.at else { return GqlValue::Null };
+        let only_use = moves.and_then(|uses| uses.get(at)).is_some_and(|n| *n == 1);
+        match row.get_mut(at) {
+            Some(value) if only_use => {
+                crate::api::schema::into_gql_value(&self.kind, std::mem::replace(value, Value::Null))
+            }
+            Some(value) => crate::api::schema::to_gql_value(&self.kind, value),
+            None => GqlValue::Null,
         }
     }
 }

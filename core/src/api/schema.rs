@@ -101,6 +101,15 @@ pub(crate) fn to_gql_value(kind: &FieldKind, value: &Value) -> GqlValue {
     }
 }
 
+/// [`to_gql_value`], taking the value (its text or JSON moves instead of being copied).
+pub(crate) fn into_gql_value(kind: &FieldKind, value: Value) -> GqlValue {
+    match value {
+        Value::Text(s) if !matches!(kind, FieldKind::Enum(_)) => GqlValue::String(s),
+        Value::Json(j) => GqlValue::from_json(j).unwrap_or(GqlValue::Null),
+        other => to_gql_value(kind, &other),
+    }
+}
+
 /// The record a field belongs to: owned by its parent value, or shared (a record a page read
 /// ahead for its relations).
 pub(crate) fn record_of<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Record> {
@@ -271,23 +280,29 @@ fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Option<String>, 
             let cursors = look_ahead.field("pageInfo").exists() || look_ahead.field("edges").field("cursor").exists();
             let kith = kith(&ctx)?;
             // Plain edges are answered directly, their relations joined into the page's statement.
-            let direct = crate::api::direct::plan(&ctx, kith, &def);
-            let joins = direct.as_ref().map(|plan| plan.joins()).unwrap_or_default();
-            let page = records::list_joined(kith.store.conn(), &def, &query, fields.as_deref(), &joins, cursors)
-                .await
-                .map_err(to_gql)?;
-            let ids: Vec<Uuid> = page.records.iter().map(|(_, r)| r.id()).collect();
-            crate::api::extension::prefetch(&ctx, &def, &ids).await;
-            match &direct {
-                Some(plan) => plan.answer(&ctx, &page),
+            let page = match crate::api::direct::plan(&ctx, kith, &def) {
+                Some(plan) => {
+                    let rows = records::list_rows(kith.store.conn(), &def, &query, fields.as_deref(), &plan.joins())
+                        .await
+                        .map_err(to_gql)?;
+                    let ids: Vec<Uuid> = (0..rows.rows.len()).map(|row| rows.id(row)).collect();
+                    crate::api::extension::prefetch(&ctx, &def, &ids).await;
+                    plan.answer(&ctx, rows, &query.order, cursors)
+                }
                 None => {
+                    let page = records::list_joined(kith.store.conn(), &def, &query, fields.as_deref(), &[], cursors)
+                        .await
+                        .map_err(to_gql)?;
+                    let ids: Vec<Uuid> = page.records.iter().map(|(_, r)| r.id()).collect();
+                    crate::api::extension::prefetch(&ctx, &def, &ids).await;
                     if let Ok(cache) = ctx.data::<Prefetched>() {
                         let nodes = ctx.look_ahead().field("edges").field("node");
                         let rows: Vec<&Record> = page.records.iter().map(|(_, r)| r).collect();
                         prefetch_relations(kith, cache, &def, |name| nodes.field(name).exists(), &rows).await;
                     }
+                    page
                 }
-            }
+            };
             Ok(Some(FieldValue::owned_any(Connection { page, def, filter: query.filter })))
         })
     });

@@ -345,47 +345,118 @@ pub async fn list_joined<C: ConnectionTrait>(
     joins: &[Join<'_>],
     cursors: bool,
 ) -> Result<Page> {
+    Ok(list_rows(db, object, query, fields, joins).await?.into_page(&query.order, cursors))
+}
+
+/// A page as it was read: each row's values in column order, before they become
+/// [`Record`]s. A caller that turns rows into something else (the GraphQL layer's direct
+/// answers) moves the values out instead of copying them, and the page pays for no field
+/// names per value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowPage {
+    /// The page's own fields, in column order (`id` among them).
+    pub columns: Vec<String>,
+    /// Each join's fields, in column order (its `id` among them); they follow the page's own
+    /// columns in each row, join after join.
+    pub joined_columns: Vec<Vec<String>>,
+    /// The rows, in list order.
+    pub rows: Vec<Vec<Value>>,
+    /// More records follow the last row.
+    pub has_next: bool,
+    /// More records precede the first row.
+    pub has_previous: bool,
+}
+
+impl RowPage {
+    /// Where join `join`'s columns start in a row.
+    pub fn join_offset(&self, join: usize) -> usize {
+        self.columns.len() + self.joined_columns.iter().take(join).map(Vec::len).sum::<usize>()
+    }
+
+    /// The id of row `row` (nil when out of range).
+    pub fn id(&self, row: usize) -> Uuid {
+        let at = self.columns.iter().position(|c| c == "id");
+        self.rows.get(row).and_then(|r| at.and_then(|at| r.get(at))).and_then(Value::as_uuid).unwrap_or_default()
+    }
+
+    /// The cursor of row `row` in `order` (read the page with its sort keys).
+    pub fn cursor(&self, order: &[OrderBy], row: usize) -> String {
+        let mut record = Fields::new();
+        if let Some(values) = self.rows.get(row) {
+            for (name, value) in self.columns.iter().zip(values) {
+                let key = name == "id"
+                    || order.iter().any(|key| match &key.target {
+                        Target::Field(field) => field == name,
+                        Target::Custom { .. } => name == "customFields",
+                        Target::Tag => false,
+                    });
+                if key {
+                    record.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        encode_cursor(order, &Record { fields: record })
+    }
+
+    /// The rows as records: cursors computed from `order` when `cursors` (left empty
+    /// otherwise), each join's target `None` where its id is null (no live target).
+    pub fn into_page(self, order: &[OrderBy], cursors: bool) -> Page {
+        let own = self.columns.len();
+        let mut records = Vec::with_capacity(self.rows.len());
+        let mut joined = Vec::new();
+        for values in self.rows {
+            let mut values = values.into_iter();
+            let record = Record { fields: self.columns.iter().cloned().zip(values.by_ref().take(own)).collect() };
+            let cursor = if cursors { encode_cursor(order, &record) } else { String::new() };
+            records.push((cursor, record));
+            if !self.joined_columns.is_empty() {
+                let mut targets = Vec::with_capacity(self.joined_columns.len());
+                for columns in &self.joined_columns {
+                    let target =
+                        Record { fields: columns.iter().cloned().zip(values.by_ref().take(columns.len())).collect() };
+                    // No live target: every column of the join is null, its id too.
+                    targets.push(if target.get("id").is_null() { None } else { Some(target) });
+                }
+                joined.push(targets);
+            }
+        }
+        Page { records, has_next: self.has_next, has_previous: self.has_previous, joined }
+    }
+}
+
+/// [`list_joined`], as rows (see [`RowPage`]).
+pub async fn list_rows<C: ConnectionTrait>(
+    db: &C,
+    object: &ObjectDef,
+    query: &ListQuery,
+    fields: Option<&[String]>,
+    joins: &[Join<'_>],
+) -> Result<RowPage> {
     let backend = db.get_database_backend();
     let chosen = chosen_fields(object, fields);
     let joined_fields: Vec<Vec<&FieldDef>> =
         joins.iter().map(|join| chosen_fields(join.target, Some(join.fields))).collect();
     let (limit, cursor, reverse) = page_bounds(query);
-    let width = chosen.len() + joined_fields.iter().map(Vec::len).sum::<usize>();
-    // Each row becomes a record and its join targets, from its values in column order.
-    let mut records = Vec::new();
-    let mut joined = Vec::new();
+    let kinds: Vec<&FieldKind> = chosen.iter().chain(joined_fields.iter().flatten()).map(|field| &field.kind).collect();
+    let width = kinds.len();
+    let mut rows: Vec<Vec<Value>> = Vec::new();
     let mut rows_read = 0usize;
+    // Each row's values, in column order; the extra row (there are more) is only counted.
     let mut take = |values: &mut dyn Iterator<Item = Result<Value>>| -> Result<()> {
         rows_read += 1;
         if rows_read as u64 > limit {
             return Ok(());
         }
-        let mut next = |field: &FieldDef| -> Result<Value> {
-            values.next().unwrap_or_else(|| Err(Error::internal(format!("a page row lacks {}", field.name))))
-        };
-        let mut record = Fields::new();
-        for field in &chosen {
-            record.insert(field.name.clone(), next(field)?);
+        let mut row = Vec::with_capacity(width);
+        for value in values {
+            row.push(value?);
         }
-        let record = Record { fields: record };
-        let cursor = if cursors { encode_cursor(&query.order, &record) } else { String::new() };
-        records.push((cursor, record));
-        if !joins.is_empty() {
-            let mut targets = Vec::with_capacity(joins.len());
-            for fields in &joined_fields {
-                let mut target = Fields::new();
-                for field in fields {
-                    target.insert(field.name.clone(), next(field)?);
-                }
-                let target = Record { fields: target };
-                // No live target: every column of the join is null, its id too.
-                targets.push(if target.get("id").is_null() { None } else { Some(target) });
-            }
-            joined.push(targets);
+        if row.len() != width {
+            return Err(Error::internal(format!("a page row has {} values, not {width}", row.len())));
         }
+        rows.push(row);
         Ok(())
     };
-    let kinds: Vec<&FieldKind> = chosen.iter().chain(joined_fields.iter().flatten()).map(|field| &field.kind).collect();
     if backend == DbBackend::Sqlite && width <= MAX_PACKED_COLUMNS {
         // One row of JSON for the whole page: sqlx's SQLite driver hands each row from its
         // worker thread to the caller's task on its own (a thread wake-up per row) and copies
@@ -409,22 +480,23 @@ pub async fn list_joined<C: ConnectionTrait>(
             take(&mut values)?;
         }
     } else {
-        let rows = db.query_all_raw(page_statement(backend, object, query, fields, joins, false)?).await?;
-        for row in &rows {
+        let result = db.query_all_raw(page_statement(backend, object, query, fields, joins, false)?).await?;
+        for row in &result {
             let mut values = kinds.iter().enumerate().map(|(idx, kind)| decode(backend, kind, row, idx));
             take(&mut values)?;
         }
     }
     let more = rows_read as u64 > limit;
     if reverse {
-        records.reverse();
-        joined.reverse();
+        rows.reverse();
     }
-    Ok(Page {
-        records,
+    let names = |fields: &[&FieldDef]| fields.iter().map(|field| field.name.clone()).collect::<Vec<_>>();
+    Ok(RowPage {
+        columns: names(&chosen),
+        joined_columns: joined_fields.iter().map(|fields| names(fields)).collect(),
+        rows,
         has_next: if reverse { cursor.is_some() } else { more },
         has_previous: if reverse { more } else { cursor.is_some() },
-        joined,
     })
 }
 
