@@ -211,6 +211,45 @@ async fn crud_filters_relations_and_error_codes_over_http() {
     }
 }
 
+/// `NOT_FOUND` for an id that names nothing, and `INTERNAL` when the database fails under a
+/// running server: a generic message without the database's words, status 200, and the
+/// server keeps answering everything else.
+#[tokio::test]
+async fn missing_records_are_not_found_and_database_failures_are_internal_without_detail() {
+    use sea_orm::ConnectionTrait;
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let manager = token(&db, Role::Manager).await;
+        let nobody = uuid::Uuid::now_v7().to_string();
+        for mutation in [
+            "mutation($id: ID!) { updateContact(id: $id, input: {jobTitle: \"X\"}) { id } }",
+            "mutation($id: ID!) { restoreContact(id: $id) { id } }",
+            "mutation($id: ID!) { deleteCompany(id: $id) { id } }",
+            "mutation($id: ID!) { moveDeal(id: $id, stageId: $id) { id } }",
+        ] {
+            let answer = server.gql(&manager, mutation, json!({"id": nobody})).await;
+            assert_eq!(code(&answer), "NOT_FOUND", "{}: {mutation}: {answer}", db.name);
+            assert!(answer["errors"][0]["message"].as_str().unwrap().contains(&nobody), "{answer}");
+        }
+        db.create("ticket", json!({"subject": "Printer on fire"})).await.unwrap();
+        // The tickets' table disappears behind the server's back.
+        db.kith.store.pool().execute_unprepared("ALTER TABLE ticket RENAME TO ticket_elsewhere").await.unwrap();
+        let broken =
+            server.gql(&manager, "{ tickets(first: 5) { totalCount edges { node { subject } } } }", json!({})).await;
+        assert_eq!(code(&broken), "INTERNAL", "{}: {broken}", db.name);
+        let message = broken["errors"][0]["message"].as_str().unwrap();
+        assert_eq!(message, "internal error", "{}: no detail leaks: {broken}", db.name);
+        assert!(!broken.to_string().contains("ticket_elsewhere") && !broken.to_string().contains("relation"));
+        let fine = server.gql(&manager, "{ contacts(first: 1) { totalCount } }", json!({})).await;
+        assert!(fine["errors"].is_null(), "{}: the server still answers: {fine}", db.name);
+        db.kith.store.pool().execute_unprepared("ALTER TABLE ticket_elsewhere RENAME TO ticket").await.unwrap();
+        let back = server.gql(&manager, "{ tickets(first: 5) { edges { node { subject } } } }", json!({})).await;
+        assert_eq!(back["data"]["tickets"]["edges"][0]["node"]["subject"], "Printer on fire", "{}: {back}", db.name);
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn workflows_over_graphql() {
     let db = TestDb::sqlite().await;
