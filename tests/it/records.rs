@@ -386,6 +386,94 @@ async fn sorted_and_reference_filtered_pages_are_read_in_index_order() {
     }
 }
 
+/// `startsWith` ignores case, takes `%`, `_` and `\\` literally, and reads the field's prefix
+/// index (migration 12) on both databases, with and without a sort on the field.
+#[tokio::test]
+async fn starts_with_ignores_case_and_reads_the_prefix_index() {
+    use sea_orm::{ConnectionTrait, Statement};
+    for db in TestDb::all().await {
+        for (first, last) in [
+            ("Ada", "Lovelace"),
+            ("Bob", "LOVE"),
+            ("Cy", "love_bug"),
+            ("Dee", "lovexbug"),
+            ("Eve", "Lov%e"),
+            ("Fay", "Loq"),
+            ("Gil", "Émile"),
+            ("Hal", "émile"),
+        ] {
+            db.create("contact", json!({"firstName": first, "lastName": last})).await.unwrap();
+        }
+        db.create("contact", json!({"firstName": "Ivy"})).await.unwrap();
+        let def = db.kith.object("contact").unwrap();
+        let conn = db.kith.store.conn();
+        let object: &kith_core::domain::object::ObjectDef = &def;
+        let run = |prefix: &str| {
+            let filter = Filter::from_json(object, &[], &json!({"lastName": {"startsWith": prefix}})).unwrap();
+            let query = ListQuery {
+                filter,
+                order: vec![OrderBy::asc("firstName")],
+                page: PageRequest::Forward { first: 50, after: None },
+                include_deleted: false,
+            };
+            async move {
+                let page = list(conn, object, &query).await.unwrap();
+                page.records.iter().map(|(_, r)| r.get("firstName").to_string()).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(run("love").await, ["Ada", "Bob", "Cy", "Dee"], "{}", db.name);
+        assert_eq!(run("LOVE_").await, ["Cy"], "{}: `_` is literal", db.name);
+        assert_eq!(run("lov%").await, ["Eve"], "{}: `%` is literal", db.name);
+        assert_eq!(run("lo").await, ["Ada", "Bob", "Cy", "Dee", "Eve", "Fay"], "{}", db.name);
+        assert_eq!(run("").await.len(), 8, "{}: every last name, no null", db.name);
+        assert_eq!(run("lovelacex").await, Vec::<String>::new(), "{}", db.name);
+        // Lower-cased the way the database lower-cases: SQLite (ASCII only) keeps `É`, and
+        // PostgreSQL folds it where the database's character type knows it (C.UTF-8 does).
+        let folds = conn
+            .query_one_raw(Statement::from_string(conn.get_database_backend(), "SELECT lower('É') = 'é'"))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<bool>(0)
+            .unwrap_or(false);
+        let expected: &[&str] = if folds { &["Gil", "Hal"] } else { &["Hal"] };
+        assert_eq!(run("ÉMI").await, expected, "{}", db.name);
+        // The plan: the prefix index, for a page in id order and one sorted by the field.
+        for order in [vec![], vec![OrderBy::asc("lastName")]] {
+            let filter = Filter::from_json(&def, &[], &json!({"lastName": {"startsWith": "lov"}})).unwrap();
+            let query = ListQuery {
+                filter,
+                order,
+                page: PageRequest::Forward { first: 50, after: None },
+                include_deleted: false,
+            };
+            let statement =
+                kith_core::store::records::list_statement(db.kith.store.backend(), &def, &query, None).unwrap();
+            let values = statement.values.clone().map(|v| v.0).unwrap_or_default();
+            let backend = conn.get_database_backend();
+            let plan: Vec<String> = if backend == sea_orm::DbBackend::Sqlite {
+                let explain =
+                    Statement::from_sql_and_values(backend, format!("EXPLAIN QUERY PLAN {}", statement.sql), values);
+                let rows = conn.query_all_raw(explain).await.unwrap();
+                rows.iter().map(|r| r.try_get::<String>("", "detail").unwrap()).collect()
+            } else {
+                // Generic plans too: the prefix's range is bound, not written into the SQL.
+                let tx = db.kith.store.begin(&kith_core::domain::actor::Actor::system("test")).await.unwrap();
+                tx.conn().execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
+                tx.conn().execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan").await.unwrap();
+                let explain = Statement::from_sql_and_values(backend, format!("EXPLAIN {}", statement.sql), values);
+                let rows = tx.conn().query_all_raw(explain).await.unwrap();
+                let plan = rows.iter().map(|r| r.try_get::<String>("", "QUERY PLAN").unwrap()).collect();
+                tx.rollback().await.unwrap();
+                plan
+            };
+            let text = format!("{}\n{}", statement.sql, plan.join("\n"));
+            assert!(text.contains("ix_contact_last_name_prefix"), "{}: the prefix index:\n{text}", db.name);
+        }
+        db.cleanup().await;
+    }
+}
+
 /// The query plan of `statement`: SQLite's `EXPLAIN QUERY PLAN`, or PostgreSQL's `EXPLAIN` with
 /// scans and sorts priced out (an empty table plans as a scan; this says what the indexes can
 /// do).

@@ -90,6 +90,24 @@ pub fn escape_like(text: &str) -> String {
     out
 }
 
+/// The least string above every string that starts with `prefix`, in code point order (which
+/// is UTF-8's byte order): the last character that can grow, grown by one, with what follows it
+/// dropped. `None` when there is none (an empty prefix, or only U+10FFFF).
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// Translates a filter into a SQL condition over `object`'s table (every column qualified with
 /// the table's name, so the statement may join others).
 pub fn condition(backend: DbBackend, object: &ObjectDef, filter: &Filter) -> Result<Condition> {
@@ -148,8 +166,26 @@ fn comparison(backend: DbBackend, object: &ObjectDef, cond: &FilterCond) -> Resu
             _ => custom(backend, "lower(?) LIKE lower(?) ESCAPE '\\'", vec![expr, Expr::val(pattern.clone())]),
         },
         Op::StartsWith(prefix) => {
-            let pattern = format!("{}%", escape_like(&prefix.to_lowercase()));
-            custom(backend, "lower(?) LIKE ? ESCAPE '\\'", vec![expr, Expr::val(pattern)])
+            let lowered = prefix.to_lowercase();
+            let pattern = format!("{}%", escape_like(&lowered));
+            let like = custom(backend, "lower(?) LIKE ? ESCAPE '\\'", vec![expr.clone(), Expr::val(pattern)]);
+            if !matches!(cond.target, Target::Field(_)) {
+                return Ok(like);
+            }
+            // The same condition as a range of `lower(column)` in byte order, which the column's
+            // prefix index (migration 12) serves with bound values, in a generic plan too.
+            // PostgreSQL compares bytes with its pattern operators, whatever the collation;
+            // SQLite's default collation already does.
+            let (from, below) = if backend == DbBackend::Postgres { ("~>=~", "~<~") } else { (">=", "<") };
+            let mut range = Cond::all().add(like).add(custom(
+                backend,
+                &format!("lower(?) {from} ?"),
+                vec![expr.clone(), Expr::val(lowered.clone())],
+            ));
+            if let Some(end) = prefix_end(&lowered) {
+                range = range.add(custom(backend, &format!("lower(?) {below} ?"), vec![expr, Expr::val(end)]));
+            }
+            range.into()
         }
         Op::IsNull(true) => expr.is_null(),
         Op::IsNull(false) => expr.is_not_null(),
@@ -272,4 +308,24 @@ pub fn with_limit(backend: DbBackend, select: &SelectStatement, n: u64) -> sea_o
     let mut stmt = backend.build(select);
     stmt.sql.push_str(&format!(" LIMIT {n}"));
     stmt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_where_its_last_growable_character_grows() {
+        assert_eq!(prefix_end("last42").as_deref(), Some("last43"));
+        assert_eq!(prefix_end("az").as_deref(), Some("a{"));
+        assert_eq!(prefix_end("é").as_deref(), Some("ê"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        assert_eq!(prefix_end(""), None);
+        // Every string that starts with the prefix sorts below the end, byte by byte.
+        for s in ["last42", "last42zzz", "last42\u{10FFFF}x", "last429"] {
+            assert!(s.as_bytes() < prefix_end("last42").unwrap().as_bytes(), "{s}");
+        }
+    }
 }
