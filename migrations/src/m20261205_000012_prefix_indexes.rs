@@ -45,6 +45,11 @@ impl MigrationTrait for Migration {
             };
             db.execute_unprepared(&sql).await?;
         }
+        // PostgreSQL keeps statistics of an indexed expression, gathered by ANALYZE: until
+        // then its planner guesses how many rows a prefix matches.
+        if db.get_database_backend() == DbBackend::Postgres {
+            db.execute_unprepared("ANALYZE contact, company, deal, ticket").await?;
+        }
         Ok(())
     }
 
