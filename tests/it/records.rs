@@ -449,24 +449,10 @@ async fn starts_with_ignores_case_and_reads_the_prefix_index() {
             };
             let statement =
                 kith_core::store::records::list_statement(db.kith.store.backend(), &def, &query, None).unwrap();
-            let values = statement.values.clone().map(|v| v.0).unwrap_or_default();
-            let backend = conn.get_database_backend();
-            let plan: Vec<String> = if backend == sea_orm::DbBackend::Sqlite {
-                let explain =
-                    Statement::from_sql_and_values(backend, format!("EXPLAIN QUERY PLAN {}", statement.sql), values);
-                let rows = conn.query_all_raw(explain).await.unwrap();
-                rows.iter().map(|r| r.try_get::<String>("", "detail").unwrap()).collect()
-            } else {
-                // Generic plans too: the prefix's range is bound, not written into the SQL.
-                let tx = db.kith.store.begin(&kith_core::domain::actor::Actor::system("test")).await.unwrap();
-                tx.conn().execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
-                tx.conn().execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan").await.unwrap();
-                let explain = Statement::from_sql_and_values(backend, format!("EXPLAIN {}", statement.sql), values);
-                let rows = tx.conn().query_all_raw(explain).await.unwrap();
-                let plan = rows.iter().map(|r| r.try_get::<String>("", "QUERY PLAN").unwrap()).collect();
-                tx.rollback().await.unwrap();
-                plan
-            };
+            // Generic plans too, on PostgreSQL: the prefix's range is bound, not written into
+            // the SQL. Sorting stays allowed: the prefix index's matches are sorted.
+            let settings = ["enable_seqscan = off", "plan_cache_mode = force_generic_plan"];
+            let plan = query_plan_with(&db, &statement, &settings).await;
             let text = format!("{}\n{}", statement.sql, plan.join("\n"));
             assert!(text.contains("ix_contact_last_name_prefix"), "{}: the prefix index:\n{text}", db.name);
         }
@@ -478,6 +464,11 @@ async fn starts_with_ignores_case_and_reads_the_prefix_index() {
 /// scans and sorts priced out (an empty table plans as a scan; this says what the indexes can
 /// do).
 pub(crate) async fn query_plan(db: &TestDb, statement: &sea_orm::Statement) -> Vec<String> {
+    query_plan_with(db, statement, &["enable_seqscan = off", "enable_sort = off", "enable_bitmapscan = off"]).await
+}
+
+/// [`query_plan`], with these PostgreSQL `settings` (`name = value`) for the `EXPLAIN`.
+pub(crate) async fn query_plan_with(db: &TestDb, statement: &sea_orm::Statement, settings: &[&str]) -> Vec<String> {
     use sea_orm::{ConnectionTrait, Statement};
     let conn = db.kith.store.conn();
     let backend = conn.get_database_backend();
@@ -489,9 +480,9 @@ pub(crate) async fn query_plan(db: &TestDb, statement: &sea_orm::Statement) -> V
     } else {
         // In a transaction, so the settings end with it.
         let tx = db.kith.store.begin(&kith_core::domain::actor::Actor::system("test")).await.unwrap();
-        tx.conn().execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
-        tx.conn().execute_unprepared("SET LOCAL enable_sort = off").await.unwrap();
-        tx.conn().execute_unprepared("SET LOCAL enable_bitmapscan = off").await.unwrap();
+        for setting in settings {
+            tx.conn().execute_unprepared(&format!("SET LOCAL {setting}")).await.unwrap();
+        }
         let explain = Statement::from_sql_and_values(backend, format!("EXPLAIN {}", statement.sql), values);
         let rows = tx.conn().query_all_raw(explain).await.unwrap();
         let plan = rows.iter().map(|r| r.try_get::<String>("", "QUERY PLAN").unwrap()).collect();
