@@ -13,6 +13,10 @@ pub enum Error {
     /// The database failed; logged with detail, shown as an internal error.
     #[error("database error: {0}")]
     Database(DbErr),
+    /// The database cannot be reached (refused or lost connection, no connection free in
+    /// time): the caller may retry later. Logged with detail, shown as `UNAVAILABLE`.
+    #[error("database unavailable: {0}")]
+    Unavailable(DbErr),
     /// Something that should not happen (a corrupt row, a broken invariant).
     #[error("internal error: {0}")]
     Internal(String),
@@ -30,8 +34,31 @@ impl From<DbErr> for Error {
             Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
                 Error::Domain(DomainError::invalid("id", "refers to a record that does not exist"))
             }
+            _ if unreachable(&err) => Error::Unavailable(err),
             _ => Error::Database(err),
         }
+    }
+}
+
+/// Whether `err` says the database could not be reached, as opposed to a statement it refused:
+/// no connection could be had (refused, timed out, pool closed) or one broke mid-statement.
+fn unreachable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{ConnAcquireErr, RuntimeErr};
+    let sqlx = match err {
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout | ConnAcquireErr::ConnectionClosed) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(sqlx))
+        | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+        | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => sqlx,
+        DbErr::Conn(_) => return true,
+        _ => return false,
+    };
+    match &**sqlx {
+        Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+        // PostgreSQL's connection exceptions (08…) and operator intervention (57P01 admin
+        // shutdown, 57P03 cannot connect now, …): the server, not the statement, is the problem.
+        Sqlx::Database(db) => db.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -24,7 +24,16 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
+use std::net::SocketAddr;
+
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use axum::extract::ConnectInfo;
+use axum::http::HeaderValue;
+use axum::http::header::RETRY_AFTER;
+
+use crate::api::auth::ClientAddr;
 use crate::api::build_schema;
+use crate::api::error::UNAVAILABLE;
 use crate::api::schema::{error_response, request_data};
 use crate::config::ServerConfig;
 use crate::service::{Kith, users};
@@ -175,13 +184,20 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// The database answers.
+/// How long `/readyz` waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The database answers, within [`READY_TIMEOUT`].
 async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    match state.kith.store.ping().await {
-        Ok(()) => Ok(axum::Json(json!({ "status": "ready" }))),
-        Err(err) => {
+    match tokio::time::timeout(READY_TIMEOUT, state.kith.store.ping()).await {
+        Ok(Ok(())) => Ok(axum::Json(json!({ "status": "ready" }))),
+        Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check failed");
             Err(AppError(StatusCode::SERVICE_UNAVAILABLE, "database unreachable".into()))
+        }
+        Err(_) => {
+            tracing::warn!("readiness check: the database did not answer within a second");
+            Err(AppError(StatusCode::SERVICE_UNAVAILABLE, "the database did not answer within 1 s".into()))
         }
     }
 }
@@ -208,7 +224,13 @@ fn gql_error(status: StatusCode, headers: &HeaderMap, code: &str, message: &str)
 
 /// `POST /graphql`: JSON only (a `text/plain` or form post is refused, closing the CSRF hole
 /// of "simple" cross-site requests), batches capped, the bearer token resolved to the caller.
-async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// Everything after reading the body, the token check included, runs under `api.timeout_ms`.
+async fn graphql(
+    State(state): State<AppState>,
+    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -244,6 +266,36 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             &format!("a batch holds 1 to {} operations", state.max_batch),
         );
     }
+    let client = ClientAddr(connect.map(|c| c.0.0.ip()));
+    let limit = Duration::from_millis(state.api.timeout_ms);
+    // Dropping the execution on time-out drops its reads; a write still queued for its group
+    // is then skipped (`store::group`).
+    match tokio::time::timeout(limit, execute(&state, &headers, client, batch)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_ms = state.api.timeout_ms, "a GraphQL request timed out");
+            gql_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                &headers,
+                "TIMEOUT",
+                &format!("the request took longer than {} ms and was stopped", state.api.timeout_ms),
+            )
+        }
+    }
+}
+
+/// How long a client should wait before retrying a request the database could not serve.
+const RETRY_AFTER_SECS: u64 = 2;
+
+fn unavailable(headers: &HeaderMap) -> Response {
+    let mut response =
+        gql_error(StatusCode::SERVICE_UNAVAILABLE, headers, UNAVAILABLE, "the database is unavailable; retry shortly");
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    response
+}
+
+/// Authenticates, checks the rate limit and runs `batch`.
+async fn execute(state: &AppState, headers: &HeaderMap, client: ClientAddr, batch: BatchRequest) -> Response {
     let actor = match headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default()) {
         None => None,
         Some(value) => {
@@ -254,14 +306,18 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
                 Ok(None) => {
                     return gql_error(
                         StatusCode::UNAUTHORIZED,
-                        &headers,
+                        headers,
                         "UNAUTHENTICATED",
                         "the token is invalid, expired or revoked",
                     );
                 }
+                Err(crate::error::Error::Unavailable(err)) => {
+                    tracing::error!(error = %err, "the database is unreachable while authenticating a request");
+                    return unavailable(headers);
+                }
                 Err(err) => {
                     tracing::error!(error = %err, "authenticating a request");
-                    return gql_error(StatusCode::INTERNAL_SERVER_ERROR, &headers, "INTERNAL", "internal error");
+                    return gql_error(StatusCode::INTERNAL_SERVER_ERROR, headers, "INTERNAL", "internal error");
                 }
             }
         }
@@ -270,72 +326,237 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     if !state.rate_limiter.allow(&key) {
         return gql_error(
             StatusCode::TOO_MANY_REQUESTS,
-            &headers,
+            headers,
             "RATE_LIMITED",
             "too many requests for this token; slow down",
         );
     }
-    let schema = state.current_schema();
-    let batch = match batch {
-        BatchRequest::Single(request) => {
-            BatchRequest::Single(request_data(state.documents.prepare(request), &state.kith, actor))
+    let prepare = |request: async_graphql::Request| {
+        let mut request = request_data(state.documents.prepare(request), &state.kith, actor.clone()).data(client);
+        // Without a token only `login` and introspection run: anything else is refused before
+        // its document is validated, so an anonymous caller learns nothing from its arguments.
+        if actor.is_none() && !request.parsed_query().is_ok_and(anonymous_allowed) {
+            return Err(());
         }
-        BatchRequest::Batch(requests) => BatchRequest::Batch(
-            requests
-                .into_iter()
-                .map(|r| request_data(state.documents.prepare(r), &state.kith, actor.clone()))
-                .collect(),
-        ),
+        Ok(request)
     };
-    let limit = Duration::from_millis(state.api.timeout_ms);
-    // Dropping the execution on time-out drops its reads; a write still queued for its group
-    // is then skipped (`store::group`).
-    let Ok(response) = tokio::time::timeout(limit, schema.execute_batch(batch)).await else {
-        tracing::warn!(timeout_ms = state.api.timeout_ms, "a GraphQL request timed out");
+    let batch = match batch {
+        BatchRequest::Single(request) => prepare(request).map(BatchRequest::Single),
+        BatchRequest::Batch(requests) => {
+            requests.into_iter().map(prepare).collect::<Result<Vec<_>, ()>>().map(BatchRequest::Batch)
+        }
+    };
+    let Ok(batch) = batch else {
         return gql_error(
-            StatusCode::GATEWAY_TIMEOUT,
-            &headers,
-            "TIMEOUT",
-            &format!("the request took longer than {} ms and was stopped", state.api.timeout_ms),
+            StatusCode::UNAUTHORIZED,
+            headers,
+            "UNAUTHENTICATED",
+            "a valid `Authorization: Bearer <token>` header is required (only `login` runs without one)",
         );
     };
+    let response = state.current_schema().execute_batch(batch).await;
+    // Nothing answered because the database could not be reached: say so with 503, which
+    // clients and proxies retry, rather than 200.
+    let all_unavailable = match &response {
+        async_graphql::BatchResponse::Single(r) => only_unavailable(r),
+        async_graphql::BatchResponse::Batch(rs) => rs.iter().all(only_unavailable),
+    };
     match serde_json::to_string(&response) {
-        Ok(body) => gql_reply(StatusCode::OK, &headers, body),
-        Err(_) => gql_error(StatusCode::INTERNAL_SERVER_ERROR, &headers, "INTERNAL", "internal error"),
+        Ok(body) if all_unavailable => {
+            let mut reply = gql_reply(StatusCode::SERVICE_UNAVAILABLE, headers, body);
+            reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            reply
+        }
+        Ok(body) => gql_reply(StatusCode::OK, headers, body),
+        Err(_) => gql_error(StatusCode::INTERNAL_SERVER_ERROR, headers, "INTERNAL", "internal error"),
     }
+}
+
+/// A response with no data whose errors include `UNAVAILABLE`.
+fn only_unavailable(response: &async_graphql::Response) -> bool {
+    let unavailable = response.errors.iter().any(|e| {
+        e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(|c| *c == async_graphql::Value::from(UNAVAILABLE))
+    });
+    let no_data = match &response.data {
+        async_graphql::Value::Null => true,
+        async_graphql::Value::Object(map) => map.values().all(|v| *v == async_graphql::Value::Null),
+        _ => false,
+    };
+    unavailable && no_data
+}
+
+/// Whether an anonymous caller may run `document`: every operation selects only `login` and
+/// introspection fields (through fragments too).
+fn anonymous_allowed(document: &ExecutableDocument) -> bool {
+    fn allowed(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+        depth < 8
+            && set.items.iter().all(|item| match &item.node {
+                Selection::Field(field) => {
+                    matches!(field.node.name.node.as_str(), "login" | "__schema" | "__type" | "__typename")
+                }
+                Selection::InlineFragment(fragment) => allowed(document, &fragment.node.selection_set.node, depth + 1),
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|fragment| allowed(document, &fragment.node.selection_set.node, depth + 1)),
+            })
+    }
+    document.operations.iter().all(|(_, operation)| allowed(document, &operation.node.selection_set.node, 0))
 }
 
 /// `GET /graphql/ws`: subscriptions over graphql-transport-ws (and the older graphql-ws). The
 /// token goes in the `connection_init` payload as `{"Authorization": "Bearer <token>"}`.
 async fn graphql_ws(
     State(state): State<AppState>,
-    protocol: async_graphql_axum::GraphQLProtocol,
+    headers: HeaderMap,
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {
+    use std::str::FromStr as _;
+    let protocol = headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|protocols| {
+            protocols.split(',').find_map(|p| async_graphql::http::WebSocketProtocols::from_str(p.trim()).ok())
+        });
+    let Some(protocol) = protocol else {
+        return AppError(StatusCode::BAD_REQUEST, "ask for the graphql-transport-ws (or graphql-ws) protocol".into())
+            .into_response();
+    };
     let schema = state.current_schema();
     let kith = state.kith.clone();
-    upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
-        async_graphql_axum::GraphQLWebSocket::new(socket, schema, protocol)
-            .on_connection_init(move |payload| async move {
-                let header = ["Authorization", "authorization", "token"]
-                    .iter()
-                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
-                    .unwrap_or_default();
-                let token = header.strip_prefix("Bearer ").unwrap_or(&header).trim().to_owned();
-                match users::authenticate_cached(&kith, &token).await {
-                    Ok(Some(actor)) => {
-                        let mut data = async_graphql::Data::default();
-                        data.insert(actor);
-                        Ok(data)
-                    }
-                    _ => Err(async_graphql::Error::new(
-                        "UNAUTHENTICATED: a valid token is required in the connection_init payload",
-                    )),
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve_socket(socket, schema, protocol, kith))
+}
+
+/// The close code sent when the socket's token stops standing for its caller.
+const CLOSE_REVOKED: u16 = 4403;
+
+/// Serves one subscription socket until the client leaves, or until its token is revoked,
+/// expires or loses its user (then the socket is closed with [`CLOSE_REVOKED`]).
+async fn serve_socket(
+    socket: axum::extract::ws::WebSocket,
+    schema: Schema,
+    protocol: async_graphql::http::WebSocketProtocols,
+    kith: Kith,
+) {
+    use axum::extract::ws::{CloseFrame, Message};
+    use futures_util::{SinkExt, StreamExt};
+
+    let (mut sink, stream) = socket.split();
+    let input = stream.take_while(|message| std::future::ready(message.is_ok())).filter_map(|message| {
+        std::future::ready(match message {
+            Ok(message @ (Message::Text(_) | Message::Binary(_))) => Some(message.into_data()),
+            _ => None,
+        })
+    });
+    let (signed_in, signed_in_rx) = tokio::sync::oneshot::channel();
+    let init_kith = kith.clone();
+    let output =
+        async_graphql::http::WebSocket::new(schema, input, protocol).on_connection_init(move |payload| async move {
+            let header = ["Authorization", "authorization", "token"]
+                .iter()
+                .find_map(|k| payload.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            let token = header.strip_prefix("Bearer ").unwrap_or(&header).trim().to_owned();
+            match users::authenticate_until(&init_kith.store, &token).await {
+                Ok(Some((actor, expires_at))) => {
+                    let mut data = async_graphql::Data::default();
+                    data.insert(actor.clone());
+                    let _ = signed_in.send(Grant { token, actor, expires_at });
+                    Ok(data)
                 }
-            })
-            .serve()
-            .await
-    })
+                _ => Err(async_graphql::Error::new(
+                    "UNAUTHENTICATED: a valid token is required in the connection_init payload",
+                )),
+            }
+        });
+    let output = output.map(|message| match message {
+        async_graphql::http::WsMessage::Text(text) => Message::Text(text.into()),
+        async_graphql::http::WsMessage::Close(code, reason) => {
+            Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+        }
+    });
+    futures_util::pin_mut!(output);
+    let revoked = until_revoked(kith, signed_in_rx);
+    futures_util::pin_mut!(revoked);
+    loop {
+        tokio::select! {
+            message = output.next() => match message {
+                Some(message) => {
+                    if sink.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            () = &mut revoked => {
+                let close = CloseFrame { code: CLOSE_REVOKED, reason: "the token was revoked or expired".into() };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Who a subscription socket signed in as.
+struct Grant {
+    token: String,
+    actor: crate::domain::actor::Actor,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Completes when the socket's token no longer stands for the caller it signed in as: it was
+/// revoked, it expired, its user was deactivated, deleted or given another role. Revocations
+/// and user changes arrive as events (from any Kith process on the database, within the event
+/// hub's poll); the token is checked again on each, and every [`RECHECK`] in any case.
+async fn until_revoked(kith: Kith, signed_in: tokio::sync::oneshot::Receiver<Grant>) {
+    /// How often a socket's token is checked again without an event asking for it.
+    const RECHECK: Duration = Duration::from_secs(30);
+    let Ok(grant) = signed_in.await else { return std::future::pending().await };
+    let mut events = kith.events.subscribe();
+    let token_id = grant.actor.id.clone();
+    let user_id = grant.actor.user_id.map(|id| id.to_string());
+    let expiry = async {
+        match grant.expires_at.and_then(|at| (at - chrono::Utc::now()).to_std().ok()) {
+            Some(left) => tokio::time::sleep(left).await,
+            None if grant.expires_at.is_some() => {}
+            None => std::future::pending().await,
+        }
+    };
+    futures_util::pin_mut!(expiry);
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.tick().await;
+    loop {
+        let check = tokio::select! {
+            () = &mut expiry => return,
+            _ = recheck.tick() => true,
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let id = event.record_id.map(|id| id.to_string());
+                    (event.object == "token" && id.is_some() && id == token_id)
+                        || (event.object == "user" && id.is_some() && id == user_id)
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    events = kith.events.subscribe();
+                    true
+                }
+            },
+        };
+        if !check {
+            continue;
+        }
+        match users::authenticate_until(&kith.store, &grant.token).await {
+            Ok(Some((actor, _))) if actor.role == grant.actor.role => {}
+            Ok(_) => {
+                kith.auth_cache.forget(grant.actor.id.as_deref().and_then(|id| id.parse().ok()), None);
+                return;
+            }
+            // The database is away: the grant stands until it can be checked.
+            Err(err) => tracing::warn!(error = %err, "checking a subscription's token again"),
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish
@@ -347,11 +568,13 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stopping_tx.send(true);
-    });
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(true);
+        },
+    );
     let deadline = async move {
         while !*stopping_rx.borrow() {
             if stopping_rx.changed().await.is_err() {

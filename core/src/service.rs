@@ -8,6 +8,7 @@ pub mod input;
 pub mod records;
 pub mod reports;
 pub mod seed;
+pub mod throttle;
 pub mod timeline;
 pub mod users;
 pub mod workflow;
@@ -29,6 +30,8 @@ pub struct Kith {
     objects: Arc<RegistryCell>,
     /// Recently resolved bearer tokens (see `users::authenticate_cached`).
     pub auth_cache: Arc<users::AuthCache>,
+    /// Failed logins by account and client address (see `throttle`).
+    pub login_throttle: Arc<throttle::LoginThrottle>,
     /// Committed events, as read back from the outbox, for live subscribers.
     pub events: Arc<events::EventHub>,
     /// The plugin runtime serving this process, if one is attached (weak: it holds `Kith`).
@@ -42,6 +45,7 @@ impl Kith {
             store,
             objects: Arc::new(RegistryCell::new(Registry::core())),
             auth_cache: Arc::default(),
+            login_throttle: Arc::default(),
             events: Arc::default(),
             plugins: Arc::default(),
         }

@@ -79,20 +79,119 @@ pub struct Store {
     group: Arc<group::Queue>,
 }
 
-/// Normalises what users type for a database location: a bare path means a SQLite file.
-pub fn normalize_url(url: &str) -> String {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") {
-        url.to_owned()
-    } else {
-        format!("sqlite://{url}")
+/// How long the first connection to PostgreSQL may take before Kith says it cannot connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a database named by the configuration cannot be used, in words that say what to do.
+fn unusable(message: impl std::fmt::Display) -> Error {
+    Error::Domain(crate::domain::DomainError::invalid("database.url", message))
+}
+
+/// A SQLite location's folder must exist: Kith creates the file, not the folders above it.
+fn check_sqlite_location(url: &str) -> Result<()> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || path.starts_with("file:") {
+        return Ok(());
     }
+    let path = std::path::Path::new(path);
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !folder.is_dir()
+    {
+        return Err(unusable(format!(
+            "the folder `{}` of the SQLite database `{}` does not exist; create it first, or point `--database` elsewhere",
+            folder.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Connects once to the PostgreSQL server of `url`, within [`CONNECT_TIMEOUT`], so a server that
+/// is down, a wrong port or a missing database is said at once and by name (sqlx's pool would
+/// keep retrying for half a minute and then say only "pool timed out").
+async fn check_postgres_reachable(url: &str) -> Result<()> {
+    use std::str::FromStr as _;
+
+    use sea_orm::sqlx::postgres::PgConnectOptions;
+    use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|err| unusable(format!("`{}` is not a PostgreSQL URL: {err}", redact(url))))?;
+    let place = format!("{}:{}", options.get_host(), options.get_port());
+    let database = options.get_database().unwrap_or("postgres").to_owned();
+    match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+        Err(_) => Err(unusable(format!(
+            "PostgreSQL at {place} did not answer within {} s (is the host right, and the port open?)",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(err)) => {
+            let code = err.as_database_error().and_then(|db| db.code().map(|c| c.into_owned()));
+            Err(unusable(match code.as_deref() {
+                Some("3D000") => format!(
+                    "the database `{database}` does not exist on PostgreSQL at {place}; create it with \
+                     `createdb -h {} -p {} {database}` or `CREATE DATABASE \"{database}\"`",
+                    options.get_host(),
+                    options.get_port()
+                ),
+                Some("28P01" | "28000") => {
+                    format!("PostgreSQL at {place} refused the login for database `{database}`: {err}")
+                }
+                _ => match &err {
+                    sea_orm::sqlx::Error::Io(io) => {
+                        format!("cannot connect to PostgreSQL at {place}: {io} (is the server running?)")
+                    }
+                    other => format!("cannot connect to PostgreSQL at {place}: {other}"),
+                },
+            }))
+        }
+    }
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Normalises what users type for a database location: a bare path means a SQLite file; a URL
+/// of another scheme is kept as it is, for [`Store::connect`] to refuse by name.
+pub fn normalize_url(url: &str) -> String {
+    if url.starts_with("sqlite:") || url.contains("://") { url.to_owned() } else { format!("sqlite://{url}") }
+}
+
+/// Refuses a URL of a database Kith does not run on.
+fn check_scheme(url: &str) -> Result<()> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") {
+        return Ok(());
+    }
+    let scheme = url.split("://").next().unwrap_or_default();
+    Err(unusable(format!(
+        "Kith does not run on `{scheme}`: use a SQLite file (a path, or `sqlite://path`) or PostgreSQL \
+         (`postgres://user@host:5432/database`)"
+    )))
 }
 
 impl Store {
     /// Connects (creating a SQLite file if needed). Does not migrate.
     pub async fn connect(options: &StoreOptions) -> Result<Store> {
         let url = normalize_url(&options.url);
+        check_scheme(&url)?;
         let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            check_sqlite_location(&url)?;
+        } else {
+            check_postgres_reachable(&url).await?;
+        }
         let url_for_autocommit = url.clone();
         let mut connect = ConnectOptions::new(url);
         connect.max_connections(options.max_connections).min_connections(1).sqlx_logging(false);

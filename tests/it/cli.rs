@@ -62,15 +62,15 @@ async fn token_create_prints_only_the_token_and_it_authenticates() {
         let actor = kith_core::service::users::authenticate(&db.kith.store, token).await.unwrap().expect("token works");
         assert_eq!(actor.role, kith_core::domain::actor::Role::Manager);
         let (session, _) =
-            kith_core::service::users::login(&db.kith.store, "ADMIN@example.org", "correct horse battery")
+            kith_core::service::users::login(&db.kith, None, "ADMIN@example.org", "correct horse battery")
                 .await
                 .unwrap();
         assert!(kith_core::service::users::authenticate(&db.kith.store, &session).await.unwrap().is_some());
         assert!(
-            kith_core::service::users::login(&db.kith.store, "admin@example.org", "wrong password!").await.is_err()
+            kith_core::service::users::login(&db.kith, None, "admin@example.org", "wrong password!").await.is_err()
         );
         assert!(
-            kith_core::service::users::login(&db.kith.store, "nobody@example.org", "correct horse battery")
+            kith_core::service::users::login(&db.kith, None, "nobody@example.org", "correct horse battery")
                 .await
                 .is_err()
         );

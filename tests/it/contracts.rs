@@ -138,7 +138,7 @@ fn the_manifest_reference_matches_the_parser() {
         ]
         .into_iter()
         .collect(),
-        limits: Limits { event_timeout_ms: 100, memory_mib: 64, http_per_minute: 120 },
+        limits: Limits { event_timeout_ms: 100, memory_mib: 64, http_per_minute: 120, kv_mib: 64 },
         objects: vec![ObjectSpec {
             name: "donation".into(),
             plural: "donations".into(),

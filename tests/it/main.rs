@@ -1,6 +1,7 @@
 //! Kith's end-to-end tests: one binary, real SQLite files, real PostgreSQL when
 //! `KITH_TEST_DATABASE_URL` is set, real HTTP over loopback.
 
+mod access;
 mod autocommit;
 mod cli;
 mod concurrency;
@@ -10,6 +11,7 @@ mod extensions;
 mod graphql;
 mod http;
 mod import_export;
+mod outage;
 mod plugin_objects;
 mod plugins;
 mod records;

@@ -281,6 +281,8 @@ async fn hostile_plugins_are_contained() {
         .await;
         let error = row.last_error.unwrap_or_default();
         assert!(error.contains(expected), "{id}: last error `{error}` should say `{expected}`");
+        // Where in the plugin's source it failed, and the wasm backtrace, stay in the log.
+        assert!(!error.contains(".rs:") && !error.contains("backtrace"), "{id}: `{error}`");
         assert!(row.failures >= 3, "{id}: {} failures", row.failures);
         assert_eq!(row.delivered, 0, "{id}");
     }
@@ -298,6 +300,65 @@ async fn hostile_plugins_are_contained() {
     .await;
     manager.stop().await;
     server.stop().await;
+    db.cleanup().await;
+}
+
+/// A plugin's key–value store holds at most its quota of keys and bytes, on both databases:
+/// a write past it is refused and changes nothing, an overwrite that shrinks is allowed.
+#[tokio::test]
+async fn the_key_value_store_keeps_to_its_quota() {
+    use kith_core::store::plugins::{KvQuota, KvRefusal, kv_get, kv_set};
+    for db in TestDb::all().await {
+        let conn = db.kith.store.conn();
+        let now = chrono::Utc::now();
+        let quota = KvQuota { max_keys: 3, max_bytes: 10_000 };
+        let set = |key: &'static str, len: usize| async move {
+            let value = vec![1u8; len];
+            kv_set(conn, "quota", key, &value, quota, now).await
+        };
+        set("a", 4_000).await.unwrap().unwrap();
+        set("b", 4_000).await.unwrap().unwrap();
+        assert_eq!(set("c", 4_000).await.unwrap(), Err(KvRefusal::Bytes), "{}", db.name);
+        assert_eq!(kv_get(conn, "quota", "c").await.unwrap(), None, "{}: a refused write stores nothing", db.name);
+        // Replacing a value counts only the difference.
+        set("b", 5_000).await.unwrap().unwrap();
+        assert_eq!(set("b", 7_000).await.unwrap(), Err(KvRefusal::Bytes), "{}", db.name);
+        assert_eq!(kv_get(conn, "quota", "b").await.unwrap().map(|v| v.len()), Some(5_000), "{}", db.name);
+        set("b", 10).await.unwrap().unwrap();
+        set("c", 10).await.unwrap().unwrap();
+        assert_eq!(set("d", 10).await.unwrap(), Err(KvRefusal::Keys), "{}", db.name);
+        set("c", 20).await.unwrap().unwrap();
+        db.cleanup().await;
+    }
+}
+
+/// One call passes at most the documented 8 MiB into Kith (here through key–value writes of
+/// 60 KiB each), and a plugin's failure message of a megabyte is cut before it is stored or
+/// shown.
+#[tokio::test]
+async fn a_call_passes_at_most_its_data_budget_and_failure_messages_are_capped() {
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    for (id, mode) in [("flooder", "kv-flood"), ("shouter", "shout")] {
+        let (manifest, wasm) = hostile(id);
+        let manifest = format!("{manifest}\n[limits]\nevent_timeout_ms = 10000\n");
+        manager.install(&admin(), &manifest, &wasm).await.unwrap();
+        manager.set_setting(&admin(), id, "mode", Some(json!(mode))).await.unwrap();
+        manager.enable(&admin(), id, Grants::All).await.unwrap();
+    }
+    contact(&db, "Ada", "ada@example.org").await;
+    let error = eventually(60, "the flood to be refused", || async {
+        plugin_row(&db, "flooder").await.last_error.filter(|e| e.contains("kv flood stopped"))
+    })
+    .await;
+    assert!(error.contains("at most 8 MiB"), "{error}");
+    let kept = kv_count(&db, "flooder", "flood:").await;
+    assert!(kept > 100 && kept * (60 << 10) <= 8 << 20, "{kept} values of 60 KiB kept");
+    let error =
+        eventually(60, "the shout to be recorded", || async { plugin_row(&db, "shouter").await.last_error }).await;
+    assert!(error.len() <= 1_000 + '…'.len_utf8(), "{} bytes kept", error.len());
+    assert!(error.ends_with('…'), "the cut is marked");
+    manager.stop().await;
     db.cleanup().await;
 }
 
@@ -519,8 +580,10 @@ async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
         .unwrap_err();
     assert!(err.to_string().contains("not a component"), "{err}");
 
-    kith_core::store::plugins::kv_set(db.kith.store.conn(), "growing", "k", b"v", 10, chrono::Utc::now())
+    let quota = kith_core::store::plugins::KvQuota { max_keys: 10, max_bytes: 1 << 20 };
+    kith_core::store::plugins::kv_set(db.kith.store.conn(), "growing", "k", b"v", quota, chrono::Utc::now())
         .await
+        .unwrap()
         .unwrap();
     manager.uninstall(&admin(), "growing", false).await.unwrap();
     assert_eq!(kv_count(&db, "growing", "").await, 1, "data is kept without --purge");
@@ -658,9 +721,25 @@ async fn a_plugin_built_with_an_older_sdk_minor_still_runs() {
 async fn outbound_http_is_limited_to_granted_origins() {
     use axum::routing::get;
     let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    // What the other origin was sent as `Authorization`, per request ("" for none).
+    let seen_other = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let other_port = other.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(other, axum::Router::new().route("/", get(|| async { "other" }))).await });
+    let other_app = {
+        let seen_other = seen_other.clone();
+        axum::Router::new().route(
+            "/",
+            get(move |headers: axum::http::HeaderMap| {
+                let seen_other = seen_other.clone();
+                async move {
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    seen_other.lock().unwrap().push(auth);
+                    "other"
+                }
+            }),
+        )
+    };
+    tokio::spawn(async move { axum::serve(other, other_app).await });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = {
@@ -700,6 +779,9 @@ async fn outbound_http_is_limited_to_granted_origins() {
             "error Denied: the plugin was not granted",
         ),
         ("escaper", format!("http-private:{origin}"), "/away", "error Denied: the plugin was not granted"),
+        // Granted both origins: the redirect is followed, but the secret-derived header is not
+        // carried to the other origin.
+        ("leaker", format!("http-private:{origin}\", \"http-private:http://127.0.0.1:{other_port}"), "/away", "200 "),
         ("glutton", format!("http-private:{origin}"), "/big", "error LimitExceeded"),
     ];
     for (id, capability, path, _) in &cases {
@@ -730,6 +812,9 @@ async fn outbound_http_is_limited_to_granted_origins() {
     assert!(String::from_utf8(hop).unwrap().ends_with("/hello hi"), "redirects are followed within the grant");
     // The server got the secret, injected by the host, and only from granted requests.
     assert_eq!(*seen.lock().unwrap(), ["Bearer s3cr3t", "Bearer s3cr3t"]);
+    let away = kith_core::store::plugins::kv_get(db.kith.store.conn(), "leaker", "http").await.unwrap().unwrap();
+    assert!(String::from_utf8(away).unwrap().ends_with(" other"), "the cross-origin redirect is followed");
+    assert_eq!(*seen_other.lock().unwrap(), [""], "credentials are dropped when a redirect leaves the origin");
     // A private-address refusal is an audited denial.
     eventually(10, "the refusal to be counted", || async {
         (plugin_row(&db, "public").await.denied_calls >= 1).then_some(())

@@ -1,6 +1,6 @@
 //! Who is calling and what they may do: roles are checked here and nowhere else.
 
-use async_graphql::dynamic::ResolverContext;
+use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
 
 use crate::api::error::coded;
 use crate::domain::actor::{Actor, Role};
@@ -39,5 +39,23 @@ pub fn authorize<'a>(ctx: &ResolverContext<'a>, access: Access) -> async_graphql
         Ok(actor)
     } else {
         Err(coded("FORBIDDEN", format!("this needs the {} role; you have {}", access.role(), actor.role)))
+    }
+}
+
+/// The address a request came from, for the login throttle (`None` when unknown, as in
+/// in-process tests).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+/// A root field's resolver that checks the caller's role for `access` before anything else,
+/// so a caller without the role hears UNAUTHENTICATED or FORBIDDEN, never what is wrong with
+/// its arguments. Every mutation is built with it.
+pub fn guarded<F>(access: Access, resolve: F) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync
+where
+    F: for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static,
+{
+    move |ctx| match authorize(&ctx, access) {
+        Ok(_) => resolve(ctx),
+        Err(err) => FieldFuture::new(async move { Err::<Option<FieldValue<'_>>, _>(err) }),
     }
 }

@@ -103,7 +103,10 @@ async fn compute(
     let fail = |message: String| Arc::new(coded(PLUGIN_FAILED, message));
     let values = match runtime.call_compute_field(object, field, &texts).await {
         Ok(Ok(values)) => values,
-        Ok(Err(reason)) => return Err(fail(format!("the plugin `{plugin}` could not compute `{field}`: {reason}"))),
+        Ok(Err(reason)) => {
+            let reason = crate::plugin::output::for_caller(&reason);
+            return Err(fail(format!("the plugin `{plugin}` could not compute `{field}`: {reason}")));
+        }
         Err(failure) => {
             tracing::warn!(plugin = %plugin, field = %field, error = %failure, "computed field failed");
             return Err(fail(format!("the plugin `{plugin}` failed computing `{field}`: {failure}")));

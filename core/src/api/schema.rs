@@ -17,7 +17,7 @@ use async_graphql::{Name, Value as GqlValue};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::api::auth::{Access, authorize};
+use crate::api::auth::{Access, authorize, guarded};
 use crate::api::error::{bad_input, coded, to_gql};
 use crate::api::loader::{Prefetched, RecordLoader, TagLoader, prefetch_relations};
 use crate::config::ApiConfig;
@@ -542,6 +542,7 @@ fn page_info(page: &Page) -> GqlValue {
 fn clone_error(err: &Arc<crate::error::Error>) -> crate::error::Error {
     match &**err {
         crate::error::Error::Domain(d) => crate::error::Error::Domain(d.clone()),
+        crate::error::Error::Unavailable(e) => crate::error::Error::Unavailable(e.clone()),
         other => crate::error::Error::internal(other.to_string()),
     }
 }
@@ -648,40 +649,48 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
     let t = def.type_name.clone();
     let d = def.clone();
     mutation = mutation.field(
-        Field::new(format!("create{t}"), TypeRef::named_nn(t.clone()), move |ctx| {
-            let def = d.clone();
-            FieldFuture::new(async move {
-                let input = input_of(&ctx, &def)?;
-                let name = def.name.clone();
-                let record = write(&ctx, Access::Write, move |tx, kith| {
-                    let (name, input) = (name.clone(), input.clone());
-                    Box::pin(async move { record_service::create_final(tx, &kith.registry(), &name, input).await })
+        Field::new(
+            format!("create{t}"),
+            TypeRef::named_nn(t.clone()),
+            guarded(Access::Write, move |ctx| {
+                let def = d.clone();
+                FieldFuture::new(async move {
+                    let input = input_of(&ctx, &def)?;
+                    let name = def.name.clone();
+                    let record = write(&ctx, Access::Write, move |tx, kith| {
+                        let (name, input) = (name.clone(), input.clone());
+                        Box::pin(async move { record_service::create_final(tx, &kith.registry(), &name, input).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(record)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(record)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("input", TypeRef::named_nn(format!("{t}CreateInput")))),
     );
     let d = def.clone();
     mutation = mutation.field(
-        Field::new(format!("update{t}"), TypeRef::named_nn(t.clone()), move |ctx| {
-            let def = d.clone();
-            FieldFuture::new(async move {
-                let id = arg_id(&ctx, "id")?;
-                let version = arg_opt_i64(&ctx, "expectedVersion")?;
-                let input = input_of(&ctx, &def)?;
-                let name = def.name.clone();
-                let record = write(&ctx, Access::Write, move |tx, kith| {
-                    let (name, input) = (name.clone(), input.clone());
-                    Box::pin(
-                        async move { record_service::update(tx, &kith.registry(), &name, id, input, version).await },
-                    )
+        Field::new(
+            format!("update{t}"),
+            TypeRef::named_nn(t.clone()),
+            guarded(Access::Write, move |ctx| {
+                let def = d.clone();
+                FieldFuture::new(async move {
+                    let id = arg_id(&ctx, "id")?;
+                    let version = arg_opt_i64(&ctx, "expectedVersion")?;
+                    let input = input_of(&ctx, &def)?;
+                    let name = def.name.clone();
+                    let record = write(&ctx, Access::Write, move |tx, kith| {
+                        let (name, input) = (name.clone(), input.clone());
+                        Box::pin(async move {
+                            record_service::update(tx, &kith.registry(), &name, id, input, version).await
+                        })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(record)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(record)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
         .argument(InputValue::new("input", TypeRef::named_nn(format!("{t}UpdateInput"))))
         .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
@@ -689,7 +698,7 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
     let d = def.clone();
     let plural = upper_first(&def.plural);
     mutation = mutation.field(
-        Field::new(format!("create{plural}"), TypeRef::named_nn_list_nn(t.clone()), move |ctx| {
+        Field::new(format!("create{plural}"), TypeRef::named_nn_list_nn(t.clone()), guarded(Access::Write, move |ctx| {
             let def = d.clone();
             FieldFuture::new(async move {
                 let upsert = arg_opt_bool(&ctx, "upsert")?.unwrap_or(false);
@@ -724,7 +733,7 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
                 .await?;
                 Ok(Some(FieldValue::list(created.into_iter().map(FieldValue::owned_any))))
             })
-        })
+        }))
         .description("Creates several records in one transaction (all or nothing); with `upsert`, records whose unique key (e-mail, domain) exists are updated instead.")
         .argument(InputValue::new("inputs", TypeRef::named_nn_list_nn(format!("{t}CreateInput"))))
         .argument(InputValue::new("upsert", TypeRef::named(TypeRef::BOOLEAN))),
@@ -732,25 +741,29 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
     for (verb, restore) in [("delete", false), ("restore", true)] {
         let d = def.clone();
         mutation = mutation.field(
-            Field::new(format!("{verb}{t}"), TypeRef::named_nn(t.clone()), move |ctx| {
-                let def = d.clone();
-                FieldFuture::new(async move {
-                    let id = arg_id(&ctx, "id")?;
-                    let name = def.name.clone();
-                    let record = write(&ctx, Access::Manage, move |tx, kith| {
-                        let name = name.clone();
-                        Box::pin(async move {
-                            if restore {
-                                record_service::restore(tx, &kith.registry(), &name, id).await
-                            } else {
-                                record_service::delete(tx, &kith.registry(), &name, id).await
-                            }
+            Field::new(
+                format!("{verb}{t}"),
+                TypeRef::named_nn(t.clone()),
+                guarded(Access::Manage, move |ctx| {
+                    let def = d.clone();
+                    FieldFuture::new(async move {
+                        let id = arg_id(&ctx, "id")?;
+                        let name = def.name.clone();
+                        let record = write(&ctx, Access::Manage, move |tx, kith| {
+                            let name = name.clone();
+                            Box::pin(async move {
+                                if restore {
+                                    record_service::restore(tx, &kith.registry(), &name, id).await
+                                } else {
+                                    record_service::delete(tx, &kith.registry(), &name, id).await
+                                }
+                            })
                         })
+                        .await?;
+                        Ok(Some(FieldValue::owned_any(record)))
                     })
-                    .await?;
-                    Ok(Some(FieldValue::owned_any(record)))
-                })
-            })
+                }),
+            )
             .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID))),
         );
     }
@@ -759,135 +772,167 @@ fn mutations(def: &Arc<ObjectDef>, mut mutation: Object) -> Object {
 
 fn workflow_mutations(mut mutation: Object) -> Object {
     mutation = mutation.field(
-        Field::new("moveDeal", TypeRef::named_nn("Deal"), |ctx| {
-            FieldFuture::new(async move {
-                let (id, stage, version) =
-                    (arg_id(&ctx, "id")?, arg_id(&ctx, "stageId")?, arg_opt_i64(&ctx, "expectedVersion")?);
-                let r = write(&ctx, Access::Write, move |tx, k| {
-                    Box::pin(async move { workflow::move_deal(tx, &k.registry(), id, stage, version).await })
+        Field::new(
+            "moveDeal",
+            TypeRef::named_nn("Deal"),
+            guarded(Access::Write, |ctx| {
+                FieldFuture::new(async move {
+                    let (id, stage, version) =
+                        (arg_id(&ctx, "id")?, arg_id(&ctx, "stageId")?, arg_opt_i64(&ctx, "expectedVersion")?);
+                    let r = write(&ctx, Access::Write, move |tx, k| {
+                        Box::pin(async move { workflow::move_deal(tx, &k.registry(), id, stage, version).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(r)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(r)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
         .argument(InputValue::new("stageId", TypeRef::named_nn(TypeRef::ID)))
         .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
     );
     mutation = mutation.field(
-        Field::new("closeDeal", TypeRef::named_nn("Deal"), |ctx| {
-            FieldFuture::new(async move {
-                let id = arg_id(&ctx, "id")?;
-                let won = ctx.args.try_get("outcome")?.enum_name()? == "WON";
-                let reason = arg_opt_string(&ctx, "reason")?;
-                let version = arg_opt_i64(&ctx, "expectedVersion")?;
-                let r = write(&ctx, Access::Write, move |tx, k| {
-                    let reason = reason.clone();
-                    Box::pin(async move { workflow::close_deal(tx, &k.registry(), id, won, reason, version).await })
+        Field::new(
+            "closeDeal",
+            TypeRef::named_nn("Deal"),
+            guarded(Access::Write, |ctx| {
+                FieldFuture::new(async move {
+                    let id = arg_id(&ctx, "id")?;
+                    let won = ctx.args.try_get("outcome")?.enum_name()? == "WON";
+                    let reason = arg_opt_string(&ctx, "reason")?;
+                    let version = arg_opt_i64(&ctx, "expectedVersion")?;
+                    let r = write(&ctx, Access::Write, move |tx, k| {
+                        let reason = reason.clone();
+                        Box::pin(async move { workflow::close_deal(tx, &k.registry(), id, won, reason, version).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(r)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(r)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
         .argument(InputValue::new("outcome", TypeRef::named_nn("DealOutcome")))
         .argument(InputValue::new("reason", TypeRef::named(TypeRef::STRING)))
         .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
     );
     mutation = mutation.field(
-        Field::new("changeTicketStatus", TypeRef::named_nn("Ticket"), |ctx| {
-            FieldFuture::new(async move {
-                let id = arg_id(&ctx, "id")?;
-                let status = ctx.args.try_get("status")?.enum_name()?.to_owned();
-                let version = arg_opt_i64(&ctx, "expectedVersion")?;
-                let r = write(&ctx, Access::Write, move |tx, k| {
-                    let status = status.clone();
-                    Box::pin(async move { workflow::change_status(tx, &k.registry(), id, &status, version).await })
+        Field::new(
+            "changeTicketStatus",
+            TypeRef::named_nn("Ticket"),
+            guarded(Access::Write, |ctx| {
+                FieldFuture::new(async move {
+                    let id = arg_id(&ctx, "id")?;
+                    let status = ctx.args.try_get("status")?.enum_name()?.to_owned();
+                    let version = arg_opt_i64(&ctx, "expectedVersion")?;
+                    let r = write(&ctx, Access::Write, move |tx, k| {
+                        let status = status.clone();
+                        Box::pin(async move { workflow::change_status(tx, &k.registry(), id, &status, version).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(r)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(r)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
         .argument(InputValue::new("status", TypeRef::named_nn("TicketStatus")))
         .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
     );
     mutation = mutation.field(
-        Field::new("assignTicket", TypeRef::named_nn("Ticket"), |ctx| {
-            FieldFuture::new(async move {
-                let (id, assignee, version) =
-                    (arg_id(&ctx, "id")?, arg_opt_id(&ctx, "assigneeId")?, arg_opt_i64(&ctx, "expectedVersion")?);
-                let r = write(&ctx, Access::Write, move |tx, k| {
-                    Box::pin(async move { workflow::assign(tx, &k.registry(), id, assignee, version).await })
+        Field::new(
+            "assignTicket",
+            TypeRef::named_nn("Ticket"),
+            guarded(Access::Write, |ctx| {
+                FieldFuture::new(async move {
+                    let (id, assignee, version) =
+                        (arg_id(&ctx, "id")?, arg_opt_id(&ctx, "assigneeId")?, arg_opt_i64(&ctx, "expectedVersion")?);
+                    let r = write(&ctx, Access::Write, move |tx, k| {
+                        Box::pin(async move { workflow::assign(tx, &k.registry(), id, assignee, version).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(r)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(r)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
         .argument(InputValue::new("assigneeId", TypeRef::named(TypeRef::ID)))
         .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))),
     );
     mutation = mutation.field(
-        Field::new("addTicketComment", TypeRef::named_nn("TicketComment"), |ctx| {
-            FieldFuture::new(async move {
-                let id = arg_id(&ctx, "ticketId")?;
-                let body = ctx.args.try_get("body")?.string()?.to_owned();
-                let public = arg_opt_bool(&ctx, "public")?.unwrap_or(true);
-                let r = write(&ctx, Access::Write, move |tx, k| {
-                    let body = body.clone();
-                    Box::pin(async move { workflow::add_comment(tx, &k.registry(), id, &body, public).await })
+        Field::new(
+            "addTicketComment",
+            TypeRef::named_nn("TicketComment"),
+            guarded(Access::Write, |ctx| {
+                FieldFuture::new(async move {
+                    let id = arg_id(&ctx, "ticketId")?;
+                    let body = ctx.args.try_get("body")?.string()?.to_owned();
+                    let public = arg_opt_bool(&ctx, "public")?.unwrap_or(true);
+                    let r = write(&ctx, Access::Write, move |tx, k| {
+                        let body = body.clone();
+                        Box::pin(async move { workflow::add_comment(tx, &k.registry(), id, &body, public).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(r)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(r)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("ticketId", TypeRef::named_nn(TypeRef::ID)))
         .argument(InputValue::new("body", TypeRef::named_nn(TypeRef::STRING)))
         .argument(InputValue::new("public", TypeRef::named(TypeRef::BOOLEAN))),
     );
     mutation = mutation.field(
-        Field::new("rateTicket", TypeRef::named_nn("Ticket"), |ctx| {
-            FieldFuture::new(async move {
-                let id = arg_id(&ctx, "id")?;
-                let rating = ctx.args.try_get("rating")?.i64()?;
-                let comment = arg_opt_string(&ctx, "comment")?;
-                let r = write(&ctx, Access::Write, move |tx, k| {
-                    let comment = comment.clone();
-                    Box::pin(async move { workflow::rate(tx, &k.registry(), id, rating, comment).await })
+        Field::new(
+            "rateTicket",
+            TypeRef::named_nn("Ticket"),
+            guarded(Access::Write, |ctx| {
+                FieldFuture::new(async move {
+                    let id = arg_id(&ctx, "id")?;
+                    let rating = ctx.args.try_get("rating")?.i64()?;
+                    let comment = arg_opt_string(&ctx, "comment")?;
+                    let r = write(&ctx, Access::Write, move |tx, k| {
+                        let comment = comment.clone();
+                        Box::pin(async move { workflow::rate(tx, &k.registry(), id, rating, comment).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(r)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(r)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
         .argument(InputValue::new("rating", TypeRef::named_nn(TypeRef::INT)))
         .argument(InputValue::new("comment", TypeRef::named(TypeRef::STRING))),
     );
     mutation = mutation.field(
-        Field::new("completeTask", TypeRef::named_nn("Activity"), |ctx| {
-            FieldFuture::new(async move {
-                let id = arg_id(&ctx, "id")?;
-                let r = write(&ctx, Access::Write, move |tx, k| {
-                    Box::pin(async move { workflow::complete_task(tx, &k.registry(), id).await })
+        Field::new(
+            "completeTask",
+            TypeRef::named_nn("Activity"),
+            guarded(Access::Write, |ctx| {
+                FieldFuture::new(async move {
+                    let id = arg_id(&ctx, "id")?;
+                    let r = write(&ctx, Access::Write, move |tx, k| {
+                        Box::pin(async move { workflow::complete_task(tx, &k.registry(), id).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(r)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(r)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID))),
     );
     mutation = mutation.field(
-        Field::new("mergeContacts", TypeRef::named_nn("Contact"), |ctx| {
-            FieldFuture::new(async move {
-                let (keep, merge) = (arg_id(&ctx, "keepId")?, arg_id(&ctx, "mergeId")?);
-                let r = write(&ctx, Access::Manage, move |tx, k| {
-                    Box::pin(async move { workflow::merge_contacts(tx, &k.registry(), keep, merge).await })
+        Field::new(
+            "mergeContacts",
+            TypeRef::named_nn("Contact"),
+            guarded(Access::Manage, |ctx| {
+                FieldFuture::new(async move {
+                    let (keep, merge) = (arg_id(&ctx, "keepId")?, arg_id(&ctx, "mergeId")?);
+                    let r = write(&ctx, Access::Manage, move |tx, k| {
+                        Box::pin(async move { workflow::merge_contacts(tx, &k.registry(), keep, merge).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(r)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(r)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("keepId", TypeRef::named_nn(TypeRef::ID)))
         .argument(InputValue::new("mergeId", TypeRef::named_nn(TypeRef::ID))),
     );
@@ -896,7 +941,8 @@ fn workflow_mutations(mut mutation: Object) -> Object {
             FieldFuture::new(async move {
                 let email = ctx.args.try_get("email")?.string()?.to_owned();
                 let password = ctx.args.try_get("password")?.string()?.to_owned();
-                let (token, info) = users::login(&kith(&ctx)?.store, &email, &password).await.map_err(to_gql)?;
+                let client = ctx.data_opt::<crate::api::auth::ClientAddr>().and_then(|c| c.0);
+                let (token, info) = users::login(kith(&ctx)?, client, &email, &password).await.map_err(to_gql)?;
                 let mut map = async_graphql::indexmap::IndexMap::new();
                 map.insert(Name::new("token"), GqlValue::String(token));
                 map.insert(Name::new("role"), GqlValue::Enum(Name::new(info.role.as_str())));
@@ -1116,31 +1162,35 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
         .argument(InputValue::new("object", TypeRef::named_nn(TypeRef::STRING))),
     );
     mutation = mutation.field(
-        Field::new("defineCustomField", TypeRef::named_nn("CustomField"), |ctx| {
-            FieldFuture::new(async move {
-                let options = match arg_json(&ctx, "options") {
-                    Some(Json::Array(items)) => {
-                        items.into_iter().filter_map(|i| i.as_str().map(str::to_owned)).collect()
-                    }
-                    _ => Vec::new(),
-                };
-                let def = crate::domain::custom_field::CustomFieldDef {
-                    object: ctx.args.try_get("object")?.string()?.to_owned(),
-                    key: ctx.args.try_get("key")?.string()?.to_owned(),
-                    label: ctx.args.try_get("label")?.string()?.to_owned(),
-                    kind: ctx.args.try_get("kind")?.enum_name()?.to_owned(),
-                    required: arg_opt_bool(&ctx, "required")?.unwrap_or(false),
-                    options,
-                };
-                let value = custom_field_value(&def);
-                write(&ctx, Access::Admin, move |tx, _| {
-                    let def = def.clone();
-                    Box::pin(async move { record_service::define_custom_field(tx, &def).await })
+        Field::new(
+            "defineCustomField",
+            TypeRef::named_nn("CustomField"),
+            guarded(Access::Admin, |ctx| {
+                FieldFuture::new(async move {
+                    let options = match arg_json(&ctx, "options") {
+                        Some(Json::Array(items)) => {
+                            items.into_iter().filter_map(|i| i.as_str().map(str::to_owned)).collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    let def = crate::domain::custom_field::CustomFieldDef {
+                        object: ctx.args.try_get("object")?.string()?.to_owned(),
+                        key: ctx.args.try_get("key")?.string()?.to_owned(),
+                        label: ctx.args.try_get("label")?.string()?.to_owned(),
+                        kind: ctx.args.try_get("kind")?.enum_name()?.to_owned(),
+                        required: arg_opt_bool(&ctx, "required")?.unwrap_or(false),
+                        options,
+                    };
+                    let value = custom_field_value(&def);
+                    write(&ctx, Access::Admin, move |tx, _| {
+                        let def = def.clone();
+                        Box::pin(async move { record_service::define_custom_field(tx, &def).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::value(value)))
                 })
-                .await?;
-                Ok(Some(FieldValue::value(value)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("object", TypeRef::named_nn(TypeRef::STRING)))
         .argument(InputValue::new("key", TypeRef::named_nn(TypeRef::STRING)))
         .argument(InputValue::new("label", TypeRef::named_nn(TypeRef::STRING)))
@@ -1149,69 +1199,81 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
         .argument(InputValue::new("options", TypeRef::named_nn_list(TypeRef::STRING))),
     );
     mutation = mutation.field(
-        Field::new("createUser", TypeRef::named_nn("User"), |ctx| {
-            FieldFuture::new(async move {
-                let email = ctx.args.try_get("email")?.string()?.to_owned();
-                let name = ctx.args.try_get("name")?.string()?.to_owned();
-                let role: crate::domain::actor::Role = ctx
-                    .args
-                    .try_get("role")?
-                    .enum_name()?
-                    .parse()
-                    .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
-                let password = arg_opt_string(&ctx, "password")?;
-                let user = write(&ctx, Access::Admin, move |tx, k| {
-                    let (email, name, password) = (email.clone(), name.clone(), password.clone());
-                    Box::pin(async move {
-                        users::create_user(tx, &k.registry(), &email, &name, role, password.as_deref()).await
+        Field::new(
+            "createUser",
+            TypeRef::named_nn("User"),
+            guarded(Access::Admin, |ctx| {
+                FieldFuture::new(async move {
+                    let email = ctx.args.try_get("email")?.string()?.to_owned();
+                    let name = ctx.args.try_get("name")?.string()?.to_owned();
+                    let role: crate::domain::actor::Role = ctx
+                        .args
+                        .try_get("role")?
+                        .enum_name()?
+                        .parse()
+                        .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
+                    let password = arg_opt_string(&ctx, "password")?;
+                    let user = write(&ctx, Access::Admin, move |tx, k| {
+                        let (email, name, password) = (email.clone(), name.clone(), password.clone());
+                        Box::pin(async move {
+                            users::create_user(tx, &k.registry(), &email, &name, role, password.as_deref()).await
+                        })
                     })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(user)))
                 })
-                .await?;
-                Ok(Some(FieldValue::owned_any(user)))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("email", TypeRef::named_nn(TypeRef::STRING)))
         .argument(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)))
         .argument(InputValue::new("role", TypeRef::named_nn("UserRole")))
         .argument(InputValue::new("password", TypeRef::named(TypeRef::STRING))),
     );
     mutation = mutation.field(
-        Field::new("createApiToken", TypeRef::named_nn(TypeRef::STRING), |ctx| {
-            FieldFuture::new(async move {
-                let name = ctx.args.try_get("name")?.string()?.to_owned();
-                let role: crate::domain::actor::Role = ctx
-                    .args
-                    .try_get("role")?
-                    .enum_name()?
-                    .parse()
-                    .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
-                let days = arg_opt_i64(&ctx, "expiresInDays")?;
-                let (_, secret) = write(&ctx, Access::Admin, move |tx, _| {
-                    let name = name.clone();
-                    Box::pin(async move { users::create_token(tx, &name, role, None, days).await })
+        Field::new(
+            "createApiToken",
+            TypeRef::named_nn(TypeRef::STRING),
+            guarded(Access::Admin, |ctx| {
+                FieldFuture::new(async move {
+                    let name = ctx.args.try_get("name")?.string()?.to_owned();
+                    let role: crate::domain::actor::Role = ctx
+                        .args
+                        .try_get("role")?
+                        .enum_name()?
+                        .parse()
+                        .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
+                    let days = arg_opt_i64(&ctx, "expiresInDays")?;
+                    let (_, secret) = write(&ctx, Access::Admin, move |tx, _| {
+                        let name = name.clone();
+                        Box::pin(async move { users::create_token(tx, &name, role, None, days).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::value(GqlValue::String(secret))))
                 })
-                .await?;
-                Ok(Some(FieldValue::value(GqlValue::String(secret))))
-            })
-        })
+            }),
+        )
         .description("Creates an API token and returns it; it is shown only this once.")
         .argument(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)))
         .argument(InputValue::new("role", TypeRef::named_nn("UserRole")))
         .argument(InputValue::new("expiresInDays", TypeRef::named(TypeRef::INT))),
     );
     mutation = mutation.field(
-        Field::new("revokeApiToken", TypeRef::named_nn(TypeRef::INT), |ctx| {
-            FieldFuture::new(async move {
-                let token = ctx.args.try_get("idOrName")?.string()?.to_owned();
-                let ids = write(&ctx, Access::Admin, move |tx, _| {
-                    let token = token.clone();
-                    Box::pin(async move { users::revoke_token(tx, &token).await })
+        Field::new(
+            "revokeApiToken",
+            TypeRef::named_nn(TypeRef::INT),
+            guarded(Access::Admin, |ctx| {
+                FieldFuture::new(async move {
+                    let token = ctx.args.try_get("idOrName")?.string()?.to_owned();
+                    let ids = write(&ctx, Access::Admin, move |tx, _| {
+                        let token = token.clone();
+                        Box::pin(async move { users::revoke_token(tx, &token).await })
+                    })
+                    .await?;
+                    kith(&ctx)?.auth_cache.clear();
+                    Ok(Some(FieldValue::value(GqlValue::Number((ids.len() as u64).into()))))
                 })
-                .await?;
-                kith(&ctx)?.auth_cache.clear();
-                Ok(Some(FieldValue::value(GqlValue::Number((ids.len() as u64).into()))))
-            })
-        })
+            }),
+        )
         .argument(InputValue::new("idOrName", TypeRef::named_nn(TypeRef::STRING))),
     );
     (query, mutation)
@@ -1223,15 +1285,30 @@ fn subscription() -> async_graphql::dynamic::Subscription {
     Subscription::new("Subscription").field(
         SubscriptionField::new("recordChanged", TypeRef::named_nn("RecordChange"), |ctx| {
             SubscriptionFieldFuture::new(async move {
-                authorize(&ctx, Access::Read)?;
+                let role = authorize(&ctx, Access::Read)?.role;
                 let object = arg_opt_string(&ctx, "object")?;
-                let receiver = kith(&ctx)?.events.subscribe();
+                let kith = kith(&ctx)?.clone();
+                if let Some(object) = &object
+                    && !role.allows(crate::service::events::read_role(&kith.registry(), object))
+                {
+                    return Err(coded("FORBIDDEN", format!("your role may not read `{object}` records")));
+                }
+                let receiver = kith.events.subscribe();
                 let stream = futures_util::stream::unfold(receiver, move |mut receiver| {
                     let object = object.clone();
+                    let kith = kith.clone();
                     async move {
                         loop {
                             match receiver.recv().await {
-                                Ok(event) if object.as_deref().is_none_or(|o| o == event.object) => {
+                                // Only what the caller's role may read through queries (the
+                                // registry of the moment: a plugin's objects come and go).
+                                Ok(event)
+                                    if object.as_deref().is_none_or(|o| o == event.object)
+                                        && role.allows(crate::service::events::read_role(
+                                            &kith.registry(),
+                                            &event.object,
+                                        )) =>
+                                {
                                     let value = obj(vec![
                                         ("seq", GqlValue::String(event.seq.to_string())),
                                         ("kind", GqlValue::String(event.kind.clone())),

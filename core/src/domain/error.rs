@@ -29,6 +29,12 @@ pub enum DomainError {
     /// The caller may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// Too many attempts (failed logins): try again after the given number of seconds.
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    Throttled {
+        /// Seconds until the next attempt is allowed.
+        retry_after_secs: u64,
+    },
     /// A plugin's `before-write` hook refused the change (or failed under a fail-closed policy).
     #[error("rejected by plugin `{plugin}`: {reason}")]
     Rejected {

@@ -423,7 +423,7 @@ pub async fn run_operation(
                 ErrorCode::LimitExceeded => "RATE_LIMITED",
                 ErrorCode::Unavailable | ErrorCode::Internal => "PLUGIN_FAILED",
             };
-            Err(failure(code, err.message, err.field))
+            Err(failure(code, crate::plugin::output::for_caller(&err.message), err.field))
         }
     }
 }

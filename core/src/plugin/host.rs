@@ -63,6 +63,9 @@ pub const MAX_KV_KEY: usize = 256;
 pub const MAX_KV_VALUE: usize = 64 << 10;
 /// Most keys per plugin.
 pub const MAX_KV_KEYS: i64 = 10_000;
+/// Bytes one plugin call may pass into host calls that store or send data (key–value writes,
+/// record writes, HTTP requests), in all: the documented 8 MiB per call.
+pub const MAX_CALL_BYTES: usize = 8 << 20;
 /// Refused calls audited per call (the rest are only counted).
 const MAX_AUDITED_DENIALS: usize = 5;
 
@@ -79,6 +82,8 @@ pub struct PluginContext {
     pub kith: Kith,
     /// Where it may send HTTP requests, and its secrets for them.
     pub http: crate::plugin::http::HttpPolicy,
+    /// What its key–value store may hold (`[limits] kv_mib`).
+    pub kv_quota: plugins::KvQuota,
 }
 
 /// Why the current call runs.
@@ -108,12 +113,14 @@ pub struct CallState {
     pub dropped_logs: u32,
     /// Refused calls: (capability, function).
     pub denied: Vec<(String, String)>,
+    /// Bytes passed into data-carrying host calls so far (see [`MAX_CALL_BYTES`]).
+    pub bytes_in: usize,
 }
 
 impl CallState {
     /// Fresh state for a call.
     pub fn new(mode: CallMode) -> CallState {
-        CallState { mode, log_lines: 0, dropped_logs: 0, denied: Vec::new() }
+        CallState { mode, log_lines: 0, dropped_logs: 0, denied: Vec::new(), bytes_in: 0 }
     }
 }
 
@@ -165,7 +172,10 @@ impl HostState {
             return;
         }
         let text = String::from_utf8_lossy(&bytes);
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        // One log line per line printed, with what could forge another (a lone `\r`, terminal
+        // escapes) escaped.
+        let lines: Vec<String> =
+            text.lines().filter(|l| !l.trim().is_empty()).map(crate::plugin::output::escape_controls).collect();
         for line in lines.iter().take(OUTPUT_LINES) {
             tracing::info!(target: "kith::plugin", plugin = %self.plugin.id, stream = "stdio", "{line}");
         }
@@ -173,13 +183,25 @@ impl HostState {
         if skipped > 0 || dropped > 0 {
             tracing::warn!(target: "kith::plugin", plugin = %self.plugin.id, skipped_lines = skipped, dropped_bytes = dropped, "plugin output over the per-call limit was left out");
         }
-        let tail: Vec<&str> = lines.iter().rev().take(3).copied().collect();
+        let tail: Vec<&str> = lines.iter().rev().take(3).map(String::as_str).collect();
         self.output_tail = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
     }
 
     /// The tail of what the guest printed in its last call (e.g. its panic message).
     pub fn output_tail(&self) -> String {
         self.output_tail.clone()
+    }
+
+    /// Counts `bytes` passed into a data-carrying host call against [`MAX_CALL_BYTES`].
+    fn spend(&mut self, bytes: usize) -> Result<(), HostError> {
+        self.call.bytes_in = self.call.bytes_in.saturating_add(bytes);
+        if self.call.bytes_in > MAX_CALL_BYTES {
+            return Err(HostError {
+                code: ErrorCode::LimitExceeded,
+                message: format!("a call may pass at most {} MiB of data into Kith", MAX_CALL_BYTES >> 20),
+            });
+        }
+        Ok(())
     }
 
     fn check(&mut self, capability: &str, function: &str) -> Result<(), HostError> {
@@ -329,6 +351,12 @@ impl v1::kith::plugin::http::Host for HostState {
                 message: "HTTP is not available inside before-write".into(),
             }));
         }
+        let size = request.body.as_ref().map_or(0, Vec::len)
+            + request.url.len()
+            + request.headers.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>();
+        if let Err(err) = self.spend(size) {
+            return Ok(Err(err));
+        }
         let result = crate::plugin::http::send(&self.plugin.http, request).await;
         if let Err(err) = &result
             && err.code == ErrorCode::Denied
@@ -355,6 +383,7 @@ impl v1::kith::plugin::host::Host for HostState {
             message.truncate(cut);
             message.push('…');
         }
+        let message = crate::plugin::output::escape_controls(&message);
         let plugin = self.plugin.id.as_str();
         match level {
             LogLevel::Trace => tracing::trace!(target: "kith::plugin", plugin, "{message}"),
@@ -447,7 +476,7 @@ impl v1::kith::plugin::host::Host for HostState {
         object: String,
         fields: String,
     ) -> wasmtime::Result<Result<CrmRecord, HostError>> {
-        if let Err(err) = self.check_object(&object, true, "create-record") {
+        if let Err(err) = self.check_object(&object, true, "create-record").and_then(|()| self.spend(fields.len())) {
             return Ok(Err(err));
         }
         let fields = match parse_json("fields", &fields) {
@@ -475,7 +504,7 @@ impl v1::kith::plugin::host::Host for HostState {
         fields: String,
         expected_version: Option<u64>,
     ) -> wasmtime::Result<Result<CrmRecord, HostError>> {
-        if let Err(err) = self.check_object(&object, true, "update-record") {
+        if let Err(err) = self.check_object(&object, true, "update-record").and_then(|()| self.spend(fields.len())) {
             return Ok(Err(err));
         }
         let (id, fields) = match (parse_id(&id), parse_json("fields", &fields)) {
@@ -521,13 +550,24 @@ impl v1::kith::plugin::host::Host for HostState {
                 message: format!("values are at most {} KiB", MAX_KV_VALUE >> 10),
             }));
         }
+        if let Err(err) = self.spend(key.len() + value.len()) {
+            return Ok(Err(err));
+        }
         let kith = &self.plugin.kith;
-        let result = plugins::kv_set(kith.store.conn(), &self.plugin.id, &key, &value, MAX_KV_KEYS, Utc::now()).await;
+        let quota = self.plugin.kv_quota;
+        let result = plugins::kv_set(kith.store.conn(), &self.plugin.id, &key, &value, quota, Utc::now()).await;
         Ok(match result {
-            Ok(Some(())) => Ok(()),
-            Ok(None) => Err(HostError {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(plugins::KvRefusal::Keys)) => Err(HostError {
                 code: ErrorCode::LimitExceeded,
-                message: format!("a plugin may keep at most {MAX_KV_KEYS} keys"),
+                message: format!("a plugin may keep at most {} keys", quota.max_keys),
+            }),
+            Ok(Err(plugins::KvRefusal::Bytes)) => Err(HostError {
+                code: ErrorCode::LimitExceeded,
+                message: format!(
+                    "the plugin's key-value store is full: it may hold {} MiB (`[limits] kv_mib`)",
+                    quota.max_bytes >> 20
+                ),
             }),
             Err(err) => Err(host_error(err)),
         })

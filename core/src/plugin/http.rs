@@ -201,7 +201,7 @@ async fn one_hop(
     url: &url::Url,
     addr: SocketAddr,
     method: &hyper::Method,
-    headers: &[(String, String)],
+    headers: &[(String, String, bool)],
     body: &Option<Vec<u8>>,
 ) -> Result<hyper::Response<hyper::body::Incoming>, HostError> {
     let io_err = |e: std::io::Error| error(ErrorCode::Unavailable, format!("cannot connect to {addr}: {e}"));
@@ -215,7 +215,7 @@ async fn one_hop(
         None => url.host_str().unwrap_or_default().to_owned(),
     };
     builder = builder.header(hyper::header::HOST, host).header(hyper::header::USER_AGENT, "kith-plugin");
-    for (name, value) in headers {
+    for (name, value, _) in headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
     let request = builder
@@ -259,7 +259,10 @@ pub async fn send(policy: &HttpPolicy, request: Request) -> Result<Response, Hos
         {
             return Err(error(ErrorCode::InvalidInput, format!("the header `{name}` is set by Kith")));
         }
-        headers.push((name.clone(), policy.inject(value)?));
+        // Credentials: secret-derived values and the headers browsers and curl treat as such.
+        let credential = value.contains("{{secret:")
+            || matches!(name.to_ascii_lowercase().as_str(), "authorization" | "proxy-authorization" | "cookie");
+        headers.push((name.clone(), policy.inject(value)?, credential));
     }
     let timeout =
         request.timeout_ms.map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(u64::from(ms))).min(MAX_TIMEOUT);
@@ -268,6 +271,8 @@ pub async fn send(policy: &HttpPolicy, request: Request) -> Result<Response, Hos
             .map_err(|e| error(ErrorCode::InvalidInput, format!("`{}` is not a URL: {e}", request.url)))?;
         let mut method = method;
         let mut body = request.body.clone();
+        let origin = url.origin();
+        let mut headers = headers;
         for _ in 0..=MAX_REDIRECTS {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(error(ErrorCode::Denied, format!("`{url}`: only http and https are allowed")));
@@ -282,6 +287,11 @@ pub async fn send(policy: &HttpPolicy, request: Request) -> Result<Response, Hos
                 url = url
                     .join(location)
                     .map_err(|e| error(ErrorCode::InvalidInput, format!("bad redirect `{location}`: {e}")))?;
+                // A redirect that leaves the first origin does not carry credentials on, even
+                // to another granted origin, and they stay dropped should it come back.
+                if url.origin() != origin {
+                    headers.retain(|(_, _, credential)| !credential);
+                }
                 if status == hyper::StatusCode::SEE_OTHER
                     || (matches!(status.as_u16(), 301 | 302) && method == hyper::Method::POST)
                 {

@@ -293,6 +293,10 @@ impl PluginManager {
                     .collect(),
                 rate: Arc::new(crate::plugin::http::RateLimit::new(manifest.limits.http_per_minute)),
             },
+            kv_quota: crate::store::plugins::KvQuota {
+                max_keys: crate::plugin::host::MAX_KV_KEYS,
+                max_bytes: i64::try_from(manifest.limits.kv_mib << 20).unwrap_or(i64::MAX),
+            },
         });
         let plugin = LoadedPlugin::new(
             &self.engine,
@@ -707,6 +711,9 @@ impl PluginManager {
     /// Records a failed call; suspends the plugin after `suspend_after` in a row.
     pub async fn record_failure(&self, id: &str, error: &str) {
         tracing::warn!(target: "kith::plugin", plugin = %id, error = %error, "plugin call failed");
+        // What an admin reads back (`kith plugin show`) is capped like what a caller hears.
+        let error = crate::plugin::output::for_caller(error);
+        let error = error.as_str();
         let suspend_after = i64::from(self.config.suspend_after.max(1));
         match plugins::record_failure(self.kith.store.conn(), id, error, suspend_after, Utc::now()).await {
             Ok(true) => {
@@ -774,6 +781,7 @@ impl PluginManager {
             match verdict {
                 Ok(Verdict::Allow) => {}
                 Ok(Verdict::Deny(reason)) => {
+                    let reason = crate::plugin::output::for_caller(&reason);
                     return Err(DomainError::Rejected { plugin: plugin.id().to_owned(), reason });
                 }
                 Ok(Verdict::Modify(fields)) => {

@@ -352,6 +352,13 @@ pub struct Limits {
     /// Outbound HTTP requests a minute (default 120, at most 6000).
     #[serde(default = "default_http_rate")]
     pub http_per_minute: u32,
+    /// What the plugin may keep in its key–value store, in MiB (default 64, at most 1,024).
+    #[serde(default = "default_kv_mib")]
+    pub kv_mib: u64,
+}
+
+fn default_kv_mib() -> u64 {
+    64
 }
 
 fn default_http_rate() -> u32 {
@@ -364,6 +371,7 @@ impl Default for Limits {
             event_timeout_ms: default_event_ms(),
             memory_mib: default_memory(),
             http_per_minute: default_http_rate(),
+            kv_mib: default_kv_mib(),
         }
     }
 }
@@ -614,6 +622,9 @@ impl Manifest {
         }
         if !(1..=256).contains(&self.limits.memory_mib) {
             return Err(PluginError::manifest("limits.memory_mib", "must be between 1 and 256"));
+        }
+        if !(1..=1_024).contains(&self.limits.kv_mib) {
+            return Err(PluginError::manifest("limits.kv_mib", "must be between 1 and 1024"));
         }
         if !(1..=6_000).contains(&self.limits.http_per_minute) {
             return Err(PluginError::manifest("limits.http_per_minute", "must be between 1 and 6000"));

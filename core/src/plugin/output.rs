@@ -40,6 +40,40 @@ impl CappedOutput {
     }
 }
 
+/// Longest message of a plugin's that reaches a caller (an error, a refusal reason); the rest
+/// is cut, with `…`.
+pub const MAX_CALLER_MESSAGE: usize = 1_000;
+
+/// `text` with control characters (newlines, carriage returns, terminal escapes) written as
+/// escapes, so a plugin's text stays on its one log line and cannot forge another.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A plugin's message as a caller may see it: at most [`MAX_CALLER_MESSAGE`] bytes (cut at a
+/// character boundary, marked with `…`).
+pub fn for_caller(message: &str) -> String {
+    if message.len() <= MAX_CALLER_MESSAGE {
+        return message.to_owned();
+    }
+    let mut cut = MAX_CALLER_MESSAGE;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &message[..cut])
+}
+
 impl IsTerminal for CappedOutput {
     fn is_terminal(&self) -> bool {
         false
@@ -104,5 +138,22 @@ mod tests {
         assert_eq!(out.take(), (b"hello wo".to_vec(), 3));
         out.write(bytes::Bytes::from_static(b"again")).unwrap();
         assert_eq!(out.take(), (b"again".to_vec(), 0), "the cap is per take");
+    }
+
+    #[test]
+    fn a_plugins_text_cannot_start_a_log_line_of_its_own() {
+        let forged = "done\n2026-12-05T00:00:00Z  INFO kith: admin logged in\r\x1b[2Kcleared";
+        let escaped = escape_controls(forged);
+        assert!(!escaped.chars().any(char::is_control), "{escaped}");
+        assert_eq!(escaped, "done\\n2026-12-05T00:00:00Z  INFO kith: admin logged in\\r\\u{1b}[2Kcleared");
+        assert_eq!(escape_controls("plain, ünïcode"), "plain, ünïcode");
+    }
+
+    #[test]
+    fn messages_for_callers_are_cut_at_a_character_boundary() {
+        assert_eq!(for_caller("short"), "short");
+        let long = "é".repeat(MAX_CALLER_MESSAGE);
+        let cut = for_caller(&long);
+        assert!(cut.len() <= MAX_CALLER_MESSAGE + '…'.len_utf8() && cut.ends_with('…'), "{}", cut.len());
     }
 }

@@ -12,6 +12,7 @@ use crate::plugin::PluginError;
 use crate::plugin::engine::PluginEngine;
 use crate::plugin::host::{CallMode, CallState, HostState, PluginContext, report_denials, v1, v1_ext};
 use crate::plugin::manifest::Manifest;
+use crate::plugin::output::for_caller;
 
 /// Warm instances kept per plugin.
 pub const POOL_SIZE: usize = 4;
@@ -19,6 +20,16 @@ pub const POOL_SIZE: usize = 4;
 pub const MAX_CALLS_PER_INSTANCE: u32 = 1_000;
 /// Bytes a guest may pass into host calls per call.
 const HOSTCALL_FUEL: usize = 8 << 20;
+
+/// The words of a Rust panic as printed by the guest (`thread '…' panicked at src/lib.rs:3:5:`,
+/// the message, `note: run with RUST_BACKTRACE=1 …`), without the location and the note.
+fn panic_message(output_tail: &str) -> String {
+    output_tail
+        .split(" | ")
+        .filter(|line| !(line.contains("panicked at ") || line.starts_with("note: ")))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,11 +224,14 @@ impl LoadedPlugin {
                     "out-of-bounds memory access (a stack overflow or memory corruption in the plugin)".into(),
                 ),
                 Trap::UnreachableCodeReached => {
-                    let output = warm.store.data().output_tail();
-                    CallFailure::Trap(if output.is_empty() {
+                    // The panic's words reach the caller; where in the plugin's source it
+                    // happened (and the wasm backtrace) stays in the server log.
+                    let message = panic_message(&warm.store.data().output_tail());
+                    tracing::warn!(plugin = %self.manifest.id, error = ?err, "a plugin call trapped");
+                    CallFailure::Trap(if message.is_empty() {
                         "panicked or aborted (wasm `unreachable`)".into()
                     } else {
-                        format!("panicked or aborted: {output}")
+                        for_caller(&format!("panicked: {message}"))
                     })
                 }
                 other => CallFailure::Trap(format!("trapped: {other}")),
@@ -227,7 +241,11 @@ impl LoadedPlugin {
         if message.contains("forcing trap when growing memory") {
             return CallFailure::Trap(format!("exceeded its memory limit of {} MiB", self.manifest.limits.memory_mib));
         }
-        CallFailure::Trap(message.chars().take(1_000).collect())
+        // The full chain, with the wasm backtrace and the guest's source paths, is for the
+        // server log; the caller hears the root cause's first line.
+        tracing::warn!(plugin = %self.manifest.id, error = ?err, "a plugin call failed");
+        let root = err.root_cause().to_string();
+        CallFailure::Trap(for_caller(root.lines().next().unwrap_or("failed")))
     }
 
     /// Delivers a batch of events. `Ok(Err(..))` is the plugin's own report of which event it

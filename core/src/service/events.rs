@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+use crate::domain::actor::Role;
+use crate::domain::object::Registry;
 use crate::store::Store;
 use crate::store::outbox::{self, Event};
 
@@ -69,6 +71,13 @@ impl EventHub {
             }
         });
     }
+}
+
+/// The least role that may receive events of `object`: records of the registry's objects are
+/// read by every role through queries; anything else (tokens, custom field definitions,
+/// plugins) is administration, for admins only.
+pub fn read_role(registry: &Registry, object: &str) -> Role {
+    if registry.get(object).is_some() { Role::Viewer } else { Role::Admin }
 }
 
 async fn last_seq(store: &Store) -> crate::Result<i64> {

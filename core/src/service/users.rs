@@ -94,23 +94,52 @@ pub async fn revoke_token(tx: &Tx, id_or_name: &str) -> Result<Vec<Uuid>> {
     Ok(ids)
 }
 
+/// How long a refused login takes at the least, so an answer's time does not tell a known
+/// account from an unknown one (the password check is the same work for both; the database
+/// lookups are not, by a few milliseconds).
+pub const LOGIN_FLOOR: std::time::Duration = std::time::Duration::from_millis(150);
+
 /// Checks e-mail and password and opens a session. Wrong e-mail and wrong password get the
-/// same answer, so logins cannot probe which addresses exist.
-pub async fn login(store: &Store, email: &str, password: &str) -> Result<(String, TokenInfo)> {
-    let denied = || DomainError::Forbidden("wrong e-mail or password".into());
+/// same answer, after at least [`LOGIN_FLOOR`], so logins cannot probe which addresses
+/// exist. Failed logins are throttled by account and by `client` address
+/// ([`crate::service::throttle`]): a login that must wait is refused with
+/// [`DomainError::Throttled`] before its password is checked.
+pub async fn login(
+    kith: &crate::service::Kith,
+    client: Option<std::net::IpAddr>,
+    email: &str,
+    password: &str,
+) -> Result<(String, TokenInfo)> {
+    let started = tokio::time::Instant::now();
+    if let Some(wait) = kith.login_throttle.wait(email, client) {
+        return Err(DomainError::Throttled { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }.into());
+    }
+    let store = &kith.store;
     let login = users::find_login(store.conn(), email).await?;
-    let ok = match &login {
-        Some(l) if l.active => l.password_hash.as_deref().is_some_and(|h| users::verify_password(password, h)),
-        _ => {
-            // Spend the same effort as a real check.
-            let _ = users::verify_password(password, dummy_hash());
+    let hash = match &login {
+        Some(l) if l.active => l.password_hash.clone(),
+        _ => None,
+    };
+    // The same effort, on a blocking thread, whether or not the account exists.
+    let candidate = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => users::verify_password(&candidate, &hash),
+        None => {
+            let _ = users::verify_password(&candidate, dummy_hash());
             false
         }
-    };
+    })
+    .await
+    .map_err(|err| crate::error::Error::internal(format!("the password check failed: {err}")))?;
     let login = match (ok, login) {
         (true, Some(login)) => login,
-        _ => return Err(denied().into()),
+        _ => {
+            kith.login_throttle.failed(email, client);
+            tokio::time::sleep_until(started + LOGIN_FLOOR).await;
+            return Err(DomainError::Forbidden("wrong e-mail or password".into()).into());
+        }
     };
+    kith.login_throttle.succeeded(email, client);
     let actor = Actor {
         kind: ActorKind::User,
         id: Some(login.id.to_string()),
@@ -165,6 +194,20 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Actor>> {
 /// [`authenticate`], recording a due use only if `claim` agrees (once per process and minute,
 /// for a herd of lookups of one token, see [`AuthCache`]).
 async fn authenticate_claiming(store: &Store, token: &str, claim: impl Fn(Uuid) -> bool) -> Result<Option<Actor>> {
+    Ok(authenticate_info(store, token, claim).await?.map(|(actor, _)| actor))
+}
+
+/// [`authenticate`], with the token's expiry (when it stops standing for its actor).
+pub async fn authenticate_until(store: &Store, token: &str) -> Result<Option<(Actor, Option<chrono::DateTime<Utc>>)>> {
+    authenticate_info(store, token, |_| true).await
+}
+
+/// [`authenticate_claiming`], with the token's expiry.
+async fn authenticate_info(
+    store: &Store,
+    token: &str,
+    claim: impl Fn(Uuid) -> bool,
+) -> Result<Option<(Actor, Option<chrono::DateTime<Utc>>)>> {
     let now = Utc::now();
     let Some(info) = tokens::authenticate(store.conn(), token, now).await? else { return Ok(None) };
     if tokens::touch_due(info.last_used_at, now) && claim(info.id) {
@@ -183,25 +226,41 @@ async fn authenticate_claiming(store: &Store, token: &str, claim: impl Fn(Uuid) 
     } else {
         (ActorKind::Token, info.name.clone())
     };
-    Ok(Some(Actor { kind, id: Some(info.id.to_string()), name, role: info.role, user_id: info.user_id, depth: 0 }))
+    let actor = Actor { kind, id: Some(info.id.to_string()), name, role: info.role, user_id: info.user_id, depth: 0 };
+    Ok(Some((actor, info.expires_at)))
 }
 
 /// How long a resolved token is trusted without asking the database again. Revoking a token
-/// through this process takes effect at once; through another process, within this time.
-pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// through this process takes effect at once; through another process sharing the database,
+/// within this time (and sooner when this process's event hub reads the revocation first).
+pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Recently resolved tokens by hash, so a request does not cost a token lookup and a
 /// `last used` write each time.
+/// A resolved token: who it stands for, when it was resolved and when it expires.
+#[derive(Debug, Clone)]
+struct Cached {
+    actor: Actor,
+    at: std::time::Instant,
+    expires_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl Cached {
+    fn fresh(&self, now: std::time::Instant) -> bool {
+        now.duration_since(self.at) < AUTH_CACHE_TTL && self.expires_at.is_none_or(|t| t > Utc::now())
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct AuthCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (Actor, std::time::Instant)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<String, Cached>>,
     /// When this process last recorded each token's use: the requests that find a token's
     /// entry missing or expired at once all look it up, and one of them records the use.
     touched: std::sync::Mutex<std::collections::HashMap<Uuid, std::time::Instant>>,
 }
 
 impl AuthCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Actor, std::time::Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Cached>> {
         match self.entries.lock() {
             Ok(entries) => entries,
             Err(poisoned) => poisoned.into_inner(),
@@ -211,6 +270,16 @@ impl AuthCache {
     /// Forgets every entry (after a revocation or a change of role).
     pub fn clear(&self) {
         self.lock().clear();
+    }
+
+    /// Forgets the entries of token `id`, and of every token of user `user_id`.
+    pub fn forget(&self, token_id: Option<Uuid>, user_id: Option<Uuid>) {
+        let token_id = token_id.map(|id| id.to_string());
+        self.lock().retain(|_, cached| {
+            let token = token_id.is_some() && cached.actor.id == token_id;
+            let user = user_id.is_some() && cached.actor.user_id == user_id;
+            !(token || user)
+        });
     }
 
     /// Whether this lookup records the use of token `id`: no other has in the last minute.
@@ -232,23 +301,24 @@ impl AuthCache {
 pub async fn authenticate_cached(kith: &crate::service::Kith, token: &str) -> Result<Option<Actor>> {
     let key = tokens::hash_token(token);
     let now = std::time::Instant::now();
-    if let Some((actor, at)) = kith.auth_cache.lock().get(&key)
-        && now.duration_since(*at) < AUTH_CACHE_TTL
+    if let Some(cached) = kith.auth_cache.lock().get(&key)
+        && cached.fresh(now)
     {
-        return Ok(Some(actor.clone()));
+        return Ok(Some(cached.actor.clone()));
     }
-    let actor = authenticate_claiming(&kith.store, token, |id| kith.auth_cache.claim_touch(id)).await?;
+    let resolved = authenticate_info(&kith.store, token, |id| kith.auth_cache.claim_touch(id)).await?;
     let mut cache = kith.auth_cache.lock();
     if cache.len() > 10_000 {
-        cache.retain(|_, (_, at)| now.duration_since(*at) < AUTH_CACHE_TTL);
+        cache.retain(|_, cached| cached.fresh(now));
     }
-    match &actor {
-        Some(actor) => {
-            cache.insert(key, (actor.clone(), now));
+    match resolved {
+        Some((actor, expires_at)) => {
+            cache.insert(key, Cached { actor: actor.clone(), at: now, expires_at });
+            Ok(Some(actor))
         }
         None => {
             cache.remove(&key);
+            Ok(None)
         }
     }
-    Ok(actor)
 }

@@ -135,6 +135,8 @@ impl<T: Send + 'static> Job for Typed<T> {
             (Some(Ok(value)), Ok(())) => Ok(value),
             (Some(Ok(_)), Err(err)) => Err(Error::Internal(format!("the transaction did not commit: {err}"))),
             (None, Ok(())) => Err(Error::Internal("a grouped write was not run".into())),
+            // Nothing of this write ran: when the database could not be reached, a retry is safe.
+            (None, Err(Error::Unavailable(err))) => Err(Error::Unavailable(err.clone())),
             (None, Err(err)) => Err(Error::Internal(format!("the transaction did not start or commit: {err}"))),
         };
         // The caller may have stopped waiting; then nobody needs the answer.

@@ -350,29 +350,51 @@ pub async fn kv_set<C: ConnectionTrait>(
     plugin: &str,
     key: &str,
     value: &[u8],
-    max_keys: i64,
+    quota: KvQuota,
     now: DateTime<Utc>,
-) -> Result<Option<()>> {
+) -> Result<Result<(), KvRefusal>> {
     let backend = db.get_database_backend();
-    let updated = db
-        .execute_raw(stmt(
+    // What the plugin keeps besides this key: the count, and the bytes (read from the
+    // values' headers: `length` of a SQLite blob and `octet_length` of a PostgreSQL bytea do
+    // not read the values themselves).
+    let size = if backend == DbBackend::Postgres { "octet_length" } else { "length" };
+    let row = db
+        .query_one_raw(stmt(
             backend,
-            "UPDATE plugin_kv SET value = ?, updated_at = ? WHERE plugin_id = ? AND key = ?",
-            vec![DbValue::Bytes(Some(value.to_vec())), ts(backend, now)?, plugin.into(), key.into()],
+            &format!(
+                "SELECT COUNT(*), COALESCE(SUM({size}(value) + {size}(key)), 0), \
+                 COALESCE(SUM(CASE WHEN key = ? THEN 1 ELSE 0 END), 0) FROM plugin_kv WHERE plugin_id = ?"
+            ),
+            vec![key.into(), plugin.into()],
         ))
-        .await?
-        .rows_affected();
-    if updated > 0 {
-        return Ok(Some(()));
+        .await?;
+    let (count, bytes, exists) = match row {
+        Some(row) => {
+            (row.try_get_by_index::<i64>(0)?, row.try_get_by_index::<i64>(1)?, row.try_get_by_index::<i64>(2)? > 0)
+        }
+        None => (0, 0, false),
+    };
+    if !exists && count >= quota.max_keys {
+        return Ok(Err(KvRefusal::Keys));
     }
-    let count = db
-        .query_one_raw(stmt(backend, "SELECT COUNT(*) FROM plugin_kv WHERE plugin_id = ?", vec![plugin.into()]))
+    let old = if exists {
+        db.query_one_raw(stmt(
+            backend,
+            &format!(
+                "SELECT CAST({size}(value) + {size}(key) AS BIGINT) FROM plugin_kv WHERE plugin_id = ? AND key = ?"
+            ),
+            vec![plugin.into(), key.into()],
+        ))
         .await?
         .map(|row| row.try_get_by_index::<i64>(0))
         .transpose()?
-        .unwrap_or(0);
-    if count >= max_keys {
-        return Ok(None);
+        .unwrap_or(0)
+    } else {
+        0
+    };
+    let after = bytes - old + (value.len() + key.len()) as i64;
+    if after > quota.max_bytes && after > bytes {
+        return Ok(Err(KvRefusal::Bytes));
     }
     db.execute_raw(stmt(
         backend,
@@ -381,7 +403,25 @@ pub async fn kv_set<C: ConnectionTrait>(
         vec![plugin.into(), key.into(), DbValue::Bytes(Some(value.to_vec())), ts(backend, now)?],
     ))
     .await?;
-    Ok(Some(()))
+    Ok(Ok(()))
+}
+
+/// What a plugin's key–value store may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct KvQuota {
+    /// Most keys.
+    pub max_keys: i64,
+    /// Most bytes, keys and values together.
+    pub max_bytes: i64,
+}
+
+/// Why a key–value write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvRefusal {
+    /// The store holds its most keys already.
+    Keys,
+    /// The write would take the store past its bytes.
+    Bytes,
 }
 
 /// Deletes a key; whether it existed.

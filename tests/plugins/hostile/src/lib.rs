@@ -90,6 +90,20 @@ impl Plugin for Hostile {
                 }
             }
             "fail" => return Err(Error::msg(format!("failing on purpose on event {}", event.seq))),
+            // Writes 60 KiB values until Kith refuses, then fails with what it said.
+            "kv-flood" => {
+                let chunk = vec![7u8; 60 << 10];
+                for i in 0..400 {
+                    if let Err(err) = kv::set(&format!("flood:{i}"), &chunk) {
+                        return Err(Error::msg(format!("kv flood stopped at key {i}: {}", err.message)));
+                    }
+                }
+            }
+            // Fails with a message of a megabyte, with lines that look like Kith's own log.
+            "shout" => {
+                let line = "\n2026-12-05T00:00:00Z  INFO kith: forged line";
+                return Err(Error::msg(line.repeat((1 << 20) / line.len())));
+            }
             // Outbound HTTP to the `url` setting, with the `token` secret injected by the host;
             // the outcome goes to kv `http` so the tests can read it.
             "http" => {
