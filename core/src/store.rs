@@ -303,6 +303,24 @@ impl Store {
         Ok(self.tx(txn, actor))
     }
 
+    /// A write transaction whose audit entries, outbox events and search entries are held back
+    /// until [`Tx::commit`] writes them: for a unit of work that runs a while (a plugin call),
+    /// so that PostgreSQL's outbox lock, which orders commits, is held only at its end.
+    pub async fn begin_held(&self, actor: &Actor) -> Result<Tx> {
+        let mut tx = self.begin(actor).await?;
+        tx.defer_appends();
+        Ok(tx)
+    }
+
+    /// Where a unit of work reads: inside `tx` once it has one (so it sees its own writes),
+    /// on the autocommit connections before that.
+    pub fn reader<'a>(&'a self, tx: Option<&'a Tx>) -> txn::Reader<'a> {
+        match tx {
+            Some(tx) => txn::Reader::Tx(tx.conn()),
+            None => txn::Reader::Autocommit(&self.autocommit),
+        }
+    }
+
     /// A write transaction that begins at its first statement (see [`txn`]); if none runs,
     /// [`Tx::finish_group`] may write what it holds as one statement that is its own
     /// transaction. PostgreSQL only: SQLite takes its write lock in `BEGIN IMMEDIATE`.
@@ -673,7 +691,39 @@ impl Tx {
 
     /// Commits.
     pub async fn commit(self) -> Result<()> {
+        if self.holds_appends() {
+            self.flush_appends().await?;
+        }
         self.txn.commit().await.map_err(Error::from)
+    }
+
+    /// Runs `work`, one step of a longer unit of work, in a savepoint: a step that fails is
+    /// undone alone (its statements and the rows it held back) and the transaction goes on, as
+    /// it must on PostgreSQL, where a failed statement would otherwise abort the transaction.
+    pub async fn step<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.conn().execute_unprepared("SAVEPOINT kith_step").await?;
+        let mark = self.appends_mark();
+        match work.await {
+            Ok(value) => {
+                self.conn().execute_unprepared("RELEASE SAVEPOINT kith_step").await?;
+                Ok(value)
+            }
+            Err(err) => {
+                self.forget_appends_after(mark);
+                self.conn().execute_unprepared("ROLLBACK TO SAVEPOINT kith_step; RELEASE SAVEPOINT kith_step").await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Whether rows are held back, to be written before the commit.
+    fn holds_appends(&self) -> bool {
+        self.appends().is_some_and(|a| {
+            !a.audit.is_empty()
+                || !a.events.is_empty()
+                || !a.search.is_empty()
+                || a.records.as_ref().is_some_and(|r| !r.is_empty())
+        })
     }
 
     /// Rolls back (dropping a `Tx` also rolls back).

@@ -15,11 +15,13 @@ use crate::plugin::runtime::LoadedPlugin;
 use crate::store::outbox::{self, Event};
 use crate::store::plugins;
 
-/// How long a delivery lease lasts without renewal: longer than the longest batch call (a
-/// 30 s budget plus its 15 s wall-clock backstop), so that no other process takes a plugin over
-/// while a batch is still being handled (which would break per-record order). A process that
-/// dies holding it delays that plugin's delivery by at most this long.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a delivery lease lasts without renewal. A process renews it at every step and,
+/// while a batch call runs, every [`HEARTBEAT`] ([`with_heartbeat`]), so no other process takes
+/// a plugin over while a batch is still being handled (which would break per-record order); a
+/// process that dies holding it delays that plugin's delivery by at most this long.
+const LEASE: Duration = Duration::from_secs(10);
+/// How often a running batch call's lease is renewed.
+const HEARTBEAT: Duration = Duration::from_secs(3);
 /// Longest retry delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How long one plugin may keep the delivery loop per round.
@@ -92,6 +94,7 @@ pub async fn deliver(manager: &Arc<PluginManager>, plugin: &Arc<LoadedPlugin>) -
     let id = plugin.id();
     let owner = manager.owner.as_str();
     let started = Instant::now();
+    let mut one_by_one_through: Option<i64> = None;
     loop {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
@@ -102,8 +105,10 @@ pub async fn deliver(manager: &Arc<PluginManager>, plugin: &Arc<LoadedPlugin>) -
         let events = outbox::read(db, cursor.last_seq, READ_AHEAD).await?;
         let Some(last_read) = events.last().map(|e| e.seq) else { return Ok(false) };
         let full_read = events.len() as u64 == READ_AHEAD;
-        // A retry delivers the failing event alone, so a failure is pinned to one event.
-        let batch_size = if cursor.attempts > 0 { 1 } else { manager.config.batch_size.max(1) as usize };
+        // A retry delivers the failing event alone, so a failure is pinned to one event; so do
+        // the events of a batch that failed part-way, up to the failing one.
+        let one_by_one = cursor.attempts > 0 || one_by_one_through.is_some_and(|seq| cursor.last_seq < seq);
+        let batch_size = if one_by_one { 1 } else { manager.config.batch_size.max(1) as usize };
         let mut batch: Vec<&Event> = Vec::new();
         let mut through = last_read;
         for event in &events {
@@ -146,27 +151,68 @@ pub async fn deliver(manager: &Arc<PluginManager>, plugin: &Arc<LoadedPlugin>) -
         }
         let wit_events: Vec<wit::Event> = batch.iter().map(|e| to_wit(e)).collect();
         let depth = batch.iter().map(|e| e.depth).max().unwrap_or(0);
-        match plugin.call_events(&wit_events, depth).await {
+        let (outcome, tx) = with_heartbeat(manager, id, plugin.call_events(&wit_events, depth)).await;
+        match outcome {
             Ok(Ok(())) => {
-                plugins::advance(db, id, owner, through).await?;
-                plugins::record_success(db, id, batch.len() as i64).await?;
+                // The batch's effects, the cursor past it and its count commit together: a
+                // crash before the commit redelivers the batch with none of its effects kept,
+                // a crash after it never redelivers it.
+                match tx {
+                    Some(tx) => {
+                        if !plugins::advance(tx.conn(), id, owner, through).await? {
+                            // The lease was lost: another process delivers these events.
+                            tx.rollback().await?;
+                            return Ok(false);
+                        }
+                        plugins::record_success(tx.conn(), id, batch.len() as i64).await?;
+                        tx.commit().await?;
+                    }
+                    None => {
+                        plugins::advance(db, id, owner, through).await?;
+                        plugins::record_success(db, id, batch.len() as i64).await?;
+                    }
+                }
             }
             Ok(Err(failure)) => {
+                drop(tx);
                 let index = (failure.index as usize).min(batch.len() - 1);
                 if index > 0 {
-                    plugins::advance(db, id, owner, batch[index - 1].seq).await?;
-                    plugins::record_success(db, id, index as i64).await?;
+                    // The batch's writes are one transaction, now rolled back: deliver the
+                    // events before the failing one again, one at a time, up to it.
+                    one_by_one_through = Some(batch[index].seq);
+                    continue;
                 }
-                let attempts = if index > 0 { 1 } else { cursor.attempts + 1 };
-                failed(manager, plugin, batch[index], attempts, &failure.message).await?;
+                failed(manager, plugin, batch[index], cursor.attempts + 1, &failure.message).await?;
             }
             Err(failure) => {
+                drop(tx);
                 failed(manager, plugin, batch[0], cursor.attempts + 1, &failure.to_string()).await?;
             }
         }
         if started.elapsed() >= ROUND {
             return Ok(true);
         }
+    }
+}
+
+/// Runs `call` while renewing the plugin's delivery lease every [`HEARTBEAT`].
+async fn with_heartbeat<T>(manager: &PluginManager, id: &str, call: impl std::future::Future<Output = T>) -> T {
+    let heartbeat = async {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            let now = Utc::now();
+            let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+            match plugins::renew_lease(manager.kith.store.conn(), id, &manager.owner, until).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(plugin = %id, "the delivery lease was lost during a call"),
+                Err(err) => tracing::warn!(plugin = %id, error = %err, "renewing a delivery lease"),
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        outcome = call => outcome,
+        () = heartbeat => unreachable!("the heartbeat never ends"),
     }
 }
 

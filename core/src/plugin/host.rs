@@ -115,12 +115,16 @@ pub struct CallState {
     pub denied: Vec<(String, String)>,
     /// Bytes passed into data-carrying host calls so far (see [`MAX_CALL_BYTES`]).
     pub bytes_in: usize,
+    /// The call's transaction, begun by its first write: every write of the call (records and
+    /// key–value data) goes into it, and its reads see them. It commits only when the call
+    /// succeeds (`plugin::runtime`), so a failed call leaves nothing.
+    pub tx: Option<crate::store::Tx>,
 }
 
 impl CallState {
     /// Fresh state for a call.
     pub fn new(mode: CallMode) -> CallState {
-        CallState { mode, log_lines: 0, dropped_logs: 0, denied: Vec::new(), bytes_in: 0 }
+        CallState { mode, log_lines: 0, dropped_logs: 0, denied: Vec::new(), bytes_in: 0, tx: None }
     }
 }
 
@@ -239,6 +243,20 @@ impl HostState {
         Err(HostError { code: ErrorCode::Unavailable, message: format!("writes are not available {context}") })
     }
 
+    /// The call's transaction, begun now if this is its first write.
+    async fn write_tx(&mut self) -> Result<&crate::store::Tx, Error> {
+        if self.call.tx.is_none() {
+            let tx = self.plugin.kith.store.begin_held(&self.actor()).await?;
+            self.call.tx = Some(tx);
+        }
+        self.call.tx.as_ref().ok_or_else(|| Error::internal("the call's transaction is gone"))
+    }
+
+    /// Where the call reads: its transaction once it wrote (to see its own writes).
+    fn reader(&self) -> crate::store::txn::Reader<'_> {
+        self.plugin.kith.store.reader(self.call.tx.as_ref())
+    }
+
     fn actor(&self) -> Actor {
         let depth = match self.call.mode {
             CallMode::Event { depth } => depth + 1,
@@ -310,7 +328,7 @@ fn host_error(err: Error) -> HostError {
 /// The custom field definitions a filter or sort order needs: none (and no query) unless the
 /// object has custom fields and they are mentioned.
 async fn custom_defs(
-    kith: &Kith,
+    reader: &crate::store::txn::Reader<'_>,
     def: &crate::domain::object::ObjectDef,
     json: [Option<&Json>; 2],
 ) -> Result<Vec<crate::domain::custom_field::CustomFieldDef>, Error> {
@@ -318,7 +336,7 @@ async fn custom_defs(
     if !def.custom_fields || !mentioned {
         return Ok(Vec::new());
     }
-    custom_fields::for_object(kith.store.conn(), &def.name).await
+    custom_fields::for_object(reader, &def.name).await
 }
 
 fn to_wit(object: &str, record: &Record) -> CrmRecord {
@@ -412,9 +430,10 @@ impl v1::kith::plugin::host::Host for HostState {
             Err(err) => return Ok(Err(err)),
         };
         let kith = &self.plugin.kith;
+        let reader = self.reader();
         let result = async {
             let def = kith.object(&object)?;
-            let record = records::get(kith.store.conn(), &def, id).await?;
+            let record = records::get(&reader, &def, id).await?;
             Ok::<_, Error>(record.filter(|r| r.get("deletedAt").is_null()).map(|r| to_wit(&object, &r)))
         }
         .await;
@@ -437,9 +456,10 @@ impl v1::kith::plugin::host::Host for HostState {
             Err(err) => return Ok(Err(err)),
         };
         let kith = &self.plugin.kith;
+        let reader = self.reader();
         let result = async {
             let def = kith.object(&object)?;
-            let custom = custom_defs(kith, &def, [filter.as_ref(), order_by.as_ref()]).await?;
+            let custom = custom_defs(&reader, &def, [filter.as_ref(), order_by.as_ref()]).await?;
             let filter = match &filter {
                 Some(json) => Filter::from_json(&def, &custom, json)?,
                 None => Filter::all(),
@@ -460,7 +480,7 @@ impl v1::kith::plugin::host::Host for HostState {
                 page: PageRequest::Forward { first: u64::from(query.first), after: query.after.clone() },
                 include_deleted: false,
             };
-            let page = records::list(kith.store.conn(), &def, &list).await?;
+            let page = records::list(&reader, &def, &list).await?;
             let next_cursor = if page.has_next { page.records.last().map(|(c, _)| c.clone()) } else { None };
             Ok::<_, Error>(Page {
                 records: page.records.iter().map(|(_, r)| to_wit(&object, r)).collect(),
@@ -483,14 +503,12 @@ impl v1::kith::plugin::host::Host for HostState {
             Ok(f) => f,
             Err(err) => return Ok(Err(err)),
         };
-        let actor = self.actor();
-        let kith = &self.plugin.kith;
+        let kith = self.plugin.kith.clone();
         let result = async {
             let def = kith.object(&object)?;
             let input = Input::from_json(&def, &fields)?;
-            let tx = kith.store.begin(&actor).await?;
-            let record = crate::service::records::create(&tx, &kith.registry(), &object, input).await?;
-            tx.commit().await?;
+            let tx = self.write_tx().await?;
+            let record = tx.step(crate::service::records::create(tx, &kith.registry(), &object, input)).await?;
             Ok::<_, Error>(to_wit(&object, &record))
         }
         .await;
@@ -511,15 +529,14 @@ impl v1::kith::plugin::host::Host for HostState {
             (Ok(id), Ok(fields)) => (id, fields),
             (Err(err), _) | (_, Err(err)) => return Ok(Err(err)),
         };
-        let actor = self.actor();
-        let kith = &self.plugin.kith;
+        let kith = self.plugin.kith.clone();
         let result = async {
             let def = kith.object(&object)?;
             let input = Input::from_json(&def, &fields)?;
-            let tx = kith.store.begin(&actor).await?;
+            let tx = self.write_tx().await?;
             let expected = expected_version.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
-            let record = crate::service::records::update(&tx, &kith.registry(), &object, id, input, expected).await?;
-            tx.commit().await?;
+            let record =
+                tx.step(crate::service::records::update(tx, &kith.registry(), &object, id, input, expected)).await?;
             Ok::<_, Error>(to_wit(&object, &record))
         }
         .await;
@@ -531,7 +548,8 @@ impl v1::kith::plugin::host::Host for HostState {
             return Ok(Err(err));
         }
         let kith = &self.plugin.kith;
-        Ok(plugins::kv_get(kith.store.conn(), &self.plugin.id, &key).await.map_err(host_error))
+        let _ = kith;
+        Ok(plugins::kv_get(&self.reader(), &self.plugin.id, &key).await.map_err(host_error))
     }
 
     async fn kv_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), HostError>> {
@@ -553,9 +571,12 @@ impl v1::kith::plugin::host::Host for HostState {
         if let Err(err) = self.spend(key.len() + value.len()) {
             return Ok(Err(err));
         }
-        let kith = &self.plugin.kith;
         let quota = self.plugin.kv_quota;
-        let result = plugins::kv_set(kith.store.conn(), &self.plugin.id, &key, &value, quota, Utc::now()).await;
+        let plugin = self.plugin.clone();
+        let result = match self.write_tx().await {
+            Ok(tx) => tx.step(plugins::kv_set(tx.conn(), &plugin.id, &key, &value, quota, Utc::now())).await,
+            Err(err) => Err(err),
+        };
         Ok(match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(plugins::KvRefusal::Keys)) => Err(HostError {
@@ -581,7 +602,13 @@ impl v1::kith::plugin::host::Host for HostState {
             return Ok(Err(err));
         }
         let kith = &self.plugin.kith;
-        Ok(plugins::kv_delete(kith.store.conn(), &self.plugin.id, &key).await.map_err(host_error))
+        let _ = kith;
+        let plugin = self.plugin.clone();
+        Ok(match self.write_tx().await {
+            Ok(tx) => plugins::kv_delete(tx.conn(), &plugin.id, &key).await,
+            Err(err) => Err(err),
+        }
+        .map_err(host_error))
     }
 
     async fn kv_keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, HostError>> {
@@ -589,7 +616,8 @@ impl v1::kith::plugin::host::Host for HostState {
             return Ok(Err(err));
         }
         let kith = &self.plugin.kith;
-        Ok(plugins::kv_keys(kith.store.conn(), &self.plugin.id, &prefix, 1_000).await.map_err(host_error))
+        let _ = kith;
+        Ok(plugins::kv_keys(&self.reader(), &self.plugin.id, &prefix, 1_000).await.map_err(host_error))
     }
 
     async fn setting(&mut self, key: String) -> wasmtime::Result<Option<String>> {
@@ -648,15 +676,16 @@ impl v1::kith::plugin::aggregate::Host for HostState {
             })
             .collect();
         let kith = &self.plugin.kith;
+        let reader = self.reader();
         let result = async {
             let def = kith.object(&object)?;
-            let custom = custom_defs(kith, &def, [filter.as_ref(), None]).await?;
+            let custom = custom_defs(&reader, &def, [filter.as_ref(), None]).await?;
             let filter = match &filter {
                 Some(json) => Filter::from_json(&def, &custom, json)?,
                 None => Filter::all(),
             };
             let rows = crate::store::aggregate::aggregate(
-                kith.store.conn(),
+                &reader,
                 &def,
                 &filter,
                 &group_by,

@@ -680,9 +680,17 @@ impl PluginManager {
             let events = crate::store::outbox::read(self.kith.store.conn(), letter.seq - 1, 1).await?;
             let Some(event) = events.into_iter().find(|e| e.seq == letter.seq) else { continue };
             let wit = crate::plugin::delivery::to_wit(&event);
-            match plugin.call_events(std::slice::from_ref(&wit), event.depth).await {
+            let (delivered, tx) = plugin.call_events(std::slice::from_ref(&wit), event.depth).await;
+            match delivered {
+                // The event's effects and its being replayed commit together.
                 Ok(Ok(())) => {
-                    plugins::mark_replayed(self.kith.store.conn(), letter.id, Utc::now()).await?;
+                    match tx {
+                        Some(tx) => {
+                            plugins::mark_replayed(tx.conn(), letter.id, Utc::now()).await?;
+                            tx.commit().await?;
+                        }
+                        None => plugins::mark_replayed(self.kith.store.conn(), letter.id, Utc::now()).await?,
+                    }
                     outcome.replayed += 1;
                 }
                 Ok(Err(failure)) => {

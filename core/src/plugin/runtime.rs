@@ -38,6 +38,8 @@ pub enum CallFailure {
     Timeout(Duration),
     /// It trapped: a panic, an abort, a stack overflow, the memory cap...
     Trap(String),
+    /// It succeeded, but its writes could not be committed.
+    Storage(String),
 }
 
 impl std::fmt::Display for CallFailure {
@@ -45,6 +47,7 @@ impl std::fmt::Display for CallFailure {
         match self {
             CallFailure::Timeout(budget) => write!(f, "timed out after {} ms", budget.as_millis()),
             CallFailure::Trap(message) => f.write_str(message),
+            CallFailure::Storage(message) => write!(f, "its writes could not be saved: {message}"),
         }
     }
 }
@@ -249,16 +252,20 @@ impl LoadedPlugin {
     }
 
     /// Delivers a batch of events. `Ok(Err(..))` is the plugin's own report of which event it
-    /// could not handle.
+    /// could not handle. The call's writes come back uncommitted, in its transaction (if it
+    /// wrote), for the caller to commit with the delivery cursor or to drop.
     pub async fn call_events(
         &self,
         events: &[v1::kith::plugin::types::Event],
         depth: u32,
-    ) -> Result<Result<(), v1::kith::plugin::types::EventFailure>, CallFailure> {
+    ) -> (Result<Result<(), v1::kith::plugin::types::EventFailure>, CallFailure>, Option<crate::store::Tx>) {
         // Each event of the batch gets the plugin's per-event budget.
         let per_event = self.manifest.limits.event_timeout_ms;
         let budget = Duration::from_millis(per_event.saturating_mul(events.len().max(1) as u64).min(30_000));
-        let mut warm = self.instance().await?;
+        let mut warm = match self.instance().await {
+            Ok(warm) => warm,
+            Err(failure) => return (Err(failure), None),
+        };
         warm.store.data_mut().call = CallState::new(CallMode::Event { depth });
         arm_deadline(&mut warm.store, budget);
         let outcome =
@@ -278,7 +285,8 @@ impl LoadedPlugin {
         let outcome =
             tokio::time::timeout(budget + grace(budget), warm.bindings.call_before_write(&mut warm.store, change))
                 .await;
-        self.finish(warm, outcome, budget)
+        // Writes are refused here: there is no transaction to settle.
+        self.finish(warm, outcome, budget).0
     }
 
     /// Computes a declared field for a page of records (one call for all of `ids`).
@@ -299,7 +307,7 @@ impl LoadedPlugin {
             extension.call_compute_field(&mut warm.store, object, field, ids),
         )
         .await;
-        self.finish(warm, outcome, budget)
+        self.finish(warm, outcome, budget).0
     }
 
     /// Runs a declared query (`write = false`) or mutation.
@@ -320,7 +328,8 @@ impl LoadedPlugin {
             extension.call_call_operation(&mut warm.store, name, arguments, caller),
         )
         .await;
-        self.finish(warm, outcome, budget)
+        let (outcome, tx) = self.finish(warm, outcome, budget);
+        settle(outcome, tx).await
     }
 
     /// Runs a declared job with its own time budget.
@@ -337,22 +346,24 @@ impl LoadedPlugin {
         let outcome =
             tokio::time::timeout(budget + grace(budget), extension.call_run_job(&mut warm.store, job, scheduled_for))
                 .await;
-        self.finish(warm, outcome, budget)
+        let (outcome, tx) = self.finish(warm, outcome, budget);
+        settle(outcome, tx).await
     }
 
+    /// The call's outcome, and its transaction if it wrote (uncommitted).
     fn finish<R>(
         &self,
         mut warm: Warm,
         outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
         budget: Duration,
-    ) -> Result<R, CallFailure> {
+    ) -> (Result<R, CallFailure>, Option<crate::store::Tx>) {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let call = std::mem::replace(&mut warm.store.data_mut().call, CallState::new(CallMode::BeforeWrite));
         report_denials(&self.context.kith, self.id(), call.denied);
         if call.dropped_logs > 0 {
             tracing::warn!(target: "kith::plugin", plugin = %self.id(), dropped = call.dropped_logs, "log lines over the per-call limit were dropped");
         }
-        match outcome {
+        let outcome = match outcome {
             Ok(Ok(value)) => {
                 self.give_back(warm);
                 Ok(value)
@@ -360,6 +371,31 @@ impl LoadedPlugin {
             // The instance may be poisoned: it is dropped, never reused.
             Ok(Err(err)) => Err(self.failure(&mut warm, &err, budget)),
             Err(_) => Err(CallFailure::Timeout(budget)),
+        };
+        (outcome, call.tx)
+    }
+}
+
+/// Commits a call's writes when the call succeeded (and the plugin reported no error), and
+/// rolls them back otherwise: a failed call leaves nothing.
+async fn settle<T, E>(
+    outcome: Result<Result<T, E>, CallFailure>,
+    tx: Option<crate::store::Tx>,
+) -> Result<Result<T, E>, CallFailure> {
+    let Some(tx) = tx else { return outcome };
+    match outcome {
+        Ok(Ok(value)) => match tx.commit().await {
+            Ok(()) => Ok(Ok(value)),
+            Err(err) => {
+                tracing::warn!(error = %err, "committing a plugin call's writes");
+                Err(CallFailure::Storage(for_caller(&err.to_string())))
+            }
+        },
+        other => {
+            if let Err(err) = tx.rollback().await {
+                tracing::warn!(error = %err, "rolling back a failed plugin call's writes");
+            }
+            other
         }
     }
 }

@@ -563,6 +563,20 @@ pub async fn advance<C: ConnectionTrait>(db: &C, plugin: &str, owner: &str, seq:
     Ok(n > 0)
 }
 
+/// Extends a delivery lease this `owner` still holds; false when it holds it no more.
+pub async fn renew_lease<C: ConnectionTrait>(db: &C, plugin: &str, owner: &str, until: DateTime<Utc>) -> Result<bool> {
+    let backend = db.get_database_backend();
+    let n = db
+        .execute_raw(stmt(
+            backend,
+            "UPDATE plugin_delivery SET lease_until = ? WHERE plugin_id = ? AND lease_owner = ?",
+            vec![ts(backend, until)?, plugin.into(), owner.into()],
+        ))
+        .await?
+        .rows_affected();
+    Ok(n > 0)
+}
+
 /// Records a failed attempt at the next event and when to try again.
 pub async fn retry_later<C: ConnectionTrait>(
     db: &C,

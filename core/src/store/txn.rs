@@ -94,6 +94,61 @@ impl ConnectionTrait for TxConn {
     }
 }
 
+/// Where a unit of work reads: its transaction once it has one, so it sees its own writes, or
+/// the autocommit connections before that (see [`super::Store::reader`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Reader<'a> {
+    /// No transaction yet.
+    Autocommit(&'a Autocommit),
+    /// Inside the unit's transaction.
+    Tx(&'a TxConn),
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Reader<'_> {
+    fn get_database_backend(&self) -> DbBackend {
+        match self {
+            Reader::Autocommit(db) => db.get_database_backend(),
+            Reader::Tx(tx) => tx.get_database_backend(),
+        }
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        match self {
+            Reader::Autocommit(db) => db.execute_raw(stmt).await,
+            Reader::Tx(tx) => tx.execute_raw(stmt).await,
+        }
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        match self {
+            Reader::Autocommit(db) => db.execute_unprepared(sql).await,
+            Reader::Tx(tx) => tx.execute_unprepared(sql).await,
+        }
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        match self {
+            Reader::Autocommit(db) => db.query_one_raw(stmt).await,
+            Reader::Tx(tx) => tx.query_one_raw(stmt).await,
+        }
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        match self {
+            Reader::Autocommit(db) => db.query_all_raw(stmt).await,
+            Reader::Tx(tx) => tx.query_all_raw(stmt).await,
+        }
+    }
+
+    fn support_returning(&self) -> bool {
+        match self {
+            Reader::Autocommit(db) => db.support_returning(),
+            Reader::Tx(tx) => tx.support_returning(),
+        }
+    }
+}
+
 /// Whether a failed statement certainly changed nothing: the database refused it (an error it
 /// answered), or it was never sent. A lost connection leaves a statement's fate unknown.
 pub(crate) fn refused(err: &DbErr) -> bool {
