@@ -8,6 +8,7 @@ mod contracts;
 mod donors;
 mod extensions;
 mod graphql;
+mod harness;
 mod http;
 mod import_export;
 mod plugin_objects;
