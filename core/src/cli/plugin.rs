@@ -595,8 +595,9 @@ default = "Hello"
 description = "How to greet new contacts in the log."
 "#;
 
-const LIB_RS: &str = r#"//! A Kith plugin. Build: `cargo build --release --target wasm32-wasip2`;
-//! install: `kith plugin install .`; test: `cargo test`.
+const LIB_RS: &str = r#"//! A Kith plugin. Build: `cargo build --release --target wasm32-wasip2`; test: `cargo test`;
+//! install: `kith plugin install PATH-TO-THIS-FOLDER` where Kith's database is (or with
+//! `--database URL`).
 
 use kith_plugin_sdk::{Event, Plugin, Result, kv, log, settings};
 
