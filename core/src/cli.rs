@@ -388,6 +388,15 @@ fn check_database(config: &Config, command: &Command, stderr: &mut dyn Write) ->
             command.name()
         );
     }
+    if let Some(folder) = shown.parent()
+        && !folder.is_dir()
+    {
+        anyhow::bail!(
+            "cannot create a database at {}: the folder {} does not exist",
+            shown.display(),
+            folder.display()
+        );
+    }
     writeln!(stderr, "creating a new database at {}{why}", shown.display())?;
     Ok(true)
 }

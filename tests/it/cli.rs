@@ -227,6 +227,16 @@ async fn commands_refuse_to_create_a_database_and_name_the_default_one() {
     let err = run_cli(&absent_url, &["plugin", "install", "."], "").await.unwrap_err();
     assert!(format!("{err:#}").contains("`kith plugin install` does not create one"), "{err:#}");
 
+    let nowhere = dir.join("no-such-folder/kith.db");
+    let err = run_cli(&format!("sqlite://{}", nowhere.display()), &["migrate", "up"], "").await.unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        format!(
+            "cannot create a database at {}: the folder {} does not exist",
+            nowhere.display(),
+            dir.join("no-such-folder").display()
+        )
+    );
     let out = run_cli(&absent_url, &["migrate", "up"], "").await.unwrap();
     assert!(out.stderr.contains(&format!("creating a new database at {}", absent.display())), "{}", out.stderr);
     assert!(absent.exists());
