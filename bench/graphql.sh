@@ -33,6 +33,8 @@ for i in range(n):
     print(f"First{i},Last{i % 5000},person{i}@example.org,City{i % 200},c{i % 500}.example")
 PY
 if [[ -z "${REUSE:-}" ]]; then
+  # Only serve, migrate and seed create a database; import needs one.
+  "$KITH" --database "$DB" migrate up >/dev/null 2>&1
   "$KITH" --database "$DB" import companies "$WORK/companies.csv" 2>&1 | head -1
   "$KITH" --database "$DB" import contacts "$WORK/contacts.csv" 2>&1 | head -1
 fi

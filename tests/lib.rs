@@ -1,6 +1,11 @@
 //! Shared helpers for Kith's end-to-end tests: a fresh database per test on SQLite (a real
 //! file) and, when `KITH_TEST_DATABASE_URL` is set, on PostgreSQL (a new database each).
+//!
+//! Without `KITH_TEST_DATABASE_URL`, what would have run on PostgreSQL is reported as skipped
+//! on standard error (past the test harness's capture), never passed in silence. A `TestDb`
+//! removes its database when dropped, so a test that panics leaves none behind.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use kith_core::domain::actor::Actor;
@@ -40,9 +45,21 @@ impl TestDb {
         TestDb { name: "sqlite", url, kith: Kith::new(store), dir: Some(dir), pg_admin: None }
     }
 
-    /// A new PostgreSQL database, migrated, when `KITH_TEST_DATABASE_URL` is set.
+    /// For a test that only means something on PostgreSQL: a new database, migrated, when
+    /// `KITH_TEST_DATABASE_URL` is set; otherwise `None`, after reporting the calling test
+    /// (the harness names each test's thread after it) as skipped.
+    pub async fn postgres_or_skip() -> Option<TestDb> {
+        let db = TestDb::postgres().await;
+        if db.is_none() {
+            skipped(std::thread::current().name().unwrap_or("a test"));
+        }
+        db
+    }
+
+    /// A new PostgreSQL database, migrated, when `KITH_TEST_DATABASE_URL` is set. A test that
+    /// needs one calls [`TestDb::postgres_or_skip`], which says when it is skipped.
     pub async fn postgres() -> Option<TestDb> {
-        let admin_url = std::env::var("KITH_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
+        let admin_url = postgres_admin_url()?;
         let name = format!("kith_t_{}", uuid::Uuid::now_v7().simple());
         let admin =
             Database::connect(&admin_url).await.expect("KITH_TEST_DATABASE_URL is set but PostgreSQL is unreachable");
@@ -56,13 +73,23 @@ impl TestDb {
         Some(TestDb { name: "postgres", url, kith: Kith::new(store), dir: None, pg_admin: Some((admin_url, name)) })
     }
 
-    /// SQLite, plus PostgreSQL when configured.
+    /// SQLite, plus PostgreSQL when configured (said once per test run when it is not).
     pub async fn all() -> Vec<TestDb> {
         let mut dbs = vec![TestDb::sqlite().await];
-        if let Some(pg) = TestDb::postgres().await {
-            dbs.push(pg);
+        match TestDb::postgres().await {
+            Some(pg) => dbs.push(pg),
+            None => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| skipped("the PostgreSQL half of every test that runs on both databases"));
+            }
         }
         dbs
+    }
+
+    /// Another handle on this database, through `kith` (a `Store` opened with other options);
+    /// the database stays this one's to remove.
+    pub fn sharing(&self, kith: Kith) -> TestDb {
+        TestDb { name: self.name, url: self.url.clone(), kith, dir: None, pg_admin: None }
     }
 
     /// Starts a write transaction as the system.
@@ -114,18 +141,52 @@ impl TestDb {
     }
 
     /// Drops what the test made.
-    pub async fn cleanup(self) {
-        self.kith.store.close().await.ok();
-        if let Some(dir) = self.dir {
+    pub async fn cleanup(mut self) {
+        self.kith.store.clone().close().await.ok();
+        if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
-        if let Some((admin_url, name)) = self.pg_admin
-            && let Ok(admin) = Database::connect(&admin_url).await
-        {
-            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-            admin.close().await.ok();
+        if let Some((admin_url, name)) = self.pg_admin.take() {
+            drop_database(&admin_url, &name).await;
         }
     }
+}
+
+/// A test that panics never reaches `cleanup`: its database goes here, on a thread of its own
+/// with its own runtime (the test's runtime may be the one unwinding). Best effort, like
+/// `cleanup`: a database that cannot be dropped is left for the next `DROP`.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let Some((admin_url, name)) = self.pg_admin.take() else { return };
+        let dropper = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(drop_database(&admin_url, &name));
+        });
+        let _ = dropper.join();
+    }
+}
+
+/// Drops a test database, closing the connections still open to it.
+async fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(admin) = Database::connect(admin_url).await {
+        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        admin.close().await.ok();
+    }
+}
+
+/// `KITH_TEST_DATABASE_URL`, when set and not empty.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("KITH_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// Reports that `what` did not run for want of PostgreSQL. Written to the process's standard
+/// error rather than with `eprintln!`, which the test harness captures and shows only for
+/// failing tests: a skip must be seen in a passing run.
+pub fn skipped(what: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED (PostgreSQL): {what}: set KITH_TEST_DATABASE_URL");
 }
 
 /// The domain error inside a core error, or a panic naming what came instead.

@@ -183,6 +183,10 @@ pub struct ImportArgs {
     /// Rows per transaction.
     #[arg(long, default_value_t = 5_000)]
     pub batch_size: usize,
+    /// Exit with success even when rows were rejected (they are still listed). Without it, an
+    /// import that rejected any row exits with status 1 (the other rows are imported).
+    #[arg(long)]
+    pub allow_rejects: bool,
 }
 
 /// `--on-duplicate`.
@@ -251,6 +255,21 @@ pub fn init_tracing(config: &Config) {
     let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
+/// Runs the CLI as the `kith` binary does and returns its exit status: 0, or 1 after printing
+/// `error: ` and the error with its causes, once, to standard error.
+pub async fn main(args: impl IntoIterator<Item = OsString>, env: Vec<(String, String)>, io: Io<'_>) -> u8 {
+    let Io { stdin, stdout, stderr } = io;
+    match run(args, env, Io { stdin, stdout, stderr: &mut *stderr }).await {
+        Ok(()) => 0,
+        Err(err) => {
+            // `{:#}` prints each cause after a colon: errors keep their cause out of their own
+            // message (it is their `source`), so nothing is printed twice.
+            let _ = writeln!(stderr, "error: {err:#}");
+            1
+        }
+    }
+}
+
 /// Runs the CLI with `args` (program name first) and `env`.
 pub async fn run(
     args: impl IntoIterator<Item = OsString>,
@@ -265,11 +284,20 @@ pub async fn run(
             write!(io.stdout, "{err}")?;
             return Ok(());
         }
-        Err(err) => return Err(anyhow::anyhow!("{}", err.render().to_string().trim_end())),
+        Err(err) => {
+            // clap starts its message with `error: `, which `main` adds to every error.
+            let text = err.render().to_string();
+            let text = text.trim_end();
+            return Err(anyhow::anyhow!("{}", text.strip_prefix("error: ").unwrap_or(text)));
+        }
     };
     let config_path =
         cli.config.clone().or_else(|| env.iter().find(|(k, _)| k == "KITH_CONFIG").map(|(_, v)| PathBuf::from(v)));
-    let mut config = Config::load(config_path.as_deref(), env).context("invalid configuration")?;
+    let (mut config, warnings) =
+        Config::load_with_warnings(config_path.as_deref(), env).context("invalid configuration")?;
+    for warning in &warnings {
+        writeln!(io.stderr, "warning: {warning}")?;
+    }
     if let Some(url) = &cli.database {
         config.database.url = url.clone();
     }
@@ -311,21 +339,85 @@ install it: kith plugin install {}",
         }
         return Ok(());
     }
+    let mut options = config.store_options();
+    options.create_if_missing = check_database(&config, &cli.command, io.stderr)?;
     let store =
         if config.database.auto_migrate || matches!(cli.command, Command::Migrate { action: MigrateAction::Up }) {
             if matches!(cli.command, Command::Migrate { action: MigrateAction::Status }) {
-                Store::connect(&config.store_options()).await
+                Store::connect(&options).await
             } else {
-                Store::open(&config.store_options()).await
+                Store::open(&options).await
             }
         } else {
-            Store::connect(&config.store_options()).await
+            Store::connect(&options).await
         }
-        .with_context(|| format!("cannot open the database at {}", config.database.url))?;
+        .with_context(|| format!("cannot open the database at {}", redact(&config.database.url)))?;
     let kith = Kith::new(store);
     let result = dispatch(&kith, &config, cli.command, io).await;
     kith.store.close().await.ok();
     result
+}
+
+/// Says which SQLite file a command is about to use when it was not chosen (the default,
+/// `kith.db` in the current directory) or is about to be created, and refuses to create one for
+/// a command that only makes sense on an existing database: `kith plugin install .` run inside
+/// a plugin's folder once made and used a new, empty `kith.db` there. Returns whether the
+/// command may create the file.
+fn check_database(config: &Config, command: &Command, stderr: &mut dyn Write) -> anyhow::Result<bool> {
+    // The commands that set a database up; every other one needs an existing database.
+    let creates = matches!(command, Command::Serve(_) | Command::Migrate { .. } | Command::Seed { .. });
+    let Some(path) = crate::store::sqlite_path(&config.database.url) else { return Ok(creates) };
+    let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    let default = config.database.url == crate::config::DatabaseConfig::default().url;
+    let why = if default {
+        " (the default: kith.db in the current directory; choose another with --database or KITH_DATABASE_URL)"
+    } else {
+        ""
+    };
+    if path.exists() {
+        if default {
+            writeln!(stderr, "using the database {}{why}", shown.display())?;
+        }
+        return Ok(creates);
+    }
+    if !creates {
+        anyhow::bail!(
+            "there is no database at {}{why}: `kith {}` does not create one. Pass --database URL (or set \
+             KITH_DATABASE_URL) to use an existing database, or create one with `kith migrate up`",
+            shown.display(),
+            command.name()
+        );
+    }
+    if let Some(folder) = shown.parent()
+        && !folder.is_dir()
+    {
+        anyhow::bail!(
+            "cannot create a database at {}: the folder {} does not exist",
+            shown.display(),
+            folder.display()
+        );
+    }
+    writeln!(stderr, "creating a new database at {}{why}", shown.display())?;
+    Ok(true)
+}
+
+impl Command {
+    /// The command as typed (`plugin install`), for messages.
+    fn name(&self) -> String {
+        let name = match self {
+            Command::Serve(_) => "serve",
+            Command::Migrate { .. } => "migrate",
+            Command::User { .. } => "user",
+            Command::Token { .. } => "token",
+            Command::Import(_) => "import",
+            Command::Export(_) => "export",
+            Command::Seed { .. } => "seed",
+            Command::PrintConfig => "print-config",
+            Command::Plugin { action } => return format!("plugin {}", action.name()),
+            Command::Schema { .. } => "schema",
+        };
+        name.to_owned()
+    }
 }
 
 async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) -> anyhow::Result<()> {
@@ -417,7 +509,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             "contacts" | "companies" => import(kith, &system, args, io).await?,
             _ => {
                 let manager = crate::plugin::PluginManager::new(kith.clone(), &config.plugins)?;
-                plugin::import(&manager, &system, &args.object, &args.file, io).await?
+                plugin::import(&manager, &system, &args.object, &args.file, args.allow_rejects, io).await?
             }
         },
         Command::Export(args) => {
@@ -481,6 +573,12 @@ async fn import(kith: &Kith, actor: &Actor, args: ImportArgs, io: Io<'_>) -> any
     };
     let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size == 0 {
+        anyhow::bail!(
+            "{} is empty: nothing to import (a CSV import needs a header row, then one row per record)",
+            args.file.display()
+        );
+    }
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -517,10 +615,29 @@ async fn import(kith: &Kith, actor: &Actor, args: ImportArgs, io: Io<'_>) -> any
     if !report.ignored_columns.is_empty() {
         writeln!(io.stderr, "ignored columns (no matching field; use --map): {}", report.ignored_columns.join(", "))?;
     }
+    if report.rows == 0 {
+        writeln!(io.stderr, "no rows to import: {} has a header row and nothing else", args.file.display())?;
+    }
     for rejected in &report.rejected {
         writeln!(io.stderr, "line {}: {}", rejected.line, rejected.reason)?;
     }
-    Ok(())
+    check_rejects(report.rejected.len(), report.rows, args.allow_rejects, io.stderr)
+}
+
+/// An import that rejected rows fails (exit status 1) unless `--allow-rejects` accepts that:
+/// a script must not take a partial import for a complete one.
+pub(crate) fn check_rejects(rejected: usize, rows: u64, allow: bool, stderr: &mut dyn Write) -> anyhow::Result<()> {
+    if rejected == 0 {
+        return Ok(());
+    }
+    if allow {
+        writeln!(stderr, "{rejected} of {rows} rows rejected (accepted with --allow-rejects)")?;
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{rejected} of {rows} rows rejected (listed above); the other rows were imported. Fix the rejected rows \
+         and import them again, or pass --allow-rejects to accept a partial import"
+    )
 }
 
 /// Hides the password of a database URL for logs.

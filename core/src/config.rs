@@ -1,6 +1,9 @@
 //! Configuration: defaults, then `kith.toml`, then `KITH_*` environment variables, then flags.
 //!
-//! Unknown keys are errors at every layer, so a typo never silently falls back to a default.
+//! Unknown keys in a file are errors, so a typo never silently falls back to a default. An
+//! unknown `KITH_*` environment variable is only a warning naming the nearest setting: other
+//! programs' variables share the prefix (`KITH_BIN` for a wrapper script), and refusing them would
+//! make Kith unusable in their environment.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,8 +19,9 @@ const NON_CONFIG_ENV: &[&str] = &["KITH_CONFIG", "KITH_TEST_DATABASE_URL"];
 /// Why configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// The file could not be read. The cause is the error's `source`, not part of its message,
+    /// so a chain printed with `{:#}` names it once.
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: String,
@@ -216,9 +220,23 @@ fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { origin: origin.to_owned(), message: message.into() }
 }
 
+/// A setting that was ignored, for the user to see (the CLI prints these to standard error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning(pub String);
+
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Turns `KITH_*` variables into a TOML table. `KITH_SECTION__KEY` and `KITH_SECTION_KEY` both
 /// name `section.key`; values are read as TOML (numbers, booleans) and otherwise as strings.
-fn env_table(vars: impl IntoIterator<Item = (String, String)>) -> Result<toml::Table, ConfigError> {
+/// A variable that names no setting is left out, with a warning.
+fn env_table(
+    vars: impl IntoIterator<Item = (String, String)>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<toml::Table, ConfigError> {
     let sections = toml::Table::try_from(Config::default()).map_err(|e| invalid("defaults", e.to_string()))?;
     let mut table = toml::Table::new();
     for (name, raw) in vars {
@@ -231,12 +249,13 @@ fn env_table(vars: impl IntoIterator<Item = (String, String)>) -> Result<toml::T
             Some((section, key)) => (section.to_owned(), key.to_owned()),
             None => match sections.keys().find(|s| rest.starts_with(&format!("{s}_"))) {
                 Some(section) => (section.clone(), rest[section.len() + 1..].to_owned()),
-                None => return Err(invalid("environment", format!("{name} is not a Kith setting"))),
+                None => (String::new(), String::new()),
             },
         };
         let known = sections.get(&section).and_then(toml::Value::as_table).is_some_and(|t| t.contains_key(&key));
         if !known {
-            return Err(invalid("environment", format!("{name} is not a Kith setting (no `{section}.{key}`)")));
+            warnings.push(unknown_variable(&name, &sections));
+            continue;
         }
         let value = format!("v = {raw}")
             .parse::<toml::Table>()
@@ -250,9 +269,75 @@ fn env_table(vars: impl IntoIterator<Item = (String, String)>) -> Result<toml::T
     Ok(table)
 }
 
+/// The warning for `name`, a `KITH_*` variable that is no setting: ignored, and the nearest
+/// variable Kith reads when it is close enough to be a typo of it.
+fn unknown_variable(name: &str, sections: &toml::Table) -> ConfigWarning {
+    let mut candidates: Vec<String> = NON_CONFIG_ENV.iter().map(|v| (*v).to_owned()).collect();
+    // The spelling the user chose (`__` or `_` between section and key) is offered first, so it
+    // wins a tie.
+    let nested_first = name.contains("__");
+    for (section, keys) in sections {
+        for key in keys.as_table().into_iter().flat_map(toml::Table::keys) {
+            let nested = format!("KITH_{section}__{key}").to_ascii_uppercase();
+            let flat = format!("KITH_{section}_{key}").to_ascii_uppercase();
+            if nested_first {
+                candidates.extend([nested, flat]);
+            } else {
+                candidates.extend([flat, nested]);
+            }
+        }
+    }
+    let upper = name.to_ascii_uppercase();
+    let nearest = candidates
+        .iter()
+        .map(|candidate| (edit_distance(&upper, candidate), candidate))
+        .min_by_key(|(distance, _)| *distance)
+        // A third of the name may differ (`KITH_DATABSE_URL`, `KITH_SERVER__BINDD`); further off,
+        // the variable is most likely another program's (`KITH_BIN`).
+        .filter(|(distance, candidate)| *distance <= (candidate.len() - "KITH_".len()) / 3);
+    match nearest {
+        Some((_, candidate)) => {
+            ConfigWarning(format!("{name} is not a Kith setting and is ignored; did you mean {candidate}?"))
+        }
+        None => ConfigWarning(format!("{name} is not a Kith setting and is ignored")),
+    }
+}
+
+/// The Levenshtein distance between `a` and `b` (insertions, deletions, substitutions), by byte:
+/// variable names are ASCII.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
 impl Config {
-    /// Loads defaults, then the file (when given), then the environment.
+    /// Loads defaults, then the file (when given), then the environment. Warnings (unknown
+    /// `KITH_*` variables) go to `tracing`; [`Config::load_with_warnings`] returns them instead.
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let (config, warnings) = Config::load_with_warnings(file, env)?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(config)
+    }
+
+    /// [`Config::load`], returning the warnings for the caller to show: the CLI loads its
+    /// configuration before logging is set up, and prints them to standard error.
+    pub fn load_with_warnings(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+        let mut warnings = Vec::new();
         let mut table = toml::Table::try_from(Config::default()).map_err(|e| invalid("defaults", e.to_string()))?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
@@ -268,11 +353,11 @@ impl Config {
             .map_err(|e| invalid(&origin, e.to_string()))?;
             merge(&mut table, over);
         }
-        merge(&mut table, env_table(env)?);
+        merge(&mut table, env_table(env, &mut warnings)?);
         let config =
             Config::deserialize(toml::Value::Table(table)).map_err(|e| invalid("environment", e.to_string()))?;
         config.validate()?;
-        Ok(config)
+        Ok((config, warnings))
     }
 
     /// Checks values that types alone cannot.

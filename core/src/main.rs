@@ -13,11 +13,5 @@ async fn main() -> std::process::ExitCode {
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
     let io = kith_core::cli::Io { stdin: &mut stdin, stdout: &mut stdout, stderr: &mut stderr };
-    match kith_core::cli::run(std::env::args_os(), env, io).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    std::process::ExitCode::from(kith_core::cli::main(std::env::args_os(), env, io).await)
 }

@@ -56,6 +56,10 @@ pub struct StoreOptions {
     pub sqlite_synchronous_full: bool,
     /// How long a SQLite writer waits for the lock.
     pub busy_timeout: Duration,
+    /// SQLite: create the file when it does not exist. Commands that only make sense on an
+    /// existing database turn this off, so a typo or the wrong directory is an error instead
+    /// of a new, empty database.
+    pub create_if_missing: bool,
 }
 
 impl StoreOptions {
@@ -66,6 +70,7 @@ impl StoreOptions {
             max_connections: 16,
             sqlite_synchronous_full: true,
             busy_timeout: Duration::from_secs(10),
+            create_if_missing: true,
         }
     }
 }
@@ -181,8 +186,19 @@ fn check_scheme(url: &str) -> Result<()> {
     )))
 }
 
+/// The file of a SQLite database URL (relative paths are relative to the current directory, as
+/// SQLite opens them), or `None` for PostgreSQL and in-memory databases.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let url = normalize_url(url);
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+    (!memory).then(|| std::path::PathBuf::from(path))
+}
+
 impl Store {
-    /// Connects (creating a SQLite file if needed). Does not migrate.
+    /// Connects (creating a SQLite file if needed and allowed). Does not migrate.
     pub async fn connect(options: &StoreOptions) -> Result<Store> {
         let url = normalize_url(&options.url);
         check_scheme(&url)?;
@@ -208,8 +224,9 @@ impl Store {
         if sqlite {
             let full = options.sqlite_synchronous_full;
             let busy = options.busy_timeout;
+            let create = options.create_if_missing;
             connect.map_sqlx_sqlite_opts(move |o| {
-                o.create_if_missing(true)
+                o.create_if_missing(create)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(if full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
                     .busy_timeout(busy)

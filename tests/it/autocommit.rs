@@ -105,7 +105,7 @@ async fn connections_to(db: &TestDb) -> i64 {
 /// would send one as the connection goes back), and the answers are each statement's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_outside_a_transaction_is_not_followed_by_a_ping() {
-    let Some(db) = TestDb::postgres().await else { return };
+    let Some(db) = TestDb::postgres_or_skip().await else { return };
     let (proxy, syncs) = proxy_counting_syncs("127.0.0.1:5432".parse().unwrap()).await;
     let url = format!("postgres://postgres@{proxy}/{}?sslmode=disable", database_name(&db));
     let store = store_on(&url, 2).await;
@@ -137,7 +137,7 @@ async fn a_statement_outside_a_transaction_is_not_followed_by_a_ping() {
 /// statement on it gets its own answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_statement_leaves_its_connection_clean() {
-    let Some(db) = TestDb::postgres().await else { return };
+    let Some(db) = TestDb::postgres_or_skip().await else { return };
     // One connection, so the next statements must reuse the cancelled one.
     let store = store_on(&db.url, 1).await;
     let sleeping = Statement::from_string(store.backend(), "SELECT 7::int8 AS n FROM pg_sleep(0.3)");
@@ -158,7 +158,7 @@ async fn a_cancelled_statement_leaves_its_connection_clean() {
 /// hang) and is replaced: the statements after it answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_connection_is_replaced() {
-    let Some(db) = TestDb::postgres().await else { return };
+    let Some(db) = TestDb::postgres_or_skip().await else { return };
     let store = store_on(&db.url, 1).await;
     assert_eq!(select(&store, 1).await.unwrap(), 1);
     let admin = store_on(&db.pg_admin.as_ref().unwrap().0, 1).await;
@@ -186,7 +186,7 @@ async fn a_broken_connection_is_replaced() {
 /// refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_share_a_bounded_set_of_connections_closed_with_the_store() {
-    let Some(db) = TestDb::postgres().await else { return };
+    let Some(db) = TestDb::postgres_or_skip().await else { return };
     let before = connections_to(&db).await;
     let store = store_on(&db.url, 2).await;
     let mut tasks = Vec::new();

@@ -36,7 +36,7 @@ async fn concurrent_ticket_creates_get_unique_sequential_numbers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_worth_of_stores_share_one_postgres_counter() {
     // Two independent pools on one database behave like two Kith processes.
-    let Some(db) = TestDb::postgres().await else { return };
+    let Some(db) = TestDb::postgres_or_skip().await else { return };
     let other = kith_core::service::Kith::new(
         kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&db.url)).await.unwrap(),
     );
@@ -361,7 +361,7 @@ async fn a_group_of_creates_writes_one_insert_per_table_and_reruns_only_when_it_
 #[tokio::test]
 async fn the_first_outbox_insert_of_a_postgres_transaction_takes_the_outbox_lock() {
     use sea_orm::{ConnectionTrait, Statement};
-    let Some(db) = TestDb::postgres().await else { return };
+    let Some(db) = TestDb::postgres_or_skip().await else { return };
     // Another session can take the lock while nobody holds it...
     let try_lock = |conn: sea_orm::DatabaseConnection| async move {
         let sql = "SELECT pg_try_advisory_lock(4242424243) AS got";
@@ -525,7 +525,7 @@ async fn proxy_that_loses_the_answer_to(target: std::net::SocketAddr, marker: &'
 async fn a_group_whose_answer_is_lost_is_not_run_twice() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let Some(db) = TestDb::postgres().await else { return };
+    let Some(db) = TestDb::postgres_or_skip().await else { return };
     let proxy = proxy_that_loses_the_answer_to("127.0.0.1:5432".parse().unwrap(), b"Vanishing").await;
     let (_, name) = db.url.rsplit_once('/').unwrap();
     let url = format!("postgres://postgres@{proxy}/{name}?sslmode=disable");

@@ -337,12 +337,47 @@ async fn the_cli_imports_gifts_and_runs_reports_through_the_plugin() {
         format!("email,amount,date,fund\nada@example.org,50,{last}-03-01,General\nbob@example.org,-1,{last}-03-01,\ncarol@example.org,5,{last}-03-01,\n"),
     )
     .unwrap();
-    let out = crate::cli::run_cli_env(&db.url, &["import", "donations", gifts.to_str().unwrap()], "", env.clone())
-        .await
-        .unwrap();
+    // Rejected rows fail the import (exit status 1), the other rows imported.
+    let out =
+        crate::cli::run_kith(&["--database", &db.url, "import", "donations", gifts.to_str().unwrap()], env.clone())
+            .await;
+    assert_eq!(out.status, 1, "{}", out.stderr);
     assert!(out.stderr.contains("line 3: the amount must be more than 0"), "{}", out.stderr);
     assert!(out.stderr.contains("line 4: no contact with the e-mail carol@example.org"), "{}", out.stderr);
     assert!(out.stderr.contains("imported 1 donations (2 rejected) through plugin `donors`"), "{}", out.stderr);
+    assert!(out.stderr.contains("error: 2 of 3 rows rejected (listed above); the other rows were imported"));
+    assert_eq!(db.count_rows("p_donors_donation").await, 1);
+    // A broken quote is refused before the plugin parses the file (its parser would merge the
+    // rows after it into one cell): nothing is imported, the broken row is named.
+    let broken = dir.join("broken.csv");
+    std::fs::write(
+        &broken,
+        format!("email,amount,date,fund\nada@example.org,7,{last}-04-01,\"General\nbob@example.org,8,{last}-04-01,\n"),
+    )
+    .unwrap();
+    let out =
+        crate::cli::run_kith(&["--database", &db.url, "import", "donations", broken.to_str().unwrap()], env.clone())
+            .await;
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("line 2: a quoted field is never closed"), "{}", out.stderr);
+    assert!(out.stderr.contains("is not well-formed CSV (1 broken row(s), listed above); nothing was imported"));
+    assert_eq!(db.count_rows("p_donors_donation").await, 1, "nothing imported");
+    let header_only = dir.join("header.csv");
+    std::fs::write(&header_only, "email,amount,date,fund\n").unwrap();
+    let out =
+        crate::cli::run_cli_env(&db.url, &["import", "donations", header_only.to_str().unwrap()], "", env.clone())
+            .await
+            .unwrap();
+    assert!(out.stderr.contains("no rows to import"), "{}", out.stderr);
+    let out = crate::cli::run_cli_env(
+        &db.url,
+        &["import", "donations", gifts.to_str().unwrap(), "--allow-rejects"],
+        "",
+        env.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(out.stderr.contains("2 of 3 rows rejected (accepted with --allow-rejects)"), "{}", out.stderr);
     let year = format!("year={}", last + 1);
     let report =
         crate::cli::run_cli_env(&db.url, &["plugin", "call", "donors", "lybunt", "--arg", &year], "", env.clone())

@@ -450,7 +450,7 @@ async fn a_page_with_relations_costs_a_fixed_number_of_queries() {
             log.lock().unwrap().push(sql.to_owned());
         }
     });
-    let observed = TestDb { kith: kith_core::service::Kith::new(store), ..TestDb::sqlite().await };
+    let observed = db.sharing(kith_core::service::Kith::new(store));
     let server = Server::start(&observed).await;
     let agent = token(&db, Role::Agent).await;
     for c in 0..10 {
@@ -532,7 +532,7 @@ async fn a_page_reads_only_the_columns_it_selects() {
     let mut store = kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&db.url)).await.unwrap();
     let seen = statements.clone();
     store.observe_queries(move |sql| seen.lock().unwrap().push(sql.to_owned()));
-    let observed = TestDb { kith: kith_core::service::Kith::new(store), ..TestDb::sqlite().await };
+    let observed = db.sharing(kith_core::service::Kith::new(store));
     let server = Server::start(&observed).await;
     let agent = token(&db, Role::Agent).await;
     let acme = db.create("company", json!({"name": "Acme"})).await.unwrap();

@@ -4,7 +4,7 @@ use kith_core::domain::filter::Filter;
 use kith_core::store::records::count;
 use kith_tests::{TestDb, temp_dir};
 
-use crate::cli::run_cli;
+use crate::cli::{run_cli, run_kith};
 
 #[tokio::test]
 async fn import_reports_bad_rows_dedupes_and_updates() {
@@ -22,7 +22,8 @@ async fn import_reports_bad_rows_dedupes_and_updates() {
              ,,,,,\n",
         )
         .unwrap();
-        let out = run_cli(&db.url, &["import", "contacts", file.to_str().unwrap()], "").await.unwrap();
+        let out =
+            run_cli(&db.url, &["import", "contacts", file.to_str().unwrap(), "--allow-rejects"], "").await.unwrap();
         assert!(out.stderr.contains("6 rows read"), "{}", out.stderr);
         assert!(out.stderr.contains("2 created") || out.stderr.contains("3 created"), "{}", out.stderr);
         assert!(out.stderr.contains("line 3: email: `not-an-email` is not a valid e-mail address"), "{}", out.stderr);
@@ -106,6 +107,126 @@ async fn import_reports_bad_rows_dedupes_and_updates() {
     }
 }
 
+/// The `csv` crate read an unterminated quote to the end of the file: "2 rows read, 2 created,
+/// 0 rejected", exit 0, and the next row inside a last name. The broken row is rejected with its
+/// line, the rows after it are imported as they are, and the import fails.
+#[tokio::test]
+async fn a_broken_quote_rejects_its_row_and_never_merges_the_rows_after_it() {
+    use kith_core::domain::filter::{Condition, Op, Target};
+    use kith_core::domain::value::{FieldKind, Value};
+    for db in TestDb::all().await {
+        let dir = temp_dir();
+        let file = dir.join("contacts.csv");
+        std::fs::write(
+            &file,
+            "First Name,Last Name,Email,Notes\n\
+             Ada,\"Lovelace,ada@example.org,\n\
+             Grace,Hopper,grace@example.org,\n\
+             \"Alan\"x,Turing,alan@example.org,\n\
+             Katherine,Johnson,kj@example.org,\"two\nlines\"\n\
+             Dorothy,Vaughan,dv@example.org,\n",
+        )
+        .unwrap();
+        let out = run_kith(&["--database", &db.url, "import", "contacts", file.to_str().unwrap()], Vec::new()).await;
+        assert_eq!(out.status, 1, "{}: rejected rows fail the import: {}", db.name, out.stderr);
+        assert!(out.stderr.contains("5 rows read"), "{}", out.stderr);
+        assert!(out.stderr.contains("3 created"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(
+                "line 2: a quoted field is not closed on its line (the quote on line 4 that would close it is \
+                 followed by `A`)"
+            ),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("line 4: a quoted field is followed by `x` after its closing quote"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("error: 2 of 5 rows rejected (listed above); the other rows were imported"),
+            "{}",
+            out.stderr
+        );
+        let contact = db.kith.object("contact").unwrap();
+        let by_last_name = |name: &str| {
+            Filter::Cond(Condition {
+                target: Target::Field("lastName".into()),
+                kind: FieldKind::Text,
+                op: Op::Eq(Value::Text(name.into())),
+            })
+        };
+        for name in ["Hopper", "Johnson", "Vaughan"] {
+            let found = kith_core::store::records::select_where(db.kith.store.conn(), &contact, &by_last_name(name))
+                .await
+                .unwrap();
+            assert_eq!(found.len(), 1, "{}: {name}, whole and alone", db.name);
+        }
+        assert_eq!(count(db.kith.store.conn(), &contact, &Filter::all(), false).await.unwrap(), 3, "{}", db.name);
+        // Accepting the rejects: success, and it says what it accepted.
+        let out = run_kith(
+            &["--database", &db.url, "import", "contacts", file.to_str().unwrap(), "--allow-rejects"],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        assert!(out.stderr.contains("3 skipped as duplicates, 2 rejected"), "{}", out.stderr);
+        assert!(out.stderr.contains("2 of 5 rows rejected (accepted with --allow-rejects)"), "{}", out.stderr);
+        let _ = std::fs::remove_dir_all(dir);
+        db.cleanup().await;
+    }
+}
+
+/// A header none of whose columns maps to a name (a French export, say) made every row a
+/// rejected row under a mere warning; it is an error naming the columns, before any row. An
+/// empty file is an error; a header without rows says there are none.
+#[tokio::test]
+async fn a_header_without_a_name_column_or_an_empty_file_is_an_error() {
+    for db in TestDb::all().await {
+        let dir = temp_dir();
+        let file = dir.join("contacts.csv");
+        std::fs::write(&file, "Prénom,Nom,Courriel\nAda,Lovelace,ada@example.org\n").unwrap();
+        let out = run_kith(&["--database", &db.url, "import", "contacts", file.to_str().unwrap()], Vec::new()).await;
+        assert_eq!(out.status, 1, "{}", out.stderr);
+        assert!(
+            out.stderr.contains(
+                "no column maps to a contact's firstName, lastName or email, so every row would be rejected \
+                 (the columns are: Prénom, Nom, Courriel); map one with --map \"HEADER=firstName\""
+            ),
+            "{}",
+            out.stderr
+        );
+        let out = run_kith(
+            &["--database", &db.url, "import", "contacts", file.to_str().unwrap(), "--map", "Courriel=email"],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        assert!(out.stderr.contains("1 created"), "{}", out.stderr);
+        std::fs::write(&file, "Firma,Web\nAcme,acme.example\n").unwrap();
+        let out = run_kith(&["--database", &db.url, "import", "companies", file.to_str().unwrap()], Vec::new()).await;
+        assert_eq!(out.status, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("no column maps to a company's name"), "{}", out.stderr);
+
+        std::fs::write(&file, "").unwrap();
+        let out = run_kith(&["--database", &db.url, "import", "contacts", file.to_str().unwrap()], Vec::new()).await;
+        assert_eq!(out.status, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("is empty: nothing to import"), "{}", out.stderr);
+        std::fs::write(&file, "\n\n").unwrap();
+        let out = run_kith(&["--database", &db.url, "import", "contacts", file.to_str().unwrap()], Vec::new()).await;
+        assert_eq!(out.status, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("file: is empty"), "{}", out.stderr);
+        std::fs::write(&file, "First Name,Email\n").unwrap();
+        let out = run_kith(&["--database", &db.url, "import", "contacts", file.to_str().unwrap()], Vec::new()).await;
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        assert!(out.stderr.contains("0 rows read"), "{}", out.stderr);
+        assert!(out.stderr.contains("no rows to import: "), "{}", out.stderr);
+        let _ = std::fs::remove_dir_all(dir);
+        db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn companies_import_by_domain_and_contacts_link_to_them() {
     let db = TestDb::sqlite().await;
@@ -116,13 +237,15 @@ async fn companies_import_by_domain_and_contacts_link_to_them() {
         "name,website,employees\nAcme,https://www.acme.example,12\nBad,acme.example,x\nNoName,,3\n,,\n",
     )
     .unwrap();
-    let out = run_cli(&db.url, &["import", "companies", companies.to_str().unwrap()], "").await.unwrap();
+    let out =
+        run_cli(&db.url, &["import", "companies", companies.to_str().unwrap(), "--allow-rejects"], "").await.unwrap();
     assert!(out.stderr.contains("2 created"), "{}", out.stderr);
     assert!(out.stderr.contains("line 3: employees: expected an integer"), "{}", out.stderr);
     assert!(out.stderr.contains("line 5: name: is required"), "{}", out.stderr);
     let contacts = dir.join("contacts.csv");
     std::fs::write(&contacts, "email,company\na@acme.example,acme.example\nb@other.example,other.example\n").unwrap();
-    let out = run_cli(&db.url, &["import", "contacts", contacts.to_str().unwrap()], "").await.unwrap();
+    let out =
+        run_cli(&db.url, &["import", "contacts", contacts.to_str().unwrap(), "--allow-rejects"], "").await.unwrap();
     assert!(out.stderr.contains("line 3: company: no company with domain `other.example`"), "{}", out.stderr);
     let _ = std::fs::remove_dir_all(dir);
     db.cleanup().await;

@@ -9,6 +9,7 @@ mod contracts;
 mod donors;
 mod extensions;
 mod graphql;
+mod harness;
 mod http;
 mod import_export;
 mod outage;

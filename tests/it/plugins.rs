@@ -614,6 +614,8 @@ async fn a_scaffolded_plugin_builds_installs_and_runs() {
     let out =
         cli(vec!["plugin".into(), "new".into(), "hello-kith".into(), "--dir".into(), dir_arg.clone()]).await.unwrap();
     assert!(out.stderr.contains("cargo build --release --target wasm32-wasip2"), "{}", out.stderr);
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("kith-plugin-sdk = { version = \"") && manifest.contains(", path = \"../"), "{manifest}");
     let bad = cli(vec!["plugin".into(), "new".into(), "Bad Name".into()]).await.unwrap_err();
     assert!(bad.to_string().contains("not a plugin id"), "{bad}");
 

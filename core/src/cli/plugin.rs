@@ -136,6 +136,28 @@ pub enum PluginAction {
     },
 }
 
+impl PluginAction {
+    /// The action as typed (`install`), for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PluginAction::New { .. } => "new",
+            PluginAction::Install { .. } => "install",
+            PluginAction::List => "list",
+            PluginAction::Show { .. } => "show",
+            PluginAction::Enable { .. } => "enable",
+            PluginAction::Disable { .. } => "disable",
+            PluginAction::Upgrade { .. } => "upgrade",
+            PluginAction::Uninstall { .. } => "uninstall",
+            PluginAction::Set { .. } => "set",
+            PluginAction::Events { .. } => "events",
+            PluginAction::Replay { .. } => "replay",
+            PluginAction::Jobs { .. } => "jobs",
+            PluginAction::Call { .. } => "call",
+            PluginAction::RunJob { .. } => "run-job",
+        }
+    }
+}
+
 /// Finds `plugin.toml` and the component for `path`.
 pub fn locate(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
@@ -385,12 +407,15 @@ async fn call_operation(
 
 /// `kith import OBJECT FILE.csv` for what a plugin imports: the enabled plugin declaring the
 /// mutation `import<Object>(csv: String!)` gets the file; each row it refused is printed with
-/// its line and reason.
+/// its line and reason. The file is checked as strictly as a core import first: the plugin
+/// parses it itself, and a lenient parser merges the rows after an unterminated quote into one
+/// cell, so a file with a broken row is refused whole, naming its lines.
 pub async fn import(
     manager: &std::sync::Arc<PluginManager>,
     actor: &Actor,
     object: &str,
     file: &Path,
+    allow_rejects: bool,
     io: Io<'_>,
 ) -> anyhow::Result<()> {
     let mut chars = object.chars();
@@ -411,6 +436,27 @@ pub async fn import(
         );
     };
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let summary = crate::service::import::rfc4180::check(&text);
+    if summary.records == 0 && summary.broken.is_empty() {
+        bail!(
+            "{} is empty: nothing to import (a CSV import needs a header row, then one row per record)",
+            file.display()
+        );
+    }
+    if !summary.broken.is_empty() {
+        for broken in &summary.broken {
+            writeln!(io.stderr, "line {}: {}", broken.line, broken.reason)?;
+        }
+        bail!(
+            "{} is not well-formed CSV ({} broken row(s), listed above); nothing was imported",
+            file.display(),
+            summary.broken.len()
+        );
+    }
+    if summary.records == 1 {
+        writeln!(io.stderr, "no rows to import: {} has a header row and nothing else", file.display())?;
+        return Ok(());
+    }
     let mut arguments = serde_json::Map::new();
     arguments.insert("csv".into(), serde_json::Value::String(text));
     let answer = call_operation(manager, actor, &plugin, &mutation, &arguments).await?;
@@ -425,7 +471,7 @@ pub async fn import(
         )?;
     }
     writeln!(io.stderr, "imported {imported} {object} ({} rejected) through plugin `{plugin}`", rejected.len())?;
-    Ok(())
+    crate::cli::check_rejects(rejected.len(), summary.records - 1, allow_rejects, io.stderr)
 }
 
 /// `kith plugin new`: writes a plugin project that builds for wasm32-wasip2 and installs as is.
@@ -444,7 +490,21 @@ pub fn scaffold(name: &str, dir: Option<PathBuf>, sdk_path: Option<PathBuf>) -> 
         Some(path) => path,
         None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugin-sdk")),
     };
-    let sdk = sdk.canonicalize().with_context(|| format!("cannot find the kith-plugin-sdk at {}", sdk.display()))?;
+    let sdk = sdk.canonicalize().with_context(|| {
+        format!(
+            "cannot find the kith-plugin-sdk at {}: pass --sdk-path PLUGIN-SDK-FOLDER of a Kith checkout",
+            sdk.display()
+        )
+    })?;
+    let sdk_manifest: toml::Table = std::fs::read_to_string(sdk.join("Cargo.toml"))
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .with_context(|| format!("{} has no readable Cargo.toml: is it the kith-plugin-sdk?", sdk.display()))?;
+    let package = sdk_manifest.get("package");
+    if package.and_then(|p| p.get("name")).and_then(toml::Value::as_str) != Some("kith-plugin-sdk") {
+        bail!("{} is not the kith-plugin-sdk (its Cargo.toml names another package)", sdk.display());
+    }
+    let sdk_crate_version = package.and_then(|p| p.get("version")).and_then(toml::Value::as_str);
     let type_name: String = name
         .split('-')
         .map(|part| {
@@ -455,8 +515,17 @@ pub fn scaffold(name: &str, dir: Option<PathBuf>, sdk_path: Option<PathBuf>) -> 
     let (major, minor) = crate::plugin::SUPPORTED_SDK.last().copied().unwrap_or((1, 0));
     let sdk_version = format!("{major}.{minor}.0");
     std::fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The SDK is found relative to the project, so the project holds no path of this machine
+    // and keeps building when the checkout and the project move together (or are cloned side by
+    // side elsewhere). `version` says which SDK it was written for, and is what cargo uses once
+    // the path is dropped.
+    let project = dir.canonicalize().with_context(|| format!("cannot find {}", dir.display()))?;
+    let mut dependency = format!("path = \"{}\"", relative_path(&project, &sdk));
+    if let Some(version) = sdk_crate_version {
+        dependency = format!("version = \"{version}\", {dependency}");
+    }
     let files = [
-        ("Cargo.toml", CARGO_TOML.replace("{name}", name).replace("{sdk}", &sdk.display().to_string())),
+        ("Cargo.toml", CARGO_TOML.replace("{name}", name).replace("{sdk}", &dependency)),
         ("plugin.toml", PLUGIN_TOML.replace("{name}", name).replace("{sdk_version}", &sdk_version)),
         ("src/lib.rs", LIB_RS.replace("{Type}", &type_name)),
         (".gitignore", "/target\n".to_owned()),
@@ -465,6 +534,21 @@ pub fn scaffold(name: &str, dir: Option<PathBuf>, sdk_path: Option<PathBuf>) -> 
         std::fs::write(dir.join(file), text).with_context(|| format!("cannot write {file}"))?;
     }
     Ok(dir)
+}
+
+/// `to` as a path relative to the directory `from` (both absolute), written with `/` as TOML
+/// and cargo read it on every platform; `to` itself when they share no root (another drive).
+fn relative_path(from: &Path, to: &Path) -> String {
+    use std::path::Component;
+    let from_parts: Vec<Component<'_>> = from.components().collect();
+    let to_parts: Vec<Component<'_>> = to.components().collect();
+    let common = from_parts.iter().zip(&to_parts).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        return to.to_string_lossy().replace('\\', "/");
+    }
+    let mut parts: Vec<String> = vec!["..".to_owned(); from_parts.len() - common];
+    parts.extend(to_parts[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    if parts.is_empty() { ".".to_owned() } else { parts.join("/") }
 }
 
 const CARGO_TOML: &str = r#"[package]
@@ -476,7 +560,9 @@ edition = "2024"
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-kith-plugin-sdk = { path = "{sdk}" }
+# The SDK of a Kith checkout, found relative to this project (`kith plugin new --sdk-path`
+# picks another): keep the path right if you move one of them.
+kith-plugin-sdk = { {sdk} }
 serde_json = "1"
 
 [profile.release]
@@ -509,8 +595,9 @@ default = "Hello"
 description = "How to greet new contacts in the log."
 "#;
 
-const LIB_RS: &str = r#"//! A Kith plugin. Build: `cargo build --release --target wasm32-wasip2`;
-//! install: `kith plugin install .`; test: `cargo test`.
+const LIB_RS: &str = r#"//! A Kith plugin. Build: `cargo build --release --target wasm32-wasip2`; test: `cargo test`;
+//! install: `kith plugin install PATH-TO-THIS-FOLDER` where Kith's database is (or with
+//! `--database URL`).
 
 use kith_plugin_sdk::{Event, Plugin, Result, kv, log, settings};
 

@@ -35,10 +35,6 @@ fn unknown_keys_are_errors_naming_the_key() {
     let err = Config::load(Some(&file.0), env(&[])).unwrap_err().to_string();
     assert!(err.contains("bnd"), "{err}");
     file.remove();
-    let err = Config::load(None, env(&[("KITH_DATABSE_URL", "x")])).unwrap_err().to_string();
-    assert!(err.contains("KITH_DATABSE_URL"), "{err}");
-    let err = Config::load(None, env(&[("KITH_SERVER__PORT", "1")])).unwrap_err().to_string();
-    assert!(err.contains("server.port"), "{err}");
     let err = Config::load(None, env(&[("KITH_SERVER__BIND", "not an address")])).unwrap_err().to_string();
     assert!(err.contains("socket address") || err.contains("invalid"), "{err}");
     let err = Config::load(None, env(&[("KITH_LOG__FORMAT", "xml")])).unwrap_err().to_string();
@@ -49,6 +45,47 @@ fn unknown_keys_are_errors_naming_the_key() {
     assert_eq!(config.api.timeout_ms, 2500);
     // Variables that are not settings but belong to Kith are allowed.
     Config::load(None, env(&[("KITH_TEST_DATABASE_URL", "postgres://x")])).unwrap();
+}
+
+/// Other programs' variables share the `KITH_` prefix (`KITH_BIN` for a wrapper script): an
+/// unknown variable is a warning naming the nearest setting when it looks like a typo of one,
+/// and never an error. A bad value of a known setting still is one.
+#[test]
+fn unknown_environment_variables_are_warnings_naming_the_nearest_setting() {
+    #[track_caller]
+    fn check(name: &str, expect: &str) {
+        let (config, warnings) = Config::load_with_warnings(None, env(&[(name, "x")])).unwrap();
+        assert_eq!(config, Config::default(), "{name} is ignored");
+        let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(warnings, [expect]);
+    }
+    check("KITH_BIN", "KITH_BIN is not a Kith setting and is ignored");
+    check("KITH_HOME", "KITH_HOME is not a Kith setting and is ignored");
+    check("KITH_DATABSE_URL", "KITH_DATABSE_URL is not a Kith setting and is ignored; did you mean KITH_DATABASE_URL?");
+    check(
+        "KITH_SERVER__BINDD",
+        "KITH_SERVER__BINDD is not a Kith setting and is ignored; did you mean KITH_SERVER__BIND?",
+    );
+    check("KITH_LOG_LEVLE", "KITH_LOG_LEVLE is not a Kith setting and is ignored; did you mean KITH_LOG_LEVEL?");
+    check("KITH_CONFG", "KITH_CONFG is not a Kith setting and is ignored; did you mean KITH_CONFIG?");
+    // Known settings load beside unknown variables, without warnings of their own.
+    let (config, warnings) =
+        Config::load_with_warnings(None, env(&[("KITH_BIN", "/usr/bin/kith"), ("KITH_LOG__LEVEL", "debug")])).unwrap();
+    assert_eq!(config.log.level, "debug");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let err = Config::load(None, env(&[("KITH_BIN", "x"), ("KITH_SERVER__BIND", "nowhere")])).unwrap_err();
+    assert!(err.to_string().contains("socket address") || err.to_string().contains("invalid"), "{err}");
+}
+
+/// A file that cannot be read names the file in its message and the cause as its source, so
+/// `{:#}` prints the cause once.
+#[test]
+fn an_unreadable_file_names_its_cause_once() {
+    let missing = std::env::temp_dir().join(format!("kith-missing-{}.toml", uuid::Uuid::now_v7()));
+    let err = anyhow::Error::new(Config::load(Some(&missing), env(&[])).unwrap_err());
+    let text = format!("{err:#}");
+    assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+    assert!(text.starts_with(&format!("cannot read {}: ", missing.display())), "{text}");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //!
 //! Every row is validated before anything is written, so a bad row is reported and skipped
 //! and never aborts or half-writes the others. Rows are written in batches (one transaction
-//! each) with multi-row INSERTs for the records, their audit entries and their events.
+//! each) with multi-row INSERTs for the records, their audit entries and their events. The
+//! file is read by [`rfc4180::Reader`], which rejects a row with a quoting mistake instead of
+//! merging the rows after it into one of its cells.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -24,6 +26,8 @@ use crate::service::input::Input;
 use crate::service::records::{self as record_service, event, stamp_new};
 use crate::store::records::{self, Record};
 use crate::store::{Tx, audit, custom_fields, outbox, tags};
+
+pub mod rfc4180;
 
 /// What to do with a row whose e-mail (contacts) or domain (companies) already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,9 +186,26 @@ pub async fn import_csv<R: Read>(
     }
     let def = kith.object(object)?;
     let custom = custom_fields::for_object(kith.store.conn(), object).await?;
-    let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(reader);
-    let headers =
-        csv.headers().map_err(|e| DomainError::invalid("file", format!("cannot read the header row: {e}")))?.clone();
+    let unreadable = |e: std::io::Error| DomainError::invalid("file", format!("cannot be read: {e}"));
+    let mut csv = rfc4180::Reader::new(reader);
+    let mut headers = csv::StringRecord::new();
+    match csv.read(&mut headers).map_err(unreadable)? {
+        rfc4180::Next::Record(_) => {}
+        rfc4180::Next::End => {
+            return Err(DomainError::invalid(
+                "file",
+                "is empty: a CSV import needs a header row, then one row per record",
+            )
+            .into());
+        }
+        rfc4180::Next::Broken(broken) => {
+            return Err(DomainError::invalid(
+                "file",
+                format!("cannot read the header row (line {}): {}", broken.line, broken.reason),
+            )
+            .into());
+        }
+    }
     let mut report = ImportReport::default();
     let mut columns = Vec::with_capacity(headers.len());
     for header in headers.iter() {
@@ -199,6 +220,7 @@ pub async fn import_csv<R: Read>(
             return Err(DomainError::invalid(key, "--map names a column the file does not have").into());
         }
     }
+    check_names(&def, &columns, &headers)?;
     let natural_key = def.natural_key.clone();
     if let Some(key) = &natural_key
         && !columns.iter().any(|c| matches!(c, Column::Field(name, _) if name == key))
@@ -209,25 +231,19 @@ pub async fn import_csv<R: Read>(
 
     let mut batch: Vec<Row> = Vec::with_capacity(options.batch_size);
     let mut record = csv::StringRecord::new();
-    let mut line;
     loop {
-        match csv.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                line = record.position().map_or(0, |p| p.line());
+        match csv.read(&mut record).map_err(unreadable)? {
+            rfc4180::Next::End => break,
+            rfc4180::Next::Record(line) => {
                 report.rows += 1;
                 match parse_row(&def, &custom, &columns, &record, line) {
                     Ok(row) => batch.push(row),
                     Err(reason) => report.rejected.push(Rejected { line, reason }),
                 }
             }
-            Err(err) => {
+            rfc4180::Next::Broken(broken) => {
                 report.rows += 1;
-                let line = err.position().map_or(0, |p| p.line());
-                report.rejected.push(Rejected { line, reason: format!("unreadable CSV: {err}") });
-                if !matches!(err.kind(), csv::ErrorKind::Utf8 { .. } | csv::ErrorKind::UnequalLengths { .. }) {
-                    break;
-                }
+                report.rejected.push(Rejected { line: broken.line, reason: broken.reason });
             }
         }
         if batch.len() >= options.batch_size {
@@ -258,6 +274,44 @@ pub async fn import_csv<R: Read>(
         }
     }
     Ok(report)
+}
+
+/// Refuses a header none of whose columns can give a row what every row needs (a contact's
+/// first name, last name or e-mail; a company's name): every row would be rejected for it,
+/// which is a mistake in the header (or a missing `--map`), not in the rows.
+fn check_names(def: &ObjectDef, columns: &[Column], headers: &csv::StringRecord) -> Result<()> {
+    let mapped = |name: &str| columns.iter().any(|c| matches!(c, Column::Field(field, _) if field == name));
+    let needed: Vec<Vec<&str>> = if def.name == "contact" {
+        vec![vec!["firstName", "lastName", "email"]]
+    } else {
+        def.fields
+            .iter()
+            .filter(|f| f.required && f.access != Access::ReadOnly)
+            .map(|f| vec![f.name.as_str()])
+            .collect()
+    };
+    for fields in needed {
+        if fields.iter().any(|f| mapped(f)) {
+            continue;
+        }
+        let columns: Vec<&str> = headers.iter().collect();
+        let wanted = match fields.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => fields.join(""),
+        };
+        return Err(DomainError::invalid(
+            "file",
+            format!(
+                "no column maps to a {}'s {wanted}, so every row would be rejected (the columns are: {}); \
+                 map one with --map \"HEADER={}\"",
+                def.name,
+                columns.join(", "),
+                fields[0]
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn parse_row(
