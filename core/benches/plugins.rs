@@ -101,7 +101,7 @@ fn events(c: &mut Criterion) {
             rt.block_on(async {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    plugin.call_events(black_box(&one), 0).await.unwrap().unwrap();
+                    plugin.call_events(black_box(&one), 0).await.0.unwrap().unwrap();
                 }
                 started.elapsed()
             })
@@ -113,7 +113,7 @@ fn events(c: &mut Criterion) {
             rt.block_on(async {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    plugin.call_events(black_box(&batch), 0).await.unwrap().unwrap();
+                    plugin.call_events(black_box(&batch), 0).await.0.unwrap().unwrap();
                 }
                 started.elapsed()
             })

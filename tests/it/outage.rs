@@ -136,10 +136,7 @@ fn code(body: &str) -> String {
 
 /// A test database on PostgreSQL served through a proxy, and a server over it.
 async fn through_proxy(api: ApiConfig) -> Option<(TestDb, Proxy, TestDb, Server)> {
-    let Some(db) = TestDb::postgres().await else {
-        eprintln!("SKIPPED (needs PostgreSQL: set KITH_TEST_DATABASE_URL): outage tests");
-        return None;
-    };
+    let db = TestDb::postgres_or_skip().await?;
     let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
     let name = db.url.rsplit_once('/').map(|(_, name)| name.to_owned()).unwrap();
     let url = format!("postgres://postgres@{}/{name}?sslmode=disable", proxy.addr);
@@ -175,7 +172,7 @@ async fn a_stalled_database_stops_the_whole_request_in_time_and_readyz_answers_w
     let (status, _, body) = request(server.addr, "POST", "/graphql", Some(&viewer), &query).await;
     assert_eq!(status, 200, "the stall is over: {body}");
     server.stop().await;
-    proxied.kith.store.close().await.ok();
+    proxied.kith.store.clone().close().await.ok();
     db.cleanup().await;
 }
 
@@ -203,7 +200,7 @@ async fn an_unreachable_database_answers_unavailable_with_retry_after() {
     assert_eq!(status, 200, "the database is back: {body}");
     assert_eq!(db.count_rows("contact").await, 1, "only the write made after it came back");
     server.stop().await;
-    proxied.kith.store.close().await.ok();
+    proxied.kith.store.clone().close().await.ok();
     db.cleanup().await;
 }
 
@@ -230,7 +227,7 @@ async fn a_database_that_cannot_be_used_is_named_with_what_to_do() {
             vec!["does not exist".to_owned(), "CREATE DATABASE".to_owned()],
         ));
     } else {
-        eprintln!("SKIPPED (needs PostgreSQL: set KITH_TEST_DATABASE_URL): the missing-database case");
+        kith_tests::skipped("a_database_that_cannot_be_used_is_named_with_what_to_do (the missing-database case)");
     }
     for (url, expected) in cases {
         let err = Store::connect(&StoreOptions::new(&url)).await.expect_err(&url).to_string();
