@@ -363,6 +363,112 @@ async fn a_call_passes_at_most_its_data_budget_and_failure_messages_are_capped()
     db.cleanup().await;
 }
 
+/// The hostile plugin with a mutation and a job declared (see its `call` and `run_job`).
+fn hostile_with_operations(id: &str) -> (String, Vec<u8>) {
+    let (manifest, wasm) = hostile(id);
+    let manifest = format!(
+        "{manifest}
+[[mutations]]
+name = \"writeThenFail\"
+returns = \"Int!\"
+role = \"AGENT\"
+[mutations.arguments]
+count = \"Int!\"
+how = \"String!\"
+
+[[jobs]]
+name = \"sweep\"
+schedule = \"0 0 1 1 *\"
+missed = \"skip\"
+timeout_ms = 1000
+"
+    );
+    (manifest, wasm)
+}
+
+/// A plugin mutation that wrote three contacts and then panicked, returned an error or ran
+/// past its time leaves none of them; one that succeeds keeps them all. A job that runs out of
+/// its budget part-way keeps nothing either. An event handler that fails after writing keeps
+/// nothing of any attempt. Both databases.
+#[tokio::test]
+async fn a_failed_plugin_call_leaves_none_of_its_writes() {
+    for db in TestDb::all().await {
+        let server = Server::start(&db).await;
+        let manager = start_runtime(&db.kith, &config()).await.unwrap();
+        let agent = token(&db, Role::Agent).await;
+        let (manifest, wasm) = hostile_with_operations("partial");
+        let manifest = manifest.replace("events = [\"contact.*\"]", "events = []");
+        manager.install(&admin(), &manifest, &wasm).await.unwrap();
+        manager.enable(&admin(), "partial", Grants::All).await.unwrap();
+        for how in ["panic", "error", "loop"] {
+            let answer = server
+                .gql(&agent, &format!("mutation {{ writeThenFail(count: 3, how: \"{how}\") }}"), json!({}))
+                .await;
+            assert_eq!(code(&answer), "PLUGIN_FAILED", "{}: {how}: {answer}", db.name);
+            assert_eq!(db.count_rows("contact").await, 0, "{}: a mutation that {how}s keeps nothing", db.name);
+        }
+        let answer = server.gql(&agent, "mutation { writeThenFail(count: 3, how: \"none\") }", json!({})).await;
+        assert_eq!(answer["data"]["writeThenFail"], 3, "{}: {answer}", db.name);
+        assert_eq!(db.count_rows("contact").await, 3, "{}: a mutation that succeeds keeps its writes", db.name);
+
+        let run = kith_core::plugin::jobs::run_now(&manager, "partial", "sweep").await.unwrap();
+        assert_eq!(run.status, "failed", "{}: {run:?}", db.name);
+        assert!(run.error.as_deref().unwrap_or_default().contains("timed out"), "{}: {run:?}", db.name);
+        assert_eq!(db.count_rows("contact").await, 3, "{}: a job out of its budget keeps nothing", db.name);
+
+        // Events: record, then fail, three times, then the dead-letter list; no record kept.
+        let (manifest, wasm) = hostile("recorder");
+        manager.install(&admin(), &manifest, &wasm).await.unwrap();
+        manager.set_setting(&admin(), "recorder", "mode", Some(json!("record-then-fail"))).await.unwrap();
+        manager.enable(&admin(), "recorder", Grants::All).await.unwrap();
+        contact(&db, "Ada", "ada@example.org").await;
+        eventually(30, "the event to be dead-lettered", || async {
+            (plugin_row(&db, "recorder").await.dead_letters == 1).then_some(())
+        })
+        .await;
+        assert_eq!(kv_count(&db, "recorder", "").await, 0, "{}: failed handlers keep nothing", db.name);
+        manager.stop().await;
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// A batch that fails part-way keeps nothing of its own: the events before the failing one
+/// are delivered again one at a time and each takes effect exactly once, the failing one goes
+/// to the dead-letter list, and the events after it are delivered.
+#[tokio::test]
+async fn a_batch_that_fails_part_way_takes_effect_once_per_event() {
+    for db in TestDb::all().await {
+        let manager = start_runtime(&db.kith, &PluginsConfig { poll_interval_ms: 500, ..config() }).await.unwrap();
+        let (manifest, wasm) = hostile("picky");
+        manager.install(&admin(), &manifest, &wasm).await.unwrap();
+        manager.set_setting(&admin(), "picky", "mode", Some(json!("fail-on-bad"))).await.unwrap();
+        manager.enable(&admin(), "picky", Grants::All).await.unwrap();
+        // Three contacts in one transaction: their events are read in one batch.
+        let tx = db.tx().await;
+        for name in ["Good", "Bad", "Fine"] {
+            let def = db.kith.object("contact").unwrap();
+            let input = kith_core::service::input::Input::from_json(&def, &json!({"firstName": name})).unwrap();
+            kith_core::service::records::create(&tx, &db.kith.registry(), "contact", input).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        eventually(30, "the bad event to be dead-lettered and the rest handled", || async {
+            let row = plugin_row(&db, "picky").await;
+            (row.dead_letters == 1 && kv_count(&db, "picky", "seen:").await == 2).then_some(())
+        })
+        .await;
+        let order = kith_core::store::plugins::kv_get(db.kith.store.conn(), "picky", "order").await.unwrap().unwrap();
+        let order: Vec<i64> = serde_json::from_slice(&order).unwrap();
+        assert_eq!(order.len(), 2, "{}: each good event recorded once: {order:?}", db.name);
+        for key in kith_core::store::plugins::kv_keys(db.kith.store.conn(), "picky", "seen:", 10).await.unwrap() {
+            let seen = kith_core::store::plugins::kv_get(db.kith.store.conn(), "picky", &key).await.unwrap().unwrap();
+            assert_eq!(seen, b"1", "{}: {key} handled once", db.name);
+        }
+        manager.stop().await;
+        db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn a_log_flood_is_capped_and_the_call_succeeds() {
     let db = TestDb::sqlite().await;

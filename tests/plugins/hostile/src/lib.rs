@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use kith_plugin_sdk::{Change, Error, ErrorCode, Event, Plugin, Result, Verdict, http, kv, log, records, settings};
+use kith_plugin_sdk::{Call, Change, Error, ErrorCode, Event, Plugin, Result, Verdict, http, kv, log, records, settings};
 use serde_json::json;
 
 #[derive(Default)]
@@ -90,6 +90,17 @@ impl Plugin for Hostile {
                 }
             }
             "fail" => return Err(Error::msg(format!("failing on purpose on event {}", event.seq))),
+            // Records the event, then fails: a failed handler must leave nothing behind.
+            "record-then-fail" => {
+                record(event)?;
+                return Err(Error::msg(format!("failing after recording event {}", event.seq)));
+            }
+            // Records every event but fails on a contact named `Bad`.
+            "fail-on-bad" => {
+                if event.record_str("firstName") == Some("Bad") {
+                    return Err(Error::msg("a bad contact"));
+                }
+            }
             // Writes 60 KiB values until Kith refuses, then fails with what it said.
             "kv-flood" => {
                 let chunk = vec![7u8; 60 << 10];
@@ -136,6 +147,46 @@ impl Plugin for Hostile {
             _ => {}
         }
         record(event)
+    }
+
+    /// `writeThenFail(count, how)`: creates `count` contacts, then ends as `how` says: `panic`,
+    /// `error`, `loop` (past its budget), or anything else to succeed with the count.
+    fn call(&self, call: &Call) -> Result<serde_json::Value> {
+        let count = call.int("count").unwrap_or(0);
+        for i in 0..count {
+            records::create("contact", &json!({"firstName": format!("Partial{i}")}))?;
+        }
+        match call.str("how").unwrap_or_default() {
+            "panic" => panic!("hostile mutation panics after {count} writes"),
+            "error" => Err(Error::msg(format!("failing after {count} writes"))),
+            "loop" => {
+                spin_forever();
+                Ok(json!(count))
+            }
+            _ => Ok(json!(count)),
+        }
+    }
+
+    /// Any job: creates contacts until its budget runs out.
+    fn run_job(&self, _job: &str, _scheduled_for: &str) -> Result<()> {
+        for i in 0.. {
+            records::create("contact", &json!({"firstName": format!("Swept{i}")}))?;
+        }
+        Ok(())
+    }
+
+    /// Any computed field: as the `compute` setting says, `loop` past its budget, `fail`, or
+    /// answer `"ok"` for each record.
+    fn compute_field(&self, _object: &str, _field: &str, ids: &[String]) -> Result<Vec<serde_json::Value>> {
+        let compute: String = settings::get("compute")?.unwrap_or_default();
+        match compute.as_str() {
+            "loop" => {
+                spin_forever();
+                Ok(Vec::new())
+            }
+            "fail" => Err(Error::msg("the computed field fails on purpose")),
+            _ => Ok(ids.iter().map(|_| json!("ok")).collect()),
+        }
     }
 
     fn before_write(&self, change: &Change) -> Verdict {
