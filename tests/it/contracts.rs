@@ -138,7 +138,15 @@ fn the_manifest_reference_matches_the_parser() {
         ]
         .into_iter()
         .collect(),
-        limits: Limits { event_timeout_ms: 100, memory_mib: 64, http_per_minute: 120, kv_mib: 64 },
+        limits: Limits {
+            event_timeout_ms: 100,
+            memory_mib: 64,
+            http_per_minute: 120,
+            kv_mib: 64,
+            instances: 4,
+            writes_per_event: 100,
+            chained_writes_per_minute: 1_000,
+        },
         objects: vec![ObjectSpec {
             name: "donation".into(),
             plural: "donations".into(),

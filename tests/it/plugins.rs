@@ -401,9 +401,8 @@ async fn a_failed_plugin_call_leaves_none_of_its_writes() {
         manager.install(&admin(), &manifest, &wasm).await.unwrap();
         manager.enable(&admin(), "partial", Grants::All).await.unwrap();
         for how in ["panic", "error", "loop"] {
-            let answer = server
-                .gql(&agent, &format!("mutation {{ writeThenFail(count: 3, how: \"{how}\") }}"), json!({}))
-                .await;
+            let answer =
+                server.gql(&agent, &format!("mutation {{ writeThenFail(count: 3, how: \"{how}\") }}"), json!({})).await;
             assert_eq!(code(&answer), "PLUGIN_FAILED", "{}: {how}: {answer}", db.name);
             assert_eq!(db.count_rows("contact").await, 0, "{}: a mutation that {how}s keeps nothing", db.name);
         }
@@ -467,6 +466,107 @@ async fn a_batch_that_fails_part_way_takes_effect_once_per_event() {
         manager.stop().await;
         db.cleanup().await;
     }
+}
+
+/// A plugin whose writes feed its own events is stopped by its write budgets: past
+/// `chained_writes_per_minute` while handling events its writes caused, or past
+/// `writes_per_event` for one event, the write is refused, nothing of the batch is kept, and
+/// the plugin is suspended with the reason. Both databases.
+#[tokio::test]
+async fn a_plugin_over_its_write_budget_is_suspended() {
+    for db in TestDb::all().await {
+        let manager = start_runtime(&db.kith, &config()).await.unwrap();
+        let (manifest, wasm) = hostile("echo");
+        let manifest = format!("{manifest}\n[limits]\nchained_writes_per_minute = 30\nevent_timeout_ms = 5000\n");
+        manager.install(&admin(), &manifest, &wasm).await.unwrap();
+        manager.set_setting(&admin(), "echo", "mode", Some(json!("fan-out-3"))).await.unwrap();
+        manager.enable(&admin(), "echo", Grants::All).await.unwrap();
+        contact(&db, "Ada", "ada@example.org").await;
+        let row = eventually(60, "the echo to be suspended", || async {
+            let row = plugin_row(&db, "echo").await;
+            (row.status == "suspended").then_some(row)
+        })
+        .await;
+        let error = row.last_error.unwrap_or_default();
+        assert!(error.contains("chained_writes_per_minute"), "{}: {error}", db.name);
+        // Ada, three echoes of her (an event of a person: not a chain), then at most 30.
+        let contacts = db.count_rows("contact").await;
+        assert!((4..=34).contains(&contacts), "{}: {contacts} contacts", db.name);
+        manager.disable(&admin(), "echo").await.unwrap();
+
+        let (manifest, wasm) = hostile("burst");
+        let manifest = format!("{manifest}\n[limits]\nwrites_per_event = 10\nevent_timeout_ms = 5000\n");
+        manager.install(&admin(), &manifest, &wasm).await.unwrap();
+        manager.set_setting(&admin(), "burst", "mode", Some(json!("fan-out-20"))).await.unwrap();
+        manager.enable(&admin(), "burst", Grants::All).await.unwrap();
+        let before = db.count_rows("contact").await;
+        contact(&db, "Grace", "grace@example.org").await;
+        let row = eventually(60, "the burst to be suspended", || async {
+            let row = plugin_row(&db, "burst").await;
+            (row.status == "suspended").then_some(row)
+        })
+        .await;
+        assert!(row.last_error.unwrap_or_default().contains("writes_per_event"), "{}", db.name);
+        assert_eq!(db.count_rows("contact").await, before + 1, "{}: none of the burst was kept", db.name);
+        let audit = db.count_rows("audit_log").await;
+        assert!(audit > 0);
+        manager.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// Computed fields that fail count toward the run of failures that suspends a plugin, as
+/// event handlers do; and however many requests ask at once, a plugin has at most
+/// `[limits] instances` instances in a process (the others wait for one).
+#[tokio::test]
+async fn failing_computed_fields_suspend_their_plugin_and_instances_are_capped() {
+    let db = TestDb::sqlite().await;
+    let server = Server::start(&db).await;
+    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let viewer = token(&db, Role::Viewer).await;
+    let (manifest, wasm) = hostile("computer");
+    let manifest = format!(
+        "{}
+[[fields]]
+object = \"contact\"
+name = \"hostileCheck\"
+type = \"String\"
+description = \"What the hostile plugin computes.\"
+
+[limits]
+instances = 2
+",
+        manifest.replace("events = [\"contact.*\"]", "events = []")
+    );
+    manager.install(&admin(), &manifest, &wasm).await.unwrap();
+    manager.set_setting(&admin(), "computer", "compute", Some(json!("busy"))).await.unwrap();
+    manager.enable(&admin(), "computer", Grants::All).await.unwrap();
+    contact(&db, "Ada", "ada@example.org").await;
+    let query = "{ contacts { edges { node { hostileCheck } } } }";
+    let answers = futures_util::future::join_all((0..8).map(|_| server.gql(&viewer, query, json!({})))).await;
+    for answer in &answers {
+        let value = answer["data"]["contacts"]["edges"][0]["node"]["hostileCheck"].as_str().unwrap_or_default();
+        assert!(value.starts_with("ok"), "{answer}");
+    }
+    let plugin = manager.loaded("computer").unwrap();
+    assert!((1..=2).contains(&plugin.peak_instances()), "{} instances at once", plugin.peak_instances());
+
+    manager.set_setting(&admin(), "computer", "compute", Some(json!("loop"))).await.unwrap();
+    manager.refresh().await.unwrap();
+    for _ in 0..3 {
+        let answer = server.gql(&viewer, query, json!({})).await;
+        assert_eq!(code(&answer), "PLUGIN_FAILED", "{answer}");
+    }
+    let row = eventually(30, "the plugin to be suspended", || async {
+        let row = plugin_row(&db, "computer").await;
+        (row.status == "suspended").then_some(row)
+    })
+    .await;
+    assert!(row.last_error.unwrap_or_default().contains("computing `hostileCheck`"));
+    assert!(row.failures >= 3);
+    manager.stop().await;
+    server.stop().await;
+    db.cleanup().await;
 }
 
 #[tokio::test]

@@ -101,7 +101,11 @@ async fn compute(
     let runtime = plugin_runtime(kith, plugin).map_err(Arc::new)?;
     let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     let fail = |message: String| Arc::new(coded(PLUGIN_FAILED, message));
-    let values = match runtime.call_compute_field(object, field, &texts).await {
+    let called = runtime.call_compute_field(object, field, &texts).await;
+    if let Some(manager) = kith.plugins() {
+        manager.note_outcome(&runtime, called.as_ref().err(), &format!("computing `{field}`"));
+    }
+    let values = match called {
         Ok(Ok(values)) => values,
         Ok(Err(reason)) => {
             let reason = crate::plugin::output::for_caller(&reason);
@@ -155,12 +159,13 @@ impl Loader<ComputedKey> for ComputedLoader {
 
 /// Computed values fetched ahead for a whole page by its connection (per request).
 #[derive(Debug, Default)]
-pub struct ComputedCache(std::sync::Mutex<HashMap<ComputedKey, Json>>);
+pub struct ComputedCache(std::sync::Mutex<HashMap<ComputedKey, Result<Json, Arc<async_graphql::Error>>>>);
 
 /// Called by a connection once its page is read: every computed field the query selects on
 /// its nodes is fetched for the whole page in one plugin call now, instead of through the
-/// DataLoader (which waits for its batching delay). A failure here is left to the field's own
-/// resolver to report.
+/// DataLoader (which waits for its batching delay). A failure is kept for each record's field
+/// to report: the plugin is not called again for the same page (a failing plugin would
+/// otherwise cost its budget twice, and count two failures).
 pub async fn prefetch(ctx: &ResolverContext<'_>, def: &ObjectDef, ids: &[Uuid]) {
     if ids.is_empty() {
         return;
@@ -172,16 +177,23 @@ pub async fn prefetch(ctx: &ResolverContext<'_>, def: &ObjectDef, ids: &[Uuid]) 
             if !ctx.look_ahead().field("edges").field("node").field(&field.name).exists() {
                 continue;
             }
-            if let Ok(values) = compute(kith, &extension.plugin, &field.object, &field.name, ids).await {
-                let plugin: Arc<str> = Arc::from(extension.plugin.as_str());
-                let (object, name): (Arc<str>, Arc<str>) =
-                    (Arc::from(field.object.as_str()), Arc::from(field.name.as_str()));
-                let mut cache = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                for (id, value) in ids.iter().zip(values) {
-                    cache.insert(
-                        ComputedKey { plugin: plugin.clone(), object: object.clone(), field: name.clone(), id: *id },
-                        value,
-                    );
+            let computed = compute(kith, &extension.plugin, &field.object, &field.name, ids).await;
+            let plugin: Arc<str> = Arc::from(extension.plugin.as_str());
+            let (object, name): (Arc<str>, Arc<str>) =
+                (Arc::from(field.object.as_str()), Arc::from(field.name.as_str()));
+            let mut cache = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let key =
+                |id: Uuid| ComputedKey { plugin: plugin.clone(), object: object.clone(), field: name.clone(), id };
+            match computed {
+                Ok(values) => {
+                    for (id, value) in ids.iter().zip(values) {
+                        cache.insert(key(*id), Ok(value));
+                    }
+                }
+                Err(err) => {
+                    for id in ids {
+                        cache.insert(key(*id), Err(err.clone()));
+                    }
                 }
             }
         }
@@ -222,7 +234,8 @@ fn computed_field(extension: Arc<Extension>, field: ComputedField) -> Field {
                 .data_opt::<ComputedCache>()
                 .and_then(|cache| cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key));
             let value = match cached {
-                Some(value) => value,
+                Some(Ok(value)) => value,
+                Some(Err(err)) => return Err((*err).clone()),
                 None => {
                     let loader = ctx.data::<DataLoader<ComputedLoader>>()?;
                     loader.load_one(key).await.map_err(|e| (*e).clone())?.unwrap_or(Json::Null)

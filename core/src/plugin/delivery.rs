@@ -11,7 +11,7 @@ use chrono::Utc;
 use crate::domain::value::{Value, format_datetime};
 use crate::plugin::host::v1::kith::plugin::types as wit;
 use crate::plugin::manager::PluginManager;
-use crate::plugin::runtime::LoadedPlugin;
+use crate::plugin::runtime::{CallFailure, LoadedPlugin};
 use crate::store::outbox::{self, Event};
 use crate::store::plugins;
 
@@ -183,6 +183,13 @@ pub async fn deliver(manager: &Arc<PluginManager>, plugin: &Arc<LoadedPlugin>) -
                     continue;
                 }
                 failed(manager, plugin, batch[index], cursor.attempts + 1, &failure.message).await?;
+            }
+            // Over a write budget: nothing of the batch is kept, the events stay pending, and
+            // the plugin is suspended until an admin resumes it.
+            Err(failure @ CallFailure::OverBudget(_)) => {
+                drop(tx);
+                manager.suspend(id, &format!("event {} ({}): {failure}", batch[0].seq, batch[0].kind)).await;
+                return Ok(false);
             }
             Err(failure) => {
                 drop(tx);

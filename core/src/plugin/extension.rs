@@ -381,17 +381,15 @@ pub async fn run_operation(
             )
         })?;
     let write = operation.kind == OperationKind::Mutation;
-    let answer = runtime
-        .call_operation(name, &serde_json::Value::Object(checked).to_string(), &actor.name, write)
-        .await
-        .map_err(|err| {
-            tracing::warn!(plugin = %extension.plugin, operation = %name, error = %err, "plugin operation failed");
-            failure(
-                "PLUGIN_FAILED",
-                format!("the plugin `{}` failed answering `{name}`: {err}", extension.plugin),
-                None,
-            )
-        })?;
+    let called =
+        runtime.call_operation(name, &serde_json::Value::Object(checked).to_string(), &actor.name, write).await;
+    if let Some(manager) = kith.plugins() {
+        manager.note_outcome(&runtime, called.as_ref().err(), &format!("answering `{name}`"));
+    }
+    let answer = called.map_err(|err| {
+        tracing::warn!(plugin = %extension.plugin, operation = %name, error = %err, "plugin operation failed");
+        failure("PLUGIN_FAILED", format!("the plugin `{}` failed answering `{name}`: {err}", extension.plugin), None)
+    })?;
     match answer {
         Ok(text) => {
             let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| {

@@ -84,6 +84,10 @@ pub struct PluginContext {
     pub http: crate::plugin::http::HttpPolicy,
     /// What its key–value store may hold (`[limits] kv_mib`).
     pub kv_quota: plugins::KvQuota,
+    /// When this minute began, and the records written in it while handling chained events.
+    pub chained_writes: std::sync::Mutex<(std::time::Instant, u32)>,
+    /// `[limits] writes_per_event` and `chained_writes_per_minute`.
+    pub write_limits: (u32, u32),
 }
 
 /// Why the current call runs.
@@ -115,6 +119,13 @@ pub struct CallState {
     pub denied: Vec<(String, String)>,
     /// Bytes passed into data-carrying host calls so far (see [`MAX_CALL_BYTES`]).
     pub bytes_in: usize,
+    /// Records written in this call (event calls only).
+    pub writes: u32,
+    /// Most records this call may write: `writes_per_event` times its events (events only).
+    pub write_budget: Option<u32>,
+    /// Why the call went over a write budget, if it did: the plugin is then suspended, and the
+    /// call fails whatever the plugin answers.
+    pub over_budget: Option<String>,
     /// The call's transaction, begun by its first write: every write of the call (records and
     /// key–value data) goes into it, and its reads see them. It commits only when the call
     /// succeeds (`plugin::runtime`), so a failed call leaves nothing.
@@ -124,7 +135,17 @@ pub struct CallState {
 impl CallState {
     /// Fresh state for a call.
     pub fn new(mode: CallMode) -> CallState {
-        CallState { mode, log_lines: 0, dropped_logs: 0, denied: Vec::new(), bytes_in: 0, tx: None }
+        CallState {
+            mode,
+            log_lines: 0,
+            dropped_logs: 0,
+            denied: Vec::new(),
+            bytes_in: 0,
+            writes: 0,
+            write_budget: None,
+            over_budget: None,
+            tx: None,
+        }
     }
 }
 
@@ -194,6 +215,47 @@ impl HostState {
     /// The tail of what the guest printed in its last call (e.g. its panic message).
     pub fn output_tail(&self) -> String {
         self.output_tail.clone()
+    }
+
+    /// Counts a record write against the event budgets: `writes_per_event` for the call's
+    /// events, and `chained_writes_per_minute` while handling events that plugin writes caused.
+    /// Past either the write is refused and the call marked over budget (it then fails and the
+    /// plugin is suspended: a plugin whose writes feed its own events grows without end).
+    fn count_write(&mut self) -> Result<(), HostError> {
+        let CallMode::Event { depth } = self.call.mode else { return Ok(()) };
+        self.call.writes += 1;
+        let (_, per_minute) = self.plugin.write_limits;
+        let over = if self.call.write_budget.is_some_and(|budget| self.call.writes > budget) {
+            Some(format!(
+                "wrote more than {} records for one event (`[limits] writes_per_event`)",
+                self.plugin.write_limits.0
+            ))
+        } else if depth > 0 {
+            let mut window = self.plugin.chained_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            if now.duration_since(window.0) >= std::time::Duration::from_secs(60) {
+                *window = (now, 0);
+            }
+            window.1 += 1;
+            (window.1 > per_minute).then(|| {
+                format!(
+                    "wrote more than {per_minute} records in a minute while handling events caused by plugin \
+                     writes (`[limits] chained_writes_per_minute`)"
+                )
+            })
+        } else {
+            None
+        };
+        match over {
+            Some(reason) => {
+                self.call.over_budget.get_or_insert(reason.clone());
+                Err(HostError {
+                    code: ErrorCode::LimitExceeded,
+                    message: format!("write refused: the plugin {reason}"),
+                })
+            }
+            None => Ok(()),
+        }
     }
 
     /// Counts `bytes` passed into a data-carrying host call against [`MAX_CALL_BYTES`].
@@ -496,7 +558,11 @@ impl v1::kith::plugin::host::Host for HostState {
         object: String,
         fields: String,
     ) -> wasmtime::Result<Result<CrmRecord, HostError>> {
-        if let Err(err) = self.check_object(&object, true, "create-record").and_then(|()| self.spend(fields.len())) {
+        if let Err(err) = self
+            .check_object(&object, true, "create-record")
+            .and_then(|()| self.spend(fields.len()))
+            .and_then(|()| self.count_write())
+        {
             return Ok(Err(err));
         }
         let fields = match parse_json("fields", &fields) {
@@ -522,7 +588,11 @@ impl v1::kith::plugin::host::Host for HostState {
         fields: String,
         expected_version: Option<u64>,
     ) -> wasmtime::Result<Result<CrmRecord, HostError>> {
-        if let Err(err) = self.check_object(&object, true, "update-record").and_then(|()| self.spend(fields.len())) {
+        if let Err(err) = self
+            .check_object(&object, true, "update-record")
+            .and_then(|()| self.spend(fields.len()))
+            .and_then(|()| self.count_write())
+        {
             return Ok(Err(err));
         }
         let (id, fields) = match (parse_id(&id), parse_json("fields", &fields)) {

@@ -19,7 +19,7 @@ use crate::plugin::engine::{PluginEngine, content_hash, inspect};
 use crate::plugin::host::{HostState, PluginContext, v1};
 use crate::plugin::manifest::{FailurePolicy, Manifest};
 use crate::plugin::objects;
-use crate::plugin::runtime::{LoadedPlugin, linker};
+use crate::plugin::runtime::{CallFailure, LoadedPlugin, linker};
 use crate::plugin::{PluginError, SUPPORTED_SDK};
 use crate::service::Kith;
 use crate::store::audit;
@@ -297,6 +297,8 @@ impl PluginManager {
                 max_keys: crate::plugin::host::MAX_KV_KEYS,
                 max_bytes: i64::try_from(manifest.limits.kv_mib << 20).unwrap_or(i64::MAX),
             },
+            chained_writes: std::sync::Mutex::new((std::time::Instant::now(), 0)),
+            write_limits: (manifest.limits.writes_per_event, manifest.limits.chained_writes_per_minute),
         });
         let plugin = LoadedPlugin::new(
             &self.engine,
@@ -714,6 +716,63 @@ impl PluginManager {
         .await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// Suspends a plugin at once (it went over a budget), says so in the log and the audit
+    /// log, and stops running it in this process.
+    pub async fn suspend(&self, id: &str, reason: &str) {
+        let suspended = async {
+            let tx = self.kith.store.begin(&Actor::system("plugin budget")).await?;
+            let suspended = plugins::suspend(tx.conn(), id, reason, Utc::now()).await?;
+            if suspended {
+                audit::record(&tx, "plugin.suspended", "plugin", None, json!({"plugin": id, "reason": reason})).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, crate::Error>(suspended)
+        }
+        .await;
+        match suspended {
+            Ok(true) => {
+                tracing::error!(plugin = %id, %reason, "plugin suspended; resume it with `kith plugin enable`");
+                self.changed().await;
+            }
+            Ok(false) => {}
+            Err(err) => tracing::error!(plugin = %id, error = %err, "cannot suspend a plugin over its budget"),
+        }
+    }
+
+    /// Records how a call made outside event delivery ended (a computed field, a query, a
+    /// mutation): a failure of the plugin's own counts toward the run that suspends it, as for
+    /// event handlers; a success after failures ends the run. Recorded in a task of its own.
+    pub fn note_outcome(self: &Arc<Self>, plugin: &LoadedPlugin, failure: Option<&CallFailure>, what: &str) {
+        match failure {
+            Some(failure) if failure.counts() => {
+                plugin.mark_failed();
+                let manager = self.clone();
+                let id = plugin.id().to_owned();
+                let message = format!("{what}: {failure}");
+                let over_budget = matches!(failure, CallFailure::OverBudget(_));
+                tokio::spawn(async move {
+                    if over_budget {
+                        manager.suspend(&id, &message).await;
+                    } else {
+                        manager.record_failure(&id, &message).await;
+                    }
+                });
+            }
+            Some(_) => {}
+            None => {
+                if plugin.clear_failed() {
+                    let kith = self.kith.clone();
+                    let id = plugin.id().to_owned();
+                    tokio::spawn(async move {
+                        if let Err(err) = plugins::record_success(kith.store.conn(), &id, 0).await {
+                            tracing::warn!(plugin = %id, error = %err, "cannot reset the failure count");
+                        }
+                    });
+                }
+            }
+        }
     }
 
     /// Records a failed call; suspends the plugin after `suspend_after` in a row.

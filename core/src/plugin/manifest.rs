@@ -355,6 +355,30 @@ pub struct Limits {
     /// What the plugin may keep in its key–value store, in MiB (default 64, at most 1,024).
     #[serde(default = "default_kv_mib")]
     pub kv_mib: u64,
+    /// Instances of the plugin that may exist at once in one process (default 4, at most 16):
+    /// concurrent calls beyond wait for one.
+    #[serde(default = "default_instances")]
+    pub instances: u32,
+    /// Records one event may cause the plugin to write (default 100, at most 10,000).
+    #[serde(default = "default_writes_per_event")]
+    pub writes_per_event: u32,
+    /// Records the plugin may write in a minute while handling events that plugin writes
+    /// caused (chains, which can grow without end), per process (default 1,000, at most
+    /// 100,000).
+    #[serde(default = "default_chained_writes")]
+    pub chained_writes_per_minute: u32,
+}
+
+fn default_instances() -> u32 {
+    4
+}
+
+fn default_writes_per_event() -> u32 {
+    100
+}
+
+fn default_chained_writes() -> u32 {
+    1_000
 }
 
 fn default_kv_mib() -> u64 {
@@ -372,6 +396,9 @@ impl Default for Limits {
             memory_mib: default_memory(),
             http_per_minute: default_http_rate(),
             kv_mib: default_kv_mib(),
+            instances: default_instances(),
+            writes_per_event: default_writes_per_event(),
+            chained_writes_per_minute: default_chained_writes(),
         }
     }
 }
@@ -622,6 +649,15 @@ impl Manifest {
         }
         if !(1..=256).contains(&self.limits.memory_mib) {
             return Err(PluginError::manifest("limits.memory_mib", "must be between 1 and 256"));
+        }
+        if !(1..=16).contains(&self.limits.instances) {
+            return Err(PluginError::manifest("limits.instances", "must be between 1 and 16"));
+        }
+        if !(1..=10_000).contains(&self.limits.writes_per_event) {
+            return Err(PluginError::manifest("limits.writes_per_event", "must be between 1 and 10000"));
+        }
+        if !(1..=100_000).contains(&self.limits.chained_writes_per_minute) {
+            return Err(PluginError::manifest("limits.chained_writes_per_minute", "must be between 1 and 100000"));
         }
         if !(1..=1_024).contains(&self.limits.kv_mib) {
             return Err(PluginError::manifest("limits.kv_mib", "must be between 1 and 1024"));

@@ -40,6 +40,18 @@ pub enum CallFailure {
     Trap(String),
     /// It succeeded, but its writes could not be committed.
     Storage(String),
+    /// It went over a write budget: its writes are dropped and the plugin is suspended.
+    OverBudget(String),
+    /// Every instance it may have was busy for the whole budget (not the plugin's fault).
+    Busy(u32),
+}
+
+impl CallFailure {
+    /// Whether the failure is the plugin's own (counted toward a suspension), not Kith being
+    /// busy.
+    pub fn counts(&self) -> bool {
+        !matches!(self, CallFailure::Busy(_))
+    }
 }
 
 impl std::fmt::Display for CallFailure {
@@ -48,6 +60,8 @@ impl std::fmt::Display for CallFailure {
             CallFailure::Timeout(budget) => write!(f, "timed out after {} ms", budget.as_millis()),
             CallFailure::Trap(message) => f.write_str(message),
             CallFailure::Storage(message) => write!(f, "its writes could not be saved: {message}"),
+            CallFailure::OverBudget(reason) => write!(f, "suspended: it {reason}"),
+            CallFailure::Busy(n) => write!(f, "all {n} of its instances stayed busy; try again"),
         }
     }
 }
@@ -57,6 +71,9 @@ struct Warm {
     bindings: v1::Base,
     extension: Option<v1_ext::exports::kith::plugin::extension::Guest>,
     calls: u32,
+    /// Its place under `[limits] instances`; an instance without one (made for a hook while
+    /// all places were taken) is never pooled.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A plugin ready to run.
@@ -74,6 +91,11 @@ pub struct LoadedPlugin {
     extension: Option<v1_ext::exports::kith::plugin::extension::GuestIndices>,
     engine: PluginEngine,
     pool: Mutex<Vec<Warm>>,
+    /// Places for instances (`[limits] instances`): with its pool, the memory one plugin can
+    /// take in this process is bounded.
+    places: Arc<tokio::sync::Semaphore>,
+    /// The most places taken at once so far.
+    peak_places: std::sync::atomic::AtomicUsize,
     calls: std::sync::atomic::AtomicU64,
     compute_calls: std::sync::atomic::AtomicU64,
     failed: std::sync::atomic::AtomicBool,
@@ -121,6 +143,7 @@ impl LoadedPlugin {
                     .into(),
             ));
         }
+        let places = Arc::new(tokio::sync::Semaphore::new(manifest.limits.instances as usize));
         Ok(LoadedPlugin {
             manifest,
             generation,
@@ -131,6 +154,8 @@ impl LoadedPlugin {
             extension,
             engine: engine.clone(),
             pool: Mutex::default(),
+            places,
+            peak_places: std::sync::atomic::AtomicUsize::new(0),
             calls: std::sync::atomic::AtomicU64::new(0),
             compute_calls: std::sync::atomic::AtomicU64::new(0),
             failed: std::sync::atomic::AtomicBool::new(false),
@@ -145,6 +170,11 @@ impl LoadedPlugin {
     /// How many `compute-field` calls this process made (one per page and field).
     pub fn compute_calls(&self) -> u64 {
         self.compute_calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The most instances under `[limits] instances` this process had at once.
+    pub fn peak_instances(&self) -> usize {
+        self.peak_places.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Notes that a call failed (its failure is being recorded).
@@ -162,7 +192,24 @@ impl LoadedPlugin {
         &self.manifest.id
     }
 
-    async fn instance(&self) -> Result<Warm, CallFailure> {
+    /// A warm instance from the pool, or a new one. A call with a `wait` waits that long at
+    /// most for a place under `[limits] instances`; a hook (`None`, inside a write, with a
+    /// budget of milliseconds) never waits: without a free place it gets an instance that is
+    /// dropped after the call.
+    async fn instance(&self, wait: Option<Duration>) -> Result<Warm, CallFailure> {
+        if let Some(warm) = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop() {
+            return Ok(warm);
+        }
+        let permit = match wait {
+            Some(wait) => match tokio::time::timeout(wait, self.places.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => Some(permit),
+                _ => return Err(CallFailure::Busy(self.manifest.limits.instances)),
+            },
+            None => self.places.clone().try_acquire_owned().ok(),
+        };
+        let taken = self.manifest.limits.instances as usize - self.places.available_permits();
+        self.peak_places.fetch_max(taken, std::sync::atomic::Ordering::Relaxed);
+        // While this call waited, an instance may have come back.
         if let Some(warm) = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop() {
             return Ok(warm);
         }
@@ -196,13 +243,13 @@ impl LoadedPlugin {
             ),
             None => None,
         };
-        Ok(Warm { store, bindings, extension, calls: 0 })
+        Ok(Warm { store, bindings, extension, calls: 0, permit })
     }
 
     fn give_back(&self, mut warm: Warm) {
         warm.calls += 1;
         warm.store.data_mut().flush_output();
-        if warm.calls >= MAX_CALLS_PER_INSTANCE {
+        if warm.calls >= MAX_CALLS_PER_INSTANCE || warm.permit.is_none() {
             return;
         }
         let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -262,11 +309,13 @@ impl LoadedPlugin {
         // Each event of the batch gets the plugin's per-event budget.
         let per_event = self.manifest.limits.event_timeout_ms;
         let budget = Duration::from_millis(per_event.saturating_mul(events.len().max(1) as u64).min(30_000));
-        let mut warm = match self.instance().await {
+        let mut warm = match self.instance(Some(budget)).await {
             Ok(warm) => warm,
             Err(failure) => return (Err(failure), None),
         };
-        warm.store.data_mut().call = CallState::new(CallMode::Event { depth });
+        let mut call = CallState::new(CallMode::Event { depth });
+        call.write_budget = Some(self.manifest.limits.writes_per_event.saturating_mul(events.len().max(1) as u32));
+        warm.store.data_mut().call = call;
         arm_deadline(&mut warm.store, budget);
         let outcome =
             tokio::time::timeout(budget + grace(budget), warm.bindings.call_on_event(&mut warm.store, events)).await;
@@ -279,7 +328,7 @@ impl LoadedPlugin {
         change: &v1::kith::plugin::types::Change,
         budget: Duration,
     ) -> Result<v1::kith::plugin::types::Verdict, CallFailure> {
-        let mut warm = self.instance().await?;
+        let mut warm = self.instance(None).await?;
         warm.store.data_mut().call = CallState::new(CallMode::BeforeWrite);
         arm_deadline(&mut warm.store, budget);
         let outcome =
@@ -298,7 +347,7 @@ impl LoadedPlugin {
     ) -> Result<Result<Vec<String>, String>, CallFailure> {
         self.compute_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let budget = Duration::from_millis(self.manifest.limits.event_timeout_ms.max(1_000));
-        let mut warm = self.instance().await?;
+        let mut warm = self.instance(Some(budget)).await?;
         let Some(extension) = warm.extension.clone() else { return Err(no_extension()) };
         warm.store.data_mut().call = CallState::new(CallMode::ReadOnly);
         arm_deadline(&mut warm.store, budget);
@@ -319,7 +368,7 @@ impl LoadedPlugin {
         write: bool,
     ) -> Result<Result<String, v1_ext::exports::kith::plugin::extension::OperationError>, CallFailure> {
         let budget = Duration::from_millis(self.manifest.limits.event_timeout_ms.max(1_000) * 5);
-        let mut warm = self.instance().await?;
+        let mut warm = self.instance(Some(budget)).await?;
         let Some(extension) = warm.extension.clone() else { return Err(no_extension()) };
         warm.store.data_mut().call = CallState::new(if write { CallMode::Command } else { CallMode::ReadOnly });
         arm_deadline(&mut warm.store, budget);
@@ -339,7 +388,7 @@ impl LoadedPlugin {
         scheduled_for: &str,
         budget: Duration,
     ) -> Result<Result<(), String>, CallFailure> {
-        let mut warm = self.instance().await?;
+        let mut warm = self.instance(Some(budget)).await?;
         let Some(extension) = warm.extension.clone() else { return Err(no_extension()) };
         warm.store.data_mut().call = CallState::new(CallMode::Command);
         arm_deadline(&mut warm.store, budget);
@@ -364,6 +413,10 @@ impl LoadedPlugin {
             tracing::warn!(target: "kith::plugin", plugin = %self.id(), dropped = call.dropped_logs, "log lines over the per-call limit were dropped");
         }
         let outcome = match outcome {
+            // Whatever the plugin answered, a call over its write budget failed.
+            Ok(Ok(_)) if call.over_budget.is_some() => {
+                Err(CallFailure::OverBudget(call.over_budget.clone().unwrap_or_default()))
+            }
             Ok(Ok(value)) => {
                 self.give_back(warm);
                 Ok(value)

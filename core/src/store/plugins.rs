@@ -290,6 +290,22 @@ pub async fn record_failure<C: ConnectionTrait>(
     Ok(suspended > 0)
 }
 
+/// Suspends an active plugin at once, with `reason` as its last error; whether it was active.
+pub async fn suspend<C: ConnectionTrait>(db: &C, id: &str, reason: &str, now: DateTime<Utc>) -> Result<bool> {
+    let backend = db.get_database_backend();
+    let reason: String = reason.chars().take(2_000).collect();
+    let n = db
+        .execute_raw(stmt(
+            backend,
+            "UPDATE plugin SET status = 'suspended', generation = generation + 1, last_error = ?, \
+             failures = failures + 1, updated_at = ? WHERE id = ? AND status = 'active'",
+            vec![reason.into(), ts(backend, now)?, id.into()],
+        ))
+        .await?
+        .rows_affected();
+    Ok(n > 0)
+}
+
 /// Records successful deliveries (resets the failure streak).
 pub async fn record_success<C: ConnectionTrait>(db: &C, id: &str, delivered: i64) -> Result<()> {
     let backend = db.get_database_backend();

@@ -4,7 +4,9 @@
 
 use std::hint::black_box;
 
-use kith_plugin_sdk::{Call, Change, Error, ErrorCode, Event, Plugin, Result, Verdict, http, kv, log, records, settings};
+use kith_plugin_sdk::{
+    Call, Change, Error, ErrorCode, Event, Plugin, Result, Verdict, http, kv, log, records, settings,
+};
 use serde_json::json;
 
 #[derive(Default)]
@@ -90,6 +92,15 @@ impl Plugin for Hostile {
                 }
             }
             "fail" => return Err(Error::msg(format!("failing on purpose on event {}", event.seq))),
+            // `fan-out-N`: creates N contacts per contact event, which cause more events, which
+            // it handles too: without a budget, without end.
+            fan_out if fan_out.starts_with("fan-out-") => {
+                let n: u32 = fan_out["fan-out-".len()..].parse().unwrap_or(1);
+                for i in 0..n {
+                    records::create("contact", &json!({"firstName": format!("Echo{i}.{}", event.seq)}))?;
+                }
+                return Ok(());
+            }
             // Records the event, then fails: a failed handler must leave nothing behind.
             "record-then-fail" => {
                 record(event)?;
@@ -185,6 +196,14 @@ impl Plugin for Hostile {
                 Ok(Vec::new())
             }
             "fail" => Err(Error::msg("the computed field fails on purpose")),
+            // Busy for a while (tens of milliseconds), then answers.
+            "busy" => {
+                let mut n: u64 = 0;
+                for i in 0..20_000_000u64 {
+                    n = black_box(n.wrapping_add(i));
+                }
+                Ok(ids.iter().map(|_| json!(format!("ok {}", n % 2))).collect())
+            }
             _ => Ok(ids.iter().map(|_| json!("ok")).collect()),
         }
     }
