@@ -428,7 +428,6 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             let listener = tokio::net::TcpListener::bind(config.server.bind)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.server.bind))?;
-            tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database.url), "kith is listening");
             let state = AppState::new(kith.clone(), &config.api).context("building the GraphQL schema")?;
             let plugins = if config.plugins.enabled {
                 Some(crate::plugin::start_runtime(kith, &config.plugins).await.context("starting the plugin runtime")?)
@@ -436,6 +435,9 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 None
             };
             let router = app(state, &config.server);
+            // Said once everything is in place (the bundled plugins installed and enabled), so a
+            // script that waits for this line finds the server ready.
+            tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database.url), "kith is listening");
             serve(listener, router, shutdown_signal(), Duration::from_secs(config.server.shutdown_grace_secs)).await?;
             if let Some(plugins) = plugins {
                 plugins.stop().await;

@@ -471,3 +471,16 @@ fn arm_deadline(store: &mut Store<HostState>, budget: Duration) {
 fn no_extension() -> CallFailure {
     CallFailure::Trap("the component does not export kith:plugin/extension (SDK 1.2 or later)".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_reaches_the_caller_without_its_place_in_the_source() {
+        let tail = "thread '<unnamed>' panicked at tests/plugins/hostile/src/lib.rs:63:24: | boom on contact.created \
+                    | note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace";
+        assert_eq!(panic_message(tail), "boom on contact.created");
+        assert_eq!(panic_message(""), "");
+    }
+}
