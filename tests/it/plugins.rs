@@ -761,6 +761,33 @@ async fn delivery_survives_restarts_and_is_shared_by_processes() {
     }
 }
 
+/// A process that dies holding a plugin's delivery lease (dropped without `stop`, which would
+/// release it) delays that plugin only until the lease runs out, about 10 s: another process
+/// then delivers the events that came after. Both databases.
+#[tokio::test]
+async fn a_dead_processs_delivery_lease_is_taken_over_within_seconds() {
+    for db in TestDb::all().await {
+        let first = start_runtime(&db.kith, &config()).await.unwrap();
+        let (manifest, wasm) = hostile("recorder");
+        first.install(&admin(), &manifest, &wasm).await.unwrap();
+        first.enable(&admin(), "recorder", Grants::All).await.unwrap();
+        contact(&db, "Ada", "ada@example.org").await;
+        eventually(30, "the first event", || async { (kv_count(&db, "recorder", "seen:").await == 1).then_some(()) })
+            .await;
+        // The first process dies: its tasks end with it, its lease stays in the database.
+        drop(first);
+        let other_kith = kith_core::service::Kith::new(db.kith.store.clone());
+        let second = start_runtime(&other_kith, &config()).await.unwrap();
+        contact(&db, "Grace", "grace@example.org").await;
+        eventually(25, "the second process to take over", || async {
+            (kv_count(&db, "recorder", "seen:").await == 2).then_some(())
+        })
+        .await;
+        second.stop().await;
+        db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
     let db = TestDb::sqlite().await;
