@@ -314,7 +314,7 @@ async fn the_key_value_store_keeps_to_its_quota() {
         let quota = KvQuota { max_keys: 3, max_bytes: 10_000 };
         let set = |key: &'static str, len: usize| async move {
             let value = vec![1u8; len];
-            kv_set(conn, "quota", key, &value, quota, now).await
+            kv_set(conn, "quota", key, &value, quota, None, now).await.map(|r| r.map(|_| ()))
         };
         set("a", 4_000).await.unwrap().unwrap();
         set("b", 4_000).await.unwrap().unwrap();
@@ -328,6 +328,12 @@ async fn the_key_value_store_keeps_to_its_quota() {
         set("c", 10).await.unwrap().unwrap();
         assert_eq!(set("d", 10).await.unwrap(), Err(KvRefusal::Keys), "{}", db.name);
         set("c", 20).await.unwrap().unwrap();
+        // What a write answers is what the store holds after it, which the next write may be
+        // given instead of reading every key's size again.
+        let usage = kith_core::store::plugins::kv_usage(conn, "quota").await.unwrap();
+        assert_eq!(usage, kith_core::store::plugins::KvUsage { keys: 3, bytes: 4_001 + 11 + 21 }, "{}", db.name);
+        let after = kv_set(conn, "quota", "a", b"x", quota, Some(usage), now).await.unwrap().unwrap();
+        assert_eq!(after, kith_core::store::plugins::kv_usage(conn, "quota").await.unwrap(), "{}", db.name);
         db.cleanup().await;
     }
 }
@@ -822,7 +828,7 @@ async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
     assert!(err.to_string().contains("not a component"), "{err}");
 
     let quota = kith_core::store::plugins::KvQuota { max_keys: 10, max_bytes: 1 << 20 };
-    kith_core::store::plugins::kv_set(db.kith.store.conn(), "growing", "k", b"v", quota, chrono::Utc::now())
+    kith_core::store::plugins::kv_set(db.kith.store.conn(), "growing", "k", b"v", quota, None, chrono::Utc::now())
         .await
         .unwrap()
         .unwrap();

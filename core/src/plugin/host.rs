@@ -84,10 +84,41 @@ pub struct PluginContext {
     pub http: crate::plugin::http::HttpPolicy,
     /// What its key–value store may hold (`[limits] kv_mib`).
     pub kv_quota: plugins::KvQuota,
+    /// What its key–value store holds, as this process last knew it (see [`KvUsageCache`]).
+    pub kv_usage: std::sync::Mutex<KvUsageCache>,
     /// When this minute began, and the records written in it while handling chained events.
     pub chained_writes: std::sync::Mutex<(std::time::Instant, u32)>,
     /// `[limits] writes_per_event` and `chained_writes_per_minute`.
     pub write_limits: (u32, u32),
+}
+
+/// What a plugin's key–value store holds, kept in memory so a write does not read every key's
+/// size: read from the database at most every [`KvUsageCache::FRESH`] and moved by each write
+/// of this process in between. Writes of other processes, and writes of calls that roll back,
+/// make it drift until the next read; the quota is a bound on a runaway plugin, not an exact
+/// count.
+#[derive(Debug, Default)]
+pub struct KvUsageCache {
+    usage: Option<(plugins::KvUsage, std::time::Instant)>,
+}
+
+impl KvUsageCache {
+    /// How long a read of the database is trusted.
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The usage, if known and fresh.
+    fn known(&self) -> Option<plugins::KvUsage> {
+        self.usage.filter(|(_, at)| at.elapsed() < Self::FRESH).map(|(usage, _)| usage)
+    }
+
+    /// The usage after a write; `read` when the write read it from the database.
+    fn update(&mut self, usage: plugins::KvUsage, read: bool) {
+        let at = match self.usage {
+            Some((_, at)) if !read => at,
+            _ => std::time::Instant::now(),
+        };
+        self.usage = Some((usage, at));
+    }
 }
 
 /// Why the current call runs.
@@ -643,12 +674,16 @@ impl v1::kith::plugin::host::Host for HostState {
         }
         let quota = self.plugin.kv_quota;
         let plugin = self.plugin.clone();
+        let known = plugin.kv_usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner).known();
         let result = match self.write_tx().await {
-            Ok(tx) => tx.step(plugins::kv_set(tx.conn(), &plugin.id, &key, &value, quota, Utc::now())).await,
+            Ok(tx) => tx.step(plugins::kv_set(tx.conn(), &plugin.id, &key, &value, quota, known, Utc::now())).await,
             Err(err) => Err(err),
         };
+        if let Ok(Ok(usage)) = &result {
+            plugin.kv_usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner).update(*usage, known.is_none());
+        }
         Ok(match result {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(_)) => Ok(()),
             Ok(Err(plugins::KvRefusal::Keys)) => Err(HostError {
                 code: ErrorCode::LimitExceeded,
                 message: format!("a plugin may keep at most {} keys", quota.max_keys),

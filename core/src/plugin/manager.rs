@@ -297,6 +297,7 @@ impl PluginManager {
                 max_keys: crate::plugin::host::MAX_KV_KEYS,
                 max_bytes: i64::try_from(manifest.limits.kv_mib << 20).unwrap_or(i64::MAX),
             },
+            kv_usage: std::sync::Mutex::default(),
             chained_writes: std::sync::Mutex::new((std::time::Instant::now(), 0)),
             write_limits: (manifest.limits.writes_per_event, manifest.limits.chained_writes_per_minute),
         });

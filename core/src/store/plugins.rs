@@ -360,41 +360,55 @@ pub async fn kv_get<C: ConnectionTrait>(db: &C, plugin: &str, key: &str) -> Resu
     })
 }
 
-/// Stores a value, failing with `None` when the plugin already has `max_keys` other keys.
+/// How much a plugin's key–value store holds: keys, and bytes of keys and values together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KvUsage {
+    /// Keys.
+    pub keys: i64,
+    /// Bytes of keys and values.
+    pub bytes: i64,
+}
+
+/// Reads what a plugin's key–value store holds (one pass over its keys: `length` of a SQLite
+/// blob and `octet_length` of a PostgreSQL bytea read the sizes, not the values).
+pub async fn kv_usage<C: ConnectionTrait>(db: &C, plugin: &str) -> Result<KvUsage> {
+    let backend = db.get_database_backend();
+    let size = if backend == DbBackend::Postgres { "octet_length" } else { "length" };
+    let row = db
+        .query_one_raw(stmt(
+            backend,
+            &format!(
+                "SELECT COUNT(*), CAST(COALESCE(SUM({size}(value) + {size}(key)), 0) AS BIGINT) FROM plugin_kv \
+                 WHERE plugin_id = ?"
+            ),
+            vec![plugin.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => KvUsage { keys: row.try_get_by_index::<i64>(0)?, bytes: row.try_get_by_index::<i64>(1)? },
+        None => KvUsage::default(),
+    })
+}
+
+/// Stores a value within `quota`, given what the store holds (`usage`; read now when `None`).
+/// Answers what it holds after the write, or why the write was refused (nothing written).
 pub async fn kv_set<C: ConnectionTrait>(
     db: &C,
     plugin: &str,
     key: &str,
     value: &[u8],
     quota: KvQuota,
+    usage: Option<KvUsage>,
     now: DateTime<Utc>,
-) -> Result<Result<(), KvRefusal>> {
+) -> Result<Result<KvUsage, KvRefusal>> {
     let backend = db.get_database_backend();
-    // What the plugin keeps besides this key: the count, and the bytes (read from the
-    // values' headers: `length` of a SQLite blob and `octet_length` of a PostgreSQL bytea do
-    // not read the values themselves).
-    let size = if backend == DbBackend::Postgres { "octet_length" } else { "length" };
-    let row = db
-        .query_one_raw(stmt(
-            backend,
-            &format!(
-                "SELECT COUNT(*), COALESCE(SUM({size}(value) + {size}(key)), 0), \
-                 COALESCE(SUM(CASE WHEN key = ? THEN 1 ELSE 0 END), 0) FROM plugin_kv WHERE plugin_id = ?"
-            ),
-            vec![key.into(), plugin.into()],
-        ))
-        .await?;
-    let (count, bytes, exists) = match row {
-        Some(row) => {
-            (row.try_get_by_index::<i64>(0)?, row.try_get_by_index::<i64>(1)?, row.try_get_by_index::<i64>(2)? > 0)
-        }
-        None => (0, 0, false),
+    let usage = match usage {
+        Some(usage) => usage,
+        None => kv_usage(db, plugin).await?,
     };
-    if !exists && count >= quota.max_keys {
-        return Ok(Err(KvRefusal::Keys));
-    }
-    let old = if exists {
-        db.query_one_raw(stmt(
+    let size = if backend == DbBackend::Postgres { "octet_length" } else { "length" };
+    let old = db
+        .query_one_raw(stmt(
             backend,
             &format!(
                 "SELECT CAST({size}(value) + {size}(key) AS BIGINT) FROM plugin_kv WHERE plugin_id = ? AND key = ?"
@@ -403,13 +417,13 @@ pub async fn kv_set<C: ConnectionTrait>(
         ))
         .await?
         .map(|row| row.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(0)
-    } else {
-        0
-    };
-    let after = bytes - old + (value.len() + key.len()) as i64;
-    if after > quota.max_bytes && after > bytes {
+        .transpose()?;
+    if old.is_none() && usage.keys >= quota.max_keys {
+        return Ok(Err(KvRefusal::Keys));
+    }
+    let bytes = usage.bytes - old.unwrap_or(0) + (value.len() + key.len()) as i64;
+    // A write that shrinks the store is allowed even past its quota.
+    if bytes > quota.max_bytes && bytes > usage.bytes {
         return Ok(Err(KvRefusal::Bytes));
     }
     db.execute_raw(stmt(
@@ -419,7 +433,7 @@ pub async fn kv_set<C: ConnectionTrait>(
         vec![plugin.into(), key.into(), DbValue::Bytes(Some(value.to_vec())), ts(backend, now)?],
     ))
     .await?;
-    Ok(Ok(()))
+    Ok(Ok(KvUsage { keys: usage.keys + i64::from(old.is_none()), bytes }))
 }
 
 /// What a plugin's key–value store may hold.
