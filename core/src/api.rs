@@ -5,6 +5,7 @@
 //! and maps their errors to GraphQL error codes in one place (`error`).
 
 pub mod auth;
+pub mod cost;
 pub mod direct;
 pub mod documents;
 pub mod error;

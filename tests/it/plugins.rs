@@ -1193,3 +1193,121 @@ async fn the_sandbox_has_no_files_environment_or_network() {
     manager.stop().await;
     db.cleanup().await;
 }
+
+/// Issue 21: a plugin mutation runs with the plugin's grants whoever calls it, so the admin
+/// sees every operation with its role, and a mutation that lets VIEWERs write through the
+/// plugin needs `--allow-low-role-writes` to be enabled or upgraded into, with a warning line.
+#[tokio::test]
+async fn operations_are_listed_with_roles_and_low_role_writes_need_a_flag() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let env = vec![("KITH_PLUGINS_CACHE_DIR".to_owned(), config().cache_dir)];
+        let kith = |args: &'static [&'static str]| crate::cli::run_cli_env(&db.url, args, "", env.clone());
+        let (manifest, wasm) = welcome();
+        let dir = kith_tests::temp_dir();
+        let (original, lowered) = (dir.join("welcome"), dir.join("welcome-viewer"));
+        for (path, text) in [
+            (&original, manifest.clone()),
+            (
+                &lowered,
+                manifest.replace("version = \"1.2.0\"\nsdk", "version = \"1.2.1\"\nsdk").replace(
+                    "returns = \"GreetAgainResult!\"\nrole = \"AGENT\"",
+                    "returns = \"GreetAgainResult!\"\nrole = \"VIEWER\"",
+                ),
+            ),
+        ] {
+            std::fs::create_dir_all(path).unwrap();
+            std::fs::write(path.join("plugin.toml"), text).unwrap();
+            std::fs::write(path.join("plugin.wasm"), &wasm).unwrap();
+        }
+        let original_arg = original.to_str().unwrap().to_owned();
+        let lowered_arg = lowered.to_str().unwrap().to_owned();
+        let out =
+            crate::cli::run_cli_env(&db.url, &["plugin", "install", &original_arg], "", env.clone()).await.unwrap();
+        assert!(out.stderr.contains("installed welcome 1.2.0"), "{name}: {}", out.stderr);
+
+        // The bundled welcome: AGENT mutations only, so no warning and no flag.
+        let show = kith(&["plugin", "show", "welcome"]).await.unwrap().stdout;
+        for line in [
+            "  query       greetingStats(since: Date): GreetingStats!, role MANAGER",
+            "  mutation    greetAgain(contactId: ID!, subject: String): GreetAgainResult!, role AGENT",
+            "              Creates another welcome task for a contact (e.g. after a change of owner).",
+            "  field:      contact.welcomeStatus: WelcomeStatus!",
+            "  job:        digest at `5 0 * * *` UTC (missed runs: catch-up)",
+        ] {
+            assert!(show.lines().any(|l| l == line), "{name}: `{line}` in\n{show}");
+        }
+        assert!(!show.contains("warning"), "{name}: {show}");
+        let enabled = kith(&["plugin", "enable", "welcome", "--grant-all"]).await.unwrap();
+        assert!(!enabled.stderr.contains("warning"), "{name}: {}", enabled.stderr);
+
+        // A version that lets VIEWERs call `greetAgain`, which writes a task (activities:write)
+        // and a greeting (its own object): refused while enabled, unless allowed.
+        let warning = "mutation `greetAgain` lets VIEWER callers write (through the plugin's grants: \
+                       activities:write; its own objects: greeting, welcomeDigest)";
+        let refused = crate::cli::run_cli_env(&db.url, &["plugin", "upgrade", &lowered_arg], "", env.clone())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains(warning) && refused.contains("--allow-low-role-writes"), "{name}: {refused}");
+        let upgraded = crate::cli::run_cli_env(
+            &db.url,
+            &["plugin", "upgrade", &lowered_arg, "--allow-low-role-writes"],
+            "",
+            env.clone(),
+        )
+        .await
+        .unwrap();
+        assert!(upgraded.stderr.contains(&format!("warning: {warning}\n")), "{name}: {}", upgraded.stderr);
+        assert!(upgraded.stderr.contains("upgraded welcome to 1.2.1"), "{name}: {}", upgraded.stderr);
+
+        // Enabling it again is refused the same way, over the CLI and GraphQL.
+        kith(&["plugin", "disable", "welcome"]).await.unwrap();
+        let show = kith(&["plugin", "show", "welcome"]).await.unwrap().stdout;
+        assert!(show.lines().any(|l| l == format!("  warning:    {warning}")), "{name}: {show}");
+        let refused = kith(&["plugin", "enable", "welcome", "--grant-all"]).await.unwrap_err().to_string();
+        assert!(refused.contains(warning), "{name}: {refused}");
+        let server = Server::start(&db).await;
+        let _runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let admin_token = token(&db, Role::Admin).await;
+        let listed = server
+            .gql(
+                &admin_token,
+                "{ plugins { id enabled operations { kind name role description lowRoleWrite } } }",
+                json!({}),
+            )
+            .await;
+        let operations = &listed["data"]["plugins"][0]["operations"];
+        assert_eq!(
+            operations[0],
+            json!({"kind": "QUERY", "name": "greetingStats", "role": "MANAGER",
+                   "description": "Greetings in total and per month, from `since` on (all time without it).",
+                   "lowRoleWrite": null}),
+            "{name}: {listed}"
+        );
+        assert_eq!(operations[1]["role"], "VIEWER", "{name}: {listed}");
+        assert_eq!(operations[1]["lowRoleWrite"], warning, "{name}: {listed}");
+        let enable = "mutation($a: Boolean) { enablePlugin(id: \"welcome\", grantAll: true, allowLowRoleWrites: $a) { enabled } }";
+        let refused = server.gql(&admin_token, enable, json!({"a": null})).await;
+        assert_eq!(code(&refused), "BAD_USER_INPUT", "{name}: {refused}");
+        assert_eq!(listed["data"]["plugins"][0]["enabled"], false);
+        let enabled = kith(&["plugin", "enable", "welcome", "--grant-all", "--allow-low-role-writes"]).await.unwrap();
+        assert!(
+            enabled.stderr.starts_with(&format!("warning: {warning}\nenabled welcome")),
+            "{name}: {}",
+            enabled.stderr
+        );
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// `kith serve --enable-bundled-plugins` enables them without `--allow-low-role-writes`.
+#[test]
+fn bundled_plugins_let_no_caller_below_agent_write() {
+    for bundled in kith_core::plugin::bundled::BUNDLED {
+        let manifest = kith_core::plugin::manifest::Manifest::parse(bundled.manifest).unwrap();
+        let low = kith_core::plugin::extension::low_role_writes(&manifest, &manifest.capabilities);
+        assert!(low.is_empty(), "{}: {low:?}", bundled.id);
+    }
+}

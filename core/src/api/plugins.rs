@@ -3,16 +3,18 @@
 
 use std::sync::Arc;
 
-use async_graphql::Value as GqlValue;
 use async_graphql::dynamic::{
-    Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, SchemaBuilder, TypeRef,
+    Enum, Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, SchemaBuilder, TypeRef,
 };
+use async_graphql::{Name, Value as GqlValue};
 use base64::Engine as _;
 use serde_json::Value as Json;
 
 use crate::api::auth::{Access, authorize};
 use crate::api::error::{coded, to_gql};
 use crate::api::schema::{kith, obj, value_object};
+use crate::domain::extension::OperationKind;
+use crate::plugin::extension::{extension, low_role_writes};
 use crate::plugin::manager::{Grants, visible_settings};
 use crate::plugin::manifest::Manifest;
 use crate::plugin::{PluginError, PluginManager};
@@ -42,8 +44,34 @@ fn gql(json: Json) -> GqlValue {
     GqlValue::from_json(json).unwrap_or(GqlValue::Null)
 }
 
+/// The plugin's queries and mutations with their least role, and for a mutation that lets
+/// callers below AGENT write with the plugin's grants (those enabling would give, while
+/// disabled) what it lets them write.
+fn operations_value(manifest: &Manifest, row: &PluginRow) -> GqlValue {
+    let grants = if row.enabled { &row.grants } else { &manifest.capabilities };
+    let low = low_role_writes(manifest, grants);
+    let operations = extension(manifest).operations.into_iter().map(|op| {
+        let warning = low.iter().find(|l| l.mutation == op.name).map(|l| GqlValue::String(l.to_string()));
+        obj(vec![
+            (
+                "kind",
+                GqlValue::Enum(Name::new(match op.kind {
+                    OperationKind::Query => "QUERY",
+                    OperationKind::Mutation => "MUTATION",
+                })),
+            ),
+            ("name", GqlValue::String(op.name)),
+            ("role", GqlValue::Enum(Name::new(op.role.as_str()))),
+            ("description", GqlValue::String(op.description)),
+            ("lowRoleWrite", warning.unwrap_or(GqlValue::Null)),
+        ])
+    });
+    GqlValue::List(operations.collect())
+}
+
 fn plugin_value(row: PluginRow) -> GqlValue {
     let manifest = Manifest::parse(&row.manifest).ok();
+    let operations = manifest.as_ref().map(|m| operations_value(m, &row)).unwrap_or(GqlValue::List(vec![]));
     let strings = |items: &[String]| GqlValue::List(items.iter().cloned().map(GqlValue::String).collect());
     let (description, requested, events, hooks, settings, objects) = match &manifest {
         Some(m) => (
@@ -76,6 +104,7 @@ fn plugin_value(row: PluginRow) -> GqlValue {
         ("events", events),
         ("beforeWrite", hooks),
         ("objects", objects),
+        ("operations", operations),
         ("settings", settings),
         ("lastError", row.last_error.map(GqlValue::String).unwrap_or(GqlValue::Null)),
         (
@@ -196,6 +225,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
                     ("events", list(TypeRef::STRING)),
                     ("beforeWrite", list(TypeRef::STRING)),
                     ("objects", list(TypeRef::STRING)),
+                    ("operations", list("PluginOperation")),
                     ("settings", TypeRef::named_nn("JSON")),
                     ("lastError", TypeRef::named(TypeRef::STRING)),
                     ("stats", TypeRef::named_nn("PluginStats")),
@@ -206,6 +236,24 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             .description(
                 "An installed plugin. `status` is ACTIVE, DISABLED or SUSPENDED (after repeated failures, \
                  until an admin enables it again); secret settings show as \"********\".",
+            ),
+        )
+        .register(Enum::new("PluginOperationKind").items(["QUERY", "MUTATION"]))
+        .register(
+            value_object(
+                "PluginOperation",
+                &[
+                    ("kind", TypeRef::named_nn("PluginOperationKind")),
+                    ("name", TypeRef::named_nn(TypeRef::STRING)),
+                    ("role", TypeRef::named_nn("UserRole")),
+                    ("description", TypeRef::named_nn(TypeRef::STRING)),
+                    ("lowRoleWrite", TypeRef::named(TypeRef::STRING)),
+                ],
+            )
+            .description(
+                "A query or mutation a plugin adds to the API and the least role that may call it. The plugin \
+                 runs it with its own grants, whoever calls it: `lowRoleWrite` says what a mutation lets \
+                 callers below AGENT write (null when nothing).",
             ),
         )
         .register(value_object(
@@ -356,8 +404,9 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
                     let component = component_arg(&ctx)?;
                     let grants = strings_arg(&ctx, "grants")?;
                     let allow = bool_arg(&ctx, "allowDestructive")?;
+                    let allow_low = bool_arg(&ctx, "allowLowRoleWrites")?;
                     let row = manager(&ctx)?
-                        .upgrade_with(&actor, &manifest, &component, &grants, allow)
+                        .upgrade_with(&actor, &manifest, &component, &grants, allow, allow_low)
                         .await
                         .map_err(plugin_error)?;
                     Ok(Some(FieldValue::value(plugin_value(row))))
@@ -367,10 +416,12 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             .argument(InputValue::new("component", TypeRef::named_nn(TypeRef::STRING)))
             .argument(InputValue::new("grants", TypeRef::named_list(TypeRef::STRING)))
             .argument(InputValue::new("allowDestructive", TypeRef::named(TypeRef::BOOLEAN)))
+            .argument(InputValue::new("allowLowRoleWrites", TypeRef::named(TypeRef::BOOLEAN)))
             .description(
                 "Replaces a plugin's version; capabilities the new version adds must be in `grants`. Additive \
                  changes to its objects apply; one that loses data (a dropped object or field, a changed \
-                 type, ...) needs `allowDestructive: true`.",
+                 type, ...) needs `allowDestructive: true`. An enabled plugin whose new version adds a \
+                 mutation that lets callers below AGENT write needs `allowLowRoleWrites: true`.",
             ),
         )
         .field(
@@ -386,16 +437,19 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
                         .transpose()?
                         .unwrap_or(false);
                     let grants = if all { Grants::All } else { Grants::List(strings_arg(&ctx, "grants")?) };
-                    let row = manager(&ctx)?.enable(&actor, &id, grants).await.map_err(plugin_error)?;
+                    let allow_low = bool_arg(&ctx, "allowLowRoleWrites")?;
+                    let row = manager(&ctx)?.enable_with(&actor, &id, grants, allow_low).await.map_err(plugin_error)?;
                     Ok(Some(FieldValue::value(plugin_value(row))))
                 })
             })
             .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
             .argument(InputValue::new("grants", TypeRef::named_list(TypeRef::STRING)))
             .argument(InputValue::new("grantAll", TypeRef::named(TypeRef::BOOLEAN)))
+            .argument(InputValue::new("allowLowRoleWrites", TypeRef::named(TypeRef::BOOLEAN)))
             .description(
                 "Enables (or resumes) a plugin. Every capability it requests must be granted, by listing it in \
-                 `grants` or with `grantAll: true`.",
+                 `grants` or with `grantAll: true`. A plugin with a mutation that lets callers below AGENT \
+                 write (see `Plugin.operations`) needs `allowLowRoleWrites: true`.",
             ),
         )
         .field(

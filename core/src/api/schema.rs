@@ -987,7 +987,8 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
                 authorize(&ctx, Access::Manage)?;
                 let object = ctx.args.try_get("object")?.string()?.to_owned();
                 let id = arg_opt_id(&ctx, "id")?;
-                let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(50).clamp(1, 500) as u64;
+                let (default, most) = crate::api::cost::AUDIT_LOG_FIRST;
+                let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(default).clamp(1, most) as u64;
                 let entries =
                     crate::store::audit::list(kith(&ctx)?.store.conn(), &object, id, limit).await.map_err(to_gql)?;
                 let values = entries.into_iter().map(|e| {
@@ -1017,7 +1018,8 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
                 if text.chars().count() > 200 {
                     return Err(bad_input("query", "at most 200 characters"));
                 }
-                let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(20).clamp(1, 100) as u64;
+                let (default, most) = crate::api::cost::SEARCH_FIRST;
+                let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(default).clamp(1, most) as u64;
                 let types: Vec<String> = match ctx.args.get("types").filter(|v| !v.is_null()) {
                     Some(list) => list.list()?.iter().map(|v| v.enum_name().map(|n| n.to_ascii_lowercase())).collect::<Result<_, _>>()?,
                     None => Vec::new(),
@@ -1139,7 +1141,8 @@ fn admin_fields(mut query: Object, mut mutation: Object) -> (Object, Object) {
             FieldFuture::new(async move {
                 authorize(&ctx, Access::Read)?;
                 let id = arg_id(&ctx, "id")?;
-                let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(10).clamp(1, 50) as usize;
+                let (default, most) = crate::api::cost::DUPLICATES_FIRST;
+                let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(default).clamp(1, most) as usize;
                 let found = workflow::contact_duplicates(kith(&ctx)?, id, limit).await.map_err(to_gql)?;
                 Ok(Some(FieldValue::list(found.into_iter().map(FieldValue::owned_any))))
             })
@@ -1640,7 +1643,9 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
         .register(query)
         .register(mutation)
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
+        // Not `limit_complexity`: `CostLimit` applies the limit to async-graphql's count plus
+        // what sized fields (reports, `first`) will return, which the dynamic schema cannot say.
+        .extension(crate::api::cost::CostLimit::new(limits.max_complexity))
         .extension(crate::api::direct::DirectEdgesExtension);
     if let Some(services) = services {
         builder = builder.data(services);

@@ -8,7 +8,9 @@ use clap::Subcommand;
 
 use crate::cli::Io;
 use crate::domain::actor::Actor;
+use crate::domain::extension::OperationKind;
 use crate::plugin::PluginManager;
+use crate::plugin::extension::{MissedRuns, low_role_writes};
 use crate::plugin::manager::{Grants, visible_settings};
 use crate::plugin::manifest::Manifest;
 
@@ -52,6 +54,10 @@ pub enum PluginAction {
         /// Grant everything the plugin requests (see `kith plugin show ID` first).
         #[arg(long, conflicts_with = "grant")]
         grant_all: bool,
+        /// Enable it even though some of its mutations let VIEWER callers write through it
+        /// (`kith plugin show ID` lists its operations and their roles).
+        #[arg(long)]
+        allow_low_role_writes: bool,
     },
     /// Disable a plugin (its data stays).
     Disable {
@@ -68,6 +74,9 @@ pub enum PluginAction {
         /// Accept changes to its objects that lose data (dropped objects or fields, changed types).
         #[arg(long)]
         allow_destructive: bool,
+        /// Accept a version whose new mutations let VIEWER callers write through the plugin.
+        #[arg(long)]
+        allow_low_role_writes: bool,
     },
     /// Remove a plugin.
     Uninstall {
@@ -212,6 +221,7 @@ fn print_plugin(io: &mut Io<'_>, row: &crate::store::plugins::PluginRow) -> anyh
         let names: Vec<String> = manifest.objects.iter().map(|o| format!("{} ({})", o.name, o.plural)).collect();
         writeln!(io.stdout, "  objects:    {}", names.join(", "))?;
     }
+    print_contributions(io, &manifest, if row.enabled { &row.grants } else { &manifest.capabilities })?;
     writeln!(io.stdout, "  settings:   {}", visible_settings(&manifest, &row.settings))?;
     writeln!(
         io.stdout,
@@ -220,6 +230,39 @@ fn print_plugin(io: &mut Io<'_>, row: &crate::store::plugins::PluginRow) -> anyh
     )?;
     if let Some(error) = &row.last_error {
         writeln!(io.stdout, "  last error: {error}")?;
+    }
+    Ok(())
+}
+
+/// What the plugin adds to the API and its jobs: each query and mutation with its least role,
+/// computed fields, jobs with their schedules, and a warning for each mutation that lets callers
+/// below AGENT write with `grants` (the plugin's, or those enabling would give).
+fn print_contributions(io: &mut Io<'_>, manifest: &Manifest, grants: &[String]) -> anyhow::Result<()> {
+    let extension = crate::plugin::extension::extension(manifest);
+    for op in &extension.operations {
+        let kind = match op.kind {
+            OperationKind::Query => "query",
+            OperationKind::Mutation => "mutation",
+        };
+        let arguments: Vec<String> = op.arguments.iter().map(|(name, ty)| format!("{name}: {ty}")).collect();
+        let arguments = if arguments.is_empty() { String::new() } else { format!("({})", arguments.join(", ")) };
+        writeln!(io.stdout, "  {kind:<10}  {}{arguments}: {}, role {}", op.name, op.returns, op.role)?;
+        if !op.description.is_empty() {
+            writeln!(io.stdout, "              {}", op.description)?;
+        }
+    }
+    for field in &extension.fields {
+        writeln!(io.stdout, "  field:      {}.{}: {}", field.object, field.name, field.ty)?;
+    }
+    for job in &manifest.jobs {
+        let missed = match job.missed {
+            MissedRuns::Skip => "skip",
+            MissedRuns::CatchUp => "catch-up",
+        };
+        writeln!(io.stdout, "  job:        {} at `{}` UTC (missed runs: {missed})", job.name, job.schedule)?;
+    }
+    for low in low_role_writes(manifest, grants) {
+        writeln!(io.stdout, "  warning:    {low}")?;
     }
     Ok(())
 }
@@ -267,18 +310,28 @@ pub async fn run(
             let row = manager.plugin(&id).await?;
             print_plugin(&mut io, &row)?;
         }
-        PluginAction::Enable { id, grant, grant_all } => {
+        PluginAction::Enable { id, grant, grant_all, allow_low_role_writes } => {
             let grants = if grant_all { Grants::All } else { Grants::List(grant) };
-            let row = manager.enable(actor, &id, grants).await?;
+            let row = manager.enable_with(actor, &id, grants, allow_low_role_writes).await?;
+            for low in low_role_writes(&Manifest::parse(&row.manifest)?, &row.grants) {
+                writeln!(io.stderr, "warning: {low}")?;
+            }
             writeln!(io.stderr, "enabled {} with {}", row.id, row.grants.join(", "))?;
         }
         PluginAction::Disable { id } => {
             manager.disable(actor, &id).await?;
             writeln!(io.stderr, "disabled {id}")?;
         }
-        PluginAction::Upgrade { path, grant, allow_destructive } => {
+        PluginAction::Upgrade { path, grant, allow_destructive, allow_low_role_writes } => {
             let (manifest, component) = locate(&path)?;
-            let row = manager.upgrade_with(actor, &manifest, &component, &grant, allow_destructive).await?;
+            let row = manager
+                .upgrade_with(actor, &manifest, &component, &grant, allow_destructive, allow_low_role_writes)
+                .await?;
+            if row.enabled {
+                for low in low_role_writes(&Manifest::parse(&row.manifest)?, &row.grants) {
+                    writeln!(io.stderr, "warning: {low}")?;
+                }
+            }
             writeln!(io.stderr, "upgraded {} to {}", row.id, row.version)?;
         }
         PluginAction::Uninstall { id, purge } => {

@@ -482,6 +482,55 @@ pub fn extension(manifest: &Manifest) -> Extension {
     }
 }
 
+/// A mutation through which callers below AGENT make the plugin write: its call runs with the
+/// plugin's grants (and its own objects, which it may always write), not the caller's role, so
+/// a VIEWER calling it writes what a VIEWER could not write through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LowRoleWrite {
+    /// The mutation.
+    pub mutation: String,
+    /// Its least role (below AGENT).
+    pub role: Role,
+    /// The plugin's write grants (`contacts:write`).
+    pub grants: Vec<String>,
+    /// The plugin's own objects.
+    pub objects: Vec<String>,
+}
+
+impl std::fmt::Display for LowRoleWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut through = Vec::new();
+        if !self.grants.is_empty() {
+            through.push(format!("the plugin's grants: {}", self.grants.join(", ")));
+        }
+        if !self.objects.is_empty() {
+            through.push(format!("its own objects: {}", self.objects.join(", ")));
+        }
+        write!(f, "mutation `{}` lets {} callers write (through {})", self.mutation, self.role, through.join("; "))
+    }
+}
+
+/// The mutations of `manifest` that let callers below AGENT write, for a plugin holding
+/// `grants` (queries cannot write: their calls refuse host writes).
+pub fn low_role_writes(manifest: &Manifest, grants: &[String]) -> Vec<LowRoleWrite> {
+    let write_grants: Vec<String> = grants.iter().filter(|g| g.ends_with(":write")).cloned().collect();
+    let objects: Vec<String> = manifest.objects.iter().map(|o| o.name.clone()).collect();
+    if write_grants.is_empty() && objects.is_empty() {
+        return Vec::new();
+    }
+    extension(manifest)
+        .operations
+        .into_iter()
+        .filter(|op| op.kind == OperationKind::Mutation && op.role < Role::Agent)
+        .map(|op| LowRoleWrite {
+            mutation: op.name,
+            role: op.role,
+            grants: write_grants.clone(),
+            objects: objects.clone(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,5 +610,27 @@ missed = "catch-up"
             let err = Manifest::parse(&text).unwrap_err().to_string();
             assert!(err.contains(key), "`{err}` should name `{key}`");
         }
+    }
+
+    #[test]
+    fn mutations_below_agent_are_low_role_writes_only_when_the_plugin_can_write() {
+        let viewer = BASE.replace(
+            "points = \"Int!\"",
+            "points = \"Int!\"\n[[mutations]]\nname = \"claim\"\nreturns = \"Int!\"\nrole = \"VIEWER\"",
+        );
+        let check = |text: &str, grants: &[&str], expect: &[&str]| {
+            let manifest = Manifest::parse(text).unwrap();
+            let grants: Vec<String> = grants.iter().map(|g| (*g).to_owned()).collect();
+            let found: Vec<String> = low_role_writes(&manifest, &grants).iter().map(ToString::to_string).collect();
+            assert_eq!(found, expect, "{grants:?}");
+        };
+        // `grantPoints` defaults to AGENT; only the VIEWER mutation counts, and only with a write.
+        check(BASE, &["contacts:write"], &[]);
+        check(&viewer, &["contacts:read", "kv"], &[]);
+        check(
+            &viewer,
+            &["contacts:read", "contacts:write", "deals:write"],
+            &["mutation `claim` lets VIEWER callers write (through the plugin's grants: contacts:write, deals:write)"],
+        );
     }
 }

@@ -16,6 +16,7 @@ use crate::domain::DomainError;
 use crate::domain::actor::Actor;
 use crate::domain::hook::{HookFuture, PendingWrite, WriteHook, WriteOp};
 use crate::plugin::engine::{PluginEngine, content_hash, inspect};
+use crate::plugin::extension::low_role_writes;
 use crate::plugin::host::{HostState, PluginContext, v1};
 use crate::plugin::manifest::{FailurePolicy, Manifest};
 use crate::plugin::objects;
@@ -477,6 +478,19 @@ impl PluginManager {
     /// Enables a plugin with grants (also resumes a suspended one). Events that happened while
     /// it was disabled are not delivered; a resumed plugin continues where it stopped.
     pub async fn enable(&self, actor: &Actor, id: &str, grants: Grants) -> Result<PluginRow, PluginError> {
+        self.enable_with(actor, id, grants, false).await
+    }
+
+    /// [`PluginManager::enable`]. A plugin with mutations that let callers below AGENT write
+    /// through it ([`low_role_writes`]) is refused unless `allow_low_role_writes`: its calls
+    /// run with the plugin's grants, not the caller's role. The audit entry lists them.
+    pub async fn enable_with(
+        &self,
+        actor: &Actor,
+        id: &str,
+        grants: Grants,
+        allow_low_role_writes: bool,
+    ) -> Result<PluginRow, PluginError> {
         let row = self.get(id).await?;
         let manifest = Manifest::parse(&row.manifest)?;
         let requested: BTreeSet<&String> = manifest.capabilities.iter().collect();
@@ -502,6 +516,14 @@ impl PluginManager {
                 list.into_iter().collect()
             }
         };
+        let low = low_role_writes(&manifest, &granted);
+        if !low.is_empty() && !allow_low_role_writes {
+            return Err(PluginError::invalid(format!(
+                "`{id}` has mutations that let callers below AGENT write: {}. Raise their `role` in plugin.toml, \
+                 or enable it anyway with --allow-low-role-writes (GraphQL: allowLowRoleWrites: true)",
+                low.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            )));
+        }
         let resume = row.enabled;
         if !resume {
             self.check_objects(&manifest).await?;
@@ -512,7 +534,11 @@ impl PluginManager {
             plugins::reset_cursor(tx.conn(), id).await?;
         }
         let action = if resume { "plugin.resume" } else { "plugin.enable" };
-        audit::record(&tx, action, "plugin", None, json!({"plugin": id, "grants": granted})).await?;
+        let mut entry = json!({"plugin": id, "grants": granted});
+        if !low.is_empty() {
+            entry["lowRoleWrites"] = json!(low.iter().map(ToString::to_string).collect::<Vec<_>>());
+        }
+        audit::record(&tx, action, "plugin", None, entry).await?;
         tx.commit().await?;
         self.changed().await;
         self.get(id).await
@@ -539,11 +565,12 @@ impl PluginManager {
         bytes: &[u8],
         new_grants: &[String],
     ) -> Result<PluginRow, PluginError> {
-        self.upgrade_with(actor, manifest_text, bytes, new_grants, false).await
+        self.upgrade_with(actor, manifest_text, bytes, new_grants, false, false).await
     }
 
     /// [`PluginManager::upgrade`], migrating the plugin's objects; a destructive migration
-    /// needs `allow_destructive`.
+    /// needs `allow_destructive`. An enabled plugin whose new version lets callers below AGENT
+    /// write in a way the old one did not needs `allow_low_role_writes` (as `enable_with`).
     pub async fn upgrade_with(
         &self,
         actor: &Actor,
@@ -551,6 +578,7 @@ impl PluginManager {
         bytes: &[u8],
         new_grants: &[String],
         allow_destructive: bool,
+        allow_low_role_writes: bool,
     ) -> Result<PluginRow, PluginError> {
         let (manifest, hash) = self.validate(manifest_text, bytes).await?;
         let row = self.get(&manifest.id).await?;
@@ -573,6 +601,24 @@ impl PluginManager {
             .filter(|c| row.grants.contains(c) || new_grants.contains(c))
             .cloned()
             .collect();
+        if row.enabled && !allow_low_role_writes {
+            let before = low_role_writes(&old, &row.grants);
+            let added: Vec<String> = low_role_writes(&manifest, &grants)
+                .into_iter()
+                .filter(|low| !before.contains(low))
+                .map(|low| low.to_string())
+                .collect();
+            if !added.is_empty() {
+                return Err(PluginError::invalid(format!(
+                    "version {} of `{}` adds mutations that let callers below AGENT write: {}. Raise their \
+                     `role` in plugin.toml, or upgrade anyway with --allow-low-role-writes (GraphQL: \
+                     allowLowRoleWrites: true)",
+                    manifest.version,
+                    manifest.id,
+                    added.join("; ")
+                )));
+            }
+        }
         let mut settings = row.settings.as_object().cloned().unwrap_or_default();
         settings.retain(|key, _| manifest.settings.contains_key(key));
         let next = PluginRow {

@@ -208,7 +208,9 @@ pub async fn ticket_report(
     })
 }
 
-/// Most buckets one growth report may have.
+/// Most points (buckets) one growth report may have: 2 years and 9 months of days, 19 years of
+/// weeks, 83 years of months. The API's cost of a growth field grows with its points too
+/// (`api::cost`), so several long reports in one request are refused before they run.
 pub const MAX_BUCKETS: i64 = 1_000;
 
 /// The start of the bucket holding `date` (weeks start on Monday).
@@ -229,6 +231,32 @@ fn next_bucket(date: chrono::NaiveDate, interval: &str) -> chrono::NaiveDate {
     }
 }
 
+/// How many points a growth report over `[from, to)` by `interval` has, counted without
+/// building them: the API costs a request with it before running anything, and
+/// `contact_growth` refuses a range of more than [`MAX_BUCKETS`] before allocating one.
+pub fn growth_points(from: chrono::NaiveDate, to: chrono::NaiveDate, interval: &str) -> Result<i64> {
+    use chrono::Datelike;
+
+    use crate::domain::DomainError;
+    if !matches!(interval, "DAY" | "WEEK" | "MONTH") {
+        return Err(DomainError::invalid("interval", "DAY, WEEK or MONTH").into());
+    }
+    if from >= to {
+        return Err(DomainError::invalid("to", "must be after `from`").into());
+    }
+    let start = bucket_start(from, interval);
+    let days = (to - start).num_days();
+    Ok(match interval {
+        "DAY" => days,
+        "WEEK" => (days + 6) / 7,
+        _ => {
+            let month = |d: chrono::NaiveDate| i64::from(d.year()) * 12 + i64::from(d.month0());
+            // Every month from `start`'s up to `to`'s, and `to`'s own only when it is under way.
+            month(to) - month(start) + i64::from(to.day() > 1)
+        }
+    })
+}
+
 /// New contacts per day, week or month in `[from, to)` (UTC dates), with running totals of the
 /// contacts that existed before each bucket ended. Empty buckets are included.
 pub async fn contact_growth(
@@ -238,23 +266,22 @@ pub async fn contact_growth(
     interval: &str,
 ) -> Result<Vec<(chrono::NaiveDate, i64, i64)>> {
     use crate::domain::DomainError;
-    if !matches!(interval, "DAY" | "WEEK" | "MONTH") {
-        return Err(DomainError::invalid("interval", "DAY, WEEK or MONTH").into());
+    let points = growth_points(from, to, interval)?;
+    if points > MAX_BUCKETS {
+        return Err(DomainError::invalid(
+            "to",
+            format!(
+                "at most {MAX_BUCKETS} points per report, and this range has {points} of a {}: \
+                 shorten it or choose a longer interval",
+                interval.to_ascii_lowercase()
+            ),
+        )
+        .into());
     }
-    if from >= to {
-        return Err(DomainError::invalid("to", "must be after `from`").into());
-    }
-    let mut buckets = Vec::new();
+    let mut buckets = Vec::with_capacity(usize::try_from(points).unwrap_or(0));
     let mut start = bucket_start(from, interval);
     while start < to {
         buckets.push((start, 0i64, 0i64));
-        if buckets.len() as i64 > MAX_BUCKETS {
-            return Err(DomainError::invalid(
-                "interval",
-                format!("more than {MAX_BUCKETS} buckets: choose a longer interval"),
-            )
-            .into());
-        }
         start = next_bucket(start, interval);
     }
     let db = kith.store.conn();
