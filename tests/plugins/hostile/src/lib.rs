@@ -107,10 +107,8 @@ impl Plugin for Hostile {
                 return Err(Error::msg(format!("failing after recording event {}", event.seq)));
             }
             // Records every event but fails on a contact named `Bad`.
-            "fail-on-bad" => {
-                if event.record_str("firstName") == Some("Bad") {
-                    return Err(Error::msg("a bad contact"));
-                }
+            "fail-on-bad" if event.record_str("firstName") == Some("Bad") => {
+                return Err(Error::msg("a bad contact"));
             }
             // Writes 60 KiB values until Kith refuses, then fails with what it said.
             "kv-flood" => {
