@@ -395,3 +395,6 @@ fn spawn_detached(work: impl std::future::Future<Output = ()> + Send + 'static) 
 pub fn replayed() -> HeaderValue {
     HeaderValue::from_static("true")
 }
+
+#[cfg(test)]
+mod tests;
