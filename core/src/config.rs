@@ -121,6 +121,9 @@ pub struct ApiConfig {
     /// Longest a GraphQL request may run, in milliseconds; past it, it is stopped and answered
     /// with the error code `TIMEOUT` (a write that had not started is never run).
     pub timeout_ms: u64,
+    /// How long the answer to a mutation sent with an `Idempotency-Key` is kept for replay, in
+    /// hours.
+    pub idempotency_hours: u64,
 }
 
 impl Default for ApiConfig {
@@ -135,6 +138,7 @@ impl Default for ApiConfig {
             suggestions: true,
             rate_limit_per_minute: 1_200,
             timeout_ms: 10_000,
+            idempotency_hours: 24,
         }
     }
 }
@@ -380,6 +384,9 @@ impl Config {
         }
         if self.api.timeout_ms == 0 {
             return Err(invalid("api.timeout_ms", "must be positive"));
+        }
+        if self.api.idempotency_hours == 0 || self.api.idempotency_hours > 24 * 365 {
+            return Err(invalid("api.idempotency_hours", "must be from 1 to 8760 (a year)"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be positive"));

@@ -38,6 +38,8 @@ use crate::api::schema::{error_response, request_data};
 use crate::config::ServerConfig;
 use crate::service::{Kith, users};
 
+pub mod idempotency;
+
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -54,6 +56,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Parsed documents of recent queries.
     pub documents: Arc<crate::api::documents::DocumentCache>,
+    /// `Idempotency-Key` settings and this process's sweep of expired keys.
+    pub idempotency_keys: Arc<idempotency::Keys>,
 }
 
 /// A token bucket per caller: `per_minute` requests a minute, refilled continuously, with
@@ -142,6 +146,10 @@ impl AppState {
             max_batch: api.max_batch,
             rate_limiter: Arc::new(RateLimiter::new(api.rate_limit_per_minute)),
             documents: Arc::new(crate::api::documents::DocumentCache::new(512)),
+            idempotency_keys: Arc::new(idempotency::Keys::new(
+                api.idempotency_hours,
+                Duration::from_millis(api.timeout_ms),
+            )),
         })
     }
 }
@@ -225,6 +233,7 @@ fn gql_error(status: StatusCode, headers: &HeaderMap, code: &str, message: &str)
 /// `POST /graphql`: JSON only (a `text/plain` or form post is refused, closing the CSRF hole
 /// of "simple" cross-site requests), batches capped, the bearer token resolved to the caller.
 /// Everything after reading the body, the token check included, runs under `api.timeout_ms`.
+/// A mutation may carry an `Idempotency-Key` (see [`idempotency`]).
 async fn graphql(
     State(state): State<AppState>,
     connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -243,6 +252,10 @@ async fn graphql(
             "send GraphQL requests as `Content-Type: application/json`",
         );
     }
+    let key = match idempotency::key(&headers) {
+        Ok(key) => key,
+        Err(message) => return gql_error(StatusCode::BAD_REQUEST, &headers, "BAD_REQUEST", &message),
+    };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
         Err(err) => {
@@ -266,12 +279,18 @@ async fn graphql(
             &format!("a batch holds 1 to {} operations", state.max_batch),
         );
     }
+    let key = key.map(|key| Key { fingerprint: idempotency::fingerprint(&body), key });
     let client = ClientAddr(connect.map(|c| c.0.0.ip()));
     let limit = Duration::from_millis(state.api.timeout_ms);
     // Dropping the execution on time-out drops its reads; a write still queued for its group
-    // is then skipped (`store::group`).
-    match tokio::time::timeout(limit, execute(&state, &headers, client, batch)).await {
-        Ok(response) => response,
+    // is then skipped (`store::group`), and a key it held is settled by what its writes did.
+    match tokio::time::timeout(limit, execute(&state, &headers, client, batch, key)).await {
+        Ok(Executed { response, keyed: None }) => response,
+        // Stored outside the time limit: the answer exists, and it must not be lost now.
+        Ok(Executed { response, keyed: Some((reserved, body)) }) => {
+            reserved.finish(response.status(), &body).await;
+            response
+        }
         Err(_) => {
             tracing::warn!(timeout_ms = state.api.timeout_ms, "a GraphQL request timed out");
             gql_error(
@@ -281,6 +300,24 @@ async fn graphql(
                 &format!("the request took longer than {} ms and was stopped", state.api.timeout_ms),
             )
         }
+    }
+}
+
+/// A request's `Idempotency-Key` and its body's fingerprint.
+struct Key {
+    key: String,
+    fingerprint: String,
+}
+
+/// An answer, and the key it is to be stored under with its body.
+struct Executed {
+    response: Response,
+    keyed: Option<(idempotency::Reserved, String)>,
+}
+
+impl From<Response> for Executed {
+    fn from(response: Response) -> Executed {
+        Executed { response, keyed: None }
     }
 }
 
@@ -294,8 +331,14 @@ fn unavailable(headers: &HeaderMap) -> Response {
     response
 }
 
-/// Authenticates, checks the rate limit and runs `batch`.
-async fn execute(state: &AppState, headers: &HeaderMap, client: ClientAddr, batch: BatchRequest) -> Response {
+/// Authenticates, checks the rate limit, takes the idempotency key and runs `batch`.
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: ClientAddr,
+    batch: BatchRequest,
+    key: Option<Key>,
+) -> Executed {
     let actor = match headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default()) {
         None => None,
         Some(value) => {
@@ -309,27 +352,29 @@ async fn execute(state: &AppState, headers: &HeaderMap, client: ClientAddr, batc
                         headers,
                         "UNAUTHENTICATED",
                         "the token is invalid, expired or revoked",
-                    );
+                    )
+                    .into();
                 }
                 Err(crate::error::Error::Unavailable(err)) => {
                     tracing::error!(error = %err, "the database is unreachable while authenticating a request");
-                    return unavailable(headers);
+                    return unavailable(headers).into();
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "authenticating a request");
-                    return gql_error(StatusCode::INTERNAL_SERVER_ERROR, headers, "INTERNAL", "internal error");
+                    return gql_error(StatusCode::INTERNAL_SERVER_ERROR, headers, "INTERNAL", "internal error").into();
                 }
             }
         }
     };
-    let key = actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_else(|| "anonymous".to_owned());
-    if !state.rate_limiter.allow(&key) {
+    let rate_key = actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_else(|| "anonymous".to_owned());
+    if !state.rate_limiter.allow(&rate_key) {
         return gql_error(
             StatusCode::TOO_MANY_REQUESTS,
             headers,
             "RATE_LIMITED",
             "too many requests for this token; slow down",
-        );
+        )
+        .into();
     }
     let prepare = |request: async_graphql::Request| {
         let mut request = request_data(state.documents.prepare(request), &state.kith, actor.clone()).data(client);
@@ -346,30 +391,86 @@ async fn execute(state: &AppState, headers: &HeaderMap, client: ClientAddr, batc
             requests.into_iter().map(prepare).collect::<Result<Vec<_>, ()>>().map(BatchRequest::Batch)
         }
     };
-    let Ok(batch) = batch else {
+    let Ok(mut batch) = batch else {
         return gql_error(
             StatusCode::UNAUTHORIZED,
             headers,
             "UNAUTHENTICATED",
             "a valid `Authorization: Bearer <token>` header is required (only `login` runs without one)",
-        );
+        )
+        .into();
     };
-    let response = state.current_schema().execute_batch(batch).await;
+    // The key belongs to the token that sent it; an anonymous caller's key is ignored.
+    let caller = actor.as_ref().and_then(|actor| actor.id.as_deref());
+    let reserved = match (key, caller) {
+        (Some(key), Some(caller)) => match idempotency::kind(&mut batch) {
+            idempotency::Kind::Read => None,
+            idempotency::Kind::Secret(field) => {
+                return gql_error(
+                    StatusCode::BAD_REQUEST,
+                    headers,
+                    "BAD_REQUEST",
+                    &format!(
+                        "`{field}` answers with a secret Kith does not keep, so it cannot be sent with an \
+                         `Idempotency-Key`"
+                    ),
+                )
+                .into();
+            }
+            idempotency::Kind::Write => {
+                match state.idempotency_keys.begin(&state.kith.store, caller, &key.key, &key.fingerprint).await {
+                    Ok(idempotency::Begin::Run(reserved)) => Some(reserved),
+                    Ok(idempotency::Begin::Replay { status, body }) => {
+                        let mut reply = gql_reply(status, headers, body);
+                        reply.headers_mut().insert(idempotency::REPLAYED, idempotency::replayed());
+                        return reply.into();
+                    }
+                    Ok(idempotency::Begin::Conflict { message, retry }) => {
+                        let mut reply = gql_error(StatusCode::CONFLICT, headers, "CONFLICT", message);
+                        if retry {
+                            reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from(1u64));
+                        }
+                        return reply.into();
+                    }
+                    Err(crate::error::Error::Unavailable(err)) => {
+                        tracing::error!(error = %err, "the database is unreachable while reserving an idempotency key");
+                        return unavailable(headers).into();
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "reserving an idempotency key");
+                        return gql_error(StatusCode::INTERNAL_SERVER_ERROR, headers, "INTERNAL", "internal error")
+                            .into();
+                    }
+                }
+            }
+        },
+        _ => None,
+    };
+    let schema = state.current_schema();
+    let response = match &reserved {
+        Some(reserved) => reserved.watch().scope(schema.execute_batch(batch)).await,
+        None => schema.execute_batch(batch).await,
+    };
     // Nothing answered because the database could not be reached: say so with 503, which
     // clients and proxies retry, rather than 200.
     let all_unavailable = match &response {
         async_graphql::BatchResponse::Single(r) => only_unavailable(r),
         async_graphql::BatchResponse::Batch(rs) => rs.iter().all(only_unavailable),
     };
-    match serde_json::to_string(&response) {
-        Ok(body) if all_unavailable => {
-            let mut reply = gql_reply(StatusCode::SERVICE_UNAVAILABLE, headers, body);
-            reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            reply
+    let (status, body) = match serde_json::to_string(&response) {
+        Ok(body) if all_unavailable => (StatusCode::SERVICE_UNAVAILABLE, body),
+        Ok(body) => (StatusCode::OK, body),
+        Err(_) => {
+            let body = serde_json::to_string(&error_response("INTERNAL", "internal error")).unwrap_or_default();
+            (StatusCode::INTERNAL_SERVER_ERROR, body)
         }
-        Ok(body) => gql_reply(StatusCode::OK, headers, body),
-        Err(_) => gql_error(StatusCode::INTERNAL_SERVER_ERROR, headers, "INTERNAL", "internal error"),
+    };
+    let keyed = reserved.map(|reserved| (reserved, body.clone()));
+    let mut reply = gql_reply(status, headers, body);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
+    Executed { response: reply, keyed }
 }
 
 /// A response with no data whose errors include `UNAVAILABLE`.

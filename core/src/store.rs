@@ -16,6 +16,7 @@ pub mod custom_fields;
 mod flush;
 pub mod group;
 pub mod history;
+pub mod idempotency;
 pub mod jobs;
 pub mod outbox;
 pub mod plugin_objects;
@@ -316,6 +317,10 @@ impl Store {
     /// Starts a write transaction on behalf of `actor`. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing on lock upgrade.
     pub async fn begin(&self, actor: &Actor) -> Result<Tx> {
+        // A request that follows its writes (`group::WriteWatch`) cannot follow this one's fate.
+        if let Some(watch) = group::WriteWatch::current() {
+            watch.untracked();
+        }
         let txn = txn::TxConn::begun(self.autocommit.clone(), self.transaction_options()).await?;
         Ok(self.tx(txn, actor))
     }

@@ -11,6 +11,7 @@ mod extensions;
 mod graphql;
 mod harness;
 mod http;
+mod idempotency;
 mod import_export;
 mod outage;
 mod plugin_objects;

@@ -26,6 +26,11 @@
 //! (a timeout, a dropped connection) before its turn is never run; one that has started runs to
 //! its end and commits with its group.
 //!
+//! A request can follow its writes with a [`WriteWatch`] (the `Idempotency-Key` path does):
+//! once the request stops waiting, [`WriteWatch::close`] keeps every write of it that has not
+//! started from ever running, and [`WriteWatch::settle`] says whether those that had started
+//! may have committed.
+//!
 //! Architecture Invariant: a caller hears `Ok` only after the commit that holds its write.
 
 use std::future::Future;
@@ -92,6 +97,9 @@ trait Job: Send {
     fn actor(&self) -> &Actor;
     /// The caller stopped waiting.
     fn abandoned(&self) -> bool;
+    /// Whether it may run for the first time now (its caller still waits, and its request's
+    /// [`WriteWatch`] is open); from then on it counts as started.
+    fn start(&mut self) -> bool;
     /// Whether it ran in an earlier pass over its group.
     fn ran(&self) -> bool;
     /// Does the work (again, if it ran before); `true` when it succeeded.
@@ -105,6 +113,8 @@ struct Typed<T> {
     work: Work<T>,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
+    /// The request's watch, when it follows its writes; `started` once counted there.
+    watch: Option<(Arc<WriteWatch>, bool)>,
 }
 
 impl<T: Send + 'static> Job for Typed<T> {
@@ -114,6 +124,19 @@ impl<T: Send + 'static> Job for Typed<T> {
 
     fn abandoned(&self) -> bool {
         self.reply.is_closed()
+    }
+
+    fn start(&mut self) -> bool {
+        if self.reply.is_closed() {
+            return false;
+        }
+        match &mut self.watch {
+            Some((watch, started)) => {
+                *started = watch.start();
+                *started
+            }
+            None => true,
+        }
     }
 
     fn ran(&self) -> bool {
@@ -130,6 +153,10 @@ impl<T: Send + 'static> Job for Typed<T> {
     }
 
     fn finish(self: Box<Self>, committed: Result<(), &Error>) {
+        if let Some((watch, true)) = &self.watch {
+            // A commit whose fate is unknown counts as one that happened.
+            watch.finished(matches!(self.outcome, Some(Ok(_))));
+        }
         let answer = match (self.outcome, committed) {
             (Some(Err(err)), _) => Err(err),
             (Some(Ok(value)), Ok(())) => Ok(value),
@@ -150,7 +177,8 @@ impl Store {
     /// [`Store::begin`] remains for work that must own its transaction.
     pub async fn write<T: Send + 'static>(&self, actor: &Actor, work: Work<T>) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        let job = Box::new(Typed { actor: actor.clone(), work, outcome: None, reply });
+        let watch = WriteWatch::current().map(|watch| (watch, false));
+        let job = Box::new(Typed { actor: actor.clone(), work, outcome: None, reply, watch });
         let start = {
             let mut state = self.group.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.jobs.push(job);
@@ -282,7 +310,7 @@ async fn run_optimistic(store: &Store, jobs: &mut [Box<dyn Job>]) -> Pass {
     for job in jobs.iter_mut() {
         // Waiting for the write lock, or for the writes before it, may outlast a caller's
         // patience.
-        if job.abandoned() {
+        if !job.start() {
             continue;
         }
         tx.actor = job.actor().clone();
@@ -351,7 +379,7 @@ async fn run_careful(store: &Store, jobs: &mut [Box<dyn Job>]) -> Result<Option<
     let mut open_savepoint = false;
     for job in jobs.iter_mut() {
         // A write that ran in the first pass runs again: it started, so it runs to its end.
-        if job.abandoned() && !job.ran() {
+        if !job.ran() && !job.start() {
             continue;
         }
         tx.actor = job.actor().clone();
@@ -413,5 +441,109 @@ impl Queue {
     fn count(&self, writes: u64) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.writes.fetch_add(writes, Ordering::Relaxed);
+    }
+}
+
+tokio::task_local! {
+    /// The watch of the request whose task this is, if it follows its writes.
+    static WATCH: Arc<WriteWatch>;
+}
+
+/// The writes of one request, followed so that it can tell, once it stops waiting for them,
+/// whether any may have been written. [`Store::write`] and [`Store::begin`] find it through a
+/// task-local set by [`WriteWatch::scope`]: a request's resolvers run in its task (DataLoaders,
+/// which run in tasks of their own, only read).
+#[derive(Debug)]
+pub struct WriteWatch {
+    state: tokio::sync::watch::Sender<WatchState>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct WatchState {
+    /// No write may start any more.
+    closed: bool,
+    /// Grouped writes that started, and those of them that have been answered.
+    started: usize,
+    finished: usize,
+    /// Whether a finished write committed, or may have.
+    committed: bool,
+    /// A transaction was begun outside group commit (a plugin operation's): its fate is not
+    /// followed.
+    untracked: bool,
+}
+
+/// What a request's writes came to, as far as [`WriteWatch::settle`] can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Nothing: no write started, or every one that did was rolled back.
+    Nothing,
+    /// Something may have been written.
+    Maybe,
+}
+
+impl Default for WriteWatch {
+    fn default() -> WriteWatch {
+        WriteWatch { state: tokio::sync::watch::Sender::new(WatchState::default()) }
+    }
+}
+
+impl WriteWatch {
+    /// Runs `work` with this watch following the writes it makes in its task.
+    pub async fn scope<F: Future>(self: &Arc<Self>, work: F) -> F::Output {
+        WATCH.scope(self.clone(), work).await
+    }
+
+    /// The watch of the current task, if any.
+    pub(crate) fn current() -> Option<Arc<WriteWatch>> {
+        WATCH.try_with(Arc::clone).ok()
+    }
+
+    /// A grouped write asks to start: `false` once the watch is closed.
+    fn start(&self) -> bool {
+        let mut started = false;
+        self.state.send_if_modified(|state| {
+            started = !state.closed;
+            if started {
+                state.started += 1;
+            }
+            started
+        });
+        started
+    }
+
+    /// A started grouped write was answered.
+    fn finished(&self, committed: bool) {
+        self.state.send_modify(|state| {
+            state.finished += 1;
+            state.committed |= committed;
+        });
+    }
+
+    /// A transaction was begun in the watched task, outside group commit.
+    pub(crate) fn untracked(&self) {
+        self.state.send_modify(|state| state.untracked = true);
+    }
+
+    /// From now on no write of the request starts. Whether none had.
+    pub fn close(&self) -> bool {
+        let mut untouched = false;
+        self.state.send_modify(|state| {
+            state.closed = true;
+            untouched = state.started == 0 && !state.untracked;
+        });
+        untouched
+    }
+
+    /// Closes the watch and waits, at most `limit`, for the writes that had started to be
+    /// answered; then says whether anything may have been written.
+    pub async fn settle(&self, limit: std::time::Duration) -> Written {
+        self.close();
+        let mut changes = self.state.subscribe();
+        let settled = tokio::time::timeout(limit, changes.wait_for(|state| state.finished >= state.started)).await;
+        let state = *self.state.borrow();
+        match settled {
+            Ok(Ok(_)) if !state.committed && !state.untracked => Written::Nothing,
+            _ => Written::Maybe,
+        }
     }
 }
