@@ -12,33 +12,10 @@ use kith_core::service::{Kith, users};
 use kith_core::store::{Store, StoreOptions};
 use kith_tests::TestDb;
 use sea_orm::ConnectionTrait;
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
 
 use crate::graphql::Server;
-
-/// An HTTP answer.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    /// Header lines, lower case.
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    fn code(&self) -> String {
-        self.json()["errors"][0]["extensions"]["code"].as_str().unwrap_or("none").to_owned()
-    }
-
-    fn replayed(&self) -> bool {
-        self.head.contains("\r\nidempotent-replayed: true")
-    }
-}
+use crate::util::Reply;
 
 /// Sends `POST /graphql` with `body`, the token and the idempotency key lines given.
 async fn post(addr: SocketAddr, token: Option<&str>, key: Option<&str>, body: &str) -> Reply {
@@ -48,23 +25,7 @@ async fn post(addr: SocketAddr, token: Option<&str>, key: Option<&str>, body: &s
 
 /// Sends `POST /graphql` with `extra` header bytes as they are.
 async fn post_raw(addr: SocketAddr, token: Option<&str>, extra: &[u8], body: &str) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let mut request =
-        format!("POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}").into_bytes();
-    request.extend_from_slice(extra);
-    request.extend_from_slice(format!("Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
-    stream.write_all(&request).await.unwrap();
-    let mut out = Vec::new();
-    // The test's own backstop, far above every limit under test.
-    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut out))
-        .await
-        .expect("an answer within a minute")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
-    Reply { status, head: head.to_ascii_lowercase(), body }
+    crate::util::exchange(addr, "POST", "/graphql", token, extra, body).await
 }
 
 /// A token of `role`: (its id, the secret).

@@ -17,4 +17,5 @@ mod outage;
 mod plugin_objects;
 mod plugins;
 mod records;
+mod util;
 mod workflows;

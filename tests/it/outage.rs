@@ -108,25 +108,10 @@ async fn pipe(
     }
 }
 
-/// A raw HTTP exchange: (status, headers, body).
+/// A raw HTTP exchange: (status, headers in lower case, body).
 async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    // The test's own backstop, far above every limit under test.
-    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut out))
-        .await
-        .expect("an answer within a minute")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
-    (status, head.to_ascii_lowercase(), body)
+    let reply = crate::util::exchange(addr, method, path, token, b"", body).await;
+    (reply.status, reply.head, reply.body)
 }
 
 fn code(body: &str) -> String {
