@@ -191,6 +191,11 @@ pub async fn deliver(manager: &Arc<PluginManager>, plugin: &Arc<LoadedPlugin>) -
                 manager.suspend(id, &format!("event {} ({}): {failure}", batch[0].seq, batch[0].kind)).await;
                 return Ok(false);
             }
+            // Kith was busy, not the plugin at fault: try again next round, no attempt counted.
+            Err(CallFailure::Busy(_)) => {
+                drop(tx);
+                return Ok(false);
+            }
             Err(failure) => {
                 drop(tx);
                 failed(manager, plugin, batch[0], cursor.attempts + 1, &failure.to_string()).await?;

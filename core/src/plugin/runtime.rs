@@ -441,7 +441,12 @@ async fn settle<T, E>(
             Ok(()) => Ok(Ok(value)),
             Err(err) => {
                 tracing::warn!(error = %err, "committing a plugin call's writes");
-                Err(CallFailure::Storage(for_caller(&err.to_string())))
+                // A rule's refusal is the caller's to read; a database failure's detail is not.
+                let said = match &err {
+                    crate::Error::Domain(refusal) => refusal.to_string(),
+                    _ => "the database did not take them".to_owned(),
+                };
+                Err(CallFailure::Storage(for_caller(&said)))
             }
         },
         other => {
