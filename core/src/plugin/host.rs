@@ -648,8 +648,6 @@ impl v1::kith::plugin::host::Host for HostState {
         if let Err(err) = self.check("kv", "kv-get") {
             return Ok(Err(err));
         }
-        let kith = &self.plugin.kith;
-        let _ = kith;
         Ok(plugins::kv_get(&self.reader(), &self.plugin.id, &key).await.map_err(host_error))
     }
 
@@ -706,8 +704,6 @@ impl v1::kith::plugin::host::Host for HostState {
         if let Err(err) = self.writable() {
             return Ok(Err(err));
         }
-        let kith = &self.plugin.kith;
-        let _ = kith;
         let plugin = self.plugin.clone();
         Ok(match self.write_tx().await {
             Ok(tx) => plugins::kv_delete(tx.conn(), &plugin.id, &key).await,
@@ -720,8 +716,6 @@ impl v1::kith::plugin::host::Host for HostState {
         if let Err(err) = self.check("kv", "kv-keys") {
             return Ok(Err(err));
         }
-        let kith = &self.plugin.kith;
-        let _ = kith;
         Ok(plugins::kv_keys(&self.reader(), &self.plugin.id, &prefix, 1_000).await.map_err(host_error))
     }
 
