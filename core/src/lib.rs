@@ -5,7 +5,10 @@
 //! - `store`: every SQL statement, on SQLite and PostgreSQL.
 //! - `service`: use cases (create a contact, move a deal, import a CSV) composed of domain
 //!   rules and store calls inside one transaction.
+//! - `plugin`: the WebAssembly plugin runtime (manifests, wasmtime, host functions, delivery).
+//! - `api`: the GraphQL schema, derived from the object registry.
 //! - `config`: layered configuration (defaults, `kith.toml`, `KITH_*`, flags).
+//! - `error`: the error type of the store and service layers.
 //! - `http`: the axum server.
 //! - `cli`: the `kith` command line.
 

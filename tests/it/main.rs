@@ -17,5 +17,6 @@ mod outage;
 mod plugin_objects;
 mod plugins;
 mod records;
+mod tidy;
 mod util;
 mod workflows;

@@ -1,3 +1,5 @@
+//! Tests of the configuration layers: defaults, file, environment and flags.
+
 use std::io::Write;
 
 use crate::config::Config;

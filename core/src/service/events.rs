@@ -81,13 +81,5 @@ pub fn read_role(registry: &Registry, object: &str) -> Role {
 }
 
 async fn last_seq(store: &Store) -> crate::Result<i64> {
-    use sea_orm::{ConnectionTrait, Statement};
-    let row = store
-        .conn()
-        .query_one_raw(Statement::from_string(store.backend(), "SELECT COALESCE(MAX(seq), 0) FROM event_outbox"))
-        .await?;
-    Ok(match row {
-        Some(row) => row.try_get_by_index::<i64>(0)?,
-        None => 0,
-    })
+    outbox::last_seq(store.conn()).await
 }

@@ -256,22 +256,8 @@ pub async fn import_csv<R: Read>(
     }
     progress(report.rows);
     report.rejected.sort_by_key(|r| r.line);
-    if report.created > 0 && kith.store.backend() == sea_orm::DbBackend::Postgres {
-        // Fresh statistics, so the planner uses the indexes (full-text included) at once
-        // instead of after autovacuum's next visit. Table names come from object definitions.
-        // A bulk load also leaves the new full-text entries in the GIN index's pending list,
-        // which every search then scans linearly (15-25x slower) until autovacuum merges it:
-        // merge now. Both are upkeep after the rows are committed: a failure (a role that does
-        // not own the tables) is logged, not reported as a failed import.
-        use sea_orm::ConnectionTrait as _;
-        for sql in [
-            format!("ANALYZE \"{}\", search_entry", def.table),
-            "SELECT gin_clean_pending_list('ix_search_entry_document'::regclass)".to_owned(),
-        ] {
-            if let Err(err) = kith.store.conn().execute_unprepared(&sql).await {
-                tracing::warn!(error = %err, "after the import: `{sql}` failed");
-            }
-        }
+    if report.created > 0 {
+        kith.store.after_bulk_load(&def.table).await;
     }
     Ok(report)
 }
@@ -566,18 +552,9 @@ async fn write_rows(
     for record in &new_records {
         let id = record.id();
         entries.push((Some(id), audit::created_doc(backend, &record.fields, tags_of.get(&id).copied())));
-        let payload = if backend == sea_orm::DbBackend::Postgres {
-            crate::store::codec::encode_json(
-                backend,
-                event(def, "created", record, json!({"source": "import"})).payload,
-            )
-        } else {
-            let mut text = String::with_capacity(1024);
-            text.push_str("{\"record\":");
-            crate::store::codec::write_json_fields(&mut text, &record.fields, false);
-            text.push_str(",\"source\":\"import\"}");
-            sea_orm::Value::String(Some(text))
-        };
+        let payload = crate::store::codec::event_payload(backend, &record.fields, "import", || {
+            event(def, "created", record, json!({"source": "import"})).payload
+        });
         events.push(outbox::EncodedEvent {
             kind: kind.clone(),
             object: def.name.clone(),

@@ -348,17 +348,10 @@ pub(crate) async fn check_references(
 }
 
 async fn sla_policy(tx: &Tx, priority: &str) -> Result<SlaPolicy> {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let sql = match tx.backend() {
-        DbBackend::Postgres => "SELECT first_response_minutes, resolution_minutes FROM sla_policy WHERE priority = $1",
-        _ => "SELECT first_response_minutes, resolution_minutes FROM sla_policy WHERE priority = ?",
-    };
-    let row = tx
-        .conn()
-        .query_one_raw(Statement::from_sql_and_values(tx.backend(), sql, [priority.into()]))
+    let (first_response_minutes, resolution_minutes) = crate::store::records::sla_policy(tx.conn(), priority)
         .await?
         .ok_or_else(|| Error::internal(format!("no SLA policy for {priority}")))?;
-    Ok(SlaPolicy { first_response_minutes: row.try_get_by_index(0)?, resolution_minutes: row.try_get_by_index(1)? })
+    Ok(SlaPolicy { first_response_minutes, resolution_minutes })
 }
 
 fn get<'a>(fields: &'a Fields, name: &str) -> &'a Value {

@@ -3,15 +3,14 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
 use crate::domain::filter::{Condition, Filter, Op, OrderBy, Target};
 use crate::domain::value::{FieldKind, Value};
 use crate::error::Result;
 use crate::service::Kith;
-use crate::store::codec::{decode, encode};
 use crate::store::records::{ListQuery, PageRequest, get_live, list};
+use crate::store::reports as totals;
 
 /// One stage's line of a pipeline report.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +45,6 @@ pub struct PipelineReport {
 /// Reports on the live deals of a pipeline, aggregated in the database.
 pub async fn pipeline_report(kith: &Kith, pipeline_id: Uuid) -> Result<PipelineReport> {
     let db = kith.store.conn();
-    let backend = db.get_database_backend();
     let pipeline_def = kith.object("pipeline")?;
     get_live(db, &pipeline_def, pipeline_id).await?;
     let stage_def = kith.object("stage")?;
@@ -74,19 +72,10 @@ pub async fn pipeline_report(kith: &Kith, pipeline_id: Uuid) -> Result<PipelineR
             amounts: BTreeMap::new(),
         })
         .collect();
-    let pid = encode(backend, &FieldKind::Id, &Value::Uuid(pipeline_id))?;
-    let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
-    let sql = format!(
-        "SELECT stage_id, currency, COUNT(*), SUM(amount) FROM deal WHERE pipeline_id = {p} AND deleted_at IS NULL GROUP BY stage_id, currency"
-    );
-    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, [pid.clone()])).await? {
-        let stage_id = decode(backend, &FieldKind::Id, &row, 0)?.as_uuid();
-        let currency: String = row.try_get_by_index(1)?;
-        let count: i64 = row.try_get_by_index(2)?;
-        let amount = decode(backend, &FieldKind::Decimal, &row, 3)?.as_decimal().unwrap_or_default();
-        if let Some(line) = stages.iter_mut().find(|l| Some(l.stage_id) == stage_id) {
-            line.count += count;
-            *line.amounts.entry(currency).or_default() += amount;
+    for total in totals::deal_totals(db, pipeline_id).await? {
+        if let Some(line) = stages.iter_mut().find(|l| Some(l.stage_id) == total.stage_id) {
+            line.count += total.count;
+            *line.amounts.entry(total.currency).or_default() += total.amount;
         }
     }
     let mut forecast: BTreeMap<String, Decimal> = BTreeMap::new();
@@ -99,21 +88,7 @@ pub async fn pipeline_report(kith: &Kith, pipeline_id: Uuid) -> Result<PipelineR
     let won: i64 = stages.iter().filter(|l| l.kind == "WON").map(|l| l.count).sum();
     let lost: i64 = stages.iter().filter(|l| l.kind == "LOST").map(|l| l.count).sum();
     let win_rate = (won + lost > 0).then(|| won as f64 / (won + lost) as f64);
-    let days_sql = match backend {
-        DbBackend::Postgres => format!(
-            "SELECT AVG(EXTRACT(EPOCH FROM d.closed_at - d.created_at))::float8 / 86400.0 FROM deal d JOIN stage s ON s.id = d.stage_id \
-             WHERE d.pipeline_id = {p} AND d.deleted_at IS NULL AND s.kind = 'WON' AND d.closed_at IS NOT NULL"
-        ),
-        _ => format!(
-            "SELECT AVG(julianday(d.closed_at) - julianday(d.created_at)) FROM deal d JOIN stage s ON s.id = d.stage_id \
-             WHERE d.pipeline_id = {p} AND d.deleted_at IS NULL AND s.kind = 'WON' AND d.closed_at IS NOT NULL"
-        ),
-    };
-    let average_days_to_close = match db.query_one_raw(Statement::from_sql_and_values(backend, days_sql, [pid])).await?
-    {
-        Some(row) => row.try_get_by_index::<Option<f64>>(0)?,
-        None => None,
-    };
+    let average_days_to_close = totals::average_days_to_close(db, pipeline_id).await?;
     for amounts in stages.iter_mut().map(|l| &mut l.amounts).chain(std::iter::once(&mut forecast)) {
         for amount in amounts.values_mut() {
             *amount = amount.normalize();
@@ -158,25 +133,12 @@ pub async fn ticket_report(
     if from >= to {
         return Err(crate::domain::DomainError::invalid("to", "must be after `from`").into());
     }
-    let db = kith.store.conn();
-    let backend = db.get_database_backend();
-    let (a, b) = if backend == DbBackend::Postgres { ("$1", "$2") } else { ("?", "?") };
-    let sql = format!(
-        "SELECT created_at, first_responded_at, solved_at, first_response_due_at, resolution_due_at, satisfaction_rating \
-         FROM ticket WHERE deleted_at IS NULL AND created_at >= {a} AND created_at < {b}"
-    );
-    let values = [
-        encode(backend, &FieldKind::DateTime, &Value::DateTime(from))?,
-        encode(backend, &FieldKind::DateTime, &Value::DateTime(to))?,
-    ];
     let now = Utc::now();
     let minutes = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_seconds() as f64 / 60.0;
     let (mut first, mut resolution, mut ratings) = (Vec::new(), Vec::new(), Vec::new());
     let (mut volume, mut breached) = (0i64, 0i64);
-    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
-        let ts =
-            |i| -> Result<Option<DateTime<Utc>>> { Ok(decode(backend, &FieldKind::DateTime, &row, i)?.as_datetime()) };
-        let (created, responded, solved, first_due, solve_due) = (ts(0)?, ts(1)?, ts(2)?, ts(3)?, ts(4)?);
+    for ticket in totals::ticket_times(kith.store.conn(), from, to).await? {
+        let totals::TicketTimes { created, responded, solved, first_due, solve_due, rating } = ticket;
         let Some(created) = created else { continue };
         volume += 1;
         if let Some(r) = responded {
@@ -192,7 +154,7 @@ pub async fn ticket_report(
         if late(responded, first_due) || late(solved, solve_due) {
             breached += 1;
         }
-        if let Some(rating) = row.try_get_by_index::<Option<i64>>(5)? {
+        if let Some(rating) = rating {
             ratings.push(rating as f64);
         }
     }
@@ -285,23 +247,11 @@ pub async fn contact_growth(
         start = next_bucket(start, interval);
     }
     let db = kith.store.conn();
-    let backend = db.get_database_backend();
     let first = buckets.first().map(|b| b.0).unwrap_or(from);
     let start_ts = first.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default();
     let end_ts = to.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default();
-    let (a, b) = if backend == DbBackend::Postgres { ("$1", "$2") } else { ("?", "?") };
-    let before_sql = format!("SELECT COUNT(*) FROM contact WHERE deleted_at IS NULL AND created_at < {a}");
-    let start_value = encode(backend, &FieldKind::DateTime, &Value::DateTime(start_ts))?;
-    let mut running =
-        match db.query_one_raw(Statement::from_sql_and_values(backend, before_sql, [start_value.clone()])).await? {
-            Some(row) => row.try_get_by_index::<i64>(0)?,
-            None => 0,
-        };
-    let sql =
-        format!("SELECT created_at FROM contact WHERE deleted_at IS NULL AND created_at >= {a} AND created_at < {b}");
-    let values = [start_value, encode(backend, &FieldKind::DateTime, &Value::DateTime(end_ts))?];
-    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
-        let Some(at) = decode(backend, &FieldKind::DateTime, &row, 0)?.as_datetime() else { continue };
+    let mut running = totals::contacts_before(db, start_ts).await?;
+    for at in totals::contact_creation_times(db, start_ts, end_ts).await? {
         let key = bucket_start(at.date_naive(), interval);
         if let Ok(i) = buckets.binary_search_by_key(&key, |b| b.0) {
             buckets[i].1 += 1;

@@ -489,6 +489,27 @@ pub fn write_json_fields(out: &mut String, fields: &crate::domain::value::Fields
     out.push('}');
 }
 
+/// The encoded payload of a `created` event of a bulk write from `source`: on SQLite written
+/// straight to text from the record's fields (`{"record": …, "source": …}`), on PostgreSQL
+/// encoded from the JSON `payload` builds.
+pub fn event_payload(
+    backend: DbBackend,
+    fields: &crate::domain::value::Fields,
+    source: &str,
+    payload: impl FnOnce() -> serde_json::Value,
+) -> sea_orm::Value {
+    if backend == DbBackend::Postgres {
+        return encode_json(backend, payload());
+    }
+    let mut text = String::with_capacity(1024);
+    text.push_str("{\"record\":");
+    write_json_fields(&mut text, fields, false);
+    text.push_str(",\"source\":");
+    text.push_str(&serde_json::Value::String(source.to_owned()).to_string());
+    text.push('}');
+    sea_orm::Value::String(Some(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,18 @@ pub(crate) async fn insert_rows(tx: &Tx, rows: Vec<Vec<sea_orm::Value>>) -> Resu
     crate::store::codec::insert_rows_locked(tx.conn(), "event_outbox", &COLUMNS, rows, lock).await
 }
 
+/// The newest event's `seq` (0 for an empty outbox).
+pub async fn last_seq<C: ConnectionTrait>(db: &C) -> Result<i64> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(backend, "SELECT COALESCE(MAX(seq), 0) FROM event_outbox"))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get_by_index::<i64>(0)?,
+        None => 0,
+    })
+}
+
 /// Events with `seq > after`, oldest first, at most `limit`.
 pub async fn read<C: ConnectionTrait>(db: &C, after: i64, limit: u64) -> Result<Vec<Event>> {
     let backend = db.get_database_backend();

@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
@@ -654,4 +654,15 @@ fn decode_cursor(object: &ObjectDef, order: &[OrderBy], cursor: &str) -> Result<
     }
     let id = Value::from_json("cursor", &FieldKind::Id, &items[order.len()]).map_err(|_| bad())?;
     Ok((values, id))
+}
+
+/// The SLA policy of a ticket priority: minutes to first response and to resolution.
+pub async fn sla_policy<C: ConnectionTrait>(db: &C, priority: &str) -> Result<Option<(i64, i64)>> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "SELECT first_response_minutes, resolution_minutes FROM sla_policy WHERE priority = $1",
+        _ => "SELECT first_response_minutes, resolution_minutes FROM sla_policy WHERE priority = ?",
+    };
+    let row = db.query_one_raw(Statement::from_sql_and_values(backend, sql, [priority.into()])).await?;
+    row.map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?))).transpose()
 }

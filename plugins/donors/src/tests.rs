@@ -1,3 +1,5 @@
+//! Unit tests of the donors plugin against the SDK's in-memory test host.
+
 use kith_plugin_sdk::testing::TestHost;
 use kith_plugin_sdk::{Call, Change, ErrorCode, Event, Verdict};
 use serde_json::{Value as Json, json};

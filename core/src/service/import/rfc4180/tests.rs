@@ -1,3 +1,5 @@
+//! Tests of the strict CSV reader, each run over several chunk sizes.
+
 use crate::service::import::rfc4180::{Next, Reader, check};
 
 /// Reads `input` in chunks of `chunk` bytes (to cross buffer boundaries anywhere) and renders
