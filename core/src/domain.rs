@@ -5,6 +5,7 @@
 //! tested with tables of inputs and expected outcomes.
 
 pub mod actor;
+pub mod code;
 pub mod cron;
 pub mod currency;
 pub mod custom_field;

@@ -33,9 +33,9 @@ use axum::http::header::RETRY_AFTER;
 
 use crate::api::auth::ClientAddr;
 use crate::api::build_schema;
-use crate::api::error::UNAVAILABLE;
 use crate::api::schema::{error_response, request_data};
 use crate::config::ServerConfig;
+use crate::domain::code::Code;
 use crate::service::{Kith, users};
 
 pub mod idempotency;
@@ -225,7 +225,7 @@ fn gql_reply(status: StatusCode, headers: &HeaderMap, body: String) -> Response 
     (status, [(CONTENT_TYPE, content_type)], body).into_response()
 }
 
-fn gql_error(status: StatusCode, headers: &HeaderMap, code: &str, message: &str) -> Response {
+fn gql_error(status: StatusCode, headers: &HeaderMap, code: Code, message: &str) -> Response {
     let body = serde_json::to_string(&error_response(code, message)).unwrap_or_else(|_| "{}".into());
     gql_reply(status, headers, body)
 }
@@ -248,13 +248,13 @@ async fn graphql(
         return gql_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &headers,
-            "BAD_REQUEST",
+            Code::BadRequest,
             "send GraphQL requests as `Content-Type: application/json`",
         );
     }
     let key = match idempotency::key(&headers) {
         Ok(key) => key,
-        Err(message) => return gql_error(StatusCode::BAD_REQUEST, &headers, "BAD_REQUEST", &message),
+        Err(message) => return gql_error(StatusCode::BAD_REQUEST, &headers, Code::BadRequest, &message),
     };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
@@ -262,7 +262,7 @@ async fn graphql(
             return gql_error(
                 StatusCode::BAD_REQUEST,
                 &headers,
-                "BAD_REQUEST",
+                Code::BadRequest,
                 &format!("malformed GraphQL request: {err}"),
             );
         }
@@ -275,7 +275,7 @@ async fn graphql(
         return gql_error(
             StatusCode::BAD_REQUEST,
             &headers,
-            "BAD_REQUEST",
+            Code::BadRequest,
             &format!("a batch holds 1 to {} operations", state.max_batch),
         );
     }
@@ -296,7 +296,7 @@ async fn graphql(
             gql_error(
                 StatusCode::GATEWAY_TIMEOUT,
                 &headers,
-                "TIMEOUT",
+                Code::Timeout,
                 &format!("the request took longer than {} ms and was stopped", state.api.timeout_ms),
             )
         }
@@ -325,8 +325,12 @@ impl From<Response> for Executed {
 const RETRY_AFTER_SECS: u64 = 2;
 
 fn unavailable(headers: &HeaderMap) -> Response {
-    let mut response =
-        gql_error(StatusCode::SERVICE_UNAVAILABLE, headers, UNAVAILABLE, "the database is unavailable; retry shortly");
+    let mut response = gql_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        headers,
+        Code::Unavailable,
+        "the database is unavailable; retry shortly",
+    );
     response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     response
 }
@@ -350,7 +354,7 @@ async fn execute(
                     return gql_error(
                         StatusCode::UNAUTHORIZED,
                         headers,
-                        "UNAUTHENTICATED",
+                        Code::Unauthenticated,
                         "the token is invalid, expired or revoked",
                     )
                     .into();
@@ -361,7 +365,8 @@ async fn execute(
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "authenticating a request");
-                    return gql_error(StatusCode::INTERNAL_SERVER_ERROR, headers, "INTERNAL", "internal error").into();
+                    return gql_error(StatusCode::INTERNAL_SERVER_ERROR, headers, Code::Internal, "internal error")
+                        .into();
                 }
             }
         }
@@ -371,7 +376,7 @@ async fn execute(
         return gql_error(
             StatusCode::TOO_MANY_REQUESTS,
             headers,
-            "RATE_LIMITED",
+            Code::RateLimited,
             "too many requests for this token; slow down",
         )
         .into();
@@ -395,7 +400,7 @@ async fn execute(
         return gql_error(
             StatusCode::UNAUTHORIZED,
             headers,
-            "UNAUTHENTICATED",
+            Code::Unauthenticated,
             "a valid `Authorization: Bearer <token>` header is required (only `login` runs without one)",
         )
         .into();
@@ -409,7 +414,7 @@ async fn execute(
                 return gql_error(
                     StatusCode::BAD_REQUEST,
                     headers,
-                    "BAD_REQUEST",
+                    Code::BadRequest,
                     &format!(
                         "`{field}` answers with a secret Kith does not keep, so it cannot be sent with an \
                          `Idempotency-Key`"
@@ -426,7 +431,7 @@ async fn execute(
                         return reply.into();
                     }
                     Ok(idempotency::Begin::Conflict { message, retry }) => {
-                        let mut reply = gql_error(StatusCode::CONFLICT, headers, "CONFLICT", message);
+                        let mut reply = gql_error(StatusCode::CONFLICT, headers, Code::Conflict, message);
                         if retry {
                             reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from(1u64));
                         }
@@ -438,7 +443,7 @@ async fn execute(
                     }
                     Err(err) => {
                         tracing::error!(error = %err, "reserving an idempotency key");
-                        return gql_error(StatusCode::INTERNAL_SERVER_ERROR, headers, "INTERNAL", "internal error")
+                        return gql_error(StatusCode::INTERNAL_SERVER_ERROR, headers, Code::Internal, "internal error")
                             .into();
                     }
                 }
@@ -461,7 +466,7 @@ async fn execute(
         Ok(body) if all_unavailable => (StatusCode::SERVICE_UNAVAILABLE, body),
         Ok(body) => (StatusCode::OK, body),
         Err(_) => {
-            let body = serde_json::to_string(&error_response("INTERNAL", "internal error")).unwrap_or_default();
+            let body = serde_json::to_string(&error_response(Code::Internal, "internal error")).unwrap_or_default();
             (StatusCode::INTERNAL_SERVER_ERROR, body)
         }
     };
@@ -476,7 +481,10 @@ async fn execute(
 /// A response with no data whose errors include `UNAVAILABLE`.
 fn only_unavailable(response: &async_graphql::Response) -> bool {
     let unavailable = response.errors.iter().any(|e| {
-        e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(|c| *c == async_graphql::Value::from(UNAVAILABLE))
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| *c == async_graphql::Value::from(Code::Unavailable.as_str()))
     });
     let no_data = match &response.data {
         async_graphql::Value::Null => true,

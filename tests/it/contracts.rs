@@ -239,3 +239,15 @@ fn build_scripts_set_no_kith_variables() {
         assert!(!text.contains("rustc-env=KITH_"), "{path} sets a KITH_* variable for `cargo run`");
     }
 }
+
+/// Every error code the API can answer is one `Code`, and the README explains each.
+#[test]
+fn every_error_code_is_documented_in_the_readme() {
+    let readme = include_str!("../../README.md");
+    let missing: Vec<&str> = kith_core::domain::code::Code::ALL
+        .iter()
+        .map(|code| code.as_str())
+        .filter(|code| !readme.contains(&format!("`{code}`")))
+        .collect();
+    assert!(missing.is_empty(), "error codes the README does not explain: {missing:?}");
+}

@@ -162,3 +162,22 @@ fn every_module_is_on_the_maps() {
     }
     assert!(missing.is_empty(), "{missing:#?}");
 }
+
+#[test]
+fn error_codes_are_named_only_by_the_code_enum() {
+    let src = root().join("core/src");
+    let mut violations = Vec::new();
+    for file in rust_files(&src) {
+        let name = relative(&file);
+        if name == "core/src/domain/code.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for code in kith_core::domain::code::Code::ALL {
+            if text.contains(&format!("\"{}\"", code.as_str())) {
+                violations.push(format!("{name}: \"{code}\""));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "error codes as strings (use `domain::code::Code`): {violations:#?}");
+}

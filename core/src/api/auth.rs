@@ -4,6 +4,7 @@ use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
 
 use crate::api::error::coded;
 use crate::domain::actor::{Actor, Role};
+use crate::domain::code::Code;
 
 /// What an operation does, which decides the role it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,11 +35,11 @@ impl Access {
 pub fn authorize<'a>(ctx: &ResolverContext<'a>, access: Access) -> async_graphql::Result<&'a Actor> {
     let actor = ctx
         .data_opt::<Actor>()
-        .ok_or_else(|| coded("UNAUTHENTICATED", "a valid `Authorization: Bearer <token>` header is required"))?;
+        .ok_or_else(|| coded(Code::Unauthenticated, "a valid `Authorization: Bearer <token>` header is required"))?;
     if actor.role.allows(access.role()) {
         Ok(actor)
     } else {
-        Err(coded("FORBIDDEN", format!("this needs the {} role; you have {}", access.role(), actor.role)))
+        Err(coded(Code::Forbidden, format!("this needs the {} role; you have {}", access.role(), actor.role)))
     }
 }
 

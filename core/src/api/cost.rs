@@ -24,10 +24,8 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{ExecutableDocument, Field, OperationType, Selection, SelectionSet};
 use async_graphql::{ErrorExtensionValues, Name, ServerError, ServerResult, ValidationResult, Value, Variables};
 
+use crate::domain::code::Code;
 use crate::service::reports::{MAX_BUCKETS, growth_points};
-
-/// The error code of a request refused for its cost.
-pub const TOO_COMPLEX: &str = "TOO_COMPLEX";
 
 /// The base cost of a field that aggregates or searches a whole table.
 pub const REPORT_COST: usize = 50;
@@ -149,7 +147,7 @@ fn too_complex(total: usize, max: usize, costliest: Option<&(String, String, usi
     }
     let mut error = ServerError::new(message, None);
     let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", TOO_COMPLEX);
+    extensions.set("code", Code::TooComplex.as_str());
     error.extensions = Some(extensions);
     error
 }

@@ -17,12 +17,10 @@ use uuid::Uuid;
 
 use crate::api::error::coded;
 use crate::domain::actor::Actor;
+use crate::domain::code::Code;
 use crate::domain::extension::{ComputedField, Extension, OperationKind, TypeExpr, check_value};
 use crate::domain::object::{ObjectDef, Registry};
 use crate::service::Kith;
-
-/// The code of an error a plugin reported or caused while answering.
-pub const PLUGIN_FAILED: &str = "PLUGIN_FAILED";
 
 fn type_ref(ty: &TypeExpr) -> TypeRef {
     let name = ty.name.clone();
@@ -68,7 +66,7 @@ fn plugin_runtime(kith: &Kith, plugin: &str) -> async_graphql::Result<Arc<crate:
     kith.plugins()
         .and_then(|manager| manager.loaded(plugin))
         .filter(|p| p.active)
-        .ok_or_else(|| coded("UNAVAILABLE", format!("the plugin `{plugin}` is not running in this Kith process")))
+        .ok_or_else(|| coded(Code::Unavailable, format!("the plugin `{plugin}` is not running in this Kith process")))
 }
 
 /// A computed field of one record.
@@ -100,7 +98,7 @@ async fn compute(
 ) -> Result<Vec<Json>, Arc<async_graphql::Error>> {
     let runtime = plugin_runtime(kith, plugin).map_err(Arc::new)?;
     let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-    let fail = |message: String| Arc::new(coded(PLUGIN_FAILED, message));
+    let fail = |message: String| Arc::new(coded(Code::PluginFailed, message));
     let called = runtime.call_compute_field(object, field, &texts).await;
     if let Some(manager) = kith.plugins() {
         manager.note_outcome(&runtime, called.as_ref().err(), &format!("computing `{field}`"));
@@ -252,7 +250,7 @@ fn checked_output(extension: &Extension, ty: &TypeExpr, value: Json, what: &str)
     if let Err(reason) = check_value(extension, ty, &value, what) {
         tracing::warn!(plugin = %extension.plugin, %reason, "a plugin answered with the wrong type");
         return Err(coded(
-            PLUGIN_FAILED,
+            Code::PluginFailed,
             format!("the plugin `{}` answered `{what}` with a value that is not a {ty}: {reason}", extension.plugin),
         ));
     }
@@ -339,7 +337,7 @@ async fn run_operation(
     let operation = &extension.operations[index];
     let actor = ctx
         .data_opt::<Actor>()
-        .ok_or_else(|| coded("UNAUTHENTICATED", "a valid `Authorization: Bearer <token>` header is required"))?;
+        .ok_or_else(|| coded(Code::Unauthenticated, "a valid `Authorization: Bearer <token>` header is required"))?;
     // GraphQL checked the shapes; `run_operation` checks the forms of Decimal, Date and
     // DateTime, the role, and the answer.
     let mut arguments = serde_json::Map::new();
@@ -359,7 +357,7 @@ async fn run_operation(
         Err(failure) => {
             let field = failure.field.clone();
             Err(async_graphql::Error::new(failure.message).extend_with(|_, ext| {
-                ext.set("code", failure.code);
+                ext.set("code", failure.code.as_str());
                 if let Some(field) = &field {
                     ext.set("field", field.clone());
                 }

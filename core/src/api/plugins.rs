@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 use crate::api::auth::{Access, authorize};
 use crate::api::error::{coded, to_gql};
 use crate::api::schema::{kith, obj, value_object};
+use crate::domain::code::Code;
 use crate::domain::extension::OperationKind;
 use crate::plugin::extension::{extension, low_role_writes};
 use crate::plugin::manager::{Grants, visible_settings};
@@ -24,20 +25,20 @@ use crate::store::plugins::{DeadLetter, PluginRow};
 pub fn plugin_error(err: PluginError) -> async_graphql::Error {
     match err {
         PluginError::Store(err) => to_gql(err),
-        e @ PluginError::NotFound(_) => coded("NOT_FOUND", e.to_string()),
-        e @ PluginError::Conflict(_) => coded("CONFLICT", e.to_string()),
+        e @ PluginError::NotFound(_) => coded(Code::NotFound, e.to_string()),
+        e @ PluginError::Conflict(_) => coded(Code::Conflict, e.to_string()),
         e @ (PluginError::Manifest { .. } | PluginError::Component(_) | PluginError::Invalid(_)) => {
-            coded("BAD_USER_INPUT", e.to_string())
+            coded(Code::BadUserInput, e.to_string())
         }
         e @ (PluginError::Io { .. } | PluginError::Runtime(_)) => {
             tracing::error!(error = %e, "plugin operation failed");
-            coded("INTERNAL", "internal error")
+            coded(Code::Internal, "internal error")
         }
     }
 }
 
 fn manager(ctx: &ResolverContext<'_>) -> async_graphql::Result<Arc<PluginManager>> {
-    kith(ctx)?.plugins().ok_or_else(|| coded("UNAVAILABLE", "this Kith process runs no plugin runtime"))
+    kith(ctx)?.plugins().ok_or_else(|| coded(Code::Unavailable, "this Kith process runs no plugin runtime"))
 }
 
 fn gql(json: Json) -> GqlValue {
@@ -156,7 +157,7 @@ fn component_arg(ctx: &ResolverContext<'_>) -> async_graphql::Result<Vec<u8>> {
     let text = ctx.args.try_get("component")?.string()?;
     base64::engine::general_purpose::STANDARD
         .decode(text.trim())
-        .map_err(|_| coded("BAD_USER_INPUT", "component: expected the .wasm file, base64-encoded"))
+        .map_err(|_| coded(Code::BadUserInput, "component: expected the .wasm file, base64-encoded"))
 }
 
 fn opt_time(at: Option<chrono::DateTime<chrono::Utc>>) -> GqlValue {
@@ -358,7 +359,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
                     let first =
                         ctx.args.get("first").filter(|v| !v.is_null()).map(|v| v.i64()).transpose()?.unwrap_or(50);
                     if !(1..=200).contains(&first) {
-                        return Err(coded("BAD_USER_INPUT", "first: must be between 1 and 200"));
+                        return Err(coded(Code::BadUserInput, "first: must be between 1 and 200"));
                     }
                     let runs = crate::plugin::jobs::history(&*manager(&ctx)?, &id, job.as_deref(), first as u64)
                         .await

@@ -21,6 +21,7 @@ use crate::api::auth::{Access, authorize, guarded};
 use crate::api::error::{bad_input, coded, to_gql};
 use crate::api::loader::{Prefetched, RecordLoader, TagLoader, prefetch_relations};
 use crate::config::ApiConfig;
+use crate::domain::code::Code;
 use crate::domain::filter::{Condition, Filter, Op, OrderBy, Target};
 use crate::domain::object::{Access as FieldAccess, FieldDef, ObjectDef, Registry};
 use crate::domain::value::{FieldKind, Value};
@@ -1294,7 +1295,7 @@ fn subscription() -> async_graphql::dynamic::Subscription {
                 if let Some(object) = &object
                     && !role.allows(crate::service::events::read_role(&kith.registry(), object))
                 {
-                    return Err(coded("FORBIDDEN", format!("your role may not read `{object}` records")));
+                    return Err(coded(Code::Forbidden, format!("your role may not read `{object}` records")));
                 }
                 let receiver = kith.events.subscribe();
                 let stream = futures_util::stream::unfold(receiver, move |mut receiver| {
@@ -1796,7 +1797,7 @@ pub fn request_data(
 }
 
 /// Keeps the coded-error helper reachable for HTTP-level errors.
-pub fn error_response(code: &str, message: &str) -> async_graphql::Response {
+pub fn error_response(code: Code, message: &str) -> async_graphql::Response {
     async_graphql::Response::from_errors(vec![
         coded(code, message.to_owned()).into_server_error(async_graphql::Pos::default()),
     ])

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::domain::actor::Role;
+use crate::domain::code::Code;
 use crate::domain::cron::Schedule;
 use crate::domain::extension::{ComputedField, EnumDef, Extension, Operation, OperationKind, TypeDef, TypeExpr};
 use crate::plugin::PluginError;
@@ -319,7 +320,7 @@ pub fn object_enums(manifest: &Manifest) -> Vec<EnumDef> {
 pub struct OperationFailure {
     /// `BAD_USER_INPUT`, `NOT_FOUND`, `CONFLICT`, `FORBIDDEN`, `RATE_LIMITED`, `UNAVAILABLE`
     /// or `PLUGIN_FAILED`.
-    pub code: &'static str,
+    pub code: Code,
     /// What went wrong.
     pub message: String,
     /// The argument at fault, if any.
@@ -335,7 +336,7 @@ impl std::fmt::Display for OperationFailure {
     }
 }
 
-fn failure(code: &'static str, message: impl Into<String>, field: Option<String>) -> OperationFailure {
+fn failure(code: Code, message: impl Into<String>, field: Option<String>) -> OperationFailure {
     OperationFailure { code, message: message.into(), field }
 }
 
@@ -353,29 +354,33 @@ pub async fn run_operation(
     use crate::domain::extension::check_value;
     use crate::plugin::host::v1::kith::plugin::types::ErrorCode;
     let operation = extension.operations.iter().find(|o| o.name == name).ok_or_else(|| {
-        failure("BAD_USER_INPUT", format!("the plugin `{}` has no operation `{name}`", extension.plugin), None)
+        failure(Code::BadUserInput, format!("the plugin `{}` has no operation `{name}`", extension.plugin), None)
     })?;
     if !actor.role.allows(operation.role) {
         return Err(failure(
-            "FORBIDDEN",
+            Code::Forbidden,
             format!("this needs the {} role; you have {}", operation.role, actor.role),
             None,
         ));
     }
     if let Some(unknown) = arguments.keys().find(|k| !operation.arguments.contains_key(*k)) {
-        return Err(failure("BAD_USER_INPUT", format!("`{name}` has no argument `{unknown}`"), Some(unknown.clone())));
+        return Err(failure(
+            Code::BadUserInput,
+            format!("`{name}` has no argument `{unknown}`"),
+            Some(unknown.clone()),
+        ));
     }
     let mut checked = serde_json::Map::new();
     for (argument, ty) in &operation.arguments {
         let value = arguments.get(argument).cloned().unwrap_or(serde_json::Value::Null);
         check_value(extension, ty, &value, argument)
-            .map_err(|reason| failure("BAD_USER_INPUT", reason, Some(argument.clone())))?;
+            .map_err(|reason| failure(Code::BadUserInput, reason, Some(argument.clone())))?;
         checked.insert(argument.clone(), value);
     }
     let runtime =
         kith.plugins().and_then(|manager| manager.loaded(&extension.plugin)).filter(|p| p.active).ok_or_else(|| {
             failure(
-                "UNAVAILABLE",
+                Code::Unavailable,
                 format!("the plugin `{}` is not running in this Kith process", extension.plugin),
                 None,
             )
@@ -388,13 +393,13 @@ pub async fn run_operation(
     }
     let answer = called.map_err(|err| {
         tracing::warn!(plugin = %extension.plugin, operation = %name, error = %err, "plugin operation failed");
-        failure("PLUGIN_FAILED", format!("the plugin `{}` failed answering `{name}`: {err}", extension.plugin), None)
+        failure(Code::PluginFailed, format!("the plugin `{}` failed answering `{name}`: {err}", extension.plugin), None)
     })?;
     match answer {
         Ok(text) => {
             let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
                 failure(
-                    "PLUGIN_FAILED",
+                    Code::PluginFailed,
                     format!("the plugin `{}` answered `{name}` with text that is not JSON", extension.plugin),
                     None,
                 )
@@ -402,7 +407,7 @@ pub async fn run_operation(
             if let Err(reason) = check_value(extension, &operation.returns, &value, name) {
                 tracing::warn!(plugin = %extension.plugin, %reason, "a plugin answered with the wrong type");
                 return Err(failure(
-                    "PLUGIN_FAILED",
+                    Code::PluginFailed,
                     format!(
                         "the plugin `{}` answered `{name}` with a value that is not a {}: {reason}",
                         extension.plugin, operation.returns
@@ -414,12 +419,12 @@ pub async fn run_operation(
         }
         Err(err) => {
             let code = match err.code {
-                ErrorCode::InvalidInput => "BAD_USER_INPUT",
-                ErrorCode::NotFound => "NOT_FOUND",
-                ErrorCode::Conflict => "CONFLICT",
-                ErrorCode::Denied => "FORBIDDEN",
-                ErrorCode::LimitExceeded => "RATE_LIMITED",
-                ErrorCode::Unavailable | ErrorCode::Internal => "PLUGIN_FAILED",
+                ErrorCode::InvalidInput => Code::BadUserInput,
+                ErrorCode::NotFound => Code::NotFound,
+                ErrorCode::Conflict => Code::Conflict,
+                ErrorCode::Denied => Code::Forbidden,
+                ErrorCode::LimitExceeded => Code::RateLimited,
+                ErrorCode::Unavailable | ErrorCode::Internal => Code::PluginFailed,
             };
             Err(failure(code, crate::plugin::output::for_caller(&err.message), err.field))
         }
