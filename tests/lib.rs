@@ -5,6 +5,9 @@
 //! on standard error (past the test harness's capture), never passed in silence. A `TestDb`
 //! removes its database when dropped, so a test that panics leaves none behind.
 
+// Test and benchmark code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write as _;
 use std::path::PathBuf;
 

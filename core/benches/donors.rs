@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench -p kith-core --bench donors`. Goal: `donorRetention` and `lybunt` ≤ 200 ms.
 
+// Test and benchmark code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 use std::str::FromStr;
 use std::time::Duration;
 

@@ -7,6 +7,9 @@
 //! The computed field is the bundled welcome plugin's `Contact.welcomeStatus` (one plugin call
 //! per page, which runs one aggregate query over its greetings).
 
+// Test and benchmark code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 use std::str::FromStr;
 use std::time::Duration;
 

@@ -5,6 +5,9 @@
 //! checks a field. The native baseline does the same on the same event: parse the payload,
 //! look the setting up and parse it, check the field.
 
+// Test and benchmark code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,6 +4,9 @@
 //! Run: `cargo run --release -p kith-core --example bench_plugins [EVENTS]` (default 50000).
 //! Uses a fresh SQLite file in a temp directory. Prints one line per measurement.
 
+// Test and benchmark code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use kith_core::config::PluginsConfig;

@@ -4,6 +4,9 @@
 //! (defaults 100000 and 2000). Uses fresh SQLite files in a temp directory, and PostgreSQL too
 //! when `KITH_TEST_DATABASE_URL` is set. Prints one line per measurement.
 
+// Test and benchmark code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::time::Instant;
 

@@ -8,6 +8,9 @@
 //! Run: `cargo run --release -p kith-core --example graphql_floor [BIND]` (default
 //! 127.0.0.1:18091).
 
+// Test and benchmark code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use async_graphql::{EmptyMutation, EmptySubscription, InputObject, Object, Schema, SimpleObject};

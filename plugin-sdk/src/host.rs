@@ -28,7 +28,7 @@ mod imp {
     use crate::__private::bindings::kith::plugin::types as wit;
     use crate::types::{Error, Page, Query, Record, Result};
 
-    pub fn log(level: Level, message: &str) {
+    pub(crate) fn log(level: Level, message: &str) {
         let level = match level {
             Level::Trace => wit::LogLevel::Trace,
             Level::Debug => wit::LogLevel::Debug,
@@ -39,15 +39,15 @@ mod imp {
         host::log(level, message);
     }
 
-    pub fn now() -> String {
+    pub(crate) fn now() -> String {
         host::now()
     }
 
-    pub fn get_record(object: &str, id: &str) -> Result<Option<Record>> {
+    pub(crate) fn get_record(object: &str, id: &str) -> Result<Option<Record>> {
         host::get_record(object, id).map_err(Error::from_wit)?.map(Record::from_wit).transpose()
     }
 
-    pub fn query_records(object: &str, query: &Query) -> Result<Page> {
+    pub(crate) fn query_records(object: &str, query: &Query) -> Result<Page> {
         let query = wit::Query {
             filter: query.filter.as_ref().map(|f| f.to_string()),
             order_by: query.order_by.as_ref().map(|o| o.to_string()),
@@ -61,35 +61,35 @@ mod imp {
         })
     }
 
-    pub fn create_record(object: &str, fields: &str) -> Result<Record> {
+    pub(crate) fn create_record(object: &str, fields: &str) -> Result<Record> {
         Record::from_wit(host::create_record(object, fields).map_err(Error::from_wit)?)
     }
 
-    pub fn update_record(object: &str, id: &str, fields: &str, expected_version: Option<u64>) -> Result<Record> {
+    pub(crate) fn update_record(object: &str, id: &str, fields: &str, expected_version: Option<u64>) -> Result<Record> {
         Record::from_wit(host::update_record(object, id, fields, expected_version).map_err(Error::from_wit)?)
     }
 
-    pub fn kv_get(key: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn kv_get(key: &str) -> Result<Option<Vec<u8>>> {
         host::kv_get(key).map_err(Error::from_wit)
     }
 
-    pub fn kv_set(key: &str, value: &[u8]) -> Result<()> {
+    pub(crate) fn kv_set(key: &str, value: &[u8]) -> Result<()> {
         host::kv_set(key, value).map_err(Error::from_wit)
     }
 
-    pub fn kv_delete(key: &str) -> Result<bool> {
+    pub(crate) fn kv_delete(key: &str) -> Result<bool> {
         host::kv_delete(key).map_err(Error::from_wit)
     }
 
-    pub fn kv_keys(prefix: &str) -> Result<Vec<String>> {
+    pub(crate) fn kv_keys(prefix: &str) -> Result<Vec<String>> {
         host::kv_keys(prefix).map_err(Error::from_wit)
     }
 
-    pub fn setting(key: &str) -> Option<String> {
+    pub(crate) fn setting(key: &str) -> Option<String> {
         host::setting(key)
     }
 
-    pub fn http_send(request: &crate::http::Request) -> Result<crate::http::Response> {
+    pub(crate) fn http_send(request: &crate::http::Request) -> Result<crate::http::Response> {
         use crate::__private::bindings::kith::plugin::http as wit_http;
         let wit_request = wit_http::Request {
             method: request.method.clone(),
@@ -111,7 +111,7 @@ mod imp {
         })
     }
 
-    pub fn aggregate(object: &str, query: &crate::aggregate::Aggregate) -> Result<Vec<crate::aggregate::Row>> {
+    pub(crate) fn aggregate(object: &str, query: &crate::aggregate::Aggregate) -> Result<Vec<crate::aggregate::Row>> {
         use crate::__private::bindings::kith::plugin::aggregate as wit_agg;
         use crate::aggregate::{Bucket, Metric};
         let request = wit_agg::Request {
@@ -157,55 +157,55 @@ mod imp {
     use crate::testing::with_current;
     use crate::types::{Page, Query, Record, Result};
 
-    pub fn log(level: Level, message: &str) {
+    pub(crate) fn log(level: Level, message: &str) {
         with_current(|host| host.log(level, message))
     }
 
-    pub fn now() -> String {
+    pub(crate) fn now() -> String {
         with_current(|host| host.now())
     }
 
-    pub fn get_record(object: &str, id: &str) -> Result<Option<Record>> {
+    pub(crate) fn get_record(object: &str, id: &str) -> Result<Option<Record>> {
         with_current(|host| host.get_record(object, id))
     }
 
-    pub fn query_records(object: &str, query: &Query) -> Result<Page> {
+    pub(crate) fn query_records(object: &str, query: &Query) -> Result<Page> {
         with_current(|host| host.query_records(object, query))
     }
 
-    pub fn create_record(object: &str, fields: &str) -> Result<Record> {
+    pub(crate) fn create_record(object: &str, fields: &str) -> Result<Record> {
         with_current(|host| host.create_record(object, fields))
     }
 
-    pub fn update_record(object: &str, id: &str, fields: &str, expected_version: Option<u64>) -> Result<Record> {
+    pub(crate) fn update_record(object: &str, id: &str, fields: &str, expected_version: Option<u64>) -> Result<Record> {
         with_current(|host| host.update_record(object, id, fields, expected_version))
     }
 
-    pub fn kv_get(key: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn kv_get(key: &str) -> Result<Option<Vec<u8>>> {
         with_current(|host| host.kv_get(key))
     }
 
-    pub fn kv_set(key: &str, value: &[u8]) -> Result<()> {
+    pub(crate) fn kv_set(key: &str, value: &[u8]) -> Result<()> {
         with_current(|host| host.kv_set(key, value))
     }
 
-    pub fn kv_delete(key: &str) -> Result<bool> {
+    pub(crate) fn kv_delete(key: &str) -> Result<bool> {
         with_current(|host| host.kv_delete(key))
     }
 
-    pub fn kv_keys(prefix: &str) -> Result<Vec<String>> {
+    pub(crate) fn kv_keys(prefix: &str) -> Result<Vec<String>> {
         with_current(|host| host.kv_keys(prefix))
     }
 
-    pub fn setting(key: &str) -> Option<String> {
+    pub(crate) fn setting(key: &str) -> Option<String> {
         with_current(|host| host.setting_value(key))
     }
 
-    pub fn http_send(request: &crate::http::Request) -> Result<crate::http::Response> {
+    pub(crate) fn http_send(request: &crate::http::Request) -> Result<crate::http::Response> {
         with_current(|host| host.http_send(request))
     }
 
-    pub fn aggregate(object: &str, query: &crate::aggregate::Aggregate) -> Result<Vec<crate::aggregate::Row>> {
+    pub(crate) fn aggregate(object: &str, query: &crate::aggregate::Aggregate) -> Result<Vec<crate::aggregate::Row>> {
         with_current(|host| host.aggregate(object, query))
     }
 }

@@ -4,17 +4,22 @@ use kith_tests::{TestDb, temp_dir};
 
 /// What a CLI run printed.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     pub stdout: String,
     pub stderr: String,
 }
 
 /// Runs `kith --database URL ARGS...` with `stdin`.
-pub async fn run_cli(url: &str, args: &[&str], stdin: &str) -> anyhow::Result<Output> {
+pub(crate) async fn run_cli(url: &str, args: &[&str], stdin: &str) -> anyhow::Result<Output> {
     run_cli_env(url, args, stdin, Vec::new()).await
 }
 
-pub async fn run_cli_env(url: &str, args: &[&str], stdin: &str, env: Vec<(String, String)>) -> anyhow::Result<Output> {
+pub(crate) async fn run_cli_env(
+    url: &str,
+    args: &[&str],
+    stdin: &str,
+    env: Vec<(String, String)>,
+) -> anyhow::Result<Output> {
     let mut argv = vec!["kith".to_owned(), "--database".to_owned(), url.to_owned()];
     argv.extend(args.iter().map(|a| (*a).to_owned()));
     let mut input = std::io::Cursor::new(stdin.as_bytes().to_vec());
@@ -28,7 +33,7 @@ pub async fn run_cli_env(url: &str, args: &[&str], stdin: &str, env: Vec<(String
 /// What a run of the `kith` binary's entry point did: its exit status, and what it printed
 /// (errors included, as the binary prints them).
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     pub status: u8,
     pub stdout: String,
     pub stderr: String,
@@ -36,7 +41,7 @@ pub struct Finished {
 
 /// Runs `kith ARGS...` through `kith_core::cli::main`, the binary's own entry point, with only
 /// the environment given.
-pub async fn run_kith(args: &[&str], env: Vec<(String, String)>) -> Finished {
+pub(crate) async fn run_kith(args: &[&str], env: Vec<(String, String)>) -> Finished {
     let argv = std::iter::once("kith").chain(args.iter().copied()).map(std::ffi::OsString::from);
     let mut input = std::io::Cursor::new(Vec::new());
     let mut stdout = Vec::new();

@@ -1,6 +1,9 @@
 //! Kith's end-to-end tests: one binary, real SQLite files, real PostgreSQL when
 //! `KITH_TEST_DATABASE_URL` is set, real HTTP over loopback.
 
+// Test and benchmark code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 mod access;
 mod autocommit;
 mod cli;

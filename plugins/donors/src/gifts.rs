@@ -47,7 +47,7 @@ fn currency_arg(arguments: &Json) -> Result<String> {
 }
 
 /// `recordDonation`: checks everything first, then writes the gift and its soft credits.
-pub fn record(arguments: &Json) -> Result<Json> {
+pub(crate) fn record(arguments: &Json) -> Result<Json> {
     let contact = str_arg(arguments, "contactId");
     let company = str_arg(arguments, "companyId");
     if contact.is_none() && company.is_none() {
@@ -124,7 +124,7 @@ pub fn record(arguments: &Json) -> Result<Json> {
 }
 
 /// `refundDonation`.
-pub fn refund(arguments: &Json) -> Result<Json> {
+pub(crate) fn refund(arguments: &Json) -> Result<Json> {
     let id = str_arg(arguments, "id").unwrap_or_default();
     let gift = match records::get("donation", id) {
         Ok(Some(gift)) => gift,
@@ -150,7 +150,7 @@ pub fn refund(arguments: &Json) -> Result<Json> {
 }
 
 /// `pauseRecurringDonation` (resume = false) and `resumeRecurringDonation`.
-pub fn set_recurring_active(arguments: &Json, resume: bool) -> Result<Json> {
+pub(crate) fn set_recurring_active(arguments: &Json, resume: bool) -> Result<Json> {
     let id = str_arg(arguments, "id").unwrap_or_default();
     let plan = existing("recurringDonation", id, "id")?;
     let status = plan.str("status").unwrap_or_default();
@@ -188,7 +188,7 @@ pub fn set_recurring_active(arguments: &Json, resume: bool) -> Result<Json> {
 
 /// On `pledge.created`: one expected (PLEDGED) gift per installment, keyed so that a
 /// redelivered event creates none twice.
-pub fn on_pledge(event: &Event) -> Result<()> {
+pub(crate) fn on_pledge(event: &Event) -> Result<()> {
     let Some(id) = event.record_id.as_deref() else { return Ok(()) };
     let pledge = event.record();
     let total = decimal(pledge.get("total")).unwrap_or_default();
@@ -222,7 +222,7 @@ pub fn on_pledge(event: &Event) -> Result<()> {
 
 /// Every write of a donation, standing order or pledge: a donor and positive amounts; a new
 /// standing order starts ACTIVE and falls due on its start date.
-pub fn check(change: &Change) -> Verdict {
+pub(crate) fn check(change: &Change) -> Verdict {
     if change.operation == Operation::Delete {
         return Verdict::Allow;
     }
@@ -266,7 +266,7 @@ pub fn check(change: &Change) -> Verdict {
 }
 
 /// On a received gift: a thank-you task for the donor's owner, once per gift.
-pub fn on_event(event: &Event) -> Result<()> {
+pub(crate) fn on_event(event: &Event) -> Result<()> {
     let gift = event.record();
     if gift.get("status").and_then(Json::as_str) != Some("RECEIVED") {
         return Ok(());
@@ -316,7 +316,7 @@ pub fn on_event(event: &Event) -> Result<()> {
 }
 
 /// The daily job: the expected gifts of due standing orders, and lapsing after missed payments.
-pub fn run_recurring(scheduled_for: &str) -> Result<()> {
+pub(crate) fn run_recurring(scheduled_for: &str) -> Result<()> {
     let today = Date::parse(scheduled_for).unwrap_or_else(Date::today);
     let lapse_after = int_setting("lapse_after_missed", 3)?.max(1) as usize;
     let due = crate::util::all(

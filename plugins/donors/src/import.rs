@@ -11,7 +11,7 @@ use serde_json::{Value as Json, json};
 use crate::util::{Date, base_currency, first, money};
 
 /// Most rows one call imports (split larger files).
-pub const MAX_ROWS: usize = 5_000;
+pub(crate) const MAX_ROWS: usize = 5_000;
 
 const METHODS: &[&str] = &["CASH", "CHECK", "CARD", "BANK_TRANSFER", "DIRECT_DEBIT", "ONLINE", "OTHER"];
 const STATUSES: &[&str] = &["PLEDGED", "RECEIVED", "REFUNDED", "FAILED"];
@@ -35,7 +35,7 @@ fn named(object: &str, name: &str, cache: &mut BTreeMap<(String, String), String
 }
 
 /// Imports `csv`.
-pub fn import(arguments: &Json) -> Result<Json> {
+pub(crate) fn import(arguments: &Json) -> Result<Json> {
     let text = arguments.get("csv").and_then(Json::as_str).unwrap_or_default();
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers: Vec<String> = reader

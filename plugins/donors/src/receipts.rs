@@ -12,7 +12,7 @@ use serde_json::{Value as Json, json};
 use crate::util::{Date, all, base_currency, decimal, decimal_text, money};
 
 /// `issueYearEndReceipts(year, first)`.
-pub fn issue(arguments: &Json) -> Result<Json> {
+pub(crate) fn issue(arguments: &Json) -> Result<Json> {
     let year = match arguments.get("year").and_then(Json::as_i64) {
         Some(year) if (1900..=2999).contains(&year) => year as i32,
         _ => return Err(Error::invalid("year", "a year between 1900 and 2999")),

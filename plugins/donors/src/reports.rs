@@ -70,7 +70,7 @@ fn donor_count(from: Option<Date>, to: Option<Date>) -> Result<i64> {
 /// `donorRetention(year)`, from five distinct counts (no donor list leaves the database):
 /// retained = |Y ∩ Y-1| = |Y| + |Y-1| − |Y ∪ Y-1|; new = |up to Y| − |before Y|;
 /// recovered = |Y| − retained − new; lapsed = |Y-1| − retained.
-pub fn retention(arguments: &Json) -> Result<Json> {
+pub(crate) fn retention(arguments: &Json) -> Result<Json> {
     let year = year_arg(arguments)?;
     let (y, y1, y2) = (Date::new_year(year + 1), Date::new_year(year), Date::new_year(year - 1));
     let this = donor_count(Some(y1), Some(y))?;
@@ -189,7 +189,7 @@ fn lapsed_rows(page: &[(String, Decimal)], until: Date) -> Result<Json> {
 }
 
 /// `lybunt(year, first)`: gave last year, not this year; biggest last-year givers first.
-pub fn lybunt(arguments: &Json) -> Result<Json> {
+pub(crate) fn lybunt(arguments: &Json) -> Result<Json> {
     let year = year_arg(arguments)?;
     let first = first_arg(arguments)?;
     let last_year = received(Some(Date::new_year(year - 1)), Some(Date::new_year(year)))?;
@@ -218,7 +218,7 @@ pub fn lybunt(arguments: &Json) -> Result<Json> {
 }
 
 /// `sybunt(year, first)`: gave in some year before, not this year; most recent givers first.
-pub fn sybunt(arguments: &Json) -> Result<Json> {
+pub(crate) fn sybunt(arguments: &Json) -> Result<Json> {
     let year = year_arg(arguments)?;
     let first = first_arg(arguments)?;
     let before = received(None, Some(Date::new_year(year)))?;
@@ -249,7 +249,7 @@ fn lifetimes(ids: &[String], until: Date) -> Result<BTreeMap<String, Decimal>> {
 }
 
 /// `campaignProgress(id)`.
-pub fn campaign_progress(arguments: &Json) -> Result<Json> {
+pub(crate) fn campaign_progress(arguments: &Json) -> Result<Json> {
     let id = arguments.get("id").and_then(Json::as_str).unwrap_or_default();
     let campaign = match records::get("campaign", id) {
         Ok(Some(campaign)) => campaign,
@@ -280,7 +280,7 @@ pub fn campaign_progress(arguments: &Json) -> Result<Json> {
 }
 
 /// `givingSummary(from, to, groupBy)`: `to` is inclusive.
-pub fn giving_summary(arguments: &Json) -> Result<Json> {
+pub(crate) fn giving_summary(arguments: &Json) -> Result<Json> {
     let from = crate::util::date_arg(arguments, "from")?.ok_or_else(|| Error::invalid("from", "is required"))?;
     let to = crate::util::date_arg(arguments, "to")?.ok_or_else(|| Error::invalid("to", "is required"))?;
     if to < from {

@@ -12,7 +12,7 @@ use crate::util::{Date, base_currency, decimal_text, level_for, money};
 
 /// What a donor gave, per year.
 #[derive(Debug, Default, Clone)]
-pub struct Giving {
+pub(crate) struct Giving {
     /// Year → (gifts, total).
     pub years: BTreeMap<i32, (i64, Decimal)>,
     /// First and last gift dates.
@@ -36,7 +36,7 @@ impl Giving {
     }
 
     /// FEEP status in `year`.
-    pub fn status(&self, year: i32) -> Option<&'static str> {
+    pub(crate) fn status(&self, year: i32) -> Option<&'static str> {
         let this = self.years.contains_key(&year);
         let last = self.years.contains_key(&(year - 1));
         let before = self.years.keys().any(|y| *y < year - 1);
@@ -53,7 +53,7 @@ impl Giving {
 
 /// Received gifts in the base currency of `donors` (contact ids), per donor, up to the end of
 /// `until_year`.
-pub fn giving_of(donors: &[String], until_year: i32) -> Result<BTreeMap<String, Giving>> {
+pub(crate) fn giving_of(donors: &[String], until_year: i32) -> Result<BTreeMap<String, Giving>> {
     // A filter's `in` takes at most 500 values: ask in chunks.
     let mut out = BTreeMap::new();
     for chunk in donors.chunks(500) {
@@ -107,7 +107,7 @@ fn giving_of_chunk(donors: &[String], until_year: i32) -> Result<BTreeMap<String
 }
 
 /// `Contact.donorSummary` for a page of contacts.
-pub fn donor_summaries(ids: &[String]) -> Result<Vec<Json>> {
+pub(crate) fn donor_summaries(ids: &[String]) -> Result<Vec<Json>> {
     let currency = base_currency()?;
     let year = Date::today().year;
     let giving = giving_of(ids, year)?;
@@ -150,7 +150,7 @@ pub fn donor_summaries(ids: &[String]) -> Result<Vec<Json>> {
 }
 
 /// `Household.giving` for a page of households.
-pub fn household_giving(ids: &[String]) -> Result<Vec<Json>> {
+pub(crate) fn household_giving(ids: &[String]) -> Result<Vec<Json>> {
     let mut members = Vec::new();
     for chunk in ids.chunks(500) {
         members.extend(crate::util::all("householdMember", json!({"householdId": {"in": chunk}}), 100_000)?);
@@ -184,7 +184,7 @@ pub fn household_giving(ids: &[String]) -> Result<Vec<Json>> {
 }
 
 /// `Pledge.progress` for a page of pledges.
-pub fn pledge_progress(ids: &[String]) -> Result<Vec<Json>> {
+pub(crate) fn pledge_progress(ids: &[String]) -> Result<Vec<Json>> {
     let pledges = crate::util::all("pledge", json!({"id": {"in": ids}}), ids.len())?;
     let rows = aggregate::run(
         "donation",

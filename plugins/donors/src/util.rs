@@ -8,7 +8,7 @@ use serde_json::{Value as Json, json};
 
 /// A calendar date as (year, month, day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Date {
+pub(crate) struct Date {
     pub year: i32,
     pub month: u32,
     pub day: u32,
@@ -16,7 +16,7 @@ pub struct Date {
 
 impl Date {
     /// Parses `YYYY-MM-DD` (or the date part of an RFC 3339 instant).
-    pub fn parse(text: &str) -> Option<Date> {
+    pub(crate) fn parse(text: &str) -> Option<Date> {
         let text = text.get(..10)?;
         let mut parts = text.split('-');
         let year = parts.next()?.parse().ok()?;
@@ -28,25 +28,25 @@ impl Date {
     }
 
     /// Today, from the host's clock (UTC).
-    pub fn today() -> Date {
+    pub(crate) fn today() -> Date {
         Date::parse(&kith_plugin_sdk::now()).unwrap_or(Date { year: 1970, month: 1, day: 1 })
     }
 
     /// January 1st of `year`.
-    pub fn new_year(year: i32) -> Date {
+    pub(crate) fn new_year(year: i32) -> Date {
         Date { year, month: 1, day: 1 }
     }
 
     /// The same day `months` months later, clamped to the month's last day (Jan 31 + 1 month
     /// = Feb 28/29).
-    pub fn add_months(self, months: u32) -> Date {
+    pub(crate) fn add_months(self, months: u32) -> Date {
         let index = self.year * 12 + (self.month as i32 - 1) + months as i32;
         let (year, month) = (index.div_euclid(12), index.rem_euclid(12) as u32 + 1);
         Date { year, month, day: self.day.min(days_in_month(year, month)) }
     }
 
     /// `days` days later (or earlier, when negative).
-    pub fn add_days(self, days: i64) -> Date {
+    pub(crate) fn add_days(self, days: i64) -> Date {
         from_days(to_days(self) + days)
     }
 }
@@ -96,7 +96,7 @@ fn from_days(days: i64) -> Date {
 }
 
 /// Months between payments of a frequency (`MONTHLY`, `QUARTERLY`, `YEARLY`).
-pub fn frequency_months(frequency: &str) -> Option<u32> {
+pub(crate) fn frequency_months(frequency: &str) -> Option<u32> {
     match frequency {
         "MONTHLY" => Some(1),
         "QUARTERLY" => Some(3),
@@ -106,7 +106,7 @@ pub fn frequency_months(frequency: &str) -> Option<u32> {
 }
 
 /// An exact amount from JSON text or number.
-pub fn decimal(value: Option<&Json>) -> Option<Decimal> {
+pub(crate) fn decimal(value: Option<&Json>) -> Option<Decimal> {
     match value? {
         Json::String(s) => Decimal::from_str(s).ok(),
         Json::Number(n) => Decimal::from_str(&n.to_string()).ok(),
@@ -115,17 +115,17 @@ pub fn decimal(value: Option<&Json>) -> Option<Decimal> {
 }
 
 /// An exact amount from aggregate text.
-pub fn decimal_text(text: Option<&str>) -> Decimal {
+pub(crate) fn decimal_text(text: Option<&str>) -> Decimal {
     text.and_then(|t| Decimal::from_str(t).ok()).unwrap_or_default()
 }
 
 /// An amount as Kith's GraphQL writes it.
-pub fn money(amount: Decimal) -> Json {
+pub(crate) fn money(amount: Decimal) -> Json {
     json!(amount.normalize().to_string())
 }
 
 /// Every record of `object` matching `filter`, at most `cap` (pages of 200).
-pub fn all(object: &str, filter: Json, cap: usize) -> Result<Vec<Record>> {
+pub(crate) fn all(object: &str, filter: Json, cap: usize) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -145,22 +145,22 @@ pub fn all(object: &str, filter: Json, cap: usize) -> Result<Vec<Record>> {
 }
 
 /// The first record of `object` matching `filter`.
-pub fn first(object: &str, filter: Json) -> Result<Option<Record>> {
+pub(crate) fn first(object: &str, filter: Json) -> Result<Option<Record>> {
     Ok(records::query(object, &Query::new().filter(filter).first(1))?.records.into_iter().next())
 }
 
 /// The organisation's currency setting.
-pub fn base_currency() -> Result<String> {
+pub(crate) fn base_currency() -> Result<String> {
     Ok(settings::get::<String>("currency")?.unwrap_or_else(|| "USD".into()).to_ascii_uppercase())
 }
 
 /// An integer setting with its default.
-pub fn int_setting(key: &str, default: i64) -> Result<i64> {
+pub(crate) fn int_setting(key: &str, default: i64) -> Result<i64> {
     Ok(settings::get::<i64>(key)?.unwrap_or(default))
 }
 
 /// The donor level for a lifetime total, from the `levels` setting (`Name:minimum`).
-pub fn level_for(lifetime: Decimal) -> Result<Option<String>> {
+pub(crate) fn level_for(lifetime: Decimal) -> Result<Option<String>> {
     let levels: Vec<String> = settings::get("levels")?.unwrap_or_else(|| {
         ["Friend:0", "Supporter:250", "Patron:1000", "Major donor:10000"].map(String::from).to_vec()
     });
@@ -179,7 +179,7 @@ pub fn level_for(lifetime: Decimal) -> Result<Option<String>> {
 }
 
 /// A required, parseable date argument.
-pub fn date_arg(arguments: &Json, name: &str) -> Result<Option<Date>> {
+pub(crate) fn date_arg(arguments: &Json, name: &str) -> Result<Option<Date>> {
     match arguments.get(name).and_then(Json::as_str) {
         None => Ok(None),
         Some(text) => {
@@ -189,7 +189,7 @@ pub fn date_arg(arguments: &Json, name: &str) -> Result<Option<Date>> {
 }
 
 /// A positive exact amount argument.
-pub fn amount_arg(arguments: &Json, name: &str) -> Result<Decimal> {
+pub(crate) fn amount_arg(arguments: &Json, name: &str) -> Result<Decimal> {
     let amount =
         decimal(arguments.get(name)).ok_or_else(|| Error::invalid(name, "an amount such as \"25.00\" is required"))?;
     if amount <= Decimal::ZERO {
