@@ -45,6 +45,7 @@ mod host;
 mod types;
 
 pub mod aggregate;
+pub mod date;
 pub mod http;
 pub mod kv;
 pub mod log;

@@ -620,45 +620,15 @@ fn compare_text(a: &str, b: &str) -> std::cmp::Ordering {
 /// The first day of the bucket holding the date (or RFC 3339 instant) `text`.
 fn bucket_start(text: &str, bucket: crate::aggregate::Bucket) -> Result<String> {
     use crate::aggregate::Bucket;
-    let bad = || Error::new(ErrorCode::InvalidInput, format!("`{text}` is not a date"));
-    let date = text.get(..10).ok_or_else(bad)?;
-    let parts: Vec<i64> =
-        date.split('-').map(|p| p.parse::<i64>()).collect::<std::result::Result<_, _>>().map_err(|_| bad())?;
-    let [y, m, d] = parts[..] else { return Err(bad()) };
+    let date = crate::date::Date::parse(text)
+        .ok_or_else(|| Error::new(ErrorCode::InvalidInput, format!("`{text}` is not a date")))?;
     Ok(match bucket {
-        Bucket::Day => date.to_owned(),
-        Bucket::Month => format!("{y:04}-{m:02}-01"),
-        Bucket::Year => format!("{y:04}-01-01"),
-        Bucket::Week => {
-            // Days since 1970-01-01 (a Thursday), then back to Monday.
-            let days = days_from_civil(y, m, d);
-            let monday = days - (days + 3).rem_euclid(7);
-            let (y, m, d) = civil_from_days(monday);
-            format!("{y:04}-{m:02}-{d:02}")
-        }
-    })
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+        Bucket::Day => date,
+        Bucket::Week => date.monday(),
+        Bucket::Month => date.first_of_month(),
+        Bucket::Year => crate::date::Date::new_year(date.year),
+    }
+    .to_string())
 }
 
 /// Sums decimal texts exactly (up to 9 decimal places).

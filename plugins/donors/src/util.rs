@@ -1,4 +1,4 @@
-//! Small helpers: dates, exact amounts, reading every record of a filter, settings.
+//! Small helpers: exact amounts, reading every record of a filter, settings.
 
 use std::str::FromStr;
 
@@ -6,94 +6,7 @@ use kith_plugin_sdk::{Error, Query, Record, Result, records, settings};
 use rust_decimal::Decimal;
 use serde_json::{Value as Json, json};
 
-/// A calendar date as (year, month, day).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Date {
-    pub year: i32,
-    pub month: u32,
-    pub day: u32,
-}
-
-impl Date {
-    /// Parses `YYYY-MM-DD` (or the date part of an RFC 3339 instant).
-    pub(crate) fn parse(text: &str) -> Option<Date> {
-        let text = text.get(..10)?;
-        let mut parts = text.split('-');
-        let year = parts.next()?.parse().ok()?;
-        let month = parts.next()?.parse().ok()?;
-        let day = parts.next()?.parse().ok()?;
-        let date = Date { year, month, day };
-        (parts.next().is_none() && (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month))
-            .then_some(date)
-    }
-
-    /// Today, from the host's clock (UTC).
-    pub(crate) fn today() -> Date {
-        Date::parse(&kith_plugin_sdk::now()).unwrap_or(Date { year: 1970, month: 1, day: 1 })
-    }
-
-    /// January 1st of `year`.
-    pub(crate) fn new_year(year: i32) -> Date {
-        Date { year, month: 1, day: 1 }
-    }
-
-    /// The same day `months` months later, clamped to the month's last day (Jan 31 + 1 month
-    /// = Feb 28/29).
-    pub(crate) fn add_months(self, months: u32) -> Date {
-        let index = self.year * 12 + (self.month as i32 - 1) + months as i32;
-        let (year, month) = (index.div_euclid(12), index.rem_euclid(12) as u32 + 1);
-        Date { year, month, day: self.day.min(days_in_month(year, month)) }
-    }
-
-    /// `days` days later (or earlier, when negative).
-    pub(crate) fn add_days(self, days: i64) -> Date {
-        from_days(to_days(self) + days)
-    }
-}
-
-impl std::fmt::Display for Date {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
-}
-
-fn is_leap(year: i32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year) => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
-
-// Howard Hinnant's days-from-civil algorithms (proleptic Gregorian calendar).
-fn to_days(date: Date) -> i64 {
-    let (y, m, d) = (i64::from(date.year), i64::from(date.month), i64::from(date.day));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn from_days(days: i64) -> Date {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    Date { year: y as i32, month: m as u32, day: d as u32 }
-}
+pub(crate) use kith_plugin_sdk::date::Date;
 
 /// Months between payments of a frequency (`MONTHLY`, `QUARTERLY`, `YEARLY`).
 pub(crate) fn frequency_months(frequency: &str) -> Option<u32> {

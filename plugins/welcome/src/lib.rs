@@ -10,6 +10,7 @@
 //!   `digest` job that records yesterday's greetings as a `welcomeDigest` (SDK 1.2).
 
 use kith_plugin_sdk::aggregate::{self, Aggregate, Bucket};
+use kith_plugin_sdk::date::Date;
 use kith_plugin_sdk::{Call, Change, Error, Event, Plugin, Query, Result, Verdict, log, records, settings};
 use serde_json::json;
 
@@ -157,12 +158,7 @@ fn welcome_task(contact_id: &str, contact: &serde_json::Value, subject: Option<&
 
 /// `day` (YYYY-MM-DD) moved by `delta` days.
 fn shift_days(day: &str, delta: i64) -> String {
-    let (Some(year), Some(month), Some(d)) = (num(day, 0..4), num(day, 5..7), num(day, 8..10)) else {
-        return day.to_owned();
-    };
-    let mut days = days_from_civil(year, month, d) + delta;
-    let (y, m, d) = civil_from_days(&mut days);
-    format!("{y:04}-{m:02}-{d:02}")
+    Date::parse(day).map_or_else(|| day.to_owned(), |d| d.add_days(delta).to_string())
 }
 
 fn display_name(payload: &serde_json::Value) -> String {
@@ -177,38 +173,10 @@ fn display_name(payload: &serde_json::Value) -> String {
 
 /// `now` plus three days, keeping the RFC 3339 shape (`YYYY-MM-DDTHH:MM:SS.ffffffZ`).
 fn due_in_three_days(now: &str) -> String {
-    let (Some(year), Some(month), Some(day)) = (num(now, 0..4), num(now, 5..7), num(now, 8..10)) else {
-        return now.to_owned();
-    };
-    let mut days = days_from_civil(year, month, day) + 3;
-    let (y, m, d) = civil_from_days(&mut days);
-    format!("{y:04}-{m:02}-{d:02}{}", &now[10..])
-}
-
-fn num(text: &str, range: std::ops::Range<usize>) -> Option<i64> {
-    text.get(range)?.parse().ok()
-}
-
-// Howard Hinnant's days-from-civil algorithms (proleptic Gregorian calendar).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: &mut i64) -> (i64, i64, i64) {
-    let z = *days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    match (Date::parse(now), now.get(10..)) {
+        (Some(day), Some(time)) => format!("{}{time}", day.add_days(3)),
+        _ => now.to_owned(),
+    }
 }
 
 #[cfg(test)]
