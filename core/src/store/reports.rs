@@ -28,6 +28,19 @@ fn param(backend: DbBackend, n: usize) -> String {
     if backend == DbBackend::Postgres { format!("${n}") } else { "?".to_owned() }
 }
 
+/// `created_at` in `[$1, $2)`, with [`range`]'s values.
+fn created_between(backend: DbBackend) -> String {
+    format!("created_at >= {} AND created_at < {}", param(backend, 1), param(backend, 2))
+}
+
+/// The bound values of `[from, to)`.
+fn range(backend: DbBackend, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<[sea_orm::Value; 2]> {
+    Ok([
+        encode(backend, &FieldKind::DateTime, &Value::DateTime(from))?,
+        encode(backend, &FieldKind::DateTime, &Value::DateTime(to))?,
+    ])
+}
+
 /// The live deals of `pipeline_id`, counted and summed by stage and currency.
 pub async fn deal_totals<C: ConnectionTrait>(db: &C, pipeline_id: Uuid) -> Result<Vec<DealTotal>> {
     let backend = db.get_database_backend();
@@ -94,16 +107,11 @@ pub async fn ticket_times<C: ConnectionTrait>(
     let backend = db.get_database_backend();
     let sql = format!(
         "SELECT created_at, first_responded_at, solved_at, first_response_due_at, resolution_due_at, satisfaction_rating \
-         FROM ticket WHERE deleted_at IS NULL AND created_at >= {} AND created_at < {}",
-        param(backend, 1),
-        param(backend, 2)
+         FROM ticket WHERE deleted_at IS NULL AND {}",
+        created_between(backend)
     );
-    let values = [
-        encode(backend, &FieldKind::DateTime, &Value::DateTime(from))?,
-        encode(backend, &FieldKind::DateTime, &Value::DateTime(to))?,
-    ];
     let mut out = Vec::new();
-    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, range(backend, from, to)?)).await? {
         let at =
             |i| -> Result<Option<DateTime<Utc>>> { Ok(decode(backend, &FieldKind::DateTime, &row, i)?.as_datetime()) };
         out.push(TicketTimes {
@@ -136,17 +144,9 @@ pub async fn contact_creation_times<C: ConnectionTrait>(
     to: DateTime<Utc>,
 ) -> Result<Vec<DateTime<Utc>>> {
     let backend = db.get_database_backend();
-    let sql = format!(
-        "SELECT created_at FROM contact WHERE deleted_at IS NULL AND created_at >= {} AND created_at < {}",
-        param(backend, 1),
-        param(backend, 2)
-    );
-    let values = [
-        encode(backend, &FieldKind::DateTime, &Value::DateTime(from))?,
-        encode(backend, &FieldKind::DateTime, &Value::DateTime(to))?,
-    ];
+    let sql = format!("SELECT created_at FROM contact WHERE deleted_at IS NULL AND {}", created_between(backend));
     let mut out = Vec::new();
-    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, range(backend, from, to)?)).await? {
         if let Some(at) = decode(backend, &FieldKind::DateTime, &row, 0)?.as_datetime() {
             out.push(at);
         }
