@@ -47,7 +47,7 @@ fn setup(rt: &tokio::runtime::Runtime) -> (Kith, std::sync::Arc<PluginManager>) 
             ..PluginsConfig::default()
         };
         let manager = PluginManager::new(kith.clone(), &config).unwrap();
-        kith.attach_plugins(&manager);
+        kith_core::plugin::PluginManager::attach(&manager);
         let actor = Actor::system("bench");
         let donors = bundled::BUNDLED.iter().find(|b| b.id == "donors").unwrap();
         manager.install(&actor, donors.manifest, donors.component).await.unwrap();

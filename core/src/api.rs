@@ -4,14 +4,22 @@
 //! Architecture Invariant: the API never touches SQL; it calls `service` and `store` functions
 //! and maps their errors to GraphQL error codes in one place (`error`).
 
+pub mod admin;
+pub mod args;
 pub mod auth;
+pub mod connection;
 pub mod cost;
+pub mod crud;
 pub mod direct;
 pub mod documents;
 pub mod error;
 pub mod extension;
 pub mod loader;
+pub mod object;
 pub mod plugins;
+pub mod reports;
 pub mod schema;
+pub mod subscription;
+pub mod workflow;
 
 pub use schema::build_schema;

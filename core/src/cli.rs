@@ -198,25 +198,23 @@ pub enum DuplicateArg {
     Update,
 }
 
-/// What can be exported.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ExportObject {
-    /// Contacts.
-    Contacts,
-    /// Companies.
-    Companies,
-    /// Deals.
-    Deals,
-    /// Tickets.
-    Tickets,
+/// What can be exported: the plural of every exportable object (`contacts`).
+fn exportable_objects() -> clap::builder::PossibleValuesParser {
+    let registry = crate::domain::object::Registry::core_static();
+    clap::builder::PossibleValuesParser::new(
+        registry
+            .objects()
+            .filter(|d| d.exportable)
+            .map(|d| clap::builder::PossibleValue::new(d.plural.as_str()).help(d.plural_label.clone())),
+    )
 }
 
 /// `kith export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// What to export.
-    #[arg(value_enum)]
-    pub object: ExportObject,
+    #[arg(value_parser = exportable_objects())]
+    pub object: String,
     /// csv or json.
     #[arg(long, value_enum, default_value = "csv")]
     pub format: FormatArg,
@@ -515,12 +513,13 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             }
         },
         Command::Export(args) => {
-            let object = match args.object {
-                ExportObject::Contacts => "contact",
-                ExportObject::Companies => "company",
-                ExportObject::Deals => "deal",
-                ExportObject::Tickets => "ticket",
-            };
+            let registry = kith.registry();
+            let object = registry
+                .objects()
+                .find(|d| d.plural == args.object)
+                .map(|d| d.name.clone())
+                .with_context(|| format!("unknown object `{}`", args.object))?;
+            let object = object.as_str();
             let format = match args.format {
                 FormatArg::Csv => Format::Csv,
                 FormatArg::Json => Format::Json,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extension;
 pub mod filter;
 pub mod hook;
+pub mod naming;
 pub mod object;
 pub mod rules;
 pub mod ticket;

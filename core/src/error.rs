@@ -64,24 +64,33 @@ fn unreachable(err: &DbErr) -> bool {
 
 /// Turns a unique-constraint message from either database into words for the caller.
 fn unique_message(detail: &str) -> String {
+    // Core objects: their unique fields, as the registry describes them. PostgreSQL names the
+    // index (`ux_contact_email`, `ix_ticket_number`); SQLite names the columns
+    // (`ticket.number`) or, for an index on an expression, the index.
+    for def in crate::domain::object::Registry::core_static().objects() {
+        for field in def.fields.iter().filter(|f| f.unique) {
+            let (table, column) = (&def.table, &field.column);
+            let names = [format!("ux_{table}_{column}"), format!("ix_{table}_{column}"), format!("{table}.{column}")];
+            if names.iter().any(|name| detail.contains(name.as_str())) {
+                return format!(
+                    "a {} with this {} already exists",
+                    def.label.to_lowercase(),
+                    field.label.to_lowercase()
+                );
+            }
+        }
+    }
+    // Tables that hold no records of an object.
     const KNOWN: &[(&str, &str, &str)] = &[
-        ("ux_contact_email", "contact", "a contact with this e-mail already exists"),
-        ("ux_company_domain", "company", "a company with this domain already exists"),
-        ("ux_app_user_email", "app_user", "a user with this e-mail already exists"),
         ("ux_tag_name", "tag", "a tag with this name already exists"),
-        ("ix_ticket_number", "ticket.number", "ticket number already taken"),
         (
             "ix_custom_field_def_object_key",
             "custom_field_def",
             "a custom field with this key already exists on this object",
         ),
     ];
-    // PostgreSQL names the index; SQLite names the columns (`contact.email` or an expression).
     for (index, table, message) in KNOWN {
-        if detail.contains(index)
-            || detail.contains(&format!("{table}."))
-            || detail.contains(&format!("index '{index}'"))
-        {
+        if detail.contains(index) || detail.contains(&format!("{table}.")) {
             return (*message).to_owned();
         }
     }

@@ -115,18 +115,14 @@ impl AppState {
         let mut slot = self.schema.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if slot.0 != version {
             let (registry, kith, api) = (self.kith.registry(), self.kith.clone(), self.api);
-            // Plugin objects are checked for clashes when enabled; should two processes enable
-            // clashing plugins at once, the builder's own assertions must not take the server down.
-            let built =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build_schema(&registry, Some(kith), api)));
+            // Plugins are checked for clashes when enabled; should two processes enable clashing
+            // plugins at once, the registry's naming plan refuses it before anything is built.
+            let built = crate::domain::naming::Names::of(&registry)
+                .and_then(|_| build_schema(&registry, Some(kith), api).map_err(|err| err.0));
             match built {
-                Ok(Ok(schema)) => *slot = (version, schema),
-                Ok(Err(err)) => {
-                    tracing::error!(error = %err.0, "cannot rebuild the GraphQL schema; serving the previous one");
-                    slot.0 = version;
-                }
-                Err(_) => {
-                    tracing::error!("the GraphQL schema builder panicked; serving the previous schema");
+                Ok(schema) => *slot = (version, schema),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot rebuild the GraphQL schema; serving the previous one");
                     slot.0 = version;
                 }
             }

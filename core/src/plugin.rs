@@ -3,18 +3,22 @@
 //!
 //! - `manifest`: `plugin.toml`.
 //! - `engine`: the wasmtime engine, epoch ticker and compile cache; component inspection.
-//! - `host`: the host functions and per-instance state (grant checks live here).
+//! - `host`: the bindings and per-call state, with the grant and budget checks.
+//! - `host_functions`: the host functions, each checking through `host` first.
 //! - `runtime`: one plugin's warm instance pool and its calls under budgets.
-//! - `manager`: install / enable / upgrade / uninstall, the set of loaded plugins kept in step
-//!   with the database, and the write hook that runs `before-write`.
+//! - `manager`: the set of loaded plugins kept in step with the database; failures and
+//!   suspension.
+//! - `lifecycle`: install / enable / upgrade / disable / uninstall, settings, replay.
+//! - `write_hook`: the `WriteHook` that runs `before-write`.
 //! - `delivery`: at-least-once, ordered event delivery from the outbox.
 //! - `objects`: plugin-declared objects (registry entries, tables, the migration planner).
 //! - `extension`: the manifest's GraphQL contributions (types, computed fields, queries,
 //!   mutations) and jobs.
+//! - `operation`: running a plugin query or mutation for GraphQL or `kith plugin call`.
 //! - `jobs`: the scheduler: leases, run history, missed-run policy.
 //! - `bundled`: the plugins shipped inside the `kith` binary.
 //!
-//! Architecture Invariant: a plugin reaches Kith only through `host`, and every host function
+//! Architecture Invariant: a plugin reaches Kith only through `host` and `host_functions`, and every host function
 //! checks the plugin's grants before doing anything. Writes a plugin makes go through the same
 //! service functions (validation, transaction, audit log, events) as any other write.
 
@@ -23,13 +27,17 @@ pub mod delivery;
 pub mod engine;
 pub mod extension;
 pub mod host;
+pub mod host_functions;
 pub mod http;
 pub mod jobs;
+pub mod lifecycle;
 pub mod manager;
 pub mod manifest;
 pub mod objects;
+pub mod operation;
 pub mod output;
 pub mod runtime;
+pub mod write_hook;
 
 pub use manager::PluginManager;
 
@@ -74,7 +82,7 @@ pub async fn start_runtime(
         }
     }
     manager.start().await?;
-    kith.attach_plugins(&manager);
+    PluginManager::attach(&manager);
     Ok(manager)
 }
 

@@ -16,9 +16,9 @@ pub mod workflow;
 use std::sync::{Arc, RwLock, Weak};
 
 use crate::domain::DomainError;
+use crate::domain::hook::PluginRuntime;
 use crate::domain::object::{ObjectDef, Registry};
 use crate::error::Result;
-use crate::plugin::PluginManager;
 use crate::store::Store;
 
 /// The core services: the database and the object registry.
@@ -35,7 +35,7 @@ pub struct Kith {
     /// Committed events, as read back from the outbox, for live subscribers.
     pub events: Arc<events::EventHub>,
     /// The plugin runtime serving this process, if one is attached (weak: it holds `Kith`).
-    plugins: Arc<RwLock<Weak<PluginManager>>>,
+    plugins: Arc<RwLock<Option<Weak<dyn PluginRuntime>>>>,
 }
 
 impl Kith {
@@ -51,14 +51,14 @@ impl Kith {
         }
     }
 
-    /// Makes `manager` the plugin runtime of this process (for the API's admin operations).
-    pub fn attach_plugins(&self, manager: &Arc<PluginManager>) {
-        *self.plugins.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::downgrade(manager);
+    /// Makes `runtime` the plugin runtime of this process (for the API's admin operations).
+    pub fn attach_plugins(&self, runtime: &Arc<dyn PluginRuntime>) {
+        *self.plugins.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::downgrade(runtime));
     }
 
-    /// The attached plugin runtime.
-    pub fn plugins(&self) -> Option<Arc<PluginManager>> {
-        self.plugins.read().unwrap_or_else(std::sync::PoisonError::into_inner).upgrade()
+    /// The attached plugin runtime, while it runs.
+    pub fn plugins(&self) -> Option<Arc<dyn PluginRuntime>> {
+        self.plugins.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()?.upgrade()
     }
 
     /// The definition of `object`, or a validation error naming it.

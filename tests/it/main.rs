@@ -20,6 +20,7 @@ mod outage;
 mod plugin_objects;
 mod plugins;
 mod records;
+mod registry;
 mod tidy;
 mod util;
 mod workflows;

@@ -118,7 +118,7 @@ async fn custom_fields_are_validated_merged_and_filterable() {
                 required,
                 options: options.into_iter().map(String::from).collect(),
             };
-            records::define_custom_field(&tx, &def).await.unwrap();
+            records::define_custom_field(&tx, &db.kith.registry(), &def).await.unwrap();
         }
         tx.commit().await.unwrap();
         assert_eq!(
@@ -139,7 +139,7 @@ async fn custom_fields_are_validated_merged_and_filterable() {
             required: false,
             options: vec![],
         };
-        let err = domain_err(records::define_custom_field(&tx, &duplicate).await);
+        let err = domain_err(records::define_custom_field(&tx, &db.kith.registry(), &duplicate).await);
         assert!(matches!(err, DomainError::Conflict(_)), "{}: {err}", db.name);
         drop(tx);
         let a = db

@@ -59,15 +59,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("api", &["domain", "store", "service", "plugin", "api", "error", "config"]),
 ];
 
-/// Upward arrows that exist today, each to be removed (issue 22): the file, the module it
-/// names, and how many times. Adding one, or naming the module more often, fails.
-const KNOWN_UPWARD: &[(&str, &str, usize)] = &[
-    // `Kith` holds the plugin runtime behind a `Weak` (the service ⇄ plugin cycle).
-    ("core/src/service.rs", "plugin", 1),
-    // Clash checks build a schema to find taken GraphQL names (the plugin → api arrow).
-    ("core/src/plugin/manager.rs", "api", 2),
-];
-
 /// The `crate::X` names in `text`, with their counts.
 fn crate_paths(text: &str) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();
@@ -90,10 +81,9 @@ fn the_layers_of_the_core_depend_only_downwards() {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
             let name = relative(&file);
             for (module, count) in crate_paths(&text) {
-                let known = KNOWN_UPWARD.iter().find(|(f, m, _)| *f == name && *m == module).map_or(0, |k| k.2);
                 let is_layer = ["domain", "store", "service", "plugin", "api", "http", "cli", "config", "error"]
                     .contains(&module.as_str());
-                if is_layer && !allowed.contains(&module.as_str()) && count > known {
+                if is_layer && !allowed.contains(&module.as_str()) {
                     violations.push(format!("{name} names crate::{module} {count} times (layer `{layer}`)"));
                 }
             }

@@ -1,10 +1,13 @@
 //! Who is calling and what they may do: roles are checked here and nowhere else.
 
-use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
+use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, ResolverContext, TypeRef};
+use async_graphql::{Name, Value as GqlValue};
 
-use crate::api::error::coded;
+use crate::api::args::kith;
+use crate::api::error::{coded, to_gql};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::code::Code;
+use crate::service::users;
 
 /// What an operation does, which decides the role it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,4 +62,28 @@ where
         Ok(_) => resolve(ctx),
         Err(err) => FieldFuture::new(async move { Err::<Option<FieldValue<'_>>, _>(err) }),
     }
+}
+
+/// `login(email, password)`: a session token for a user, behind the login throttle.
+pub(crate) fn login_field() -> Field {
+    Field::new("login", TypeRef::named_nn("Session"), |ctx| {
+        FieldFuture::new(async move {
+            let email = ctx.args.try_get("email")?.string()?.to_owned();
+            let password = ctx.args.try_get("password")?.string()?.to_owned();
+            let client = ctx.data_opt::<crate::api::auth::ClientAddr>().and_then(|c| c.0);
+            let (token, info) = users::login(kith(&ctx)?, client, &email, &password).await.map_err(to_gql)?;
+            let mut map = async_graphql::indexmap::IndexMap::new();
+            map.insert(Name::new("token"), GqlValue::String(token));
+            map.insert(Name::new("role"), GqlValue::Enum(Name::new(info.role.as_str())));
+            map.insert(
+                Name::new("expiresAt"),
+                info.expires_at
+                    .map(|t| GqlValue::String(crate::domain::value::format_datetime(t)))
+                    .unwrap_or(GqlValue::Null),
+            );
+            Ok(Some(FieldValue::value(GqlValue::Object(map))))
+        })
+    })
+    .argument(InputValue::new("email", TypeRef::named_nn(TypeRef::STRING)))
+    .argument(InputValue::new("password", TypeRef::named_nn(TypeRef::STRING)))
 }

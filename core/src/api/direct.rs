@@ -28,7 +28,7 @@ use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field as AstField, Selection, SelectionSet};
 use async_graphql::{Name, ServerResult, Value as GqlValue};
 
-use crate::api::schema::non_null;
+use crate::api::object::non_null;
 use crate::domain::filter::OrderBy;
 use crate::domain::object::ObjectDef;
 use crate::domain::value::FieldKind;
@@ -455,9 +455,9 @@ impl Stored {
         let only_use = moves.and_then(|uses| uses.get(at)).is_some_and(|n| *n == 1);
         match row.get_mut(at) {
             Some(value) if only_use => {
-                crate::api::schema::into_gql_value(&self.kind, std::mem::replace(value, Value::Null))
+                crate::api::object::into_gql_value(&self.kind, std::mem::replace(value, Value::Null))
             }
-            Some(value) => crate::api::schema::to_gql_value(&self.kind, value),
+            Some(value) => crate::api::object::to_gql_value(&self.kind, value),
             None => GqlValue::Null,
         }
     }

@@ -4,7 +4,7 @@
 //! before the plugin sees them, results checked against the declared type before the caller
 //! does, the declared role enforced).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
@@ -63,7 +63,7 @@ fn to_output(extension: &Extension, ty: &TypeExpr, value: Json) -> GqlValue {
 }
 
 fn plugin_runtime(kith: &Kith, plugin: &str) -> async_graphql::Result<Arc<crate::plugin::runtime::LoadedPlugin>> {
-    kith.plugins()
+    crate::plugin::PluginManager::of(kith)
         .and_then(|manager| manager.loaded(plugin))
         .filter(|p| p.active)
         .ok_or_else(|| coded(Code::Unavailable, format!("the plugin `{plugin}` is not running in this Kith process")))
@@ -100,7 +100,7 @@ async fn compute(
     let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     let fail = |message: String| Arc::new(coded(Code::PluginFailed, message));
     let called = runtime.call_compute_field(object, field, &texts).await;
-    if let Some(manager) = kith.plugins() {
+    if let Some(manager) = crate::plugin::PluginManager::of(kith) {
         manager.note_outcome(&runtime, called.as_ref().err(), &format!("computing `{field}`"));
     }
     let values = match called {
@@ -168,7 +168,7 @@ pub async fn prefetch(ctx: &ResolverContext<'_>, def: &ObjectDef, ids: &[Uuid]) 
     if ids.is_empty() {
         return;
     }
-    let (Ok(kith), Ok(cache)) = (crate::api::schema::kith(ctx), ctx.data::<ComputedCache>()) else { return };
+    let (Ok(kith), Ok(cache)) = (crate::api::args::kith(ctx), ctx.data::<ComputedCache>()) else { return };
     let registry = kith.registry();
     for extension in registry.extensions() {
         for field in extension.fields.iter().filter(|f| f.object == def.name) {
@@ -221,7 +221,7 @@ fn computed_field(extension: Arc<Extension>, field: ComputedField) -> Field {
         let extension = extension.clone();
         let field = field.clone();
         FieldFuture::new(async move {
-            let record = crate::api::schema::record_of(&ctx)?;
+            let record = crate::api::object::record_of(&ctx)?;
             let key = ComputedKey {
                 plugin: Arc::from(extension.plugin.as_str()),
                 object: Arc::from(field.object.as_str()),
@@ -346,8 +346,8 @@ async fn run_operation(
             arguments.insert(name.clone(), value.as_value().clone().into_json().unwrap_or(Json::Null));
         }
     }
-    let kith = crate::api::schema::kith(ctx)?;
-    let outcome = crate::plugin::extension::run_operation(kith, extension, &operation.name, actor, &arguments).await;
+    let kith = crate::api::args::kith(ctx)?;
+    let outcome = crate::plugin::operation::run_operation(kith, extension, &operation.name, actor, &arguments).await;
     // A plugin mutation may have changed records a page read ahead.
     if let Ok(cache) = ctx.data::<crate::api::loader::Prefetched>() {
         cache.clear();
@@ -364,37 +364,4 @@ async fn run_operation(
             }))
         }
     }
-}
-
-/// Refuses contributions whose GraphQL names are taken in the schema of `registry` (which
-/// holds the plugin's own objects already): types and enums, `Query` / `Mutation` fields, and
-/// fields on the extended types. The message names the clash.
-pub fn check_extension(registry: &Registry, extension: &Extension) -> Result<(), String> {
-    let schema =
-        crate::api::schema::build_schema(registry, None, crate::config::ApiConfig::default()).map_err(|e| e.0)?;
-    let names = crate::api::schema::sdl_names(&schema.sdl());
-    let empty = BTreeSet::new();
-    for ty in extension.types.iter().map(|t| &t.name).chain(extension.enums.iter().map(|e| &e.name)) {
-        if names.contains_key(ty.as_str()) {
-            return Err(format!("the type `{ty}` exists already"));
-        }
-    }
-    for operation in &extension.operations {
-        let on = match operation.kind {
-            OperationKind::Query => "Query",
-            OperationKind::Mutation => "Mutation",
-        };
-        if names.get(on).unwrap_or(&empty).contains(&operation.name) {
-            return Err(format!("`{on}.{}` exists already", operation.name));
-        }
-    }
-    for field in &extension.fields {
-        let Some(def) = registry.get(&field.object) else {
-            return Err(format!("computed field `{}` is on unknown object `{}`", field.name, field.object));
-        };
-        if names.get(&def.type_name).unwrap_or(&empty).contains(&field.name) {
-            return Err(format!("`{}.{}` exists already", def.type_name, field.name));
-        }
-    }
-    Ok(())
 }

@@ -10,9 +10,10 @@ use async_graphql::{Name, Value as GqlValue};
 use base64::Engine as _;
 use serde_json::Value as Json;
 
+use crate::api::args::{arg_opt_bool, arg_opt_i64, arg_string, arg_strings, kith};
 use crate::api::auth::{Access, authorize};
 use crate::api::error::{coded, to_gql};
-use crate::api::schema::{kith, obj, value_object};
+use crate::api::schema::{obj, value_object};
 use crate::domain::code::Code;
 use crate::domain::extension::OperationKind;
 use crate::plugin::extension::{extension, low_role_writes};
@@ -38,7 +39,7 @@ pub fn plugin_error(err: PluginError) -> async_graphql::Error {
 }
 
 fn manager(ctx: &ResolverContext<'_>) -> async_graphql::Result<Arc<PluginManager>> {
-    kith(ctx)?.plugins().ok_or_else(|| coded(Code::Unavailable, "this Kith process runs no plugin runtime"))
+    PluginManager::of(kith(ctx)?).ok_or_else(|| coded(Code::Unavailable, "this Kith process runs no plugin runtime"))
 }
 
 fn gql(json: Json) -> GqlValue {
@@ -140,17 +141,6 @@ fn dead_letter_value(letter: DeadLetter) -> GqlValue {
             },
         ),
     ])
-}
-
-fn strings_arg(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Vec<String>> {
-    match ctx.args.get(name).filter(|v| !v.is_null()) {
-        Some(list) => list.list()?.iter().map(|v| v.string().map(str::to_owned)).collect(),
-        None => Ok(Vec::new()),
-    }
-}
-
-fn bool_arg(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<bool> {
-    Ok(ctx.args.get(name).filter(|v| !v.is_null()).map(|v| v.boolean()).transpose()?.unwrap_or(false))
 }
 
 fn component_arg(ctx: &ResolverContext<'_>) -> async_graphql::Result<Vec<u8>> {
@@ -316,7 +306,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("pluginDeadLetters", list("PluginDeadLetter"), |ctx| {
                 FieldFuture::new(async move {
                     authorize(&ctx, Access::Admin)?;
-                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let id = arg_string(&ctx, "id")?;
                     let pending = ctx
                         .args
                         .get("pendingOnly")
@@ -336,7 +326,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("pluginJobs", list("PluginJob"), |ctx| {
                 FieldFuture::new(async move {
                     authorize(&ctx, Access::Admin)?;
-                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let id = arg_string(&ctx, "id")?;
                     let jobs = crate::plugin::jobs::list(&*manager(&ctx)?, &id).await.map_err(plugin_error)?;
                     Ok(Some(FieldValue::list(jobs.into_iter().map(|j| FieldValue::value(job_value(j))))))
                 })
@@ -348,7 +338,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("pluginJobRuns", list("PluginJobRun"), |ctx| {
                 FieldFuture::new(async move {
                     authorize(&ctx, Access::Admin)?;
-                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let id = arg_string(&ctx, "id")?;
                     let job = ctx
                         .args
                         .get("job")
@@ -356,8 +346,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
                         .map(|v| v.string())
                         .transpose()?
                         .map(str::to_owned);
-                    let first =
-                        ctx.args.get("first").filter(|v| !v.is_null()).map(|v| v.i64()).transpose()?.unwrap_or(50);
+                    let first = arg_opt_i64(&ctx, "first")?.unwrap_or(50);
                     if !(1..=200).contains(&first) {
                         return Err(coded(Code::BadUserInput, "first: must be between 1 and 200"));
                     }
@@ -378,9 +367,9 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("installPlugin", TypeRef::named_nn("Plugin"), |ctx| {
                 FieldFuture::new(async move {
                     let actor = authorize(&ctx, Access::Admin)?.clone();
-                    let manifest = ctx.args.try_get("manifest")?.string()?.to_owned();
+                    let manifest = arg_string(&ctx, "manifest")?;
                     let component = component_arg(&ctx)?;
-                    let allow = bool_arg(&ctx, "allowDestructive")?;
+                    let allow = arg_opt_bool(&ctx, "allowDestructive")?.unwrap_or(false);
                     let row = manager(&ctx)?
                         .install_with(&actor, &manifest, &component, allow)
                         .await
@@ -401,11 +390,11 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("upgradePlugin", TypeRef::named_nn("Plugin"), |ctx| {
                 FieldFuture::new(async move {
                     let actor = authorize(&ctx, Access::Admin)?.clone();
-                    let manifest = ctx.args.try_get("manifest")?.string()?.to_owned();
+                    let manifest = arg_string(&ctx, "manifest")?;
                     let component = component_arg(&ctx)?;
-                    let grants = strings_arg(&ctx, "grants")?;
-                    let allow = bool_arg(&ctx, "allowDestructive")?;
-                    let allow_low = bool_arg(&ctx, "allowLowRoleWrites")?;
+                    let grants = arg_strings(&ctx, "grants")?;
+                    let allow = arg_opt_bool(&ctx, "allowDestructive")?.unwrap_or(false);
+                    let allow_low = arg_opt_bool(&ctx, "allowLowRoleWrites")?.unwrap_or(false);
                     let row = manager(&ctx)?
                         .upgrade_with(&actor, &manifest, &component, &grants, allow, allow_low)
                         .await
@@ -429,7 +418,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("enablePlugin", TypeRef::named_nn("Plugin"), |ctx| {
                 FieldFuture::new(async move {
                     let actor = authorize(&ctx, Access::Admin)?.clone();
-                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let id = arg_string(&ctx, "id")?;
                     let all = ctx
                         .args
                         .get("grantAll")
@@ -437,8 +426,8 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
                         .map(|v| v.boolean())
                         .transpose()?
                         .unwrap_or(false);
-                    let grants = if all { Grants::All } else { Grants::List(strings_arg(&ctx, "grants")?) };
-                    let allow_low = bool_arg(&ctx, "allowLowRoleWrites")?;
+                    let grants = if all { Grants::All } else { Grants::List(arg_strings(&ctx, "grants")?) };
+                    let allow_low = arg_opt_bool(&ctx, "allowLowRoleWrites")?.unwrap_or(false);
                     let row = manager(&ctx)?.enable_with(&actor, &id, grants, allow_low).await.map_err(plugin_error)?;
                     Ok(Some(FieldValue::value(plugin_value(row))))
                 })
@@ -457,7 +446,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("disablePlugin", TypeRef::named_nn("Plugin"), |ctx| {
                 FieldFuture::new(async move {
                     let actor = authorize(&ctx, Access::Admin)?.clone();
-                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let id = arg_string(&ctx, "id")?;
                     let row = manager(&ctx)?.disable(&actor, &id).await.map_err(plugin_error)?;
                     Ok(Some(FieldValue::value(plugin_value(row))))
                 })
@@ -468,7 +457,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("uninstallPlugin", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
                 FieldFuture::new(async move {
                     let actor = authorize(&ctx, Access::Admin)?.clone();
-                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let id = arg_string(&ctx, "id")?;
                     let purge = ctx
                         .args
                         .get("purge")
@@ -488,8 +477,8 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("setPluginSetting", TypeRef::named_nn("Plugin"), |ctx| {
                 FieldFuture::new(async move {
                     let actor = authorize(&ctx, Access::Admin)?.clone();
-                    let id = ctx.args.try_get("id")?.string()?.to_owned();
-                    let key = ctx.args.try_get("key")?.string()?.to_owned();
+                    let id = arg_string(&ctx, "id")?;
+                    let key = arg_string(&ctx, "key")?;
                     let value = match ctx.args.get("value").filter(|v| !v.is_null()) {
                         Some(v) => Some(v.as_value().clone().into_json()?),
                         None => None,
@@ -507,7 +496,7 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("replayPluginEvents", TypeRef::named_nn("PluginReplay"), |ctx| {
                 FieldFuture::new(async move {
                     let actor = authorize(&ctx, Access::Admin)?.clone();
-                    let id = ctx.args.try_get("id")?.string()?.to_owned();
+                    let id = arg_string(&ctx, "id")?;
                     let outcome = manager(&ctx)?.replay(&actor, &id).await.map_err(plugin_error)?;
                     Ok(Some(FieldValue::value(obj(vec![
                         ("replayed", GqlValue::Number((outcome.replayed as u64).into())),
@@ -522,8 +511,8 @@ pub fn register(builder: SchemaBuilder, mut query: Object, mut mutation: Object)
             Field::new("runPluginJob", TypeRef::named_nn("PluginJobRun"), |ctx| {
                 FieldFuture::new(async move {
                     let actor = authorize(&ctx, Access::Admin)?.clone();
-                    let id = ctx.args.try_get("id")?.string()?.to_owned();
-                    let job = ctx.args.try_get("job")?.string()?.to_owned();
+                    let id = arg_string(&ctx, "id")?;
+                    let job = arg_string(&ctx, "job")?;
                     let run = crate::plugin::jobs::trigger(&*manager(&ctx)?, &actor, &id, &job)
                         .await
                         .map_err(plugin_error)?;

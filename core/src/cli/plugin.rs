@@ -443,11 +443,11 @@ async fn call_operation(
     arguments: &serde_json::Map<String, serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
     manager.start_for_command().await?;
-    manager.kith.attach_plugins(manager);
+    crate::plugin::PluginManager::attach(manager);
     let registry = manager.kith.registry();
     let outcome = match registry.extensions().iter().find(|e| e.plugin == id) {
         Some(extension) => {
-            crate::plugin::extension::run_operation(&manager.kith, extension, operation, actor, arguments).await
+            crate::plugin::operation::run_operation(&manager.kith, extension, operation, actor, arguments).await
         }
         None => {
             manager.stop().await;

@@ -3,13 +3,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
+use crate::domain::object::Registry;
 use crate::domain::value::{Value, normalize_email};
 use crate::domain::{DomainError, Result};
 
 /// Types a custom field can have.
 pub const KINDS: &[&str] = &["TEXT", "NUMBER", "DECIMAL", "DATE", "BOOLEAN", "SELECT", "MULTI_SELECT", "URL", "EMAIL"];
-/// Objects that carry custom fields.
-pub const OBJECTS: &[&str] = &["contact", "company", "deal", "ticket", "activity"];
 
 /// An admin-defined field on one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,12 +28,13 @@ pub struct CustomFieldDef {
 }
 
 impl CustomFieldDef {
-    /// Checks the definition itself.
-    pub fn validate(&self) -> Result<()> {
-        if !OBJECTS.contains(&self.object.as_str()) {
+    /// Checks the definition itself against the objects of `registry`.
+    pub fn validate(&self, registry: &Registry) -> Result<()> {
+        if !registry.get(&self.object).is_some_and(|def| def.custom_fields) {
+            let objects: Vec<&str> = registry.objects().filter(|d| d.custom_fields).map(|d| d.name.as_str()).collect();
             return Err(DomainError::invalid(
                 "object",
-                format!("`{}` has no custom fields (one of {})", self.object, OBJECTS.join(", ")),
+                format!("`{}` has no custom fields (one of {})", self.object, objects.join(", ")),
             ));
         }
         let mut chars = self.key.chars();

@@ -54,3 +54,11 @@ pub trait WriteHook: Send + Sync + fmt::Debug {
     /// Decides about `write`.
     fn before_write<'a>(&'a self, write: PendingWrite<'a>) -> HookFuture<'a>;
 }
+
+/// The plugin runtime, as the services hold it: attached to them by the layer that runs it, and
+/// reached back for by the layers above (which know the concrete type and downcast to it). The
+/// services never call into it, so they do not depend on the plugin layer.
+pub trait PluginRuntime: std::any::Any + Send + Sync + fmt::Debug {
+    /// Itself, for the layers above to downcast.
+    fn into_any(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn std::any::Any + Send + Sync>;
+}

@@ -38,6 +38,11 @@ pub struct FieldDef {
     pub unique: bool,
     /// Indexed for filtering and sorting.
     pub indexed: bool,
+    /// Its name for people (`First name`); derived from `name` unless set.
+    pub label: String,
+    /// For a reference: the name of the relation it adds to the target's type, when not the
+    /// default (this object's plural), e.g. `Ticket.comments`.
+    pub reverse: Option<String>,
 }
 
 impl FieldDef {
@@ -53,6 +58,8 @@ impl FieldDef {
             personal: false,
             unique: false,
             indexed: false,
+            label: humanize(name),
+            reverse: None,
         }
     }
 
@@ -77,6 +84,18 @@ impl FieldDef {
     /// Sets the documentation sentence.
     pub fn doc(mut self, text: &str) -> FieldDef {
         self.description = text.to_owned();
+        self
+    }
+
+    /// Sets the label people see.
+    pub fn label(mut self, label: &str) -> FieldDef {
+        self.label = label.to_owned();
+        self
+    }
+
+    /// Marks the field unique among live records.
+    pub fn unique(mut self) -> FieldDef {
+        self.unique = true;
         self
     }
 }
@@ -113,6 +132,32 @@ pub struct ObjectDef {
     /// Indexes over several columns (column names, in order), for reports that filter and
     /// group on them together.
     pub indexes: Vec<Vec<String>>,
+    /// Its name for people (`Ticket comment`).
+    pub label: String,
+    /// Its plural for people (`Ticket comments`).
+    pub plural_label: String,
+    /// The API has generic create / update / delete / restore mutations for it (others change
+    /// only through workflows: comments, users).
+    pub mutable: bool,
+    /// Records have a timeline (`timeline` field): activities linked to them, and the stage
+    /// changes and ticket events of the deals and tickets that reference them.
+    pub timeline: bool,
+    /// `kith export` and the export API cover it.
+    pub exportable: bool,
+    /// Segments may be defined over it.
+    pub segmentable: bool,
+    /// The capability name plugins are granted (`contacts` in `contacts:read`); `None` when
+    /// plugins cannot read or write it.
+    pub capability: Option<String>,
+    /// Plugin objects may declare references to it.
+    pub referenceable: bool,
+    /// How a record is named for people (search hits, the console), as templates of
+    /// `{field}` placeholders: the first that renders non-blank wins.
+    pub title: Vec<String>,
+    /// The field that names a record when one field is needed (pickers, default sort).
+    pub name_field: String,
+    /// The fields a list shows by default, in order.
+    pub list_columns: Vec<String>,
 }
 
 impl ObjectDef {
@@ -137,7 +182,67 @@ impl ObjectDef {
             search_fields: Vec::new(),
             plugin: None,
             indexes: Vec::new(),
+            label: humanize(name),
+            plural_label: humanize(plural),
+            mutable: true,
+            timeline: false,
+            exportable: false,
+            segmentable: false,
+            capability: None,
+            referenceable: true,
+            title: Vec::new(),
+            name_field: "id".to_owned(),
+            list_columns: Vec::new(),
         }
+    }
+
+    /// Sets how records are named for people: the title templates, then the naming field.
+    pub fn titled(mut self, templates: &[&str], name_field: &str) -> ObjectDef {
+        self.title = templates.iter().map(|t| (*t).to_owned()).collect();
+        self.name_field = name_field.to_owned();
+        self
+    }
+
+    /// Sets the default list columns.
+    pub fn columns(mut self, columns: &[&str]) -> ObjectDef {
+        self.list_columns = columns.iter().map(|c| (*c).to_owned()).collect();
+        self
+    }
+
+    /// A record's title: the first of [`ObjectDef::title`] that renders non-blank with `get`
+    /// giving a field's text, else the naming field's text.
+    pub fn title_of(&self, get: impl Fn(&str) -> String) -> String {
+        for template in &self.title {
+            let rendered = render(template, &get);
+            if !rendered.trim().is_empty() {
+                return rendered.trim().to_owned();
+            }
+        }
+        get(&self.name_field)
+    }
+
+    /// The fields that name a record: those the title templates use, else the naming field.
+    pub fn title_fields(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for template in &self.title {
+            for part in template.split('{').skip(1) {
+                if let Some((field, _)) = part.split_once('}')
+                    && !out.iter().any(|f| f == field)
+                {
+                    out.push(field.to_owned());
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push(self.name_field.clone());
+        }
+        out
+    }
+
+    /// Changes flags in place, for definitions written as one expression.
+    pub fn with(mut self, change: impl FnOnce(&mut ObjectDef)) -> ObjectDef {
+        change(&mut self);
+        self
     }
 
     /// Appends a field.
@@ -159,8 +264,25 @@ impl ObjectDef {
         self
     }
 
-    /// Appends the bookkeeping fields this object's flags call for.
+    /// Appends the bookkeeping fields this object's flags call for, and names records by their
+    /// first text field and lists their first fields where nothing else was said.
     pub fn finish(mut self) -> ObjectDef {
+        if self.title.is_empty() && self.name_field == "id" {
+            let named = self.fields.iter().find(|f| matches!(f.kind, FieldKind::Text) && f.required);
+            let named = named.or_else(|| self.fields.iter().find(|f| matches!(f.kind, FieldKind::Text)));
+            if let Some(field) = named {
+                self.name_field = field.name.clone();
+            }
+        }
+        if self.list_columns.is_empty() {
+            self.list_columns = self
+                .fields
+                .iter()
+                .filter(|f| f.name != "id" && !matches!(f.kind, FieldKind::Json))
+                .take(4)
+                .map(|f| f.name.clone())
+                .collect();
+        }
         if self.custom_fields {
             self.fields.push(
                 FieldDef::new("customFields", FieldKind::Json)
@@ -208,6 +330,9 @@ impl ObjectDef {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     objects: BTreeMap<String, Arc<ObjectDef>>,
+    /// Names in the order they were defined (core objects as `core_objects` lists them, then
+    /// plugin objects as enabled): the order people see them in.
+    order: Vec<String>,
     extensions: Vec<Arc<crate::domain::extension::Extension>>,
 }
 
@@ -216,9 +341,16 @@ impl Registry {
     pub fn core() -> Registry {
         let mut registry = Registry::default();
         for def in core_objects() {
+            registry.order.push(def.name.clone());
             registry.objects.insert(def.name.clone(), Arc::new(def));
         }
         registry
+    }
+
+    /// The registry of core objects, built once.
+    pub fn core_static() -> &'static Registry {
+        static CORE: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::core);
+        &CORE
     }
 
     /// The object called `name`.
@@ -231,10 +363,16 @@ impl Registry {
         self.objects.values()
     }
 
+    /// Every object, in the order they were defined: core objects first, as people see them.
+    pub fn in_order(&self) -> impl Iterator<Item = &Arc<ObjectDef>> {
+        self.order.iter().filter_map(|name| self.objects.get(name))
+    }
+
     /// Adds plugin-declared objects. Refused, naming the clash, when a name, plural, type or
     /// table is taken, or when a reference targets an object that does not exist.
     pub fn extend(&mut self, defs: Vec<ObjectDef>) -> std::result::Result<(), String> {
         let mut next = self.objects.clone();
+        let mut order = self.order.clone();
         for def in defs {
             for other in next.values() {
                 let names = [&other.name, &other.plural, &other.type_name];
@@ -248,6 +386,7 @@ impl Registry {
                     return Err(format!("table `{}` is already used by object `{}`", def.table, other.name));
                 }
             }
+            order.push(def.name.clone());
             next.insert(def.name.clone(), Arc::new(def));
         }
         // References must land, and a reverse relation must not shadow a field of its target.
@@ -265,6 +404,7 @@ impl Registry {
             }
         }
         self.objects = next;
+        self.order = order;
         Ok(())
     }
 
@@ -327,8 +467,6 @@ pub const LIFECYCLE_STAGES: &[&str] = &["SUBSCRIBER", "LEAD", "PROSPECT", "CUSTO
 pub const STAGE_KINDS: &[&str] = &["OPEN", "WON", "LOST"];
 /// Kinds of activity.
 pub const ACTIVITY_KINDS: &[&str] = &["NOTE", "CALL", "EMAIL", "MEETING", "TASK"];
-/// Objects a segment may be defined over.
-pub const SEGMENT_OBJECTS: &[&str] = &["contact", "company", "deal", "ticket", "activity"];
 
 fn reference(name: &str, target: &str, doc: &str) -> FieldDef {
     FieldDef::new(name, FieldKind::Ref(target.to_owned())).doc(doc)
@@ -341,7 +479,12 @@ fn core_objects() -> Vec<ObjectDef> {
     let mut contact = ObjectDef::new("contact", "contacts", "A person Kith keeps track of.")
         .field(FieldDef::new("firstName", K::Text).doc("Given name."))
         .field(FieldDef::new("lastName", K::Text).doc("Family name."))
-        .field(FieldDef::new("email", K::Email).doc("E-mail address; unique (ignoring case) among live contacts."))
+        .field(
+            FieldDef::new("email", K::Email)
+                .label("E-mail")
+                .unique()
+                .doc("E-mail address; unique (ignoring case) among live contacts."),
+        )
         .field(FieldDef::new("phone", K::Text).doc("Phone number, as entered."))
         .field(FieldDef::new("jobTitle", K::Text).doc("Job title."))
         .field(FieldDef::new("birthday", K::Date).doc("Date of birth."))
@@ -364,11 +507,21 @@ fn core_objects() -> Vec<ObjectDef> {
     contact.taggable = true;
     contact.natural_key = Some("email".to_owned());
     contact.search_fields = ["firstName", "lastName", "email", "phone", "jobTitle"].map(String::from).to_vec();
+    let contact = contact
+        .titled(&["{firstName} {lastName}", "{email}"], "lastName")
+        .columns(&["firstName", "lastName", "email", "companyId", "lifecycleStage"])
+        .with(|d| {
+            d.timeline = true;
+            d.exportable = true;
+            d.segmentable = true;
+            d.capability = Some("contacts".into());
+        });
 
     let mut company = ObjectDef::new("company", "companies", "An organisation: a customer, a prospect, a partner.")
         .field(FieldDef::new("name", K::Text).required().doc("Name."))
         .field(
             FieldDef::new("domain", K::Text)
+                .unique()
                 .doc("Web domain, normalised (`example.org`); unique among live companies."),
         )
         .field(FieldDef::new("industry", K::Text).doc("Industry."))
@@ -380,11 +533,20 @@ fn core_objects() -> Vec<ObjectDef> {
     company.taggable = true;
     company.natural_key = Some("domain".to_owned());
     company.search_fields = ["name", "domain", "industry"].map(String::from).to_vec();
+    let company =
+        company.titled(&["{name}"], "name").columns(&["name", "domain", "industry", "addressCity"]).with(|d| {
+            d.timeline = true;
+            d.exportable = true;
+            d.segmentable = true;
+            d.capability = Some("companies".into());
+        });
 
     let pipeline =
         ObjectDef::new("pipeline", "pipelines", "A sales process: an ordered list of stages deals move through.")
             .field(FieldDef::new("name", K::Text).required().doc("Name."))
-            .field(FieldDef::new("currency", K::Currency).required().doc("Default currency of its deals (ISO 4217)."));
+            .field(FieldDef::new("currency", K::Currency).required().doc("Default currency of its deals (ISO 4217)."))
+            .titled(&["{name}"], "name")
+            .columns(&["name", "currency"]);
 
     let stage = ObjectDef::new("stage", "stages", "A step of a pipeline.")
         .field(reference("pipelineId", "pipeline", "The pipeline the stage belongs to.").required().create_only())
@@ -395,7 +557,9 @@ fn core_objects() -> Vec<ObjectDef> {
             FieldDef::new("kind", K::enumeration(STAGE_KINDS))
                 .required()
                 .doc("OPEN, or WON / LOST for closing stages."),
-        );
+        )
+        .titled(&["{name}"], "name")
+        .columns(&["pipelineId", "position", "name", "probability", "kind"]);
 
     let mut deal = ObjectDef::new("deal", "deals", "A potential sale moving through a pipeline.")
         .field(FieldDef::new("title", K::Text).required().doc("Title."))
@@ -416,9 +580,18 @@ fn core_objects() -> Vec<ObjectDef> {
     deal.custom_fields = true;
     deal.taggable = true;
     deal.search_fields = vec!["title".to_owned()];
+    let deal = deal
+        .titled(&["{title}"], "title")
+        .columns(&["title", "amount", "currency", "stageId", "companyId"])
+        .with(|d| {
+            d.timeline = true;
+            d.exportable = true;
+            d.segmentable = true;
+            d.capability = Some("deals".into());
+        });
 
     let mut ticket = ObjectDef::new("ticket", "tickets", "A support request.")
-        .field(FieldDef::new("number", K::Int).read_only().doc("Human number (#1001), sequential."))
+        .field(FieldDef::new("number", K::Int).read_only().unique().doc("Human number (#1001), sequential."))
         .field(FieldDef::new("subject", K::Text).required().doc("Subject."))
         .field(FieldDef::new("description", K::Text).doc("Description."))
         .field(
@@ -449,7 +622,17 @@ fn core_objects() -> Vec<ObjectDef> {
         .field(FieldDef::new("satisfactionComment", K::Text).read_only().doc("Customer's comment with the rating."));
     ticket.custom_fields = true;
     ticket.taggable = true;
-    ticket.search_fields = vec!["subject".to_owned(), "description".to_owned()];
+    // The number last, so that `1042` finds ticket #1042.
+    ticket.search_fields = vec!["subject".to_owned(), "description".to_owned(), "number".to_owned()];
+    let ticket = ticket
+        .titled(&["#{number} {subject}"], "subject")
+        .columns(&["number", "subject", "status", "priority", "assigneeId"])
+        .with(|d| {
+            d.timeline = true;
+            d.exportable = true;
+            d.segmentable = true;
+            d.capability = Some("tickets".into());
+        });
 
     let mut comment = ObjectDef::new("ticketComment", "ticketComments", "A reply or internal note on a ticket.")
         .field(reference("ticketId", "ticket", "The ticket.").required().create_only())
@@ -466,6 +649,12 @@ fn core_objects() -> Vec<ObjectDef> {
         });
     comment.soft_delete = false;
     comment.versioned = false;
+    comment.mutable = false;
+    comment.referenceable = false;
+    if let Some(ticket) = comment.fields.iter_mut().find(|f| f.name == "ticketId") {
+        ticket.reverse = Some("comments".into());
+    }
+    let comment = comment.titled(&["{body}"], "body").columns(&["createdAt", "authorName", "public", "body"]);
 
     let mut activity =
         ObjectDef::new("activity", "activities", "A note, call, e-mail, meeting or task, linked to records.")
@@ -481,20 +670,27 @@ fn core_objects() -> Vec<ObjectDef> {
             .field(reference("dealId", "deal", "Linked deal."))
             .field(reference("ticketId", "ticket", "Linked ticket."));
     activity.custom_fields = true;
+    let activity = activity
+        .titled(&["{subject}"], "subject")
+        .columns(&["kind", "subject", "occurredAt", "contactId", "ownerId"])
+        .with(|d| {
+            d.segmentable = true;
+            d.capability = Some("activities".into());
+        });
 
     let segment = ObjectDef::new("segment", "segments", "A named, saved filter over one kind of record.")
         .field(FieldDef::new("name", K::Text).required().doc("Name."))
         .field(
-            FieldDef::new("object", K::enumeration(&["CONTACT", "COMPANY", "DEAL", "TICKET", "ACTIVITY"]))
-                .required()
-                .create_only()
-                .doc("The kind of record it selects."),
+            FieldDef::new("object", K::Enum(Vec::new())).required().create_only().doc("The kind of record it selects."),
         )
         .field(FieldDef::new("filter", K::Json).required().doc("The filter, in the same language as list queries."))
-        .field(reference("ownerId", "user", "Who made it."));
+        .field(reference("ownerId", "user", "Who made it."))
+        .titled(&["{name}"], "name")
+        .columns(&["name", "object", "ownerId"])
+        .with(|d| d.referenceable = false);
 
     let mut user = ObjectDef::new("user", "users", "A person who logs in to Kith.")
-        .field(FieldDef::new("email", K::Email).required().doc("Login e-mail, unique."))
+        .field(FieldDef::new("email", K::Email).required().label("E-mail").unique().doc("Login e-mail, unique."))
         .field(FieldDef::new("name", K::Text).required().doc("Display name."))
         .field(
             FieldDef::new("role", K::enumeration(&["ADMIN", "MANAGER", "AGENT", "VIEWER"]))
@@ -504,11 +700,56 @@ fn core_objects() -> Vec<ObjectDef> {
         .field(FieldDef::new("active", K::Bool).doc("Inactive users cannot log in."));
     user.table = "app_user".to_owned();
     user.soft_delete = false;
+    user.mutable = false;
+    let user = user.titled(&["{name}", "{email}"], "name").columns(&["name", "email", "role", "active"]);
 
-    [contact, company, pipeline, stage, deal, ticket, comment, activity, segment, user]
-        .into_iter()
-        .map(ObjectDef::finish)
-        .collect()
+    let mut objects = vec![contact, company, pipeline, stage, deal, ticket, comment, activity, segment, user];
+    // A segment selects one of the segmentable objects.
+    let segmentable: Vec<String> =
+        objects.iter().filter(|d| d.segmentable).map(crate::domain::naming::enum_value).collect();
+    for def in objects.iter_mut().filter(|d| d.name == "segment") {
+        if let Some(field) = def.fields.iter_mut().find(|f| f.name == "object") {
+            field.kind = K::Enum(segmentable.clone());
+        }
+    }
+    objects.into_iter().map(ObjectDef::finish).collect()
+}
+
+/// `{firstName} {lastName}` with `get` giving each field's text.
+fn render(template: &str, get: &impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        match rest[open + 1..].find('}') {
+            Some(close) => {
+                out.push_str(&get(&rest[open + 1..open + 1 + close]));
+                rest = &rest[open + close + 2..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `ticketComment` becomes `Ticket comment`, `firstName` `First name`.
+pub fn humanize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if i == 0 {
+            out.push(c.to_ascii_uppercase());
+        } else if c.is_ascii_uppercase() {
+            out.push(' ');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `firstName` becomes `first_name`.

@@ -150,7 +150,7 @@ fn custom_field_values() {
         },
     ];
     for def in &defs {
-        def.validate().unwrap();
+        def.validate(&Registry::core()).unwrap();
     }
     let ok = validate_values(&defs, None, Some(&json!({"tier": "gold", "langs": ["fr", "en", "fr"], "budget": 10.10})))
         .unwrap();
@@ -166,7 +166,7 @@ fn custom_field_values() {
         CustomFieldDef { kind: "COLOUR".into(), ..defs[2].clone() },
     ];
     for def in bad_defs {
-        assert!(def.validate().is_err(), "{def:?}");
+        assert!(def.validate(&Registry::core()).is_err(), "{def:?}");
     }
 }
 

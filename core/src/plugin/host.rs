@@ -1,27 +1,21 @@
-//! The host side of `kith:plugin@1`: the state each plugin instance's store carries, and
-//! the host functions it imports. Every function checks the plugin's grants first; a refused
-//! call returns `error-code.denied` to the plugin (never a trap) and is audited.
+//! The host side of `kith:plugin@1`: the bindings, and the state each plugin instance's store
+//! carries (the call's mode, budgets, transaction and output) with the checks every host
+//! function makes first (`plugin::host_functions`): grants, budgets, write permission. A
+//! refused call returns `error-code.denied` to the plugin (never a trap) and is audited.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::Utc;
 use serde_json::Value as Json;
-use uuid::Uuid;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::domain::DomainError;
 use crate::domain::actor::{Actor, Role};
-use crate::domain::filter::{Filter, OrderBy};
-use crate::domain::value::format_datetime;
 use crate::error::Error;
 use crate::plugin::manifest::object_capability;
 use crate::service::Kith;
-use crate::service::input::Input;
-use crate::store::records::{ListQuery, PageRequest, Record};
-use crate::store::{custom_fields, plugins, records};
+use crate::store::plugins;
 
 /// Bindings of `kith:plugin@1` (one module per supported major version), generated from the
 /// newest 1.x WIT: world `base` (what every 1.x component exports).
@@ -51,7 +45,9 @@ pub mod v1_ext {
     });
 }
 
-use v1::kith::plugin::types::{CrmRecord, ErrorCode, HostError, LogLevel, Page, Query};
+use v1::kith::plugin::types::{ErrorCode, HostError};
+
+use crate::plugin::host_functions::invalid;
 
 /// Most log lines one call may write; the rest are dropped and counted.
 pub const MAX_LOG_LINES: u32 = 100;
@@ -107,12 +103,12 @@ impl KvUsageCache {
     const FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
     /// The usage, if known and fresh.
-    fn known(&self) -> Option<plugins::KvUsage> {
+    pub(crate) fn known(&self) -> Option<plugins::KvUsage> {
         self.usage.filter(|(_, at)| at.elapsed() < Self::FRESH).map(|(usage, _)| usage)
     }
 
     /// The usage after a write; `read` when the write read it from the database.
-    fn update(&mut self, usage: plugins::KvUsage, read: bool) {
+    pub(crate) fn update(&mut self, usage: plugins::KvUsage, read: bool) {
         let at = match self.usage {
             Some((_, at)) if !read => at,
             _ => std::time::Instant::now(),
@@ -252,7 +248,7 @@ impl HostState {
     /// events, and `chained_writes_per_minute` while handling events that plugin writes caused.
     /// Past either the write is refused and the call marked over budget (it then fails and the
     /// plugin is suspended: a plugin whose writes feed its own events grows without end).
-    fn count_write(&mut self) -> Result<(), HostError> {
+    pub(crate) fn count_write(&mut self) -> Result<(), HostError> {
         let CallMode::Event { depth } = self.call.mode else { return Ok(()) };
         self.call.writes += 1;
         let (_, per_minute) = self.plugin.write_limits;
@@ -290,7 +286,7 @@ impl HostState {
     }
 
     /// Counts `bytes` passed into a data-carrying host call against [`MAX_CALL_BYTES`].
-    fn spend(&mut self, bytes: usize) -> Result<(), HostError> {
+    pub(crate) fn spend(&mut self, bytes: usize) -> Result<(), HostError> {
         self.call.bytes_in = self.call.bytes_in.saturating_add(bytes);
         if self.call.bytes_in > MAX_CALL_BYTES {
             return Err(HostError {
@@ -301,7 +297,7 @@ impl HostState {
         Ok(())
     }
 
-    fn check(&mut self, capability: &str, function: &str) -> Result<(), HostError> {
+    pub(crate) fn check(&mut self, capability: &str, function: &str) -> Result<(), HostError> {
         if self.plugin.grants.contains(capability) {
             return Ok(());
         }
@@ -312,7 +308,7 @@ impl HostState {
         })
     }
 
-    fn check_object(&mut self, object: &str, write: bool, function: &str) -> Result<(), HostError> {
+    pub(crate) fn check_object(&mut self, object: &str, write: bool, function: &str) -> Result<(), HostError> {
         // Its own objects a plugin may always use (while enabled, they are in the registry).
         let own = self.plugin.kith.registry().get(object).is_some_and(|d| d.plugin.as_deref() == Some(&self.plugin.id));
         if own {
@@ -327,7 +323,7 @@ impl HostState {
 
     /// Writes wait for no other write: inside `before-write` (which runs within a write) they
     /// are refused.
-    fn writable(&self) -> Result<(), HostError> {
+    pub(crate) fn writable(&self) -> Result<(), HostError> {
         let context = match self.call.mode {
             CallMode::BeforeWrite => "inside before-write",
             CallMode::ReadOnly => "in computed fields and queries",
@@ -337,7 +333,7 @@ impl HostState {
     }
 
     /// The call's transaction, begun now if this is its first write.
-    async fn write_tx(&mut self) -> Result<&crate::store::Tx, Error> {
+    pub(crate) async fn write_tx(&mut self) -> Result<&crate::store::Tx, Error> {
         if self.call.tx.is_none() {
             let tx = self.plugin.kith.store.begin_held(&self.actor()).await?;
             self.call.tx = Some(tx);
@@ -346,11 +342,11 @@ impl HostState {
     }
 
     /// Where the call reads: its transaction once it wrote (to see its own writes).
-    fn reader(&self) -> crate::store::txn::Reader<'_> {
+    pub(crate) fn reader(&self) -> crate::store::txn::Reader<'_> {
         self.plugin.kith.store.reader(self.call.tx.as_ref())
     }
 
-    fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         let depth = match self.call.mode {
             CallMode::Event { depth } => depth + 1,
             CallMode::BeforeWrite | CallMode::ReadOnly | CallMode::Command => 1,
@@ -394,415 +390,5 @@ pub fn report_denials(kith: &Kith, plugin: &str, denied: Vec<(String, String)>) 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-fn invalid(message: impl Into<String>) -> HostError {
-    HostError { code: ErrorCode::InvalidInput, message: message.into() }
-}
-
-fn host_error(err: Error) -> HostError {
-    match err {
-        Error::Domain(DomainError::Validation { field, reason }) => invalid(format!("{field}: {reason}")),
-        Error::Domain(e @ DomainError::NotFound { .. }) => {
-            HostError { code: ErrorCode::NotFound, message: e.to_string() }
-        }
-        Error::Domain(e @ (DomainError::Conflict(_) | DomainError::Rejected { .. })) => {
-            HostError { code: ErrorCode::Conflict, message: e.to_string() }
-        }
-        Error::Domain(e @ DomainError::Forbidden(_)) => HostError { code: ErrorCode::Denied, message: e.to_string() },
-        other => {
-            tracing::error!(error = %other, "plugin host call failed");
-            HostError { code: ErrorCode::Internal, message: "internal error".into() }
-        }
-    }
-}
-
-/// The custom field definitions a filter or sort order needs: none (and no query) unless the
-/// object has custom fields and they are mentioned.
-async fn custom_defs(
-    reader: &crate::store::txn::Reader<'_>,
-    def: &crate::domain::object::ObjectDef,
-    json: [Option<&Json>; 2],
-) -> Result<Vec<crate::domain::custom_field::CustomFieldDef>, Error> {
-    let mentioned = json.iter().flatten().any(|j| j.to_string().contains("customField"));
-    if !def.custom_fields || !mentioned {
-        return Ok(Vec::new());
-    }
-    custom_fields::for_object(reader, &def.name).await
-}
-
-fn to_wit(object: &str, record: &Record) -> CrmRecord {
-    CrmRecord {
-        object: object.to_owned(),
-        id: record.id().to_string(),
-        version: record.get("version").as_int().unwrap_or(1).max(0) as u64,
-        fields: record.to_json().to_string(),
-    }
-}
-
-fn parse_json(what: &str, text: &str) -> Result<Json, HostError> {
-    serde_json::from_str(text).map_err(|e| invalid(format!("{what} is not valid JSON: {e}")))
-}
-
-fn parse_id(id: &str) -> Result<Uuid, HostError> {
-    Uuid::parse_str(id).map_err(|_| invalid(format!("`{id}` is not a record id")))
-}
-
-impl v1::kith::plugin::types::Host for HostState {}
-
-impl v1::kith::plugin::http::Host for HostState {
-    async fn send(
-        &mut self,
-        request: v1::kith::plugin::http::Request,
-    ) -> wasmtime::Result<Result<v1::kith::plugin::http::Response, HostError>> {
-        if self.call.mode == CallMode::BeforeWrite {
-            return Ok(Err(HostError {
-                code: ErrorCode::Unavailable,
-                message: "HTTP is not available inside before-write".into(),
-            }));
-        }
-        let size = request.body.as_ref().map_or(0, Vec::len)
-            + request.url.len()
-            + request.headers.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>();
-        if let Err(err) = self.spend(size) {
-            return Ok(Err(err));
-        }
-        let result = crate::plugin::http::send(&self.plugin.http, request).await;
-        if let Err(err) = &result
-            && err.code == ErrorCode::Denied
-        {
-            self.call.denied.push(("http".into(), format!("http.send: {}", err.message)));
-        }
-        Ok(result)
-    }
-}
-
-impl v1::kith::plugin::host::Host for HostState {
-    async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
-        if self.call.log_lines >= MAX_LOG_LINES {
-            self.call.dropped_logs += 1;
-            return Ok(());
-        }
-        self.call.log_lines += 1;
-        let mut message = message;
-        if message.len() > MAX_LOG_BYTES {
-            let mut cut = MAX_LOG_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
-        let message = crate::plugin::output::escape_controls(&message);
-        let plugin = self.plugin.id.as_str();
-        match level {
-            LogLevel::Trace => tracing::trace!(target: "kith::plugin", plugin, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "kith::plugin", plugin, "{message}"),
-            LogLevel::Info => tracing::info!(target: "kith::plugin", plugin, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "kith::plugin", plugin, "{message}"),
-            LogLevel::Error => tracing::error!(target: "kith::plugin", plugin, "{message}"),
-        }
-        Ok(())
-    }
-
-    async fn now(&mut self) -> wasmtime::Result<String> {
-        Ok(format_datetime(Utc::now()))
-    }
-
-    async fn get_record(
-        &mut self,
-        object: String,
-        id: String,
-    ) -> wasmtime::Result<Result<Option<CrmRecord>, HostError>> {
-        if let Err(err) = self.check_object(&object, false, "get-record") {
-            return Ok(Err(err));
-        }
-        let id = match parse_id(&id) {
-            Ok(id) => id,
-            Err(err) => return Ok(Err(err)),
-        };
-        let kith = &self.plugin.kith;
-        let reader = self.reader();
-        let result = async {
-            let def = kith.object(&object)?;
-            let record = records::get(&reader, &def, id).await?;
-            Ok::<_, Error>(record.filter(|r| r.get("deletedAt").is_null()).map(|r| to_wit(&object, &r)))
-        }
-        .await;
-        Ok(result.map_err(host_error))
-    }
-
-    async fn query_records(&mut self, object: String, query: Query) -> wasmtime::Result<Result<Page, HostError>> {
-        if let Err(err) = self.check_object(&object, false, "query-records") {
-            return Ok(Err(err));
-        }
-        if !(1..=200).contains(&query.first) {
-            return Ok(Err(invalid("query.first must be between 1 and 200")));
-        }
-        let filter = match query.filter.as_deref().map(|f| parse_json("query.filter", f)).transpose() {
-            Ok(f) => f,
-            Err(err) => return Ok(Err(err)),
-        };
-        let order_by = match query.order_by.as_deref().map(|o| parse_json("query.order-by", o)).transpose() {
-            Ok(o) => o,
-            Err(err) => return Ok(Err(err)),
-        };
-        let kith = &self.plugin.kith;
-        let reader = self.reader();
-        let result = async {
-            let def = kith.object(&object)?;
-            let custom = custom_defs(&reader, &def, [filter.as_ref(), order_by.as_ref()]).await?;
-            let filter = match &filter {
-                Some(json) => Filter::from_json(&def, &custom, json)?,
-                None => Filter::all(),
-            };
-            let mut order = Vec::new();
-            match &order_by {
-                Some(Json::Array(items)) if items.len() <= 5 => {
-                    for item in items {
-                        order.push(OrderBy::from_json(&def, &custom, item)?);
-                    }
-                }
-                Some(_) => return Err(DomainError::invalid("order-by", "a list of at most 5 sort keys").into()),
-                None => {}
-            }
-            let list = ListQuery {
-                filter,
-                order,
-                page: PageRequest::Forward { first: u64::from(query.first), after: query.after.clone() },
-                include_deleted: false,
-            };
-            let page = records::list(&reader, &def, &list).await?;
-            let next_cursor = if page.has_next { page.records.last().map(|(c, _)| c.clone()) } else { None };
-            Ok::<_, Error>(Page {
-                records: page.records.iter().map(|(_, r)| to_wit(&object, r)).collect(),
-                next_cursor,
-            })
-        }
-        .await;
-        Ok(result.map_err(host_error))
-    }
-
-    async fn create_record(
-        &mut self,
-        object: String,
-        fields: String,
-    ) -> wasmtime::Result<Result<CrmRecord, HostError>> {
-        if let Err(err) = self
-            .check_object(&object, true, "create-record")
-            .and_then(|()| self.spend(fields.len()))
-            .and_then(|()| self.count_write())
-        {
-            return Ok(Err(err));
-        }
-        let fields = match parse_json("fields", &fields) {
-            Ok(f) => f,
-            Err(err) => return Ok(Err(err)),
-        };
-        let kith = self.plugin.kith.clone();
-        let result = async {
-            let def = kith.object(&object)?;
-            let input = Input::from_json(&def, &fields)?;
-            let tx = self.write_tx().await?;
-            let record = tx.step(crate::service::records::create(tx, &kith.registry(), &object, input)).await?;
-            Ok::<_, Error>(to_wit(&object, &record))
-        }
-        .await;
-        Ok(result.map_err(host_error))
-    }
-
-    async fn update_record(
-        &mut self,
-        object: String,
-        id: String,
-        fields: String,
-        expected_version: Option<u64>,
-    ) -> wasmtime::Result<Result<CrmRecord, HostError>> {
-        if let Err(err) = self
-            .check_object(&object, true, "update-record")
-            .and_then(|()| self.spend(fields.len()))
-            .and_then(|()| self.count_write())
-        {
-            return Ok(Err(err));
-        }
-        let (id, fields) = match (parse_id(&id), parse_json("fields", &fields)) {
-            (Ok(id), Ok(fields)) => (id, fields),
-            (Err(err), _) | (_, Err(err)) => return Ok(Err(err)),
-        };
-        let kith = self.plugin.kith.clone();
-        let result = async {
-            let def = kith.object(&object)?;
-            let input = Input::from_json(&def, &fields)?;
-            let tx = self.write_tx().await?;
-            let expected = expected_version.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
-            let record =
-                tx.step(crate::service::records::update(tx, &kith.registry(), &object, id, input, expected)).await?;
-            Ok::<_, Error>(to_wit(&object, &record))
-        }
-        .await;
-        Ok(result.map_err(host_error))
-    }
-
-    async fn kv_get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
-        if let Err(err) = self.check("kv", "kv-get") {
-            return Ok(Err(err));
-        }
-        Ok(plugins::kv_get(&self.reader(), &self.plugin.id, &key).await.map_err(host_error))
-    }
-
-    async fn kv_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), HostError>> {
-        if let Err(err) = self.check("kv", "kv-set") {
-            return Ok(Err(err));
-        }
-        if let Err(err) = self.writable() {
-            return Ok(Err(err));
-        }
-        if key.is_empty() || key.len() > MAX_KV_KEY {
-            return Ok(Err(invalid(format!("keys are 1 to {MAX_KV_KEY} bytes"))));
-        }
-        if value.len() > MAX_KV_VALUE {
-            return Ok(Err(HostError {
-                code: ErrorCode::LimitExceeded,
-                message: format!("values are at most {} KiB", MAX_KV_VALUE >> 10),
-            }));
-        }
-        if let Err(err) = self.spend(key.len() + value.len()) {
-            return Ok(Err(err));
-        }
-        let quota = self.plugin.kv_quota;
-        let plugin = self.plugin.clone();
-        let known = plugin.kv_usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner).known();
-        let result = match self.write_tx().await {
-            Ok(tx) => tx.step(plugins::kv_set(tx.conn(), &plugin.id, &key, &value, quota, known, Utc::now())).await,
-            Err(err) => Err(err),
-        };
-        if let Ok(Ok(usage)) = &result {
-            plugin.kv_usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner).update(*usage, known.is_none());
-        }
-        Ok(match result {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(plugins::KvRefusal::Keys)) => Err(HostError {
-                code: ErrorCode::LimitExceeded,
-                message: format!("a plugin may keep at most {} keys", quota.max_keys),
-            }),
-            Ok(Err(plugins::KvRefusal::Bytes)) => Err(HostError {
-                code: ErrorCode::LimitExceeded,
-                message: format!(
-                    "the plugin's key-value store is full: it may hold {} MiB (`[limits] kv_mib`)",
-                    quota.max_bytes >> 20
-                ),
-            }),
-            Err(err) => Err(host_error(err)),
-        })
-    }
-
-    async fn kv_delete(&mut self, key: String) -> wasmtime::Result<Result<bool, HostError>> {
-        if let Err(err) = self.check("kv", "kv-delete") {
-            return Ok(Err(err));
-        }
-        if let Err(err) = self.writable() {
-            return Ok(Err(err));
-        }
-        let plugin = self.plugin.clone();
-        Ok(match self.write_tx().await {
-            Ok(tx) => plugins::kv_delete(tx.conn(), &plugin.id, &key).await,
-            Err(err) => Err(err),
-        }
-        .map_err(host_error))
-    }
-
-    async fn kv_keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, HostError>> {
-        if let Err(err) = self.check("kv", "kv-keys") {
-            return Ok(Err(err));
-        }
-        Ok(plugins::kv_keys(&self.reader(), &self.plugin.id, &prefix, 1_000).await.map_err(host_error))
-    }
-
-    async fn setting(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        Ok(self.plugin.settings.get(&key).map(Json::to_string))
-    }
-}
-
-fn aggregate_text(value: &crate::domain::value::Value) -> Option<String> {
-    match value.to_json() {
-        Json::Null => None,
-        Json::String(s) => Some(s),
-        other => Some(other.to_string()),
-    }
-}
-
-impl v1::kith::plugin::aggregate::Host for HostState {
-    async fn aggregate(
-        &mut self,
-        object: String,
-        request: v1::kith::plugin::aggregate::Request,
-    ) -> wasmtime::Result<Result<Vec<v1::kith::plugin::aggregate::Row>, HostError>> {
-        use crate::store::aggregate::{Bucket, GroupBy, Metric, MetricKind};
-        use v1::kith::plugin::aggregate as wit;
-        if let Err(err) = self.check_object(&object, false, "aggregate") {
-            return Ok(Err(err));
-        }
-        let filter = match request.filter.as_deref().map(|f| parse_json("request.filter", f)).transpose() {
-            Ok(f) => f,
-            Err(err) => return Ok(Err(err)),
-        };
-        let group_by: Vec<GroupBy> = request
-            .group_by
-            .iter()
-            .map(|g| GroupBy {
-                field: g.field.clone(),
-                bucket: g.bucket.map(|b| match b {
-                    wit::DateBucket::Day => Bucket::Day,
-                    wit::DateBucket::Week => Bucket::Week,
-                    wit::DateBucket::Month => Bucket::Month,
-                    wit::DateBucket::Year => Bucket::Year,
-                }),
-            })
-            .collect();
-        let metrics: Vec<Metric> = request
-            .metrics
-            .iter()
-            .map(|m| Metric {
-                kind: match m.kind {
-                    wit::MetricKind::Count => MetricKind::Count,
-                    wit::MetricKind::Sum => MetricKind::Sum,
-                    wit::MetricKind::Min => MetricKind::Min,
-                    wit::MetricKind::Max => MetricKind::Max,
-                    wit::MetricKind::CountDistinct => MetricKind::CountDistinct,
-                },
-                field: m.field.clone(),
-            })
-            .collect();
-        let kith = &self.plugin.kith;
-        let reader = self.reader();
-        let result = async {
-            let def = kith.object(&object)?;
-            let custom = custom_defs(&reader, &def, [filter.as_ref(), None]).await?;
-            let filter = match &filter {
-                Some(json) => Filter::from_json(&def, &custom, json)?,
-                None => Filter::all(),
-            };
-            let rows = crate::store::aggregate::aggregate(
-                &reader,
-                &def,
-                &filter,
-                &group_by,
-                &metrics,
-                request.limit,
-                request.order.map(|o| (o.metric as usize, o.descending)),
-            )
-            .await?;
-            Ok::<_, Error>(
-                rows.iter()
-                    .map(|row| wit::Row {
-                        keys: row.keys.iter().map(aggregate_text).collect(),
-                        values: row.values.iter().map(aggregate_text).collect(),
-                    })
-                    .collect(),
-            )
-        }
-        .await;
-        Ok(result.map_err(host_error))
     }
 }

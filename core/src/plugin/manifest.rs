@@ -7,19 +7,22 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use crate::domain::object::Registry;
 use crate::plugin::PluginError;
 
 /// The manifest format this Kith reads.
 pub const MANIFEST_VERSION: u32 = 1;
 
-/// The objects plugins may read and write, with their capability names.
-pub const OBJECT_CAPABILITIES: &[(&str, &str)] = &[
-    ("contact", "contacts"),
-    ("company", "companies"),
-    ("deal", "deals"),
-    ("ticket", "tickets"),
-    ("activity", "activities"),
-];
+/// The core objects plugins may read and write, with their capability names (`contacts`), as
+/// the registry says.
+pub fn object_capabilities() -> impl Iterator<Item = (&'static str, &'static str)> {
+    Registry::core_static().objects().filter_map(|d| Some((d.name.as_str(), d.capability.as_deref()?)))
+}
+
+/// The core objects a plugin object may reference, as the registry says.
+pub fn reference_targets() -> impl Iterator<Item = &'static str> {
+    Registry::core_static().objects().filter(|d| d.referenceable).map(|d| d.name.as_str())
+}
 
 /// A parsed, validated manifest.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -180,10 +183,6 @@ impl fmt::Display for FieldType {
     }
 }
 
-/// Core objects a plugin object may reference.
-pub const REFERENCE_TARGETS: &[&str] =
-    &["contact", "company", "deal", "ticket", "activity", "user", "pipeline", "stage"];
-
 /// Field names every object has already.
 const RESERVED_FIELDS: &[&str] = &["id", "createdAt", "updatedAt", "deletedAt", "version", "customFields", "tags"];
 
@@ -273,12 +272,12 @@ impl ObjectSpec {
             match (field.kind, &field.target) {
                 (FieldType::Ref, None) => return Err(bad("target", "a `ref` field names its `target`".into())),
                 (FieldType::Ref, Some(target)) => {
-                    if !REFERENCE_TARGETS.contains(&target.as_str()) && !own.contains(&target.as_str()) {
+                    if !reference_targets().any(|t| t == target) && !own.contains(&target.as_str()) {
                         return Err(bad(
                             "target",
                             format!(
                                 "`{target}` is neither a core object ({}) nor one of this plugin's",
-                                REFERENCE_TARGETS.join(", ")
+                                reference_targets().collect::<Vec<_>>().join(", ")
                             ),
                         ));
                     }
@@ -500,12 +499,12 @@ pub fn check_capability(capability: &str) -> Result<(), PluginError> {
         };
     }
     if let Some((objects, access)) = capability.split_once(':')
-        && OBJECT_CAPABILITIES.iter().any(|(_, plural)| *plural == objects)
+        && object_capabilities().any(|(_, plural)| plural == objects)
         && (access == "read" || access == "write")
     {
         return Ok(());
     }
-    let known: Vec<_> = OBJECT_CAPABILITIES.iter().map(|(_, p)| format!("{p}:read|write")).collect();
+    let known: Vec<_> = object_capabilities().map(|(_, p)| format!("{p}:read|write")).collect();
     Err(PluginError::manifest(
         "capabilities",
         format!(
@@ -517,7 +516,7 @@ pub fn check_capability(capability: &str) -> Result<(), PluginError> {
 
 /// The capability a read or write of `object` needs, or `None` for an object plugins cannot use.
 pub fn object_capability(object: &str, write: bool) -> Option<String> {
-    let plural = OBJECT_CAPABILITIES.iter().find(|(name, _)| *name == object)?.1;
+    let plural = object_capabilities().find(|(name, _)| *name == object)?.1;
     Some(format!("{plural}:{}", if write { "write" } else { "read" }))
 }
 
@@ -600,7 +599,7 @@ impl Manifest {
         for pattern in &self.events {
             let object = pattern.split('.').next().unwrap_or_default();
             let known =
-                pattern == "*" || OBJECT_CAPABILITIES.iter().any(|(name, _)| *name == object) || own.contains(&object);
+                pattern == "*" || object_capabilities().any(|(name, _)| name == object) || own.contains(&object);
             if !known || pattern.split('.').count() > 2 || pattern.ends_with('.') {
                 return Err(PluginError::manifest(
                     "events",

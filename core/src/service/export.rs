@@ -21,9 +21,6 @@ pub enum Format {
     Json,
 }
 
-/// Objects that can be exported.
-pub const EXPORTABLE: &[&str] = &["contact", "company", "deal", "ticket"];
-
 const PAGE: u64 = 1_000;
 
 fn io(err: impl std::fmt::Display) -> Error {
@@ -79,14 +76,15 @@ impl<W: Write> Sink<W> {
 
 /// Writes every live record of `object` to `out`; returns how many.
 pub async fn export<W: Write>(kith: &Kith, object: &str, format: Format, out: W) -> Result<u64> {
-    if !EXPORTABLE.contains(&object) {
+    let registry = kith.registry();
+    let Some(def) = registry.get(object).filter(|def| def.exportable).cloned() else {
+        let exportable: Vec<&str> = registry.objects().filter(|d| d.exportable).map(|d| d.name.as_str()).collect();
         return Err(DomainError::invalid(
             "object",
-            format!("`{object}` cannot be exported (one of {})", EXPORTABLE.join(", ")),
+            format!("`{object}` cannot be exported (one of {})", exportable.join(", ")),
         )
         .into());
-    }
-    let def = kith.object(object)?;
+    };
     let db = kith.store.conn();
     let mut columns: Vec<String> = def.fields.iter().map(|f| f.name.clone()).collect();
     if def.taggable {

@@ -412,8 +412,11 @@ async fn before_write(
             Ok(())
         }
         "segment" => {
-            let object = get(after, "object").as_text().unwrap_or("CONTACT").to_ascii_lowercase();
-            let target = object_def(registry, &object)?;
+            let object = get(after, "object").as_text().unwrap_or("CONTACT");
+            let target = crate::domain::naming::object_of_value(registry, object)
+                .filter(|def| def.segmentable)
+                .cloned()
+                .ok_or_else(|| DomainError::invalid("object", format!("`{object}` cannot be segmented")))?;
             let custom = tx.custom_fields(&target.name).await?;
             let filter = match get(after, "filter") {
                 Value::Json(j) => j.clone(),
@@ -527,8 +530,12 @@ async fn after_write(
 }
 
 /// Defines a custom field on an object (an admin operation), with its audit entry and event.
-pub async fn define_custom_field(tx: &Tx, def: &crate::domain::custom_field::CustomFieldDef) -> Result<Uuid> {
-    def.validate()?;
+pub async fn define_custom_field(
+    tx: &Tx,
+    registry: &Registry,
+    def: &crate::domain::custom_field::CustomFieldDef,
+) -> Result<Uuid> {
+    def.validate(registry)?;
     let id = custom_fields::insert(tx, def).await?;
     let detail = serde_json::to_value(def).map_err(|e| Error::internal(e.to_string()))?;
     audit::record(tx, "create", "customField", Some(id), detail.clone()).await?;

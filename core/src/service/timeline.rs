@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::DomainError;
 use crate::domain::filter::{Condition, Filter, Op, OrderBy, Target};
+use crate::domain::object::ObjectDef;
 use crate::domain::value::{FieldKind, Value};
 use crate::error::Result;
 use crate::service::Kith;
@@ -40,26 +41,25 @@ fn refers_to(field: &str, target: &str, id: Uuid) -> Filter {
     })
 }
 
-/// The timeline of a contact, company, deal or ticket, newest first.
+/// The field of `def` that refers to `target`, if one does.
+fn link_to<'d>(def: &'d ObjectDef, target: &str) -> Option<&'d str> {
+    def.references().find(|(_, t)| *t == target).map(|(field, _)| field.name.as_str())
+}
+
+/// The timeline of a record of an object with one (`ObjectDef::timeline`), newest first.
 pub async fn timeline(kith: &Kith, object: &str, id: Uuid, limit: u64) -> Result<Vec<TimelineItem>> {
     let limit = limit.clamp(1, MAX_ITEMS);
+    let registry = kith.registry();
     let def = kith.object(object)?;
+    let activity = kith.object("activity")?;
+    let link = link_to(&activity, object).filter(|_| def.timeline).ok_or_else(|| {
+        let owners: Vec<&str> = registry.objects().filter(|d| d.timeline).map(|d| d.plural.as_str()).collect();
+        DomainError::invalid("object", format!("timelines exist for {}", owners.join(", ")))
+    })?;
     get_live(kith.store.conn(), &def, id).await?;
-    let link = match object {
-        "contact" => "contactId",
-        "company" => "companyId",
-        "deal" => "dealId",
-        "ticket" => "ticketId",
-        _ => {
-            return Err(
-                DomainError::invalid("object", "timelines exist for contacts, companies, deals and tickets").into()
-            );
-        }
-    };
     let db = kith.store.conn();
     let mut items = Vec::new();
 
-    let activity = kith.object("activity")?;
     let query = ListQuery {
         filter: refers_to(link, object, id),
         order: vec![OrderBy { target: Target::Field("occurredAt".into()), desc: true, nulls_first: false }],
@@ -77,24 +77,20 @@ pub async fn timeline(kith: &Kith, object: &str, id: Uuid, limit: u64) -> Result
         });
     }
 
-    // Deals and tickets of the record (or the record itself).
-    let owner_field = match object {
-        "contact" => Some("contactId"),
-        "company" => Some("companyId"),
-        _ => None,
-    };
+    // The stage changes and ticket events of the record itself, or of the deals and tickets
+    // that refer to it.
     for (target, kind) in [("deal", "deal_stage"), ("ticket", "ticket_event")] {
+        let target_def = kith.object(target)?;
         let ids: Vec<Uuid> = if object == target {
             vec![id]
-        } else if let Some(field) = owner_field {
-            let def = kith.object(target)?;
+        } else if let Some(field) = link_to(&target_def, object) {
             let query = ListQuery {
                 filter: refers_to(field, object, id),
                 order: Vec::new(),
                 page: PageRequest::Forward { first: 200, after: None },
                 include_deleted: false,
             };
-            list(db, &def, &query).await?.records.into_iter().map(|(_, r)| r.id()).collect()
+            list(db, &target_def, &query).await?.records.into_iter().map(|(_, r)| r.id()).collect()
         } else {
             Vec::new()
         };

@@ -40,20 +40,8 @@ pub fn document(def: &ObjectDef, record: &Record) -> Option<(String, String)> {
     }
     let body: Vec<String> =
         def.search_fields.iter().map(|f| record.get(f).to_string()).filter(|s| !s.is_empty()).collect();
-    let title = match def.name.as_str() {
-        "contact" => {
-            let name = format!("{} {}", record.get("firstName"), record.get("lastName")).trim().to_owned();
-            if name.is_empty() { record.get("email").to_string() } else { name }
-        }
-        "company" => record.get("name").to_string(),
-        "deal" => record.get("title").to_string(),
-        "ticket" => format!("#{} {}", record.get("number"), record.get("subject")),
-        _ => body.first().cloned().unwrap_or_default(),
-    };
-    let mut text = body.join(" ");
-    if def.name == "ticket" {
-        text.push_str(&format!(" {}", record.get("number")));
-    }
+    let title = def.title_of(|field| record.get(field).to_string());
+    let text = body.join(" ");
     Some((title, text))
 }
 

@@ -1,0 +1,157 @@
+//! Admin operations: custom field definitions, users and API tokens.
+
+use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, TypeRef};
+use async_graphql::{Name, Value as GqlValue};
+use serde_json::Value as Json;
+
+use crate::api::args::{arg_json, arg_opt_bool, arg_opt_i64, arg_opt_string, kith};
+use crate::api::auth::{Access, authorize, guarded};
+use crate::api::crud::write;
+use crate::api::error::to_gql;
+use crate::api::schema::obj;
+use crate::service::{records as record_service, users};
+use crate::store::custom_fields;
+
+pub(crate) fn custom_field_value(def: &crate::domain::custom_field::CustomFieldDef) -> GqlValue {
+    obj(vec![
+        ("object", GqlValue::String(def.object.clone())),
+        ("key", GqlValue::String(def.key.clone())),
+        ("label", GqlValue::String(def.label.clone())),
+        ("kind", GqlValue::Enum(Name::new(&def.kind))),
+        ("required", GqlValue::Boolean(def.required)),
+        ("options", GqlValue::List(def.options.iter().cloned().map(GqlValue::String).collect())),
+    ])
+}
+
+/// Admin operations: custom fields, users and tokens.
+pub(crate) fn register(mut query: Object, mut mutation: Object) -> (Object, Object) {
+    query = query.field(
+        Field::new("customFields", TypeRef::named_nn_list_nn("CustomField"), |ctx| {
+            FieldFuture::new(async move {
+                authorize(&ctx, Access::Read)?;
+                let object = ctx.args.try_get("object")?.string()?.to_owned();
+                let defs = custom_fields::for_object(kith(&ctx)?.store.conn(), &object).await.map_err(to_gql)?;
+                Ok(Some(FieldValue::list(
+                    defs.iter().map(|d| FieldValue::value(custom_field_value(d))).collect::<Vec<_>>(),
+                )))
+            })
+        })
+        .argument(InputValue::new("object", TypeRef::named_nn(TypeRef::STRING))),
+    );
+    mutation = mutation.field(
+        Field::new(
+            "defineCustomField",
+            TypeRef::named_nn("CustomField"),
+            guarded(Access::Admin, |ctx| {
+                FieldFuture::new(async move {
+                    let options = match arg_json(&ctx, "options") {
+                        Some(Json::Array(items)) => {
+                            items.into_iter().filter_map(|i| i.as_str().map(str::to_owned)).collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    let def = crate::domain::custom_field::CustomFieldDef {
+                        object: ctx.args.try_get("object")?.string()?.to_owned(),
+                        key: ctx.args.try_get("key")?.string()?.to_owned(),
+                        label: ctx.args.try_get("label")?.string()?.to_owned(),
+                        kind: ctx.args.try_get("kind")?.enum_name()?.to_owned(),
+                        required: arg_opt_bool(&ctx, "required")?.unwrap_or(false),
+                        options,
+                    };
+                    let value = custom_field_value(&def);
+                    write(&ctx, Access::Admin, move |tx, kith| {
+                        let def = def.clone();
+                        Box::pin(async move { record_service::define_custom_field(tx, &kith.registry(), &def).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::value(value)))
+                })
+            }),
+        )
+        .argument(InputValue::new("object", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("key", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("label", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("kind", TypeRef::named_nn("CustomFieldKind")))
+        .argument(InputValue::new("required", TypeRef::named(TypeRef::BOOLEAN)))
+        .argument(InputValue::new("options", TypeRef::named_nn_list(TypeRef::STRING))),
+    );
+    mutation = mutation.field(
+        Field::new(
+            "createUser",
+            TypeRef::named_nn("User"),
+            guarded(Access::Admin, |ctx| {
+                FieldFuture::new(async move {
+                    let email = ctx.args.try_get("email")?.string()?.to_owned();
+                    let name = ctx.args.try_get("name")?.string()?.to_owned();
+                    let role: crate::domain::actor::Role = ctx
+                        .args
+                        .try_get("role")?
+                        .enum_name()?
+                        .parse()
+                        .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
+                    let password = arg_opt_string(&ctx, "password")?;
+                    let user = write(&ctx, Access::Admin, move |tx, k| {
+                        let (email, name, password) = (email.clone(), name.clone(), password.clone());
+                        Box::pin(async move {
+                            users::create_user(tx, &k.registry(), &email, &name, role, password.as_deref()).await
+                        })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(user)))
+                })
+            }),
+        )
+        .argument(InputValue::new("email", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("role", TypeRef::named_nn("UserRole")))
+        .argument(InputValue::new("password", TypeRef::named(TypeRef::STRING))),
+    );
+    mutation = mutation.field(
+        Field::new(
+            "createApiToken",
+            TypeRef::named_nn(TypeRef::STRING),
+            guarded(Access::Admin, |ctx| {
+                FieldFuture::new(async move {
+                    let name = ctx.args.try_get("name")?.string()?.to_owned();
+                    let role: crate::domain::actor::Role = ctx
+                        .args
+                        .try_get("role")?
+                        .enum_name()?
+                        .parse()
+                        .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
+                    let days = arg_opt_i64(&ctx, "expiresInDays")?;
+                    let (_, secret) = write(&ctx, Access::Admin, move |tx, _| {
+                        let name = name.clone();
+                        Box::pin(async move { users::create_token(tx, &name, role, None, days).await })
+                    })
+                    .await?;
+                    Ok(Some(FieldValue::value(GqlValue::String(secret))))
+                })
+            }),
+        )
+        .description("Creates an API token and returns it; it is shown only this once.")
+        .argument(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)))
+        .argument(InputValue::new("role", TypeRef::named_nn("UserRole")))
+        .argument(InputValue::new("expiresInDays", TypeRef::named(TypeRef::INT))),
+    );
+    mutation = mutation.field(
+        Field::new(
+            "revokeApiToken",
+            TypeRef::named_nn(TypeRef::INT),
+            guarded(Access::Admin, |ctx| {
+                FieldFuture::new(async move {
+                    let token = ctx.args.try_get("idOrName")?.string()?.to_owned();
+                    let ids = write(&ctx, Access::Admin, move |tx, _| {
+                        let token = token.clone();
+                        Box::pin(async move { users::revoke_token(tx, &token).await })
+                    })
+                    .await?;
+                    kith(&ctx)?.auth_cache.clear();
+                    Ok(Some(FieldValue::value(GqlValue::Number((ids.len() as u64).into()))))
+                })
+            }),
+        )
+        .argument(InputValue::new("idOrName", TypeRef::named_nn(TypeRef::STRING))),
+    );
+    (query, mutation)
+}
