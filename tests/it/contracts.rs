@@ -30,7 +30,7 @@ fn graphql_sdl_matches_the_committed_schema() {
 async fn kith_schema_print_writes_the_same_sdl() {
     let dir = kith_tests::temp_dir();
     let out = dir.join("schema.graphql");
-    crate::cli::run_cli("sqlite::memory:", &["schema", "print", "--output", out.to_str().unwrap()], "").await.unwrap();
+    crate::util::run_cli("sqlite::memory:", &["schema", "print", "--output", out.to_str().unwrap()], "").await.unwrap();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), kith_core::api::schema::core_sdl().unwrap());
     let _ = std::fs::remove_dir_all(dir);
 }
