@@ -234,9 +234,14 @@ fn the_manifest_reference_matches_the_parser() {
 /// command stops working.
 #[test]
 fn build_scripts_set_no_kith_variables() {
-    for path in ["build-support/wasm.rs", "core/build.rs"] {
+    for path in ["build-support/wasm.rs", "core/build.rs", "tests/build.rs"] {
         let text = std::fs::read_to_string(repo_root().join(path)).unwrap();
         assert!(!text.contains("rustc-env=KITH_"), "{path} sets a KITH_* variable for `cargo run`");
+    }
+    // The variable each script names for `build_wasm`.
+    for path in ["core/build.rs", "tests/build.rs"] {
+        let text = std::fs::read_to_string(repo_root().join(path)).unwrap();
+        assert!(!text.contains("\"KITH_"), "{path} names a KITH_* variable for `cargo run`");
     }
 }
 

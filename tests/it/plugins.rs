@@ -1,5 +1,6 @@
-//! The plugin runtime end to end: real wasm components built from `plugins/` and
-//! `tests/plugins/`, installed and granted through GraphQL and the CLI, on both databases.
+//! The plugin runtime end to end: real wasm components built from `plugins/` (by `core/build.rs`)
+//! and `tests/plugins/` (by `tests/build.rs`), installed and granted through GraphQL and the CLI,
+//! on both databases.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +19,8 @@ use crate::util::{Server, admin, code, eventually, plugins_config, run_cli_env, 
 fn hostile(id: &str) -> (String, Vec<u8>) {
     let manifest =
         include_str!("../plugins/hostile/plugin.toml").replace("id = \"hostile\"", &format!("id = \"{id}\""));
-    let wasm = std::fs::read(format!("{}/kith_test_plugin_hostile.wasm", kith_core::plugin::bundled::WASM_DIR))
-        .expect("hostile.wasm");
+    let wasm =
+        std::fs::read(concat!(env!("TEST_PLUGINS_DIR"), "/kith_test_plugin_hostile.wasm")).expect("hostile.wasm");
     (manifest, wasm)
 }
 
