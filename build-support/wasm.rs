@@ -1,9 +1,12 @@
 // Shared by the build scripts that compile plugins to wasm32-wasip2 components (`include!`d).
-// It runs a nested `cargo build` of the given workspace packages into `target/wasm` (a target
-// directory of its own, so it never waits on the outer build's lock) with the `plugin` profile,
-// adding the wasm32-wasip2 target through rustup first when it is missing.
+// It runs a nested `cargo build` of the given workspace packages into `target/<dir>` with the
+// `plugin` profile, adding the wasm32-wasip2 target through rustup first when it is missing, and
+// tells the crate where the components are through the compile-time variable `env_var`.
+// Each build script passes a `dir` of its own (`core/build.rs`: `wasm`, `tests/build.rs`:
+// `wasm-tests`): a target directory of its own never waits on the outer build's lock, nor on
+// the other script's nested build, which cargo may run at the same time.
 
-fn build_wasm(packages: &[&str], watch: &[&str]) -> std::path::PathBuf {
+fn build_wasm(packages: &[&str], watch: &[&str], dir: &str, env_var: &str) -> std::path::PathBuf {
     use std::path::PathBuf;
     use std::process::Command;
 
@@ -21,7 +24,7 @@ fn build_wasm(packages: &[&str], watch: &[&str]) -> std::path::PathBuf {
             panic!("the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed");
         }
     }
-    let target_dir = root.join("target").join("wasm");
+    let target_dir = root.join("target").join(dir);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -47,8 +50,9 @@ fn build_wasm(packages: &[&str], watch: &[&str]) -> std::path::PathBuf {
         panic!("building the wasm plugins {packages:?} failed");
     }
     let out = target_dir.join("wasm32-wasip2").join("plugin");
-    // Not `KITH_*`: cargo also sets this for `cargo run`, and Kith refuses unknown `KITH_*`
+    // Never `KITH_*`: cargo also sets this for `cargo run`, and Kith refuses unknown `KITH_*`
     // variables as misspelt settings.
-    println!("cargo:rustc-env=BUILT_PLUGINS_DIR={}", out.display());
+    assert!(!env_var.starts_with("KITH_"), "{env_var}: a build script sets no KITH_* variable");
+    println!("cargo:rustc-env={env_var}={}", out.display());
     out
 }

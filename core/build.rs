@@ -1,12 +1,12 @@
 //! Builds the plugins under `plugins/` into the wasm32-wasip2 components the `kith` binary
-//! embeds, and the purpose-built test plugins under `tests/plugins/` used by the end-to-end
-//! tests and the benchmarks (they are small; never bundled).
+//! embeds (`plugin::bundled`), into `target/wasm`. The purpose-built test plugins under
+//! `tests/plugins/` are built by `tests/build.rs`.
 
 include!("../build-support/wasm.rs");
 
 fn main() {
     build_wasm(
-        &["kith-plugin-welcome", "kith-plugin-donors", "kith-test-plugin-hostile"],
+        &["kith-plugin-welcome", "kith-plugin-donors"],
         &[
             "plugins/welcome/src",
             "plugins/welcome/plugin.toml",
@@ -14,11 +14,12 @@ fn main() {
             "plugins/donors/src",
             "plugins/donors/plugin.toml",
             "plugins/donors/Cargo.toml",
-            "tests/plugins",
             "plugin-sdk/src",
             "plugin-sdk/Cargo.toml",
             "schemas/wit",
             "build-support",
         ],
+        "wasm",
+        "BUILT_PLUGINS_DIR",
     );
 }

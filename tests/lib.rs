@@ -62,18 +62,31 @@ impl TestDb {
     /// A new PostgreSQL database, migrated, when `KITH_TEST_DATABASE_URL` is set. A test that
     /// needs one calls [`TestDb::postgres_or_skip`], which says when it is skipped.
     pub async fn postgres() -> Option<TestDb> {
+        TestDb::postgres_opened_by(|options| async move { Store::open(&options).await.expect("open postgres") }).await
+    }
+
+    /// [`TestDb::postgres`], with the store over the new database made by `open` from its
+    /// options. The database is dropped if `open` panics, as when a broken migration fails every
+    /// test in `Store::open`.
+    pub async fn postgres_opened_by<F, Fut>(open: F) -> Option<TestDb>
+    where
+        F: FnOnce(StoreOptions) -> Fut,
+        Fut: std::future::Future<Output = Store>,
+    {
         let admin_url = postgres_admin_url()?;
         let name = format!("kith_t_{}", uuid::Uuid::now_v7().simple());
         let admin =
             Database::connect(&admin_url).await.expect("KITH_TEST_DATABASE_URL is set but PostgreSQL is unreachable");
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
         admin.close().await.ok();
+        // Dropped on a panic from here on, before it is the `TestDb`'s too.
+        let mut created = Created(Some((admin_url.clone(), name.clone())));
         let base = admin_url.rsplit_once('/').map(|(base, _)| base.to_owned()).unwrap_or(admin_url.clone());
         let url = format!("{base}/{name}");
         let mut options = StoreOptions::new(&url);
         options.max_connections = 8;
-        let store = Store::open(&options).await.expect("open postgres");
-        Some(TestDb { name: "postgres", url, kith: Kith::new(store), dir: None, pg_admin: Some((admin_url, name)) })
+        let store = open(options).await;
+        Some(TestDb { name: "postgres", url, kith: Kith::new(store), dir: None, pg_admin: created.0.take() })
     }
 
     /// SQLite, plus PostgreSQL when configured (said once per test run when it is not).
@@ -155,21 +168,39 @@ impl TestDb {
     }
 }
 
-/// A test that panics never reaches `cleanup`: its database goes here, on a thread of its own
-/// with its own runtime (the test's runtime may be the one unwinding). Best effort, like
+/// A test that panics never reaches `cleanup`: its database goes here. Best effort, like
 /// `cleanup`: a database that cannot be dropped is left for the next `DROP`.
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
-        let Some((admin_url, name)) = self.pg_admin.take() else { return };
-        let dropper = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            runtime.block_on(drop_database(&admin_url, &name));
-        });
-        let _ = dropper.join();
+        if let Some((admin_url, name)) = self.pg_admin.take() {
+            drop_database_now(admin_url, name);
+        }
     }
+}
+
+/// A PostgreSQL database made for a test and not yet handed to its `TestDb`: (admin URL, name),
+/// dropped unless taken.
+struct Created(Option<(String, String)>);
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.0.take() {
+            drop_database_now(admin_url, name);
+        }
+    }
+}
+
+/// Drops a test database from synchronous code (a `Drop`), on a thread of its own with its own
+/// runtime: the caller's runtime may be the one unwinding.
+fn drop_database_now(admin_url: String, name: String) {
+    let dropper = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        runtime.block_on(drop_database(&admin_url, &name));
+    });
+    let _ = dropper.join();
 }
 
 /// Drops a test database, closing the connections still open to it.

@@ -2,54 +2,7 @@
 
 use kith_tests::{TestDb, temp_dir};
 
-/// What a CLI run printed.
-#[derive(Debug)]
-pub(crate) struct Output {
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs `kith --database URL ARGS...` with `stdin`.
-pub(crate) async fn run_cli(url: &str, args: &[&str], stdin: &str) -> anyhow::Result<Output> {
-    run_cli_env(url, args, stdin, Vec::new()).await
-}
-
-pub(crate) async fn run_cli_env(
-    url: &str,
-    args: &[&str],
-    stdin: &str,
-    env: Vec<(String, String)>,
-) -> anyhow::Result<Output> {
-    let mut argv = vec!["kith".to_owned(), "--database".to_owned(), url.to_owned()];
-    argv.extend(args.iter().map(|a| (*a).to_owned()));
-    let mut input = std::io::Cursor::new(stdin.as_bytes().to_vec());
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    let io = kith_core::cli::Io { stdin: &mut input, stdout: &mut stdout, stderr: &mut stderr };
-    kith_core::cli::run(argv.into_iter().map(Into::into), env, io).await?;
-    Ok(Output { stdout: String::from_utf8(stdout)?, stderr: String::from_utf8(stderr)? })
-}
-
-/// What a run of the `kith` binary's entry point did: its exit status, and what it printed
-/// (errors included, as the binary prints them).
-#[derive(Debug)]
-pub(crate) struct Finished {
-    pub status: u8,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs `kith ARGS...` through `kith_core::cli::main`, the binary's own entry point, with only
-/// the environment given.
-pub(crate) async fn run_kith(args: &[&str], env: Vec<(String, String)>) -> Finished {
-    let argv = std::iter::once("kith").chain(args.iter().copied()).map(std::ffi::OsString::from);
-    let mut input = std::io::Cursor::new(Vec::new());
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    let io = kith_core::cli::Io { stdin: &mut input, stdout: &mut stdout, stderr: &mut stderr };
-    let status = kith_core::cli::main(argv, env, io).await;
-    Finished { status, stdout: String::from_utf8(stdout).unwrap(), stderr: String::from_utf8(stderr).unwrap() }
-}
+use crate::util::{run_cli, run_cli_env, run_kith};
 
 #[tokio::test]
 async fn token_create_prints_only_the_token_and_it_authenticates() {

@@ -30,7 +30,7 @@ fn graphql_sdl_matches_the_committed_schema() {
 async fn kith_schema_print_writes_the_same_sdl() {
     let dir = kith_tests::temp_dir();
     let out = dir.join("schema.graphql");
-    crate::cli::run_cli("sqlite::memory:", &["schema", "print", "--output", out.to_str().unwrap()], "").await.unwrap();
+    crate::util::run_cli("sqlite::memory:", &["schema", "print", "--output", out.to_str().unwrap()], "").await.unwrap();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), kith_core::api::schema::core_sdl().unwrap());
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -234,9 +234,14 @@ fn the_manifest_reference_matches_the_parser() {
 /// command stops working.
 #[test]
 fn build_scripts_set_no_kith_variables() {
-    for path in ["build-support/wasm.rs", "core/build.rs"] {
+    for path in ["build-support/wasm.rs", "core/build.rs", "tests/build.rs"] {
         let text = std::fs::read_to_string(repo_root().join(path)).unwrap();
         assert!(!text.contains("rustc-env=KITH_"), "{path} sets a KITH_* variable for `cargo run`");
+    }
+    // The variable each script names for `build_wasm`.
+    for path in ["core/build.rs", "tests/build.rs"] {
+        let text = std::fs::read_to_string(repo_root().join(path)).unwrap();
+        assert!(!text.contains("\"KITH_"), "{path} names a KITH_* variable for `cargo run`");
     }
 }
 

@@ -9,8 +9,7 @@ use kith_core::plugin::{bundled, start_runtime};
 use kith_tests::TestDb;
 use serde_json::{Value, json};
 
-use crate::graphql::{Server, code, token};
-use crate::plugins::{config, eventually};
+use crate::util::{Server, code, eventually, plugins_config, query_plan, run_cli_env, run_kith, token};
 
 fn donors() -> (&'static str, &'static [u8]) {
     let b = bundled::BUNDLED.iter().find(|b| b.id == "donors").expect("the donors plugin is bundled");
@@ -27,7 +26,7 @@ async fn a_charity_runs_its_fundraising_through_graphql() {
     for db in TestDb::all().await {
         let name = db.name;
         let server = Server::start_with_body(&db, 1 << 20).await;
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let admin = Actor::system("test");
         runtime.install(&admin, donors().0, donors().1).await.unwrap();
         runtime.enable(&admin, "donors", Grants::All).await.unwrap();
@@ -319,17 +318,17 @@ async fn a_charity_runs_its_fundraising_through_graphql() {
 async fn the_cli_imports_gifts_and_runs_reports_through_the_plugin() {
     let db = TestDb::sqlite().await;
     {
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         runtime.install(&Actor::system("test"), donors().0, donors().1).await.unwrap();
         runtime.enable(&Actor::system("test"), "donors", Grants::All).await.unwrap();
         runtime.stop().await;
     }
-    let env = vec![("KITH_PLUGINS__CACHE_DIR".to_owned(), config().cache_dir)];
+    let env = vec![("KITH_PLUGINS__CACHE_DIR".to_owned(), plugins_config().cache_dir)];
     let dir = kith_tests::temp_dir();
     let people = dir.join("donors.csv");
     std::fs::write(&people, "First Name,Last Name,Email\nAda,Lovelace,ada@example.org\nBob,Boole,bob@example.org\n")
         .unwrap();
-    crate::cli::run_cli_env(&db.url, &["import", "contacts", people.to_str().unwrap()], "", env.clone()).await.unwrap();
+    run_cli_env(&db.url, &["import", "contacts", people.to_str().unwrap()], "", env.clone()).await.unwrap();
     let last = chrono::Utc::now().year() - 1;
     let gifts = dir.join("gifts.csv");
     std::fs::write(
@@ -338,9 +337,7 @@ async fn the_cli_imports_gifts_and_runs_reports_through_the_plugin() {
     )
     .unwrap();
     // Rejected rows fail the import (exit status 1), the other rows imported.
-    let out =
-        crate::cli::run_kith(&["--database", &db.url, "import", "donations", gifts.to_str().unwrap()], env.clone())
-            .await;
+    let out = run_kith(&["--database", &db.url, "import", "donations", gifts.to_str().unwrap()], env.clone()).await;
     assert_eq!(out.status, 1, "{}", out.stderr);
     assert!(out.stderr.contains("line 3: the amount must be more than 0"), "{}", out.stderr);
     assert!(out.stderr.contains("line 4: no contact with the e-mail carol@example.org"), "{}", out.stderr);
@@ -355,9 +352,7 @@ async fn the_cli_imports_gifts_and_runs_reports_through_the_plugin() {
         format!("email,amount,date,fund\nada@example.org,7,{last}-04-01,\"General\nbob@example.org,8,{last}-04-01,\n"),
     )
     .unwrap();
-    let out =
-        crate::cli::run_kith(&["--database", &db.url, "import", "donations", broken.to_str().unwrap()], env.clone())
-            .await;
+    let out = run_kith(&["--database", &db.url, "import", "donations", broken.to_str().unwrap()], env.clone()).await;
     assert_eq!(out.status, 1, "{}", out.stderr);
     assert!(out.stderr.contains("line 2: a quoted field is never closed"), "{}", out.stderr);
     assert!(out.stderr.contains("is not well-formed CSV (1 broken row(s), listed above); nothing was imported"));
@@ -365,38 +360,23 @@ async fn the_cli_imports_gifts_and_runs_reports_through_the_plugin() {
     let header_only = dir.join("header.csv");
     std::fs::write(&header_only, "email,amount,date,fund\n").unwrap();
     let out =
-        crate::cli::run_cli_env(&db.url, &["import", "donations", header_only.to_str().unwrap()], "", env.clone())
+        run_cli_env(&db.url, &["import", "donations", header_only.to_str().unwrap()], "", env.clone()).await.unwrap();
+    assert!(out.stderr.contains("no rows to import"), "{}", out.stderr);
+    let out =
+        run_cli_env(&db.url, &["import", "donations", gifts.to_str().unwrap(), "--allow-rejects"], "", env.clone())
             .await
             .unwrap();
-    assert!(out.stderr.contains("no rows to import"), "{}", out.stderr);
-    let out = crate::cli::run_cli_env(
-        &db.url,
-        &["import", "donations", gifts.to_str().unwrap(), "--allow-rejects"],
-        "",
-        env.clone(),
-    )
-    .await
-    .unwrap();
     assert!(out.stderr.contains("2 of 3 rows rejected (accepted with --allow-rejects)"), "{}", out.stderr);
     let year = format!("year={}", last + 1);
     let report =
-        crate::cli::run_cli_env(&db.url, &["plugin", "call", "donors", "lybunt", "--arg", &year], "", env.clone())
-            .await
-            .unwrap();
+        run_cli_env(&db.url, &["plugin", "call", "donors", "lybunt", "--arg", &year], "", env.clone()).await.unwrap();
     let rows: Value = serde_json::from_str(&report.stdout).unwrap();
     assert_eq!(rows[0]["name"], "Ada Lovelace", "{}", report.stdout);
-    let bad = crate::cli::run_cli_env(
-        &db.url,
-        &["plugin", "call", "donors", "lybunt", "--arg", "year=soon"],
-        "",
-        env.clone(),
-    )
-    .await
-    .unwrap_err();
-    assert!(format!("{bad:#}").contains("BAD_USER_INPUT: year"), "{bad:#}");
-    let unknown = crate::cli::run_cli_env(&db.url, &["import", "spaceships", gifts.to_str().unwrap()], "", env)
+    let bad = run_cli_env(&db.url, &["plugin", "call", "donors", "lybunt", "--arg", "year=soon"], "", env.clone())
         .await
         .unwrap_err();
+    assert!(format!("{bad:#}").contains("BAD_USER_INPUT: year"), "{bad:#}");
+    let unknown = run_cli_env(&db.url, &["import", "spaceships", gifts.to_str().unwrap()], "", env).await.unwrap_err();
     assert!(format!("{unknown:#}").contains("importSpaceships"), "{unknown:#}");
     let _ = std::fs::remove_dir_all(dir);
     db.cleanup().await;
@@ -410,7 +390,7 @@ async fn pages_of_a_plugin_object_are_read_in_index_order() {
     use kith_core::store::records::{ListQuery, PageRequest};
     use sea_orm::ConnectionTrait;
     for db in TestDb::all().await {
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let admin = Actor::system("test");
         runtime.install(&admin, donors().0, donors().1).await.unwrap();
         runtime.enable(&admin, "donors", Grants::All).await.unwrap();
@@ -431,7 +411,7 @@ async fn pages_of_a_plugin_object_are_read_in_index_order() {
                 include_deleted: false,
             };
             let statement = kith_core::store::records::list_statement(backend, &def, &query, None).unwrap();
-            let text = format!("{}\n{}", statement.sql, crate::records::query_plan(&db, &statement).await.join("\n"));
+            let text = format!("{}\n{}", statement.sql, query_plan(&db, &statement).await.join("\n"));
             assert!(text.contains(index), "{}: {filter} uses {index}:\n{text}", db.name);
             assert!(
                 !text.contains("TEMP B-TREE") && !text.contains("Sort"),
@@ -476,12 +456,12 @@ async fn pages_of_a_plugin_object_are_read_in_index_order() {
             assert!(!definition(name).await.ends_with(", id)"), "{}: {name} is in the old layout", db.name);
         }
         runtime.stop().await;
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         runtime.refresh().await.unwrap();
         for name in ["ix_p_donors_donation__status", "ix_p_donors_donation__contact_id"] {
             assert!(definition(name).await.ends_with(", id)"), "{}: {name} is rebuilt on load", db.name);
         }
-        let plan = crate::records::query_plan(&db, &statement).await;
+        let plan = query_plan(&db, &statement).await;
         assert!(!sorts(&plan), "{}: read in index order: {plan:?}", db.name);
         assert!(plan.join("\n").contains("ix_p_donors_donation__status"), "{}: {plan:?}", db.name);
         assert_eq!(

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use kith_core::domain::actor::{Actor, Role};
+use kith_core::domain::actor::Role;
 use kith_core::domain::filter::Filter;
 use kith_core::plugin::manager::Grants;
 use kith_core::plugin::start_runtime;
@@ -15,12 +15,7 @@ use kith_tests::TestDb;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::graphql::{Server, code, token};
-use crate::plugins::{config, eventually, welcome};
-
-fn admin() -> Actor {
-    Actor::system("test")
-}
+use crate::util::{Server, admin, code, eventually, plugins_config, run_cli_env, token, welcome};
 
 async fn enable_welcome(runtime: &kith_core::plugin::PluginManager, manifest: &str) {
     runtime.install(&admin(), manifest, &welcome().1).await.unwrap();
@@ -41,7 +36,7 @@ async fn computed_fields_queries_and_mutations_work_through_graphql() {
         let manager_token = token(&db, Role::Manager).await;
         // A contact from before the plugin: never greeted.
         let early = db.create("contact", json!({"firstName": "Early", "lastName": "Bird"})).await.unwrap();
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         enable_welcome(&runtime, &welcome().0).await;
         for i in 0..5 {
             let created = server
@@ -142,7 +137,7 @@ async fn results_of_the_wrong_type_and_plugin_errors_are_clear_errors() {
     let db = TestDb::sqlite().await;
     let server = Server::start(&db).await;
     let manager_token = token(&db, Role::Manager).await;
-    let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+    let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     // The manifest promises an Int, the plugin answers an object.
     let lying = welcome().0.replace("returns = \"GreetingStats!\"", "returns = \"Int!\"");
     enable_welcome(&runtime, &lying).await;
@@ -160,7 +155,7 @@ async fn results_of_the_wrong_type_and_plugin_errors_are_clear_errors() {
 #[tokio::test]
 async fn clashing_contributions_are_refused_at_enable() {
     let db = TestDb::sqlite().await;
-    let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+    let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     enable_welcome(&runtime, &welcome().0).await;
     // The welcome component under other ids, with contributions that clash.
     let other = |id: &str, extra: &str| {
@@ -306,7 +301,7 @@ async fn jobs_run_by_hand_on_schedule_and_after_downtime() {
         let name = db.name;
         let server = Server::start(&db).await;
         let admin_token = token(&db, Role::Admin).await;
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         enable_welcome(&runtime, &welcome().0).await;
 
         let jobs = server
@@ -382,9 +377,9 @@ async fn missed_runs_are_skipped_and_due_runs_run_once_across_processes() {
         None => TestDb::sqlite().await,
     };
     let skipping = welcome().0.replace("missed = \"catch-up\"", "missed = \"skip\"");
-    let first = start_runtime(&db.kith, &config()).await.unwrap();
+    let first = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     enable_welcome(&first, &skipping).await;
-    let second = start_runtime(&db.kith, &config()).await.unwrap();
+    let second = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     second.refresh().await.unwrap();
     assert!(second.loaded("welcome").is_some());
 
@@ -419,12 +414,12 @@ async fn missed_runs_are_skipped_and_due_runs_run_once_across_processes() {
 async fn the_cli_lists_and_runs_jobs() {
     let db = TestDb::sqlite().await;
     {
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         enable_welcome(&runtime, &welcome().0).await;
         runtime.stop().await;
     }
-    let cache = vec![("KITH_PLUGINS__CACHE_DIR".to_owned(), config().cache_dir)];
-    let cli = |args: &'static [&'static str]| crate::cli::run_cli_env(&db.url, args, "", cache.clone());
+    let cache = vec![("KITH_PLUGINS__CACHE_DIR".to_owned(), plugins_config().cache_dir)];
+    let cli = |args: &'static [&'static str]| run_cli_env(&db.url, args, "", cache.clone());
     let listed = cli(&["plugin", "jobs", "welcome"]).await.unwrap();
     assert!(listed.stdout.starts_with("digest\t5 0 * * *\tnext "), "{}", listed.stdout);
     let ran = cli(&["plugin", "run-job", "welcome", "digest"]).await.unwrap();

@@ -14,8 +14,7 @@ use kith_tests::TestDb;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::graphql::Server;
-use crate::util::Reply;
+use crate::util::{Reply, Server, exchange};
 
 /// Sends `POST /graphql` with `body`, the token and the idempotency key lines given.
 async fn post(addr: SocketAddr, token: Option<&str>, key: Option<&str>, body: &str) -> Reply {
@@ -25,7 +24,7 @@ async fn post(addr: SocketAddr, token: Option<&str>, key: Option<&str>, body: &s
 
 /// Sends `POST /graphql` with `extra` header bytes as they are.
 async fn post_raw(addr: SocketAddr, token: Option<&str>, extra: &[u8], body: &str) -> Reply {
-    crate::util::exchange(addr, "POST", "/graphql", token, extra, body).await
+    exchange(addr, "POST", "/graphql", token, extra, body).await
 }
 
 /// A token of `role`: (its id, the secret).

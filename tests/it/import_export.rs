@@ -4,7 +4,7 @@ use kith_core::domain::filter::Filter;
 use kith_core::store::records::count;
 use kith_tests::{TestDb, temp_dir};
 
-use crate::cli::{run_cli, run_kith};
+use crate::util::{run_cli, run_kith};
 
 #[tokio::test]
 async fn import_reports_bad_rows_dedupes_and_updates() {

@@ -5,22 +5,28 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod admin;
 mod autocommit;
 mod cli;
 mod concurrency;
 mod contracts;
+mod crud;
 mod donors;
 mod extensions;
-mod graphql;
 mod harness;
 mod http;
 mod idempotency;
 mod import_export;
+mod limits;
 mod outage;
+mod pages;
 mod plugin_objects;
 mod plugins;
 mod records;
 mod registry;
+mod reports;
+mod search;
+mod subscriptions;
 mod tidy;
 mod util;
 mod workflows;

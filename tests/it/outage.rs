@@ -11,11 +11,11 @@ use kith_core::domain::actor::Role;
 use kith_core::service::Kith;
 use kith_core::store::{Store, StoreOptions};
 use kith_tests::TestDb;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::graphql::{Server, token};
+use crate::util::{Server, exchange, token};
 
 /// What the proxy does with the bytes it is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,17 +108,6 @@ async fn pipe(
     }
 }
 
-/// A raw HTTP exchange: (status, headers in lower case, body).
-async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String, String) {
-    let reply = crate::util::exchange(addr, method, path, token, b"", body).await;
-    (reply.status, reply.head, reply.body)
-}
-
-fn code(body: &str) -> String {
-    let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    body["errors"][0]["extensions"]["code"].as_str().unwrap_or("none").to_owned()
-}
-
 /// A test database on PostgreSQL served through a proxy, and a server over it.
 async fn through_proxy(api: ApiConfig) -> Option<(TestDb, Proxy, TestDb, Server)> {
     let db = TestDb::postgres_or_skip().await?;
@@ -142,20 +131,20 @@ async fn a_stalled_database_stops_the_whole_request_in_time_and_readyz_answers_w
     };
     let viewer = token(&db, Role::Viewer).await;
     let query = json!({"query": "{ contacts { totalCount } }"}).to_string();
-    let (status, _, body) = request(server.addr, "POST", "/graphql", Some(&viewer), &query).await;
-    assert_eq!(status, 200, "{body}");
+    let reply = exchange(server.addr, "POST", "/graphql", Some(&viewer), b"", &query).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     proxy.set(Mode::Stall);
     // Past the token cache: the token check itself must wait on the stalled database.
     tokio::time::sleep(kith_core::service::users::AUTH_CACHE_TTL + Duration::from_millis(200)).await;
-    let (status, _, body) = request(server.addr, "POST", "/graphql", Some(&viewer), &query).await;
-    assert_eq!(status, 504, "{body}");
-    assert_eq!(code(&body), "TIMEOUT", "{body}");
-    let (status, _, body) = request(server.addr, "GET", "/readyz", None, "").await;
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("within 1 s"), "{body}");
+    let reply = exchange(server.addr, "POST", "/graphql", Some(&viewer), b"", &query).await;
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert_eq!(reply.code(), "TIMEOUT", "{}", reply.body);
+    let reply = exchange(server.addr, "GET", "/readyz", None, b"", "").await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(reply.body.contains("within 1 s"), "{}", reply.body);
     proxy.set(Mode::Forward);
-    let (status, _, body) = request(server.addr, "POST", "/graphql", Some(&viewer), &query).await;
-    assert_eq!(status, 200, "the stall is over: {body}");
+    let reply = exchange(server.addr, "POST", "/graphql", Some(&viewer), b"", &query).await;
+    assert_eq!(reply.status, 200, "the stall is over: {}", reply.body);
     server.stop().await;
     proxied.kith.store.clone().close().await.ok();
     db.cleanup().await;
@@ -168,21 +157,21 @@ async fn an_unreachable_database_answers_unavailable_with_retry_after() {
     let fresh = token(&db, Role::Agent).await;
     let query = json!({"query": "{ contacts { totalCount } }"}).to_string();
     let create = json!({"query": "mutation { createContact(input: {firstName: \"Ada\"}) { id } }"}).to_string();
-    let (status, _, body) = request(server.addr, "POST", "/graphql", Some(&agent), &query).await;
-    assert_eq!(status, 200, "{body}");
+    let reply = exchange(server.addr, "POST", "/graphql", Some(&agent), b"", &query).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     proxy.set(Mode::Refuse);
     // A cached token, a token never seen (its check needs the database), and a write.
     for (token, body) in [(&agent, &query), (&fresh, &query), (&agent, &create)] {
-        let (status, head, answer) = request(server.addr, "POST", "/graphql", Some(token), body).await;
-        assert_eq!(status, 503, "{body}: {answer}");
-        assert_eq!(code(&answer), "UNAVAILABLE", "{answer}");
-        assert!(head.contains("retry-after: "), "{head}");
+        let answer = exchange(server.addr, "POST", "/graphql", Some(token), b"", body).await;
+        assert_eq!(answer.status, 503, "{body}: {}", answer.body);
+        assert_eq!(answer.code(), "UNAVAILABLE", "{}", answer.body);
+        assert!(answer.head.contains("retry-after: "), "{}", answer.head);
     }
-    let (status, _, _) = request(server.addr, "GET", "/readyz", None, "").await;
-    assert_eq!(status, 503);
+    let reply = exchange(server.addr, "GET", "/readyz", None, b"", "").await;
+    assert_eq!(reply.status, 503);
     proxy.set(Mode::Forward);
-    let (status, _, body) = request(server.addr, "POST", "/graphql", Some(&agent), &create).await;
-    assert_eq!(status, 200, "the database is back: {body}");
+    let reply = exchange(server.addr, "POST", "/graphql", Some(&agent), b"", &create).await;
+    assert_eq!(reply.status, 200, "the database is back: {}", reply.body);
     assert_eq!(db.count_rows("contact").await, 1, "only the write made after it came back");
     server.stop().await;
     proxied.kith.store.clone().close().await.ok();

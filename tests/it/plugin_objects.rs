@@ -3,15 +3,14 @@
 //! migration planner and name clashes.
 
 use base64::Engine as _;
-use kith_core::domain::actor::{Actor, Role};
+use kith_core::domain::actor::Role;
 use kith_core::plugin::manager::Grants;
 use kith_core::plugin::start_runtime;
 use kith_tests::TestDb;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::graphql::{Server, code, token};
-use crate::plugins::{config, welcome};
+use crate::util::{Server, admin, code, plugins_config, token, welcome};
 
 /// A manifest for the welcome component (it ignores events it does not know) declaring objects.
 pub(crate) fn manifest(id: &str, version: &str, objects: &str) -> String {
@@ -73,10 +72,6 @@ name = "details"
 type = "json"
 "#;
 
-fn admin() -> Actor {
-    Actor::system("test")
-}
-
 fn component() -> Vec<u8> {
     welcome().1
 }
@@ -113,7 +108,7 @@ fn message(response: &Value) -> String {
 async fn plugin_objects_live_in_graphql_like_core_objects() {
     for db in TestDb::all().await {
         let server = Server::start_with_body(&db, 1 << 20).await;
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let admin_token = token(&db, Role::Admin).await;
         let agent = token(&db, Role::Agent).await;
         let viewer = token(&db, Role::Viewer).await;
@@ -293,7 +288,7 @@ async fn plugin_objects_live_in_graphql_like_core_objects() {
 async fn object_changes_on_upgrade_are_planned_and_destructive_ones_confirmed() {
     for db in TestDb::all().await {
         let server = Server::start_with_body(&db, 1 << 20).await;
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let admin_token = token(&db, Role::Admin).await;
         let name = db.name;
         let v1 = r#"
@@ -380,7 +375,7 @@ values = ["BRONZE", "SILVER"]
 #[tokio::test]
 async fn object_name_clashes_are_refused_at_enable() {
     for db in TestDb::all().await {
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let name = db.name;
         let object = |object: &str, plural: &str| {
             format!(
@@ -424,7 +419,7 @@ async fn the_widest_plugin_object_pages_like_a_narrow_one() {
     use kith_core::domain::filter::{Filter, OrderBy};
     use kith_core::store::records::{ListQuery, get, list};
     for db in TestDb::all().await {
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let mut objects = String::from("[[objects]]\nname = \"survey\"\nplural = \"surveys\"\n");
         for i in 0..100 {
             objects.push_str(&format!("[[objects.fields]]\nname = \"answer{i}\"\ntype = \"text\"\n"));

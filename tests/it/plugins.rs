@@ -1,62 +1,27 @@
-//! The plugin runtime end to end: real wasm components built from `plugins/` and
-//! `tests/plugins/`, installed and granted through GraphQL and the CLI, on both databases.
+//! The plugin runtime end to end: real wasm components built from `plugins/` (by `core/build.rs`)
+//! and `tests/plugins/` (by `tests/build.rs`), installed and granted through GraphQL and the CLI,
+//! on both databases.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use kith_core::config::PluginsConfig;
-use kith_core::domain::actor::{Actor, Role};
+use kith_core::domain::actor::Role;
 use kith_core::plugin::manager::Grants;
 use kith_core::plugin::{PluginManager, start_runtime};
 use kith_tests::TestDb;
 use serde_json::json;
 
-use crate::graphql::{Server, code, token};
+use crate::util::{Server, admin, code, eventually, plugins_config, run_cli_env, token, welcome};
 
-pub(crate) fn config() -> PluginsConfig {
-    PluginsConfig {
-        cache_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../target/plugin-cache-test").into(),
-        install_bundled: false,
-        suspend_after: 3,
-        max_attempts: 3,
-        retry_base_ms: 20,
-        poll_interval_ms: 20,
-        ..PluginsConfig::default()
-    }
-}
-
-pub(crate) fn welcome() -> (String, Vec<u8>) {
-    let b = kith_core::plugin::bundled::BUNDLED[0];
-    (b.manifest.to_owned(), b.component.to_vec())
-}
-
-pub(crate) fn hostile(id: &str) -> (String, Vec<u8>) {
+/// The hostile test plugin under another `id`: (manifest, component).
+fn hostile(id: &str) -> (String, Vec<u8>) {
     let manifest =
         include_str!("../plugins/hostile/plugin.toml").replace("id = \"hostile\"", &format!("id = \"{id}\""));
-    let wasm = std::fs::read(format!("{}/kith_test_plugin_hostile.wasm", kith_core::plugin::bundled::WASM_DIR))
-        .expect("hostile.wasm");
+    let wasm =
+        std::fs::read(concat!(env!("TEST_PLUGINS_DIR"), "/kith_test_plugin_hostile.wasm")).expect("hostile.wasm");
     (manifest, wasm)
-}
-
-fn admin() -> Actor {
-    Actor::system("test")
-}
-
-/// Polls `check` until it returns `Some`, for at most `secs` seconds.
-pub(crate) async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn plugin_row(db: &TestDb, id: &str) -> kith_core::store::plugins::PluginRow {
@@ -75,7 +40,7 @@ async fn contact(db: &TestDb, first: &str, email: &str) -> kith_core::store::rec
 async fn welcome_plugin_through_graphql_grants_events_and_vetoes() {
     for db in TestDb::all().await {
         let server = Server::start_with_body(&db, 1 << 20).await;
-        let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let admin_token = token(&db, Role::Admin).await;
         let agent = token(&db, Role::Agent).await;
         let (manifest, wasm) = welcome();
@@ -226,7 +191,7 @@ async fn welcome_plugin_through_graphql_grants_events_and_vetoes() {
 #[tokio::test]
 async fn ungranted_calls_are_refused_audited_and_counted() {
     let db = TestDb::sqlite().await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     let (manifest, wasm) = hostile("nosy");
     manager.install(&admin(), &manifest, &wasm).await.unwrap();
     manager.set_setting(&admin(), "nosy", "mode", Some(json!("ungranted"))).await.unwrap();
@@ -251,7 +216,7 @@ async fn ungranted_calls_are_refused_audited_and_counted() {
 async fn hostile_plugins_are_contained() {
     let db = TestDb::sqlite().await;
     let server = Server::start(&db).await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     let agent = token(&db, Role::Agent).await;
     let cases = [
         ("looper", "loop", "timed out"),
@@ -344,7 +309,7 @@ async fn the_key_value_store_keeps_to_its_quota() {
 #[tokio::test]
 async fn a_call_passes_at_most_its_data_budget_and_failure_messages_are_capped() {
     let db = TestDb::sqlite().await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     for (id, mode) in [("flooder", "kv-flood"), ("shouter", "shout")] {
         let (manifest, wasm) = hostile(id);
         let manifest = format!("{manifest}\n[limits]\nevent_timeout_ms = 10000\n");
@@ -400,7 +365,7 @@ timeout_ms = 1000
 async fn a_failed_plugin_call_leaves_none_of_its_writes() {
     for db in TestDb::all().await {
         let server = Server::start(&db).await;
-        let manager = start_runtime(&db.kith, &config()).await.unwrap();
+        let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let agent = token(&db, Role::Agent).await;
         let (manifest, wasm) = hostile_with_operations("partial");
         let manifest = manifest.replace("events = [\"contact.*\"]", "events = []");
@@ -444,7 +409,8 @@ async fn a_failed_plugin_call_leaves_none_of_its_writes() {
 #[tokio::test]
 async fn a_batch_that_fails_part_way_takes_effect_once_per_event() {
     for db in TestDb::all().await {
-        let manager = start_runtime(&db.kith, &PluginsConfig { poll_interval_ms: 500, ..config() }).await.unwrap();
+        let manager =
+            start_runtime(&db.kith, &PluginsConfig { poll_interval_ms: 500, ..plugins_config() }).await.unwrap();
         let (manifest, wasm) = hostile("picky");
         manager.install(&admin(), &manifest, &wasm).await.unwrap();
         manager.set_setting(&admin(), "picky", "mode", Some(json!("fail-on-bad"))).await.unwrap();
@@ -481,7 +447,7 @@ async fn a_batch_that_fails_part_way_takes_effect_once_per_event() {
 #[tokio::test]
 async fn a_plugin_over_its_write_budget_is_suspended() {
     for db in TestDb::all().await {
-        let manager = start_runtime(&db.kith, &config()).await.unwrap();
+        let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let (manifest, wasm) = hostile("echo");
         let manifest = format!("{manifest}\n[limits]\nchained_writes_per_minute = 30\nevent_timeout_ms = 5000\n");
         manager.install(&admin(), &manifest, &wasm).await.unwrap();
@@ -528,7 +494,7 @@ async fn a_plugin_over_its_write_budget_is_suspended() {
 async fn failing_computed_fields_suspend_their_plugin_and_instances_are_capped() {
     let db = TestDb::sqlite().await;
     let server = Server::start(&db).await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     let viewer = token(&db, Role::Viewer).await;
     let (manifest, wasm) = hostile("computer");
     let manifest = format!(
@@ -585,7 +551,7 @@ instances = 2
 #[tokio::test]
 async fn a_log_flood_is_capped_and_the_call_succeeds() {
     let db = TestDb::sqlite().await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     let (manifest, wasm) = hostile("flooder");
     let manifest = format!("{manifest}\n[limits]\nevent_timeout_ms = 10000\n");
     manager.install(&admin(), &manifest, &wasm).await.unwrap();
@@ -613,7 +579,7 @@ async fn a_log_flood_is_capped_and_the_call_succeeds() {
 #[tokio::test]
 async fn before_write_timeouts_follow_the_plugins_failure_policy() {
     let db = TestDb::sqlite().await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     // Fail closed: a hook that never answers refuses the write.
     let (manifest, wasm) = hostile("strict");
     manager.install(&admin(), &manifest.replace("events = [\"contact.*\"]", "events = []"), &wasm).await.unwrap();
@@ -654,7 +620,7 @@ async fn before_write_timeouts_follow_the_plugins_failure_policy() {
 #[tokio::test]
 async fn a_plugin_writing_on_its_own_events_is_cut_off() {
     let db = TestDb::sqlite().await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     let (manifest, wasm) = hostile("echo");
     manager.install(&admin(), &manifest, &wasm).await.unwrap();
     manager.set_setting(&admin(), "echo", "mode", Some(json!("self-write"))).await.unwrap();
@@ -686,7 +652,7 @@ async fn a_plugin_writing_on_its_own_events_is_cut_off() {
 #[tokio::test]
 async fn failed_events_are_retried_dead_lettered_and_replayed_in_order() {
     for db in TestDb::all().await {
-        let config = PluginsConfig { suspend_after: 10, ..config() };
+        let config = PluginsConfig { suspend_after: 10, ..plugins_config() };
         let manager = start_runtime(&db.kith, &config).await.unwrap();
         let (manifest, wasm) = hostile("flaky");
         // Generous budgets: this test is about retries and replay, not about time limits (a
@@ -707,19 +673,17 @@ async fn failed_events_are_retried_dead_lettered_and_replayed_in_order() {
         assert_eq!(letters[0].attempts, 3, "{}", db.name);
         assert!(letters[0].seq < letters[1].seq);
         let env = vec![("KITH_PLUGINS_CACHE_DIR".to_owned(), config.cache_dir.clone())];
-        let listed = crate::cli::run_cli_env(&db.url, &["plugin", "events", "flaky", "--failed"], "", env.clone())
-            .await
-            .unwrap();
+        let listed = run_cli_env(&db.url, &["plugin", "events", "flaky", "--failed"], "", env.clone()).await.unwrap();
         assert_eq!(listed.stdout.lines().count(), 2, "{}: {}", db.name, listed.stdout);
         assert!(listed.stdout.contains("failing on purpose"), "{}", listed.stdout);
-        let show = crate::cli::run_cli_env(&db.url, &["plugin", "show", "flaky"], "", env).await.unwrap();
+        let show = run_cli_env(&db.url, &["plugin", "show", "flaky"], "", env).await.unwrap();
         assert!(show.stdout.contains("2 dead letters"), "{}", show.stdout);
         manager.set_setting(&admin(), "flaky", "mode", Some(json!("record"))).await.unwrap();
         contact(&db, "Alan", "alan@example.org").await;
         eventually(30, "the next event", || async { (kv_count(&db, "flaky", "seen:").await == 1).then_some(()) }).await;
         // Replayed from the command line (another process as far as the plugin is concerned).
         let env = vec![("KITH_PLUGINS__CACHE_DIR".to_owned(), config.cache_dir.clone())];
-        let replayed = crate::cli::run_cli_env(&db.url, &["plugin", "replay", "flaky"], "", env).await.unwrap();
+        let replayed = run_cli_env(&db.url, &["plugin", "replay", "flaky"], "", env).await.unwrap();
         assert!(replayed.stderr.contains("replayed 2 event(s); 0 failed again"), "{}: {}", db.name, replayed.stderr);
         assert!(manager.dead_letters("flaky", true).await.unwrap().is_empty());
         assert_eq!(kv_count(&db, "flaky", "seen:").await, 3, "{}", db.name);
@@ -732,7 +696,7 @@ async fn failed_events_are_retried_dead_lettered_and_replayed_in_order() {
 async fn delivery_survives_restarts_and_is_shared_by_processes() {
     for db in TestDb::all().await {
         // Installed and enabled while no server runs (as the CLI does).
-        let offline = PluginManager::new(db.kith.clone(), &config()).unwrap();
+        let offline = PluginManager::new(db.kith.clone(), &plugins_config()).unwrap();
         let (manifest, wasm) = hostile("recorder");
         let manifest = format!(
             "{}\n[limits]\nevent_timeout_ms = 10000\n",
@@ -745,9 +709,9 @@ async fn delivery_survives_restarts_and_is_shared_by_processes() {
             contact(&db, &format!("Early{i}"), &format!("early{i}@example.org")).await;
         }
         // Two processes on the same database: every event is handled once, in order.
-        let first = start_runtime(&db.kith, &config()).await.unwrap();
+        let first = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let other_kith = kith_core::service::Kith::new(db.kith.store.clone());
-        let second = start_runtime(&other_kith, &config()).await.unwrap();
+        let second = start_runtime(&other_kith, &plugins_config()).await.unwrap();
         for i in 0..20 {
             contact(&db, &format!("Late{i}"), &format!("late{i}@example.org")).await;
         }
@@ -773,7 +737,7 @@ async fn delivery_survives_restarts_and_is_shared_by_processes() {
 #[tokio::test]
 async fn a_dead_processs_delivery_lease_is_taken_over_within_seconds() {
     for db in TestDb::all().await {
-        let first = start_runtime(&db.kith, &config()).await.unwrap();
+        let first = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let (manifest, wasm) = hostile("recorder");
         first.install(&admin(), &manifest, &wasm).await.unwrap();
         first.enable(&admin(), "recorder", Grants::All).await.unwrap();
@@ -783,7 +747,7 @@ async fn a_dead_processs_delivery_lease_is_taken_over_within_seconds() {
         // The first process dies: its tasks end with it, its lease stays in the database.
         drop(first);
         let other_kith = kith_core::service::Kith::new(db.kith.store.clone());
-        let second = start_runtime(&other_kith, &config()).await.unwrap();
+        let second = start_runtime(&other_kith, &plugins_config()).await.unwrap();
         contact(&db, "Grace", "grace@example.org").await;
         eventually(25, "the second process to take over", || async {
             (kv_count(&db, "recorder", "seen:").await == 2).then_some(())
@@ -797,7 +761,7 @@ async fn a_dead_processs_delivery_lease_is_taken_over_within_seconds() {
 #[tokio::test]
 async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
     let db = TestDb::sqlite().await;
-    let manager = Arc::new(PluginManager::new(db.kith.clone(), &config()).unwrap());
+    let manager = Arc::new(PluginManager::new(db.kith.clone(), &plugins_config()).unwrap());
     let (manifest, wasm) = hostile("growing");
     let v1 = manifest
         .replace("capabilities = [\"contacts:read\", \"contacts:write\", \"kv\"]", "capabilities = [\"kv\"]")
@@ -847,13 +811,13 @@ async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
 async fn a_scaffolded_plugin_builds_installs_and_runs() {
     let db = TestDb::sqlite().await;
     let dir = kith_tests::temp_dir().join("hello-kith");
-    let env = vec![("KITH_PLUGINS_CACHE_DIR".to_owned(), config().cache_dir)];
+    let env = vec![("KITH_PLUGINS_CACHE_DIR".to_owned(), plugins_config().cache_dir)];
     let cli = |args: Vec<String>| {
         let env = env.clone();
         let url = db.url.clone();
         async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            crate::cli::run_cli_env(&url, &args, "", env).await
+            run_cli_env(&url, &args, "", env).await
         }
     };
     let dir_arg = dir.to_str().unwrap().to_owned();
@@ -900,7 +864,7 @@ async fn a_scaffolded_plugin_builds_installs_and_runs() {
     let list = cli(vec!["plugin".into(), "list".into()]).await.unwrap();
     assert!(list.stdout.starts_with("hello-kith\t0.1.0\tactive\tcontacts:read,kv"), "{}", list.stdout);
 
-    let runtime = start_runtime(&db.kith, &config()).await.unwrap();
+    let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     contact(&db, "Ada", "ada@example.org").await;
     contact(&db, "Grace", "grace@example.org").await;
     eventually(30, "the scaffolded plugin to count two contacts", || async {
@@ -921,7 +885,7 @@ async fn a_scaffolded_plugin_builds_installs_and_runs() {
 #[tokio::test]
 async fn imported_rows_are_vetted_by_plugins_row_by_row() {
     for db in TestDb::all().await {
-        let manager = start_runtime(&db.kith, &config()).await.unwrap();
+        let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let (manifest, wasm) = welcome();
         manager.install(&admin(), &manifest, &wasm).await.unwrap();
         manager.set_setting(&admin(), "welcome", "blocked_domains", Some(json!(["spam.test"]))).await.unwrap();
@@ -952,7 +916,7 @@ async fn imported_rows_are_vetted_by_plugins_row_by_row() {
 #[tokio::test]
 async fn a_plugin_built_with_an_older_sdk_minor_still_runs() {
     let db = TestDb::sqlite().await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     let manifest = include_str!("../fixtures/welcome-sdk-1.0.0.toml");
     let wasm = include_bytes!("../fixtures/welcome-sdk-1.0.0.wasm");
     let row = manager.install(&admin(), manifest, wasm).await.unwrap();
@@ -1015,7 +979,7 @@ async fn outbound_http_is_limited_to_granted_origins() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let db = TestDb::sqlite().await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     let origin = format!("http://127.0.0.1:{port}");
     let cases = [
         ("fetcher", format!("http-private:{origin}"), "/hello", "200 "),
@@ -1084,7 +1048,7 @@ async fn outbound_http_is_limited_to_granted_origins() {
 #[tokio::test]
 async fn hook_successes_end_failure_streaks_and_suspended_fail_closed_hooks_refuse_writes() {
     let db = TestDb::sqlite().await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     let (manifest, wasm) = hostile("gate");
     manager.install(&admin(), &manifest.replace("events = [\"contact.*\"]", "events = []"), &wasm).await.unwrap();
     manager.enable(&admin(), "gate", Grants::All).await.unwrap();
@@ -1104,7 +1068,7 @@ async fn hook_successes_end_failure_streaks_and_suspended_fail_closed_hooks_refu
             .await
         }
     };
-    // config() suspends after 3 failures in a row: fail twice, succeed, fail twice.
+    // plugins_config() suspends after 3 failures in a row: fail twice, succeed, fail twice.
     for round in 0..2 {
         set_hook("panic").await;
         for i in 0..2 {
@@ -1151,7 +1115,7 @@ async fn hook_successes_end_failure_streaks_and_suspended_fail_closed_hooks_refu
 #[tokio::test]
 async fn bundled_plugins_install_and_enable_on_start() {
     let db = TestDb::sqlite().await;
-    let bundled = PluginsConfig { install_bundled: true, enable_bundled: true, ..config() };
+    let bundled = PluginsConfig { install_bundled: true, enable_bundled: true, ..plugins_config() };
     for _ in 0..2 {
         let manager = start_runtime(&db.kith, &bundled).await.unwrap();
         for plugin in kith_core::plugin::bundled::BUNDLED {
@@ -1174,7 +1138,7 @@ async fn bundled_plugins_install_and_enable_on_start() {
 #[tokio::test]
 async fn the_sandbox_has_no_files_environment_or_network() {
     let db = TestDb::sqlite().await;
-    let manager = start_runtime(&db.kith, &config()).await.unwrap();
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
     let (manifest, wasm) = hostile("escaper");
     let manifest = manifest.replace("[before_write]\nobjects = [\"contact\"]\non_failure = \"deny\"\n", "");
     manager.install(&admin(), &manifest, &wasm).await.unwrap();
@@ -1201,8 +1165,8 @@ async fn the_sandbox_has_no_files_environment_or_network() {
 async fn operations_are_listed_with_roles_and_low_role_writes_need_a_flag() {
     for db in TestDb::all().await {
         let name = db.name;
-        let env = vec![("KITH_PLUGINS_CACHE_DIR".to_owned(), config().cache_dir)];
-        let kith = |args: &'static [&'static str]| crate::cli::run_cli_env(&db.url, args, "", env.clone());
+        let env = vec![("KITH_PLUGINS_CACHE_DIR".to_owned(), plugins_config().cache_dir)];
+        let kith = |args: &'static [&'static str]| run_cli_env(&db.url, args, "", env.clone());
         let (manifest, wasm) = welcome();
         let dir = kith_tests::temp_dir();
         let (original, lowered) = (dir.join("welcome"), dir.join("welcome-viewer"));
@@ -1222,8 +1186,7 @@ async fn operations_are_listed_with_roles_and_low_role_writes_need_a_flag() {
         }
         let original_arg = original.to_str().unwrap().to_owned();
         let lowered_arg = lowered.to_str().unwrap().to_owned();
-        let out =
-            crate::cli::run_cli_env(&db.url, &["plugin", "install", &original_arg], "", env.clone()).await.unwrap();
+        let out = run_cli_env(&db.url, &["plugin", "install", &original_arg], "", env.clone()).await.unwrap();
         assert!(out.stderr.contains("installed welcome 1.2.0"), "{name}: {}", out.stderr);
 
         // The bundled welcome: AGENT mutations only, so no warning and no flag.
@@ -1245,19 +1208,13 @@ async fn operations_are_listed_with_roles_and_low_role_writes_need_a_flag() {
         // and a greeting (its own object): refused while enabled, unless allowed.
         let warning = "mutation `greetAgain` lets VIEWER callers write (through the plugin's grants: \
                        activities:write; its own objects: greeting, welcomeDigest)";
-        let refused = crate::cli::run_cli_env(&db.url, &["plugin", "upgrade", &lowered_arg], "", env.clone())
-            .await
-            .unwrap_err()
-            .to_string();
+        let refused =
+            run_cli_env(&db.url, &["plugin", "upgrade", &lowered_arg], "", env.clone()).await.unwrap_err().to_string();
         assert!(refused.contains(warning) && refused.contains("--allow-low-role-writes"), "{name}: {refused}");
-        let upgraded = crate::cli::run_cli_env(
-            &db.url,
-            &["plugin", "upgrade", &lowered_arg, "--allow-low-role-writes"],
-            "",
-            env.clone(),
-        )
-        .await
-        .unwrap();
+        let upgraded =
+            run_cli_env(&db.url, &["plugin", "upgrade", &lowered_arg, "--allow-low-role-writes"], "", env.clone())
+                .await
+                .unwrap();
         assert!(upgraded.stderr.contains(&format!("warning: {warning}\n")), "{name}: {}", upgraded.stderr);
         assert!(upgraded.stderr.contains("upgraded welcome to 1.2.1"), "{name}: {}", upgraded.stderr);
 
@@ -1268,7 +1225,7 @@ async fn operations_are_listed_with_roles_and_low_role_writes_need_a_flag() {
         let refused = kith(&["plugin", "enable", "welcome", "--grant-all"]).await.unwrap_err().to_string();
         assert!(refused.contains(warning), "{name}: {refused}");
         let server = Server::start(&db).await;
-        let _runtime = start_runtime(&db.kith, &config()).await.unwrap();
+        let _runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let admin_token = token(&db, Role::Admin).await;
         let listed = server
             .gql(

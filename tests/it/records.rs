@@ -10,6 +10,8 @@ use kith_core::store::{audit, custom_fields, outbox, tags};
 use kith_tests::{TestDb, domain_err};
 use serde_json::json;
 
+use crate::util::{query_plan, query_plan_with};
+
 #[tokio::test]
 async fn contacts_are_validated_and_unique_by_email_ignoring_case() {
     for db in TestDb::all().await {
@@ -457,37 +459,6 @@ async fn starts_with_ignores_case_and_reads_the_prefix_index() {
             assert!(text.contains("ix_contact_last_name_prefix"), "{}: the prefix index:\n{text}", db.name);
         }
         db.cleanup().await;
-    }
-}
-
-/// The query plan of `statement`: SQLite's `EXPLAIN QUERY PLAN`, or PostgreSQL's `EXPLAIN` with
-/// scans and sorts priced out (an empty table plans as a scan; this says what the indexes can
-/// do).
-pub(crate) async fn query_plan(db: &TestDb, statement: &sea_orm::Statement) -> Vec<String> {
-    query_plan_with(db, statement, &["enable_seqscan = off", "enable_sort = off", "enable_bitmapscan = off"]).await
-}
-
-/// [`query_plan`], with these PostgreSQL `settings` (`name = value`) for the `EXPLAIN`.
-pub(crate) async fn query_plan_with(db: &TestDb, statement: &sea_orm::Statement, settings: &[&str]) -> Vec<String> {
-    use sea_orm::{ConnectionTrait, Statement};
-    let conn = db.kith.store.conn();
-    let backend = conn.get_database_backend();
-    let values = statement.values.clone().map(|v| v.0).unwrap_or_default();
-    if backend == sea_orm::DbBackend::Sqlite {
-        let explain = Statement::from_sql_and_values(backend, format!("EXPLAIN QUERY PLAN {}", statement.sql), values);
-        let rows = conn.query_all_raw(explain).await.unwrap();
-        rows.iter().map(|r| r.try_get::<String>("", "detail").unwrap()).collect()
-    } else {
-        // In a transaction, so the settings end with it.
-        let tx = db.kith.store.begin(&kith_core::domain::actor::Actor::system("test")).await.unwrap();
-        for setting in settings {
-            tx.conn().execute_unprepared(&format!("SET LOCAL {setting}")).await.unwrap();
-        }
-        let explain = Statement::from_sql_and_values(backend, format!("EXPLAIN {}", statement.sql), values);
-        let rows = tx.conn().query_all_raw(explain).await.unwrap();
-        let plan = rows.iter().map(|r| r.try_get::<String>("", "QUERY PLAN").unwrap()).collect();
-        tx.rollback().await.unwrap();
-        plan
     }
 }
 

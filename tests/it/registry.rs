@@ -18,7 +18,7 @@ use kith_core::service::export::{Format, export};
 use kith_tests::TestDb;
 use serde_json::{Value, json};
 
-use crate::graphql::{Server, token};
+use crate::util::{Server, token};
 
 /// An object Kith does not have: invoices of companies, searchable by number and customer.
 fn invoice() -> ObjectDef {

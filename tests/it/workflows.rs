@@ -1,12 +1,16 @@
-//! Deals, tickets, activities, merges and timelines on both databases.
+//! Deals, tickets, activities, merges and timelines on both databases, and the deal and ticket
+//! workflow mutations through the GraphQL API.
 
 use kith_core::domain::DomainError;
+use kith_core::domain::actor::Role;
 use kith_core::service::timeline::timeline;
 use kith_core::service::workflow;
 use kith_core::store::{history, outbox};
 use kith_tests::{TestDb, domain_err};
 use serde_json::json;
 use uuid::Uuid;
+
+use crate::util::{Server, code, token};
 
 async fn pipeline(db: &TestDb, name: &str) -> (Uuid, Vec<Uuid>) {
     let p = db.create("pipeline", json!({"name": name, "currency": "eur"})).await.unwrap();
@@ -288,4 +292,63 @@ async fn duplicate_finder_ranks_likely_duplicates() {
         assert!(literal.is_empty(), "{}: `_` and `%` in names match literally: {literal:?}", db.name);
         db.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn workflows_over_graphql() {
+    let db = TestDb::sqlite().await;
+    let server = Server::start(&db).await;
+    let agent = token(&db, Role::Agent).await;
+    let p = server
+        .gql(&agent, "mutation { createPipeline(input: {name: \"Sales\", currency: \"EUR\"}) { id } }", json!({}))
+        .await;
+    let pid = p["data"]["createPipeline"]["id"].as_str().unwrap().to_owned();
+    let mut stages = Vec::new();
+    for (i, (name, prob, kind)) in [("Lead", 10, "OPEN"), ("Won", 100, "WON"), ("Lost", 0, "LOST")].iter().enumerate() {
+        let s = server
+            .gql(
+                &agent,
+                "mutation($i: StageCreateInput!) { createStage(input: $i) { id } }",
+                json!({"i": {"pipelineId": pid, "name": name, "position": i, "probability": prob, "kind": kind}}),
+            )
+            .await;
+        stages.push(s["data"]["createStage"]["id"].as_str().unwrap().to_owned());
+    }
+    let d = server
+        .gql(&agent, "mutation($i: DealCreateInput!) { createDeal(input: $i) { id amount currency stage { name } pipeline { stages { totalCount } } } }", json!({"i": {"title": "Big", "amount": "99.90", "pipelineId": pid, "stageId": stages[0]}}))
+        .await;
+    assert_eq!(d["data"]["createDeal"]["amount"], "99.9", "{d}");
+    assert_eq!(d["data"]["createDeal"]["pipeline"]["stages"]["totalCount"], 3);
+    let deal_id = d["data"]["createDeal"]["id"].as_str().unwrap().to_owned();
+    let lost = server.gql(&agent, "mutation($id: ID!) { closeDeal(id: $id, outcome: LOST, reason: \"price\") { lostReason closedAt stage { kind } } }", json!({"id": deal_id})).await;
+    assert_eq!(lost["data"]["closeDeal"]["stage"]["kind"], "LOST", "{lost}");
+    let t = server
+        .gql(
+            &agent,
+            "mutation { createTicket(input: {subject: \"Help\", priority: HIGH}) { id number status } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(t["data"]["createTicket"]["number"], 1001, "{t}");
+    let tid = t["data"]["createTicket"]["id"].as_str().unwrap().to_owned();
+    let c = server
+        .gql(
+            &agent,
+            "mutation($id: ID!) { addTicketComment(ticketId: $id, body: \"On it\") { public authorName } }",
+            json!({"id": tid}),
+        )
+        .await;
+    assert_eq!(c["data"]["addTicketComment"]["public"], true, "{c}");
+    let bad = server
+        .gql(&agent, "mutation($id: ID!) { changeTicketStatus(id: $id, status: NEW) { status } }", json!({"id": tid}))
+        .await;
+    assert_eq!(code(&bad), "CONFLICT", "{bad}");
+    let solved = server
+        .gql(&agent, "mutation($id: ID!) { changeTicketStatus(id: $id, status: SOLVED) { status firstRespondedAt comments { totalCount } timeline { kind summary } } }", json!({"id": tid}))
+        .await;
+    assert_eq!(solved["data"]["changeTicketStatus"]["status"], "SOLVED", "{solved}");
+    assert_eq!(solved["data"]["changeTicketStatus"]["comments"]["totalCount"], 1);
+    assert!(solved["data"]["changeTicketStatus"]["timeline"].as_array().unwrap().len() >= 3);
+    server.stop().await;
+    db.cleanup().await;
 }

@@ -24,6 +24,3 @@ pub const BUNDLED: &[Bundled] = &[
         component: include_bytes!(concat!(env!("BUILT_PLUGINS_DIR"), "/kith_plugin_donors.wasm")),
     },
 ];
-
-/// Where `core/build.rs` put the compiled plugin components.
-pub const WASM_DIR: &str = env!("BUILT_PLUGINS_DIR");

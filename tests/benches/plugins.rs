@@ -1,7 +1,7 @@
 //! The cost of delivering an event to a plugin, against a native Rust call doing the same work.
 //!
-//! Run: `cargo bench -p kith-core --bench plugins`. The plugin is `tests/plugins/hostile` in
-//! `inspect` mode: it reads its `mode` setting (a host call), parses the event's record and
+//! Run: `cargo bench -p kith-tests --bench plugins`. The plugin is `tests/plugins/hostile` (built
+//! by `tests/build.rs`) in `inspect` mode: it reads its `mode` setting (a host call), parses the event's record and
 //! checks a field. The native baseline does the same on the same event: parse the payload,
 //! look the setting up and parse it, check the field.
 
@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kith_core::config::PluginsConfig;
 use kith_core::domain::actor::Actor;
+use kith_core::plugin::PluginManager;
 use kith_core::plugin::host::v1::kith::plugin::types::Event;
 use kith_core::plugin::manager::Grants;
 use kith_core::plugin::runtime::LoadedPlugin;
-use kith_core::plugin::{PluginManager, bundled};
 use kith_core::service::Kith;
 use kith_core::store::{Store, StoreOptions};
 use serde_json::{Value as Json, json};
@@ -77,9 +77,8 @@ fn setup(rt: &tokio::runtime::Runtime) -> (Arc<PluginManager>, Arc<LoadedPlugin>
         };
         let manager = kith_core::plugin::start_runtime(&kith, &config).await.unwrap();
         let actor = Actor::system("bench");
-        let manifest =
-            include_str!("../../tests/plugins/hostile/plugin.toml").replace("id = \"hostile\"", "id = \"sink\"");
-        let wasm = std::fs::read(format!("{}/kith_test_plugin_hostile.wasm", bundled::WASM_DIR)).unwrap();
+        let manifest = include_str!("../plugins/hostile/plugin.toml").replace("id = \"hostile\"", "id = \"sink\"");
+        let wasm = std::fs::read(concat!(env!("TEST_PLUGINS_DIR"), "/kith_test_plugin_hostile.wasm")).unwrap();
         manager.install(&actor, &manifest, &wasm).await.unwrap();
         manager.set_setting(&actor, "sink", "mode", Some(json!("inspect"))).await.unwrap();
         manager.enable(&actor, "sink", Grants::All).await.unwrap();

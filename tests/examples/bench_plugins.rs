@@ -1,7 +1,7 @@
 //! Plugin runtime figures: end-to-end event throughput from the outbox to a plugin on SQLite,
 //! and the cold start of a Kith process with 4 precompiled plugins.
 //!
-//! Run: `cargo run --release -p kith-core --example bench_plugins [EVENTS]` (default 50000).
+//! Run: `cargo run --release -p kith-tests --example bench_plugins [EVENTS]` (default 50000).
 //! Uses a fresh SQLite file in a temp directory. Prints one line per measurement.
 
 // Test and benchmark code: a failed unwrap is a failed test, which is what it should be.
@@ -32,8 +32,8 @@ async fn main() -> anyhow::Result<()> {
         ..PluginsConfig::default()
     };
     let actor = Actor::system("bench");
-    let hostile = include_str!("../../tests/plugins/hostile/plugin.toml");
-    let wasm = std::fs::read(format!("{}/kith_test_plugin_hostile.wasm", bundled::WASM_DIR))?;
+    let hostile = include_str!("../plugins/hostile/plugin.toml");
+    let wasm = std::fs::read(concat!(env!("TEST_PLUGINS_DIR"), "/kith_test_plugin_hostile.wasm"))?;
 
     // 1. Throughput: N committed events, then a process starts and drains them into a plugin.
     {
