@@ -432,7 +432,19 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             } else {
                 None
             };
+            let setup_code = state.setup_code.clone();
             let router = app(state, &config.server);
+            let address = listener.local_addr()?;
+            if !crate::store::users::any(kith.store.conn()).await? {
+                // Printed, not only logged: the person who ran the command reads it.
+                writeln!(
+                    io.stderr,
+                    "Kith has no users yet: open http://{address}/ to create the first administrator \
+                     (from another machine, give the setup code {setup_code})"
+                )?;
+            } else {
+                writeln!(io.stderr, "The console is at http://{address}/")?;
+            }
             // Said once everything is in place (the bundled plugins installed and enabled), so a
             // script that waits for this line finds the server ready.
             tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database.url), "kith is listening");

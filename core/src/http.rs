@@ -58,6 +58,9 @@ pub struct AppState {
     pub documents: Arc<crate::api::documents::DocumentCache>,
     /// `Idempotency-Key` settings and this process's sweep of expired keys.
     pub idempotency_keys: Arc<idempotency::Keys>,
+    /// The code that lets a client off loopback create the first admin (`/setup`); printed by
+    /// `kith serve` while Kith has no user.
+    pub setup_code: String,
 }
 
 /// A token bucket per caller: `per_minute` requests a minute, refilled continuously, with
@@ -146,6 +149,7 @@ impl AppState {
                 api.idempotency_hours,
                 Duration::from_millis(api.timeout_ms),
             )),
+            setup_code: crate::store::tokens::generate().chars().rev().take(8).collect(),
         })
     }
 }
@@ -169,6 +173,7 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .route("/readyz", get(readyz))
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
+        .merge(crate::console::router())
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

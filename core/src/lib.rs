@@ -10,11 +10,13 @@
 //! - `config`: layered configuration (defaults, `kith.toml`, `KITH_*`, flags).
 //! - `error`: the error type of the store and service layers.
 //! - `http`: the axum server.
+//! - `console`: the web app at `/`, server-rendered from the registry, acting through GraphQL.
 //! - `cli`: the `kith` command line.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -48,6 +48,11 @@ pub struct FieldDef {
 impl FieldDef {
     /// A writable, optional field whose column is the snake_case of `name`.
     pub fn new(name: &str, kind: FieldKind) -> FieldDef {
+        // A reference is labelled as what it refers to: `companyId` is "Company".
+        let label = match (&kind, name.strip_suffix("Id")) {
+            (FieldKind::Ref(_), Some(stem)) if !stem.is_empty() => humanize(stem),
+            _ => humanize(name),
+        };
         FieldDef {
             name: name.to_owned(),
             column: snake_case(name),
@@ -58,7 +63,7 @@ impl FieldDef {
             personal: false,
             unique: false,
             indexed: false,
-            label: humanize(name),
+            label,
             reverse: None,
         }
     }
@@ -158,6 +163,9 @@ pub struct ObjectDef {
     pub name_field: String,
     /// The fields a list shows by default, in order.
     pub list_columns: Vec<String>,
+    /// The console lists it in its menu (records reached only through another, such as a
+    /// ticket's comments or a pipeline's stages, are not; nor are users, an admin page).
+    pub menu: bool,
 }
 
 impl ObjectDef {
@@ -193,6 +201,7 @@ impl ObjectDef {
             title: Vec::new(),
             name_field: "id".to_owned(),
             list_columns: Vec::new(),
+            menu: true,
         }
     }
 
@@ -559,7 +568,8 @@ fn core_objects() -> Vec<ObjectDef> {
                 .doc("OPEN, or WON / LOST for closing stages."),
         )
         .titled(&["{name}"], "name")
-        .columns(&["pipelineId", "position", "name", "probability", "kind"]);
+        .columns(&["pipelineId", "position", "name", "probability", "kind"])
+        .with(|d| d.menu = false);
 
     let mut deal = ObjectDef::new("deal", "deals", "A potential sale moving through a pipeline.")
         .field(FieldDef::new("title", K::Text).required().doc("Title."))
@@ -651,6 +661,7 @@ fn core_objects() -> Vec<ObjectDef> {
     comment.versioned = false;
     comment.mutable = false;
     comment.referenceable = false;
+    comment.menu = false;
     if let Some(ticket) = comment.fields.iter_mut().find(|f| f.name == "ticketId") {
         ticket.reverse = Some("comments".into());
     }
@@ -701,6 +712,7 @@ fn core_objects() -> Vec<ObjectDef> {
     user.table = "app_user".to_owned();
     user.soft_delete = false;
     user.mutable = false;
+    user.menu = false;
     let user = user.titled(&["{name}", "{email}"], "name").columns(&["name", "email", "role", "active"]);
 
     let mut objects = vec![contact, company, pipeline, stage, deal, ticket, comment, activity, segment, user];

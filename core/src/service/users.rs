@@ -94,6 +94,39 @@ pub async fn revoke_token(tx: &Tx, id_or_name: &str) -> Result<Vec<Uuid>> {
     Ok(ids)
 }
 
+/// Ends the session whose secret is `secret` (a sign-out): the token is revoked, with its
+/// audit entry and event, and forgotten by this process's cache at once. Other tokens, and
+/// secrets that are not sessions, are left alone.
+pub async fn end_session(kith: &crate::service::Kith, actor: &Actor, secret: &str) -> Result<()> {
+    let store = &kith.store;
+    let Some(info) = tokens::authenticate(store.conn(), secret, Utc::now()).await? else { return Ok(()) };
+    if info.kind != "session" {
+        return Ok(());
+    }
+    let tx = store.begin(actor).await?;
+    revoke_token(&tx, &info.id.to_string()).await?;
+    tx.commit().await?;
+    kith.auth_cache.forget(Some(info.id), None);
+    Ok(())
+}
+
+/// Creates the first user, an ADMIN, when there is none yet (first-run setup); refused with a
+/// conflict once any user exists.
+pub async fn create_first_admin(
+    kith: &crate::service::Kith,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> Result<Record> {
+    let tx = kith.store.begin(&Actor::system("setup")).await?;
+    if users::any(tx.conn()).await? {
+        return Err(DomainError::conflict("Kith has users already").into());
+    }
+    let user = create_user(&tx, &kith.registry(), email, name, Role::Admin, Some(password)).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
 /// How long a refused login takes at the least, so an answer's time does not tell a known
 /// account from an unknown one (the password check is the same work for both; the database
 /// lookups are not, by a few milliseconds).

@@ -161,6 +161,10 @@ pub async fn authenticate<C: ConnectionTrait>(db: &C, token: &str, now: DateTime
     if info.revoked_at.is_some() || info.expires_at.is_some_and(|t| t <= now) {
         return Ok(None);
     }
+    // A session left idle ends (its use is recorded at most every `TOUCH_EVERY`).
+    if info.kind == "session" && info.last_used_at.is_some_and(|t| t < now - Duration::minutes(SESSION_IDLE_MINUTES)) {
+        return Ok(None);
+    }
     if info.user_id.is_some() {
         let user_role: Option<String> = row.try_get_by_index(9)?;
         let active: Option<bool> = row.try_get_by_index(10)?;
@@ -173,6 +177,9 @@ pub async fn authenticate<C: ConnectionTrait>(db: &C, token: &str, now: DateTime
     }
     Ok(Some(info))
 }
+
+/// How long a session may sit unused before it ends.
+pub const SESSION_IDLE_MINUTES: i64 = 120;
 
 /// How often a token's use is recorded, at most.
 const TOUCH_EVERY: Duration = Duration::seconds(60);

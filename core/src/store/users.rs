@@ -90,3 +90,10 @@ pub async fn find_login<C: ConnectionTrait>(db: &C, email: &str) -> Result<Optio
         password_hash: row.try_get_by_index(5)?,
     }))
 }
+
+/// Whether any user exists (first-run setup is offered until one does).
+pub async fn any<C: ConnectionTrait>(db: &C) -> Result<bool> {
+    let backend = db.get_database_backend();
+    let statement = Statement::from_string(backend, "SELECT 1 FROM app_user LIMIT 1");
+    Ok(db.query_one_raw(statement).await?.is_some())
+}

@@ -1,0 +1,217 @@
+//! Forms from the registry: the widget for each kind of field (text, number, date, date and
+//! time, yes/no, a choice of values, a reference to another record, JSON), and the way back
+//! from submitted form values to a GraphQL input, with a message per field that does not
+//! parse. Displaying values is here too, so a value looks the same in lists and forms.
+
+use maud::{Markup, html};
+use serde_json::{Map, Value as Json};
+
+use crate::console::text;
+use crate::domain::object::{Access, FieldDef, ObjectDef, Registry};
+use crate::domain::value::FieldKind;
+
+/// The fields a person may set: on create, writable and create-only fields; on update,
+/// writable ones. Custom fields have their own form (not here); ids and bookkeeping are Kith's.
+pub fn writable(def: &ObjectDef, create: bool) -> Vec<&FieldDef> {
+    def.fields
+        .iter()
+        .filter(|f| match f.access {
+            Access::Write => true,
+            Access::CreateOnly => create,
+            Access::ReadOnly => false,
+        })
+        .filter(|f| f.name != "customFields")
+        .collect()
+}
+
+/// A value as people read it.
+pub fn display(kind: &FieldKind, value: &Json) -> String {
+    match (kind, value) {
+        (_, Json::Null) => String::new(),
+        (FieldKind::Bool, Json::Bool(b)) => (if *b { text::YES } else { text::NO }).to_owned(),
+        (FieldKind::DateTime, Json::String(s)) => {
+            s.get(..16).map_or_else(|| s.clone(), |t| format!("{} UTC", t.replace('T', " ")))
+        }
+        (FieldKind::Enum(_), Json::String(s)) => humanize_value(s),
+        (_, Json::String(s)) => s.clone(),
+        (_, other) => other.to_string(),
+    }
+}
+
+/// `CUSTOMER` becomes `Customer`, `IN_PROGRESS` `In progress`.
+pub fn humanize_value(value: &str) -> String {
+    let lower = value.replace('_', " ").to_lowercase();
+    let mut chars = lower.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
+/// A record to choose in a reference's list: its id and title.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    /// The record's id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+}
+
+/// The value a form field shows for `value` (`datetime-local` wants `YYYY-MM-DDTHH:MM`).
+fn form_value(kind: &FieldKind, value: &Json) -> String {
+    match (kind, value) {
+        (_, Json::Null) => String::new(),
+        (FieldKind::DateTime, Json::String(s)) => s.get(..16).unwrap_or(s).to_owned(),
+        (FieldKind::Json, v) => serde_json::to_string_pretty(v).unwrap_or_default(),
+        (_, Json::String(s)) => s.clone(),
+        (_, other) => other.to_string(),
+    }
+}
+
+/// The labelled control for `field` holding `value`, with `error` under it.
+pub fn widget(field: &FieldDef, value: &Json, error: Option<&str>, choices: Option<&[Choice]>) -> Markup {
+    let id = format!("f-{}", field.name);
+    let shown = form_value(&field.kind, value);
+    let required = field.required;
+    let described = error.map(|_| format!("{id}-error"));
+    html! {
+        label for=(id) { (field.label) @if required { " *" } }
+        @match &field.kind {
+            FieldKind::Bool => {
+                input type="hidden" name=(field.name) value="false";
+                input #(id) type="checkbox" name=(field.name) value="true" checked[value.as_bool() == Some(true)] aria-describedby=[described.as_deref()];
+            }
+            FieldKind::Enum(values) => {
+                select #(id) name=(field.name) required[required] aria-describedby=[described.as_deref()] {
+                    @if !required { option value="" { (text::NONE) } }
+                    @for v in values { option value=(v) selected[shown == *v] { (humanize_value(v)) } }
+                }
+            }
+            FieldKind::Ref(_) if choices.is_some() => {
+                select #(id) name=(field.name) required[required] aria-describedby=[described.as_deref()] {
+                    @if !required { option value="" { (text::NONE) } }
+                    @let choices = choices.unwrap_or_default();
+                    @if !shown.is_empty() && !choices.iter().any(|c| c.id == shown) {
+                        option value=(shown) selected { (shown) }
+                    }
+                    @for c in choices { option value=(c.id) selected[c.id == shown] { (c.title) } }
+                }
+            }
+            FieldKind::Json => {
+                textarea #(id) name=(field.name) rows="4" required[required] aria-describedby=[described.as_deref()] { (shown) }
+            }
+            kind => {
+                input #(id) type=(input_type(kind)) name=(field.name) value=(shown) required[required]
+                    step=[matches!(kind, FieldKind::Decimal).then_some("any")] aria-describedby=[described.as_deref()];
+            }
+        }
+        @if let Some(error) = error { div.field-error id=(format!("{id}-error")) { (error) } }
+    }
+}
+
+fn input_type(kind: &FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Int | FieldKind::Decimal => "number",
+        FieldKind::Date => "date",
+        FieldKind::DateTime => "datetime-local",
+        FieldKind::Email => "email",
+        FieldKind::Url => "url",
+        _ => "text",
+    }
+}
+
+/// The last value submitted for `name` (a checkbox sends its hidden `false`, then `true`).
+pub fn submitted<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+}
+
+/// The GraphQL input from submitted values for `fields`: blank means null on update and
+/// absent on create; each value is read as its field's kind. Refused with a message per field
+/// that does not parse.
+pub fn input_of(
+    fields: &[&FieldDef],
+    form: &[(String, String)],
+    create: bool,
+    taggable: bool,
+) -> Result<Map<String, Json>, Vec<(String, String)>> {
+    let mut input = Map::new();
+    let mut errors = Vec::new();
+    for field in fields {
+        let Some(raw) = submitted(form, &field.name) else { continue };
+        let raw = raw.trim();
+        if raw.is_empty() && !matches!(field.kind, FieldKind::Bool) {
+            if !create {
+                input.insert(field.name.clone(), Json::Null);
+            }
+            continue;
+        }
+        let value = match &field.kind {
+            FieldKind::Int => match raw.parse::<i64>() {
+                Ok(n) => Json::from(n),
+                Err(_) => {
+                    errors.push((field.name.clone(), text::NOT_A_NUMBER.to_owned()));
+                    continue;
+                }
+            },
+            FieldKind::Bool => Json::Bool(raw == "true"),
+            FieldKind::DateTime if raw.len() == 16 => Json::String(format!("{raw}:00Z")),
+            FieldKind::Json => match serde_json::from_str(raw) {
+                Ok(v) => v,
+                Err(_) => {
+                    errors.push((field.name.clone(), text::NOT_JSON.to_owned()));
+                    continue;
+                }
+            },
+            _ => Json::String(raw.to_owned()),
+        };
+        input.insert(field.name.clone(), value);
+    }
+    if taggable && let Some(tags) = submitted(form, "tags") {
+        let tags: Vec<Json> =
+            tags.split(',').map(str::trim).filter(|t| !t.is_empty()).map(|t| Json::String(t.to_owned())).collect();
+        if !(create && tags.is_empty()) {
+            input.insert("tags".into(), Json::Array(tags));
+        }
+    }
+    if errors.is_empty() { Ok(input) } else { Err(errors) }
+}
+
+/// The GraphQL selection of `fields` of `def`: each stored field, and for a reference the
+/// related record's id and title fields through its forward relation.
+pub fn selection(registry: &Registry, def: &ObjectDef, fields: &[String]) -> String {
+    let mut out = String::from("id");
+    for name in fields {
+        let Some(field) = def.field_def(name) else { continue };
+        if name != "id" {
+            out.push(' ');
+            out.push_str(name);
+        }
+        if let (FieldKind::Ref(target), Some(relation)) =
+            (&field.kind, crate::domain::naming::forward_relation(registry, def, field))
+            && let Some(target) = registry.get(target)
+        {
+            out.push_str(&format!(" {relation} {{ id {} }}", target.title_fields().join(" ")));
+        }
+    }
+    out
+}
+
+/// A record's title from its JSON.
+pub fn title_of(def: &ObjectDef, record: &Json) -> String {
+    let title = def.title_of(|field| match def.field_def(field) {
+        Some(f) => display(&f.kind, &record[field]),
+        None => String::new(),
+    });
+    if title.trim().is_empty() { record["id"].as_str().unwrap_or_default().to_owned() } else { title }
+}
+
+/// A field's value in a list or record page: a reference as a link to the related record.
+pub fn cell(registry: &Registry, def: &ObjectDef, field: &FieldDef, record: &Json) -> Markup {
+    if let (FieldKind::Ref(target), Some(relation)) =
+        (&field.kind, crate::domain::naming::forward_relation(registry, def, field))
+        && let Some(target) = registry.get(target)
+    {
+        let related = &record[&relation];
+        if let Some(id) = related["id"].as_str() {
+            return html! { a href=(format!("/o/{}/{id}", target.plural)) { (title_of(target, related)) } };
+        }
+    }
+    html! { (display(&field.kind, &record[&field.name])) }
+}

@@ -1,0 +1,808 @@
+//! The pages every object gets, built from its registry entry: a list (columns, a filter
+//! builder, sorting, cursor paging), a record page (fields, related records both ways, values
+//! plugins compute, the timeline), forms to create and edit (a version conflict explained,
+//! with reload or overwrite), delete, and search across objects. Every read and write is a
+//! GraphQL operation run as the signed-in user.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json, json};
+
+use crate::api::auth::ClientAddr;
+use crate::console::form::{self, Choice};
+use crate::console::session::{Session, check_csrf};
+use crate::console::{Answer, Chrome, assets, layout, may_delete, may_read, may_write, run, text};
+use crate::domain::code::Code;
+use crate::domain::naming::{self, Suffix};
+use crate::domain::object::{ObjectDef, Registry};
+use crate::domain::value::FieldKind;
+use crate::http::AppState;
+
+/// Records a list page shows at once.
+const PAGE: i64 = 50;
+/// Records a reference's choice list offers.
+const CHOICES: i64 = 100;
+/// Related records a record page shows per relation.
+const RELATED: i64 = 5;
+
+/// A console page for `session`.
+fn render(state: &AppState, session: &Session, status: StatusCode, title: String, content: Markup) -> Response {
+    let chrome = Chrome { title, actor: &session.actor, csrf: &session.csrf };
+    assets::secure(crate::console::respond(status, layout(state, &chrome, content)).into_response())
+}
+
+/// A page that says why nothing else is shown.
+fn problem(state: &AppState, session: &Session, status: StatusCode, message: &str) -> Response {
+    render(state, session, status, text::BRAND.to_owned(), html! { p.notice role="alert" { (message) } })
+}
+
+/// The object whose plural is `plural`, if the caller may read it.
+fn object(state: &AppState, session: &Session, plural: &str) -> Result<Arc<ObjectDef>, Box<Response>> {
+    let registry = state.kith.registry();
+    match registry.objects().find(|d| d.plural == plural) {
+        Some(def) if may_read(state, &session.actor, def) => Ok(def.clone()),
+        Some(_) => Err(Box::new(problem(state, session, StatusCode::FORBIDDEN, text::FORBIDDEN))),
+        None => Err(Box::new(problem(state, session, StatusCode::NOT_FOUND, text::NO_SUCH_OBJECT))),
+    }
+}
+
+/// Runs an operation as the session's user.
+async fn query(state: &AppState, session: &Session, document: &str, variables: Json) -> Answer {
+    run(state, Some(&session.actor), ClientAddr(None), document, variables).await
+}
+
+/// An answer's errors as one message.
+fn messages(answer: &Answer) -> String {
+    answer.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")
+}
+
+/// `GET /`: first-run setup while there is no user, else the first list of the menu.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Ok(false) = crate::store::users::any(state.kith.store.conn()).await {
+        return Redirect::to("/setup").into_response();
+    }
+    if crate::console::session::cookie(&headers, crate::console::session::SESSION_COOKIE).is_none() {
+        return Redirect::to("/login").into_response();
+    }
+    let registry = state.kith.registry();
+    let first =
+        registry.in_order().find(|d| d.menu).map_or_else(|| "/login".to_owned(), |d| format!("/o/{}", d.plural));
+    Redirect::to(&first).into_response()
+}
+
+/// Query of a list page.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// The filter's field.
+    pub f: Option<String>,
+    /// The filter's operator (`eq`, `ilike`, ...).
+    pub op: Option<String>,
+    /// The filter's value.
+    pub v: Option<String>,
+    /// The sort field.
+    pub sort: Option<String>,
+    /// `asc` or `desc`.
+    pub dir: Option<String>,
+    /// The page after this cursor.
+    pub after: Option<String>,
+    /// The page before this cursor.
+    pub before: Option<String>,
+}
+
+/// The filter of a list page's query, or why it cannot be one.
+fn filter_of(def: &ObjectDef, q: &ListQuery) -> Result<Option<Json>, String> {
+    let (Some(field), Some(op)) = (q.f.as_deref().filter(|f| !f.is_empty()), q.op.as_deref()) else { return Ok(None) };
+    let Some(field_def) = def.field_def(field).filter(|f| f.kind != FieldKind::Json) else {
+        return Err(format!("`{field}` cannot be filtered"));
+    };
+    if !text::OPS.iter().any(|(name, _)| *name == op) {
+        return Err(format!("`{op}` is not a condition"));
+    }
+    let raw = q.v.clone().unwrap_or_default();
+    let value = match (op, &field_def.kind) {
+        ("isNull", _) => Json::Bool(true),
+        ("ilike", _) => Json::String(format!("%{}%", raw.replace('%', "\\%"))),
+        (_, FieldKind::Int) => {
+            Json::from(raw.trim().parse::<i64>().map_err(|_| format!("{}: {}", field_def.label, text::NOT_A_NUMBER))?)
+        }
+        (_, FieldKind::Bool) => Json::Bool(matches!(raw.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1")),
+        (_, FieldKind::Enum(values)) => {
+            let wanted = raw.trim().to_ascii_uppercase().replace(' ', "_");
+            if !values.contains(&wanted) {
+                return Err(format!(
+                    "{}: {}",
+                    field_def.label,
+                    values.iter().map(|v| form::humanize_value(v)).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            Json::String(wanted)
+        }
+        _ => Json::String(raw.trim().to_owned()),
+    };
+    Ok(Some(json!({ field: { op: value } })))
+}
+
+/// The query string of a list page, with `changes` applied.
+fn list_href(def: &ObjectDef, q: &ListQuery, changes: &[(&str, Option<&str>)]) -> String {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    for (key, value) in [("f", &q.f), ("op", &q.op), ("v", &q.v), ("sort", &q.sort), ("dir", &q.dir)] {
+        if let Some(value) = value {
+            pairs.push((key, value.clone()));
+        }
+    }
+    for (key, value) in changes {
+        pairs.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            pairs.push((key, (*value).to_owned()));
+        }
+    }
+    let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    if query.is_empty() { format!("/o/{}", def.plural) } else { format!("/o/{}?{query}", def.plural) }
+}
+
+/// `GET /o/{plural}`: a page of records.
+pub async fn list(
+    State(state): State<AppState>,
+    session: Session,
+    Path(plural): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    let registry = state.kith.registry();
+    let columns: Vec<String> = def.list_columns.iter().filter(|c| def.field_def(c).is_some()).cloned().collect();
+    let (filter, filter_error) = match filter_of(&def, &q) {
+        Ok(filter) => (filter, None),
+        Err(message) => (None, Some(message)),
+    };
+    let order = q.sort.as_ref().filter(|s| def.field_def(s).is_some_and(|f| f.kind != FieldKind::Json)).map(|field| {
+        let direction = if q.dir.as_deref() == Some("desc") { "DESC" } else { "ASC" };
+        json!([{ "field": field, "direction": direction }])
+    });
+    let document = format!(
+        "query($first: Int, $after: String, $last: Int, $before: String, $filter: {filter}, $orderBy: [{order}!]) {{ \
+         {plural}(first: $first, after: $after, last: $last, before: $before, filter: $filter, orderBy: $orderBy) {{ \
+         totalCount pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} edges {{ node {{ {selection} }} }} }} }}",
+        filter = naming::object_type(&def, Suffix::Filter),
+        order = naming::object_type(&def, Suffix::OrderBy),
+        plural = def.plural,
+        selection = form::selection(&registry, &def, &columns),
+    );
+    let backward = q.before.is_some() && q.after.is_none();
+    let variables = json!({
+        "first": (!backward).then_some(PAGE),
+        "after": q.after,
+        "last": backward.then_some(PAGE),
+        "before": if backward { q.before.clone() } else { None },
+        "filter": filter,
+        "orderBy": order,
+    });
+    let answer = query(&state, &session, &document, variables).await;
+    let connection = &answer.data[&def.plural];
+    let edges = connection["edges"].as_array().cloned().unwrap_or_default();
+    let info = &connection["pageInfo"];
+    let filterable: Vec<_> = def.fields.iter().filter(|f| f.kind != FieldKind::Json).collect();
+    let content = html! {
+        h1 { (def.plural_label) }
+        div.actions {
+            span.muted { (connection["totalCount"].as_i64().unwrap_or(0)) " " (text::RECORDS) }
+            @if def.mutable && may_write(&session.actor) {
+                a.button href=(format!("/o/{}/new", def.plural)) { (text::NEW) " " (def.label.to_lowercase()) }
+            }
+        }
+        form.filter method="get" action=(format!("/o/{}", def.plural)) {
+            div {
+                label for="filter-field" { (text::FILTER_FIELD) }
+                select #filter-field name="f" {
+                    @for field in &filterable { option value=(field.name) selected[q.f.as_deref() == Some(field.name.as_str())] { (field.label) } }
+                }
+            }
+            div {
+                label for="filter-op" { (text::FILTER_OP) }
+                select #filter-op name="op" {
+                    @for (op, label) in text::OPS { option value=(op) selected[q.op.as_deref() == Some(*op)] { (label) } }
+                }
+            }
+            div {
+                label for="filter-value" { (text::FILTER_VALUE) }
+                input #filter-value type="text" name="v" value=(q.v.clone().unwrap_or_default());
+            }
+            @if let Some(sort) = &q.sort { input type="hidden" name="sort" value=(sort); }
+            @if let Some(dir) = &q.dir { input type="hidden" name="dir" value=(dir); }
+            button type="submit" { (text::FILTER) }
+            @if q.f.is_some() { a href=(format!("/o/{}", def.plural)) { (text::CLEAR) } }
+        }
+        @if let Some(message) = &filter_error { p.notice role="alert" { (message) } }
+        @if !answer.errors.is_empty() { p.notice role="alert" { (messages(&answer)) } }
+        @if edges.is_empty() && answer.errors.is_empty() {
+            p.muted { (text::EMPTY) }
+        } @else {
+            div.table-wrap {
+                table {
+                    thead { tr {
+                        @for column in &columns {
+                            @let field = def.field_def(column);
+                            @let label = field.map(|f| f.label.clone()).unwrap_or_default();
+                            @let descending = q.sort.as_deref() == Some(column.as_str()) && q.dir.as_deref() != Some("desc");
+                            th scope="col" aria-sort=[(q.sort.as_deref() == Some(column.as_str())).then(|| if q.dir.as_deref() == Some("desc") { "descending" } else { "ascending" })] {
+                                a href=(list_href(&def, &q, &[("sort", Some(column)), ("dir", Some(if descending { "desc" } else { "asc" }))])) { (label) }
+                            }
+                        }
+                    } }
+                    tbody {
+                        @for edge in &edges {
+                            @let node = &edge["node"];
+                            @let id = node["id"].as_str().unwrap_or_default();
+                            tr {
+                                @for (i, column) in columns.iter().enumerate() {
+                                    @if let Some(field) = def.field_def(column) {
+                                        td {
+                                            @if i == 0 {
+                                                a href=(format!("/o/{}/{id}", def.plural)) {
+                                                    @let shown = form::display(&field.kind, &node[column]);
+                                                    @if shown.is_empty() { (form::title_of(&def, node)) } @else { (shown) }
+                                                }
+                                            } @else {
+                                                (form::cell(&registry, &def, field, node))
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        nav.actions aria-label="Pages" {
+            @if info["hasPreviousPage"].as_bool() == Some(true) || (q.after.is_some()) {
+                @if let Some(start) = info["startCursor"].as_str() {
+                    a href=(list_href(&def, &q, &[("before", Some(start)), ("after", None)])) rel="prev" { (text::PREVIOUS) }
+                }
+            }
+            @if info["hasNextPage"].as_bool() == Some(true) || backward {
+                @if let Some(end) = info["endCursor"].as_str() {
+                    a href=(list_href(&def, &q, &[("after", Some(end)), ("before", None)])) rel="next" { (text::NEXT) }
+                }
+            }
+        }
+    };
+    render(&state, &session, StatusCode::OK, def.plural_label.clone(), content)
+}
+
+/// The values plugins compute on `def`, as a GraphQL selection, with what each is.
+fn computed_selection(registry: &Registry, def: &ObjectDef) -> (String, Vec<(String, Vec<String>)>) {
+    let mut selection = String::new();
+    let mut shown = Vec::new();
+    for extension in registry.extensions() {
+        for field in extension.fields.iter().filter(|f| f.object == def.name) {
+            match extension.types.iter().find(|t| t.name == field.ty.name) {
+                Some(ty) => {
+                    let subfields: Vec<String> = ty
+                        .fields
+                        .iter()
+                        .filter(|(_, t)| t.is_scalar() || extension.enum_def(&t.name).is_some())
+                        .map(|(name, _)| name.clone())
+                        .collect();
+                    if subfields.is_empty() {
+                        continue;
+                    }
+                    selection.push_str(&format!(" {} {{ {} }}", field.name, subfields.join(" ")));
+                    shown.push((field.name.clone(), subfields));
+                }
+                None => {
+                    selection.push_str(&format!(" {}", field.name));
+                    shown.push((field.name.clone(), Vec::new()));
+                }
+            }
+        }
+    }
+    (selection, shown)
+}
+
+/// The JSON of one record with everything its page shows, or the answer's errors.
+async fn read_record(state: &AppState, session: &Session, def: &ObjectDef, id: &str, full: bool) -> Answer {
+    let registry = state.kith.registry();
+    let names: Vec<String> = def.fields.iter().map(|f| f.name.clone()).collect();
+    let mut selection = form::selection(&registry, def, &names);
+    if def.taggable {
+        selection.push_str(" tags");
+    }
+    if full {
+        for (other, _, relation) in naming::reverse_relations(&registry, def) {
+            if may_read(state, &session.actor, other) {
+                selection.push_str(&format!(
+                    " {relation}(first: {RELATED}) {{ totalCount edges {{ node {{ id {} }} }} }}",
+                    other.title_fields().join(" ")
+                ));
+            }
+        }
+        if def.timeline {
+            selection.push_str(" timeline(first: 20) { at kind summary }");
+        }
+        selection.push_str(&computed_selection(&registry, def).0);
+    }
+    let document = format!("query($id: ID!) {{ {}(id: $id) {{ {selection} }} }}", def.name);
+    query(state, session, &document, json!({ "id": id })).await
+}
+
+/// `GET /o/{plural}/{id}`: a record's page.
+pub async fn record(
+    State(state): State<AppState>,
+    session: Session,
+    Path((plural, id)): Path<(String, String)>,
+) -> Response {
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    let registry = state.kith.registry();
+    let answer = read_record(&state, &session, &def, &id, true).await;
+    let node = &answer.data[&def.name];
+    if node.is_null() {
+        let message = if answer.errors.is_empty() { text::NOT_FOUND.to_owned() } else { messages(&answer) };
+        return problem(&state, &session, StatusCode::NOT_FOUND, &message);
+    }
+    let title = form::title_of(&def, node);
+    let (_, computed) = computed_selection(&registry, &def);
+    let content = html! {
+        p.muted { a href=(format!("/o/{}", def.plural)) { (def.plural_label) } }
+        h1 { (title) }
+        div.actions {
+            @if def.mutable && may_write(&session.actor) {
+                a.button href=(format!("/o/{}/{id}/edit", def.plural)) { (text::EDIT) }
+            }
+            @if def.mutable && may_delete(&session.actor) {
+                form method="post" action=(format!("/o/{}/{id}/delete", def.plural)) {
+                    input type="hidden" name="_csrf" value=(session.csrf);
+                    button.danger type="submit" { (text::DELETE) }
+                }
+            }
+        }
+        dl.fields {
+            @for field in def.fields.iter().filter(|f| !matches!(f.name.as_str(), "id" | "customFields")) {
+                dt { (field.label) }
+                dd { (form::cell(&registry, &def, field, node)) }
+            }
+            @if def.taggable {
+                dt { "Tags" }
+                dd { (node["tags"].as_array().map(|t| t.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+            }
+        }
+        @if !computed.is_empty() {
+            h2 { (text::COMPUTED) }
+            dl.fields {
+                @for (name, subfields) in &computed {
+                    @if subfields.is_empty() {
+                        dt { (crate::domain::object::humanize(name)) }
+                        dd { (form::display(&FieldKind::Text, &node[name])) }
+                    } @else {
+                        @for sub in subfields {
+                            dt { (crate::domain::object::humanize(sub)) }
+                            dd { (form::display(&FieldKind::Text, &node[name][sub])) }
+                        }
+                    }
+                }
+            }
+        }
+        @for (other, field, relation) in naming::reverse_relations(&registry, &def) {
+            @if may_read(&state, &session.actor, other) {
+                @let connection = &node[&relation];
+                h2 { (crate::domain::object::humanize(&relation)) " (" (connection["totalCount"].as_i64().unwrap_or(0)) ")" }
+                ul {
+                    @for edge in connection["edges"].as_array().cloned().unwrap_or_default() {
+                        @let related = &edge["node"];
+                        li { a href=(format!("/o/{}/{}", other.plural, related["id"].as_str().unwrap_or_default())) { (form::title_of(other, related)) } }
+                    }
+                }
+                @if connection["totalCount"].as_i64().unwrap_or(0) > RELATED {
+                    a href=(format!("/o/{}?f={}&op=eq&v={id}", other.plural, field.name)) { (text::SEE_ALL) }
+                }
+            }
+        }
+        @if def.timeline {
+            h2 { (text::TIMELINE) }
+            ul.plain {
+                @for item in node["timeline"].as_array().cloned().unwrap_or_default() {
+                    li { span.muted { (form::display(&FieldKind::DateTime, &item["at"])) } " · " (item["summary"].as_str().unwrap_or_default()) }
+                }
+            }
+        }
+    };
+    render(&state, &session, StatusCode::OK, title, content)
+}
+
+/// Up to [`CHOICES`] records of each reference's target, for the form's choice lists.
+async fn choices(state: &AppState, session: &Session, def: &ObjectDef, create: bool) -> Map<String, Json> {
+    let registry = state.kith.registry();
+    let mut out = Map::new();
+    for field in form::writable(def, create) {
+        let FieldKind::Ref(target) = &field.kind else { continue };
+        let Some(target) = registry.get(target) else { continue };
+        if !may_read(state, &session.actor, target) {
+            continue;
+        }
+        let document = format!(
+            "query {{ {}(first: {CHOICES}, orderBy: [{{field: {}}}]) {{ edges {{ node {{ id {} }} }} }} }}",
+            target.plural,
+            target.name_field,
+            target.title_fields().join(" ")
+        );
+        let answer = query(state, session, &document, json!({})).await;
+        let list: Vec<Json> = answer.data[&target.plural]["edges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|edge| json!({"id": edge["node"]["id"], "title": form::title_of(target, &edge["node"])}))
+            .collect();
+        out.insert(field.name.clone(), Json::Array(list));
+    }
+    out
+}
+
+/// What a form page shows besides the fields.
+struct FormPage<'a> {
+    def: &'a ObjectDef,
+    /// `None` for a new record.
+    id: Option<&'a str>,
+    values: &'a Json,
+    version: Option<i64>,
+    errors: &'a [(String, String)],
+    notice: Option<Markup>,
+    choices: &'a Map<String, Json>,
+}
+
+fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
+    let create = page.id.is_none();
+    let def = page.def;
+    let action = match page.id {
+        Some(id) => format!("/o/{}/{id}", def.plural),
+        None => format!("/o/{}", def.plural),
+    };
+    let general: Vec<&(String, String)> =
+        page.errors.iter().filter(|(field, _)| def.field_def(field).is_none()).collect();
+    html! {
+        h1 { @if create { (text::NEW) " " (def.label.to_lowercase()) } @else { (text::EDIT) " " (def.label.to_lowercase()) } }
+        @if let Some(notice) = &page.notice { (notice) }
+        @if !general.is_empty() {
+            div.notice role="alert" { (text::FIX_ERRORS) ul { @for (_, message) in &general { li { (message) } } } }
+        }
+        form.record method="post" action=(action) {
+            input type="hidden" name="_csrf" value=(session.csrf);
+            @if let Some(version) = page.version { input type="hidden" name="_version" value=(version); }
+            @for field in form::writable(def, create) {
+                @let error = page.errors.iter().find(|(f, _)| *f == field.name).map(|(_, m)| m.as_str());
+                @let choices: Option<Vec<Choice>> = page.choices.get(&field.name).and_then(|c| c.as_array()).map(|list| {
+                    list.iter().map(|c| Choice { id: c["id"].as_str().unwrap_or_default().to_owned(), title: c["title"].as_str().unwrap_or_default().to_owned() }).collect()
+                });
+                div { (form::widget(field, &page.values[&field.name], error, choices.as_deref())) }
+            }
+            @if def.taggable {
+                label for="f-tags" { (text::TAGS) }
+                input #f-tags type="text" name="tags" value=(page.values["tags"].as_array().map(|t| t.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+            }
+            div.actions {
+                button type="submit" { @if create { (text::CREATE) } @else { (text::SAVE) } }
+                a href=(match page.id { Some(id) => format!("/o/{}/{id}", def.plural), None => format!("/o/{}", def.plural) }) { (text::CANCEL) }
+            }
+        }
+    }
+}
+
+/// `GET /o/{plural}/new`.
+pub async fn new_record(State(state): State<AppState>, session: Session, Path(plural): Path<String>) -> Response {
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    if !def.mutable || !may_write(&session.actor) {
+        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
+    }
+    let choices = choices(&state, &session, &def, true).await;
+    let page = FormPage {
+        def: &def,
+        id: None,
+        values: &Json::Null,
+        version: None,
+        errors: &[],
+        notice: None,
+        choices: &choices,
+    };
+    let title = format!("{} {}", text::NEW, def.label.to_lowercase());
+    render(&state, &session, StatusCode::OK, title, form_markup(&session, &page))
+}
+
+/// The form's values as a JSON object, to show the form again as it was submitted.
+fn submitted_values(def: &ObjectDef, form: &[(String, String)], create: bool) -> Json {
+    let mut values = Map::new();
+    for field in form::writable(def, create) {
+        if let Some(value) = form::submitted(form, &field.name) {
+            let value = match field.kind {
+                FieldKind::Bool => Json::Bool(value == "true"),
+                _ => Json::String(value.to_owned()),
+            };
+            values.insert(field.name.clone(), value);
+        }
+    }
+    if let Some(tags) = form::submitted(form, "tags") {
+        values.insert("tags".into(), Json::Array(tags.split(',').map(|t| Json::String(t.trim().to_owned())).collect()));
+    }
+    Json::Object(values)
+}
+
+/// Errors of an answer by field (those that name one) or for the whole form.
+fn answer_errors(answer: &Answer) -> Vec<(String, String)> {
+    answer
+        .errors
+        .iter()
+        .map(|e| {
+            let field = e.field.clone().unwrap_or_default();
+            let field = field.strip_prefix("input.").unwrap_or(&field).to_owned();
+            (field, e.message.clone())
+        })
+        .collect()
+}
+
+/// `POST /o/{plural}`: creates a record from the form.
+pub async fn create(
+    State(state): State<AppState>,
+    session: Session,
+    Path(plural): Path<String>,
+    Form(submitted): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
+        return *refusal;
+    }
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    if !def.mutable {
+        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
+    }
+    let fields = form::writable(&def, true);
+    let errors = match form::input_of(&fields, &submitted, true, def.taggable) {
+        Ok(input) => {
+            let document = format!(
+                "mutation($input: {}!) {{ {}(input: $input) {{ id }} }}",
+                naming::object_type(&def, Suffix::CreateInput),
+                naming::mutation(&def, "create")
+            );
+            let answer = query(&state, &session, &document, json!({ "input": input })).await;
+            if let Some(id) = answer.data[naming::mutation(&def, "create")]["id"].as_str() {
+                return Redirect::to(&format!("/o/{}/{id}", def.plural)).into_response();
+            }
+            if answer.code() == Some(Code::Forbidden) {
+                return problem(&state, &session, StatusCode::FORBIDDEN, &messages(&answer));
+            }
+            answer_errors(&answer)
+        }
+        Err(errors) => errors,
+    };
+    let choices = choices(&state, &session, &def, true).await;
+    let values = submitted_values(&def, &submitted, true);
+    let page = FormPage {
+        def: &def,
+        id: None,
+        values: &values,
+        version: None,
+        errors: &errors,
+        notice: None,
+        choices: &choices,
+    };
+    let title = format!("{} {}", text::NEW, def.label.to_lowercase());
+    render(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, title, form_markup(&session, &page))
+}
+
+/// `GET /o/{plural}/{id}/edit`.
+pub async fn edit(
+    State(state): State<AppState>,
+    session: Session,
+    Path((plural, id)): Path<(String, String)>,
+) -> Response {
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    if !def.mutable || !may_write(&session.actor) {
+        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
+    }
+    let answer = read_record(&state, &session, &def, &id, false).await;
+    let node = &answer.data[&def.name];
+    if node.is_null() {
+        return problem(&state, &session, StatusCode::NOT_FOUND, text::NOT_FOUND);
+    }
+    let choices = choices(&state, &session, &def, false).await;
+    let page = FormPage {
+        def: &def,
+        id: Some(&id),
+        values: node,
+        version: node["version"].as_i64(),
+        errors: &[],
+        notice: None,
+        choices: &choices,
+    };
+    let title = format!("{} {}", text::EDIT, form::title_of(&def, node));
+    render(&state, &session, StatusCode::OK, title, form_markup(&session, &page))
+}
+
+/// Who changed a record last, as its audit log says (when the caller may read it).
+async fn last_changed_by(state: &AppState, session: &Session, def: &ObjectDef, id: &str) -> Option<String> {
+    let answer = query(
+        state,
+        session,
+        "query($object: String!, $id: ID) { auditLog(object: $object, id: $id, first: 1) { actorName } }",
+        json!({ "object": def.name, "id": id }),
+    )
+    .await;
+    answer.data["auditLog"][0]["actorName"].as_str().map(str::to_owned)
+}
+
+/// `POST /o/{plural}/{id}`: saves the form; on a version conflict, says who changed the record
+/// and offers to reload or to overwrite.
+pub async fn update(
+    State(state): State<AppState>,
+    session: Session,
+    Path((plural, id)): Path<(String, String)>,
+    Form(submitted): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
+        return *refusal;
+    }
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    if !def.mutable {
+        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
+    }
+    let version = form::submitted(&submitted, "_version").and_then(|v| v.parse::<i64>().ok());
+    let fields = form::writable(&def, false);
+    let mut notice = None;
+    let mut shown_version = version;
+    let errors = match form::input_of(&fields, &submitted, false, def.taggable) {
+        Ok(input) => {
+            let document = format!(
+                "mutation($id: ID!, $input: {}!, $version: Int) {{ {}(id: $id, input: $input, expectedVersion: $version) {{ id }} }}",
+                naming::object_type(&def, Suffix::UpdateInput),
+                naming::mutation(&def, "update")
+            );
+            let answer =
+                query(&state, &session, &document, json!({ "id": id, "input": input, "version": version })).await;
+            if answer.data[naming::mutation(&def, "update")]["id"].as_str().is_some() {
+                return Redirect::to(&format!("/o/{}/{id}", def.plural)).into_response();
+            }
+            match answer.code() {
+                Some(Code::Conflict) if version.is_some() => {
+                    let current = read_record(&state, &session, &def, &id, false).await;
+                    shown_version = current.data[&def.name]["version"].as_i64();
+                    let by = last_changed_by(&state, &session, &def, &id).await;
+                    notice = Some(html! {
+                        div.notice role="alert" {
+                            p { strong { (text::CONFLICT) @if let Some(by) = &by { " " (text::CONFLICT_BY) " " (by) } "." } }
+                            p { (text::CONFLICT_CHOICE) }
+                            a.button.secondary href=(format!("/o/{}/{id}/edit", def.plural)) { (text::RELOAD) }
+                        }
+                    });
+                    Vec::new()
+                }
+                Some(Code::Forbidden) => return problem(&state, &session, StatusCode::FORBIDDEN, &messages(&answer)),
+                Some(Code::NotFound) => return problem(&state, &session, StatusCode::NOT_FOUND, text::NOT_FOUND),
+                _ => answer_errors(&answer),
+            }
+        }
+        Err(errors) => errors,
+    };
+    let choices = choices(&state, &session, &def, false).await;
+    let values = submitted_values(&def, &submitted, false);
+    let status = if notice.is_some() { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = FormPage {
+        def: &def,
+        id: Some(&id),
+        values: &values,
+        version: shown_version,
+        errors: &errors,
+        notice,
+        choices: &choices,
+    };
+    render(
+        &state,
+        &session,
+        status,
+        format!("{} {}", text::EDIT, def.label.to_lowercase()),
+        form_markup(&session, &page),
+    )
+}
+
+/// `POST /o/{plural}/{id}/delete`.
+pub async fn delete(
+    State(state): State<AppState>,
+    session: Session,
+    Path((plural, id)): Path<(String, String)>,
+    Form(submitted): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
+        return *refusal;
+    }
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    let document = format!("mutation($id: ID!) {{ {}(id: $id) {{ id }} }}", naming::mutation(&def, "delete"));
+    let answer = query(&state, &session, &document, json!({ "id": id })).await;
+    if answer.errors.is_empty() {
+        return Redirect::to(&format!("/o/{}", def.plural)).into_response();
+    }
+    let status =
+        if answer.code() == Some(Code::Forbidden) { StatusCode::FORBIDDEN } else { StatusCode::UNPROCESSABLE_ENTITY };
+    problem(&state, &session, status, &messages(&answer))
+}
+
+/// Query of `/search`.
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    /// The words.
+    pub q: Option<String>,
+}
+
+/// `GET /search`: ranked hits across objects; only the list when htmx asks (as-you-type).
+pub async fn search(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    _connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    Query(q): Query<SearchQuery>,
+) -> Response {
+    let words = q.q.unwrap_or_default();
+    let registry = state.kith.registry();
+    let answer = if words.trim().is_empty() {
+        None
+    } else {
+        Some(
+            query(
+                &state,
+                &session,
+                "query($q: String!) { search(query: $q, first: 20) { object recordId title } }",
+                json!({ "q": words }),
+            )
+            .await,
+        )
+    };
+    let hits: Vec<(String, String, String)> = answer
+        .as_ref()
+        .and_then(|a| a.data["search"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|hit| {
+            let def = naming::object_of_value(&registry, hit["object"].as_str()?)?;
+            Some((
+                format!("/o/{}/{}", def.plural, hit["recordId"].as_str()?),
+                hit["title"].as_str()?.to_owned(),
+                def.label.clone(),
+            ))
+        })
+        .collect();
+    let list = html! {
+        @if answer.is_some() {
+            @if hits.is_empty() { p.muted { (text::NO_HITS) } }
+            @else {
+                ul {
+                    @for (href, title, label) in &hits { li { a href=(href) { (title) } " " span.muted { (label) } } }
+                }
+            }
+        }
+    };
+    if headers.contains_key("hx-request") {
+        return assets::secure(crate::console::respond(StatusCode::OK, list));
+    }
+    render(&state, &session, StatusCode::OK, text::SEARCH.to_owned(), html! { h1 { (text::SEARCH) } (list) })
+}

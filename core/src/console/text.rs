@@ -1,0 +1,127 @@
+//! Every string the console shows people, in one catalogue (English), ready for translation.
+//! Labels of objects and fields come from the registry (`ObjectDef::label`,
+//! `FieldDef::label`), not from here.
+
+/// The product's name.
+pub const BRAND: &str = "Kith";
+/// The menu's accessible name.
+pub const MENU: &str = "Records";
+/// The skip link.
+pub const SKIP: &str = "Skip to content";
+/// The search box's label.
+pub const SEARCH: &str = "Search";
+/// The search box's placeholder.
+pub const SEARCH_HINT: &str = "Search (press /)";
+/// No search hits.
+pub const NO_HITS: &str = "Nothing found.";
+/// Sign-out button.
+pub const SIGN_OUT: &str = "Sign out";
+/// Sign-in page title and button.
+pub const SIGN_IN: &str = "Sign in";
+/// The e-mail field.
+pub const EMAIL: &str = "E-mail";
+/// The password field.
+pub const PASSWORD: &str = "Password";
+/// The name field of the first admin.
+pub const YOUR_NAME: &str = "Your name";
+/// Wrong credentials.
+pub const WRONG_LOGIN: &str = "Wrong e-mail or password.";
+/// Throttled sign-in.
+pub const TOO_MANY_TRIES: &str = "Too many failed sign-ins. Try again in";
+/// Seconds.
+pub const SECONDS: &str = "seconds";
+/// A form whose CSRF token did not match.
+pub const STALE_FORM: &str = "This form has expired or did not come from Kith. Reload the page and try again.";
+/// The signed-out notice.
+pub const SIGNED_OUT: &str = "You are signed out.";
+/// The session expired.
+pub const SESSION_EXPIRED: &str = "Your session has ended. Sign in again.";
+/// First-run setup title.
+pub const SETUP: &str = "Create the first administrator";
+/// First-run setup explanation.
+pub const SETUP_HINT: &str = "Kith has no users yet. The account you create here is an administrator.";
+/// The setup code field.
+pub const SETUP_CODE: &str = "Setup code (printed by kith serve)";
+/// A wrong setup code.
+pub const WRONG_SETUP_CODE: &str = "That setup code is not the one this server printed.";
+/// Setup is over.
+pub const SETUP_DONE: &str = "Kith has users already: sign in instead.";
+/// Create button.
+pub const CREATE: &str = "Create";
+/// Save button.
+pub const SAVE: &str = "Save";
+/// Edit link.
+pub const EDIT: &str = "Edit";
+/// Delete button.
+pub const DELETE: &str = "Delete";
+/// Cancel link.
+pub const CANCEL: &str = "Cancel";
+/// New-record link prefix.
+pub const NEW: &str = "New";
+/// Next page.
+pub const NEXT: &str = "Next page";
+/// Previous page.
+pub const PREVIOUS: &str = "Previous page";
+/// Records counted.
+pub const RECORDS: &str = "records";
+/// An empty list.
+pub const EMPTY: &str = "No records yet.";
+/// Filter form: the field.
+pub const FILTER_FIELD: &str = "Field";
+/// Filter form: the operator.
+pub const FILTER_OP: &str = "Condition";
+/// Filter form: the value.
+pub const FILTER_VALUE: &str = "Value";
+/// Filter button.
+pub const FILTER: &str = "Filter";
+/// Clear the filter.
+pub const CLEAR: &str = "Clear";
+/// Operators of the filter builder, by the filter language's name.
+pub const OPS: &[(&str, &str)] = &[
+    ("eq", "is"),
+    ("neq", "is not"),
+    ("ilike", "contains"),
+    ("startsWith", "starts with"),
+    ("gt", "is more than"),
+    ("lt", "is less than"),
+    ("isNull", "is empty"),
+];
+/// Yes.
+pub const YES: &str = "Yes";
+/// No.
+pub const NO: &str = "No";
+/// No value chosen.
+pub const NONE: &str = "—";
+/// The timeline heading.
+pub const TIMELINE: &str = "Timeline";
+/// Computed values heading.
+pub const COMPUTED: &str = "From plugins";
+/// See all related records.
+pub const SEE_ALL: &str = "See all";
+/// A record that is gone.
+pub const NOT_FOUND: &str = "This record does not exist or was deleted.";
+/// An object the console does not know.
+pub const NO_SUCH_OBJECT: &str = "There is no such kind of record.";
+/// A role that may not see a page.
+pub const FORBIDDEN: &str = "Your role may not do this.";
+/// The version-conflict notice.
+pub const CONFLICT: &str = "This record was changed since you opened it";
+/// Conflict: by whom.
+pub const CONFLICT_BY: &str = "by";
+/// Conflict choices.
+pub const CONFLICT_CHOICE: &str =
+    "Reload to see the current record (your changes are lost), or save again to overwrite it with yours.";
+/// Reload link.
+pub const RELOAD: &str = "Reload";
+/// Overwrite button.
+pub const OVERWRITE: &str = "Overwrite with my changes";
+/// Errors of a form.
+pub const FIX_ERRORS: &str = "The record was not saved:";
+/// A whole number was expected.
+pub const NOT_A_NUMBER: &str = "must be a whole number";
+/// JSON was expected.
+pub const NOT_JSON: &str = "must be JSON";
+/// Tags field.
+pub const TAGS: &str = "Tags (comma-separated)";
+/// Something failed inside Kith.
+pub const INTERNAL: &str = "Something went wrong inside Kith; the error is in its log.";

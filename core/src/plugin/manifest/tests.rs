@@ -1,0 +1,77 @@
+//! Tests of manifest parsing and validation: good manifests, and each key refused with a message naming it.
+
+use super::*;
+
+const GOOD: &str = r#"
+manifest_version = 1
+id = "welcome"
+name = "Welcome"
+version = "1.2.3"
+sdk_version = "1.0.0"
+capabilities = ["contacts:read", "deals:read", "activities:write", "kv"]
+events = ["contact.created", "deal.*"]
+[before_write]
+objects = ["contact"]
+on_failure = "deny"
+[settings.blocked]
+type = "string_list"
+default = ["spam.test"]
+[settings.api_key]
+type = "string"
+secret = true
+"#;
+
+#[test]
+fn a_good_manifest_parses() {
+    let m = Manifest::parse(GOOD).unwrap();
+    assert_eq!(m.id, "welcome");
+    assert_eq!(m.before_write.as_ref().unwrap().timeout_ms, 20);
+    assert_eq!(m.before_write.as_ref().unwrap().on_failure, FailurePolicy::Deny);
+    assert_eq!(m.limits, Limits::default());
+    assert!(m.subscribes("deal.stage_changed"));
+    assert!(m.subscribes("contact.created"));
+    assert!(!m.subscribes("contact.updated"));
+    let grants: std::collections::BTreeSet<String> = ["contacts:read".to_owned()].into();
+    assert!(m.receives("contact.created", "contact", &grants));
+    assert!(!m.receives("deal.updated", "deal", &grants), "no deals:read granted");
+    let settings = m.effective_settings(&serde_json::json!({}));
+    assert_eq!(settings["blocked"], serde_json::json!(["spam.test"]));
+    assert!(!settings.contains_key("api_key"), "secrets are never handed out");
+}
+
+#[test]
+fn bad_manifests_name_the_key() {
+    let cases = [
+        (GOOD.replace("name = \"Welcome\"", "name = \"Welcome\"\ncolour = \"red\""), "colour"),
+        (GOOD.replace("\"kv\"", "\"rockets:launch\""), "capabilities"),
+        (GOOD.replace("\"deals:read\", ", ""), "deals:read"),
+        (GOOD.replace("id = \"welcome\"", "id = \"Welcome!\""), "id"),
+        (GOOD.replace("version = \"1.2.3\"", "version = \"1.2\""), "version"),
+        (GOOD.replace("\"deal.*\"", "\"spaceship.landed\""), "events"),
+        (GOOD.replace("on_failure = \"deny\"", ""), "on_failure"),
+        (
+            GOOD.replace("on_failure = \"deny\"", "on_failure = \"maybe\""),
+            "`before_write.on_failure`: unknown variant `maybe`",
+        ),
+        (format!("{GOOD}\n[limits]\nmemory_mib = \"lots\"\n"), "`limits.memory_mib`: invalid type"),
+        (GOOD.replace("default = [\"spam.test\"]", "default = 3"), "settings.blocked.default"),
+        (GOOD.replace("manifest_version = 1", "manifest_version = 2"), "manifest_version"),
+        (GOOD.replace("objects = [\"contact\"]", "objects = [\"user\"]"), "before_write.objects"),
+        (format!("{GOOD}\n[limits]\nmemory_mib = 4096\n"), "limits.memory_mib"),
+    ];
+    for (text, key) in cases {
+        let err = Manifest::parse(&text).unwrap_err().to_string();
+        assert!(err.contains(key), "`{err}` should name `{key}`");
+    }
+}
+
+#[test]
+fn settings_are_typed() {
+    assert_eq!(
+        SettingKind::StringList.parse_text("k", "a.test, b.test").unwrap(),
+        serde_json::json!(["a.test", "b.test"])
+    );
+    assert_eq!(SettingKind::Integer.parse_text("k", "42").unwrap(), serde_json::json!(42));
+    assert!(SettingKind::Integer.parse_text("k", "forty").is_err());
+    assert!(SettingKind::Boolean.check("k", &serde_json::json!("yes")).is_err());
+}
