@@ -137,7 +137,7 @@ pub(crate) async fn exchange(
 }
 
 /// [`exchange`] with a body of `content_type`.
-async fn exchange_as(
+pub(crate) async fn exchange_as(
     addr: SocketAddr,
     method: &str,
     path: &str,

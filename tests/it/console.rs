@@ -1,0 +1,452 @@
+//! The console over real HTTP on loopback, as a browser without JavaScript uses it (plain
+//! forms, cookies, redirects), on both databases: first-run setup, sign-in and its throttle,
+//! CSRF refusals that change nothing, lists, record pages and forms derived from the registry,
+//! a version conflict explained, what a VIEWER is not offered and cannot do, sign-out that ends
+//! the session, and the security headers of every page.
+
+use std::collections::BTreeMap;
+
+use kith_core::domain::actor::Role;
+use kith_core::service::users;
+use kith_tests::TestDb;
+use serde_json::json;
+
+use crate::util::{Reply, Server, admin, exchange_as, token};
+
+/// A cookie-keeping client, as a browser is.
+struct Browser {
+    addr: std::net::SocketAddr,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new(server: &Server) -> Browser {
+        Browser { addr: server.addr, cookies: BTreeMap::new() }
+    }
+
+    async fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Reply {
+        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let extra = if cookie.is_empty() { String::new() } else { format!("Cookie: {}\r\n", cookie.join("; ")) };
+        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let reply =
+            exchange_as(self.addr, method, path, "application/x-www-form-urlencoded", None, extra.as_bytes(), &body)
+                .await;
+        for line in reply.head.lines().filter_map(|l| l.strip_prefix("set-cookie: ")) {
+            let pair = line.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() || line.contains("max-age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        reply
+    }
+
+    async fn get(&mut self, path: &str) -> Reply {
+        self.send("GET", path, &[]).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+        self.send("POST", path, form).await
+    }
+}
+
+/// The `Location` of a redirect.
+fn location(reply: &Reply) -> String {
+    reply.head.lines().find_map(|l| l.strip_prefix("location: ")).unwrap_or_default().to_owned()
+}
+
+/// The value of the hidden `_csrf` field of the page.
+fn csrf(reply: &Reply) -> String {
+    let at = reply.body.find("name=\"_csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF field in {}", reply.body));
+    let rest = &reply.body[at + "name=\"_csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap_or(0)].to_owned()
+}
+
+/// A user with a password, signed in through the console's form.
+async fn signed_in(db: &TestDb, server: &Server, email: &str, role: Role) -> Browser {
+    let tx = db.kith.store.begin(&admin()).await.unwrap();
+    users::create_user(&tx, &db.kith.registry(), email, email, role, Some("a long enough password")).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut browser = Browser::new(server);
+    let page = browser.get("/login").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let reply = browser
+        .post(
+            "/login",
+            &[
+                ("_csrf", &csrf(&page)),
+                ("email", email),
+                ("password", "a long enough password"),
+                ("next", "/o/contacts"),
+            ],
+        )
+        .await;
+    assert_eq!((reply.status, location(&reply).as_str()), (303, "/o/contacts"), "{}", reply.body);
+    browser
+}
+
+#[tokio::test]
+async fn first_run_setup_creates_one_admin_and_signs_them_in() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let mut browser = Browser::new(&server);
+        // No user yet: every way in leads to setup.
+        for path in ["/", "/login"] {
+            let reply = browser.get(path).await;
+            assert_eq!((reply.status, location(&reply).as_str()), (303, "/setup"), "{name}: {path}");
+        }
+        let page = browser.get("/setup").await;
+        assert_eq!(page.status, 200, "{name}");
+        assert!(!page.body.contains("name=\"code\""), "{name}: a loopback client needs no setup code");
+        // Without the form's token, nothing happens.
+        let refused = browser
+            .post(
+                "/setup",
+                &[
+                    ("_csrf", "forged"),
+                    ("name", "Eve"),
+                    ("email", "eve@example.org"),
+                    ("password", "a long enough password"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{name}");
+        assert!(!kith_core::store::users::any(db.kith.store.conn()).await.unwrap(), "{name}: no user made");
+        // A short password is explained, and nothing is made.
+        let page = browser.get("/setup").await;
+        let short = browser
+            .post(
+                "/setup",
+                &[("_csrf", &csrf(&page)), ("name", "Ada"), ("email", "ada@example.org"), ("password", "short")],
+            )
+            .await;
+        assert_eq!(short.status, 400, "{name}: {}", short.body);
+        assert!(short.body.contains("password"), "{name}: {}", short.body);
+        let created = browser
+            .post(
+                "/setup",
+                &[
+                    ("_csrf", &csrf(&short)),
+                    ("name", "Ada"),
+                    ("email", "ada@example.org"),
+                    ("password", "a long enough password"),
+                ],
+            )
+            .await;
+        assert_eq!((created.status, location(&created).as_str()), (303, "/"), "{name}: {}", created.body);
+        assert!(browser.cookies.contains_key("kith_session"), "{name}: signed in");
+        let list = browser.get("/o/contacts").await;
+        assert_eq!(list.status, 200, "{name}");
+        assert!(list.body.contains("ada@example.org") && list.body.contains("ADMIN"), "{name}");
+        // Setup is over: a second visitor is sent to sign in, and a forged second admin is refused.
+        let mut other = Browser::new(&server);
+        let reply = other.get("/setup").await;
+        assert_eq!((reply.status, location(&reply).as_str()), (303, "/login"), "{name}");
+        let page = other.get("/login").await;
+        let again = other
+            .post(
+                "/setup",
+                &[
+                    ("_csrf", &csrf(&page)),
+                    ("name", "Eve"),
+                    ("email", "eve@example.org"),
+                    ("password", "a long enough password"),
+                ],
+            )
+            .await;
+        assert_eq!(again.status, 400, "{name}: {}", again.body);
+        let admins = server
+            .gql(&token(&db, Role::Admin).await, "{ users(filter: {role: {eq: ADMIN}}) { totalCount } }", json!({}))
+            .await;
+        assert_eq!(admins["data"]["users"]["totalCount"], 1, "{name}: {admins}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn sign_in_is_refused_with_the_wrong_password_and_throttled() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let tx = db.kith.store.begin(&admin()).await.unwrap();
+        users::create_user(
+            &tx,
+            &db.kith.registry(),
+            "kim@example.org",
+            "Kim",
+            Role::Agent,
+            Some("a long enough password"),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let mut browser = Browser::new(&server);
+        let mut statuses = Vec::new();
+        for _ in 0..7 {
+            let page = browser.get("/login").await;
+            let reply = browser
+                .post("/login", &[("_csrf", &csrf(&page)), ("email", "kim@example.org"), ("password", "wrong")])
+                .await;
+            assert!(!browser.cookies.contains_key("kith_session"), "{name}");
+            statuses.push(reply.status);
+            if reply.status == 401 {
+                assert!(reply.body.contains("Wrong e-mail or password"), "{name}: {}", reply.body);
+            }
+        }
+        assert_eq!(&statuses[..5], &[401; 5], "{name}: five free failures");
+        assert_eq!(statuses[6], 429, "{name}: then the throttle: {statuses:?}");
+        // A page behind the session sends a stranger to sign in, remembering where they were
+        // (the harness lowers the case of headers).
+        let reply = Browser::new(&server).get("/o/deals?f=title").await;
+        assert_eq!((reply.status, location(&reply).as_str()), (303, "/login?next=%2fo%2fdeals%3ff%3dtitle"), "{name}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn records_are_created_edited_and_deleted_through_forms_derived_from_the_registry() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let mut browser = signed_in(&db, &server, "mia@example.org", Role::Manager).await;
+        let company = db.create("company", json!({"name": "Acme"})).await.unwrap();
+
+        let form = browser.get("/o/contacts/new").await;
+        assert_eq!(form.status, 200, "{name}");
+        // Fields and their controls come from the registry: a choice of lifecycle stages, a
+        // date control for the birthday, the company as a list of companies.
+        for expected in
+            ["name=\"lifecycleStage\"", "type=\"date\" name=\"birthday\"", "Acme", "<label for=\"f-companyId\">Company"]
+        {
+            assert!(form.body.contains(expected), "{name}: {expected} in the form");
+        }
+        // A bad value is explained next to its field, and nothing is created.
+        let bad = browser
+            .post("/o/contacts", &[("_csrf", &csrf(&form)), ("firstName", "Grace"), ("email", "not-an-email")])
+            .await;
+        assert_eq!(bad.status, 422, "{name}");
+        assert!(bad.body.contains("f-email-error") && bad.body.contains("not-an-email"), "{name}: {}", bad.body);
+        let company_id = company.id().to_string();
+        let created = browser
+            .post(
+                "/o/contacts",
+                &[
+                    ("_csrf", &csrf(&form)),
+                    ("firstName", "Grace"),
+                    ("lastName", "Hopper"),
+                    ("email", "grace@example.org"),
+                    ("companyId", &company_id),
+                    ("lifecycleStage", "CUSTOMER"),
+                    ("emailOptIn", "false"),
+                    ("emailOptIn", "true"),
+                    ("tags", "navy, vip"),
+                ],
+            )
+            .await;
+        assert_eq!(created.status, 303, "{name}: {}", created.body);
+        let path = location(&created);
+        let id = path.rsplit('/').next().unwrap().to_owned();
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, 200, "{name}");
+        for expected in ["<h1>Grace Hopper</h1>", "Customer", ">Acme</a>", "navy, vip", "Yes"] {
+            assert!(page.body.contains(expected), "{name}: {expected} on the record page");
+        }
+        // The company's page lists the contact (the reverse relation).
+        let company_page = browser.get(&format!("/o/companies/{company_id}")).await;
+        assert!(company_page.body.contains("Grace Hopper"), "{name}");
+        // The list shows it, and filters by what the builder says.
+        let list = browser.get("/o/contacts?f=lastName&op=ilike&v=hop").await;
+        assert!(list.body.contains("Grace") && list.body.contains("1 records"), "{name}: {}", list.body);
+        let none = browser.get("/o/contacts?f=lifecycleStage&op=eq&v=lead").await;
+        assert!(none.body.contains("No records yet"), "{name}");
+
+        // Edit: the change lands with the version read; the audit log has the user's name.
+        let edit = browser.get(&format!("/o/contacts/{id}/edit")).await;
+        assert!(edit.body.contains("name=\"_version\" value=\"1\""), "{name}");
+        let saved = browser
+            .post(
+                &path,
+                &[
+                    ("_csrf", &csrf(&edit)),
+                    ("_version", "1"),
+                    ("firstName", "Grace"),
+                    ("lastName", "Brewster Hopper"),
+                    ("email", "grace@example.org"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{name}: {}", saved.body);
+        let record = db.kith.object("contact").unwrap();
+        let stored =
+            kith_core::store::records::get(db.kith.store.conn(), &record, id.parse().unwrap()).await.unwrap().unwrap();
+        assert_eq!(stored.get("lastName").to_string(), "Brewster Hopper", "{name}");
+
+        // Delete (a MANAGER may): the record is gone from the list.
+        let page = browser.get(&path).await;
+        let deleted = browser.post(&format!("{path}/delete"), &[("_csrf", &csrf(&page))]).await;
+        assert_eq!((deleted.status, location(&deleted).as_str()), (303, "/o/contacts"), "{name}");
+        assert_eq!(browser.get(&path).await.status, 404, "{name}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_version_conflict_says_who_changed_the_record_and_offers_reload_or_overwrite() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let mut first = signed_in(&db, &server, "first@example.org", Role::Manager).await;
+        let mut second = signed_in(&db, &server, "second@example.org", Role::Agent).await;
+        let contact = db.create("contact", json!({"firstName": "Ada", "email": "ada@example.org"})).await.unwrap();
+        let path = format!("/o/contacts/{}", contact.id());
+        let mine = first.get(&format!("{path}/edit")).await;
+        let theirs = second.get(&format!("{path}/edit")).await;
+        let saved = second
+            .post(
+                &path,
+                &[
+                    ("_csrf", &csrf(&theirs)),
+                    ("_version", "1"),
+                    ("firstName", "Ada"),
+                    ("jobTitle", "Analyst"),
+                    ("email", "ada@example.org"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{name}");
+        let conflict = first
+            .post(
+                &path,
+                &[("_csrf", &csrf(&mine)), ("_version", "1"), ("firstName", "Augusta"), ("email", "ada@example.org")],
+            )
+            .await;
+        assert_eq!(conflict.status, 409, "{name}: {}", conflict.body);
+        assert!(
+            conflict.body.contains("changed since you opened it by second@example.org"),
+            "{name}: {}",
+            conflict.body
+        );
+        assert!(
+            conflict.body.contains("Reload") && conflict.body.contains("value=\"Augusta\""),
+            "{name}: my changes kept in the form"
+        );
+        // The form now carries the current version: saving again overwrites.
+        assert!(conflict.body.contains("name=\"_version\" value=\"2\""), "{name}");
+        let overwrite = first
+            .post(
+                &path,
+                &[
+                    ("_csrf", &csrf(&conflict)),
+                    ("_version", "2"),
+                    ("firstName", "Augusta"),
+                    ("email", "ada@example.org"),
+                ],
+            )
+            .await;
+        assert_eq!(overwrite.status, 303, "{name}: {}", overwrite.body);
+        let page = first.get(&path).await;
+        assert!(page.body.contains("Augusta"), "{name}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_is_offered_no_edits_and_forged_forms_change_nothing() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let mut viewer = signed_in(&db, &server, "vic@example.org", Role::Viewer).await;
+        let contact = db.create("contact", json!({"firstName": "Ada", "email": "ada@example.org"})).await.unwrap();
+        let path = format!("/o/contacts/{}", contact.id());
+        let page = viewer.get(&path).await;
+        assert_eq!(page.status, 200, "{name}");
+        assert!(!page.body.contains(">Edit<") && !page.body.contains(">Delete<"), "{name}: no edit or delete offered");
+        let list = viewer.get("/o/contacts").await;
+        assert!(!list.body.contains("/o/contacts/new"), "{name}: no create offered");
+        assert_eq!(viewer.get("/o/contacts/new").await.status, 403, "{name}");
+        // The server refuses it anyway, through the API's own role check.
+        let forged = viewer.post("/o/contacts", &[("_csrf", &csrf(&page)), ("firstName", "Eve")]).await;
+        assert_eq!(forged.status, 403, "{name}: {}", forged.body);
+        let deleted = viewer.post(&format!("{path}/delete"), &[("_csrf", &csrf(&page))]).await;
+        assert_eq!(deleted.status, 403, "{name}");
+
+        // A form without the session's CSRF token is refused and changes nothing, whoever sends it.
+        let mut manager = signed_in(&db, &server, "max@example.org", Role::Manager).await;
+        for (path, form) in [
+            ("/o/contacts".to_owned(), vec![("_csrf", "0000"), ("firstName", "Eve")]),
+            (format!("{path}/delete"), vec![("_csrf", "")]),
+            (path.clone(), vec![("firstName", "Eve")]),
+        ] {
+            let reply = manager.post(&path, &form).await;
+            assert_eq!(reply.status, 403, "{name}: {path}");
+        }
+        let count = server
+            .gql(&token(&db, Role::Admin).await, "{ contacts { totalCount edges { node { firstName } } } }", json!({}))
+            .await;
+        assert_eq!(count["data"]["contacts"]["totalCount"], 1, "{name}: {count}");
+        assert_eq!(count["data"]["contacts"]["edges"][0]["node"]["firstName"], "Ada", "{name}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_and_pages_carry_a_strict_policy() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let mut browser = signed_in(&db, &server, "sam@example.org", Role::Agent).await;
+        let page = browser.get("/o/contacts").await;
+        for header in [
+            "content-security-policy: default-src 'self'; script-src 'self'; style-src 'self'",
+            "x-frame-options: deny",
+            "cache-control: no-store",
+        ] {
+            assert!(page.head.contains(header), "{name}: {header} in {}", page.head);
+        }
+        assert!(!page.body.contains("<script>") && !page.body.contains(" style="), "{name}: nothing inline");
+        for asset in ["/assets/htmx.min.js", "/assets/console.css", "/assets/console.js"] {
+            let reply = browser.get(asset).await;
+            assert_eq!(reply.status, 200, "{name}: {asset}");
+        }
+        assert!(page.head.contains("set-cookie") || browser.cookies.contains_key("kith_session"), "{name}");
+        let secret = browser.cookies["kith_session"].clone();
+        let out = browser.post("/logout", &[("_csrf", &csrf(&page))]).await;
+        assert_eq!((out.status, location(&out).as_str()), (303, "/login?out=1"), "{name}");
+        assert!(!browser.cookies.contains_key("kith_session"), "{name}: the cookie is cleared");
+        // The token itself is revoked: replaying the old cookie (or using it as a bearer) fails.
+        browser.cookies.insert("kith_session".into(), secret.clone());
+        let reply = browser.get("/o/contacts").await;
+        assert_eq!(reply.status, 303, "{name}: the old session no longer opens pages");
+        let (status, body) =
+            server.post("application/json", Some(&secret), r#"{"query":"{ contacts { totalCount } }"}"#).await;
+        assert_eq!(status, 401, "{name}: {body}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn search_finds_records_across_objects_and_answers_htmx_with_the_list_only() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let mut browser = signed_in(&db, &server, "sue@example.org", Role::Agent).await;
+        db.create("company", json!({"name": "Lovelace Engines"})).await.unwrap();
+        db.create("contact", json!({"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.org"}))
+            .await
+            .unwrap();
+        let page = browser.get("/search?q=lovelace").await;
+        assert_eq!(page.status, 200, "{name}");
+        assert!(page.body.contains("Lovelace Engines") && page.body.contains("Ada Lovelace"), "{name}: {}", page.body);
+        assert!(page.body.contains("<header"), "{name}: a whole page without htmx");
+        let cookie: Vec<String> = browser.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let extra = format!("Cookie: {}\r\nHX-Request: true\r\n", cookie.join("; "));
+        let partial = exchange_as(server.addr, "GET", "/search?q=ada", "text/plain", None, extra.as_bytes(), "").await;
+        assert_eq!(partial.status, 200, "{name}");
+        assert!(partial.body.contains("Ada Lovelace") && !partial.body.contains("<header"), "{name}: {}", partial.body);
+        server.stop().await;
+    }
+}
