@@ -8,6 +8,8 @@
 // Test and benchmark code: a failed unwrap is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used)]
 
+pub mod browser;
+
 use std::io::Write as _;
 use std::path::PathBuf;
 

@@ -7,6 +7,7 @@
 mod access;
 mod admin;
 mod autocommit;
+mod browser;
 mod cli;
 mod concurrency;
 mod console;
