@@ -23,6 +23,7 @@ mod outage;
 mod pages;
 mod plugin_objects;
 mod plugins;
+mod public_api;
 mod records;
 mod registry;
 mod reports;
