@@ -9,6 +9,7 @@ mod admin;
 mod autocommit;
 mod cli;
 mod concurrency;
+mod conformance;
 mod console;
 mod contracts;
 mod crud;

@@ -13,16 +13,7 @@ use kith_core::plugin::{PluginManager, start_runtime};
 use kith_tests::TestDb;
 use serde_json::json;
 
-use crate::util::{Server, admin, code, eventually, plugins_config, run_cli_env, token, welcome};
-
-/// The hostile test plugin under another `id`: (manifest, component).
-fn hostile(id: &str) -> (String, Vec<u8>) {
-    let manifest =
-        include_str!("../plugins/hostile/plugin.toml").replace("id = \"hostile\"", &format!("id = \"{id}\""));
-    let wasm =
-        std::fs::read(concat!(env!("TEST_PLUGINS_DIR"), "/kith_test_plugin_hostile.wasm")).expect("hostile.wasm");
-    (manifest, wasm)
-}
+use crate::util::{Server, admin, code, eventually, hostile, plugins_config, run_cli_env, token, welcome};
 
 async fn plugin_row(db: &TestDb, id: &str) -> kith_core::store::plugins::PluginRow {
     kith_core::store::plugins::get(db.kith.store.conn(), id).await.unwrap().unwrap()
