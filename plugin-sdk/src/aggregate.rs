@@ -24,8 +24,9 @@ use serde_json::Value as Json;
 
 use crate::types::Result;
 
-/// What to compute.
+/// What to compute. A minor version may add metrics: a `match` on it needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Metric {
     /// How many records.
     Count,
@@ -40,7 +41,9 @@ pub enum Metric {
 }
 
 /// Date buckets (weeks start on Monday; UTC). A bucket's key is its first day (`2026-03-01`).
+/// A minor version may add buckets: a `match` on it needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Bucket {
     /// A day.
     Day,
@@ -52,7 +55,8 @@ pub enum Bucket {
     Year,
 }
 
-/// An aggregate query, built step by step.
+/// An aggregate query, built step by step from [`Aggregate::new`] (a minor version may add
+/// fields).
 ///
 /// ```
 /// use kith_plugin_sdk::aggregate::Aggregate;
@@ -60,6 +64,7 @@ pub enum Bucket {
 /// assert_eq!(query.metrics.len(), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Aggregate {
     /// A filter in the GraphQL filter language; `None` matches every live record.
     pub filter: Option<Json>,
@@ -202,13 +207,14 @@ impl Aggregate {
     }
 }
 
-/// One group of an aggregate's answer.
+/// One group of an aggregate's answer. Kith makes rows; tests make one with [`Row::new`].
 ///
 /// ```
-/// let row = kith_plugin_sdk::aggregate::Row { keys: vec![Some("GOLD".into())], values: vec![Some("3".into())] };
+/// let row = kith_plugin_sdk::aggregate::Row::new(vec![Some("GOLD".into())], vec![Some("3".into())]);
 /// assert_eq!((row.key(0), row.int(0)), (Some("GOLD"), Some(3)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Row {
     /// The group's keys as text, in `group_by` order (`None`: the records have no value).
     pub keys: Vec<Option<String>>,
@@ -218,10 +224,20 @@ pub struct Row {
 }
 
 impl Row {
+    /// A group with these keys and metric values, for tests.
+    ///
+    /// ```
+    /// let row = kith_plugin_sdk::aggregate::Row::new(vec![None], vec![Some("7".into())]);
+    /// assert_eq!(row.values.len(), 1);
+    /// ```
+    pub fn new(keys: Vec<Option<String>>, values: Vec<Option<String>>) -> Row {
+        Row { keys, values }
+    }
+
     /// Key `index`.
     ///
     /// ```
-    /// let row = kith_plugin_sdk::aggregate::Row { keys: vec![None], values: vec![] };
+    /// let row = kith_plugin_sdk::aggregate::Row::new(vec![None], vec![]);
     /// assert_eq!(row.key(0), None);
     /// ```
     pub fn key(&self, index: usize) -> Option<&str> {
@@ -231,7 +247,7 @@ impl Row {
     /// Metric `index` as text.
     ///
     /// ```
-    /// let row = kith_plugin_sdk::aggregate::Row { keys: vec![], values: vec![Some("12.5".into())] };
+    /// let row = kith_plugin_sdk::aggregate::Row::new(vec![], vec![Some("12.5".into())]);
     /// assert_eq!(row.value(0), Some("12.5"));
     /// ```
     pub fn value(&self, index: usize) -> Option<&str> {
@@ -241,7 +257,7 @@ impl Row {
     /// Metric `index` as a whole number (counts).
     ///
     /// ```
-    /// let row = kith_plugin_sdk::aggregate::Row { keys: vec![], values: vec![Some("7".into())] };
+    /// let row = kith_plugin_sdk::aggregate::Row::new(vec![], vec![Some("7".into())]);
     /// assert_eq!(row.int(0), Some(7));
     /// ```
     pub fn int(&self, index: usize) -> Option<i64> {

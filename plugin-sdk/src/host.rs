@@ -1,13 +1,15 @@
 //! The host calls behind the public helpers: the real host inside wasm, the in-memory
 //! [`TestHost`](crate::testing::TestHost) in native builds (unit tests).
 
-/// Log levels, in increasing severity.
+/// Log levels, in increasing severity. A minor version may add levels: a `match` on it needs a
+/// `_` arm.
 ///
 /// ```
 /// use kith_plugin_sdk::log::Level;
 /// assert!(Level::Warn > Level::Info);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Level {
     /// Very detailed.
     Trace,

@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 
 use crate::types::{Error, ErrorCode, Result};
 
-/// A request.
+/// A request, built from [`Request::get`], [`Request::post`] or [`Request::new`] (a minor
+/// version may add fields).
 ///
 /// ```
 /// let request = kith_plugin_sdk::http::Request::post("https://api.example.org/x", b"{}".to_vec())
@@ -27,6 +28,7 @@ use crate::types::{Error, ErrorCode, Result};
 /// assert_eq!(request.method, "POST");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Request {
     /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE` or `HEAD`.
     pub method: String,
@@ -41,13 +43,23 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request with any method, without a body.
+    ///
+    /// ```
+    /// let r = kith_plugin_sdk::http::Request::new("PUT", "https://a.example/x").body(b"{}".to_vec());
+    /// assert_eq!((r.method.as_str(), r.body.as_deref()), ("PUT", Some(&b"{}"[..])));
+    /// ```
+    pub fn new(method: &str, url: &str) -> Request {
+        Request { method: method.into(), url: url.into(), headers: Vec::new(), body: None, timeout_ms: None }
+    }
+
     /// A GET.
     ///
     /// ```
     /// assert_eq!(kith_plugin_sdk::http::Request::get("https://a.example").method, "GET");
     /// ```
     pub fn get(url: &str) -> Request {
-        Request { method: "GET".into(), url: url.into(), headers: Vec::new(), body: None, timeout_ms: None }
+        Request::new("GET", url)
     }
 
     /// A POST with a body.
@@ -57,7 +69,18 @@ impl Request {
     /// assert_eq!(r.body.as_deref(), Some(&b"x"[..]));
     /// ```
     pub fn post(url: &str, body: Vec<u8>) -> Request {
-        Request { method: "POST".into(), body: Some(body), ..Request::get(url) }
+        Request::new("POST", url).body(body)
+    }
+
+    /// Sets the body.
+    ///
+    /// ```
+    /// let r = kith_plugin_sdk::http::Request::new("PATCH", "https://a.example").body(b"x".to_vec());
+    /// assert_eq!(r.body.as_deref(), Some(&b"x"[..]));
+    /// ```
+    pub fn body(mut self, body: Vec<u8>) -> Request {
+        self.body = Some(body);
+        self
     }
 
     /// Adds a header.
@@ -82,13 +105,14 @@ impl Request {
     }
 }
 
-/// A response (after redirects).
+/// A response (after redirects). Kith makes responses; tests make one with [`Response::new`].
 ///
 /// ```
 /// let r = kith_plugin_sdk::http::Response::new(404, b"missing".to_vec());
 /// assert_eq!((r.status, r.text().as_str()), (404, "missing"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Response {
     /// The status code.
     pub status: u16,

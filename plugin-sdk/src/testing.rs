@@ -2,10 +2,20 @@
 //! grants, records, settings and a key–value store you set up, then inspect what it did.
 //!
 //! It enforces grants like Kith does (an ungranted call fails with
-//! [`ErrorCode::Denied`](crate::ErrorCode::Denied)), refuses writes inside `before_write`, and
-//! evaluates the filter operators `eq`, `neq`, `in`, `notIn`, `lt`, `lte`, `gt`, `gte`,
-//! `startsWith`, `contains` and `isNull` with `and` / `or` / `not`. It does not run Kith's field
-//! validation: test that end to end against a real server.
+//! [`ErrorCode::Denied`](crate::ErrorCode::Denied)) and refuses writes inside `before_write`.
+//! It reads as Kith does (Kith's tests run one table of reads through both and compare): the
+//! filter operators `eq`, `neq`, `in`, `notIn`, `lt`, `lte`, `gt`, `gte`, `like`, `ilike`,
+//! `startsWith` and `isNull` with `and` / `or` / `not` (a comparison with a missing value is
+//! neither true nor false, as in SQL, so `not` does not make it true), sort keys with
+//! `direction` and `nulls` (ties in creation order, backwards when the last key descends),
+//! pages, and aggregates (one row without group keys even over no records; groups ordered by
+//! their keys, missing ones first).
+//!
+//! It does not know the objects' fields, so it compares values by their form: numbers and texts
+//! that are decimal numbers (`"10.50"`) as numbers, RFC 3339 UTC instants as instants, other
+//! texts byte by byte. Unlike Kith it does not refuse a field the object lacks (it reads as
+//! missing), does not filter `tags` or `customFields`, compares e-mail fields with case, and runs
+//! none of Kith's field validation: test those end to end against a real server.
 //!
 //! ```
 //! use kith_plugin_sdk::{Event, Plugin, Result, records, testing::TestHost};
@@ -37,6 +47,8 @@ use serde_json::{Map, Value as Json};
 use crate::Plugin;
 use crate::host::Level;
 use crate::types::{Change, Error, ErrorCode, Event, Page, Query, Record, Result, Verdict};
+
+mod read;
 
 #[derive(Debug, Default)]
 struct State {
@@ -316,25 +328,15 @@ impl TestHost {
         if query.first == 0 || query.first > 200 {
             return Err(Error::new(ErrorCode::InvalidInput, "first must be between 1 and 200"));
         }
+        let filter = read::Filter::parse(query.filter.as_ref())?;
+        let order = read::Order::parse(query.order_by.as_ref())?;
         let mut matching = Vec::new();
         for record in self.records(object) {
-            if let Some(filter) = &query.filter
-                && !matches(filter, &record.fields)?
-            {
-                continue;
-            }
-            matching.push(record);
-        }
-        if let Some(Json::Array(keys)) = &query.order_by {
-            for key in keys.iter().rev() {
-                let field = key.get("field").and_then(Json::as_str).unwrap_or("id").to_owned();
-                let desc = key.get("direction").and_then(Json::as_str) == Some("DESC");
-                matching.sort_by(|a, b| {
-                    let ord = compare(a.fields.get(&field), b.fields.get(&field));
-                    if desc { ord.reverse() } else { ord }
-                });
+            if filter.matches(&record.fields)? {
+                matching.push(record);
             }
         }
+        order.sort(&mut matching);
         let start: usize = match &query.after {
             Some(cursor) => {
                 cursor.parse().map_err(|_| Error::new(ErrorCode::InvalidInput, format!("bad cursor `{cursor}`")))?
@@ -536,208 +538,8 @@ impl TestHost {
         object: &str,
         query: &crate::aggregate::Aggregate,
     ) -> Result<Vec<crate::aggregate::Row>> {
-        use crate::aggregate::Metric;
         self.check_object(object, "read")?;
-        if query.metrics.is_empty() || query.metrics.len() > 10 || query.group_by.len() > 3 {
-            return Err(Error::new(ErrorCode::InvalidInput, "ask for 1 to 10 metrics and at most 3 group keys"));
-        }
-        let mut groups: BTreeMap<Vec<Option<String>>, Vec<Record>> = BTreeMap::new();
-        for record in self.records(object) {
-            if let Some(filter) = &query.filter
-                && !matches(filter, &record.fields)?
-            {
-                continue;
-            }
-            let keys = query
-                .group_by
-                .iter()
-                .map(|(field, bucket)| {
-                    let text = record.fields.get(field).and_then(json_text);
-                    match bucket {
-                        Some(bucket) => text.map(|t| bucket_start(&t, *bucket)).transpose(),
-                        None => Ok(text),
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
-            groups.entry(keys).or_default().push(record);
-        }
-        let mut rows = Vec::new();
-        for (keys, records) in groups {
-            let mut values = Vec::new();
-            for (metric, field) in &query.metrics {
-                let field_values: Vec<String> = match field {
-                    Some(field) => records.iter().filter_map(|r| r.fields.get(field).and_then(json_text)).collect(),
-                    None => Vec::new(),
-                };
-                values.push(match metric {
-                    Metric::Count if field.is_none() => Some(records.len().to_string()),
-                    Metric::Count => Some(field_values.len().to_string()),
-                    Metric::CountDistinct => Some(field_values.iter().collect::<BTreeSet<_>>().len().to_string()),
-                    Metric::Sum => sum_exact(&field_values)?,
-                    Metric::Min => field_values.iter().min_by(|a, b| compare_text(a, b)).cloned(),
-                    Metric::Max => field_values.iter().max_by(|a, b| compare_text(a, b)).cloned(),
-                });
-            }
-            rows.push(crate::aggregate::Row { keys, values });
-        }
-        if let Some((metric, descending)) = query.order {
-            let at = metric as usize;
-            if at >= query.metrics.len() {
-                return Err(Error::new(ErrorCode::InvalidInput, format!("there is no metric {metric}")));
-            }
-            // Stable: ties keep their key order. Missing values last.
-            rows.sort_by(|a, b| {
-                let (x, y) = (a.values[at].as_deref(), b.values[at].as_deref());
-                match (x, y) {
-                    (Some(x), Some(y)) if descending => compare_text(y, x),
-                    (Some(x), Some(y)) => compare_text(x, y),
-                    (None, None) => std::cmp::Ordering::Equal,
-                    (None, _) => std::cmp::Ordering::Greater,
-                    (_, None) => std::cmp::Ordering::Less,
-                }
-            });
-        }
-        rows.truncate(query.limit as usize);
-        Ok(rows)
-    }
-}
-
-fn json_text(value: &Json) -> Option<String> {
-    match value {
-        Json::Null => None,
-        Json::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-fn compare_text(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
-        _ => a.cmp(b),
-    }
-}
-
-/// The first day of the bucket holding the date (or RFC 3339 instant) `text`.
-fn bucket_start(text: &str, bucket: crate::aggregate::Bucket) -> Result<String> {
-    use crate::aggregate::Bucket;
-    let date = crate::date::Date::parse(text)
-        .ok_or_else(|| Error::new(ErrorCode::InvalidInput, format!("`{text}` is not a date")))?;
-    Ok(match bucket {
-        Bucket::Day => date,
-        Bucket::Week => date.monday(),
-        Bucket::Month => date.first_of_month(),
-        Bucket::Year => crate::date::Date::new_year(date.year),
-    }
-    .to_string())
-}
-
-/// Sums decimal texts exactly (up to 9 decimal places).
-fn sum_exact(values: &[String]) -> Result<Option<String>> {
-    const SCALE: u32 = 9;
-    if values.is_empty() {
-        return Ok(None);
-    }
-    let mut total: i128 = 0;
-    for value in values {
-        let bad = || Error::new(ErrorCode::InvalidInput, format!("`{value}` is not a number to sum"));
-        let (negative, digits) = match value.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, value.as_str()),
-        };
-        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-        if fraction.len() > SCALE as usize || whole.is_empty() && fraction.is_empty() {
-            return Err(bad());
-        }
-        let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
-        let fraction_value: i128 = if fraction.is_empty() { 0 } else { fraction.parse::<i128>().map_err(|_| bad())? };
-        let scaled = whole * 10i128.pow(SCALE) + fraction_value * 10i128.pow(SCALE - fraction.len() as u32);
-        total += if negative { -scaled } else { scaled };
-    }
-    let sign = if total < 0 { "-" } else { "" };
-    let abs = total.unsigned_abs();
-    let unit = 10u128.pow(SCALE);
-    let fraction = format!("{:09}", abs % unit);
-    let fraction = fraction.trim_end_matches('0');
-    Ok(Some(if fraction.is_empty() {
-        format!("{sign}{}", abs / unit)
-    } else {
-        format!("{sign}{}.{fraction}", abs / unit)
-    }))
-}
-
-fn compare(a: Option<&Json>, b: Option<&Json>) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    match (a, b) {
-        (Some(Json::Number(x)), Some(Json::Number(y))) => {
-            x.as_f64().unwrap_or(0.0).partial_cmp(&y.as_f64().unwrap_or(0.0)).unwrap_or(Ordering::Equal)
-        }
-        (Some(Json::String(x)), Some(Json::String(y))) => x.cmp(y),
-        (None | Some(Json::Null), None | Some(Json::Null)) => Ordering::Equal,
-        (None | Some(Json::Null), _) => Ordering::Greater,
-        (_, None | Some(Json::Null)) => Ordering::Less,
-        (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
-    }
-}
-
-fn matches(filter: &Json, fields: &Json) -> Result<bool> {
-    let Json::Object(filter) = filter else {
-        return Err(Error::new(ErrorCode::InvalidInput, "a filter is a JSON object"));
-    };
-    for (key, cond) in filter {
-        let ok = match key.as_str() {
-            "and" => as_list(cond)?.iter().map(|f| matches(f, fields)).collect::<Result<Vec<_>>>()?.iter().all(|b| *b),
-            "or" => as_list(cond)?.iter().map(|f| matches(f, fields)).collect::<Result<Vec<_>>>()?.iter().any(|b| *b),
-            "not" => !matches(cond, fields)?,
-            field => field_matches(fields.get(field), cond, field)?,
-        };
-        if !ok {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-fn as_list(value: &Json) -> Result<&Vec<Json>> {
-    value.as_array().ok_or_else(|| Error::new(ErrorCode::InvalidInput, "`and` / `or` take a list of filters"))
-}
-
-fn field_matches(value: Option<&Json>, ops: &Json, field: &str) -> Result<bool> {
-    use std::cmp::Ordering;
-    let Json::Object(ops) = ops else {
-        return Err(Error::new(ErrorCode::InvalidInput, format!("`{field}` needs an object of operators")));
-    };
-    let value = value.filter(|v| !v.is_null());
-    for (op, arg) in ops {
-        let ok = match op.as_str() {
-            "eq" => value == Some(arg),
-            "neq" => value.is_some() && value != Some(arg),
-            "in" => value.is_some_and(|v| as_list(arg).is_ok_and(|list| list.contains(v))),
-            "notIn" => value.is_some_and(|v| as_list(arg).is_ok_and(|list| !list.contains(v))),
-            "lt" => value.is_some() && compare(value, Some(arg)) == Ordering::Less,
-            "lte" => value.is_some() && compare(value, Some(arg)) != Ordering::Greater,
-            "gt" => value.is_some() && compare(value, Some(arg)) == Ordering::Greater,
-            "gte" => value.is_some() && compare(value, Some(arg)) != Ordering::Less,
-            "startsWith" => text_op(value, arg, |v, a| v.to_lowercase().starts_with(&a.to_lowercase())),
-            "contains" => text_op(value, arg, |v, a| v.to_lowercase().contains(&a.to_lowercase())),
-            "isNull" => arg.as_bool() == Some(value.is_none()),
-            other => {
-                return Err(Error::new(
-                    ErrorCode::InvalidInput,
-                    format!("the test host does not support the operator `{other}`"),
-                ));
-            }
-        };
-        if !ok {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-fn text_op(value: Option<&Json>, arg: &Json, f: impl Fn(&str, &str) -> bool) -> bool {
-    match (value.and_then(Json::as_str), arg.as_str()) {
-        (Some(v), Some(a)) => f(v, a),
-        _ => false,
+        read::aggregate(&self.records(object), query)
     }
 }
 

@@ -14,14 +14,21 @@ use crate::__private::bindings::kith::plugin::types as wit;
 /// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Why a host call (or a plugin hook) failed.
+/// Why a host call (or a plugin hook) failed. A minor version may add codes: a `match` on it
+/// needs a `_` arm.
 ///
 /// ```
 /// use kith_plugin_sdk::{ErrorCode, testing::TestHost};
 /// let err = TestHost::new().run(|| kith_plugin_sdk::kv::get("k")).unwrap_err();
 /// assert_eq!(err.code, ErrorCode::Denied);
+/// let retry = match err.code {
+///     ErrorCode::Internal | ErrorCode::Unavailable => true,
+///     _ => false,
+/// };
+/// assert!(!retry);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The plugin was not granted the capability the call needs.
     Denied,
@@ -39,7 +46,8 @@ pub enum ErrorCode {
     Internal,
 }
 
-/// An error from the host, or one a plugin raises itself with [`Error::msg`].
+/// An error from the host, or one a plugin raises itself with [`Error::msg`], [`Error::new`] or
+/// [`Error::invalid`] (it may gain fields in a minor version, so it has no struct literal).
 ///
 /// ```
 /// use kith_plugin_sdk::{Error, ErrorCode};
@@ -48,6 +56,7 @@ pub enum ErrorCode {
 /// assert_eq!(err.to_string(), "no owner to notify");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Error {
     /// What kind of failure.
     pub code: ErrorCode,
@@ -126,6 +135,7 @@ pub(crate) fn parse_json(text: &str) -> Result<Json> {
 
 /// A committed change the plugin subscribed to. Its payload holds the record after the change
 /// (`payload.record`, in GraphQL field names) plus details of the event (`payload.changes`...).
+/// Kith makes events; tests make one with [`Event::new`] and set the fields they need.
 ///
 /// ```
 /// use kith_plugin_sdk::Event;
@@ -133,6 +143,7 @@ pub(crate) fn parse_json(text: &str) -> Result<Json> {
 /// assert_eq!(event.record_str("firstName"), Some("Ada"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Event {
     /// Unique and stable across redeliveries.
     pub id: String,
@@ -216,13 +227,15 @@ impl Event {
     }
 }
 
-/// What kind of write a [`Change`] is.
+/// What kind of write a [`Change`] is. A minor version may add kinds: a `match` on it needs a
+/// `_` arm.
 ///
 /// ```
 /// let change = kith_plugin_sdk::Change::create("deal", serde_json::json!({}));
 /// assert_eq!(change.operation, kith_plugin_sdk::Operation::Create);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Operation {
     /// A new record.
     Create,
@@ -232,7 +245,8 @@ pub enum Operation {
     Delete,
 }
 
-/// A write about to be stored, shown to `before_write`.
+/// A write about to be stored, shown to `before_write`. Kith makes changes; tests make one with
+/// [`Change::create`], [`Change::update`] or [`Change::delete`].
 ///
 /// ```
 /// use kith_plugin_sdk::Change;
@@ -240,6 +254,7 @@ pub enum Operation {
 /// assert_eq!(change.after_str("email"), Some("x@spam.test"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Change {
     /// The object kind.
     pub object: String,
@@ -273,6 +288,42 @@ impl Change {
         }
     }
 
+    /// An update of the stored record `before` (its `id` is the change's) to `after`, for tests.
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Change, Operation};
+    /// let before = serde_json::json!({"id": "0192", "stage": "NEW"});
+    /// let change = Change::update("deal", before, serde_json::json!({"id": "0192", "stage": "WON"}));
+    /// assert_eq!((change.operation, change.id.as_str()), (Operation::Update, "0192"));
+    /// assert_eq!(change.after_str("stage"), Some("WON"));
+    /// ```
+    pub fn update(object: &str, before: Json, after: Json) -> Change {
+        let id = before.get("id").and_then(Json::as_str).map(str::to_owned);
+        Change {
+            operation: Operation::Update,
+            id: id.unwrap_or_else(|| "00000000-0000-0000-0000-000000000000".into()),
+            before: Some(before),
+            ..Change::create(object, after)
+        }
+    }
+
+    /// A (soft) delete of the stored record `before`, for tests: as in Kith, `after` is the
+    /// record with `deletedAt` set (here to a placeholder time).
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Change, Operation};
+    /// let change = Change::delete("contact", serde_json::json!({"id": "0192", "firstName": "Ada"}));
+    /// assert_eq!(change.operation, Operation::Delete);
+    /// assert_eq!(change.after_str("deletedAt"), Some("1970-01-01T00:00:00.000000Z"));
+    /// ```
+    pub fn delete(object: &str, before: Json) -> Change {
+        let mut after = before.clone();
+        if let Json::Object(fields) = &mut after {
+            fields.insert("deletedAt".into(), Json::String("1970-01-01T00:00:00.000000Z".into()));
+        }
+        Change { operation: Operation::Delete, ..Change::update(object, before, after) }
+    }
+
     /// A text field of the record as it would be stored.
     ///
     /// ```
@@ -300,7 +351,8 @@ impl Change {
     }
 }
 
-/// The answer of `before_write`.
+/// The answer of `before_write`. A minor version may add answers: a `match` on it needs a `_`
+/// arm.
 ///
 /// ```
 /// use kith_plugin_sdk::Verdict;
@@ -310,6 +362,7 @@ impl Change {
 /// assert!(matches!(verdict, Verdict::Modify(_)));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Store the write as it is.
     Allow,
@@ -329,7 +382,8 @@ impl Verdict {
     }
 }
 
-/// A stored core record.
+/// A stored record (core or the plugin's own). Kith makes records; tests make one with
+/// [`Record::new`].
 ///
 /// ```
 /// use kith_plugin_sdk::testing::TestHost;
@@ -339,6 +393,7 @@ impl Verdict {
 /// assert_eq!(record.str("firstName"), Some("Ada"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Record {
     /// The object kind.
     pub object: String,
@@ -351,11 +406,20 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record of `object` at `version`, for tests.
+    ///
+    /// ```
+    /// let record = kith_plugin_sdk::Record::new("contact", "1", 1, serde_json::json!({"email": "ada@example.org"}));
+    /// assert_eq!((record.id.as_str(), record.version), ("1", 1));
+    /// ```
+    pub fn new(object: &str, id: &str, version: u64, fields: Json) -> Record {
+        Record { object: object.to_owned(), id: id.to_owned(), version, fields }
+    }
+
     /// A text field.
     ///
     /// ```
-    /// let record = kith_plugin_sdk::Record { object: "contact".into(), id: "1".into(), version: 1,
-    ///     fields: serde_json::json!({"email": "ada@example.org"}) };
+    /// let record = kith_plugin_sdk::Record::new("contact", "1", 1, serde_json::json!({"email": "ada@example.org"}));
     /// assert_eq!(record.str("email"), Some("ada@example.org"));
     /// ```
     pub fn str(&self, field: &str) -> Option<&str> {
@@ -373,7 +437,8 @@ impl Record {
     }
 }
 
-/// What to read with [`records::query`](crate::records::query).
+/// What to read with [`records::query`](crate::records::query), built with [`Query::new`] and
+/// its builder methods (a minor version may add fields).
 ///
 /// ```
 /// use kith_plugin_sdk::Query;
@@ -381,6 +446,7 @@ impl Record {
 /// assert_eq!(query.first, 10);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Query {
     /// A filter in Kith's JSON filter language.
     pub filter: Option<Json>,
@@ -452,13 +518,14 @@ impl Query {
     }
 }
 
-/// A page of records.
+/// A page of records. Kith makes pages; tests make one with [`Page::new`].
 ///
 /// ```
-/// let page = kith_plugin_sdk::Page { records: vec![], next_cursor: None };
+/// let page = kith_plugin_sdk::Page::new(vec![], None);
 /// assert!(page.records.is_empty());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Page {
     /// The records.
     pub records: Vec<Record>,
@@ -467,13 +534,15 @@ pub struct Page {
 }
 
 /// A call of a query or mutation the plugin declares in `plugin.toml` (`[[queries]]`,
-/// `[[mutations]]`, SDK 1.2). Kith checked the arguments against their declared types.
+/// `[[mutations]]`, SDK 1.2). Kith checked the arguments against their declared types. Kith
+/// makes calls; tests make one with [`Call::new`].
 ///
 /// ```
 /// let call = kith_plugin_sdk::Call::new("tierCounts", serde_json::json!({"since": "2026-01-01"}));
 /// assert_eq!(call.str("since"), Some("2026-01-01"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Call {
     /// The operation's name.
     pub name: String,
@@ -481,6 +550,19 @@ pub struct Call {
     pub arguments: Json,
     /// Who calls: `user:ada@example.org`, `token:reports`, ...
     pub caller: String,
+}
+
+impl Page {
+    /// A page, for tests.
+    ///
+    /// ```
+    /// let record = kith_plugin_sdk::Record::new("deal", "1", 1, serde_json::json!({}));
+    /// let page = kith_plugin_sdk::Page::new(vec![record], Some("next".into()));
+    /// assert_eq!(page.next_cursor.as_deref(), Some("next"));
+    /// ```
+    pub fn new(records: Vec<Record>, next_cursor: Option<String>) -> Page {
+        Page { records, next_cursor }
+    }
 }
 
 impl Call {

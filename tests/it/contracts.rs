@@ -229,6 +229,48 @@ fn the_manifest_reference_matches_the_parser() {
     }
 }
 
+/// What `plugin-sdk/public-api.txt` starts with.
+const SDK_API_HEADER: &str = "\
+# The public API of kith-plugin-sdk: every item a plugin can name, one a line, types as written
+# in the source. Rendered from plugin-sdk/src by tests/it/public_api.rs and compared by
+# tests/it/contracts.rs: a change here is a change to the SDK's contract. Accept one on purpose
+# (and say so in the SDK's README) with
+#     KITH_BLESS=1 cargo test -p kith-tests --test it sdk_public_api
+";
+
+/// `kith-plugin-sdk`'s public API is the committed listing: adding, removing or changing a
+/// public item, a field, a variant, a signature, a trait implementation or an attribute such as
+/// `#[non_exhaustive]` fails here, with the difference, until it is accepted on purpose
+/// (`KITH_BLESS=1`, which rewrites the listing for review).
+#[test]
+fn the_sdk_public_api_is_the_committed_listing() {
+    let path = repo_root().join("plugin-sdk/public-api.txt");
+    let listing = crate::public_api::listing("kith_plugin_sdk", &repo_root().join("plugin-sdk/src/lib.rs"));
+    let current = format!("{SDK_API_HEADER}{listing}");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed == current {
+        return;
+    }
+    if std::env::var("KITH_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &current).unwrap();
+        return;
+    }
+    let (old, new): (std::collections::BTreeSet<&str>, std::collections::BTreeSet<&str>) =
+        (committed.lines().collect(), current.lines().collect());
+    let mut diff: Vec<(&str, char)> = old.difference(&new).map(|line| (*line, '-')).collect();
+    diff.extend(new.difference(&old).map(|line| (*line, '+')));
+    diff.sort();
+    let diff: Vec<String> = diff.into_iter().map(|(line, sign)| format!("{sign} {line}")).collect();
+    panic!(
+        "the public API of kith-plugin-sdk differs from {} (- committed, + source):\n{}\n\n\
+         If the change is deliberate, accept it with\n    \
+         KITH_BLESS=1 cargo test -p kith-tests --test it sdk_public_api\n\
+         and commit the listing with it; if not, undo it.",
+        path.display(),
+        diff.join("\n")
+    );
+}
+
 /// `cargo run` hands the build scripts' `rustc-env` variables to the `kith` binary too, and
 /// Kith refuses unknown `KITH_*` variables: a build script must set none, or the README's run
 /// command stops working.

@@ -13,16 +13,7 @@ use kith_core::plugin::{PluginManager, start_runtime};
 use kith_tests::TestDb;
 use serde_json::json;
 
-use crate::util::{Server, admin, code, eventually, plugins_config, run_cli_env, token, welcome};
-
-/// The hostile test plugin under another `id`: (manifest, component).
-fn hostile(id: &str) -> (String, Vec<u8>) {
-    let manifest =
-        include_str!("../plugins/hostile/plugin.toml").replace("id = \"hostile\"", &format!("id = \"{id}\""));
-    let wasm =
-        std::fs::read(concat!(env!("TEST_PLUGINS_DIR"), "/kith_test_plugin_hostile.wasm")).expect("hostile.wasm");
-    (manifest, wasm)
-}
+use crate::util::{Server, admin, code, eventually, hostile, plugins_config, run_cli_env, token, welcome};
 
 async fn plugin_row(db: &TestDb, id: &str) -> kith_core::store::plugins::PluginRow {
     kith_core::store::plugins::get(db.kith.store.conn(), id).await.unwrap().unwrap()
@@ -911,21 +902,55 @@ async fn imported_rows_are_vetted_by_plugins_row_by_row() {
     }
 }
 
-/// A component built with SDK 1.0.0 (checked in) still installs and runs on this Kith, which
-/// speaks kith:plugin 1.1: minor versions are additive.
+/// Components built with SDK 1.0.0 and 1.1.0 (checked in) still install and run on this Kith,
+/// which speaks kith:plugin 1.2: minor versions are additive. Each is the welcome plugin of its
+/// day, built with `cargo build --release --target wasm32-wasip2 -p kith-plugin-welcome` at the
+/// last commit of its SDK version (1.0.0: 18b1390; 1.1.0: 7893e54, whose welcome also keeps a
+/// `greeting`, an object of its own), its manifest copied beside it. Each vetoes a blocklisted
+/// address before the write and answers a new contact's event with a task (and a greeting).
 #[tokio::test]
-async fn a_plugin_built_with_an_older_sdk_minor_still_runs() {
-    let db = TestDb::sqlite().await;
-    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
-    let manifest = include_str!("../fixtures/welcome-sdk-1.0.0.toml");
-    let wasm = include_bytes!("../fixtures/welcome-sdk-1.0.0.wasm");
-    let row = manager.install(&admin(), manifest, wasm).await.unwrap();
-    assert_eq!(row.sdk_version, "1.0.0");
-    manager.enable(&admin(), "welcome", Grants::All).await.unwrap();
-    contact(&db, "Ada", "ada@example.org").await;
-    eventually(20, "the welcome task", || async { (db.count_rows("activity").await == 1).then_some(()) }).await;
-    manager.stop().await;
-    db.cleanup().await;
+async fn plugins_built_with_older_sdk_minors_still_run() {
+    let fixtures: [(&str, &str, &[u8], bool); 2] = [
+        (
+            "1.0.0",
+            include_str!("../fixtures/welcome-sdk-1.0.0.toml"),
+            include_bytes!("../fixtures/welcome-sdk-1.0.0.wasm"),
+            false,
+        ),
+        (
+            "1.1.0",
+            include_str!("../fixtures/welcome-sdk-1.1.0.toml"),
+            include_bytes!("../fixtures/welcome-sdk-1.1.0.wasm"),
+            true,
+        ),
+    ];
+    for (sdk, manifest, wasm, greets) in fixtures {
+        let db = TestDb::sqlite().await;
+        let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
+        let row = manager.install(&admin(), manifest, wasm).await.unwrap();
+        assert_eq!(row.sdk_version, sdk);
+        manager.set_setting(&admin(), "welcome", "blocked_domains", Some(json!(["spam.test"]))).await.unwrap();
+        manager.enable(&admin(), "welcome", Grants::All).await.unwrap();
+        let refused = db.create("contact", json!({"firstName": "Bot", "email": "bot@spam.test"})).await;
+        let err = refused.map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("e-mail addresses at spam.test are not accepted"), "SDK {sdk}: {err}");
+        let ada = contact(&db, "Ada", "ada@example.org").await;
+        eventually(20, "the welcome task", || async { (db.count_rows("activity").await == 1).then_some(()) }).await;
+        if greets {
+            let greeting = eventually(20, "the greeting", || async {
+                // The registry holds the plugin's object once the manager has refreshed it.
+                let greeting = db.kith.object("greeting").ok()?;
+                let all = kith_core::store::records::ListQuery::first(kith_core::domain::filter::Filter::all(), 10);
+                let page = kith_core::store::records::list(db.kith.store.conn(), &greeting, &all).await.unwrap();
+                page.records.into_iter().next().map(|(_, record)| record)
+            })
+            .await;
+            assert_eq!(greeting.get("contactId").to_json(), json!(ada.id().to_string()), "SDK {sdk}");
+            assert_eq!(greeting.get("subject").to_json(), json!("Welcome Ada Test"), "SDK {sdk}");
+        }
+        manager.stop().await;
+        db.cleanup().await;
+    }
 }
 
 /// Outbound HTTP against real servers on loopback: granted origins only, private addresses only

@@ -201,6 +201,15 @@ pub(crate) fn welcome() -> (String, Vec<u8>) {
     (b.manifest.to_owned(), b.component.to_vec())
 }
 
+/// The hostile test plugin under another `id`: (manifest, component).
+pub(crate) fn hostile(id: &str) -> (String, Vec<u8>) {
+    let manifest =
+        include_str!("../plugins/hostile/plugin.toml").replace("id = \"hostile\"", &format!("id = \"{id}\""));
+    let wasm =
+        std::fs::read(concat!(env!("TEST_PLUGINS_DIR"), "/kith_test_plugin_hostile.wasm")).expect("hostile.wasm");
+    (manifest, wasm)
+}
+
 /// What a CLI run printed.
 #[derive(Debug)]
 pub(crate) struct Output {

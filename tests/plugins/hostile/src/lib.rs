@@ -4,10 +4,11 @@
 
 use std::hint::black_box;
 
+use kith_plugin_sdk::aggregate::{self, Aggregate, Bucket};
 use kith_plugin_sdk::{
-    Call, Change, Error, ErrorCode, Event, Plugin, Result, Verdict, http, kv, log, records, settings,
+    Call, Change, Error, ErrorCode, Event, Plugin, Query, Result, Verdict, http, kv, log, records, settings,
 };
-use serde_json::json;
+use serde_json::{Value as Json, json};
 
 #[derive(Default)]
 pub struct Hostile;
@@ -43,6 +44,83 @@ pub fn inspect(event: &Event) -> Result<()> {
         Some(email) if !email.contains('@') => Err(Error::msg(format!("bad e-mail in a record of {fields} fields"))),
         _ => Ok(()),
     }
+}
+
+/// The `conform` query: one read through the SDK, answered as plain JSON, so that a test can run
+/// the same request through the SDK's `TestHost` and through Kith and compare (see
+/// tests/it/conformance.rs). `{"object", "query": {"filter", "orderBy", "first"}}` answers the
+/// `name` of each record of every page, following the cursors; `{"object", "aggregate":
+/// {"filter", "groupBy": [[field, bucket or null]], "metrics": [[metric, field or null]],
+/// "limit", "order": [metric, descending]}}` answers the rows. A refused request answers
+/// `{"error": "<ErrorCode>"}`.
+pub fn conform(request: &Json) -> Result<Json> {
+    let object = request["object"].as_str().unwrap_or_default();
+    let answer = if let Some(spec) = request.get("query") {
+        conform_query(object, spec)
+    } else if let Some(spec) = request.get("aggregate") {
+        conform_aggregate(object, spec)
+    } else {
+        return Err(Error::invalid("request", "needs `query` or `aggregate`"));
+    };
+    Ok(answer.unwrap_or_else(|err| json!({"error": format!("{:?}", err.code)})))
+}
+
+fn conform_query(object: &str, spec: &Json) -> Result<Json> {
+    let mut query = Query::new().first(spec["first"].as_u64().unwrap_or(50) as u32);
+    if !spec["filter"].is_null() {
+        query = query.filter(spec["filter"].clone());
+    }
+    if !spec["orderBy"].is_null() {
+        query = query.order_by(spec["orderBy"].clone());
+    }
+    let mut pages = Vec::new();
+    loop {
+        let page = records::query(object, &query)?;
+        pages.push(page.records.iter().map(|r| json!(r.str("name"))).collect::<Vec<_>>());
+        match page.next_cursor {
+            Some(cursor) if pages.len() < 20 => query = query.after(&cursor),
+            _ => break,
+        }
+    }
+    Ok(json!({"pages": pages}))
+}
+
+fn conform_aggregate(object: &str, spec: &Json) -> Result<Json> {
+    let text = |value: &Json| value.as_str().unwrap_or_default().to_owned();
+    let mut query = Aggregate::new();
+    if !spec["filter"].is_null() {
+        query = query.filter(spec["filter"].clone());
+    }
+    for key in spec["groupBy"].as_array().into_iter().flatten() {
+        let field = text(&key[0]);
+        query = match key[1].as_str() {
+            None => query.group_by(&field),
+            Some("Day") => query.group_by_bucket(&field, Bucket::Day),
+            Some("Week") => query.group_by_bucket(&field, Bucket::Week),
+            Some("Month") => query.group_by_bucket(&field, Bucket::Month),
+            Some("Year") => query.group_by_bucket(&field, Bucket::Year),
+            Some(other) => return Err(Error::invalid("groupBy", format!("no bucket `{other}`"))),
+        };
+    }
+    for metric in spec["metrics"].as_array().into_iter().flatten() {
+        let field = text(&metric[1]);
+        query = match metric[0].as_str().unwrap_or_default() {
+            "Count" => query.count(),
+            "Sum" => query.sum(&field),
+            "Min" => query.min(&field),
+            "Max" => query.max(&field),
+            "CountDistinct" => query.count_distinct(&field),
+            other => return Err(Error::invalid("metrics", format!("no metric `{other}`"))),
+        };
+    }
+    if let Some(limit) = spec["limit"].as_u64() {
+        query = query.limit(limit as u32);
+    }
+    if let Some(order) = spec["order"].as_array() {
+        query = query.order_by_metric(order[0].as_u64().unwrap_or(0) as u32, order[1].as_bool().unwrap_or(false));
+    }
+    let rows = aggregate::run(object, &query)?;
+    Ok(json!(rows.iter().map(|row| json!({"keys": row.keys, "values": row.values})).collect::<Vec<_>>()))
 }
 
 impl Plugin for Hostile {
@@ -158,9 +236,13 @@ impl Plugin for Hostile {
         record(event)
     }
 
-    /// `writeThenFail(count, how)`: creates `count` contacts, then ends as `how` says: `panic`,
-    /// `error`, `loop` (past its budget), or anything else to succeed with the count.
+    /// `conform(request)`: see [`conform`]. Any other name is `writeThenFail(count, how)`:
+    /// creates `count` contacts, then ends as `how` says: `panic`, `error`, `loop` (past its
+    /// budget), or anything else to succeed with the count.
     fn call(&self, call: &Call) -> Result<serde_json::Value> {
+        if call.name == "conform" {
+            return conform(&call.arguments["request"]);
+        }
         let count = call.int("count").unwrap_or(0);
         for i in 0..count {
             records::create("contact", &json!({"firstName": format!("Partial{i}")}))?;
