@@ -12,13 +12,19 @@
 //! `service::users`).
 //!
 //! - `session`: cookies, CSRF tokens, sign-in, sign-out, first-run setup.
-//! - `pages`: lists, record pages, forms and search, for every object.
+//! - `pages`: lists, record pages and search, for every object.
+//! - `edit`: create, edit and delete through forms, with version conflicts explained.
+//! - `board`: the pipeline board (drag, or a form per card).
+//! - `operations`: a generated form for every plugin query and mutation.
 //! - `form`: form widgets per field kind, and form values → GraphQL input.
 //! - `assets`: the stylesheet and scripts, and the security headers of every page.
 //! - `text`: every string the console shows (English).
 
 pub mod assets;
+pub mod board;
+pub mod edit;
 pub mod form;
+pub mod operations;
 pub mod pages;
 pub mod session;
 pub mod text;
@@ -42,11 +48,16 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/setup", get(session::setup_page).post(session::setup))
         .route("/search", get(pages::search))
-        .route("/o/{plural}", get(pages::list).post(pages::create))
-        .route("/o/{plural}/new", get(pages::new_record))
-        .route("/o/{plural}/{id}", get(pages::record).post(pages::update))
-        .route("/o/{plural}/{id}/edit", get(pages::edit))
-        .route("/o/{plural}/{id}/delete", post(pages::delete))
+        .route("/o/{plural}", get(pages::list).post(edit::create))
+        .route("/o/{plural}/new", get(edit::new_record))
+        .route("/o/{plural}/{id}", get(pages::record).post(edit::update))
+        .route("/o/{plural}/{id}/edit", get(edit::edit))
+        .route("/o/{plural}/{id}/delete", post(edit::delete))
+        .route("/board", get(board::board))
+        .route("/board/move", post(board::move_deal))
+        .route("/board/close", post(board::close_deal))
+        .route("/ops", get(operations::index))
+        .route("/ops/{plugin}/{name}", get(operations::show).post(operations::run_operation))
         .route("/assets/{name}", get(assets::asset))
 }
 
@@ -149,6 +160,8 @@ pub(crate) fn layout(state: &AppState, chrome: &Chrome<'_>, content: Markup) -> 
                         @for def in &menu {
                             li { a href=(format!("/o/{}", def.plural)) { (def.plural_label) } }
                         }
+                        @if registry.get("deal").is_some_and(|d| may_read(state, chrome.actor, d)) { li { a href="/board" { (text::BOARD) } } }
+                        @if !registry.extensions().is_empty() { li { a href="/ops" { (text::OPERATIONS) } } }
                     }
                 }
                 form.search role="search" method="get" action="/search" {

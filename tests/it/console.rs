@@ -450,3 +450,57 @@ async fn search_finds_records_across_objects_and_answers_htmx_with_the_list_only
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_plugin_mutation_gets_a_form_from_its_typed_arguments_and_its_values_show_on_the_record() {
+    use kith_core::plugin::manager::Grants;
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let runtime = kith_core::plugin::start_runtime(&db.kith, &crate::util::plugins_config()).await.unwrap();
+        let donors = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "donors").unwrap();
+        runtime.install(&admin(), donors.manifest, donors.component).await.unwrap();
+        runtime.enable(&admin(), "donors", Grants::All).await.unwrap();
+        runtime.refresh().await.unwrap();
+        let ada = db.create("contact", json!({"firstName": "Ada", "lastName": "Giver", "email": "ada@example.org"})).await.unwrap();
+        let mut browser = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
+
+        let index = browser.get("/ops").await;
+        assert!(index.body.contains("/ops/donors/recordDonation"), "{name}: {}", index.body);
+        assert!(!index.body.contains("/ops/donors/lybunt"), "{name}: a MANAGER's report is not offered to an AGENT");
+        let form = browser.get("/ops/donors/recordDonation").await;
+        assert_eq!(form.status, 200, "{name}");
+        // Controls from the declared types: a choice of contacts for `contactId`, the plugin's
+        // enum for the payment method, a date control for the date.
+        for expected in ["Ada Giver", "name=\"paymentMethod\"", ">Card<", "type=\"date\"", "name=\"amount\" value=\"\" required"] {
+            assert!(form.body.contains(expected), "{name}: {expected} in {}", form.body);
+        }
+        // A value the plugin refuses is explained, and nothing is recorded.
+        let ada_id = ada.id().to_string();
+        let refused = browser
+            .post("/ops/donors/recordDonation", &[("_csrf", &csrf(&form)), ("contactId", &ada_id), ("amount", "0")])
+            .await;
+        assert_eq!(refused.status, 422, "{name}: {}", refused.body);
+        assert!(refused.body.contains("amount"), "{name}: {}", refused.body);
+        let done = browser
+            .post(
+                "/ops/donors/recordDonation",
+                &[("_csrf", &csrf(&form)), ("contactId", &ada_id), ("amount", "25.00"), ("currency", "USD"), ("paymentMethod", "CARD")],
+            )
+            .await;
+        assert_eq!(done.status, 200, "{name}: {}", done.body);
+        let gifts = server
+            .gql(&token(&db, Role::Admin).await, "{ donations { totalCount edges { node { amount } } } }", json!({}))
+            .await;
+        assert_eq!(gifts["data"]["donations"]["totalCount"], 1, "{name}: {gifts}");
+        // The donor's page shows what the plugin computes, and the gift among her donations.
+        let page = browser.get(&format!("/o/contacts/{ada_id}")).await;
+        assert!(page.body.contains("From plugins") && page.body.contains("Gift count"), "{name}: {}", page.body);
+        assert!(page.body.contains("Donations (1)"), "{name}");
+        // A forged form runs nothing.
+        let forged = browser.post("/ops/donors/recordDonation", &[("contactId", &ada_id), ("amount", "5")]).await;
+        assert_eq!(forged.status, 403, "{name}");
+        runtime.stop().await;
+        server.stop().await;
+    }
+}

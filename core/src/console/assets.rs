@@ -16,6 +16,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 const FILES: &[(&str, &str, &[u8])] = &[
     ("console.css", "text/css; charset=utf-8", include_bytes!("../../assets/console.css")),
     ("console.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/console.js")),
+    ("board.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/board.js")),
     ("htmx.min.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/htmx-2.0.11.min.js")),
 ];
 

@@ -125,3 +125,41 @@ pub const NOT_JSON: &str = "must be JSON";
 pub const TAGS: &str = "Tags (comma-separated)";
 /// Something failed inside Kith.
 pub const INTERNAL: &str = "Something went wrong inside Kith; the error is in its log.";
+/// Plugin operations page.
+pub const OPERATIONS: &str = "Plugin actions";
+/// No plugin operations.
+pub const NO_OPERATIONS: &str = "No enabled plugin offers an action your role may run.";
+/// An operation that is not there.
+pub const NO_SUCH_OPERATION: &str = "No enabled plugin offers that action to your role.";
+/// List arguments.
+pub const ONE_PER_LINE: &str = "(one per line)";
+/// Run button.
+pub const RUN: &str = "Run";
+/// The answer of an operation.
+pub const RESULT: &str = "Result";
+/// The pipeline board.
+pub const BOARD: &str = "Pipeline board";
+/// No pipeline to show.
+pub const NO_PIPELINES: &str = "There is no pipeline yet.";
+/// Choose a pipeline.
+pub const PIPELINE: &str = "Pipeline";
+/// Show button.
+pub const SHOW: &str = "Show";
+/// Deals, counted.
+pub const DEALS: &str = "deals";
+/// The weighted forecast.
+pub const WEIGHTED: &str = "weighted";
+/// Move a card.
+pub const MOVE_TO: &str = "Stage";
+/// Move button.
+pub const MOVE: &str = "Move";
+/// Close a deal.
+pub const CLOSE_DEAL: &str = "Close";
+/// Outcome of a close.
+pub const OUTCOME: &str = "Outcome";
+/// Won.
+pub const WON: &str = "Won";
+/// Lost.
+pub const LOST: &str = "Lost";
+/// Why a deal closed.
+pub const REASON: &str = "Reason";

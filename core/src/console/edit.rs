@@ -1,0 +1,354 @@
+//! Creating, editing and deleting any record through forms built from its registry entry: a
+//! choice list for each reference, a message beside each field the API refuses, and a version
+//! conflict explained (who changed the record since it was opened) with the choice to reload
+//! or to overwrite. Every write is a GraphQL mutation run as the signed-in user, so the API's
+//! roles, validation and plugin hooks decide.
+
+
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde_json::{Map, Value as Json, json};
+
+use crate::console::form::{self, Choice};
+use crate::console::session::{Session, check_csrf};
+use crate::console::{Answer, may_read, may_write, text};
+use crate::domain::code::Code;
+use crate::domain::naming::{self, Suffix};
+use crate::domain::object::ObjectDef;
+use crate::domain::value::FieldKind;
+use crate::http::AppState;
+
+use crate::console::pages::{object, problem, query, read_record, render, messages};
+
+/// Up to [`CHOICES`] records of each reference's target, for the form's choice lists.
+async fn choices(state: &AppState, session: &Session, def: &ObjectDef, create: bool) -> Map<String, Json> {
+    let registry = state.kith.registry();
+    let mut out = Map::new();
+    for field in form::writable(def, create) {
+        let FieldKind::Ref(target) = &field.kind else { continue };
+        let Some(target) = registry.get(target) else { continue };
+        if !may_read(state, &session.actor, target) {
+            continue;
+        }
+        let document = format!(
+            "query {{ {}(first: {CHOICES}, orderBy: [{{field: {}}}]) {{ edges {{ node {{ id {} }} }} }} }}",
+            target.plural,
+            target.name_field,
+            target.title_fields().join(" ")
+        );
+        let answer = query(state, session, &document, json!({})).await;
+        let list: Vec<Json> = answer.data[&target.plural]["edges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|edge| json!({"id": edge["node"]["id"], "title": form::title_of(target, &edge["node"])}))
+            .collect();
+        out.insert(field.name.clone(), Json::Array(list));
+    }
+    out
+}
+
+/// What a form page shows besides the fields.
+struct FormPage<'a> {
+    def: &'a ObjectDef,
+    /// `None` for a new record.
+    id: Option<&'a str>,
+    values: &'a Json,
+    version: Option<i64>,
+    errors: &'a [(String, String)],
+    notice: Option<Markup>,
+    choices: &'a Map<String, Json>,
+}
+
+fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
+    let create = page.id.is_none();
+    let def = page.def;
+    let action = match page.id {
+        Some(id) => format!("/o/{}/{id}", def.plural),
+        None => format!("/o/{}", def.plural),
+    };
+    let general: Vec<&(String, String)> =
+        page.errors.iter().filter(|(field, _)| def.field_def(field).is_none()).collect();
+    html! {
+        h1 { @if create { (text::NEW) " " (def.label.to_lowercase()) } @else { (text::EDIT) " " (def.label.to_lowercase()) } }
+        @if let Some(notice) = &page.notice { (notice) }
+        @if !general.is_empty() {
+            div.notice role="alert" { (text::FIX_ERRORS) ul { @for (_, message) in &general { li { (message) } } } }
+        }
+        form.record method="post" action=(action) {
+            input type="hidden" name="_csrf" value=(session.csrf);
+            @if let Some(version) = page.version { input type="hidden" name="_version" value=(version); }
+            @for field in form::writable(def, create) {
+                @let error = page.errors.iter().find(|(f, _)| *f == field.name).map(|(_, m)| m.as_str());
+                @let choices: Option<Vec<Choice>> = page.choices.get(&field.name).and_then(|c| c.as_array()).map(|list| {
+                    list.iter().map(|c| Choice { id: c["id"].as_str().unwrap_or_default().to_owned(), title: c["title"].as_str().unwrap_or_default().to_owned() }).collect()
+                });
+                div { (form::widget(field, &page.values[&field.name], error, choices.as_deref())) }
+            }
+            @if def.taggable {
+                label for="f-tags" { (text::TAGS) }
+                input #f-tags type="text" name="tags" value=(page.values["tags"].as_array().map(|t| t.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+            }
+            div.actions {
+                button type="submit" { @if create { (text::CREATE) } @else { (text::SAVE) } }
+                a href=(match page.id { Some(id) => format!("/o/{}/{id}", def.plural), None => format!("/o/{}", def.plural) }) { (text::CANCEL) }
+            }
+        }
+    }
+}
+
+/// `GET /o/{plural}/new`.
+pub async fn new_record(State(state): State<AppState>, session: Session, Path(plural): Path<String>) -> Response {
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    if !def.mutable || !may_write(&session.actor) {
+        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
+    }
+    let choices = choices(&state, &session, &def, true).await;
+    let page = FormPage {
+        def: &def,
+        id: None,
+        values: &Json::Null,
+        version: None,
+        errors: &[],
+        notice: None,
+        choices: &choices,
+    };
+    let title = format!("{} {}", text::NEW, def.label.to_lowercase());
+    render(&state, &session, StatusCode::OK, title, form_markup(&session, &page))
+}
+
+/// The form's values as a JSON object, to show the form again as it was submitted.
+fn submitted_values(def: &ObjectDef, form: &[(String, String)], create: bool) -> Json {
+    let mut values = Map::new();
+    for field in form::writable(def, create) {
+        if let Some(value) = form::submitted(form, &field.name) {
+            let value = match field.kind {
+                FieldKind::Bool => Json::Bool(value == "true"),
+                _ => Json::String(value.to_owned()),
+            };
+            values.insert(field.name.clone(), value);
+        }
+    }
+    if let Some(tags) = form::submitted(form, "tags") {
+        values.insert("tags".into(), Json::Array(tags.split(',').map(|t| Json::String(t.trim().to_owned())).collect()));
+    }
+    Json::Object(values)
+}
+
+/// Errors of an answer by field (those that name one) or for the whole form.
+fn answer_errors(answer: &Answer) -> Vec<(String, String)> {
+    answer
+        .errors
+        .iter()
+        .map(|e| {
+            let field = e.field.clone().unwrap_or_default();
+            let field = field.strip_prefix("input.").unwrap_or(&field).to_owned();
+            (field, e.message.clone())
+        })
+        .collect()
+}
+
+/// `POST /o/{plural}`: creates a record from the form.
+pub async fn create(
+    State(state): State<AppState>,
+    session: Session,
+    Path(plural): Path<String>,
+    Form(submitted): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
+        return *refusal;
+    }
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    if !def.mutable {
+        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
+    }
+    let fields = form::writable(&def, true);
+    let errors = match form::input_of(&fields, &submitted, true, def.taggable) {
+        Ok(input) => {
+            let document = format!(
+                "mutation($input: {}!) {{ {}(input: $input) {{ id }} }}",
+                naming::object_type(&def, Suffix::CreateInput),
+                naming::mutation(&def, "create")
+            );
+            let answer = query(&state, &session, &document, json!({ "input": input })).await;
+            if let Some(id) = answer.data[naming::mutation(&def, "create")]["id"].as_str() {
+                return Redirect::to(&format!("/o/{}/{id}", def.plural)).into_response();
+            }
+            if answer.code() == Some(Code::Forbidden) {
+                return problem(&state, &session, StatusCode::FORBIDDEN, &messages(&answer));
+            }
+            answer_errors(&answer)
+        }
+        Err(errors) => errors,
+    };
+    let choices = choices(&state, &session, &def, true).await;
+    let values = submitted_values(&def, &submitted, true);
+    let page = FormPage {
+        def: &def,
+        id: None,
+        values: &values,
+        version: None,
+        errors: &errors,
+        notice: None,
+        choices: &choices,
+    };
+    let title = format!("{} {}", text::NEW, def.label.to_lowercase());
+    render(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, title, form_markup(&session, &page))
+}
+
+/// `GET /o/{plural}/{id}/edit`.
+pub async fn edit(
+    State(state): State<AppState>,
+    session: Session,
+    Path((plural, id)): Path<(String, String)>,
+) -> Response {
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    if !def.mutable || !may_write(&session.actor) {
+        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
+    }
+    let answer = read_record(&state, &session, &def, &id, false).await;
+    let node = &answer.data[&def.name];
+    if node.is_null() {
+        return problem(&state, &session, StatusCode::NOT_FOUND, text::NOT_FOUND);
+    }
+    let choices = choices(&state, &session, &def, false).await;
+    let page = FormPage {
+        def: &def,
+        id: Some(&id),
+        values: node,
+        version: node["version"].as_i64(),
+        errors: &[],
+        notice: None,
+        choices: &choices,
+    };
+    let title = format!("{} {}", text::EDIT, form::title_of(&def, node));
+    render(&state, &session, StatusCode::OK, title, form_markup(&session, &page))
+}
+
+/// Who changed a record last, as its audit log says (when the caller may read it).
+async fn last_changed_by(state: &AppState, session: &Session, def: &ObjectDef, id: &str) -> Option<String> {
+    let answer = query(
+        state,
+        session,
+        "query($object: String!, $id: ID) { auditLog(object: $object, id: $id, first: 1) { actorName } }",
+        json!({ "object": def.name, "id": id }),
+    )
+    .await;
+    answer.data["auditLog"][0]["actorName"].as_str().map(str::to_owned)
+}
+
+/// `POST /o/{plural}/{id}`: saves the form; on a version conflict, says who changed the record
+/// and offers to reload or to overwrite.
+pub async fn update(
+    State(state): State<AppState>,
+    session: Session,
+    Path((plural, id)): Path<(String, String)>,
+    Form(submitted): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
+        return *refusal;
+    }
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    if !def.mutable {
+        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
+    }
+    let version = form::submitted(&submitted, "_version").and_then(|v| v.parse::<i64>().ok());
+    let fields = form::writable(&def, false);
+    let mut notice = None;
+    let mut shown_version = version;
+    let errors = match form::input_of(&fields, &submitted, false, def.taggable) {
+        Ok(input) => {
+            let document = format!(
+                "mutation($id: ID!, $input: {}!, $version: Int) {{ {}(id: $id, input: $input, expectedVersion: $version) {{ id }} }}",
+                naming::object_type(&def, Suffix::UpdateInput),
+                naming::mutation(&def, "update")
+            );
+            let answer =
+                query(&state, &session, &document, json!({ "id": id, "input": input, "version": version })).await;
+            if answer.data[naming::mutation(&def, "update")]["id"].as_str().is_some() {
+                return Redirect::to(&format!("/o/{}/{id}", def.plural)).into_response();
+            }
+            match answer.code() {
+                Some(Code::Conflict) if version.is_some() => {
+                    let current = read_record(&state, &session, &def, &id, false).await;
+                    shown_version = current.data[&def.name]["version"].as_i64();
+                    let by = last_changed_by(&state, &session, &def, &id).await;
+                    notice = Some(html! {
+                        div.notice role="alert" {
+                            p { strong { (text::CONFLICT) @if let Some(by) = &by { " " (text::CONFLICT_BY) " " (by) } "." } }
+                            p { (text::CONFLICT_CHOICE) }
+                            a.button.secondary href=(format!("/o/{}/{id}/edit", def.plural)) { (text::RELOAD) }
+                        }
+                    });
+                    Vec::new()
+                }
+                Some(Code::Forbidden) => return problem(&state, &session, StatusCode::FORBIDDEN, &messages(&answer)),
+                Some(Code::NotFound) => return problem(&state, &session, StatusCode::NOT_FOUND, text::NOT_FOUND),
+                _ => answer_errors(&answer),
+            }
+        }
+        Err(errors) => errors,
+    };
+    let choices = choices(&state, &session, &def, false).await;
+    let values = submitted_values(&def, &submitted, false);
+    let status = if notice.is_some() { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = FormPage {
+        def: &def,
+        id: Some(&id),
+        values: &values,
+        version: shown_version,
+        errors: &errors,
+        notice,
+        choices: &choices,
+    };
+    render(
+        &state,
+        &session,
+        status,
+        format!("{} {}", text::EDIT, def.label.to_lowercase()),
+        form_markup(&session, &page),
+    )
+}
+
+/// `POST /o/{plural}/{id}/delete`.
+pub async fn delete(
+    State(state): State<AppState>,
+    session: Session,
+    Path((plural, id)): Path<(String, String)>,
+    Form(submitted): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
+        return *refusal;
+    }
+    let def = match object(&state, &session, &plural) {
+        Ok(def) => def,
+        Err(response) => return *response,
+    };
+    let document = format!("mutation($id: ID!) {{ {}(id: $id) {{ id }} }}", naming::mutation(&def, "delete"));
+    let answer = query(&state, &session, &document, json!({ "id": id })).await;
+    if answer.errors.is_empty() {
+        return Redirect::to(&format!("/o/{}", def.plural)).into_response();
+    }
+    let status =
+        if answer.code() == Some(Code::Forbidden) { StatusCode::FORBIDDEN } else { StatusCode::UNPROCESSABLE_ENTITY };
+    problem(&state, &session, status, &messages(&answer))
+}
+
+/// Records a reference's choice list offers.
+/// Records a reference's choice list offers.
+pub(crate) const CHOICES: i64 = 100;
