@@ -33,7 +33,8 @@ async fn text_of(browser: &mut Chromium, selector: &str) -> Result<String, Brows
     Ok(value.as_str().unwrap_or_default().trim().to_owned())
 }
 
-async fn walk(browser: &mut Chromium, base: &str, db: &str) -> Result<(), BrowserError> {
+async fn walk(browser: &mut Chromium, base: &str, test_db: &TestDb) -> Result<(), BrowserError> {
+    let db = test_db.name;
     let shots = shots_dir();
     let save = std::env::var_os("CONSOLE_SCREENSHOTS").is_some() && db == "sqlite";
     // First run: `/` leads to setup, which creates the admin and signs them in.
@@ -95,6 +96,48 @@ async fn walk(browser: &mut Chromium, base: &str, db: &str) -> Result<(), Browse
         browser.screenshot(&shots.join("contacts-list.png")).await?;
     }
 
+    // The board: drag a card to the next column (board.js runs under the CSP and submits the
+    // card's own form); the deal moves.
+    let pipeline = test_db.create("pipeline", serde_json::json!({"name": "Grants", "currency": "USD"})).await.unwrap();
+    let mut stages = Vec::new();
+    for (position, stage) in ["Ask", "Proposal"].into_iter().enumerate() {
+        let s = test_db
+            .create("stage", serde_json::json!({"pipelineId": pipeline.id(), "name": stage, "position": position, "probability": 50, "kind": "OPEN"}))
+            .await
+            .unwrap();
+        stages.push(s.id().to_string());
+    }
+    let deal = test_db
+        .create(
+            "deal",
+            serde_json::json!({"title": "Roof", "amount": "100", "pipelineId": pipeline.id(), "stageId": stages[0]}),
+        )
+        .await
+        .unwrap();
+    browser.goto(&format!("{base}/board")).await?;
+    browser.wait_for("document.querySelector('li.card')").await?;
+    accessible(browser, "board").await?;
+    if save {
+        browser.screenshot(&shots.join("board.png")).await?;
+    }
+    let drag = format!(
+        "(() => {{ const card = document.querySelector('li.card[data-deal=\"{deal}\"]'); \
+         const column = document.querySelector('section.column[data-stage=\"{stage}\"]'); const dt = new DataTransfer(); \
+         card.dispatchEvent(new DragEvent('dragstart', {{dataTransfer: dt, bubbles: true}})); \
+         column.dispatchEvent(new DragEvent('dragover', {{dataTransfer: dt, bubbles: true, cancelable: true}})); \
+         column.dispatchEvent(new DragEvent('drop', {{dataTransfer: dt, bubbles: true, cancelable: true}})); return true; }})()",
+        deal = deal.id(),
+        stage = stages[1]
+    );
+    browser.eval(&drag).await?;
+    browser
+        .wait_for(&format!(
+            "document.querySelector('section.column[data-stage=\"{}\"] li.card[data-deal=\"{}\"]')",
+            stages[1],
+            deal.id()
+        ))
+        .await?;
+
     // Sign out: back to the sign-in page, which is accessible too.
     browser.click("header form button[type=submit]").await?;
     browser.wait_for("location.pathname === '/login' && document.querySelector('#password')").await?;
@@ -122,7 +165,7 @@ async fn a_person_sets_up_kith_and_keeps_a_contact_in_a_real_browser() {
         };
         let server = Server::start(&db).await;
         let base = format!("http://{}", server.addr);
-        if let Err(err) = walk(&mut browser, &base, db.name).await {
+        if let Err(err) = walk(&mut browser, &base, &db).await {
             let shot = shots_dir().join(format!("{}-failure.png", db.name));
             let saved = browser.screenshot(&shot).await;
             panic!("{}: {err} (screenshot: {} {saved:?})", db.name, shot.display());

@@ -462,7 +462,10 @@ async fn a_plugin_mutation_gets_a_form_from_its_typed_arguments_and_its_values_s
         runtime.install(&admin(), donors.manifest, donors.component).await.unwrap();
         runtime.enable(&admin(), "donors", Grants::All).await.unwrap();
         runtime.refresh().await.unwrap();
-        let ada = db.create("contact", json!({"firstName": "Ada", "lastName": "Giver", "email": "ada@example.org"})).await.unwrap();
+        let ada = db
+            .create("contact", json!({"firstName": "Ada", "lastName": "Giver", "email": "ada@example.org"}))
+            .await
+            .unwrap();
         let mut browser = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
 
         let index = browser.get("/ops").await;
@@ -472,7 +475,9 @@ async fn a_plugin_mutation_gets_a_form_from_its_typed_arguments_and_its_values_s
         assert_eq!(form.status, 200, "{name}");
         // Controls from the declared types: a choice of contacts for `contactId`, the plugin's
         // enum for the payment method, a date control for the date.
-        for expected in ["Ada Giver", "name=\"paymentMethod\"", ">Card<", "type=\"date\"", "name=\"amount\" value=\"\" required"] {
+        for expected in
+            ["Ada Giver", "name=\"paymentMethod\"", ">Card<", "type=\"date\"", "name=\"amount\" value=\"\" required"]
+        {
             assert!(form.body.contains(expected), "{name}: {expected} in {}", form.body);
         }
         // A value the plugin refuses is explained, and nothing is recorded.
@@ -485,7 +490,13 @@ async fn a_plugin_mutation_gets_a_form_from_its_typed_arguments_and_its_values_s
         let done = browser
             .post(
                 "/ops/donors/recordDonation",
-                &[("_csrf", &csrf(&form)), ("contactId", &ada_id), ("amount", "25.00"), ("currency", "USD"), ("paymentMethod", "CARD")],
+                &[
+                    ("_csrf", &csrf(&form)),
+                    ("contactId", &ada_id),
+                    ("amount", "25.00"),
+                    ("currency", "USD"),
+                    ("paymentMethod", "CARD"),
+                ],
             )
             .await;
         assert_eq!(done.status, 200, "{name}: {}", done.body);
@@ -501,6 +512,91 @@ async fn a_plugin_mutation_gets_a_form_from_its_typed_arguments_and_its_values_s
         let forged = browser.post("/ops/donors/recordDonation", &[("contactId", &ada_id), ("amount", "5")]).await;
         assert_eq!(forged.status, 403, "{name}");
         runtime.stop().await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_board_sums_each_stage_and_moves_and_closes_deals_with_the_version_it_showed() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let pipeline = db.create("pipeline", json!({"name": "Grants", "currency": "USD"})).await.unwrap();
+        let p = pipeline.id().to_string();
+        let mut stages = Vec::new();
+        for (position, (stage, probability, kind)) in
+            [("Ask", 20, "OPEN"), ("Proposal", 50, "OPEN"), ("Won", 100, "WON"), ("Lost", 0, "LOST")]
+                .into_iter()
+                .enumerate()
+        {
+            let s = db
+                .create("stage", json!({"pipelineId": p, "name": stage, "position": position, "probability": probability, "kind": kind}))
+                .await
+                .unwrap();
+            stages.push(s.id().to_string());
+        }
+        let deal = |title: &str, amount: &str, stage: &str| json!({"title": title, "amount": amount, "pipelineId": p, "stageId": stage});
+        let first = db.create("deal", deal("Library roof", "1000", &stages[0])).await.unwrap();
+        db.create("deal", deal("Reading room", "500.50", &stages[0])).await.unwrap();
+        db.create("deal", deal("Archive", "300", &stages[1])).await.unwrap();
+        let mut viewer = signed_in(&db, &server, "val@example.org", Role::Viewer).await;
+        let shown = viewer.get("/board").await;
+        assert!(!shown.body.contains("/board/move"), "{name}: a VIEWER is offered no moves");
+        let mut browser = signed_in(&db, &server, "bea@example.org", Role::Agent).await;
+        let page = browser.get("/board").await;
+        assert_eq!(page.status, 200, "{name}");
+        // Each column: how many deals, their sum, and the sum weighted by the stage's probability.
+        assert!(page.body.contains("<span class=\"count\">2</span> deals · <span class=\"sum\">1500.50</span> USD · weighted <span class=\"weighted\">300.10</span>"), "{name}: {}", page.body);
+        assert!(page.body.contains("<span class=\"count\">1</span> deals · <span class=\"sum\">300.00</span> USD · weighted <span class=\"weighted\">150.00</span>"), "{name}");
+        // Move with the version the board showed.
+        let id = first.id().to_string();
+        let moved = browser
+            .post(
+                "/board/move",
+                &[("_csrf", &csrf(&page)), ("deal", &id), ("version", "1"), ("pipeline", &p), ("stage", &stages[1])],
+            )
+            .await;
+        assert_eq!(moved.status, 303, "{name}");
+        assert!(!location(&moved).contains("error"), "{name}: {}", location(&moved));
+        let page = browser.get(&location(&moved)).await;
+        assert!(page.body.contains("<span class=\"count\">2</span> deals · <span class=\"sum\">1300.00</span> USD · weighted <span class=\"weighted\">650.00</span>"), "{name}: {}", page.body);
+        // A stale card (the version moved on) is refused, and says why.
+        let stale = browser
+            .post(
+                "/board/move",
+                &[("_csrf", &csrf(&page)), ("deal", &id), ("version", "1"), ("pipeline", &p), ("stage", &stages[0])],
+            )
+            .await;
+        assert!(location(&stale).contains("error="), "{name}: {}", location(&stale));
+        // Close lost with a reason: the deal lands in the LOST stage, with the reason recorded.
+        let closed = browser
+            .post(
+                "/board/close",
+                &[
+                    ("_csrf", &csrf(&page)),
+                    ("deal", &id),
+                    ("version", "2"),
+                    ("pipeline", &p),
+                    ("outcome", "LOST"),
+                    ("reason", "No budget"),
+                ],
+            )
+            .await;
+        assert!(!location(&closed).contains("error"), "{name}: {}", location(&closed));
+        let stored = server
+            .gql(
+                &token(&db, Role::Admin).await,
+                "query($id: ID!) { deal(id: $id) { stageId lostReason closedAt } }",
+                json!({"id": id}),
+            )
+            .await;
+        assert_eq!(stored["data"]["deal"]["stageId"], stages[3], "{name}: {stored}");
+        assert_eq!(stored["data"]["deal"]["lostReason"], "No budget", "{name}");
+        // Without the CSRF token nothing moves.
+        let forged = browser
+            .post("/board/move", &[("deal", &id), ("pipeline", &p), ("stage", &stages[0]), ("_csrf", "x")])
+            .await;
+        assert_eq!(forged.status, 403, "{name}");
         server.stop().await;
     }
 }

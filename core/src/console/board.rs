@@ -20,8 +20,9 @@ use crate::console::session::{Session, check_csrf};
 use crate::console::{may_write, text};
 use crate::http::AppState;
 
-/// Most deals a board shows per pipeline.
-const MOST_DEALS: i64 = 500;
+/// Most deals a board shows per pipeline (the API's largest page); it says so when there are
+/// more.
+const MOST_DEALS: i64 = 200;
 
 /// Query of `/board`.
 #[derive(Debug, Deserialize)]
@@ -38,15 +39,31 @@ fn decimal(value: &Json) -> Decimal {
 
 /// `GET /board`.
 pub async fn board(State(state): State<AppState>, session: Session, Query(q): Query<BoardQuery>) -> Response {
-    let pipelines = query(&state, &session, "{ pipelines(first: 100) { edges { node { id name currency } } } }", json!({})).await;
+    let pipelines =
+        query(&state, &session, "{ pipelines(first: 100) { edges { node { id name currency } } } }", json!({})).await;
     if !pipelines.errors.is_empty() {
         return problem(&state, &session, StatusCode::FORBIDDEN, &messages(&pipelines));
     }
-    let list: Vec<Json> =
-        pipelines.data["pipelines"]["edges"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["node"].clone()).collect();
-    let Some(pipeline) = list.iter().find(|p| Some(p["id"].as_str().unwrap_or_default()) == q.pipeline.as_deref()).or(list.first()).cloned()
+    let list: Vec<Json> = pipelines.data["pipelines"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    let Some(pipeline) = list
+        .iter()
+        .find(|p| Some(p["id"].as_str().unwrap_or_default()) == q.pipeline.as_deref())
+        .or(list.first())
+        .cloned()
     else {
-        return render(&state, &session, StatusCode::OK, text::BOARD.to_owned(), html! { h1 { (text::BOARD) } p.muted { (text::NO_PIPELINES) } });
+        return render(
+            &state,
+            &session,
+            StatusCode::OK,
+            text::BOARD.to_owned(),
+            html! { h1 { (text::BOARD) } p.muted { (text::NO_PIPELINES) } },
+        );
     };
     let id = pipeline["id"].as_str().unwrap_or_default().to_owned();
     let answer = query(
@@ -59,8 +76,13 @@ pub async fn board(State(state): State<AppState>, session: Session, Query(q): Qu
         json!({"p": id, "most": MOST_DEALS}),
     )
     .await;
-    let stages: Vec<Json> =
-        answer.data["stages"]["edges"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["node"].clone()).collect();
+    let stages: Vec<Json> = answer.data["stages"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e["node"].clone())
+        .collect();
     let mut by_stage: BTreeMap<String, Vec<Json>> = BTreeMap::new();
     for edge in answer.data["deals"]["edges"].as_array().cloned().unwrap_or_default() {
         let deal = edge["node"].clone();
@@ -82,6 +104,8 @@ pub async fn board(State(state): State<AppState>, session: Session, Query(q): Qu
             }
         }
         @if let Some(error) = &q.error { p.notice role="alert" { (error) } }
+        @let total = answer.data["deals"]["totalCount"].as_i64().unwrap_or(0);
+        @if total > MOST_DEALS { p.muted { (text::BOARD_CAPPED) " " (MOST_DEALS) " / " (total) } }
         @if !answer.errors.is_empty() { p.notice role="alert" { (messages(&answer)) } }
         div.board {
             @for stage in &stages {
@@ -94,8 +118,8 @@ pub async fn board(State(state): State<AppState>, session: Session, Query(q): Qu
                     h2 id=(format!("stage-{stage_id}")) { (stage["name"].as_str().unwrap_or_default()) }
                     p.muted.totals {
                         span.count { (deals.len()) } " " (text::DEALS) " · "
-                        span.sum { (sum.normalize()) } " " (currency) " · "
-                        (text::WEIGHTED) " " span.weighted { (weighted.normalize()) }
+                        span.sum { (format!("{sum:.2}")) } " " (currency) " · "
+                        (text::WEIGHTED) " " span.weighted { (format!("{weighted:.2}")) }
                     }
                     ul.cards {
                         @for deal in &deals {

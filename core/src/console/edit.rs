@@ -4,7 +4,6 @@
 //! or to overwrite. Every write is a GraphQL mutation run as the signed-in user, so the API's
 //! roles, validation and plugin hooks decide.
 
-
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,7 +19,7 @@ use crate::domain::object::ObjectDef;
 use crate::domain::value::FieldKind;
 use crate::http::AppState;
 
-use crate::console::pages::{object, problem, query, read_record, render, messages};
+use crate::console::pages::{messages, object, problem, query, read_record, render};
 
 /// Up to [`CHOICES`] records of each reference's target, for the form's choice lists.
 async fn choices(state: &AppState, session: &Session, def: &ObjectDef, create: bool) -> Map<String, Json> {

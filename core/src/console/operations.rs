@@ -59,7 +59,12 @@ pub async fn index(State(state): State<AppState>, session: Session) -> Response 
 }
 
 /// The operation `plugin`'s `name`, if the caller may run it.
-fn find(state: &AppState, session: &Session, plugin: &str, name: &str) -> Option<(std::sync::Arc<Extension>, Operation)> {
+fn find(
+    state: &AppState,
+    session: &Session,
+    plugin: &str,
+    name: &str,
+) -> Option<(std::sync::Arc<Extension>, Operation)> {
     callable(state, session).into_iter().find(|(e, o)| e.plugin == plugin && o.name == name)
 }
 
@@ -151,7 +156,11 @@ async fn form_page(
 }
 
 /// `GET /ops/{plugin}/{name}`.
-pub async fn show(State(state): State<AppState>, session: Session, Path((plugin, name)): Path<(String, String)>) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path((plugin, name)): Path<(String, String)>,
+) -> Response {
     let Some((extension, operation)) = find(&state, &session, &plugin, &name) else {
         return problem(&state, &session, StatusCode::NOT_FOUND, text::NO_SUCH_OPERATION);
     };
@@ -206,7 +215,9 @@ fn show_value(value: &Json) -> Markup {
                 } }
             }
         }
-        Json::Array(items) => html! { ul { @for item in items { li { (form::display(&crate::domain::value::FieldKind::Text, item)) } } } },
+        Json::Array(items) => {
+            html! { ul { @for item in items { li { (form::display(&crate::domain::value::FieldKind::Text, item)) } } } }
+        }
         Json::Object(map) => html! {
             dl.fields { @for (key, v) in map { dt { (humanize(key)) } dd { (form::display(&crate::domain::value::FieldKind::Text, v)) } } }
         },
@@ -253,7 +264,11 @@ pub async fn run_operation(
         } else {
             (format!("({})", declared.join(", ")), format!("({})", passed.join(", ")))
         };
-        let document = format!("{keyword}{declared} {{ {}{passed}{} }}", operation.name, selection(&extension, &operation.returns));
+        let document = format!(
+            "{keyword}{declared} {{ {}{passed}{} }}",
+            operation.name,
+            selection(&extension, &operation.returns)
+        );
         let answer = query(&state, &session, &document, Json::Object(variables)).await;
         if answer.errors.is_empty() {
             (StatusCode::OK, html! { div.ok role="status" { (show_value(&answer.data[&operation.name])) } })
@@ -261,7 +276,10 @@ pub async fn run_operation(
             (StatusCode::UNPROCESSABLE_ENTITY, html! { p.notice role="alert" { (messages(&answer)) } })
         }
     } else {
-        (StatusCode::UNPROCESSABLE_ENTITY, html! { div.notice role="alert" { ul { @for e in &errors { li { (e) } } } } })
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            html! { div.notice role="alert" { ul { @for e in &errors { li { (e) } } } } },
+        )
     };
     let content = form_page(&state, &session, (&extension, &operation), &values, Some(outcome)).await;
     render(&state, &session, status, humanize(&operation.name), content)

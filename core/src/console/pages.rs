@@ -28,7 +28,13 @@ const PAGE: i64 = 50;
 const RELATED: i64 = 5;
 
 /// A console page for `session`.
-pub(crate) fn render(state: &AppState, session: &Session, status: StatusCode, title: String, content: Markup) -> Response {
+pub(crate) fn render(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    title: String,
+    content: Markup,
+) -> Response {
     let chrome = Chrome { title, actor: &session.actor, csrf: &session.csrf };
     assets::secure(crate::console::respond(status, layout(state, &chrome, content)).into_response())
 }

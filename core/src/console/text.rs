@@ -163,3 +163,5 @@ pub const WON: &str = "Won";
 pub const LOST: &str = "Lost";
 /// Why a deal closed.
 pub const REASON: &str = "Reason";
+/// A board showing only the first deals.
+pub const BOARD_CAPPED: &str = "The board shows the first deals by title:";
