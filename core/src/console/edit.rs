@@ -4,6 +4,8 @@
 //! or to overwrite. Every write is a GraphQL mutation run as the signed-in user, so the API's
 //! roles, validation and plugin hooks decide.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -21,31 +23,41 @@ use crate::http::AppState;
 
 use crate::console::pages::{messages, object, problem, query, read_record, render};
 
-/// Up to [`CHOICES`] records of each reference's target, for the form's choice lists.
-async fn choices(state: &AppState, session: &Session, def: &ObjectDef, create: bool) -> Map<String, Json> {
+/// Up to [`CHOICES`] records of `target` to offer in a choice list (by its naming field), or
+/// `None` when the caller may not read them.
+pub(crate) async fn records_to_choose(state: &AppState, session: &Session, target: &ObjectDef) -> Option<Vec<Choice>> {
+    if !may_read(state, &session.actor, target) {
+        return None;
+    }
+    let document = format!(
+        "query {{ {}(first: {CHOICES}, orderBy: [{{field: {}}}]) {{ edges {{ node {{ id {} }} }} }} }}",
+        target.plural,
+        target.name_field,
+        target.title_fields().join(" ")
+    );
+    let answer = query(state, session, &document, json!({})).await;
+    let edges = answer.data[&target.plural]["edges"].as_array().cloned().unwrap_or_default();
+    Some(
+        edges
+            .iter()
+            .map(|edge| Choice {
+                id: edge["node"]["id"].as_str().unwrap_or_default().to_owned(),
+                title: form::title_of(target, &edge["node"]),
+            })
+            .collect(),
+    )
+}
+
+/// The choice list of each reference the form sets.
+async fn choices(state: &AppState, session: &Session, def: &ObjectDef, create: bool) -> BTreeMap<String, Vec<Choice>> {
     let registry = state.kith.registry();
-    let mut out = Map::new();
+    let mut out = BTreeMap::new();
     for field in form::writable(def, create) {
         let FieldKind::Ref(target) = &field.kind else { continue };
         let Some(target) = registry.get(target) else { continue };
-        if !may_read(state, &session.actor, target) {
-            continue;
+        if let Some(list) = records_to_choose(state, session, target).await {
+            out.insert(field.name.clone(), list);
         }
-        let document = format!(
-            "query {{ {}(first: {CHOICES}, orderBy: [{{field: {}}}]) {{ edges {{ node {{ id {} }} }} }} }}",
-            target.plural,
-            target.name_field,
-            target.title_fields().join(" ")
-        );
-        let answer = query(state, session, &document, json!({})).await;
-        let list: Vec<Json> = answer.data[&target.plural]["edges"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|edge| json!({"id": edge["node"]["id"], "title": form::title_of(target, &edge["node"])}))
-            .collect();
-        out.insert(field.name.clone(), Json::Array(list));
     }
     out
 }
@@ -59,7 +71,7 @@ struct FormPage<'a> {
     version: Option<i64>,
     errors: &'a [(String, String)],
     notice: Option<Markup>,
-    choices: &'a Map<String, Json>,
+    choices: &'a BTreeMap<String, Vec<Choice>>,
 }
 
 fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
@@ -82,10 +94,7 @@ fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
             @if let Some(version) = page.version { input type="hidden" name="_version" value=(version); }
             @for field in form::writable(def, create) {
                 @let error = page.errors.iter().find(|(f, _)| *f == field.name).map(|(_, m)| m.as_str());
-                @let choices: Option<Vec<Choice>> = page.choices.get(&field.name).and_then(|c| c.as_array()).map(|list| {
-                    list.iter().map(|c| Choice { id: c["id"].as_str().unwrap_or_default().to_owned(), title: c["title"].as_str().unwrap_or_default().to_owned() }).collect()
-                });
-                div { (form::widget(field, &page.values[&field.name], error, choices.as_deref())) }
+                div { (form::widget(field, &page.values[&field.name], error, page.choices.get(&field.name).map(Vec::as_slice))) }
             }
             @if def.taggable {
                 label for="f-tags" { (text::TAGS) }

@@ -9,12 +9,12 @@ use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, Value as Json};
 
 use crate::console::form::{self, Choice};
 use crate::console::pages::{messages, problem, query, render};
 use crate::console::session::{Session, check_csrf};
-use crate::console::{may_read, text};
+use crate::console::text;
 use crate::domain::extension::{Extension, Operation, OperationKind, TypeExpr};
 use crate::domain::object::humanize;
 use crate::http::AppState;
@@ -68,33 +68,11 @@ fn find(
     callable(state, session).into_iter().find(|(e, o)| e.plugin == plugin && o.name == name)
 }
 
-/// Records to offer for an argument named `contactId` (an object's name + `Id`).
+/// Records to offer for an argument named after an object (`contactId`).
 async fn choices_for(state: &AppState, session: &Session, argument: &str) -> Option<Vec<Choice>> {
     let registry = state.kith.registry();
     let target = registry.get(argument.strip_suffix("Id")?)?.clone();
-    if !may_read(state, &session.actor, &target) {
-        return None;
-    }
-    let document = format!(
-        "query {{ {}(first: {}, orderBy: [{{field: {}}}]) {{ edges {{ node {{ id {} }} }} }} }}",
-        target.plural,
-        crate::console::edit::CHOICES,
-        target.name_field,
-        target.title_fields().join(" ")
-    );
-    let answer = query(state, session, &document, json!({})).await;
-    Some(
-        answer.data[&target.plural]["edges"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|edge| Choice {
-                id: edge["node"]["id"].as_str().unwrap_or_default().to_owned(),
-                title: form::title_of(&target, &edge["node"]),
-            })
-            .collect(),
-    )
+    crate::console::edit::records_to_choose(state, session, &target).await
 }
 
 /// The control for one argument.
