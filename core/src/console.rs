@@ -15,6 +15,7 @@
 //! - `pages`: lists, record pages and search, for every object.
 //! - `edit`: create, edit and delete through forms, with version conflicts explained.
 //! - `board`: the pipeline board (drag, or a form per card).
+//! - `inbox`: the ticket inbox and a ticket's conversation.
 //! - `operations`: a generated form for every plugin query and mutation.
 //! - `form`: form widgets per field kind, and form values → GraphQL input.
 //! - `assets`: the stylesheet and scripts, and the security headers of every page.
@@ -24,6 +25,7 @@ pub mod assets;
 pub mod board;
 pub mod edit;
 pub mod form;
+pub mod inbox;
 pub mod operations;
 pub mod pages;
 pub mod session;
@@ -56,6 +58,11 @@ pub fn router() -> Router<AppState> {
         .route("/board", get(board::board))
         .route("/board/move", post(board::move_deal))
         .route("/board/close", post(board::close_deal))
+        .route("/inbox", get(inbox::inbox))
+        .route("/inbox/{id}", get(inbox::ticket))
+        .route("/inbox/{id}/status", post(inbox::change_status))
+        .route("/inbox/{id}/assign", post(inbox::assign))
+        .route("/inbox/{id}/comment", post(inbox::comment))
         .route("/ops", get(operations::index))
         .route("/ops/{plugin}/{name}", get(operations::show).post(operations::run_operation))
         .route("/assets/{name}", get(assets::asset))
@@ -161,6 +168,7 @@ pub(crate) fn layout(state: &AppState, chrome: &Chrome<'_>, content: Markup) -> 
                             li { a href=(format!("/o/{}", def.plural)) { (def.plural_label) } }
                         }
                         @if registry.get("deal").is_some_and(|d| may_read(state, chrome.actor, d)) { li { a href="/board" { (text::BOARD) } } }
+                        @if registry.get("ticket").is_some_and(|d| may_read(state, chrome.actor, d)) { li { a href="/inbox" { (text::INBOX) } } }
                         @if !registry.extensions().is_empty() { li { a href="/ops" { (text::OPERATIONS) } } }
                     }
                 }

@@ -138,6 +138,21 @@ async fn walk(browser: &mut Chromium, base: &str, test_db: &TestDb) -> Result<()
         ))
         .await?;
 
+    // The inbox and a ticket's conversation.
+    let ticket = test_db
+        .create("ticket", serde_json::json!({"subject": "Printer on fire", "priority": "URGENT"}))
+        .await
+        .unwrap();
+    browser.goto(&format!("{base}/inbox")).await?;
+    browser.wait_for("document.querySelector('tbody tr')").await?;
+    accessible(browser, "inbox").await?;
+    browser.goto(&format!("{base}/inbox/{}", ticket.id())).await?;
+    browser.wait_for("document.querySelector('#body')").await?;
+    accessible(browser, "ticket").await?;
+    if save {
+        browser.screenshot(&shots.join("ticket.png")).await?;
+    }
+
     // Sign out: back to the sign-in page, which is accessible too.
     browser.click("header form button[type=submit]").await?;
     browser.wait_for("location.pathname === '/login' && document.querySelector('#password')").await?;

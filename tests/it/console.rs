@@ -600,3 +600,109 @@ async fn the_board_sums_each_stage_and_moves_and_closes_deals_with_the_version_i
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn the_inbox_filters_tickets_offers_only_allowed_transitions_and_keeps_the_conversation() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let mut agent = signed_in(&db, &server, "ann@example.org", Role::Agent).await;
+        let ticket = db
+            .create("ticket", json!({"subject": "Printer on fire", "priority": "URGENT", "queue": "office"}))
+            .await
+            .unwrap();
+        db.create("ticket", json!({"subject": "Password reset", "queue": "it"})).await.unwrap();
+        let id = ticket.id().to_string();
+
+        let inbox = agent.get("/inbox").await;
+        assert!(inbox.body.contains("Printer on fire") && inbox.body.contains("Password reset"), "{name}");
+        let office = agent.get("/inbox?queue=office&priority=URGENT").await;
+        assert!(office.body.contains("Printer on fire") && !office.body.contains("Password reset"), "{name}");
+        let mine = agent.get("/inbox?assignee=me").await;
+        assert!(!mine.body.contains("Printer on fire"), "{name}: not assigned yet");
+
+        let page = agent.get(&format!("/inbox/{id}")).await;
+        assert_eq!(page.status, 200, "{name}");
+        // Only what the workflow allows from NEW is offered.
+        for to in kith_core::domain::ticket::STATUSES.iter().filter(|s| **s != "NEW") {
+            let offered = page.body.contains(&format!("name=\"status\" value=\"{to}\""));
+            assert_eq!(offered, kith_core::domain::ticket::can_transition("NEW", to), "{name}: {to}");
+        }
+        let assigned = agent.post(&format!("/inbox/{id}/assign"), &[("_csrf", &csrf(&page)), ("version", "1")]).await;
+        assert_eq!(location(&assigned), format!("/inbox/{id}"), "{name}");
+        let mine = agent.get("/inbox?assignee=me").await;
+        assert!(mine.body.contains("Printer on fire"), "{name}: assigned to me now");
+        let page = agent.get(&format!("/inbox/{id}")).await;
+        let version = if page.body.contains("name=\"version\" value=\"2\"") { "2" } else { "1" };
+        let changed = agent
+            .post(&format!("/inbox/{id}/status"), &[("_csrf", &csrf(&page)), ("version", version), ("status", "OPEN")])
+            .await;
+        assert_eq!(location(&changed), format!("/inbox/{id}"), "{name}");
+        // A transition the workflow refuses comes back with the reason, and changes nothing.
+        let page = agent.get(&format!("/inbox/{id}")).await;
+        assert!(page.body.contains("Mark as Pending"), "{name}");
+        let refused = agent.post(&format!("/inbox/{id}/status"), &[("_csrf", &csrf(&page)), ("status", "NEW")]).await;
+        assert!(location(&refused).contains("error="), "{name}: {}", location(&refused));
+        // A public reply and an internal note.
+        let page = agent.get(&format!("/inbox/{id}")).await;
+        agent
+            .post(
+                &format!("/inbox/{id}/comment"),
+                &[("_csrf", &csrf(&page)), ("body", "On our way"), ("public", "true")],
+            )
+            .await;
+        agent
+            .post(
+                &format!("/inbox/{id}/comment"),
+                &[("_csrf", &csrf(&page)), ("body", "Call the fire brigade"), ("public", "true"), ("public", "false")],
+            )
+            .await;
+        let page = agent.get(&format!("/inbox/{id}")).await;
+        assert!(page.body.contains("<li class=\"reply\">") && page.body.contains("On our way"), "{name}");
+        assert!(page.body.contains("<li class=\"note\">") && page.body.contains("Call the fire brigade"), "{name}");
+        let stored = server
+            .gql(
+                &token(&db, Role::Admin).await,
+                "query($id: ID!) { ticket(id: $id) { status comments { edges { node { public } } } } }",
+                json!({"id": id}),
+            )
+            .await;
+        assert_eq!(stored["data"]["ticket"]["status"], "OPEN", "{name}: {stored}");
+        let publics: Vec<bool> = stored["data"]["ticket"]["comments"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["public"].as_bool().unwrap())
+            .collect();
+        assert_eq!(publics.iter().filter(|p| !**p).count(), 1, "{name}: one internal note: {publics:?}");
+        // A VIEWER reads the conversation but is offered nothing to change.
+        let mut viewer = signed_in(&db, &server, "vera@example.org", Role::Viewer).await;
+        let page = viewer.get(&format!("/inbox/{id}")).await;
+        assert!(
+            page.body.contains("On our way") && !page.body.contains("/status\"") && !page.body.contains("/comment\""),
+            "{name}"
+        );
+        server.stop().await;
+    }
+}
+
+#[test]
+fn an_sla_badge_says_breached_or_due_soon_from_what_is_due_next() {
+    use kith_core::console::inbox::sla_badge;
+    let now: chrono::DateTime<chrono::Utc> = "2026-12-06T12:00:00Z".parse().unwrap();
+    let ticket = |responded: Option<&str>, first: &str, resolution: &str, status: &str| json!({"status": status, "firstRespondedAt": responded, "firstResponseDueAt": first, "resolutionDueAt": resolution});
+    let cases = [
+        (ticket(None, "2026-12-06T11:00:00Z", "2026-12-08T00:00:00Z", "NEW"), Some("breached")),
+        (ticket(None, "2026-12-06T13:00:00Z", "2026-12-08T00:00:00Z", "NEW"), Some("due-soon")),
+        (ticket(None, "2026-12-06T15:00:00Z", "2026-12-06T13:00:00Z", "OPEN"), None),
+        (
+            ticket(Some("2026-12-06T10:00:00Z"), "2026-12-06T11:00:00Z", "2026-12-06T13:00:00Z", "OPEN"),
+            Some("due-soon"),
+        ),
+        (ticket(Some("2026-12-06T10:00:00Z"), "2026-12-06T11:00:00Z", "2026-12-07T13:00:00Z", "OPEN"), None),
+        (ticket(None, "2026-12-06T11:00:00Z", "2026-12-06T11:00:00Z", "SOLVED"), None),
+    ];
+    for (ticket, expected) in cases {
+        assert_eq!(sla_badge(&ticket, now).map(|b| b.0), expected, "{ticket}");
+    }
+}

@@ -165,3 +165,49 @@ pub const LOST: &str = "Lost";
 pub const REASON: &str = "Reason";
 /// A board showing only the first deals.
 pub const BOARD_CAPPED: &str = "The board shows the first deals by title:";
+/// The ticket inbox.
+pub const INBOX: &str = "Inbox";
+/// An SLA already missed.
+pub const SLA_BREACHED: &str = "SLA breached";
+/// An SLA about to be missed.
+pub const SLA_DUE_SOON: &str = "Due soon";
+/// Status.
+pub const STATUS: &str = "Status";
+/// Priority.
+pub const PRIORITY: &str = "Priority";
+/// The inbox's default statuses.
+pub const WAITING_STATUSES: &str = "Waiting (new, open, pending, on hold)";
+/// Any value.
+pub const ANY: &str = "Any";
+/// Queue.
+pub const QUEUE: &str = "Queue";
+/// Assignee.
+pub const ASSIGNEE: &str = "Assignee";
+/// The signed-in user.
+pub const ME: &str = "Me";
+/// Nobody.
+pub const NOBODY: &str = "Nobody";
+/// Tickets, counted.
+pub const TICKETS: &str = "tickets";
+/// Subject.
+pub const SUBJECT: &str = "Subject";
+/// The person who asked.
+pub const REQUESTER: &str = "Requester";
+/// The SLA column.
+pub const SLA: &str = "SLA";
+/// The customer's rating.
+pub const RATING: &str = "Satisfaction";
+/// A status change button.
+pub const MARK_AS: &str = "Mark as";
+/// Assign to oneself.
+pub const ASSIGN_TO_ME: &str = "Assign to me";
+/// The comments of a ticket.
+pub const CONVERSATION: &str = "Conversation";
+/// An internal note.
+pub const INTERNAL_NOTE: &str = "internal note";
+/// The reply box.
+pub const REPLY: &str = "Reply";
+/// Send as an internal note.
+pub const AS_INTERNAL_NOTE: &str = "Internal note (not shown to the customer)";
+/// Send button.
+pub const SEND: &str = "Send";
