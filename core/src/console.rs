@@ -16,6 +16,7 @@
 //! - `edit`: create, edit and delete through forms, with version conflicts explained.
 //! - `board`: the pipeline board (drag, or a form per card).
 //! - `inbox`: the ticket inbox and a ticket's conversation.
+//! - `reports`: reports as SVG charts with their tables and CSV downloads.
 //! - `operations`: a generated form for every plugin query and mutation.
 //! - `form`: form widgets per field kind, and form values → GraphQL input.
 //! - `assets`: the stylesheet and scripts, and the security headers of every page.
@@ -28,6 +29,7 @@ pub mod form;
 pub mod inbox;
 pub mod operations;
 pub mod pages;
+pub mod reports;
 pub mod session;
 pub mod text;
 
@@ -63,6 +65,8 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/{id}/status", post(inbox::change_status))
         .route("/inbox/{id}/assign", post(inbox::assign))
         .route("/inbox/{id}/comment", post(inbox::comment))
+        .route("/reports", get(reports::reports))
+        .route("/reports/{file}", get(reports::download))
         .route("/ops", get(operations::index))
         .route("/ops/{plugin}/{name}", get(operations::show).post(operations::run_operation))
         .route("/assets/{name}", get(assets::asset))
@@ -169,6 +173,7 @@ pub(crate) fn layout(state: &AppState, chrome: &Chrome<'_>, content: Markup) -> 
                         }
                         @if registry.get("deal").is_some_and(|d| may_read(state, chrome.actor, d)) { li { a href="/board" { (text::BOARD) } } }
                         @if registry.get("ticket").is_some_and(|d| may_read(state, chrome.actor, d)) { li { a href="/inbox" { (text::INBOX) } } }
+                        @if chrome.actor.role.allows(Role::Manager) { li { a href="/reports" { (text::REPORTS) } } }
                         @if !registry.extensions().is_empty() { li { a href="/ops" { (text::OPERATIONS) } } }
                     }
                 }

@@ -153,6 +153,14 @@ async fn walk(browser: &mut Chromium, base: &str, test_db: &TestDb) -> Result<()
         browser.screenshot(&shots.join("ticket.png")).await?;
     }
 
+    // Reports: charts drawn on the server, accessible too.
+    browser.goto(&format!("{base}/reports")).await?;
+    browser.wait_for("document.querySelector('svg.chart')").await?;
+    accessible(browser, "reports").await?;
+    if save {
+        browser.screenshot(&shots.join("reports.png")).await?;
+    }
+
     // Sign out: back to the sign-in page, which is accessible too.
     browser.click("header form button[type=submit]").await?;
     browser.wait_for("location.pathname === '/login' && document.querySelector('#password')").await?;

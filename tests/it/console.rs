@@ -706,3 +706,57 @@ fn an_sla_badge_says_breached_or_due_soon_from_what_is_due_next() {
         assert_eq!(sla_badge(&ticket, now).map(|b| b.0), expected, "{ticket}");
     }
 }
+
+#[tokio::test]
+async fn reports_are_charts_with_their_tables_and_csv_downloads_for_managers() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let pipeline = db.create("pipeline", json!({"name": "Grants", "currency": "USD"})).await.unwrap();
+        let ask = db
+            .create(
+                "stage",
+                json!({"pipelineId": pipeline.id(), "name": "Ask", "position": 0, "probability": 40, "kind": "OPEN"}),
+            )
+            .await
+            .unwrap();
+        for (title, amount) in [("Roof", "1000"), ("Room", "250")] {
+            db.create(
+                "deal",
+                json!({"title": title, "amount": amount, "pipelineId": pipeline.id(), "stageId": ask.id()}),
+            )
+            .await
+            .unwrap();
+        }
+        for i in 0..3 {
+            db.create("contact", json!({"firstName": format!("C{i}"), "email": format!("c{i}@example.org")}))
+                .await
+                .unwrap();
+        }
+        db.create("ticket", json!({"subject": "Help"})).await.unwrap();
+        let mut manager = signed_in(&db, &server, "meg@example.org", Role::Manager).await;
+        let page = manager.get("/reports").await;
+        assert_eq!(page.status, 200, "{name}");
+        assert!(page.body.contains("<svg class=\"chart\""), "{name}: a chart drawn on the server");
+        assert!(page.body.contains("aria-label=\"New contacts by month\""), "{name}");
+        // The stage's bar and its table row carry the same figure; the forecast is weighted.
+        assert!(page.body.contains("<td>Ask</td><td>2</td><td>1250</td>"), "{name}: {}", page.body);
+        assert!(page.body.contains("<dt>Weighted forecast</dt><dd>500 USD</dd>"), "{name}");
+        assert!(page.body.contains("<dt>Tickets created</dt><dd>1</dd>"), "{name}");
+        let growth = manager.get("/reports/growth.csv").await;
+        assert_eq!(growth.status, 200, "{name}");
+        assert!(growth.head.contains("content-type: text/csv"), "{name}");
+        let month = chrono::Utc::now().format("%Y-%m").to_string();
+        assert!(growth.body.starts_with("month,new_contacts,total_contacts\r\n"), "{name}: {}", growth.body);
+        assert!(growth.body.contains(&format!("{month},3,3\r\n")), "{name}: {}", growth.body);
+        let stages = manager.get("/reports/pipeline.csv").await;
+        assert_eq!(stages.body, "stage,deals,amount\r\nAsk,2,1250\r\n", "{name}");
+        assert_eq!(manager.get("/reports/secrets.csv").await.status, 404, "{name}");
+        // An AGENT is not offered reports, and the API refuses them.
+        let mut agent = signed_in(&db, &server, "al@example.org", Role::Agent).await;
+        let list = agent.get("/o/contacts").await;
+        assert!(!list.body.contains("href=\"/reports\""), "{name}");
+        assert_eq!(agent.get("/reports/growth.csv").await.status, 403, "{name}");
+        server.stop().await;
+    }
+}

@@ -211,3 +211,49 @@ pub const REPLY: &str = "Reply";
 pub const AS_INTERNAL_NOTE: &str = "Internal note (not shown to the customer)";
 /// Send button.
 pub const SEND: &str = "Send";
+/// The reports page.
+pub const REPORTS: &str = "Reports";
+/// A pipeline's forecast.
+pub const FORECAST: &str = "Weighted forecast";
+/// Deals won of those closed.
+pub const WIN_RATE: &str = "Win rate";
+/// Time to close.
+pub const DAYS_TO_CLOSE: &str = "Average days to close";
+/// Ticket volume.
+pub const VOLUME: &str = "Tickets created";
+/// First response p50.
+pub const FIRST_RESPONSE_P50: &str = "First response, median (minutes)";
+/// First response p90.
+pub const FIRST_RESPONSE_P90: &str = "First response, 90th percentile (minutes)";
+/// Resolution p50.
+pub const RESOLUTION_P50: &str = "Resolution, median (minutes)";
+/// Resolution p90.
+pub const RESOLUTION_P90: &str = "Resolution, 90th percentile (minutes)";
+/// Share of tickets past their SLA.
+pub const SLA_BREACH_RATE: &str = "SLA breached";
+/// Average rating.
+pub const CSAT: &str = "Satisfaction (1 to 5)";
+/// How many ratings.
+pub const RATED: &str = "Ratings";
+/// The growth report.
+pub const CONTACT_GROWTH: &str = "Contact growth";
+/// The growth chart.
+pub const NEW_CONTACTS_BY_MONTH: &str = "New contacts by month";
+/// A month.
+pub const MONTH: &str = "Month";
+/// Contacts created in a period.
+pub const NEW_CONTACTS: &str = "New contacts";
+/// Contacts at the end of a period.
+pub const TOTAL_CONTACTS: &str = "All contacts";
+/// CSV link.
+pub const DOWNLOAD_CSV: &str = "Download as CSV";
+/// The pipeline chart.
+pub const AMOUNT_BY_STAGE: &str = "Amount by stage";
+/// A stage.
+pub const STAGE: &str = "Stage";
+/// An amount.
+pub const AMOUNT: &str = "Amount";
+/// The ticket report.
+pub const TICKETS_30_DAYS: &str = "Tickets, last 30 days";
+/// The deals column of a table.
+pub const DEALS_COLUMN: &str = "Deals";
