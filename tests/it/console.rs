@@ -760,3 +760,46 @@ async fn reports_are_charts_with_their_tables_and_csv_downloads_for_managers() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_session_left_unused_for_two_hours_ends_while_an_api_token_does_not() {
+    use kith_core::store::tokens;
+    for db in TestDb::all().await {
+        let name = db.name;
+        let tx = db.kith.store.begin(&admin()).await.unwrap();
+        users::create_user(
+            &tx,
+            &db.kith.registry(),
+            "ida@example.org",
+            "Ida",
+            Role::Agent,
+            Some("a long enough password"),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let login = || users::login(&db.kith, None, "ida@example.org", "a long enough password");
+        let (idle_secret, idle) = login().await.unwrap();
+        let (busy_secret, busy) = login().await.unwrap();
+        let api = token(&db, Role::Agent).await;
+        let conn = db.kith.store.conn();
+        let api_id = tokens::authenticate(conn, &api, chrono::Utc::now()).await.unwrap().unwrap().id;
+        // `touch` records a use at the time it is given.
+        let now = chrono::Utc::now();
+        tokens::touch(conn, busy.id, now - chrono::Duration::minutes(119)).await.unwrap();
+        tokens::touch(conn, idle.id, now - chrono::Duration::minutes(121)).await.unwrap();
+        tokens::touch(conn, api_id, now - chrono::Duration::minutes(600)).await.unwrap();
+        assert!(
+            users::authenticate(&db.kith.store, &busy_secret).await.unwrap().is_some(),
+            "{name}: used 119 minutes ago"
+        );
+        assert!(
+            users::authenticate(&db.kith.store, &idle_secret).await.unwrap().is_none(),
+            "{name}: idle 121 minutes: ended"
+        );
+        assert!(
+            users::authenticate(&db.kith.store, &api).await.unwrap().is_some(),
+            "{name}: an API token is no session"
+        );
+    }
+}
