@@ -229,32 +229,18 @@ pub(crate) fn page_info(page: &Page) -> GqlValue {
 
 /// `TConnection` and `TEdge` of an object.
 pub(crate) fn types(def: &Arc<ObjectDef>) -> [Object; 2] {
-    let connection = Object::new(naming::object_type(def, Suffix::Connection))
-        .field(Field::new("edges", TypeRef::named_nn_list_nn(naming::object_type(def, Suffix::Edge)), |ctx| match ctx
-            .parent_value
-            .try_downcast_ref::<Connection>()
-        {
+    let connection = Object::new(naming::object_type(def, Suffix::Connection)).field(Field::new(
+        "edges",
+        TypeRef::named_nn_list_nn(naming::object_type(def, Suffix::Edge)),
+        |ctx| match ctx.parent_value.try_downcast_ref::<Connection>() {
             Ok(connection) => {
                 let edges = connection.page.records.iter().map(|edge| FieldValue::borrowed_any(edge));
                 FieldFuture::Value(Some(FieldValue::list(edges)))
             }
             Err(err) => FieldFuture::new(async move { Err::<Option<FieldValue>, _>(err) }),
-        }))
-        .field(Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {
-            FieldFuture::new(async move {
-                let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
-                Ok(Some(FieldValue::value(page_info(&connection.page))))
-            })
-        }))
-        .field(Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
-            FieldFuture::new(async move {
-                let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
-                let n = records::count(kith(&ctx)?.store.conn(), &connection.def, &connection.filter, false)
-                    .await
-                    .map_err(to_gql)?;
-                Ok(Some(FieldValue::value(GqlValue::Number(n.into()))))
-            })
-        }));
+        },
+    ));
+    let connection = with_page_fields(connection);
     let edge = Object::new(naming::object_type(def, Suffix::Edge))
         .field(Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
             FieldFuture::new(async move {
@@ -269,4 +255,25 @@ pub(crate) fn types(def: &Arc<ObjectDef>) -> [Object; 2] {
             }
         }));
     [connection, edge]
+}
+
+/// `pageInfo` and `totalCount` on a connection type whose values are [`Connection`]s (the
+/// `totalCount` is one `COUNT`, only when selected).
+pub(crate) fn with_page_fields(object: Object) -> Object {
+    object
+        .field(Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {
+            FieldFuture::new(async move {
+                let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
+                Ok(Some(FieldValue::value(page_info(&connection.page))))
+            })
+        }))
+        .field(Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
+            FieldFuture::new(async move {
+                let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
+                let n = records::count(kith(&ctx)?.store.conn(), &connection.def, &connection.filter, false)
+                    .await
+                    .map_err(to_gql)?;
+                Ok(Some(FieldValue::value(GqlValue::Number(n.into()))))
+            })
+        }))
 }

@@ -11,16 +11,15 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::dynamic::{Enum, Field, FieldFuture, FieldValue, Object, Scalar, Schema, SchemaError, TypeRef};
 use async_graphql::{Name, Value as GqlValue};
 
-use crate::api::args::kith;
-use crate::api::connection::{Connection, page_info};
-use crate::api::error::{coded, to_gql};
+use crate::api::connection::Connection;
+use crate::api::error::coded;
 use crate::api::loader::{Prefetched, RecordLoader, TagLoader};
 use crate::config::ApiConfig;
 use crate::domain::code::Code;
 use crate::domain::naming::{self};
 use crate::domain::object::{ObjectDef, Registry};
 use crate::service::{Kith, workflow};
-use crate::store::records::{self, Record};
+use crate::store::records::Record;
 
 pub(crate) fn obj(pairs: Vec<(&str, GqlValue)>) -> GqlValue {
     let mut map = async_graphql::indexmap::IndexMap::new();
@@ -209,34 +208,20 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
                 .possible_type("Ticket")
                 .possible_type("Activity"),
         )
-        .register(
-            Object::new("SegmentMemberConnection")
-                .field(Field::new("edges", TypeRef::named_nn_list_nn("SegmentMemberEdge"), |ctx| {
-                    FieldFuture::new(async move {
-                        let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
-                        let type_name = connection.def.type_name.clone();
-                        let edges = connection.page.records.iter().map(|(cursor, record)| {
-                            FieldValue::owned_any((cursor.clone(), record.clone(), type_name.clone()))
-                        });
-                        Ok(Some(FieldValue::list(edges)))
-                    })
-                }))
-                .field(Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {
-                    FieldFuture::new(async move {
-                        let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
-                        Ok(Some(FieldValue::value(page_info(&connection.page))))
-                    })
-                }))
-                .field(Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
-                    FieldFuture::new(async move {
-                        let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
-                        let n = records::count(kith(&ctx)?.store.conn(), &connection.def, &connection.filter, false)
-                            .await
-                            .map_err(to_gql)?;
-                        Ok(Some(FieldValue::value(GqlValue::Number(n.into()))))
-                    })
-                })),
-        )
+        .register(crate::api::connection::with_page_fields(Object::new("SegmentMemberConnection").field(Field::new(
+            "edges",
+            TypeRef::named_nn_list_nn("SegmentMemberEdge"),
+            |ctx| {
+                FieldFuture::new(async move {
+                    let connection = ctx.parent_value.try_downcast_ref::<Connection>()?;
+                    let type_name = connection.def.type_name.clone();
+                    let edges = connection.page.records.iter().map(|(cursor, record)| {
+                        FieldValue::owned_any((cursor.clone(), record.clone(), type_name.clone()))
+                    });
+                    Ok(Some(FieldValue::list(edges)))
+                })
+            },
+        ))))
         .register(
             Object::new("SegmentMemberEdge")
                 .field(Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
