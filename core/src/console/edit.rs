@@ -62,6 +62,22 @@ async fn choices(state: &AppState, session: &Session, def: &ObjectDef, create: b
     out
 }
 
+/// The object a submitted form writes to. Refused, with nothing done, without the session's
+/// CSRF token, for an object the caller may not read, or for one without generic writes.
+fn form_object(
+    state: &AppState,
+    session: &Session,
+    plural: &str,
+    submitted: &[(String, String)],
+) -> Result<std::sync::Arc<ObjectDef>, Box<Response>> {
+    check_csrf(session, form::submitted(submitted, "_csrf").unwrap_or_default())?;
+    let def = object(state, session, plural)?;
+    if !def.mutable {
+        return Err(Box::new(problem(state, session, StatusCode::FORBIDDEN, text::FORBIDDEN)));
+    }
+    Ok(def)
+}
+
 /// What a form page shows besides the fields.
 struct FormPage<'a> {
     def: &'a ObjectDef,
@@ -169,16 +185,10 @@ pub async fn create(
     Path(plural): Path<String>,
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
-        return *refusal;
-    }
-    let def = match object(&state, &session, &plural) {
+    let def = match form_object(&state, &session, &plural, &submitted) {
         Ok(def) => def,
         Err(response) => return *response,
     };
-    if !def.mutable {
-        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
-    }
     let fields = form::writable(&def, true);
     let errors = match form::input_of(&fields, &submitted, true, def.taggable) {
         Ok(input) => {
@@ -265,16 +275,10 @@ pub async fn update(
     Path((plural, id)): Path<(String, String)>,
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
-        return *refusal;
-    }
-    let def = match object(&state, &session, &plural) {
+    let def = match form_object(&state, &session, &plural, &submitted) {
         Ok(def) => def,
         Err(response) => return *response,
     };
-    if !def.mutable {
-        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
-    }
     let version = form::submitted(&submitted, "_version").and_then(|v| v.parse::<i64>().ok());
     let fields = form::writable(&def, false);
     let mut notice = None;
@@ -340,10 +344,7 @@ pub async fn delete(
     Path((plural, id)): Path<(String, String)>,
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
-        return *refusal;
-    }
-    let def = match object(&state, &session, &plural) {
+    let def = match form_object(&state, &session, &plural, &submitted) {
         Ok(def) => def,
         Err(response) => return *response,
     };
