@@ -161,6 +161,15 @@ pub(crate) struct Chrome<'a> {
 pub(crate) fn layout(state: &AppState, chrome: &Chrome<'_>, content: Markup) -> Markup {
     let registry = state.kith.registry();
     let menu: Vec<_> = registry.in_order().filter(|d| d.menu && may_read(state, chrome.actor, d)).cloned().collect();
+    // Plugins' objects are grouped under their plugin, so the menu stays short.
+    let mut plugins: Vec<(String, Vec<std::sync::Arc<ObjectDef>>)> = Vec::new();
+    for def in menu.iter().filter(|d| d.plugin.is_some()) {
+        let plugin = def.plugin.clone().unwrap_or_default();
+        match plugins.iter_mut().find(|(p, _)| *p == plugin) {
+            Some((_, defs)) => defs.push(def.clone()),
+            None => plugins.push((plugin, vec![def.clone()])),
+        }
+    }
     page(
         &chrome.title,
         html! {
@@ -168,8 +177,16 @@ pub(crate) fn layout(state: &AppState, chrome: &Chrome<'_>, content: Markup) -> 
                 a.brand href="/" { (text::BRAND) }
                 nav aria-label=(text::MENU) {
                     ul {
-                        @for def in &menu {
+                        @for def in menu.iter().filter(|d| d.plugin.is_none()) {
                             li { a href=(format!("/o/{}", def.plural)) { (def.plural_label) } }
+                        }
+                        @for (plugin, defs) in &plugins {
+                            li.plugin-menu {
+                                details {
+                                    summary { (crate::domain::object::humanize(plugin)) }
+                                    ul { @for def in defs { li { a href=(format!("/o/{}", def.plural)) { (def.plural_label) } } } }
+                                }
+                            }
                         }
                         @if registry.get("deal").is_some_and(|d| may_read(state, chrome.actor, d)) { li { a href="/board" { (text::BOARD) } } }
                         @if registry.get("ticket").is_some_and(|d| may_read(state, chrome.actor, d)) { li { a href="/inbox" { (text::INBOX) } } }

@@ -468,6 +468,12 @@ async fn a_plugin_mutation_gets_a_form_from_its_typed_arguments_and_its_values_s
             .unwrap();
         let mut browser = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
 
+        // The plugin's objects sit under the plugin's name in the menu.
+        let list = browser.get("/o/contacts").await;
+        assert!(
+            list.body.contains("<summary>Donors</summary>") && list.body.contains("href=\"/o/donations\""),
+            "{name}"
+        );
         let index = browser.get("/ops").await;
         assert!(index.body.contains("/ops/donors/recordDonation"), "{name}: {}", index.body);
         assert!(!index.body.contains("/ops/donors/lybunt"), "{name}: a MANAGER's report is not offered to an AGENT");
