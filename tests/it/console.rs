@@ -809,3 +809,26 @@ async fn a_session_left_unused_for_two_hours_ends_while_an_api_token_does_not() 
         );
     }
 }
+
+#[tokio::test]
+async fn two_first_run_setups_at_once_make_one_admin() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let attempts = (0..4).map(|i| {
+            let kith = db.kith.clone();
+            tokio::spawn(async move {
+                users::create_first_admin(&kith, &format!("admin{i}@example.org"), "Admin", "a long enough password")
+                    .await
+            })
+        });
+        let mut made = 0;
+        for attempt in attempts.collect::<Vec<_>>() {
+            match attempt.await.unwrap() {
+                Ok(_) => made += 1,
+                Err(kith_core::Error::Domain(kith_core::domain::DomainError::Conflict(_))) => {}
+                Err(other) => panic!("{name}: {other}"),
+            }
+        }
+        assert_eq!(made, 1, "{name}: exactly one first admin");
+    }
+}

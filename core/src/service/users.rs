@@ -119,6 +119,7 @@ pub async fn create_first_admin(
     password: &str,
 ) -> Result<Record> {
     let tx = kith.store.begin(&Actor::system("setup")).await?;
+    users::lock_first_user(&tx).await?;
     if users::any(tx.conn()).await? {
         return Err(DomainError::conflict("Kith has users already").into());
     }

@@ -91,6 +91,16 @@ pub async fn find_login<C: ConnectionTrait>(db: &C, email: &str) -> Result<Optio
     }))
 }
 
+/// Serialises first-run setups in `tx` (PostgreSQL: a transaction-scoped advisory lock; on
+/// SQLite the write transaction already holds the only write lock), so that "no user yet" read
+/// after it stays true until the transaction ends.
+pub async fn lock_first_user(tx: &Tx) -> Result<()> {
+    if tx.backend() == DbBackend::Postgres {
+        tx.conn().execute_unprepared("SELECT pg_advisory_xact_lock(4242424243)").await?;
+    }
+    Ok(())
+}
+
 /// Whether any user exists (first-run setup is offered until one does).
 pub async fn any<C: ConnectionTrait>(db: &C) -> Result<bool> {
     let backend = db.get_database_backend();
