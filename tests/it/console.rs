@@ -102,6 +102,24 @@ async fn first_run_setup_creates_one_admin_and_signs_them_in() {
         let page = browser.get("/setup").await;
         assert_eq!(page.status, 200, "{name}");
         assert!(!page.body.contains("name=\"code\""), "{name}: a loopback client needs no setup code");
+        // Through a proxy every client is on loopback: a relayed request needs the code, and a
+        // wrong code makes nothing.
+        let cookie = format!("Cookie: kith_form={}\r\nX-Forwarded-For: 203.0.113.9\r\n", browser.cookies["kith_form"]);
+        let form =
+            format!("_csrf={}&name=Eve&email=eve%40example.org&password=a+long+enough+password&code=nope", csrf(&page));
+        let relayed = exchange_as(
+            server.addr,
+            "POST",
+            "/setup",
+            "application/x-www-form-urlencoded",
+            None,
+            cookie.as_bytes(),
+            &form,
+        )
+        .await;
+        assert_eq!(relayed.status, 400, "{name}: {}", relayed.body);
+        assert!(relayed.body.contains("setup code"), "{name}: {}", relayed.body);
+        assert!(!kith_core::store::users::any(db.kith.store.conn()).await.unwrap(), "{name}: no user made");
         // Without the form's token, nothing happens.
         let refused = browser
             .post(
@@ -447,6 +465,10 @@ async fn search_finds_records_across_objects_and_answers_htmx_with_the_list_only
         let partial = exchange_as(server.addr, "GET", "/search?q=ada", "text/plain", None, extra.as_bytes(), "").await;
         assert_eq!(partial.status, 200, "{name}");
         assert!(partial.body.contains("Ada Lovelace") && !partial.body.contains("<header"), "{name}: {}", partial.body);
+        // A query the API refuses is explained, not shown as "nothing found".
+        let long = "x".repeat(201);
+        let refused = browser.get(&format!("/search?q={long}")).await;
+        assert!(refused.body.contains("at most 200 characters"), "{name}: {}", refused.body);
         server.stop().await;
     }
 }

@@ -466,8 +466,10 @@ pub async fn search(
             ))
         })
         .collect();
+    let refused = answer.as_ref().filter(|a| !a.errors.is_empty()).map(messages);
     let list = html! {
-        @if answer.is_some() {
+        @if let Some(message) = &refused { p.notice role="alert" { (message) } }
+        @else if answer.is_some() {
             @if hits.is_empty() { p.muted { (text::NO_HITS) } }
             @else {
                 ul {

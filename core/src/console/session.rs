@@ -283,8 +283,13 @@ pub async fn logout(
 }
 
 /// Whether first-run setup may be done from `client` without the setup code.
-fn loopback(client: Option<&axum::Extension<ConnectInfo<SocketAddr>>>) -> bool {
-    client.is_some_and(|c| c.0.0.ip().is_loopback())
+/// A request relayed by a proxy (which says so in `Forwarded` or `X-Forwarded-*`) comes from
+/// loopback whoever sent it, so it is not taken as local.
+fn loopback(client: Option<&axum::Extension<ConnectInfo<SocketAddr>>>, headers: &HeaderMap) -> bool {
+    let relayed = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"]
+        .iter()
+        .any(|name| headers.contains_key(*name));
+    !relayed && client.is_some_and(|c| c.0.0.ip().is_loopback())
 }
 
 /// The setup form.
@@ -336,7 +341,12 @@ pub async fn setup_page(
         }
     }
     let token = form_token();
-    with_form_token(&headers, StatusCode::OK, &token, setup_form(&token, !loopback(connect.as_ref()), "", "", None))
+    with_form_token(
+        &headers,
+        StatusCode::OK,
+        &token,
+        setup_form(&token, !loopback(connect.as_ref(), &headers), "", "", None),
+    )
 }
 
 /// The setup form's fields.
@@ -366,7 +376,7 @@ pub async fn setup(
     if expected.is_empty() || !same(&form.csrf, &expected) {
         return refused();
     }
-    let with_code = !loopback(connect.as_ref());
+    let with_code = !loopback(connect.as_ref(), &headers);
     let again = |message: &str| {
         let token = form_token();
         with_form_token(
