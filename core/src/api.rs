@@ -14,6 +14,7 @@ pub mod direct;
 pub mod documents;
 pub mod error;
 pub mod extension;
+pub mod import;
 pub mod loader;
 pub mod object;
 pub mod plugins;

@@ -155,6 +155,8 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest CSV file the console's import page accepts, in bytes.
+    pub max_upload_bytes: usize,
 }
 
 /// `[database]`.
@@ -188,6 +190,7 @@ impl Default for ServerConfig {
             request_timeout_secs: 30,
             shutdown_grace_secs: 30,
             max_body_bytes: 1 << 20,
+            max_upload_bytes: 64 << 20,
         }
     }
 }
@@ -372,8 +375,12 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be `text` or `json`"));
         }
-        if self.server.max_body_bytes == 0 || self.server.request_timeout_secs == 0 {
-            return Err(invalid("server", "max_body_bytes and request_timeout_secs must be positive"));
+        if self.server.max_body_bytes == 0 || self.server.max_upload_bytes == 0 || self.server.request_timeout_secs == 0
+        {
+            return Err(invalid(
+                "server",
+                "max_body_bytes, max_upload_bytes and request_timeout_secs must be positive",
+            ));
         }
         if self.api.max_batch == 0 || self.api.max_page_size == 0 || self.api.default_page_size > self.api.max_page_size
         {

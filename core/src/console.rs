@@ -17,15 +17,19 @@
 //! - `board`: the pipeline board (drag, or a form per card).
 //! - `inbox`: the ticket inbox and a ticket's conversation.
 //! - `reports`: reports as SVG charts with their tables and CSV downloads.
+//! - `donor_reports`: a donor plugin's retention, LYBUNT/SYBUNT and campaign reports as charts.
 //! - `operations`: a generated form for every plugin query and mutation.
+//! - `import`: CSV upload, column mapping, progress and rejected rows (core and plugin imports).
 //! - `form`: form widgets per field kind, and form values → GraphQL input.
 //! - `assets`: the stylesheet and scripts, and the security headers of every page.
 //! - `text`: every string the console shows (English).
 
 pub mod assets;
 pub mod board;
+pub mod donor_reports;
 pub mod edit;
 pub mod form;
+pub mod import;
 pub mod inbox;
 pub mod operations;
 pub mod pages;
@@ -67,6 +71,8 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/{id}/comment", post(inbox::comment))
         .route("/reports", get(reports::reports))
         .route("/reports/{file}", get(reports::download))
+        .route("/reports/donors", get(donor_reports::page))
+        .route("/reports/donors/{file}", get(donor_reports::download))
         .route("/ops", get(operations::index))
         .route("/ops/{plugin}/{name}", get(operations::show).post(operations::run_operation))
         .route("/assets/{name}", get(assets::asset))
@@ -192,6 +198,7 @@ pub(crate) fn layout(state: &AppState, chrome: &Chrome<'_>, content: Markup) -> 
                         @if registry.get("ticket").is_some_and(|d| may_read(state, chrome.actor, d)) { li { a href="/inbox" { (text::INBOX) } } }
                         @if chrome.actor.role.allows(Role::Manager) { li { a href="/reports" { (text::REPORTS) } } }
                         @if !registry.extensions().is_empty() { li { a href="/ops" { (text::OPERATIONS) } } }
+                        @if may_write(chrome.actor) { li { a href="/import" { (text::IMPORT) } } }
                     }
                 }
                 form.search role="search" method="get" action="/search" {

@@ -61,6 +61,8 @@ pub struct AppState {
     /// The code that lets a client off loopback create the first admin (`/setup`); printed by
     /// `kith serve` while Kith has no user.
     pub setup_code: String,
+    /// Uploaded CSV files waiting for their column mapping (`console::import`).
+    pub staged_imports: Arc<crate::console::import::Staged>,
 }
 
 /// A token bucket per caller: `per_minute` requests a minute, refilled continuously, with
@@ -150,6 +152,7 @@ impl AppState {
                 Duration::from_millis(api.timeout_ms),
             )),
             setup_code: crate::store::tokens::generate().chars().rev().take(8).collect(),
+            staged_imports: Arc::default(),
         })
     }
 }
@@ -174,8 +177,10 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
         .merge(crate::console::router())
-        .with_state(state)
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        // Uploads have their own, larger limit.
+        .merge(crate::console::import::router(config.max_upload_bytes))
+        .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(config.request_timeout_secs),
@@ -186,6 +191,14 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
             tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Pages, scripts and answers travel gzipped to clients that accept it.
+        // (Never a protocol switch: a WebSocket handshake carries no body to encode.)
+        .layer(tower_http::compression::CompressionLayer::new().compress_when(tower_http::compression::Predicate::and(
+            tower_http::compression::predicate::DefaultPredicate::new(),
+            |status: StatusCode, _: axum::http::Version, _: &axum::http::HeaderMap, _: &axum::http::Extensions| {
+                status != StatusCode::SWITCHING_PROTOCOLS
+            },
+        )))
 }
 
 /// The process is up.

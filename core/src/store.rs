@@ -17,6 +17,7 @@ mod flush;
 pub mod group;
 pub mod history;
 pub mod idempotency;
+pub mod imports;
 pub mod jobs;
 pub mod outbox;
 pub mod plugin_objects;

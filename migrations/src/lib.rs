@@ -34,6 +34,7 @@ mod m20261202_000010_sort_indexes_end_with_id;
 mod m20261204_000011_search_words;
 mod m20261205_000012_prefix_indexes;
 mod m20261210_000013_create_idempotency_key;
+mod m20261211_000014_create_import_run;
 mod search_words;
 
 pub use search_words::search_words;
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000011_search_words::Migration),
             Box::new(m20261205_000012_prefix_indexes::Migration),
             Box::new(m20261210_000013_create_idempotency_key::Migration),
+            Box::new(m20261211_000014_create_import_run::Migration),
         ]
     }
 }

@@ -25,12 +25,32 @@ impl Browser {
     }
 
     async fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Reply {
+        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        self.exchange(method, path, "application/x-www-form-urlencoded", &body).await
+    }
+
+    /// A `multipart/form-data` POST, as a form with a file control sends it: `fields`, then
+    /// `file` as (control name, file name, content).
+    async fn upload(&mut self, path: &str, fields: &[(&str, &str)], file: (&str, &str, &str)) -> Reply {
+        let boundary = "----kith-test-boundary-7f3a";
+        let mut body = String::new();
+        for (name, value) in fields {
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        let (control, file_name, content) = file;
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{control}\"; filename=\"{file_name}\"\r\n\
+             Content-Type: text/csv\r\n\r\n{content}\r\n--{boundary}--\r\n"
+        ));
+        self.exchange("POST", path, &format!("multipart/form-data; boundary={boundary}"), &body).await
+    }
+
+    async fn exchange(&mut self, method: &str, path: &str, content_type: &str, body: &str) -> Reply {
         let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let extra = if cookie.is_empty() { String::new() } else { format!("Cookie: {}\r\n", cookie.join("; ")) };
-        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-        let reply =
-            exchange_as(self.addr, method, path, "application/x-www-form-urlencoded", None, extra.as_bytes(), &body)
-                .await;
+        let reply = exchange_as(self.addr, method, path, content_type, None, extra.as_bytes(), body).await;
         for line in reply.head.lines().filter_map(|l| l.strip_prefix("set-cookie: ")) {
             let pair = line.split(';').next().unwrap_or_default();
             if let Some((name, value)) = pair.split_once('=') {
@@ -853,4 +873,393 @@ async fn two_first_run_setups_at_once_make_one_admin() {
         }
         assert_eq!(made, 1, "{name}: exactly one first admin");
     }
+}
+
+/// Reads the run page until the run is over; its body.
+async fn finished_run(browser: &mut Browser, path: &str, name: &str) -> String {
+    for _ in 0..400 {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 200, "{name}: {}", page.body);
+        if !page.body.contains("hx-trigger=\"every 1s\"") {
+            return page.body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{name}: the import at {path} did not end within 20 s");
+}
+
+/// The id at the end of a redirect to `prefix{id}`.
+fn redirected_id(reply: &Reply, prefix: &str, name: &str) -> String {
+    assert_eq!(reply.status, 303, "{name}: {}", reply.body);
+    let to = location(reply);
+    to.strip_prefix(prefix).unwrap_or_else(|| panic!("{name}: redirected to {to}, not {prefix}…")).to_owned()
+}
+
+#[tokio::test]
+async fn a_csv_is_uploaded_mapped_imported_and_its_rejected_rows_come_back_with_their_reasons() {
+    use kith_core::plugin::manager::Grants;
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let runtime = kith_core::plugin::start_runtime(&db.kith, &crate::util::plugins_config()).await.unwrap();
+        let donors = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "donors").unwrap();
+        runtime.install(&admin(), donors.manifest, donors.component).await.unwrap();
+        runtime.enable(&admin(), "donors", Grants::All).await.unwrap();
+        runtime.refresh().await.unwrap();
+        let mut browser = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
+
+        let page = browser.get("/import").await;
+        assert_eq!(page.status, 200, "{name}: {}", page.body);
+        assert!(page.body.contains("href=\"/import\""), "{name}: the menu offers import to an AGENT");
+        for offered in
+            ["value=\"contacts\"", "value=\"companies\"", "value=\"donations\"", "enctype=\"multipart/form-data\""]
+        {
+            assert!(page.body.contains(offered), "{name}: {offered} in {}", page.body);
+        }
+        let form_token = csrf(&page);
+
+        // A forged upload stages nothing.
+        let csv = "First Name,Surname,E-mail Address,Favourite colour,Phone\r\n\
+                   Ada,Lovelace,ada@example.org,green,+44 20 1234\r\n\
+                   Grace,Hopper,grace@example.org,blue,\r\n\
+                   Bad,Row,not-an-email,red,\r\n\
+                   Alan,Turing,alan@example.org,,\r\n";
+        let forged = browser
+            .upload("/import", &[("object", "contacts"), ("on_duplicate", "SKIP")], ("file", "donors.csv", csv))
+            .await;
+        assert_eq!(forged.status, 403, "{name}: {}", forged.body);
+
+        // Upload, then map: the page suggests what `kith import` maps.
+        let uploaded = browser
+            .upload(
+                "/import",
+                &[("_csrf", &form_token), ("object", "contacts"), ("on_duplicate", "SKIP")],
+                ("file", "donors.csv", csv),
+            )
+            .await;
+        let staged = redirected_id(&uploaded, "/import/map/", name);
+        let mapping = browser.get(&format!("/import/map/{staged}")).await;
+        assert_eq!(mapping.status, 200, "{name}: {}", mapping.body);
+        for expected in [
+            "value=\"firstName\" selected",
+            "value=\"lastName\" selected",
+            "value=\"email\" selected",
+            "ada@example.org",
+        ] {
+            assert!(mapping.body.contains(expected), "{name}: {expected} in {}", mapping.body);
+        }
+        // Favourite colour maps to nothing: "Ignore" is chosen for it.
+        let colour = mapping.body.find("name=\"map.3\"").unwrap();
+        assert!(mapping.body[colour..].split("</select>").next().unwrap().contains("value=\"\" selected"), "{name}");
+
+        // A mapping that leaves rows without a name is refused before anything is written.
+        let nameless: Vec<(String, String)> = (0..5).map(|i| (format!("map.{i}"), String::new())).collect();
+        let mut form: Vec<(&str, &str)> = vec![("_csrf", &form_token), ("on_duplicate", "SKIP")];
+        form.extend(nameless.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let refused = browser.post(&format!("/import/map/{staged}"), &form).await;
+        assert_eq!(refused.status, 422, "{name}: {}", refused.body);
+        assert!(refused.body.contains("no column maps"), "{name}: {}", refused.body);
+
+        let started = browser
+            .post(
+                &format!("/import/map/{staged}"),
+                &[
+                    ("_csrf", &form_token),
+                    ("on_duplicate", "SKIP"),
+                    ("map.0", "firstName"),
+                    ("map.1", "lastName"),
+                    ("map.2", "email"),
+                    ("map.3", ""),
+                    ("map.4", "phone"),
+                ],
+            )
+            .await;
+        let run = redirected_id(&started, "/import/runs/", name);
+        let done = finished_run(&mut browser, &format!("/import/runs/{run}"), name).await;
+        assert!(done.contains("3 created") && done.contains("1 rejected"), "{name}: {done}");
+        assert!(done.contains("Favourite colour"), "{name}: the ignored column is named: {done}");
+        let table =
+            &done[done.find("id=\"rejected\"").unwrap_or_else(|| panic!("{name}: no rejected table: {done}"))..];
+        assert!(table.contains("<td>4</td>") && table.contains("not-an-email"), "{name}: {table}");
+        // The staged file is gone once imported.
+        assert_eq!(browser.get(&format!("/import/map/{staged}")).await.status, 404, "{name}");
+
+        let rejected = browser.get(&format!("/import/runs/{run}/rejected.csv")).await;
+        assert_eq!(rejected.status, 200, "{name}");
+        assert!(rejected.head.contains("content-type: text/csv"), "{name}: {}", rejected.head);
+        let mut lines = rejected.body.lines();
+        assert_eq!(
+            lines.next(),
+            Some("line,reason,First Name,Surname,E-mail Address,Favourite colour,Phone"),
+            "{name}"
+        );
+        let bad = lines.next().unwrap_or_default();
+        assert!(bad.starts_with("4,") && bad.ends_with(",Bad,Row,not-an-email,red,"), "{name}: {bad}");
+        assert_eq!(lines.next(), None, "{name}");
+
+        let admin_token = token(&db, Role::Admin).await;
+        let contacts = server
+            .gql(
+                &admin_token,
+                "{ contacts(orderBy: [{field: email}]) { totalCount edges { node { email phone } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(contacts["data"]["contacts"]["totalCount"], 3, "{name}: {contacts}");
+        assert_eq!(contacts["data"]["contacts"]["edges"][0]["node"]["phone"], "+44 20 1234", "{name}: {contacts}");
+
+        // Someone else's run is not theirs to read.
+        let other = server
+            .gql(&token(&db, Role::Agent).await, "query($id: ID!) { importRun(id: $id) { id } }", json!({ "id": run }))
+            .await;
+        assert_eq!(other["data"]["importRun"], serde_json::Value::Null, "{name}: {other}");
+
+        // Gifts, through the donors plugin's import: the file goes as it is.
+        let gifts = "email,amount,currency,date,fund,campaign,method,status,note\r\n\
+                     ada@example.org,50.00,USD,2026-01-15,General,,CARD,,\r\n\
+                     nobody@example.org,20.00,USD,2026-01-16,General,,CARD,,\r\n";
+        let page = browser.get("/import").await;
+        let started = browser
+            .upload(
+                "/import",
+                &[("_csrf", &csrf(&page)), ("object", "donations"), ("on_duplicate", "SKIP")],
+                ("file", "gifts.csv", gifts),
+            )
+            .await;
+        let run = redirected_id(&started, "/import/runs/", name);
+        let done = finished_run(&mut browser, &format!("/import/runs/{run}"), name).await;
+        assert!(done.contains("1 created") && done.contains("1 rejected"), "{name}: {done}");
+        assert!(done.contains("<td>3</td>") && done.contains("nobody@example.org"), "{name}: {done}");
+        let donations = server.gql(&admin_token, "{ donations { totalCount } }", json!({})).await;
+        assert_eq!(donations["data"]["donations"]["totalCount"], 1, "{name}: {donations}");
+        // The latest runs are listed on the import page.
+        let page = browser.get("/import").await;
+        assert!(page.body.contains("gifts.csv") && page.body.contains("donors.csv"), "{name}: {}", page.body);
+
+        // A VIEWER is offered no import, and the API refuses one.
+        let mut viewer = signed_in(&db, &server, "vic@example.org", Role::Viewer).await;
+        let list = viewer.get("/o/contacts").await;
+        assert!(!list.body.contains("href=\"/import\""), "{name}");
+        assert_eq!(viewer.get("/import").await.status, 403, "{name}");
+        let refused = server
+            .gql(
+                &token(&db, Role::Viewer).await,
+                "mutation { startImport(object: \"contacts\", csv: \"email\\nx@example.org\\n\") { id } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{name}: {refused}");
+        runtime.stop().await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_import_api_checks_the_file_and_mapping_before_it_writes_and_reports_progress() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let agent = token(&db, Role::Agent).await;
+        let plan = server
+            .gql(
+                &agent,
+                "query($h: [String!]!) { importPlan(object: \"contacts\", header: $h) { columns { column target } targets { name } } }",
+                json!({ "h": ["E-mail Address", "Given Name", "Shoe size"] }),
+            )
+            .await;
+        let columns = &plan["data"]["importPlan"]["columns"];
+        assert_eq!(columns[0]["target"], "email", "{name}: {plan}");
+        assert_eq!(columns[1]["target"], "firstName", "{name}: {plan}");
+        assert_eq!(columns[2]["target"], serde_json::Value::Null, "{name}: {plan}");
+        let start = "mutation($csv: String!, $mapping: [ImportMapping!]) {
+            startImport(object: \"contacts\", csv: $csv, fileName: \"people.csv\", mapping: $mapping) { id state total } }";
+        // A mapping to a field that does not exist, and an empty file: refused, nothing started.
+        let wrong = server
+            .gql(
+                &agent,
+                start,
+                json!({ "csv": "Mail\nx@example.org\n", "mapping": [{"column": "Mail", "target": "shoeSize"}] }),
+            )
+            .await;
+        assert_eq!(wrong["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{name}: {wrong}");
+        let empty = server.gql(&agent, start, json!({ "csv": "" })).await;
+        assert_eq!(empty["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{name}: {empty}");
+        let runs = server.gql(&agent, "{ importRuns { id } }", json!({})).await;
+        assert_eq!(runs["data"]["importRuns"], json!([]), "{name}: {runs}");
+
+        // 2,500 rows: the run reports its total at once and ends DONE with every row created.
+        let mut csv = String::from("Mail,First\n");
+        for i in 0..2_500 {
+            csv.push_str(&format!("p{i}@example.org,P{i}\n"));
+        }
+        let started = server
+            .gql(&agent, start, json!({ "csv": csv, "mapping": [{"column": "Mail", "target": "email"}, {"column": "First", "target": "firstName"}] }))
+            .await;
+        let run = &started["data"]["startImport"];
+        assert_eq!(run["total"], 2_500, "{name}: {started}");
+        let id = run["id"].as_str().unwrap().to_owned();
+        let done = crate::util::eventually(30, "the import to end", || {
+            let (server, agent, id) = (&server, &agent, id.clone());
+            async move {
+                let run = server
+                    .gql(
+                        agent,
+                        "query($id: ID!) { importRun(id: $id) { state rows created rejectedCount } }",
+                        json!({ "id": id }),
+                    )
+                    .await;
+                (run["data"]["importRun"]["state"] != "RUNNING").then_some(run)
+            }
+        })
+        .await;
+        let run = &done["data"]["importRun"];
+        assert_eq!(
+            (run["state"].as_str(), run["rows"].as_i64(), run["created"].as_i64()),
+            (Some("DONE"), Some(2_500), Some(2_500)),
+            "{name}: {done}"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_donor_reports_are_charts_with_tables_and_csv_for_managers() {
+    use chrono::Datelike;
+    use kith_core::plugin::manager::Grants;
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let runtime = kith_core::plugin::start_runtime(&db.kith, &crate::util::plugins_config()).await.unwrap();
+        let donors = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "donors").unwrap();
+        runtime.install(&admin(), donors.manifest, donors.component).await.unwrap();
+        runtime.enable(&admin(), "donors", Grants::All).await.unwrap();
+        runtime.refresh().await.unwrap();
+        let this = chrono::Utc::now().year();
+        let agent = token(&db, Role::Agent).await;
+        let mut people = Vec::new();
+        for (first, email) in [("Ada", "ada@example.org"), ("Bob", "bob@example.org"), ("Cy", "cy@example.org")] {
+            let c =
+                db.create("contact", json!({"firstName": first, "lastName": "Giver", "email": email})).await.unwrap();
+            people.push(c.id().to_string());
+        }
+        let campaign = server
+            .gql(&agent, "mutation { createCampaign(input: {name: \"Spring appeal\", goal: \"500\", goalCurrency: \"USD\"}) { id } }", json!({}))
+            .await;
+        let campaign = campaign["data"]["createCampaign"]["id"].as_str().unwrap().to_owned();
+        let record = "mutation($c: ID, $a: Decimal!, $d: Date, $camp: ID) {
+            recordDonation(contactId: $c, amount: $a, currency: \"USD\", receivedDate: $d, campaignId: $camp) }";
+        for (who, amount, date) in [
+            (0, "100", format!("{}-03-01", this - 1)),
+            (0, "50", format!("{this}-01-02")),
+            (1, "40", format!("{}-11-30", this - 1)),
+            (2, "20", format!("{}-06-06", this - 3)),
+        ] {
+            let r =
+                server.gql(&agent, record, json!({"c": people[who], "a": amount, "d": date, "camp": campaign})).await;
+            assert!(r["errors"].is_null(), "{name}: {r}");
+        }
+
+        let mut manager = signed_in(&db, &server, "meg@example.org", Role::Manager).await;
+        let reports = manager.get("/reports").await;
+        assert!(reports.body.contains("href=\"/reports/donors\""), "{name}: {}", reports.body);
+        let page = manager.get("/reports/donors").await;
+        assert_eq!(page.status, 200, "{name}: {}", page.body);
+        assert!(!page.body.contains("role=\"alert\""), "{name}: {}", page.body);
+        let by_status = format!("aria-label=\"Donors by status in {this}\"");
+        for chart in ["aria-label=\"Retention rate by year (%)\"", by_status.as_str(), "aria-label=\"% of goal\""] {
+            assert!(page.body.contains(chart), "{name}: {chart} in {}", page.body);
+        }
+        // This year: Ada gave again (retained), Bob did not (lapsed): half of last year's donors.
+        let retention = &page.body[page.body.find("id=\"retention-table\"").unwrap()..];
+        let row = &retention[retention.find(&format!("<td>{this}</td>")).unwrap()..];
+        let row = row.split("</tr>").next().unwrap();
+        assert_eq!(
+            row,
+            format!("<td>{this}</td><td>1</td><td>0</td><td>1</td><td>0</td><td>1</td><td>50%</td>"),
+            "{name}"
+        );
+        let lybunt = &page.body[page.body.find("LYBUNT:").unwrap()..page.body.find("SYBUNT:").unwrap()];
+        assert!(lybunt.contains("Bob Giver") && !lybunt.contains("Ada Giver"), "{name}: {lybunt}");
+        let sybunt = &page.body[page.body.find("SYBUNT:").unwrap()..];
+        assert!(sybunt.contains("Cy Giver"), "{name}: {sybunt}");
+        // The campaign raised 210 of 500.
+        assert!(
+            page.body.contains("<td>Spring appeal</td><td>500</td><td>210</td><td>42%</td>"),
+            "{name}: {}",
+            page.body
+        );
+
+        let csv = manager.get(&format!("/reports/donors/retention.csv?year={this}")).await;
+        assert_eq!(csv.status, 200, "{name}");
+        let lines: Vec<&str> = csv.body.lines().collect();
+        assert_eq!(lines[0], "year,donors,new,retained,recovered,lapsed,retention_rate", "{name}");
+        assert_eq!(lines.len(), 6, "{name}: five years: {}", csv.body);
+        assert_eq!(lines[5], format!("{this},1,0,1,0,1,0.5"), "{name}");
+        let lybunt = manager.get(&format!("/reports/donors/lybunt.csv?year={this}")).await;
+        assert!(lybunt.body.contains("Bob Giver") && lybunt.body.lines().count() == 2, "{name}: {}", lybunt.body);
+
+        // The reports are a MANAGER's: an AGENT hears why, not figures.
+        let mut amy = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
+        let refused = amy.get("/reports/donors").await;
+        assert!(
+            refused.body.contains("role=\"alert\"") && refused.body.contains("MANAGER"),
+            "{name}: {}",
+            refused.body
+        );
+        assert!(!refused.body.contains("Bob Giver"), "{name}");
+        runtime.stop().await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn pages_and_scripts_travel_gzipped_and_scripts_are_cached_for_good() {
+    use std::io::Read as _;
+    let db = TestDb::sqlite().await;
+    let server = Server::start(&db).await;
+    let mut browser = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
+    let page = browser.get("/o/contacts").await;
+    let at = page.body.find("/assets/htmx.min.js?v=").expect("the page loads htmx");
+    let script = &page.body[at..];
+    let script = &script[..script.find('"').unwrap()];
+    let plain = browser.get(script).await;
+    assert!(plain.head.contains("cache-control: public, max-age=31536000, immutable"), "{}", plain.head);
+    assert!(!plain.head.contains("content-encoding"), "{}", plain.head);
+    // The same file for a client that accepts gzip: smaller, and the same once unpacked.
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream
+        .write_all(
+            format!("GET {script} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let mut body = &raw[split + 4..];
+    // Chunked: read the chunks' data.
+    let mut packed = Vec::new();
+    if head.contains("transfer-encoding: chunked") {
+        loop {
+            let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&body[..line_end]).unwrap().trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            packed.extend_from_slice(&body[line_end + 2..line_end + 2 + size]);
+            body = &body[line_end + 2 + size + 2..];
+        }
+    } else {
+        packed.extend_from_slice(body);
+    }
+    let mut unpacked = String::new();
+    flate2::read::GzDecoder::new(packed.as_slice()).read_to_string(&mut unpacked).unwrap();
+    assert_eq!(unpacked, plain.body);
+    assert!(packed.len() * 2 < plain.body.len(), "gzip: {} of {} bytes", packed.len(), plain.body.len());
+    server.stop().await;
+    db.cleanup().await;
 }

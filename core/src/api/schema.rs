@@ -116,6 +116,8 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
     mutation = mutation.field(crate::api::auth::login_field());
     let query = crate::api::reports::fields(registry, query);
     let (query, mutation) = crate::api::admin::register(query, mutation);
+    let (with_import, query, mutation) = crate::api::import::register(builder, query, mutation);
+    builder = with_import;
     let (registered, query, mutation) = crate::api::plugins::register(builder, query, mutation);
     let (registered, query, mutation) = crate::api::extension::register(registered, query, mutation, registry);
     builder = registered;

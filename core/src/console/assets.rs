@@ -20,9 +20,19 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("htmx.min.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/htmx-2.0.11.min.js")),
 ];
 
-/// The URL of an embedded file, with this build's version so caches never serve a stale one.
+/// The URL of an embedded file, with a digest of the embedded files: a changed file gets a new
+/// URL, so browsers may keep each one for good.
 pub fn path(name: &str) -> String {
-    format!("/assets/{name}?v={}", env!("CARGO_PKG_VERSION"))
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let digest = DIGEST.get_or_init(|| {
+        use sha2::{Digest as _, Sha256};
+        let mut hasher = Sha256::new();
+        for (_, _, bytes) in FILES {
+            hasher.update(bytes);
+        }
+        hex::encode(&hasher.finalize()[..6])
+    });
+    format!("/assets/{name}?v={digest}")
 }
 
 /// `GET /assets/{name}`.
@@ -31,7 +41,7 @@ pub async fn asset(Path(name): Path<String>) -> Response {
         Some((_, content_type, bytes)) => {
             let mut headers = HeaderMap::new();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
             headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
             (headers, *bytes).into_response()
         }

@@ -53,7 +53,7 @@ fn month_label(month: &str) -> String {
 }
 
 /// `12.0` as `12`, `0.4567` as `0.46`.
-fn trim(value: f64) -> String {
+pub(crate) fn trim(value: f64) -> String {
     let text = format!("{value:.2}");
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
@@ -199,6 +199,9 @@ pub async fn reports(State(state): State<AppState>, session: Session, Query(q): 
     let content = html! {
         h1 { (text::REPORTS) }
         @for e in &f.errors { p.notice role="alert" { (e) } }
+        @if crate::console::donor_reports::available(&state.kith.registry()) {
+            p { a href="/reports/donors" { (text::DONOR_REPORTS) } }
+        }
         section aria-labelledby="growth" {
             h2 #growth { (text::CONTACT_GROWTH) }
             (bar_chart(text::NEW_CONTACTS_BY_MONTH, &f.growth.iter().map(|g| month_label(&g.0)).collect::<Vec<_>>(), &f.growth.iter().map(|g| g.1 as f64).collect::<Vec<_>>()))
@@ -257,6 +260,11 @@ pub async fn download(
     if !f.errors.is_empty() {
         return (StatusCode::FORBIDDEN, f.errors.join("; ")).into_response();
     }
+    csv_download(&file, &rows)
+}
+
+/// `rows` as a CSV attachment named `file`.
+pub(crate) fn csv_download(file: &str, rows: &[Vec<String>]) -> Response {
     let body: String =
         rows.iter().map(|r| r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\r\n").collect();
     let mut response = body.into_response();

@@ -257,3 +257,137 @@ pub const AMOUNT: &str = "Amount";
 pub const TICKETS_30_DAYS: &str = "Tickets, last 30 days";
 /// The deals column of a table.
 pub const DEALS_COLUMN: &str = "Deals";
+
+// Import.
+/// The import pages' title and menu entry.
+pub const IMPORT: &str = "Import";
+/// What the file holds.
+pub const IMPORT_WHAT: &str = "What to import";
+/// The file control.
+pub const IMPORT_FILE: &str = "CSV file (header row first, UTF-8)";
+/// Duplicates choice.
+pub const IMPORT_DUPLICATES: &str = "Rows whose e-mail (or company domain) exists already";
+/// Leave them.
+pub const IMPORT_SKIP: &str = "Leave the existing record as it is";
+/// Update them.
+pub const IMPORT_UPDATE: &str = "Update it with the row's values";
+/// Upload button.
+pub const IMPORT_NEXT: &str = "Upload";
+/// Latest runs.
+pub const IMPORT_RUNS: &str = "Latest imports";
+/// Run state column.
+pub const IMPORT_STATE: &str = "State";
+/// Counts column.
+pub const IMPORT_COUNTS: &str = "Result";
+/// Start column.
+pub const IMPORT_STARTED: &str = "Started";
+/// States.
+pub const IMPORT_RUNNING: &str = "Running";
+/// Done.
+pub const IMPORT_DONE: &str = "Done";
+/// Failed.
+pub const IMPORT_FAILED: &str = "Failed";
+/// Counts.
+pub const IMPORT_CREATED: &str = "created";
+/// Counts.
+pub const IMPORT_UPDATED: &str = "updated";
+/// Counts.
+pub const IMPORT_SKIPPED: &str = "left as they were";
+/// Counts.
+pub const IMPORT_REJECTED: &str = "rejected";
+/// A multipart body that cannot be read.
+pub const IMPORT_UNREADABLE: &str = "The upload could not be read";
+/// No data.
+pub const IMPORT_EMPTY: &str = "The file is empty: a CSV import needs a header row, then one row per record.";
+/// Not text.
+pub const IMPORT_NOT_UTF8: &str = "The file is not UTF-8 text. Save it as “CSV UTF-8” and upload it again.";
+/// Unknown kind.
+pub const IMPORT_NOTHING: &str = "Choose what the file holds from the list.";
+/// The mapping page.
+pub const IMPORT_MAP: &str = "Map the columns";
+/// Its hint.
+pub const IMPORT_MAP_HINT: &str = "Each column goes to the field chosen beside it; Kith suggests what it recognises. Columns set to “Ignore” are not imported.";
+/// Mapping table.
+pub const IMPORT_COLUMN: &str = "Column";
+/// Mapping table.
+pub const IMPORT_SAMPLE: &str = "First values";
+/// Mapping table.
+pub const IMPORT_TARGET: &str = "Goes to";
+/// Not imported.
+pub const IMPORT_IGNORE: &str = "Ignore";
+/// Start button.
+pub const IMPORT_START: &str = "Import";
+/// The staged file is gone.
+pub const IMPORT_GONE: &str = "That upload has expired or was imported already. Upload the file again.";
+/// No such run.
+pub const IMPORT_NO_RUN: &str = "There is no such import, or it is someone else's.";
+/// Progress.
+pub const IMPORT_ROWS: &str = "rows read";
+/// Reload link.
+pub const IMPORT_REFRESH: &str = "Refresh";
+/// Ignored columns.
+pub const IMPORT_IGNORED: &str = "Columns not imported";
+/// Rejected rows.
+pub const IMPORT_REJECTED_ROWS: &str = "Rejected rows";
+/// Download.
+pub const IMPORT_DOWNLOAD_REJECTED: &str = "Download the rejected rows (CSV with reasons)";
+/// Line column.
+pub const IMPORT_LINE: &str = "Line";
+/// Back link.
+pub const IMPORT_ANOTHER: &str = "Import another file";
+
+// Donor reports.
+/// The page's title.
+pub const DONOR_REPORTS: &str = "Fundraising reports";
+/// No donor plugin.
+pub const NO_DONOR_REPORTS: &str = "No enabled plugin offers fundraising reports (enable `donors`).";
+/// Year control.
+pub const YEAR: &str = "Year";
+/// Retention section.
+pub const DONOR_RETENTION: &str = "Donor retention";
+/// Chart title.
+pub const RETENTION_RATE_BY_YEAR: &str = "Retention rate by year (%)";
+/// Chart title.
+pub const DONORS_BY_STATUS: &str = "Donors by status in";
+/// Retention columns.
+pub const DONORS: &str = "Donors";
+/// Retention columns.
+pub const NEW_DONORS: &str = "New";
+/// Retention columns.
+pub const RETAINED: &str = "Retained";
+/// Retention columns.
+pub const RECOVERED: &str = "Recovered";
+/// Retention columns.
+pub const LAPSED: &str = "Lapsed";
+/// Retention columns.
+pub const RETENTION_RATE: &str = "Retention rate";
+/// Lapsed section.
+pub const LYBUNT_SYBUNT: &str = "Donors who have not given yet this year";
+/// Chart title.
+pub const LAST_GIFTS_AT_RISK: &str = "Last gifts of the donors listed, LYBUNT and SYBUNT";
+/// Table caption.
+pub const LYBUNT: &str = "LYBUNT: gave last year, not yet this year";
+/// Table caption.
+pub const SYBUNT: &str = "SYBUNT: gave some year before this one, not yet this year";
+/// Lapsed columns.
+pub const DONOR: &str = "Donor";
+/// Lapsed columns.
+pub const LAST_GIFT: &str = "Last gift";
+/// Lapsed columns.
+pub const LAST_GIFT_AMOUNT: &str = "Amount";
+/// Lapsed columns.
+pub const LIFETIME_GIVING: &str = "Lifetime giving";
+/// Campaign section.
+pub const CAMPAIGN_PROGRESS: &str = "Campaign progress";
+/// No campaign.
+pub const NO_CAMPAIGNS: &str = "There is no campaign yet.";
+/// Campaign columns.
+pub const CAMPAIGN: &str = "Campaign";
+/// Campaign columns.
+pub const GOAL: &str = "Goal";
+/// Campaign columns.
+pub const RAISED: &str = "Raised";
+/// Campaign columns and chart.
+pub const PERCENT_OF_GOAL: &str = "% of goal";
+/// Campaign columns.
+pub const GIFTS: &str = "Gifts";

@@ -101,6 +101,9 @@ fn map_header(
     header: &str,
     explicit: Option<&String>,
 ) -> Result<Column> {
+    if explicit.is_some_and(|target| target.is_empty()) {
+        return Ok(Column::Ignored);
+    }
     let target = explicit.cloned().unwrap_or_else(|| header.to_owned());
     let key = simplify(&target);
     if let Some(custom_key) = target.strip_prefix("customFields.") {
@@ -181,11 +184,7 @@ pub async fn import_csv<R: Read>(
     options: &ImportOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ImportReport> {
-    if !matches!(object, "contact" | "company") {
-        return Err(DomainError::invalid("object", "only contacts and companies can be imported").into());
-    }
-    let def = kith.object(object)?;
-    let custom = custom_fields::for_object(kith.store.conn(), object).await?;
+    let (def, custom) = importable(kith, object).await?;
     let unreadable = |e: std::io::Error| DomainError::invalid("file", format!("cannot be read: {e}"));
     let mut csv = rfc4180::Reader::new(reader);
     let mut headers = csv::StringRecord::new();
@@ -207,20 +206,10 @@ pub async fn import_csv<R: Read>(
         }
     }
     let mut report = ImportReport::default();
-    let mut columns = Vec::with_capacity(headers.len());
-    for header in headers.iter() {
-        let column = map_header(&def, &custom, header, options.mapping.get(header))?;
-        if matches!(column, Column::Ignored) {
-            report.ignored_columns.push(header.to_owned());
-        }
-        columns.push(column);
-    }
-    for key in options.mapping.keys() {
-        if !headers.iter().any(|h| h == key) {
-            return Err(DomainError::invalid(key, "--map names a column the file does not have").into());
-        }
-    }
-    check_names(&def, &columns, &headers)?;
+    let header: Vec<String> = headers.iter().map(str::to_owned).collect();
+    let columns = columns_of(&def, &custom, &header, options)?;
+    report.ignored_columns =
+        header.iter().zip(&columns).filter(|(_, c)| matches!(c, Column::Ignored)).map(|(h, _)| h.clone()).collect();
     let natural_key = def.natural_key.clone();
     if let Some(key) = &natural_key
         && !columns.iter().any(|c| matches!(c, Column::Field(name, _) if name == key))
@@ -262,10 +251,101 @@ pub async fn import_csv<R: Read>(
     Ok(report)
 }
 
+/// Where each column of `header` goes: `mapping`'s target when it names the column (an empty
+/// target ignores it), else the automatic one; refuses a mapping of an unknown column or to an
+/// unknown field, and a header that leaves every row without a name (`check_names`).
+fn columns_of(
+    def: &ObjectDef,
+    custom: &[CustomFieldDef],
+    header: &[String],
+    options: &ImportOptions,
+) -> Result<Vec<Column>> {
+    let columns = header
+        .iter()
+        .map(|column| map_header(def, custom, column, options.mapping.get(column)))
+        .collect::<Result<Vec<_>>>()?;
+    for key in options.mapping.keys() {
+        if !header.iter().any(|h| h == key) {
+            return Err(DomainError::invalid(key, "--map names a column the file does not have").into());
+        }
+    }
+    check_names(def, &columns, header)?;
+    Ok(columns)
+}
+
+/// One column of a file and the field it goes to (`None`: ignored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnPlan {
+    /// The column's header.
+    pub column: String,
+    /// `firstName`, `tags`, `company` (a contact's company, by domain), `customFields.KEY`.
+    pub target: Option<String>,
+}
+
+/// A field a column may go to, with its label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// As in [`ColumnPlan::target`].
+    pub name: String,
+    /// For people.
+    pub label: String,
+}
+
+/// What an import of `object` would do with the columns of `header` (as `kith import` maps
+/// them, after `options.mapping`), and every field a column may go to. Refuses what
+/// [`import_csv`] would refuse before reading a row.
+pub async fn plan(
+    kith: &Kith,
+    object: &str,
+    header: &[String],
+    options: &ImportOptions,
+) -> Result<(Vec<ColumnPlan>, Vec<Target>)> {
+    let (def, custom) = importable(kith, object).await?;
+    let columns = columns_of(&def, &custom, header, options)?;
+    let plans = header
+        .iter()
+        .zip(&columns)
+        .map(|(column, target)| ColumnPlan {
+            column: column.clone(),
+            target: match target {
+                Column::Field(name, _) => Some(name.clone()),
+                Column::Custom(d) => Some(format!("customFields.{}", d.key)),
+                Column::Tags => Some("tags".to_owned()),
+                Column::CompanyDomain => Some("company".to_owned()),
+                Column::Ignored => None,
+            },
+        })
+        .collect();
+    let mut targets: Vec<Target> = def
+        .fields
+        .iter()
+        .filter(|f| f.access != Access::ReadOnly && f.name != "customFields")
+        .map(|f| Target { name: f.name.clone(), label: f.label.clone() })
+        .collect();
+    if def.taggable {
+        targets.push(Target { name: "tags".to_owned(), label: "Tags".to_owned() });
+    }
+    if def.name == "contact" {
+        targets.push(Target { name: "company".to_owned(), label: "Company (by domain)".to_owned() });
+    }
+    targets.extend(custom.iter().map(|d| Target { name: format!("customFields.{}", d.key), label: d.label.clone() }));
+    Ok((plans, targets))
+}
+
+/// The object and its custom fields, if CSV import takes it.
+async fn importable(kith: &Kith, object: &str) -> Result<(std::sync::Arc<ObjectDef>, Vec<CustomFieldDef>)> {
+    if !matches!(object, "contact" | "company") {
+        return Err(DomainError::invalid("object", "only contacts and companies can be imported").into());
+    }
+    let def = kith.object(object)?;
+    let custom = custom_fields::for_object(kith.store.conn(), object).await?;
+    Ok((def, custom))
+}
+
 /// Refuses a header none of whose columns can give a row what every row needs (a contact's
 /// first name, last name or e-mail; a company's name): every row would be rejected for it,
 /// which is a mistake in the header (or a missing `--map`), not in the rows.
-fn check_names(def: &ObjectDef, columns: &[Column], headers: &csv::StringRecord) -> Result<()> {
+fn check_names(def: &ObjectDef, columns: &[Column], headers: &[String]) -> Result<()> {
     let mapped = |name: &str| columns.iter().any(|c| matches!(c, Column::Field(field, _) if field == name));
     let needed: Vec<Vec<&str>> = if def.name == "contact" {
         vec![vec!["firstName", "lastName", "email"]]
@@ -280,7 +360,7 @@ fn check_names(def: &ObjectDef, columns: &[Column], headers: &csv::StringRecord)
         if fields.iter().any(|f| mapped(f)) {
             continue;
         }
-        let columns: Vec<&str> = headers.iter().collect();
+        let columns: Vec<&str> = headers.iter().map(String::as_str).collect();
         let wanted = match fields.split_last() {
             Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
             _ => fields.join(""),

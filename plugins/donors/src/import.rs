@@ -36,7 +36,9 @@ fn named(object: &str, name: &str, cache: &mut BTreeMap<(String, String), String
 
 /// Imports `csv`.
 pub(crate) fn import(arguments: &Json) -> Result<Json> {
-    let text = arguments.get("csv").and_then(Json::as_str).unwrap_or_default();
+    // Files saved on Windows end lines with CRLF, after which the csv crate's positions trail
+    // by a line: read them with LF only, so every reported line is the file's.
+    let text = arguments.get("csv").and_then(Json::as_str).unwrap_or_default().replace("\r\n", "\n");
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers: Vec<String> = reader
         .headers()

@@ -310,6 +310,10 @@ fn imports_report_each_bad_row_and_keep_the_rest() {
     let lines: Vec<i64> = report["rejected"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
     assert_eq!(lines, vec![3, 4, 5, 7]);
     assert!(report["rejected"][0]["reason"].as_str().unwrap().contains("nobody@example.org"));
+    // The same lines in a file saved with CRLF line ends.
+    let report = call(&host, "importDonations", json!({"csv": csv.replace('\n', "\r\n")})).unwrap();
+    let lines: Vec<i64> = report["rejected"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
+    assert_eq!(lines, vec![3, 4, 5, 7]);
     assert_eq!(host.records("fund").len(), 1, "funds are found by name, created once");
     let err = call(&host, "importDonations", json!({"csv": "name,total\nx,1\n"})).unwrap_err();
     assert_eq!(err.field.as_deref(), Some("csv"));

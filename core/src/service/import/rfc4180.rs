@@ -325,5 +325,20 @@ pub fn check(text: &str) -> Summary {
     }
 }
 
+/// The cells of the records of `text` starting at the lines `wanted` picks, with their lines,
+/// in order (to hand rejected rows back as they were written).
+pub fn records_at(text: &str, wanted: impl Fn(u64) -> bool) -> Vec<(u64, Vec<String>)> {
+    let mut reader = Reader::new(text.as_bytes());
+    let mut record = csv::StringRecord::new();
+    let mut out = Vec::new();
+    loop {
+        match reader.read(&mut record) {
+            Ok(Next::Record(line)) if wanted(line) => out.push((line, record.iter().map(str::to_owned).collect())),
+            Ok(Next::Record(_) | Next::Broken(_)) => {}
+            Ok(Next::End) | Err(_) => return out,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
