@@ -152,11 +152,11 @@ async fn users_change_role_and_stop_while_one_admin_stays_and_tokens_and_the_aud
 
         let refused = server.gql(&manager, update, json!({"id": ops, "input": {"role": "ADMIN"}})).await;
         assert_eq!(code(&refused), "FORBIDDEN", "{name}: {refused}");
-        let reports = "{ contactGrowth(from: \"2026-01-01\", to: \"2026-02-01\", interval: MONTH) { newContacts } }";
-        assert_eq!(code(&server.gql(&session, reports, json!({})).await), "FORBIDDEN", "{name}: an AGENT");
-        let promoted = server.gql(&admin, update, json!({"id": ops, "input": {"role": "MANAGER", "name": "Ops"}})).await;
-        assert_eq!(promoted["data"]["updateUser"], json!({"role": "MANAGER", "active": true, "name": "Ops"}), "{name}");
-        assert_eq!(code(&server.gql(&session, reports, json!({})).await), "none", "{name}: the session is a MANAGER's now");
+        let write = "mutation { createContact(input: {firstName: \"Z\"}) { id } }";
+        assert_eq!(code(&server.gql(&session, write, json!({})).await), "none", "{name}: an AGENT writes");
+        let demoted = server.gql(&admin, update, json!({"id": ops, "input": {"role": "VIEWER", "name": "Ops"}})).await;
+        assert_eq!(demoted["data"]["updateUser"], json!({"role": "VIEWER", "active": true, "name": "Ops"}), "{name}");
+        assert_eq!(code(&server.gql(&session, write, json!({})).await), "FORBIDDEN", "{name}: a VIEWER's session, at once");
         let stopped = server.gql(&admin, update, json!({"id": ops, "input": {"active": false}})).await;
         assert_eq!(stopped["data"]["updateUser"]["active"], false, "{name}: {stopped}");
         let (status, _) = server
