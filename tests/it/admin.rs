@@ -148,7 +148,8 @@ async fn users_change_role_and_stop_while_one_admin_stays_and_tokens_and_the_aud
         let ops = ops["data"]["createUser"]["id"].as_str().unwrap().to_owned();
         let login = "mutation { login(email: \"ops@example.org\", password: \"long enough password\") { token } }";
         let session = server.gql(&admin, login, json!({})).await["data"]["login"]["token"].as_str().unwrap().to_owned();
-        let update = "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { role active name } }";
+        let update =
+            "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { role active name } }";
 
         let refused = server.gql(&manager, update, json!({"id": ops, "input": {"role": "ADMIN"}})).await;
         assert_eq!(code(&refused), "FORBIDDEN", "{name}: {refused}");
@@ -156,7 +157,11 @@ async fn users_change_role_and_stop_while_one_admin_stays_and_tokens_and_the_aud
         assert_eq!(code(&server.gql(&session, write, json!({})).await), "none", "{name}: an AGENT writes");
         let demoted = server.gql(&admin, update, json!({"id": ops, "input": {"role": "VIEWER", "name": "Ops"}})).await;
         assert_eq!(demoted["data"]["updateUser"], json!({"role": "VIEWER", "active": true, "name": "Ops"}), "{name}");
-        assert_eq!(code(&server.gql(&session, write, json!({})).await), "FORBIDDEN", "{name}: a VIEWER's session, at once");
+        assert_eq!(
+            code(&server.gql(&session, write, json!({})).await),
+            "FORBIDDEN",
+            "{name}: a VIEWER's session, at once"
+        );
         let stopped = server.gql(&admin, update, json!({"id": ops, "input": {"active": false}})).await;
         assert_eq!(stopped["data"]["updateUser"]["active"], false, "{name}: {stopped}");
         let (status, _) = server
@@ -173,16 +178,23 @@ async fn users_change_role_and_stop_while_one_admin_stays_and_tokens_and_the_aud
         let audit = "query($after: String) { auditLog(object: \"user\", action: \"update\", first: 1, after: $after) { action recordId cursor } }";
         let first = server.gql(&admin, audit, json!({})).await;
         let entry = &first["data"]["auditLog"][0];
-        assert_eq!((entry["action"].as_str(), entry["recordId"].as_str()), (Some("update"), Some(ops.as_str())), "{name}: {first}");
+        assert_eq!(
+            (entry["action"].as_str(), entry["recordId"].as_str()),
+            (Some("update"), Some(ops.as_str())),
+            "{name}: {first}"
+        );
         let second = server.gql(&admin, audit, json!({"after": entry["cursor"]})).await;
         let older = &second["data"]["auditLog"];
         assert_eq!(older.as_array().map(Vec::len), Some(1), "{name}: {second}");
         assert_ne!(older[0]["cursor"], entry["cursor"], "{name}: the next page starts after the cursor");
         let third = server.gql(&admin, audit, json!({"after": older[0]["cursor"]})).await;
         assert_eq!(third["data"]["auditLog"], json!([]), "{name}: two updates: {third}");
-        let none = server.gql(&admin, "{ auditLog(object: \"user\", actor: \"somebody else\") { action } }", json!({})).await;
+        let none =
+            server.gql(&admin, "{ auditLog(object: \"user\", actor: \"somebody else\") { action } }", json!({})).await;
         assert_eq!(none["data"]["auditLog"], json!([]), "{name}: {none}");
-        let later = server.gql(&admin, "{ auditLog(object: \"user\", from: \"2999-01-01T00:00:00Z\") { action } }", json!({})).await;
+        let later = server
+            .gql(&admin, "{ auditLog(object: \"user\", from: \"2999-01-01T00:00:00Z\") { action } }", json!({}))
+            .await;
         assert_eq!(later["data"]["auditLog"], json!([]), "{name}: {later}");
 
         let tokens = server.gql(&admin, "{ apiTokens { name role prefix createdAt revokedAt } }", json!({})).await;

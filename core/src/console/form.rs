@@ -235,8 +235,10 @@ pub fn custom_fields(defs: &[Json]) -> Vec<CustomField> {
     defs.iter()
         .filter_map(|def| {
             let key = def["key"].as_str()?;
-            let options: Vec<String> =
-                def["options"].as_array().map(|o| o.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+            let options: Vec<String> = def["options"]
+                .as_array()
+                .map(|o| o.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
             let kind = match def["kind"].as_str()? {
                 "NUMBER" | "DECIMAL" => FieldKind::Decimal,
                 "DATE" => FieldKind::Date,

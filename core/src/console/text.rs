@@ -310,8 +310,7 @@ pub const NEVER: &str = "never";
 /// The new token's page.
 pub const TOKEN_CREATED: &str = "API token created";
 /// The secret is shown once.
-pub const TOKEN_ONCE: &str =
-    "Copy this token now: Kith keeps only a hash of it and will never show it again. Send it as `Authorization: Bearer <token>`.";
+pub const TOKEN_ONCE: &str = "Copy this token now: Kith keeps only a hash of it and will never show it again. Send it as `Authorization: Bearer <token>`.";
 /// Back to the tokens.
 pub const BACK_TO_TOKENS: &str = "Back to the API tokens";
 /// An object.
@@ -373,8 +372,7 @@ pub const SETTING: &str = "Setting";
 /// A value.
 pub const VALUE: &str = "Value";
 /// How a setting's value is read.
-pub const SETTING_HINT: &str =
-    "Read as the setting's current type: a list one item per line, a number as a number. Secret values are never shown.";
+pub const SETTING_HINT: &str = "Read as the setting's current type: a list one item per line, a number as a number. Secret values are never shown.";
 /// Set button.
 pub const SET: &str = "Set";
 /// Replay button.

@@ -234,7 +234,8 @@ pub async fn search<C: ConnectionTrait>(
         select.and_where(col("record_id").eq(encode(backend, &FieldKind::Id, &Value::Uuid(id))?));
     }
     if let Some(actor) = &query.actor {
-        select.cond_where(Cond::any().add(col("actor_name").eq(actor.as_str())).add(col("actor_id").eq(actor.as_str())));
+        select
+            .cond_where(Cond::any().add(col("actor_name").eq(actor.as_str())).add(col("actor_id").eq(actor.as_str())));
     }
     if let Some(action) = &query.action {
         select.and_where(col("action").eq(action.as_str()));

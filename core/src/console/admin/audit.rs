@@ -56,7 +56,8 @@ pub async fn log(State(state): State<AppState>, session: Session, Query(q): Quer
     let mut objects: Vec<(String, String)> = registry.in_order().map(|d| (d.name.clone(), d.label.clone())).collect();
     objects.extend(OTHER_OBJECTS.iter().map(|o| ((*o).to_owned(), crate::domain::object::humanize(o))));
     let object = q.object.clone().filter(|o| !o.is_empty()).unwrap_or_else(|| "contact".to_owned());
-    let range = day_start(text::FROM_DAY, q.from.as_deref()).and_then(|from| Ok((from, day_start(text::BEFORE_DAY, q.to.as_deref())?)));
+    let range = day_start(text::FROM_DAY, q.from.as_deref())
+        .and_then(|from| Ok((from, day_start(text::BEFORE_DAY, q.to.as_deref())?)));
     let blank = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
     let (entries, answer, problem) = match range {
         Ok((from, to)) => {

@@ -17,7 +17,12 @@ use crate::http::AppState;
 
 /// The page: each object's custom fields, then the form (with what was submitted and why it
 /// was refused).
-async fn list_page(state: &AppState, session: &Session, submitted: &[(String, String)], answer: Option<&Answer>) -> Response {
+async fn list_page(
+    state: &AppState,
+    session: &Session,
+    submitted: &[(String, String)],
+    answer: Option<&Answer>,
+) -> Response {
     if let Err(refusal) = offered(state, session, Role::Admin) {
         return *refusal;
     }
@@ -25,7 +30,12 @@ async fn list_page(state: &AppState, session: &Session, submitted: &[(String, St
     let selection: Vec<String> = objects
         .iter()
         .enumerate()
-        .map(|(i, def)| format!("f{i}: customFields(object: {}) {{ key label kind required options }}", Json::from(def.name.as_str())))
+        .map(|(i, def)| {
+            format!(
+                "f{i}: customFields(object: {}) {{ key label kind required options }}",
+                Json::from(def.name.as_str())
+            )
+        })
         .collect();
     let listed = query(state, session, &format!("{{ {} }}", selection.join(" ")), json!({})).await;
     let value = |name: &str| field(submitted, name);
@@ -93,7 +103,8 @@ pub async fn define(
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
     let value = |name: &str| field(&submitted, name);
-    let options: Vec<String> = value("options").lines().map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
+    let options: Vec<String> =
+        value("options").lines().map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
     let answer = match write(
         &state,
         &session,

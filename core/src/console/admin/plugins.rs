@@ -93,13 +93,17 @@ fn action_form(session: &Session, id: &str, action: &str, fields: Markup, button
 /// The capabilities requested and granted, and the enable or disable form.
 fn capabilities(session: &Session, plugin: &Json, outcome: Option<&Outcome<'_>>) -> Markup {
     let list = |name: &str| -> Vec<String> {
-        plugin[name].as_array().map(|a| a.iter().filter_map(Json::as_str).map(str::to_owned).collect()).unwrap_or_default()
+        plugin[name]
+            .as_array()
+            .map(|a| a.iter().filter_map(Json::as_str).map(str::to_owned).collect())
+            .unwrap_or_default()
     };
     let (requested, granted) = (list("requestedCapabilities"), list("grants"));
     let mut all = requested.clone();
     all.extend(granted.iter().filter(|g| !requested.contains(g)).cloned());
     let id = text_of(&plugin["id"]);
-    let low_role_writes = plugin["operations"].as_array().is_some_and(|ops| ops.iter().any(|o| !o["lowRoleWrite"].is_null()));
+    let low_role_writes =
+        plugin["operations"].as_array().is_some_and(|ops| ops.iter().any(|o| !o["lowRoleWrite"].is_null()));
     html! {
         h2 { (text::CAPABILITIES) }
         div.table-wrap { table {
@@ -166,7 +170,9 @@ fn operations(plugin: &Json) -> Markup {
 /// A setting's value as listed (what the API answers: secret ones masked).
 fn shown_setting(value: &Json) -> String {
     match value {
-        Json::Array(items) => items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect::<Vec<_>>().join(", "),
+        Json::Array(items) => {
+            items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect::<Vec<_>>().join(", ")
+        }
         other => form::display(&crate::domain::value::FieldKind::Text, other),
     }
 }
@@ -313,15 +319,28 @@ pub async fn show(State(state): State<AppState>, session: Session, Path(id): Pat
 /// line, a number or yes/no as such, anything else (and a secret) as text.
 fn setting_value(current: &Json, raw: &str) -> Json {
     match current {
-        Json::Array(_) => Json::Array(raw.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| Json::String(l.to_owned())).collect()),
-        Json::Number(_) => raw.trim().parse::<i64>().map(Json::from).or_else(|_| raw.trim().parse::<f64>().map(Json::from)).unwrap_or_else(|_| Json::String(raw.trim().to_owned())),
+        Json::Array(_) => Json::Array(
+            raw.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| Json::String(l.to_owned())).collect(),
+        ),
+        Json::Number(_) => raw
+            .trim()
+            .parse::<i64>()
+            .map(Json::from)
+            .or_else(|_| raw.trim().parse::<f64>().map(Json::from))
+            .unwrap_or_else(|_| Json::String(raw.trim().to_owned())),
         Json::Bool(_) => Json::Bool(raw.trim() == "true"),
         _ => Json::String(raw.trim().to_owned()),
     }
 }
 
 /// The mutation and variables of form `action` on plugin `id`, or `None` for no such form.
-async fn mutation_of(state: &AppState, session: &Session, id: &str, action: &str, submitted: &[(String, String)]) -> Option<(&'static str, Json)> {
+async fn mutation_of(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    action: &str,
+    submitted: &[(String, String)],
+) -> Option<(&'static str, Json)> {
     let value = |name: &str| field(submitted, name);
     Some(match action {
         "enable" => {
@@ -335,14 +354,19 @@ async fn mutation_of(state: &AppState, session: &Session, id: &str, action: &str
         "setting" => {
             let key = value("key");
             let current = query(state, session, "{ plugins { id settings } }", json!({})).await;
-            let settings = current.data["plugins"].as_array().and_then(|ps| ps.iter().find(|p| p["id"].as_str() == Some(id)).map(|p| p["settings"][&key].clone()));
+            let settings = current.data["plugins"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["id"].as_str() == Some(id)).map(|p| p["settings"][&key].clone()));
             (
                 "mutation($id: ID!, $key: String!, $value: JSON) { setPluginSetting(id: $id, key: $key, value: $value) { id } }",
                 json!({ "id": id, "key": key, "value": setting_value(&settings.unwrap_or(Json::Null), &value("value")) }),
             )
         }
         "replay" => ("mutation($id: ID!) { replayPluginEvents(id: $id) { replayed failed } }", json!({ "id": id })),
-        "run" => ("mutation($id: ID!, $job: String!) { runPluginJob(id: $id, job: $job) { id } }", json!({ "id": id, "job": value("job") })),
+        "run" => (
+            "mutation($id: ID!, $job: String!) { runPluginJob(id: $id, job: $job) { id } }",
+            json!({ "id": id, "job": value("job") }),
+        ),
         _ => return None,
     })
 }

@@ -8,7 +8,9 @@ use axum::response::Response;
 use maud::html;
 use serde_json::{Value as Json, json};
 
-use crate::console::admin::{admin_page, field, offered, refusal, role_select, section_page, submit, text_of, when, write};
+use crate::console::admin::{
+    admin_page, field, offered, refusal, role_select, section_page, submit, text_of, when, write,
+};
 use crate::console::pages::query;
 use crate::console::session::Session;
 use crate::console::{Answer, form, text};
@@ -16,7 +18,12 @@ use crate::domain::actor::Role;
 use crate::http::AppState;
 
 /// The list and the new-token form (with what was submitted and why it was refused).
-async fn list_page(state: &AppState, session: &Session, submitted: &[(String, String)], answer: Option<&Answer>) -> Response {
+async fn list_page(
+    state: &AppState,
+    session: &Session,
+    submitted: &[(String, String)],
+    answer: Option<&Answer>,
+) -> Response {
     if let Err(refusal) = offered(state, session, Role::Admin) {
         return *refusal;
     }
@@ -132,7 +139,11 @@ pub async fn revoke(
         &session,
         &submitted,
         "mutation($id: String!) { revokeApiToken(idOrName: $id) }",
-        json!({ "id": id }), "/admin/tokens").await {
+        json!({ "id": id }),
+        "/admin/tokens",
+    )
+    .await
+    {
         Ok(answer) => answer,
         Err(response) => return *response,
     };

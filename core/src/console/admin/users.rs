@@ -19,7 +19,12 @@ use crate::http::AppState;
 const USERS: i64 = 200;
 
 /// The list and the new-user form (with what was submitted and why it was refused).
-async fn list_page(state: &AppState, session: &Session, submitted: &[(String, String)], answer: Option<&Answer>) -> Response {
+async fn list_page(
+    state: &AppState,
+    session: &Session,
+    submitted: &[(String, String)],
+    answer: Option<&Answer>,
+) -> Response {
     if let Err(refusal) = offered(state, session, Role::Admin) {
         return *refusal;
     }
@@ -82,7 +87,11 @@ pub async fn create(
         &submitted,
         "mutation($email: String!, $name: String!, $role: UserRole!, $password: String) { \
          createUser(email: $email, name: $name, role: $role, password: $password) { id } }",
-        json!({ "email": value("email"), "name": value("name"), "role": value("role"), "password": password }), "/admin/users").await {
+        json!({ "email": value("email"), "name": value("name"), "role": value("role"), "password": password }),
+        "/admin/users",
+    )
+    .await
+    {
         Ok(answer) => answer,
         Err(response) => return *response,
     };
@@ -108,11 +117,23 @@ fn user_form(session: &Session, id: &str, user: &Json) -> Markup {
 }
 
 /// A user's page, or why there is none.
-async fn user_page(state: &AppState, session: &Session, id: &str, shown: Option<&Json>, answer: Option<&Answer>) -> Response {
+async fn user_page(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    shown: Option<&Json>,
+    answer: Option<&Answer>,
+) -> Response {
     if let Err(refusal) = offered(state, session, Role::Admin) {
         return *refusal;
     }
-    let read = query(state, session, "query($id: ID!) { user(id: $id) { id name email role active version } }", json!({ "id": id })).await;
+    let read = query(
+        state,
+        session,
+        "query($id: ID!) { user(id: $id) { id name email role active version } }",
+        json!({ "id": id }),
+    )
+    .await;
     let user = &read.data["user"];
     if user.is_null() {
         return problem(state, session, StatusCode::NOT_FOUND, text::NOT_FOUND);
@@ -147,7 +168,11 @@ pub async fn update(
         &submitted,
         "mutation($id: ID!, $input: UpdateUserInput!, $version: Int) { \
          updateUser(id: $id, input: $input, expectedVersion: $version) { id } }",
-        json!({ "id": id, "input": input.clone(), "version": version }), "/admin/users").await {
+        json!({ "id": id, "input": input.clone(), "version": version }),
+        "/admin/users",
+    )
+    .await
+    {
         Ok(answer) => answer,
         Err(response) => return *response,
     };
