@@ -20,10 +20,13 @@
 //! - `donor_reports`: a donor plugin's retention, LYBUNT/SYBUNT and campaign reports as charts.
 //! - `operations`: a generated form for every plugin query and mutation.
 //! - `import`: CSV upload, column mapping, progress and rejected rows (core and plugin imports).
+//! - `admin`: administration for ADMINs: users and roles, API tokens, custom fields, plugins,
+//!   and the audit log.
 //! - `form`: form widgets per field kind, and form values → GraphQL input.
 //! - `assets`: the stylesheet and scripts, and the security headers of every page.
 //! - `text`: every string the console shows (English).
 
+pub mod admin;
 pub mod assets;
 pub mod board;
 pub mod donor_reports;
@@ -75,6 +78,16 @@ pub fn router() -> Router<AppState> {
         .route("/reports/donors/{file}", get(donor_reports::download))
         .route("/ops", get(operations::index))
         .route("/ops/{plugin}/{name}", get(operations::show).post(operations::run_operation))
+        .route("/admin", get(admin::index))
+        .route("/admin/users", get(admin::users::list).post(admin::users::create))
+        .route("/admin/users/{id}", get(admin::users::edit).post(admin::users::update))
+        .route("/admin/tokens", get(admin::tokens::list).post(admin::tokens::create))
+        .route("/admin/tokens/{id}/revoke", post(admin::tokens::revoke))
+        .route("/admin/fields", get(admin::custom_fields::list).post(admin::custom_fields::define))
+        .route("/admin/plugins", get(admin::plugins::list))
+        .route("/admin/plugins/{id}", get(admin::plugins::show))
+        .route("/admin/plugins/{id}/{action}", post(admin::plugins::act))
+        .route("/admin/audit", get(admin::audit::log))
         .route("/assets/{name}", get(assets::asset))
 }
 
@@ -199,6 +212,7 @@ pub(crate) fn layout(state: &AppState, chrome: &Chrome<'_>, content: Markup) -> 
                         @if chrome.actor.role.allows(Role::Manager) { li { a href="/reports" { (text::REPORTS) } } }
                         @if !registry.extensions().is_empty() { li { a href="/ops" { (text::OPERATIONS) } } }
                         @if may_write(chrome.actor) { li { a href="/import" { (text::IMPORT) } } }
+                        @if admin::may_administer(chrome.actor) { li { a href="/admin" { (text::ADMINISTRATION) } } }
                     }
                 }
                 form.search role="search" method="get" action="/search" {

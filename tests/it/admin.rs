@@ -130,3 +130,80 @@ async fn admin_operations_custom_fields_and_audit_log() {
         db.cleanup().await;
     }
 }
+
+/// `updateUser` changes a role or deactivates a user, whose session then answers with the new
+/// role or stops; it never leaves Kith without an active ADMIN, and only an ADMIN may call it.
+/// `apiTokens` lists tokens without their secret; `auditLog` filters and pages with cursors.
+#[tokio::test]
+async fn users_change_role_and_stop_while_one_admin_stays_and_tokens_and_the_audit_log_list() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let admin = token(&db, Role::Admin).await;
+        let manager = token(&db, Role::Manager).await;
+        let create = "mutation($email: String!, $role: UserRole!) { createUser(email: $email, name: $email, role: $role, password: \"long enough password\") { id } }";
+        let boss = server.gql(&admin, create, json!({"email": "boss@example.org", "role": "ADMIN"})).await;
+        let boss = boss["data"]["createUser"]["id"].as_str().unwrap().to_owned();
+        let ops = server.gql(&admin, create, json!({"email": "ops@example.org", "role": "AGENT"})).await;
+        let ops = ops["data"]["createUser"]["id"].as_str().unwrap().to_owned();
+        let login = "mutation { login(email: \"ops@example.org\", password: \"long enough password\") { token } }";
+        let session = server.gql(&admin, login, json!({})).await["data"]["login"]["token"].as_str().unwrap().to_owned();
+        let update =
+            "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { role active name } }";
+
+        let refused = server.gql(&manager, update, json!({"id": ops, "input": {"role": "ADMIN"}})).await;
+        assert_eq!(code(&refused), "FORBIDDEN", "{name}: {refused}");
+        let write = "mutation { createContact(input: {firstName: \"Z\"}) { id } }";
+        assert_eq!(code(&server.gql(&session, write, json!({})).await), "none", "{name}: an AGENT writes");
+        let demoted = server.gql(&admin, update, json!({"id": ops, "input": {"role": "VIEWER", "name": "Ops"}})).await;
+        assert_eq!(demoted["data"]["updateUser"], json!({"role": "VIEWER", "active": true, "name": "Ops"}), "{name}");
+        assert_eq!(
+            code(&server.gql(&session, write, json!({})).await),
+            "FORBIDDEN",
+            "{name}: a VIEWER's session, at once"
+        );
+        let stopped = server.gql(&admin, update, json!({"id": ops, "input": {"active": false}})).await;
+        assert_eq!(stopped["data"]["updateUser"]["active"], false, "{name}: {stopped}");
+        let (status, _) = server
+            .post("application/json", Some(&session), &json!({"query": "{ contacts { totalCount } }"}).to_string())
+            .await;
+        assert_eq!(status, 401, "{name}: an inactive user's session stops at once");
+        assert_eq!(code(&server.gql(&admin, login, json!({})).await), "FORBIDDEN", "{name}: nor may they sign in");
+
+        // The only active ADMIN stays one.
+        for input in [json!({"role": "MANAGER"}), json!({"active": false})] {
+            let last = server.gql(&admin, update, json!({"id": boss, "input": input})).await;
+            assert_eq!(code(&last), "CONFLICT", "{name}: {last}");
+        }
+        let audit = "query($after: String) { auditLog(object: \"user\", action: \"update\", first: 1, after: $after) { action recordId cursor } }";
+        let first = server.gql(&admin, audit, json!({})).await;
+        let entry = &first["data"]["auditLog"][0];
+        assert_eq!(
+            (entry["action"].as_str(), entry["recordId"].as_str()),
+            (Some("update"), Some(ops.as_str())),
+            "{name}: {first}"
+        );
+        let second = server.gql(&admin, audit, json!({"after": entry["cursor"]})).await;
+        let older = &second["data"]["auditLog"];
+        assert_eq!(older.as_array().map(Vec::len), Some(1), "{name}: {second}");
+        assert_ne!(older[0]["cursor"], entry["cursor"], "{name}: the next page starts after the cursor");
+        let third = server.gql(&admin, audit, json!({"after": older[0]["cursor"]})).await;
+        assert_eq!(third["data"]["auditLog"], json!([]), "{name}: two updates: {third}");
+        let none =
+            server.gql(&admin, "{ auditLog(object: \"user\", actor: \"somebody else\") { action } }", json!({})).await;
+        assert_eq!(none["data"]["auditLog"], json!([]), "{name}: {none}");
+        let later = server
+            .gql(&admin, "{ auditLog(object: \"user\", from: \"2999-01-01T00:00:00Z\") { action } }", json!({}))
+            .await;
+        assert_eq!(later["data"]["auditLog"], json!([]), "{name}: {later}");
+
+        let tokens = server.gql(&admin, "{ apiTokens { name role prefix createdAt revokedAt } }", json!({})).await;
+        let listed = tokens["data"]["apiTokens"].as_array().unwrap_or_else(|| panic!("{tokens}"));
+        assert_eq!(listed.len(), 2, "{name}: the two API tokens, no sessions: {tokens}");
+        assert!(admin.starts_with(listed.iter().find(|t| t["role"] == "ADMIN").unwrap()["prefix"].as_str().unwrap()));
+        assert!(!tokens.to_string().contains(&admin), "{name}: never the secret");
+        assert_eq!(code(&server.gql(&manager, "{ apiTokens { name } }", json!({})).await), "FORBIDDEN", "{name}");
+        server.stop().await;
+        db.cleanup().await;
+    }
+}

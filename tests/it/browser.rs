@@ -161,6 +161,15 @@ async fn walk(browser: &mut Chromium, base: &str, test_db: &TestDb) -> Result<()
         browser.screenshot(&shots.join("reports.png")).await?;
     }
 
+    // Administration, as the admin who set Kith up.
+    for (page, ready) in
+        [("users", "#u-name"), ("tokens", "#t-name"), ("fields", "#c-key"), ("plugins", "h1"), ("audit", "#a-object")]
+    {
+        browser.goto(&format!("{base}/admin/{page}")).await?;
+        browser.wait_for(&format!("document.querySelector('{ready}')")).await?;
+        accessible(browser, page).await?;
+    }
+
     // Sign out: back to the sign-in page, which is accessible too.
     browser.click("header form button[type=submit]").await?;
     browser.wait_for("location.pathname === '/login' && document.querySelector('#password')").await?;

@@ -14,13 +14,13 @@ use serde_json::json;
 use crate::util::{Reply, Server, admin, exchange_as, token};
 
 /// A cookie-keeping client, as a browser is.
-struct Browser {
+pub(crate) struct Browser {
     addr: std::net::SocketAddr,
     cookies: BTreeMap<String, String>,
 }
 
 impl Browser {
-    fn new(server: &Server) -> Browser {
+    pub(crate) fn new(server: &Server) -> Browser {
         Browser { addr: server.addr, cookies: BTreeMap::new() }
     }
 
@@ -64,29 +64,29 @@ impl Browser {
         reply
     }
 
-    async fn get(&mut self, path: &str) -> Reply {
+    pub(crate) async fn get(&mut self, path: &str) -> Reply {
         self.send("GET", path, &[]).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
         self.send("POST", path, form).await
     }
 }
 
 /// The `Location` of a redirect.
-fn location(reply: &Reply) -> String {
+pub(crate) fn location(reply: &Reply) -> String {
     reply.head.lines().find_map(|l| l.strip_prefix("location: ")).unwrap_or_default().to_owned()
 }
 
 /// The value of the hidden `_csrf` field of the page.
-fn csrf(reply: &Reply) -> String {
+pub(crate) fn csrf(reply: &Reply) -> String {
     let at = reply.body.find("name=\"_csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF field in {}", reply.body));
     let rest = &reply.body[at + "name=\"_csrf\" value=\"".len()..];
     rest[..rest.find('"').unwrap_or(0)].to_owned()
 }
 
 /// A user with a password, signed in through the console's form.
-async fn signed_in(db: &TestDb, server: &Server, email: &str, role: Role) -> Browser {
+pub(crate) async fn signed_in(db: &TestDb, server: &Server, email: &str, role: Role) -> Browser {
     let tx = db.kith.store.begin(&admin()).await.unwrap();
     users::create_user(&tx, &db.kith.registry(), email, email, role, Some("a long enough password")).await.unwrap();
     tx.commit().await.unwrap();

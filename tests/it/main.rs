@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod console;
+mod console_admin;
 mod contracts;
 mod crud;
 mod donors;

@@ -83,12 +83,7 @@ pub(crate) fn register(mut query: Object, mut mutation: Object) -> (Object, Obje
                 FieldFuture::new(async move {
                     let email = ctx.args.try_get("email")?.string()?.to_owned();
                     let name = ctx.args.try_get("name")?.string()?.to_owned();
-                    let role: crate::domain::actor::Role = ctx
-                        .args
-                        .try_get("role")?
-                        .enum_name()?
-                        .parse()
-                        .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
+                    let role: crate::domain::actor::Role = role_of(ctx.args.try_get("role")?)?;
                     let password = arg_opt_string(&ctx, "password")?;
                     let user = write(&ctx, Access::Admin, move |tx, k| {
                         let (email, name, password) = (email.clone(), name.clone(), password.clone());
@@ -113,12 +108,7 @@ pub(crate) fn register(mut query: Object, mut mutation: Object) -> (Object, Obje
             guarded(Access::Admin, |ctx| {
                 FieldFuture::new(async move {
                     let name = ctx.args.try_get("name")?.string()?.to_owned();
-                    let role: crate::domain::actor::Role = ctx
-                        .args
-                        .try_get("role")?
-                        .enum_name()?
-                        .parse()
-                        .map_err(|e: crate::domain::DomainError| to_gql(e.into()))?;
+                    let role: crate::domain::actor::Role = role_of(ctx.args.try_get("role")?)?;
                     let days = arg_opt_i64(&ctx, "expiresInDays")?;
                     let (_, secret) = write(&ctx, Access::Admin, move |tx, _| {
                         let name = name.clone();
@@ -153,5 +143,76 @@ pub(crate) fn register(mut query: Object, mut mutation: Object) -> (Object, Obje
         )
         .argument(InputValue::new("idOrName", TypeRef::named_nn(TypeRef::STRING))),
     );
+    let (query, mutation) = (query.field(api_tokens_field()), mutation.field(update_user_field()));
     (query, mutation)
+}
+
+/// A role argument or input field.
+fn role_of(value: async_graphql::dynamic::ValueAccessor<'_>) -> async_graphql::Result<crate::domain::actor::Role> {
+    value.enum_name()?.parse().map_err(|e: crate::domain::DomainError| to_gql(e.into()))
+}
+
+/// An instant, or null.
+fn instant(t: Option<chrono::DateTime<chrono::Utc>>) -> GqlValue {
+    t.map(|t| GqlValue::String(crate::domain::value::format_datetime(t))).unwrap_or(GqlValue::Null)
+}
+
+/// `apiTokens`: every API token, newest first, without its secret (ADMIN).
+fn api_tokens_field() -> Field {
+    Field::new("apiTokens", TypeRef::named_nn_list_nn("ApiToken"), |ctx| {
+        FieldFuture::new(async move {
+            authorize(&ctx, Access::Admin)?;
+            let tokens = crate::store::tokens::list(kith(&ctx)?.store.conn()).await.map_err(to_gql)?;
+            let values = tokens.into_iter().map(|t| {
+                FieldValue::value(obj(vec![
+                    ("id", GqlValue::String(t.id.to_string())),
+                    ("name", GqlValue::String(t.name)),
+                    ("prefix", GqlValue::String(t.prefix)),
+                    ("role", GqlValue::Enum(Name::new(t.role.as_str()))),
+                    ("createdAt", instant(t.created_at)),
+                    ("lastUsedAt", instant(t.last_used_at)),
+                    ("expiresAt", instant(t.expires_at)),
+                    ("revokedAt", instant(t.revoked_at)),
+                ]))
+            });
+            Ok(Some(FieldValue::list(values.collect::<Vec<_>>())))
+        })
+    })
+    .description("Every API token, newest first: never its secret, only its first characters (ADMIN).")
+}
+
+/// `updateUser`: a user's name, role or whether they are active (ADMIN); never leaves Kith
+/// without an active ADMIN. The user's sessions answer with the new role, or stop, at once.
+fn update_user_field() -> Field {
+    Field::new(
+        "updateUser",
+        TypeRef::named_nn("User"),
+        guarded(Access::Admin, |ctx| {
+            FieldFuture::new(async move {
+                let id = crate::api::args::arg_id(&ctx, "id")?;
+                let input = ctx.args.try_get("input")?.object()?;
+                let given = |name: &str| input.get(name).filter(|v| !v.is_null());
+                let change = users::UserChange {
+                    name: given("name").map(|v| v.string().map(str::to_owned)).transpose()?,
+                    role: given("role").map(role_of).transpose()?,
+                    active: given("active").map(|v| v.boolean()).transpose()?,
+                };
+                let version = arg_opt_i64(&ctx, "expectedVersion")?;
+                let user = write(&ctx, Access::Admin, move |tx, k| {
+                    let change = change.clone();
+                    Box::pin(async move { users::update_user(tx, &k.registry(), id, change, version).await })
+                })
+                .await?;
+                kith(&ctx)?.auth_cache.forget(None, Some(id));
+                Ok(Some(FieldValue::owned_any(user)))
+            })
+        }),
+    )
+    .description(
+        "Changes a user's name, role or whether they may sign in (ADMIN). Refused (CONFLICT) when it \
+         would leave no active ADMIN. An inactive user's sessions stop working.",
+    )
+    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+    .argument(InputValue::new("input", TypeRef::named_nn("UpdateUserInput")))
+    .argument(InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT)))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, TypeRef};
 use async_graphql::{Name, Value as GqlValue};
 
-use crate::api::args::{arg_id, arg_opt_i64, arg_opt_id, kith};
+use crate::api::args::{arg_id, arg_opt_i64, arg_opt_id, arg_opt_string, kith};
 use crate::api::auth::{Access, authorize};
 use crate::api::error::{bad_input, to_gql};
 use crate::api::schema::obj;
@@ -21,13 +21,35 @@ pub(crate) fn fields(registry: &Registry, mut query: Object) -> Object {
         Field::new("auditLog", TypeRef::named_nn_list_nn("AuditEntry"), |ctx| {
             FieldFuture::new(async move {
                 authorize(&ctx, Access::Manage)?;
-                let object = ctx.args.try_get("object")?.string()?.to_owned();
-                let id = arg_opt_id(&ctx, "id")?;
+                let instant = |name: &str| -> async_graphql::Result<Option<chrono::DateTime<chrono::Utc>>> {
+                    match arg_opt_string(&ctx, name)? {
+                        Some(text) => crate::domain::value::parse_datetime(&text)
+                            .map(Some)
+                            .ok_or_else(|| bad_input(name, "must be an RFC 3339 instant")),
+                        None => Ok(None),
+                    }
+                };
+                let after = match arg_opt_string(&ctx, "after")? {
+                    Some(text) => Some(
+                        crate::store::audit::AuditCursor::decode(&text)
+                            .ok_or_else(|| bad_input("after", "is not a cursor of the audit log"))?,
+                    ),
+                    None => None,
+                };
+                let filter = crate::store::audit::AuditQuery {
+                    object: ctx.args.try_get("object")?.string()?.to_owned(),
+                    record_id: arg_opt_id(&ctx, "id")?,
+                    actor: arg_opt_string(&ctx, "actor")?.filter(|a| !a.is_empty()),
+                    action: arg_opt_string(&ctx, "action")?.filter(|a| !a.is_empty()),
+                    from: instant("from")?,
+                    to: instant("to")?,
+                    after,
+                };
                 let (default, most) = crate::api::cost::AUDIT_LOG_FIRST;
                 let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(default).clamp(1, most) as u64;
                 let entries =
-                    crate::store::audit::list(kith(&ctx)?.store.conn(), &object, id, limit).await.map_err(to_gql)?;
-                let values = entries.into_iter().map(|e| {
+                    crate::store::audit::search(kith(&ctx)?.store.conn(), &filter, limit).await.map_err(to_gql)?;
+                let values = entries.into_iter().map(|(e, cursor)| {
                     FieldValue::value(obj(vec![
                         ("occurredAt", GqlValue::String(e.occurred_at.to_string())),
                         ("actorKind", GqlValue::String(e.actor_kind)),
@@ -37,13 +59,24 @@ pub(crate) fn fields(registry: &Registry, mut query: Object) -> Object {
                         ("object", GqlValue::String(e.object)),
                         ("recordId", e.record_id.map(|id| GqlValue::String(id.to_string())).unwrap_or(GqlValue::Null)),
                         ("changes", GqlValue::from_json(e.changes).unwrap_or(GqlValue::Null)),
+                        ("cursor", GqlValue::String(cursor.encode())),
                     ]))
                 });
                 Ok(Some(FieldValue::list(values.collect::<Vec<_>>())))
             })
         })
+        .description(
+            "Who changed what on one object, newest first (MANAGER): optionally one record, one actor (its \
+             name or id as recorded), one action, the instants in [from, to), and the entries after a \
+             cursor (an entry's `cursor`).",
+        )
         .argument(InputValue::new("object", TypeRef::named_nn(TypeRef::STRING)))
         .argument(InputValue::new("id", TypeRef::named(TypeRef::ID)))
+        .argument(InputValue::new("actor", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("action", TypeRef::named(TypeRef::STRING)))
+        .argument(InputValue::new("from", TypeRef::named("DateTime")))
+        .argument(InputValue::new("to", TypeRef::named("DateTime")))
+        .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)))
         .argument(InputValue::new("first", TypeRef::named(TypeRef::INT))),
     );
     query = query.field(

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::dynamic::{Enum, Field, FieldFuture, FieldValue, Object, Scalar, Schema, SchemaError, TypeRef};
+use async_graphql::dynamic::{
+    Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, Scalar, Schema, SchemaError, TypeRef,
+};
 use async_graphql::{Name, Value as GqlValue};
 
 use crate::api::connection::Connection;
@@ -272,8 +274,29 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
                 ("object", TypeRef::named_nn(TypeRef::STRING)),
                 ("recordId", TypeRef::named(TypeRef::ID)),
                 ("changes", TypeRef::named_nn("JSON")),
+                ("cursor", TypeRef::named_nn(TypeRef::STRING)),
             ],
-        ));
+        ))
+        .register(value_object(
+            "ApiToken",
+            &[
+                ("id", TypeRef::named_nn(TypeRef::ID)),
+                ("name", TypeRef::named_nn(TypeRef::STRING)),
+                ("prefix", TypeRef::named_nn(TypeRef::STRING)),
+                ("role", TypeRef::named_nn("UserRole")),
+                ("createdAt", TypeRef::named_nn("DateTime")),
+                ("lastUsedAt", TypeRef::named("DateTime")),
+                ("expiresAt", TypeRef::named("DateTime")),
+                ("revokedAt", TypeRef::named("DateTime")),
+            ],
+        ))
+        .register(
+            InputObject::new("UpdateUserInput")
+                .description("What `updateUser` changes; a field left out stays as it is.")
+                .field(InputValue::new("name", TypeRef::named(TypeRef::STRING)))
+                .field(InputValue::new("role", TypeRef::named("UserRole")))
+                .field(InputValue::new("active", TypeRef::named(TypeRef::BOOLEAN))),
+        );
     builder = builder
         .register(query)
         .register(mutation)

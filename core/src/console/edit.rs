@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::{Map, Value as Json, json};
 
-use crate::console::form::{self, Choice};
+use crate::console::form::{self, Choice, CustomField};
 use crate::console::session::{Session, check_csrf};
 use crate::console::{Answer, may_read, may_write, text};
 use crate::domain::code::Code;
@@ -21,7 +21,7 @@ use crate::domain::object::ObjectDef;
 use crate::domain::value::FieldKind;
 use crate::http::AppState;
 
-use crate::console::pages::{messages, object, problem, query, read_record, render};
+use crate::console::pages::{custom_fields, messages, object, problem, query, read_record, render};
 
 /// Up to [`CHOICES`] records of `target` to offer in a choice list (by its naming field), or
 /// `None` when the caller may not read them.
@@ -88,6 +88,7 @@ struct FormPage<'a> {
     errors: &'a [(String, String)],
     notice: Option<Markup>,
     choices: &'a BTreeMap<String, Vec<Choice>>,
+    custom: &'a [CustomField],
 }
 
 fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
@@ -97,8 +98,11 @@ fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
         Some(id) => format!("/o/{}/{id}", def.plural),
         None => format!("/o/{}", def.plural),
     };
-    let general: Vec<&(String, String)> =
-        page.errors.iter().filter(|(field, _)| def.field_def(field).is_none()).collect();
+    let general: Vec<&(String, String)> = page
+        .errors
+        .iter()
+        .filter(|(field, _)| def.field_def(field).is_none() && !page.custom.iter().any(|c| c.field.name == *field))
+        .collect();
     html! {
         h1 { @if create { (text::NEW) " " (def.label.to_lowercase()) } @else { (text::EDIT) " " (def.label.to_lowercase()) } }
         @if let Some(notice) = &page.notice { (notice) }
@@ -111,6 +115,10 @@ fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
             @for field in form::writable(def, create) {
                 @let error = page.errors.iter().find(|(f, _)| *f == field.name).map(|(_, m)| m.as_str());
                 div { (form::widget(field, &page.values[&field.name], error, page.choices.get(&field.name).map(Vec::as_slice))) }
+            }
+            @for custom in page.custom {
+                @let error = page.errors.iter().find(|(f, _)| *f == custom.field.name).map(|(_, m)| m.as_str());
+                div { (form::widget(&custom.field, &page.values[&custom.field.name], error, None)) }
             }
             @if def.taggable {
                 label for="f-tags" { (text::TAGS) }
@@ -134,6 +142,7 @@ pub async fn new_record(State(state): State<AppState>, session: Session, Path(pl
         return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
     }
     let choices = choices(&state, &session, &def, true).await;
+    let custom = custom_fields(&state, &session, &def).await;
     let page = FormPage {
         def: &def,
         id: None,
@@ -142,15 +151,16 @@ pub async fn new_record(State(state): State<AppState>, session: Session, Path(pl
         errors: &[],
         notice: None,
         choices: &choices,
+        custom: &custom,
     };
     let title = format!("{} {}", text::NEW, def.label.to_lowercase());
     render(&state, &session, StatusCode::OK, title, form_markup(&session, &page))
 }
 
 /// The form's values as a JSON object, to show the form again as it was submitted.
-fn submitted_values(def: &ObjectDef, form: &[(String, String)], create: bool) -> Json {
+fn submitted_values(def: &ObjectDef, custom: &[CustomField], form: &[(String, String)], create: bool) -> Json {
     let mut values = Map::new();
-    for field in form::writable(def, create) {
+    for field in form::writable(def, create).into_iter().chain(custom.iter().map(|c| &c.field)) {
         if let Some(value) = form::submitted(form, &field.name) {
             let value = match field.kind {
                 FieldKind::Bool => Json::Bool(value == "true"),
@@ -178,6 +188,26 @@ fn answer_errors(answer: &Answer) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The GraphQL input of a submitted form: its fields, tags and custom fields, or a message per
+/// value that does not parse.
+fn record_input(
+    def: &ObjectDef,
+    custom: &[CustomField],
+    submitted: &[(String, String)],
+    create: bool,
+) -> Result<Map<String, Json>, Vec<(String, String)>> {
+    let fields = form::writable(def, create);
+    match (form::input_of(&fields, submitted, create, def.taggable), form::custom_input(custom, submitted, create)) {
+        (Ok(mut input), Ok(values)) => {
+            if let Some(values) = values {
+                input.insert("customFields".into(), values);
+            }
+            Ok(input)
+        }
+        (input, values) => Err(input.err().into_iter().chain(values.err()).flatten().collect()),
+    }
+}
+
 /// `POST /o/{plural}`: creates a record from the form.
 pub async fn create(
     State(state): State<AppState>,
@@ -189,8 +219,8 @@ pub async fn create(
         Ok(def) => def,
         Err(response) => return *response,
     };
-    let fields = form::writable(&def, true);
-    let errors = match form::input_of(&fields, &submitted, true, def.taggable) {
+    let custom = custom_fields(&state, &session, &def).await;
+    let errors = match record_input(&def, &custom, &submitted, true) {
         Ok(input) => {
             let document = format!(
                 "mutation($input: {}!) {{ {}(input: $input) {{ id }} }}",
@@ -209,7 +239,7 @@ pub async fn create(
         Err(errors) => errors,
     };
     let choices = choices(&state, &session, &def, true).await;
-    let values = submitted_values(&def, &submitted, true);
+    let values = submitted_values(&def, &custom, &submitted, true);
     let page = FormPage {
         def: &def,
         id: None,
@@ -218,6 +248,7 @@ pub async fn create(
         errors: &errors,
         notice: None,
         choices: &choices,
+        custom: &custom,
     };
     let title = format!("{} {}", text::NEW, def.label.to_lowercase());
     render(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, title, form_markup(&session, &page))
@@ -242,14 +273,20 @@ pub async fn edit(
         return problem(&state, &session, StatusCode::NOT_FOUND, text::NOT_FOUND);
     }
     let choices = choices(&state, &session, &def, false).await;
+    let custom = custom_fields(&state, &session, &def).await;
+    let mut values = node.clone();
+    if let Json::Object(map) = &mut values {
+        map.extend(form::custom_values(&custom, node));
+    }
     let page = FormPage {
         def: &def,
         id: Some(&id),
-        values: node,
+        values: &values,
         version: node["version"].as_i64(),
         errors: &[],
         notice: None,
         choices: &choices,
+        custom: &custom,
     };
     let title = format!("{} {}", text::EDIT, form::title_of(&def, node));
     render(&state, &session, StatusCode::OK, title, form_markup(&session, &page))
@@ -280,10 +317,10 @@ pub async fn update(
         Err(response) => return *response,
     };
     let version = form::submitted(&submitted, "_version").and_then(|v| v.parse::<i64>().ok());
-    let fields = form::writable(&def, false);
+    let custom = custom_fields(&state, &session, &def).await;
     let mut notice = None;
     let mut shown_version = version;
-    let errors = match form::input_of(&fields, &submitted, false, def.taggable) {
+    let errors = match record_input(&def, &custom, &submitted, false) {
         Ok(input) => {
             let document = format!(
                 "mutation($id: ID!, $input: {}!, $version: Int) {{ {}(id: $id, input: $input, expectedVersion: $version) {{ id }} }}",
@@ -317,7 +354,7 @@ pub async fn update(
         Err(errors) => errors,
     };
     let choices = choices(&state, &session, &def, false).await;
-    let values = submitted_values(&def, &submitted, false);
+    let values = submitted_values(&def, &custom, &submitted, false);
     let status = if notice.is_some() { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = FormPage {
         def: &def,
@@ -327,6 +364,7 @@ pub async fn update(
         errors: &errors,
         notice,
         choices: &choices,
+        custom: &custom,
     };
     render(
         &state,

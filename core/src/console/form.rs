@@ -11,7 +11,7 @@ use crate::domain::object::{Access, FieldDef, ObjectDef, Registry};
 use crate::domain::value::FieldKind;
 
 /// The fields a person may set: on create, writable and create-only fields; on update,
-/// writable ones. Custom fields have their own form (not here); ids and bookkeeping are Kith's.
+/// writable ones. Custom fields come apart ([`CustomField`]); ids and bookkeeping are Kith's.
 pub fn writable(def: &ObjectDef, create: bool) -> Vec<&FieldDef> {
     def.fields
         .iter()
@@ -214,4 +214,88 @@ pub fn cell(registry: &Registry, def: &ObjectDef, field: &FieldDef, record: &Jso
         }
     }
     html! { (display(&field.kind, &record[&field.name])) }
+}
+
+/// What a custom field's form name starts with: `customFields.tier`, as the API names the
+/// field in its errors.
+const CUSTOM: &str = "customFields.";
+
+/// A custom field as a form field named `customFields.<key>`, so it gets the widgets, parsing
+/// and error messages of stored fields.
+#[derive(Debug, Clone)]
+pub struct CustomField {
+    /// The field as a form shows it.
+    pub field: FieldDef,
+    /// Whether it holds several of its options (MULTI_SELECT), entered comma-separated.
+    pub multiple: bool,
+}
+
+/// The form fields of custom field definitions as `customFields` answers them.
+pub fn custom_fields(defs: &[Json]) -> Vec<CustomField> {
+    defs.iter()
+        .filter_map(|def| {
+            let key = def["key"].as_str()?;
+            let options: Vec<String> = def["options"]
+                .as_array()
+                .map(|o| o.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            let kind = match def["kind"].as_str()? {
+                "NUMBER" | "DECIMAL" => FieldKind::Decimal,
+                "DATE" => FieldKind::Date,
+                "BOOLEAN" => FieldKind::Bool,
+                "SELECT" => FieldKind::Enum(options),
+                "URL" => FieldKind::Url,
+                "EMAIL" => FieldKind::Email,
+                _ => FieldKind::Text,
+            };
+            let multiple = def["kind"].as_str() == Some("MULTI_SELECT");
+            let mut label = def["label"].as_str().unwrap_or(key).to_owned();
+            if multiple {
+                label = format!("{label} {}", text::COMMA_SEPARATED);
+            }
+            let mut field = FieldDef::new(&format!("{CUSTOM}{key}"), kind).label(&label);
+            field.required = def["required"].as_bool() == Some(true);
+            Some(CustomField { field, multiple })
+        })
+        .collect()
+}
+
+/// The `customFields` input from submitted values (`None` when none was submitted), read as
+/// [`input_of`] reads stored fields; the API checks each value against its definition.
+pub fn custom_input(
+    custom: &[CustomField],
+    form: &[(String, String)],
+    create: bool,
+) -> Result<Option<Json>, Vec<(String, String)>> {
+    let fields: Vec<&FieldDef> = custom.iter().map(|c| &c.field).collect();
+    let mut out = Map::new();
+    for (name, value) in input_of(&fields, form, create, false)? {
+        let multiple = custom.iter().any(|c| c.field.name == name && c.multiple);
+        let value = match value {
+            Json::String(list) if multiple => Json::Array(
+                list.split(',').map(str::trim).filter(|v| !v.is_empty()).map(|v| Json::String(v.to_owned())).collect(),
+            ),
+            value => value,
+        };
+        out.insert(name.strip_prefix(CUSTOM).unwrap_or(&name).to_owned(), value);
+    }
+    Ok((!out.is_empty()).then_some(Json::Object(out)))
+}
+
+/// A record's value of each custom field, as its form field holds it (several options
+/// comma-separated).
+pub fn custom_values(custom: &[CustomField], record: &Json) -> Vec<(String, Json)> {
+    custom
+        .iter()
+        .map(|c| {
+            let key = c.field.name.strip_prefix(CUSTOM).unwrap_or(&c.field.name);
+            let value = match &record["customFields"][key] {
+                Json::Array(items) => {
+                    Json::String(items.iter().map(|i| i.as_str().unwrap_or_default()).collect::<Vec<_>>().join(", "))
+                }
+                value => value.clone(),
+            };
+            (c.field.name.clone(), value)
+        })
+        .collect()
 }

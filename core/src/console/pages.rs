@@ -336,6 +336,22 @@ pub(crate) async fn read_record(state: &AppState, session: &Session, def: &Objec
     query(state, session, &document, json!({ "id": id })).await
 }
 
+/// The custom fields of `def`, as form fields (none when it has none, or the caller may not
+/// read them).
+pub(crate) async fn custom_fields(state: &AppState, session: &Session, def: &ObjectDef) -> Vec<form::CustomField> {
+    if !def.custom_fields {
+        return Vec::new();
+    }
+    let answer = query(
+        state,
+        session,
+        "query($object: String!) { customFields(object: $object) { key label kind required options } }",
+        json!({ "object": def.name }),
+    )
+    .await;
+    form::custom_fields(answer.data["customFields"].as_array().map(Vec::as_slice).unwrap_or_default())
+}
+
 /// `GET /o/{plural}/{id}`: a record's page.
 pub async fn record(
     State(state): State<AppState>,
@@ -355,6 +371,7 @@ pub async fn record(
     }
     let title = form::title_of(&def, node);
     let (_, computed) = computed_selection(&registry, &def);
+    let custom = custom_fields(&state, &session, &def).await;
     let content = html! {
         p.muted { a href=(format!("/o/{}", def.plural)) { (def.plural_label) } }
         h1 { (title) }
@@ -373,6 +390,10 @@ pub async fn record(
             @for field in def.fields.iter().filter(|f| !matches!(f.name.as_str(), "id" | "customFields")) {
                 dt { (field.label) }
                 dd { (form::cell(&registry, &def, field, node)) }
+            }
+            @for (field, (_, value)) in custom.iter().zip(form::custom_values(&custom, node)) {
+                dt { (field.field.label) }
+                dd { (form::display(&field.field.kind, &value)) }
             }
             @if def.taggable {
                 dt { "Tags" }

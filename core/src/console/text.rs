@@ -391,3 +391,177 @@ pub const RAISED: &str = "Raised";
 pub const PERCENT_OF_GOAL: &str = "% of goal";
 /// Campaign columns.
 pub const GIFTS: &str = "Gifts";
+/// The administration pages.
+pub const ADMINISTRATION: &str = "Administration";
+/// The administration pages' menu.
+pub const ADMIN_MENU: &str = "Administration sections";
+/// Users and roles.
+pub const USERS: &str = "Users";
+/// API tokens.
+pub const TOKENS: &str = "API tokens";
+/// Custom fields.
+pub const CUSTOM_FIELDS: &str = "Custom fields";
+/// Plugins.
+pub const PLUGINS: &str = "Plugins";
+/// The audit log.
+pub const AUDIT_LOG: &str = "Audit log";
+/// A name.
+pub const NAME: &str = "Name";
+/// A role.
+pub const ROLE: &str = "Role";
+/// Whether a user may sign in.
+pub const ACTIVE: &str = "Active (may sign in)";
+/// The active column.
+pub const ACTIVE_COLUMN: &str = "Active";
+/// An optional password.
+pub const PASSWORD_OPTIONAL: &str = "Password (optional; without one the user cannot sign in yet)";
+/// New user form.
+pub const NEW_USER: &str = "New user";
+/// Edit a user.
+pub const EDIT_USER: &str = "Edit user";
+/// Nothing listed.
+pub const NOTHING_YET: &str = "Nothing yet.";
+/// Why something was refused.
+pub const NOT_DONE: &str = "Not done:";
+/// New token form.
+pub const NEW_TOKEN: &str = "New API token";
+/// Token expiry in days.
+pub const EXPIRES_IN_DAYS: &str = "Expires after (days; empty for never)";
+/// The first characters of a token.
+pub const TOKEN_PREFIX: &str = "Starts with";
+/// Created.
+pub const CREATED: &str = "Created";
+/// Last used.
+pub const LAST_USED: &str = "Last used";
+/// Expires.
+pub const EXPIRES: &str = "Expires";
+/// Revoked.
+pub const REVOKED: &str = "Revoked";
+/// Revoke button.
+pub const REVOKE: &str = "Revoke";
+/// Never.
+pub const NEVER: &str = "never";
+/// The new token's page.
+pub const TOKEN_CREATED: &str = "API token created";
+/// The secret is shown once.
+pub const TOKEN_ONCE: &str = "Copy this token now: Kith keeps only a hash of it and will never show it again. Send it as `Authorization: Bearer <token>`.";
+/// Back to the tokens.
+pub const BACK_TO_TOKENS: &str = "Back to the API tokens";
+/// An object.
+pub const OBJECT: &str = "Object";
+/// A custom field's key.
+pub const KEY: &str = "Key (camelCase, e.g. tier)";
+/// A custom field's label.
+pub const LABEL: &str = "Label";
+/// A custom field's kind.
+pub const KIND: &str = "Kind";
+/// Required.
+pub const REQUIRED: &str = "Required";
+/// Options of a choice.
+pub const OPTIONS: &str = "Options (one per line, for SELECT and MULTI_SELECT)";
+/// Define button.
+pub const DEFINE: &str = "Define";
+/// New custom field form.
+pub const NEW_CUSTOM_FIELD: &str = "New custom field";
+/// A custom field with several values.
+pub const COMMA_SEPARATED: &str = "(comma-separated)";
+/// The plugins list's columns.
+pub const VERSION: &str = "Version";
+/// Health.
+pub const HEALTH: &str = "Health";
+/// A healthy plugin.
+pub const HEALTHY: &str = "No failures";
+/// Failures counted.
+pub const FAILURES: &str = "failures";
+/// Dead letters.
+pub const DEAD_LETTERS: &str = "Dead letters";
+/// Calls refused.
+pub const DENIED_CALLS: &str = "calls denied";
+/// Capabilities.
+pub const CAPABILITIES: &str = "Capabilities";
+/// A capability.
+pub const CAPABILITY: &str = "Capability";
+/// Requested.
+pub const REQUESTED: &str = "Requested";
+/// Granted.
+pub const GRANTED: &str = "Granted";
+/// Operations.
+pub const PLUGIN_OPERATIONS: &str = "Queries and mutations";
+/// The least role.
+pub const LEAST_ROLE: &str = "Least role";
+/// What low roles may write.
+pub const LOW_ROLE_WRITE: &str = "Lets roles below AGENT write";
+/// Enable button.
+pub const ENABLE: &str = "Enable";
+/// Disable button.
+pub const DISABLE: &str = "Disable";
+/// Grants to give.
+pub const GRANT: &str = "Grant";
+/// Allow low-role writes.
+pub const ALLOW_LOW_ROLE_WRITES: &str = "Allow roles below AGENT to write through its mutations";
+/// Settings.
+pub const SETTINGS: &str = "Settings";
+/// A setting.
+pub const SETTING: &str = "Setting";
+/// A value.
+pub const VALUE: &str = "Value";
+/// How a setting's value is read.
+pub const SETTING_HINT: &str = "Read as the setting's current type: a list one item per line, a number as a number. Secret values are never shown.";
+/// Set button.
+pub const SET: &str = "Set";
+/// Replay button.
+pub const REPLAY: &str = "Deliver again";
+/// No dead letters.
+pub const NO_DEAD_LETTERS: &str = "No events waiting to be delivered again.";
+/// An event kind.
+pub const EVENT: &str = "Event";
+/// Attempts.
+pub const ATTEMPTS: &str = "Attempts";
+/// An error.
+pub const ERROR: &str = "Error";
+/// When something failed.
+pub const FAILED_AT: &str = "Failed";
+/// Jobs.
+pub const JOBS: &str = "Jobs";
+/// A job.
+pub const JOB: &str = "Job";
+/// A schedule.
+pub const SCHEDULE: &str = "Schedule";
+/// The next run.
+pub const NEXT_RUN: &str = "Next run";
+/// The last run.
+pub const LAST_RUN: &str = "Last run";
+/// Run now button.
+pub const RUN_NOW: &str = "Run now";
+/// The latest runs.
+pub const LATEST_RUNS: &str = "Latest runs";
+/// What started a run.
+pub const TRIGGER: &str = "Trigger";
+/// When a run started.
+pub const STARTED: &str = "Started";
+/// How long a run took.
+pub const DURATION_MS: &str = "Duration (ms)";
+/// A plugin that is not installed.
+pub const NO_SUCH_PLUGIN: &str = "No plugin is installed with that id.";
+/// The audit log's filters.
+pub const ACTOR: &str = "Actor (name or id as recorded)";
+/// An action.
+pub const ACTION: &str = "Action (create, update, ...)";
+/// From a day.
+pub const FROM_DAY: &str = "From (day, UTC)";
+/// Before a day.
+pub const BEFORE_DAY: &str = "Before (day, UTC)";
+/// When.
+pub const WHEN: &str = "When";
+/// Who.
+pub const WHO: &str = "Who";
+/// What.
+pub const WHAT: &str = "What";
+/// The record.
+pub const RECORD: &str = "Record";
+/// Changes.
+pub const CHANGES: &str = "Changes";
+/// Back to the first page.
+pub const FIRST_PAGE: &str = "First page";
+/// A day that is not one.
+pub const NOT_A_DAY: &str = "must be a day (YYYY-MM-DD)";

@@ -12,6 +12,7 @@ use crate::domain::value::FieldKind;
 /// Types the core schema has whatever the objects: scalars, filters of scalars, paging, reports,
 /// admin and plugin administration types, and the roots.
 pub const FIXED_TYPES: &[&str] = &[
+    "ApiToken",
     "AuditEntry",
     "Boolean",
     "BooleanFilter",
@@ -61,10 +62,12 @@ pub const FIXED_TYPES: &[&str] = &[
     "Subscription",
     "TicketReport",
     "TimelineItem",
+    "UpdateUserInput",
 ];
 
 /// Query fields that are not an object's `x` / `xs`.
 pub const FIXED_QUERIES: &[&str] = &[
+    "apiTokens",
     "auditLog",
     "contactDuplicates",
     "contactGrowth",
@@ -100,6 +103,7 @@ pub const FIXED_MUTATIONS: &[&str] = &[
     "runPluginJob",
     "setPluginSetting",
     "uninstallPlugin",
+    "updateUser",
     "upgradePlugin",
 ];
 

@@ -40,6 +40,49 @@ pub async fn create_user(
     Ok(user)
 }
 
+/// What [`update_user`] changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChange {
+    /// Display name.
+    pub name: Option<String>,
+    /// Role.
+    pub role: Option<Role>,
+    /// Whether the user may sign in (an inactive user's sessions and tokens stop working).
+    pub active: Option<bool>,
+}
+
+/// Changes a user's name, role or whether they are active, audited like any update. Refused
+/// with a conflict when it would leave no active ADMIN.
+pub async fn update_user(
+    tx: &Tx,
+    registry: &Registry,
+    id: Uuid,
+    change: UserChange,
+    expected_version: Option<i64>,
+) -> Result<Record> {
+    users::lock_admins(tx).await?;
+    let def = registry.get("user").ok_or_else(|| DomainError::not_found("object", "user"))?;
+    let before = crate::store::records::get_live(tx.conn(), def, id).await?;
+    let is_admin = |role: &Value, active: &Value| {
+        matches!(role, Value::Text(r) if r == Role::Admin.as_str()) && matches!(active, Value::Bool(true))
+    };
+    let was_admin = is_admin(before.get("role"), before.get("active"));
+    let role = change.role.map(|r| Value::Text(r.as_str().to_owned()));
+    let active = change.active.map(Value::Bool);
+    let stays_admin =
+        is_admin(role.as_ref().unwrap_or(before.get("role")), active.as_ref().unwrap_or(before.get("active")));
+    if was_admin && !stays_admin && users::active_admins(tx.conn()).await? <= 1 {
+        return Err(DomainError::conflict("this is the last active ADMIN: make another user an ADMIN first").into());
+    }
+    let mut fields = Vec::new();
+    if let Some(name) = change.name {
+        fields.push(("name", Value::Text(name)));
+    }
+    fields.extend(role.map(|r| ("role", r)));
+    fields.extend(active.map(|a| ("active", a)));
+    records::update(tx, registry, "user", id, Input::fields(fields), expected_version).await
+}
+
 /// Creates an API token and returns its info and the secret, shown once.
 pub async fn create_token(
     tx: &Tx,
@@ -192,6 +235,7 @@ pub async fn login(
     };
     let (id, secret) = tokens::insert(&tx, &new).await?;
     audit::record(&tx, "login", "user", Some(login.id), json!({})).await?;
+    let tx_now = tx.now;
     tx.commit().await?;
     let info = TokenInfo {
         id,
@@ -203,6 +247,7 @@ pub async fn login(
         expires_at: new.expires_at,
         last_used_at: None,
         revoked_at: None,
+        created_at: Some(tx_now),
     };
     Ok((secret, info))
 }

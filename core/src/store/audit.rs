@@ -1,6 +1,6 @@
 //! The audit log: who changed what, written in the transaction of the change.
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
+use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DbBackend, Value as DbValue};
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
@@ -158,6 +158,48 @@ pub(crate) async fn insert_rows(tx: &Tx, rows: Vec<Vec<DbValue>>) -> Result<()> 
     crate::store::codec::insert_rows(tx.conn(), "audit_log", &COLUMNS, rows).await
 }
 
+/// Which audit entries to read: one object, optionally one record, actor, action, time range
+/// and the page after a cursor (newest first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditQuery {
+    /// The object kind (`contact`, `user`, `token`, ...).
+    pub object: String,
+    /// One record.
+    pub record_id: Option<Uuid>,
+    /// The actor, by name or id as recorded.
+    pub actor: Option<String>,
+    /// The action (`create`, `update`, ...).
+    pub action: Option<String>,
+    /// From this instant on (inclusive).
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Before this instant.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Entries after this one in the listing (older, or as old with a smaller id).
+    pub after: Option<AuditCursor>,
+}
+
+/// Where a page of the audit log ends: an entry's instant and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditCursor {
+    /// The entry's `occurred_at`.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The entry's id.
+    pub id: Uuid,
+}
+
+impl AuditCursor {
+    /// The cursor as an opaque string.
+    pub fn encode(&self) -> String {
+        format!("{}~{}", crate::domain::value::format_datetime(self.at), self.id)
+    }
+
+    /// Reads a cursor made by [`AuditCursor::encode`].
+    pub fn decode(text: &str) -> Option<AuditCursor> {
+        let (at, id) = text.split_once('~')?;
+        Some(AuditCursor { at: crate::domain::value::parse_datetime(at)?, id: Uuid::parse_str(id).ok()? })
+    }
+}
+
 /// The entries for one record (or a whole object when `record_id` is `None`), newest first.
 pub async fn list<C: ConnectionTrait>(
     db: &C,
@@ -165,24 +207,62 @@ pub async fn list<C: ConnectionTrait>(
     record_id: Option<Uuid>,
     limit: u64,
 ) -> Result<Vec<AuditEntry>> {
+    let query = AuditQuery { object: object.to_owned(), record_id, ..AuditQuery::default() };
+    Ok(search(db, &query, limit).await?.into_iter().map(|(entry, _)| entry).collect())
+}
+
+/// The entries `query` selects, newest first, each with its cursor.
+pub async fn search<C: ConnectionTrait>(
+    db: &C,
+    query: &AuditQuery,
+    limit: u64,
+) -> Result<Vec<(AuditEntry, AuditCursor)>> {
     let backend = db.get_database_backend();
+    let col = |name: &str| Expr::col(Alias::new(name));
+    let at = |t: chrono::DateTime<chrono::Utc>| encode(backend, &FieldKind::DateTime, &Value::DateTime(t));
     let mut select = Query::select();
     select
         .from(Alias::new("audit_log"))
         .columns(
-            ["occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes"]
+            ["occurred_at", "actor_kind", "actor_id", "actor_name", "action", "object", "record_id", "changes", "id"]
                 .map(Alias::new),
         )
-        .and_where(Expr::col(Alias::new("object")).eq(object))
+        .and_where(col("object").eq(query.object.as_str()))
         .order_by(Alias::new("occurred_at"), Order::Desc)
         .order_by(Alias::new("id"), Order::Desc);
-    if let Some(id) = record_id {
-        select.and_where(Expr::col(Alias::new("record_id")).eq(encode(backend, &FieldKind::Id, &Value::Uuid(id))?));
+    if let Some(id) = query.record_id {
+        select.and_where(col("record_id").eq(encode(backend, &FieldKind::Id, &Value::Uuid(id))?));
+    }
+    if let Some(actor) = &query.actor {
+        select
+            .cond_where(Cond::any().add(col("actor_name").eq(actor.as_str())).add(col("actor_id").eq(actor.as_str())));
+    }
+    if let Some(action) = &query.action {
+        select.and_where(col("action").eq(action.as_str()));
+    }
+    if let Some(from) = query.from {
+        select.and_where(col("occurred_at").gte(at(from)?));
+    }
+    if let Some(to) = query.to {
+        select.and_where(col("occurred_at").lt(at(to)?));
+    }
+    if let Some(cursor) = query.after {
+        let id = encode(backend, &FieldKind::Id, &Value::Uuid(cursor.id))?;
+        select.cond_where(
+            Cond::any()
+                .add(col("occurred_at").lt(at(cursor.at)?))
+                .add(Cond::all().add(col("occurred_at").eq(at(cursor.at)?)).add(col("id").lt(id))),
+        );
     }
     let mut out = Vec::new();
     for row in db.query_all_raw(crate::store::query::with_limit(backend, &select, limit)).await? {
-        out.push(AuditEntry {
-            occurred_at: decode(backend, &FieldKind::DateTime, &row, 0)?,
+        let occurred_at = decode(backend, &FieldKind::DateTime, &row, 0)?;
+        let cursor = AuditCursor {
+            at: occurred_at.as_datetime().unwrap_or_default(),
+            id: decode(backend, &FieldKind::Id, &row, 8)?.as_uuid().unwrap_or_default(),
+        };
+        let entry = AuditEntry {
+            occurred_at,
             actor_kind: row.try_get_by_index(1)?,
             actor_id: row.try_get_by_index(2)?,
             actor_name: row.try_get_by_index(3)?,
@@ -193,7 +273,8 @@ pub async fn list<C: ConnectionTrait>(
                 Value::Json(j) => expand(j),
                 _ => Json::Null,
             },
-        });
+        };
+        out.push((entry, cursor));
     }
     Ok(out)
 }

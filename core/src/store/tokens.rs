@@ -65,6 +65,8 @@ pub struct TokenInfo {
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was made.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// Stores a new token and returns its id and the secret (shown once).
@@ -102,8 +104,8 @@ pub async fn insert(tx: &Tx, new: &NewToken) -> Result<(Uuid, String)> {
     Ok((id, token))
 }
 
-const COLUMNS: [&str; 9] =
-    ["id", "name", "kind", "prefix", "role", "user_id", "expires_at", "last_used_at", "revoked_at"];
+const COLUMNS: [&str; 10] =
+    ["id", "name", "kind", "prefix", "role", "user_id", "expires_at", "last_used_at", "revoked_at", "created_at"];
 
 fn row_to_info(backend: DbBackend, row: &sea_orm::QueryResult) -> Result<TokenInfo> {
     let role: String = row.try_get_by_index(4)?;
@@ -119,6 +121,7 @@ fn row_to_info(backend: DbBackend, row: &sea_orm::QueryResult) -> Result<TokenIn
         expires_at: ts(6)?,
         last_used_at: ts(7)?,
         revoked_at: ts(8)?,
+        created_at: ts(9)?,
     })
 }
 
@@ -166,8 +169,8 @@ pub async fn authenticate<C: ConnectionTrait>(db: &C, token: &str, now: DateTime
         return Ok(None);
     }
     if info.user_id.is_some() {
-        let user_role: Option<String> = row.try_get_by_index(9)?;
-        let active: Option<bool> = row.try_get_by_index(10)?;
+        let user_role: Option<String> = row.try_get_by_index(10)?;
+        let active: Option<bool> = row.try_get_by_index(11)?;
         if active != Some(true) {
             return Ok(None);
         }

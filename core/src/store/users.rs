@@ -101,6 +101,32 @@ pub async fn lock_first_user(tx: &Tx) -> Result<()> {
     Ok(())
 }
 
+/// Serialises changes to who the active ADMINs are (PostgreSQL: a transaction-scoped advisory
+/// lock; on SQLite the write transaction already holds the only write lock), so that two
+/// demotions at once cannot both see another ADMIN left.
+pub async fn lock_admins(tx: &Tx) -> Result<()> {
+    if tx.backend() == DbBackend::Postgres {
+        tx.conn().execute_unprepared("SELECT pg_advisory_xact_lock(4242424244)").await?;
+    }
+    Ok(())
+}
+
+/// How many active ADMINs there are.
+pub async fn active_admins<C: ConnectionTrait>(db: &C) -> Result<i64> {
+    let backend = db.get_database_backend();
+    let mut select = Query::select();
+    select
+        .from(Alias::new("app_user"))
+        .expr(Expr::col(Alias::new("id")).count())
+        .and_where(Expr::col(Alias::new("role")).eq(Role::Admin.as_str()))
+        .and_where(Expr::col(Alias::new("active")).eq(true));
+    let row = db.query_one_raw(backend.build(&select)).await?;
+    Ok(match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    })
+}
+
 /// Whether any user exists (first-run setup is offered until one does).
 pub async fn any<C: ConnectionTrait>(db: &C) -> Result<bool> {
     let backend = db.get_database_backend();
