@@ -13,7 +13,9 @@
 //!
 //! - `session`: cookies, CSRF tokens, sign-in, sign-out, first-run setup.
 //! - `pages`: lists, record pages and search, for every object.
+//! - `bulk`: a list's columns, CSV export, save as segment, bulk actions and quick add.
 //! - `edit`: create, edit and delete through forms, with version conflicts explained.
+//! - `timeline`: a record's timeline, its open tasks, and adding a note, call or task.
 //! - `board`: the pipeline board (drag, or a form per card).
 //! - `inbox`: the ticket inbox and a ticket's conversation.
 //! - `reports`: reports as SVG charts with their tables and CSV downloads.
@@ -29,6 +31,7 @@
 pub mod admin;
 pub mod assets;
 pub mod board;
+pub mod bulk;
 pub mod donor_reports;
 pub mod edit;
 pub mod form;
@@ -39,6 +42,7 @@ pub mod pages;
 pub mod reports;
 pub mod session;
 pub mod text;
+pub mod timeline;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -61,9 +65,14 @@ pub fn router() -> Router<AppState> {
         .route("/search", get(pages::search))
         .route("/o/{plural}", get(pages::list).post(edit::create))
         .route("/o/{plural}/new", get(edit::new_record))
+        .route("/o/{plural}/export.csv", get(bulk::export))
+        .route("/o/{plural}/bulk", post(bulk::bulk))
+        .route("/o/{plural}/segment", post(bulk::save_segment))
         .route("/o/{plural}/{id}", get(pages::record).post(edit::update))
         .route("/o/{plural}/{id}/edit", get(edit::edit))
         .route("/o/{plural}/{id}/delete", post(edit::delete))
+        .route("/o/{plural}/{id}/activity", post(timeline::add))
+        .route("/o/{plural}/{id}/tasks/{task}/complete", post(timeline::complete))
         .route("/board", get(board::board))
         .route("/board/move", post(board::move_deal))
         .route("/board/close", post(board::close_deal))

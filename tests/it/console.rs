@@ -1263,3 +1263,182 @@ async fn pages_and_scripts_travel_gzipped_and_scripts_are_cached_for_good() {
     server.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_list_chooses_columns_exports_saves_a_segment_and_acts_on_ticked_records() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let mut ids = Vec::new();
+        for (first, email, city) in [
+            ("Ada", "ada@example.org", "London"),
+            ("Bob", "bob@example.org", "Paris"),
+            ("Cy", "cy@example.org", "London"),
+        ] {
+            let c = db
+                .create("contact", json!({"firstName": first, "lastName": "Doe", "email": email, "addressCity": city}))
+                .await
+                .unwrap();
+            ids.push(c.id().to_string());
+        }
+        let mut manager = signed_in(&db, &server, "max@example.org", Role::Manager).await;
+
+        // Columns: the boxes of the chooser, kept by the links of the page.
+        let list = manager.get("/o/contacts?col=firstName&col=addressCity").await;
+        assert_eq!(list.status, 200, "{name}");
+        let head = &list.body[list.body.find("<thead>").unwrap()..list.body.find("</thead>").unwrap()];
+        assert!(
+            head.contains(">First name<") && head.contains(">Address city<") && !head.contains(">E-mail<"),
+            "{name}: {head}"
+        );
+        assert!(list.body.contains("cols=firstName%2CaddressCity"), "{name}: sort links keep the columns");
+        assert!(list.body.contains("name=\"col\" value=\"addressCity\" checked"), "{name}");
+
+        // Export: every record matching the filter, with the chosen columns.
+        let csv = manager.get("/o/contacts/export.csv?f=addressCity&op=eq&v=London&cols=firstName%2CaddressCity").await;
+        assert_eq!(csv.status, 200, "{name}: {}", csv.body);
+        assert!(csv.head.contains("content-type: text/csv"), "{name}");
+        let lines: Vec<&str> = csv.body.lines().collect();
+        assert_eq!(lines[0], "id,firstName,addressCity", "{name}");
+        assert_eq!(lines.len(), 3, "{name}: {}", csv.body);
+        assert!(lines[1..].iter().all(|l| l.ends_with(",London")), "{name}: {}", csv.body);
+
+        // The filter saved as a segment, which selects the same records.
+        let page = manager.get("/o/contacts?f=addressCity&op=eq&v=London").await;
+        assert!(page.body.contains("action=\"/o/contacts/segment\""), "{name}: a filtered list can be saved");
+        let saved = manager
+            .post(
+                "/o/contacts/segment",
+                &[("_csrf", &csrf(&page)), ("f", "addressCity"), ("op", "eq"), ("v", "London"), ("name", "Londoners")],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{name}: {}", saved.body);
+        assert!(location(&saved).starts_with("/o/segments/"), "{name}");
+        let admin_token = token(&db, Role::Admin).await;
+        let segment = server
+            .gql(&admin_token, "{ segments { edges { node { name object members { totalCount } } } } }", json!({}))
+            .await;
+        let node = &segment["data"]["segments"]["edges"][0]["node"];
+        assert_eq!(
+            (node["name"].as_str(), node["members"]["totalCount"].as_i64()),
+            (Some("Londoners"), Some(2)),
+            "{name}: {segment}"
+        );
+
+        // Bulk: tag two, export the ticked ones, delete one; a forged bulk form does nothing.
+        let token_value = csrf(&page);
+        let tagged = manager
+            .post(
+                "/o/contacts/bulk",
+                &[("_csrf", &token_value), ("action", "tag"), ("tag", "vip"), ("id", &ids[0]), ("id", &ids[1])],
+            )
+            .await;
+        assert_eq!(tagged.status, 303, "{name}: {}", tagged.body);
+        let tags = server
+            .gql(
+                &admin_token,
+                "{ contacts(orderBy: [{field: firstName}]) { edges { node { firstName tags } } } }",
+                json!({}),
+            )
+            .await;
+        let edges = &tags["data"]["contacts"]["edges"];
+        assert_eq!(
+            (edges[0]["node"]["tags"].clone(), edges[1]["node"]["tags"].clone(), edges[2]["node"]["tags"].clone()),
+            (json!(["vip"]), json!(["vip"]), json!([])),
+            "{name}: {tags}"
+        );
+        let ticked =
+            manager.post("/o/contacts/bulk", &[("_csrf", &token_value), ("action", "export"), ("id", &ids[1])]).await;
+        assert_eq!(ticked.body.lines().count(), 2, "{name}: {}", ticked.body);
+        assert!(ticked.body.contains("Bob"), "{name}");
+        let forged = manager.post("/o/contacts/bulk", &[("action", "delete"), ("id", &ids[2])]).await;
+        assert_eq!(forged.status, 403, "{name}");
+        let deleted =
+            manager.post("/o/contacts/bulk", &[("_csrf", &token_value), ("action", "delete"), ("id", &ids[2])]).await;
+        assert_eq!(deleted.status, 303, "{name}: {}", deleted.body);
+        let left = server.gql(&admin_token, "{ contacts { totalCount } }", json!({})).await;
+        assert_eq!(left["data"]["contacts"]["totalCount"], 2, "{name}: {left}");
+
+        // Quick add from the list comes back to the list; an AGENT may not bulk delete.
+        let mut agent = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
+        let list = agent.get("/o/contacts").await;
+        assert!(list.body.contains("name=\"_back\" value=\"list\""), "{name}: quick add offered");
+        assert!(!list.body.contains("value=\"delete\""), "{name}: no bulk delete for an AGENT");
+        let added = agent
+            .post(
+                "/o/contacts",
+                &[("_csrf", &csrf(&list)), ("_back", "list"), ("firstName", "Dee"), ("email", "dee@example.org")],
+            )
+            .await;
+        assert_eq!((added.status, location(&added).as_str()), (303, "/o/contacts"), "{name}: {}", added.body);
+        let refused =
+            agent.post("/o/contacts/bulk", &[("_csrf", &csrf(&list)), ("action", "delete"), ("id", &ids[0])]).await;
+        assert_eq!(refused.status, 422, "{name}: the API refuses it: {}", refused.body);
+        assert!(refused.body.contains("MANAGER"), "{name}: {}", refused.body);
+        let left = server.gql(&admin_token, "{ contacts { totalCount } }", json!({})).await;
+        assert_eq!(left["data"]["contacts"]["totalCount"], 3, "{name}: {left}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_timeline_takes_notes_and_tasks_and_completes_tasks() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let contact = db.create("contact", json!({"firstName": "Ada", "email": "ada@example.org"})).await.unwrap();
+        let path = format!("/o/contacts/{}", contact.id());
+        let mut agent = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
+        let page = agent.get(&path).await;
+        assert!(page.body.contains(&format!("action=\"{path}/activity\"")), "{name}: {}", page.body);
+        let note = agent
+            .post(
+                &format!("{path}/activity"),
+                &[("_csrf", &csrf(&page)), ("kind", "NOTE"), ("subject", "Met at the gala"), ("body", "Likes jazz")],
+            )
+            .await;
+        assert_eq!(note.status, 303, "{name}: {}", note.body);
+        let task = agent
+            .post(
+                &format!("{path}/activity"),
+                &[
+                    ("_csrf", &csrf(&page)),
+                    ("kind", "TASK"),
+                    ("subject", "Send the thank-you card"),
+                    ("dueAt", "2030-01-02T09:30"),
+                ],
+            )
+            .await;
+        assert_eq!(task.status, 303, "{name}: {}", task.body);
+        let page = agent.get(&path).await;
+        let tasks =
+            &page.body[page.body.find("id=\"open-tasks\"").unwrap_or_else(|| panic!("{name}: {}", page.body))..];
+        assert!(tasks.contains("Send the thank-you card") && tasks.contains("2030-01-02 09:30"), "{name}: {tasks}");
+        assert!(page.body.contains("Met at the gala"), "{name}: the note is on the timeline");
+        let action = tasks.split("action=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        // A task completed without the form's token stays open.
+        assert_eq!(agent.post(&action, &[]).await.status, 403, "{name}");
+        let done = agent.post(&action, &[("_csrf", &csrf(&page))]).await;
+        assert_eq!(done.status, 303, "{name}: {}", done.body);
+        let page = agent.get(&path).await;
+        assert!(!page.body.contains("id=\"open-tasks\""), "{name}: no open task left");
+        let activities = server
+            .gql(
+                &token(&db, Role::Admin).await,
+                "{ activities(orderBy: [{field: subject}]) { edges { node { kind subject contactId completedAt } } } }",
+                json!({}),
+            )
+            .await;
+        let edges = &activities["data"]["activities"]["edges"];
+        assert_eq!(edges[0]["node"]["contactId"], contact.id().to_string(), "{name}: {activities}");
+        assert!(
+            !edges[1]["node"]["completedAt"].is_null() && edges[1]["node"]["kind"] == "TASK",
+            "{name}: {activities}"
+        );
+        // A VIEWER is offered neither.
+        let mut viewer = signed_in(&db, &server, "vic@example.org", Role::Viewer).await;
+        let page = viewer.get(&path).await;
+        assert!(!page.body.contains("/activity\""), "{name}");
+        server.stop().await;
+    }
+}

@@ -229,6 +229,10 @@ pub async fn create(
             );
             let answer = query(&state, &session, &document, json!({ "input": input })).await;
             if let Some(id) = answer.data[naming::mutation(&def, "create")]["id"].as_str() {
+                // The list's quick add goes back to the list.
+                if form::submitted(&submitted, "_back") == Some("list") {
+                    return Redirect::to(&format!("/o/{}", def.plural)).into_response();
+                }
                 return Redirect::to(&format!("/o/{}/{id}", def.plural)).into_response();
             }
             if answer.code() == Some(Code::Forbidden) {

@@ -204,16 +204,34 @@ pub fn title_of(def: &ObjectDef, record: &Json) -> String {
 
 /// A field's value in a list or record page: a reference as a link to the related record.
 pub fn cell(registry: &Registry, def: &ObjectDef, field: &FieldDef, record: &Json) -> Markup {
-    if let (FieldKind::Ref(target), Some(relation)) =
-        (&field.kind, crate::domain::naming::forward_relation(registry, def, field))
-        && let Some(target) = registry.get(target)
-    {
-        let related = &record[&relation];
-        if let Some(id) = related["id"].as_str() {
-            return html! { a href=(format!("/o/{}/{id}", target.plural)) { (title_of(target, related)) } };
-        }
+    match related(registry, def, field, record) {
+        Some((target, id, title)) => html! { a href=(format!("/o/{}/{id}", target.plural)) { (title) } },
+        None => html! { (display(&field.kind, &record[&field.name])) },
     }
-    html! { (display(&field.kind, &record[&field.name])) }
+}
+
+/// A field's value as text: a reference as the related record's title (for CSV).
+pub fn cell_text(registry: &Registry, def: &ObjectDef, field: &FieldDef, record: &Json) -> String {
+    match related(registry, def, field, record) {
+        Some((_, _, title)) => title,
+        None => display(&field.kind, &record[&field.name]),
+    }
+}
+
+/// For a reference read with its forward relation: the related object, id and title.
+fn related(
+    registry: &Registry,
+    def: &ObjectDef,
+    field: &FieldDef,
+    record: &Json,
+) -> Option<(std::sync::Arc<ObjectDef>, String, String)> {
+    let FieldKind::Ref(target) = &field.kind else { return None };
+    let relation = crate::domain::naming::forward_relation(registry, def, field)?;
+    let target = registry.get(target)?.clone();
+    let related = &record[&relation];
+    let id = related["id"].as_str()?.to_owned();
+    let title = title_of(&target, related);
+    Some((target, id, title))
 }
 
 /// What a custom field's form name starts with: `customFields.tier`, as the API names the

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -95,10 +95,45 @@ pub struct ListQuery {
     pub after: Option<String>,
     /// The page before this cursor.
     pub before: Option<String>,
+    /// The columns shown, comma-separated (the registry's list columns when absent).
+    pub cols: Option<String>,
+}
+
+/// The columns a list shows: `col` values of the query string (the column chooser's boxes),
+/// else `cols`, else the registry's list columns; only fields a list can show.
+pub(crate) fn columns_of(def: &ObjectDef, q: &ListQuery, raw_query: Option<&str>) -> Vec<String> {
+    let shown = |name: &str| {
+        def.field_def(name).is_some_and(|f| f.kind != FieldKind::Json && f.name != "customFields" && f.name != "id")
+    };
+    let picked: Vec<String> = raw_query
+        .map(|raw| {
+            url::form_urlencoded::parse(raw.as_bytes())
+                .filter(|(k, _)| k == "col")
+                .map(|(_, v)| v.into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let wanted: Vec<String> = if !picked.is_empty() {
+        picked
+    } else if let Some(cols) = q.cols.as_deref().filter(|c| !c.is_empty()) {
+        cols.split(',').map(str::to_owned).collect()
+    } else {
+        def.list_columns.clone()
+    };
+    let mut columns: Vec<String> = Vec::new();
+    for column in wanted {
+        if shown(&column) && !columns.contains(&column) {
+            columns.push(column);
+        }
+    }
+    if columns.is_empty() {
+        columns = def.list_columns.iter().filter(|c| shown(c)).cloned().collect();
+    }
+    columns
 }
 
 /// The filter of a list page's query, or why it cannot be one.
-fn filter_of(def: &ObjectDef, q: &ListQuery) -> Result<Option<Json>, String> {
+pub(crate) fn filter_of(def: &ObjectDef, q: &ListQuery) -> Result<Option<Json>, String> {
     let (Some(field), Some(op)) = (q.f.as_deref().filter(|f| !f.is_empty()), q.op.as_deref()) else { return Ok(None) };
     let Some(field_def) = def.field_def(field).filter(|f| f.kind != FieldKind::Json) else {
         return Err(format!("`{field}` cannot be filtered"));
@@ -131,9 +166,10 @@ fn filter_of(def: &ObjectDef, q: &ListQuery) -> Result<Option<Json>, String> {
 }
 
 /// The query string of a list page, with `changes` applied.
-fn list_href(def: &ObjectDef, q: &ListQuery, changes: &[(&str, Option<&str>)]) -> String {
+pub(crate) fn list_href(def: &ObjectDef, q: &ListQuery, changes: &[(&str, Option<&str>)]) -> String {
     let mut pairs: Vec<(&str, String)> = Vec::new();
-    for (key, value) in [("f", &q.f), ("op", &q.op), ("v", &q.v), ("sort", &q.sort), ("dir", &q.dir)] {
+    for (key, value) in [("f", &q.f), ("op", &q.op), ("v", &q.v), ("sort", &q.sort), ("dir", &q.dir), ("cols", &q.cols)]
+    {
         if let Some(value) = value {
             pairs.push((key, value.clone()));
         }
@@ -153,14 +189,18 @@ pub async fn list(
     State(state): State<AppState>,
     session: Session,
     Path(plural): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(mut q): Query<ListQuery>,
+    RawQuery(raw_query): RawQuery,
 ) -> Response {
     let def = match object(&state, &session, &plural) {
         Ok(def) => def,
         Err(response) => return *response,
     };
     let registry = state.kith.registry();
-    let columns: Vec<String> = def.list_columns.iter().filter(|c| def.field_def(c).is_some()).cloned().collect();
+    let columns = columns_of(&def, &q, raw_query.as_deref());
+    if columns != def.list_columns {
+        q.cols = Some(columns.join(","));
+    }
     let (filter, filter_error) = match filter_of(&def, &q) {
         Ok(filter) => (filter, None),
         Err(message) => (None, Some(message)),
@@ -192,6 +232,7 @@ pub async fn list(
     let edges = connection["edges"].as_array().cloned().unwrap_or_default();
     let info = &connection["pageInfo"];
     let filterable: Vec<_> = def.fields.iter().filter(|f| f.kind != FieldKind::Json).collect();
+    let toolbar = crate::console::bulk::toolbar(&state, &session, &def, &q, &columns, filter.is_some()).await;
     let content = html! {
         h1 { (def.plural_label) }
         div.actions {
@@ -219,17 +260,20 @@ pub async fn list(
             }
             @if let Some(sort) = &q.sort { input type="hidden" name="sort" value=(sort); }
             @if let Some(dir) = &q.dir { input type="hidden" name="dir" value=(dir); }
+            @if let Some(cols) = &q.cols { input type="hidden" name="cols" value=(cols); }
             button type="submit" { (text::FILTER) }
             @if q.f.is_some() { a href=(format!("/o/{}", def.plural)) { (text::CLEAR) } }
         }
         @if let Some(message) = &filter_error { p.notice role="alert" { (message) } }
         @if !answer.errors.is_empty() { p.notice role="alert" { (messages(&answer)) } }
+        (toolbar)
         @if edges.is_empty() && answer.errors.is_empty() {
             p.muted { (text::EMPTY) }
         } @else {
             div.table-wrap {
                 table {
                     thead { tr {
+                        th scope="col" { span.skip-label { (text::SELECT) } }
                         @for column in &columns {
                             @let field = def.field_def(column);
                             @let label = field.map(|f| f.label.clone()).unwrap_or_default();
@@ -244,6 +288,7 @@ pub async fn list(
                             @let node = &edge["node"];
                             @let id = node["id"].as_str().unwrap_or_default();
                             tr {
+                                td { (crate::console::bulk::tick(id, &form::title_of(&def, node))) }
                                 @for (i, column) in columns.iter().enumerate() {
                                     @if let Some(field) = def.field_def(column) {
                                         td {
@@ -370,6 +415,11 @@ pub async fn record(
         return problem(&state, &session, StatusCode::NOT_FOUND, &message);
     }
     let title = form::title_of(&def, node);
+    let timeline = if def.timeline {
+        Some(crate::console::timeline::section(&state, &session, &def, &id, &node["timeline"]).await)
+    } else {
+        None
+    };
     let (_, computed) = computed_selection(&registry, &def);
     let custom = custom_fields(&state, &session, &def).await;
     let content = html! {
@@ -431,14 +481,7 @@ pub async fn record(
                 }
             }
         }
-        @if def.timeline {
-            h2 { (text::TIMELINE) }
-            ul.plain {
-                @for item in node["timeline"].as_array().cloned().unwrap_or_default() {
-                    li { span.muted { (form::display(&FieldKind::DateTime, &item["at"])) } " · " (item["summary"].as_str().unwrap_or_default()) }
-                }
-            }
-        }
+        @if let Some(timeline) = &timeline { (timeline) }
     };
     render(&state, &session, StatusCode::OK, title, content)
 }

@@ -565,3 +565,60 @@ pub const CHANGES: &str = "Changes";
 pub const FIRST_PAGE: &str = "First page";
 /// A day that is not one.
 pub const NOT_A_DAY: &str = "must be a day (YYYY-MM-DD)";
+
+// Timeline.
+/// Open tasks heading.
+pub const OPEN_TASKS: &str = "Open tasks";
+/// Due date.
+pub const DUE: &str = "due";
+/// Complete button.
+pub const COMPLETE_TASK: &str = "Mark done";
+/// Add form.
+pub const ADD_ACTIVITY: &str = "Add a note, call or task";
+/// Kind control.
+pub const ACTIVITY_KIND: &str = "Kind";
+/// The kinds offered, as the API names them.
+pub const ACTIVITY_KINDS: &[(&str, &str)] =
+    &[("NOTE", "Note"), ("CALL", "Call"), ("MEETING", "Meeting"), ("EMAIL", "E-mail"), ("TASK", "Task")];
+/// Body control.
+pub const DETAILS: &str = "Details";
+/// Due control.
+pub const DUE_FOR_TASKS: &str = "Due (tasks only, UTC)";
+/// Add button.
+pub const ADD: &str = "Add";
+/// Nothing links here.
+pub const NO_TIMELINE: &str = "Activities cannot be linked to this kind of record.";
+
+// List tools.
+/// Column chooser.
+pub const COLUMNS: &str = "Columns";
+/// Its legend.
+pub const COLUMNS_SHOWN: &str = "Columns shown";
+/// Export link.
+pub const EXPORT_CSV: &str = "Export CSV";
+/// Save as segment.
+pub const SAVE_AS_SEGMENT: &str = "Save as segment";
+/// Its name control.
+pub const SEGMENT_NAME: &str = "Segment name";
+/// No filter to save.
+pub const SEGMENT_NEEDS_FILTER: &str = "Filter the list first: a segment is a saved filter.";
+/// Quick add.
+pub const QUICK_ADD: &str = "Quick add:";
+/// Bulk form.
+pub const WITH_TICKED: &str = "With the ticked records";
+/// Bulk action.
+pub const ADD_TAG: &str = "Add a tag";
+/// Bulk action.
+pub const ASSIGN_TO: &str = "Assign to";
+/// Tag control.
+pub const TAG: &str = "Tag";
+/// Owner control.
+pub const OWNER: &str = "Owner";
+/// Apply button.
+pub const APPLY: &str = "Apply";
+/// Row tick label.
+pub const SELECT: &str = "Select";
+/// Nothing ticked.
+pub const TICK_FIRST: &str = "Tick the records to act on first.";
+/// No tag.
+pub const TAG_NEEDED: &str = "Type the tag to add.";
