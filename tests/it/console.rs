@@ -1414,6 +1414,9 @@ async fn the_timeline_takes_notes_and_tasks_and_completes_tasks() {
         let tasks =
             &page.body[page.body.find("id=\"open-tasks\"").unwrap_or_else(|| panic!("{name}: {}", page.body))..];
         assert!(tasks.contains("Send the thank-you card") && tasks.contains("2030-01-02 09:30"), "{name}: {tasks}");
+        // Marked up for the reader's locale and time zone (console.js), UTC without script.
+        assert!(tasks.contains("<time datetime=\"2030-01-02T09:30:00"), "{name}: {tasks}");
+        assert!(tasks.contains("data-format=\"datetime\">2030-01-02 09:30 UTC</time>"), "{name}: {tasks}");
         assert!(page.body.contains("Met at the gala"), "{name}: the note is on the timeline");
         let action = tasks.split("action=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
         // A task completed without the form's token stays open.

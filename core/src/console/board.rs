@@ -127,7 +127,7 @@ pub async fn board(State(state): State<AppState>, session: Session, Query(q): Qu
                             li.card draggable=[writable.then_some("true")] data-deal=(deal_id) {
                                 a href=(format!("/o/deals/{deal_id}")) { (deal["title"].as_str().unwrap_or_default()) }
                                 div.muted {
-                                    (form::display(&crate::domain::value::FieldKind::Decimal, &deal["amount"])) " " (deal["currency"].as_str().unwrap_or_default())
+                                    (form::show(&crate::domain::value::FieldKind::Decimal, &deal["amount"])) " " (deal["currency"].as_str().unwrap_or_default())
                                     @if let Some(company) = deal["company"]["name"].as_str() { " · " (company) }
                                 }
                                 @if writable {

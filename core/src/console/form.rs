@@ -38,6 +38,24 @@ pub fn display(kind: &FieldKind, value: &Json) -> String {
     }
 }
 
+/// A value for a page: the text of [`display`], with instants, dates and numbers marked up
+/// (`<time datetime>`, `<data value>`) so `console.js` shows them in the reader's locale and
+/// time zone; without script the text stays as `display` writes it (UTC, ISO dates).
+pub fn show(kind: &FieldKind, value: &Json) -> Markup {
+    let text = display(kind, value);
+    match (kind, value) {
+        (FieldKind::DateTime, Json::String(at)) => html! { time datetime=(at) data-format="datetime" { (text) } },
+        (FieldKind::Date, Json::String(day)) => html! { time datetime=(day) data-format="date" { (text) } },
+        (FieldKind::Decimal | FieldKind::Int, Json::String(n)) => {
+            html! { data value=(n) data-format="number" { (text) } }
+        }
+        (FieldKind::Decimal | FieldKind::Int, Json::Number(n)) => {
+            html! { data value=(n) data-format="number" { (text) } }
+        }
+        _ => html! { (text) },
+    }
+}
+
 /// `CUSTOMER` becomes `Customer`, `IN_PROGRESS` `In progress`.
 pub fn humanize_value(value: &str) -> String {
     let lower = value.replace('_', " ").to_lowercase();
@@ -206,7 +224,7 @@ pub fn title_of(def: &ObjectDef, record: &Json) -> String {
 pub fn cell(registry: &Registry, def: &ObjectDef, field: &FieldDef, record: &Json) -> Markup {
     match related(registry, def, field, record) {
         Some((target, id, title)) => html! { a href=(format!("/o/{}/{id}", target.plural)) { (title) } },
-        None => html! { (display(&field.kind, &record[&field.name])) },
+        None => show(&field.kind, &record[&field.name]),
     }
 }
 

@@ -166,7 +166,7 @@ fn runs_table(runs: &[Json]) -> Markup {
                         td { (r["object"].as_str().unwrap_or_default()) }
                         td { (state_badge(r)) }
                         td { (counts(r)) }
-                        td { (form::display(&crate::domain::value::FieldKind::DateTime, &r["createdAt"])) }
+                        td { (form::show(&crate::domain::value::FieldKind::DateTime, &r["createdAt"])) }
                     }
                 }
             }

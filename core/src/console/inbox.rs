@@ -224,7 +224,7 @@ pub async fn ticket(
                 @let c = &edge["node"];
                 li class=(if c["public"].as_bool() == Some(false) { "note" } else { "reply" }) {
                     p.muted {
-                        (c["authorName"].as_str().unwrap_or_default()) " · " (form::display(&FieldKind::DateTime, &c["createdAt"]))
+                        (c["authorName"].as_str().unwrap_or_default()) " · " (form::show(&FieldKind::DateTime, &c["createdAt"]))
                         @if c["public"].as_bool() == Some(false) { " · " strong { (text::INTERNAL_NOTE) } }
                     }
                     p { (c["body"].as_str().unwrap_or_default()) }

@@ -443,7 +443,7 @@ pub async fn record(
             }
             @for (field, (_, value)) in custom.iter().zip(form::custom_values(&custom, node)) {
                 dt { (field.field.label) }
-                dd { (form::display(&field.field.kind, &value)) }
+                dd { (form::show(&field.field.kind, &value)) }
             }
             @if def.taggable {
                 dt { "Tags" }

@@ -48,7 +48,7 @@ pub async fn section(state: &AppState, session: &Session, def: &ObjectDef, id: &
                     @for task in &tasks {
                         li {
                             (task["subject"].as_str().unwrap_or_default())
-                            @if !task["dueAt"].is_null() { " · " span.muted { (text::DUE) " " (form::display(&FieldKind::DateTime, &task["dueAt"])) } }
+                            @if !task["dueAt"].is_null() { " · " span.muted { (text::DUE) " " (form::show(&FieldKind::DateTime, &task["dueAt"])) } }
                             @if writable {
                                 form.inline method="post" action=(format!("/o/{}/{id}/tasks/{}/complete", def.plural, task["id"].as_str().unwrap_or_default())) {
                                     input type="hidden" name="_csrf" value=(session.csrf);
@@ -61,7 +61,7 @@ pub async fn section(state: &AppState, session: &Session, def: &ObjectDef, id: &
             }
             ul.plain {
                 @for item in items.as_array().into_iter().flatten() {
-                    li { span.muted { (form::display(&FieldKind::DateTime, &item["at"])) } " · " (item["summary"].as_str().unwrap_or_default()) }
+                    li { span.muted { (form::show(&FieldKind::DateTime, &item["at"])) } " · " (item["summary"].as_str().unwrap_or_default()) }
                 }
             }
             @if writable && link.is_some() {
