@@ -81,6 +81,7 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/{id}/status", post(inbox::change_status))
         .route("/inbox/{id}/assign", post(inbox::assign))
         .route("/inbox/{id}/comment", post(inbox::comment))
+        .route("/inbox/{id}/rate", post(inbox::rate))
         .route("/reports", get(reports::reports))
         .route("/reports/{file}", get(reports::download))
         .route("/reports/donors", get(donor_reports::page))

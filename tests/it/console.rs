@@ -723,6 +723,47 @@ async fn the_inbox_filters_tickets_offers_only_allowed_transitions_and_keeps_the
             .map(|e| e["node"]["public"].as_bool().unwrap())
             .collect();
         assert_eq!(publics.iter().filter(|p| !**p).count(), 1, "{name}: one internal note: {publics:?}");
+        // The customer's rating is recorded once the ticket is solved, within 1 to 5.
+        assert!(!page.body.contains("/rate\""), "{name}: an open ticket is not rated");
+        let admin_token = token(&db, Role::Admin).await;
+        let version =
+            server.gql(&admin_token, "query($id: ID!) { ticket(id: $id) { version } }", json!({"id": id})).await;
+        let version = version["data"]["ticket"]["version"].to_string();
+        let solved = agent
+            .post(
+                &format!("/inbox/{id}/status"),
+                &[("_csrf", &csrf(&page)), ("version", &version), ("status", "SOLVED")],
+            )
+            .await;
+        assert_eq!(solved.status, 303, "{name}");
+        let page = agent.get(&format!("/inbox/{id}")).await;
+        assert!(page.body.contains(&format!("action=\"/inbox/{id}/rate\"")), "{name}: {}", page.body);
+        let wrong = agent.post(&format!("/inbox/{id}/rate"), &[("_csrf", &csrf(&page)), ("rating", "9")]).await;
+        let shown = agent.get(&location(&wrong)).await;
+        assert!(
+            shown.body.contains("role=\"alert\"") && shown.body.contains("between 1 and 5"),
+            "{name}: {}",
+            shown.body
+        );
+        let rated = agent
+            .post(
+                &format!("/inbox/{id}/rate"),
+                &[("_csrf", &csrf(&page)), ("rating", "4"), ("comment", "Quick and kind")],
+            )
+            .await;
+        assert_eq!(location(&rated), format!("/inbox/{id}"), "{name}");
+        let stored = server
+            .gql(
+                &admin_token,
+                "query($id: ID!) { ticket(id: $id) { satisfactionRating satisfactionComment } }",
+                json!({"id": id}),
+            )
+            .await;
+        assert_eq!(
+            stored["data"]["ticket"],
+            json!({"satisfactionRating": 4, "satisfactionComment": "Quick and kind"}),
+            "{name}"
+        );
         // A VIEWER reads the conversation but is offered nothing to change.
         let mut viewer = signed_in(&db, &server, "vera@example.org", Role::Viewer).await;
         let page = viewer.get(&format!("/inbox/{id}")).await;

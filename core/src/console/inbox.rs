@@ -16,7 +16,7 @@ use crate::console::form;
 use crate::console::pages::{messages, problem, query, render};
 use crate::console::session::{Session, check_csrf};
 use crate::console::{may_write, text};
-use crate::domain::ticket::{PRIORITIES, STATUSES, can_transition};
+use crate::domain::ticket::{PRIORITIES, STATUSES, can_rate, can_transition};
 use crate::domain::value::FieldKind;
 use crate::http::AppState;
 
@@ -218,6 +218,21 @@ pub async fn ticket(
                 }
             }
         }
+        @if writable && can_rate(status) {
+            details {
+                summary { (text::RECORD_RATING) }
+                form.inline method="post" action=(format!("/inbox/{id}/rate")) {
+                    input type="hidden" name="_csrf" value=(session.csrf);
+                    label for="rating" { (text::RATING) }
+                    select #rating name="rating" {
+                        @for n in (1..=5).rev() { option value=(n) selected[t["satisfactionRating"].as_i64() == Some(n)] { (n) " / 5" } }
+                    }
+                    label for="rating-comment" { (text::RATING_COMMENT) }
+                    input #rating-comment type="text" name="comment" value=(t["satisfactionComment"].as_str().unwrap_or_default());
+                    button type="submit" { (text::SAVE) }
+                }
+            }
+        }
         h2 { (text::CONVERSATION) }
         ul.plain.conversation {
             @for edge in t["comments"]["edges"].as_array().cloned().unwrap_or_default() {
@@ -258,6 +273,28 @@ pub struct ChangeForm {
     pub version: Option<i64>,
     /// The status to change to.
     pub status: Option<String>,
+}
+
+/// `POST /inbox/{id}/rate`: the customer's satisfaction rating, as they gave it.
+pub async fn rate(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(submitted): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
+        return *refusal;
+    }
+    let rating = form::submitted(&submitted, "rating").and_then(|r| r.parse::<i64>().ok()).unwrap_or(0);
+    let comment = form::submitted(&submitted, "comment").map(str::trim).filter(|c| !c.is_empty());
+    let answer = query(
+        &state,
+        &session,
+        "mutation($id: ID!, $r: Int!, $c: String) { rateTicket(id: $id, rating: $r, comment: $c) { id } }",
+        json!({"id": id, "r": rating, "c": comment}),
+    )
+    .await;
+    back(&id, &answer)
 }
 
 fn back(id: &str, answer: &crate::console::Answer) -> Response {

@@ -622,3 +622,7 @@ pub const SELECT: &str = "Select";
 pub const TICK_FIRST: &str = "Tick the records to act on first.";
 /// No tag.
 pub const TAG_NEEDED: &str = "Type the tag to add.";
+/// Rating form.
+pub const RECORD_RATING: &str = "Record the customer's rating";
+/// Rating comment.
+pub const RATING_COMMENT: &str = "Their comment";
