@@ -1486,3 +1486,57 @@ async fn the_timeline_takes_notes_and_tasks_and_completes_tasks() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_record_page_groups_its_fields_and_edits_a_group_in_place() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let contact = db
+            .create("contact", json!({"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.org", "addressCity": "London"}))
+            .await
+            .unwrap();
+        let path = format!("/o/contacts/{}", contact.id());
+        let mut agent = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
+        let page = agent.get(&path).await;
+        let groups: Vec<&str> = page
+            .body
+            .split("<section class=\"group\" aria-label=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap())
+            .collect();
+        assert_eq!(groups, ["Details", "Address", "Record"], "{name}: {}", page.body);
+        // The kept-by-Kith group is not editable; the others are, in place with htmx.
+        let edit = format!("{path}/edit?group=Address");
+        assert!(page.body.contains(&format!("hx-get=\"{edit}\"")), "{name}: {}", page.body);
+        assert!(!page.body.contains("edit?group=Record"), "{name}");
+        let form = agent.get(&edit).await;
+        assert_eq!(form.status, 200, "{name}");
+        let fields = &form.body[form.body.find("<form class=\"record\"").unwrap()..];
+        assert!(fields.contains("id=\"f-addressCity\"") && !fields.contains("id=\"f-firstName\""), "{name}: {fields}");
+        let version = fields.split("name=\"_version\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let saved = agent
+            .post(
+                &path,
+                &[("_csrf", &csrf(&form)), ("_version", &version), ("addressCity", "Paris"), ("addressCountry", "FR")],
+            )
+            .await;
+        assert_eq!((saved.status, location(&saved)), (303, path.clone()), "{name}: {}", saved.body);
+        let stored = server
+            .gql(
+                &token(&db, Role::Admin).await,
+                "query($id: ID!) { contact(id: $id) { firstName lastName email addressCity addressCountry } }",
+                json!({"id": contact.id().to_string()}),
+            )
+            .await;
+        assert_eq!(
+            stored["data"]["contact"],
+            json!({"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.org", "addressCity": "Paris", "addressCountry": "FR"}),
+            "{name}: the other groups are untouched"
+        );
+        // A VIEWER sees the groups with nothing to edit.
+        let mut viewer = signed_in(&db, &server, "vic@example.org", Role::Viewer).await;
+        assert!(!viewer.get(&path).await.body.contains("edit?group="), "{name}");
+        server.stop().await;
+    }
+}

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -17,7 +17,7 @@ use crate::console::session::{Session, check_csrf};
 use crate::console::{Answer, may_read, may_write, text};
 use crate::domain::code::Code;
 use crate::domain::naming::{self, Suffix};
-use crate::domain::object::ObjectDef;
+use crate::domain::object::{FieldDef, ObjectDef};
 use crate::domain::value::FieldKind;
 use crate::http::AppState;
 
@@ -89,6 +89,17 @@ struct FormPage<'a> {
     notice: Option<Markup>,
     choices: &'a BTreeMap<String, Vec<Choice>>,
     custom: &'a [CustomField],
+    /// Only this group of the record page's fields (`text::DETAILS_GROUP` for the ungrouped).
+    group: Option<&'a str>,
+}
+
+/// Whether `field` is in `group` (every field when no group is asked for).
+fn in_group(field: &FieldDef, group: Option<&str>) -> bool {
+    match group {
+        None => true,
+        Some(text::DETAILS_GROUP) => field.group.is_none(),
+        Some(group) => field.group.as_deref() == Some(group),
+    }
 }
 
 fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
@@ -112,15 +123,16 @@ fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
         form.record method="post" action=(action) {
             input type="hidden" name="_csrf" value=(session.csrf);
             @if let Some(version) = page.version { input type="hidden" name="_version" value=(version); }
-            @for field in form::writable(def, create) {
+            @for field in form::writable(def, create).into_iter().filter(|f| in_group(f, page.group)) {
                 @let error = page.errors.iter().find(|(f, _)| *f == field.name).map(|(_, m)| m.as_str());
                 div { (form::widget(field, &page.values[&field.name], error, page.choices.get(&field.name).map(Vec::as_slice))) }
             }
-            @for custom in page.custom {
+            @let details = matches!(page.group, None | Some(text::DETAILS_GROUP));
+            @for custom in page.custom.iter().filter(|_| details) {
                 @let error = page.errors.iter().find(|(f, _)| *f == custom.field.name).map(|(_, m)| m.as_str());
                 div { (form::widget(&custom.field, &page.values[&custom.field.name], error, None)) }
             }
-            @if def.taggable {
+            @if def.taggable && details {
                 label for="f-tags" { (text::TAGS) }
                 input #f-tags type="text" name="tags" value=(page.values["tags"].as_array().map(|t| t.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default());
             }
@@ -152,6 +164,7 @@ pub async fn new_record(State(state): State<AppState>, session: Session, Path(pl
         notice: None,
         choices: &choices,
         custom: &custom,
+        group: None,
     };
     let title = format!("{} {}", text::NEW, def.label.to_lowercase());
     render(&state, &session, StatusCode::OK, title, form_markup(&session, &page))
@@ -253,9 +266,17 @@ pub async fn create(
         notice: None,
         choices: &choices,
         custom: &custom,
+        group: None,
     };
     let title = format!("{} {}", text::NEW, def.label.to_lowercase());
     render(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, title, form_markup(&session, &page))
+}
+
+/// Query of an edit page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct EditQuery {
+    /// Only this group of fields (the record page edits a group in place).
+    pub group: Option<String>,
 }
 
 /// `GET /o/{plural}/{id}/edit`.
@@ -263,6 +284,7 @@ pub async fn edit(
     State(state): State<AppState>,
     session: Session,
     Path((plural, id)): Path<(String, String)>,
+    Query(q): Query<EditQuery>,
 ) -> Response {
     let def = match object(&state, &session, &plural) {
         Ok(def) => def,
@@ -291,6 +313,7 @@ pub async fn edit(
         notice: None,
         choices: &choices,
         custom: &custom,
+        group: q.group.as_deref(),
     };
     let title = format!("{} {}", text::EDIT, form::title_of(&def, node));
     render(&state, &session, StatusCode::OK, title, form_markup(&session, &page))
@@ -369,6 +392,7 @@ pub async fn update(
         notice,
         choices: &choices,
         custom: &custom,
+        group: None,
     };
     render(
         &state,

@@ -18,7 +18,7 @@ use crate::console::form::{self};
 use crate::console::session::Session;
 use crate::console::{Answer, Chrome, assets, layout, may_delete, may_read, may_write, run, text};
 use crate::domain::naming::{self, Suffix};
-use crate::domain::object::{ObjectDef, Registry};
+use crate::domain::object::{Access, ObjectDef, Registry};
 use crate::domain::value::FieldKind;
 use crate::http::AppState;
 
@@ -436,18 +436,36 @@ pub async fn record(
                 }
             }
         }
-        dl.fields {
-            @for field in def.fields.iter().filter(|f| !matches!(f.name.as_str(), "id" | "customFields")) {
-                dt { (field.label) }
-                dd { (form::cell(&registry, &def, field, node)) }
-            }
-            @for (field, (_, value)) in custom.iter().zip(form::custom_values(&custom, node)) {
-                dt { (field.field.label) }
-                dd { (form::show(&field.field.kind, &value)) }
-            }
-            @if def.taggable {
-                dt { "Tags" }
-                dd { (node["tags"].as_array().map(|t| t.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+        @for (group, fields) in def.field_groups() {
+            @let label = group.unwrap_or(text::DETAILS_GROUP);
+            @let editable = def.mutable && may_write(&session.actor) && fields.iter().any(|f| f.access == Access::Write);
+            section.group aria-label=(label) {
+                div.group-head {
+                    h2 { (label) }
+                    @if editable {
+                        @let href = format!("/o/{}/{id}/edit?group={}", def.plural, url::form_urlencoded::byte_serialize(label.as_bytes()).collect::<String>());
+                        // With script, the group's form replaces the group in place.
+                        a.edit-group href=(href) hx-get=(href) hx-target="closest section" hx-select="form.record" hx-swap="innerHTML" {
+                            (text::EDIT) span.skip-label { " " (label) }
+                        }
+                    }
+                }
+                dl.fields {
+                    @for field in &fields {
+                        dt { (field.label) }
+                        dd { (form::cell(&registry, &def, field, node)) }
+                    }
+                    @if group.is_none() {
+                        @for (field, (_, value)) in custom.iter().zip(form::custom_values(&custom, node)) {
+                            dt { (field.field.label) }
+                            dd { (form::show(&field.field.kind, &value)) }
+                        }
+                        @if def.taggable {
+                            dt { "Tags" }
+                            dd { (node["tags"].as_array().map(|t| t.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                        }
+                    }
+                }
             }
         }
         @if !computed.is_empty() {

@@ -626,3 +626,5 @@ pub const TAG_NEEDED: &str = "Type the tag to add.";
 pub const RECORD_RATING: &str = "Record the customer's rating";
 /// Rating comment.
 pub const RATING_COMMENT: &str = "Their comment";
+/// The record page's first group of fields.
+pub const DETAILS_GROUP: &str = "Details";

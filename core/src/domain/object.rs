@@ -17,6 +17,11 @@ pub enum Access {
     ReadOnly,
 }
 
+/// The record page's group of address fields.
+pub const ADDRESS: &str = "Address";
+/// The record page's group of the fields Kith keeps about a record (created, updated, version).
+pub const RECORD: &str = "Record";
+
 /// One field of an object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldDef {
@@ -43,6 +48,8 @@ pub struct FieldDef {
     /// For a reference: the name of the relation it adds to the target's type, when not the
     /// default (this object's plural), e.g. `Ticket.comments`.
     pub reverse: Option<String>,
+    /// The group a record page shows it in (`Address`, `Record`); the first group when `None`.
+    pub group: Option<String>,
 }
 
 impl FieldDef {
@@ -65,6 +72,7 @@ impl FieldDef {
             indexed: false,
             label,
             reverse: None,
+            group: None,
         }
     }
 
@@ -89,6 +97,12 @@ impl FieldDef {
     /// Sets the documentation sentence.
     pub fn doc(mut self, text: &str) -> FieldDef {
         self.description = text.to_owned();
+        self
+    }
+
+    /// Puts the field in a group of the record page.
+    pub fn grouped(mut self, group: &str) -> FieldDef {
+        self.group = Some(group.to_owned());
         self
     }
 
@@ -268,7 +282,7 @@ impl ObjectDef {
             ("PostalCode", "Postal code."),
             ("Country", "Country."),
         ] {
-            self.fields.push(FieldDef::new(&format!("address{part}"), FieldKind::Text).doc(doc));
+            self.fields.push(FieldDef::new(&format!("address{part}"), FieldKind::Text).doc(doc).grouped(ADDRESS));
         }
         self
     }
@@ -298,27 +312,51 @@ impl ObjectDef {
                     .doc("Values of the admin-defined custom fields, by key."),
             );
         }
-        self.fields
-            .push(FieldDef::new("createdAt", FieldKind::DateTime).read_only().doc("When the record was created."));
+        self.fields.push(
+            FieldDef::new("createdAt", FieldKind::DateTime)
+                .read_only()
+                .doc("When the record was created.")
+                .grouped(RECORD),
+        );
         if self.versioned {
-            self.fields
-                .push(FieldDef::new("updatedAt", FieldKind::DateTime).read_only().doc("When the record last changed."));
+            self.fields.push(
+                FieldDef::new("updatedAt", FieldKind::DateTime)
+                    .read_only()
+                    .doc("When the record last changed.")
+                    .grouped(RECORD),
+            );
         }
         if self.soft_delete {
             self.fields.push(
                 FieldDef::new("deletedAt", FieldKind::DateTime)
                     .read_only()
-                    .doc("When the record was deleted; null while live."),
+                    .doc("When the record was deleted; null while live.")
+                    .grouped(RECORD),
             );
         }
         if self.versioned {
             self.fields.push(
                 FieldDef::new("version", FieldKind::Int)
                     .read_only()
-                    .doc("Optimistic-concurrency version; pass it back as `expectedVersion` when updating."),
+                    .doc("Optimistic-concurrency version; pass it back as `expectedVersion` when updating.")
+                    .grouped(RECORD),
             );
         }
         self
+    }
+
+    /// The fields a record page shows, in groups: the ungrouped first (`None`), then each group
+    /// in the order its first field comes. Ids and the custom-field bag are not shown.
+    pub fn field_groups(&self) -> Vec<(Option<&str>, Vec<&FieldDef>)> {
+        let mut groups: Vec<(Option<&str>, Vec<&FieldDef>)> = vec![(None, Vec::new())];
+        for field in self.fields.iter().filter(|f| f.name != "id" && f.name != "customFields") {
+            let group = field.group.as_deref();
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, fields)) => fields.push(field),
+                None => groups.push((group, vec![field])),
+            }
+        }
+        groups
     }
 
     /// The field called `name`.
