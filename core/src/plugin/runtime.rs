@@ -96,6 +96,9 @@ pub struct LoadedPlugin {
     places: Arc<tokio::sync::Semaphore>,
     /// The most places taken at once so far.
     peak_places: std::sync::atomic::AtomicUsize,
+    /// Woken when an instance goes back to the pool: an idle instance keeps its place, so a
+    /// call waiting for a place takes the returned instance instead.
+    returned: tokio::sync::Notify,
     calls: std::sync::atomic::AtomicU64,
     compute_calls: std::sync::atomic::AtomicU64,
     failed: std::sync::atomic::AtomicBool,
@@ -156,6 +159,7 @@ impl LoadedPlugin {
             pool: Mutex::default(),
             places,
             peak_places: std::sync::atomic::AtomicUsize::new(0),
+            returned: tokio::sync::Notify::new(),
             calls: std::sync::atomic::AtomicU64::new(0),
             compute_calls: std::sync::atomic::AtomicU64::new(0),
             failed: std::sync::atomic::AtomicBool::new(false),
@@ -197,20 +201,38 @@ impl LoadedPlugin {
     /// budget of milliseconds) never waits: without a free place it gets an instance that is
     /// dropped after the call.
     async fn instance(&self, wait: Option<Duration>) -> Result<Warm, CallFailure> {
-        if let Some(warm) = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop() {
+        if let Some(warm) = self.idle() {
             return Ok(warm);
         }
         let permit = match wait {
-            Some(wait) => match tokio::time::timeout(wait, self.places.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => Some(permit),
-                _ => return Err(CallFailure::Busy(self.manifest.limits.instances)),
-            },
+            Some(wait) => {
+                let deadline = tokio::time::Instant::now() + wait;
+                loop {
+                    // Registered before looking at the pool, so a return in between is not missed.
+                    let returned = self.returned.notified();
+                    tokio::pin!(returned);
+                    returned.as_mut().enable();
+                    if let Some(warm) = self.idle() {
+                        return Ok(warm);
+                    }
+                    tokio::select! {
+                        permit = self.places.clone().acquire_owned() => match permit {
+                            Ok(permit) => break Some(permit),
+                            Err(_) => return Err(CallFailure::Busy(self.manifest.limits.instances)),
+                        },
+                        () = &mut returned => continue,
+                        () = tokio::time::sleep_until(deadline) => {
+                            return Err(CallFailure::Busy(self.manifest.limits.instances));
+                        }
+                    }
+                }
+            }
             None => self.places.clone().try_acquire_owned().ok(),
         };
         let taken = self.manifest.limits.instances as usize - self.places.available_permits();
         self.peak_places.fetch_max(taken, std::sync::atomic::Ordering::Relaxed);
         // While this call waited, an instance may have come back.
-        if let Some(warm) = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop() {
+        if let Some(warm) = self.idle() {
             return Ok(warm);
         }
         let limits = StoreLimitsBuilder::new()
@@ -246,6 +268,11 @@ impl LoadedPlugin {
         Ok(Warm { store, bindings, extension, calls: 0, permit })
     }
 
+    /// An idle instance from the pool.
+    fn idle(&self) -> Option<Warm> {
+        self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()
+    }
+
     fn give_back(&self, mut warm: Warm) {
         warm.calls += 1;
         warm.store.data_mut().flush_output();
@@ -255,6 +282,8 @@ impl LoadedPlugin {
         let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if pool.len() < POOL_SIZE {
             pool.push(warm);
+            drop(pool);
+            self.returned.notify_one();
         }
     }
 
