@@ -1540,3 +1540,27 @@ async fn a_record_page_groups_its_fields_and_edits_a_group_in_place() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn console_pages_count_against_the_sessions_request_budget() {
+    let db = TestDb::sqlite().await;
+    let api = kith_core::config::ApiConfig { rate_limit_per_minute: 5, ..kith_core::config::ApiConfig::default() };
+    let server = Server::start_with(&db, api).await;
+    let mut browser = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
+    let statuses: Vec<u16> = {
+        let mut out = Vec::new();
+        for _ in 0..8 {
+            out.push(browser.get("/o/contacts").await.status);
+        }
+        out
+    };
+    assert!(statuses.iter().take(4).all(|s| *s == 200), "{statuses:?}");
+    let limited = browser.get("/o/contacts").await;
+    assert_eq!(limited.status, 429, "{statuses:?}");
+    assert!(limited.head.contains("retry-after: 60") && limited.body.contains("Too many requests"), "{}", limited.head);
+    // Another session has its own budget.
+    let mut other = signed_in(&db, &server, "bob@example.org", Role::Agent).await;
+    assert_eq!(other.get("/o/contacts").await.status, 200);
+    server.stop().await;
+    db.cleanup().await;
+}

@@ -90,6 +90,20 @@ impl FromRequestParts<AppState> for Session {
             return Err(to_login());
         };
         match users::authenticate_cached(&state.kith, &secret).await {
+            // A page counts against the session's request budget as an API request does.
+            Ok(Some(actor)) if !state.rate_limiter.allow(actor.id.as_deref().unwrap_or(&actor.name)) => {
+                let mut response = assets::secure(
+                    crate::console::respond(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        page(text::BRAND, html! { main #main { p.notice role="alert" { (text::SLOW_DOWN) } } }),
+                    )
+                    .into_response(),
+                );
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
+                Err(response)
+            }
             Ok(Some(actor)) => Ok(Session { actor, csrf: csrf_for(&secret), secret }),
             Ok(None) => Err(to_login()),
             Err(err) => {

@@ -628,3 +628,5 @@ pub const RECORD_RATING: &str = "Record the customer's rating";
 pub const RATING_COMMENT: &str = "Their comment";
 /// The record page's first group of fields.
 pub const DETAILS_GROUP: &str = "Details";
+/// Over the request budget.
+pub const SLOW_DOWN: &str = "Too many requests from this session in the last minute. Wait a moment, then reload.";
