@@ -11,9 +11,11 @@ use maud::{Markup, html};
 use serde_json::{Map, Value as Json, json};
 
 use crate::console::form::{self, Choice};
-use crate::console::pages::{ListQuery, columns_of, filter_of, list_href, messages, object, problem, query};
+use crate::console::pages::{
+    ListQuery, columns_of, filter_of, list_href, messages, object, posted_object, problem, query,
+};
 use crate::console::reports::csv_download;
-use crate::console::session::{Session, check_csrf};
+use crate::console::session::Session;
 use crate::console::{may_delete, may_write, text};
 use crate::domain::naming::{self, Suffix};
 use crate::domain::object::{FieldDef, ObjectDef, Registry};
@@ -235,10 +237,7 @@ pub async fn save_segment(
     Path(plural): Path<String>,
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
-        return *refusal;
-    }
-    let def = match object(&state, &session, &plural) {
+    let def = match posted_object(&state, &session, &plural, &submitted) {
         Ok(def) => def,
         Err(response) => return *response,
     };
@@ -269,10 +268,7 @@ pub async fn bulk(
     Path(plural): Path<String>,
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
-        return *refusal;
-    }
-    let def = match object(&state, &session, &plural) {
+    let def = match posted_object(&state, &session, &plural, &submitted) {
         Ok(def) => def,
         Err(response) => return *response,
     };

@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use serde_json::{Map, Value as Json, json};
 
 use crate::console::form::{self, Choice, CustomField};
-use crate::console::session::{Session, check_csrf};
+use crate::console::session::Session;
 use crate::console::{Answer, may_read, may_write, text};
 use crate::domain::code::Code;
 use crate::domain::naming::{self, Suffix};
@@ -70,8 +70,7 @@ fn form_object(
     plural: &str,
     submitted: &[(String, String)],
 ) -> Result<std::sync::Arc<ObjectDef>, Box<Response>> {
-    check_csrf(session, form::submitted(submitted, "_csrf").unwrap_or_default())?;
-    let def = object(state, session, plural)?;
+    let def = crate::console::pages::posted_object(state, session, plural, submitted)?;
     if !def.mutable {
         return Err(Box::new(problem(state, session, StatusCode::FORBIDDEN, text::FORBIDDEN)));
     }

@@ -54,6 +54,17 @@ pub(crate) fn object(state: &AppState, session: &Session, plural: &str) -> Resul
     }
 }
 
+/// The object of a posted form, once its CSRF token is checked.
+pub(crate) fn posted_object(
+    state: &AppState,
+    session: &Session,
+    plural: &str,
+    submitted: &[(String, String)],
+) -> Result<Arc<ObjectDef>, Box<Response>> {
+    crate::console::session::check_csrf(session, form::submitted(submitted, "_csrf").unwrap_or_default())?;
+    object(state, session, plural)
+}
+
 /// Runs an operation as the session's user.
 pub(crate) async fn query(state: &AppState, session: &Session, document: &str, variables: Json) -> Answer {
     run(state, Some(&session.actor), ClientAddr(None), document, variables).await

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::{Value as Json, json};
 
-use crate::console::pages::{messages, object, problem, query};
+use crate::console::pages::{messages, posted_object, problem, query};
 use crate::console::session::{Session, check_csrf};
 use crate::console::{form, may_write, text};
 use crate::domain::object::{ObjectDef, Registry};
@@ -109,10 +109,7 @@ pub async fn add(
     Path((plural, id)): Path<(String, String)>,
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
-        return *refusal;
-    }
-    let def = match object(&state, &session, &plural) {
+    let def = match posted_object(&state, &session, &plural, &submitted) {
         Ok(def) => def,
         Err(response) => return *response,
     };
