@@ -71,6 +71,19 @@ impl Walk<'_> {
         Ok(value.as_str().unwrap_or_default().trim().to_owned())
     }
 
+    /// The value beside the label `label` in the page's fields (`dl.fields`).
+    async fn field(&mut self, label: &str) -> Result<String, BrowserError> {
+        let value = self
+            .browser
+            .eval(&format!(
+                "[...document.querySelectorAll('dl.fields dt')].find(dt => dt.textContent.trim() === {})\
+                 ?.nextElementSibling?.textContent ?? ''",
+                json!(label)
+            ))
+            .await?;
+        Ok(value.as_str().unwrap_or_default().trim().to_owned())
+    }
+
     /// Whether the page's text contains `text`.
     async fn shows(&mut self, text: &str) -> Result<bool, BrowserError> {
         Ok(self.browser.eval(&format!("document.body.textContent.includes({})", json!(text))).await? == true)
@@ -316,8 +329,8 @@ async fn change_a_ticket_status(walk: &mut Walk<'_>) -> Result<(), BrowserError>
     walk.browser.wait_for(&format!("!document.querySelector(\"{open}\") && document.querySelector('#body')")).await?;
     let stored = walk.gql("query($id: ID!) { ticket(id: $id) { status } }", json!({"id": ticket})).await?;
     ensure(stored["ticket"]["status"] == "OPEN", format!("the ticket's status did not change: {stored}"))?;
-    let shown = walk.text_of("dl.fields dd").await?;
-    ensure(shown == "Open", format!("the ticket page shows the status {shown}"))
+    let shown = walk.field("Status").await?;
+    ensure(shown == "Open", format!("the ticket page shows the status {shown:?}"))
 }
 
 /// A gift through the form generated from the `donors` plugin's `recordDonation` mutation;
@@ -333,10 +346,19 @@ async fn record_a_donation(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
     walk.browser.wait_for("document.querySelector('.ok[role=status]')").await?;
     walk.goto(&walk.contact.clone()).await?;
     walk.browser.wait_for("document.querySelector('h1')").await?;
-    for expected in ["Gift count", "Donations (1)", "25"] {
-        ensure(walk.shows(expected).await?, format!("the donor's page does not show {expected}"))?;
+    ensure(walk.shows("Donations (1)").await?, "the donor's page does not list the gift")?;
+    for (label, expected) in [("Gift count", "1"), ("Lifetime giving", "25")] {
+        let shown = walk.field(label).await?;
+        ensure(shown == expected, format!("the donor's page shows {label}: {shown:?}, not {expected}"))?;
     }
-    Ok(())
+    let gifts = walk.gql("{ donations { totalCount edges { node { amount paymentMethod } } } }", json!({})).await?;
+    let gift = &gifts["donations"]["edges"][0]["node"];
+    ensure(
+        gifts["donations"]["totalCount"] == 1
+            && gift["paymentMethod"] == "CARD"
+            && gift["amount"].as_str().is_some_and(|a| a.starts_with("25")),
+        format!("the gift as stored: {gifts}"),
+    )
 }
 
 /// A CSV of contacts with a bad row: uploaded through the file control, the suggested mapping
