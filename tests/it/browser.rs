@@ -15,7 +15,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use kith_core::domain::actor::Role;
-use kith_core::plugin::manager::Grants;
 use kith_core::service::users;
 use kith_tests::TestDb;
 use kith_tests::browser::{BrowserError, Chromium};
@@ -245,24 +244,9 @@ async fn tampered_csrf_is_refused(walk: &mut Walk<'_>) -> Result<(), BrowserErro
 /// reason; the API shows each change.
 async fn move_a_deal_on_the_board(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
     let db = walk.db;
-    let pipeline = db.create("pipeline", json!({"name": "Grants", "currency": "USD"})).await.map_err(failed)?;
-    let mut stages = Vec::new();
-    for (position, (name, probability, kind)) in
-        [("Ask", 20, "OPEN"), ("Proposal", 50, "OPEN"), ("Won", 100, "WON"), ("Lost", 0, "LOST")]
-            .into_iter()
-            .enumerate()
-    {
-        let stage = db
-            .create(
-                "stage",
-                json!({"pipelineId": pipeline.id(), "name": name, "position": position, "probability": probability, "kind": kind}),
-            )
-            .await
-            .map_err(failed)?;
-        stages.push(stage.id().to_string());
-    }
+    let (pipeline, stages) = crate::util::grants_pipeline(db).await;
     let deal = db
-        .create("deal", json!({"title": "Roof", "amount": "100", "pipelineId": pipeline.id(), "stageId": stages[0]}))
+        .create("deal", json!({"title": "Roof", "amount": "100", "pipelineId": pipeline, "stageId": stages[0]}))
         .await
         .map_err(failed)?
         .id()
@@ -517,11 +501,7 @@ async fn a_person_sets_up_kith_and_keeps_a_contact_in_a_real_browser() {
             return;
         };
         let server = Server::start(&db).await;
-        let runtime = kith_core::plugin::start_runtime(&db.kith, &crate::util::plugins_config()).await.unwrap();
-        let donors = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "donors").unwrap();
-        runtime.install(&admin(), donors.manifest, donors.component).await.unwrap();
-        runtime.enable(&admin(), "donors", Grants::All).await.unwrap();
-        runtime.refresh().await.unwrap();
+        let runtime = crate::util::donors_runtime(&db).await;
         let mut state = Walk {
             browser,
             base: format!("http://{}", server.addr),
