@@ -48,6 +48,7 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// Opens `path` on the server and waits for it to load.
     async fn goto(&mut self, path: &str) -> Result<(), BrowserError> {
         self.browser.goto(&format!("{}{path}", self.base)).await
     }
@@ -117,8 +118,7 @@ fn ensure(ok: bool, what: impl std::fmt::Display) -> Result<(), BrowserError> {
 /// First run: `/` leads to setup, which creates the admin and signs them in.
 async fn first_run_setup(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
     walk.goto("/").await?;
-    let browser = &mut walk.browser;
-    browser.wait_for("location.pathname === '/setup' && document.querySelector('#email')").await?;
+    walk.browser.wait_for("location.pathname === '/setup' && document.querySelector('#email')").await?;
     walk.accessible("setup").await?;
     let browser = &mut walk.browser;
     browser.type_into("#name", "Ada Admin").await?;
@@ -362,7 +362,10 @@ async fn import_a_csv_with_a_bad_row(walk: &mut Walk<'_>) -> Result<(), BrowserE
     walk.browser.select("#i-object", "Contacts").await?;
     walk.browser.set_files("#i-file", &[&file]).await?;
     walk.browser.click("form[action='/import'] button[type=submit]").await?;
-    walk.browser.wait_for("location.pathname.startsWith('/import/map/') && document.querySelector('#m-0')").await?;
+    let uploaded =
+        walk.browser.wait_for("location.pathname.startsWith('/import/map/') && document.querySelector('#m-0')").await;
+    let _ = std::fs::remove_dir_all(dir);
+    uploaded?;
     walk.accessible("import mapping").await?;
     let suggested = walk.browser.eval("[...document.querySelectorAll('select[id^=m-]')].map(s => s.value)").await?;
     ensure(suggested == json!(["firstName", "lastName", "email"]), format!("the suggested mapping: {suggested}"))?;
@@ -371,7 +374,6 @@ async fn import_a_csv_with_a_bad_row(walk: &mut Walk<'_>) -> Result<(), BrowserE
         .wait_for("location.pathname.startsWith('/import/runs/') && document.querySelector('#import-counts')")
         .await?;
     walk.accessible("import run").await?;
-    let _ = std::fs::remove_dir_all(dir);
     let counts = walk.text_of("#import-counts").await?;
     ensure(counts.contains("2 created") && counts.contains("1 rejected"), format!("the run says {counts}"))?;
     let rejected = walk.text_of("#rejected tbody tr").await?;
