@@ -1,6 +1,7 @@
 //! A real headless Chromium driven over the DevTools protocol, for the console's end-to-end
-//! tests: launch (Debian's `chromium`, or the one `CHROMIUM` names), navigate, evaluate, type
-//! and click with real input events, wait for a condition, take a screenshot, run axe-core.
+//! tests: launch (Debian's `chromium`, or the one `CHROMIUM` names), navigate, evaluate, type,
+//! press keys, click and drag with real input events, choose files for a file control, emulate
+//! a phone's screen, wait for a condition, take a screenshot, run axe-core.
 //! Without a Chromium, `launch` answers `None` and the caller reports the test as skipped.
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,9 @@ pub struct Chromium {
     socket: Socket,
     next_id: u64,
     profile: PathBuf,
+    /// The one event `call` keeps while waiting for its answer, and what it kept.
+    watched: Option<&'static str>,
+    caught: Vec<Value>,
 }
 
 /// An error while driving the page, with what was being done.
@@ -109,13 +113,14 @@ impl Chromium {
             .await
             .map_err(|_| fail("DevTools: no WebSocket"))?
             .map_err(|e| fail(format!("DevTools: {e}")))?;
-        let mut browser = Chromium { child, socket, next_id: 0, profile };
+        let mut browser = Chromium { child, socket, next_id: 0, profile, watched: None, caught: Vec::new() };
         browser.call("Page.enable", json!({})).await?;
         browser.call("Runtime.enable", json!({})).await?;
         Ok(Some(browser))
     }
 
-    /// Sends a DevTools command and waits for its answer (events in between are skipped).
+    /// Sends a DevTools command and waits for its answer (events in between are skipped, but
+    /// for the watched one, which is kept for [`Chromium::event`]).
     pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, BrowserError> {
         self.next_id += 1;
         let id = self.next_id;
@@ -125,7 +130,9 @@ impl Chromium {
             while let Some(message) = self.socket.next().await {
                 let Ok(Message::Text(text)) = message else { continue };
                 let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
-                if value["id"] == id {
+                if self.watched.is_some_and(|watched| value["method"] == watched) {
+                    self.caught.push(value["params"].clone());
+                } else if value["id"] == id {
                     if let Some(error) = value.get("error") {
                         return Err(fail(format!("{method}: {error}")));
                     }
@@ -136,6 +143,26 @@ impl Chromium {
         })
         .await
         .map_err(|_| fail(format!("{method}: no answer")))?
+    }
+
+    /// Waits for the watched event (see `call`) and returns its parameters.
+    async fn event(&mut self) -> Result<Value, BrowserError> {
+        let Some(watched) = self.watched else { return Err(fail("no event is watched")) };
+        if !self.caught.is_empty() {
+            return Ok(self.caught.remove(0));
+        }
+        tokio::time::timeout(STEP, async {
+            while let Some(message) = self.socket.next().await {
+                let Ok(Message::Text(text)) = message else { continue };
+                let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
+                if value["method"] == watched {
+                    return Ok(value["params"].clone());
+                }
+            }
+            Err(fail(format!("{watched}: the DevTools connection closed")))
+        })
+        .await
+        .map_err(|_| fail(format!("waited in vain for {watched}")))?
     }
 
     /// Evaluates `expression` in the page (awaiting a promise) and returns its value.
@@ -174,8 +201,13 @@ impl Chromium {
 
     /// The centre of the element `selector`, scrolled into view.
     async fn centre(&mut self, selector: &str) -> Result<(f64, f64), BrowserError> {
+        self.position(selector, true).await
+    }
+
+    /// The centre of the element `selector` in the viewport, scrolled into view first or not.
+    async fn position(&mut self, selector: &str, scroll: bool) -> Result<(f64, f64), BrowserError> {
         let js = format!(
-            "(() => {{ const e = document.querySelector({s}); if (!e) return null; e.scrollIntoView({{block: 'center'}}); \
+            "(() => {{ const e = document.querySelector({s}); if (!e) return null; if ({scroll}) e.scrollIntoView({{block: 'center'}}); \
              const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()",
             s = json!(selector)
         );
@@ -186,15 +218,97 @@ impl Chromium {
         }
     }
 
+    /// One mouse event with the left button, `held` down during it or not.
+    async fn mouse(&mut self, kind: &str, (x, y): (f64, f64), held: bool) -> Result<(), BrowserError> {
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": kind, "x": x, "y": y, "button": "left", "buttons": u8::from(held), "clickCount": 1}),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Clicks the element `selector` with real mouse events.
     pub async fn click(&mut self, selector: &str) -> Result<(), BrowserError> {
-        let (x, y) = self.centre(selector).await?;
-        for kind in ["mousePressed", "mouseReleased"] {
-            self.call(
-                "Input.dispatchMouseEvent",
-                json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
-            )
+        let at = self.centre(selector).await?;
+        self.mouse("mousePressed", at, true).await?;
+        self.mouse("mouseReleased", at, false).await
+    }
+
+    /// Drags the element `from` onto the element `to` with the mouse, as a person does: press,
+    /// move, release. Chromium hands the drag it starts to DevTools (`setInterceptDrags`), which
+    /// then drops it with the data the page's `dragstart` gave it, so the page's own handlers
+    /// run as for a real drag.
+    pub async fn drag(&mut self, from: &str, to: &str) -> Result<(), BrowserError> {
+        let start = self.centre(from).await?;
+        let end = self.position(to, false).await?;
+        self.call("Input.setInterceptDrags", json!({"enabled": true})).await?;
+        self.watched = Some("Input.dragIntercepted");
+        self.caught.clear();
+        let dropped = async {
+            self.mouse("mouseMoved", start, false).await?;
+            self.mouse("mousePressed", start, true).await?;
+            // A few steps, as a hand moves: Chromium starts a drag past a small distance.
+            for step in 1..=5 {
+                let f = f64::from(step) / 5.0;
+                self.mouse("mouseMoved", (start.0 + (end.0 - start.0) * f, start.1 + (end.1 - start.1) * f), true)
+                    .await?;
+            }
+            let data = self.event().await?["data"].clone();
+            for kind in ["dragEnter", "dragOver", "drop"] {
+                self.call("Input.dispatchDragEvent", json!({"type": kind, "x": end.0, "y": end.1, "data": data}))
+                    .await?;
+            }
+            self.mouse("mouseReleased", end, false).await
+        }
+        .await;
+        self.watched = None;
+        self.caught.clear();
+        self.call("Input.setInterceptDrags", json!({"enabled": false})).await?;
+        dropped
+    }
+
+    /// Chooses the option labelled `label` in the list `selector`, as picking it does (the
+    /// `input` and `change` events fire).
+    pub async fn select(&mut self, selector: &str, label: &str) -> Result<(), BrowserError> {
+        let js = format!(
+            "(() => {{ const s = document.querySelector({s}); if (!s) return 'no list'; \
+             const o = [...s.options].find(o => o.textContent.trim() === {l}); if (!o) return 'no option'; \
+             s.focus(); s.value = o.value; s.dispatchEvent(new Event('input', {{bubbles: true}})); \
+             s.dispatchEvent(new Event('change', {{bubbles: true}})); return 'ok'; }})()",
+            s = json!(selector),
+            l = json!(label)
+        );
+        match self.eval(&js).await?.as_str() {
+            Some("ok") => Ok(()),
+            other => Err(fail(format!("choosing `{label}` in `{selector}`: {}", other.unwrap_or("?")))),
+        }
+    }
+
+    /// Sets the files of the file control `selector`, as choosing them in the file dialog does.
+    pub async fn set_files(&mut self, selector: &str, files: &[&Path]) -> Result<(), BrowserError> {
+        let found = self
+            .call("Runtime.evaluate", json!({"expression": format!("document.querySelector({})", json!(selector))}))
             .await?;
+        let object = found["result"]["objectId"].as_str().ok_or_else(|| fail(format!("no element `{selector}`")))?;
+        let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        self.call("DOM.setFileInputFiles", json!({"files": files, "objectId": object})).await.map(drop)
+    }
+
+    /// Makes the page a phone's screen of `width` × `height` CSS pixels (touch, mobile
+    /// viewport), or the desktop window again with `None`.
+    pub async fn emulate_phone(&mut self, size: Option<(u32, u32)>) -> Result<(), BrowserError> {
+        match size {
+            Some((width, height)) => {
+                self.call(
+                    "Emulation.setDeviceMetricsOverride",
+                    json!({"width": width, "height": height, "deviceScaleFactor": 2, "mobile": true}),
+                )
+                .await?;
+            }
+            None => {
+                self.call("Emulation.clearDeviceMetricsOverride", json!({})).await?;
+            }
         }
         Ok(())
     }
@@ -211,17 +325,26 @@ impl Chromium {
         Ok(())
     }
 
-    /// Presses a key (`Enter`, `/`).
+    /// Presses a key: a character (`/`), or `Enter`, `Tab`, `Escape`, `ArrowDown`, `ArrowUp`.
     pub async fn press(&mut self, key: &str) -> Result<(), BrowserError> {
-        let text = if key.chars().count() == 1 {
-            key.to_owned()
-        } else if key == "Enter" {
-            "\r".to_owned()
-        } else {
-            String::new()
+        let (code, text) = match key {
+            "Enter" => (13, "\r"),
+            "Tab" => (9, ""),
+            "Escape" => (27, ""),
+            "ArrowUp" => (38, ""),
+            "ArrowDown" => (40, ""),
+            _ if key.chars().count() == 1 => (0, key),
+            _ => return Err(fail(format!("no such key: {key}"))),
         };
-        self.call("Input.dispatchKeyEvent", json!({"type": "keyDown", "key": key, "text": text})).await?;
-        self.call("Input.dispatchKeyEvent", json!({"type": "keyUp", "key": key})).await?;
+        // A key without text is a "raw" key-down, as Chromium's own input sends it.
+        let down = if text.is_empty() { "rawKeyDown" } else { "keyDown" };
+        for (kind, text) in [(down, text), ("keyUp", "")] {
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({"type": kind, "key": key, "windowsVirtualKeyCode": code, "text": text}),
+            )
+            .await?;
+        }
         Ok(())
     }
 

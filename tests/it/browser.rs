@@ -1,17 +1,26 @@
 //! The console in a real headless Chromium (DevTools protocol, `kith_tests::browser`), over
-//! real HTTP on loopback, on both databases: first-run setup, creating and editing a contact
-//! with real clicks and typing, live search under the Content-Security-Policy, the `/`
-//! shortcut, sign-out; axe-core finds no serious or critical violation on any page type. A
-//! failing step saves a screenshot under `target/console-screenshots/`. Without a Chromium the
-//! test says loudly that it was skipped (`.ci/run` installs Debian's `chromium`).
+//! real HTTP on loopback, on both databases, one Chromium per database. Each flow is a step
+//! function, named in the failure: first-run setup; creating and editing a contact with real
+//! clicks and typing; live search under the Content-Security-Policy and the `/` shortcut; the
+//! contacts list on a phone's screen; a version conflict (reload, then overwrite); a form with a
+//! tampered CSRF token; moving a deal on the board by keyboard and by dragging, and closing it
+//! lost; changing a ticket's status from the inbox; recording a gift through the form the
+//! `donors` plugin's mutation generates; importing a CSV with a bad row; reports and the
+//! administration pages; signing out; signing in as a VIEWER, who is offered no edits and whose
+//! forged posts change nothing. axe-core finds no serious or critical violation on any page
+//! type. A failing step saves a screenshot under `target/console-screenshots/`. Without a
+//! Chromium the test says loudly that it was skipped (`.ci/run` installs Debian's `chromium`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use kith_core::domain::actor::Role;
+use kith_core::service::users;
 use kith_tests::TestDb;
 use kith_tests::browser::{BrowserError, Chromium};
+use serde_json::{Value, json};
 
-use crate::util::Server;
+use crate::util::{Server, admin};
 
 /// Where screenshots go: `CONSOLE_SCREENSHOTS` (to refresh `docs/console/`) or `target/`.
 fn shots_dir() -> PathBuf {
@@ -20,54 +29,124 @@ fn shots_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots"))
 }
 
-/// Fails with the page's accessibility violations, if any.
-async fn accessible(browser: &mut Chromium, page: &str) -> Result<(), BrowserError> {
-    let violations = browser.axe().await?;
-    if violations.is_empty() { Ok(()) } else { Err(BrowserError(format!("axe on the {page} page: {violations:#?}"))) }
+/// The name the API token that changes records "meanwhile" goes by in the audit log.
+const SCRIPT: &str = "Nightly sync";
+
+/// What the steps share: the browser, the server and its database, an API token to set up and
+/// check records with, and where the contact the walk keeps lives.
+struct Walk<'a> {
+    browser: Chromium,
+    base: String,
+    db: &'a TestDb,
+    server: &'a Server,
+    /// An ADMIN API token named [`SCRIPT`].
+    api: String,
+    /// `/o/contacts/{id}` of Grace Hopper, once created.
+    contact: String,
+    /// Whether to refresh the screenshots in `docs/console/`.
+    save: bool,
 }
 
-/// Text of the first element matching `selector`.
-async fn text_of(browser: &mut Chromium, selector: &str) -> Result<String, BrowserError> {
-    let value =
-        browser.eval(&format!("document.querySelector({})?.textContent ?? ''", serde_json::json!(selector))).await?;
-    Ok(value.as_str().unwrap_or_default().trim().to_owned())
+impl Walk<'_> {
+    /// Opens `path` on the server and waits for it to load.
+    async fn goto(&mut self, path: &str) -> Result<(), BrowserError> {
+        self.browser.goto(&format!("{}{path}", self.base)).await
+    }
+
+    /// Saves a screenshot for the docs, when refreshing them.
+    async fn shot(&mut self, name: &str) -> Result<(), BrowserError> {
+        if self.save { self.browser.screenshot(&shots_dir().join(name)).await } else { Ok(()) }
+    }
+
+    /// Fails with the page's accessibility violations, if any.
+    async fn accessible(&mut self, page: &str) -> Result<(), BrowserError> {
+        let violations = self.browser.axe().await?;
+        ensure(violations.is_empty(), format!("axe on the {page} page: {violations:#?}"))
+    }
+
+    /// Text of the first element matching `selector` (empty when there is none).
+    async fn text_of(&mut self, selector: &str) -> Result<String, BrowserError> {
+        let value =
+            self.browser.eval(&format!("document.querySelector({})?.textContent ?? ''", json!(selector))).await?;
+        Ok(value.as_str().unwrap_or_default().trim().to_owned())
+    }
+
+    /// The value beside the label `label` in the page's fields (`dl.fields`).
+    async fn field(&mut self, label: &str) -> Result<String, BrowserError> {
+        let value = self
+            .browser
+            .eval(&format!(
+                "[...document.querySelectorAll('dl.fields dt')].find(dt => dt.textContent.trim() === {})\
+                 ?.nextElementSibling?.textContent ?? ''",
+                json!(label)
+            ))
+            .await?;
+        Ok(value.as_str().unwrap_or_default().trim().to_owned())
+    }
+
+    /// Whether the page's text contains `text`.
+    async fn shows(&mut self, text: &str) -> Result<bool, BrowserError> {
+        Ok(self.browser.eval(&format!("document.body.textContent.includes({})", json!(text))).await? == true)
+    }
+
+    /// A GraphQL operation with the API token; fails on errors.
+    async fn gql(&self, query: &str, variables: Value) -> Result<Value, BrowserError> {
+        let answer = self.server.gql(&self.api, query, variables).await;
+        ensure(answer["errors"].is_null(), format!("GraphQL: {answer}"))?;
+        Ok(answer["data"].clone())
+    }
+
+    /// The contact the walk keeps, as stored.
+    async fn stored_contact(&self) -> Result<Value, BrowserError> {
+        let id = self.contact.rsplit('/').next().unwrap_or_default();
+        let data =
+            self.gql("query($id: ID!) { contact(id: $id) { firstName jobTitle version } }", json!({"id": id})).await?;
+        Ok(data["contact"].clone())
+    }
 }
 
-async fn walk(browser: &mut Chromium, base: &str, test_db: &TestDb) -> Result<(), BrowserError> {
-    let db = test_db.name;
-    let shots = shots_dir();
-    let save = std::env::var_os("CONSOLE_SCREENSHOTS").is_some() && db == "sqlite";
-    // First run: `/` leads to setup, which creates the admin and signs them in.
-    browser.goto(&format!("{base}/")).await?;
-    browser.wait_for("location.pathname === '/setup' && document.querySelector('#email')").await?;
-    accessible(browser, "setup").await?;
+/// A failure outside the page (the database, a file), as the walk reports it.
+fn failed(error: impl std::fmt::Display) -> BrowserError {
+    BrowserError(error.to_string())
+}
+
+/// `Err(what)` unless `ok`.
+fn ensure(ok: bool, what: impl std::fmt::Display) -> Result<(), BrowserError> {
+    if ok { Ok(()) } else { Err(BrowserError(what.to_string())) }
+}
+
+/// First run: `/` leads to setup, which creates the admin and signs them in.
+async fn first_run_setup(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    walk.goto("/").await?;
+    walk.browser.wait_for("location.pathname === '/setup' && document.querySelector('#email')").await?;
+    walk.accessible("setup").await?;
+    let browser = &mut walk.browser;
     browser.type_into("#name", "Ada Admin").await?;
     browser.type_into("#email", "ada@example.org").await?;
     browser.type_into("#password", "correct horse battery").await?;
     browser.click("button[type=submit]").await?;
     browser.wait_for("location.pathname === '/o/contacts'").await?;
-    accessible(browser, "list").await?;
+    walk.accessible("list").await
+}
 
-    // A contact, through the generated form.
-    browser.click("a.button[href='/o/contacts/new']").await?;
-    browser.wait_for("location.pathname === '/o/contacts/new' && document.querySelector('#f-firstName')").await?;
-    accessible(browser, "form").await?;
-    if save {
-        browser.screenshot(&shots.join("contact-form.png")).await?;
-    }
+/// A contact through the generated form, then edited from the record page's Edit link.
+async fn create_and_edit_a_contact(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    walk.browser.click("a.button[href='/o/contacts/new']").await?;
+    walk.browser.wait_for("location.pathname === '/o/contacts/new' && document.querySelector('#f-firstName')").await?;
+    walk.accessible("form").await?;
+    walk.shot("contact-form.png").await?;
+    let browser = &mut walk.browser;
     browser.type_into("#f-firstName", "Grace").await?;
     browser.type_into("#f-lastName", "Hopper").await?;
     browser.type_into("#f-email", "grace@example.org").await?;
-    browser.eval("document.querySelector('#f-lifecycleStage').value = 'CUSTOMER'").await?;
+    browser.select("#f-lifecycleStage", "Customer").await?;
     browser.click("form.record button[type=submit]").await?;
     browser.wait_for("document.querySelector('h1')?.textContent === 'Grace Hopper'").await?;
-    accessible(browser, "record").await?;
-    let stage = browser.eval("document.body.textContent.includes('Customer')").await?;
-    if stage != true {
-        return Err(BrowserError("the record page does not show the lifecycle stage".into()));
-    }
+    walk.contact = walk.browser.eval("location.pathname").await?.as_str().unwrap_or_default().to_owned();
+    walk.accessible("record").await?;
+    ensure(walk.shows("Customer").await?, "the record page does not show the lifecycle stage")?;
 
-    // Edit in place of the record page's Edit link.
+    let browser = &mut walk.browser;
     browser.click("a.button[href$='/edit']").await?;
     browser.wait_for("document.querySelector('#f-jobTitle')").await?;
     browser.type_into("#f-jobTitle", "Rear Admiral").await?;
@@ -75,118 +154,346 @@ async fn walk(browser: &mut Chromium, base: &str, test_db: &TestDb) -> Result<()
     browser
         .wait_for("!location.pathname.endsWith('/edit') && document.body.textContent.includes('Rear Admiral')")
         .await?;
-    if save {
-        browser.screenshot(&shots.join("contact-record.png")).await?;
-    }
+    walk.shot("contact-record.png").await
+}
 
-    // `/` focuses the search box (the console's own script runs under the CSP), and typing
-    // searches as you type (htmx runs under the CSP too).
+/// `/` focuses the search box (the console's own script runs under the CSP), and typing
+/// searches as you type (htmx runs under the CSP too); the list shows the contact.
+async fn search_and_list(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    let browser = &mut walk.browser;
     browser.click("h1").await?;
     browser.press("/").await?;
     browser.wait_for("document.activeElement && document.activeElement.id === 'search'").await?;
-    browser.call("Input.insertText", serde_json::json!({"text": "hopper"})).await?;
+    browser.call("Input.insertText", json!({"text": "hopper"})).await?;
     browser.wait_for("document.querySelector('#search-results a')?.textContent === 'Grace Hopper'").await?;
 
-    browser.goto(&format!("{base}/o/contacts")).await?;
-    browser.wait_for("document.querySelector('table')").await?;
-    if text_of(browser, "tbody tr td a").await? != "Grace" {
-        return Err(BrowserError("the list does not show the new contact".into()));
-    }
-    if save {
-        browser.screenshot(&shots.join("contacts-list.png")).await?;
-    }
+    walk.goto("/o/contacts").await?;
+    walk.browser.wait_for("document.querySelector('table')").await?;
+    ensure(walk.text_of("tbody tr td a").await? == "Grace", "the list does not show the new contact")?;
+    walk.shot("contacts-list.png").await
+}
 
-    // The board: drag a card to the next column (board.js runs under the CSP and submits the
-    // card's own form); the deal moves.
-    let pipeline = test_db.create("pipeline", serde_json::json!({"name": "Grants", "currency": "USD"})).await.unwrap();
-    let mut stages = Vec::new();
-    for (position, stage) in ["Ask", "Proposal"].into_iter().enumerate() {
-        let s = test_db
-            .create("stage", serde_json::json!({"pipelineId": pipeline.id(), "name": stage, "position": position, "probability": 50, "kind": "OPEN"}))
-            .await
-            .unwrap();
-        stages.push(s.id().to_string());
+/// The contacts list on a phone (390 × 844): nothing is wider than the screen.
+async fn contacts_on_a_phone(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    walk.browser.emulate_phone(Some((390, 844))).await?;
+    walk.goto("/o/contacts").await?;
+    walk.browser.wait_for("document.querySelector('table') && innerWidth === 390").await?;
+    let widths = walk.browser.eval("[document.documentElement.scrollWidth, innerWidth]").await?;
+    let name = if walk.save { "contacts-phone.png".to_owned() } else { format!("{}-contacts-phone.png", walk.db.name) };
+    walk.browser.screenshot(&shots_dir().join(name)).await?;
+    walk.browser.emulate_phone(None).await?;
+    ensure(widths[0].as_i64() <= widths[1].as_i64(), format!("the page is wider than a phone: {widths}"))
+}
+
+/// Someone changes the contact through the API while its form is open: saving explains who,
+/// keeps what was typed, and offers to reload (their change shows, mine is dropped) or to save
+/// again (mine overwrites theirs).
+async fn version_conflict(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    let id = walk.contact.rsplit('/').next().unwrap_or_default().to_owned();
+    let meanwhile = "mutation($id: ID!, $title: String) { updateContact(id: $id, input: {jobTitle: $title}) { id } }";
+    let edit = format!("{}/edit", walk.contact);
+    for (theirs, choice) in [("Commodore", "reload"), ("Captain", "overwrite")] {
+        walk.goto(&edit).await?;
+        walk.browser.wait_for("document.querySelector('#f-jobTitle')").await?;
+        walk.gql(meanwhile, json!({"id": id, "title": theirs})).await?;
+        walk.browser.type_into("#f-jobTitle", "Admiral").await?;
+        walk.browser.click("form.record button[type=submit]").await?;
+        walk.browser.wait_for("document.querySelector('.notice[role=alert]')").await?;
+        let notice = walk.text_of(".notice[role=alert]").await?;
+        ensure(
+            notice.contains(&format!("changed since you opened it by {SCRIPT}")),
+            format!("the conflict does not say who changed the record: {notice}"),
+        )?;
+        let kept = walk.browser.eval("document.querySelector('#f-jobTitle').value").await?;
+        ensure(kept == "Admiral", format!("the form lost what was typed: {kept}"))?;
+        if choice == "reload" {
+            walk.accessible("conflict").await?;
+            walk.browser.click(".notice[role=alert] a.button").await?;
+            walk.browser
+                .wait_for("location.pathname.endsWith('/edit') && document.querySelector('#f-jobTitle').value === 'Commodore'")
+                .await?;
+            let stored = walk.stored_contact().await?;
+            ensure(stored["jobTitle"] == theirs, format!("reloading changed the record: {stored}"))?;
+        } else {
+            walk.browser.click("form.record button[type=submit]").await?;
+            walk.browser
+                .wait_for("!document.querySelector('form.record') && document.body.textContent.includes('Admiral')")
+                .await?;
+            let stored = walk.stored_contact().await?;
+            ensure(stored["jobTitle"] == "Admiral", format!("saving again did not overwrite: {stored}"))?;
+        }
     }
-    let deal = test_db
-        .create(
-            "deal",
-            serde_json::json!({"title": "Roof", "amount": "100", "pipelineId": pipeline.id(), "stageId": stages[0]}),
-        )
+    Ok(())
+}
+
+/// A form whose `_csrf` was tampered with is refused, and the record stays as it was.
+async fn tampered_csrf_is_refused(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    let before = walk.stored_contact().await?;
+    walk.goto(&format!("{}/edit", walk.contact)).await?;
+    walk.browser.wait_for("document.querySelector('#f-jobTitle')").await?;
+    walk.browser.type_into("#f-jobTitle", "Pirate").await?;
+    walk.browser.eval("document.querySelector('form.record input[name=_csrf]').value += 'x'").await?;
+    walk.browser.click("form.record button[type=submit]").await?;
+    walk.browser.wait_for("document.body.textContent.includes('did not come from Kith')").await?;
+    let after = walk.stored_contact().await?;
+    ensure(after == before, format!("a tampered form changed the record: {before} → {after}"))
+}
+
+/// The board: a deal moves to the next stage by keyboard with its card's form, back by
+/// dragging the card with the mouse (`board.js`, under the CSP), and closes lost with a
+/// reason; the API shows each change.
+async fn move_a_deal_on_the_board(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    let db = walk.db;
+    let (pipeline, stages) = crate::util::grants_pipeline(db).await;
+    let deal = db
+        .create("deal", json!({"title": "Roof", "amount": "100", "pipelineId": pipeline, "stageId": stages[0]}))
         .await
-        .unwrap();
-    browser.goto(&format!("{base}/board")).await?;
-    browser.wait_for("document.querySelector('li.card')").await?;
-    accessible(browser, "board").await?;
-    if save {
-        browser.screenshot(&shots.join("board.png")).await?;
+        .map_err(failed)?
+        .id()
+        .to_string();
+    let card = format!("li.card[data-deal=\"{deal}\"]");
+    let in_stage = |stage: &str| format!("document.querySelector('section.column[data-stage=\"{stage}\"] {card}')");
+    walk.goto("/board").await?;
+    walk.browser.wait_for(&in_stage(&stages[0])).await?;
+    walk.accessible("board").await?;
+    walk.shot("board.png").await?;
+
+    // By keyboard: the card's stage list, the next stage, Tab to "Move", Enter.
+    walk.browser.eval(&format!("document.querySelector('#move-{deal}').focus()")).await?;
+    walk.browser.press("ArrowDown").await?;
+    walk.browser.press("Tab").await?;
+    walk.browser.press("Enter").await?;
+    walk.browser.wait_for(&in_stage(&stages[1])).await?;
+    let moved = deal_of(walk, &deal).await?;
+    ensure(moved["stageId"] == stages[1], format!("the keyboard did not move the deal: {moved}"))?;
+
+    // By dragging the card back to the first column.
+    walk.browser.drag(&format!("{card} div.muted"), &format!("section.column[data-stage=\"{}\"]", stages[0])).await?;
+    walk.browser.wait_for(&in_stage(&stages[0])).await?;
+    let dragged = deal_of(walk, &deal).await?;
+    ensure(dragged["stageId"] == stages[0], format!("dragging did not move the deal: {dragged}"))?;
+
+    // Closed lost, with the reason.
+    walk.browser.click(&format!("{card} details summary")).await?;
+    walk.browser.select(&format!("#outcome-{deal}"), "Lost").await?;
+    walk.browser.type_into(&format!("#reason-{deal}"), "No budget").await?;
+    walk.browser.click(&format!("{card} form[action='/board/close'] button[type=submit]")).await?;
+    walk.browser.wait_for(&in_stage(&stages[3])).await?;
+    let closed = deal_of(walk, &deal).await?;
+    ensure(
+        closed["stageId"] == stages[3] && closed["lostReason"] == "No budget",
+        format!("the deal was not closed lost with its reason: {closed}"),
+    )
+}
+
+/// A deal's stage and lost reason, as stored.
+async fn deal_of(walk: &Walk<'_>, deal: &str) -> Result<Value, BrowserError> {
+    let data = walk.gql("query($id: ID!) { deal(id: $id) { stageId lostReason } }", json!({"id": deal})).await?;
+    Ok(data["deal"].clone())
+}
+
+/// A ticket, opened from the inbox, moves on with the transition its page offers.
+async fn change_a_ticket_status(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    let ticket = walk
+        .db
+        .create("ticket", json!({"subject": "Printer on fire", "priority": "URGENT"}))
+        .await
+        .map_err(failed)?
+        .id()
+        .to_string();
+    walk.goto("/inbox").await?;
+    walk.browser.wait_for("document.querySelector('tbody tr')").await?;
+    walk.accessible("inbox").await?;
+    walk.browser.click(&format!("a[href='/inbox/{ticket}']")).await?;
+    walk.browser.wait_for("document.querySelector('#body')").await?;
+    walk.accessible("ticket").await?;
+    walk.shot("ticket.png").await?;
+    let open = "form[action$='/status']:has(input[name=status][value=OPEN]) button";
+    walk.browser.click(open).await?;
+    walk.browser.wait_for(&format!("!document.querySelector(\"{open}\") && document.querySelector('#body')")).await?;
+    let stored = walk.gql("query($id: ID!) { ticket(id: $id) { status } }", json!({"id": ticket})).await?;
+    ensure(stored["ticket"]["status"] == "OPEN", format!("the ticket's status did not change: {stored}"))?;
+    let shown = walk.field("Status").await?;
+    ensure(shown == "Open", format!("the ticket page shows the status {shown:?}"))
+}
+
+/// A gift through the form generated from the `donors` plugin's `recordDonation` mutation;
+/// the donor's page shows it.
+async fn record_a_donation(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    walk.goto("/ops/donors/recordDonation").await?;
+    walk.browser.wait_for("document.querySelector('#a-amount')").await?;
+    walk.accessible("operation").await?;
+    walk.browser.select("#a-contactId", "Grace Hopper").await?;
+    walk.browser.type_into("#a-amount", "25.00").await?;
+    walk.browser.select("#a-paymentMethod", "Card").await?;
+    walk.browser.click("form.record button[type=submit]").await?;
+    walk.browser.wait_for("document.querySelector('.ok[role=status]')").await?;
+    walk.goto(&walk.contact.clone()).await?;
+    walk.browser.wait_for("document.querySelector('h1')").await?;
+    ensure(walk.shows("Donations (1)").await?, "the donor's page does not list the gift")?;
+    for (label, expected) in [("Gift count", "1"), ("Lifetime giving", "25")] {
+        let shown = walk.field(label).await?;
+        ensure(shown == expected, format!("the donor's page shows {label}: {shown:?}, not {expected}"))?;
     }
-    let drag = format!(
-        "(() => {{ const card = document.querySelector('li.card[data-deal=\"{deal}\"]'); \
-         const column = document.querySelector('section.column[data-stage=\"{stage}\"]'); const dt = new DataTransfer(); \
-         card.dispatchEvent(new DragEvent('dragstart', {{dataTransfer: dt, bubbles: true}})); \
-         column.dispatchEvent(new DragEvent('dragover', {{dataTransfer: dt, bubbles: true, cancelable: true}})); \
-         column.dispatchEvent(new DragEvent('drop', {{dataTransfer: dt, bubbles: true, cancelable: true}})); return true; }})()",
-        deal = deal.id(),
-        stage = stages[1]
-    );
-    browser.eval(&drag).await?;
-    browser
-        .wait_for(&format!(
-            "document.querySelector('section.column[data-stage=\"{}\"] li.card[data-deal=\"{}\"]')",
-            stages[1],
-            deal.id()
-        ))
+    let gifts = walk.gql("{ donations { totalCount edges { node { amount paymentMethod } } } }", json!({})).await?;
+    let gift = &gifts["donations"]["edges"][0]["node"];
+    ensure(
+        gifts["donations"]["totalCount"] == 1
+            && gift["paymentMethod"] == "CARD"
+            && gift["amount"].as_str().is_some_and(|a| a.starts_with("25")),
+        format!("the gift as stored: {gifts}"),
+    )
+}
+
+/// A CSV of contacts with a bad row: uploaded through the file control, the suggested mapping
+/// kept, the run followed until done (htmx polls it), the bad row shown with its reason.
+async fn import_a_csv_with_a_bad_row(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    let dir = kith_tests::temp_dir();
+    let file = dir.join("people.csv");
+    std::fs::write(
+        &file,
+        "First Name,Surname,E-mail Address\r\nAlan,Turing,alan@example.org\r\nBad,Row,not-an-email\r\n\
+         Katherine,Johnson,katherine@example.org\r\n",
+    )
+    .map_err(failed)?;
+    walk.goto("/import").await?;
+    walk.browser.wait_for("document.querySelector('#i-file')").await?;
+    walk.accessible("import").await?;
+    walk.browser.select("#i-object", "Contacts").await?;
+    walk.browser.set_files("#i-file", &[&file]).await?;
+    walk.browser.click("form[action='/import'] button[type=submit]").await?;
+    let uploaded =
+        walk.browser.wait_for("location.pathname.startsWith('/import/map/') && document.querySelector('#m-0')").await;
+    let _ = std::fs::remove_dir_all(dir);
+    uploaded?;
+    walk.accessible("import mapping").await?;
+    let suggested = walk.browser.eval("[...document.querySelectorAll('select[id^=m-]')].map(s => s.value)").await?;
+    ensure(suggested == json!(["firstName", "lastName", "email"]), format!("the suggested mapping: {suggested}"))?;
+    walk.browser.click("form[action^='/import/map/'] button[type=submit]").await?;
+    walk.browser
+        .wait_for("location.pathname.startsWith('/import/runs/') && document.querySelector('#import-counts')")
         .await?;
+    walk.accessible("import run").await?;
+    let counts = walk.text_of("#import-counts").await?;
+    ensure(counts.contains("2 created") && counts.contains("1 rejected"), format!("the run says {counts}"))?;
+    let rejected = walk.text_of("#rejected tbody tr").await?;
+    ensure(rejected.starts_with('3') && rejected.contains("not-an-email"), format!("the rejected row: {rejected}"))?;
+    let data = walk.gql("{ contacts(filter: {email: {eq: \"alan@example.org\"}}) { totalCount } }", json!({})).await?;
+    ensure(data["contacts"]["totalCount"] == 1, format!("the good rows were not imported: {data}"))
+}
 
-    // The inbox and a ticket's conversation.
-    let ticket = test_db
-        .create("ticket", serde_json::json!({"subject": "Printer on fire", "priority": "URGENT"}))
-        .await
-        .unwrap();
-    browser.goto(&format!("{base}/inbox")).await?;
-    browser.wait_for("document.querySelector('tbody tr')").await?;
-    accessible(browser, "inbox").await?;
-    browser.goto(&format!("{base}/inbox/{}", ticket.id())).await?;
-    browser.wait_for("document.querySelector('#body')").await?;
-    accessible(browser, "ticket").await?;
-    if save {
-        browser.screenshot(&shots.join("ticket.png")).await?;
-    }
-
-    // Reports: charts drawn on the server, accessible too.
-    browser.goto(&format!("{base}/reports")).await?;
-    browser.wait_for("document.querySelector('svg.chart')").await?;
-    accessible(browser, "reports").await?;
-    if save {
-        browser.screenshot(&shots.join("reports.png")).await?;
-    }
-
-    // Administration, as the admin who set Kith up.
+/// Reports (charts drawn on the server) and the administration pages, as the admin.
+async fn reports_and_administration(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    walk.goto("/reports").await?;
+    walk.browser.wait_for("document.querySelector('svg.chart')").await?;
+    walk.accessible("reports").await?;
+    walk.shot("reports.png").await?;
     for (page, ready) in
         [("users", "#u-name"), ("tokens", "#t-name"), ("fields", "#c-key"), ("plugins", "h1"), ("audit", "#a-object")]
     {
-        browser.goto(&format!("{base}/admin/{page}")).await?;
-        browser.wait_for(&format!("document.querySelector('{ready}')")).await?;
-        accessible(browser, page).await?;
+        walk.goto(&format!("/admin/{page}")).await?;
+        walk.browser.wait_for(&format!("document.querySelector('{ready}')")).await?;
+        walk.accessible(page).await?;
     }
-
-    // Sign out: back to the sign-in page, which is accessible too.
-    browser.click("header form button[type=submit]").await?;
-    browser.wait_for("location.pathname === '/login' && document.querySelector('#password')").await?;
-    accessible(browser, "sign-in").await?;
-    if save {
-        browser.screenshot(&shots.join("sign-in.png")).await?;
-    }
-    // The session is over: a page behind it sends the browser to sign in.
-    browser.call("Page.navigate", serde_json::json!({"url": format!("{base}/o/contacts")})).await?;
-    browser.wait_for("location.pathname === '/login' && location.search.includes('next=')").await?;
     Ok(())
+}
+
+/// Sign out: back to the sign-in page; the session is over.
+async fn sign_out(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    walk.browser.click("header form button[type=submit]").await?;
+    walk.browser.wait_for("location.pathname === '/login' && document.querySelector('#password')").await?;
+    walk.accessible("sign-in").await?;
+    walk.shot("sign-in.png").await?;
+    // A page behind the session sends the browser to sign in.
+    walk.browser.call("Page.navigate", json!({"url": format!("{}/o/contacts", walk.base)})).await?;
+    walk.browser.wait_for("location.pathname === '/login' && location.search.includes('next=')").await
+}
+
+/// A VIEWER signs in, is offered no create or edit, and the posts a forger sends from the page
+/// (without the CSRF token, with a wrong one, or with the right one) are refused with 403 and
+/// change nothing.
+async fn a_viewer_cannot_edit(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    let tx = walk.db.kith.store.begin(&admin()).await.map_err(failed)?;
+    users::create_user(
+        &tx,
+        &walk.db.kith.registry(),
+        "vic@example.org",
+        "Vic Viewer",
+        Role::Viewer,
+        Some("a long enough password"),
+    )
+    .await
+    .map_err(failed)?;
+    tx.commit().await.map_err(failed)?;
+    walk.browser.type_into("#email", "vic@example.org").await?;
+    walk.browser.type_into("#password", "a long enough password").await?;
+    walk.browser.click("form:has(#password) button[type=submit]").await?;
+    walk.browser.wait_for("location.pathname === '/o/contacts' && document.querySelector('table')").await?;
+    let create = walk.browser.eval("!!document.querySelector(\"a[href='/o/contacts/new']\")").await?;
+    ensure(create == false, "a VIEWER is offered to create a contact")?;
+    walk.goto(&walk.contact.clone()).await?;
+    walk.browser.wait_for("document.querySelector('h1')?.textContent === 'Grace Hopper'").await?;
+    let offered = walk.browser.eval("!!document.querySelector(\"a[href$='/edit'], form[action$='/delete']\")").await?;
+    ensure(offered == false, "a VIEWER is offered to edit or delete the contact")?;
+
+    let before = walk.stored_contact().await?;
+    let token = walk.browser.eval("document.querySelector('input[name=_csrf]').value").await?;
+    let token = token.as_str().unwrap_or_default().to_owned();
+    for csrf in [None, Some("forged".to_owned()), Some(token)] {
+        let mut form = json!({"_version": before["version"], "firstName": "Eve", "jobTitle": "Forger"});
+        if let Some(csrf) = csrf {
+            form["_csrf"] = json!(csrf);
+        }
+        let status = walk
+            .browser
+            .eval(&format!(
+                "fetch({path}, {{method: 'POST', body: new URLSearchParams({form})}}).then(r => r.status)",
+                path = json!(walk.contact),
+            ))
+            .await?;
+        ensure(status == 403, format!("a VIEWER's post with {form} answered {status}"))?;
+    }
+    let after = walk.stored_contact().await?;
+    ensure(after == before, format!("a VIEWER's forged post changed the record: {before} → {after}"))
+}
+
+/// The whole walk; a failure names its flow.
+async fn walk(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    macro_rules! flows {
+        ($($flow:ident),* $(,)?) => {$(
+            $flow(walk).await.map_err(|e| BrowserError(format!("{}: {e}", stringify!($flow))))?;
+        )*};
+    }
+    flows!(
+        first_run_setup,
+        create_and_edit_a_contact,
+        search_and_list,
+        contacts_on_a_phone,
+        version_conflict,
+        tampered_csrf_is_refused,
+        move_a_deal_on_the_board,
+        change_a_ticket_status,
+        record_a_donation,
+        import_a_csv_with_a_bad_row,
+        reports_and_administration,
+        sign_out,
+        a_viewer_cannot_edit,
+    );
+    Ok(())
+}
+
+/// An ADMIN API token named [`SCRIPT`]: its secret.
+async fn script_token(db: &TestDb) -> String {
+    let tx = db.kith.store.begin(&admin()).await.unwrap();
+    let (_, secret) = users::create_token(&tx, SCRIPT, Role::Admin, None, None).await.unwrap();
+    tx.commit().await.unwrap();
+    secret
 }
 
 #[tokio::test]
 async fn a_person_sets_up_kith_and_keeps_a_contact_in_a_real_browser() {
     for db in TestDb::all().await {
-        let Some(mut browser) = Chromium::launch().await.unwrap() else {
+        let Some(browser) = Chromium::launch().await.unwrap() else {
             // In CI a missing browser is a failure: `.ci/run` installs one.
             assert!(std::env::var_os("CI").is_none(), "CI must run the browser tests: no Chromium found");
             let _ = writeln!(
@@ -196,13 +503,25 @@ async fn a_person_sets_up_kith_and_keeps_a_contact_in_a_real_browser() {
             return;
         };
         let server = Server::start(&db).await;
-        let base = format!("http://{}", server.addr);
-        if let Err(err) = walk(&mut browser, &base, &db).await {
+        let runtime = crate::util::donors_runtime(&db).await;
+        let mut state = Walk {
+            browser,
+            base: format!("http://{}", server.addr),
+            db: &db,
+            server: &server,
+            api: script_token(&db).await,
+            contact: String::new(),
+            save: std::env::var_os("CONSOLE_SCREENSHOTS").is_some() && db.name == "sqlite",
+        };
+        let started = std::time::Instant::now();
+        if let Err(err) = walk(&mut state).await {
             let shot = shots_dir().join(format!("{}-failure.png", db.name));
-            let saved = browser.screenshot(&shot).await;
+            let saved = state.browser.screenshot(&shot).await;
             panic!("{}: {err} (screenshot: {} {saved:?})", db.name, shot.display());
         }
-        browser.close().await;
+        let _ = writeln!(std::io::stderr(), "{}: the browser walk took {:.1?}", db.name, started.elapsed());
+        state.browser.close().await;
+        runtime.stop().await;
         server.stop().await;
     }
 }

@@ -495,15 +495,10 @@ async fn search_finds_records_across_objects_and_answers_htmx_with_the_list_only
 
 #[tokio::test]
 async fn a_plugin_mutation_gets_a_form_from_its_typed_arguments_and_its_values_show_on_the_record() {
-    use kith_core::plugin::manager::Grants;
     for db in TestDb::all().await {
         let name = db.name;
         let server = Server::start(&db).await;
-        let runtime = kith_core::plugin::start_runtime(&db.kith, &crate::util::plugins_config()).await.unwrap();
-        let donors = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "donors").unwrap();
-        runtime.install(&admin(), donors.manifest, donors.component).await.unwrap();
-        runtime.enable(&admin(), "donors", Grants::All).await.unwrap();
-        runtime.refresh().await.unwrap();
+        let runtime = crate::util::donors_runtime(&db).await;
         let ada = db
             .create("contact", json!({"firstName": "Ada", "lastName": "Giver", "email": "ada@example.org"}))
             .await
@@ -569,20 +564,7 @@ async fn the_board_sums_each_stage_and_moves_and_closes_deals_with_the_version_i
     for db in TestDb::all().await {
         let name = db.name;
         let server = Server::start(&db).await;
-        let pipeline = db.create("pipeline", json!({"name": "Grants", "currency": "USD"})).await.unwrap();
-        let p = pipeline.id().to_string();
-        let mut stages = Vec::new();
-        for (position, (stage, probability, kind)) in
-            [("Ask", 20, "OPEN"), ("Proposal", 50, "OPEN"), ("Won", 100, "WON"), ("Lost", 0, "LOST")]
-                .into_iter()
-                .enumerate()
-        {
-            let s = db
-                .create("stage", json!({"pipelineId": p, "name": stage, "position": position, "probability": probability, "kind": kind}))
-                .await
-                .unwrap();
-            stages.push(s.id().to_string());
-        }
+        let (p, stages) = crate::util::grants_pipeline(&db).await;
         let deal = |title: &str, amount: &str, stage: &str| json!({"title": title, "amount": amount, "pipelineId": p, "stageId": stage});
         let first = db.create("deal", deal("Library roof", "1000", &stages[0])).await.unwrap();
         db.create("deal", deal("Reading room", "500.50", &stages[0])).await.unwrap();
@@ -938,15 +920,10 @@ fn redirected_id(reply: &Reply, prefix: &str, name: &str) -> String {
 
 #[tokio::test]
 async fn a_csv_is_uploaded_mapped_imported_and_its_rejected_rows_come_back_with_their_reasons() {
-    use kith_core::plugin::manager::Grants;
     for db in TestDb::all().await {
         let name = db.name;
         let server = Server::start(&db).await;
-        let runtime = kith_core::plugin::start_runtime(&db.kith, &crate::util::plugins_config()).await.unwrap();
-        let donors = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "donors").unwrap();
-        runtime.install(&admin(), donors.manifest, donors.component).await.unwrap();
-        runtime.enable(&admin(), "donors", Grants::All).await.unwrap();
-        runtime.refresh().await.unwrap();
+        let runtime = crate::util::donors_runtime(&db).await;
         let mut browser = signed_in(&db, &server, "amy@example.org", Role::Agent).await;
 
         let page = browser.get("/import").await;
@@ -1166,15 +1143,10 @@ async fn the_import_api_checks_the_file_and_mapping_before_it_writes_and_reports
 #[tokio::test]
 async fn the_donor_reports_are_charts_with_tables_and_csv_for_managers() {
     use chrono::Datelike;
-    use kith_core::plugin::manager::Grants;
     for db in TestDb::all().await {
         let name = db.name;
         let server = Server::start(&db).await;
-        let runtime = kith_core::plugin::start_runtime(&db.kith, &crate::util::plugins_config()).await.unwrap();
-        let donors = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "donors").unwrap();
-        runtime.install(&admin(), donors.manifest, donors.component).await.unwrap();
-        runtime.enable(&admin(), "donors", Grants::All).await.unwrap();
-        runtime.refresh().await.unwrap();
+        let runtime = crate::util::donors_runtime(&db).await;
         let this = chrono::Utc::now().year();
         let agent = token(&db, Role::Agent).await;
         let mut people = Vec::new();

@@ -195,6 +195,33 @@ pub(crate) fn plugins_config() -> PluginsConfig {
     }
 }
 
+/// A plugin runtime over `db` with the bundled `donors` plugin installed, enabled with every
+/// grant, and its objects and operations in the registry.
+pub(crate) async fn donors_runtime(db: &TestDb) -> std::sync::Arc<kith_core::plugin::manager::PluginManager> {
+    let runtime = kith_core::plugin::start_runtime(&db.kith, &plugins_config()).await.unwrap();
+    let donors = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "donors").unwrap();
+    runtime.install(&admin(), donors.manifest, donors.component).await.unwrap();
+    runtime.enable(&admin(), "donors", kith_core::plugin::manager::Grants::All).await.unwrap();
+    runtime.refresh().await.unwrap();
+    runtime
+}
+
+/// A "Grants" pipeline in USD with the stages Ask (20 %), Proposal (50 %), Won and Lost: its id
+/// and its stages' ids in that order.
+pub(crate) async fn grants_pipeline(db: &TestDb) -> (String, Vec<String>) {
+    let pipeline = db.create("pipeline", json!({"name": "Grants", "currency": "USD"})).await.unwrap().id().to_string();
+    let mut stages = Vec::new();
+    for (position, (stage, probability, kind)) in
+        [("Ask", 20, "OPEN"), ("Proposal", 50, "OPEN"), ("Won", 100, "WON"), ("Lost", 0, "LOST")]
+            .into_iter()
+            .enumerate()
+    {
+        let stage = json!({"pipelineId": pipeline, "name": stage, "position": position, "probability": probability, "kind": kind});
+        stages.push(db.create("stage", stage).await.unwrap().id().to_string());
+    }
+    (pipeline, stages)
+}
+
 /// The bundled welcome plugin: (manifest, component).
 pub(crate) fn welcome() -> (String, Vec<u8>) {
     let b = kith_core::plugin::bundled::BUNDLED[0];
