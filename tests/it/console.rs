@@ -372,8 +372,9 @@ async fn a_version_conflict_says_who_changed_the_record_and_offers_reload_or_ove
             conflict.body.contains("Reload") && conflict.body.contains("value=\"Augusta\""),
             "{name}: my changes kept in the form"
         );
-        // The form now carries the current version: saving again overwrites.
+        // The form now carries the current version: saving again overwrites, as its button says.
         assert!(conflict.body.contains("name=\"_version\" value=\"2\""), "{name}");
+        assert!(conflict.body.contains(">Overwrite with my changes</button>"), "{name}: {}", conflict.body);
         let overwrite = first
             .post(
                 &path,

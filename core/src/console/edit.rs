@@ -136,7 +136,8 @@ fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
                 input #f-tags type="text" name="tags" value=(page.values["tags"].as_array().map(|t| t.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default());
             }
             div.actions {
-                button type="submit" { @if create { (text::CREATE) } @else { (text::SAVE) } }
+                // After a conflict (the only notice), saving again overwrites the other change.
+                button type="submit" { @if create { (text::CREATE) } @else if page.notice.is_some() { (text::OVERWRITE) } @else { (text::SAVE) } }
                 a href=(match page.id { Some(id) => format!("/o/{}/{id}", def.plural), None => format!("/o/{}", def.plural) }) { (text::CANCEL) }
             }
         }
