@@ -313,6 +313,14 @@ impl Chromium {
         Ok(())
     }
 
+    /// Reads pages as someone in `time_zone` whose browser speaks `locale` (`None`: as started).
+    pub async fn emulate_locale(&mut self, locale: Option<(&str, &str)>) -> Result<(), BrowserError> {
+        let (locale, time_zone) = locale.unwrap_or(("", ""));
+        self.call("Emulation.setLocaleOverride", json!({"locale": locale})).await?;
+        self.call("Emulation.setTimezoneOverride", json!({"timezoneId": time_zone})).await?;
+        Ok(())
+    }
+
     /// Focuses `selector` by clicking it, clears it, and types `text` as key input.
     pub async fn type_into(&mut self, selector: &str, text: &str) -> Result<(), BrowserError> {
         self.click(selector).await?;

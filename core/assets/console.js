@@ -11,7 +11,8 @@ document.addEventListener("keydown", function (event) {
 // Instants, dates and numbers in the reader's locale and time zone. The server writes them in
 // UTC and ISO form inside <time datetime> and <data value>; without script that text stays.
 function localize(root) {
-  var lang = navigator.language || "en";
+  // The browser's own locale (its settings), as Intl takes it when none is named.
+  var lang = undefined;
   root.querySelectorAll("time[data-format]").forEach(function (el) {
     var at = new Date(el.getAttribute("datetime"));
     if (isNaN(at.getTime())) { return; }

@@ -185,6 +185,24 @@ async fn contacts_on_a_phone(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
     ensure(widths[0].as_i64() <= widths[1].as_i64(), format!("the page is wider than a phone: {widths}"))
 }
 
+/// A task due at 09:30 UTC, read in Tokyo by a browser set to British English: the page shows
+/// 18:30 in the reader's format; the server wrote UTC (what shows without script).
+async fn dates_in_the_readers_locale_and_time_zone(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    let id = walk.contact.rsplit('/').next().unwrap_or_default().to_owned();
+    walk.gql(
+        "mutation($c: ID!) { createActivity(input: {kind: TASK, subject: \"Call back\", dueAt: \"2030-01-02T09:30:00Z\", contactId: $c}) { id } }",
+        json!({"c": id}),
+    )
+    .await?;
+    walk.browser.emulate_locale(Some(("en-GB", "Asia/Tokyo"))).await?;
+    let contact = walk.contact.clone();
+    walk.goto(&contact).await?;
+    walk.browser.wait_for("document.querySelector('#open-tasks time')").await?;
+    let due = walk.text_of("#open-tasks time").await?;
+    walk.browser.emulate_locale(None).await?;
+    ensure(due == "2 Jan 2030, 18:30", format!("the task's due time reads {due:?}"))
+}
+
 /// Someone changes the contact through the API while its form is open: saving explains who,
 /// keeps what was typed, and offers to reload (their change shows, mine is dropped) or to save
 /// again (mine overwrites theirs).
@@ -469,6 +487,7 @@ async fn walk(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
         create_and_edit_a_contact,
         search_and_list,
         contacts_on_a_phone,
+        dates_in_the_readers_locale_and_time_zone,
         version_conflict,
         tampered_csrf_is_refused,
         move_a_deal_on_the_board,
