@@ -552,6 +552,9 @@ async fn a_plugin_mutation_gets_a_form_from_its_typed_arguments_and_its_values_s
         let page = browser.get(&format!("/o/contacts/{ada_id}")).await;
         assert!(page.body.contains("From plugins") && page.body.contains("Gift count"), "{name}: {}", page.body);
         assert!(page.body.contains("Donations (1)"), "{name}");
+        // The gift is named by the plugin's title template, not by its id.
+        let today = chrono::Utc::now().date_naive();
+        assert!(page.body.contains(&format!(">25 USD on {today}</a>")), "{name}: {}", page.body);
         // A forged form runs nothing.
         let forged = browser.post("/ops/donors/recordDonation", &[("contactId", &ada_id), ("amount", "5")]).await;
         assert_eq!(forged.status, 403, "{name}");

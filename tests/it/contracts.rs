@@ -151,6 +151,7 @@ fn the_manifest_reference_matches_the_parser() {
             name: "donation".into(),
             plural: "donations".into(),
             description: "A gift from a donor.".into(),
+            title: Some("{amount} {amountCurrency} ({status})".into()),
             fields: vec![
                 FieldSpec {
                     target: Some("contact".into()),

@@ -96,6 +96,10 @@ pub struct ObjectSpec {
     /// What a record is.
     #[serde(default)]
     pub description: String,
+    /// How people see a record (console lists, search hits, choice lists): a template of its
+    /// fields, `{amount} {amountCurrency} on {receivedDate}`; its first text field when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     /// Its fields (`id`, `createdAt`, `updatedAt`, `deletedAt` and `version` come with it).
     pub fields: Vec<FieldSpec>,
     /// Indexes over several fields, for queries and reports that filter on them together.
@@ -197,10 +201,8 @@ fn camel_ok(name: &str) -> bool {
 }
 
 impl ObjectSpec {
-    fn validate_indexes(&self, key: &str) -> Result<(), PluginError> {
-        if self.indexes.len() > 8 {
-            return Err(PluginError::manifest(&format!("{key}.indexes"), "at most 8 indexes"));
-        }
+    /// Its field names, those that come with every object and money fields' currencies included.
+    fn known_fields(&self) -> Vec<String> {
         let mut known: Vec<String> = vec!["createdAt".into(), "updatedAt".into(), "deletedAt".into()];
         for field in &self.fields {
             known.push(field.name.clone());
@@ -208,6 +210,39 @@ impl ObjectSpec {
                 known.push(format!("{}Currency", field.name));
             }
         }
+        known
+    }
+
+    fn validate_title(&self, key: &str) -> Result<(), PluginError> {
+        let Some(title) = &self.title else { return Ok(()) };
+        let at = format!("{key}.title");
+        let fields: Vec<&str> =
+            title.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(field, _)| field)).collect();
+        if fields.is_empty() || title.len() > 200 {
+            return Err(PluginError::manifest(
+                &at,
+                "a title names at least one `{field}` and is at most 200 characters",
+            ));
+        }
+        let known = self.known_fields();
+        for name in fields {
+            if !known.iter().any(|k| k == name)
+                || self.fields.iter().any(|f| f.name == name && f.kind == FieldType::Json)
+            {
+                return Err(PluginError::manifest(
+                    &at,
+                    format!("`{{{name}}}` is not a field of `{}` a title can show", self.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_indexes(&self, key: &str) -> Result<(), PluginError> {
+        if self.indexes.len() > 8 {
+            return Err(PluginError::manifest(&format!("{key}.indexes"), "at most 8 indexes"));
+        }
+        let known = self.known_fields();
         let mut seen = std::collections::BTreeSet::new();
         for (i, index) in self.indexes.iter().enumerate() {
             let at = format!("{key}.indexes[{i}].fields");
@@ -235,6 +270,7 @@ impl ObjectSpec {
     fn validate(&self, index: usize, own: &[&str]) -> Result<(), PluginError> {
         let key = format!("objects[{index}]");
         self.validate_indexes(&key)?;
+        self.validate_title(&key)?;
         if !camel_ok(&self.name) {
             return Err(PluginError::manifest(
                 &format!("{key}.name"),

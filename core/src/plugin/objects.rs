@@ -54,6 +54,9 @@ pub fn object_def(plugin: &str, spec: &ObjectSpec) -> ObjectDef {
     }
     def.natural_key = def.fields.iter().find(|f| f.unique).map(|f| f.name.clone());
     let mut def = def.finish();
+    if let Some(title) = &spec.title {
+        def.title = vec![title.clone()];
+    }
     def.indexes = spec
         .indexes
         .iter()
@@ -355,6 +358,7 @@ mod tests {
             name: "gift".into(),
             plural: "gifts".into(),
             description: String::new(),
+            title: None,
             fields,
             indexes: Vec::new(),
         }

@@ -75,3 +75,28 @@ fn settings_are_typed() {
     assert!(SettingKind::Integer.parse_text("k", "forty").is_err());
     assert!(SettingKind::Boolean.check("k", &serde_json::json!("yes")).is_err());
 }
+
+#[test]
+fn an_object_title_names_fields_a_title_can_show() {
+    let object = |title: &str| {
+        format!(
+            "{GOOD}\n[[objects]]\nname = \"gift\"\nplural = \"gifts\"\ntitle = \"{title}\"\n\
+             [[objects.fields]]\nname = \"amount\"\ntype = \"money\"\n\
+             [[objects.fields]]\nname = \"extra\"\ntype = \"json\"\n"
+        )
+    };
+    let parsed = Manifest::parse(&object("{amount} {amountCurrency} on {createdAt}")).unwrap();
+    assert_eq!(parsed.objects[0].title.as_deref(), Some("{amount} {amountCurrency} on {createdAt}"));
+    let def = crate::plugin::objects::object_def("welcome", &parsed.objects[0]);
+    let title = def.title_of(|field| match field {
+        "amount" => "25".into(),
+        "amountCurrency" => "USD".into(),
+        "createdAt" => "2026-12-06".into(),
+        _ => String::new(),
+    });
+    assert_eq!(title, "25 USD on 2026-12-06");
+    for (title, why) in [("{shoeSize}", "`{shoeSize}`"), ("{extra}", "`{extra}`"), ("a gift", "at least one")] {
+        let err = Manifest::parse(&object(title)).unwrap_err().to_string();
+        assert!(err.contains("objects[0].title") && err.contains(why), "{title}: {err}");
+    }
+}
