@@ -179,8 +179,14 @@ async fn contacts_on_a_phone(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
     walk.goto("/o/contacts").await?;
     walk.browser.wait_for("document.querySelector('table') && innerWidth === 390").await?;
     let widths = walk.browser.eval("[document.documentElement.scrollWidth, innerWidth]").await?;
-    let name = if walk.save { "contacts-phone.png".to_owned() } else { format!("{}-contacts-phone.png", walk.db.name) };
-    walk.browser.screenshot(&shots_dir().join(name)).await?;
+    // Always kept, for a look at the phone layout; into the docs only when refreshing them.
+    let shot = if walk.save {
+        shots_dir().join("contacts-phone.png")
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../target/console-screenshots/{}-contacts-phone.png", walk.db.name))
+    };
+    walk.browser.screenshot(&shot).await?;
     walk.browser.emulate_phone(None).await?;
     ensure(widths[0].as_i64() <= widths[1].as_i64(), format!("the page is wider than a phone: {widths}"))
 }
@@ -392,6 +398,7 @@ async fn import_a_csv_with_a_bad_row(walk: &mut Walk<'_>) -> Result<(), BrowserE
         .wait_for("location.pathname.startsWith('/import/runs/') && document.querySelector('#import-counts')")
         .await?;
     walk.accessible("import run").await?;
+    walk.shot("import.png").await?;
     let counts = walk.text_of("#import-counts").await?;
     ensure(counts.contains("2 created") && counts.contains("1 rejected"), format!("the run says {counts}"))?;
     let rejected = walk.text_of("#rejected tbody tr").await?;
@@ -406,12 +413,21 @@ async fn reports_and_administration(walk: &mut Walk<'_>) -> Result<(), BrowserEr
     walk.browser.wait_for("document.querySelector('svg.chart')").await?;
     walk.accessible("reports").await?;
     walk.shot("reports.png").await?;
+    // The donors plugin's fundraising reports, with the gift recorded earlier in the walk.
+    walk.goto("/reports/donors").await?;
+    walk.browser.wait_for("document.querySelector('#retention-table')").await?;
+    walk.accessible("fundraising reports").await?;
+    ensure(!walk.shows("failed answering").await?, "a fundraising report failed")?;
+    walk.shot("fundraising.png").await?;
     for (page, ready) in
         [("users", "#u-name"), ("tokens", "#t-name"), ("fields", "#c-key"), ("plugins", "h1"), ("audit", "#a-object")]
     {
         walk.goto(&format!("/admin/{page}")).await?;
         walk.browser.wait_for(&format!("document.querySelector('{ready}')")).await?;
         walk.accessible(page).await?;
+        if page == "plugins" {
+            walk.shot("admin-plugins.png").await?;
+        }
     }
     Ok(())
 }

@@ -30,6 +30,8 @@ pub fn bar_chart(title: &str, labels: &[String], values: &[f64]) -> Markup {
     let bar = (slot * 0.7).max(1.0);
     let plot = HEIGHT - 2.0 * MARGIN;
     html! {
+        figure.chart {
+        figcaption { (title) }
         svg.chart viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(title) xmlns="http://www.w3.org/2000/svg" {
             title { (title) }
             line.axis x1=(MARGIN) y1=(HEIGHT - MARGIN) x2=(WIDTH - MARGIN) y2=(HEIGHT - MARGIN) {}
@@ -42,6 +44,7 @@ pub fn bar_chart(title: &str, labels: &[String], values: &[f64]) -> Markup {
                 text.value x=(format!("{:.1}", x + bar / 2.0)) y=(format!("{:.1}", HEIGHT - MARGIN - h - 4.0)) text-anchor="middle" { (trim(*value)) }
                 text.label x=(format!("{:.1}", x + bar / 2.0)) y=(format!("{:.1}", HEIGHT - MARGIN + 16.0)) text-anchor="middle" { (label) }
             }
+        }
         }
     }
 }
