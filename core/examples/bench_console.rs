@@ -94,7 +94,11 @@ async fn open(address: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
 
 /// `name=value` of the first `Set-Cookie` that sets `name`.
 fn cookie_of(reply: &Reply, name: &str) -> Option<String> {
-    reply.cookies.iter().find_map(|c| c.split(';').next().filter(|pair| pair.starts_with(&format!("{name}=")))).map(str::to_owned)
+    reply
+        .cookies
+        .iter()
+        .find_map(|c| c.split(';').next().filter(|pair| pair.starts_with(&format!("{name}="))))
+        .map(str::to_owned)
 }
 
 /// The values of every `attribute="…"` in `html` that start with `prefix`.
@@ -151,7 +155,8 @@ async fn main() -> anyhow::Result<()> {
     first_visit(&mut client, "/login").await?;
     let login = client.get("/login", false).await?;
     client.cookie = cookie_of(&login, "kith_form").context("no form cookie")?;
-    let csrf = attribute_values(&login.text(), "name=\"_csrf\" value", "").into_iter().next().context("no CSRF field")?;
+    let csrf =
+        attribute_values(&login.text(), "name=\"_csrf\" value", "").into_iter().next().context("no CSRF field")?;
     let form = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs([("_csrf", csrf.as_str()), ("email", &email), ("password", &password), ("next", "/o/contacts")])
         .finish();
@@ -170,17 +175,30 @@ async fn main() -> anyhow::Result<()> {
         .find(|href| href.len() == "/o/contacts/".len() + 36)
         .context("no demo contact: seed with `kith seed --demo`")?;
 
-    let pages = [
-        ("list", "/o/contacts".to_owned()),
-        ("list, filter addressCity = City7, sort lastName", "/o/contacts?f=addressCity&op=eq&v=City7&sort=lastName&dir=asc".to_owned()),
-        ("list, filter email contains person4242, sort lastName", "/o/contacts?f=email&op=ilike&v=person4242&sort=lastName&dir=asc".to_owned()),
-        ("list, sort lastName descending, 2nd page", String::new()),
-        ("record (demo contact: deals, tickets, timeline)", record),
-    ];
     // The second page's URL is the first's "Next" link.
     let sorted = client.get("/o/contacts?sort=lastName&dir=desc", false).await?.text();
-    let next = attribute_values(&sorted, "href", "/o/contacts?").into_iter().rfind(|h| h.contains("after=")).context("no next page")?;
-    let pages: Vec<(&str, String)> = pages.into_iter().map(|(name, path)| (name, if path.is_empty() { next.clone() } else { path })).collect();
+    let next = attribute_values(&sorted, "href", "/o/contacts?")
+        .into_iter()
+        .rfind(|href| href.contains("after="))
+        .context("no next page")?;
+    let pages: Vec<(&str, String)> = vec![
+        ("list", "/o/contacts".into()),
+        (
+            "list, addressCity is City7, sorted by lastName",
+            "/o/contacts?f=addressCity&op=eq&v=City7&sort=lastName".into(),
+        ),
+        (
+            "list, email starts with person4242, sorted by lastName",
+            "/o/contacts?f=email&op=startsWith&v=person4242&sort=lastName".into(),
+        ),
+        (
+            "list, email contains person4242, sorted by lastName",
+            "/o/contacts?f=email&op=ilike&v=person4242&sort=lastName".into(),
+        ),
+        ("list, sorted by lastName descending", "/o/contacts?sort=lastName&dir=desc".into()),
+        ("list, sorted by lastName descending, 2nd page", next),
+        ("record (a demo contact: deals, tickets, timeline)", record),
+    ];
 
     for (_, path) in &pages {
         let reply = client.get(path, true).await?;
