@@ -10,8 +10,6 @@
 
 // Benchmark code: a failed unwrap is a failed run, which is what it should be.
 #![allow(clippy::unwrap_used)]
-// A benchmark's output is its report.
-#![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
 
