@@ -282,19 +282,21 @@ pub async fn rate(
     Path(id): Path<String>,
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
-        return *refusal;
-    }
     let rating = form::submitted(&submitted, "rating").and_then(|r| r.parse::<i64>().ok()).unwrap_or(0);
     let comment = form::submitted(&submitted, "comment").map(str::trim).filter(|c| !c.is_empty());
-    let answer = query(
-        &state,
-        &session,
-        "mutation($id: ID!, $r: Int!, $c: String) { rateTicket(id: $id, rating: $r, comment: $c) { id } }",
-        json!({"id": id, "r": rating, "c": comment}),
-    )
-    .await;
-    back(&id, &answer)
+    let token = form::submitted(&submitted, "_csrf").unwrap_or_default();
+    let document = "mutation($id: ID!, $r: Int!, $c: String) { rateTicket(id: $id, rating: $r, comment: $c) { id } }";
+    act(&state, &session, &id, token, document, json!({"id": id, "r": rating, "c": comment})).await
+}
+
+/// Runs `document` on the ticket `id` once the form's CSRF `token` is checked, then goes back to
+/// the ticket, with the API's error when there is one.
+async fn act(state: &AppState, session: &Session, id: &str, token: &str, document: &str, variables: Json) -> Response {
+    if let Err(refusal) = check_csrf(session, token) {
+        return *refusal;
+    }
+    let answer = query(state, session, document, variables).await;
+    back(id, &answer)
 }
 
 fn back(id: &str, answer: &crate::console::Answer) -> Response {
@@ -313,17 +315,8 @@ pub async fn change_status(
     Path(id): Path<String>,
     Form(form): Form<ChangeForm>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, &form.csrf) {
-        return *refusal;
-    }
-    let answer = query(
-        &state,
-        &session,
-        "mutation($id: ID!, $s: TicketStatus!, $v: Int) { changeTicketStatus(id: $id, status: $s, expectedVersion: $v) { id } }",
-        json!({"id": id, "s": form.status, "v": form.version}),
-    )
-    .await;
-    back(&id, &answer)
+    let document = "mutation($id: ID!, $s: TicketStatus!, $v: Int) { changeTicketStatus(id: $id, status: $s, expectedVersion: $v) { id } }";
+    act(&state, &session, &id, &form.csrf, document, json!({"id": id, "s": form.status, "v": form.version})).await
 }
 
 /// `POST /inbox/{id}/assign`: to the signed-in user.
@@ -333,17 +326,10 @@ pub async fn assign(
     Path(id): Path<String>,
     Form(form): Form<ChangeForm>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, &form.csrf) {
-        return *refusal;
-    }
-    let answer = query(
-        &state,
-        &session,
-        "mutation($id: ID!, $a: ID, $v: Int) { assignTicket(id: $id, assigneeId: $a, expectedVersion: $v) { id } }",
-        json!({"id": id, "a": session.actor.user_id, "v": form.version}),
-    )
-    .await;
-    back(&id, &answer)
+    let document =
+        "mutation($id: ID!, $a: ID, $v: Int) { assignTicket(id: $id, assigneeId: $a, expectedVersion: $v) { id } }";
+    let variables = json!({"id": id, "a": session.actor.user_id, "v": form.version});
+    act(&state, &session, &id, &form.csrf, document, variables).await
 }
 
 /// `POST /inbox/{id}/comment`.
@@ -353,17 +339,10 @@ pub async fn comment(
     Path(id): Path<String>,
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
-        return *refusal;
-    }
     let body = form::submitted(&submitted, "body").unwrap_or_default().trim().to_owned();
     let public = form::submitted(&submitted, "public") != Some("false");
-    let answer = query(
-        &state,
-        &session,
-        "mutation($id: ID!, $b: String!, $p: Boolean) { addTicketComment(ticketId: $id, body: $b, public: $p) { id } }",
-        json!({"id": id, "b": body, "p": public}),
-    )
-    .await;
-    back(&id, &answer)
+    let token = form::submitted(&submitted, "_csrf").unwrap_or_default();
+    let document =
+        "mutation($id: ID!, $b: String!, $p: Boolean) { addTicketComment(ticketId: $id, body: $b, public: $p) { id } }";
+    act(&state, &session, &id, token, document, json!({"id": id, "b": body, "p": public})).await
 }
