@@ -18,6 +18,7 @@ pub mod import;
 pub mod loader;
 pub mod object;
 pub mod plugins;
+pub mod privacy;
 pub mod reports;
 pub mod schema;
 pub mod subscription;

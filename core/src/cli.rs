@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod plugin;
+pub mod privacy;
 
 use crate::config::Config;
 use crate::domain::actor::{Actor, Role};
@@ -75,6 +76,12 @@ pub enum Command {
         /// The plugin action.
         #[command(subcommand)]
         action: plugin::PluginAction,
+    },
+    /// Personal-data requests: export, erasure, retention policies.
+    Privacy {
+        /// The privacy action.
+        #[command(subcommand)]
+        action: privacy::PrivacyAction,
     },
     /// The GraphQL schema.
     Schema {
@@ -413,6 +420,7 @@ impl Command {
             Command::PrintConfig => "print-config",
             Command::Plugin { action } => return format!("plugin {}", action.name()),
             Command::Schema { .. } => "schema",
+            Command::Privacy { .. } => "privacy",
         };
         name.to_owned()
     }
@@ -432,6 +440,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             } else {
                 None
             };
+            crate::service::privacy::spawn_retention(kith.clone(), config.privacy.retention.clone());
             let setup_code = state.setup_code.clone();
             let router = app(state, &config.server);
             let address = listener.local_addr()?;
@@ -557,6 +566,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 report.companies, report.contacts, report.deals, report.tickets, report.activities
             )?;
         }
+        Command::Privacy { action } => privacy::run(kith, config, action, io).await?,
         Command::Plugin { action } => {
             let manager = crate::plugin::PluginManager::new(kith.clone(), &config.plugins)?;
             plugin::run(&manager, &system, action, io).await?;

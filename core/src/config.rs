@@ -53,6 +53,36 @@ pub struct Config {
     pub api: ApiConfig,
     /// The plugin runtime.
     pub plugins: PluginsConfig,
+    /// Personal data: retention policies.
+    pub privacy: PrivacyConfig,
+}
+
+/// `[privacy]`: what Kith does on its own about personal data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// Retention policies (`[[privacy.retention]]`): `kith serve` runs them once a day, one
+    /// process of those sharing a database; `kith privacy retention` runs them on demand.
+    pub retention: Vec<RetentionPolicy>,
+}
+
+/// A `[[privacy.retention]]` policy: erase the contacts with nothing new for `inactive_days`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Its name, written in the audit entry of each person it erases.
+    pub name: String,
+    /// Erase a contact when neither it nor any record referring to it (an activity, a deal, a
+    /// ticket, a plugin's gift) was created or changed for this many days, it has no open deal
+    /// or ticket, and it is not on legal hold.
+    pub inactive_days: u32,
+    /// Only the contacts this filter selects, in the filter language of lists, as JSON
+    /// (`{"lifecycleStage": {"eq": "LEAD"}}`); every contact when absent.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Only report (in the log) whom it would erase.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// `[plugins]`: how this process runs plugins.

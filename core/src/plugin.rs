@@ -15,6 +15,7 @@
 //! - `extension`: the manifest's GraphQL contributions (types, computed fields, queries,
 //!   mutations) and jobs.
 //! - `operation`: running a plugin query or mutation for GraphQL or `kith plugin call`.
+//! - `privacy`: plugins' export queries in a person's personal-data export.
 //! - `jobs`: the scheduler: leases, run history, missed-run policy.
 //! - `bundled`: the plugins shipped inside the `kith` binary.
 //!
@@ -36,6 +37,7 @@ pub mod manifest;
 pub mod objects;
 pub mod operation;
 pub mod output;
+pub mod privacy;
 pub mod runtime;
 pub mod write_hook;
 

@@ -5,6 +5,7 @@ pub mod events;
 pub mod export;
 pub mod import;
 pub mod input;
+pub mod privacy;
 pub mod records;
 pub mod reports;
 pub mod seed;

@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod outbox;
 pub mod plugin_objects;
 pub mod plugins;
+pub mod privacy;
 pub mod query;
 pub mod records;
 pub mod reports;
@@ -241,6 +242,9 @@ impl Store {
                     .pragma("cache_size", "-16384")
                     // Statement journals (multi-row INSERTs inside a transaction) stay in memory.
                     .pragma("temp_store", "MEMORY")
+                    // Deleted content is overwritten with zeros, not left in free pages: an
+                    // erased person's values must not survive in the file (`store::privacy`).
+                    .pragma("secure_delete", "ON")
                     // A page of up to 200 records (plus the look-ahead row) comes back from the
                     // worker thread without it stopping halfway for the reader to catch up.
                     .row_buffer_size(256)

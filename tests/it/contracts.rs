@@ -82,8 +82,8 @@ fn the_manifest_reference_matches_the_parser() {
         EnumSpec, FieldSpec as ComputedFieldSpec, JobSpec, MissedRuns, OperationSpec, TypeSpec,
     };
     use kith_core::plugin::manifest::{
-        BeforeWrite, FailurePolicy, FieldSpec, FieldType, IndexSpec, Limits, Manifest, ObjectSpec, SettingDef,
-        SettingKind,
+        BeforeWrite, ErasureSpec, FailurePolicy, FieldSpec, FieldType, IndexSpec, Limits, Manifest, ObjectSpec,
+        PrivacySpec, SettingDef, SettingKind,
     };
     let field = |name: &str, kind: FieldType| FieldSpec {
         name: name.into(),
@@ -174,6 +174,8 @@ fn the_manifest_reference_matches_the_parser() {
                 FieldSpec { personal: true, ..field("tributeName", FieldType::Text) },
             ],
             indexes: vec![IndexSpec { fields: vec!["status".into(), "amountCurrency".into(), "contactId".into()] }],
+            erasure: Some(ErasureSpec::Keep),
+            legal_basis: Some("Tax law: gift records are kept for seven years.".into()),
         }],
         enums: vec![EnumSpec {
             name: "DonorLevel".into(),
@@ -194,16 +196,25 @@ fn the_manifest_reference_matches_the_parser() {
             ty: "DonorSummary".into(),
             description: "Lifetime giving.".into(),
         }],
-        queries: vec![OperationSpec {
-            name: "topDonors".into(),
-            description: "The donors who gave most.".into(),
-            arguments: [("first", "Int!"), ("since", "Date")]
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .into_iter()
-                .collect(),
-            returns: "[DonorSummary!]!".into(),
-            role: Some("MANAGER".into()),
-        }],
+        queries: vec![
+            OperationSpec {
+                name: "topDonors".into(),
+                description: "The donors who gave most.".into(),
+                arguments: [("first", "Int!"), ("since", "Date")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into_iter()
+                    .collect(),
+                returns: "[DonorSummary!]!".into(),
+                role: Some("MANAGER".into()),
+            },
+            OperationSpec {
+                name: "donorHistory".into(),
+                description: "What the plugin holds about a donor beyond its objects' records.".into(),
+                arguments: [("contactId".to_owned(), "ID!".to_owned())].into_iter().collect(),
+                returns: "JSON!".into(),
+                role: Some("MANAGER".into()),
+            },
+        ],
         mutations: vec![OperationSpec {
             name: "recordGift".into(),
             description: String::new(),
@@ -221,6 +232,7 @@ fn the_manifest_reference_matches_the_parser() {
             timeout_ms: 20_000,
             description: "Recomputes donor totals.".into(),
         }],
+        privacy: PrivacySpec { export: Some("donorHistory".into()) },
     };
     assert_eq!(parsed, expected);
     // The bundled and test plugins' manifests are valid too.

@@ -26,6 +26,7 @@ mod outage;
 mod pages;
 mod plugin_objects;
 mod plugins;
+mod privacy;
 mod public_api;
 mod records;
 mod registry;

@@ -120,6 +120,8 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
     let (query, mutation) = crate::api::admin::register(query, mutation);
     let (with_import, query, mutation) = crate::api::import::register(builder, query, mutation);
     builder = with_import;
+    let (with_privacy, query, mutation) = crate::api::privacy::register(builder, query, mutation);
+    builder = with_privacy;
     let (registered, query, mutation) = crate::api::plugins::register(builder, query, mutation);
     let (registered, query, mutation) = crate::api::extension::register(registered, query, mutation, registry);
     builder = registered;

@@ -34,6 +34,7 @@ pub(crate) fn subscription() -> async_graphql::dynamic::Subscription {
                                 // registry of the moment: a plugin's objects come and go).
                                 Ok(event)
                                     if object.as_deref().is_none_or(|o| o == event.object)
+                                        && !kith.events.is_forgotten(&event)
                                         && role.allows(crate::service::events::read_role(
                                             &kith.registry(),
                                             &event.object,

@@ -17,6 +17,44 @@ pub enum Access {
     ReadOnly,
 }
 
+/// What erasing a person (the right to be forgotten) does to the records of an object that
+/// refer to what is erased: the person's contact, and the records erased with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Erasure {
+    /// Removed for good (the person's contact, tickets they raised, their consents, a ticket's
+    /// comments, a plugin object declaring `delete`).
+    Delete,
+    /// Removed when every link it holds (references other than to users) points at erased
+    /// records; otherwise kept with those references cleared (activities).
+    DeleteIfOnly,
+    /// Kept, with the references to erased records cleared (deals). A record whose reference
+    /// to an erased record is required cannot be unlinked: it is deleted instead (so too below).
+    Unlink,
+    /// Kept, with its `personal` fields and the references to erased records cleared (a gift a
+    /// charity must keep for tax law, the donor unlinked).
+    Anonymise,
+    /// Kept as it is, for the stated legal basis.
+    Keep(String),
+}
+
+impl Erasure {
+    /// The policy's name in manifests and reports: `delete`, `anonymise`, `keep`, ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Erasure::Delete => "delete",
+            Erasure::DeleteIfOnly => "delete-if-only",
+            Erasure::Unlink => "unlink",
+            Erasure::Anonymise => "anonymise",
+            Erasure::Keep(_) => "keep",
+        }
+    }
+
+    /// Whether the records it applies to are removed (always, or when linked to nothing else).
+    pub fn deletes(&self) -> bool {
+        matches!(self, Erasure::Delete | Erasure::DeleteIfOnly)
+    }
+}
+
 /// The record page's group of address fields.
 pub const ADDRESS: &str = "Address";
 /// The record page's group of the fields Kith keeps about a record (created, updated, version).
@@ -180,6 +218,8 @@ pub struct ObjectDef {
     /// The console lists it in its menu (records reached only through another, such as a
     /// ticket's comments or a pipeline's stages, are not; nor are users, an admin page).
     pub menu: bool,
+    /// What erasing a person does to its records that refer to them (see [`Erasure`]).
+    pub erasure: Erasure,
 }
 
 impl ObjectDef {
@@ -216,6 +256,7 @@ impl ObjectDef {
             name_field: "id".to_owned(),
             list_columns: Vec::new(),
             menu: true,
+            erasure: Erasure::Unlink,
         }
     }
 
@@ -272,6 +313,19 @@ impl ObjectDef {
     pub fn field(mut self, field: FieldDef) -> ObjectDef {
         self.fields.push(field);
         self
+    }
+
+    /// Marks the fields called `names` as personal data.
+    fn personal(mut self, names: &[&str]) -> ObjectDef {
+        for field in self.fields.iter_mut().filter(|f| names.contains(&f.name.as_str())) {
+            field.personal = true;
+        }
+        self
+    }
+
+    /// The fields holding personal data.
+    pub fn personal_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.fields.iter().filter(|f| f.personal)
     }
 
     fn address(mut self) -> ObjectDef {
@@ -381,6 +435,7 @@ pub struct Registry {
     /// plugin objects as enabled): the order people see them in.
     order: Vec<String>,
     extensions: Vec<Arc<crate::domain::extension::Extension>>,
+    dormant: Vec<Arc<ObjectDef>>,
 }
 
 impl Registry {
@@ -455,6 +510,11 @@ impl Registry {
         Ok(())
     }
 
+    /// The objects of installed but disabled plugins: their tables remain, outside the API.
+    pub fn dormant(&self) -> impl Iterator<Item = &Arc<ObjectDef>> {
+        self.dormant.iter()
+    }
+
     /// What plugins add to the API besides objects, one entry per plugin.
     pub fn extensions(&self) -> &[Arc<crate::domain::extension::Extension>] {
         &self.extensions
@@ -512,6 +572,10 @@ impl Registry {
 pub const LIFECYCLE_STAGES: &[&str] = &["SUBSCRIBER", "LEAD", "PROSPECT", "CUSTOMER", "CHURNED", "OTHER"];
 /// Kinds of pipeline stage.
 pub const STAGE_KINDS: &[&str] = &["OPEN", "WON", "LOST"];
+/// What a consent is about.
+pub const CONSENT_CHANNELS: &[&str] = &["EMAIL", "PHONE", "SMS", "POST", "ALL"];
+/// Whether a consent was given or withdrawn.
+pub const CONSENT_STATUSES: &[&str] = &["GRANTED", "WITHDRAWN"];
 /// Kinds of activity.
 pub const ACTIVITY_KINDS: &[&str] = &["NOTE", "CALL", "EMAIL", "MEETING", "TASK"];
 
@@ -549,7 +613,25 @@ fn core_objects() -> Vec<ObjectDef> {
         )
         .field(FieldDef::new("emailOptInSource", K::Text).doc("Where the consent was given (form, import, ...)."))
         .field(FieldDef::new("doNotContact", K::Bool).doc("Never contact this person, whatever else says."))
-        .field(FieldDef::new("source", K::Text).doc("Where the contact came from."));
+        .field(FieldDef::new("source", K::Text).doc("Where the contact came from."))
+        .field(
+            FieldDef::new("legalHold", K::Bool)
+                .doc("On legal hold: never erased, by request or by a retention policy, until the hold is lifted."),
+        )
+        .personal(&[
+            "firstName",
+            "lastName",
+            "email",
+            "phone",
+            "jobTitle",
+            "birthday",
+            "addressStreet",
+            "addressCity",
+            "addressRegion",
+            "addressPostalCode",
+            "addressCountry",
+            "emailOptInSource",
+        ]);
     contact.custom_fields = true;
     contact.taggable = true;
     contact.natural_key = Some("email".to_owned());
@@ -562,6 +644,7 @@ fn core_objects() -> Vec<ObjectDef> {
             d.exportable = true;
             d.segmentable = true;
             d.capability = Some("contacts".into());
+            d.erasure = Erasure::Delete;
         });
 
     let mut company = ObjectDef::new("company", "companies", "An organisation: a customer, a prospect, a partner.")
@@ -680,6 +763,8 @@ fn core_objects() -> Vec<ObjectDef> {
             d.exportable = true;
             d.segmentable = true;
             d.capability = Some("tickets".into());
+            // A ticket is the person's request, in their words.
+            d.erasure = Erasure::Delete;
         });
 
     let mut comment = ObjectDef::new("ticketComment", "ticketComments", "A reply or internal note on a ticket.")
@@ -700,6 +785,7 @@ fn core_objects() -> Vec<ObjectDef> {
     comment.mutable = false;
     comment.referenceable = false;
     comment.menu = false;
+    comment.erasure = Erasure::Delete;
     if let Some(ticket) = comment.fields.iter_mut().find(|f| f.name == "ticketId") {
         ticket.reverse = Some("comments".into());
     }
@@ -725,6 +811,47 @@ fn core_objects() -> Vec<ObjectDef> {
         .with(|d| {
             d.segmentable = true;
             d.capability = Some("activities".into());
+            d.erasure = Erasure::DeleteIfOnly;
+        });
+
+    let mut consent = ObjectDef::new(
+        "consent",
+        "consents",
+        "A change of a contact's consent, kept as history: given or withdrawn, when, how and by whom.",
+    )
+    .field(reference("contactId", "contact", "The person.").required().create_only())
+    .field(
+        FieldDef::new("channel", K::enumeration(CONSENT_CHANNELS))
+            .required()
+            .create_only()
+            .doc("What the consent is about: EMAIL, PHONE, SMS, POST, or ALL (do not contact at all)."),
+    )
+    .field(
+        FieldDef::new("status", K::enumeration(CONSENT_STATUSES))
+            .required()
+            .create_only()
+            .doc("GRANTED or WITHDRAWN; for ALL, WITHDRAWN means do not contact."),
+    )
+    .field(FieldDef::new("occurredAt", K::DateTime).required().create_only().doc("When it was given or withdrawn."))
+    .field(FieldDef::new("source", K::Text).create_only().doc("How: a form, an import, a call, an unsubscribe link."))
+    .field(
+        FieldDef::new("statement", K::Text)
+            .create_only()
+            .doc("The wording, or the version, of the consent statement the person agreed to."),
+    )
+    .field(FieldDef::new("recordedBy", K::Text).read_only().doc("Who recorded it (a user, token or plugin)."));
+    consent.soft_delete = false;
+    consent.versioned = false;
+    consent.mutable = false;
+    consent.referenceable = false;
+    consent.menu = false;
+    let consent = consent
+        .titled(&["{channel} {status}"], "channel")
+        .columns(&["occurredAt", "channel", "status", "source", "statement"])
+        .with(|d| {
+            d.exportable = true;
+            d.capability = Some("consents".into());
+            d.erasure = Erasure::Delete;
         });
 
     let segment = ObjectDef::new("segment", "segments", "A named, saved filter over one kind of record.")
@@ -753,7 +880,7 @@ fn core_objects() -> Vec<ObjectDef> {
     user.menu = false;
     let user = user.titled(&["{name}", "{email}"], "name").columns(&["name", "email", "role", "active"]);
 
-    let mut objects = vec![contact, company, pipeline, stage, deal, ticket, comment, activity, segment, user];
+    let mut objects = vec![contact, company, pipeline, stage, deal, ticket, comment, activity, consent, segment, user];
     // A segment selects one of the segmentable objects.
     let segmentable: Vec<String> =
         objects.iter().filter(|d| d.segmentable).map(crate::domain::naming::enum_value).collect();

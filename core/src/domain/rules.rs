@@ -116,6 +116,7 @@ fn contact(after: &mut Fields, before: Option<&Fields>, creating: bool, now: Dat
     default(after, "lifecycleStage", Value::Text("LEAD".into()));
     default(after, "emailOptIn", Value::Bool(false));
     default(after, "doNotContact", Value::Bool(false));
+    default(after, "legalHold", Value::Bool(false));
     if ["firstName", "lastName", "email"].iter().all(|f| get(after, f).is_null()) {
         return Err(DomainError::invalid("firstName", "a contact needs a first name, a last name or an e-mail"));
     }

@@ -81,6 +81,14 @@ pub struct OperationSpec {
     pub role: Option<String>,
 }
 
+impl OperationSpec {
+    /// Whether it takes `contactId: ID!` and nothing else it requires.
+    pub fn takes_contact_id(&self) -> bool {
+        self.arguments.get("contactId").is_some_and(|t| t == "ID!")
+            && self.arguments.iter().all(|(name, ty)| name == "contactId" || !ty.ends_with('!'))
+    }
+}
+
 /// What to do about runs a job missed while no Kith process was up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]

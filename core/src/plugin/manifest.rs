@@ -83,6 +83,32 @@ pub struct Manifest {
     /// Scheduled jobs (SDK 1.2).
     #[serde(default)]
     pub jobs: Vec<crate::plugin::extension::JobSpec>,
+    /// Its part in personal-data requests.
+    #[serde(default)]
+    pub privacy: PrivacySpec,
+}
+
+/// The `[privacy]` table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySpec {
+    /// One of its `[[queries]]`, taking `contactId: ID!`, whose answer is added under the
+    /// plugin's name to a person's personal-data export (what it holds about them beyond its
+    /// objects' records: receipts it issued, what its key-value store keeps).
+    #[serde(default)]
+    pub export: Option<String>,
+}
+
+/// What erasing a person does to a plugin object's records that refer to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErasureSpec {
+    /// Remove the records.
+    Delete,
+    /// Clear the `personal` fields and the reference to the person; keep the rest.
+    Anonymise,
+    /// Keep the records as they are, for the `legal_basis` stated.
+    Keep,
 }
 
 /// An `[[objects]]` entry.
@@ -105,6 +131,12 @@ pub struct ObjectSpec {
     /// Indexes over several fields, for queries and reports that filter on them together.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexSpec>,
+    /// What erasing a person does to its records that refer to them (`anonymise` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure: Option<ErasureSpec>,
+    /// Why records are kept when `erasure = "keep"` (the law or contract that requires it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
 }
 
 /// An `[[objects.indexes]]` entry.
@@ -267,9 +299,35 @@ impl ObjectSpec {
         Ok(())
     }
 
+    /// The erasure policy as the registry holds it.
+    pub fn erasure(&self) -> crate::domain::object::Erasure {
+        use crate::domain::object::Erasure;
+        match self.erasure {
+            Some(ErasureSpec::Delete) => Erasure::Delete,
+            Some(ErasureSpec::Keep) => Erasure::Keep(self.legal_basis.clone().unwrap_or_default()),
+            Some(ErasureSpec::Anonymise) | None => Erasure::Anonymise,
+        }
+    }
+
+    fn validate_erasure(&self, key: &str) -> Result<(), PluginError> {
+        let basis = self.legal_basis.as_deref().map(str::trim).unwrap_or_default();
+        match self.erasure {
+            Some(ErasureSpec::Keep) if basis.is_empty() || basis.len() > 500 => Err(PluginError::manifest(
+                &format!("{key}.legal_basis"),
+                "`erasure = \"keep\"` states its legal basis (at most 500 characters)",
+            )),
+            Some(ErasureSpec::Keep) => Ok(()),
+            _ if self.legal_basis.is_some() => {
+                Err(PluginError::manifest(&format!("{key}.legal_basis"), "only `erasure = \"keep\"` has a legal basis"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn validate(&self, index: usize, own: &[&str]) -> Result<(), PluginError> {
         let key = format!("objects[{index}]");
         self.validate_indexes(&key)?;
+        self.validate_erasure(&key)?;
         self.validate_title(&key)?;
         if !camel_ok(&self.name) {
             return Err(PluginError::manifest(
@@ -701,6 +759,17 @@ impl Manifest {
             return Err(PluginError::manifest("limits.http_per_minute", "must be between 1 and 6000"));
         }
         crate::plugin::extension::validate(self)?;
+        if let Some(export) = &self.privacy.export {
+            let query = self.queries.iter().find(|q| &q.name == export).ok_or_else(|| {
+                PluginError::manifest("privacy.export", format!("`{export}` is not one of the plugin's `[[queries]]`"))
+            })?;
+            if !query.takes_contact_id() {
+                return Err(PluginError::manifest(
+                    "privacy.export",
+                    format!("the query `{export}` must take the argument `contactId: ID!`"),
+                ));
+            }
+        }
         for (key, def) in &self.settings {
             if def.secret && def.kind != SettingKind::String {
                 return Err(PluginError::manifest(

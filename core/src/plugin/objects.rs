@@ -54,6 +54,7 @@ pub fn object_def(plugin: &str, spec: &ObjectSpec) -> ObjectDef {
     }
     def.natural_key = def.fields.iter().find(|f| f.unique).map(|f| f.name.clone());
     let mut def = def.finish();
+    def.erasure = spec.erasure();
     if let Some(title) = &spec.title {
         def.title = vec![title.clone()];
     }
@@ -361,6 +362,8 @@ mod tests {
             title: None,
             fields,
             indexes: Vec::new(),
+            erasure: None,
+            legal_basis: None,
         }
     }
 

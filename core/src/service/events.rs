@@ -1,9 +1,12 @@
 //! Live events: a task follows the outbox (so it sees the commits of every Kith process on the
 //! database) and broadcasts each event to in-process subscribers such as GraphQL subscriptions.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
 
 use tokio::sync::broadcast;
 
@@ -15,20 +18,49 @@ use crate::store::outbox::{self, Event};
 /// How often the outbox is polled for new events.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
+/// How long the ids of erased records are remembered: longer than an event can wait in the
+/// broadcast's buffer for a slow subscriber.
+const FORGET_FOR: Duration = Duration::from_secs(600);
+
 /// The broadcast of committed events.
 #[derive(Debug)]
 pub struct EventHub {
     sender: broadcast::Sender<Arc<Event>>,
     started: AtomicBool,
+    /// Records erased lately (from any process: learnt from `contact.erased` events), with when:
+    /// events about them still waiting in a subscriber's buffer are not delivered.
+    forgotten: Mutex<HashMap<Uuid, Instant>>,
 }
 
 impl Default for EventHub {
     fn default() -> EventHub {
-        EventHub { sender: broadcast::channel(1_024).0, started: AtomicBool::new(false) }
+        EventHub { sender: broadcast::channel(1_024).0, started: AtomicBool::new(false), forgotten: Mutex::default() }
     }
 }
 
 impl EventHub {
+    /// Whether `event` is about a record erased since it was committed (and is not the
+    /// erasure's own event).
+    pub fn is_forgotten(&self, event: &Event) -> bool {
+        let Some(id) = event.record_id else { return false };
+        event.kind != "contact.erased"
+            && self.forgotten.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(&id)
+    }
+
+    /// Remembers the records an erasure event names.
+    fn learn(&self, event: &Event) {
+        if event.kind != "contact.erased" {
+            return;
+        }
+        let now = Instant::now();
+        let mut forgotten = self.forgotten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        forgotten.retain(|_, at| now.duration_since(*at) < FORGET_FOR);
+        let ids = event.payload.get("erasedIds").and_then(|v| v.as_array()).into_iter().flatten();
+        for id in ids.filter_map(|v| v.as_str()).filter_map(|s| Uuid::parse_str(s).ok()) {
+            forgotten.insert(id, now);
+        }
+    }
+
     /// A receiver of events committed from now on. A slow receiver skips what it missed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
@@ -63,6 +95,7 @@ impl EventHub {
                     Ok(events) => {
                         for event in events {
                             after = event.seq;
+                            hub.learn(&event);
                             let _ = hub.sender.send(Arc::new(event));
                         }
                     }

@@ -622,6 +622,13 @@ async fn write_rows(
     tags::attach_many(tx, &def.name, &new_tags).await?;
     let new_records: Vec<Record> = new_rows.into_iter().map(|fields| Record { fields }).collect();
     crate::store::search::index_new(tx, def, &new_records).await?;
+    if def.name == "contact" {
+        // Consent given in the file is history like any other.
+        let registry = kith.registry();
+        for record in &new_records {
+            crate::service::privacy::record_consent_changes(tx, &registry, None, record, None).await?;
+        }
+    }
     // Each record is serialised straight to text, once for its event and once (without the
     // nulls) for its audit entry.
     let backend = tx.backend();

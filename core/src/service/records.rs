@@ -28,6 +28,8 @@ pub(crate) struct Effects {
     pub(crate) stage_change: Option<(Option<Uuid>, Uuid)>,
     /// Ticket history: (kind, from, to).
     pub(crate) ticket_events: Vec<(String, Option<String>, Option<String>)>,
+    /// A contact's consent as stated by `recordConsent` (see `service::privacy`).
+    pub(crate) consent: Option<crate::service::privacy::ConsentInput>,
 }
 
 /// Builds an outbox event about `record`.
@@ -70,9 +72,15 @@ async fn create_with(tx: &Tx, registry: &Registry, object: &str, input: Input, l
     check_references(tx, registry, &def, None, &after).await?;
     stamp_new(&def, &mut after, tx);
     run_write_hook(tx, registry, &def, WriteOp::Create, None, &mut after).await?;
-    // Nothing after the row refers to it (no tags, no history rows, nothing the caller does):
-    // a group may hold it back and write its rows in one statement.
-    if last_use && input.tags.is_none() && effects.stage_change.is_none() && effects.ticket_events.is_empty() {
+    let consents = def.name == "contact" && (flag(&after, "emailOptIn") || flag(&after, "doNotContact"));
+    // Nothing after the row refers to it (no tags, no history rows, no consent records, nothing
+    // the caller does): a group may hold it back and write its rows in one statement.
+    if last_use
+        && input.tags.is_none()
+        && effects.stage_change.is_none()
+        && effects.ticket_events.is_empty()
+        && !consents
+    {
         tx.insert_record(&def, &after).await?;
     } else {
         records::insert(tx.conn(), &def, std::slice::from_ref(&after)).await?;
@@ -84,6 +92,9 @@ async fn create_with(tx: &Tx, registry: &Registry, object: &str, input: Input, l
     let tag_names = input.tags.as_deref().map(tags::clean_names).transpose()?;
     audit::record_created(tx, &def.name, record.id(), &record.fields, tag_names.as_deref()).await?;
     search::index_new(tx, &def, std::slice::from_ref(&record)).await?;
+    if consents {
+        crate::service::privacy::record_consent_changes(tx, registry, None, &record, None).await?;
+    }
     after_write(tx, &def, &record, effects, "created", Json::Null).await?;
     Ok(record)
 }
@@ -184,7 +195,7 @@ pub(crate) async fn apply_update(
         }
         None => None,
     };
-    if diff.is_empty() && tag_change.is_none() && effects.events.is_empty() {
+    if diff.is_empty() && tag_change.is_none() && effects.events.is_empty() && effects.consent.is_none() {
         return Ok(before);
     }
     let mut written: Fields = diff.iter().map(|(k, _, v)| (k.clone(), v.clone())).collect();
@@ -211,6 +222,10 @@ pub(crate) async fn apply_update(
     let record = Record { fields: after };
     audit::record(tx, "update", &def.name, Some(id), changes.clone()).await?;
     search::index(tx, def, std::slice::from_ref(&record)).await?;
+    if def.name == "contact" {
+        let explicit = effects.consent.take();
+        crate::service::privacy::record_consent_changes(tx, registry, Some(&before.fields), &record, explicit).await?;
+    }
     after_write(tx, def, &record, effects, "updated", json!({ "changes": changes })).await?;
     Ok(record)
 }
@@ -352,6 +367,10 @@ async fn sla_policy(tx: &Tx, priority: &str) -> Result<SlaPolicy> {
         .await?
         .ok_or_else(|| Error::internal(format!("no SLA policy for {priority}")))?;
     Ok(SlaPolicy { first_response_minutes, resolution_minutes })
+}
+
+fn flag(fields: &Fields, name: &str) -> bool {
+    get(fields, name).as_bool() == Some(true)
 }
 
 fn get<'a>(fields: &'a Fields, name: &str) -> &'a Value {
