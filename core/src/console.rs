@@ -16,6 +16,7 @@
 //! - `bulk`: a list's columns, CSV export, save as segment, bulk actions and quick add.
 //! - `edit`: create, edit and delete through forms, with version conflicts explained.
 //! - `timeline`: a record's timeline, its open tasks, and adding a note, call or task.
+//! - `privacy`: a contact's consent history, legal hold, data export and erasure.
 //! - `board`: the pipeline board (drag, or a form per card).
 //! - `inbox`: the ticket inbox and a ticket's conversation.
 //! - `reports`: reports as SVG charts with their tables and CSV downloads.
@@ -39,6 +40,7 @@ pub mod import;
 pub mod inbox;
 pub mod operations;
 pub mod pages;
+pub mod privacy;
 pub mod reports;
 pub mod session;
 pub mod text;
@@ -73,6 +75,11 @@ pub fn router() -> Router<AppState> {
         .route("/o/{plural}/{id}/delete", post(edit::delete))
         .route("/o/{plural}/{id}/activity", post(timeline::add))
         .route("/o/{plural}/{id}/tasks/{task}/complete", post(timeline::complete))
+        .route("/privacy/{id}", get(privacy::page))
+        .route("/privacy/{id}/consent", post(privacy::consent))
+        .route("/privacy/{id}/hold", post(privacy::hold))
+        .route("/privacy/{id}/export", post(privacy::export))
+        .route("/privacy/{id}/erase", post(privacy::erase))
         .route("/board", get(board::board))
         .route("/board/move", post(board::move_deal))
         .route("/board/close", post(board::close_deal))

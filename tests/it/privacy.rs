@@ -603,3 +603,89 @@ async fn the_cli_exports_erases_and_applies_retention_policies() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn staff_handle_a_privacy_request_in_the_console() {
+    use crate::console::{csrf, location, signed_in};
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let id = db
+            .create(
+                "contact",
+                json!({"firstName": "Wenna", "lastName": "Trevithick", "email": "wenna@console.example"}),
+            )
+            .await
+            .unwrap()
+            .id()
+            .to_string();
+        let mut viewer = signed_in(&db, &server, "viewer@kith.example", Role::Viewer).await;
+        let page = viewer.get(&format!("/privacy/{id}")).await;
+        assert_eq!(page.status, 200, "{name}: {}", page.body);
+        assert!(!page.body.contains("/export\"") && !page.body.contains("/erase\""), "{name}: a viewer only reads");
+        let mut staff = signed_in(&db, &server, "admin@kith.example", Role::Admin).await;
+        let record = staff.get(&format!("/o/contacts/{id}")).await;
+        assert!(record.body.contains(&format!("href=\"/privacy/{id}\"")), "{name}: the contact page links to it");
+        let page = staff.get(&format!("/privacy/{id}")).await;
+        assert!(page.body.contains("deleted"), "{name}: the erasure plan: {}", page.body);
+        let token = csrf(&page);
+
+        // A consent given on the phone.
+        let reply = staff
+            .post(
+                &format!("/privacy/{id}/consent"),
+                &[
+                    ("_csrf", &token),
+                    ("channel", "PHONE"),
+                    ("status", "GRANTED"),
+                    ("source", "phone call"),
+                    ("statement", "Calls about events, v1"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (reply.status, location(&reply)),
+            (303, format!("/privacy/{id}#consents")),
+            "{name}: {}",
+            reply.body
+        );
+        let page = staff.get(&format!("/privacy/{id}")).await;
+        assert!(page.body.contains("Calls about events, v1") && page.body.contains("phone call"), "{name}");
+
+        // The download.
+        let reply = staff.post(&format!("/privacy/{id}/export"), &[("_csrf", &token)]).await;
+        assert_eq!(reply.status, 200, "{name}: {}", reply.body);
+        assert!(reply.head.contains("content-disposition: attachment"), "{name}: {}", reply.head);
+        let doc: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(doc["contacts"][0]["email"], "wenna@console.example", "{name}");
+
+        // On hold, the erasure form is gone and the API refuses; lifted, a wrong confirmation
+        // is refused; then the person is erased.
+        let reply = staff.post(&format!("/privacy/{id}/hold"), &[("_csrf", &token), ("hold", "true")]).await;
+        assert_eq!(reply.status, 303, "{name}: {}", reply.body);
+        let page = staff.get(&format!("/privacy/{id}")).await;
+        assert!(page.body.contains("On legal hold") && !page.body.contains("/erase\""), "{name}");
+        let reply = staff
+            .post(&format!("/privacy/{id}/erase"), &[("_csrf", &token), ("reason", "DSR-7"), ("confirm", "ERASE")])
+            .await;
+        assert_eq!(reply.status, 422, "{name}: {}", reply.body);
+        assert!(reply.body.contains("legal hold"), "{name}");
+        staff.post(&format!("/privacy/{id}/hold"), &[("_csrf", &token), ("hold", "false")]).await;
+        let reply = staff
+            .post(&format!("/privacy/{id}/erase"), &[("_csrf", &token), ("reason", "DSR-7"), ("confirm", "erase it")])
+            .await;
+        assert_eq!(reply.status, 422, "{name}: {}", reply.body);
+        assert!(reply.body.contains("ERASE"), "{name}");
+        let reply = staff
+            .post(&format!("/privacy/{id}/erase"), &[("_csrf", &token), ("reason", "DSR-7"), ("confirm", "ERASE")])
+            .await;
+        assert_eq!(reply.status, 200, "{name}: {}", reply.body);
+        assert!(reply.body.contains("The person was erased"), "{name}");
+        assert_eq!(staff.get(&format!("/privacy/{id}")).await.status, 404, "{name}");
+        // Without the form's token, nothing happens.
+        let reply = staff.post(&format!("/privacy/{id}/erase"), &[("reason", "x"), ("confirm", "ERASE")]).await;
+        assert_eq!(reply.status, 403, "{name}");
+        server.stop().await;
+        db.cleanup().await;
+    }
+}

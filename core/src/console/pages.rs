@@ -440,6 +440,9 @@ pub async fn record(
             @if def.mutable && may_write(&session.actor) {
                 a.button href=(format!("/o/{}/{id}/edit", def.plural)) { (text::EDIT) }
             }
+            @if def.name == "contact" {
+                a.button.secondary href=(format!("/privacy/{id}")) { (text::PRIVACY) }
+            }
             @if def.mutable && may_delete(&session.actor) {
                 form method="post" action=(format!("/o/{}/{id}/delete", def.plural)) {
                     input type="hidden" name="_csrf" value=(session.csrf);

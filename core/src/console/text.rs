@@ -630,3 +630,70 @@ pub const RATING_COMMENT: &str = "Their comment";
 pub const DETAILS_GROUP: &str = "Details";
 /// Over the request budget.
 pub const SLOW_DOWN: &str = "Too many requests from this session in the last minute. Wait a moment, then reload.";
+/// The contact page's link to its privacy page.
+pub const PRIVACY: &str = "Privacy";
+/// Privacy page title prefix.
+pub const PRIVACY_OF: &str = "Privacy: ";
+/// Consent history heading.
+pub const CONSENT_HISTORY: &str = "Consent history";
+/// No consent recorded.
+pub const NO_CONSENT: &str = "No consent has been recorded for this person.";
+/// Consent table headers.
+pub const CONSENT_COLUMNS: [&str; 6] = ["When", "Channel", "Given or withdrawn", "How", "Statement", "Recorded by"];
+/// Record consent form.
+pub const RECORD_CONSENT: &str = "Record a consent given or withdrawn";
+/// Consent form labels.
+pub const CHANNEL: &str = "Channel";
+/// Consent form labels.
+pub const CONSENT_STATUS: &str = "Given or withdrawn";
+/// Consent form labels.
+pub const CONSENT_SOURCE: &str = "How (web form, phone call, letter…)";
+/// Consent form labels.
+pub const CONSENT_STATEMENT: &str = "The wording or version they agreed to";
+/// Consent channels, as people read them.
+pub const CONSENT_CHANNELS: [(&str, &str); 5] = [
+    ("EMAIL", "E-mail"),
+    ("PHONE", "Phone"),
+    ("SMS", "Text messages"),
+    ("POST", "Post"),
+    ("ALL", "Any contact at all"),
+];
+/// Consent statuses, as people read them.
+pub const CONSENT_STATUSES: [(&str, &str); 2] = [("GRANTED", "Given"), ("WITHDRAWN", "Withdrawn")];
+/// Legal hold heading.
+pub const LEGAL_HOLD: &str = "Legal hold";
+/// Legal hold on.
+pub const ON_HOLD: &str = "On legal hold: this person cannot be erased, by request or by a retention policy.";
+/// Legal hold off.
+pub const NOT_ON_HOLD: &str = "Not on legal hold.";
+/// Hold buttons.
+pub const PLACE_HOLD: &str = "Place on legal hold";
+/// Hold buttons.
+pub const LIFT_HOLD: &str = "Lift the legal hold";
+/// Export heading.
+pub const EXPORT_HEADING: &str = "Request of access: everything we hold";
+/// Export explanation.
+pub const EXPORT_HELP: &str = "One JSON file with the contact, every record about them in Kith and its plugins, their consent history and the audit log about them. Downloading it is recorded in the audit log.";
+/// Export button.
+pub const DOWNLOAD_EXPORT: &str = "Download their data (JSON)";
+/// Erase heading.
+pub const ERASE_HEADING: &str = "Request to be forgotten: erase";
+/// Erase explanation.
+pub const ERASE_HELP: &str = "Erasure cannot be undone. The table says what happens to each kind of record about this person; one audit entry with your reason remains.";
+/// Erasure plan headers.
+pub const ERASE_COLUMNS: [&str; 4] = ["Records", "Kind", "What happens", "Why kept"];
+/// Erasure reason label.
+pub const ERASE_REASON: &str = "Reason (a request reference; no personal data)";
+/// Erasure confirmation label.
+pub const ERASE_CONFIRM: &str = "Type ERASE to confirm";
+/// Erase button.
+pub const ERASE: &str = "Erase this person";
+/// After erasure.
+pub const ERASED: &str = "The person was erased. What was done:";
+/// Policies, as people read them.
+pub const POLICIES: [(&str, &str); 4] = [
+    ("delete", "deleted"),
+    ("unlink", "kept, no longer linked to the person"),
+    ("anonymise", "kept, their personal details removed"),
+    ("keep", "kept as it is"),
+];
