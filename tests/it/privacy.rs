@@ -263,6 +263,22 @@ async fn a_person_is_exported_completely_then_erased_without_a_trace() {
         })
         .await;
 
+        // An import whose rejected row holds her phone number.
+        let csv = format!("firstName,email,phone\nZed,not-an-address,{PHONE}\n");
+        let r = gql(
+            &agent,
+            "mutation($csv: String!) { startImport(object: \"contacts\", csv: $csv) { id } }",
+            json!({"csv": csv}),
+        )
+        .await;
+        let run = data(&r, "startImport")["id"].as_str().unwrap().to_owned();
+        crate::util::eventually(20, "the import to end", || async {
+            let r =
+                gql(&agent, "query($id: ID!) { importRun(id: $id) { state rejectedCount } }", json!({"id": run})).await;
+            (r["data"]["importRun"]["state"] == "DONE").then_some(())
+        })
+        .await;
+
         // Export: only managers, audited, and complete.
         let export = "mutation($c: ID!) { exportPersonalData(contactId: $c) }";
         assert_eq!(code(&gql(&agent, export, json!({"c": zel})).await), "FORBIDDEN", "{name}");
@@ -403,6 +419,17 @@ async fn a_person_is_exported_completely_then_erased_without_a_trace() {
             r["data"]["receipts"]["edges"].as_array().map(Vec::len),
             Some(1),
             "{name}: only the colleague's receipt: {r}"
+        );
+        let r = gql(
+            &agent,
+            "query($id: ID!) { importRun(id: $id) { rejectedCount rejected { line } } }",
+            json!({"id": run}),
+        )
+        .await;
+        assert_eq!(
+            data(&r, "importRun"),
+            &json!({"rejectedCount": 0, "rejected": []}),
+            "{name}: her row left the import run"
         );
         let r = gql(&manager, "query { search(query: \"Quarrendon\") { recordId } }", json!({})).await;
         assert_eq!(data(&r, "search"), &json!([]), "{name}");
