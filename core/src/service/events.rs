@@ -116,3 +116,48 @@ pub fn read_role(registry: &Registry, object: &str) -> Role {
 async fn last_seq(store: &Store) -> crate::Result<i64> {
     outbox::last_seq(store.conn()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::EventHub;
+    use crate::domain::value::Value;
+    use crate::store::outbox::Event;
+
+    fn event(kind: &str, record: Uuid, payload: serde_json::Value) -> Event {
+        Event {
+            seq: 1,
+            event_id: Uuid::now_v7(),
+            kind: kind.into(),
+            object: "contact".into(),
+            record_id: Some(record),
+            payload,
+            actor: "test".into(),
+            origin_plugin: None,
+            depth: 0,
+            occurred_at: Value::Null,
+        }
+    }
+
+    /// Events about erased records still waiting in a subscriber's buffer are dropped once the
+    /// erasure's event has passed; the erasure's own event and other records' are not.
+    #[test]
+    fn an_erasure_makes_buffered_events_about_its_records_forgotten() {
+        let hub = EventHub::default();
+        let (erased, activity, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let created = event("contact.created", erased, json!({"record": {"email": "x@example.org"}}));
+        let note = event("activity.created", activity, json!({}));
+        assert!(!hub.is_forgotten(&created));
+        let erasure = event(
+            "contact.erased",
+            erased,
+            json!({"erasedIds": [erased.to_string(), activity.to_string()], "record": {"id": erased.to_string()}}),
+        );
+        hub.learn(&erasure);
+        assert!(hub.is_forgotten(&created) && hub.is_forgotten(&note));
+        assert!(!hub.is_forgotten(&erasure));
+        assert!(!hub.is_forgotten(&event("contact.created", other, json!({}))));
+    }
+}
