@@ -6,6 +6,7 @@ pub mod export;
 pub mod import;
 pub mod input;
 pub mod records;
+pub mod references;
 pub mod reports;
 pub mod seed;
 pub mod throttle;
