@@ -28,6 +28,7 @@ mod plugin_objects;
 mod plugins;
 mod public_api;
 mod records;
+mod references;
 mod registry;
 mod reports;
 mod search;
