@@ -7,6 +7,7 @@ pub mod import;
 pub mod input;
 pub mod privacy;
 pub mod records;
+pub mod references;
 pub mod reports;
 pub mod seed;
 pub mod throttle;

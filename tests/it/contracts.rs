@@ -78,6 +78,7 @@ fn released_wit_versions_are_frozen() {
 /// fails when the file and the parser disagree.
 #[test]
 fn the_manifest_reference_matches_the_parser() {
+    use kith_core::domain::object::OnDelete;
     use kith_core::plugin::extension::{
         EnumSpec, FieldSpec as ComputedFieldSpec, JobSpec, MissedRuns, OperationSpec, TypeSpec,
     };
@@ -94,6 +95,7 @@ fn the_manifest_reference_matches_the_parser() {
         unique: false,
         indexed: false,
         personal: false,
+        on_delete: None,
         description: String::new(),
     };
     let text = std::fs::read_to_string(repo_root().join("schemas/plugin/manifest-v1.toml")).unwrap();
@@ -158,6 +160,7 @@ fn the_manifest_reference_matches_the_parser() {
                     required: true,
                     indexed: true,
                     description: "The donor.".into(),
+                    on_delete: Some(OnDelete::Restrict),
                     ..field("contactId", FieldType::Ref)
                 },
                 FieldSpec {

@@ -29,6 +29,7 @@ mod plugins;
 mod privacy;
 mod public_api;
 mod records;
+mod references;
 mod registry;
 mod reports;
 mod search;

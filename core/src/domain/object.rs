@@ -55,6 +55,21 @@ impl Erasure {
     }
 }
 
+/// What a reference does when the record it points at is deleted (soft: it can be restored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// Nothing: the reference keeps pointing at the deleted record.
+    #[default]
+    Keep,
+    /// The delete is refused while live records hold the reference.
+    Restrict,
+    /// The reference is cleared (not undone by a restore).
+    SetNull,
+    /// The referencing records are deleted with it, and restored with it.
+    Cascade,
+}
+
 /// The record page's group of address fields.
 pub const ADDRESS: &str = "Address";
 /// The record page's group of the fields Kith keeps about a record (created, updated, version).
@@ -88,6 +103,8 @@ pub struct FieldDef {
     pub reverse: Option<String>,
     /// The group a record page shows it in (`Address`, `Record`); the first group when `None`.
     pub group: Option<String>,
+    /// For a reference: what happens to this record when the referenced one is deleted.
+    pub on_delete: OnDelete,
 }
 
 impl FieldDef {
@@ -111,6 +128,7 @@ impl FieldDef {
             label,
             reverse: None,
             group: None,
+            on_delete: OnDelete::Keep,
         }
     }
 
@@ -435,7 +453,21 @@ pub struct Registry {
     /// plugin objects as enabled): the order people see them in.
     order: Vec<String>,
     extensions: Vec<Arc<crate::domain::extension::Extension>>,
+    /// The objects of installed but disabled plugins: not in the API, but their tables stay and
+    /// their records still reference core records (merges and deletes reach them).
     dormant: Vec<Arc<ObjectDef>>,
+}
+
+/// An object whose records reference another's, with the fields that do (see
+/// [`Registry::referrers`]).
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    /// The referencing object.
+    pub object: Arc<ObjectDef>,
+    /// Its fields that reference the target, with their `on_delete`.
+    pub fields: Vec<FieldDef>,
+    /// Whether the object is dormant (its plugin is disabled): no API, no plugin listening.
+    pub dormant: bool,
 }
 
 impl Registry {
@@ -510,11 +542,6 @@ impl Registry {
         Ok(())
     }
 
-    /// The objects of installed but disabled plugins: their tables remain, outside the API.
-    pub fn dormant(&self) -> impl Iterator<Item = &Arc<ObjectDef>> {
-        self.dormant.iter()
-    }
-
     /// What plugins add to the API besides objects, one entry per plugin.
     pub fn extensions(&self) -> &[Arc<crate::domain::extension::Extension>] {
         &self.extensions
@@ -559,12 +586,61 @@ impl Registry {
         Ok(())
     }
 
-    /// Whether two registries describe the same objects and contributions.
+    /// Whether two registries describe the same objects (live and dormant) and contributions.
     pub fn same_as(&self, other: &Registry) -> bool {
         self.objects.len() == other.objects.len()
             && self.objects.iter().all(|(name, def)| other.objects.get(name).is_some_and(|o| **o == **def))
             && self.extensions.len() == other.extensions.len()
             && self.extensions.iter().zip(&other.extensions).all(|(a, b)| **a == **b)
+            && self.dormant.len() == other.dormant.len()
+            && self.dormant.iter().zip(&other.dormant).all(|(a, b)| **a == **b)
+    }
+
+    /// Sets the dormant objects: those of installed but disabled plugins. They are not part of
+    /// [`Registry::objects`] (nor the API), and may share names with live objects.
+    pub fn set_dormant(&mut self, defs: Vec<ObjectDef>) {
+        let mut defs: Vec<Arc<ObjectDef>> = defs.into_iter().map(Arc::new).collect();
+        defs.sort_by(|a, b| (&a.plugin, &a.name).cmp(&(&b.plugin, &b.name)));
+        self.dormant = defs;
+    }
+
+    /// The dormant objects, by plugin and name.
+    pub fn dormant(&self) -> impl Iterator<Item = &Arc<ObjectDef>> {
+        self.dormant.iter()
+    }
+
+    /// Every object, live or dormant, with fields that reference records of `target` (live
+    /// itself, or one of [`Registry::dormant`]). A dormant object's reference to a name its own
+    /// plugin declares is to its own object, never to a live one of that name: so a live core
+    /// object is referenced by live objects and by dormant ones, a live plugin object only by
+    /// live ones, and a dormant object only by the dormant objects of its plugin.
+    pub fn referrers(&self, target: &ObjectDef) -> Vec<Referrer> {
+        let is_dormant = self.dormant.iter().any(|d| d.plugin == target.plugin && d.name == target.name);
+        let fields_to = |def: &ObjectDef| -> Vec<FieldDef> {
+            def.references().filter(|(_, to)| *to == target.name).map(|(field, _)| field.clone()).collect()
+        };
+        let mut out = Vec::new();
+        if !is_dormant {
+            for def in self.in_order() {
+                let fields = fields_to(def);
+                if !fields.is_empty() {
+                    out.push(Referrer { object: def.clone(), fields, dormant: false });
+                }
+            }
+        }
+        for def in &self.dormant {
+            let own = |name: &str| self.dormant.iter().any(|d| d.plugin == def.plugin && d.name == name);
+            let reaches =
+                if is_dormant { def.plugin == target.plugin } else { target.plugin.is_none() && !own(&target.name) };
+            if !reaches {
+                continue;
+            }
+            let fields = fields_to(def);
+            if !fields.is_empty() {
+                out.push(Referrer { object: def.clone(), fields, dormant: true });
+            }
+        }
+        out
     }
 }
 

@@ -226,3 +226,73 @@ fn filters_are_type_checked() {
         assert!(err.contains(fragment), "{filter}: {err}");
     }
 }
+
+/// A plugin object `name` of `plugin` with references `(field, target, on_delete)`.
+fn plugin_object(
+    plugin: &str,
+    name: &str,
+    refs: &[(&str, &str, crate::domain::object::OnDelete)],
+) -> crate::domain::object::ObjectDef {
+    use crate::domain::object::{FieldDef, ObjectDef};
+    let mut def = ObjectDef::new(name, &format!("{name}s"), "");
+    def.plugin = Some(plugin.to_owned());
+    def.table = format!("p_{plugin}_{name}");
+    for (field, target, on_delete) in refs {
+        let mut field = FieldDef::new(field, FieldKind::Ref((*target).to_owned()));
+        field.on_delete = *on_delete;
+        def = def.field(field);
+    }
+    def.finish()
+}
+
+#[test]
+fn referrers_reach_live_and_dormant_objects() {
+    use crate::domain::object::OnDelete::{Cascade, Keep, Restrict, SetNull};
+    let mut registry = Registry::core();
+    registry.extend(vec![plugin_object("live", "gift", &[("contactId", "contact", Cascade)])]).unwrap();
+    let mut same = registry.clone();
+    // A disabled plugin: its `deal` is its own object, not the core one; `pledge` references both.
+    registry.set_dormant(vec![
+        plugin_object("off", "pledge", &[("contactId", "contact", Restrict), ("dealId", "deal", SetNull)]),
+        plugin_object("off", "deal", &[("ownerId", "contact", Keep)]),
+    ]);
+    assert!(!registry.same_as(&same), "dormant objects count");
+    assert!(registry.objects().all(|d| d.plugin.as_deref() != Some("off")), "dormant objects are not in the API");
+    same.set_dormant(registry.dormant().map(|d| (**d).clone()).collect());
+    assert!(registry.same_as(&same));
+
+    #[track_caller]
+    fn check(registry: &Registry, target: &crate::domain::object::ObjectDef, expect: &[(&str, bool, &str)]) {
+        let got: Vec<(String, bool, String)> = registry
+            .referrers(target)
+            .into_iter()
+            .flat_map(|r| {
+                r.fields
+                    .iter()
+                    .map(|f| (r.object.name.clone(), r.dormant, format!("{}:{:?}", f.name, f.on_delete)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let expect: Vec<(String, bool, String)> =
+            expect.iter().map(|(o, d, f)| ((*o).to_owned(), *d, (*f).to_owned())).collect();
+        assert_eq!(got, expect, "referrers of {}", target.name);
+    }
+    let core = |name: &str| registry.get(name).unwrap().clone();
+    check(
+        &registry,
+        &core("contact"),
+        &[
+            ("deal", false, "contactId:Keep"),
+            ("ticket", false, "contactId:Keep"),
+            ("activity", false, "contactId:Keep"),
+            ("gift", false, "contactId:Cascade"),
+            ("deal", true, "ownerId:Keep"),
+            ("pledge", true, "contactId:Restrict"),
+        ],
+    );
+    // The core deal: the dormant plugin's `dealId` is to its own deal.
+    check(&registry, &core("deal"), &[("activity", false, "dealId:Keep")]);
+    let dormant_deal = registry.dormant().find(|d| d.name == "deal").unwrap().clone();
+    check(&registry, &dormant_deal, &[("pledge", true, "dealId:SetNull")]);
+    check(&registry, &core("gift"), &[]);
+}

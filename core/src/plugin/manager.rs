@@ -114,7 +114,7 @@ impl PluginManager {
         }
         self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         // Nothing keeps plugin objects in step any more: the API falls back to core objects.
-        self.refresh_objects(&[]);
+        self.refresh_objects(&[], &[]);
     }
 
     /// Whether this manager runs plugins.
@@ -148,6 +148,13 @@ impl PluginManager {
             self.read_loaded().iter().map(|(id, p)| (id.clone(), p.generation)).collect();
         let mut next = BTreeMap::new();
         let mut enabled = Vec::new();
+        let mut disabled = Vec::new();
+        for row in rows.iter().filter(|row| !row.enabled) {
+            match Manifest::parse(&row.manifest) {
+                Ok(manifest) => disabled.push((row.id.clone(), manifest)),
+                Err(err) => tracing::error!(plugin = %row.id, error = %err, "unreadable manifest"),
+            }
+        }
         for row in rows.into_iter().filter(|row| row.enabled) {
             match Manifest::parse(&row.manifest) {
                 Ok(manifest) => enabled.push((row.id.clone(), manifest)),
@@ -200,14 +207,16 @@ impl PluginManager {
         }
         *loaded = next;
         drop(loaded);
-        self.refresh_objects(&enabled);
+        self.refresh_objects(&enabled, &disabled);
         Ok(())
     }
 
     /// Makes the registry hold the core objects plus those of the enabled plugins (whether or
-    /// not their code loads: the data and its API do not need it).
-    pub(crate) fn refresh_objects(&self, enabled: &[(String, Manifest)]) {
+    /// not their code loads: the data and its API do not need it), and, as dormant objects,
+    /// those of the disabled ones (their tables stay: merges and deletes still reach them).
+    pub(crate) fn refresh_objects(&self, enabled: &[(String, Manifest)], disabled: &[(String, Manifest)]) {
         let mut registry = crate::domain::object::Registry::core();
+        registry.set_dormant(disabled.iter().flat_map(|(_, manifest)| objects::object_defs(manifest)).collect());
         for (id, manifest) in enabled {
             if let Err(err) = registry.extend(objects::object_defs(manifest)) {
                 tracing::error!(plugin = %id, error = %err, "leaving out the plugin's objects");

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::domain::object::Registry;
+use crate::domain::object::{OnDelete, Registry};
 use crate::plugin::PluginError;
 
 /// The manifest format this Kith reads.
@@ -175,6 +175,11 @@ pub struct FieldSpec {
     /// Personal data (GDPR).
     #[serde(default)]
     pub personal: bool,
+    /// `ref`: what deleting the referenced record does to this one: `keep` (the default:
+    /// nothing), `restrict` (refused while live records refer to it), `set_null` (the reference
+    /// is cleared; not on a required field) or `cascade` (deleted with it, restored with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_delete: Option<OnDelete>,
     /// What it means.
     #[serde(default)]
     pub description: String,
@@ -380,6 +385,18 @@ impl ObjectSpec {
                     }
                 }
                 (_, Some(_)) => return Err(bad("target", "only `ref` fields have a target".into())),
+                _ => {}
+            }
+            match field.on_delete {
+                Some(_) if field.kind != FieldType::Ref => {
+                    return Err(bad("on_delete", "only `ref` fields have an `on_delete`".into()));
+                }
+                Some(OnDelete::SetNull) if field.required => {
+                    return Err(bad(
+                        "on_delete",
+                        "a required reference cannot be cleared: use `restrict`, `cascade` or `keep`".into(),
+                    ));
+                }
                 _ => {}
             }
             if field.kind == FieldType::Enum {

@@ -43,6 +43,7 @@ pub fn object_def(plugin: &str, spec: &ObjectSpec) -> ObjectDef {
         def_field.unique = field.unique;
         def_field.indexed = field.indexed;
         def_field.personal = field.personal;
+        def_field.on_delete = field.on_delete.unwrap_or_default();
         def = def.field(def_field);
         if field.kind == FieldType::Money {
             let mut currency = FieldDef::new(&format!("{}Currency", field.name), FieldKind::Currency)
@@ -350,6 +351,7 @@ mod tests {
             unique: false,
             indexed: false,
             personal: false,
+            on_delete: None,
             description: String::new(),
         }
     }

@@ -15,6 +15,7 @@ use crate::domain::value::{FieldKind, Fields, Value};
 use crate::error::{Error, Result};
 use crate::service::input::Input;
 use crate::service::object_def;
+use crate::service::references;
 use crate::store::outbox::NewEvent;
 use crate::store::records::{self, Record};
 use crate::store::{Tx, audit, custom_fields, outbox, search, tags};
@@ -263,13 +264,25 @@ pub(crate) async fn run_write_hook(
 }
 
 /// Deletes a record: soft (sets `deletedAt`) where the object supports it, for good otherwise.
+/// The records that reference it follow their fields' `on_delete` (`service::references`).
 pub async fn delete(tx: &Tx, registry: &Registry, object: &str, id: Uuid) -> Result<Record> {
     let def = object_def(registry, object)?;
-    let before = records::get_live(tx.conn(), &def, id).await?;
-    before_delete(tx, registry, &def, &before).await?;
+    delete_record(tx, registry, &def, id, 0).await
+}
+
+/// [`delete`] of a record of a live object, `depth` cascades away from the delete asked for.
+pub(crate) async fn delete_record(
+    tx: &Tx,
+    registry: &Registry,
+    def: &ObjectDef,
+    id: Uuid,
+    depth: usize,
+) -> Result<Record> {
+    let before = records::get_live(tx.conn(), def, id).await?;
+    before_delete(tx, registry, def, &before).await?;
     let mut after = before.fields.clone();
     after.insert("deletedAt".into(), Value::DateTime(tx.now));
-    run_write_hook(tx, registry, &def, WriteOp::Delete, Some(&before), &mut after).await?;
+    run_write_hook(tx, registry, def, WriteOp::Delete, Some(&before), &mut after).await?;
     if !def.soft_delete {
         if def.name == "user" {
             return Err(DomainError::conflict(
@@ -277,38 +290,59 @@ pub async fn delete(tx: &Tx, registry: &Registry, object: &str, id: Uuid) -> Res
             )
             .into());
         }
-        records::delete_hard(tx.conn(), &def, id).await?;
+        records::delete_hard(tx.conn(), def, id).await?;
         audit::record(tx, "delete", &def.name, Some(id), json!({})).await?;
-        outbox::emit(tx, vec![event(&def, "deleted", &before, Json::Null)]).await?;
+        outbox::emit(tx, vec![event(def, "deleted", &before, Json::Null)]).await?;
         return Ok(before);
     }
     let mut changes = Fields::new();
     changes.insert("deletedAt".into(), Value::DateTime(tx.now));
-    write_bookkeeping(tx, &def, before, changes, "delete", "deleted").await
+    let record = write_bookkeeping(tx, def, before, changes, "delete", Some("deleted")).await?;
+    references::deleted(tx, registry, def, id, depth).await?;
+    Ok(record)
 }
 
-/// Restores a soft-deleted record. Unique values (e-mail, domain) are checked again.
+/// Restores a soft-deleted record, and the records its delete cascaded to. Unique values
+/// (e-mail, domain) are checked again.
 pub async fn restore(tx: &Tx, registry: &Registry, object: &str, id: Uuid) -> Result<Record> {
     let def = object_def(registry, object)?;
+    restore_record(tx, registry, &def, id, 0).await
+}
+
+/// [`restore`] of a record of a live object, `depth` cascades away from the restore asked for.
+pub(crate) async fn restore_record(
+    tx: &Tx,
+    registry: &Registry,
+    def: &ObjectDef,
+    id: Uuid,
+    depth: usize,
+) -> Result<Record> {
     if !def.soft_delete {
         return Err(DomainError::invalid("object", format!("{} records cannot be restored", def.type_name)).into());
     }
-    let before = records::get(tx.conn(), &def, id).await?.ok_or_else(|| DomainError::not_found(&def.name, id))?;
-    if before.get("deletedAt").is_null() {
+    let before = records::get(tx.conn(), def, id).await?.ok_or_else(|| DomainError::not_found(&def.name, id))?;
+    let deleted_at = before.get("deletedAt").clone();
+    if deleted_at.is_null() {
         return Err(DomainError::conflict(format!("{} {id} is not deleted", def.name)).into());
     }
     let mut changes = Fields::new();
     changes.insert("deletedAt".into(), Value::Null);
-    write_bookkeeping(tx, &def, before, changes, "restore", "restored").await
+    let record = write_bookkeeping(tx, def, before, changes, "restore", Some("restored")).await?;
+    references::restored(tx, registry, def, id, &deleted_at, depth).await?;
+    Ok(record)
 }
 
-async fn write_bookkeeping(
+/// Writes bookkeeping `changes` (`deletedAt`, a reference moved or cleared) without the rules
+/// of an update: the version and `updatedAt` move on, and an audit entry is written; with an
+/// `event_kind` (`deleted`), also the search index and an event. Without one (a dormant
+/// object's record, see `service::references`) the row and its audit entry are all.
+pub(crate) async fn write_bookkeeping(
     tx: &Tx,
     def: &ObjectDef,
     before: Record,
     mut changes: Fields,
     action: &str,
-    event_kind: &str,
+    event_kind: Option<&str>,
 ) -> Result<Record> {
     let id = before.id();
     let version = before.get("version").as_int();
@@ -326,8 +360,10 @@ async fn write_bookkeeping(
     fields.extend(changes);
     let record = Record { fields };
     audit::record(tx, action, &def.name, Some(id), audit::changes_json(&diff)).await?;
-    search::index(tx, def, std::slice::from_ref(&record)).await?;
-    outbox::emit(tx, vec![event(def, event_kind, &record, Json::Null)]).await?;
+    if let Some(event_kind) = event_kind {
+        search::index(tx, def, std::slice::from_ref(&record)).await?;
+        outbox::emit(tx, vec![event(def, event_kind, &record, Json::Null)]).await?;
+    }
     Ok(record)
 }
 
@@ -505,6 +541,7 @@ async fn deal_before_write(
 
 async fn before_delete(tx: &Tx, registry: &Registry, def: &ObjectDef, record: &Record) -> Result<()> {
     use crate::domain::filter::{Condition, Filter, Op, Target};
+    references::check_restrict(tx, registry, def, record.id()).await?;
     let blocking_field = match def.name.as_str() {
         "stage" => "stageId",
         "pipeline" => "pipelineId",

@@ -11,9 +11,9 @@ use crate::domain::ticket;
 use crate::domain::value::{FieldKind, Fields, Value};
 use crate::error::Result;
 use crate::service::input::Input;
-use crate::service::object_def;
 use crate::service::records::{self, Effects, apply_update, check_version};
-use crate::store::records::{ListQuery, PageRequest, Record, count, get_live, list};
+use crate::service::{object_def, references};
+use crate::store::records::{ListQuery, PageRequest, Record, get_live, list};
 use crate::store::{Tx, audit, outbox, tags};
 
 fn eq(field: &str, kind: FieldKind, value: Value) -> Filter {
@@ -197,7 +197,10 @@ pub async fn complete_task(tx: &Tx, registry: &Registry, activity_id: Uuid) -> R
 }
 
 /// Merges contact `merge_id` into `keep_id`: the kept contact gains the other's values where
-/// it has none, its deals, tickets, activities and tags; the merged contact is soft-deleted.
+/// it has none, its tags and every record that references it (deals, tickets, activities,
+/// plugin records, those of disabled plugins too: `service::references`); the merged contact
+/// is soft-deleted. The audit entry and event of the merge say how many records of each
+/// object moved (`moved`).
 pub async fn merge_contacts(tx: &Tx, registry: &Registry, keep_id: Uuid, merge_id: Uuid) -> Result<Record> {
     if keep_id == merge_id {
         return Err(DomainError::invalid("mergeId", "cannot merge a contact into itself").into());
@@ -205,47 +208,9 @@ pub async fn merge_contacts(tx: &Tx, registry: &Registry, keep_id: Uuid, merge_i
     let contact_def = object_def(registry, "contact")?;
     let keep = get_live(tx.conn(), &contact_def, keep_id).await?;
     let merge = get_live(tx.conn(), &contact_def, merge_id).await?;
-    let mut moved = serde_json::Map::new();
-    for object in ["deal", "ticket", "activity"] {
-        let def = object_def(registry, object)?;
-        let filter = eq("contactId", FieldKind::Ref("contact".into()), Value::Uuid(merge_id));
-        let n = count(tx.conn(), &def, &filter, true).await?;
-        let mut ids = Vec::new();
-        let mut after = None;
-        loop {
-            let query = ListQuery {
-                filter: filter.clone(),
-                order: Vec::new(),
-                page: PageRequest::Forward { first: 200, after: after.clone() },
-                include_deleted: true,
-            };
-            let page = list(tx.conn(), &def, &query).await?;
-            for (cursor, record) in &page.records {
-                ids.push(record.id());
-                after = Some(cursor.clone());
-            }
-            if !page.has_next {
-                break;
-            }
-        }
-        for id in &ids {
-            let record = crate::store::records::get(tx.conn(), &def, *id)
-                .await?
-                .ok_or_else(|| DomainError::not_found(object, id))?;
-            apply_update(
-                tx,
-                registry,
-                &def,
-                record,
-                one("contactId", Value::Uuid(keep_id)),
-                None,
-                None,
-                Effects::default(),
-            )
-            .await?;
-        }
-        moved.insert(object.to_owned(), json!(n));
-    }
+    // Every reference to the merged contact, in core objects and plugin objects (the disabled
+    // plugins' too), moves to the kept one.
+    let moved = references::repoint(tx, registry, &contact_def, merge_id, keep_id).await?;
     tags::move_all(tx, "contact", merge_id, keep_id).await?;
     // Fill the kept contact's blanks; the e-mail moves only after the merged contact is gone.
     let mut fill = Fields::new();

@@ -100,3 +100,36 @@ fn an_object_title_names_fields_a_title_can_show() {
         assert!(err.contains("objects[0].title") && err.contains(why), "{title}: {err}");
     }
 }
+
+#[test]
+fn a_reference_says_what_deleting_its_target_does() {
+    let object = |field: &str| {
+        format!(
+            "{GOOD}\n[[objects]]\nname = \"gift\"\nplural = \"gifts\"\n\
+             [[objects.fields]]\nname = \"note\"\ntype = \"text\"\n\
+             [[objects.fields]]\n{field}\n"
+        )
+    };
+    let reference = "name = \"contactId\"\ntype = \"ref\"\ntarget = \"contact\"";
+    for (extra, expected) in [
+        ("", OnDelete::Keep),
+        ("on_delete = \"keep\"", OnDelete::Keep),
+        ("on_delete = \"restrict\"", OnDelete::Restrict),
+        ("on_delete = \"set_null\"", OnDelete::SetNull),
+        ("on_delete = \"cascade\"", OnDelete::Cascade),
+        ("required = true\non_delete = \"cascade\"", OnDelete::Cascade),
+    ] {
+        let parsed = Manifest::parse(&object(&format!("{reference}\n{extra}"))).unwrap();
+        let def = crate::plugin::objects::object_def("welcome", &parsed.objects[0]);
+        assert_eq!(def.field_def("contactId").map(|f| f.on_delete), Some(expected), "{extra}");
+        assert_eq!(def.field_def("note").map(|f| f.on_delete), Some(OnDelete::Keep));
+    }
+    for (field, why) in [
+        (format!("{reference}\non_delete = \"explode\""), "unknown variant `explode`"),
+        (format!("{reference}\nrequired = true\non_delete = \"set_null\""), "a required reference cannot be cleared"),
+        ("name = \"amount\"\ntype = \"integer\"\non_delete = \"cascade\"".to_owned(), "only `ref` fields"),
+    ] {
+        let err = Manifest::parse(&object(&field)).unwrap_err().to_string();
+        assert!(err.contains("on_delete") && err.contains(why), "{field}: {err}");
+    }
+}
