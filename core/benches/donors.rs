@@ -96,6 +96,12 @@ fn setup(rt: &tokio::runtime::Runtime) -> (Kith, std::sync::Arc<PluginManager>) 
                         ("contactId", Value::Uuid(donor)),
                         ("amount", Value::Decimal(amount)),
                         ("amountCurrency", Value::Text("USD".into())),
+                        // As the plugin's before-write hook completes a gift in the
+                        // organisation's currency (version 1.2.0 on).
+                        ("exchangeRate", Value::Text("1".into())),
+                        ("baseAmount", Value::Decimal(amount)),
+                        ("baseAmountCurrency", Value::Text("USD".into())),
+                        ("exchangeRateSource", Value::Text("SAME_CURRENCY".into())),
                         ("receivedDate", Value::Date(date)),
                         ("status", Value::Text(status.into())),
                     ]),

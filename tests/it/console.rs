@@ -1163,16 +1163,18 @@ async fn the_donor_reports_are_charts_with_tables_and_csv_for_managers() {
             .gql(&agent, "mutation { createCampaign(input: {name: \"Spring appeal\", goal: \"500\", goalCurrency: \"USD\"}) { id } }", json!({}))
             .await;
         let campaign = campaign["data"]["createCampaign"]["id"].as_str().unwrap().to_owned();
-        let record = "mutation($c: ID, $a: Decimal!, $d: Date, $camp: ID) {
-            recordDonation(contactId: $c, amount: $a, currency: \"USD\", receivedDate: $d, campaignId: $camp) }";
-        for (who, amount, date) in [
-            (0, "100", format!("{}-03-01", this - 1)),
-            (0, "50", format!("{this}-01-02")),
-            (1, "40", format!("{}-11-30", this - 1)),
-            (2, "20", format!("{}-06-06", this - 3)),
+        let record = "mutation($c: ID, $a: Decimal!, $d: Date, $camp: ID, $soft: JSON) {
+            recordDonation(contactId: $c, amount: $a, currency: \"USD\", receivedDate: $d, campaignId: $camp, softCredits: $soft) }";
+        // Bob is credited with Ada's gift of last year (his recognition, not his giving).
+        let bob_credited = json!([{"contactId": people[1], "role": "SPOUSE"}]);
+        for (who, amount, date, soft) in [
+            (0, "100", format!("{}-03-01", this - 1), bob_credited),
+            (0, "50", format!("{this}-01-02"), serde_json::Value::Null),
+            (1, "40", format!("{}-11-30", this - 1), serde_json::Value::Null),
+            (2, "20", format!("{}-06-06", this - 3), serde_json::Value::Null),
         ] {
-            let r =
-                server.gql(&agent, record, json!({"c": people[who], "a": amount, "d": date, "camp": campaign})).await;
+            let vars = json!({"c": people[who], "a": amount, "d": date, "camp": campaign, "soft": soft});
+            let r = server.gql(&agent, record, vars).await;
             assert!(r["errors"].is_null(), "{name}: {r}");
         }
 
@@ -1197,6 +1199,12 @@ async fn the_donor_reports_are_charts_with_tables_and_csv_for_managers() {
         );
         let lybunt = &page.body[page.body.find("LYBUNT:").unwrap()..page.body.find("SYBUNT:").unwrap()];
         assert!(lybunt.contains("Bob Giver") && !lybunt.contains("Ada Giver"), "{name}: {lybunt}");
+        // Last gift, its amount, lifetime giving and lifetime recognition (with the credit).
+        assert!(lybunt.contains("<th scope=\"col\">Lifetime recognition</th>"), "{name}: {lybunt}");
+        assert!(
+            lybunt.contains(&format!("<td>{}-11-30</td><td>40</td><td>40</td><td>140</td>", this - 1)),
+            "{name}: {lybunt}"
+        );
         let sybunt = &page.body[page.body.find("SYBUNT:").unwrap()..];
         assert!(sybunt.contains("Cy Giver"), "{name}: {sybunt}");
         // The campaign raised 210 of 500.
@@ -1214,6 +1222,12 @@ async fn the_donor_reports_are_charts_with_tables_and_csv_for_managers() {
         assert_eq!(lines[5], format!("{this},1,0,1,0,1,0.5"), "{name}");
         let lybunt = manager.get(&format!("/reports/donors/lybunt.csv?year={this}")).await;
         assert!(lybunt.body.contains("Bob Giver") && lybunt.body.lines().count() == 2, "{name}: {}", lybunt.body);
+        assert_eq!(
+            lybunt.body.lines().next(),
+            Some("contact_id,name,last_gift_date,last_gift_amount,lifetime_giving,lifetime_recognition"),
+            "{name}"
+        );
+        assert!(lybunt.body.contains(&format!(",{}-11-30,40,40,140", this - 1)), "{name}: {}", lybunt.body);
 
         // The reports are a MANAGER's: an AGENT hears why, not figures.
         let mut amy = signed_in(&db, &server, "amy@example.org", Role::Agent).await;

@@ -1,6 +1,8 @@
 //! The donor management plugin end to end, through GraphQL on SQLite and PostgreSQL: gifts and
 //! their checks, the donor summary, retention reports, refunds, receipts, imports, standing
-//! orders, pledges, campaigns and households.
+//! orders, pledges, campaigns and households; gifts in other currencies and the rates table,
+//! recognition (soft credits), companies' receipts, deleted donors, the privacy export, and the
+//! upgrade from 1.1.0.
 
 use chrono::Datelike;
 use kith_core::domain::actor::{Actor, Role};
@@ -500,4 +502,333 @@ async fn more_report_calls_at_once_than_instances_all_answer() {
     runtime.stop().await;
     server.stop().await;
     db.cleanup().await;
+}
+
+/// The donors plugin as version 1.1.0 declared it (before exchange rates).
+const DONORS_1_1_0: &str = include_str!("../fixtures/donors-1.1.0.toml");
+
+/// Issue 24: gifts in other currencies count at their rate (a received one with no rate is
+/// refused), recognition adds soft credits, companies get receipts, deleted donors leave the
+/// lapsed lists and get no receipt, and the privacy export shows what the plugin holds.
+#[tokio::test]
+async fn gifts_count_in_the_organisations_currency_for_every_donor() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let runtime = crate::util::donors_runtime(&db).await;
+        let agent = token(&db, Role::Agent).await;
+        let manager = token(&db, Role::Manager).await;
+        let (this, last) = (chrono::Utc::now().year(), chrono::Utc::now().year() - 1);
+        let mut people = Vec::new();
+        for first in ["Ada", "Bob", "Cy", "Dee"] {
+            let email = format!("{}@example.org", first.to_lowercase());
+            let c =
+                db.create("contact", json!({"firstName": first, "lastName": "Giver", "email": email})).await.unwrap();
+            people.push(c.id().to_string());
+        }
+        let [ada, bob, cy, dee] = [0, 1, 2, 3].map(|i| people[i].clone());
+        let acme = db.create("company", json!({"name": "Acme Ltd"})).await.unwrap().id().to_string();
+
+        // The rates table: exact rates, one a day per currency, never for the organisation's.
+        let rate = "mutation($c: String!, $r: String!, $f: Date!) {
+            createExchangeRate(input: {currency: $c, rate: $r, validFrom: $f}) { key rate baseCurrency } }";
+        let r = server.gql(&agent, rate, json!({"c": "eur", "r": "1.10", "f": format!("{last}-01-01")})).await;
+        assert_eq!(
+            data(&r, "createExchangeRate"),
+            &json!({"key": format!("EUR:USD:{last}-01-01"), "rate": "1.1", "baseCurrency": "USD"}),
+            "{name}"
+        );
+        let r = server.gql(&agent, rate, json!({"c": "JPY", "r": "0.006712", "f": format!("{last}-01-01")})).await;
+        assert_eq!(data(&r, "createExchangeRate")["rate"], "0.006712", "{name}: more places than a decimal keeps");
+        let r = server.gql(&agent, rate, json!({"c": "EUR", "r": "1.2", "f": format!("{last}-01-01")})).await;
+        assert_eq!(code(&r), "CONFLICT", "{name}: {r}");
+        let r = server.gql(&agent, rate, json!({"c": "USD", "r": "1", "f": format!("{last}-01-01")})).await;
+        assert_eq!(code(&r), "REJECTED_BY_PLUGIN", "{name}: {r}");
+
+        let record = "mutation($c: ID, $co: ID, $a: Decimal!, $cur: String, $d: Date, $rate: Decimal, $soft: JSON) {
+            recordDonation(contactId: $c, companyId: $co, amount: $a, currency: $cur, receivedDate: $d, exchangeRate: $rate, softCredits: $soft) }";
+        let gift = |vars: Value| {
+            let (server, agent) = (&server, agent.clone());
+            async move {
+                let r = server.gql(&agent, record, vars).await;
+                data(&r, "recordDonation").as_str().unwrap().to_owned()
+            }
+        };
+        let euros = gift(json!({"c": ada, "a": "100", "cur": "EUR", "d": format!("{last}-03-01")})).await;
+        gift(
+            json!({"c": ada, "a": "50", "d": format!("{this}-01-15"), "soft": [{"contactId": bob, "role": "SPOUSE"}]}),
+        )
+        .await;
+        gift(json!({"c": ada, "a": "10000", "cur": "JPY", "d": format!("{this}-02-01")})).await;
+        gift(json!({"c": ada, "a": "10", "cur": "GBP", "rate": "1.25", "d": format!("{this}-02-02")})).await;
+        gift(json!({"c": cy, "a": "20", "d": format!("{last}-05-05")})).await;
+        gift(json!({"c": dee, "a": "30", "d": format!("{last}-06-06")})).await;
+        gift(json!({"co": acme, "a": "500", "d": format!("{last}-07-07")})).await;
+        gift(json!({"co": acme, "a": "100", "cur": "EUR", "d": format!("{last}-08-08")})).await;
+        let stored = server
+            .gql(&agent, "query($id: ID!) { donation(id: $id) { amount amountCurrency exchangeRate baseAmount baseAmountCurrency exchangeRateSource } }", json!({"id": euros}))
+            .await;
+        assert_eq!(
+            data(&stored, "donation"),
+            &json!({"amount": "100", "amountCurrency": "EUR", "exchangeRate": "1.1", "baseAmount": "110",
+                    "baseAmountCurrency": "USD", "exchangeRateSource": "TABLE"}),
+            "{name}: the gift as given, and its value"
+        );
+        // No rate for a received gift: refused, naming the currency and the date.
+        let gifts_before = db.count_rows("p_donors_donation").await;
+        let r =
+            server.gql(&agent, record, json!({"c": ada, "a": "100", "cur": "SEK", "d": format!("{this}-01-03")})).await;
+        assert_eq!(
+            (code(&r), r["errors"][0]["extensions"]["field"].as_str()),
+            ("BAD_USER_INPUT", Some("exchangeRate")),
+            "{name}: {r}"
+        );
+        let message = r["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("no exchange rate from SEK to USD valid on {this}-01-03")),
+            "{name}: {message}"
+        );
+        let create = "mutation($c: ID!, $d: Date!, $rate: String) { createDonation(input: {contactId: $c, amount: \"8\",
+            amountCurrency: \"GBP\", status: RECEIVED, receivedDate: $d, exchangeRate: $rate}) { baseAmount exchangeRateSource } }";
+        let r = server.gql(&agent, create, json!({"c": ada, "d": format!("{this}-02-03")})).await;
+        assert_eq!(code(&r), "REJECTED_BY_PLUGIN", "{name}: {r}");
+        assert!(r.to_string().contains("no exchange rate from GBP to USD"), "{name}: {r}");
+        assert_eq!(db.count_rows("p_donors_donation").await, gifts_before, "{name}: nothing written");
+        let r = server.gql(&agent, create, json!({"c": ada, "d": format!("{this}-02-03"), "rate": "1.25"})).await;
+        assert_eq!(data(&r, "createDonation"), &json!({"baseAmount": "10", "exchangeRateSource": "ENTERED"}), "{name}");
+
+        // Ada: 110 + 50 + 67.12 + 12.5 + 10. Bob is credited with 50 (recognition), gave nothing.
+        let summary =
+            "query($id: ID!) { contact(id: $id) { donorSummary { currency lifetimeGiving givingThisYear givingLastYear
+            giftCount softCredits recognitionTotal recognitionThisYear recognitionLastYear } } }";
+        let s = server.gql(&agent, summary, json!({"id": ada})).await;
+        assert_eq!(
+            data(&s, "contact")["donorSummary"],
+            json!({"currency": "USD", "lifetimeGiving": "249.62", "givingThisYear": "139.62", "givingLastYear": "110",
+                   "giftCount": 5, "softCredits": "0", "recognitionTotal": "249.62", "recognitionThisYear": "139.62",
+                   "recognitionLastYear": "110"}),
+            "{name}"
+        );
+        let s = server.gql(&agent, summary, json!({"id": bob})).await;
+        assert_eq!(
+            data(&s, "contact")["donorSummary"],
+            json!({"currency": "USD", "lifetimeGiving": "0", "givingThisYear": "0", "givingLastYear": "0", "giftCount": 0,
+                   "softCredits": "50", "recognitionTotal": "50", "recognitionThisYear": "50", "recognitionLastYear": "0"}),
+            "{name}"
+        );
+        // Last year's gifts by month, companies' and euros included.
+        let rows = server
+            .gql(&manager, "query($f: Date!, $t: Date!) { givingSummary(from: $f, to: $t, groupBy: MONTH) { label total gifts donors } }",
+                json!({"f": format!("{last}-01-01"), "t": format!("{last}-12-31")}))
+            .await;
+        let month =
+            |m: &str, total: &str| json!({"label": format!("{last}-{m}"), "total": total, "gifts": 1, "donors": 1});
+        assert_eq!(
+            data(&rows, "givingSummary"),
+            &json!([month("03", "110"), month("05", "20"), month("06", "30"), month("07", "500"), month("08", "110")]),
+            "{name}"
+        );
+
+        // Dee is deleted: her gift still counts in retention, but she is nobody to ask.
+        let r = server.gql(&manager, "mutation($id: ID!) { deleteContact(id: $id) { id } }", json!({"id": dee})).await;
+        data(&r, "deleteContact");
+        let lybunt = server
+            .gql(&manager, "query($y: Int!) { lybunt(year: $y) { contactId name lastGiftAmount lifetimeGiving lifetimeRecognition } }", json!({"y": this}))
+            .await;
+        assert_eq!(
+            data(&lybunt, "lybunt"),
+            &json!([{"contactId": cy, "name": "Cy Giver", "lastGiftAmount": "20", "lifetimeGiving": "20", "lifetimeRecognition": "20"}]),
+            "{name}: Ada gave this year, Dee is deleted"
+        );
+        assert!(!lybunt.to_string().contains("(unnamed)"), "{name}");
+        let retention = server
+            .gql(
+                &manager,
+                "query($y: Int!) { donorRetention(year: $y) { donorsLastYear lapsedDonors } }",
+                json!({"y": this}),
+            )
+            .await;
+        assert_eq!(data(&retention, "donorRetention"), &json!({"donorsLastYear": 3, "lapsedDonors": 2}), "{name}");
+
+        // Last year's receipts: Ada, Cy and Acme (its euro gift at its rate); none for Dee.
+        let receipts = "mutation($y: Int!) { issueYearEndReceipts(year: $y) { issued alreadyIssued remaining skipped receiptNumbers } }";
+        let run = server.gql(&manager, receipts, json!({"y": last})).await;
+        let numbers: Vec<String> = (1..=3).map(|n| format!("R-{last}-{n:06}")).collect();
+        assert_eq!(
+            data(&run, "issueYearEndReceipts"),
+            &json!({"issued": 3, "alreadyIssued": 0, "remaining": 0, "skipped": 1, "receiptNumbers": numbers}),
+            "{name}"
+        );
+        let company = server
+            .gql(&manager, "query($co: ID) { receipts(filter: {companyId: {eq: $co}}) { edges { node { key total totalCurrency gifts contactId text } } } }", json!({"co": acme}))
+            .await;
+        let company = &data(&company, "receipts")["edges"][0]["node"];
+        assert_eq!(
+            (
+                company["key"].as_str(),
+                company["total"].as_str(),
+                company["totalCurrency"].as_str(),
+                company["gifts"].as_i64()
+            ),
+            (Some(format!("{last}:company:{acme}").as_str()), Some("610"), Some("USD"), Some(2)),
+            "{name}: {company}"
+        );
+        assert!(company["contactId"].is_null(), "{name}");
+        let text = company["text"].as_str().unwrap();
+        assert!(text.contains("Donor: Acme Ltd") && text.contains("110 USD (100 EUR at 1.1)"), "{name}: {text}");
+        let notes = server
+            .gql(
+                &manager,
+                "query($co: ID) { activities(filter: {companyId: {eq: $co}, kind: {eq: NOTE}}) { totalCount } }",
+                json!({"co": acme}),
+            )
+            .await;
+        assert_eq!(data(&notes, "activities")["totalCount"], 1, "{name}");
+
+        // The privacy export: Ada's receipt and the thank-you task the plugin remembers.
+        let today = gift(json!({"c": ada, "a": "12"})).await;
+        eventually(10, "a thank-you task", || async {
+            let tasks = server
+                .gql(&agent, "query($id: ID) { activities(filter: {contactId: {eq: $id}, kind: {eq: TASK}}) { edges { node { subject } } } }", json!({"id": ada}))
+                .await;
+            tasks.to_string().contains("Thank Ada Giver for their gift of 12 USD").then_some(())
+        })
+        .await;
+        let export = "query($id: ID!) { donorPrivacyExport(contactId: $id) }";
+        let e = server.gql(&manager, export, json!({"id": ada})).await;
+        let e = data(&e, "donorPrivacyExport");
+        let receipt = &e["receipts"][0];
+        assert_eq!(
+            (
+                receipt["number"].as_str(),
+                receipt["year"].as_i64(),
+                receipt["total"].as_str(),
+                receipt["gifts"].as_i64()
+            ),
+            (Some(numbers[0].as_str()), Some(i64::from(last)), Some("110"), Some(1)),
+            "{name}: {e}"
+        );
+        assert_eq!(receipt["donationIds"], json!([euros]), "{name}");
+        assert_eq!(e["receipts"].as_array().unwrap().len(), 1, "{name}");
+        // (This year's earlier gifts may be recent enough for thanks of their own.)
+        let remembered = e["keyValue"].as_array().unwrap().iter().find(|kv| kv["donationId"] == json!(today));
+        assert_eq!(
+            remembered.and_then(|kv| kv["key"].as_str()),
+            Some(format!("thanked:{today}").as_str()),
+            "{name}: {e}"
+        );
+        assert_eq!(e["computed"]["donorSummary"]["lifetimeGiving"], "261.62", "{name}");
+        assert_eq!(code(&server.gql(&agent, export, json!({"id": ada})).await), "FORBIDDEN", "{name}");
+        let bad = server.gql(&manager, export, json!({"id": "not-an-id"})).await;
+        assert_eq!(
+            (code(&bad), bad["errors"][0]["extensions"]["field"].as_str()),
+            ("BAD_USER_INPUT", Some("contactId")),
+            "{name}: {bad}"
+        );
+        // Every gift has its base amount: nothing to apply.
+        let apply = server
+            .gql(&manager, "mutation { applyExchangeRates { updated remaining missing { currency } } }", json!({}))
+            .await;
+        assert_eq!(data(&apply, "applyExchangeRates"), &json!({"updated": 0, "remaining": 0, "missing": []}), "{name}");
+
+        runtime.stop().await;
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// The upgrade from 1.1.0 is additive, and gifts stored before it (without a base amount)
+/// count at their amount in the organisation's currency until `applyExchangeRates` gives them
+/// one; a gift in another currency counts once its rate is in the table.
+#[tokio::test]
+async fn gifts_stored_before_exchange_rates_count_after_the_upgrade() {
+    use sea_orm::ConnectionTrait;
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
+        let admin = Actor::system("test");
+        runtime.install(&admin, DONORS_1_1_0, donors().1).await.unwrap();
+        runtime.enable(&admin, "donors", Grants::All).await.unwrap();
+        let upgraded = runtime.upgrade(&admin, donors().0, donors().1, &[]).await.unwrap();
+        assert_eq!(upgraded.version, "1.2.0", "{name}: upgraded without --allow-destructive");
+        runtime.refresh().await.unwrap();
+        let agent = token(&db, Role::Agent).await;
+        let manager = token(&db, Role::Manager).await;
+        let (this, last) = (chrono::Utc::now().year(), chrono::Utc::now().year() - 1);
+        let ada = db.create("contact", json!({"firstName": "Ada", "lastName": "Old"})).await.unwrap().id().to_string();
+        let bob = db.create("contact", json!({"firstName": "Bob", "lastName": "Old"})).await.unwrap().id().to_string();
+        let record = "mutation($c: ID, $a: Decimal!, $cur: String, $d: Date, $rate: Decimal) {
+            recordDonation(contactId: $c, amount: $a, currency: $cur, receivedDate: $d, exchangeRate: $rate) }";
+        for vars in [
+            json!({"c": ada, "a": "40", "d": format!("{last}-03-01")}),
+            json!({"c": ada, "a": "60", "d": format!("{this}-01-10")}),
+            json!({"c": bob, "a": "25", "d": format!("{last}-04-04")}),
+            json!({"c": ada, "a": "100", "cur": "EUR", "rate": "1.1", "d": format!("{last}-05-05")}),
+        ] {
+            data(&server.gql(&agent, record, vars).await, "recordDonation");
+        }
+        // As the upgrade leaves rows of 1.1.0: the new columns empty.
+        db.kith
+            .store
+            .conn()
+            .execute_unprepared(
+                "UPDATE p_donors_donation SET exchange_rate = NULL, base_amount = NULL, base_amount_currency = NULL, \
+                 exchange_rate_source = NULL",
+            )
+            .await
+            .unwrap();
+        let summary =
+            "query($id: ID!) { contact(id: $id) { donorSummary { lifetimeGiving giftCount givingLastYear } } }";
+        let s = server.gql(&agent, summary, json!({"id": ada})).await;
+        assert_eq!(
+            data(&s, "contact")["donorSummary"],
+            json!({"lifetimeGiving": "100", "giftCount": 2, "givingLastYear": "40"}),
+            "{name}: the dollars count as before, the euros (no rate yet) as before: not at all"
+        );
+        let lybunt = server
+            .gql(
+                &manager,
+                "query($y: Int!) { lybunt(year: $y) { name lastGiftAmount lifetimeGiving } }",
+                json!({"y": this}),
+            )
+            .await;
+        assert_eq!(
+            data(&lybunt, "lybunt"),
+            &json!([{"name": "Bob Old", "lastGiftAmount": "25", "lifetimeGiving": "25"}]),
+            "{name}"
+        );
+        let apply = "mutation { applyExchangeRates { updated remaining missing { currency from to gifts } } }";
+        let run = server.gql(&manager, apply, json!({})).await;
+        assert_eq!(
+            data(&run, "applyExchangeRates"),
+            &json!({"updated": 3, "remaining": 0, "missing": [{"currency": "EUR", "from": format!("{last}-05-05"), "to": format!("{last}-05-05"), "gifts": 1}]}),
+            "{name}"
+        );
+        let r = server
+            .gql(&agent, "mutation($f: Date!) { createExchangeRate(input: {currency: \"EUR\", rate: \"1.2\", validFrom: $f}) { id } }", json!({"f": format!("{last}-01-01")}))
+            .await;
+        data(&r, "createExchangeRate");
+        let run = server.gql(&manager, apply, json!({})).await;
+        assert_eq!(data(&run, "applyExchangeRates"), &json!({"updated": 1, "remaining": 0, "missing": []}), "{name}");
+        let s = server.gql(&agent, summary, json!({"id": ada})).await;
+        assert_eq!(
+            data(&s, "contact")["donorSummary"],
+            json!({"lifetimeGiving": "220", "giftCount": 3, "givingLastYear": "160"}),
+            "{name}: the euros at the table's rate"
+        );
+        let sources = server
+            .gql(&agent, "query($c: ID) { donations(filter: {contactId: {eq: $c}}, orderBy: [{field: receivedDate, direction: ASC}]) { edges { node { baseAmount exchangeRateSource } } } }", json!({"c": ada}))
+            .await;
+        assert_eq!(
+            data(&sources, "donations")["edges"],
+            json!([{"node": {"baseAmount": "40", "exchangeRateSource": "SAME_CURRENCY"}},
+                   {"node": {"baseAmount": "120", "exchangeRateSource": "TABLE"}},
+                   {"node": {"baseAmount": "60", "exchangeRateSource": "SAME_CURRENCY"}}]),
+            "{name}"
+        );
+        runtime.stop().await;
+        server.stop().await;
+        db.cleanup().await;
+    }
 }

@@ -1,7 +1,7 @@
 //! The fundraising reports of a donor plugin as pictures: donor retention over five years
 //! (FEEP: new, retained, recovered, lapsed donors and the retention rate), LYBUNT and SYBUNT
-//! (who gave before and not yet this year, and what they gave), and each campaign's progress
-//! against its goal. Each chart is drawn on the server beside its table, with a CSV download.
+//! (who gave before and not yet this year, what they gave and their recognition: giving plus
+//! soft credits), and each campaign's progress against its goal. Each chart is drawn on the server beside its table, with a CSV download.
 //!
 //! One of the console's special pages: it appears when an enabled plugin offers the queries
 //! `donorRetention`, `lybunt`, `sybunt` and `campaignProgress` (the bundled `donors` does), and
@@ -62,6 +62,7 @@ struct Lapsed {
     last_gift_date: String,
     last_gift_amount: f64,
     lifetime: f64,
+    recognition: f64,
 }
 
 /// A campaign's progress.
@@ -97,6 +98,7 @@ fn lapsed(list: &Json) -> Vec<Lapsed> {
             last_gift_date: d["lastGiftDate"].as_str().unwrap_or_default().to_owned(),
             last_gift_amount: decimal(&d["lastGiftAmount"]).unwrap_or(0.0),
             lifetime: decimal(&d["lifetimeGiving"]).unwrap_or(0.0),
+            recognition: decimal(&d["lifetimeRecognition"]).unwrap_or(0.0),
         })
         .collect()
 }
@@ -140,7 +142,7 @@ async fn figures(state: &AppState, session: &Session, year: i32) -> Figures {
             session,
             &format!(
                 "query($year: Int!, $first: Int) {{ {name}(year: $year, first: $first) {{
-                   contactId name lastGiftDate lastGiftAmount lifetimeGiving }} }}"
+                   contactId name lastGiftDate lastGiftAmount lifetimeGiving lifetimeRecognition }} }}"
             ),
             json!({ "year": year, "first": LAPSED_SHOWN }),
         )
@@ -214,10 +216,12 @@ fn lapsed_table(caption: &str, donors: &[Lapsed]) -> Markup {
             thead { tr {
                 th scope="col" { (text::DONOR) } th scope="col" { (text::LAST_GIFT) }
                 th scope="col" { (text::LAST_GIFT_AMOUNT) } th scope="col" { (text::LIFETIME_GIVING) }
+                th scope="col" { (text::LIFETIME_RECOGNITION) }
             } }
             tbody { @for d in donors { tr {
                 td { a href=(format!("/o/contacts/{}", d.contact_id)) { (d.name) } }
                 td { (d.last_gift_date) } td { (trim(d.last_gift_amount)) } td { (trim(d.lifetime)) }
+                td { (trim(d.recognition)) }
             } } }
         } }
     }
@@ -261,6 +265,7 @@ pub async fn page(State(state): State<AppState>, session: Session, Query(q): Que
         section aria-labelledby="lapsed" {
             h2 #lapsed { (text::LYBUNT_SYBUNT) }
             (bar_chart(text::LAST_GIFTS_AT_RISK, &[format!("LYBUNT ({})", f.lybunt.len()), format!("SYBUNT ({})", f.sybunt.len())], &[f.lybunt.iter().fold(0.0, |sum, d| sum + d.last_gift_amount), f.sybunt.iter().fold(0.0, |sum, d| sum + d.last_gift_amount)]))
+            p.muted { (text::LAPSED_AMOUNTS) }
             (lapsed_table(text::LYBUNT, &f.lybunt))
             p { a href=(download("lybunt")) download { (text::DOWNLOAD_CSV) } }
             (lapsed_table(text::SYBUNT, &f.sybunt))
@@ -304,7 +309,9 @@ pub async fn download(
     }
     let lapsed_rows = |donors: &[Lapsed]| -> Vec<Vec<String>> {
         std::iter::once(
-            ["contact_id", "name", "last_gift_date", "last_gift_amount", "lifetime_giving"].map(str::to_owned).to_vec(),
+            ["contact_id", "name", "last_gift_date", "last_gift_amount", "lifetime_giving", "lifetime_recognition"]
+                .map(str::to_owned)
+                .to_vec(),
         )
         .chain(donors.iter().map(|d| {
             vec![
@@ -313,6 +320,7 @@ pub async fn download(
                 d.last_gift_date.clone(),
                 trim(d.last_gift_amount),
                 trim(d.lifetime),
+                trim(d.recognition),
             ]
         }))
         .collect()

@@ -377,6 +377,11 @@ pub const LAST_GIFT: &str = "Last gift";
 pub const LAST_GIFT_AMOUNT: &str = "Amount";
 /// Lapsed columns.
 pub const LIFETIME_GIVING: &str = "Lifetime giving";
+/// Lapsed columns: giving plus soft credits.
+pub const LIFETIME_RECOGNITION: &str = "Lifetime recognition";
+/// What the lapsed tables' amounts are.
+pub const LAPSED_AMOUNTS: &str = "Amounts are in the organisation's currency, gifts in other currencies at their \
+                                  exchange rate. Recognition adds the soft credits a donor has on others' gifts.";
 /// Campaign section.
 pub const CAMPAIGN_PROGRESS: &str = "Campaign progress";
 /// No campaign.

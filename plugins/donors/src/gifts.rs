@@ -1,10 +1,11 @@
-//! Gifts: recording and refunding them, standing orders and pledges, the checks every donation
-//! write passes, and the thank-you task for a received gift.
+//! Gifts: recording and refunding them, standing orders and pledges, the checks every donation,
+//! soft credit and exchange rate write passes, and the thank-you task for a received gift.
 
 use kith_plugin_sdk::{Change, Error, ErrorCode, Event, Operation, Result, Verdict, kv, log, records};
 use rust_decimal::Decimal;
 use serde_json::{Value as Json, json};
 
+use crate::rates;
 use crate::util::{Date, amount_arg, base_currency, date_arg, decimal, frequency_months, int_setting, money};
 
 /// Gifts older than this (by received date) get no thank-you task: they are history (imports).
@@ -63,6 +64,16 @@ pub(crate) fn record(arguments: &Json) -> Result<Json> {
     let currency = currency_arg(arguments)?;
     let received = date_arg(arguments, "receivedDate")?.unwrap_or_else(Date::today);
     let status = str_arg(arguments, "status").unwrap_or("RECEIVED");
+    let rate = match arguments.get("exchangeRate").filter(|v| !v.is_null()) {
+        None => None,
+        Some(value) => Some(rates::parse_rate(Some(value)).ok_or_else(|| {
+            Error::invalid("exchangeRate", "a rate more than 0 with at most 12 decimal places, such as \"1.0823\"")
+        })?),
+    };
+    let base = match arguments.get("baseAmount").filter(|v| !v.is_null()) {
+        None => None,
+        Some(_) => Some(amount_arg(arguments, "baseAmount")?),
+    };
     let mut credits = Vec::new();
     match arguments.get("softCredits") {
         None | Some(Json::Null) => {}
@@ -73,6 +84,13 @@ pub(crate) fn record(arguments: &Json) -> Result<Json> {
                     .get("contactId")
                     .and_then(Json::as_str)
                     .ok_or_else(|| Error::invalid(&at, "needs a contactId"))?;
+                // Recognition counts each gift once per person: the donor has it as giving.
+                if contact == Some(id) {
+                    return Err(Error::invalid(&at, "the donor is credited with the gift already (their giving)"));
+                }
+                if credits.iter().any(|(credited, _, _)| credited == id) {
+                    return Err(Error::invalid(&at, "credits the same contact twice"));
+                }
                 existing("contact", id, &at)?;
                 let credit = decimal(item.get("amount")).unwrap_or(amount);
                 if credit <= Decimal::ZERO || credit > amount {
@@ -90,6 +108,15 @@ pub(crate) fn record(arguments: &Json) -> Result<Json> {
         "receivedDate": received.to_string(),
         "status": status,
     });
+    if let Some(rate) = rate {
+        fields["exchangeRate"] = json!(rate.to_string());
+    }
+    if let Some(base) = base {
+        fields["baseAmount"] = money(base);
+        fields["baseAmountCurrency"] = json!(base_currency()?);
+    }
+    // Its rate and base amount, or why there is none, before anything is written.
+    rates::complete(&mut fields, &base_currency()?).map_err(|(field, reason)| Error::invalid(field, reason))?;
     for (argument, field) in [
         ("contactId", "contactId"),
         ("companyId", "companyId"),
@@ -229,6 +256,7 @@ pub(crate) fn check(change: &Change) -> Verdict {
     let after = &change.after;
     let has = |field: &str| after.get(field).and_then(Json::as_str).is_some_and(|s| !s.is_empty());
     let positive = |field: &str| decimal(after.get(field)).is_some_and(|amount| amount > Decimal::ZERO);
+    let org = || base_currency().map_err(|err| format!("cannot read the currency setting: {}", err.message));
     match change.object.as_str() {
         "donation" => {
             if !has("contactId") && !has("companyId") {
@@ -237,8 +265,17 @@ pub(crate) fn check(change: &Change) -> Verdict {
             if !positive("amount") {
                 return Verdict::Deny("a donation's amount must be more than 0".into());
             }
-            Verdict::Allow
+            match org().and_then(|org| rates::donation_fields(after, change.before.as_ref(), &org)) {
+                Ok(None) => Verdict::Allow,
+                Ok(Some(fields)) => Verdict::Modify(fields),
+                Err(reason) => Verdict::Deny(reason),
+            }
         }
+        "softCredit" => check_soft_credit(change),
+        "exchangeRate" => match org().and_then(|org| rates::rate_fields(after, &org)) {
+            Ok(fields) => Verdict::Modify(fields),
+            Err(reason) => Verdict::Deny(reason),
+        },
         "recurringDonation" => {
             if !positive("amount") {
                 return Verdict::Deny("a recurring donation's amount must be more than 0".into());
@@ -263,6 +300,44 @@ pub(crate) fn check(change: &Change) -> Verdict {
         }
         _ => Verdict::Allow,
     }
+}
+
+/// A soft credit: in its gift's currency, for at most its amount; a new one never for the gift's
+/// own donor (their giving counts the gift already). Updates that only move a credit to another
+/// contact go through, even to the donor (a merge of the two): reports ignore such a credit.
+fn check_soft_credit(change: &Change) -> Verdict {
+    let after = &change.after;
+    let changed = |field: &str| change.before.as_ref().is_none_or(|before| before.get(field) != after.get(field));
+    if change.operation != Operation::Create && !["donationId", "amount", "amountCurrency"].into_iter().any(changed) {
+        return Verdict::Allow;
+    }
+    let Some(gift_id) = after.get("donationId").and_then(Json::as_str) else {
+        return Verdict::Deny("a soft credit needs a donationId".into());
+    };
+    // A gift written in the same transaction (by `recordDonation`) is not visible here: Kith
+    // checks that it exists, and `recordDonation` checked the rest.
+    let gift = match records::get("donation", gift_id) {
+        Ok(Some(gift)) => gift,
+        Ok(None) => return Verdict::Allow,
+        Err(err) => return Verdict::Deny(err.message),
+    };
+    let amount = decimal(after.get("amount")).unwrap_or_default();
+    let gift_amount = decimal(gift.fields.get("amount")).unwrap_or_default();
+    if amount <= Decimal::ZERO || amount > gift_amount {
+        return Verdict::Deny("a soft credit's amount must be more than 0 and at most the gift's".into());
+    }
+    if after.get("amountCurrency").and_then(Json::as_str) != gift.str("amountCurrency") {
+        return Verdict::Deny(format!(
+            "a soft credit is in its gift's currency, {}",
+            gift.str("amountCurrency").unwrap_or("?")
+        ));
+    }
+    if change.operation == Operation::Create && after.get("contactId").and_then(Json::as_str) == gift.str("contactId") {
+        return Verdict::Deny(
+            "the gift's donor is credited with it already (their giving): a soft credit is for someone else".into(),
+        );
+    }
+    Verdict::Allow
 }
 
 /// On a received gift: a thank-you task for the donor's owner, once per gift.

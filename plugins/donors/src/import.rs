@@ -1,6 +1,7 @@
 //! `importDonations(csv)`: gifts from a spreadsheet. Donors are found by e-mail, funds and
-//! campaigns by name (created when missing). A bad row is reported with its line and reason and
-//! never stops the others.
+//! campaigns by name (created when missing); a gift in another currency takes its `rate` column
+//! or the rates table's rate. A bad row (a foreign gift with no rate among them) is reported
+//! with its line and reason and never stops the others.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +52,7 @@ pub(crate) fn import(arguments: &Json) -> Result<Json> {
         return Err(Error::invalid("csv", "the header needs at least `email` and `amount` columns"));
     };
     let currency_col = col(&["currency"]);
+    let rate_col = col(&["rate", "exchange rate", "exchangeRate", "exchange_rate"]);
     let date_col = col(&["date", "received", "receivedDate", "received date"]);
     let fund_col = col(&["fund"]);
     let campaign_col = col(&["campaign"]);
@@ -106,6 +108,12 @@ pub(crate) fn import(arguments: &Json) -> Result<Json> {
                 "contactId": donor, "amount": money(amount), "amountCurrency": currency,
                 "receivedDate": date.to_string(), "status": status,
             });
+            if let Some(rate) = cell(rate_col) {
+                gift["exchangeRate"] = json!(rate);
+            }
+            // A gift in another currency needs its rate (the column, or the rates table),
+            // checked before a fund or campaign is made for the row.
+            crate::rates::complete(&mut gift, &base).map_err(|(_, reason)| reason)?;
             if let Some(method) = cell(method_col) {
                 let method = method.to_ascii_uppercase().replace([' ', '-'], "_");
                 if !METHODS.contains(&method.as_str()) {

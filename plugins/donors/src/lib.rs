@@ -1,18 +1,36 @@
 //! Donor management for nonprofits, built only on Kith's public plugin SDK.
 //!
 //! - Objects: funds, campaigns, households (and their members), donations (gifts, or expected
-//!   gifts while PLEDGED) with soft credits and tributes, recurring donations, pledges, receipts.
-//! - `Contact.donorSummary`, `Household.giving`, `Pledge.progress`: computed a page at a time.
-//! - Reports: `donorRetention`, `lybunt`, `sybunt`, `campaignProgress`, `givingSummary`.
+//!   gifts while PLEDGED) with soft credits and tributes, recurring donations, pledges, receipts,
+//!   and the organisation's exchange rates.
+//! - Every total is in the organisation's currency: a gift keeps its amount and currency and
+//!   gets a rate and base amount (`rates`); totals add up base amounts (`counted`).
+//! - `Contact.donorSummary` (giving, soft credits, recognition), `Household.giving`,
+//!   `Pledge.progress`: computed a page at a time.
+//! - Reports: `donorRetention`, `lybunt`, `sybunt`, `campaignProgress`, `givingSummary`; for a
+//!   subject access request, `donorPrivacyExport`.
 //! - Mutations: `recordDonation`, `refundDonation`, `pauseRecurringDonation`,
-//!   `resumeRecurringDonation`, `issueYearEndReceipts`, `importDonations`; standing orders and
-//!   pledges are created with the generic `createRecurringDonation` / `createPledge`, which its
+//!   `resumeRecurringDonation`, `issueYearEndReceipts` (contact and company donors),
+//!   `applyExchangeRates`, `importDonations`; standing orders, pledges and rates are created with
+//!   the generic `createRecurringDonation` / `createPledge` / `createExchangeRate`, which its
 //!   before-write hook vets and completes.
-//! - A thank-you task for each received gift, a pledge's installments as expected gifts, a daily
-//!   job for standing orders.
+//! - A thank-you task for each received gift, a pledge's installments as expected gifts, daily
+//!   jobs for standing orders and for gifts still without a base amount.
+//!
+//! # Layout
+//!
+//! - `gifts`: recording, refunds, standing orders, pledges, the before-write checks, thanks.
+//! - `rates`: exchange rates, a gift's conversion, `applyExchangeRates`.
+//! - `counted`: the gifts totals count and the aggregates over them.
+//! - `summary`: the computed fields; `reports`: the fundraising reports.
+//! - `receipts`: year-end receipts; `import`: CSV imports; `privacy`: the privacy export.
+//! - `util`: amounts, dates, settings, reading every record of a filter.
 
+mod counted;
 mod gifts;
 mod import;
+mod privacy;
+mod rates;
 mod receipts;
 mod reports;
 mod summary;
@@ -54,11 +72,13 @@ impl Plugin for Donors {
             "sybunt" => reports::sybunt(arguments),
             "campaignProgress" => reports::campaign_progress(arguments),
             "givingSummary" => reports::giving_summary(arguments),
+            "donorPrivacyExport" => privacy::export(arguments),
             "recordDonation" => gifts::record(arguments),
             "refundDonation" => gifts::refund(arguments),
             "pauseRecurringDonation" => gifts::set_recurring_active(arguments, false),
             "resumeRecurringDonation" => gifts::set_recurring_active(arguments, true),
             "issueYearEndReceipts" => receipts::issue(arguments),
+            "applyExchangeRates" => rates::apply_call(arguments),
             "importDonations" => import::import(arguments),
             other => Err(Error::msg(format!("no operation `{other}`"))),
         }
@@ -67,6 +87,11 @@ impl Plugin for Donors {
     fn run_job(&self, job: &str, scheduled_for: &str) -> Result<()> {
         match job {
             "recurring" => gifts::run_recurring(scheduled_for),
+            "exchange-rates" => {
+                let run = rates::apply(5_000)?;
+                kith_plugin_sdk::log::info(&format!("exchange rates for {scheduled_for}: {run}"));
+                Ok(())
+            }
             other => Err(Error::msg(format!("no job `{other}`"))),
         }
     }

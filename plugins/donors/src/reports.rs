@@ -1,23 +1,22 @@
 //! Fundraising reports, computed from database aggregates: donor retention (as the Fundraising
 //! Effort Effectiveness Project defines it), LYBUNT and SYBUNT, campaign progress and giving
-//! summaries. Every report counts received gifts in the organisation's currency.
+//! summaries. Every report adds up received gifts in the organisation's currency, those in
+//! other currencies at their exchange rate (see `counted`). Retention and the lapsed lists are
+//! about contact donors; campaign and giving totals count companies' gifts too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kith_plugin_sdk::aggregate::{self, Aggregate, Bucket};
-use kith_plugin_sdk::{Error, ErrorCode, Result, records};
+use kith_plugin_sdk::aggregate::{self, Aggregate, Bucket, Row};
+use kith_plugin_sdk::{Error, ErrorCode, Record, Result, records};
 use rust_decimal::Decimal;
 use serde_json::{Value as Json, json};
 
-use crate::util::{Date, base_currency, decimal_text, money};
+use crate::counted::Counted;
+use crate::summary::soft_credits_of;
+use crate::util::{Date, decimal_text, money};
 
-/// Received gifts in the base currency whose date is in `[from, to)`, with a contact donor.
-fn received(from: Option<Date>, to: Option<Date>) -> Result<Json> {
-    let mut filter = json!({
-        "status": {"eq": "RECEIVED"},
-        "amountCurrency": {"eq": base_currency()?},
-        "contactId": {"isNull": false},
-    });
+/// Gifts whose date is in `[from, to)`.
+fn dated(from: Option<Date>, to: Option<Date>) -> Json {
     let mut range = serde_json::Map::new();
     if let Some(from) = from {
         range.insert("gte".into(), json!(from.to_string()));
@@ -25,18 +24,22 @@ fn received(from: Option<Date>, to: Option<Date>) -> Result<Json> {
     if let Some(to) = to {
         range.insert("lt".into(), json!(to.to_string()));
     }
-    if !range.is_empty() {
-        filter["receivedDate"] = Json::Object(range);
-    }
-    Ok(filter)
+    if range.is_empty() { json!({}) } else { json!({"receivedDate": range}) }
 }
 
-/// Per donor: (gifts, total, last gift date) over `filter`.
-fn donors(filter: Json) -> Result<BTreeMap<String, (i64, Decimal, String)>> {
-    let rows = aggregate::run(
-        "donation",
-        &Aggregate::new().filter(filter).group_by("contactId").count().sum("amount").max("receivedDate").limit(100_000),
-    )?;
+/// Gifts of contact donors whose date is in `[from, to)` (retention and the lapsed lists are
+/// about people).
+fn by_contacts(from: Option<Date>, to: Option<Date>) -> Json {
+    let mut filter = dated(from, to);
+    filter["contactId"] = json!({"isNull": false});
+    filter
+}
+
+/// Per donor: (gifts, total, last gift date) over counted gifts that match `extra`.
+fn donors(counted: &Counted, extra: Json) -> Result<BTreeMap<String, (i64, Decimal, String)>> {
+    let rows = counted.aggregate(extra, |amount| {
+        Aggregate::new().group_by("contactId").count().sum(amount).max("receivedDate").limit(100_000)
+    })?;
     Ok(rows
         .into_iter()
         .filter_map(|row| {
@@ -62,22 +65,27 @@ fn first_arg(arguments: &Json) -> Result<usize> {
 }
 
 /// How many different donors gave in `[from, to)`.
-fn donor_count(from: Option<Date>, to: Option<Date>) -> Result<i64> {
-    let rows = aggregate::run("donation", &Aggregate::new().filter(received(from, to)?).count_distinct("contactId"))?;
+fn donor_count(counted: &Counted, from: Option<Date>, to: Option<Date>) -> Result<i64> {
+    let rows = aggregate::run(
+        "donation",
+        &Aggregate::new().filter(counted.filter(by_contacts(from, to))).count_distinct("contactId"),
+    )?;
     Ok(rows.first().and_then(|r| r.int(0)).unwrap_or(0))
 }
 
 /// `donorRetention(year)`, from five distinct counts (no donor list leaves the database):
 /// retained = |Y ∩ Y-1| = |Y| + |Y-1| − |Y ∪ Y-1|; new = |up to Y| − |before Y|;
-/// recovered = |Y| − retained − new; lapsed = |Y-1| − retained.
+/// recovered = |Y| − retained − new; lapsed = |Y-1| − retained. Every gift counts, deleted
+/// donors' too: the figures are about gifts received, the lists below about people to ask.
 pub(crate) fn retention(arguments: &Json) -> Result<Json> {
     let year = year_arg(arguments)?;
+    let counted = Counted::new()?;
     let (y, y1, y2) = (Date::new_year(year + 1), Date::new_year(year), Date::new_year(year - 1));
-    let this = donor_count(Some(y1), Some(y))?;
-    let last = donor_count(Some(y2), Some(y1))?;
-    let either = donor_count(Some(y2), Some(y))?;
-    let until_this = donor_count(None, Some(y))?;
-    let before_this = donor_count(None, Some(y1))?;
+    let this = donor_count(&counted, Some(y1), Some(y))?;
+    let last = donor_count(&counted, Some(y2), Some(y1))?;
+    let either = donor_count(&counted, Some(y2), Some(y))?;
+    let until_this = donor_count(&counted, None, Some(y))?;
+    let before_this = donor_count(&counted, None, Some(y1))?;
     let retained = this + last - either;
     let new = until_this - before_this;
     let recovered = this - retained - new;
@@ -95,22 +103,28 @@ pub(crate) fn retention(arguments: &Json) -> Result<Json> {
     }))
 }
 
+/// A lapsed donor found by [`without_gifts_in`]: their contact and ranked total.
+struct Lapsed {
+    contact: Record,
+    total: Decimal,
+}
+
 /// The first `first` donors of `ranked` (aggregate groups by contact, in ranking order, read
-/// 500 at a time) who gave nothing in `year`.
-fn without_gifts_in(
-    year: i32,
-    first: usize,
-    ranked: impl Fn(u32) -> Result<Vec<kith_plugin_sdk::aggregate::Row>>,
-) -> Result<Vec<(String, Decimal, String)>> {
+/// 500 at a time) who gave nothing in `year` and whose contact is not deleted. A solicitation
+/// list leaves deleted contacts out: there is no one to ask (a merged duplicate's gifts
+/// belong to the contact it was merged into, an erased person must not be asked again).
+fn without_gifts_in(year: i32, first: usize, ranked: impl Fn(u32) -> Result<Vec<Row>>) -> Result<Vec<Lapsed>> {
     let mut out = Vec::new();
     let mut limit = 500;
     loop {
         let rows = ranked(limit)?;
         let candidates: Vec<&str> = rows.iter().filter_map(|r| r.key(0)).collect();
-        // A filter's `in` takes at most 500 values: ask in chunks.
+        // A filter's `in` takes at most 500 values: ask in chunks. Any gift received this year
+        // counts, whatever its currency: whoever gave must not be asked as if they had not.
         let mut gave: BTreeSet<String> = BTreeSet::new();
         for chunk in candidates.chunks(500) {
-            let mut filter = received(Some(Date::new_year(year)), Some(Date::new_year(year + 1)))?;
+            let mut filter = dated(Some(Date::new_year(year)), Some(Date::new_year(year + 1)));
+            filter["status"] = json!({"eq": "RECEIVED"});
             filter["contactId"] = json!({"in": chunk});
             let rows = aggregate::run(
                 "donation",
@@ -118,11 +132,19 @@ fn without_gifts_in(
             )?;
             gave.extend(rows.iter().filter_map(|r| r.key(0).map(str::to_owned)));
         }
+        let lapsed: Vec<&Row> = rows.iter().filter(|r| r.key(0).is_some_and(|donor| !gave.contains(donor))).collect();
+        // Their contacts (deleted ones are not found), 200 at a time, until `first` are found.
         out.clear();
-        for row in &rows {
-            let Some(donor) = row.key(0) else { continue };
-            if !gave.contains(donor) {
-                out.push((donor.to_owned(), decimal_text(row.value(0)), row.value(1).unwrap_or("").to_owned()));
+        for chunk in lapsed.chunks(200) {
+            let ids: Vec<&str> = chunk.iter().filter_map(|r| r.key(0)).collect();
+            let page = records::query(
+                "contact",
+                &kith_plugin_sdk::Query::new().filter(json!({"id": {"in": ids}})).first(200),
+            )?;
+            let mut contacts: BTreeMap<String, Record> = page.records.into_iter().map(|c| (c.id.clone(), c)).collect();
+            for row in chunk {
+                let Some(contact) = row.key(0).and_then(|id| contacts.remove(id)) else { continue };
+                out.push(Lapsed { contact, total: decimal_text(row.value(0)) });
                 if out.len() == first {
                     return Ok(out);
                 }
@@ -136,19 +158,30 @@ fn without_gifts_in(
     }
 }
 
-/// The donors of `page` (contact ids, in order) with their last gift before `until`.
-fn lapsed_rows(page: &[(String, Decimal)], until: Date) -> Result<Json> {
-    if page.is_empty() {
+/// How a contact is called in a list: their name, else their e-mail, else their id; never
+/// "(unnamed)" for someone with a name.
+pub(crate) fn contact_name(contact: &Record) -> String {
+    let part = |field: &str| contact.str(field).unwrap_or("").trim().to_owned();
+    let name = format!("{} {}", part("firstName"), part("lastName")).trim().to_owned();
+    if !name.is_empty() {
+        return name;
+    }
+    contact.str("email").filter(|e| !e.is_empty()).map_or_else(|| format!("contact {}", contact.id), str::to_owned)
+}
+
+/// The lapsed donors (in order) with their last gift, lifetime giving and recognition before
+/// `until`.
+fn lapsed_rows(counted: &Counted, lapsed: &[Lapsed], until: Date) -> Result<Json> {
+    if lapsed.is_empty() {
         return Ok(json!([]));
     }
-    let ids: Vec<&str> = page.iter().map(|(id, _)| id.as_str()).collect();
-    let mut filter = received(None, Some(until))?;
+    let ids: Vec<String> = lapsed.iter().map(|l| l.contact.id.clone()).collect();
+    let mut filter = dated(None, Some(until));
     filter["contactId"] = json!({"in": ids});
     // Gifts per donor and day: the last day's total is the last gift.
-    let days = aggregate::run(
-        "donation",
-        &Aggregate::new().filter(filter).group_by("contactId").group_by("receivedDate").sum("amount").limit(100_000),
-    )?;
+    let days = counted.aggregate(filter.clone(), |amount| {
+        Aggregate::new().group_by("contactId").group_by("receivedDate").sum(amount).limit(100_000)
+    })?;
     let mut last: BTreeMap<&str, (&str, Decimal)> = BTreeMap::new();
     for row in &days {
         let (Some(donor), Some(day)) = (row.key(0), row.key(1)) else { continue };
@@ -158,30 +191,20 @@ fn lapsed_rows(page: &[(String, Decimal)], until: Date) -> Result<Json> {
             *entry = (day, amount);
         }
     }
-    let mut contacts = BTreeMap::new();
-    for chunk in ids.chunks(200) {
-        let page =
-            records::query("contact", &kith_plugin_sdk::Query::new().filter(json!({"id": {"in": chunk}})).first(200))?;
-        for contact in page.records {
-            contacts.insert(contact.id.clone(), contact);
-        }
-    }
+    let lifetime = donors(counted, filter)?;
+    let soft = soft_credits_of(counted, &ids, until.year - 1)?;
     Ok(Json::Array(
-        page.iter()
-            .filter_map(|(id, lifetime)| {
-                let (day, amount) = last.get(id.as_str())?;
-                let contact = contacts.get(id);
-                let name = contact
-                    .map(|c| {
-                        format!("{} {}", c.str("firstName").unwrap_or(""), c.str("lastName").unwrap_or(""))
-                            .trim()
-                            .to_owned()
-                    })
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| "(unnamed)".into());
+        lapsed
+            .iter()
+            .filter_map(|l| {
+                let id = l.contact.id.as_str();
+                let (day, amount) = last.get(id)?;
+                let giving = lifetime.get(id).map(|(_, total, _)| *total).unwrap_or(l.total);
+                let credited: Decimal = soft.get(id).map(|years| years.values().sum()).unwrap_or_default();
                 Some(json!({
-                    "contactId": id, "name": name, "email": contact.and_then(|c| c.str("email")),
-                    "lastGiftDate": day, "lastGiftAmount": money(*amount), "lifetimeGiving": money(*lifetime),
+                    "contactId": id, "name": contact_name(&l.contact), "email": l.contact.str("email"),
+                    "lastGiftDate": day, "lastGiftAmount": money(*amount), "lifetimeGiving": money(giving),
+                    "lifetimeRecognition": money(giving + credited),
                 }))
             })
             .collect(),
@@ -192,60 +215,33 @@ fn lapsed_rows(page: &[(String, Decimal)], until: Date) -> Result<Json> {
 pub(crate) fn lybunt(arguments: &Json) -> Result<Json> {
     let year = year_arg(arguments)?;
     let first = first_arg(arguments)?;
-    let last_year = received(Some(Date::new_year(year - 1)), Some(Date::new_year(year)))?;
+    let counted = Counted::new()?;
+    let last_year = by_contacts(Some(Date::new_year(year - 1)), Some(Date::new_year(year)));
     let lapsed = without_gifts_in(year, first, |limit| {
-        aggregate::run(
-            "donation",
-            &Aggregate::new()
-                .filter(last_year.clone())
-                .group_by("contactId")
-                .sum("amount")
-                .max("receivedDate")
-                .order_by_metric(0, true)
-                .limit(limit),
-        )
-    })?;
-    let ids: Vec<String> = lapsed.iter().map(|(id, _, _)| id.clone()).collect();
-    let lifetime = lifetimes(&ids, Date::new_year(year))?;
-    let page: Vec<(String, Decimal)> = ids
-        .into_iter()
-        .map(|id| {
-            let total = lifetime.get(&id).copied().unwrap_or_default();
-            (id, total)
+        counted.aggregate(last_year.clone(), |amount| {
+            Aggregate::new().group_by("contactId").sum(amount).max("receivedDate").order_by_metric(0, true).limit(limit)
         })
-        .collect();
-    lapsed_rows(&page, Date::new_year(year))
+    })?;
+    lapsed_rows(&counted, &lapsed, Date::new_year(year))
 }
 
 /// `sybunt(year, first)`: gave in some year before, not this year; most recent givers first.
 pub(crate) fn sybunt(arguments: &Json) -> Result<Json> {
     let year = year_arg(arguments)?;
     let first = first_arg(arguments)?;
-    let before = received(None, Some(Date::new_year(year)))?;
+    let counted = Counted::new()?;
+    let before = by_contacts(None, Some(Date::new_year(year)));
     let lapsed = without_gifts_in(year, first, |limit| {
-        aggregate::run(
-            "donation",
-            &Aggregate::new()
-                .filter(before.clone())
-                .group_by("contactId")
-                .sum("amount")
-                .max("receivedDate")
-                .order_by_metric(1, true)
-                .limit(limit),
-        )
+        counted.aggregate(before.clone(), |amount| {
+            Aggregate::new().group_by("contactId").sum(amount).max("receivedDate").order_by_metric(1, true).limit(limit)
+        })
     })?;
-    let page: Vec<(String, Decimal)> = lapsed.into_iter().map(|(id, total, _)| (id, total)).collect();
-    lapsed_rows(&page, Date::new_year(year))
+    lapsed_rows(&counted, &lapsed, Date::new_year(year))
 }
 
-/// Lifetime giving of `ids` before `until`.
-fn lifetimes(ids: &[String], until: Date) -> Result<BTreeMap<String, Decimal>> {
-    if ids.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let mut filter = received(None, Some(until))?;
-    filter["contactId"] = json!({"in": ids});
-    Ok(donors(filter)?.into_iter().map(|(id, (_, total, _))| (id, total)).collect())
+/// A gift's donor as reports count them: its contact, or its company when it has no contact.
+fn donor_key(contact: Option<&str>, company: Option<&str>) -> Option<String> {
+    contact.map(|c| format!("contact:{c}")).or_else(|| company.map(|c| format!("company:{c}")))
 }
 
 /// `campaignProgress(id)`.
@@ -257,11 +253,15 @@ pub(crate) fn campaign_progress(arguments: &Json) -> Result<Json> {
         Err(err) if err.code == ErrorCode::InvalidInput => return Err(Error::invalid("id", err.message)),
         Err(err) => return Err(err),
     };
-    let mut filter = received(None, None)?;
-    filter["campaignId"] = json!({"eq": id});
-    let gifts = donors(filter)?;
-    let count: i64 = gifts.values().map(|(n, _, _)| n).sum();
-    let raised: Decimal = gifts.values().map(|(_, total, _)| *total).sum();
+    // Every gift to the campaign counts, a company's too: hard credit only (a soft credit is
+    // another view of a gift already counted).
+    let counted = Counted::new()?;
+    let rows = counted.aggregate(json!({"campaignId": {"eq": id}}), |amount| {
+        Aggregate::new().group_by("contactId").group_by("companyId").count().sum(amount).limit(100_000)
+    })?;
+    let count: i64 = rows.iter().map(|r| r.int(0).unwrap_or(0)).sum();
+    let raised: Decimal = rows.iter().map(|r| decimal_text(r.value(1))).sum();
+    let donors: BTreeSet<String> = rows.iter().filter_map(|r| donor_key(r.key(0), r.key(1))).collect();
     let goal = crate::util::decimal(campaign.fields.get("goal"));
     let percent = goal.filter(|g| *g > Decimal::ZERO).map(|g| {
         let ratio = raised / g * Decimal::from(100);
@@ -273,7 +273,7 @@ pub(crate) fn campaign_progress(arguments: &Json) -> Result<Json> {
         "goal": goal.map(money),
         "raised": money(raised),
         "percentOfGoal": percent,
-        "donors": gifts.len(),
+        "donors": donors.len(),
         "gifts": count,
         "averageGift": (count > 0).then(|| money((raised / Decimal::from(count)).round_dp(2))),
     }))
@@ -287,19 +287,26 @@ pub(crate) fn giving_summary(arguments: &Json) -> Result<Json> {
         return Err(Error::invalid("to", "must not be before `from`"));
     }
     let group = arguments.get("groupBy").and_then(Json::as_str).unwrap_or("MONTH");
-    let filter = received(Some(from), Some(to.add_days(1)))?;
+    let counted = Counted::new()?;
+    let filter = dated(Some(from), Some(to.add_days(1)));
     let key = |query: Aggregate| match group {
         "FUND" => query.group_by("fundId"),
         "CAMPAIGN" => query.group_by("campaignId"),
         _ => query.group_by_bucket("receivedDate", Bucket::Month),
     };
-    let totals = aggregate::run("donation", &key(Aggregate::new().filter(filter.clone())).count().sum("amount"))?;
-    let per_donor =
-        aggregate::run("donation", &key(Aggregate::new().filter(filter)).group_by("contactId").count().limit(100_000))?;
+    let totals = counted.aggregate(filter.clone(), |amount| key(Aggregate::new()).count().sum(amount))?;
+    let per_donor = aggregate::run(
+        "donation",
+        &key(Aggregate::new().filter(counted.filter(filter)))
+            .group_by("contactId")
+            .group_by("companyId")
+            .count()
+            .limit(100_000),
+    )?;
     let mut donors: BTreeMap<Option<String>, BTreeSet<String>> = BTreeMap::new();
     for row in &per_donor {
-        if let Some(donor) = row.key(1) {
-            donors.entry(row.key(0).map(str::to_owned)).or_default().insert(donor.to_owned());
+        if let Some(donor) = donor_key(row.key(1), row.key(2)) {
+            donors.entry(row.key(0).map(str::to_owned)).or_default().insert(donor);
         }
     }
     let object = match group {

@@ -1,14 +1,16 @@
 //! Computed fields: `Contact.donorSummary`, `Household.giving`, `Pledge.progress`, each for a
-//! whole page with a few aggregates (never a query per record).
+//! whole page with a few aggregates (never a query per record). Giving (hard credit) and soft
+//! credits are in the organisation's currency (see `counted`); recognition adds them up.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kith_plugin_sdk::Result;
 use kith_plugin_sdk::aggregate::{self, Aggregate, Bucket};
+use kith_plugin_sdk::{Record, Result};
 use rust_decimal::Decimal;
 use serde_json::{Value as Json, json};
 
-use crate::util::{Date, base_currency, decimal_text, level_for, money};
+use crate::counted::Counted;
+use crate::util::{Date, decimal_text, level_for, money};
 
 /// What a donor gave, per year.
 #[derive(Debug, Default, Clone)]
@@ -51,38 +53,33 @@ impl Giving {
     }
 }
 
-/// Received gifts in the base currency of `donors` (contact ids), per donor, up to the end of
-/// `until_year`.
-pub(crate) fn giving_of(donors: &[String], until_year: i32) -> Result<BTreeMap<String, Giving>> {
+/// Received gifts of `donors` (contact ids) in the organisation's currency, per donor, up to
+/// the end of `until_year`.
+pub(crate) fn giving_of(counted: &Counted, donors: &[String], until_year: i32) -> Result<BTreeMap<String, Giving>> {
     // A filter's `in` takes at most 500 values: ask in chunks.
     let mut out = BTreeMap::new();
     for chunk in donors.chunks(500) {
-        out.extend(giving_of_chunk(chunk, until_year)?);
+        out.extend(giving_of_chunk(counted, chunk, until_year)?);
     }
     Ok(out)
 }
 
-fn giving_of_chunk(donors: &[String], until_year: i32) -> Result<BTreeMap<String, Giving>> {
-    let currency = base_currency()?;
+fn giving_of_chunk(counted: &Counted, donors: &[String], until_year: i32) -> Result<BTreeMap<String, Giving>> {
     let filter = json!({
         "contactId": {"in": donors},
-        "status": {"eq": "RECEIVED"},
-        "amountCurrency": {"eq": currency},
         "receivedDate": {"lt": Date::new_year(until_year + 1).to_string()},
     });
-    let rows = aggregate::run(
-        "donation",
-        &Aggregate::new()
-            .filter(filter)
+    let rows = counted.aggregate(filter, |amount| {
+        Aggregate::new()
             .group_by("contactId")
             .group_by_bucket("receivedDate", Bucket::Year)
             .count()
-            .sum("amount")
+            .sum(amount)
             .min("receivedDate")
             .max("receivedDate")
-            .max("amount")
-            .limit(100_000),
-    )?;
+            .max(amount)
+            .limit(100_000)
+    })?;
     let mut out: BTreeMap<String, Giving> = BTreeMap::new();
     for row in rows {
         let (Some(donor), Some(year)) = (row.key(0), row.key(1).and_then(Date::parse)) else { continue };
@@ -106,34 +103,71 @@ fn giving_of_chunk(donors: &[String], until_year: i32) -> Result<BTreeMap<String
     Ok(out)
 }
 
+/// Soft credits of `contacts` on counted gifts up to the end of `until_year`, per contact and
+/// year, in the organisation's currency. A contact is credited once per gift (the largest of
+/// their credits on it), and never on a gift they gave themselves: their giving counts it.
+pub(crate) fn soft_credits_of(
+    counted: &Counted,
+    contacts: &[String],
+    until_year: i32,
+) -> Result<BTreeMap<String, BTreeMap<i32, Decimal>>> {
+    let mut credits = Vec::new();
+    for chunk in contacts.chunks(500) {
+        credits.extend(crate::util::all("softCredit", json!({"contactId": {"in": chunk}}), 100_000)?);
+    }
+    let gift_ids: Vec<&str> =
+        credits.iter().filter_map(|c| c.str("donationId")).collect::<BTreeSet<_>>().into_iter().collect();
+    let until = Date::new_year(until_year + 1).to_string();
+    let mut gifts: BTreeMap<String, Record> = BTreeMap::new();
+    for chunk in gift_ids.chunks(200) {
+        let filter = counted.filter(json!({"id": {"in": chunk}, "receivedDate": {"lt": until}}));
+        gifts.extend(crate::util::all("donation", filter, 200)?.into_iter().map(|g| (g.id.clone(), g)));
+    }
+    let mut best: BTreeMap<(&str, &str), (i32, Decimal)> = BTreeMap::new();
+    for credit in &credits {
+        let (Some(contact), Some(gift)) =
+            (credit.str("contactId"), credit.str("donationId").and_then(|id| gifts.get(id)))
+        else {
+            continue;
+        };
+        if gift.str("contactId") == Some(contact) {
+            continue;
+        }
+        let (Some(value), Some(date)) =
+            (counted.credit_value(credit, gift), gift.str("receivedDate").and_then(Date::parse))
+        else {
+            continue;
+        };
+        let entry = best.entry((contact, gift.id.as_str())).or_insert((date.year, value));
+        entry.1 = entry.1.max(value);
+    }
+    let mut out: BTreeMap<String, BTreeMap<i32, Decimal>> = BTreeMap::new();
+    for ((contact, _), (year, value)) in best {
+        *out.entry(contact.to_owned()).or_default().entry(year).or_default() += value;
+    }
+    Ok(out)
+}
+
 /// `Contact.donorSummary` for a page of contacts.
 pub(crate) fn donor_summaries(ids: &[String]) -> Result<Vec<Json>> {
-    let currency = base_currency()?;
+    let counted = Counted::new()?;
     let year = Date::today().year;
-    let giving = giving_of(ids, year)?;
-    let credits = aggregate::run(
-        "softCredit",
-        &Aggregate::new()
-            .filter(json!({"contactId": {"in": ids}, "amountCurrency": {"eq": currency}}))
-            .group_by("contactId")
-            .sum("amount"),
-    )?;
-    let credit_of =
-        |id: &str| credits.iter().find(|r| r.key(0) == Some(id)).map(|r| decimal_text(r.value(0))).unwrap_or_default();
+    let giving = giving_of(&counted, ids, year)?;
+    let soft = soft_credits_of(&counted, ids, year)?;
     ids.iter()
         .map(|id| {
-            let soft = credit_of(id);
-            let Some(g) = giving.get(id) else {
-                return Ok(if soft > Decimal::ZERO {
-                    json!({"currency": currency, "lifetimeGiving": "0", "giftCount": 0, "givingThisYear": "0",
-                           "givingLastYear": "0", "softCredits": money(soft), "level": level_for(Decimal::ZERO)?})
-                } else {
-                    Json::Null
-                });
+            let credited = soft.get(id);
+            let soft_in = |y: i32| credited.and_then(|years| years.get(&y)).copied().unwrap_or_default();
+            let soft_lifetime: Decimal = credited.map(|years| years.values().sum()).unwrap_or_default();
+            let empty = Giving::default();
+            let g = match giving.get(id) {
+                Some(g) => g,
+                None if credited.is_some() => &empty,
+                None => return Ok(Json::Null),
             };
             let lifetime = g.lifetime();
             Ok(json!({
-                "currency": currency,
+                "currency": counted.org,
                 "lifetimeGiving": money(lifetime),
                 "giftCount": g.count(),
                 "firstGiftDate": g.first,
@@ -141,7 +175,10 @@ pub(crate) fn donor_summaries(ids: &[String]) -> Result<Vec<Json>> {
                 "largestGift": g.largest.map(money),
                 "givingThisYear": money(g.year(year)),
                 "givingLastYear": money(g.year(year - 1)),
-                "softCredits": money(soft),
+                "softCredits": money(soft_lifetime),
+                "recognitionTotal": money(lifetime + soft_lifetime),
+                "recognitionThisYear": money(g.year(year) + soft_in(year)),
+                "recognitionLastYear": money(g.year(year - 1) + soft_in(year - 1)),
                 "level": level_for(lifetime)?,
                 "status": g.status(year),
             }))
@@ -163,7 +200,8 @@ pub(crate) fn household_giving(ids: &[String]) -> Result<Vec<Json>> {
     }
     let contacts: Vec<String> = by_household.values().flatten().cloned().collect::<BTreeSet<_>>().into_iter().collect();
     let year = Date::today().year;
-    let giving = if contacts.is_empty() { BTreeMap::new() } else { giving_of(&contacts, year)? };
+    // Hard credit only: members' soft credits on each other's gifts would count a gift twice.
+    let giving = if contacts.is_empty() { BTreeMap::new() } else { giving_of(&Counted::new()?, &contacts, year)? };
     Ok(ids
         .iter()
         .map(|id| {
