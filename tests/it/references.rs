@@ -279,7 +279,7 @@ async fn a_merge_moves_the_records_of_enabled_and_disabled_plugins() {
         let merge_entry = summary.iter().find(|(action, _)| action == "merge").unwrap_or_else(|| panic!("{summary:?}"));
         assert_eq!(
             merge_entry.1["moved"],
-            json!({"deal": 1, "ticket": 0, "activity": 0, "gift": 3, "pledge": 1}),
+            json!({"deal": 1, "ticket": 0, "activity": 0, "consent": 0, "gift": 3, "pledge": 1}),
             "{name}: counted by object"
         );
         runtime.enable(&admin(), "pledges", Grants::All).await.unwrap();
