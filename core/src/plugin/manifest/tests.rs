@@ -88,7 +88,7 @@ fn an_object_title_names_fields_a_title_can_show() {
     let parsed = Manifest::parse(&object("{amount} {amountCurrency} on {createdAt}")).unwrap();
     assert_eq!(parsed.objects[0].title.as_deref(), Some("{amount} {amountCurrency} on {createdAt}"));
     let def = crate::plugin::objects::object_def("welcome", &parsed.objects[0]);
-    let title = def.title_of(|field| match field {
+    let title = def.title_of(crate::domain::actor::Role::Viewer, |field| match field {
         "amount" => "25".into(),
         "amountCurrency" => "USD".into(),
         "createdAt" => "2026-12-06".into(),
