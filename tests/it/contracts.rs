@@ -94,6 +94,7 @@ fn the_manifest_reference_matches_the_parser() {
         unique: false,
         indexed: false,
         personal: false,
+        read_role: None,
         description: String::new(),
     };
     let text = std::fs::read_to_string(repo_root().join("schemas/plugin/manifest-v1.toml")).unwrap();
@@ -171,7 +172,11 @@ fn the_manifest_reference_matches_the_parser() {
                     ..field("status", FieldType::Enum)
                 },
                 FieldSpec { unique: true, ..field("receiptNumber", FieldType::Text) },
-                FieldSpec { personal: true, ..field("tributeName", FieldType::Text) },
+                FieldSpec {
+                    personal: true,
+                    read_role: Some("MANAGER".into()),
+                    ..field("tributeName", FieldType::Text)
+                },
             ],
             indexes: vec![IndexSpec { fields: vec!["status".into(), "amountCurrency".into(), "contactId".into()] }],
         }],
