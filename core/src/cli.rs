@@ -545,13 +545,15 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 FormatArg::Csv => Format::Csv,
                 FormatArg::Json => Format::Json,
             };
+            // The command line holds the database itself: every field is exported.
+            let reader = crate::domain::actor::Role::Admin;
             let n = match &args.output {
                 Some(path) => {
                     let file =
                         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-                    export::export(kith, object, format, std::io::BufWriter::new(file)).await?
+                    export::export(kith, object, reader, format, std::io::BufWriter::new(file)).await?
                 }
-                None => export::export(kith, object, format, &mut *io.stdout).await?,
+                None => export::export(kith, object, reader, format, &mut *io.stdout).await?,
             };
             writeln!(io.stderr, "exported {n} record(s)")?;
         }

@@ -96,6 +96,7 @@ fn the_manifest_reference_matches_the_parser() {
         indexed: false,
         personal: false,
         on_delete: None,
+        read_role: None,
         description: String::new(),
     };
     let text = std::fs::read_to_string(repo_root().join("schemas/plugin/manifest-v1.toml")).unwrap();
@@ -174,7 +175,11 @@ fn the_manifest_reference_matches_the_parser() {
                     ..field("status", FieldType::Enum)
                 },
                 FieldSpec { unique: true, ..field("receiptNumber", FieldType::Text) },
-                FieldSpec { personal: true, ..field("tributeName", FieldType::Text) },
+                FieldSpec {
+                    personal: true,
+                    read_role: Some("MANAGER".into()),
+                    ..field("tributeName", FieldType::Text)
+                },
             ],
             indexes: vec![IndexSpec { fields: vec!["status".into(), "amountCurrency".into(), "contactId".into()] }],
             erasure: Some(ErasureSpec::Keep),

@@ -24,6 +24,7 @@ mod import_export;
 mod limits;
 mod outage;
 mod pages;
+mod personal;
 mod plugin_objects;
 mod plugins;
 mod privacy;

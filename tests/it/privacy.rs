@@ -49,6 +49,11 @@ type = "text"
 name = "notes"
 type = "text"
 personal = true
+[[objects.fields]]
+name = "diagnosis"
+type = "text"
+personal = true
+read_role = "ADMIN"
 
 [[objects]]
 name = "badge"
@@ -284,7 +289,13 @@ async fn a_person_is_exported_completely_then_erased_without_a_trace() {
         assert_eq!(code(&gql(&agent, export, json!({"c": zel})).await), "FORBIDDEN", "{name}");
         let doc = data(&gql(&manager, export, json!({"c": zel})).await, "exportPersonalData").clone();
         assert_eq!(doc["format"], "kith.personal-data.v1", "{name}");
-        assert_eq!(doc["complete"], true, "{name}: {doc}");
+        // A field only admins read is left out of a manager's export, which says so.
+        assert_eq!(doc["complete"], false, "{name}");
+        assert_eq!(doc["restrictedFields"], json!(["Visit.diagnosis"]), "{name}");
+        assert!(doc["plugins"]["ledger"]["visit"]["records"][0].get("diagnosis").is_none(), "{name}");
+        let full = data(&gql(&admin_token, export, json!({"c": zel})).await, "exportPersonalData").clone();
+        assert_eq!(full["complete"], true, "{name}: {full}");
+        assert_eq!(full["plugins"]["ledger"]["visit"]["records"][0]["diagnosis"], "sprained wrist", "{name}");
         let contacts = doc["contacts"].as_array().unwrap();
         assert_eq!(contacts.len(), 2, "{name}: she and the contact merged into her");
         assert_eq!(contacts[0]["email"], EMAIL, "{name}");
@@ -449,7 +460,7 @@ async fn a_person_is_exported_completely_then_erased_without_a_trace() {
         // Nothing a byte-level search finds, in any table, on either database.
         drop(runtime);
         server.stop().await;
-        for needle in [EMAIL, OLD_EMAIL, PHONE, LAST, "Zelphie"] {
+        for needle in [EMAIL, OLD_EMAIL, PHONE, LAST, "Zelphie", "sprained wrist"] {
             assert_eq!(traces(&db, needle).await, Vec::<String>::new(), "{name}: `{needle}` survives");
         }
         assert!(!traces(&db, "otto@keep.example").await.is_empty(), "{name}: the search does find what is there");

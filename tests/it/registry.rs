@@ -172,7 +172,7 @@ async fn a_new_object_described_once_is_in_the_schema_filters_relations_export_a
 
         // Export.
         let mut out = Vec::new();
-        let n = export(&db.kith, "invoice", Format::Json, &mut out).await.unwrap();
+        let n = export(&db.kith, "invoice", Role::Viewer, Format::Json, &mut out).await.unwrap();
         assert_eq!(n, 2, "{name}");
         let exported: Value = serde_json::from_slice(&out).unwrap();
         let numbers: BTreeSet<&str> =

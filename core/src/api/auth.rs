@@ -7,6 +7,8 @@ use crate::api::args::kith;
 use crate::api::error::{coded, to_gql};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::code::Code;
+use crate::domain::filter::{Filter, OrderBy, Target};
+use crate::domain::object::ObjectDef;
 use crate::service::users;
 
 /// What an operation does, which decides the role it needs.
@@ -44,6 +46,47 @@ pub fn authorize<'a>(ctx: &ResolverContext<'a>, access: Access) -> async_graphql
     } else {
         Err(coded(Code::Forbidden, format!("this needs the {} role; you have {}", access.role(), actor.role)))
     }
+}
+
+/// The caller's role; VIEWER, the weakest, when nobody is signed in (root fields refuse such
+/// callers before any record is read).
+pub fn caller_role(ctx: &ResolverContext<'_>) -> Role {
+    ctx.data_opt::<Actor>().map_or(Role::Viewer, |actor| actor.role)
+}
+
+/// `Ok` when the caller may read `field` of `def`; FORBIDDEN, naming the field and the role it
+/// needs, otherwise. Every stored field and forward relation of a record checks it.
+pub fn check_field(ctx: &ResolverContext<'_>, def: &ObjectDef, field: &str) -> async_graphql::Result<()> {
+    def.check_readable(field, caller_role(ctx), "reading").map_err(|e| to_gql(e.into()))
+}
+
+/// What a field answers when [`check_field`] refused it: null, with the error (at the field's
+/// path) among the response's errors, so the rest of the record still reads. (A resolver's own
+/// error would leave the field out of the response instead, and without a path.)
+pub fn unreadable<'a>(ctx: &ResolverContext<'a>, err: async_graphql::Error) -> FieldFuture<'a> {
+    ctx.add_error(ctx.set_error_path(err.into_server_error(ctx.item.pos)));
+    FieldFuture::Value(None)
+}
+
+/// `Ok` when a list's filter and sort order compare only fields the caller may read (a filter
+/// or a sort on a field tells what it holds, and so do keyset cursors); FORBIDDEN, naming the
+/// field and the role it needs, otherwise. Every list checks it (connections, relations,
+/// segments' members), so a reverse relation through a reference the caller may not read is
+/// refused too.
+pub fn check_list(
+    ctx: &ResolverContext<'_>,
+    def: &ObjectDef,
+    filter: &Filter,
+    order: &[OrderBy],
+) -> async_graphql::Result<()> {
+    let role = caller_role(ctx);
+    filter.check_readable(def, role).map_err(|e| to_gql(e.into()))?;
+    for key in order {
+        if let Target::Field(name) = &key.target {
+            def.check_readable(name, role, "sorting by").map_err(|e| to_gql(e.into()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The address a request came from, for the login throttle (`None` when unknown, as in

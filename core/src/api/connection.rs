@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::api::args::{arg_json, arg_opt_i64, arg_opt_string, kith};
-use crate::api::auth::{Access, authorize};
+use crate::api::auth::{Access, authorize, check_field, check_list};
 use crate::api::error::{bad_input, to_gql};
 use crate::api::loader::{Prefetched, prefetch_relations};
 use crate::api::object::record_of;
@@ -92,6 +92,7 @@ pub(crate) async fn list_query(
             PageRequest::Forward { first: size("first", first)?, after }
         }
     };
+    check_list(ctx, def, &filter, &order)?;
     Ok(ListQuery { filter, order, page, include_deleted: false })
 }
 
@@ -128,6 +129,8 @@ pub(crate) fn connection_field(name: String, def: Arc<ObjectDef>, reverse: Optio
             authorize(&ctx, Access::Read)?;
             let extra = match &reverse {
                 Some(ref_field) => {
+                    // A relation through a reference tells its value.
+                    check_field(&ctx, &def, ref_field)?;
                     let parent = record_of(&ctx)?;
                     Some(Filter::Cond(Condition {
                         target: Target::Field(ref_field.clone()),

@@ -5,7 +5,8 @@
 //!
 //! Only plain selections qualify: under `edges`, `cursor`, `node` and `__typename`; under `node`,
 //! stored fields, `__typename` and forward relations (`company { .. }`) selecting their stored
-//! fields and `__typename`; those relations are read in the page's own statement (a `LEFT JOIN`
+//! fields and `__typename`, each a field the caller's role may read (one it may not is answered
+//! by the executor, with its FORBIDDEN error); those relations are read in the page's own statement (a `LEFT JOIN`
 //! by id, live targets only), so such a page is one query. No fragments and no response key
 //! twice (`@skip` and `@include` are applied to the document before execution, so what they
 //! leave qualifies). Anything else (tags, computed fields, reverse connections…) leaves the
@@ -29,6 +30,7 @@ use async_graphql::parser::types::{Field as AstField, Selection, SelectionSet};
 use async_graphql::{Name, ServerResult, Value as GqlValue};
 
 use crate::api::object::non_null;
+use crate::domain::actor::Role;
 use crate::domain::filter::OrderBy;
 use crate::domain::object::ObjectDef;
 use crate::domain::value::FieldKind;
@@ -123,6 +125,7 @@ struct JoinSpec {
 /// qualifies (see the module docs); `None` leaves the connection to the executor as a whole.
 pub fn plan(ctx: &ResolverContext<'_>, kith: &Kith, def: &ObjectDef) -> Option<DirectPlan> {
     ctx.data::<DirectEdges>().ok()?;
+    let role = crate::api::auth::caller_role(ctx);
     let selection = &ctx.item.node.selection_set.node;
     if !plain(selection) {
         return None;
@@ -134,7 +137,7 @@ pub fn plan(ctx: &ResolverContext<'_>, kith: &Kith, def: &ObjectDef) -> Option<D
         if field.node.name.node != "edges" {
             continue;
         }
-        let plan = EdgePlan::new(kith, def, &field.node.selection_set.node, &mut joins)?;
+        let plan = EdgePlan::new(kith, def, &field.node.selection_set.node, &mut joins, role)?;
         edges.push((&field.node as *const AstField as usize, field.node.response_key().node.clone(), plan));
     }
     if edges.is_empty() {
@@ -257,7 +260,13 @@ struct Stored {
 }
 
 impl EdgePlan {
-    fn new(kith: &Kith, def: &ObjectDef, selection: &SelectionSet, joins: &mut Vec<JoinSpec>) -> Option<EdgePlan> {
+    fn new(
+        kith: &Kith,
+        def: &ObjectDef,
+        selection: &SelectionSet,
+        joins: &mut Vec<JoinSpec>,
+        role: Role,
+    ) -> Option<EdgePlan> {
         if !plain(selection) {
             return None;
         }
@@ -267,7 +276,9 @@ impl EdgePlan {
             let column = match field.node.name.node.as_str() {
                 "__typename" => EdgeColumn::Typename(GqlValue::String(format!("{}Edge", def.type_name))),
                 "cursor" => EdgeColumn::Cursor,
-                "node" => EdgeColumn::Node(NodePlan::new(kith, def, &field.node.selection_set.node, Some(joins))?),
+                "node" => {
+                    EdgeColumn::Node(NodePlan::new(kith, def, &field.node.selection_set.node, Some(joins), role)?)
+                }
                 _ => return None,
             };
             columns.push((field.node.response_key().node.clone(), column));
@@ -320,12 +331,15 @@ impl EdgePlan {
 
 impl NodePlan {
     /// `joins`: where the page's forward relations are planned (only on the page's own
-    /// records; a relation's target selects stored fields only).
+    /// records; a relation's target selects stored fields only). `None` when the selection
+    /// reads a field (or a relation through a reference) `role` may not read: its error is the
+    /// executor's to give.
     fn new(
         kith: &Kith,
         def: &ObjectDef,
         selection: &SelectionSet,
         mut joins: Option<&mut Vec<JoinSpec>>,
+        role: Role,
     ) -> Option<NodePlan> {
         if !plain(selection) {
             return None;
@@ -337,6 +351,9 @@ impl NodePlan {
             let column = if name == "__typename" {
                 NodeColumn::Typename(GqlValue::String(def.type_name.clone()))
             } else if let Some(stored) = def.field_def(name) {
+                if !stored.readable_by(role) {
+                    return None;
+                }
                 NodeColumn::Stored(Stored {
                     name: name.to_owned(),
                     kind: stored.kind.clone(),
@@ -345,10 +362,11 @@ impl NodePlan {
                 })
             } else {
                 let reference = format!("{name}Id");
-                let Some(FieldKind::Ref(target)) = def.field_def(&reference).map(|f| &f.kind) else { return None };
+                let reference_def = def.field_def(&reference).filter(|f| f.readable_by(role))?;
+                let FieldKind::Ref(target) = &reference_def.kind else { return None };
                 let joins = joins.as_deref_mut()?;
                 let target = kith.object(target).ok()?;
-                let plan = NodePlan::new(kith, &target, &field.node.selection_set.node, None)?;
+                let plan = NodePlan::new(kith, &target, &field.node.selection_set.node, None, role)?;
                 let join = match joins.iter().position(|j| j.reference == reference) {
                     Some(j) => j,
                     None => {

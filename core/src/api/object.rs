@@ -13,11 +13,12 @@ use async_graphql::{Name, Value as GqlValue};
 use serde_json::Value as Json;
 
 use crate::api::args::{arg_opt_i64, kith};
-use crate::api::auth::{Access, authorize};
+use crate::api::auth::{Access, authorize, check_field, unreadable};
 use crate::api::connection::{Connection, connection_field, list_query};
 use crate::api::error::{bad_input, to_gql};
 use crate::api::loader::{Prefetched, RecordLoader, TagLoader};
 use crate::config::ApiConfig;
+use crate::domain::actor::Role;
 use crate::domain::filter::Filter;
 use crate::domain::naming::{self, Suffix};
 use crate::domain::object::{Access as FieldAccess, FieldDef, ObjectDef, Registry};
@@ -41,12 +42,13 @@ pub(crate) fn scalar_name(def: &ObjectDef, field: &FieldDef) -> String {
 }
 
 /// Whether the schema declares a stored field non-null: `id`, `createdAt`, `version`, and
-/// required fields that are not read-only.
+/// required fields that are not read-only and every role may read (a field a role may not
+/// read answers null, with FORBIDDEN, to that role).
 pub(crate) fn non_null(field: &FieldDef) -> bool {
     field.name == "id"
         || field.name == "createdAt"
         || field.name == "version"
-        || (field.required && field.access != FieldAccess::ReadOnly)
+        || (field.required && field.access != FieldAccess::ReadOnly && field.read_role == Role::Viewer)
 }
 
 /// A field value as GraphQL sees it.
@@ -93,16 +95,25 @@ pub(crate) fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: Api
         let type_ref = if non_null { TypeRef::named_nn(ty) } else { TypeRef::named(ty) };
         let name = field.name.clone();
         let kind = field.kind.clone();
+        // Only a field some role may not read pays for the check.
+        let guarded = (field.read_role > Role::Viewer).then(|| def.clone());
         object = object.field(
             // A stored field is read from the record at hand: a ready value, no future to box.
-            Field::new(field.name.clone(), type_ref, move |ctx| match record_of(&ctx) {
-                // A null is no value: `null` where the field may be null (an enum could not
-                // take `Value::Null`), an error where it may not.
-                Ok(record) => match record.get(&name) {
-                    Value::Null => FieldFuture::Value(None),
-                    value => FieldFuture::Value(Some(FieldValue::value(to_gql_value(&kind, value)))),
-                },
-                Err(err) => FieldFuture::new(async move { Err::<Option<FieldValue>, _>(err) }),
+            Field::new(field.name.clone(), type_ref, move |ctx| {
+                if let Some(def) = &guarded
+                    && let Err(err) = check_field(&ctx, def, &name)
+                {
+                    return unreadable(&ctx, err);
+                }
+                match record_of(&ctx) {
+                    // A null is no value: `null` where the field may be null (an enum could not
+                    // take `Value::Null`), an error where it may not.
+                    Ok(record) => match record.get(&name) {
+                        Value::Null => FieldFuture::Value(None),
+                        value => FieldFuture::Value(Some(FieldValue::value(to_gql_value(&kind, value)))),
+                    },
+                    Err(err) => FieldFuture::new(async move { Err::<Option<FieldValue>, _>(err) }),
+                }
             })
             .description(field.description.clone()),
         );
@@ -112,7 +123,14 @@ pub(crate) fn object_type(def: &Arc<ObjectDef>, registry: &Registry, limits: Api
         {
             let name = field.name.clone();
             let target: Arc<str> = Arc::from(target.as_str());
+            // The related record tells the reference's value.
+            let guarded = (field.read_role > Role::Viewer).then(|| def.clone());
             object = object.field(Field::new(relation, TypeRef::named(target_def.type_name.clone()), move |ctx| {
+                if let Some(def) = &guarded
+                    && let Err(err) = check_field(&ctx, def, &name)
+                {
+                    return unreadable(&ctx, err);
+                }
                 // No reference: null at once, without a trip through the loader; a record
                 // its page read ahead: at once too.
                 if let Ok(record) = record_of(&ctx) {

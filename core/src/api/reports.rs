@@ -7,7 +7,7 @@ use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object,
 use async_graphql::{Name, Value as GqlValue};
 
 use crate::api::args::{arg_id, arg_opt_i64, arg_opt_id, arg_opt_string, kith};
-use crate::api::auth::{Access, authorize};
+use crate::api::auth::{Access, authorize, caller_role};
 use crate::api::error::{bad_input, to_gql};
 use crate::api::schema::obj;
 use crate::domain::naming::{self};
@@ -49,7 +49,12 @@ pub(crate) fn fields(registry: &Registry, mut query: Object) -> Object {
                 let limit = arg_opt_i64(&ctx, "first")?.unwrap_or(default).clamp(1, most) as u64;
                 let entries =
                     crate::store::audit::search(kith(&ctx)?.store.conn(), &filter, limit).await.map_err(to_gql)?;
-                let values = entries.into_iter().map(|(e, cursor)| {
+                // Values of fields the caller may not read stay out of what changed.
+                let (registry, role) = (kith(&ctx)?.registry(), caller_role(&ctx));
+                let values = entries.into_iter().map(|(mut e, cursor)| {
+                    if let (Some(def), serde_json::Value::Object(changes)) = (registry.get(&e.object), &mut e.changes) {
+                        def.redact(role, changes);
+                    }
                     FieldValue::value(obj(vec![
                         ("occurredAt", GqlValue::String(e.occurred_at.to_string())),
                         ("actorKind", GqlValue::String(e.actor_kind)),

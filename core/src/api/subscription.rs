@@ -1,13 +1,17 @@
-//! `recordChanged`: committed changes, live, filtered to what the caller's role may read.
+//! `recordChanged`: committed changes, live, filtered to what the caller's role may read (the
+//! objects, and of their records the fields).
 
 use async_graphql::Value as GqlValue;
 use async_graphql::dynamic::{FieldValue, InputValue, TypeRef};
+use serde_json::Value as Json;
 
 use crate::api::args::{arg_opt_string, kith};
 use crate::api::auth::{Access, authorize};
 use crate::api::error::coded;
 use crate::api::schema::obj;
+use crate::domain::actor::Role;
 use crate::domain::code::Code;
+use crate::domain::object::ObjectDef;
 
 /// `recordChanged(object)`: every committed change, live, for views that must stay current.
 pub(crate) fn subscription() -> async_graphql::dynamic::Subscription {
@@ -40,6 +44,10 @@ pub(crate) fn subscription() -> async_graphql::dynamic::Subscription {
                                             &event.object,
                                         )) =>
                                 {
+                                    let mut payload = event.payload.clone();
+                                    if let Some(def) = kith.registry().get(&event.object) {
+                                        redact_payload(def, role, &mut payload);
+                                    }
                                     let value = obj(vec![
                                         ("seq", GqlValue::String(event.seq.to_string())),
                                         ("kind", GqlValue::String(event.kind.clone())),
@@ -52,10 +60,7 @@ pub(crate) fn subscription() -> async_graphql::dynamic::Subscription {
                                                 .unwrap_or(GqlValue::Null),
                                         ),
                                         ("actor", GqlValue::String(event.actor.clone())),
-                                        (
-                                            "payload",
-                                            GqlValue::from_json(event.payload.clone()).unwrap_or(GqlValue::Null),
-                                        ),
+                                        ("payload", GqlValue::from_json(payload).unwrap_or(GqlValue::Null)),
                                     ]);
                                     return Some((Ok::<_, async_graphql::Error>(FieldValue::value(value)), receiver));
                                 }
@@ -71,4 +76,14 @@ pub(crate) fn subscription() -> async_graphql::dynamic::Subscription {
         .description("Every committed change (of one object when `object` is given: `contact`, `deal`, ...).")
         .argument(InputValue::new("object", TypeRef::named(TypeRef::STRING))),
     )
+}
+
+/// An event's payload without the values `role` may not read: of its record (`record`) and
+/// of what changed (`changes`).
+fn redact_payload(def: &ObjectDef, role: Role, payload: &mut Json) {
+    for part in ["record", "changes"] {
+        if let Some(Json::Object(values)) = payload.get_mut(part) {
+            def.redact(role, values);
+        }
+    }
 }

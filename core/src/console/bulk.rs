@@ -12,11 +12,12 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::console::form::{self, Choice};
 use crate::console::pages::{
-    ListQuery, columns_of, filter_of, list_href, messages, object, posted_object, problem, query,
+    ListQuery, columns_of, filter_of, list_href, listable, messages, object, posted_object, problem, query,
 };
 use crate::console::reports::csv_download;
 use crate::console::session::Session;
 use crate::console::{may_delete, may_write, text};
+use crate::domain::actor::Role;
 use crate::domain::naming::{self, Suffix};
 use crate::domain::object::{FieldDef, ObjectDef, Registry};
 use crate::domain::value::FieldKind;
@@ -67,8 +68,7 @@ pub async fn toolbar(
         &format!("/o/{}/export.csv", def.plural),
         1,
     );
-    let showable: Vec<&FieldDef> =
-        def.fields.iter().filter(|f| f.kind != FieldKind::Json && f.name != "customFields" && f.name != "id").collect();
+    let showable: Vec<&FieldDef> = def.fields.iter().filter(|f| listable(f, session.actor.role)).collect();
     let writer = def.mutable && may_write(&session.actor);
     let owners = match owner_field(def).and_then(|f| match &f.kind {
         FieldKind::Ref(target) => registry.get(target).cloned(),
@@ -165,7 +165,7 @@ async fn read_all(
          pageInfo {{ hasNextPage endCursor }} edges {{ node {{ version {selection} }} }} }} }}",
         filter = naming::object_type(def, Suffix::Filter),
         plural = def.plural,
-        selection = form::selection(registry, def, columns),
+        selection = form::selection(registry, def, columns, session.actor.role),
     );
     let mut out = Vec::new();
     let mut after: Option<String> = None;
@@ -190,15 +190,22 @@ async fn read_all(
     Ok(out)
 }
 
-/// `records` as CSV rows under their columns' labels, values as the list shows them.
-fn csv_rows(registry: &Registry, def: &ObjectDef, columns: &[String], records: &[Json]) -> Vec<Vec<String>> {
+/// `records` as CSV rows under their columns' labels, values as the list shows them (the
+/// columns are those `role` may read: see [`columns_of`]).
+fn csv_rows(
+    registry: &Registry,
+    def: &ObjectDef,
+    columns: &[String],
+    records: &[Json],
+    role: Role,
+) -> Vec<Vec<String>> {
     let fields: Vec<&FieldDef> = columns.iter().filter_map(|c| def.field_def(c)).collect();
     let mut rows =
         vec![std::iter::once("id".to_owned()).chain(fields.iter().map(|f| f.name.clone())).collect::<Vec<_>>()];
     for record in records {
         rows.push(
             std::iter::once(record["id"].as_str().unwrap_or_default().to_owned())
-                .chain(fields.iter().map(|f| form::cell_text(registry, def, f, record)))
+                .chain(fields.iter().map(|f| form::cell_text(registry, def, f, record, role)))
                 .collect(),
         );
     }
@@ -223,9 +230,12 @@ pub async fn export(
         Err(message) => return problem(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, &message),
     };
     let registry = state.kith.registry();
-    let columns = columns_of(&def, &q, raw_query.as_deref());
+    let role = session.actor.role;
+    let columns = columns_of(&def, &q, raw_query.as_deref(), role);
     match read_all(&state, &session, &registry, &def, filter, &columns, EXPORT_MAX).await {
-        Ok(records) => csv_download(&format!("{}.csv", def.plural), &csv_rows(&registry, &def, &columns, &records)),
+        Ok(records) => {
+            csv_download(&format!("{}.csv", def.plural), &csv_rows(&registry, &def, &columns, &records, role))
+        }
         Err(message) => problem(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, &message),
     }
 }
@@ -279,7 +289,8 @@ pub async fn bulk(
     let registry = state.kith.registry();
     let action = form::submitted(&submitted, "action").unwrap_or("export");
     let filter = json!({ "id": { "in": ids } });
-    let columns = columns_of(&def, &ListQuery::default(), None);
+    let role = session.actor.role;
+    let columns = columns_of(&def, &ListQuery::default(), None, role);
     let wanted: Vec<String> = if action == "tag" { vec!["tags".to_owned()] } else { Vec::new() };
     let records = match read_all(
         &state,
@@ -297,7 +308,7 @@ pub async fn bulk(
     };
     let (mutation, inputs): (String, Vec<Map<String, Json>>) = match action {
         "export" => {
-            return csv_download(&format!("{}.csv", def.plural), &csv_rows(&registry, &def, &columns, &records));
+            return csv_download(&format!("{}.csv", def.plural), &csv_rows(&registry, &def, &columns, &records, role));
         }
         "tag" => {
             let Some(tag) = form::submitted(&submitted, "tag").map(str::trim).filter(|t| !t.is_empty()) else {

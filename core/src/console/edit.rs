@@ -29,11 +29,13 @@ pub(crate) async fn records_to_choose(state: &AppState, session: &Session, targe
     if !may_read(state, &session.actor, target) {
         return None;
     }
+    let role = session.actor.role;
+    // By name, when the caller may read it (sorting by a field tells its values).
+    let order = if target.readable(&target.name_field, role) { target.name_field.as_str() } else { "createdAt" };
     let document = format!(
-        "query {{ {}(first: {CHOICES}, orderBy: [{{field: {}}}]) {{ edges {{ node {{ id {} }} }} }} }}",
+        "query {{ {}(first: {CHOICES}, orderBy: [{{field: {order}}}]) {{ edges {{ node {{ id {} }} }} }} }}",
         target.plural,
-        target.name_field,
-        target.title_fields().join(" ")
+        target.title_fields(role).join(" ")
     );
     let answer = query(state, session, &document, json!({})).await;
     let edges = answer.data[&target.plural]["edges"].as_array().cloned().unwrap_or_default();
@@ -42,7 +44,7 @@ pub(crate) async fn records_to_choose(state: &AppState, session: &Session, targe
             .iter()
             .map(|edge| Choice {
                 id: edge["node"]["id"].as_str().unwrap_or_default().to_owned(),
-                title: form::title_of(target, &edge["node"]),
+                title: form::title_of(target, role, &edge["node"]),
             })
             .collect(),
     )
@@ -124,7 +126,12 @@ fn form_markup(session: &Session, page: &FormPage<'_>) -> Markup {
             @if let Some(version) = page.version { input type="hidden" name="_version" value=(version); }
             @for field in form::writable(def, create).into_iter().filter(|f| in_group(f, page.group)) {
                 @let error = page.errors.iter().find(|(f, _)| *f == field.name).map(|(_, m)| m.as_str());
-                div { (form::widget(field, &page.values[&field.name], error, page.choices.get(&field.name).map(Vec::as_slice))) }
+                @if create || field.readable_by(session.actor.role) {
+                    div { (form::widget(field, &page.values[&field.name], error, page.choices.get(&field.name).map(Vec::as_slice))) }
+                } @else {
+                    // A value the caller may not read is neither shown nor sent back (so kept).
+                    div { (field.label) ": " (form::restricted(field)) }
+                }
             }
             @let details = matches!(page.group, None | Some(text::DETAILS_GROUP));
             @for custom in page.custom.iter().filter(|_| details) {
@@ -315,7 +322,7 @@ pub async fn edit(
         custom: &custom,
         group: q.group.as_deref(),
     };
-    let title = format!("{} {}", text::EDIT, form::title_of(&def, node));
+    let title = format!("{} {}", text::EDIT, form::title_of(&def, session.actor.role, node));
     render(&state, &session, StatusCode::OK, title, form_markup(&session, &page))
 }
 

@@ -7,6 +7,7 @@ use maud::{Markup, html};
 use serde_json::{Map, Value as Json};
 
 use crate::console::text;
+use crate::domain::actor::Role;
 use crate::domain::object::{Access, FieldDef, ObjectDef, Registry};
 use crate::domain::value::FieldKind;
 
@@ -191,12 +192,13 @@ pub fn input_of(
     if errors.is_empty() { Ok(input) } else { Err(errors) }
 }
 
-/// The GraphQL selection of `fields` of `def`: each stored field, and for a reference the
-/// related record's id and title fields through its forward relation.
-pub fn selection(registry: &Registry, def: &ObjectDef, fields: &[String]) -> String {
+/// The GraphQL selection of `fields` of `def` that `role` may read (the console never asks
+/// for the others): each stored field, and for a reference the related record's id and title
+/// fields through its forward relation.
+pub fn selection(registry: &Registry, def: &ObjectDef, fields: &[String], role: Role) -> String {
     let mut out = String::from("id");
     for name in fields {
-        let Some(field) = def.field_def(name) else { continue };
+        let Some(field) = def.field_def(name).filter(|f| f.readable_by(role)) else { continue };
         if name != "id" {
             out.push(' ');
             out.push_str(name);
@@ -205,35 +207,48 @@ pub fn selection(registry: &Registry, def: &ObjectDef, fields: &[String]) -> Str
             (&field.kind, crate::domain::naming::forward_relation(registry, def, field))
             && let Some(target) = registry.get(target)
         {
-            out.push_str(&format!(" {relation} {{ id {} }}", target.title_fields().join(" ")));
+            out.push_str(&format!(" {relation} {{ id {} }}", target.title_fields(role).join(" ")));
         }
     }
     out
 }
 
-/// A record's title from its JSON.
-pub fn title_of(def: &ObjectDef, record: &Json) -> String {
-    let title = def.title_of(|field| match def.field_def(field) {
+/// A record's title from its JSON, as `role` may see it.
+pub fn title_of(def: &ObjectDef, role: Role, record: &Json) -> String {
+    let title = def.title_of(role, |field| match def.field_def(field) {
         Some(f) => display(&f.kind, &record[field]),
         None => String::new(),
     });
     if title.trim().is_empty() { record["id"].as_str().unwrap_or_default().to_owned() } else { title }
 }
 
-/// A field's value in a list or record page: a reference as a link to the related record.
-pub fn cell(registry: &Registry, def: &ObjectDef, field: &FieldDef, record: &Json) -> Markup {
-    match related(registry, def, field, record) {
+/// A field's value in a list or record page: a reference as a link to the related record; a
+/// field `role` may not read as "restricted".
+pub fn cell(registry: &Registry, def: &ObjectDef, field: &FieldDef, record: &Json, role: Role) -> Markup {
+    if !field.readable_by(role) {
+        return restricted(field);
+    }
+    match related(registry, def, field, record, role) {
         Some((target, id, title)) => html! { a href=(format!("/o/{}/{id}", target.plural)) { (title) } },
         None => show(&field.kind, &record[&field.name]),
     }
 }
 
-/// A field's value as text: a reference as the related record's title (for CSV).
-pub fn cell_text(registry: &Registry, def: &ObjectDef, field: &FieldDef, record: &Json) -> String {
-    match related(registry, def, field, record) {
+/// A field's value as text: a reference as the related record's title (for CSV); blank for a
+/// field `role` may not read.
+pub fn cell_text(registry: &Registry, def: &ObjectDef, field: &FieldDef, record: &Json, role: Role) -> String {
+    if !field.readable_by(role) {
+        return String::new();
+    }
+    match related(registry, def, field, record, role) {
         Some((_, _, title)) => title,
         None => display(&field.kind, &record[&field.name]),
     }
+}
+
+/// In place of a value `role` may not read: a note saying so, and which role may.
+pub fn restricted(field: &FieldDef) -> Markup {
+    html! { span.muted title=(format!("{} {}", text::RESTRICTED_TO, field.read_role)) { (text::RESTRICTED) } }
 }
 
 /// For a reference read with its forward relation: the related object, id and title.
@@ -242,13 +257,14 @@ fn related(
     def: &ObjectDef,
     field: &FieldDef,
     record: &Json,
+    role: Role,
 ) -> Option<(std::sync::Arc<ObjectDef>, String, String)> {
     let FieldKind::Ref(target) = &field.kind else { return None };
     let relation = crate::domain::naming::forward_relation(registry, def, field)?;
     let target = registry.get(target)?.clone();
     let related = &record[&relation];
     let id = related["id"].as_str()?.to_owned();
-    let title = title_of(&target, related);
+    let title = title_of(&target, role, related);
     Some((target, id, title))
 }
 

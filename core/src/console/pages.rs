@@ -17,8 +17,9 @@ use crate::api::auth::ClientAddr;
 use crate::console::form::{self};
 use crate::console::session::Session;
 use crate::console::{Answer, Chrome, assets, layout, may_delete, may_read, may_write, run, text};
+use crate::domain::actor::Role;
 use crate::domain::naming::{self, Suffix};
-use crate::domain::object::{Access, ObjectDef, Registry};
+use crate::domain::object::{Access, FieldDef, ObjectDef, Registry};
 use crate::domain::value::FieldKind;
 use crate::http::AppState;
 
@@ -111,11 +112,10 @@ pub struct ListQuery {
 }
 
 /// The columns a list shows: `col` values of the query string (the column chooser's boxes),
-/// else `cols`, else the registry's list columns; only fields a list can show.
-pub(crate) fn columns_of(def: &ObjectDef, q: &ListQuery, raw_query: Option<&str>) -> Vec<String> {
-    let shown = |name: &str| {
-        def.field_def(name).is_some_and(|f| f.kind != FieldKind::Json && f.name != "customFields" && f.name != "id")
-    };
+/// else `cols`, else the registry's list columns; only fields a list can show and `role` may
+/// read (a list hides the others).
+pub(crate) fn columns_of(def: &ObjectDef, q: &ListQuery, raw_query: Option<&str>, role: Role) -> Vec<String> {
+    let shown = |name: &str| def.field_def(name).is_some_and(|f| listable(f, role));
     let picked: Vec<String> = raw_query
         .map(|raw| {
             url::form_urlencoded::parse(raw.as_bytes())
@@ -141,6 +141,11 @@ pub(crate) fn columns_of(def: &ObjectDef, q: &ListQuery, raw_query: Option<&str>
         columns = def.list_columns.iter().filter(|c| shown(c)).cloned().collect();
     }
     columns
+}
+
+/// Whether a list can show `field` to `role` as a column (and offer it to filter and sort by).
+pub(crate) fn listable(field: &FieldDef, role: Role) -> bool {
+    field.kind != FieldKind::Json && field.name != "customFields" && field.name != "id" && field.readable_by(role)
 }
 
 /// The filter of a list page's query, or why it cannot be one.
@@ -208,7 +213,8 @@ pub async fn list(
         Err(response) => return *response,
     };
     let registry = state.kith.registry();
-    let columns = columns_of(&def, &q, raw_query.as_deref());
+    let role = session.actor.role;
+    let columns = columns_of(&def, &q, raw_query.as_deref(), role);
     if columns != def.list_columns {
         q.cols = Some(columns.join(","));
     }
@@ -216,7 +222,8 @@ pub async fn list(
         Ok(filter) => (filter, None),
         Err(message) => (None, Some(message)),
     };
-    let order = q.sort.as_ref().filter(|s| def.field_def(s).is_some_and(|f| f.kind != FieldKind::Json)).map(|field| {
+    let sortable = |s: &String| def.field_def(s).is_some_and(|f| f.kind != FieldKind::Json && f.readable_by(role));
+    let order = q.sort.as_ref().filter(|s| sortable(s)).map(|field| {
         let direction = if q.dir.as_deref() == Some("desc") { "DESC" } else { "ASC" };
         json!([{ "field": field, "direction": direction }])
     });
@@ -227,7 +234,7 @@ pub async fn list(
         filter = naming::object_type(&def, Suffix::Filter),
         order = naming::object_type(&def, Suffix::OrderBy),
         plural = def.plural,
-        selection = form::selection(&registry, &def, &columns),
+        selection = form::selection(&registry, &def, &columns, role),
     );
     let backward = q.before.is_some() && q.after.is_none();
     let variables = json!({
@@ -242,7 +249,7 @@ pub async fn list(
     let connection = &answer.data[&def.plural];
     let edges = connection["edges"].as_array().cloned().unwrap_or_default();
     let info = &connection["pageInfo"];
-    let filterable: Vec<_> = def.fields.iter().filter(|f| f.kind != FieldKind::Json).collect();
+    let filterable: Vec<_> = def.fields.iter().filter(|f| f.kind != FieldKind::Json && f.readable_by(role)).collect();
     let toolbar = crate::console::bulk::toolbar(&state, &session, &def, &q, &columns, filter.is_some()).await;
     let content = html! {
         h1 { (def.plural_label) }
@@ -299,17 +306,17 @@ pub async fn list(
                             @let node = &edge["node"];
                             @let id = node["id"].as_str().unwrap_or_default();
                             tr {
-                                td { (crate::console::bulk::tick(id, &form::title_of(&def, node))) }
+                                td { (crate::console::bulk::tick(id, &form::title_of(&def, role, node))) }
                                 @for (i, column) in columns.iter().enumerate() {
                                     @if let Some(field) = def.field_def(column) {
                                         td {
                                             @if i == 0 {
                                                 a href=(format!("/o/{}/{id}", def.plural)) {
                                                     @let shown = form::display(&field.kind, &node[column]);
-                                                    @if shown.is_empty() { (form::title_of(&def, node)) } @else { (shown) }
+                                                    @if shown.is_empty() { (form::title_of(&def, role, node)) } @else { (shown) }
                                                 }
                                             } @else {
-                                                (form::cell(&registry, &def, field, node))
+                                                (form::cell(&registry, &def, field, node, role))
                                             }
                                         }
                                     }
@@ -366,20 +373,27 @@ fn computed_selection(registry: &Registry, def: &ObjectDef) -> (String, Vec<(Str
     (selection, shown)
 }
 
+/// Whether a record page shows its related records of `other` (through `other`'s `field`): the
+/// caller may read them, and the reference (a relation tells its value).
+fn shows_relation(state: &AppState, session: &Session, other: &ObjectDef, field: &FieldDef) -> bool {
+    may_read(state, &session.actor, other) && field.readable_by(session.actor.role)
+}
+
 /// The JSON of one record with everything its page shows, or the answer's errors.
 pub(crate) async fn read_record(state: &AppState, session: &Session, def: &ObjectDef, id: &str, full: bool) -> Answer {
     let registry = state.kith.registry();
+    let role = session.actor.role;
     let names: Vec<String> = def.fields.iter().map(|f| f.name.clone()).collect();
-    let mut selection = form::selection(&registry, def, &names);
+    let mut selection = form::selection(&registry, def, &names, role);
     if def.taggable {
         selection.push_str(" tags");
     }
     if full {
-        for (other, _, relation) in naming::reverse_relations(&registry, def) {
-            if may_read(state, &session.actor, other) {
+        for (other, field, relation) in naming::reverse_relations(&registry, def) {
+            if shows_relation(state, session, other, field) {
                 selection.push_str(&format!(
                     " {relation}(first: {RELATED}) {{ totalCount edges {{ node {{ id {} }} }} }}",
-                    other.title_fields().join(" ")
+                    other.title_fields(role).join(" ")
                 ));
             }
         }
@@ -419,13 +433,14 @@ pub async fn record(
         Err(response) => return *response,
     };
     let registry = state.kith.registry();
+    let role = session.actor.role;
     let answer = read_record(&state, &session, &def, &id, true).await;
     let node = &answer.data[&def.name];
     if node.is_null() {
         let message = if answer.errors.is_empty() { text::NOT_FOUND.to_owned() } else { messages(&answer) };
         return problem(&state, &session, StatusCode::NOT_FOUND, &message);
     }
-    let title = form::title_of(&def, node);
+    let title = form::title_of(&def, role, node);
     let timeline = if def.timeline {
         Some(crate::console::timeline::section(&state, &session, &def, &id, &node["timeline"]).await)
     } else {
@@ -467,7 +482,7 @@ pub async fn record(
                 dl.fields {
                     @for field in &fields {
                         dt { (field.label) }
-                        dd { (form::cell(&registry, &def, field, node)) }
+                        dd { (form::cell(&registry, &def, field, node, role)) }
                     }
                     @if group.is_none() {
                         @for (field, (_, value)) in custom.iter().zip(form::custom_values(&custom, node)) {
@@ -499,13 +514,13 @@ pub async fn record(
             }
         }
         @for (other, field, relation) in naming::reverse_relations(&registry, &def) {
-            @if may_read(&state, &session.actor, other) {
+            @if shows_relation(&state, &session, other, field) {
                 @let connection = &node[&relation];
                 h2 { (crate::domain::object::humanize(&relation)) " (" (connection["totalCount"].as_i64().unwrap_or(0)) ")" }
                 ul {
                     @for edge in connection["edges"].as_array().cloned().unwrap_or_default() {
                         @let related = &edge["node"];
-                        li { a href=(format!("/o/{}/{}", other.plural, related["id"].as_str().unwrap_or_default())) { (form::title_of(other, related)) } }
+                        li { a href=(format!("/o/{}/{}", other.plural, related["id"].as_str().unwrap_or_default())) { (form::title_of(other, role, related)) } }
                     }
                 }
                 @if connection["totalCount"].as_i64().unwrap_or(0) > RELATED {

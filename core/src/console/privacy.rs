@@ -58,7 +58,7 @@ pub async fn page(State(state): State<AppState>, session: Session, Path(id): Pat
         return problem(&state, &session, StatusCode::NOT_FOUND, &message);
     }
     let registry = state.kith.registry();
-    let title = registry.get("contact").map(|def| form::title_of(def, contact)).unwrap_or_default();
+    let title = registry.get("contact").map(|def| form::title_of(def, session.actor.role, contact)).unwrap_or_default();
     let plan = if session.actor.role.allows(Role::Admin) {
         let answer = query(
             &state,

@@ -104,6 +104,10 @@ pub const NOT_FOUND: &str = "This record does not exist or was deleted.";
 pub const NO_SUCH_OBJECT: &str = "There is no such kind of record.";
 /// A role that may not see a page.
 pub const FORBIDDEN: &str = "Your role may not do this.";
+/// In place of a value the reader's role may not read.
+pub const RESTRICTED: &str = "Restricted";
+/// Beside [`RESTRICTED`]: the role that may read it (`Readable by MANAGER`).
+pub const RESTRICTED_TO: &str = "Readable by";
 /// The version-conflict notice.
 pub const CONFLICT: &str = "This record was changed since you opened it";
 /// Conflict: by whom.

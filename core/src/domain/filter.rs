@@ -11,6 +11,7 @@
 
 use serde_json::{Map, Value as Json};
 
+use crate::domain::actor::Role;
 use crate::domain::custom_field::CustomFieldDef;
 use crate::domain::object::ObjectDef;
 use crate::domain::value::{FieldKind, Value};
@@ -102,6 +103,27 @@ impl Filter {
     pub fn from_json(object: &ObjectDef, custom: &[CustomFieldDef], json: &Json) -> Result<Filter> {
         let mut budget = MAX_CONDITIONS;
         parse(object, custom, json, 0, "filter", &mut budget)
+    }
+
+    /// The fields the filter compares, by API name, in order (with repeats).
+    pub fn fields(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(filter) = stack.pop() {
+            match filter {
+                Filter::And(items) | Filter::Or(items) => stack.extend(items.iter().rev()),
+                Filter::Not(inner) => stack.push(inner),
+                Filter::Cond(Condition { target: Target::Field(name), .. }) => out.push(name.as_str()),
+                Filter::Cond(_) => {}
+            }
+        }
+        out
+    }
+
+    /// FORBIDDEN, naming the field and the role it needs, when the filter compares a field of
+    /// `object` that `role` may not read (a filter would tell what it holds).
+    pub fn check_readable(&self, object: &ObjectDef, role: Role) -> Result<()> {
+        self.fields().into_iter().try_for_each(|name| object.check_readable(name, role, "filtering on"))
     }
 }
 

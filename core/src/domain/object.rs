@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::domain::DomainError;
+use crate::domain::actor::Role;
 use crate::domain::value::FieldKind;
 
 /// Whether callers may write a field.
@@ -90,8 +92,13 @@ pub struct FieldDef {
     pub access: Access,
     /// One sentence for the API documentation.
     pub description: String,
-    /// Holds personal data (GDPR): exports for a data subject and erasure cover it.
+    /// Holds personal data (GDPR): exports for a data subject and erasure cover it, and plugin
+    /// aggregates leave it out unless the plugin is granted `personal:aggregate`.
     pub personal: bool,
+    /// The least role that may read it: every read path (GraphQL fields, filters and sorting,
+    /// relations, search titles, exports, live events, the console) leaves it out for a weaker
+    /// role. VIEWER (everyone) for core fields.
+    pub read_role: Role,
     /// Unique among live records (enforced by an index).
     pub unique: bool,
     /// Indexed for filtering and sorting.
@@ -123,6 +130,7 @@ impl FieldDef {
             access: Access::Write,
             description: String::new(),
             personal: false,
+            read_role: Role::Viewer,
             unique: false,
             indexed: false,
             label,
@@ -172,6 +180,11 @@ impl FieldDef {
     pub fn unique(mut self) -> FieldDef {
         self.unique = true;
         self
+    }
+
+    /// Whether `role` may read the field's values.
+    pub fn readable_by(&self, role: Role) -> bool {
+        role.allows(self.read_role)
     }
 }
 
@@ -291,34 +304,64 @@ impl ObjectDef {
         self
     }
 
-    /// A record's title: the first of [`ObjectDef::title`] that renders non-blank with `get`
-    /// giving a field's text, else the naming field's text.
-    pub fn title_of(&self, get: impl Fn(&str) -> String) -> String {
-        for template in &self.title {
+    /// A record's title as `role` may see it: the first of [`ObjectDef::title`] that names
+    /// only fields `role` may read and renders non-blank with `get` giving a field's text, else
+    /// the naming field's text (blank when `role` may not read it).
+    pub fn title_of(&self, role: Role, get: impl Fn(&str) -> String) -> String {
+        for template in self.titles(role) {
             let rendered = render(template, &get);
             if !rendered.trim().is_empty() {
                 return rendered.trim().to_owned();
             }
         }
-        get(&self.name_field)
+        if self.readable(&self.name_field, role) { get(&self.name_field) } else { String::new() }
     }
 
-    /// The fields that name a record: those the title templates use, else the naming field.
-    pub fn title_fields(&self) -> Vec<String> {
+    /// The fields that name a record for `role`: those of the title templates it may see
+    /// (see [`ObjectDef::title_of`]), then the naming field when it may read it.
+    pub fn title_fields(&self, role: Role) -> Vec<String> {
         let mut out = Vec::new();
-        for template in &self.title {
-            for part in template.split('{').skip(1) {
-                if let Some((field, _)) = part.split_once('}')
-                    && !out.iter().any(|f| f == field)
-                {
+        for template in self.titles(role) {
+            for field in placeholders(template) {
+                if !out.iter().any(|f| f == field) {
                     out.push(field.to_owned());
                 }
             }
         }
-        if out.is_empty() {
+        if out.is_empty() && self.readable(&self.name_field, role) {
             out.push(self.name_field.clone());
         }
         out
+    }
+
+    /// The title templates that name only fields `role` may read: a template showing a field
+    /// it may not read is skipped whole rather than rendered with a gap.
+    fn titles(&self, role: Role) -> impl Iterator<Item = &String> {
+        self.title.iter().filter(move |template| placeholders(template).all(|field| self.readable(field, role)))
+    }
+
+    /// Whether `role` may read the field called `name` (a name that is no field holds nothing
+    /// to hide).
+    pub fn readable(&self, name: &str, role: Role) -> bool {
+        self.field_def(name).is_none_or(|field| field.readable_by(role))
+    }
+
+    /// Removes from `values` (field values or changes, by API name) those of the fields `role`
+    /// may not read.
+    pub fn redact(&self, role: Role, values: &mut serde_json::Map<String, serde_json::Value>) {
+        values.retain(|name, _| self.readable(name, role));
+    }
+
+    /// FORBIDDEN, naming the field and the role it needs, when `role` may not read the field
+    /// called `name`; `doing` says how it was to be used (`filtering on`, `sorting by`).
+    pub fn check_readable(&self, name: &str, role: Role, doing: &str) -> Result<(), DomainError> {
+        match self.field_def(name) {
+            Some(field) if !field.readable_by(role) => Err(DomainError::Forbidden(format!(
+                "{doing} `{}.{}` needs the {} role; you have {role}",
+                self.type_name, field.name, field.read_role
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Changes flags in place, for definitions written as one expression.
@@ -966,6 +1009,11 @@ fn core_objects() -> Vec<ObjectDef> {
         }
     }
     objects.into_iter().map(ObjectDef::finish).collect()
+}
+
+/// The fields a title template names: `firstName`, `lastName` in `{firstName} {lastName}`.
+fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    template.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(field, _)| field))
 }
 
 /// `{firstName} {lastName}` with `get` giving each field's text.

@@ -295,4 +295,53 @@ fn referrers_reach_live_and_dormant_objects() {
     let dormant_deal = registry.dormant().find(|d| d.name == "deal").unwrap().clone();
     check(&registry, &dormant_deal, &[("pledge", true, "dealId:SetNull")]);
     check(&registry, &core("gift"), &[]);
+#[test]
+fn fields_some_roles_may_not_read() {
+    use crate::domain::actor::Role;
+    use crate::domain::object::{FieldDef, ObjectDef};
+    let mut ssn = FieldDef::new("ssn", FieldKind::Text);
+    ssn.read_role = Role::Agent;
+    let mut salary = FieldDef::new("salary", FieldKind::Decimal);
+    salary.read_role = Role::Manager;
+    let member = ObjectDef::new("member", "members", "A member.")
+        .field(FieldDef::new("name", FieldKind::Text))
+        .field(ssn)
+        .field(salary)
+        .titled(&["{name} ({ssn})", "{salary}"], "ssn")
+        .finish();
+    let get = |field: &str| match field {
+        "name" => "Ada".to_owned(),
+        "ssn" => "078-05-1120".to_owned(),
+        "salary" => "10".to_owned(),
+        _ => String::new(),
+    };
+    // A template that shows a field the role may not read is skipped whole, and so is the
+    // naming field.
+    for (role, title, fields) in [
+        (Role::Viewer, "", vec![]),
+        (Role::Agent, "Ada (078-05-1120)", vec!["name", "ssn"]),
+        (Role::Manager, "Ada (078-05-1120)", vec!["name", "ssn", "salary"]),
+    ] {
+        assert_eq!(member.title_of(role, get), title, "{role}");
+        assert_eq!(member.title_fields(role), fields, "{role}");
+    }
+    let blank_name = |field: &str| if field == "name" { String::new() } else { get(field) };
+    assert_eq!(member.title_of(Role::Manager, blank_name), "(078-05-1120)");
+
+    let filter = Filter::from_json(
+        &member,
+        &[],
+        &json!({"name": {"eq": "Ada"}, "or": [{"id": {"isNull": true}}, {"not": {"salary": {"gt": 5}}}]}),
+    )
+    .unwrap();
+    assert_eq!(filter.fields(), ["name", "id", "salary"]);
+    let err = filter.check_readable(&member, Role::Agent).unwrap_err().to_string();
+    assert!(err.contains("filtering on `Member.salary` needs the MANAGER role; you have AGENT"), "{err}");
+    assert!(filter.check_readable(&member, Role::Manager).is_ok());
+
+    let mut values = json!({"name": "Ada", "ssn": "x", "salary": "1", "other": 2});
+    if let serde_json::Value::Object(map) = &mut values {
+        member.redact(Role::Agent, map);
+    }
+    assert_eq!(values, json!({"name": "Ada", "ssn": "x", "other": 2}));
 }

@@ -142,7 +142,9 @@ fn pascal_ok(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn parse_role(key: &str, role: Option<&str>, default: Role) -> Result<Role, PluginError> {
+/// A role named in the manifest at `key` (`default` when absent), or a manifest error naming
+/// the key and the roles there are.
+pub(crate) fn parse_role(key: &str, role: Option<&str>, default: Role) -> Result<Role, PluginError> {
     match role {
         None => Ok(default),
         Some(text) => Role::ALL

@@ -16,6 +16,7 @@ use crate::store::{custom_fields, plugins, records};
 
 use crate::plugin::host::v1::kith::plugin::types::{CrmRecord, ErrorCode, HostError, LogLevel, Page, Query};
 use crate::plugin::host::{CallMode, HostState, MAX_KV_KEY, MAX_KV_VALUE, MAX_LOG_BYTES, MAX_LOG_LINES, v1};
+use crate::plugin::manifest::PERSONAL_AGGREGATE;
 
 pub(crate) fn invalid(message: impl Into<String>) -> HostError {
     HostError { code: ErrorCode::InvalidInput, message: message.into() }
@@ -394,6 +395,18 @@ impl v1::kith::plugin::aggregate::Host for HostState {
                 field: m.field.clone(),
             })
             .collect();
+        // Personal data stays out of aggregates (they feed reports) without its own grant.
+        if let Ok(def) = self.plugin.kith.object(&object) {
+            let named =
+                group_by.iter().map(|g| g.field.as_str()).chain(metrics.iter().filter_map(|m| m.field.as_deref()));
+            let personal: Vec<&str> = named.filter(|name| def.field_def(name).is_some_and(|f| f.personal)).collect();
+            if let Some(name) = personal.first() {
+                let function = format!("aggregate over the personal field `{object}.{name}`");
+                if let Err(err) = self.check(PERSONAL_AGGREGATE, &function) {
+                    return Ok(Err(err));
+                }
+            }
+        }
         let kith = &self.plugin.kith;
         let reader = self.reader();
         let result = async {

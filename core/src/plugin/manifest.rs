@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use crate::domain::actor::Role;
 use crate::domain::object::{OnDelete, Registry};
 use crate::plugin::PluginError;
 
@@ -180,6 +181,10 @@ pub struct FieldSpec {
     /// is cleared; not on a required field) or `cascade` (deleted with it, restored with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_delete: Option<OnDelete>,
+    /// The least role that may read it: VIEWER, AGENT, MANAGER or ADMIN; AGENT for a
+    /// `personal` field, VIEWER for others, when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_role: Option<String>,
     /// What it means.
     #[serde(default)]
     pub description: String,
@@ -221,6 +226,15 @@ impl fmt::Display for FieldType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         f.write_str(&text)
+    }
+}
+
+impl FieldSpec {
+    /// The least role that may read it: the declared one, else AGENT for personal data and
+    /// VIEWER for the rest.
+    pub fn least_reader(&self) -> Role {
+        let default = if self.personal { Role::Agent } else { Role::Viewer };
+        Role::ALL.into_iter().find(|r| Some(r.as_str()) == self.read_role.as_deref()).unwrap_or(default)
     }
 }
 
@@ -416,6 +430,11 @@ impl ObjectSpec {
             if field.indexed && field.kind == FieldType::Json {
                 return Err(bad("indexed", "a json field cannot be indexed".into()));
             }
+            crate::plugin::extension::parse_role(
+                &format!("{key}.read_role"),
+                field.read_role.as_deref(),
+                Role::Viewer,
+            )?;
         }
         Ok(())
     }
@@ -595,9 +614,14 @@ impl SettingKind {
     }
 }
 
-/// A capability: `OBJECTS:read`, `OBJECTS:write` or `kv`.
+/// The grant that lets a plugin group by, or compute metrics over, `personal` fields in its
+/// aggregates (reading records is covered by the object grants; aggregates feed reports that
+/// reach people, so personal data stays out of them unless the admin says otherwise).
+pub const PERSONAL_AGGREGATE: &str = "personal:aggregate";
+
+/// A capability: `OBJECTS:read`, `OBJECTS:write`, `kv`, `personal:aggregate` or an HTTP origin.
 pub fn check_capability(capability: &str) -> Result<(), PluginError> {
-    if capability == "kv" {
+    if capability == "kv" || capability == PERSONAL_AGGREGATE {
         return Ok(());
     }
     if capability.starts_with("http:") || capability.starts_with("http-private:") {
@@ -619,7 +643,7 @@ pub fn check_capability(capability: &str) -> Result<(), PluginError> {
     Err(PluginError::manifest(
         "capabilities",
         format!(
-            "unknown capability `{capability}` (known: {}, kv, http:ORIGIN, http-private:ORIGIN)",
+            "unknown capability `{capability}` (known: {}, kv, {PERSONAL_AGGREGATE}, http:ORIGIN, http-private:ORIGIN)",
             known.join(", ")
         ),
     ))

@@ -44,12 +44,14 @@ pub fn object_def(plugin: &str, spec: &ObjectSpec) -> ObjectDef {
         def_field.indexed = field.indexed;
         def_field.personal = field.personal;
         def_field.on_delete = field.on_delete.unwrap_or_default();
+        def_field.read_role = field.least_reader();
         def = def.field(def_field);
         if field.kind == FieldType::Money {
             let mut currency = FieldDef::new(&format!("{}Currency", field.name), FieldKind::Currency)
                 .doc(&format!("ISO 4217 currency of `{}`.", field.name));
             currency.required = field.required;
             currency.personal = field.personal;
+            currency.read_role = field.least_reader();
             def = def.field(currency);
         }
     }
@@ -352,6 +354,7 @@ mod tests {
             indexed: false,
             personal: false,
             on_delete: None,
+            read_role: None,
             description: String::new(),
         }
     }

@@ -2,7 +2,8 @@
 //! query (`[privacy] export`) is asked, as the exporting user, what it holds about the person
 //! beyond its objects' records (which `service::privacy` exports already), and its answer is
 //! added under the plugin's id. A plugin that fails is named in the document, which then says it
-//! is incomplete: an export never looks whole when it is not.
+//! is incomplete, as it does when fields the exporting user may not read were left out
+//! (`restrictedFields`): an export never looks whole when it is not.
 
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
@@ -36,8 +37,9 @@ pub async fn export(kith: &Kith, actor: &Actor, id: Uuid) -> Result<Json> {
         }
     }
     if let Json::Object(map) = &mut doc {
+        let restricted = map.get("restrictedFields").and_then(Json::as_array).is_some_and(|r| !r.is_empty());
         map.insert("pluginExports".into(), Json::Object(added));
-        map.insert("complete".into(), json!(failed.is_empty()));
+        map.insert("complete".into(), json!(failed.is_empty() && !restricted));
         map.insert("failedPlugins".into(), Json::Array(failed));
     }
     privacy::audit_export(kith, actor, id).await?;

@@ -5,6 +5,7 @@ use std::io::Write;
 use serde_json::Value as Json;
 
 use crate::domain::DomainError;
+use crate::domain::actor::Role;
 use crate::domain::filter::Filter;
 use crate::domain::value::Value;
 use crate::error::{Error, Result};
@@ -52,6 +53,9 @@ impl<W: Write> Sink<W> {
             }
             Sink::Json { out, first } => {
                 let mut json = record.to_json();
+                if let Json::Object(map) = &mut json {
+                    map.retain(|name, _| columns.contains(name));
+                }
                 if let (Some(tag_list), Json::Object(map)) = (tag_list, &mut json) {
                     map.insert("tags".into(), Json::from(tag_list));
                 }
@@ -74,8 +78,9 @@ impl<W: Write> Sink<W> {
     }
 }
 
-/// Writes every live record of `object` to `out`; returns how many.
-pub async fn export<W: Write>(kith: &Kith, object: &str, format: Format, out: W) -> Result<u64> {
+/// Writes every live record of `object` to `out`, with the fields `reader` may read (the
+/// others are left out, columns and all); returns how many.
+pub async fn export<W: Write>(kith: &Kith, object: &str, reader: Role, format: Format, out: W) -> Result<u64> {
     let registry = kith.registry();
     let Some(def) = registry.get(object).filter(|def| def.exportable).cloned() else {
         let exportable: Vec<&str> = registry.objects().filter(|d| d.exportable).map(|d| d.name.as_str()).collect();
@@ -86,7 +91,8 @@ pub async fn export<W: Write>(kith: &Kith, object: &str, format: Format, out: W)
         .into());
     };
     let db = kith.store.conn();
-    let mut columns: Vec<String> = def.fields.iter().map(|f| f.name.clone()).collect();
+    let mut columns: Vec<String> =
+        def.fields.iter().filter(|f| f.readable_by(reader)).map(|f| f.name.clone()).collect();
     if def.taggable {
         columns.push("tags".into());
     }

@@ -519,6 +519,7 @@ pub async fn export(kith: &Kith, actor: &Actor, id: Uuid) -> Result<Json> {
         .collect();
     let mut core = Map::new();
     let mut plugins: BTreeMap<String, Map<String, Json>> = BTreeMap::new();
+    let mut restricted = BTreeSet::new();
     for touched in &plan.touched {
         let record_ids: Vec<Uuid> = touched.records.iter().map(|(r, _)| r.id()).collect();
         let tag_map = if touched.def.taggable { tags::for_records(db, &record_ids).await? } else { Default::default() };
@@ -527,8 +528,18 @@ pub async fn export(kith: &Kith, actor: &Actor, id: Uuid) -> Result<Json> {
             .iter()
             .map(|(r, _)| {
                 let mut json = r.to_json();
-                if let (Json::Object(map), Some(t)) = (&mut json, tag_map.get(&r.id())) {
-                    map.insert("tags".into(), json!(t));
+                if let Json::Object(map) = &mut json {
+                    // Fields the exporting user may not read stay out, named, so that someone
+                    // who may (an ADMIN) runs the export instead.
+                    for field in touched.def.fields.iter().filter(|f| !f.readable_by(actor.role)) {
+                        if map.get(&field.name).is_some_and(|v| !v.is_null()) {
+                            restricted.insert(format!("{}.{}", touched.def.type_name, field.name));
+                        }
+                    }
+                    touched.def.redact(actor.role, map);
+                    if let Some(t) = tag_map.get(&r.id()) {
+                        map.insert("tags".into(), json!(t));
+                    }
                 }
                 json
             })
@@ -571,6 +582,7 @@ pub async fn export(kith: &Kith, actor: &Actor, id: Uuid) -> Result<Json> {
         "records": Json::Object(core),
         "plugins": plugins.into_iter().map(|(k, v)| (k, Json::Object(v))).collect::<Map<String, Json>>(),
         "audit": audit_entries,
+        "restrictedFields": restricted.into_iter().collect::<Vec<_>>(),
     }))
 }
 

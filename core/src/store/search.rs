@@ -9,6 +9,7 @@ use kith_migrations::search_words;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use uuid::Uuid;
 
+use crate::domain::actor::Role;
 use crate::domain::object::ObjectDef;
 use crate::domain::value::{FieldKind, Value};
 use crate::error::Result;
@@ -34,13 +35,22 @@ pub struct Hit {
 }
 
 /// The title and searchable text of a record, or `None` if its object is not searchable.
+///
+/// Every role searches the same index, so it holds only what every role may read: a field
+/// with a stronger read role is neither searched (a search would tell whether a record holds
+/// a value) nor shown in the title (the title as a VIEWER sees it).
 pub fn document(def: &ObjectDef, record: &Record) -> Option<(String, String)> {
     if def.search_fields.is_empty() {
         return None;
     }
-    let body: Vec<String> =
-        def.search_fields.iter().map(|f| record.get(f).to_string()).filter(|s| !s.is_empty()).collect();
-    let title = def.title_of(|field| record.get(field).to_string());
+    let body: Vec<String> = def
+        .search_fields
+        .iter()
+        .filter(|f| def.readable(f, Role::Viewer))
+        .map(|f| record.get(f).to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let title = def.title_of(Role::Viewer, |field| record.get(field).to_string());
     let text = body.join(" ");
     Some((title, text))
 }

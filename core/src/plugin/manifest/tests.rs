@@ -88,7 +88,7 @@ fn an_object_title_names_fields_a_title_can_show() {
     let parsed = Manifest::parse(&object("{amount} {amountCurrency} on {createdAt}")).unwrap();
     assert_eq!(parsed.objects[0].title.as_deref(), Some("{amount} {amountCurrency} on {createdAt}"));
     let def = crate::plugin::objects::object_def("welcome", &parsed.objects[0]);
-    let title = def.title_of(|field| match field {
+    let title = def.title_of(crate::domain::actor::Role::Viewer, |field| match field {
         "amount" => "25".into(),
         "amountCurrency" => "USD".into(),
         "createdAt" => "2026-12-06".into(),
@@ -132,4 +132,33 @@ fn a_reference_says_what_deleting_its_target_does() {
         let err = Manifest::parse(&object(&field)).unwrap_err().to_string();
         assert!(err.contains("on_delete") && err.contains(why), "{field}: {err}");
     }
+fn a_field_says_which_roles_may_read_it() {
+    use crate::domain::actor::Role;
+    let object = |extra: &str| {
+        format!(
+            "{GOOD}\n[[objects]]\nname = \"member\"\nplural = \"members\"\n\
+             [[objects.fields]]\nname = \"ssn\"\ntype = \"text\"\n{extra}\n\
+             [[objects.fields]]\nname = \"pay\"\ntype = \"money\"\npersonal = true\nread_role = \"MANAGER\"\n"
+        )
+    };
+    for (extra, expected) in [
+        ("", Role::Viewer),
+        ("personal = true", Role::Agent),
+        ("personal = true\nread_role = \"VIEWER\"", Role::Viewer),
+        ("read_role = \"ADMIN\"", Role::Admin),
+    ] {
+        let parsed = Manifest::parse(&object(extra)).unwrap_or_else(|e| panic!("{extra}: {e}"));
+        let def = crate::plugin::objects::object_def("welcome", &parsed.objects[0]);
+        let role = |name: &str| def.field_def(name).map(|f| f.read_role);
+        assert_eq!(role("ssn"), Some(expected), "{extra}");
+        // A money field's currency goes with its amount.
+        assert_eq!((role("pay"), role("payCurrency")), (Some(Role::Manager), Some(Role::Manager)));
+    }
+    let err = Manifest::parse(&object("read_role = \"BOSS\"")).unwrap_err().to_string();
+    assert!(err.contains("objects[0].fields[0].read_role") && err.contains("`BOSS` is not VIEWER"), "{err}");
+    // The grant that lets aggregates use personal fields is a capability like the others.
+    let granted = GOOD.replace("\"kv\"]", "\"kv\", \"personal:aggregate\"]");
+    assert!(Manifest::parse(&granted).unwrap().capabilities.contains(&"personal:aggregate".to_owned()));
+    let err = Manifest::parse(&GOOD.replace("\"kv\"]", "\"personal:read\"]")).unwrap_err().to_string();
+    assert!(err.contains("personal:aggregate"), "the known capabilities are listed: {err}");
 }
