@@ -348,7 +348,11 @@ async fn a_person_is_exported_completely_then_erased_without_a_trace() {
                 "{name}: {object}"
             );
         }
-        assert!(doc["pluginExports"]["donors"].is_object(), "{name}: the donors plugin's own part: {}", doc["pluginExports"]);
+        assert!(
+            doc["pluginExports"]["donors"].is_object(),
+            "{name}: the donors plugin's own part: {}",
+            doc["pluginExports"]
+        );
         let audit = gql(
             &manager,
             "query($c: ID!) { auditLog(object: \"contact\", id: $c, first: 50) { action } }",

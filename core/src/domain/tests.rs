@@ -285,6 +285,7 @@ fn referrers_reach_live_and_dormant_objects() {
             ("deal", false, "contactId:Keep"),
             ("ticket", false, "contactId:Keep"),
             ("activity", false, "contactId:Keep"),
+            ("consent", false, "contactId:Keep"),
             ("gift", false, "contactId:Cascade"),
             ("deal", true, "ownerId:Keep"),
             ("pledge", true, "contactId:Restrict"),
@@ -295,6 +296,8 @@ fn referrers_reach_live_and_dormant_objects() {
     let dormant_deal = registry.dormant().find(|d| d.name == "deal").unwrap().clone();
     check(&registry, &dormant_deal, &[("pledge", true, "dealId:SetNull")]);
     check(&registry, &core("gift"), &[]);
+}
+
 #[test]
 fn fields_some_roles_may_not_read() {
     use crate::domain::actor::Role;

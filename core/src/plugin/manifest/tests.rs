@@ -132,6 +132,9 @@ fn a_reference_says_what_deleting_its_target_does() {
         let err = Manifest::parse(&object(&field)).unwrap_err().to_string();
         assert!(err.contains("on_delete") && err.contains(why), "{field}: {err}");
     }
+}
+
+#[test]
 fn a_field_says_which_roles_may_read_it() {
     use crate::domain::actor::Role;
     let object = |extra: &str| {
