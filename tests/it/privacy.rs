@@ -381,16 +381,13 @@ async fn a_person_is_exported_completely_then_erased_without_a_trace() {
         let vars = |confirm: &str| json!({"c": zel, "r": "Request of 2026-12-06, ref. DSR-12", "x": confirm});
         assert_eq!(code(&gql(&manager, erase, vars("ERASE")).await), "FORBIDDEN", "{name}");
         assert_eq!(code(&gql(&admin_token, erase, vars("yes")).await), "BAD_USER_INPUT", "{name}");
-        let r = gql(
-            &agent,
-            "mutation($c: ID!) { updateContact(id: $c, input: {legalHold: true}) { legalHold } }",
-            json!({"c": zel}),
-        )
-        .await;
+        let hold = "mutation($c: ID!) { updateContact(id: $c, input: {legalHold: true}) { legalHold } }";
+        assert_eq!(code(&gql(&agent, hold, json!({"c": zel})).await), "FORBIDDEN", "{name}: holds are for managers");
+        let r = gql(&manager, hold, json!({"c": zel})).await;
         assert_eq!(data(&r, "updateContact")["legalHold"], true, "{name}");
         assert_eq!(code(&gql(&admin_token, erase, vars("ERASE")).await), "CONFLICT", "{name}: on legal hold");
         let r = gql(
-            &agent,
+            &manager,
             "mutation($c: ID!) { updateContact(id: $c, input: {legalHold: false}) { legalHold } }",
             json!({"c": zel}),
         )

@@ -175,6 +175,26 @@ fn value<'a>(submitted: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form::submitted(submitted, name).map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// Runs `document` for a posted form, once its CSRF token is checked, and goes back to `back`
+/// (or says why not).
+async fn act(
+    state: &AppState,
+    session: &Session,
+    submitted: &[(String, String)],
+    document: &str,
+    variables: Json,
+    back: String,
+) -> Response {
+    if let Err(refusal) = check_csrf(session, form::submitted(submitted, "_csrf").unwrap_or_default()) {
+        return *refusal;
+    }
+    let answer = query(state, session, document, variables).await;
+    if !answer.errors.is_empty() {
+        return problem(state, session, StatusCode::UNPROCESSABLE_ENTITY, &messages(&answer));
+    }
+    Redirect::to(&back).into_response()
+}
+
 /// `POST /privacy/{id}/consent`.
 pub async fn consent(
     State(state): State<AppState>,
@@ -182,54 +202,28 @@ pub async fn consent(
     Path(id): Path<String>,
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
-        return *refusal;
-    }
-    let answer = query(
-        &state,
-        &session,
-        "mutation($id: ID!, $channel: ConsentChannel!, $status: ConsentStatus!, $source: String, $statement: String) {
-           recordConsent(contactId: $id, channel: $channel, status: $status, source: $source, statement: $statement) { id } }",
-        json!({
-            "id": id,
-            "channel": value(&submitted, "channel").unwrap_or("EMAIL"),
-            "status": value(&submitted, "status").unwrap_or("GRANTED"),
-            "source": value(&submitted, "source"),
-            "statement": value(&submitted, "statement"),
-        }),
-    )
-    .await;
-    if !answer.errors.is_empty() {
-        return problem(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, &messages(&answer));
-    }
-    Redirect::to(&format!("/privacy/{id}#consents")).into_response()
+    let variables = json!({
+        "id": id,
+        "channel": value(&submitted, "channel").unwrap_or("EMAIL"),
+        "status": value(&submitted, "status").unwrap_or("GRANTED"),
+        "source": value(&submitted, "source"),
+        "statement": value(&submitted, "statement"),
+    });
+    let document = "mutation($id: ID!, $channel: ConsentChannel!, $status: ConsentStatus!, $source: String, $statement: String) {
+           recordConsent(contactId: $id, channel: $channel, status: $status, source: $source, statement: $statement) { id } }";
+    act(&state, &session, &submitted, document, variables, format!("/privacy/{id}#consents")).await
 }
 
-/// `POST /privacy/{id}/hold`: places or lifts the legal hold.
+/// `POST /privacy/{id}/hold`: places or lifts the legal hold (managers; the API says so).
 pub async fn hold(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
     Form(submitted): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refusal) = check_csrf(&session, form::submitted(&submitted, "_csrf").unwrap_or_default()) {
-        return *refusal;
-    }
-    if !may_delete(&session.actor) {
-        return problem(&state, &session, StatusCode::FORBIDDEN, text::FORBIDDEN);
-    }
-    let hold = value(&submitted, "hold") == Some("true");
-    let answer = query(
-        &state,
-        &session,
-        "mutation($id: ID!, $hold: Boolean!) { updateContact(id: $id, input: {legalHold: $hold}) { id } }",
-        json!({ "id": id, "hold": hold }),
-    )
-    .await;
-    if !answer.errors.is_empty() {
-        return problem(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, &messages(&answer));
-    }
-    Redirect::to(&format!("/privacy/{id}#hold")).into_response()
+    let variables = json!({ "id": id, "hold": value(&submitted, "hold") == Some("true") });
+    let document = "mutation($id: ID!, $hold: Boolean!) { updateContact(id: $id, input: {legalHold: $hold}) { id } }";
+    act(&state, &session, &submitted, document, variables, format!("/privacy/{id}#hold")).await
 }
 
 /// `POST /privacy/{id}/export`: the export document as a download (a POST: it is audited).

@@ -6,6 +6,7 @@ use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 use crate::domain::DomainError;
+use crate::domain::actor::Role;
 use crate::domain::custom_field::validate_values;
 use crate::domain::hook::{PendingWrite, WriteOp};
 use crate::domain::object::{ObjectDef, Registry};
@@ -423,6 +424,18 @@ async fn before_write(
     effects: &mut Effects,
 ) -> Result<()> {
     match def.name.as_str() {
+        "contact" => {
+            // Placing or lifting a legal hold decides whether a person may be erased: managers.
+            let held = |fields: Option<&Fields>| fields.is_some_and(|f| flag(f, "legalHold"));
+            if held(before.map(|b| &b.fields)) != held(Some(after)) && !tx.actor.role.allows(Role::Manager) {
+                return Err(DomainError::Forbidden(format!(
+                    "placing or lifting a legal hold needs the MANAGER role; you have {}",
+                    tx.actor.role
+                ))
+                .into());
+            }
+            Ok(())
+        }
         "deal" => deal_before_write(tx, registry, before, after, effects).await,
         "ticket" => {
             let priority = get(after, "priority").as_text().unwrap_or("NORMAL").to_owned();
