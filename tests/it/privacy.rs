@@ -729,3 +729,23 @@ async fn staff_handle_a_privacy_request_in_the_console() {
         db.cleanup().await;
     }
 }
+
+/// A process that does not run plugins cannot see their objects: it refuses a request rather
+/// than miss the records they hold about the person.
+#[tokio::test]
+async fn a_process_without_the_plugin_runtime_refuses_requests_when_plugins_are_installed() {
+    use kith_core::service::{Kith, privacy};
+    for db in TestDb::all().await {
+        let name = db.name;
+        let id = db.create("contact", json!({"firstName": "Ivo", "email": "ivo@plugins.example"})).await.unwrap().id();
+        let runtime = donors_runtime(&db).await;
+        let bare = Kith::new(db.kith.store.clone());
+        let err = privacy::erase(&bare, &admin(), id, "request").await.unwrap_err().to_string();
+        assert!(err.contains("does not run them"), "{name}: {err}");
+        assert!(privacy::export(&bare, &admin(), id).await.is_err(), "{name}");
+        // With the runtime, it goes ahead.
+        privacy::erase(&db.kith, &admin(), id, "request").await.unwrap();
+        drop(runtime);
+        db.cleanup().await;
+    }
+}

@@ -166,6 +166,19 @@ async fn contacts_of<C: sea_orm::ConnectionTrait>(db: &C, contact: &ObjectDef, i
     Ok(out)
 }
 
+/// Refuses a request when plugins are installed but not loaded in this process: their objects
+/// would be missing from the registry, and with them the records they hold about the person.
+async fn check_plugins_loaded(kith: &Kith) -> Result<()> {
+    if kith.plugins().is_none() && !crate::store::plugins::list(kith.store.conn()).await?.is_empty() {
+        return Err(DomainError::conflict(
+            "plugins are installed but this process does not run them (plugins.enabled = false), so their records \
+             would be missed: use a process that runs plugins, or `kith privacy`",
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Plans a request about contact `id` (see the module docs).
 pub async fn plan<C: sea_orm::ConnectionTrait>(db: &C, registry: &Registry, id: Uuid) -> Result<Plan> {
     let contact_def = crate::service::object_def(registry, "contact")?;
@@ -340,6 +353,7 @@ async fn erase_unpurged(kith: &Kith, actor: &Actor, id: Uuid, reason: &str) -> R
     if reason.is_empty() {
         return Err(DomainError::invalid("reason", "say why the person is erased (a request, a policy)").into());
     }
+    check_plugins_loaded(kith).await?;
     let registry = kith.registry();
     let tx = kith.store.begin(actor).await?;
     let plan = plan(tx.conn(), &registry, id).await?;
@@ -351,6 +365,7 @@ async fn erase_unpurged(kith: &Kith, actor: &Actor, id: Uuid, reason: &str) -> R
 
 /// What [`erase`] would do, without writing anything.
 pub async fn erase_dry_run(kith: &Kith, id: Uuid) -> Result<ErasureReport> {
+    check_plugins_loaded(kith).await?;
     let plan = plan(kith.store.conn(), &kith.registry(), id).await?;
     check_hold(&plan)?;
     Ok(plan.report(true))
@@ -500,6 +515,7 @@ fn kind_name(kind: &FieldKind) -> String {
 /// the module docs), without what plugins add through their export queries (`plugin::privacy`
 /// adds that). Read-only; the caller audits it.
 pub async fn export(kith: &Kith, actor: &Actor, id: Uuid) -> Result<Json> {
+    check_plugins_loaded(kith).await?;
     let registry = kith.registry();
     let db = kith.store.conn();
     let plan = plan(db, &registry, id).await?;
