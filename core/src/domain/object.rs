@@ -39,24 +39,6 @@ pub enum Erasure {
     Keep(String),
 }
 
-impl Erasure {
-    /// The policy's name in manifests and reports: `delete`, `anonymise`, `keep`, ...
-    pub fn name(&self) -> &'static str {
-        match self {
-            Erasure::Delete => "delete",
-            Erasure::DeleteIfOnly => "delete-if-only",
-            Erasure::Unlink => "unlink",
-            Erasure::Anonymise => "anonymise",
-            Erasure::Keep(_) => "keep",
-        }
-    }
-
-    /// Whether the records it applies to are removed (always, or when linked to nothing else).
-    pub fn deletes(&self) -> bool {
-        matches!(self, Erasure::Delete | Erasure::DeleteIfOnly)
-    }
-}
-
 /// What a reference does when the record it points at is deleted (soft: it can be restored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
