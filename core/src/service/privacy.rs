@@ -423,8 +423,9 @@ async fn run(tx: &Tx, registry: &Registry, plan: &Plan, reason: &str) -> Result<
             privacy::scrub_outbox(tx, &anonymised).await?;
         }
     }
-    // Then the deleted records, those found last (the children) first.
-    let mut deleted_ids: Vec<Uuid> = plan
+    // Then the deleted records, those found last (the children) first; the ids of all that is
+    // erased (deleted or anonymised) go into the erasure event and the searches below.
+    let mut erased_ids: Vec<Uuid> = plan
         .touched
         .iter()
         .flat_map(|t| t.records.iter().filter(|(_, a)| matches!(a, Action::Anonymise(_))).map(|(r, _)| r.id()))
@@ -433,14 +434,14 @@ async fn run(tx: &Tx, registry: &Registry, plan: &Plan, reason: &str) -> Result<
         let ids: Vec<Uuid> =
             touched.records.iter().filter(|(_, a)| *a == Action::Delete).map(|(r, _)| r.id()).rev().collect();
         forget(tx, &touched.def, &ids).await?;
-        deleted_ids.extend(ids);
+        erased_ids.extend(ids);
     }
     let contact_ids: Vec<Uuid> = plan.contacts.iter().map(Record::id).collect();
     let contact_def = crate::service::object_def(registry, "contact")?;
     forget(tx, &contact_def, &contact_ids).await?;
-    deleted_ids.extend(&contact_ids);
+    erased_ids.extend(&contact_ids);
     let mut needles = plan.needles();
-    needles.extend(deleted_ids.iter().map(Uuid::to_string));
+    needles.extend(erased_ids.iter().map(Uuid::to_string));
     privacy::forget_idempotent_answers(tx, &needles).await?;
     privacy::scrub_import_runs(tx, &needles).await?;
     let report = plan.report(false);
@@ -454,7 +455,7 @@ async fn run(tx: &Tx, registry: &Registry, plan: &Plan, reason: &str) -> Result<
         // about them still in their buffers (`service::events`); no personal value.
         payload: json!({
             "record": {"id": plan.contact_id.to_string()},
-            "erasedIds": deleted_ids.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+            "erasedIds": erased_ids.iter().map(Uuid::to_string).collect::<Vec<_>>(),
         }),
     });
     outbox::emit(tx, events).await
