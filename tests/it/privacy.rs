@@ -773,3 +773,41 @@ async fn a_process_without_the_plugin_runtime_refuses_requests_when_plugins_are_
         db.cleanup().await;
     }
 }
+
+/// A disabled plugin's objects keep their tables: an export reads them and an erasure applies
+/// their policies there too.
+#[tokio::test]
+async fn a_disabled_plugins_records_are_exported_and_erased_too() {
+    use kith_core::service::privacy;
+    for db in TestDb::all().await {
+        let name = db.name;
+        let runtime = kith_core::plugin::start_runtime(&db.kith, &crate::util::plugins_config()).await.unwrap();
+        runtime.install(&admin(), &manifest("ledger", "1.0.0", LEDGER), &welcome().1).await.unwrap();
+        runtime.enable(&admin(), "ledger", Grants::All).await.unwrap();
+        runtime.refresh().await.unwrap();
+        let id =
+            db.create("contact", json!({"firstName": "Dora", "email": "dora@dormant.example"})).await.unwrap().id();
+        let visit = db
+            .create("visit", json!({"contactId": id.to_string(), "room": "Annex", "notes": "Dora Dormant came by"}))
+            .await
+            .unwrap()
+            .id();
+        runtime.disable(&admin(), "ledger").await.unwrap();
+        runtime.refresh().await.unwrap();
+        assert!(db.kith.registry().get("visit").is_none(), "{name}: the object left the API");
+        let doc = privacy::export(&db.kith, &admin(), id).await.unwrap();
+        let visits = &doc["plugins"]["ledger"]["visit"];
+        assert_eq!(visits["pluginDisabled"], true, "{name}: {doc}");
+        assert_eq!(visits["records"][0]["notes"], "Dora Dormant came by", "{name}");
+        let report = privacy::erase(&db.kith, &admin(), id, "request").await.unwrap();
+        assert!(report.lines.iter().any(|l| l.object == "visit" && l.policy == "anonymise"), "{name}: {report:?}");
+        runtime.enable(&admin(), "ledger", Grants::All).await.unwrap();
+        runtime.refresh().await.unwrap();
+        let def = db.kith.object("visit").unwrap();
+        let row = kith_core::store::records::get(db.kith.store.conn(), &def, visit).await.unwrap().unwrap();
+        assert!(row.get("notes").is_null() && row.get("contactId").is_null(), "{name}: {row:?}");
+        assert_eq!(row.get("room").as_text(), Some("Annex"), "{name}");
+        drop(runtime);
+        db.cleanup().await;
+    }
+}
