@@ -229,18 +229,54 @@ async fn graphiql() -> impl IntoResponse {
     axum::response::Html(async_graphql::http::GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-fn gql_reply(status: StatusCode, headers: &HeaderMap, body: String) -> Response {
-    // GraphQL over HTTP: answer in the media type the client asked for.
-    let graphql_json = headers
+/// Whether the client accepts `application/graphql-response+json` (GraphQL over HTTP).
+fn graphql_response_json(headers: &HeaderMap) -> bool {
+    headers
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/graphql-response+json"));
-    let content_type = if graphql_json { "application/graphql-response+json" } else { "application/json" };
+        .is_some_and(|accept| accept.contains("application/graphql-response+json"))
+}
+
+fn gql_reply(status: StatusCode, headers: &HeaderMap, body: String) -> Response {
+    // GraphQL over HTTP: answer in the media type the client asked for.
+    let content_type =
+        if graphql_response_json(headers) { "application/graphql-response+json" } else { "application/json" };
     (status, [(CONTENT_TYPE, content_type)], body).into_response()
 }
 
+/// A batch's answers as JSON. An answer that never ran has no `data` entry at all (GraphQL
+/// spec, "Response Format": an error before execution means no `data`), not `data: null`.
+fn response_json(response: &async_graphql::BatchResponse) -> serde_json::Result<String> {
+    use async_graphql::BatchResponse;
+    // Errors but no data, and no error at a field: nothing was executed.
+    let before_execution = |r: &async_graphql::Response| {
+        r.data == async_graphql::Value::Null && !r.errors.is_empty() && r.errors.iter().all(|e| e.path.is_empty())
+    };
+    let any = match response {
+        BatchResponse::Single(r) => before_execution(r),
+        BatchResponse::Batch(rs) => rs.iter().any(before_execution),
+    };
+    if !any {
+        return serde_json::to_string(response);
+    }
+    let one = |r: &async_graphql::Response| -> serde_json::Result<serde_json::Value> {
+        let mut value = serde_json::to_value(r)?;
+        if before_execution(r)
+            && let Some(map) = value.as_object_mut()
+        {
+            map.remove("data");
+        }
+        Ok(value)
+    };
+    match response {
+        BatchResponse::Single(r) => serde_json::to_string(&one(r)?),
+        BatchResponse::Batch(rs) => serde_json::to_string(&rs.iter().map(one).collect::<serde_json::Result<Vec<_>>>()?),
+    }
+}
+
 fn gql_error(status: StatusCode, headers: &HeaderMap, code: Code, message: &str) -> Response {
-    let body = serde_json::to_string(&error_response(code, message)).unwrap_or_else(|_| "{}".into());
+    let body = response_json(&async_graphql::BatchResponse::Single(error_response(code, message)))
+        .unwrap_or_else(|_| "{}".into());
     gql_reply(status, headers, body)
 }
 
@@ -349,6 +385,21 @@ fn unavailable(headers: &HeaderMap) -> Response {
     response
 }
 
+/// The answer to a request without a valid token: the same whether the token is missing,
+/// unknown, expired or revoked (a caller learns nothing about a token it does not hold), with
+/// `WWW-Authenticate: Bearer` (RFC 6750).
+fn unauthenticated(headers: &HeaderMap) -> Response {
+    let mut response = gql_error(
+        StatusCode::UNAUTHORIZED,
+        headers,
+        Code::Unauthenticated,
+        "a valid `Authorization: Bearer <token>` header is required (only `login` and introspection run without \
+         one); the token may be missing, invalid, expired or revoked",
+    );
+    response.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
 /// Authenticates, checks the rate limit, takes the idempotency key and runs `batch`.
 async fn execute(
     state: &AppState,
@@ -364,15 +415,7 @@ async fn execute(
                 value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or_default().trim();
             match users::authenticate_cached(&state.kith, token).await {
                 Ok(Some(actor)) => Some(actor),
-                Ok(None) => {
-                    return gql_error(
-                        StatusCode::UNAUTHORIZED,
-                        headers,
-                        Code::Unauthenticated,
-                        "the token is invalid, expired or revoked",
-                    )
-                    .into();
-                }
+                Ok(None) => return unauthenticated(headers).into(),
                 Err(crate::error::Error::Unavailable(err)) => {
                     tracing::error!(error = %err, "the database is unreachable while authenticating a request");
                     return unavailable(headers).into();
@@ -410,15 +453,7 @@ async fn execute(
             requests.into_iter().map(prepare).collect::<Result<Vec<_>, ()>>().map(BatchRequest::Batch)
         }
     };
-    let Ok(mut batch) = batch else {
-        return gql_error(
-            StatusCode::UNAUTHORIZED,
-            headers,
-            Code::Unauthenticated,
-            "a valid `Authorization: Bearer <token>` header is required (only `login` runs without one)",
-        )
-        .into();
-    };
+    let Ok(mut batch) = batch else { return unauthenticated(headers).into() };
     // The key belongs to the token that sent it; an anonymous caller's key is ignored.
     let caller = actor.as_ref().and_then(|actor| actor.id.as_deref());
     let reserved = match (key, caller) {
@@ -466,9 +501,19 @@ async fn execute(
         _ => None,
     };
     let schema = state.current_schema();
-    let response = match &reserved {
+    let mut response = match &reserved {
         Some(reserved) => reserved.watch().scope(schema.execute_batch(batch)).await,
         None => schema.execute_batch(batch).await,
+    };
+    match &mut response {
+        async_graphql::BatchResponse::Single(r) => crate::api::error::finish(r),
+        async_graphql::BatchResponse::Batch(rs) => rs.iter_mut().for_each(crate::api::error::finish),
+    }
+    // GraphQL over HTTP: a request that never ran (it did not parse or validate, or its
+    // variables did not fit) is a 400 in the new media type; `application/json` keeps 200.
+    let never_ran = match &response {
+        async_graphql::BatchResponse::Single(r) => crate::api::error::is_request_error(r),
+        async_graphql::BatchResponse::Batch(rs) => rs.iter().all(crate::api::error::is_request_error),
     };
     // Nothing answered because the database could not be reached: say so with 503, which
     // clients and proxies retry, rather than 200.
@@ -476,8 +521,9 @@ async fn execute(
         async_graphql::BatchResponse::Single(r) => only_unavailable(r),
         async_graphql::BatchResponse::Batch(rs) => rs.iter().all(only_unavailable),
     };
-    let (status, body) = match serde_json::to_string(&response) {
+    let (status, body) = match response_json(&response) {
         Ok(body) if all_unavailable => (StatusCode::SERVICE_UNAVAILABLE, body),
+        Ok(body) if never_ran && graphql_response_json(headers) => (StatusCode::BAD_REQUEST, body),
         Ok(body) => (StatusCode::OK, body),
         Err(_) => {
             let body = serde_json::to_string(&error_response(Code::Internal, "internal error")).unwrap_or_default();

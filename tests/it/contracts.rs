@@ -308,14 +308,29 @@ fn build_scripts_set_no_kith_variables() {
     }
 }
 
-/// Every error code the API can answer is one `Code`, and the README explains each.
+/// Every error code the API can answer is one `Code`, and the README's table of codes lists
+/// exactly those, each with what it means.
 #[test]
 fn every_error_code_is_documented_in_the_readme() {
     let readme = include_str!("../../README.md");
-    let missing: Vec<&str> = kith_core::domain::code::Code::ALL
-        .iter()
-        .map(|code| code.as_str())
-        .filter(|code| !readme.contains(&format!("`{code}`")))
+    let start = readme.find("<!-- error codes: start -->").expect("the README's table of error codes");
+    let end = readme.find("<!-- error codes: end -->").expect("the end of the table");
+    let documented: Vec<(&str, &str)> = readme[start..end]
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|row| {
+            let (code, rest) = row.split_once("` |")?;
+            Some((code, rest.trim().trim_end_matches('|').trim()))
+        })
         .collect();
-    assert!(missing.is_empty(), "error codes the README does not explain: {missing:?}");
+    let codes: Vec<&str> = kith_core::domain::code::Code::ALL.iter().map(|code| code.as_str()).collect();
+    let listed: Vec<&str> = documented.iter().map(|(code, _)| *code).collect();
+    let missing: Vec<&&str> = codes.iter().filter(|code| !listed.contains(code)).collect();
+    let unknown: Vec<&&str> = listed.iter().filter(|code| !codes.contains(code)).collect();
+    assert!(missing.is_empty(), "error codes the README's table lacks: {missing:?}");
+    assert!(unknown.is_empty(), "codes in the README's table that Kith never answers: {unknown:?}");
+    assert_eq!(listed.len(), codes.len(), "each code once: {listed:?}");
+    for (code, meaning) in documented {
+        assert!(meaning.len() > 10, "`{code}` needs an explanation in the README");
+    }
 }

@@ -616,6 +616,12 @@ async fn gifts_count_in_the_organisations_currency_for_every_donor() {
                    "softCredits": "50", "recognitionTotal": "50", "recognitionThisYear": "50", "recognitionLastYear": "0"}),
             "{name}"
         );
+        // Credited only: no retention status of their own (it counts what they gave), and no error.
+        let s = server
+            .gql(&agent, "query($id: ID!) { contact(id: $id) { donorSummary { level status } } }", json!({"id": bob}))
+            .await;
+        assert!(s["errors"].is_null(), "{name}: {s}");
+        assert_eq!(data(&s, "contact")["donorSummary"]["status"], Value::Null, "{name}: {s}");
         // Last year's gifts by month, companies' and euros included.
         let rows = server
             .gql(&manager, "query($f: Date!, $t: Date!) { givingSummary(from: $f, to: $t, groupBy: MONTH) { label total gifts donors } }",

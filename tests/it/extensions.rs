@@ -153,6 +153,37 @@ async fn results_of_the_wrong_type_and_plugin_errors_are_clear_errors() {
 }
 
 #[tokio::test]
+async fn a_computed_value_outside_its_enum_is_a_plugin_error_at_its_path() {
+    let db = TestDb::sqlite().await;
+    let server = Server::start(&db).await;
+    let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
+    // A computed field answering outside its declared enum: `PLUGIN_FAILED` at the field's
+    // path, `null` there (the field is nullable here), the rest of each node answered.
+    let outside = welcome()
+        .0
+        .replace("values = [\"GREETED\", \"PENDING\"]", "values = [\"WAITING\", \"DONE\"]")
+        .replace("type = \"WelcomeStatus!\"", "type = \"WelcomeStatus\"");
+    assert_ne!(outside, welcome().0, "the manifest changed");
+    enable_welcome(&runtime, &outside).await;
+    let agent = token(&db, Role::Agent).await;
+    server.gql(&agent, "mutation { createContact(input: { firstName: \"Eve\" }) { id } }", json!({})).await;
+    let answer =
+        server.gql(&agent, "{ contacts(first: 5) { edges { node { firstName welcomeStatus } } } }", json!({})).await;
+    assert_eq!(code(&answer), "PLUGIN_FAILED", "{answer}");
+    assert_eq!(answer["errors"][0]["extensions"]["plugin"], "welcome", "{answer}");
+    assert_eq!(answer["errors"][0]["path"], json!(["contacts", "edges", 0, "node", "welcomeStatus"]), "{answer}");
+    assert!(answer["errors"][0]["message"].as_str().unwrap().contains("one of WAITING, DONE"), "{answer}");
+    assert_eq!(
+        answer["data"]["contacts"]["edges"][0]["node"],
+        json!({"firstName": "Eve", "welcomeStatus": null}),
+        "{answer}"
+    );
+    runtime.stop().await;
+    server.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
 async fn clashing_contributions_are_refused_at_enable() {
     let db = TestDb::sqlite().await;
     let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();

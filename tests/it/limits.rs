@@ -48,7 +48,7 @@ async fn depth_complexity_page_size_and_introspection_limits() {
     assert!(deep["errors"][0]["message"].as_str().unwrap_or_default().contains("too deep"), "{deep}");
     let wide = server.gql(&viewer, "{ a: contacts { totalCount } b: contacts { totalCount } c: contacts { totalCount } d: companies { totalCount } e: deals { totalCount } f: tickets { totalCount } g: activities { totalCount } h: stages { totalCount } i: pipelines { totalCount } j: segments { totalCount } k: users { totalCount } l: contacts { totalCount } m: contacts { totalCount } n: contacts { totalCount } o: contacts { totalCount } p: contacts { totalCount } q: contacts { totalCount } r: contacts { totalCount } s: contacts { totalCount } t: contacts { totalCount } u: contacts { totalCount } v: contacts { totalCount } w: contacts { totalCount } x: contacts { totalCount } y: contacts { totalCount } z: contacts { totalCount } aa: contacts { totalCount } ab: contacts { totalCount } ac: contacts { totalCount } ad: contacts { totalCount } ae: contacts { totalCount } }", json!({})).await;
     assert!(wide["errors"][0]["message"].as_str().unwrap_or_default().contains("complex"), "{wide}");
-    assert_eq!(code(&wide), "TOO_COMPLEX", "{wide}");
+    assert_eq!(code(&wide), "QUERY_TOO_COMPLEX", "{wide}");
     let big = server.gql(&viewer, "{ contacts(first: 21) { totalCount } }", json!({})).await;
     assert_eq!(code(&big), "BAD_USER_INPUT", "{big}");
     let introspection = server.gql(&viewer, "{ __schema { types { name } } }", json!({})).await;
@@ -83,7 +83,7 @@ async fn many_long_growth_reports_are_refused_before_running_and_one_still_answe
             format!("query($f: Date!, $t: Date!) {{ {body}}}")
         };
         let refused = server.gql(&manager, &aliases(1000, "newContacts"), range.clone()).await;
-        assert_eq!(code(&refused), "TOO_COMPLEX", "{}: {refused}", db.name);
+        assert_eq!(code(&refused), "QUERY_TOO_COMPLEX", "{}: {refused}", db.name);
         assert!(refused["data"].is_null(), "{}: nothing ran: {refused}", db.name);
         assert_eq!(refused["errors"].as_array().map(Vec::len), Some(1), "{}: one error, not one per alias", db.name);
         let message = refused["errors"][0]["message"].as_str().unwrap_or_default();
@@ -96,7 +96,7 @@ async fn many_long_growth_reports_are_refused_before_running_and_one_still_answe
         // their base, so a thousand of them are refused whole too.
         let over_cap = json!({"f": "2020-01-01", "t": "2030-01-01"});
         let refused = server.gql(&manager, &aliases(1000, "newContacts"), over_cap).await;
-        assert_eq!(code(&refused), "TOO_COMPLEX", "{}: {refused}", db.name);
+        assert_eq!(code(&refused), "QUERY_TOO_COMPLEX", "{}: {refused}", db.name);
 
         let one = server.gql(&manager, &aliases(1, "periodStart newContacts totalContacts"), range).await;
         let points = one["data"]["a0"].as_array().unwrap_or_else(|| panic!("{}: {one}", db.name));
@@ -117,7 +117,7 @@ async fn a_growth_report_costs_its_range() {
     let growth = |days: i64, interval: &str| json!({"f": "2024-01-01", "t": (chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Duration::days(days)).to_string(), "i": interval});
     // 600 days: 50 + 600 points, over a limit of 500; 300 days fit, and so do 600 days by week.
     let long = server.gql(&manager, q, growth(600, "DAY")).await;
-    assert_eq!(code(&long), "TOO_COMPLEX", "{long}");
+    assert_eq!(code(&long), "QUERY_TOO_COMPLEX", "{long}");
     assert!(
         long["errors"][0]["message"]
             .as_str()
@@ -131,7 +131,7 @@ async fn a_growth_report_costs_its_range() {
     assert_eq!(weekly["data"]["contactGrowth"].as_array().map(Vec::len), Some(86), "{weekly}");
     // Lists cost their `first`: 500 audit entries are over the limit, 50 fit.
     let audit = |first: i64| format!("{{ auditLog(object: \"contact\", first: {first}) {{ action }} }}");
-    assert_eq!(code(&server.gql(&manager, &audit(500), json!({})).await), "TOO_COMPLEX");
+    assert_eq!(code(&server.gql(&manager, &audit(500), json!({})).await), "QUERY_TOO_COMPLEX");
     let fits = server.gql(&manager, &audit(50), json!({})).await;
     assert!(fits["data"]["auditLog"].is_array(), "{fits}");
     server.stop().await;

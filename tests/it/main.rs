@@ -17,6 +17,7 @@ mod contracts;
 mod crud;
 mod donors;
 mod extensions;
+mod graphql_spec;
 mod harness;
 mod http;
 mod idempotency;

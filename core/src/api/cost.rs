@@ -6,7 +6,7 @@
 //! 999-point `contactGrowth { newContacts }` counted 2,000 and ran for seconds. [`CostLimit`]
 //! is an async-graphql extension: when the document is parsed it walks the root fields whose
 //! answer grows with their arguments ([`sized`]), and when validation has counted the rest it
-//! adds their cost and applies the limit to the sum, with the error code `TOO_COMPLEX`.
+//! adds their cost and applies the limit to the sum, with the error code `QUERY_TOO_COMPLEX`.
 //!
 //! A sized field costs, on top of async-graphql's count, its `base` (a report aggregates a
 //! table in the database: 50, so a request holds at most about 40 of them) plus the items its
@@ -147,7 +147,7 @@ fn too_complex(total: usize, max: usize, costliest: Option<&(String, String, usi
     }
     let mut error = ServerError::new(message, None);
     let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", Code::TooComplex.as_str());
+    extensions.set("code", Code::QueryTooComplex.as_str());
     error.extensions = Some(extensions);
     error
 }

@@ -249,10 +249,12 @@ fn computed_field(extension: Arc<Extension>, field: ComputedField) -> Field {
 fn checked_output(extension: &Extension, ty: &TypeExpr, value: Json, what: &str) -> async_graphql::Result<GqlValue> {
     if let Err(reason) = check_value(extension, ty, &value, what) {
         tracing::warn!(plugin = %extension.plugin, %reason, "a plugin answered with the wrong type");
+        let plugin = extension.plugin.clone();
         return Err(coded(
             Code::PluginFailed,
             format!("the plugin `{}` answered `{what}` with a value that is not a {ty}: {reason}", extension.plugin),
-        ));
+        )
+        .extend_with(move |_, ext| ext.set("plugin", plugin.clone())));
     }
     Ok(to_output(extension, ty, value))
 }
@@ -286,7 +288,9 @@ pub fn register(
                             GqlValue::Object(map) => map.get(key.as_str()).cloned().unwrap_or(GqlValue::Null),
                             _ => GqlValue::Null,
                         };
-                        Ok(Some(FieldValue::value(value)))
+                        // Null as no value: async-graphql takes `FieldValue::value(Null)` for a
+                        // value, and an enum field refused it ("invalid item for enum").
+                        Ok((value != GqlValue::Null).then(|| FieldValue::value(value)))
                     })
                 }));
             }

@@ -42,7 +42,8 @@ pub(crate) fn value_object(name: &str, fields: &[(&str, TypeRef)]) -> Object {
                     GqlValue::Object(map) => map.get(key.as_str()).cloned().unwrap_or(GqlValue::Null),
                     _ => GqlValue::Null,
                 };
-                Ok(Some(FieldValue::value(value)))
+                // Null as no value (see `api::extension::register`).
+                Ok((value != GqlValue::Null).then(|| FieldValue::value(value)))
             })
         }));
     }
@@ -302,7 +303,13 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
     builder = builder
         .register(query)
         .register(mutation)
-        .limit_depth(limits.max_depth)
+        // First, so it codes the errors of the extensions after it (`api::error::SpecErrors`).
+        .extension(crate::api::error::SpecErrors)
+        // Paths and nulls for field errors (`api::field_errors`), around every other hook.
+        .extension(crate::api::field_errors::FieldErrors)
+        // Not `limit_depth`: it counts introspection too, and refused graphql-js's standard
+        // introspection query (`api::depth`).
+        .extension(crate::api::depth::DepthLimit::new(limits.max_depth))
         // Not `limit_complexity`: `CostLimit` applies the limit to async-graphql's count plus
         // what sized fields (reports, `first`) will return, which the dynamic schema cannot say.
         .extension(crate::api::cost::CostLimit::new(limits.max_complexity))
@@ -344,9 +351,10 @@ pub fn request_data(
     }
 }
 
-/// Keeps the coded-error helper reachable for HTTP-level errors.
+/// An answer with one coded error and no place in a document (HTTP-level errors: no
+/// `locations`).
 pub fn error_response(code: Code, message: &str) -> async_graphql::Response {
-    async_graphql::Response::from_errors(vec![
-        coded(code, message.to_owned()).into_server_error(async_graphql::Pos::default()),
-    ])
+    let mut error = coded(code, message.to_owned()).into_server_error(async_graphql::Pos::default());
+    error.locations.clear();
+    async_graphql::Response::from_errors(vec![error])
 }

@@ -24,8 +24,15 @@ pub enum Code {
     RateLimited,
     /// The request ran past its time limit.
     Timeout,
+    /// The document does not parse as GraphQL (`locations` points at the error).
+    GraphqlParseFailed,
+    /// The document is not valid against the schema, or its variables do not fit their types.
+    GraphqlValidationFailed,
+    /// The document nests deeper than the depth limit (`api.max_depth` for data; introspection
+    /// has its own bound).
+    QueryTooDeep,
     /// The request costs more than the complexity limit.
-    TooComplex,
+    QueryTooComplex,
     /// The database (or a plugin's runtime) cannot be reached now; retry.
     Unavailable,
     /// A plugin refused the write in its `before-write` hook.
@@ -38,7 +45,7 @@ pub enum Code {
 
 impl Code {
     /// Every code.
-    pub const ALL: [Code; 13] = [
+    pub const ALL: [Code; 16] = [
         Code::BadUserInput,
         Code::BadRequest,
         Code::NotFound,
@@ -47,7 +54,10 @@ impl Code {
         Code::Conflict,
         Code::RateLimited,
         Code::Timeout,
-        Code::TooComplex,
+        Code::GraphqlParseFailed,
+        Code::GraphqlValidationFailed,
+        Code::QueryTooDeep,
+        Code::QueryTooComplex,
         Code::Unavailable,
         Code::RejectedByPlugin,
         Code::PluginFailed,
@@ -65,7 +75,10 @@ impl Code {
             Code::Conflict => "CONFLICT",
             Code::RateLimited => "RATE_LIMITED",
             Code::Timeout => "TIMEOUT",
-            Code::TooComplex => "TOO_COMPLEX",
+            Code::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Code::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Code::QueryTooDeep => "QUERY_TOO_DEEP",
+            Code::QueryTooComplex => "QUERY_TOO_COMPLEX",
             Code::Unavailable => "UNAVAILABLE",
             Code::RejectedByPlugin => "REJECTED_BY_PLUGIN",
             Code::PluginFailed => "PLUGIN_FAILED",
