@@ -43,8 +43,9 @@
   }
 
   var DEFAULT_QUERY =
-    '# Kith\'s GraphQL API. Paste an API token above (kith token create, or the console\'s\n' +
-    '# API tokens page); it goes in the Authorization header below. The docs are on the left.\n' +
+    '# Kith\'s GraphQL API. Paste an API token in the bar above:\n' +
+    '# it goes in the Authorization header below.\n' +
+    '# The docs explorer is the book icon on the left.\n' +
     '{\n  contacts(first: 5) {\n    edges {\n      node {\n        id\n        firstName\n        lastName\n      }\n    }\n  }\n}\n';
 
   var generation = 0;
