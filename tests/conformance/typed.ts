@@ -6,6 +6,7 @@ import type {
   DonationStatus,
 } from './generated/from-introspection';
 import type * as FromSdl from './generated/from-sdl';
+import type { ContactCreateInput, Donation } from './generated/schema';
 
 export const firstPage: DonationsWithDonorsQueryVariables = { first: 50 };
 
@@ -26,6 +27,12 @@ export function nextPage(result: DonationsWithDonorsQuery): DonationsWithDonorsQ
   const { hasNextPage, endCursor } = result.donations.pageInfo;
   return hasNextPage && endCursor ? { first: 50, after: endCursor } : null;
 }
+
+/** A new contact's input, typed by the schema's own types. */
+export const newDonor: ContactCreateInput = { firstName: 'Ada', lastName: 'Lovelace' };
+
+/** The schema's Donation type and the operation's gift agree on the fields both have. */
+export const giftStatus = (gift: Pick<Donation, 'status'>): DonationStatus => gift.status;
 
 // The SDL endpoint and introspection describe the same operation result.
 export const sameShape = (result: DonationsWithDonorsQuery): FromSdl.DonationsWithDonorsQuery => result;
