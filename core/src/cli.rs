@@ -94,11 +94,16 @@ pub enum Command {
 /// `kith schema` actions.
 #[derive(Debug, Subcommand)]
 pub enum SchemaAction {
-    /// Print the GraphQL SDL (committed as schemas/graphql/schema.graphql).
+    /// Print the GraphQL SDL: of the core schema (committed as schemas/graphql/schema.graphql),
+    /// or with --live of the schema `kith serve` builds on the configured database.
     Print {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Open the configured database (--config, --database, KITH_*, as `kith serve` does)
+        /// and print the schema with its enabled plugins' objects, fields and operations.
+        #[arg(long)]
+        live: bool,
     },
 }
 
@@ -336,13 +341,9 @@ install it: kith plugin install {}",
         io.stdout.write_all(crate::config::EXAMPLE.as_bytes())?;
         return Ok(());
     }
-    if let Command::Schema { action: SchemaAction::Print { output } } = &cli.command {
+    if let Command::Schema { action: SchemaAction::Print { output, live: false } } = &cli.command {
         let sdl = crate::api::schema::core_sdl().context("building the GraphQL schema")?;
-        match output {
-            Some(path) => std::fs::write(path, sdl).with_context(|| format!("cannot write {}", path.display()))?,
-            None => io.stdout.write_all(sdl.as_bytes())?,
-        }
-        return Ok(());
+        return write_sdl(&sdl, output.as_deref(), io.stdout);
     }
     let mut options = config.store_options();
     options.create_if_missing = check_database(&config, &cli.command, io.stderr)?;
@@ -573,7 +574,37 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             let manager = crate::plugin::PluginManager::new(kith.clone(), &config.plugins)?;
             plugin::run(&manager, &system, action, io).await?;
         }
+        Command::Schema { action: SchemaAction::Print { output, live: true } } => {
+            let sdl = live_sdl(kith, config).await?;
+            write_sdl(&sdl, output.as_deref(), io.stdout)?;
+        }
         Command::PrintConfig | Command::Schema { .. } => {}
+    }
+    Ok(())
+}
+
+/// The SDL of the schema `kith serve` builds on `kith`'s database with `config`: the core
+/// objects, plus (when `plugins.enabled`) the enabled plugins' objects, fields and operations.
+async fn live_sdl(kith: &Kith, config: &Config) -> anyhow::Result<String> {
+    if config.plugins.enabled {
+        let registry = crate::plugin::manager::registry_in_database(kith)
+            .await
+            .context("reading the enabled plugins from the database")?;
+        kith.set_registry(registry);
+    }
+    let registry = kith.registry();
+    crate::domain::naming::Names::of(&registry)
+        .map_err(|clash| anyhow::anyhow!("the enabled plugins' GraphQL names clash: {clash}"))?;
+    let schema = crate::api::build_schema(&registry, Some(kith.clone()), config.api)
+        .map_err(|err| anyhow::anyhow!("building the GraphQL schema: {}", err.0))?;
+    Ok(schema.sdl())
+}
+
+/// Writes `sdl` to `output`, or to standard output without one.
+fn write_sdl(sdl: &str, output: Option<&std::path::Path>, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    match output {
+        Some(path) => std::fs::write(path, sdl).with_context(|| format!("cannot write {}", path.display()))?,
+        None => stdout.write_all(sdl.as_bytes())?,
     }
     Ok(())
 }

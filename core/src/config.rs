@@ -142,8 +142,10 @@ pub struct ApiConfig {
     pub max_depth: usize,
     /// Highest query complexity.
     pub max_complexity: usize,
-    /// Allow schema introspection.
+    /// Allow schema introspection (and the SDL at `GET /graphql/schema.graphql`).
     pub introspection: bool,
+    /// Serve GraphiQL at `GET /graphql` to browsers (from the binary; see `http::graphiql`).
+    pub graphiql: bool,
     /// Suggest field names on typos.
     pub suggestions: bool,
     /// Requests per minute per token (anonymous requests share one budget); 0 disables.
@@ -165,6 +167,7 @@ impl Default for ApiConfig {
             max_depth: 12,
             max_complexity: 2_000,
             introspection: true,
+            graphiql: true,
             suggestions: true,
             rate_limit_per_minute: 1_200,
             timeout_ms: 10_000,

@@ -1,5 +1,9 @@
 //! The HTTP server: routes, middleware (request ids, tracing, body limit, timeout) and graceful
 //! shutdown. GraphQL mounts here.
+//!
+//! - `idempotency`: `Idempotency-Key` on `POST /graphql`.
+//! - `graphiql`: GraphiQL at `GET /graphql`, served from the binary, under a strict CSP.
+//! - `sdl`: `GET /graphql/schema.graphql`, the SDL of the schema being served.
 
 use std::future::Future;
 use std::time::Duration;
@@ -38,7 +42,9 @@ use crate::config::ServerConfig;
 use crate::domain::code::Code;
 use crate::service::{Kith, users};
 
+pub mod graphiql;
 pub mod idempotency;
+pub mod sdl;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -174,8 +180,10 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphiql::page).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
+        .route("/graphql/schema.graphql", get(sdl::schema))
+        .route("/graphiql/{name}", get(graphiql::asset))
         .merge(crate::console::router())
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         // Uploads have their own, larger limit.
@@ -222,11 +230,6 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, AppE
             Err(AppError(StatusCode::SERVICE_UNAVAILABLE, "the database did not answer within 1 s".into()))
         }
     }
-}
-
-/// GraphiQL, for people exploring the API in a browser. GET never executes an operation.
-async fn graphiql() -> impl IntoResponse {
-    axum::response::Html(async_graphql::http::GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
 /// Whether the client accepts `application/graphql-response+json` (GraphQL over HTTP).
@@ -388,7 +391,7 @@ fn unavailable(headers: &HeaderMap) -> Response {
 /// The answer to a request without a valid token: the same whether the token is missing,
 /// unknown, expired or revoked (a caller learns nothing about a token it does not hold), with
 /// `WWW-Authenticate: Bearer` (RFC 6750).
-fn unauthenticated(headers: &HeaderMap) -> Response {
+pub(crate) fn unauthenticated(headers: &HeaderMap) -> Response {
     let mut response = gql_error(
         StatusCode::UNAUTHORIZED,
         headers,

@@ -9,6 +9,7 @@ mod admin;
 mod autocommit;
 mod browser;
 mod cli;
+mod clients;
 mod concurrency;
 mod conformance;
 mod console;

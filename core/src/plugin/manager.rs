@@ -215,18 +215,7 @@ impl PluginManager {
     /// not their code loads: the data and its API do not need it), and, as dormant objects,
     /// those of the disabled ones (their tables stay: merges and deletes still reach them).
     pub(crate) fn refresh_objects(&self, enabled: &[(String, Manifest)], disabled: &[(String, Manifest)]) {
-        let mut registry = crate::domain::object::Registry::core();
-        registry.set_dormant(disabled.iter().flat_map(|(_, manifest)| objects::object_defs(manifest)).collect());
-        for (id, manifest) in enabled {
-            if let Err(err) = registry.extend(objects::object_defs(manifest)) {
-                tracing::error!(plugin = %id, error = %err, "leaving out the plugin's objects");
-            }
-        }
-        for (id, manifest) in enabled {
-            if let Err(err) = registry.add_extension(crate::plugin::extension::extension(manifest)) {
-                tracing::error!(plugin = %id, error = %err, "leaving out the plugin's fields and operations");
-            }
-        }
+        let registry = registry_of(enabled, disabled);
         let current = self.kith.registry();
         if !current.same_as(&registry) {
             tracing::info!(objects = registry.objects().count(), "object registry changed");
@@ -366,4 +355,38 @@ impl PluginManager {
             Err(err) => tracing::warn!(plugin = %id, error = %err, "cannot record a plugin failure"),
         }
     }
+}
+
+/// The registry of the core objects plus those of the `enabled` plugins (their objects, then
+/// their fields and operations), with the `disabled` plugins' objects dormant.
+fn registry_of(enabled: &[(String, Manifest)], disabled: &[(String, Manifest)]) -> crate::domain::object::Registry {
+    let mut registry = crate::domain::object::Registry::core();
+    registry.set_dormant(disabled.iter().flat_map(|(_, manifest)| objects::object_defs(manifest)).collect());
+    for (id, manifest) in enabled {
+        if let Err(err) = registry.extend(objects::object_defs(manifest)) {
+            tracing::error!(plugin = %id, error = %err, "leaving out the plugin's objects");
+        }
+    }
+    for (id, manifest) in enabled {
+        if let Err(err) = registry.add_extension(crate::plugin::extension::extension(manifest)) {
+            tracing::error!(plugin = %id, error = %err, "leaving out the plugin's fields and operations");
+        }
+    }
+    registry
+}
+
+/// The registry a server running plugins on `kith`'s database builds, as the database stands:
+/// what [`PluginManager::refresh`] makes of the plugin rows, without loading any plugin's code
+/// (the objects and the API come from the manifests alone). For `kith schema print --live`.
+pub async fn registry_in_database(kith: &Kith) -> Result<crate::domain::object::Registry, PluginError> {
+    let rows = plugins::list(kith.store.conn()).await?;
+    let (mut enabled, mut disabled) = (Vec::new(), Vec::new());
+    for row in rows {
+        match Manifest::parse(&row.manifest) {
+            Ok(manifest) if row.enabled => enabled.push((row.id.clone(), manifest)),
+            Ok(manifest) => disabled.push((row.id.clone(), manifest)),
+            Err(err) => tracing::error!(plugin = %row.id, error = %err, "unreadable manifest"),
+        }
+    }
+    Ok(registry_of(&enabled, &disabled))
 }
