@@ -254,17 +254,6 @@ pub struct Io<'a> {
     pub stderr: &'a mut dyn Write,
 }
 
-/// Sets up logging once per process (later calls are ignored).
-pub fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{},sqlx=warn,sea_orm=warn", config.log.level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
-}
-
 /// Runs the CLI as the `kith` binary does and returns its exit status: 0, or 1 after printing
 /// `error: ` and the error with its causes, once, to standard error.
 pub async fn main(args: impl IntoIterator<Item = OsString>, env: Vec<(String, String)>, io: Io<'_>) -> u8 {
@@ -431,11 +420,24 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
     let system = Actor::system("cli");
     match command {
         Command::Serve(_) => {
-            init_tracing(config);
+            let telemetry = crate::telemetry::init(config).context("setting up tracing")?;
             let listener = tokio::net::TcpListener::bind(config.server.bind)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.server.bind))?;
-            let state = AppState::new(kith.clone(), &config.api).context("building the GraphQL schema")?;
+            let exporter = crate::http::metrics::Exporter::new(&config.metrics).context("setting up metrics")?;
+            let state =
+                AppState::new(kith.clone(), &config.api).context("building the GraphQL schema")?.with_metrics(exporter);
+            let metrics_server = match config.metrics.separate_bind()? {
+                Some(bind) if config.metrics.enabled => {
+                    let listener = tokio::net::TcpListener::bind(bind)
+                        .await
+                        .with_context(|| format!("cannot listen on {bind} (metrics.bind)"))?;
+                    tracing::info!(address = %listener.local_addr()?, "metrics are at /metrics");
+                    let router = crate::http::metrics::router(state.clone());
+                    Some(tokio::spawn(serve(listener, router, shutdown_signal(), Duration::from_secs(1))))
+                }
+                _ => None,
+            };
             let plugins = if config.plugins.enabled {
                 Some(crate::plugin::start_runtime(kith, &config.plugins).await.context("starting the plugin runtime")?)
             } else {
@@ -462,7 +464,12 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             if let Some(plugins) = plugins {
                 plugins.stop().await;
             }
+            if let Some(metrics_server) = metrics_server {
+                metrics_server.abort();
+            }
             tracing::info!("stopped");
+            // Sends the spans still buffered (off the runtime's threads: the flush blocks).
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         }
         Command::Migrate { action } => {
             if let MigrateAction::Up = action {

@@ -55,6 +55,64 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// Personal data: retention policies.
     pub privacy: PrivacyConfig,
+    /// `/metrics` in the Prometheus text format.
+    pub metrics: MetricsConfig,
+    /// OpenTelemetry traces.
+    pub tracing: TracingConfig,
+}
+
+/// `[metrics]`: `GET /metrics` in the Prometheus text format.
+///
+/// Off by default: nothing is recorded then (the `metrics` facade without a recorder is a
+/// no-op), and a server on a public address shows nothing of its operations, plugins or load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Record metrics and serve `/metrics`.
+    pub enabled: bool,
+    /// A separate address (`127.0.0.1:9464`) serving only `/metrics`, without a token; the main
+    /// listener then answers `/metrics` with 404. Empty: `/metrics` is on the main listener.
+    pub bind: String,
+    /// On the main listener, `/metrics` needs `Authorization: Bearer <token>` of an ADMIN's API
+    /// token (Prometheus's `authorization` setting sends it).
+    pub require_token: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> MetricsConfig {
+        MetricsConfig { enabled: false, bind: String::new(), require_token: true }
+    }
+}
+
+impl MetricsConfig {
+    /// The separate address, when one is set.
+    pub fn separate_bind(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let bind = self.bind.trim();
+        if bind.is_empty() {
+            return Ok(None);
+        }
+        bind.parse()
+            .map(Some)
+            .map_err(|_| invalid("metrics.bind", "must be an address and port such as 127.0.0.1:9464"))
+    }
+}
+
+/// `[tracing]`: OpenTelemetry traces (a span per request and per plugin call; an incoming W3C
+/// `traceparent` is the request's parent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// Where spans go, over OTLP/HTTP in protobuf: the collector's base URL
+    /// (`http://127.0.0.1:4318`; `/v1/traces` is added). Empty: no traces (the default).
+    pub otlp_endpoint: String,
+    /// The `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> TracingConfig {
+        TracingConfig { otlp_endpoint: String::new(), service_name: "kith".into() }
+    }
 }
 
 /// `[privacy]`: what Kith does on its own about personal data.
@@ -427,6 +485,14 @@ impl Config {
         }
         if self.api.idempotency_hours == 0 || self.api.idempotency_hours > 24 * 365 {
             return Err(invalid("api.idempotency_hours", "must be from 1 to 8760 (a year)"));
+        }
+        self.metrics.separate_bind()?;
+        let endpoint = self.tracing.otlp_endpoint.trim();
+        if !endpoint.is_empty() {
+            match url::Url::parse(endpoint) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {}
+                _ => return Err(invalid("tracing.otlp_endpoint", "must be an http:// or https:// URL")),
+            }
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be positive"));

@@ -44,6 +44,7 @@ use crate::service::{Kith, users};
 
 pub mod graphiql;
 pub mod idempotency;
+pub mod metrics;
 pub mod sdl;
 
 /// Shared state of every handler.
@@ -69,6 +70,8 @@ pub struct AppState {
     pub setup_code: String,
     /// Uploaded CSV files waiting for their column mapping (`console::import`).
     pub staged_imports: Arc<crate::console::import::Staged>,
+    /// `/metrics`, when `[metrics] enabled` (see [`AppState::with_metrics`]).
+    pub metrics: Option<Arc<metrics::Exporter>>,
 }
 
 /// A token bucket per caller: `per_minute` requests a minute, refilled continuously, with
@@ -159,7 +162,14 @@ impl AppState {
             )),
             setup_code: crate::store::tokens::generate().chars().rev().take(8).collect(),
             staged_imports: Arc::default(),
+            metrics: None,
         })
+    }
+
+    /// The same state serving `/metrics` through `exporter` (`None`: metrics are off).
+    pub fn with_metrics(mut self, exporter: Option<Arc<metrics::Exporter>>) -> AppState {
+        self.metrics = exporter;
+        self
     }
 }
 
@@ -173,11 +183,14 @@ impl IntoResponse for AppError {
     }
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The router with every route and middleware.
 pub fn app(state: AppState, config: &ServerConfig) -> Router {
-    Router::new()
+    let metrics_here = state.metrics.as_ref().is_some_and(|m| m.on_main_listener());
+    let router = Router::new();
+    let router = if metrics_here { router.route("/metrics", get(metrics::scrape_main)) } else { router };
+    router
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/graphql", get(graphiql::page).post(graphql))
@@ -193,10 +206,24 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(config.request_timeout_secs),
         ))
+        // The access log and the request metrics (timeouts included).
+        .layer(axum::middleware::from_fn(metrics::observe))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+            let span = tracing::info_span!(
+                "request",
+                request_id = %id,
+                method = %request.method(),
+                path = %request.uri().path(),
+                operation = tracing::field::Empty,
+                status = tracing::field::Empty,
+                otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+                otel.kind = "server",
+            );
+            // An incoming W3C `traceparent` is the parent of the exported span.
+            crate::telemetry::adopt_remote_parent(&span, request.headers());
+            span
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         // Pages, scripts and answers travel gzipped to clients that accept it.
@@ -280,7 +307,9 @@ fn response_json(response: &async_graphql::BatchResponse) -> serde_json::Result<
 fn gql_error(status: StatusCode, headers: &HeaderMap, code: Code, message: &str) -> Response {
     let body = response_json(&async_graphql::BatchResponse::Single(error_response(code, message)))
         .unwrap_or_else(|_| "{}".into());
-    gql_reply(status, headers, body)
+    let mut reply = gql_reply(status, headers, body);
+    metrics::note(&mut reply, |noted| noted.codes.push(code.as_str()));
+    reply
 }
 
 /// `POST /graphql`: JSON only (a `text/plain` or form post is refused, closing the CSRF hole
@@ -335,9 +364,10 @@ async fn graphql(
     let key = key.map(|key| Key { fingerprint: idempotency::fingerprint(&body), key });
     let client = ClientAddr(connect.map(|c| c.0.0.ip()));
     let limit = Duration::from_millis(state.api.timeout_ms);
+    let operation = metrics::operation_name(&batch);
     // Dropping the execution on time-out drops its reads; a write still queued for its group
     // is then skipped (`store::group`), and a key it held is settled by what its writes did.
-    match tokio::time::timeout(limit, execute(&state, &headers, client, batch, key)).await {
+    let mut response = match tokio::time::timeout(limit, execute(&state, &headers, client, batch, key)).await {
         Ok(Executed { response, keyed: None }) => response,
         // Stored outside the time limit: the answer exists, and it must not be lost now.
         Ok(Executed { response, keyed: Some((reserved, body)) }) => {
@@ -353,7 +383,9 @@ async fn graphql(
                 &format!("the request took longer than {} ms and was stopped", state.api.timeout_ms),
             )
         }
-    }
+    };
+    metrics::note(&mut response, |noted| noted.operation = Some(operation));
+    response
 }
 
 /// A request's `Idempotency-Key` and its body's fingerprint.
@@ -535,6 +567,12 @@ async fn execute(
     };
     let keyed = reserved.map(|reserved| (reserved, body.clone()));
     let mut reply = gql_reply(status, headers, body);
+    let codes = metrics::codes_of(&response);
+    let caller = actor.as_ref().and_then(metrics::caller_id);
+    metrics::note(&mut reply, |noted| {
+        noted.codes = codes;
+        noted.caller = caller;
+    });
     if status == StatusCode::SERVICE_UNAVAILABLE {
         reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }

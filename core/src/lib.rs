@@ -9,7 +9,9 @@
 //! - `api`: the GraphQL schema, derived from the object registry.
 //! - `config`: layered configuration (defaults, `kith.toml`, `KITH_*`, flags).
 //! - `error`: the error type of the store and service layers.
-//! - `http`: the axum server.
+//! - `telemetry`: the log, OpenTelemetry traces and the metrics recorder, set up once per
+//!   process.
+//! - `http`: the axum server (`http::metrics`: the access log, request metrics, `/metrics`).
 //! - `console`: the web app at `/`, server-rendered from the registry, acting through GraphQL.
 //! - `cli`: the `kith` command line.
 
@@ -23,5 +25,6 @@ pub mod http;
 pub mod plugin;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -396,6 +396,11 @@ impl Store {
         }
     }
 
+    /// What the database connections are doing now, pool by pool (for `/metrics`).
+    pub fn pool_stats(&self) -> Vec<autocommit::PoolStats> {
+        self.autocommit.pool_stats()
+    }
+
     /// Closes the pool and the connections of statements outside a transaction.
     pub async fn close(self) -> Result<()> {
         self.autocommit.close().await.map_err(Error::from)

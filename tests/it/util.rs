@@ -38,11 +38,15 @@ impl Server {
     }
 
     async fn start_full(db: &TestDb, api: ApiConfig, max_body_bytes: usize) -> Server {
+        let state = AppState::new(db.kith.clone(), &api).unwrap();
+        Server::start_router(app(state, &ServerConfig { max_body_bytes, ..ServerConfig::default() })).await
+    }
+
+    /// Serving `router` (from [`app`], or any other).
+    pub(crate) async fn start_router(router: axum::Router) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(db.kith.clone(), &api).unwrap();
-        let router = app(state, &ServerConfig { max_body_bytes, ..ServerConfig::default() });
         let task = tokio::spawn(serve(
             listener,
             router,

@@ -104,7 +104,13 @@ impl FromRequestParts<AppState> for Session {
                     .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
                 Err(response)
             }
-            Ok(Some(actor)) => Ok(Session { actor, csrf: csrf_for(&secret), secret }),
+            Ok(Some(actor)) => {
+                // For the access log.
+                if let Some(slot) = parts.extensions.get::<crate::http::metrics::CallerSlot>() {
+                    slot.set(&actor);
+                }
+                Ok(Session { actor, csrf: csrf_for(&secret), secret })
+            }
             Ok(None) => Err(to_login()),
             Err(err) => {
                 tracing::error!(error = %err, "console: cannot check a session");

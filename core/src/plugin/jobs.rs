@@ -180,6 +180,10 @@ async fn execute(
         Err(failure) => ("failed", Some(failure.to_string())),
     };
     let finished_at = Utc::now();
+    metrics::counter!("kith_job_runs_total", "plugin" => plugin.id().to_owned(), "job" => spec.name.clone(), "outcome" => status)
+        .increment(1);
+    metrics::histogram!("kith_job_duration_seconds", "plugin" => plugin.id().to_owned(), "job" => spec.name.clone())
+        .record(clock.elapsed().as_secs_f64());
     let duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
     jobs::finish_run(db, run.id, finished_at, duration_ms, status, error.as_deref()).await?;
     if let Some(error) = &error {

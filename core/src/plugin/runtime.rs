@@ -46,6 +46,16 @@ pub enum CallFailure {
     Busy(u32),
 }
 
+/// A call's outcome as `/metrics` counts it: `ok`, `error` (the plugin answered with an error
+/// of its own) or `failed` (it trapped, timed out, went over a budget, or found no instance).
+fn outcome<T, E>(result: &Result<Result<T, E>, CallFailure>) -> &'static str {
+    match result {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(_)) => "error",
+        Err(_) => "failed",
+    }
+}
+
 impl CallFailure {
     /// Whether the failure is the plugin's own (counted toward a suspension), not Kith being
     /// busy.
@@ -327,10 +337,8 @@ impl LoadedPlugin {
         CallFailure::Trap(for_caller(root.lines().next().unwrap_or("failed")))
     }
 
-    /// Delivers a batch of events. `Ok(Err(..))` is the plugin's own report of which event it
-    /// could not handle. The call's writes come back uncommitted, in its transaction (if it
-    /// wrote), for the caller to commit with the delivery cursor or to drop.
-    pub async fn call_events(
+    /// [`LoadedPlugin::call_events`], unobserved.
+    async fn run_events(
         &self,
         events: &[v1::kith::plugin::types::Event],
         depth: u32,
@@ -351,8 +359,8 @@ impl LoadedPlugin {
         self.finish(warm, outcome, budget)
     }
 
-    /// Asks the plugin about a write.
-    pub async fn call_before_write(
+    /// [`LoadedPlugin::call_before_write`], unobserved.
+    async fn run_before_write(
         &self,
         change: &v1::kith::plugin::types::Change,
         budget: Duration,
@@ -367,8 +375,8 @@ impl LoadedPlugin {
         self.finish(warm, outcome, budget).0
     }
 
-    /// Computes a declared field for a page of records (one call for all of `ids`).
-    pub async fn call_compute_field(
+    /// [`LoadedPlugin::call_compute_field`], unobserved.
+    async fn run_compute_field(
         &self,
         object: &str,
         field: &str,
@@ -388,8 +396,8 @@ impl LoadedPlugin {
         self.finish(warm, outcome, budget).0
     }
 
-    /// Runs a declared query (`write = false`) or mutation.
-    pub async fn call_operation(
+    /// [`LoadedPlugin::call_operation`], unobserved.
+    async fn run_operation(
         &self,
         name: &str,
         arguments: &str,
@@ -410,8 +418,8 @@ impl LoadedPlugin {
         settle(outcome, tx).await
     }
 
-    /// Runs a declared job with its own time budget.
-    pub async fn call_job(
+    /// [`LoadedPlugin::call_job`], unobserved.
+    async fn run_job(
         &self,
         job: &str,
         scheduled_for: &str,
@@ -426,6 +434,86 @@ impl LoadedPlugin {
                 .await;
         let (outcome, tx) = self.finish(warm, outcome, budget);
         settle(outcome, tx).await
+    }
+
+    /// Delivers a batch of events. `Ok(Err(..))` is the plugin's own report of which event it
+    /// could not handle. The call's writes come back uncommitted, in its transaction (if it
+    /// wrote), for the caller to commit with the delivery cursor or to drop.
+    pub async fn call_events(
+        &self,
+        events: &[v1::kith::plugin::types::Event],
+        depth: u32,
+    ) -> (Result<Result<(), v1::kith::plugin::types::EventFailure>, CallFailure>, Option<crate::store::Tx>) {
+        self.observed("on-event", self.run_events(events, depth), |(result, _)| outcome(result)).await
+    }
+
+    /// Asks the plugin about a write.
+    pub async fn call_before_write(
+        &self,
+        change: &v1::kith::plugin::types::Change,
+        budget: Duration,
+    ) -> Result<v1::kith::plugin::types::Verdict, CallFailure> {
+        self.observed("before-write", self.run_before_write(change, budget), |result| match result {
+            Ok(_) => "ok",
+            Err(_) => "failed",
+        })
+        .await
+    }
+
+    /// Computes a declared field for a page of records (one call for all of `ids`).
+    pub async fn call_compute_field(
+        &self,
+        object: &str,
+        field: &str,
+        ids: &[String],
+    ) -> Result<Result<Vec<String>, String>, CallFailure> {
+        self.observed("compute-field", self.run_compute_field(object, field, ids), outcome).await
+    }
+
+    /// Runs a declared query (`write = false`) or mutation.
+    pub async fn call_operation(
+        &self,
+        name: &str,
+        arguments: &str,
+        caller: &str,
+        write: bool,
+    ) -> Result<Result<String, v1_ext::exports::kith::plugin::extension::OperationError>, CallFailure> {
+        self.observed("call-operation", self.run_operation(name, arguments, caller, write), outcome).await
+    }
+
+    /// Runs a declared job with its own time budget.
+    pub async fn call_job(
+        &self,
+        job: &str,
+        scheduled_for: &str,
+        budget: Duration,
+    ) -> Result<Result<(), String>, CallFailure> {
+        self.observed("run-job", self.run_job(job, scheduled_for, budget), outcome).await
+    }
+
+    /// Runs `call` of `export` in a `plugin_call` span (a child of the request's, exported with
+    /// it when tracing is on) and counts it in `kith_plugin_calls_total` by its outcome and in
+    /// `kith_plugin_call_duration_seconds`.
+    async fn observed<R>(
+        &self,
+        export: &'static str,
+        call: impl std::future::Future<Output = R>,
+        outcome: impl FnOnce(&R) -> &'static str,
+    ) -> R {
+        let span = tracing::info_span!("plugin_call", plugin = %self.manifest.id, export);
+        let started = Instant::now();
+        let result = tracing::Instrument::instrument(call, span).await;
+        let plugin = self.manifest.id.clone();
+        metrics::counter!(
+            "kith_plugin_calls_total",
+            "plugin" => plugin.clone(),
+            "export" => export,
+            "outcome" => outcome(&result)
+        )
+        .increment(1);
+        metrics::histogram!("kith_plugin_call_duration_seconds", "plugin" => plugin, "export" => export)
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// The call's outcome, and its transaction if it wrote (uncommitted).

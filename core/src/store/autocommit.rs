@@ -88,6 +88,53 @@ impl Autocommit {
         }
     }
 
+    /// What the connections are doing now (for `/metrics`).
+    pub(crate) fn pool_stats(&self) -> Vec<PoolStats> {
+        let mut stats = Vec::with_capacity(2);
+        if let Some((size, idle, max)) = self.sqlx_pool() {
+            stats.push(PoolStats {
+                pool: "transactions",
+                in_use: u64::from(size).saturating_sub(idle as u64),
+                idle: idle as u64,
+                max: u64::from(max),
+            });
+        }
+        if let Some(conns) = &self.conns {
+            stats.push(PoolStats {
+                pool: "statements",
+                in_use: conns.max.saturating_sub(conns.permits.available_permits()) as u64,
+                idle: conns.lock_idle().len() as u64,
+                max: conns.max as u64,
+            });
+        }
+        stats
+    }
+
+    /// sqlx's pool: its open connections, the idle ones among them and its most.
+    fn sqlx_pool(&self) -> Option<(u32, usize, u32)> {
+        match self.pool.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.pool.get_postgres_connection_pool();
+                Some((pool.size(), pool.num_idle(), pool.options().get_max_connections()))
+            }
+            DbBackend::Sqlite => {
+                let pool = self.pool.get_sqlite_connection_pool();
+                Some((pool.size(), pool.num_idle(), pool.options().get_max_connections()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Counts a wait for a pooled connection when every one of the transaction pool's is taken
+    /// as a transaction is about to begin (`kith_db_pool_waits_total`).
+    pub(crate) fn note_transaction_wait(&self) {
+        if let Some((size, 0, max)) = self.sqlx_pool()
+            && size >= max
+        {
+            metrics::counter!("kith_db_pool_waits_total", "pool" => "transactions").increment(1);
+        }
+    }
+
     /// Closes the pool and the idle connections (PostgreSQL: a `Terminate` each); statements
     /// still running close theirs when they end.
     pub(crate) async fn close(&self) -> Result<(), DbErr> {
@@ -100,6 +147,21 @@ impl Autocommit {
         }
         self.pool.close_by_ref().await
     }
+}
+
+/// One pool's connections at a moment: `transactions` (sqlx's pool, which transactions and,
+/// on SQLite, every statement use) or `statements` (Kith's own PostgreSQL connections for
+/// statements outside a transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Which pool.
+    pub pool: &'static str,
+    /// Connections taken by a statement or transaction.
+    pub in_use: u64,
+    /// Open connections waiting for work.
+    pub idle: u64,
+    /// Most connections it opens.
+    pub max: u64,
 }
 
 /// Kith's own PostgreSQL connections for statements outside a transaction.
@@ -143,10 +205,17 @@ impl Conns {
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed));
         }
-        let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?
-            .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?;
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Every connection is taken: this statement waits (`kith_db_pool_waits_total`).
+                metrics::counter!("kith_db_pool_waits_total", "pool" => "statements").increment(1);
+                tokio::time::timeout(ACQUIRE_TIMEOUT, self.permits.clone().acquire_owned())
+                    .await
+                    .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?
+                    .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?
+            }
+        };
         loop {
             let idle = self.lock_idle().pop_back();
             let Some(mut idle) = idle else { break };

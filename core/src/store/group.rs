@@ -115,6 +115,9 @@ struct Typed<T> {
     reply: oneshot::Sender<Result<T>>,
     /// The request's watch, when it follows its writes; `started` once counted there.
     watch: Option<(Arc<WriteWatch>, bool)>,
+    /// The caller's span: the work runs in it (in the group's task), so what it does (a
+    /// plugin's `before-write` call) is traced as part of the caller's request.
+    span: tracing::Span,
 }
 
 impl<T: Send + 'static> Job for Typed<T> {
@@ -145,7 +148,7 @@ impl<T: Send + 'static> Job for Typed<T> {
 
     fn run<'t>(&'t mut self, tx: &'t Tx) -> Pin<Box<dyn Future<Output = bool> + Send + 't>> {
         Box::pin(async move {
-            let outcome = (self.work)(tx).await;
+            let outcome = tracing::Instrument::instrument((self.work)(tx), self.span.clone()).await;
             let ok = outcome.is_ok();
             self.outcome = Some(outcome);
             ok
@@ -178,7 +181,8 @@ impl Store {
     pub async fn write<T: Send + 'static>(&self, actor: &Actor, work: Work<T>) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let watch = WriteWatch::current().map(|watch| (watch, false));
-        let job = Box::new(Typed { actor: actor.clone(), work, outcome: None, reply, watch });
+        let span = tracing::Span::current();
+        let job = Box::new(Typed { actor: actor.clone(), work, outcome: None, reply, watch, span });
         let start = {
             let mut state = self.group.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.jobs.push(job);
@@ -422,6 +426,7 @@ fn finish(store: &Store, jobs: Vec<Box<dyn Job>>, committed: Result<Option<usize
     match &committed {
         Ok(Some(writes)) => {
             store.group.count(*writes as u64);
+            metrics::histogram!("kith_group_commit_size").record(*writes as f64);
             tracing::debug!(writes, took = ?started.elapsed(), "committed a group of writes");
         }
         Ok(None) => {}

@@ -499,6 +499,45 @@ pub struct Cursor {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
+/// How far an enabled plugin's delivery is behind the outbox (for `/metrics`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryLag {
+    /// The plugin.
+    pub plugin: String,
+    /// Events after its cursor (delivered or skipped ones not yet passed).
+    pub pending: i64,
+    /// When the oldest of them occurred (`None`: nothing pending).
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// Every enabled plugin's delivery lag, in one statement: the cursor, the outbox's last `seq`
+/// and the first event after the cursor (found through the `seq` key).
+pub async fn delivery_lag<C: ConnectionTrait>(db: &C) -> Result<Vec<DeliveryLag>> {
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(stmt(
+            backend,
+            "SELECT d.plugin_id, \
+             (SELECT COALESCE(MAX(seq), 0) FROM event_outbox) - d.last_seq, \
+             (SELECT o.occurred_at FROM event_outbox o WHERE o.seq > d.last_seq ORDER BY o.seq LIMIT 1) \
+             FROM plugin_delivery d JOIN plugin p ON p.id = d.plugin_id WHERE p.enabled ORDER BY d.plugin_id",
+            vec![],
+        ))
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(DeliveryLag {
+            plugin: row.try_get_by_index(0)?,
+            pending: row.try_get_by_index::<i64>(1)?.max(0),
+            oldest: match decode(backend, &FieldKind::DateTime, &row, 2)? {
+                Value::DateTime(at) => Some(at),
+                _ => None,
+            },
+        });
+    }
+    Ok(out)
+}
+
 /// Starts (or restarts) delivery to a plugin from the current end of the outbox.
 pub async fn reset_cursor<C: ConnectionTrait>(db: &C, plugin: &str) -> Result<()> {
     let backend = db.get_database_backend();

@@ -36,7 +36,12 @@ impl TxConn {
     }
 
     async fn txn(&self) -> Result<&DatabaseTransaction, DbErr> {
-        self.txn.get_or_try_init(|| self.db.pool().begin_with_options(self.options)).await
+        self.txn
+            .get_or_try_init(|| {
+                self.db.note_transaction_wait();
+                self.db.pool().begin_with_options(self.options)
+            })
+            .await
     }
 
     /// Whether the transaction has begun.
