@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod plugin;
 pub mod privacy;
+pub mod webhook;
 
 use crate::config::Config;
 use crate::domain::actor::{Actor, Role};
@@ -82,6 +83,12 @@ pub enum Command {
         /// The privacy action.
         #[command(subcommand)]
         action: privacy::PrivacyAction,
+    },
+    /// Outbound webhooks: add, list, remove, deliveries, replay.
+    Webhook {
+        /// The webhook action.
+        #[command(subcommand)]
+        action: webhook::WebhookAction,
     },
     /// The GraphQL schema.
     Schema {
@@ -358,6 +365,7 @@ install it: kith plugin install {}",
         }
         .with_context(|| format!("cannot open the database at {}", redact(&config.database.url)))?;
     let kith = Kith::new(store);
+    kith.configure_webhooks(config.webhooks.clone());
     let result = dispatch(&kith, &config, cli.command, io).await;
     kith.store.close().await.ok();
     result
@@ -421,6 +429,7 @@ impl Command {
             Command::Plugin { action } => return format!("plugin {}", action.name()),
             Command::Schema { .. } => "schema",
             Command::Privacy { .. } => "privacy",
+            Command::Webhook { .. } => "webhook",
         };
         name.to_owned()
     }
@@ -441,6 +450,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 None
             };
             crate::service::privacy::spawn_retention(kith.clone(), config.privacy.retention.clone());
+            let webhooks = config.webhooks.enabled.then(|| crate::service::webhook_delivery::start(kith));
             let setup_code = state.setup_code.clone();
             let router = app(state, &config.server);
             let address = listener.local_addr()?;
@@ -460,6 +470,9 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             serve(listener, router, shutdown_signal(), Duration::from_secs(config.server.shutdown_grace_secs)).await?;
             if let Some(plugins) = plugins {
                 plugins.stop().await;
+            }
+            if let Some(webhooks) = webhooks {
+                webhooks.stop().await;
             }
             tracing::info!("stopped");
         }
@@ -569,6 +582,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             )?;
         }
         Command::Privacy { action } => privacy::run(kith, config, action, io).await?,
+        Command::Webhook { action } => webhook::run(kith, config, action, io).await?,
         Command::Plugin { action } => {
             let manager = crate::plugin::PluginManager::new(kith.clone(), &config.plugins)?;
             plugin::run(&manager, &system, action, io).await?;
