@@ -215,9 +215,12 @@ async fn a_receiver_gets_signed_filtered_deliveries_in_order_and_pings() {
         }
         let ids: std::collections::BTreeSet<&str> = hits.iter().map(|h| h.id.as_str()).collect();
         assert_eq!(ids.len(), 7, "{}: one webhook-id per event", db.name);
-        // The delivery log.
-        let log = deliveries(&server, &admin, &id, None).await;
-        assert_eq!(log.len(), 7, "{}: {log:?}", db.name);
+        // The delivery log (written once each answer is in).
+        let log = eventually(30, "the log of seven deliveries", || async {
+            let log = deliveries(&server, &admin, &id, Some("DELIVERED")).await;
+            (log.len() == 7).then_some(log)
+        })
+        .await;
         for entry in &log {
             assert_eq!(entry["state"], "DELIVERED", "{}", db.name);
             assert_eq!(entry["statusCode"], 200, "{}", db.name);
@@ -261,8 +264,11 @@ async fn failures_are_retried_with_the_same_id_in_order_then_dead_lettered_and_r
         assert_eq!(all.iter().map(|h| h.answered).collect::<Vec<_>>(), [500, 500, 200, 200], "{}", db.name);
         assert!(all[..3].iter().all(|h| h.id == all[0].id), "{}: retries keep the webhook-id", db.name);
         assert_ne!(all[3].id, all[0].id, "{}", db.name);
-        let log = deliveries(&server, &admin, &id, None).await;
-        let a = log.iter().find(|e| e["id"] == all[0].id.as_str()).unwrap();
+        let a = eventually(30, "A's log entry", || async {
+            let log = deliveries(&server, &admin, &id, Some("DELIVERED")).await;
+            log.into_iter().find(|e| e["id"] == all[0].id.as_str())
+        })
+        .await;
         assert_eq!(a["attempts"], 3, "{}: {a}", db.name);
         // Past the retry window, a delivery goes dead and the next event goes on (the worker
         // restarted so that it queues C under the new window).
@@ -297,6 +303,10 @@ async fn failures_are_retried_with_the_same_id_in_order_then_dead_lettered_and_r
         assert_eq!(got[3].id, dead_id, "{}: the replay keeps the webhook-id", db.name);
         assert!(verifies(&got[3], &secret), "{}", db.name);
         // Replay by time range: the four again, in outbox order.
+        eventually(30, "C's replay recorded", || async {
+            (deliveries(&server, &admin, &id, Some("DELIVERED")).await.len() == 4).then_some(())
+        })
+        .await;
         let answer = server.gql(&admin, replay, json!({"w": id, "from": since.to_rfc3339()})).await;
         assert_eq!(answer["data"]["replayWebhookDeliveries"], 4, "{answer}");
         let got = wait_delivered(&receiver, 8, "the range replayed").await;
@@ -537,15 +547,20 @@ async fn the_cli_adds_lists_replays_and_removes_webhooks() {
         contact(&db, "Bob", "Byron").await;
         let got = wait_delivered(&receiver, 1, "the CLI's webhook").await;
         assert!(verifies(&got[0], &secret), "{}", db.name);
-        let log =
-            run_cli_env(&db.url, &["webhook", "deliveries", &id, "--state", "delivered"], "", vec![]).await.unwrap();
-        assert_eq!(log.stdout.lines().count(), 1, "{}", log.stdout);
-        let delivery = log.stdout.split('\t').next().unwrap().to_owned();
+        let delivered = || async {
+            let log = run_cli_env(&db.url, &["webhook", "deliveries", &id, "--state", "delivered"], "", vec![])
+                .await
+                .unwrap();
+            (log.stdout.lines().count() == 1).then_some(log.stdout)
+        };
+        let log = eventually(30, "the delivered entry", delivered).await;
+        let delivery = log.split('\t').next().unwrap().to_owned();
         let replayed =
             run_cli_env(&db.url, &["webhook", "replay", &id, "--delivery", &delivery], "", vec![]).await.unwrap();
         assert_eq!(replayed.stdout.trim(), "1", "{}", db.name);
         let got = wait_delivered(&receiver, 2, "the replay").await;
         assert_eq!(got[1].id, delivery, "{}", db.name);
+        eventually(30, "the replay recorded", delivered).await;
         let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
         let replayed = run_cli_env(&db.url, &["webhook", "replay", &id, "--since", &since], "", vec![]).await.unwrap();
         assert_eq!(replayed.stdout.trim(), "1", "{}", db.name);

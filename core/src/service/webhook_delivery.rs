@@ -16,7 +16,6 @@
 //! erasure's scrubbing of the outbox applies to every retry and replay).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -143,8 +142,8 @@ impl outbound::Policy for Policy {
 async fn step(kith: &Kith, owner: &str, config: &WebhooksConfig, id: Uuid) -> crate::Result<()> {
     let db = kith.store.conn();
     let started = Instant::now();
-    let lease = |now: chrono::DateTime<Utc>| now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-    if !store::lease(db, id, owner, Utc::now(), lease(Utc::now())).await? {
+    let until = |now: chrono::DateTime<Utc>| now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+    if !store::lease(db, id, owner, Utc::now(), until(Utc::now())).await? {
         return Ok(());
     }
     let mut leased_at = Instant::now();
@@ -204,7 +203,7 @@ async fn step(kith: &Kith, owner: &str, config: &WebhooksConfig, id: Uuid) -> cr
         let mut delivered = false;
         for delivery in due {
             if leased_at.elapsed() > LEASE / 3 {
-                if !store::lease(db, id, owner, Utc::now(), lease(Utc::now())).await? {
+                if !store::lease(db, id, owner, Utc::now(), until(Utc::now())).await? {
                     break;
                 }
                 leased_at = Instant::now();
@@ -280,8 +279,8 @@ async fn step(kith: &Kith, owner: &str, config: &WebhooksConfig, id: Uuid) -> cr
                 Some(error) => {
                     let next = Utc::now() + chrono::Duration::from_std(backoff(config, attempts)).unwrap_or_default();
                     let dead = next > delivery.retry_until;
-                    metrics::counter!("kith_webhook_deliveries_total", "outcome" => if dead { "dead" } else { "failed" })
-                        .increment(1);
+                    let label = if dead { "dead" } else { "failed" };
+                    metrics::counter!("kith_webhook_deliveries_total", "outcome" => label).increment(1);
                     failed = !dead;
                     Outcome {
                         id: delivery.id,

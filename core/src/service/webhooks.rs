@@ -71,7 +71,9 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut outer = Sha256::new();
     outer.update(block.map(|b| b ^ 0x5c));
     outer.update(inner.finalize());
-    outer.finalize().into()
+    let mut mac = [0u8; 32];
+    mac.copy_from_slice(&outer.finalize());
+    mac
 }
 
 /// One Standard Webhooks signature, `v1,<base64>`, of `id.timestamp.body` with `secret`.
