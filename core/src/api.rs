@@ -24,6 +24,7 @@ pub mod privacy;
 pub mod reports;
 pub mod schema;
 pub mod subscription;
+pub mod webhooks;
 pub mod workflow;
 
 pub use schema::build_schema;

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod plugin;
 pub mod privacy;
+pub mod webhook;
 
 use crate::config::Config;
 use crate::domain::actor::{Actor, Role};
@@ -82,6 +83,12 @@ pub enum Command {
         /// The privacy action.
         #[command(subcommand)]
         action: privacy::PrivacyAction,
+    },
+    /// Outbound webhooks: add, list, remove, deliveries, replay.
+    Webhook {
+        /// The webhook action.
+        #[command(subcommand)]
+        action: webhook::WebhookAction,
     },
     /// The GraphQL schema.
     Schema {
@@ -348,6 +355,7 @@ install it: kith plugin install {}",
         }
         .with_context(|| format!("cannot open the database at {}", redact(&config.database.url)))?;
     let kith = Kith::new(store);
+    kith.configure_webhooks(config.webhooks.clone());
     let result = dispatch(&kith, &config, cli.command, io).await;
     kith.store.close().await.ok();
     result
@@ -411,6 +419,7 @@ impl Command {
             Command::Plugin { action } => return format!("plugin {}", action.name()),
             Command::Schema { .. } => "schema",
             Command::Privacy { .. } => "privacy",
+            Command::Webhook { .. } => "webhook",
         };
         name.to_owned()
     }
@@ -444,6 +453,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 None
             };
             crate::service::privacy::spawn_retention(kith.clone(), config.privacy.retention.clone());
+            let webhooks = config.webhooks.enabled.then(|| crate::service::webhook_delivery::start(kith));
             let setup_code = state.setup_code.clone();
             let router = app(state, &config.server);
             let address = listener.local_addr()?;
@@ -466,6 +476,9 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             }
             if let Some(metrics_server) = metrics_server {
                 metrics_server.abort();
+            }
+            if let Some(webhooks) = webhooks {
+                webhooks.stop().await;
             }
             tracing::info!("stopped");
             // Sends the spans still buffered (off the runtime's threads: the flush blocks).
@@ -577,6 +590,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             )?;
         }
         Command::Privacy { action } => privacy::run(kith, config, action, io).await?,
+        Command::Webhook { action } => webhook::run(kith, config, action, io).await?,
         Command::Plugin { action } => {
             let manager = crate::plugin::PluginManager::new(kith.clone(), &config.plugins)?;
             plugin::run(&manager, &system, action, io).await?;

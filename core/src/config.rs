@@ -59,6 +59,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// OpenTelemetry traces.
     pub tracing: TracingConfig,
+    /// Outbound webhooks.
+    pub webhooks: WebhooksConfig,
 }
 
 /// `[metrics]`: `GET /metrics` in the Prometheus text format.
@@ -112,6 +114,48 @@ pub struct TracingConfig {
 impl Default for TracingConfig {
     fn default() -> TracingConfig {
         TracingConfig { otlp_endpoint: String::new(), service_name: "kith".into() }
+    }
+}
+
+/// `[webhooks]`: how this process delivers outbound webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Deliver webhooks from this process (several processes sharing a database take turns per
+    /// endpoint).
+    pub enabled: bool,
+    /// Allow endpoints on private, loopback and link-local addresses (checked on the resolved
+    /// address and every redirect).
+    pub allow_private: bool,
+    /// First retry delay; each further retry waits about twice as long (with jitter).
+    pub retry_base_ms: u64,
+    /// Longest retry delay.
+    pub retry_max_ms: u64,
+    /// How long one event is retried before it goes to the dead-letter list.
+    pub retry_for_secs: u64,
+    /// How long an endpoint may fail (no success at all) before it is disabled.
+    pub disable_after_secs: u64,
+    /// How long a rotated-out secret still signs deliveries, next to the new one.
+    pub rotation_overlap_secs: u64,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+    /// How often the outbox is checked for new events.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> WebhooksConfig {
+        WebhooksConfig {
+            enabled: true,
+            allow_private: false,
+            retry_base_ms: 5_000,
+            retry_max_ms: 3_600_000,
+            retry_for_secs: 3 * 24 * 3600,
+            disable_after_secs: 5 * 24 * 3600,
+            rotation_overlap_secs: 24 * 3600,
+            timeout_ms: 10_000,
+            poll_interval_ms: 200,
+        }
     }
 }
 
@@ -472,6 +516,9 @@ impl Config {
                 "server",
                 "max_body_bytes, max_upload_bytes and request_timeout_secs must be positive",
             ));
+        }
+        if self.webhooks.timeout_ms == 0 || self.webhooks.retry_base_ms == 0 || self.webhooks.poll_interval_ms == 0 {
+            return Err(invalid("webhooks", "timeout_ms, retry_base_ms and poll_interval_ms must be positive"));
         }
         if self.api.max_batch == 0 || self.api.max_page_size == 0 || self.api.default_page_size > self.api.max_page_size
         {

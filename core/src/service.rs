@@ -5,6 +5,7 @@ pub mod events;
 pub mod export;
 pub mod import;
 pub mod input;
+pub mod outbound;
 pub mod privacy;
 pub mod records;
 pub mod references;
@@ -13,6 +14,8 @@ pub mod seed;
 pub mod throttle;
 pub mod timeline;
 pub mod users;
+pub mod webhook_delivery;
+pub mod webhooks;
 pub mod workflow;
 
 use std::sync::{Arc, RwLock, Weak};
@@ -38,6 +41,8 @@ pub struct Kith {
     pub events: Arc<events::EventHub>,
     /// The plugin runtime serving this process, if one is attached (weak: it holds `Kith`).
     plugins: Arc<RwLock<Option<Weak<dyn PluginRuntime>>>>,
+    /// How this process checks and delivers webhooks (`[webhooks]`).
+    webhooks: Arc<RwLock<crate::config::WebhooksConfig>>,
 }
 
 impl Kith {
@@ -50,7 +55,18 @@ impl Kith {
             login_throttle: Arc::default(),
             events: Arc::default(),
             plugins: Arc::default(),
+            webhooks: Arc::default(),
         }
+    }
+
+    /// Sets the `[webhooks]` settings of this process (every clone of this `Kith` sees them).
+    pub fn configure_webhooks(&self, config: crate::config::WebhooksConfig) {
+        *self.webhooks.write().unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+    }
+
+    /// The `[webhooks]` settings of this process.
+    pub fn webhook_config(&self) -> crate::config::WebhooksConfig {
+        self.webhooks.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Makes `runtime` the plugin runtime of this process (for the API's admin operations).

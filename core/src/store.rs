@@ -31,6 +31,7 @@ pub mod tags;
 pub mod tokens;
 pub mod txn;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};

@@ -36,6 +36,7 @@ mod m20261205_000012_prefix_indexes;
 mod m20261210_000013_create_idempotency_key;
 mod m20261211_000014_create_import_run;
 mod m20261212_000015_create_consent;
+mod m20261213_000016_create_webhook;
 mod search_words;
 
 pub use search_words::search_words;
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000013_create_idempotency_key::Migration),
             Box::new(m20261211_000014_create_import_run::Migration),
             Box::new(m20261212_000015_create_consent::Migration),
+            Box::new(m20261213_000016_create_webhook::Migration),
         ]
     }
 }

@@ -40,4 +40,5 @@ mod search;
 mod subscriptions;
 mod tidy;
 mod util;
+mod webhooks;
 mod workflows;

@@ -123,6 +123,8 @@ pub fn build_schema(registry: &Registry, services: Option<Kith>, limits: ApiConf
     builder = with_import;
     let (with_privacy, query, mutation) = crate::api::privacy::register(builder, query, mutation);
     builder = with_privacy;
+    let (with_webhooks, query, mutation) = crate::api::webhooks::register(builder, query, mutation);
+    builder = with_webhooks;
     let (registered, query, mutation) = crate::api::plugins::register(builder, query, mutation);
     let (registered, query, mutation) = crate::api::extension::register(registered, query, mutation, registry);
     builder = registered;

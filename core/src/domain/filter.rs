@@ -127,6 +127,123 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// Whether `record` (a record as JSON, by API name, as events carry it: custom fields under
+    /// `customFields`, tags, when present, under `tags`) satisfies the filter: the same answer
+    /// the database gives for the stored record (webhooks filter events with it).
+    pub fn matches(&self, record: &Map<String, Json>) -> bool {
+        match self {
+            Filter::And(items) => items.iter().all(|f| f.matches(record)),
+            Filter::Or(items) => items.iter().any(|f| f.matches(record)),
+            Filter::Not(inner) => !inner.matches(record),
+            Filter::Cond(cond) => cond.matches(record),
+        }
+    }
+}
+
+impl Condition {
+    fn matches(&self, record: &Map<String, Json>) -> bool {
+        let kind = match &self.kind {
+            FieldKind::Email => FieldKind::Text,
+            other => other.clone(),
+        };
+        let json = match &self.target {
+            Target::Field(name) => record.get(name),
+            Target::Custom { key, .. } => record.get("customFields").and_then(|c| c.get(key)),
+            Target::Tag => {
+                let tags: Vec<String> = record
+                    .get("tags")
+                    .and_then(Json::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().or_else(|| t.get("name").and_then(Json::as_str)))
+                    .map(str::to_lowercase)
+                    .collect();
+                // A tag condition holds when one of the record's tags satisfies it.
+                let one = |tag: &String| {
+                    let value = Value::Text(tag.clone());
+                    compare_op(&self.op, &value, true)
+                };
+                return match &self.op {
+                    Op::IsNull(null) => tags.is_empty() == *null,
+                    Op::Neq(_) | Op::NotIn(_) => tags.iter().all(one),
+                    _ => tags.iter().any(one),
+                };
+            }
+        };
+        let value = match json {
+            None | Some(Json::Null) => Value::Null,
+            Some(json) => match Value::from_json("filter", &kind, json) {
+                Ok(value) => value,
+                Err(_) => return false,
+            },
+        };
+        compare_op(&self.op, &value, false)
+    }
+}
+
+/// Whether `value` satisfies `op` (`fold`: compare text case-insensitively, as tags are).
+fn compare_op(op: &Op, value: &Value, fold: bool) -> bool {
+    use std::cmp::Ordering;
+    let cmp = |other: &Value| compare(value, other, fold);
+    match op {
+        Op::IsNull(null) => value.is_null() == *null,
+        _ if value.is_null() => false,
+        Op::Eq(v) => cmp(v) == Some(Ordering::Equal),
+        Op::Neq(v) => cmp(v) != Some(Ordering::Equal),
+        Op::In(vs) => vs.iter().any(|v| cmp(v) == Some(Ordering::Equal)),
+        Op::NotIn(vs) => vs.iter().all(|v| cmp(v) != Some(Ordering::Equal)),
+        Op::Lt(v) => cmp(v) == Some(Ordering::Less),
+        Op::Lte(v) => matches!(cmp(v), Some(Ordering::Less | Ordering::Equal)),
+        Op::Gt(v) => cmp(v) == Some(Ordering::Greater),
+        Op::Gte(v) => matches!(cmp(v), Some(Ordering::Greater | Ordering::Equal)),
+        Op::Like(pattern) => value.as_text().is_some_and(|t| like(t, pattern)),
+        Op::Ilike(pattern) => value.as_text().is_some_and(|t| like(&t.to_lowercase(), &pattern.to_lowercase())),
+        Op::StartsWith(prefix) => value.as_text().is_some_and(|t| t.to_lowercase().starts_with(&prefix.to_lowercase())),
+    }
+}
+
+fn compare(a: &Value, b: &Value, fold: bool) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
+        (Value::Decimal(x), Value::Decimal(y)) => Some(x.cmp(y)),
+        (Value::Int(x), Value::Decimal(y)) => Some(rust_decimal::Decimal::from(*x).cmp(y)),
+        (Value::Decimal(x), Value::Int(y)) => Some(x.cmp(&rust_decimal::Decimal::from(*y))),
+        (Value::Text(x), Value::Text(y)) if fold => Some(x.to_lowercase().cmp(&y.to_lowercase())),
+        (Value::Text(x), Value::Text(y)) => Some(x.cmp(y)),
+        (Value::Date(x), Value::Date(y)) => Some(x.cmp(y)),
+        (Value::DateTime(x), Value::DateTime(y)) => Some(x.cmp(y)),
+        (Value::Uuid(x), Value::Uuid(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// SQL `LIKE`: `%` any run of characters, `_` one character.
+fn like(text: &str, pattern: &str) -> bool {
+    let text: Vec<char> = text.chars().collect();
+    let pattern: Vec<char> = pattern.chars().collect();
+    // Classic wildcard matching with backtracking to the last `%`.
+    let (mut t, mut p, mut star, mut mark) = (0, 0, None, 0);
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == '_' || pattern[p] == text[t]) {
+            t += 1;
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == '%' {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '%')
+}
+
 fn parse(
     object: &ObjectDef,
     custom: &[CustomFieldDef],

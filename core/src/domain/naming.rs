@@ -17,6 +17,7 @@ pub const FIXED_TYPES: &[&str] = &[
     "Boolean",
     "BooleanFilter",
     "ContactDuplicate",
+    "CreatedWebhook",
     "CustomField",
     "CustomFieldKind",
     "Date",
@@ -74,6 +75,10 @@ pub const FIXED_TYPES: &[&str] = &[
     "TicketReport",
     "TimelineItem",
     "UpdateUserInput",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookDeliveryState",
+    "WebhookInput",
 ];
 
 /// Query fields that are not an object's `x` / `xs`.
@@ -95,6 +100,9 @@ pub const FIXED_QUERIES: &[&str] = &[
     "plugins",
     "search",
     "ticketReport",
+    "webhook",
+    "webhookDeliveries",
+    "webhooks",
 ];
 
 /// Mutation fields that are not an object's generic create / update / delete / restore.
@@ -106,24 +114,31 @@ pub const FIXED_MUTATIONS: &[&str] = &[
     "completeTask",
     "createApiToken",
     "createUser",
+    "createWebhook",
     "defineCustomField",
+    "deleteWebhook",
     "disablePlugin",
     "enablePlugin",
+    "enableWebhook",
     "erasePersonalData",
     "exportPersonalData",
     "installPlugin",
     "login",
     "mergeContacts",
     "moveDeal",
+    "pingWebhook",
     "rateTicket",
     "recordConsent",
     "replayPluginEvents",
+    "replayWebhookDeliveries",
     "revokeApiToken",
+    "rotateWebhookSecret",
     "runPluginJob",
     "setPluginSetting",
     "startImport",
     "uninstallPlugin",
     "updateUser",
+    "updateWebhook",
     "upgradePlugin",
 ];
 

@@ -348,3 +348,51 @@ fn fields_some_roles_may_not_read() {
     }
     assert_eq!(values, json!({"name": "Ada", "ssn": "x", "other": 2}));
 }
+
+/// A filter evaluated on a record in memory (webhooks do, on the record after a change) agrees
+/// with what each operator means in SQL.
+#[test]
+fn filters_match_records_in_memory() {
+    let registry = Registry::core();
+    let contact = registry.get("contact").unwrap();
+    let custom = [CustomFieldDef {
+        object: "contact".into(),
+        key: "tier".into(),
+        label: "Tier".into(),
+        kind: "NUMBER".into(),
+        required: false,
+        options: vec![],
+    }];
+    let record = json!({
+        "firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.org", "lifecycleStage": "CUSTOMER",
+        "createdAt": "2026-03-01T10:00:00.000000Z", "addressCity": null, "customFields": {"tier": 3}
+    });
+    let record = record.as_object().unwrap();
+    let cases = [
+        (json!({"firstName": {"eq": "Ada"}}), true),
+        (json!({"firstName": {"eq": "ada"}}), false),
+        (json!({"firstName": {"neq": "Ada"}}), false),
+        (json!({"lifecycleStage": {"in": ["lead", "customer"]}}), true),
+        (json!({"lifecycleStage": {"notIn": ["CUSTOMER"]}}), false),
+        (json!({"lastName": {"startsWith": "lov"}}), true),
+        (json!({"lastName": {"like": "L%e_ace"}}), true),
+        (json!({"lastName": {"like": "l%"}}), false),
+        (json!({"lastName": {"ilike": "l%"}}), true),
+        (json!({"email": {"eq": "ada@example.org"}}), true),
+        (json!({"createdAt": {"gte": "2026-01-01T00:00:00Z"}}), true),
+        (json!({"createdAt": {"lt": "2026-01-01T00:00:00Z"}}), false),
+        (json!({"addressCity": {"isNull": true}}), true),
+        (json!({"addressCity": {"eq": "London"}}), false),
+        (json!({"addressCity": {"neq": "London"}}), false),
+        (json!({"customFields": {"tier": {"gt": 2}}}), true),
+        (json!({"customFields": {"tier": {"lte": 2.5}}}), false),
+        (json!({"or": [{"firstName": {"eq": "Bob"}}, {"not": {"lastName": {"eq": "Byron"}}}]}), true),
+        (json!({"and": [{"firstName": {"eq": "Ada"}}, {"lastName": {"eq": "Byron"}}]}), false),
+        (json!({"tags": {"eq": "vip"}}), false),
+        (json!(null), true),
+    ];
+    for (filter, expected) in cases {
+        let parsed = Filter::from_json(contact, &custom, &filter).unwrap_or_else(|e| panic!("{filter}: {e}"));
+        assert_eq!(parsed.matches(record), expected, "{filter}");
+    }
+}

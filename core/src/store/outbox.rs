@@ -135,28 +135,35 @@ pub async fn last_seq<C: ConnectionTrait>(db: &C) -> Result<i64> {
 /// Events with `seq > after`, oldest first, at most `limit`.
 pub async fn read<C: ConnectionTrait>(db: &C, after: i64, limit: u64) -> Result<Vec<Event>> {
     let backend = db.get_database_backend();
+    let mut select = select_events();
+    select.and_where(Expr::col(Alias::new("seq")).gt(after)).order_by(Alias::new("seq"), Order::Asc);
+    decode_events(db, crate::store::query::with_limit(backend, &select, limit)).await
+}
+
+/// The events at these outbox positions (those still there), oldest first.
+pub async fn read_seqs<C: ConnectionTrait>(db: &C, seqs: &[i64]) -> Result<Vec<Event>> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let mut select = select_events();
+    select.and_where(Expr::col(Alias::new("seq")).is_in(seqs.iter().copied())).order_by(Alias::new("seq"), Order::Asc);
+    decode_events(db, backend.build(&select)).await
+}
+
+fn select_events() -> sea_orm::sea_query::SelectStatement {
     let mut select = Query::select();
-    select
-        .from(Alias::new("event_outbox"))
-        .columns(
-            [
-                "seq",
-                "event_id",
-                "kind",
-                "object",
-                "record_id",
-                "payload",
-                "actor",
-                "origin_plugin",
-                "occurred_at",
-                "depth",
-            ]
+    select.from(Alias::new("event_outbox")).columns(
+        ["seq", "event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at", "depth"]
             .map(Alias::new),
-        )
-        .and_where(Expr::col(Alias::new("seq")).gt(after))
-        .order_by(Alias::new("seq"), Order::Asc);
+    );
+    select
+}
+
+async fn decode_events<C: ConnectionTrait>(db: &C, statement: sea_orm::Statement) -> Result<Vec<Event>> {
+    let backend = db.get_database_backend();
     let mut out = Vec::new();
-    for row in db.query_all_raw(crate::store::query::with_limit(backend, &select, limit)).await? {
+    for row in db.query_all_raw(statement).await? {
         out.push(Event {
             seq: row.try_get_by_index(0)?,
             event_id: decode(backend, &FieldKind::Id, &row, 1)?.as_uuid().unwrap_or_default(),
