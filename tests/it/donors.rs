@@ -616,6 +616,19 @@ async fn gifts_count_in_the_organisations_currency_for_every_donor() {
                    "softCredits": "50", "recognitionTotal": "50", "recognitionThisYear": "50", "recognitionLastYear": "0"}),
             "{name}"
         );
+        // Never gave nor was credited: no summary at all (null, not an object of nulls).
+        let none =
+            server.gql(&agent, "mutation { createContact(input: { firstName: \"Nobody\" }) { id } }", json!({})).await;
+        let none = data(&none, "createContact")["id"].clone();
+        let s = server
+            .gql(
+                &agent,
+                "query($id: ID!) { contact(id: $id) { firstName donorSummary { giftCount status } } }",
+                json!({"id": none}),
+            )
+            .await;
+        assert!(s["errors"].is_null(), "{name}: {s}");
+        assert_eq!(data(&s, "contact"), &json!({"firstName": "Nobody", "donorSummary": null}), "{name}: {s}");
         // Credited only: no retention status of their own (it counts what they gave), and no error.
         let s = server
             .gql(&agent, "query($id: ID!) { contact(id: $id) { donorSummary { level status } } }", json!({"id": bob}))

@@ -239,10 +239,17 @@ fn computed_field(extension: Arc<Extension>, field: ComputedField) -> Field {
                     loader.load_one(key).await.map_err(|e| (*e).clone())?.unwrap_or(Json::Null)
                 }
             };
-            checked_output(&extension, &field.ty, value, &field.name).map(|v| Some(FieldValue::value(v)))
+            checked_output(&extension, &field.ty, value, &field.name).map(some_value)
         })
     })
     .description(description)
+}
+
+/// A plugin's answer as a field's value: null as no value at all. async-graphql takes
+/// `FieldValue::value(Null)` for a value, so a null object would answer as an object of nulls
+/// (and a non-null field inside it as an error) instead of `null`.
+fn some_value(value: GqlValue) -> Option<FieldValue<'static>> {
+    (value != GqlValue::Null).then(|| FieldValue::value(value))
 }
 
 /// Checks a plugin's answer against its declared type, then converts it.
@@ -288,9 +295,9 @@ pub fn register(
                             GqlValue::Object(map) => map.get(key.as_str()).cloned().unwrap_or(GqlValue::Null),
                             _ => GqlValue::Null,
                         };
-                        // Null as no value: async-graphql takes `FieldValue::value(Null)` for a
-                        // value, and an enum field refused it ("invalid item for enum").
-                        Ok((value != GqlValue::Null).then(|| FieldValue::value(value)))
+                        // Null as no value (`some_value`): an enum field refused
+                        // `FieldValue::value(Null)` ("invalid item for enum").
+                        Ok(some_value(value))
                     })
                 }));
             }
@@ -322,9 +329,7 @@ fn operation_field(extension: Arc<Extension>, index: usize) -> Field {
     let (name, returns) = (operation.name.clone(), type_ref(&operation.returns));
     let mut field = Field::new(name, returns, move |ctx| {
         let extension = extension.clone();
-        FieldFuture::new(
-            async move { run_operation(&ctx, &extension, index).await.map(|v| Some(FieldValue::value(v))) },
-        )
+        FieldFuture::new(async move { run_operation(&ctx, &extension, index).await.map(some_value) })
     })
     .description(description);
     for argument in arguments {
