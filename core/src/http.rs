@@ -2,8 +2,10 @@
 //! shutdown. GraphQL mounts here.
 //!
 //! - `idempotency`: `Idempotency-Key` on `POST /graphql`.
+//! - `embedded`: files built into the binary (the console's, GraphiQL's).
 //! - `graphiql`: GraphiQL at `GET /graphql`, served from the binary, under a strict CSP.
 //! - `sdl`: `GET /graphql/schema.graphql`, the SDL of the schema being served.
+//! - `metrics`: the access log and request metrics of every route, and `/metrics`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -42,6 +44,7 @@ use crate::config::ServerConfig;
 use crate::domain::code::Code;
 use crate::service::{Kith, users};
 
+pub mod embedded;
 pub mod graphiql;
 pub mod idempotency;
 pub mod metrics;

@@ -4,8 +4,8 @@
 //! response carries: a Content-Security-Policy that allows only Kith's own origin.
 
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 
 /// The policy of every console page: scripts, styles and forms from Kith only; no inline
 /// script or style, no framing.
@@ -13,7 +13,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /// The embedded files: name, content type, bytes.
-const FILES: &[(&str, &str, &[u8])] = &[
+const FILES: &[crate::http::embedded::File] = &[
     ("console.css", "text/css; charset=utf-8", include_bytes!("../../assets/console.css")),
     ("console.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/console.js")),
     ("board.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/board.js")),
@@ -24,29 +24,13 @@ const FILES: &[(&str, &str, &[u8])] = &[
 /// URL, so browsers may keep each one for good.
 pub fn path(name: &str) -> String {
     static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let digest = DIGEST.get_or_init(|| {
-        use sha2::{Digest as _, Sha256};
-        let mut hasher = Sha256::new();
-        for (_, _, bytes) in FILES {
-            hasher.update(bytes);
-        }
-        hex::encode(&hasher.finalize()[..6])
-    });
+    let digest = DIGEST.get_or_init(|| crate::http::embedded::digest(FILES));
     format!("/assets/{name}?v={digest}")
 }
 
 /// `GET /assets/{name}`.
 pub async fn asset(Path(name): Path<String>) -> Response {
-    match FILES.iter().find(|(file, _, _)| *file == name) {
-        Some((_, content_type, bytes)) => {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
-            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-            (headers, *bytes).into_response()
-        }
-        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
-    }
+    crate::http::embedded::serve(FILES, &name)
 }
 
 /// Adds the console's security headers to a page: the CSP, no sniffing, no framing, no

@@ -29,7 +29,7 @@ use crate::domain::code::Code;
 use super::AppState;
 
 /// The embedded files: name, content type, bytes.
-const FILES: &[(&str, &str, &[u8])] = &[
+const FILES: &[crate::http::embedded::File] = &[
     (
         "react.js",
         "text/javascript; charset=utf-8",
@@ -50,29 +50,13 @@ const FILES: &[(&str, &str, &[u8])] = &[
 /// browsers may keep each one for good.
 fn path(name: &str) -> String {
     static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let digest = DIGEST.get_or_init(|| {
-        use sha2::{Digest as _, Sha256};
-        let mut hasher = Sha256::new();
-        for (_, _, bytes) in FILES {
-            hasher.update(bytes);
-        }
-        hex::encode(&hasher.finalize()[..6])
-    });
+    let digest = DIGEST.get_or_init(|| crate::http::embedded::digest(FILES));
     format!("/graphiql/{name}?v={digest}")
 }
 
 /// `GET /graphiql/{name}`: one of the page's files, cached for good (its URL changes with it).
 pub async fn asset(Path(name): Path<String>) -> Response {
-    match FILES.iter().find(|(file, _, _)| *file == name) {
-        Some((_, content_type, bytes)) => {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
-            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-            (headers, *bytes).into_response()
-        }
-        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
-    }
+    crate::http::embedded::serve(FILES, &name)
 }
 
 /// The page's policy; `host` (the `Host` header, when it is a plain host name) adds the
