@@ -4,10 +4,11 @@
 Usage: python3 bench/sqlite_floor.py [ROWS]   (default 100000; needs only Python's sqlite3)
 
 Creates a fresh WAL database with the tables and indexes an imported contact touches (the
-contact table with its 8 indexes, audit_log, event_outbox, search_entry with its FTS5 index,
-record_tag), then inserts ROWS rows per table combination in 5,000-row transactions with
-prepared statements, as `kith import` does, and prints rows/s for each. Payload sizes match
-Kith's: ~300 B audit entries and ~950 B events.
+contact table with its 11 indexes, audit_log, event_outbox, search_entry with its FTS5 index,
+record_tag), with Kith's settings (`synchronous = FULL`, `secure_delete = ON`: an erased
+person's values must not stay in freed pages), then inserts ROWS rows per table combination in
+5,000-row transactions with prepared statements, as `kith import` does, and prints rows/s for
+each. Payload sizes match Kith's: ~300 B audit entries and ~950 B events.
 """
 import os
 import sqlite3
@@ -27,12 +28,15 @@ CREATE TABLE contact (id TEXT PRIMARY KEY NOT NULL, first_name TEXT, last_name T
   address_postal_code TEXT, address_country TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
   deleted_at TEXT, version INTEGER NOT NULL);
 CREATE UNIQUE INDEX ux_contact_email ON contact (lower(email)) WHERE email IS NOT NULL AND deleted_at IS NULL;
-CREATE INDEX i1 ON contact(last_name, first_name);
-CREATE INDEX i2 ON contact(company_id);
-CREATE INDEX i3 ON contact(owner_id);
-CREATE INDEX i4 ON contact(created_at);
-CREATE INDEX i5 ON contact(address_city, last_name);
-CREATE INDEX i6 ON contact(lifecycle_stage);
+CREATE INDEX i1 ON contact(last_name, first_name, id);
+CREATE INDEX i2 ON contact(company_id, id);
+CREATE INDEX i3 ON contact(owner_id, id);
+CREATE INDEX i4 ON contact(created_at, id);
+CREATE INDEX i5 ON contact(address_city, last_name, id);
+CREATE INDEX i6 ON contact(lifecycle_stage, id);
+CREATE INDEX p1 ON contact(lower(first_name));
+CREATE INDEX p2 ON contact(lower(last_name));
+CREATE INDEX p3 ON contact(lower(email));
 CREATE TABLE audit_log (id TEXT PRIMARY KEY NOT NULL, occurred_at TEXT NOT NULL, actor_kind TEXT NOT NULL,
   actor_id TEXT, actor_name TEXT NOT NULL, action TEXT NOT NULL, object TEXT NOT NULL, record_id TEXT,
   changes TEXT NOT NULL);
@@ -63,7 +67,8 @@ def run(parts):
     path = os.path.join(tempfile.mkdtemp(prefix="kith-floor-"), "floor.db")
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
-    for pragma in ("synchronous=FULL", "cache_size=-16384", "temp_store=MEMORY", "foreign_keys=ON"):
+    for pragma in ("synchronous=FULL", "cache_size=-16384", "temp_store=MEMORY", "foreign_keys=ON",
+                   "secure_delete=ON"):
         db.execute("PRAGMA " + pragma)
     db.executescript(SCHEMA)
     started = time.time()

@@ -453,6 +453,7 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
                 None
             };
             crate::service::privacy::spawn_retention(kith.clone(), config.privacy.retention.clone());
+            kith.spawn_statistics_upkeep();
             let webhooks = config.webhooks.enabled.then(|| crate::service::webhook_delivery::start(kith));
             let setup_code = state.setup_code.clone();
             let router = app(state, &config.server);

@@ -94,6 +94,29 @@ impl Kith {
         self.objects.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Brings the planner statistics of every record table (plugin objects' too) and of the
+    /// search index up to date (see `store::stats::upkeep`); returns the tables analysed.
+    pub async fn upkeep_statistics(&self) -> Result<Vec<String>> {
+        let mut tables: Vec<String> = self.registry().objects().map(|def| def.table.clone()).collect();
+        tables.push("search_entry".to_owned());
+        self.store.upkeep_statistics(&tables).await
+    }
+
+    /// Runs [`Kith::upkeep_statistics`] now and every `store::stats::UPKEEP_EVERY`.
+    pub fn spawn_statistics_upkeep(&self) {
+        let kith = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match kith.upkeep_statistics().await {
+                    Ok(tables) if !tables.is_empty() => tracing::info!(?tables, "planner statistics refreshed"),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "cannot refresh the planner statistics"),
+                }
+                tokio::time::sleep(crate::store::stats::UPKEEP_EVERY).await;
+            }
+        });
+    }
+
     /// Replaces the registry (the plugin runtime does, when the enabled plugins' objects change).
     pub fn set_registry(&self, registry: Registry) {
         let mut slot = self.objects.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -27,6 +27,7 @@ pub mod query;
 pub mod records;
 pub mod reports;
 pub mod search;
+pub mod stats;
 pub mod tags;
 pub mod tokens;
 pub mod txn;
@@ -254,6 +255,9 @@ impl Store {
         let db = Database::connect(connect).await?;
         let backend = db.get_database_backend();
         let autocommit = autocommit::Autocommit::new(db, &url_for_autocommit, options.max_connections)?;
+        if let Err(err) = autocommit.stats().reload(&autocommit).await {
+            tracing::warn!(error = %err, "cannot read the planner statistics");
+        }
         Ok(Store { autocommit, backend, hook: Arc::default(), group: Arc::default() })
     }
 
@@ -311,24 +315,46 @@ impl Store {
         self.backend
     }
 
-    /// Upkeep after a bulk load into `table` (its name from an object definition): on
-    /// PostgreSQL fresh statistics, so the planner uses the indexes (full-text included) at once
-    /// instead of after autovacuum's next visit, and the GIN index's pending list merged (a
-    /// bulk load leaves the new full-text entries there, which every search then scans
-    /// linearly, 15-25x slower, until autovacuum merges it). The rows are committed already:
-    /// a failure (a role that does not own the tables) is logged, not reported.
+    /// Upkeep after a bulk load into `table` (its name from an object definition): fresh
+    /// statistics, so the planner uses the indexes (full-text included) at once instead of after
+    /// autovacuum's next visit (PostgreSQL) or never (SQLite, whose planner statistics Kith also
+    /// reads, see [`stats`]); and on PostgreSQL the GIN index's pending list merged (a bulk load
+    /// leaves the new full-text entries there, which every search then scans linearly, 15-25x
+    /// slower, until autovacuum merges it). The rows are committed already: a failure (a role
+    /// that does not own the tables) is logged, not reported.
     pub async fn after_bulk_load(&self, table: &str) {
-        if self.backend != DbBackend::Postgres {
-            return;
-        }
-        for sql in [
-            format!("ANALYZE \"{table}\", search_entry"),
-            "SELECT gin_clean_pending_list('ix_search_entry_document'::regclass)".to_owned(),
-        ] {
-            if let Err(err) = self.conn().execute_unprepared(&sql).await {
+        self.analyze(&[table, "search_entry"]).await;
+        if self.backend == DbBackend::Postgres {
+            let sql = "SELECT gin_clean_pending_list('ix_search_entry_document'::regclass)";
+            if let Err(err) = self.conn().execute_unprepared(sql).await {
                 tracing::warn!(error = %err, "after a bulk load: `{sql}` failed");
             }
         }
+    }
+
+    /// Analyses `tables` (their names from object definitions) now, as a bulk load goes (see
+    /// [`stats::Growth`]), then reloads the statistics Kith plans with. A failure is logged:
+    /// the rows it follows are committed.
+    pub async fn analyze(&self, tables: &[&str]) {
+        let result = async {
+            stats::analyze(self.conn(), tables).await?;
+            self.conn().stats().reload(self.conn()).await
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, ?tables, "cannot analyse");
+        }
+    }
+
+    /// About how many rows `table` holds (its name from an object definition).
+    pub async fn rows_estimate(&self, table: &str) -> Result<u64> {
+        stats::rows_estimate(self.conn(), table).await
+    }
+
+    /// SQLite's statistics brought up to date for `tables` (see [`stats::upkeep`]); returns
+    /// the tables analysed.
+    pub async fn upkeep_statistics(&self, tables: &[String]) -> Result<Vec<String>> {
+        stats::upkeep(self.conn(), self.conn().stats(), tables).await
     }
 
     /// Whether the database answers.

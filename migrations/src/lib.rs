@@ -37,6 +37,7 @@ mod m20261210_000013_create_idempotency_key;
 mod m20261211_000014_create_import_run;
 mod m20261212_000015_create_consent;
 mod m20261213_000016_create_webhook;
+mod m20261214_000017_search_index_without_pending_list;
 mod search_words;
 
 pub use search_words::search_words;
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261211_000014_create_import_run::Migration),
             Box::new(m20261212_000015_create_consent::Migration),
             Box::new(m20261213_000016_create_webhook::Migration),
+            Box::new(m20261214_000017_search_index_without_pending_list::Migration),
         ]
     }
 }

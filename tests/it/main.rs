@@ -28,6 +28,7 @@ mod observability;
 mod outage;
 mod pages;
 mod personal;
+mod planner;
 mod plugin_objects;
 mod plugins;
 mod privacy;

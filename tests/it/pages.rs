@@ -74,7 +74,12 @@ async fn a_page_with_relations_costs_a_fixed_number_of_queries() {
             .await;
         assert_eq!(page["data"]["contacts"]["edges"].as_array().unwrap().len(), first, "{page}");
         assert!(page["data"]["contacts"]["edges"][first - 1]["node"]["company"]["name"].is_string(), "{page}");
-        assert_eq!(queries.load(Ordering::SeqCst) - before, 1, "{first} contacts with their companies");
+        assert_eq!(
+            queries.load(Ordering::SeqCst) - before,
+            1,
+            "{first} contacts with their companies: {:#?}",
+            seen.lock().unwrap()
+        );
     }
     // A deleted company reads as null on the page, read ahead or not.
     let manager = token(&db, Role::Manager).await;

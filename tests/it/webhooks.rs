@@ -426,6 +426,9 @@ async fn pending_deliveries_are_sent_after_a_restart() {
         contact(&db, "Bob", "Byron").await;
         let worker = webhook_delivery::start(&db.kith);
         eventually(30, "a failed attempt", || async { (!receiver.hits().is_empty()).then_some(()) }).await;
+        // A first attempt may leave before its delivery is stored (the worker stopped then would
+        // send it again from the cursor): wait for both to be stored as pending.
+        eventually(30, "both queued", || async { (db.count_rows("webhook_delivery").await == 2).then_some(()) }).await;
         worker.stop().await;
         server.stop().await;
         let pending = db.count_rows("webhook_delivery").await;

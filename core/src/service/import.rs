@@ -218,6 +218,9 @@ pub async fn import_csv<R: Read>(
         tracing::warn!("the file has no `{key}` column: rows cannot be matched to existing records");
     }
 
+    // The table is analysed each time the import doubles it, so the look-ups of existing
+    // records by key keep using their index (see `store::stats`).
+    let mut growth = crate::store::stats::Growth::new(kith.store.rows_estimate(&def.table).await?);
     let mut batch: Vec<Row> = Vec::with_capacity(options.batch_size);
     let mut record = csv::StringRecord::new();
     loop {
@@ -236,7 +239,11 @@ pub async fn import_csv<R: Read>(
             }
         }
         if batch.len() >= options.batch_size {
+            let created = report.created;
             write_batch(kith, actor, &def, &custom, std::mem::take(&mut batch), options, &mut report).await?;
+            if growth.add(report.created - created) {
+                kith.store.analyze(&[def.table.as_str()]).await;
+            }
             progress(report.rows);
         }
     }

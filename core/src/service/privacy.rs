@@ -124,7 +124,7 @@ fn in_filter(field: &str, target: &str, ids: &BTreeSet<Uuid>) -> Filter {
 }
 
 /// Every record of `def` (deleted ones too) matching `filter`.
-async fn read_all<C: sea_orm::ConnectionTrait>(db: &C, def: &ObjectDef, filter: Filter) -> Result<Vec<Record>> {
+async fn read_all<C: crate::store::stats::Planned>(db: &C, def: &ObjectDef, filter: Filter) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     let mut after = None;
     loop {
@@ -146,7 +146,7 @@ async fn read_all<C: sea_orm::ConnectionTrait>(db: &C, def: &ObjectDef, filter: 
 }
 
 /// The contact `id` and every contact merged into it (and into those), deleted ones included.
-async fn contacts_of<C: sea_orm::ConnectionTrait>(db: &C, contact: &ObjectDef, id: Uuid) -> Result<Vec<Record>> {
+async fn contacts_of<C: crate::store::stats::Planned>(db: &C, contact: &ObjectDef, id: Uuid) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     let mut queue = vec![id];
@@ -180,7 +180,7 @@ async fn check_plugins_loaded(kith: &Kith) -> Result<()> {
 }
 
 /// Plans a request about contact `id` (see the module docs).
-pub async fn plan<C: sea_orm::ConnectionTrait>(db: &C, registry: &Registry, id: Uuid) -> Result<Plan> {
+pub async fn plan<C: crate::store::stats::Planned>(db: &C, registry: &Registry, id: Uuid) -> Result<Plan> {
     let contact_def = crate::service::object_def(registry, "contact")?;
     let contacts = contacts_of(db, &contact_def, id).await?;
     let objects = all_objects(registry);

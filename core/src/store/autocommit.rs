@@ -43,6 +43,7 @@ type Observer = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct Autocommit {
     pool: DatabaseConnection,
     conns: Option<Arc<Conns>>,
+    stats: Arc<super::stats::PlannerStats>,
 }
 
 impl std::fmt::Debug for Autocommit {
@@ -63,7 +64,12 @@ impl Autocommit {
         } else {
             None
         };
-        Ok(Autocommit { pool, conns })
+        Ok(Autocommit { pool, conns, stats: Arc::default() })
+    }
+
+    /// The database's planner statistics, as last loaded (`store::stats`).
+    pub fn stats(&self) -> &super::stats::PlannerStats {
+        &self.stats
     }
 
     /// The sea-orm pool, which transactions are begun on.
@@ -326,6 +332,12 @@ fn exec_err(err: sqlx::Error) -> DbErr {
 fn sqlx_query(stmt: &Statement) -> sqlx::query::Query<'_, sqlx::Postgres, SqlxValues> {
     let values = stmt.values.clone().unwrap_or(sea_orm::sea_query::Values(Vec::new()));
     sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+}
+
+impl super::stats::Planned for Autocommit {
+    fn planner_stats(&self) -> Option<&super::stats::PlannerStats> {
+        (self.pool.get_database_backend() == DbBackend::Sqlite).then_some(&*self.stats)
+    }
 }
 
 #[async_trait::async_trait]

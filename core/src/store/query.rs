@@ -111,31 +111,48 @@ pub fn prefix_end(prefix: &str) -> Option<String> {
 /// Translates a filter into a SQL condition over `object`'s table (every column qualified with
 /// the table's name, so the statement may join others).
 pub fn condition(backend: DbBackend, object: &ObjectDef, filter: &Filter) -> Result<Condition> {
+    condition_planned(backend, object, filter, &[])
+}
+
+/// [`condition`], comparing the columns in `unindexed` as `+column` on SQLite, which then reads
+/// no index for them (`store::stats` chooses them).
+pub fn condition_planned(
+    backend: DbBackend,
+    object: &ObjectDef,
+    filter: &Filter,
+    unindexed: &[String],
+) -> Result<Condition> {
     Ok(match filter {
         Filter::And(parts) => {
             let mut cond = Cond::all();
             for part in parts {
-                cond = cond.add(condition(backend, object, part)?);
+                cond = cond.add(condition_planned(backend, object, part, unindexed)?);
             }
             cond
         }
         Filter::Or(parts) => {
             let mut cond = Cond::any();
             for part in parts {
-                cond = cond.add(condition(backend, object, part)?);
+                cond = cond.add(condition_planned(backend, object, part, unindexed)?);
             }
             cond
         }
-        Filter::Not(inner) => condition(backend, object, inner)?.not(),
-        Filter::Cond(cond) => Cond::all().add(comparison(backend, object, cond)?),
+        Filter::Not(inner) => condition_planned(backend, object, inner, unindexed)?.not(),
+        Filter::Cond(cond) => Cond::all().add(comparison(backend, object, cond, unindexed)?),
     })
 }
 
-fn comparison(backend: DbBackend, object: &ObjectDef, cond: &FilterCond) -> Result<SimpleExpr> {
+fn comparison(backend: DbBackend, object: &ObjectDef, cond: &FilterCond, unindexed: &[String]) -> Result<SimpleExpr> {
     if cond.target == Target::Tag {
         return tag_comparison(backend, object, &cond.op);
     }
-    let (expr, kind) = target_expr(backend, object, &cond.target)?;
+    let (mut expr, kind) = target_expr(backend, object, &cond.target)?;
+    if backend == DbBackend::Sqlite
+        && let Target::Field(name) = &cond.target
+        && object.field_def(name).is_some_and(|f| unindexed.contains(&f.column))
+    {
+        expr = custom(backend, "+?", vec![expr]);
+    }
     // E-mail equality ignores case (and uses the `lower(email)` index).
     let case_insensitive = cond.kind == FieldKind::Email;
     let lhs = if case_insensitive { custom(backend, "lower(?)", vec![expr.clone()]) } else { expr.clone() };

@@ -13,7 +13,8 @@ use crate::domain::object::{FieldDef, ObjectDef};
 use crate::domain::value::{FieldKind, Fields, Value};
 use crate::error::{Error, Result};
 use crate::store::codec::{decode, encode, insert_rows};
-use crate::store::query::{apply_order, condition, keyset_condition};
+use crate::store::query::{apply_order, condition_planned, keyset_condition};
+use crate::store::stats::Planned;
 
 /// One stored record: every field of its object, `id` included.
 #[derive(Debug, Clone, PartialEq)]
@@ -272,8 +273,14 @@ pub async fn get_many<C: ConnectionTrait>(db: &C, object: &ObjectDef, ids: &[Uui
     Ok(out)
 }
 
-fn base_condition(backend: DbBackend, object: &ObjectDef, filter: &Filter, include_deleted: bool) -> Result<Cond> {
-    let mut cond = Cond::all().add(condition(backend, object, filter)?);
+fn base_condition(
+    backend: DbBackend,
+    object: &ObjectDef,
+    filter: &Filter,
+    include_deleted: bool,
+    unindexed: &[String],
+) -> Result<Cond> {
+    let mut cond = Cond::all().add(condition_planned(backend, object, filter, unindexed)?);
     if object.soft_delete && !include_deleted {
         cond = cond.add(Expr::col((table(object), Alias::new("deleted_at"))).is_null());
     }
@@ -294,6 +301,7 @@ pub async fn count<C: ConnectionTrait>(
         object,
         filter,
         include_deleted,
+        &[],
     )?);
     let row = db.query_one(&select).await?.ok_or_else(|| Error::internal("count returned no row"))?;
     Ok(row.try_get_by_index::<i64>(0)?)
@@ -305,19 +313,19 @@ pub async fn count<C: ConnectionTrait>(
 pub async fn select_where<C: ConnectionTrait>(db: &C, object: &ObjectDef, filter: &Filter) -> Result<Vec<Record>> {
     let backend = db.get_database_backend();
     let mut select = select_all(object);
-    select.cond_where(base_condition(backend, object, filter, false)?);
+    select.cond_where(base_condition(backend, object, filter, false, &[])?);
     let rows = db.query_all(&select).await?;
     rows.iter().map(|row| row_to_record(backend, object, row)).collect()
 }
 
 /// The first record matching `filter` (live only), if any.
-pub async fn find_one<C: ConnectionTrait>(db: &C, object: &ObjectDef, filter: &Filter) -> Result<Option<Record>> {
+pub async fn find_one<C: Planned>(db: &C, object: &ObjectDef, filter: &Filter) -> Result<Option<Record>> {
     let page = list(db, object, &ListQuery::first(filter.clone(), 1)).await?;
     Ok(page.records.into_iter().next().map(|(_, r)| r))
 }
 
 /// One page of records.
-pub async fn list<C: ConnectionTrait>(db: &C, object: &ObjectDef, query: &ListQuery) -> Result<Page> {
+pub async fn list<C: Planned>(db: &C, object: &ObjectDef, query: &ListQuery) -> Result<Page> {
     list_fields(db, object, query, None, true).await
 }
 
@@ -326,7 +334,7 @@ pub async fn list<C: ConnectionTrait>(db: &C, object: &ObjectDef, query: &ListQu
 /// always read. A GraphQL page of 50 that selects 5 of a contact's 29 fields decodes a fifth of
 /// the values. Without `cursors` the page's cursors are left empty (a query that selects
 /// neither `cursor` nor `pageInfo` does not pay for encoding them).
-pub async fn list_fields<C: ConnectionTrait>(
+pub async fn list_fields<C: Planned>(
     db: &C,
     object: &ObjectDef,
     query: &ListQuery,
@@ -337,7 +345,7 @@ pub async fn list_fields<C: ConnectionTrait>(
 }
 
 /// [`list_fields`], with the targets of `joins` read in the same statement (see [`Join`]).
-pub async fn list_joined<C: ConnectionTrait>(
+pub async fn list_joined<C: Planned>(
     db: &C,
     object: &ObjectDef,
     query: &ListQuery,
@@ -425,7 +433,7 @@ impl RowPage {
 }
 
 /// [`list_joined`], as rows (see [`RowPage`]).
-pub async fn list_rows<C: ConnectionTrait>(
+pub async fn list_rows<C: Planned>(
     db: &C,
     object: &ObjectDef,
     query: &ListQuery,
@@ -437,6 +445,7 @@ pub async fn list_rows<C: ConnectionTrait>(
     let joined_fields: Vec<Vec<&FieldDef>> =
         joins.iter().map(|join| chosen_fields(join.target, Some(join.fields))).collect();
     let (limit, cursor, reverse) = page_bounds(query);
+    let unindexed = unindexed_columns(db, object, query);
     let kinds: Vec<&FieldKind> = chosen.iter().chain(joined_fields.iter().flatten()).map(|field| &field.kind).collect();
     let width = kinds.len();
     let mut rows: Vec<Vec<Value>> = Vec::new();
@@ -462,7 +471,7 @@ pub async fn list_rows<C: ConnectionTrait>(
         // worker thread to the caller's task on its own (a thread wake-up per row) and copies
         // every value twice (a page of 50 with its companies served about a fifth fewer
         // requests a second that way).
-        let stmt = page_statement(backend, object, query, fields, joins, true)?;
+        let stmt = page_statement(backend, object, query, fields, joins, true, &unindexed)?;
         let packed: Option<String> = match db.query_one_raw(stmt).await? {
             Some(row) => row.try_get_by_index(0)?,
             None => None,
@@ -480,7 +489,8 @@ pub async fn list_rows<C: ConnectionTrait>(
             take(&mut values)?;
         }
     } else {
-        let result = db.query_all_raw(page_statement(backend, object, query, fields, joins, false)?).await?;
+        let result =
+            db.query_all_raw(page_statement(backend, object, query, fields, joins, false, &unindexed)?).await?;
         for row in &result {
             let mut values = kinds.iter().enumerate().map(|(idx, kind)| decode(backend, kind, row, idx));
             take(&mut values)?;
@@ -538,7 +548,30 @@ pub fn list_statement_joined(
     fields: Option<&[String]>,
     joins: &[Join<'_>],
 ) -> Result<sea_orm::Statement> {
-    page_statement(backend, object, query, fields, joins, false)
+    page_statement(backend, object, query, fields, joins, false, &[])
+}
+
+/// The statement [`list_rows`] runs on `db` for a page (rows, not packed), with the plan
+/// choices Kith makes from the database's statistics (see `store::stats`).
+pub fn list_statement_planned<C: Planned>(
+    db: &C,
+    object: &ObjectDef,
+    query: &ListQuery,
+    fields: Option<&[String]>,
+    joins: &[Join<'_>],
+) -> Result<sea_orm::Statement> {
+    let unindexed = unindexed_columns(db, object, query);
+    page_statement(db.get_database_backend(), object, query, fields, joins, false, &unindexed)
+}
+
+/// The filter columns whose index the page must not read (see `store::stats::unindexed`).
+fn unindexed_columns<C: Planned>(db: &C, object: &ObjectDef, query: &ListQuery) -> Vec<String> {
+    match db.planner_stats().and_then(|stats| stats.table(&object.table)) {
+        Some(stats) => {
+            crate::store::stats::unindexed(&stats, object, &query.filter, &query.order, page_bounds(query).0)
+        }
+        None => Vec::new(),
+    }
 }
 
 /// The columns a page reads, as (table or join alias, column): the page's own, then each
@@ -567,6 +600,7 @@ fn page_statement(
     fields: Option<&[String]>,
     joins: &[Join<'_>],
     packed: bool,
+    unindexed: &[String],
 ) -> Result<sea_orm::Statement> {
     let (limit, cursor, reverse) = page_bounds(query);
     let mut select = Query::select();
@@ -595,7 +629,7 @@ fn page_statement(
         }
         select.join_as(sea_orm::sea_query::JoinType::LeftJoin, table(join.target), alias, on);
     }
-    let mut cond = base_condition(backend, object, &query.filter, query.include_deleted)?;
+    let mut cond = base_condition(backend, object, &query.filter, query.include_deleted, unindexed)?;
     if let Some(cursor) = cursor {
         let (values, id) = decode_cursor(object, &query.order, cursor)?;
         cond = cond.add(keyset_condition(backend, object, &query.order, &values, &id, reverse)?);

@@ -72,6 +72,12 @@ impl TxConn {
     }
 }
 
+impl super::stats::Planned for TxConn {
+    fn planner_stats(&self) -> Option<&super::stats::PlannerStats> {
+        self.db.planner_stats()
+    }
+}
+
 #[async_trait::async_trait]
 impl ConnectionTrait for TxConn {
     fn get_database_backend(&self) -> DbBackend {
@@ -107,6 +113,15 @@ pub enum Reader<'a> {
     Autocommit(&'a Autocommit),
     /// Inside the unit's transaction.
     Tx(&'a TxConn),
+}
+
+impl super::stats::Planned for Reader<'_> {
+    fn planner_stats(&self) -> Option<&super::stats::PlannerStats> {
+        match self {
+            Reader::Autocommit(db) => db.planner_stats(),
+            Reader::Tx(tx) => tx.planner_stats(),
+        }
+    }
 }
 
 #[async_trait::async_trait]
