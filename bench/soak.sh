@@ -48,7 +48,7 @@ TOKEN=$("$KITH" --database "$DB" token create --name "soak-$$" --role ADMIN)
 SERVER=$!
 for _ in $(seq 1 100); do curl -sf 127.0.0.1:18095/healthz >/dev/null && break; sleep 0.2; done
 gql() { curl -s 127.0.0.1:18095/graphql -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d "$1"; }
-gql '{"query":"{ contacts(first: 1000, filter: {addressCity: {eq: \"City7\"}}) { edges { node { id } } } }"}' \
+gql '{"query":"{ contacts(first: 200, filter: {addressCity: {eq: \"City7\"}}) { edges { node { id } } } }"}' \
   | python3 -c 'import json,sys; [print(e["node"]["id"]) for e in json.load(sys.stdin)["data"]["contacts"]["edges"]]' > "$WORK/ids.txt"
 declare -A BODY=(
   [by_id]='{"query":"query Q($id: ID!) { contact(id: $id) { id firstName lastName email } }","variables":{"id":"%ID%"}}'

@@ -102,7 +102,8 @@ impl Kith {
         self.store.upkeep_statistics(&tables).await
     }
 
-    /// Runs [`Kith::upkeep_statistics`] now and every `store::stats::UPKEEP_EVERY`.
+    /// Runs [`Kith::upkeep_statistics`] and merges the search index's segments (SQLite) now and
+    /// every `store::stats::UPKEEP_EVERY`.
     pub fn spawn_statistics_upkeep(&self) {
         let kith = self.clone();
         tokio::spawn(async move {
@@ -111,6 +112,11 @@ impl Kith {
                     Ok(tables) if !tables.is_empty() => tracing::info!(?tables, "planner statistics refreshed"),
                     Ok(_) => {}
                     Err(err) => tracing::warn!(error = %err, "cannot refresh the planner statistics"),
+                }
+                match kith.store.merge_search_segments(crate::store::stats::MERGE_BUDGET).await {
+                    Ok(0) => {}
+                    Ok(steps) => tracing::info!(steps, "search index segments merged"),
+                    Err(err) => tracing::warn!(error = %err, "cannot merge the search index's segments"),
                 }
                 tokio::time::sleep(crate::store::stats::UPKEEP_EVERY).await;
             }

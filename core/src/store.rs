@@ -324,6 +324,10 @@ impl Store {
     /// that does not own the tables) is logged, not reported.
     pub async fn after_bulk_load(&self, table: &str) {
         self.analyze(&[table, "search_entry"]).await;
+        // SQLite: the load's batches left a segment each in the full-text index.
+        if let Err(err) = self.merge_search_segments(Duration::from_secs(5)).await {
+            tracing::warn!(error = %err, "after a bulk load: cannot merge the search index's segments");
+        }
         if self.backend == DbBackend::Postgres {
             let sql = "SELECT gin_clean_pending_list('ix_search_entry_document'::regclass)";
             if let Err(err) = self.conn().execute_unprepared(sql).await {
@@ -355,6 +359,23 @@ impl Store {
     /// the tables analysed.
     pub async fn upkeep_statistics(&self, tables: &[String]) -> Result<Vec<String>> {
         stats::upkeep(self.conn(), self.conn().stats(), tables).await
+    }
+
+    /// SQLite: merges the full-text index's segments, a step per transaction, for at most
+    /// `budget` (see [`search::merge_step`]); returns the steps that merged something.
+    pub async fn merge_search_segments(&self, budget: Duration) -> Result<u32> {
+        let started = std::time::Instant::now();
+        let mut steps = 0;
+        while self.backend == DbBackend::Sqlite && started.elapsed() < budget {
+            let tx = self.begin(&Actor::system("upkeep")).await?;
+            let merged = search::merge_step(&tx).await?;
+            tx.commit().await?;
+            if !merged {
+                break;
+            }
+            steps += 1;
+        }
+        Ok(steps)
     }
 
     /// Whether the database answers.

@@ -248,3 +248,23 @@ async fn postgres_search_entries_skip_the_pending_list_and_stale_tables_are_anal
     drop(server);
     db.cleanup().await;
 }
+
+/// SQLite: records created one by one leave the full-text index in many small segments, which
+/// every search reads; the upkeep merges them, a step per transaction, until nothing is left to
+/// merge, and the records are still found.
+#[tokio::test]
+async fn upkeep_merges_the_search_index_segments() {
+    let db = TestDb::sqlite().await;
+    for i in 0..120 {
+        db.create("contact", json!({"firstName": format!("Seg{i}"), "lastName": "Mentedname"})).await.unwrap();
+    }
+    let budget = std::time::Duration::from_secs(30);
+    let steps = db.kith.store.merge_search_segments(budget).await.unwrap();
+    assert!(steps > 0, "120 single creates left segments to merge");
+    assert_eq!(db.kith.store.merge_search_segments(budget).await.unwrap(), 0, "and none after");
+    let hits = kith_core::store::search::search(db.kith.store.conn(), "mentedname", &[], 200).await.unwrap();
+    assert_eq!(hits.len(), 120);
+    let one = kith_core::store::search::search(db.kith.store.conn(), "seg77", &[], 10).await.unwrap();
+    assert_eq!(one.len(), 1);
+    db.cleanup().await;
+}

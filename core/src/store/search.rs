@@ -168,6 +168,32 @@ pub(crate) async fn insert_new(tx: &Tx, entries: Vec<NewEntry>) -> Result<()> {
     crate::store::codec::insert_rows(tx.conn(), "search_entry", &["record_id", "object", "title", "body"], rows).await
 }
 
+/// SQLite: one step of merging the full-text index's segments, in `tx` (a transaction of its
+/// own, so writers wait for one step at most); true while there was work to do.
+///
+/// FTS5 writes each transaction's entries as a new segment and merges segments only when four
+/// of a level pile up, so after many single creates a word's entries lie in dozens of segments,
+/// each read by every search: after growing 100,000 contacts to 315,000 through the API the
+/// rare-word search ran at 4,130 requests/s, and at 5,060 once the segments were merged. The
+/// server's upkeep runs these steps (see `store::stats::upkeep`). PostgreSQL: nothing to do.
+pub async fn merge_step(tx: &Tx) -> Result<bool> {
+    if tx.backend() != DbBackend::Sqlite {
+        return Ok(false);
+    }
+    let changes = || async {
+        let row = tx
+            .conn()
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT total_changes()"))
+            .await?
+            .ok_or_else(|| crate::error::Error::internal("total_changes() returned no row"))?;
+        Ok::<i64, crate::error::Error>(row.try_get_by_index(0)?)
+    };
+    let before = changes().await?;
+    tx.conn().execute_unprepared("INSERT INTO search_fts (search_fts, rank) VALUES ('merge', 500)").await?;
+    // FTS5's own test for work done: fewer than two changes means nothing was merged.
+    Ok(changes().await? - before >= 2)
+}
+
 /// Removes a record's entry.
 pub async fn remove(tx: &Tx, record_id: Uuid) -> Result<()> {
     tx.flush_search().await?;

@@ -6,7 +6,7 @@
 //! planner guessing, and a statement prepared once and run many times (an import's look-up of
 //! existing e-mails) may keep a sequential scan whose cost grows with the table. So
 //! [`Growth`] re-analyses a table each time a bulk load doubles it, and [`upkeep`], when the
-//! server starts and every [`UPKEEP_EVERY`], analyses any record table whose statistics have
+//! server starts and every minute ([`UPKEEP_EVERY`]), analyses any record table whose statistics have
 //! gone stale: on SQLite after `PRAGMA optimize`, on PostgreSQL where autovacuum has not kept
 //! up (or is off).
 //!
@@ -30,8 +30,11 @@ use crate::domain::filter::{Filter, Op, OrderBy, Target};
 use crate::domain::object::ObjectDef;
 use crate::error::Result;
 
-/// How often the running server checks its tables' statistics.
-pub const UPKEEP_EVERY: Duration = Duration::from_secs(10 * 60);
+/// How often the running server checks its tables' statistics (and, on SQLite, merges the
+/// search index's segments: `store::search::merge_step`).
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(60);
+/// The longest the search index's segments are merged for in one upkeep round.
+pub const MERGE_BUDGET: Duration = Duration::from_secs(2);
 
 /// A table's statistics: its row count and, per index, how many rows share a value of each
 /// leading run of its columns (SQLite's `sqlite_stat1`).
