@@ -7,8 +7,8 @@
 # Usage: bench/grown.sh [ROWS] [GROWTH] [DURATION]   (defaults: 100000 contacts, 3-fold, 10s)
 # DATABASE=postgres://postgres@127.0.0.1:5432/kith_grown runs on PostgreSQL (dropped and
 # recreated); the default is a fresh SQLite file. KITH=path/to/kith (default target/release/kith).
-# SETTLE=20 seconds of quiet between the growth and the second reads. Prints each read's req/s
-# fresh and grown, and grown ÷ fresh.
+# SETTLE=70 seconds of quiet (more than one round of the server's upkeep, every minute) between
+# the growth and the second reads. Prints each read's req/s fresh and grown, and grown ÷ fresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS="${1:-100000}"
@@ -76,9 +76,10 @@ while :; do
   (( count >= target )) && break
   load "create-$count" "$CREATE" 10s >/dev/null
 done
-# The writes' aftermath (dirty pages written back, WAL checkpoints) settles before the reads:
+# The writes' aftermath (dirty pages written back, WAL checkpoints, a round of the upkeep)
+# settles before the reads:
 # this measures what the grown tables and indexes cost, not the burst of writes just before.
-sleep "${SETTLE:-20}"
+sleep "${SETTLE:-70}"
 for w in by_id page_city page_stage search_rare; do load "$w" "${BODY[$w]}" 3s >/dev/null; GROWN[$w]=$(load "$w" "${BODY[$w]}" "$DURATION" | rps); done
 printf 'workload\tfresh (%s rows) req/s\tgrown (%s rows) req/s\tgrown / fresh\n' "$ROWS" "$count"
 for w in by_id page_city page_stage search_rare; do
