@@ -318,21 +318,14 @@ impl Store {
     /// Upkeep after a bulk load into `table` (its name from an object definition): fresh
     /// statistics, so the planner uses the indexes (full-text included) at once instead of after
     /// autovacuum's next visit (PostgreSQL) or never (SQLite, whose planner statistics Kith also
-    /// reads, see [`stats`]); and on PostgreSQL the GIN index's pending list merged (a bulk load
-    /// leaves the new full-text entries there, which every search then scans linearly, 15-25x
-    /// slower, until autovacuum merges it). The rows are committed already: a failure (a role
-    /// that does not own the tables) is logged, not reported.
+    /// reads, see [`stats`]); and on SQLite the full-text index's segments merged (each batch
+    /// left one). PostgreSQL's full-text index keeps no pending list to merge (migration 17).
+    /// The rows are committed already: a failure (a role that does not own the tables) is
+    /// logged, not reported.
     pub async fn after_bulk_load(&self, table: &str) {
         self.analyze(&[table, "search_entry"]).await;
-        // SQLite: the load's batches left a segment each in the full-text index.
         if let Err(err) = self.merge_search_segments(Duration::from_secs(5)).await {
             tracing::warn!(error = %err, "after a bulk load: cannot merge the search index's segments");
-        }
-        if self.backend == DbBackend::Postgres {
-            let sql = "SELECT gin_clean_pending_list('ix_search_entry_document'::regclass)";
-            if let Err(err) = self.conn().execute_unprepared(sql).await {
-                tracing::warn!(error = %err, "after a bulk load: `{sql}` failed");
-            }
         }
     }
 
@@ -355,7 +348,7 @@ impl Store {
         stats::rows_estimate(self.conn(), table).await
     }
 
-    /// SQLite's statistics brought up to date for `tables` (see [`stats::upkeep`]); returns
+    /// The planner statistics of `tables` brought up to date (see [`stats::upkeep`]); returns
     /// the tables analysed.
     pub async fn upkeep_statistics(&self, tables: &[String]) -> Result<Vec<String>> {
         stats::upkeep(self.conn(), self.conn().stats(), tables).await
