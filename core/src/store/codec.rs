@@ -93,12 +93,6 @@ pub async fn insert_rows_locked<C: sea_orm::ConnectionTrait>(
     }
     let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
     let lock = lock.filter(|_| pg);
-    if pg
-        && rows.len() > rows_per_insert(columns.len()).min(pg_rows_per_message(&rows))
-        && rows.iter().flatten().all(has_pg_json_form)
-    {
-        return insert_pg_record_sets(db, table, &quoted, rows, lock).await;
-    }
     let (head, tail) = match lock {
         // The materialized lock is joined to every row, so it is taken before the first one.
         Some(key) => (
@@ -149,105 +143,6 @@ pub async fn insert_rows_locked<C: sea_orm::ConnectionTrait>(
         db.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
     }
     Ok(())
-}
-
-/// PostgreSQL: rows per statement of a bulk write ([`insert_pg_record_sets`]).
-const PG_BULK_ROWS: usize = 1_000;
-
-/// PostgreSQL: inserts more rows than one small statement carries (an import's batch) as JSON
-/// record sets of [`PG_BULK_ROWS`] rows, one parameter each: one statement per thousand rows
-/// instead of one per 8-32, planned once and bound as one value (the small statements' 15 KiB
-/// budget is for single writes, whose latency it serves). Falls back to rows of values when a
-/// value has no JSON form.
-async fn insert_pg_record_sets<C: sea_orm::ConnectionTrait>(
-    db: &C,
-    table: &str,
-    quoted: &[String],
-    rows: Vec<Vec<DbValue>>,
-    lock: Option<i64>,
-) -> Result<()> {
-    let names = quoted.join(", ");
-    let picks: Vec<String> = quoted.iter().map(|c| format!("r.{c}")).collect();
-    let picks = picks.join(", ");
-    let sql = match lock {
-        Some(key) => format!(
-            "WITH kith_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({key})) INSERT INTO \"{table}\" ({names}) \
-             SELECT {picks} FROM kith_lock, jsonb_populate_recordset(NULL::\"{table}\", $1) WITH ORDINALITY AS r \
-             ORDER BY r.ordinality"
-        ),
-        None => format!(
-            "INSERT INTO \"{table}\" ({names}) SELECT {picks} FROM jsonb_populate_recordset(NULL::\"{table}\", $1) AS r"
-        ),
-    };
-    let keys: Vec<&str> = quoted.iter().map(|c| c.trim_matches('"')).collect();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let mut set = Vec::with_capacity(PG_BULK_ROWS);
-        for row in rows.by_ref().take(PG_BULK_ROWS) {
-            if row.len() != keys.len() {
-                return Err(Error::internal(format!(
-                    "insert into {table}: {} values for {} columns",
-                    row.len(),
-                    keys.len()
-                )));
-            }
-            let mut record = serde_json::Map::with_capacity(keys.len());
-            for (key, value) in keys.iter().zip(row) {
-                let Some(json) = pg_json_value(value) else {
-                    return Err(Error::internal(format!("insert into {table}: a value of {key} has no JSON form")));
-                };
-                // (Checked by the caller: every value has one.)
-                record.insert((*key).to_owned(), json);
-            }
-            set.push(serde_json::Value::Object(record));
-        }
-        let param = DbValue::Json(Some(Box::new(serde_json::Value::Array(set))));
-        db.execute_raw(sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql.clone(), [param])).await?;
-    }
-    Ok(())
-}
-
-/// Whether [`pg_json_value`] has a JSON form for `value`.
-fn has_pg_json_form(value: &DbValue) -> bool {
-    matches!(
-        value,
-        DbValue::String(_)
-            | DbValue::BigInt(_)
-            | DbValue::Int(_)
-            | DbValue::Bool(_)
-            | DbValue::Uuid(_)
-            | DbValue::ChronoDateTimeUtc(_)
-            | DbValue::ChronoDate(_)
-            | DbValue::Decimal(_)
-            | DbValue::Json(_)
-    )
-}
-
-/// A PostgreSQL bind value as JSON that `jsonb_populate_recordset` reads back into the
-/// column's type (instants and decimals as text, exactly).
-fn pg_json_value(value: DbValue) -> Option<serde_json::Value> {
-    use serde_json::Value as J;
-    Some(match value {
-        DbValue::String(Some(s)) => J::String(s),
-        DbValue::BigInt(Some(n)) => J::from(n),
-        DbValue::Int(Some(n)) => J::from(n),
-        DbValue::Bool(Some(b)) => J::Bool(b),
-        DbValue::Uuid(Some(id)) => J::String(id.to_string()),
-        DbValue::ChronoDateTimeUtc(Some(t)) => J::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-        DbValue::ChronoDate(Some(d)) => J::String(d.format("%Y-%m-%d").to_string()),
-        DbValue::Decimal(Some(d)) => J::String(d.to_string()),
-        DbValue::Json(Some(j)) => *j,
-        DbValue::String(None)
-        | DbValue::BigInt(None)
-        | DbValue::Int(None)
-        | DbValue::Bool(None)
-        | DbValue::Uuid(None)
-        | DbValue::ChronoDateTimeUtc(None)
-        | DbValue::ChronoDate(None)
-        | DbValue::Decimal(None)
-        | DbValue::Json(None) => J::Null,
-        _ => return None,
-    })
 }
 
 /// PostgreSQL: rows per INSERT so that a statement's messages fit in one TLS record (16 KiB)

@@ -152,10 +152,9 @@ pub(crate) async fn insert_new(tx: &Tx, entries: Vec<NewEntry>) -> Result<()> {
         return Ok(());
     }
     if backend == DbBackend::Postgres {
-        // The entries travel as JSON arrays, not as one statement per record: of ~100 for a
-        // few (one TLS record each, see `codec::insert_rows`), of 1,000 for a bulk load.
-        let per = if entries.len() > 100 { 1_000 } else { 100 };
-        for chunk in entries.chunks(per) {
+        // The entries travel as JSON arrays of ~100 (one TLS record each, see
+        // `codec::insert_rows`), not as one statement per record.
+        for chunk in entries.chunks(100) {
             let stmt = Statement::from_sql_and_values(backend, pg_insert_from_json(1), [pg_json(chunk)]);
             tx.conn().execute_raw(stmt).await?;
         }
