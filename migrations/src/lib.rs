@@ -38,6 +38,7 @@ mod m20261211_000014_create_import_run;
 mod m20261212_000015_create_consent;
 mod m20261213_000016_create_webhook;
 mod m20261214_000017_search_index_without_pending_list;
+mod m20261215_000018_partition_plugin_delivery;
 mod search_words;
 
 pub use search_words::search_words;
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000015_create_consent::Migration),
             Box::new(m20261213_000016_create_webhook::Migration),
             Box::new(m20261214_000017_search_index_without_pending_list::Migration),
+            Box::new(m20261215_000018_partition_plugin_delivery::Migration),
         ]
     }
 }

@@ -83,7 +83,7 @@ fn the_manifest_reference_matches_the_parser() {
         EnumSpec, FieldSpec as ComputedFieldSpec, JobSpec, MissedRuns, OperationSpec, TypeSpec,
     };
     use kith_core::plugin::manifest::{
-        BeforeWrite, ErasureSpec, FailurePolicy, FieldSpec, FieldType, IndexSpec, Limits, Manifest, ObjectSpec,
+        BeforeWrite, DeliverySpec, ErasureSpec, FailurePolicy, FieldSpec, FieldType, IndexSpec, Limits, Manifest, ObjectSpec,
         PrivacySpec, SettingDef, SettingKind,
     };
     let field = |name: &str, kind: FieldType| FieldSpec {
@@ -150,6 +150,7 @@ fn the_manifest_reference_matches_the_parser() {
             writes_per_event: 100,
             chained_writes_per_minute: 1_000,
         },
+        delivery: DeliverySpec { partitions: 4 },
         objects: vec![ObjectSpec {
             name: "donation".into(),
             plural: "donations".into(),

@@ -749,6 +749,105 @@ async fn a_dead_processs_delivery_lease_is_taken_over_within_seconds() {
     }
 }
 
+/// The delivery cursors of a plugin, by partition: `(part, parts, last_seq, lease_owner)`.
+async fn delivery_parts(db: &TestDb, plugin: &str) -> Vec<(i64, i64, i64, Option<String>)> {
+    use sea_orm::ConnectionTrait;
+    let conn = db.kith.store.conn();
+    let backend = conn.get_database_backend();
+    let sql = format!(
+        "SELECT part, parts, last_seq, lease_owner FROM plugin_delivery_part WHERE plugin_id = '{plugin}' ORDER BY part"
+    );
+    let rows = conn.query_all_raw(sea_orm::Statement::from_string(backend, sql)).await.unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+                r.try_get_by_index(2).unwrap(),
+                r.try_get_by_index(3).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A plugin whose manifest asks for 4 partitions, delivered by two processes at once: every
+/// event handled once, each record's events in order; an upgrade to 2 partitions splits the
+/// cursors anew without skipping an event; and migration 18 down and up keeps where a plugin's
+/// delivery stood. Both databases.
+#[tokio::test]
+async fn partitioned_delivery_keeps_each_records_order_across_processes() {
+    for db in TestDb::all().await {
+        let offline = PluginManager::new(db.kith.clone(), &plugins_config()).unwrap();
+        let (manifest, wasm) = hostile("parted");
+        let manifest = manifest.replace("[before_write]\nobjects = [\"contact\"]\non_failure = \"deny\"\n", "");
+        let four = format!("{manifest}\n[limits]\nevent_timeout_ms = 10000\n\n[delivery]\npartitions = 4\n");
+        offline.install(&admin(), &four, &wasm).await.unwrap();
+        offline.set_setting(&admin(), "parted", "mode", Some(json!("per-record"))).await.unwrap();
+        offline.enable(&admin(), "parted", Grants::All).await.unwrap();
+        let parts = delivery_parts(&db, "parted").await;
+        assert_eq!(parts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>(), [(0, 4), (1, 4), (2, 4), (3, 4)], "{}", db.name);
+        // 24 contacts, each created then updated twice: 72 events, three per record.
+        let mut ids = Vec::new();
+        for i in 0..24 {
+            ids.push(contact(&db, &format!("P{i}"), &format!("p{i}@example.org")).await.id());
+        }
+        for round in 0..2 {
+            for id in &ids {
+                db.update("contact", *id, json!({"jobTitle": format!("Round {round}")}), None).await.unwrap();
+            }
+        }
+        let first = start_runtime(&db.kith, &plugins_config()).await.unwrap();
+        let other_kith = kith_core::service::Kith::new(db.kith.store.clone());
+        let second = start_runtime(&other_kith, &plugins_config()).await.unwrap();
+        eventually(60, "72 events", || async { (kv_count(&db, "parted", "seen:").await == 72).then_some(()) }).await;
+        let row = plugin_row(&db, "parted").await;
+        assert_eq!((row.failures, row.delivered), (0, 72), "{}: {:?}", db.name, row.last_error);
+        let conn = db.kith.store.conn();
+        for key in kith_core::store::plugins::kv_keys(conn, "parted", "seen:", 1_000).await.unwrap() {
+            let value = kith_core::store::plugins::kv_get(conn, "parted", &key).await.unwrap().unwrap();
+            assert_eq!(value, b"1", "{}: {key} delivered more than once", db.name);
+        }
+        let mut used = std::collections::BTreeSet::new();
+        for id in &ids {
+            let order = kith_core::store::plugins::kv_get(conn, "parted", &format!("order:{id}")).await.unwrap();
+            let order: Vec<i64> = serde_json::from_slice(&order.unwrap()).unwrap();
+            assert_eq!(order.len(), 3, "{}: {id}: {order:?}", db.name);
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "{}: {id} out of order: {order:?}", db.name);
+            used.insert(kith_core::store::plugins::partition_of(Some(*id), 4));
+        }
+        assert_eq!(used.len(), 4, "{}: 24 records fall into every one of 4 partitions", db.name);
+        let end = kith_core::store::outbox::last_seq(conn).await.unwrap();
+        eventually(30, "every partition at the end", || async {
+            delivery_parts(&db, "parted").await.iter().all(|p| p.2 == end).then_some(())
+        })
+        .await;
+        // Fewer partitions: the cursors are split anew, and the next events arrive once each.
+        let two = four
+            .replace("partitions = 4", "partitions = 2")
+            .replace("\nversion = \"1.0.0\"", "\nversion = \"1.1.0\"");
+        first.upgrade(&admin(), &two, &wasm, &[]).await.unwrap();
+        let parts = delivery_parts(&db, "parted").await;
+        assert_eq!(parts.iter().map(|p| (p.0, p.1, p.2)).collect::<Vec<_>>(), [(0, 2, end), (1, 2, end)], "{}", db.name);
+        for i in 0..6 {
+            contact(&db, &format!("Q{i}"), &format!("q{i}@example.org")).await;
+        }
+        eventually(60, "78 events", || async { (kv_count(&db, "parted", "seen:").await == 78).then_some(()) }).await;
+        first.stop().await;
+        second.stop().await;
+        assert!(delivery_parts(&db, "parted").await.iter().all(|p| p.3.is_none()), "{}: leases given up", db.name);
+        // Migration 18 down (one cursor a plugin, the slowest partition's) and up (partition 0 of 1).
+        let end = kith_core::store::outbox::last_seq(conn).await.unwrap();
+        {
+            use kith_migrations::{Migrator, MigratorTrait};
+            let pool = db.kith.store.pool();
+            Migrator::down(pool, Some(1)).await.unwrap();
+            Migrator::up(pool, None).await.unwrap();
+        }
+        assert_eq!(delivery_parts(&db, "parted").await, [(0, 1, end, None)], "{}", db.name);
+        db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
     let db = TestDb::sqlite().await;

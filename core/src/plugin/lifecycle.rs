@@ -290,7 +290,7 @@ impl PluginManager {
         let tx = self.kith.store.begin(actor).await?;
         plugins::set_enabled(tx.conn(), id, true, &granted, tx.now).await?;
         if !resume {
-            plugins::reset_cursor(tx.conn(), id).await?;
+            plugins::reset_cursor(tx.conn(), id, manifest.delivery.partitions).await?;
         }
         let action = if resume { "plugin.resume" } else { "plugin.enable" };
         let mut entry = json!({"plugin": id, "grants": granted});
@@ -398,6 +398,8 @@ impl PluginManager {
         plugins::put_component(tx.conn(), &hash, bytes, tx.now).await?;
         plugins::replace_version(tx.conn(), &next, tx.now).await?;
         objects::apply(&tx, &manifest.id, &plan).await?;
+        // Another number of partitions: the cursors are split anew (no event skipped).
+        plugins::repartition(tx.conn(), &manifest.id, manifest.delivery.partitions).await?;
         audit::record(
             &tx,
             "plugin.upgrade",

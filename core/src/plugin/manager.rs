@@ -39,6 +39,9 @@ pub struct PluginManager {
     pub(crate) refreshing: tokio::sync::Mutex<()>,
     /// This process's name in delivery leases.
     pub owner: String,
+    /// Where the next delivery round starts among a plugin's partitions (it moves on by the
+    /// partitions each round took, so one process serves them all in turn).
+    pub(crate) delivery_turn: std::sync::atomic::AtomicU64,
 }
 
 impl crate::domain::hook::PluginRuntime for PluginManager {
@@ -81,6 +84,7 @@ impl PluginManager {
             running: AtomicBool::new(false),
             refreshing: tokio::sync::Mutex::new(()),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
+            delivery_turn: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -110,7 +114,7 @@ impl PluginManager {
         self.kith.store.set_write_hook(None);
         let ids: Vec<String> = self.read_loaded().keys().cloned().collect();
         for id in ids {
-            let _ = plugins::release(self.kith.store.conn(), &id, &self.owner).await;
+            let _ = plugins::release(self.kith.store.conn(), &id, None, &self.owner).await;
         }
         self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         // Nothing keeps plugin objects in step any more: the API falls back to core objects.

@@ -63,6 +63,9 @@ pub struct Manifest {
     /// Resource limits it asks for (capped by Kith).
     #[serde(default)]
     pub limits: Limits,
+    /// How its events are delivered.
+    #[serde(default)]
+    pub delivery: DeliverySpec,
     /// Objects it declares: real tables, in GraphQL like core objects while it is enabled.
     #[serde(default)]
     pub objects: Vec<ObjectSpec>,
@@ -468,6 +471,29 @@ pub enum FailurePolicy {
     Deny,
 }
 
+/// The `[delivery]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySpec {
+    /// Partitions its events are split into, by record (default 1, at most 64). Each partition
+    /// is delivered in order by one process at a time, and partitions are delivered at once: on
+    /// several instances of a process and by every process sharing the database. With more than
+    /// one, a record's events keep their order but events of different records may be handled
+    /// in any order, and at the same time.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+}
+
+fn default_partitions() -> u32 {
+    1
+}
+
+impl Default for DeliverySpec {
+    fn default() -> Self {
+        DeliverySpec { partitions: default_partitions() }
+    }
+}
+
 /// The `[limits]` table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -786,6 +812,9 @@ impl Manifest {
         }
         if !(1..=16).contains(&self.limits.instances) {
             return Err(PluginError::manifest("limits.instances", "must be between 1 and 16"));
+        }
+        if !(1..=64).contains(&self.delivery.partitions) {
+            return Err(PluginError::manifest("delivery.partitions", "must be between 1 and 64"));
         }
         if !(1..=10_000).contains(&self.limits.writes_per_event) {
             return Err(PluginError::manifest("limits.writes_per_event", "must be between 1 and 10000"));

@@ -140,6 +140,42 @@ pub async fn read<C: ConnectionTrait>(db: &C, after: i64, limit: u64) -> Result<
     decode_events(db, crate::store::query::with_limit(backend, &select, limit)).await
 }
 
+/// What delivery needs to know of an event to choose it, without its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventKey {
+    /// Position in the outbox.
+    pub seq: i64,
+    /// `contact.created`, ...
+    pub kind: String,
+    /// The object kind.
+    pub object: String,
+    /// The record.
+    pub record_id: Option<Uuid>,
+}
+
+/// The keys of the events with `seq > after`, oldest first, at most `limit`: a delivery reads
+/// these, keeps the events its plugin receives in its partition and reads only those in full
+/// ([`read_seqs`]).
+pub async fn read_keys<C: ConnectionTrait>(db: &C, after: i64, limit: u64) -> Result<Vec<EventKey>> {
+    let backend = db.get_database_backend();
+    let mut select = Query::select();
+    select
+        .from(Alias::new("event_outbox"))
+        .columns(["seq", "kind", "object", "record_id"].map(Alias::new))
+        .and_where(Expr::col(Alias::new("seq")).gt(after))
+        .order_by(Alias::new("seq"), Order::Asc);
+    let mut out = Vec::new();
+    for row in db.query_all_raw(crate::store::query::with_limit(backend, &select, limit)).await? {
+        out.push(EventKey {
+            seq: row.try_get_by_index(0)?,
+            kind: row.try_get_by_index(1)?,
+            object: row.try_get_by_index(2)?,
+            record_id: decode(backend, &FieldKind::Id, &row, 3)?.as_uuid(),
+        });
+    }
+    Ok(out)
+}
+
 /// The events at these outbox positions (those still there), oldest first.
 pub async fn read_seqs<C: ConnectionTrait>(db: &C, seqs: &[i64]) -> Result<Vec<Event>> {
     if seqs.is_empty() {

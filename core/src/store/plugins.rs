@@ -334,7 +334,7 @@ pub async fn add_denied<C: ConnectionTrait>(db: &C, id: &str, n: i64) -> Result<
 pub async fn delete<C: ConnectionTrait>(db: &C, id: &str, purge: bool) -> Result<()> {
     let backend = db.get_database_backend();
     db.execute_raw(stmt(backend, "DELETE FROM plugin WHERE id = ?", vec![id.into()])).await?;
-    db.execute_raw(stmt(backend, "DELETE FROM plugin_delivery WHERE plugin_id = ?", vec![id.into()])).await?;
+    db.execute_raw(stmt(backend, "DELETE FROM plugin_delivery_part WHERE plugin_id = ?", vec![id.into()])).await?;
     if purge {
         db.execute_raw(stmt(backend, "DELETE FROM plugin_kv WHERE plugin_id = ?", vec![id.into()])).await?;
         db.execute_raw(stmt(backend, "DELETE FROM plugin_dead_letter WHERE plugin_id = ?", vec![id.into()])).await?;
@@ -488,9 +488,13 @@ pub async fn kv_keys<C: ConnectionTrait>(db: &C, plugin: &str, prefix: &str, lim
 
 // ---- delivery ----------------------------------------------------------------------------------
 
-/// Where a plugin's delivery stands.
+/// Where one partition of a plugin's delivery stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cursor {
+    /// The partition, `0 ≤ part < parts`.
+    pub part: i64,
+    /// How many partitions the plugin's events are split into.
+    pub parts: i64,
     /// The last outbox position handled.
     pub last_seq: i64,
     /// Failed attempts at the next event.
@@ -499,19 +503,29 @@ pub struct Cursor {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
+/// The partition of an event about `record` when a plugin's events are split into `parts`:
+/// by record, so that a record's events stay in one partition, in order; events about no
+/// record go to partition 0.
+pub fn partition_of(record: Option<Uuid>, parts: i64) -> i64 {
+    match (record, u128::try_from(parts)) {
+        (Some(id), Ok(parts)) if parts > 1 => i64::try_from(id.as_u128() % parts).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// How far an enabled plugin's delivery is behind the outbox (for `/metrics`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryLag {
     /// The plugin.
     pub plugin: String,
-    /// Events after its cursor (delivered or skipped ones not yet passed).
+    /// Events after its slowest partition's cursor (delivered or skipped ones not yet passed).
     pub pending: i64,
     /// When the oldest of them occurred (`None`: nothing pending).
     pub oldest: Option<DateTime<Utc>>,
 }
 
-/// Every enabled plugin's delivery lag, in one statement: the cursor, the outbox's last `seq`
-/// and the first event after the cursor (found through the `seq` key).
+/// Every enabled plugin's delivery lag, in one statement: its slowest partition's cursor, the
+/// outbox's last `seq` and the first event after that cursor (found through the `seq` key).
 pub async fn delivery_lag<C: ConnectionTrait>(db: &C) -> Result<Vec<DeliveryLag>> {
     let backend = db.get_database_backend();
     let rows = db
@@ -520,7 +534,8 @@ pub async fn delivery_lag<C: ConnectionTrait>(db: &C) -> Result<Vec<DeliveryLag>
             "SELECT d.plugin_id, \
              (SELECT COALESCE(MAX(seq), 0) FROM event_outbox) - d.last_seq, \
              (SELECT o.occurred_at FROM event_outbox o WHERE o.seq > d.last_seq ORDER BY o.seq LIMIT 1) \
-             FROM plugin_delivery d JOIN plugin p ON p.id = d.plugin_id WHERE p.enabled ORDER BY d.plugin_id",
+             FROM (SELECT plugin_id, MIN(last_seq) AS last_seq FROM plugin_delivery_part GROUP BY plugin_id) d \
+             JOIN plugin p ON p.id = d.plugin_id WHERE p.enabled ORDER BY d.plugin_id",
             vec![],
         ))
         .await?;
@@ -538,118 +553,185 @@ pub async fn delivery_lag<C: ConnectionTrait>(db: &C) -> Result<Vec<DeliveryLag>
     Ok(out)
 }
 
-/// Starts (or restarts) delivery to a plugin from the current end of the outbox.
-pub async fn reset_cursor<C: ConnectionTrait>(db: &C, plugin: &str) -> Result<()> {
+/// Starts (or restarts) delivery to a plugin from the current end of the outbox, in `parts`
+/// partitions.
+pub async fn reset_cursor<C: ConnectionTrait>(db: &C, plugin: &str, parts: u32) -> Result<()> {
     let backend = db.get_database_backend();
-    db.execute_raw(stmt(backend, "DELETE FROM plugin_delivery WHERE plugin_id = ?", vec![plugin.into()])).await?;
+    db.execute_raw(stmt(backend, "DELETE FROM plugin_delivery_part WHERE plugin_id = ?", vec![plugin.into()])).await?;
+    let end = crate::store::outbox::last_seq(db).await?;
+    insert_parts(db, plugin, parts, end).await
+}
+
+/// Splits a plugin's delivery into `parts` partitions if it is split otherwise (a new version
+/// asks for another number): every new partition starts at the slowest old one's cursor, so
+/// nothing is skipped; what faster partitions had handled past it is delivered again (at
+/// least once, as always). Returns whether it changed anything.
+pub async fn repartition<C: ConnectionTrait>(db: &C, plugin: &str, parts: u32) -> Result<bool> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(stmt(
+            backend,
+            "SELECT MIN(parts), MAX(parts), MIN(last_seq), COUNT(*) FROM plugin_delivery_part WHERE plugin_id = ?",
+            vec![plugin.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    let count: i64 = row.try_get_by_index(3)?;
+    if count == 0 {
+        return Ok(false);
+    }
+    let (least, most): (i64, i64) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+    if least == most && most == i64::from(parts) && count == most {
+        return Ok(false);
+    }
+    let from: i64 = row.try_get_by_index(2)?;
+    db.execute_raw(stmt(backend, "DELETE FROM plugin_delivery_part WHERE plugin_id = ?", vec![plugin.into()])).await?;
+    insert_parts(db, plugin, parts, from).await?;
+    Ok(true)
+}
+
+async fn insert_parts<C: ConnectionTrait>(db: &C, plugin: &str, parts: u32, last_seq: i64) -> Result<()> {
+    let backend = db.get_database_backend();
+    let parts = parts.max(1);
+    let rows = vec!["(?, ?, ?, ?, 0)"; parts as usize].join(", ");
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(parts as usize * 4);
+    for part in 0..parts {
+        values.extend([plugin.into(), i64::from(part).into(), i64::from(parts).into(), last_seq.into()]);
+    }
     db.execute_raw(stmt(
         backend,
-        "INSERT INTO plugin_delivery (plugin_id, last_seq, attempts) \
-         SELECT ?, COALESCE(MAX(seq), 0), 0 FROM event_outbox",
-        vec![plugin.into()],
+        &format!("INSERT INTO plugin_delivery_part (plugin_id, part, parts, last_seq, attempts) VALUES {rows}"),
+        values,
     ))
     .await?;
     Ok(())
 }
 
-/// Takes (or renews) the delivery lease of a plugin for `owner` until `until`; returns the cursor
-/// if this process holds the lease now.
+/// How many partitions a plugin's events are split into (`None`: it has no cursor, it was
+/// never enabled).
+pub async fn delivery_parts<C: ConnectionTrait>(db: &C, plugin: &str) -> Result<Option<i64>> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(stmt(
+            backend,
+            "SELECT MAX(parts) FROM plugin_delivery_part WHERE plugin_id = ?",
+            vec![plugin.into()],
+        ))
+        .await?;
+    match row {
+        Some(row) => Ok(row.try_get_by_index::<Option<i64>>(0)?),
+        None => Ok(None),
+    }
+}
+
+/// Takes (or renews) the delivery lease of one partition of a plugin for `owner` until
+/// `until`; returns its cursor if this process holds the lease now.
 pub async fn lease<C: ConnectionTrait>(
     db: &C,
     plugin: &str,
+    part: i64,
     owner: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Option<Cursor>> {
     let backend = db.get_database_backend();
-    let taken = db
-        .execute_raw(stmt(
-            backend,
-            "UPDATE plugin_delivery SET lease_owner = ?, lease_until = ? \
-             WHERE plugin_id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
-            vec![owner.into(), ts(backend, until)?, plugin.into(), owner.into(), ts(backend, now)?],
-        ))
-        .await?
-        .rows_affected();
-    if taken == 0 {
-        return Ok(None);
-    }
     let row = db
         .query_one_raw(stmt(
             backend,
-            "SELECT last_seq, attempts, next_attempt_at FROM plugin_delivery WHERE plugin_id = ?",
-            vec![plugin.into()],
+            "UPDATE plugin_delivery_part SET lease_owner = ?, lease_until = ? \
+             WHERE plugin_id = ? AND part = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?) \
+             RETURNING part, parts, last_seq, attempts, next_attempt_at",
+            vec![owner.into(), ts(backend, until)?, plugin.into(), part.into(), owner.into(), ts(backend, now)?],
         ))
         .await?;
     let Some(row) = row else { return Ok(None) };
     Ok(Some(Cursor {
-        last_seq: row.try_get_by_index(0)?,
-        attempts: row.try_get_by_index(1)?,
-        next_attempt_at: match decode(backend, &FieldKind::DateTime, &row, 2)? {
+        part: row.try_get_by_index(0)?,
+        parts: row.try_get_by_index(1)?,
+        last_seq: row.try_get_by_index(2)?,
+        attempts: row.try_get_by_index(3)?,
+        next_attempt_at: match decode(backend, &FieldKind::DateTime, &row, 4)? {
             Value::DateTime(at) => Some(at),
             _ => None,
         },
     }))
 }
 
-/// Gives a lease up (on shutdown or disable).
-pub async fn release<C: ConnectionTrait>(db: &C, plugin: &str, owner: &str) -> Result<()> {
+/// Gives up the leases `owner` holds on a plugin's partitions (on shutdown); with `part`, on
+/// that one only (at the end of a round, so that other processes take their turn).
+pub async fn release<C: ConnectionTrait>(db: &C, plugin: &str, part: Option<i64>, owner: &str) -> Result<()> {
     let backend = db.get_database_backend();
+    let (filter, values) = match part {
+        Some(part) => (" AND part = ?", vec![plugin.into(), owner.into(), part.into()]),
+        None => ("", vec![plugin.into(), owner.into()]),
+    };
     db.execute_raw(stmt(
         backend,
-        "UPDATE plugin_delivery SET lease_owner = NULL, lease_until = NULL WHERE plugin_id = ? AND lease_owner = ?",
-        vec![plugin.into(), owner.into()],
+        &format!(
+            "UPDATE plugin_delivery_part SET lease_owner = NULL, lease_until = NULL \
+             WHERE plugin_id = ? AND lease_owner = ?{filter}"
+        ),
+        values,
     ))
     .await?;
     Ok(())
 }
 
-/// Drops whoever holds a plugin's lease (it was disabled: whichever process delivers to it next
-/// starts at once instead of waiting for the lease to expire).
+/// Drops whoever holds a plugin's leases (it was disabled: whichever process delivers to it
+/// next starts at once instead of waiting for the leases to expire).
 pub async fn release_any<C: ConnectionTrait>(db: &C, plugin: &str) -> Result<()> {
     let backend = db.get_database_backend();
     db.execute_raw(stmt(
         backend,
-        "UPDATE plugin_delivery SET lease_owner = NULL, lease_until = NULL WHERE plugin_id = ?",
+        "UPDATE plugin_delivery_part SET lease_owner = NULL, lease_until = NULL WHERE plugin_id = ?",
         vec![plugin.into()],
     ))
     .await?;
     Ok(())
 }
 
-/// Moves the cursor past `seq` (handled or dead-lettered), if `owner` still holds the lease.
-pub async fn advance<C: ConnectionTrait>(db: &C, plugin: &str, owner: &str, seq: i64) -> Result<bool> {
+/// Moves a partition's cursor past `seq` (handled or dead-lettered), if `owner` still holds
+/// its lease.
+pub async fn advance<C: ConnectionTrait>(db: &C, plugin: &str, part: i64, owner: &str, seq: i64) -> Result<bool> {
     let backend = db.get_database_backend();
     let n = db
         .execute_raw(stmt(
             backend,
-            "UPDATE plugin_delivery SET last_seq = ?, attempts = 0, next_attempt_at = NULL, last_error = NULL \
-             WHERE plugin_id = ? AND lease_owner = ? AND last_seq < ?",
-            vec![seq.into(), plugin.into(), owner.into(), seq.into()],
+            "UPDATE plugin_delivery_part SET last_seq = ?, attempts = 0, next_attempt_at = NULL, last_error = NULL \
+             WHERE plugin_id = ? AND part = ? AND lease_owner = ? AND last_seq < ?",
+            vec![seq.into(), plugin.into(), part.into(), owner.into(), seq.into()],
         ))
         .await?
         .rows_affected();
     Ok(n > 0)
 }
 
-/// Extends a delivery lease this `owner` still holds; false when it holds it no more.
-pub async fn renew_lease<C: ConnectionTrait>(db: &C, plugin: &str, owner: &str, until: DateTime<Utc>) -> Result<bool> {
+/// Extends a partition's delivery lease this `owner` still holds; false when it holds it no
+/// more.
+pub async fn renew_lease<C: ConnectionTrait>(
+    db: &C,
+    plugin: &str,
+    part: i64,
+    owner: &str,
+    until: DateTime<Utc>,
+) -> Result<bool> {
     let backend = db.get_database_backend();
     let n = db
         .execute_raw(stmt(
             backend,
-            "UPDATE plugin_delivery SET lease_until = ? WHERE plugin_id = ? AND lease_owner = ?",
-            vec![ts(backend, until)?, plugin.into(), owner.into()],
+            "UPDATE plugin_delivery_part SET lease_until = ? WHERE plugin_id = ? AND part = ? AND lease_owner = ?",
+            vec![ts(backend, until)?, plugin.into(), part.into(), owner.into()],
         ))
         .await?
         .rows_affected();
     Ok(n > 0)
 }
 
-/// Records a failed attempt at the next event and when to try again.
+/// Records a failed attempt at a partition's next event and when to try again.
 pub async fn retry_later<C: ConnectionTrait>(
     db: &C,
     plugin: &str,
+    part: i64,
     owner: &str,
     attempts: i64,
     at: DateTime<Utc>,
@@ -658,9 +740,9 @@ pub async fn retry_later<C: ConnectionTrait>(
     let backend = db.get_database_backend();
     db.execute_raw(stmt(
         backend,
-        "UPDATE plugin_delivery SET attempts = ?, next_attempt_at = ?, last_error = ? \
-         WHERE plugin_id = ? AND lease_owner = ?",
-        vec![attempts.into(), ts(backend, at)?, error.into(), plugin.into(), owner.into()],
+        "UPDATE plugin_delivery_part SET attempts = ?, next_attempt_at = ?, last_error = ? \
+         WHERE plugin_id = ? AND part = ? AND lease_owner = ?",
+        vec![attempts.into(), ts(backend, at)?, error.into(), plugin.into(), part.into(), owner.into()],
     ))
     .await?;
     Ok(())

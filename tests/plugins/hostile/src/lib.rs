@@ -231,6 +231,27 @@ impl Plugin for Hostile {
             }
             // Light work for the benchmarks: look at the record, touch no storage.
             "inspect" => return inspect(event),
+            // `record`, with the order kept per record (`order:<id>`) instead of in one list: for
+            // partitioned delivery, where records' events are handled at once.
+            "per-record" => {
+                let key = format!("seen:{}", event.id);
+                let seen = kv::get_json::<u64>(&key)?.unwrap_or(0);
+                kv::set_json(&key, &(seen + 1))?;
+                if let Some(id) = event.record_id.as_deref() {
+                    let key = format!("order:{id}");
+                    let mut order = kv::get_json::<Vec<i64>>(&key)?.unwrap_or_default();
+                    order.push(event.seq);
+                    kv::set_json(&key, &order)?;
+                }
+                return Ok(());
+            }
+            // One write per new contact (the events benchmark): its job title is set.
+            "touch" => {
+                if let (Some(id), "contact.created") = (event.record_id.as_deref(), event.kind.as_str()) {
+                    records::update("contact", id, &json!({"jobTitle": format!("Touched at {}", event.seq)}), None)?;
+                }
+                return Ok(());
+            }
             _ => {}
         }
         record(event)
