@@ -57,6 +57,12 @@ async fn main() -> anyhow::Result<()> {
     // One partition is the manifest without a `[delivery]` table (delivery as it was before).
     let manifest =
         if partitions > 1 { format!("{manifest}\n[delivery]\npartitions = {partitions}\n") } else { manifest };
+    // INSTANCES=n: the plugin's `limits.instances` (default 4), which bounds the partitions a
+    // process delivers at once.
+    let manifest = match std::env::var("INSTANCES") {
+        Ok(n) => format!("{manifest}\n[limits]\ninstances = {}\n", n.parse::<u32>()?),
+        Err(_) => manifest,
+    };
     let wasm = std::fs::read(concat!(env!("TEST_PLUGINS_DIR"), "/kith_test_plugin_hostile.wasm"))?;
     {
         let setup = PluginManager::new(db.kith.clone(), &config(&cache))?;
@@ -97,7 +103,8 @@ async fn main() -> anyhow::Result<()> {
         }
         anyhow::ensure!(row.failures == 0, "the plugin failed: {:?}", row.last_error);
         anyhow::ensure!(started.elapsed() < Duration::from_secs(1_800), "not drained in 30 minutes");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Not more often: the poll shares the 2 cores with what it measures.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = started.elapsed();
     for mut child in children {

@@ -162,3 +162,49 @@ async fn a_word_in_more_records_than_the_cap_is_ranked_cheaply_and_titles_first(
         db.cleanup().await;
     }
 }
+
+/// An update that changes nothing the index holds (a city, a stage) leaves the record's
+/// entry alone; one that changes its name rewrites it, and search finds the new name and no
+/// longer the old one. Counted by a trigger on the index table (SQLite) and by the entry's row
+/// version, `xmin` (PostgreSQL).
+#[tokio::test]
+async fn an_update_rewrites_the_search_entry_only_when_its_text_changes() {
+    use kith_core::store::search::search;
+    use sea_orm::{ConnectionTrait, Statement};
+    for db in TestDb::all().await {
+        let conn = db.kith.store.conn();
+        let backend = conn.get_database_backend();
+        let ada = db.create("contact", json!({"firstName": "Ada", "lastName": "Lovelace"})).await.unwrap();
+        let id = ada.id();
+        if db.name == "sqlite" {
+            for sql in [
+                "CREATE TABLE entry_writes (n INTEGER NOT NULL)",
+                "INSERT INTO entry_writes VALUES (0)",
+                "CREATE TRIGGER count_entry_writes AFTER UPDATE ON search_entry BEGIN UPDATE entry_writes SET n = n + 1; END",
+            ] {
+                conn.execute_unprepared(sql).await.unwrap();
+            }
+        }
+        let writes = || async {
+            let sql = if db.name == "sqlite" {
+                "SELECT CAST(n AS TEXT) FROM entry_writes".to_owned()
+            } else {
+                format!("SELECT xmin::text FROM search_entry WHERE record_id = '{id}'")
+            };
+            let row = conn.query_one_raw(Statement::from_string(backend, sql)).await.unwrap().unwrap();
+            row.try_get_by_index::<String>(0).unwrap()
+        };
+        let start = writes().await;
+        db.update("contact", id, json!({"addressCity": "London", "lifecycleStage": "CUSTOMER"}), None).await.unwrap();
+        assert_eq!(writes().await, start, "{}: the entry was left alone", db.name);
+        db.update("contact", id, json!({"lastName": "King"}), None).await.unwrap();
+        assert_ne!(writes().await, start, "{}: the entry was rewritten", db.name);
+        let pool = db.kith.store.pool();
+        let titles = |query: &'static str| async move {
+            search(pool, query, &[], 10).await.unwrap().into_iter().map(|h| h.title).collect::<Vec<_>>()
+        };
+        assert_eq!(titles("king").await, ["Ada King"], "{}", db.name);
+        assert!(titles("lovelace").await.is_empty(), "{}", db.name);
+        db.cleanup().await;
+    }
+}

@@ -223,7 +223,7 @@ pub(crate) async fn apply_update(
     }
     let record = Record { fields: after };
     audit::record(tx, "update", &def.name, Some(id), changes.clone()).await?;
-    search::index(tx, def, std::slice::from_ref(&record)).await?;
+    search::reindex(tx, def, &before, &record).await?;
     if def.name == "contact" {
         let explicit = effects.consent.take();
         crate::service::privacy::record_consent_changes(tx, registry, Some(&before.fields), &record, explicit).await?;
