@@ -31,7 +31,12 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 fn config(cache: &str) -> PluginsConfig {
-    PluginsConfig { install_bundled: false, cache_dir: cache.to_owned(), poll_interval_ms: 10, ..PluginsConfig::default() }
+    PluginsConfig {
+        install_bundled: false,
+        cache_dir: cache.to_owned(),
+        poll_interval_ms: 10,
+        ..PluginsConfig::default()
+    }
 }
 
 #[tokio::main]

@@ -83,8 +83,8 @@ fn the_manifest_reference_matches_the_parser() {
         EnumSpec, FieldSpec as ComputedFieldSpec, JobSpec, MissedRuns, OperationSpec, TypeSpec,
     };
     use kith_core::plugin::manifest::{
-        BeforeWrite, DeliverySpec, ErasureSpec, FailurePolicy, FieldSpec, FieldType, IndexSpec, Limits, Manifest, ObjectSpec,
-        PrivacySpec, SettingDef, SettingKind,
+        BeforeWrite, DeliverySpec, ErasureSpec, FailurePolicy, FieldSpec, FieldType, IndexSpec, Limits, Manifest,
+        ObjectSpec, PrivacySpec, SettingDef, SettingKind,
     };
     let field = |name: &str, kind: FieldType| FieldSpec {
         name: name.into(),

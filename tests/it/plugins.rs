@@ -785,7 +785,12 @@ async fn partitioned_delivery_keeps_each_records_order_across_processes() {
         offline.set_setting(&admin(), "parted", "mode", Some(json!("per-record"))).await.unwrap();
         offline.enable(&admin(), "parted", Grants::All).await.unwrap();
         let parts = delivery_parts(&db, "parted").await;
-        assert_eq!(parts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>(), [(0, 4), (1, 4), (2, 4), (3, 4)], "{}", db.name);
+        assert_eq!(
+            parts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>(),
+            [(0, 4), (1, 4), (2, 4), (3, 4)],
+            "{}",
+            db.name
+        );
         // 24 contacts, each created then updated twice: 72 events, three per record.
         let mut ids = Vec::new();
         for i in 0..24 {
@@ -822,12 +827,16 @@ async fn partitioned_delivery_keeps_each_records_order_across_processes() {
         })
         .await;
         // Fewer partitions: the cursors are split anew, and the next events arrive once each.
-        let two = four
-            .replace("partitions = 4", "partitions = 2")
-            .replace("\nversion = \"1.0.0\"", "\nversion = \"1.1.0\"");
+        let two =
+            four.replace("partitions = 4", "partitions = 2").replace("\nversion = \"1.0.0\"", "\nversion = \"1.1.0\"");
         first.upgrade(&admin(), &two, &wasm, &[]).await.unwrap();
         let parts = delivery_parts(&db, "parted").await;
-        assert_eq!(parts.iter().map(|p| (p.0, p.1, p.2)).collect::<Vec<_>>(), [(0, 2, end), (1, 2, end)], "{}", db.name);
+        assert_eq!(
+            parts.iter().map(|p| (p.0, p.1, p.2)).collect::<Vec<_>>(),
+            [(0, 2, end), (1, 2, end)],
+            "{}",
+            db.name
+        );
         for i in 0..6 {
             contact(&db, &format!("Q{i}"), &format!("q{i}@example.org")).await;
         }
