@@ -6,6 +6,7 @@
 # Usage: bench/soak.sh [MINUTES] [ROWS]   (defaults: 60 minutes, 100000 contacts)
 # DATABASE=postgres://postgres@127.0.0.1:5432/kith_soak runs on PostgreSQL (the database is
 # dropped and recreated); the default is a fresh SQLite file. CONNS=4 connections per workload.
+# PORT=18095 (another lets two soaks run at once).
 # KITH=path/to/kith (default target/release/kith, built if missing). Output: a TSV per minute on
 # stdout and in $WORK/soak.tsv, then a summary (RSS growth after the warm-up, p99 spread, errors).
 set -euo pipefail
@@ -13,15 +14,16 @@ cd "$(dirname "$0")/.."
 MINUTES="${1:-60}"
 ROWS="${2:-100000}"
 CONNS="${CONNS:-4}"
+PORT="${PORT:-18095}"
 # shellcheck source=bench/served.sh
 source bench/served.sh
-serve_harness_data soak 18095 "$ROWS"
+serve_harness_data soak "$PORT" "$ROWS"
 BODY[create]='{"query":"mutation M($email: String!) { createContact(input: {firstName: \"Soak\", lastName: \"Test\", email: $email}) { id } }","variables":{"email":"%EMAIL%"}}'
 printf 'minute\tworkload\treq_s\tp99_ms\terrors\trss_mib\n' | tee "$WORK/soak.tsv"
 for minute in $(seq 1 "$MINUTES"); do
   for w in "${!BODY[@]}"; do
     BODY="${BODY[$w]}" AUTH="Bearer $TOKEN" IDS_FILE="$WORK/ids.txt" EMAIL_PREFIX="soak-$minute-$w" \
-      wrk -t1 -c"$CONNS" -d60s --timeout 10s --latency -s "$LUA" http://127.0.0.1:18095/graphql > "$WORK/$w.txt" 2>&1 &
+      wrk -t1 -c"$CONNS" -d60s --timeout 10s --latency -s "$LUA" "http://127.0.0.1:$PORT/graphql" > "$WORK/$w.txt" 2>&1 &
   done
   wait $(jobs -p | grep -v "^$SERVER$") 2>/dev/null || true
   rss=$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER/status")
