@@ -434,6 +434,8 @@ impl Store {
             hook: self.hook.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
             appends: None,
             touched: AtomicBool::new(false),
+            step_open: AtomicBool::new(false),
+            step_depth: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -467,6 +469,11 @@ pub struct Tx {
     appends: Option<std::sync::Mutex<Appends>>,
     /// Set by [`Tx::conn`]: a statement may have run since [`Tx::take_touched`].
     touched: AtomicBool,
+    /// The last [`Tx::step`] succeeded and its savepoint is still open: the next step releases
+    /// it in the same round trip as it sets its own, and the commit with everything else.
+    step_open: AtomicBool,
+    /// Steps running now (a step inside a step releases its savepoint at once).
+    step_depth: std::sync::atomic::AtomicU32,
 }
 
 /// How [`Tx::finish_group`] ended.
@@ -794,12 +801,34 @@ impl Tx {
     /// Runs `work`, one step of a longer unit of work, in a savepoint: a step that fails is
     /// undone alone (its statements and the rows it held back) and the transaction goes on, as
     /// it must on PostgreSQL, where a failed statement would otherwise abort the transaction.
+    ///
+    /// A step that succeeds leaves its savepoint open: the next step releases it in the round
+    /// trip that sets its own (`RELEASE …; SAVEPOINT …`), and the commit releases the last one,
+    /// so a plugin handler's write costs one round trip of savepoints instead of two. What runs
+    /// between two steps is inside the open savepoint, which is only ever released, never
+    /// rolled back to, so it stays in the transaction as if no savepoint were there.
     pub async fn step<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        self.conn().execute_unprepared("SAVEPOINT kith_step").await?;
+        let nested = self.step_depth.fetch_add(1, Ordering::SeqCst) > 0;
+        let outcome = self.run_step(nested, work).await;
+        self.step_depth.fetch_sub(1, Ordering::SeqCst);
+        outcome
+    }
+
+    async fn run_step<T>(&self, nested: bool, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let begin = if !nested && self.step_open.swap(false, Ordering::SeqCst) {
+            "RELEASE SAVEPOINT kith_step; SAVEPOINT kith_step"
+        } else {
+            "SAVEPOINT kith_step"
+        };
+        self.conn().execute_unprepared(begin).await?;
         let mark = self.appends_mark();
         match work.await {
-            Ok(value) => {
+            Ok(value) if nested => {
                 self.conn().execute_unprepared("RELEASE SAVEPOINT kith_step").await?;
+                Ok(value)
+            }
+            Ok(value) => {
+                self.step_open.store(true, Ordering::SeqCst);
                 Ok(value)
             }
             Err(err) => {

@@ -5,8 +5,8 @@
 //! the database, so delivery survives restarts. A lease per partition makes one process at a
 //! time deliver it; a process delivers several partitions of a plugin at once (on as many
 //! instances as it may spare, [`concurrency`]) and gives its leases up after each round, so
-//! that every process sharing the database takes its turn: two processes deliver about twice
-//! what one does.
+//! that every process sharing the database takes its turn (figures: `BENCHMARKS.md`, "Events
+//! at scale").
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -113,9 +113,10 @@ pub async fn deliver(manager: &Arc<PluginManager>, plugin: &Arc<LoadedPlugin>) -
     let started = Instant::now();
     let mut tried = 0i64;
     let mut busy = false;
-    while tried < parts && started.elapsed() < ROUND {
+    // A stopped manager takes no more leases; a round in flight gives its own up at its end.
+    while tried < parts && started.elapsed() < ROUND && manager.is_running() {
         let mut leased: Vec<Cursor> = Vec::with_capacity(width);
-        while leased.len() < width && tried < parts {
+        while leased.len() < width && tried < parts && manager.is_running() {
             let turn = manager.delivery_turn.fetch_add(1, Ordering::Relaxed);
             let part = i64::try_from(turn % parts.unsigned_abs()).unwrap_or(0);
             tried += 1;
