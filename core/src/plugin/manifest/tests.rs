@@ -28,6 +28,7 @@ fn a_good_manifest_parses() {
     assert_eq!(m.before_write.as_ref().unwrap().timeout_ms, 20);
     assert_eq!(m.before_write.as_ref().unwrap().on_failure, FailurePolicy::Deny);
     assert_eq!(m.limits, Limits::default());
+    assert_eq!(m.delivery.partitions, 1, "one partition unless asked: outbox order");
     assert!(m.subscribes("deal.stage_changed"));
     assert!(m.subscribes("contact.created"));
     assert!(!m.subscribes("contact.updated"));
@@ -58,6 +59,10 @@ fn bad_manifests_name_the_key() {
         (GOOD.replace("manifest_version = 1", "manifest_version = 2"), "manifest_version"),
         (GOOD.replace("objects = [\"contact\"]", "objects = [\"user\"]"), "before_write.objects"),
         (format!("{GOOD}\n[limits]\nmemory_mib = 4096\n"), "limits.memory_mib"),
+        (format!("{GOOD}\n[delivery]\npartitions = 0\n"), "delivery.partitions"),
+        (format!("{GOOD}\n[delivery]\npartitions = 65\n"), "delivery.partitions"),
+        (format!("{GOOD}\n[delivery]\npartitions = -1\n"), "delivery.partitions"),
+        (format!("{GOOD}\n[delivery]\norder = \"global\"\n"), "order"),
     ];
     for (text, key) in cases {
         let err = Manifest::parse(&text).unwrap_err().to_string();
