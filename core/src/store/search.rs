@@ -60,8 +60,9 @@ fn id_value(backend: DbBackend, id: Uuid) -> Result<DbValue> {
 }
 
 /// Re-indexes a record after an update, unless its entry stays as it was: a change to no field
-/// of its title or searchable text (a job title, a stage, a plugin's touch) writes nothing to
-/// the index, which on PostgreSQL spares a GIN update per write.
+/// of its title or searchable text (a contact's stage or city, say) writes nothing to the
+/// index, which on PostgreSQL spares a GIN update per write. Such an update no longer writes a
+/// missing entry either: entries are written on create and on every change to their text.
 pub async fn reindex(tx: &Tx, def: &ObjectDef, before: &Record, after: &Record) -> Result<()> {
     let deleted = |r: &Record| !r.get("deletedAt").is_null();
     if !deleted(before) && !deleted(after) && document(def, before) == document(def, after) {
