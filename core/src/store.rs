@@ -334,7 +334,7 @@ impl Store {
     /// the rows it follows are committed.
     pub async fn analyze(&self, tables: &[&str]) {
         let result = async {
-            stats::analyze(self.conn(), tables).await?;
+            stats::analyze(self.conn(), tables, Duration::ZERO).await?;
             self.conn().stats().reload(self.conn()).await
         }
         .await;

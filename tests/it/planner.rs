@@ -203,6 +203,54 @@ async fn upkeep_analyses_tables_without_statistics_plugin_objects_too() {
     db.cleanup().await;
 }
 
+/// SQLite's statistics, table by table: `sqlite_stat1`, and `sqlite_stat4`'s samples.
+async fn sqlite_stat_rows(db: &TestDb, table: &str) -> Vec<String> {
+    let conn = db.kith.store.conn();
+    let mut out = Vec::new();
+    for sql in [
+        format!("SELECT idx || ' ' || stat FROM sqlite_stat1 WHERE tbl = '{table}' ORDER BY idx"),
+        format!(
+            "SELECT idx || ' ' || neq || ' ' || nlt || ' ' || ndlt || ' ' || hex(sample) FROM sqlite_stat4 WHERE tbl = '{table}' ORDER BY idx, nlt"
+        ),
+    ] {
+        for row in conn.query_all_raw(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap() {
+            out.push(row.try_get_by_index::<String>(0).unwrap());
+        }
+    }
+    out
+}
+
+/// SQLite analyses a table index by index (each `ANALYZE` holds the write lock only for its own
+/// index, so writers are not held up for the whole table) and the statistics are exactly those
+/// of one `ANALYZE` of the table; the upkeep writes them for every index.
+#[tokio::test]
+async fn sqlite_analyses_index_by_index_with_the_statistics_of_a_whole_analyze() {
+    let db = TestDb::sqlite().await;
+    import_contacts(&db, 3_000).await;
+    let conn = db.kith.store.conn();
+    conn.execute_unprepared("DELETE FROM sqlite_stat1; DELETE FROM sqlite_stat4").await.unwrap();
+    conn.stats().reload(conn).await.unwrap();
+    assert!(conn.stats().table("contact").is_none());
+    let analysed = db.kith.upkeep_statistics().await.unwrap();
+    assert!(analysed.contains(&"contact".to_owned()), "{analysed:?}");
+    let by_index = sqlite_stat_rows(&db, "contact").await;
+    let indexes = conn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'contact'",
+        ))
+        .await
+        .unwrap()[0]
+        .try_get_by_index::<i64>(0)
+        .unwrap() as usize;
+    assert!(indexes >= 10, "contact's analysed indexes: {by_index:#?}");
+    assert!(by_index.iter().any(|row| row.starts_with("ix_contact_last_name_first_name_id 3000 ")), "{by_index:#?}");
+    assert!(by_index.len() > indexes, "stat4 samples too: {by_index:#?}");
+    conn.execute_unprepared("ANALYZE contact").await.unwrap();
+    assert_eq!(sqlite_stat_rows(&db, "contact").await, by_index, "the same as one ANALYZE of the table");
+    db.cleanup().await;
+}
+
 /// PostgreSQL: a new record's search entry goes straight into the full-text index, not into the
 /// GIN pending list that every search would otherwise read until autovacuum merges it (the
 /// rare-word search lost two thirds of its speed after 100,000 creates with autovacuum off); and

@@ -284,21 +284,52 @@ pub async fn rows_estimate<C: ConnectionTrait>(db: &C, table: &str) -> Result<u6
     })
 }
 
+/// How long the upkeep waits between two SQLite index analyses, so writers queued behind one
+/// (in SQLite's busy handler, which sleeps up to 100 ms at a time) commit before the next.
+pub const ANALYZE_PAUSE: Duration = Duration::from_millis(120);
+
 /// Analyses `tables` now (their names from object definitions).
-pub async fn analyze<C: ConnectionTrait>(db: &C, tables: &[&str]) -> Result<()> {
+///
+/// SQLite analyses each index in its own statement (`ANALYZE "index"`; a table without indexes
+/// as a whole), with `pause` between them. An `ANALYZE` holds the database's write lock while it
+/// reads its indexes whole: for a table of 400,000 contacts and 11 indexes, under load, longer
+/// than a writer's busy timeout. Index by index, each holds it for a fraction of that, and the
+/// statistics written are the same (`sqlite_stat1` and `sqlite_stat4` are kept per index).
+pub async fn analyze<C: ConnectionTrait>(db: &C, tables: &[&str], pause: Duration) -> Result<()> {
     if tables.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
-    match db.get_database_backend() {
-        DbBackend::Postgres => {
-            db.execute_unprepared(&format!("ANALYZE {}", list.join(", "))).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        let list: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
+        db.execute_unprepared(&format!("ANALYZE {}", list.join(", "))).await?;
+        return Ok(());
+    }
+    for table in tables {
+        let started = std::time::Instant::now();
+        let indexes = db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "SELECT name FROM pragma_index_list(?) ORDER BY name",
+                [DbValue::from(table.to_string())],
+            ))
+            .await?
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0))
+            .collect::<std::result::Result<Vec<String>, _>>()?;
+        if indexes.is_empty() {
+            db.execute_unprepared(&format!("ANALYZE \"{table}\"")).await?;
+            continue;
         }
-        _ => {
-            for table in list {
-                db.execute_unprepared(&format!("ANALYZE {table}")).await?;
+        let mut longest = Duration::ZERO;
+        for (at, index) in indexes.iter().enumerate() {
+            if at > 0 && !pause.is_zero() {
+                tokio::time::sleep(pause).await;
             }
+            let one = std::time::Instant::now();
+            db.execute_unprepared(&format!("ANALYZE \"{}\"", index.replace('"', "\"\""))).await?;
+            longest = longest.max(one.elapsed());
         }
+        tracing::info!(table, indexes = indexes.len(), elapsed = ?started.elapsed(), ?longest, "analysed");
     }
     Ok(())
 }
@@ -317,7 +348,7 @@ pub async fn upkeep<C: ConnectionTrait>(db: &C, stats: &PlannerStats, tables: &[
         _ => Vec::new(),
     };
     let names: Vec<&str> = stale.iter().map(String::as_str).collect();
-    analyze(db, &names).await?;
+    analyze(db, &names, ANALYZE_PAUSE).await?;
     if !stale.is_empty() {
         stats.reload(db).await?;
     }
