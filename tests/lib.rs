@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod browser;
+pub mod smtp;
 
 use std::io::Write as _;
 use std::path::PathBuf;

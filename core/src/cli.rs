@@ -356,6 +356,8 @@ install it: kith plugin install {}",
         .with_context(|| format!("cannot open the database at {}", redact(&config.database.url)))?;
     let kith = Kith::new(store);
     kith.configure_webhooks(config.webhooks.clone());
+    kith.configure_mail(crate::service::mail::Mailer::new(&config.mail).context("[mail]")?.map(std::sync::Arc::new));
+    kith.set_public_url(&config.server.public_url());
     let result = dispatch(&kith, &config, cli.command, io).await;
     kith.store.close().await.ok();
     result
@@ -433,6 +435,9 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             let listener = tokio::net::TcpListener::bind(config.server.bind)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.server.bind))?;
+            if config.server.public_url.trim().is_empty() {
+                kith.set_public_url(&format!("http://{}", listener.local_addr()?));
+            }
             let exporter = crate::http::metrics::Exporter::new(&config.metrics).context("setting up metrics")?;
             let state =
                 AppState::new(kith.clone(), &config.api).context("building the GraphQL schema")?.with_metrics(exporter);
@@ -455,6 +460,10 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             crate::service::privacy::spawn_retention(kith.clone(), config.privacy.retention.clone());
             kith.spawn_statistics_upkeep();
             let webhooks = config.webhooks.enabled.then(|| crate::service::webhook_delivery::start(kith));
+            let mail = match kith.mailer() {
+                Some(mailer) if config.mail.enabled => Some(crate::service::mail::worker::start(kith, mailer)),
+                _ => None,
+            };
             let setup_code = state.setup_code.clone();
             let router = app(state, &config.server);
             let address = listener.local_addr()?;
@@ -480,6 +489,9 @@ async fn dispatch(kith: &Kith, config: &Config, command: Command, io: Io<'_>) ->
             }
             if let Some(webhooks) = webhooks {
                 webhooks.stop().await;
+            }
+            if let Some(mail) = mail {
+                mail.stop().await;
             }
             tracing::info!("stopped");
             // Sends the spans still buffered (off the runtime's threads: the flush blocks).

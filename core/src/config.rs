@@ -61,6 +61,8 @@ pub struct Config {
     pub tracing: TracingConfig,
     /// Outbound webhooks.
     pub webhooks: WebhooksConfig,
+    /// E-mail through an SMTP relay.
+    pub mail: MailConfig,
 }
 
 /// `[metrics]`: `GET /metrics` in the Prometheus text format.
@@ -156,6 +158,88 @@ impl Default for WebhooksConfig {
             timeout_ms: 10_000,
             poll_interval_ms: 200,
         }
+    }
+}
+
+/// How the connection to the SMTP relay is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTls {
+    /// STARTTLS, required (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// None: only for a relay on the same machine or network.
+    None,
+}
+
+/// `[mail]`: e-mail that plugins send (`kith:plugin/mail`), through an SMTP relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// The relay's host name; empty: no e-mail (plugins' sends are refused as unavailable).
+    pub relay: String,
+    /// The relay's port.
+    pub port: u16,
+    /// How the connection is secured.
+    pub tls: MailTls,
+    /// The relay's user name (empty: no authentication).
+    pub user: String,
+    /// Its password: better in the environment (`KITH_MAIL__PASSWORD`) or in `password_file`.
+    pub password: String,
+    /// A file holding the password (a container secret), read at start.
+    pub password_file: String,
+    /// The senders plugins may use: addresses (`appeals@example.org`) or whole domains
+    /// (`@example.org`).
+    pub senders: Vec<String>,
+    /// Send the queue from this process (several processes sharing a database share it).
+    pub enabled: bool,
+    /// Most messages sent per second by this process.
+    pub per_second: u32,
+    /// Connections to the relay kept open and used at once.
+    pub connections: u32,
+    /// Attempts before a temporarily failing message fails for good.
+    pub max_attempts: u32,
+    /// The first retry's delay (seconds); each next waits about twice as long, at most an hour.
+    pub retry_base_secs: u64,
+    /// Timeout of each exchange with the relay.
+    pub timeout_ms: u64,
+    /// How often the queue is checked for due messages.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> MailConfig {
+        MailConfig {
+            relay: String::new(),
+            port: 587,
+            tls: MailTls::Starttls,
+            user: String::new(),
+            password: String::new(),
+            password_file: String::new(),
+            senders: Vec::new(),
+            enabled: true,
+            per_second: 50,
+            connections: 4,
+            max_attempts: 8,
+            retry_base_secs: 60,
+            timeout_ms: 30_000,
+            poll_interval_ms: 500,
+        }
+    }
+}
+
+impl MailConfig {
+    /// The password: `password_file`'s content (without its trailing line break) when set,
+    /// else `password`.
+    pub fn password(&self) -> Result<String, String> {
+        if self.password_file.is_empty() {
+            return Ok(self.password.clone());
+        }
+        std::fs::read_to_string(&self.password_file)
+            .map(|p| p.trim_end_matches(['\r', '\n']).to_owned())
+            .map_err(|e| format!("password_file `{}`: {e}", self.password_file))
     }
 }
 
@@ -292,6 +376,20 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Largest CSV file the console's import page accepts, in bytes.
     pub max_upload_bytes: usize,
+    /// Where people reach this Kith (`https://crm.example.org`): links in e-mail and signed
+    /// plugin links start with it. Empty: `http://` and `bind`.
+    pub public_url: String,
+}
+
+impl ServerConfig {
+    /// [`ServerConfig::public_url`], or `http://BIND` when empty.
+    pub fn public_url(&self) -> String {
+        if self.public_url.trim().is_empty() {
+            format!("http://{}", self.bind)
+        } else {
+            self.public_url.trim().trim_end_matches('/').to_owned()
+        }
+    }
 }
 
 /// `[database]`.
@@ -326,6 +424,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             max_body_bytes: 1 << 20,
             max_upload_bytes: 64 << 20,
+            public_url: String::new(),
         }
     }
 }

@@ -48,6 +48,7 @@ pub mod embedded;
 pub mod graphiql;
 pub mod idempotency;
 pub mod metrics;
+pub mod plugin_routes;
 pub mod sdl;
 
 /// Shared state of every handler.
@@ -201,6 +202,7 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .route("/graphql/schema.graphql", get(sdl::schema))
         .route("/graphiql/{name}", get(graphiql::asset))
         .merge(crate::console::router())
+        .merge(plugin_routes::router())
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         // Uploads have their own, larger limit.
         .merge(crate::console::import::router(config.max_upload_bytes))

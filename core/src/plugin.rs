@@ -32,12 +32,14 @@ pub mod host_functions;
 pub mod http;
 pub mod jobs;
 pub mod lifecycle;
+pub mod links;
 pub mod manager;
 pub mod manifest;
 pub mod objects;
 pub mod operation;
 pub mod output;
 pub mod privacy;
+pub mod routes;
 pub mod runtime;
 pub mod write_hook;
 
@@ -93,7 +95,7 @@ fn bundled_version(manifest: &str) -> String {
 }
 
 /// The `kith:plugin` major versions this Kith runs, with the newest minor of each.
-pub const SUPPORTED_SDK: &[(u16, u16)] = &[(1, 2)];
+pub const SUPPORTED_SDK: &[(u16, u16)] = &[(1, 3)];
 
 /// Why a plugin operation failed.
 #[derive(Debug, thiserror::Error)]

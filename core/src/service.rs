@@ -5,6 +5,7 @@ pub mod events;
 pub mod export;
 pub mod import;
 pub mod input;
+pub mod mail;
 pub mod outbound;
 pub mod privacy;
 pub mod records;
@@ -43,6 +44,10 @@ pub struct Kith {
     plugins: Arc<RwLock<Option<Weak<dyn PluginRuntime>>>>,
     /// How this process checks and delivers webhooks (`[webhooks]`).
     webhooks: Arc<RwLock<crate::config::WebhooksConfig>>,
+    /// The SMTP relay plugins' e-mail goes through (`[mail]`), if one is configured.
+    mailer: Arc<RwLock<Option<Arc<crate::service::mail::Mailer>>>>,
+    /// Where people reach this Kith (`[server] public_url`): signed links start with it.
+    public_url: Arc<RwLock<String>>,
 }
 
 impl Kith {
@@ -56,7 +61,30 @@ impl Kith {
             events: Arc::default(),
             plugins: Arc::default(),
             webhooks: Arc::default(),
+            mailer: Arc::default(),
+            public_url: Arc::new(RwLock::new("http://127.0.0.1:8080".to_owned())),
         }
+    }
+
+    /// Sets the SMTP relay of this process (`[mail]`); `None`: no e-mail.
+    pub fn configure_mail(&self, mailer: Option<Arc<crate::service::mail::Mailer>>) {
+        *self.mailer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = mailer;
+    }
+
+    /// The SMTP relay, if one is configured.
+    pub fn mailer(&self) -> Option<Arc<crate::service::mail::Mailer>> {
+        self.mailer.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Sets where people reach this Kith (no trailing slash needed).
+    pub fn set_public_url(&self, url: &str) {
+        *self.public_url.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            url.trim_end_matches('/').to_owned();
+    }
+
+    /// Where people reach this Kith, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.public_url.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Sets the `[webhooks]` settings of this process (every clone of this `Kith` sees them).

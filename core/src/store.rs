@@ -19,6 +19,7 @@ pub mod history;
 pub mod idempotency;
 pub mod imports;
 pub mod jobs;
+pub mod mail;
 pub mod outbox;
 pub mod plugin_objects;
 pub mod plugins;

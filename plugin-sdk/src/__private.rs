@@ -8,7 +8,7 @@ use crate::types::{Call, Change, Event};
 #[allow(unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../schemas/wit/v1.2.0",
+        path: "../schemas/wit/v1.3.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__kith_export",
@@ -20,6 +20,9 @@ pub mod bindings {
 pub use bindings::__kith_export as export;
 pub use bindings::Guest;
 pub use bindings::exports::kith::plugin::extension::{Guest as ExtensionGuest, OperationError as WitOperationError};
+pub use bindings::exports::kith::plugin::http_handler::{
+    Guest as HttpHandlerGuest, Header as WitHeader, Request as WitRequest, Response as WitResponse,
+};
 pub use bindings::kith::plugin::types::{
     Change as WitChange, Event as WitEvent, EventFailure as WitEventFailure, Verdict as WitVerdict,
 };
@@ -45,6 +48,25 @@ const fn version_bytes() -> [u8; 6] {
 
 /// The SDK version as stored in the `kith:sdk-version` custom section.
 pub const SDK_VERSION_BYTES: [u8; 6] = version_bytes();
+
+/// Answers a route's request with a fresh `P`.
+pub fn dispatch_request<P: Plugin>(request: WitRequest) -> WitResponse {
+    let request = crate::routes::Request {
+        method: request.method,
+        route: request.route,
+        path: request.path,
+        query: request.query,
+        headers: request.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        body: request.body,
+        caller: request.caller,
+    };
+    let response = P::default().handle_request(&request);
+    WitResponse {
+        status: response.status,
+        headers: response.headers.into_iter().map(|(name, value)| WitHeader { name, value }).collect(),
+        body: response.body,
+    }
+}
 
 /// Delivers a batch to a fresh `P` per event, stopping at the first failure.
 pub fn dispatch_events<P: Plugin>(events: Vec<WitEvent>) -> Result<(), WitEventFailure> {

@@ -151,6 +151,36 @@ mod imp {
         let rows = wit_agg::aggregate(object, &request).map_err(Error::from_wit)?;
         Ok(rows.into_iter().map(|r| crate::aggregate::Row { keys: r.keys, values: r.values }).collect())
     }
+
+    pub(crate) fn mail_send(message: &crate::mail::Message) -> Result<String> {
+        use crate::__private::bindings::kith::plugin::mail as wit_mail;
+        let wit_message = wit_mail::Message {
+            from: message.from.clone(),
+            to: message.to.clone(),
+            reply_to: message.reply_to.clone(),
+            subject: message.subject.clone(),
+            text: message.text.clone(),
+            html: message.html.clone(),
+            headers: message
+                .headers
+                .iter()
+                .map(|(name, value)| wit_mail::Header { name: name.clone(), value: value.clone() })
+                .collect(),
+            reference: message.reference.clone(),
+        };
+        wit_mail::send(&wit_message).map_err(Error::from_wit)
+    }
+
+    pub(crate) fn sign_url(path: &str, params: &[(&str, &str)], expires_in_seconds: Option<u32>) -> Result<String> {
+        use crate::__private::bindings::kith::plugin::links;
+        let params: Vec<(String, String)> = params.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        links::sign_url(path, &params, expires_in_seconds).map_err(Error::from_wit)
+    }
+
+    pub(crate) fn verify_url(url: &str) -> Result<Vec<(String, String)>> {
+        use crate::__private::bindings::kith::plugin::links;
+        links::verify_url(url).map_err(Error::from_wit)
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -209,6 +239,18 @@ mod imp {
 
     pub(crate) fn aggregate(object: &str, query: &crate::aggregate::Aggregate) -> Result<Vec<crate::aggregate::Row>> {
         with_current(|host| host.aggregate(object, query))
+    }
+
+    pub(crate) fn mail_send(message: &crate::mail::Message) -> Result<String> {
+        with_current(|host| host.mail_send(message))
+    }
+
+    pub(crate) fn sign_url(path: &str, params: &[(&str, &str)], expires_in_seconds: Option<u32>) -> Result<String> {
+        with_current(|host| host.sign_url(path, params, expires_in_seconds))
+    }
+
+    pub(crate) fn verify_url(url: &str) -> Result<Vec<(String, String)>> {
+        with_current(|host| host.verify_url(url))
     }
 }
 

@@ -48,8 +48,11 @@ pub mod aggregate;
 pub mod date;
 pub mod http;
 pub mod kv;
+pub mod links;
 pub mod log;
+pub mod mail;
 pub mod records;
+pub mod routes;
 pub mod settings;
 pub mod testing;
 
@@ -62,7 +65,7 @@ pub use types::{Call, Change, Error, ErrorCode, Event, Operation, Page, Query, R
 /// `kith:sdk-version`: major, minor and patch as big-endian `u16`s).
 ///
 /// ```
-/// assert_eq!(kith_plugin_sdk::SDK_VERSION, "1.2.0");
+/// assert_eq!(kith_plugin_sdk::SDK_VERSION, "1.3.0");
 /// ```
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -191,6 +194,28 @@ pub trait Plugin: Default {
         let _ = scheduled_for;
         Err(Error::msg(format!("this plugin has no job `{job}`")))
     }
+
+    /// Answers a request to a route declared in `plugin.toml` (`[[routes]]`, served under
+    /// `/p/PLUGIN/`). Reads and writes like an event handler; the writes commit when the status
+    /// is below 500 (SDK 1.3). The default answers 404.
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Plugin, routes::{Request, Response}};
+    /// #[derive(Default)]
+    /// struct Ping;
+    /// impl Plugin for Ping {
+    ///     fn handle_request(&self, request: &Request) -> Response {
+    ///         match request.route.as_str() {
+    ///             "/ping" => Response::text(200, "pong"),
+    ///             _ => Response::text(404, "no such page"),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn handle_request(&self, request: &routes::Request) -> routes::Response {
+        let _ = request;
+        routes::Response::text(404, "not found")
+    }
 }
 
 /// Registers `T: Plugin` as the plugin this crate exports and stamps the SDK version into the
@@ -242,6 +267,12 @@ macro_rules! register_plugin {
                     scheduled_for: ::std::string::String,
                 ) -> ::std::result::Result<(), ::std::string::String> {
                     $crate::__private::dispatch_job::<$plugin>(job, scheduled_for)
+                }
+            }
+
+            impl $crate::__private::HttpHandlerGuest for KithPluginExport {
+                fn handle(request: $crate::__private::WitRequest) -> $crate::__private::WitResponse {
+                    $crate::__private::dispatch_request::<$plugin>(request)
                 }
             }
 

@@ -64,6 +64,7 @@ struct State {
     http_stubs: BTreeMap<String, crate::http::Response>,
     http_requests: Vec<crate::http::Request>,
     own: BTreeSet<String>,
+    mail: Vec<crate::mail::Message>,
 }
 
 /// The in-memory host. Cheap to clone (clones share state).
@@ -533,6 +534,87 @@ impl TestHost {
         self.run(|| P::default().run_job(job, &now))
     }
 
+    /// Calls `P::handle_request` with `request`, as Kith does for a declared route (SDK 1.3).
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Plugin, routes::{Request, Response}, testing::TestHost};
+    /// #[derive(Default)]
+    /// struct Ping;
+    /// impl Plugin for Ping {
+    ///     fn handle_request(&self, _: &Request) -> Response { Response::text(200, "pong") }
+    /// }
+    /// let response = TestHost::new().handle_request::<Ping>(&Request::new("GET", "/ping"));
+    /// assert_eq!(response.body_text(), "pong");
+    /// ```
+    pub fn handle_request<P: Plugin>(&self, request: &crate::routes::Request) -> crate::routes::Response {
+        self.run(|| P::default().handle_request(request))
+    }
+
+    /// The messages the plugin queued, in order (SDK 1.3).
+    ///
+    /// ```
+    /// assert!(kith_plugin_sdk::testing::TestHost::new().sent_mail().is_empty());
+    /// ```
+    pub fn sent_mail(&self) -> Vec<crate::mail::Message> {
+        self.state.borrow().mail.clone()
+    }
+
+    pub(crate) fn mail_send(&self, message: &crate::mail::Message) -> Result<String> {
+        self.check("mail:send")?;
+        if self.state.borrow().read_only {
+            return Err(Error::new(ErrorCode::Unavailable, "e-mail is not available inside before_write"));
+        }
+        for (what, address) in [("from", &message.from), ("to", &message.to)] {
+            if !address.contains('@') || address.contains(['\r', '\n', ',']) {
+                return Err(Error::new(
+                    ErrorCode::InvalidInput,
+                    format!("{what}: `{address}` is not one e-mail address"),
+                ));
+            }
+        }
+        if message.subject.contains(['\r', '\n']) {
+            return Err(Error::new(ErrorCode::InvalidInput, "subject: one line"));
+        }
+        if message.text.is_none() && message.html.is_none() {
+            return Err(Error::new(ErrorCode::InvalidInput, "a message needs a text or an HTML body"));
+        }
+        let mut state = self.state.borrow_mut();
+        state.mail.push(message.clone());
+        Ok(format!("test-{}@kith.test", state.mail.len()))
+    }
+
+    /// Signs like Kith (the same URL shape) with a test key: `https://kith.test/p/plugin/...`.
+    pub(crate) fn sign_url(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        expires_in_seconds: Option<u32>,
+    ) -> Result<String> {
+        if !path.starts_with('/') {
+            return Err(Error::new(ErrorCode::InvalidInput, "a link's path starts with `/`"));
+        }
+        let mut query: Vec<String> = params.iter().map(|(n, v)| format!("{}={}", encode(n), encode(v))).collect();
+        if let Some(seconds) = expires_in_seconds {
+            query.push(format!("exp={seconds}"));
+        }
+        let signed = if query.is_empty() { path.to_owned() } else { format!("{path}?{}", query.join("&")) };
+        let separator = if query.is_empty() { '?' } else { '&' };
+        Ok(format!("https://kith.test/p/plugin{signed}{separator}sig={}", test_mac(&signed)))
+    }
+
+    pub(crate) fn verify_url(&self, url: &str) -> Result<Vec<(String, String)>> {
+        let invalid =
+            || Error::new(ErrorCode::InvalidInput, "the link is not one this plugin signed, or it was changed");
+        let local = url.strip_prefix("https://kith.test").unwrap_or(url);
+        let local = local.strip_prefix("/p/plugin").unwrap_or(local);
+        let (signed, sig) = local.rsplit_once("&sig=").or_else(|| local.rsplit_once("?sig=")).ok_or_else(invalid)?;
+        if test_mac(signed) != sig {
+            return Err(invalid());
+        }
+        let query = signed.split_once('?').map_or("", |(_, q)| q);
+        Ok(crate::routes::form_pairs(query).into_iter().filter(|(n, _)| n != "exp").collect())
+    }
+
     pub(crate) fn aggregate(
         &self,
         object: &str,
@@ -541,6 +623,27 @@ impl TestHost {
         self.check_object(object, "read")?;
         read::aggregate(&self.records(object), query)
     }
+}
+
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+/// The test host's stand-in for Kith's HMAC (a test double: not a secret).
+fn test_mac(text: &str) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    "kith-test-link-key".hash(&mut hasher);
+    text.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 #[cfg(test)]
@@ -610,6 +713,6 @@ mod tests {
 
     #[test]
     fn version_bytes_match_the_crate_version() {
-        assert_eq!(crate::__private::SDK_VERSION_BYTES, [0, 1, 0, 2, 0, 0]);
+        assert_eq!(crate::__private::SDK_VERSION_BYTES, [0, 1, 0, 3, 0, 0]);
     }
 }

@@ -106,11 +106,17 @@ fn the_manifest_reference_matches_the_parser() {
         id: "donors".into(),
         name: "Donor management".into(),
         version: "1.4.2".into(),
-        sdk_version: "1.2.0".into(),
+        sdk_version: "1.3.0".into(),
         description: "Gifts, pledges and donor retention.".into(),
         authors: vec!["Ada <ada@example.org>".into()],
         license: Some("Apache-2.0".into()),
-        capabilities: vec!["contacts:read".into(), "deals:read".into(), "activities:write".into(), "kv".into()],
+        capabilities: vec![
+            "contacts:read".into(),
+            "deals:read".into(),
+            "activities:write".into(),
+            "kv".into(),
+            "mail:send".into(),
+        ],
         events: vec!["contact.created".into(), "deal.*".into()],
         before_write: Some(BeforeWrite {
             objects: vec!["contact".into()],
@@ -149,6 +155,7 @@ fn the_manifest_reference_matches_the_parser() {
             instances: 4,
             writes_per_event: 100,
             chained_writes_per_minute: 1_000,
+            mail_per_minute: 60,
         },
         delivery: DeliverySpec { partitions: 4 },
         objects: vec![ObjectSpec {
@@ -242,6 +249,13 @@ fn the_manifest_reference_matches_the_parser() {
             description: "Recomputes donor totals.".into(),
         }],
         privacy: PrivacySpec { export: Some("donorHistory".into()) },
+        routes: vec![kith_core::plugin::routes::RouteSpec {
+            method: "POST".into(),
+            path: "/webhooks/*".into(),
+            access: kith_core::plugin::routes::RouteAccess::Public,
+            max_body_bytes: 65_536,
+            per_minute: 600,
+        }],
     };
     assert_eq!(parsed, expected);
     // The bundled and test plugins' manifests are valid too.

@@ -24,6 +24,7 @@ mod http;
 mod idempotency;
 mod import_export;
 mod limits;
+mod mail;
 mod observability;
 mod outage;
 mod pages;

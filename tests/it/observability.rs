@@ -223,7 +223,7 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 
 /// `kith serve` as a child process with `env`, its standard error collected line by line; its
 /// address once it listens.
-async fn spawn_serve(
+pub(crate) async fn spawn_serve(
     url: &str,
     env: &[(&str, String)],
 ) -> (tokio::process::Child, std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {

@@ -222,7 +222,8 @@ async fn sqlite_stat_rows(db: &TestDb, table: &str) -> Vec<String> {
 
 /// SQLite analyses a table index by index (each `ANALYZE` holds the write lock only for its own
 /// index, so writers are not held up for the whole table) and the statistics are exactly those
-/// of one `ANALYZE` of the table; the upkeep writes them for every index.
+/// of one `ANALYZE` of the table; the upkeep writes them for every index, then makes every
+/// connection load them (a schema change).
 #[tokio::test]
 async fn sqlite_analyses_index_by_index_with_the_statistics_of_a_whole_analyze() {
     let db = TestDb::sqlite().await;
@@ -231,8 +232,19 @@ async fn sqlite_analyses_index_by_index_with_the_statistics_of_a_whole_analyze()
     conn.execute_unprepared("DELETE FROM sqlite_stat1; DELETE FROM sqlite_stat4").await.unwrap();
     conn.stats().reload(conn).await.unwrap();
     assert!(conn.stats().table("contact").is_none());
+    let schema_version = || async {
+        conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA schema_version"))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+    };
+    let before = schema_version().await;
     let analysed = db.kith.upkeep_statistics().await.unwrap();
     assert!(analysed.contains(&"contact".to_owned()), "{analysed:?}");
+    // Every pooled connection reads the schema, and the new statistics, again.
+    assert!(schema_version().await > before, "the schema changed, so every connection reloads");
     let by_index = sqlite_stat_rows(&db, "contact").await;
     let indexes = conn
         .query_all_raw(Statement::from_string(

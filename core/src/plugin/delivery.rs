@@ -184,9 +184,12 @@ async fn deliver_part(
         let mut chosen: Vec<i64> = Vec::new();
         let mut through = last_read;
         for key in &keys {
-            if plugins::partition_of(key.record_id, cursor.parts) != part
-                || !plugin.manifest.receives(&key.kind, &key.object, &plugin.context.grants)
-            {
+            let receives = match &key.audience {
+                // Meant for one plugin (its mail outcomes): that one, if it subscribes.
+                Some(audience) => audience == id && plugin.manifest.subscribes(&key.kind),
+                None => plugin.manifest.receives(&key.kind, &key.object, &plugin.context.grants),
+            };
+            if plugins::partition_of(key.record_id, cursor.parts) != part || !receives {
                 continue;
             }
             if chosen.len() == batch_size {

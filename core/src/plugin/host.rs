@@ -21,18 +21,18 @@ use crate::store::plugins;
 /// newest 1.x WIT: world `base` (what every 1.x component exports).
 pub mod v1 {
     wasmtime::component::bindgen!({
-        path: "../schemas/wit/v1.2.0",
+        path: "../schemas/wit/v1.3.0",
         world: "base",
         imports: { default: async | trappable },
         exports: { default: async },
     });
 }
 
-/// The `extension` export of components built with SDK 1.2 or later (looked up when present),
-/// sharing the imports of [`v1`].
+/// The `extension` export of components built with SDK 1.2 or later and the `http-handler`
+/// export of SDK 1.3 or later (each looked up when present), sharing the imports of [`v1`].
 pub mod v1_ext {
     wasmtime::component::bindgen!({
-        path: "../schemas/wit/v1.2.0",
+        path: "../schemas/wit/v1.3.0",
         world: "plugin",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -41,6 +41,8 @@ pub mod v1_ext {
             "kith:plugin/host": super::v1::kith::plugin::host,
             "kith:plugin/http": super::v1::kith::plugin::http,
             "kith:plugin/aggregate": super::v1::kith::plugin::aggregate,
+            "kith:plugin/mail": super::v1::kith::plugin::mail,
+            "kith:plugin/links": super::v1::kith::plugin::links,
         },
     });
 }
@@ -86,6 +88,10 @@ pub struct PluginContext {
     pub chained_writes: std::sync::Mutex<(std::time::Instant, u32)>,
     /// `[limits] writes_per_event` and `chained_writes_per_minute`.
     pub write_limits: (u32, u32),
+    /// `[limits] mail_per_minute`.
+    pub mail_rate: crate::plugin::http::RateLimit,
+    /// The key that signs its links, once read (or made) in the database.
+    pub link_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 /// What a plugin's key–value store holds, kept in memory so a write does not read every key's

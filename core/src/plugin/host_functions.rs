@@ -439,3 +439,107 @@ impl v1::kith::plugin::aggregate::Host for HostState {
         Ok(result.map_err(host_error))
     }
 }
+
+impl v1::kith::plugin::mail::Host for HostState {
+    async fn send(&mut self, message: v1::kith::plugin::mail::Message) -> wasmtime::Result<Result<String, HostError>> {
+        Ok(self.mail_send(message).await)
+    }
+}
+
+impl HostState {
+    async fn mail_send(&mut self, message: v1::kith::plugin::mail::Message) -> Result<String, HostError> {
+        self.check(crate::plugin::manifest::MAIL_SEND, "mail.send")?;
+        if let Err(err) = self.writable() {
+            return Err(HostError {
+                code: ErrorCode::Unavailable,
+                message: err.message.replace("writes are", "e-mail is"),
+            });
+        }
+        let size = message.subject.len()
+            + message.text.as_ref().map_or(0, String::len)
+            + message.html.as_ref().map_or(0, String::len)
+            + message.headers.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>();
+        self.spend(size)?;
+        let Some(mailer) = self.plugin.kith.mailer() else {
+            return Err(HostError {
+                code: ErrorCode::Unavailable,
+                message: "e-mail is not configured on this Kith (`[mail] relay`)".into(),
+            });
+        };
+        if !self.plugin.mail_rate.take() {
+            return Err(HostError {
+                code: ErrorCode::LimitExceeded,
+                message: "the plugin queued more messages this minute than `[limits] mail_per_minute` allows".into(),
+            });
+        }
+        let parts = crate::service::mail::message::Parts {
+            from: message.from,
+            to: message.to,
+            reply_to: message.reply_to,
+            subject: message.subject,
+            text: message.text,
+            html: message.html,
+            headers: message.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            reference: message.reference,
+        };
+        let built = match mailer.build(&parts, Utc::now()) {
+            Ok(built) => built,
+            Err(crate::service::mail::MailError::SenderNotAllowed(sender)) => {
+                self.call.denied.push((format!("mail sender {sender}"), "mail.send".into()));
+                return Err(HostError {
+                    code: ErrorCode::Denied,
+                    message: format!("`{sender}` is not a sender this Kith allows (`[mail] senders`)"),
+                });
+            }
+            Err(err) => return Err(invalid(err.to_string())),
+        };
+        let row = crate::store::mail::NewMessage {
+            id: Uuid::now_v7(),
+            plugin_id: self.plugin.id.clone(),
+            message_id: built.message_id.clone(),
+            sender: built.sender,
+            recipient: built.recipient,
+            subject: built.subject,
+            message: built.message,
+            reference: parts.reference,
+        };
+        let tx = self.write_tx().await.map_err(host_error)?;
+        tx.step(crate::store::mail::queue(tx, &row)).await.map_err(host_error)?;
+        Ok(built.message_id)
+    }
+}
+
+/// The plugin's link key: read from its row, or made there at first use (one for every
+/// process: the first writer wins).
+async fn link_key(plugin: std::sync::Arc<crate::plugin::host::PluginContext>) -> Result<[u8; 32], HostError> {
+    plugin
+        .link_key
+        .get_or_try_init(|| async { plugins::link_key(plugin.kith.store.conn(), &plugin.id).await.map_err(host_error) })
+        .await
+        .copied()
+}
+
+impl v1::kith::plugin::links::Host for HostState {
+    async fn sign_url(
+        &mut self,
+        path: String,
+        params: Vec<(String, String)>,
+        expires_in_seconds: Option<u32>,
+    ) -> wasmtime::Result<Result<String, HostError>> {
+        let key = match link_key(self.plugin.clone()).await {
+            Ok(key) => key,
+            Err(err) => return Ok(Err(err)),
+        };
+        let expires = expires_in_seconds.map(|s| Utc::now().timestamp() + i64::from(s));
+        let base = self.plugin.kith.public_url();
+        Ok(crate::plugin::links::sign(&key, &base, &self.plugin.id, &path, &params, expires).map_err(invalid))
+    }
+
+    async fn verify_url(&mut self, url: String) -> wasmtime::Result<Result<Vec<(String, String)>, HostError>> {
+        let key = match link_key(self.plugin.clone()).await {
+            Ok(key) => key,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(crate::plugin::links::verify(&key, &self.plugin.id, &url, Utc::now().timestamp()).map_err(invalid))
+    }
+}

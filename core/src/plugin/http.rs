@@ -54,7 +54,7 @@ impl RateLimit {
         RateLimit { per_minute, state: Mutex::new((f64::from(per_minute), Instant::now())) }
     }
 
-    fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         let refill = now.duration_since(state.1).as_secs_f64() * f64::from(self.per_minute) / 60.0;

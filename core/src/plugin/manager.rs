@@ -259,6 +259,8 @@ impl PluginManager {
             kv_usage: std::sync::Mutex::default(),
             chained_writes: std::sync::Mutex::new((std::time::Instant::now(), 0)),
             write_limits: (manifest.limits.writes_per_event, manifest.limits.chained_writes_per_minute),
+            mail_rate: crate::plugin::http::RateLimit::new(manifest.limits.mail_per_minute),
+            link_key: tokio::sync::OnceCell::new(),
         });
         let plugin = LoadedPlugin::new(
             &self.engine,

@@ -90,6 +90,9 @@ pub struct Manifest {
     /// Its part in personal-data requests.
     #[serde(default)]
     pub privacy: PrivacySpec,
+    /// Inbound HTTP routes under `/p/ID/` (SDK 1.3).
+    #[serde(default)]
+    pub routes: Vec<crate::plugin::routes::RouteSpec>,
 }
 
 /// The `[privacy]` table.
@@ -522,6 +525,14 @@ pub struct Limits {
     /// 100,000).
     #[serde(default = "default_chained_writes")]
     pub chained_writes_per_minute: u32,
+    /// E-mail messages the plugin may queue a minute, per process (default 60, at most
+    /// 1,000,000: a campaign to a large segment queues its messages at once).
+    #[serde(default = "default_mail_rate")]
+    pub mail_per_minute: u32,
+}
+
+fn default_mail_rate() -> u32 {
+    60
 }
 
 fn default_instances() -> u32 {
@@ -550,6 +561,7 @@ impl Default for Limits {
             event_timeout_ms: default_event_ms(),
             memory_mib: default_memory(),
             http_per_minute: default_http_rate(),
+            mail_per_minute: default_mail_rate(),
             kv_mib: default_kv_mib(),
             instances: default_instances(),
             writes_per_event: default_writes_per_event(),
@@ -645,9 +657,12 @@ impl SettingKind {
 /// reach people, so personal data stays out of them unless the admin says otherwise).
 pub const PERSONAL_AGGREGATE: &str = "personal:aggregate";
 
+/// The grant that lets a plugin queue e-mail (`kith:plugin/mail`, SDK 1.3).
+pub const MAIL_SEND: &str = "mail:send";
+
 /// A capability: `OBJECTS:read`, `OBJECTS:write`, `kv`, `personal:aggregate` or an HTTP origin.
 pub fn check_capability(capability: &str) -> Result<(), PluginError> {
-    if capability == "kv" || capability == PERSONAL_AGGREGATE {
+    if capability == "kv" || capability == PERSONAL_AGGREGATE || capability == MAIL_SEND {
         return Ok(());
     }
     if capability.starts_with("http:") || capability.starts_with("http-private:") {
@@ -669,7 +684,7 @@ pub fn check_capability(capability: &str) -> Result<(), PluginError> {
     Err(PluginError::manifest(
         "capabilities",
         format!(
-            "unknown capability `{capability}` (known: {}, kv, {PERSONAL_AGGREGATE}, http:ORIGIN, http-private:ORIGIN)",
+            "unknown capability `{capability}` (known: {}, kv, {PERSONAL_AGGREGATE}, {MAIL_SEND}, http:ORIGIN, http-private:ORIGIN)",
             known.join(", ")
         ),
     ))
@@ -759,8 +774,11 @@ impl Manifest {
         }
         for pattern in &self.events {
             let object = pattern.split('.').next().unwrap_or_default();
-            let known =
-                pattern == "*" || object_capabilities().any(|(name, _)| name == object) || own.contains(&object);
+            // `mail.sent` and `mail.failed`: the outcomes of the plugin's own messages (SDK 1.3).
+            let known = pattern == "*"
+                || object_capabilities().any(|(name, _)| name == object)
+                || own.contains(&object)
+                || object == "mail";
             if !known || pattern.split('.').count() > 2 || pattern.ends_with('.') {
                 return Err(PluginError::manifest(
                     "events",
@@ -813,6 +831,7 @@ impl Manifest {
         if !(1..=16).contains(&self.limits.instances) {
             return Err(PluginError::manifest("limits.instances", "must be between 1 and 16"));
         }
+        crate::plugin::routes::validate(&self.routes)?;
         if !(1..=64).contains(&self.delivery.partitions) {
             return Err(PluginError::manifest("delivery.partitions", "must be between 1 and 64"));
         }
@@ -827,6 +846,9 @@ impl Manifest {
         }
         if !(1..=6_000).contains(&self.limits.http_per_minute) {
             return Err(PluginError::manifest("limits.http_per_minute", "must be between 1 and 6000"));
+        }
+        if !(1..=1_000_000).contains(&self.limits.mail_per_minute) {
+            return Err(PluginError::manifest("limits.mail_per_minute", "must be between 1 and 1000000"));
         }
         crate::plugin::extension::validate(self)?;
         if let Some(export) = &self.privacy.export {

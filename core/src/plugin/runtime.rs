@@ -80,6 +80,7 @@ struct Warm {
     store: Store<HostState>,
     bindings: v1::Base,
     extension: Option<v1_ext::exports::kith::plugin::extension::Guest>,
+    handler: Option<v1_ext::exports::kith::plugin::http_handler::Guest>,
     calls: u32,
     /// Its place under `[limits] instances`; an instance without one (made for a hook while
     /// all places were taken) is never pooled.
@@ -99,6 +100,9 @@ pub struct LoadedPlugin {
     pre: wasmtime::component::InstancePre<HostState>,
     indices: v1::BaseIndices,
     extension: Option<v1_ext::exports::kith::plugin::extension::GuestIndices>,
+    handler: Option<v1_ext::exports::kith::plugin::http_handler::GuestIndices>,
+    /// Per declared route (in the manifest's order), its `per_minute` budget in this process.
+    route_rates: Vec<crate::plugin::http::RateLimit>,
     engine: PluginEngine,
     pool: Mutex<Vec<Warm>>,
     /// Places for instances (`[limits] instances`): with its pool, the memory one plugin can
@@ -156,6 +160,15 @@ impl LoadedPlugin {
                     .into(),
             ));
         }
+        let handler = v1_ext::exports::kith::plugin::http_handler::GuestIndices::new(&pre).ok();
+        if handler.is_none() && !manifest.routes.is_empty() {
+            return Err(PluginError::Component(
+                "the manifest declares routes, but the component does not export kith:plugin/http-handler \
+                 (build it with kith-plugin-sdk 1.3 or later)"
+                    .into(),
+            ));
+        }
+        let route_rates = manifest.routes.iter().map(|r| crate::plugin::http::RateLimit::new(r.per_minute)).collect();
         let places = Arc::new(tokio::sync::Semaphore::new(manifest.limits.instances as usize));
         Ok(LoadedPlugin {
             manifest,
@@ -165,6 +178,8 @@ impl LoadedPlugin {
             pre,
             indices,
             extension,
+            handler,
+            route_rates,
             engine: engine.clone(),
             pool: Mutex::default(),
             places,
@@ -275,7 +290,15 @@ impl LoadedPlugin {
             ),
             None => None,
         };
-        Ok(Warm { store, bindings, extension, calls: 0, permit })
+        let handler = match &self.handler {
+            Some(indices) => Some(
+                indices
+                    .load(&mut store, &instance)
+                    .map_err(|e| CallFailure::Trap(format!("cannot load the http-handler export: {e:#}")))?,
+            ),
+            None => None,
+        };
+        Ok(Warm { store, bindings, extension, handler, calls: 0, permit })
     }
 
     /// An idle instance from the pool.
@@ -416,6 +439,45 @@ impl LoadedPlugin {
         .await;
         let (outcome, tx) = self.finish(warm, outcome, budget);
         settle(outcome, tx).await
+    }
+
+    /// [`LoadedPlugin::call_route`], unobserved.
+    async fn run_route(
+        &self,
+        request: &v1_ext::exports::kith::plugin::http_handler::Request,
+    ) -> Result<v1_ext::exports::kith::plugin::http_handler::Response, CallFailure> {
+        let budget = Duration::from_millis(self.manifest.limits.event_timeout_ms.max(1_000) * 5);
+        let mut warm = self.instance(Some(budget)).await?;
+        let Some(handler) = warm.handler.clone() else {
+            return Err(CallFailure::Trap("the component does not export kith:plugin/http-handler (SDK 1.3)".into()));
+        };
+        warm.store.data_mut().call = CallState::new(CallMode::Command);
+        arm_deadline(&mut warm.store, budget);
+        let outcome = tokio::time::timeout(budget + grace(budget), handler.call_handle(&mut warm.store, request)).await;
+        let (outcome, tx) = self.finish(warm, outcome, budget);
+        // A 5xx is a failure: its writes go; below that they are kept.
+        let outcome = outcome.map(|response| if response.status >= 500 { Err(response) } else { Ok(response) });
+        match settle(outcome, tx).await? {
+            Ok(response) | Err(response) => Ok(response),
+        }
+    }
+
+    /// Whether route `index` of the manifest may answer one more request this minute.
+    pub fn route_allowed(&self, index: usize) -> bool {
+        self.route_rates.get(index).is_some_and(crate::plugin::http::RateLimit::take)
+    }
+
+    /// Answers a request to one of the declared routes (SDK 1.3). Its writes commit when the
+    /// status is below 500.
+    pub async fn call_route(
+        &self,
+        request: &v1_ext::exports::kith::plugin::http_handler::Request,
+    ) -> Result<v1_ext::exports::kith::plugin::http_handler::Response, CallFailure> {
+        self.observed("http-handler", self.run_route(request), |result| match result {
+            Ok(response) if response.status < 500 => "ok",
+            _ => "failed",
+        })
+        .await
     }
 
     /// [`LoadedPlugin::call_job`], unobserved.

@@ -95,6 +95,10 @@ impl EventHub {
                     Ok(events) => {
                         for event in events {
                             after = event.seq;
+                            // Events meant for one plugin are not broadcast.
+                            if event.audience.is_some() {
+                                continue;
+                            }
                             hub.learn(&event);
                             let _ = hub.sender.send(Arc::new(event));
                         }
@@ -138,6 +142,7 @@ mod tests {
             origin_plugin: None,
             depth: 0,
             occurred_at: Value::Null,
+            audience: None,
         }
     }
 

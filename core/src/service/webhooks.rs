@@ -405,6 +405,10 @@ impl Endpoint {
     /// Whether the endpoint receives `event`: a ping for it, or an event of a type it names
     /// whose record after the change satisfies its filter.
     pub fn receives(&self, event: &Event) -> bool {
+        // Events meant for one plugin (its mail outcomes) are no webhook's.
+        if event.audience.is_some() {
+            return false;
+        }
         if event.kind == PING {
             return event.record_id == Some(self.row.id);
         }

@@ -47,6 +47,9 @@ pub struct Event {
     pub depth: u32,
     /// When.
     pub occurred_at: Value,
+    /// The one plugin this event is for (a message's `mail.sent` goes to the plugin that sent
+    /// it); `None`: everyone who may read it.
+    pub audience: Option<String>,
 }
 
 /// Appends events (in order) to the outbox.
@@ -107,6 +110,36 @@ pub async fn emit_encoded(tx: &Tx, events: Vec<EncodedEvent>) -> Result<()> {
     }
 }
 
+/// Appends events meant for the plugin `audience` alone (see [`Event::audience`]): no other
+/// plugin, webhook or subscriber receives them.
+pub async fn emit_to(tx: &Tx, audience: &str, events: Vec<NewEvent>) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let backend = tx.backend();
+    let actor = encode(backend, &FieldKind::Text, &Value::Text(tx.actor.label()))?;
+    let occurred_at = encode(backend, &FieldKind::DateTime, &Value::DateTime(tx.now))?;
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        rows.push(vec![
+            encode(backend, &FieldKind::Id, &Value::Uuid(Uuid::now_v7()))?,
+            sea_orm::Value::String(Some(event.kind)),
+            sea_orm::Value::String(Some(event.object)),
+            encode(backend, &FieldKind::Id, &event.record_id.map(Value::Uuid).unwrap_or(Value::Null))?,
+            crate::store::codec::encode_json(backend, event.payload),
+            actor.clone(),
+            sea_orm::Value::String(None),
+            occurred_at.clone(),
+            sea_orm::Value::Int(Some(0)),
+            sea_orm::Value::String(Some(audience.to_owned())),
+        ]);
+    }
+    let mut columns = COLUMNS.to_vec();
+    columns.push("audience");
+    let lock = tx.outbox_lock_key();
+    crate::store::codec::insert_rows_locked(tx.conn(), "event_outbox", &columns, rows, lock).await
+}
+
 /// The columns of an encoded outbox row, in order.
 pub(crate) const COLUMNS: [&str; 9] =
     ["event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at", "depth"];
@@ -151,6 +184,8 @@ pub struct EventKey {
     pub object: String,
     /// The record.
     pub record_id: Option<Uuid>,
+    /// The one plugin the event is for, if any.
+    pub audience: Option<String>,
 }
 
 /// The keys of the events with `seq > after`, oldest first, at most `limit`: a delivery reads
@@ -161,7 +196,7 @@ pub async fn read_keys<C: ConnectionTrait>(db: &C, after: i64, limit: u64) -> Re
     let mut select = Query::select();
     select
         .from(Alias::new("event_outbox"))
-        .columns(["seq", "kind", "object", "record_id"].map(Alias::new))
+        .columns(["seq", "kind", "object", "record_id", "audience"].map(Alias::new))
         .and_where(Expr::col(Alias::new("seq")).gt(after))
         .order_by(Alias::new("seq"), Order::Asc);
     let mut out = Vec::new();
@@ -171,6 +206,7 @@ pub async fn read_keys<C: ConnectionTrait>(db: &C, after: i64, limit: u64) -> Re
             kind: row.try_get_by_index(1)?,
             object: row.try_get_by_index(2)?,
             record_id: decode(backend, &FieldKind::Id, &row, 3)?.as_uuid(),
+            audience: row.try_get_by_index(4)?,
         });
     }
     Ok(out)
@@ -190,8 +226,20 @@ pub async fn read_seqs<C: ConnectionTrait>(db: &C, seqs: &[i64]) -> Result<Vec<E
 fn select_events() -> sea_orm::sea_query::SelectStatement {
     let mut select = Query::select();
     select.from(Alias::new("event_outbox")).columns(
-        ["seq", "event_id", "kind", "object", "record_id", "payload", "actor", "origin_plugin", "occurred_at", "depth"]
-            .map(Alias::new),
+        [
+            "seq",
+            "event_id",
+            "kind",
+            "object",
+            "record_id",
+            "payload",
+            "actor",
+            "origin_plugin",
+            "occurred_at",
+            "depth",
+            "audience",
+        ]
+        .map(Alias::new),
     );
     select
 }
@@ -214,6 +262,7 @@ async fn decode_events<C: ConnectionTrait>(db: &C, statement: sea_orm::Statement
             origin_plugin: row.try_get_by_index(7)?,
             occurred_at: decode(backend, &FieldKind::DateTime, &row, 8)?,
             depth: u32::try_from(row.try_get_by_index::<i32>(9)?).unwrap_or(0),
+            audience: row.try_get_by_index(10)?,
         });
     }
     Ok(out)

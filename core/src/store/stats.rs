@@ -294,7 +294,8 @@ pub const ANALYZE_PAUSE: Duration = Duration::from_millis(120);
 /// as a whole), with `pause` between them. An `ANALYZE` holds the database's write lock while it
 /// reads its indexes whole: for a table of 400,000 contacts and 11 indexes, under load, longer
 /// than a writer's busy timeout. Index by index, each holds it for a fraction of that, and the
-/// statistics written are the same (`sqlite_stat1` and `sqlite_stat4` are kept per index).
+/// statistics written are the same (`sqlite_stat1` and `sqlite_stat4` are kept per index). Then
+/// every connection reloads them ([`reload_everywhere`]).
 pub async fn analyze<C: ConnectionTrait>(db: &C, tables: &[&str], pause: Duration) -> Result<()> {
     if tables.is_empty() {
         return Ok(());
@@ -331,6 +332,18 @@ pub async fn analyze<C: ConnectionTrait>(db: &C, tables: &[&str], pause: Duratio
         }
         tracing::info!(table, indexes = indexes.len(), elapsed = ?started.elapsed(), ?longest, "analysed");
     }
+    reload_everywhere(db).await
+}
+
+/// Makes every connection to the SQLite database load the statistics anew before its next
+/// statement. A connection loads them when it reads the schema, and `ANALYZE` only reloads them
+/// on the connection that ran it: the pooled connections that ran one index's analysis would
+/// keep a mix of new and old statistics (which misled SQLite into sorting a whole filter's
+/// matches for a page), and the others the old ones until they close. A schema change (a table
+/// made and dropped) makes each of them read the schema, and the statistics, again.
+async fn reload_everywhere<C: ConnectionTrait>(db: &C) -> Result<()> {
+    db.execute_unprepared("CREATE TABLE IF NOT EXISTS kith_statistics_epoch (x INTEGER)").await?;
+    db.execute_unprepared("DROP TABLE IF EXISTS kith_statistics_epoch").await?;
     Ok(())
 }
 

@@ -6,7 +6,8 @@ use std::hint::black_box;
 
 use kith_plugin_sdk::aggregate::{self, Aggregate, Bucket};
 use kith_plugin_sdk::{
-    Call, Change, Error, ErrorCode, Event, Plugin, Query, Result, Verdict, http, kv, log, records, settings,
+    Call, Change, Error, ErrorCode, Event, Plugin, Query, Result, Verdict, http, kv, links, log, mail, records,
+    settings,
 };
 use serde_json::{Value as Json, json};
 
@@ -121,6 +122,36 @@ fn conform_aggregate(object: &str, spec: &Json) -> Result<Json> {
     }
     let rows = aggregate::run(object, &query)?;
     Ok(json!(rows.iter().map(|row| json!({"keys": row.keys, "values": row.values})).collect::<Vec<_>>()))
+}
+
+/// The sender mode = mail uses (setting `sender`).
+fn sender() -> String {
+    settings::get::<String>("sender").ok().flatten().unwrap_or_else(|| "Kith Tests <kith@example.org>".to_owned())
+}
+
+fn mail(event: &Event) -> Result<()> {
+    match event.kind.as_str() {
+        "contact.created" => {
+            let (Some(id), Some(email)) = (event.record_id.as_deref(), event.record()["email"].as_str()) else {
+                return Ok(());
+            };
+            let name = event.record()["firstName"].as_str().unwrap_or("friend");
+            let link = links::sign("/hello", &[("c", id)], Some(3_600))?;
+            let message = mail::Message::new(&sender(), email, &format!("Welcome, {name}"))
+                .html(&format!("<p>Dear {name},</p><p><a href=\"{link}\">Say hello</a></p>"))
+                .header("List-Unsubscribe", &format!("<{link}>"))
+                .header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+                .header("X-Kith-Test", "mail")
+                .reference(id);
+            let message_id = mail::send(&message)?;
+            kv::set(&format!("msgid:{id}"), message_id.as_bytes())
+        }
+        "mail.sent" | "mail.failed" => {
+            let reference = event.payload["reference"].as_str().unwrap_or("none");
+            kv::set_json(&format!("outcome:{reference}"), &json!({"kind": event.kind, "payload": event.payload}))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Plugin for Hostile {
@@ -245,6 +276,9 @@ impl Plugin for Hostile {
                 }
                 return Ok(());
             }
+            // E-mail (SDK 1.3): a new contact with an address is sent a message carrying a signed
+            // link; the outcomes that come back are kept (`outcome:<contact id>`).
+            "mail" => return mail(event),
             // One write per new contact (the events benchmark): its job title is set.
             "touch" => {
                 if let (Some(id), "contact.created") = (event.record_id.as_deref(), event.kind.as_str()) {
@@ -263,6 +297,16 @@ impl Plugin for Hostile {
     fn call(&self, call: &Call) -> Result<serde_json::Value> {
         if call.name == "conform" {
             return conform(&call.arguments["request"]);
+        }
+        // `mailThenFail(to, how)`: queues a message to `to`, then fails as `how` says (`error`)
+        // or answers its Message-ID.
+        if call.name == "mailThenFail" {
+            let to = call.str("to").unwrap_or_default();
+            let id = mail::send(&mail::Message::new(&sender(), to, "From a mutation").text("Hello."))?;
+            if call.str("how") == Some("error") {
+                return Err(Error::msg(format!("failing after queueing {id}")));
+            }
+            return Ok(json!(id));
         }
         let count = call.int("count").unwrap_or(0);
         for i in 0..count {
