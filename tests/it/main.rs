@@ -38,6 +38,7 @@ mod records;
 mod references;
 mod registry;
 mod reports;
+mod routes;
 mod search;
 mod subscriptions;
 mod tidy;

@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use kith_plugin_sdk::aggregate::{self, Aggregate, Bucket};
 use kith_plugin_sdk::{
-    Call, Change, Error, ErrorCode, Event, Plugin, Query, Result, Verdict, http, kv, links, log, mail, records,
+    Call, Change, Error, ErrorCode, Event, Plugin, Query, Result, Verdict, http, kv, links, log, mail, records, routes,
     settings,
 };
 use serde_json::{Value as Json, json};
@@ -155,6 +155,38 @@ fn mail(event: &Event) -> Result<()> {
 }
 
 impl Plugin for Hostile {
+    /// Routes (SDK 1.3), as the tests declare them: `/hello` checks its signed link and
+    /// records the visit; `/whoami` answers its caller; `/boom` writes, then answers 500;
+    /// `/echo` answers its body; `/page` answers HTML with a script and a cookie it may not set.
+    fn handle_request(&self, request: &routes::Request) -> routes::Response {
+        match request.route.as_str() {
+            "/hello" => match links::verify(&request.url()) {
+                Ok(params) => {
+                    let who = params.iter().find(|(n, _)| n == "c").map(|(_, v)| v.clone()).unwrap_or_default();
+                    match kv::set(&format!("hello:{who}"), b"1") {
+                        Ok(()) => routes::Response::html(200, &format!("<p>Hello, {who}</p>")),
+                        Err(err) => routes::Response::text(500, &err.to_string()),
+                    }
+                }
+                Err(err) => routes::Response::text(403, &err.to_string()),
+            },
+            "/link" => match links::sign("/hello", &[("c", request.param("c").as_deref().unwrap_or("x"))], None) {
+                Ok(url) => routes::Response::text(200, &url),
+                Err(err) => routes::Response::text(500, &err.to_string()),
+            },
+            "/whoami" => routes::Response::json(200, &json!({"caller": request.caller, "headers": request.headers})),
+            "/boom" => {
+                let _ = kv::set("boom", b"1");
+                routes::Response::text(500, "boom")
+            }
+            "/echo" => routes::Response::new(200).header("content-type", "text/plain").with_body(&request.body),
+            "/page" => routes::Response::html(200, "<script>alert(1)</script><p>page</p>")
+                .header("set-cookie", "kith_session=stolen")
+                .header("x-plugin", "yes"),
+            _ => routes::Response::text(404, "no such route"),
+        }
+    }
+
     fn on_event(&self, event: &Event) -> Result<()> {
         let mode: String = settings::get("mode")?.unwrap_or_default();
         match mode.as_str() {
