@@ -15,6 +15,7 @@ use kith_core::service::mail::Mailer;
 use kith_core::store::plugins::kv_get;
 use kith_tests::TestDb;
 use kith_tests::smtp::{Received, SmtpSink};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::util::{Server, admin, code, eventually, hostile, plugins_config, token};
@@ -170,6 +171,19 @@ async fn a_plugins_mail_reaches_a_real_smtp_server_and_its_outcome_comes_back() 
         }
         let states: Vec<_> = mail_rows(&db).await.into_iter().map(|r| (r.recipient, r.state)).collect();
         assert_eq!(states.len(), 3, "{}: {states:?}", db.name);
+
+        // Erasing Ada removes her messages and empties her outcome events.
+        kith_core::service::privacy::erase(&db.kith, &admin(), ada, "request").await.unwrap();
+        let left: Vec<_> = mail_rows(&db).await.into_iter().map(|r| r.recipient).collect();
+        assert!(!left.contains(&address("ada")) && left.len() == 2, "{}: {left:?}", db.name);
+        let payload = if db.name == "postgres" { "CAST(payload AS TEXT)" } else { "payload" };
+        let sql = format!(
+            "SELECT count(*) FROM event_outbox WHERE audience IS NOT NULL AND {payload} LIKE '%{}%'",
+            address("ada")
+        );
+        let backend = conn.get_database_backend();
+        let row = conn.query_one_raw(sea_orm::Statement::from_string(backend, sql)).await.unwrap().unwrap();
+        assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 0, "{}: her address left in a mail event", db.name);
         worker.stop().await;
         manager.stop().await;
         db.cleanup().await;

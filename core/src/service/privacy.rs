@@ -444,6 +444,7 @@ async fn run(tx: &Tx, registry: &Registry, plan: &Plan, reason: &str) -> Result<
     needles.extend(erased_ids.iter().map(Uuid::to_string));
     privacy::forget_idempotent_answers(tx, &needles).await?;
     privacy::scrub_import_runs(tx, &needles).await?;
+    privacy::forget_mail(tx, &needles).await?;
     let report = plan.report(false);
     let detail = json!({"reason": reason, "records": report.lines});
     audit::record(tx, "erase", "contact", Some(plan.contact_id), detail).await?;

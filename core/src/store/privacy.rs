@@ -154,6 +154,32 @@ pub async fn forget_idempotent_answers(tx: &Tx, needles: &[String]) -> Result<u6
     Ok(removed)
 }
 
+/// Removes the e-mail messages to or about the person (any of `needles`: their e-mail, an
+/// erased record's id) from the mail queue, sent or not (a queued one is then never sent), and
+/// empties the payload of the mail outcome events that name them; returns the messages removed.
+pub async fn forget_mail(tx: &Tx, needles: &[String]) -> Result<u64> {
+    let backend = tx.backend();
+    let payload = if backend == DbBackend::Postgres { "CAST(payload AS TEXT)" } else { "payload" };
+    let mut removed = 0;
+    for needle in needles.iter().filter(|n| !n.is_empty()) {
+        let pattern = DbValue::from(contains_pattern(&needle.to_lowercase()));
+        let sql = format!(
+            "DELETE FROM mail_message WHERE lower(recipient) LIKE {0} ESCAPE '\\' OR reference LIKE {0} ESCAPE '\\'",
+            p(backend, 1)
+        );
+        let values = vec![pattern.clone()];
+        removed += tx.conn().execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?.rows_affected();
+        let sql = format!(
+            "UPDATE event_outbox SET payload = {} WHERE audience IS NOT NULL AND lower({payload}) LIKE {} ESCAPE '\\'",
+            p(backend, 1),
+            p(backend, 2)
+        );
+        let values = vec![encode_json(backend, json!({"erased": true})), pattern];
+        tx.conn().execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    }
+    Ok(removed)
+}
+
 /// Drops, from import runs' rejected rows, the rows that hold any of `needles` (the person's
 /// e-mail, phone or an erased record's id); returns how many rows were dropped.
 pub async fn scrub_import_runs(tx: &Tx, needles: &[String]) -> Result<u64> {
