@@ -6,7 +6,7 @@ include!("../build-support/wasm.rs");
 
 fn main() {
     build_wasm(
-        &["kith-plugin-welcome", "kith-plugin-donors"],
+        &["kith-plugin-welcome", "kith-plugin-donors", "kith-plugin-marketing"],
         &[
             "plugins/welcome/src",
             "plugins/welcome/plugin.toml",
@@ -14,6 +14,9 @@ fn main() {
             "plugins/donors/src",
             "plugins/donors/plugin.toml",
             "plugins/donors/Cargo.toml",
+            "plugins/marketing/src",
+            "plugins/marketing/plugin.toml",
+            "plugins/marketing/Cargo.toml",
             "plugin-sdk/src",
             "plugin-sdk/Cargo.toml",
             "schemas/wit",

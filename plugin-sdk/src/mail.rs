@@ -6,7 +6,9 @@
 //!
 //! Outcomes arrive as events to the sending plugin alone, when it subscribes to them
 //! (`events = ["mail.sent", "mail.failed"]`): object `mail`, the payload
-//! `{"messageId", "to", "reference", "attempts", "error"}`.
+//! `{"messageId", "to", "reference", "attempts", "error", "permanent"}` (`permanent`: the relay
+//! refused the message for good, a 5xx such as an unknown mailbox; otherwise the retries ran
+//! out).
 //!
 //! ```
 //! use kith_plugin_sdk::{mail, testing::TestHost};

@@ -64,6 +64,8 @@ struct State {
     http_stubs: BTreeMap<String, crate::http::Response>,
     http_requests: Vec<crate::http::Request>,
     own: BTreeSet<String>,
+    /// Other plugins' objects: object → the grant that reads them.
+    foreign: BTreeMap<String, String>,
     mail: Vec<crate::mail::Message>,
 }
 
@@ -130,6 +132,20 @@ impl TestHost {
     /// ```
     pub fn own(self, object: &str) -> TestHost {
         self.state.borrow_mut().own.insert(object.to_owned());
+        self
+    }
+
+    /// Declares another plugin's object (`donation` of `donors`, plural `donations`): readable
+    /// with the grant `donors/donations:read`, never writable, as in Kith.
+    ///
+    /// ```
+    /// let host = kith_plugin_sdk::testing::TestHost::new().foreign("donors", "donation", "donations");
+    /// assert!(host.run(|| kith_plugin_sdk::records::get("donation", "x")).is_err());
+    /// let host = host.grant("donors/donations:read");
+    /// assert!(host.run(|| kith_plugin_sdk::records::get("donation", "x")).is_ok());
+    /// ```
+    pub fn foreign(self, plugin: &str, object: &str, plural: &str) -> TestHost {
+        self.state.borrow_mut().foreign.insert(object.to_owned(), format!("{plugin}/{plural}:read"));
         self
     }
 
@@ -293,12 +309,21 @@ impl TestHost {
         if self.state.borrow().own.contains(object) {
             return Ok(());
         }
+        let foreign = self.state.borrow().foreign.get(object).cloned();
+        if let Some(grant) = foreign {
+            if access == "write" {
+                return Err(Error::new(ErrorCode::InvalidInput, format!("`{object}` belongs to another plugin: read only")));
+            }
+            return self.check(&grant);
+        }
         let plural = match object {
             "contact" => "contacts",
             "company" => "companies",
             "deal" => "deals",
             "ticket" => "tickets",
             "activity" => "activities",
+            "consent" => "consents",
+            "segment" => "segments",
             _ => return Err(Error::new(ErrorCode::InvalidInput, format!("unknown object `{object}`"))),
         };
         self.check(&format!("{plural}:{access}"))

@@ -247,6 +247,7 @@ fn the_manifest_reference_matches_the_parser() {
             missed: MissedRuns::CatchUp,
             timeout_ms: 20_000,
             description: "Recomputes donor totals.".into(),
+            batches: false,
         }],
         privacy: PrivacySpec { export: Some("donorHistory".into()) },
         routes: vec![kith_core::plugin::routes::RouteSpec {

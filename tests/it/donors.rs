@@ -770,7 +770,7 @@ async fn gifts_stored_before_exchange_rates_count_after_the_upgrade() {
         runtime.install(&admin, DONORS_1_1_0, donors().1).await.unwrap();
         runtime.enable(&admin, "donors", Grants::All).await.unwrap();
         let upgraded = runtime.upgrade(&admin, donors().0, donors().1, &[]).await.unwrap();
-        assert_eq!(upgraded.version, "1.2.0", "{name}: upgraded without --allow-destructive");
+        assert_eq!(upgraded.version, "1.3.0", "{name}: upgraded without --allow-destructive");
         runtime.refresh().await.unwrap();
         let agent = token(&db, Role::Agent).await;
         let manager = token(&db, Role::Manager).await;

@@ -964,7 +964,10 @@ fn core_objects() -> Vec<ObjectDef> {
         .field(reference("ownerId", "user", "Who made it."))
         .titled(&["{name}"], "name")
         .columns(&["name", "object", "ownerId"])
-        .with(|d| d.referenceable = false);
+        .with(|d| {
+            // A plugin that mails a segment reads its filter (`segments:read`) and refers to it.
+            d.capability = Some("segments".into());
+        });
 
     let mut user = ObjectDef::new("user", "users", "A person who logs in to Kith.")
         .field(FieldDef::new("email", K::Email).required().label("E-mail").unique().doc("Login e-mail, unique."))

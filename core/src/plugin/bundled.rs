@@ -23,4 +23,9 @@ pub const BUNDLED: &[Bundled] = &[
         manifest: include_str!("../../../plugins/donors/plugin.toml"),
         component: include_bytes!(concat!(env!("BUILT_PLUGINS_DIR"), "/kith_plugin_donors.wasm")),
     },
+    Bundled {
+        id: "marketing",
+        manifest: include_str!("../../../plugins/marketing/plugin.toml"),
+        component: include_bytes!(concat!(env!("BUILT_PLUGINS_DIR"), "/kith_plugin_marketing.wasm")),
+    },
 ];

@@ -117,6 +117,11 @@ pub struct JobSpec {
     /// What it does.
     #[serde(default)]
     pub description: String,
+    /// Whether it works through a backlog in batches: after a run that wrote something, the
+    /// next starts at once, each run its own transaction, until a run writes nothing, fails, or
+    /// `timeout_ms` has passed since the first (the next scheduled time goes on from there).
+    #[serde(default)]
+    pub batches: bool,
 }
 
 fn default_job_ms() -> u64 {

@@ -320,8 +320,17 @@ impl HostState {
         if own {
             return if write { self.writable() } else { Ok(()) };
         }
-        let Some(capability) = object_capability(object, write) else {
-            return Err(invalid(format!("`{object}` is not an object plugins can use")));
+        let other = self.plugin.kith.registry().get(object).and_then(|d| Some((d.plugin.clone()?, d.plural.clone())));
+        let capability = match (other, object_capability(object, write)) {
+            (_, Some(capability)) => capability,
+            // Another plugin's object: readable with its grant, never writable.
+            (Some((plugin, plural)), None) if !write => {
+                crate::plugin::manifest::plugin_object_capability(&plugin, &plural)
+            }
+            (Some((plugin, _)), None) => {
+                return Err(invalid(format!("`{object}` belongs to plugin `{plugin}`: other plugins may only read it")));
+            }
+            (None, None) => return Err(invalid(format!("`{object}` is not an object plugins can use"))),
         };
         self.check(&capability, function)?;
         if write { self.writable() } else { Ok(()) }

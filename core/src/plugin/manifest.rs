@@ -660,10 +660,44 @@ pub const PERSONAL_AGGREGATE: &str = "personal:aggregate";
 /// The grant that lets a plugin queue e-mail (`kith:plugin/mail`, SDK 1.3).
 pub const MAIL_SEND: &str = "mail:send";
 
-/// A capability: `OBJECTS:read`, `OBJECTS:write`, `kv`, `personal:aggregate` or an HTTP origin.
+/// Whether `id` is a plugin id: 1-40 lowercase letters, digits or `-`, starting with a letter.
+pub fn id_ok(id: &str) -> bool {
+    (1..=40).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The grant that reads `plural` records of plugin `plugin` (`donors/donations:read`): another
+/// plugin's records may be read, never written (their owner keeps their rules).
+pub fn plugin_object_capability(plugin: &str, plural: &str) -> String {
+    format!("{plugin}/{plural}:read")
+}
+
+/// A capability: `OBJECTS:read`, `OBJECTS:write`, `PLUGIN/OBJECTS:read`, `kv`,
+/// `personal:aggregate`, `mail:send` or an HTTP origin.
 pub fn check_capability(capability: &str) -> Result<(), PluginError> {
     if capability == "kv" || capability == PERSONAL_AGGREGATE || capability == MAIL_SEND {
         return Ok(());
+    }
+    if let Some((plugin, rest)) = capability.split_once('/')
+        && !capability.starts_with("http")
+    {
+        let plural_ok = |p: &str| {
+            (1..=60).contains(&p.len())
+                && p.starts_with(|c: char| c.is_ascii_lowercase())
+                && p.chars().all(|c| c.is_ascii_alphanumeric())
+        };
+        return match rest.split_once(':') {
+            Some((plural, "read")) if id_ok(plugin) && plural_ok(plural) => Ok(()),
+            Some((_, "write")) => Err(PluginError::manifest(
+                "capabilities",
+                format!("`{capability}`: another plugin's records may be read, not written (`PLUGIN/OBJECTS:read`)"),
+            )),
+            _ => Err(PluginError::manifest(
+                "capabilities",
+                format!("`{capability}` must be `PLUGIN/OBJECTS:read` (e.g. `donors/donations:read`)"),
+            )),
+        };
     }
     if capability.starts_with("http:") || capability.starts_with("http-private:") {
         return match crate::plugin::http::capability_origin(capability) {
@@ -684,7 +718,7 @@ pub fn check_capability(capability: &str) -> Result<(), PluginError> {
     Err(PluginError::manifest(
         "capabilities",
         format!(
-            "unknown capability `{capability}` (known: {}, kv, {PERSONAL_AGGREGATE}, {MAIL_SEND}, http:ORIGIN, http-private:ORIGIN)",
+            "unknown capability `{capability}` (known: {}, PLUGIN/OBJECTS:read, kv, {PERSONAL_AGGREGATE}, {MAIL_SEND}, http:ORIGIN, http-private:ORIGIN)",
             known.join(", ")
         ),
     ))
@@ -739,10 +773,7 @@ impl Manifest {
                 format!("this Kith reads manifest version {MANIFEST_VERSION}, not {}", self.manifest_version),
             ));
         }
-        let id_ok = (1..=40).contains(&self.id.len())
-            && self.id.starts_with(|c: char| c.is_ascii_lowercase())
-            && self.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !id_ok {
+        if !id_ok(&self.id) {
             return Err(PluginError::manifest(
                 "id",
                 format!("`{}` must be 1-40 lowercase letters, digits or `-`, starting with a letter", self.id),

@@ -486,7 +486,7 @@ impl LoadedPlugin {
         job: &str,
         scheduled_for: &str,
         budget: Duration,
-    ) -> Result<Result<(), String>, CallFailure> {
+    ) -> Result<Result<bool, String>, CallFailure> {
         let mut warm = self.instance(Some(budget)).await?;
         let Some(extension) = warm.extension.clone() else { return Err(no_extension()) };
         warm.store.data_mut().call = CallState::new(CallMode::Command);
@@ -495,7 +495,8 @@ impl LoadedPlugin {
             tokio::time::timeout(budget + grace(budget), extension.call_run_job(&mut warm.store, job, scheduled_for))
                 .await;
         let (outcome, tx) = self.finish(warm, outcome, budget);
-        settle(outcome, tx).await
+        let wrote = tx.is_some();
+        settle(outcome, tx).await.map(|result| result.map(|()| wrote))
     }
 
     /// Delivers a batch of events. `Ok(Err(..))` is the plugin's own report of which event it
@@ -543,13 +544,14 @@ impl LoadedPlugin {
         self.observed("call-operation", self.run_operation(name, arguments, caller, write), outcome).await
     }
 
-    /// Runs a declared job with its own time budget.
+    /// Runs a declared job with its own time budget; whether the run wrote (and committed)
+    /// anything.
     pub async fn call_job(
         &self,
         job: &str,
         scheduled_for: &str,
         budget: Duration,
-    ) -> Result<Result<(), String>, CallFailure> {
+    ) -> Result<Result<bool, String>, CallFailure> {
         self.observed("run-job", self.run_job(job, scheduled_for, budget), outcome).await
     }
 

@@ -751,6 +751,24 @@ fn consent_changes(before: Option<&Fields>, after: &Fields) -> Vec<ConsentInput>
     out
 }
 
+/// Records a consent written as a `consent` record (by a plugin with `consents:write`): as
+/// [`record_consent`], so the contact's own fields follow and the history stays true to them.
+pub(crate) async fn create_consent(tx: &Tx, registry: &Registry, fields: &Fields) -> Result<Record> {
+    let text = |name: &str| fields.get(name).and_then(Value::as_text).map(str::to_owned);
+    let contact_id = fields
+        .get("contactId")
+        .and_then(Value::as_uuid)
+        .ok_or_else(|| DomainError::invalid("contactId", "is required"))?;
+    let consent = ConsentInput {
+        channel: text("channel").ok_or_else(|| DomainError::invalid("channel", "is required"))?,
+        status: text("status").ok_or_else(|| DomainError::invalid("status", "is required"))?,
+        source: text("source"),
+        statement: text("statement"),
+        occurred_at: fields.get("occurredAt").and_then(Value::as_datetime),
+    };
+    record_consent(tx, registry, contact_id, consent).await
+}
+
 /// Records a consent given or withdrawn: the contact's own fields follow (e-mail opt-in and its
 /// time and source, do-not-contact), and the history gains the record with its statement.
 pub async fn record_consent(tx: &Tx, registry: &Registry, contact_id: Uuid, consent: ConsentInput) -> Result<Record> {

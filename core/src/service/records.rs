@@ -63,6 +63,10 @@ pub async fn create_final(tx: &Tx, registry: &Registry, object: &str, input: Inp
 async fn create_with(tx: &Tx, registry: &Registry, object: &str, input: Input, last_use: bool) -> Result<Record> {
     let def = object_def(registry, object)?;
     rules::check_input(&def, &input.fields, Mode::Create)?;
+    if def.name == "consent" {
+        // A consent is history the contact's fields follow, never a row on its own.
+        return crate::service::privacy::create_consent(tx, registry, &input.fields).await;
+    }
     let custom = load_custom(tx, &def, input.custom_fields.is_some()).await?;
     let mut after = input.fields;
     if def.custom_fields {

@@ -126,6 +126,7 @@ pub(crate) fn record(arguments: &Json) -> Result<Json> {
         ("tributeType", "tributeType"),
         ("tributeName", "tributeName"),
         ("note", "note"),
+        ("sourceCode", "sourceCode"),
     ] {
         if let Some(value) = str_arg(arguments, argument) {
             fields[field] = json!(value);

@@ -142,7 +142,9 @@ async fn round(kith: &Kith, mailer: &Mailer, owner: &str, pace: &Pace) -> crate:
         .collect()
         .await;
     let max_attempts = i64::from(mailer.config().max_attempts.max(1));
-    let mut done: Vec<(Leased, Option<String>)> = Vec::new();
+    // The final outcome of each: `None` sent, or the error and whether the relay refused the
+    // message for good (a 5xx: the address or the message is wrong, not the moment).
+    let mut done: Vec<(Leased, Option<(String, bool)>)> = Vec::new();
     for (message, result) in results {
         match result {
             Ok(()) => done.push((message, None)),
@@ -153,7 +155,10 @@ async fn round(kith: &Kith, mailer: &Mailer, owner: &str, pace: &Pace) -> crate:
                 tracing::info!(message_id = %message.message_id, attempts = message.attempts + 1, %error, "mail: will retry");
                 store::retry_later(kith.store.conn(), message.id, owner, next, &error).await?;
             }
-            Err(err) => done.push((message, Some(err.to_string()))),
+            Err(err) => {
+                let permanent = matches!(err, MailError::Send { permanent: true, .. });
+                done.push((message, Some((err.to_string(), permanent))));
+            }
         }
     }
     if !done.is_empty() {
@@ -163,20 +168,20 @@ async fn round(kith: &Kith, mailer: &Mailer, owner: &str, pace: &Pace) -> crate:
 }
 
 /// Writes the final outcomes and their events in one transaction.
-async fn record(kith: &Kith, owner: &str, done: Vec<(Leased, Option<String>)>) -> crate::Result<()> {
+async fn record(kith: &Kith, owner: &str, done: Vec<(Leased, Option<(String, bool)>)>) -> crate::Result<()> {
     let tx = kith.store.begin(&Actor::system("mail")).await?;
     let (mut sent, mut failed) = (0u64, 0u64);
     for (message, error) in &done {
         let recorded = match error {
             None => store::mark_sent(&tx, message.id, owner).await?,
-            Some(error) => store::mark_failed(&tx, message.id, owner, error).await?,
+            Some((error, _)) => store::mark_failed(&tx, message.id, owner, error).await?,
         };
         if !recorded {
             continue;
         }
         sent += u64::from(error.is_none());
         failed += u64::from(error.is_some());
-        if let Some(error) = error {
+        if let Some((error, _)) = error {
             tracing::warn!(message_id = %message.message_id, plugin = %message.plugin_id, %error, "mail: failed for good");
         }
         let kind = if error.is_none() { "mail.sent" } else { "mail.failed" };
@@ -189,7 +194,8 @@ async fn record(kith: &Kith, owner: &str, done: Vec<(Leased, Option<String>)>) -
                 "to": message.recipient,
                 "reference": message.reference,
                 "attempts": message.attempts + 1,
-                "error": error,
+                "error": error.as_ref().map(|(e, _)| e),
+                "permanent": error.as_ref().is_some_and(|(_, permanent)| *permanent),
             }),
         };
         outbox::emit_to(&tx, &message.plugin_id, vec![event]).await?;
