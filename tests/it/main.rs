@@ -25,6 +25,7 @@ mod idempotency;
 mod import_export;
 mod limits;
 mod mail;
+mod marketing;
 mod observability;
 mod outage;
 mod pages;

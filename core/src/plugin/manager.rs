@@ -237,6 +237,9 @@ impl PluginManager {
         let component = tokio::task::spawn_blocking(move || engine.compile(&hash, &bytes))
             .await
             .map_err(|e| PluginError::Runtime(format!("compile task: {e}")))??;
+        // Its link key now, outside any call: made on first use inside a call, it would be a
+        // second writer waiting on the call's own transaction (SQLite has one).
+        let link_key = plugins::link_key(self.kith.store.conn(), &row.id).await?;
         let context = Arc::new(PluginContext {
             id: row.id.clone(),
             grants: row.grants.iter().cloned().collect(),
@@ -260,7 +263,7 @@ impl PluginManager {
             chained_writes: std::sync::Mutex::new((std::time::Instant::now(), 0)),
             write_limits: (manifest.limits.writes_per_event, manifest.limits.chained_writes_per_minute),
             mail_rate: crate::plugin::http::RateLimit::new(manifest.limits.mail_per_minute),
-            link_key: tokio::sync::OnceCell::new(),
+            link_key: tokio::sync::OnceCell::new_with(Some(link_key)),
         });
         let plugin = LoadedPlugin::new(
             &self.engine,

@@ -330,24 +330,31 @@ pub async fn add_denied<C: ConnectionTrait>(db: &C, id: &str, n: i64) -> Result<
     Ok(())
 }
 
-/// The key that signs the plugin's links (`kith:plugin/links`): made at first use, at random,
-/// and kept in its row (the first of several processes to make one wins).
+/// The key that signs the plugin's links (`kith:plugin/links`): made at first use (when the
+/// plugin is loaded), at random, and kept in its row (the first of several processes to make
+/// one wins). Reading an existing key writes nothing.
 pub async fn link_key<C: ConnectionTrait>(db: &C, id: &str) -> Result<[u8; 32]> {
     use base64::Engine as _;
     let backend = db.get_database_backend();
     let engine = base64::engine::general_purpose::STANDARD;
-    let fresh: [u8; 32] = rand::random();
-    db.execute_raw(stmt(
-        backend,
-        "UPDATE plugin SET link_key = ? WHERE id = ? AND link_key IS NULL",
-        vec![engine.encode(fresh).into(), id.into()],
-    ))
-    .await?;
-    let row = db
-        .query_one_raw(stmt(backend, "SELECT link_key FROM plugin WHERE id = ?", vec![id.into()]))
-        .await?
-        .ok_or_else(|| Error::internal(format!("no plugin `{id}`")))?;
-    let text: Option<String> = row.try_get_by_index(0)?;
+    let read = || async {
+        let row = db
+            .query_one_raw(stmt(backend, "SELECT link_key FROM plugin WHERE id = ?", vec![id.into()]))
+            .await?
+            .ok_or_else(|| Error::internal(format!("no plugin `{id}`")))?;
+        Ok::<Option<String>, Error>(row.try_get_by_index(0)?)
+    };
+    let mut text = read().await?;
+    if text.is_none() {
+        let fresh: [u8; 32] = rand::random();
+        db.execute_raw(stmt(
+            backend,
+            "UPDATE plugin SET link_key = ? WHERE id = ? AND link_key IS NULL",
+            vec![engine.encode(fresh).into(), id.into()],
+        ))
+        .await?;
+        text = read().await?;
+    }
     let bytes = text
         .and_then(|t| engine.decode(t).ok())
         .ok_or_else(|| Error::internal(format!("plugin `{id}` has no link key")))?;

@@ -107,12 +107,8 @@ pub(crate) fn on_outcome(event: &Event) -> Result<()> {
     }
     let at = if event.occurred_at.is_empty() { kith_plugin_sdk::now() } else { event.occurred_at.clone() };
     if event.kind == "mail.sent" {
-        records::update(
-            "emailSend",
-            id,
-            &json!({"status": "SENT", "sentAt": at, "messageId": payload.get("messageId")}),
-            None,
-        )?;
+        let changes = json!({"status": "SENT", "sentAt": at, "messageId": payload.get("messageId")});
+        util::update_fresh("emailSend", id, |_| Some(changes.clone()))?;
         records::create(
             "activity",
             &json!({
@@ -127,7 +123,8 @@ pub(crate) fn on_outcome(event: &Event) -> Result<()> {
     let error = payload.get("error").and_then(Json::as_str).unwrap_or("the relay refused it");
     let permanent = payload.get("permanent").and_then(Json::as_bool) == Some(true);
     let status = if permanent { "BOUNCED" } else { "FAILED" };
-    records::update("emailSend", id, &json!({"status": status, "error": error}), None)?;
+    let changes = json!({"status": status, "error": error});
+    util::update_fresh("emailSend", id, |_| Some(changes.clone()))?;
     if permanent && let Some(email) = send.str("email") {
         suppress(email, "HARD_BOUNCE", send.str("contactId"), Some(error))?;
     }

@@ -59,11 +59,15 @@ fn signed_send(request: &Request) -> Result<Option<Record>> {
 /// Records an open (the first sets `openedAt`), then the pixel whatever happened.
 fn open(request: &Request) -> Response {
     if let Ok(Some(send)) = signed_send(request) {
-        let mut changes = json!({"opens": util::int_field(&send, "opens") + 1});
-        if send.fields.get("openedAt").is_none_or(Json::is_null) {
-            changes["openedAt"] = json!(kith_plugin_sdk::now());
-        }
-        if let Err(err) = records::update("emailSend", &send.id, &changes, None) {
+        let now = kith_plugin_sdk::now();
+        let recorded = util::update_fresh("emailSend", &send.id, |send| {
+            let mut changes = json!({"opens": util::int_field(send, "opens") + 1});
+            if send.fields.get("openedAt").is_none_or(Json::is_null) {
+                changes["openedAt"] = json!(now);
+            }
+            Some(changes)
+        });
+        if let Err(err) = recorded {
             kith_plugin_sdk::log::warn(&format!("recording an open: {err}"));
         }
     }
@@ -83,15 +87,17 @@ fn click(request: &Request) -> Result<Response> {
     };
     if let Some(send) = sends::send_of(&params)? {
         let now = kith_plugin_sdk::now();
-        let mut changes = json!({"clicks": util::int_field(&send, "clicks") + 1});
-        if send.fields.get("clickedAt").is_none_or(Json::is_null) {
-            changes["clickedAt"] = json!(now);
-        }
-        if send.fields.get("openedAt").is_none_or(Json::is_null) {
-            changes["openedAt"] = json!(now);
-            changes["opens"] = json!(util::int_field(&send, "opens") + 1);
-        }
-        records::update("emailSend", &send.id, &changes, None)?;
+        util::update_fresh("emailSend", &send.id, |send| {
+            let mut changes = json!({"clicks": util::int_field(send, "clicks") + 1});
+            if send.fields.get("clickedAt").is_none_or(Json::is_null) {
+                changes["clickedAt"] = json!(now);
+            }
+            if send.fields.get("openedAt").is_none_or(Json::is_null) {
+                changes["openedAt"] = json!(now);
+                changes["opens"] = json!(util::int_field(send, "opens") + 1);
+            }
+            Some(changes)
+        })?;
     }
     Ok(Response::redirect(&target).header("Cache-Control", "no-store"))
 }
@@ -119,12 +125,12 @@ fn unsubscribe_page(request: &Request) -> Result<Response> {
         return Ok(page(404, "Nothing to unsubscribe", "<p>We no longer keep this address.</p>"));
     };
     let email = send.str("email").unwrap_or_default();
-    let action = escape(&request.url());
+    // No `action`: the form posts to this page's own address, signature and all.
     Ok(page(
         200,
         "Unsubscribe",
         &format!(
-            "<p>Stop e-mails from us to <strong>{}</strong>?</p><form method=\"post\" action=\"{action}\">\
+            "<p>Stop e-mails from us to <strong>{}</strong>?</p><form method=\"post\">\
              <button type=\"submit\" name=\"confirm\" value=\"1\">Unsubscribe</button></form>",
             escape(&mask(email))
         ),
@@ -176,9 +182,10 @@ fn withdraw(send: &Record, how: &str) -> Result<()> {
             }),
         )?;
     }
-    if send.fields.get("unsubscribedAt").is_none_or(Json::is_null) {
-        records::update("emailSend", &send.id, &json!({"unsubscribedAt": kith_plugin_sdk::now()}), None)?;
-    }
+    let now = kith_plugin_sdk::now();
+    util::update_fresh("emailSend", &send.id, |send| {
+        send.fields.get("unsubscribedAt").is_none_or(Json::is_null).then(|| json!({"unsubscribedAt": now}))
+    })?;
     Ok(())
 }
 
@@ -261,7 +268,8 @@ fn webhook(request: &Request) -> Result<Response> {
         let sent = json!({"email": {"eq": util::normal_email(&report.email)}, "status": {"in": ["SENT", "QUEUED"]}});
         if let Some(send) = util::every("emailSend", &sent, 1_000)?.into_iter().last() {
             let status = if reason == "COMPLAINT" { "COMPLAINED" } else { "BOUNCED" };
-            records::update("emailSend", &send.id, &json!({"status": status, "error": report.detail}), None)?;
+            let changes = json!({"status": status, "error": report.detail});
+            util::update_fresh("emailSend", &send.id, |_| Some(changes.clone()))?;
             if reason == "COMPLAINT" {
                 withdraw(&send, "spam complaint")?;
             }

@@ -82,3 +82,19 @@ pub(crate) fn first(object: &str, filter: Json) -> Result<Option<Record>> {
 pub(crate) fn normal_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
+
+/// Updates record `id` of `object` with what `changes` makes of its current state (`None`:
+/// nothing to change), reading it again after a conflicting write (a delivery outcome and a
+/// click on the same send, say), at most three times. `None` when the record is gone.
+pub(crate) fn update_fresh(object: &str, id: &str, changes: impl Fn(&Record) -> Option<Json>) -> Result<Option<Record>> {
+    let mut attempt = 0;
+    loop {
+        let Some(current) = records::get(object, id)? else { return Ok(None) };
+        let Some(fields) = changes(&current) else { return Ok(Some(current)) };
+        match records::update(object, id, &fields, Some(current.version)) {
+            Ok(updated) => return Ok(Some(updated)),
+            Err(err) if err.code == ErrorCode::Conflict && attempt < 2 => attempt += 1,
+            Err(err) => return Err(err),
+        }
+    }
+}
