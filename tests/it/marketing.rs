@@ -340,3 +340,63 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
     }
     sink.stop().await;
 }
+
+/// A batch job (`batches = true`) runs again at once while its runs write, each run its own
+/// transaction: one run of `send` queues a campaign of 130 at 50 a batch (three batches), then
+/// stops; a batch that fails keeps the batches before it and loses nothing of its own.
+#[tokio::test]
+async fn a_campaign_goes_out_in_batches_within_one_job_run() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let mailer = Mailer::new(&MailConfig { relay: "127.0.0.1".into(), port: 9, tls: MailTls::None, senders: vec!["@parkfriends.example".into()], ..MailConfig::default() })
+            .unwrap()
+            .unwrap();
+        db.kith.configure_mail(Some(Arc::new(mailer)));
+        db.kith.set_public_url("https://crm.parkfriends.example");
+        let runtime = runtime(&db).await;
+        runtime.set_setting(&admin(), "marketing", "batch_size", Some(json!(50))).await.unwrap();
+        runtime.refresh().await.unwrap();
+        for i in 0..130 {
+            let fields = json!({"firstName": format!("P{i}"), "email": format!("p{i}@example.net"), "emailOptIn": true, "addressCity": "Springfield"});
+            db.create("contact", fields).await.unwrap();
+        }
+        let segment = db
+            .create("segment", json!({"name": "Springfield", "object": "CONTACT", "filter": {"addressCity": {"eq": "Springfield"}}}))
+            .await
+            .unwrap()
+            .id()
+            .to_string();
+        let template = db
+            .create("emailTemplate", json!({"name": "News", "subject": "News for {{contact.firstName}}", "text": "Hello."}))
+            .await
+            .unwrap()
+            .id()
+            .to_string();
+        let campaign = db.create("emailCampaign", json!({"name": "News", "templateId": template, "segmentId": segment})).await.unwrap().id();
+        // Scheduled (as `scheduleCampaign` does: its fields are the plugin's own to write).
+        let plugin = kith_core::domain::actor::Actor::plugin("marketing", Role::Admin, 0);
+        let tx = db.kith.store.begin(&plugin).await.unwrap();
+        let def = db.kith.object("emailCampaign").unwrap();
+        let input = kith_core::service::input::Input::from_json(&def, &json!({"status": "SCHEDULED", "scheduledAt": "2026-01-01T00:00:00Z"})).unwrap();
+        kith_core::service::records::update(&tx, &db.kith.registry(), "emailCampaign", campaign, input, None).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let run = jobs::run_now(&runtime, "marketing", "send").await.unwrap();
+        assert_eq!(run.status, "succeeded", "{name}: {run:?}");
+        let stored = kith_core::store::records::get(db.kith.store.conn(), &def, campaign).await.unwrap().unwrap();
+        assert_eq!(stored.get("status").as_text(), Some("SENT"), "{name}: one run, every batch");
+        assert_eq!(stored.get("recipients").as_int(), Some(130), "{name}");
+        let queued = kith_core::store::mail::list(db.kith.store.conn(), None, None, 1_000).await.unwrap();
+        assert_eq!(queued.len(), 130, "{name}");
+        let mut to: Vec<String> = queued.into_iter().map(|m| m.recipient).collect();
+        to.sort();
+        to.dedup();
+        assert_eq!(to.len(), 130, "{name}: each once");
+        // Nothing more to do: the next run writes nothing and queues nothing.
+        let run = jobs::run_now(&runtime, "marketing", "send").await.unwrap();
+        assert_eq!(run.status, "succeeded", "{name}: {run:?}");
+        assert_eq!(kith_core::store::mail::list(db.kith.store.conn(), None, None, 1_000).await.unwrap().len(), 130);
+        runtime.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -170,3 +170,15 @@ fn a_field_says_which_roles_may_read_it() {
     let err = Manifest::parse(&GOOD.replace("\"kv\"]", "\"personal:read\"]")).unwrap_err().to_string();
     assert!(err.contains("personal:aggregate"), "the known capabilities are listed: {err}");
 }
+
+#[test]
+fn another_plugins_records_are_granted_read_only() {
+    assert!(check_capability("donors/donations:read").is_ok());
+    assert!(check_capability("segments:read").is_ok(), "segments are core objects plugins may read");
+    assert!(check_capability("consents:write").is_ok());
+    let write = check_capability("donors/donations:write").unwrap_err().to_string();
+    assert!(write.contains("read, not written"), "{write}");
+    for bad in ["Donors/donations:read", "donors/:read", "donors/donations", "/donations:read", "donors/dona-tions:read"] {
+        assert!(check_capability(bad).is_err(), "{bad}");
+    }
+}
