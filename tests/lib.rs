@@ -234,3 +234,12 @@ pub fn domain_err<T: std::fmt::Debug>(res: Result<T, kith_core::Error>) -> kith_
         other => panic!("expected a domain error, got {other:?}"),
     }
 }
+
+/// This process's resident memory in MiB (Linux; 0 elsewhere), for benchmarks that watch it.
+pub fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .map_or(0.0, |kib| kib / 1024.0)
+}

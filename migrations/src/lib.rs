@@ -40,6 +40,7 @@ mod m20261213_000016_create_webhook;
 mod m20261214_000017_search_index_without_pending_list;
 mod m20261215_000018_partition_plugin_delivery;
 mod m20261216_000019_create_mail_queue;
+mod m20261217_000020_contact_time_zone;
 mod search_words;
 
 pub use search_words::search_words;
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261214_000017_search_index_without_pending_list::Migration),
             Box::new(m20261215_000018_partition_plugin_delivery::Migration),
             Box::new(m20261216_000019_create_mail_queue::Migration),
+            Box::new(m20261217_000020_contact_time_zone::Migration),
         ]
     }
 }

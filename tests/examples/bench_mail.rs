@@ -16,16 +16,8 @@ use kith_core::domain::actor::Actor;
 use kith_core::service::mail::Mailer;
 use kith_core::service::mail::message::Parts;
 use kith_core::store::mail::{MailState, NewMessage, counts, queue};
-use kith_tests::TestDb;
+use kith_tests::{TestDb, rss_mib};
 use kith_tests::smtp::SmtpSink;
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        .map_or(0.0, |kib| kib / 1024.0)
-}
 
 #[tokio::main]
 async fn main() {

@@ -23,18 +23,10 @@ use kith_core::service::import::{ImportOptions, import_csv};
 use kith_core::service::input::Input;
 use kith_core::service::mail::Mailer;
 use kith_core::store::mail::{MailState, counts};
-use kith_tests::TestDb;
+use kith_tests::{TestDb, rss_mib};
 use kith_tests::smtp::SmtpSink;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        .map_or(0.0, |kib| kib / 1024.0)
-}
 
 /// Writes `fields` to `object`'s record `id` as the plugin itself (its internal fields).
 async fn as_plugin(db: &TestDb, object: &str, id: uuid::Uuid, fields: serde_json::Value) {

@@ -855,13 +855,13 @@ async fn partitioned_delivery_keeps_each_records_order_across_processes() {
             delivery_parts(&db, "parted").await.iter().all(|p| p.3.is_none()).then_some(())
         })
         .await;
-        // Migrations 19 and 18 down (one cursor a plugin, the slowest partition's) and up
+        // Migrations 20, 19 and 18 down (one cursor a plugin, the slowest partition's) and up
         // (partition 0 of 1).
         let end = kith_core::store::outbox::last_seq(conn).await.unwrap();
         {
             use kith_migrations::{Migrator, MigratorTrait};
             let pool = db.kith.store.pool();
-            Migrator::down(pool, Some(2)).await.unwrap();
+            Migrator::down(pool, Some(3)).await.unwrap();
             Migrator::up(pool, None).await.unwrap();
         }
         assert_eq!(delivery_parts(&db, "parted").await, [(0, 1, end, None)], "{}", db.name);

@@ -485,10 +485,10 @@ async fn the_sort_index_migration_goes_down_and_up_again() {
         {
             assert!(up.contains(&name.to_owned()), "{}: {name} in {up:?}", db.name);
         }
-        // Down past migrations 19 (mail), 18 (partitioned plugin delivery), 17 (search index
-        // without pending list), 16 (webhooks), 15 (consent), 14 (import runs), 13 (idempotency
-        // keys), 12 (prefix indexes) and 11 (search words), then 10.
-        Migrator::down(conn, Some(10)).await.unwrap();
+        // Down past migrations 20 (contact time zone), 19 (mail), 18 (partitioned plugin
+        // delivery), 17 (search index without pending list), 16 (webhooks), 15 (consent), 14
+        // (import runs), 13 (idempotency keys), 12 (prefix indexes) and 11 (search words), then 10.
+        Migrator::down(conn, Some(11)).await.unwrap();
         let down = indexes().await;
         let later = |name: &String| {
             name.starts_with("ix_idempotency_key")
@@ -534,10 +534,10 @@ async fn the_search_words_migration_rebuilds_postgres_documents_and_goes_down_an
             assert_eq!(found(query).await, ["Zoë Quist"], "{}: {query}", db.name);
         }
         assert_eq!(found("jurgen").await, ["Jürgen Brandt"], "{}", db.name);
-        // Down past migrations 19 (mail), 18 (partitioned plugin delivery), 17 (search index
-        // without pending list), 16 (webhooks), 15 (consent), 14 (import runs), 13 (idempotency
-        // keys) and 12 (prefix indexes) to before 11.
-        Migrator::down(conn, Some(9)).await.unwrap();
+        // Down past migrations 20 (contact time zone), 19 (mail), 18 (partitioned plugin
+        // delivery), 17 (search index without pending list), 16 (webhooks), 15 (consent), 14
+        // (import runs), 13 (idempotency keys) and 12 (prefix indexes) to before 11.
+        Migrator::down(conn, Some(10)).await.unwrap();
         if db.name == "postgres" {
             // The documents as PostgreSQL's parser made them: one token for the whole address,
             // and `Jürgen` kept its umlaut.

@@ -700,6 +700,10 @@ fn core_objects() -> Vec<ObjectDef> {
         .field(FieldDef::new("phone", K::Text).doc("Phone number, as entered."))
         .field(FieldDef::new("jobTitle", K::Text).doc("Job title."))
         .field(FieldDef::new("birthday", K::Date).doc("Date of birth."))
+        .field(
+            FieldDef::new("timeZone", K::Text)
+                .doc("IANA time zone (Europe/Paris, America/New_York): where a local time of day is theirs."),
+        )
         .address()
         .field(reference("companyId", "company", "The company the contact works for."))
         .field(reference("ownerId", "user", "The user responsible for the contact."))

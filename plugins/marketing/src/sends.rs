@@ -46,11 +46,11 @@ pub(crate) fn is_suppressed(email: &str) -> Result<bool> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Origin<'a> {
     Campaign(&'a Record),
-    Step { sequence: &'a str, step: &'a str, enrolment: &'a str },
+    Step { sequence: &'a str, step: &'a str, enrolment: &'a str, round: i64 },
 }
 
 /// Queues `template` to `contact`: the send record (its key unique: `CAMPAIGN:CONTACT` or
-/// `STEP:ENROLMENT`) and the message, in the caller's transaction. The caller checked consent
+/// `STEP:ENROLMENT:ROUND`) and the message, in the caller's transaction. The caller checked consent
 /// and suppression. `None` when the contact had it already (the key exists).
 pub(crate) fn queue(sender: &Sender, template: &Record, contact: &Record, origin: Origin<'_>) -> Result<Option<Record>> {
     let email = contact.str("email").ok_or_else(|| Error::invalid("email", "the contact has no e-mail address"))?;
@@ -76,8 +76,8 @@ pub(crate) fn queue(sender: &Sender, template: &Record, contact: &Record, origin
             fields["key"] = json!(format!("{}:{}", c.id, contact.id));
             fields["campaignId"] = json!(c.id);
         }
-        Origin::Step { sequence, step, enrolment } => {
-            fields["key"] = json!(format!("{step}:{enrolment}"));
+        Origin::Step { sequence, step, enrolment, round } => {
+            fields["key"] = json!(format!("{step}:{enrolment}:{round}"));
             fields["sequenceId"] = json!(sequence);
             fields["stepId"] = json!(step);
         }

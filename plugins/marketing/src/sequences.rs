@@ -41,11 +41,13 @@ pub(crate) fn enrol(sequence: &Record, contact: &str, steps: &[Record]) -> Resul
         if !again {
             return Ok(None);
         }
-        let fields = json!({"status": "ACTIVE", "position": first, "nextAt": now, "lastSendId": null, "exitReason": null});
+        let round = util::int_field(&existing, "round").max(1) + 1;
+        let fields = json!({"status": "ACTIVE", "position": first, "nextAt": now, "lastSendId": null, "exitReason": null, "round": round});
         return records::update("sequenceEnrolment", &existing.id, &fields, Some(existing.version)).map(Some);
     }
     let fields = json!({
         "key": key, "sequenceId": sequence.id, "contactId": contact, "status": "ACTIVE", "position": first, "nextAt": now,
+        "round": 1,
     });
     match records::create("sequenceEnrolment", &fields) {
         Ok(record) => Ok(Some(record)),
@@ -311,7 +313,12 @@ fn advance(
                             *sender = Some(Sender::load()?);
                         }
                         if let Some(sender) = sender.as_ref() {
-                            let origin = Origin::Step { sequence: &sequence.id, step: &step.id, enrolment: &enrolment.id };
+                            let origin = Origin::Step {
+                                sequence: &sequence.id,
+                                step: &step.id,
+                                enrolment: &enrolment.id,
+                                round: util::int_field(enrolment, "round").max(1),
+                            };
                             if let Some(send) = sends::queue(sender, &template, &contact, origin)? {
                                 progress.last_send = Some(send.id);
                             }

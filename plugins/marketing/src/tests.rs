@@ -509,3 +509,30 @@ fn suppressing_by_hand_normalises_and_is_idempotent() {
     assert_eq!(host.records("suppression")[0].str("email"), Some("ada@example.net"));
     assert!(call(&host, "suppressEmail", json!({"email": "nope"})).is_err());
 }
+
+#[test]
+fn a_sequence_that_re_enrols_sends_again_each_time_through() {
+    let host = host();
+    let template = template(&host);
+    let series = write(&host, "sequence", json!({"name": "Monthly", "trigger": "MANUAL", "reenrol": true})).unwrap();
+    write(&host, "sequenceStep", json!({"sequenceId": series, "position": 1, "kind": "SEND", "templateId": template})).unwrap();
+    let ada = contact(&host, "Ada", "ada@example.net", true);
+    let enrol = || call(&host, "enrolInSequence", json!({"sequenceId": series, "contactId": ada}));
+    enrol().unwrap();
+    assert!(enrol().is_err(), "not twice at once");
+    host.run_job::<Marketing>("sequences").unwrap();
+    assert_eq!(enrolment(&host, &ada).str("status"), Some("COMPLETED"));
+    enrol().unwrap();
+    assert_eq!(enrolment(&host, &ada).fields["round"].as_i64(), Some(2));
+    host.run_job::<Marketing>("sequences").unwrap();
+    assert_eq!(host.sent_mail().len(), 2, "once each time through");
+    let keys: Vec<String> = host.records("emailSend").iter().map(|s| s.str("key").unwrap().to_owned()).collect();
+    assert!(keys[0].ends_with(":1") && keys[1].ends_with(":2"), "{keys:?}");
+    // Without the contact's consent, the step sends nothing (and the series goes on).
+    call(&host, "exitSequence", json!({"sequenceId": series, "contactId": ada})).unwrap_err();
+    host.run(|| kith_plugin_sdk::records::update("contact", &ada, &json!({"emailOptIn": false}), None)).unwrap();
+    enrol().unwrap();
+    host.run_job::<Marketing>("sequences").unwrap();
+    assert_eq!(host.sent_mail().len(), 2);
+    assert_eq!(enrolment(&host, &ada).str("status"), Some("COMPLETED"));
+}

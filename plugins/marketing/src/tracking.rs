@@ -112,17 +112,24 @@ fn mask(email: &str) -> String {
     }
 }
 
+/// The send an unsubscribe link names, or the page to answer instead: a bad link, a test
+/// message's, a send no longer kept.
+fn unsubscribe_target(request: &Request) -> Result<std::result::Result<Record, Response>> {
+    let Ok(params) = links::verify(&request.url()) else {
+        return Ok(Err(page(400, "This link is not valid", "<p>It may have been changed or cut short.</p>")));
+    };
+    if params.iter().any(|(k, _)| k == "test") {
+        return Ok(Err(page(200, "A test message", "<p>This link came in a test message: nobody is unsubscribed.</p>")));
+    }
+    Ok(sends::send_of(&params)?.ok_or_else(|| page(404, "Nothing to unsubscribe", "<p>We no longer keep this address.</p>")))
+}
+
 /// The page an unsubscribe link opens: a button that POSTs (one click more, so that link
 /// scanners unsubscribe nobody).
 fn unsubscribe_page(request: &Request) -> Result<Response> {
-    let Ok(params) = links::verify(&request.url()) else {
-        return Ok(page(400, "This link is not valid", "<p>It may have been changed or cut short.</p>"));
-    };
-    if params.iter().any(|(k, _)| k == "test") {
-        return Ok(page(200, "A test message", "<p>This link came in a test message: nobody is unsubscribed.</p>"));
-    }
-    let Some(send) = sends::send_of(&params)? else {
-        return Ok(page(404, "Nothing to unsubscribe", "<p>We no longer keep this address.</p>"));
+    let send = match unsubscribe_target(request)? {
+        Ok(send) => send,
+        Err(answer) => return Ok(answer),
     };
     let email = send.str("email").unwrap_or_default();
     // No `action`: the form posts to this page's own address, signature and all.
@@ -140,14 +147,9 @@ fn unsubscribe_page(request: &Request) -> Result<Response> {
 /// RFC 8058 one-click (`List-Unsubscribe=One-Click` in the body) or the page's button: the
 /// contact's e-mail consent is withdrawn, with its history, and the send marked.
 fn unsubscribe(request: &Request) -> Result<Response> {
-    let Ok(params) = links::verify(&request.url()) else {
-        return Ok(page(400, "This link is not valid", "<p>It may have been changed or cut short.</p>"));
-    };
-    if params.iter().any(|(k, _)| k == "test") {
-        return Ok(page(200, "A test message", "<p>This link came in a test message: nobody is unsubscribed.</p>"));
-    }
-    let Some(send) = sends::send_of(&params)? else {
-        return Ok(page(404, "Nothing to unsubscribe", "<p>We no longer keep this address.</p>"));
+    let send = match unsubscribe_target(request)? {
+        Ok(send) => send,
+        Err(answer) => return Ok(answer),
     };
     let how = if request.form("List-Unsubscribe").as_deref() == Some("One-Click") {
         "one-click unsubscribe (RFC 8058)"
