@@ -5,8 +5,9 @@
 //! over real HTTP (sequential requests); and a `sequences` tick over N enrolments all due (each
 //! runs a WAIT step and moves on).
 //!
-//! `cargo run --release --example bench_marketing -- [CONTACTS] [ROUTE_REQUESTS]` (defaults
-//! 100000, 2000); `KITH_TEST_DATABASE_URL=postgres://...` for PostgreSQL.
+//! `cargo run --release --example bench_marketing -- [CONTACTS] [ROUTE_REQUESTS]
+//! [DELIVERY_SECONDS]` (defaults 100000, 2000, and until every message is delivered);
+//! `KITH_TEST_DATABASE_URL=postgres://...` for PostgreSQL.
 
 // A benchmark: a failed unwrap is a failed run.
 #![allow(clippy::unwrap_used)]
@@ -75,6 +76,7 @@ async fn main() {
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let n = args.first().copied().unwrap_or(100_000);
     let route_requests = args.get(1).copied().unwrap_or(2_000);
+    let delivery_seconds = args.get(2).copied().unwrap_or(u64::MAX) as f64;
     let sink = SmtpSink::start().await.unwrap();
     let db = match TestDb::postgres().await {
         Some(db) => db,
@@ -190,16 +192,15 @@ async fn main() {
             .sum();
         let elapsed = sending.elapsed().as_secs_f64();
         println!("{elapsed:6.1} s: {done} delivered ({:.0}/s), RSS {:.0} MiB", done as f64 / elapsed, rss_mib());
-        if done as u64 >= n {
+        if done as u64 >= n || elapsed >= delivery_seconds {
+            println!(
+                "delivered {done} of {n} in {elapsed:.2} s = {:.0} messages/s; the server received {}; peak RSS {peak:.0} MiB",
+                done as f64 / elapsed,
+                sink.count()
+            );
             break;
         }
     }
-    println!(
-        "delivered {n} in {:.2} s = {:.0} messages/s; the server received {}; peak RSS {peak:.0} MiB",
-        sending.elapsed().as_secs_f64(),
-        n as f64 / sending.elapsed().as_secs_f64(),
-        sink.count()
-    );
     worker.stop().await;
 
     // The open pixel and a click, as the messages link them.

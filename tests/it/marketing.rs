@@ -350,6 +350,32 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
         let report = data(&r, "sequenceReport");
         assert_eq!((report["active"].as_i64(), report["steps"][0]["report"]["recipients"].as_i64()), (Some(1), Some(1)), "{name}: {report}");
 
+        // A sequence triggered by a segment enrols its members (in pages, from the last seen),
+        // each once, and those who join it later; its wait follows the contact's time zone.
+        for (first, zone) in [("Oslo", "Europe/Oslo"), ("Lima", "America/Lima")] {
+            db.create("contact", json!({"firstName": first, "email": format!("{first}@example.net"), "addressCity": "Springfield", "timeZone": zone}))
+                .await
+                .unwrap();
+        }
+        let r = gql("mutation { createSegment(input: {name: \"Springfield\", object: CONTACT, filter: {addressCity: {eq: \"Springfield\"}}}) { id } }", json!({})).await;
+        let segment = data(&r, "createSegment")["id"].as_str().unwrap().to_owned();
+        let r = gql("mutation($s: ID!) { createSequence(input: {name: \"Locals\", trigger: SEGMENT, segmentId: $s}) { id } }", json!({"s": segment})).await;
+        let locals = data(&r, "createSequence")["id"].as_str().unwrap().to_owned();
+        let until = "mutation($s: ID!) { createSequenceStep(input: {sequenceId: $s, position: 1, kind: WAIT_UNTIL, timeOfDay: \"09:00\"}) { id } }";
+        data(&gql(until, json!({"s": locals})).await, "createSequenceStep");
+        jobs::run_now(runtime, "marketing", "sequences").await.unwrap();
+        jobs::run_now(runtime, "marketing", "sequences").await.unwrap();
+        let r = gql("query($s: ID!) { sequenceEnrolments(filter: {sequenceId: {eq: $s}}) { edges { node { nextAt contact { firstName } } } } }", json!({"s": locals})).await;
+        let edges = data(&r, "sequenceEnrolments")["edges"].as_array().unwrap().clone();
+        assert_eq!(edges.len(), 2, "{name}: each member once: {r}");
+        for edge in &edges {
+            let (who, next) = (edge["node"]["contact"]["firstName"].as_str().unwrap(), edge["node"]["nextAt"].as_str().unwrap());
+            let utc = chrono::DateTime::parse_from_rfc3339(next).unwrap().with_timezone(&chrono::Utc).format("%H:%M").to_string();
+            // Nine in Oslo is 08:00 UTC in winter, 07:00 in summer; in Lima (no summer time) 14:00.
+            let expected: &[&str] = if who == "Oslo" { &["07:00", "08:00"] } else { &["14:00"] };
+            assert!(expected.contains(&utc.as_str()), "{name}: {who} at nine, their time: {next}");
+        }
+
         running.stop().await;
         db.cleanup().await;
     }
