@@ -312,7 +312,10 @@ impl TestHost {
         let foreign = self.state.borrow().foreign.get(object).cloned();
         if let Some(grant) = foreign {
             if access == "write" {
-                return Err(Error::new(ErrorCode::InvalidInput, format!("`{object}` belongs to another plugin: read only")));
+                return Err(Error::new(
+                    ErrorCode::InvalidInput,
+                    format!("`{object}` belongs to another plugin: read only"),
+                ));
             }
             return self.check(&grant);
         }

@@ -16,8 +16,8 @@ use kith_core::domain::actor::Actor;
 use kith_core::service::mail::Mailer;
 use kith_core::service::mail::message::Parts;
 use kith_core::store::mail::{MailState, NewMessage, counts, queue};
-use kith_tests::{TestDb, rss_mib};
 use kith_tests::smtp::SmtpSink;
+use kith_tests::{TestDb, rss_mib};
 
 #[tokio::main]
 async fn main() {

@@ -24,8 +24,8 @@ use kith_core::service::import::{ImportOptions, import_csv};
 use kith_core::service::input::Input;
 use kith_core::service::mail::Mailer;
 use kith_core::store::mail::{MailState, counts};
-use kith_tests::{TestDb, rss_mib};
 use kith_tests::smtp::SmtpSink;
+use kith_tests::{TestDb, rss_mib};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -117,7 +117,12 @@ async fn main() {
     runtime.install(&Actor::system("bench"), marketing.manifest, marketing.component).await.unwrap();
     runtime.enable(&Actor::system("bench"), "marketing", Grants::All).await.unwrap();
     runtime
-        .set_setting(&Actor::system("bench"), "marketing", "from", Some(json!("Park Friends <appeals@parkfriends.example>")))
+        .set_setting(
+            &Actor::system("bench"),
+            "marketing",
+            "from",
+            Some(json!("Park Friends <appeals@parkfriends.example>")),
+        )
         .await
         .unwrap();
     runtime.set_setting(&Actor::system("bench"), "marketing", "batch_size", Some(json!(2000))).await.unwrap();
@@ -130,7 +135,10 @@ async fn main() {
     tokio::spawn(kith_core::http::serve(listener, router, std::future::pending(), Duration::from_secs(1)));
 
     let segment = db
-        .create("segment", json!({"name": "Springfield", "object": "CONTACT", "filter": {"addressCity": {"eq": "Springfield"}}}))
+        .create(
+            "segment",
+            json!({"name": "Springfield", "object": "CONTACT", "filter": {"addressCity": {"eq": "Springfield"}}}),
+        )
         .await
         .unwrap()
         .id();
@@ -147,11 +155,15 @@ async fn main() {
         .unwrap()
         .id();
     let campaign = db
-        .create("emailCampaign", json!({"name": "Spring appeal", "templateId": template.to_string(), "segmentId": segment.to_string()}))
+        .create(
+            "emailCampaign",
+            json!({"name": "Spring appeal", "templateId": template.to_string(), "segmentId": segment.to_string()}),
+        )
         .await
         .unwrap()
         .id();
-    as_plugin(&db, "emailCampaign", campaign, json!({"status": "SCHEDULED", "scheduledAt": "2026-01-01T00:00:00Z"})).await;
+    as_plugin(&db, "emailCampaign", campaign, json!({"status": "SCHEDULED", "scheduledAt": "2026-01-01T00:00:00Z"}))
+        .await;
 
     // Queueing: the send job, run until the campaign is SENT (each run works through batches
     // for up to its 30 s budget).
@@ -245,9 +257,12 @@ async fn main() {
 
     // A tick over N enrolments, all due: each runs a WAIT step.
     let sequence = db.create("sequence", json!({"name": "Nurture", "trigger": "MANUAL"})).await.unwrap().id();
-    db.create("sequenceStep", json!({"sequenceId": sequence.to_string(), "position": 1, "kind": "WAIT", "waitDays": 7}))
-        .await
-        .unwrap();
+    db.create(
+        "sequenceStep",
+        json!({"sequenceId": sequence.to_string(), "position": 1, "kind": "WAIT", "waitDays": 7}),
+    )
+    .await
+    .unwrap();
     let contacts = db.kith.object("contact").unwrap();
     let csv = dir.join("enrolments.csv");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());

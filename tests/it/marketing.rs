@@ -88,7 +88,10 @@ fn body(message: &Received) -> String {
     let bytes = joined.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
             (b'=', Some(byte)) => {
                 out.push(byte);
@@ -122,7 +125,9 @@ fn data<'a>(response: &'a Value, field: &str) -> &'a Value {
 
 #[tokio::test]
 async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() {
-    let Some(sink) = SmtpSink::start_or_skip("marketing::an_appeal_reaches_consenting_contacts_once").await else { return };
+    let Some(sink) = SmtpSink::start_or_skip("marketing::an_appeal_reaches_consenting_contacts_once").await else {
+        return;
+    };
     for db in TestDb::all().await {
         let name = db.name;
         let running = Running::start(&db, &sink).await;
@@ -149,7 +154,9 @@ async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() 
         contact("Cy", false, false).await;
         contact("Dee", true, true).await;
         contact("Eve", true, false).await;
-        let r = server.gql(&manager, "mutation($e: String!) { suppressEmail(email: $e) }", json!({"e": address("EVE")})).await;
+        let r = server
+            .gql(&manager, "mutation($e: String!) { suppressEmail(email: $e) }", json!({"e": address("EVE")}))
+            .await;
         data(&r, "suppressEmail");
         let r = server
             .gql(
@@ -162,23 +169,46 @@ async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() 
 
         // A template with a merge field that does not exist is refused, naming it.
         let create_template = "mutation($n: String!, $s: String!, $h: String) { createEmailTemplate(input: {name: $n, subject: $s, html: $h}) { id } }";
-        let r = server.gql(&manager, create_template, json!({"n": "Bad", "s": "Hi {{contact.nickname!}}", "h": "<p>x</p>"})).await;
+        let r = server
+            .gql(&manager, create_template, json!({"n": "Bad", "s": "Hi {{contact.nickname!}}", "h": "<p>x</p>"}))
+            .await;
         assert!(r["errors"][0]["message"].as_str().unwrap_or_default().contains("unknown merge field"), "{name}: {r}");
         let html = "<html><body><p>Dear {{contact.firstName|friend}},</p><p>Our park needs you. <a href=\"https://parkfriends.example/give?appeal=spring\">Give now</a></p></body></html>";
-        let r = server.gql(&manager, create_template, json!({"n": "Spring appeal", "s": "Spring is here, {{contact.firstName}}", "h": html})).await;
+        let r = server
+            .gql(
+                &manager,
+                create_template,
+                json!({"n": "Spring appeal", "s": "Spring is here, {{contact.firstName}}", "h": html}),
+            )
+            .await;
         let template = data(&r, "createEmailTemplate")["id"].as_str().unwrap().to_owned();
         let preview = server
-            .gql(&agent, "query($t: ID!, $c: ID!) { previewEmail(templateId: $t, contactId: $c) { subject text } }", json!({"t": template, "c": ada}))
+            .gql(
+                &agent,
+                "query($t: ID!, $c: ID!) { previewEmail(templateId: $t, contactId: $c) { subject text } }",
+                json!({"t": template, "c": ada}),
+            )
             .await;
         assert_eq!(data(&preview, "previewEmail")["subject"], "Spring is here, Ada", "{name}");
 
         let create_campaign = "mutation($n: String!, $t: ID!, $s: ID!) { createEmailCampaign(input: {name: $n, templateId: $t, segmentId: $s}) { id code status } }";
-        let r = server.gql(&manager, create_campaign, json!({"n": "Spring appeal 2026", "t": template, "s": segment})).await;
+        let r = server
+            .gql(&manager, create_campaign, json!({"n": "Spring appeal 2026", "t": template, "s": segment}))
+            .await;
         let campaign = data(&r, "createEmailCampaign").clone();
-        assert_eq!((campaign["code"].as_str(), campaign["status"].as_str()), (Some("SPRING-APPEAL-2026"), Some("DRAFT")));
+        assert_eq!(
+            (campaign["code"].as_str(), campaign["status"].as_str()),
+            (Some("SPRING-APPEAL-2026"), Some("DRAFT"))
+        );
         let campaign = campaign["id"].as_str().unwrap().to_owned();
         // Its status moves through the mutations only.
-        let r = server.gql(&manager, "mutation($id: ID!) { updateEmailCampaign(id: $id, input: {status: SENT}) { id } }", json!({"id": campaign})).await;
+        let r = server
+            .gql(
+                &manager,
+                "mutation($id: ID!) { updateEmailCampaign(id: $id, input: {status: SENT}) { id } }",
+                json!({"id": campaign}),
+            )
+            .await;
         assert!(r["errors"][0]["message"].as_str().unwrap_or_default().contains("scheduleCampaign"), "{name}: {r}");
         let r = server.gql(&agent, "mutation($id: ID!) { scheduleCampaign(id: $id) }", json!({"id": campaign})).await;
         assert_eq!(code(&r), "FORBIDDEN", "{name}: agents do not send campaigns: {r}");
@@ -220,14 +250,24 @@ async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() 
         let page = get(unsubscribe.clone()).await;
         assert_eq!(page.status, 200, "{name}: {page:?}");
         assert!(page.body.contains("Unsubscribe"), "{}", page.body);
-        let done = exchange_as(server.addr, "POST", &unsubscribe, "application/x-www-form-urlencoded", None, b"", "List-Unsubscribe=One-Click").await;
+        let done = exchange_as(
+            server.addr,
+            "POST",
+            &unsubscribe,
+            "application/x-www-form-urlencoded",
+            None,
+            b"",
+            "List-Unsubscribe=One-Click",
+        )
+        .await;
         assert_eq!(done.status, 200, "{name}: {done:?}");
         let r = server
             .gql(&manager, "query($id: ID!) { contact(id: $id) { emailOptIn consents { edges { node { channel status source statement recordedBy } } } } }", json!({"id": bob}))
             .await;
         let bob_now = data(&r, "contact");
         assert_eq!(bob_now["emailOptIn"], false, "{name}: {r}");
-        let history: Vec<&Value> = bob_now["consents"]["edges"].as_array().unwrap().iter().map(|e| &e["node"]).collect();
+        let history: Vec<&Value> =
+            bob_now["consents"]["edges"].as_array().unwrap().iter().map(|e| &e["node"]).collect();
         let withdrawn = history.iter().find(|c| c["status"] == "WITHDRAWN").unwrap_or_else(|| panic!("{name}: {r}"));
         assert_eq!(withdrawn["source"], "one-click unsubscribe (RFC 8058)", "{name}: {r}");
         assert_eq!(withdrawn["statement"], "campaign: Spring appeal 2026");
@@ -246,8 +286,17 @@ async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() 
         })
         .await;
         assert_eq!(sent["recipients"], 2, "{name}: {sent}");
-        assert_eq!((sent["uniqueOpens"].as_i64(), sent["uniqueClicks"].as_i64(), sent["unsubscribes"].as_i64()), (Some(1), Some(1), Some(1)));
-        let r = server.gql(&agent, "query($id: ID!) { contact(id: $id) { timeline(first: 20) { kind summary } } }", json!({"id": ada})).await;
+        assert_eq!(
+            (sent["uniqueOpens"].as_i64(), sent["uniqueClicks"].as_i64(), sent["unsubscribes"].as_i64()),
+            (Some(1), Some(1), Some(1))
+        );
+        let r = server
+            .gql(
+                &agent,
+                "query($id: ID!) { contact(id: $id) { timeline(first: 20) { kind summary } } }",
+                json!({"id": ada}),
+            )
+            .await;
         let timeline = data(&r, "contact")["timeline"].to_string();
         assert!(timeline.contains("E-mail sent: Spring is here, Ada"), "{name}: {timeline}");
 
@@ -262,8 +311,19 @@ async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() 
 
         // The provider reports Ada's address bouncing for good (SendGrid's form).
         let hook = "/p/marketing/webhooks/bounces?token=hook-secret";
-        let bounce = json!([{"event": "bounce", "email": address("ada"), "type": "bounce", "reason": "550 5.1.1 unknown"}]).to_string();
-        let refused = exchange_as(server.addr, "POST", "/p/marketing/webhooks/bounces?token=wrong", "application/json", None, b"", &bounce).await;
+        let bounce =
+            json!([{"event": "bounce", "email": address("ada"), "type": "bounce", "reason": "550 5.1.1 unknown"}])
+                .to_string();
+        let refused = exchange_as(
+            server.addr,
+            "POST",
+            "/p/marketing/webhooks/bounces?token=wrong",
+            "application/json",
+            None,
+            b"",
+            &bounce,
+        )
+        .await;
         assert_eq!(refused.status, 401, "{name}: {refused:?}");
         let taken = exchange_as(server.addr, "POST", hook, "application/json", None, b"", &bounce).await;
         assert_eq!((taken.status, taken.json()["suppressed"].as_i64()), (200, Some(1)), "{name}: {taken:?}");
@@ -276,9 +336,19 @@ async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() 
         let r = server.gql(&manager, "mutation($id: ID!) { scheduleCampaign(id: $id) }", json!({"id": second})).await;
         data(&r, "scheduleCampaign");
         jobs::run_now(&runtime, "marketing", "send").await.unwrap();
-        let r = server.gql(&manager, "query($id: ID!) { emailCampaign(id: $id) { status recipients skipped } }", json!({"id": second})).await;
+        let r = server
+            .gql(
+                &manager,
+                "query($id: ID!) { emailCampaign(id: $id) { status recipients skipped } }",
+                json!({"id": second}),
+            )
+            .await;
         let second = data(&r, "emailCampaign");
-        assert_eq!((second["status"].as_str(), second["recipients"].as_i64(), second["skipped"].as_i64()), (Some("SENT"), Some(0), Some(2)), "{name}: {second}");
+        assert_eq!(
+            (second["status"].as_str(), second["recipients"].as_i64(), second["skipped"].as_i64()),
+            (Some("SENT"), Some(0), Some(2)),
+            "{name}: {second}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         assert_eq!(to(&sink, &address("ada")).len(), 1, "{name}: Ada once");
         assert_eq!(to(&sink, &address("bob")).len(), 1, "{name}: Bob once");
@@ -291,7 +361,8 @@ async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() 
 
 #[tokio::test]
 async fn a_welcome_series_starts_when_a_contact_is_created() {
-    let Some(sink) = SmtpSink::start_or_skip("marketing::a_welcome_series_starts_when_a_contact_is_created").await else {
+    let Some(sink) = SmtpSink::start_or_skip("marketing::a_welcome_series_starts_when_a_contact_is_created").await
+    else {
         return;
     };
     for db in TestDb::all().await {
@@ -309,7 +380,11 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
         )
         .await;
         let template = data(&r, "createEmailTemplate")["id"].as_str().unwrap().to_owned();
-        let r = gql("mutation { createSequence(input: {name: \"Welcome series\", trigger: CONTACT_CREATED}) { id status } }", json!({})).await;
+        let r = gql(
+            "mutation { createSequence(input: {name: \"Welcome series\", trigger: CONTACT_CREATED}) { id status } }",
+            json!({}),
+        )
+        .await;
         let sequence = data(&r, "createSequence").clone();
         assert_eq!(sequence["status"], "ACTIVE", "{name}");
         let sequence = sequence["id"].as_str().unwrap().to_owned();
@@ -318,7 +393,10 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
         assert!(r["errors"][0]["message"].as_str().unwrap_or_default().contains("templateId"), "{name}: {r}");
         data(&gql(step, json!({"s": sequence, "p": 1, "k": "SEND", "t": template})).await, "createSequenceStep");
         data(&gql(step, json!({"s": sequence, "p": 2, "k": "WAIT", "d": 3})).await, "createSequenceStep");
-        data(&gql(step, json!({"s": sequence, "p": 3, "k": "TASK", "subject": "Call the new friend"})).await, "createSequenceStep");
+        data(
+            &gql(step, json!({"s": sequence, "p": 3, "k": "TASK", "subject": "Call the new friend"})).await,
+            "createSequenceStep",
+        );
 
         let email = format!("newbie-{name}@example.net");
         let r = gql(
@@ -346,9 +424,17 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
         let next = chrono::DateTime::parse_from_rfc3339(node["nextAt"].as_str().unwrap()).unwrap();
         let days = (next.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
         assert!((71..=72).contains(&days), "{name}: three days on, {days} h");
-        let r = gql("query($id: ID!) { sequenceReport(id: $id) { active steps { position report { recipients } } } }", json!({"id": sequence})).await;
+        let r = gql(
+            "query($id: ID!) { sequenceReport(id: $id) { active steps { position report { recipients } } } }",
+            json!({"id": sequence}),
+        )
+        .await;
         let report = data(&r, "sequenceReport");
-        assert_eq!((report["active"].as_i64(), report["steps"][0]["report"]["recipients"].as_i64()), (Some(1), Some(1)), "{name}: {report}");
+        assert_eq!(
+            (report["active"].as_i64(), report["steps"][0]["report"]["recipients"].as_i64()),
+            (Some(1), Some(1)),
+            "{name}: {report}"
+        );
 
         // A sequence triggered by a segment enrols its members (in pages, from the last seen),
         // each once, and those who join it later; its wait follows the contact's time zone.
@@ -359,7 +445,11 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
         }
         let r = gql("mutation { createSegment(input: {name: \"Springfield\", object: CONTACT, filter: {addressCity: {eq: \"Springfield\"}}}) { id } }", json!({})).await;
         let segment = data(&r, "createSegment")["id"].as_str().unwrap().to_owned();
-        let r = gql("mutation($s: ID!) { createSequence(input: {name: \"Locals\", trigger: SEGMENT, segmentId: $s}) { id } }", json!({"s": segment})).await;
+        let r = gql(
+            "mutation($s: ID!) { createSequence(input: {name: \"Locals\", trigger: SEGMENT, segmentId: $s}) { id } }",
+            json!({"s": segment}),
+        )
+        .await;
         let locals = data(&r, "createSequence")["id"].as_str().unwrap().to_owned();
         let until = "mutation($s: ID!) { createSequenceStep(input: {sequenceId: $s, position: 1, kind: WAIT_UNTIL, timeOfDay: \"09:00\"}) { id } }";
         data(&gql(until, json!({"s": locals})).await, "createSequenceStep");
@@ -369,8 +459,13 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
         let edges = data(&r, "sequenceEnrolments")["edges"].as_array().unwrap().clone();
         assert_eq!(edges.len(), 2, "{name}: each member once: {r}");
         for edge in &edges {
-            let (who, next) = (edge["node"]["contact"]["firstName"].as_str().unwrap(), edge["node"]["nextAt"].as_str().unwrap());
-            let utc = chrono::DateTime::parse_from_rfc3339(next).unwrap().with_timezone(&chrono::Utc).format("%H:%M").to_string();
+            let (who, next) =
+                (edge["node"]["contact"]["firstName"].as_str().unwrap(), edge["node"]["nextAt"].as_str().unwrap());
+            let utc = chrono::DateTime::parse_from_rfc3339(next)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+                .format("%H:%M")
+                .to_string();
             // Nine in Oslo is 08:00 UTC in winter, 07:00 in summer; in Lima (no summer time) 14:00.
             let expected: &[&str] = if who == "Oslo" { &["07:00", "08:00"] } else { &["14:00"] };
             assert!(expected.contains(&utc.as_str()), "{name}: {who} at nine, their time: {next}");
@@ -389,9 +484,15 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
 async fn a_campaign_goes_out_in_batches_within_one_job_run() {
     for db in TestDb::all().await {
         let name = db.name;
-        let mailer = Mailer::new(&MailConfig { relay: "127.0.0.1".into(), port: 9, tls: MailTls::None, senders: vec!["@parkfriends.example".into()], ..MailConfig::default() })
-            .unwrap()
-            .unwrap();
+        let mailer = Mailer::new(&MailConfig {
+            relay: "127.0.0.1".into(),
+            port: 9,
+            tls: MailTls::None,
+            senders: vec!["@parkfriends.example".into()],
+            ..MailConfig::default()
+        })
+        .unwrap()
+        .unwrap();
         db.kith.configure_mail(Some(Arc::new(mailer)));
         db.kith.set_public_url("https://crm.parkfriends.example");
         let runtime = runtime(&db).await;
@@ -402,24 +503,40 @@ async fn a_campaign_goes_out_in_batches_within_one_job_run() {
             db.create("contact", fields).await.unwrap();
         }
         let segment = db
-            .create("segment", json!({"name": "Springfield", "object": "CONTACT", "filter": {"addressCity": {"eq": "Springfield"}}}))
+            .create(
+                "segment",
+                json!({"name": "Springfield", "object": "CONTACT", "filter": {"addressCity": {"eq": "Springfield"}}}),
+            )
             .await
             .unwrap()
             .id()
             .to_string();
         let template = db
-            .create("emailTemplate", json!({"name": "News", "subject": "News for {{contact.firstName}}", "text": "Hello."}))
+            .create(
+                "emailTemplate",
+                json!({"name": "News", "subject": "News for {{contact.firstName}}", "text": "Hello."}),
+            )
             .await
             .unwrap()
             .id()
             .to_string();
-        let campaign = db.create("emailCampaign", json!({"name": "News", "templateId": template, "segmentId": segment})).await.unwrap().id();
+        let campaign = db
+            .create("emailCampaign", json!({"name": "News", "templateId": template, "segmentId": segment}))
+            .await
+            .unwrap()
+            .id();
         // Scheduled (as `scheduleCampaign` does: its fields are the plugin's own to write).
         let plugin = kith_core::domain::actor::Actor::plugin("marketing", Role::Admin, 0);
         let tx = db.kith.store.begin(&plugin).await.unwrap();
         let def = db.kith.object("emailCampaign").unwrap();
-        let input = kith_core::service::input::Input::from_json(&def, &json!({"status": "SCHEDULED", "scheduledAt": "2026-01-01T00:00:00Z"})).unwrap();
-        kith_core::service::records::update(&tx, &db.kith.registry(), "emailCampaign", campaign, input, None).await.unwrap();
+        let input = kith_core::service::input::Input::from_json(
+            &def,
+            &json!({"status": "SCHEDULED", "scheduledAt": "2026-01-01T00:00:00Z"}),
+        )
+        .unwrap();
+        kith_core::service::records::update(&tx, &db.kith.registry(), "emailCampaign", campaign, input, None)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
 
         let run = jobs::run_now(&runtime, "marketing", "send").await.unwrap();

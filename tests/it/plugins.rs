@@ -796,7 +796,12 @@ async fn partitioned_delivery_keeps_each_records_order_across_processes() {
         let mut ids = Vec::new();
         let mut i = 0;
         while ids.len() < 24
-            || ids.iter().map(|id| kith_core::store::plugins::partition_of(Some(*id), 4)).collect::<std::collections::BTreeSet<_>>().len() < 4
+            || ids
+                .iter()
+                .map(|id| kith_core::store::plugins::partition_of(Some(*id), 4))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                < 4
         {
             ids.push(contact(&db, &format!("P{i}"), &format!("p{i}@example.org")).await.id());
             i += 1;
@@ -810,7 +815,8 @@ async fn partitioned_delivery_keeps_each_records_order_across_processes() {
         let first = start_runtime(&db.kith, &plugins_config()).await.unwrap();
         let other_kith = kith_core::service::Kith::new(db.kith.store.clone());
         let second = start_runtime(&other_kith, &plugins_config()).await.unwrap();
-        eventually(60, "every event", || async { (kv_count(&db, "parted", "seen:").await == events).then_some(()) }).await;
+        eventually(60, "every event", || async { (kv_count(&db, "parted", "seen:").await == events).then_some(()) })
+            .await;
         let row = plugin_row(&db, "parted").await;
         assert_eq!((row.failures, row.delivered as usize), (0, events), "{}: {:?}", db.name, row.last_error);
         let conn = db.kith.store.conn();
@@ -846,8 +852,10 @@ async fn partitioned_delivery_keeps_each_records_order_across_processes() {
         for i in 0..6 {
             contact(&db, &format!("Q{i}"), &format!("q{i}@example.org")).await;
         }
-        eventually(60, "six more events", || async { (kv_count(&db, "parted", "seen:").await == events + 6).then_some(()) })
-            .await;
+        eventually(60, "six more events", || async {
+            (kv_count(&db, "parted", "seen:").await == events + 6).then_some(())
+        })
+        .await;
         first.stop().await;
         second.stop().await;
         // A round in flight when `stop` came gives its leases up when it ends.

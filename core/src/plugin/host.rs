@@ -328,7 +328,9 @@ impl HostState {
                 crate::plugin::manifest::plugin_object_capability(&plugin, &plural)
             }
             (Some((plugin, _)), None) => {
-                return Err(invalid(format!("`{object}` belongs to plugin `{plugin}`: other plugins may only read it")));
+                return Err(invalid(format!(
+                    "`{object}` belongs to plugin `{plugin}`: other plugins may only read it"
+                )));
             }
             (None, None) => return Err(invalid(format!("`{object}` is not an object plugins can use"))),
         };

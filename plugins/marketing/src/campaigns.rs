@@ -43,7 +43,10 @@ pub(crate) fn schedule(arguments: &Json) -> Result<Json> {
     let campaign = util::existing("emailCampaign", id, "id")?;
     let status = campaign.str("status").unwrap_or("DRAFT");
     if !matches!(status, "DRAFT" | "SCHEDULED") {
-        return Err(Error::invalid("id", format!("the campaign is {status}: only a draft or scheduled one can be scheduled")));
+        return Err(Error::invalid(
+            "id",
+            format!("the campaign is {status}: only a draft or scheduled one can be scheduled"),
+        ));
     }
     // What would stop it going out, now rather than at its time.
     Sender::load()?;
@@ -53,7 +56,9 @@ pub(crate) fn schedule(arguments: &Json) -> Result<Json> {
     }
     segment_filter(campaign.str("segmentId").unwrap_or_default())?;
     let at = match arguments.get("at").and_then(Json::as_str) {
-        Some(text) => util::parse_instant(text).ok_or_else(|| Error::invalid("at", format!("`{text}` is not a date-time")))?,
+        Some(text) => {
+            util::parse_instant(text).ok_or_else(|| Error::invalid("at", format!("`{text}` is not a date-time")))?
+        }
         None => util::now(),
     };
     records::update(
@@ -71,7 +76,10 @@ pub(crate) fn cancel(arguments: &Json) -> Result<Json> {
     let campaign = util::existing("emailCampaign", id, "id")?;
     let status = campaign.str("status").unwrap_or("DRAFT");
     if !matches!(status, "SCHEDULED" | "SENDING") {
-        return Err(Error::invalid("id", format!("the campaign is {status}: only a scheduled or sending one can be cancelled")));
+        return Err(Error::invalid(
+            "id",
+            format!("the campaign is {status}: only a scheduled or sending one can be cancelled"),
+        ));
     }
     records::update(
         "emailCampaign",
@@ -107,7 +115,8 @@ pub(crate) fn run_batch() -> Result<()> {
 fn send_batch(campaign: &Record, batch: usize) -> Result<()> {
     let sender = Sender::load()?;
     let template = util::existing("emailTemplate", campaign.str("templateId").unwrap_or_default(), "templateId")?;
-    let filter = json!({"and": [segment_filter(campaign.str("segmentId").unwrap_or_default())?, sends::consent_filter()]});
+    let filter =
+        json!({"and": [segment_filter(campaign.str("segmentId").unwrap_or_default())?, sends::consent_filter()]});
     let mut cursor = campaign.str("cursor").map(str::to_owned);
     let (mut queued, mut skipped, mut seen) = (0i64, 0i64, 0usize);
     let mut finished = false;

@@ -11,7 +11,8 @@ use crate::util;
 const SELF: &str = "plugin:marketing";
 
 /// Campaign fields only the plugin writes.
-const CAMPAIGN_INTERNAL: &[&str] = &["status", "cursor", "recipients", "skipped", "startedAt", "finishedAt", "scheduledAt"];
+const CAMPAIGN_INTERNAL: &[&str] =
+    &["status", "cursor", "recipients", "skipped", "startedAt", "finishedAt", "scheduledAt"];
 
 pub(crate) fn check(change: &Change) -> Verdict {
     if change.actor == SELF || change.operation == Operation::Delete && change.object != "emailCampaign" {
@@ -167,7 +168,8 @@ fn check_step(change: &Change) -> Checked {
             }
             let mut probe = Map::new();
             probe.insert(field.to_owned(), json!({"isNull": true}));
-            util::page("contact", Json::Object(probe), 1, None).map_err(|_| format!("contacts have no field `{field}`"))?;
+            util::page("contact", Json::Object(probe), 1, None)
+                .map_err(|_| format!("contacts have no field `{field}`"))?;
         }
         "TASK" => {
             text(change, "taskSubject").ok_or("a TASK step needs its `taskSubject`")?;

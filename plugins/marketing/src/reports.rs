@@ -118,7 +118,10 @@ pub(crate) fn sequence_report(id: &str) -> Result<Json> {
 fn per_contact(object: &str, filter: Json) -> Result<HashMap<String, i64>> {
     let rows = match aggregate::run(object, &Aggregate::new().filter(filter).group_by("contactId").count()) {
         Ok(rows) => rows,
-        Err(err) if object == "donation" && matches!(err.code, ErrorCode::InvalidInput | ErrorCode::NotFound | ErrorCode::Denied) => {
+        Err(err)
+            if object == "donation"
+                && matches!(err.code, ErrorCode::InvalidInput | ErrorCode::NotFound | ErrorCode::Denied) =>
+        {
             return Ok(HashMap::new());
         }
         Err(err) => return Err(err),

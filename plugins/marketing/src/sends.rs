@@ -52,7 +52,12 @@ pub(crate) enum Origin<'a> {
 /// Queues `template` to `contact`: the send record (its key unique: `CAMPAIGN:CONTACT` or
 /// `STEP:ENROLMENT:ROUND`) and the message, in the caller's transaction. The caller checked consent
 /// and suppression. `None` when the contact had it already (the key exists).
-pub(crate) fn queue(sender: &Sender, template: &Record, contact: &Record, origin: Origin<'_>) -> Result<Option<Record>> {
+pub(crate) fn queue(
+    sender: &Sender,
+    template: &Record,
+    contact: &Record,
+    origin: Origin<'_>,
+) -> Result<Option<Record>> {
     let email = contact.str("email").ok_or_else(|| Error::invalid("email", "the contact has no e-mail address"))?;
     let campaign = match origin {
         Origin::Campaign(c) => Some(json!({"name": c.str("name"), "code": c.str("code")})),
@@ -87,7 +92,8 @@ pub(crate) fn queue(sender: &Sender, template: &Record, contact: &Record, origin
         Err(err) if err.code == ErrorCode::Conflict => return Ok(None),
         Err(err) => return Err(err),
     };
-    let message = compose::message(sender, template, &contact.fields, campaign.as_ref(), Purpose::Send(&send.id), email)?;
+    let message =
+        compose::message(sender, template, &contact.fields, campaign.as_ref(), Purpose::Send(&send.id), email)?;
     mail::send(&message)?;
     Ok(Some(send))
 }
@@ -142,10 +148,7 @@ pub(crate) fn suppress(email: &str, reason: &str, contact: Option<&str>, detail:
         None => util::first("contact", json!({"email": {"eq": email}}))?.map(|c| c.id),
     };
     let detail: Option<String> = detail.map(|d| d.chars().take(500).collect());
-    records::create(
-        "suppression",
-        &json!({"email": email, "reason": reason, "contactId": contact, "detail": detail}),
-    )
+    records::create("suppression", &json!({"email": email, "reason": reason, "contactId": contact, "detail": detail}))
 }
 
 /// `suppressEmail`.

@@ -37,7 +37,8 @@ pub(crate) fn enrol(sequence: &Record, contact: &str, steps: &[Record]) -> Resul
     let first = steps.first().map_or(0, |s| util::int_field(s, "position"));
     let now = kith_plugin_sdk::now();
     if let Some(existing) = util::first("sequenceEnrolment", json!({"key": {"eq": key}}))? {
-        let again = existing.str("status") != Some("ACTIVE") && sequence.fields.get("reenrol").and_then(Json::as_bool) == Some(true);
+        let again = existing.str("status") != Some("ACTIVE")
+            && sequence.fields.get("reenrol").and_then(Json::as_bool) == Some(true);
         if !again {
             return Ok(None);
         }
@@ -77,7 +78,8 @@ pub(crate) fn exit_call(arguments: &Json) -> Result<Json> {
     let sequence = util::required(arguments, "sequenceId")?;
     let contact = util::required(arguments, "contactId")?;
     let key = enrolment_key(sequence, contact);
-    let Some(enrolment) = util::first("sequenceEnrolment", json!({"key": {"eq": key}, "status": {"eq": "ACTIVE"}}))? else {
+    let Some(enrolment) = util::first("sequenceEnrolment", json!({"key": {"eq": key}, "status": {"eq": "ACTIVE"}}))?
+    else {
         return Err(Error::new(ErrorCode::NotFound, "the contact is not in the sequence"));
     };
     let fields = json!({"status": "EXITED", "exitReason": "taken out by hand", "nextAt": null});
@@ -189,7 +191,9 @@ fn scan_gifts(sequence: &Record) -> Result<()> {
     }
     let page = match util::page("donation", filter, 200, None) {
         Ok(page) => page,
-        Err(err) if matches!(err.code, ErrorCode::InvalidInput | ErrorCode::NotFound | ErrorCode::Denied) => return Ok(()),
+        Err(err) if matches!(err.code, ErrorCode::InvalidInput | ErrorCode::NotFound | ErrorCode::Denied) => {
+            return Ok(());
+        }
         Err(err) => return Err(err),
     };
     let Some(last) = page.records.last().map(|g| g.id.clone()) else { return Ok(()) };
@@ -283,8 +287,9 @@ fn advance(
     };
     // The step at `position` (or the first after it, when it was deleted).
     let step_at = |position: i64| steps.iter().find(|s| util::int_field(s, "position") >= position);
-    let next_after =
-        |position: i64| steps.iter().map(|s| util::int_field(s, "position")).find(|p| *p > position).unwrap_or(i64::MAX);
+    let next_after = |position: i64| {
+        steps.iter().map(|s| util::int_field(s, "position")).find(|p| *p > position).unwrap_or(i64::MAX)
+    };
     for _ in 0..MAX_STEPS_AT_ONCE {
         let Some(step) = step_at(progress.position) else {
             progress.status = "COMPLETED";
@@ -294,7 +299,8 @@ fn advance(
         let next = next_after(position);
         match step.str("kind").unwrap_or_default() {
             "WAIT" => {
-                let wait = Duration::days(util::int_field(step, "waitDays")) + Duration::hours(util::int_field(step, "waitHours"));
+                let wait = Duration::days(util::int_field(step, "waitDays"))
+                    + Duration::hours(util::int_field(step, "waitHours"));
                 progress.position = next;
                 progress.next_at = Some(now + wait.max(Duration::zero()));
                 break;
@@ -305,7 +311,9 @@ fn advance(
                 break;
             }
             "SEND" => {
-                if let Some(template) = step.str("templateId").map(|id| util::existing("emailTemplate", id, "templateId")).transpose()? {
+                if let Some(template) =
+                    step.str("templateId").map(|id| util::existing("emailTemplate", id, "templateId")).transpose()?
+                {
                     let reachable = sends::may_mail(&contact.fields)
                         && !sends::is_suppressed(contact.str("email").unwrap_or_default())?;
                     if reachable {
@@ -385,7 +393,8 @@ fn advance(
 }
 
 fn save(enrolment: &Record, progress: &Progress) -> Result<()> {
-    let position = if progress.position == i64::MAX { util::int_field(enrolment, "position") } else { progress.position };
+    let position =
+        if progress.position == i64::MAX { util::int_field(enrolment, "position") } else { progress.position };
     let fields = json!({
         "status": progress.status,
         "position": position,
@@ -430,10 +439,8 @@ fn next_local_time(now: DateTime<Utc>, step: &Record, contact: &Record) -> Resul
         .map(str::to_owned)
         .map_or_else(|| util::text_setting("time_zone"), Ok)?;
     let zone: chrono_tz::Tz = zone_name.parse().unwrap_or(chrono_tz::UTC);
-    let time = step
-        .str("timeOfDay")
-        .and_then(|t| NaiveTime::parse_from_str(t.trim(), "%H:%M").ok())
-        .unwrap_or(NaiveTime::MIN);
+    let time =
+        step.str("timeOfDay").and_then(|t| NaiveTime::parse_from_str(t.trim(), "%H:%M").ok()).unwrap_or(NaiveTime::MIN);
     let weekday = step.str("weekday").and_then(|w| w.parse::<chrono::Weekday>().ok());
     let today = now.with_timezone(&zone).date_naive();
     for offset in 0..8 {

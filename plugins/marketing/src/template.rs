@@ -56,7 +56,9 @@ pub(crate) fn check(text: &str) -> Result<(), String> {
             Piece::Field { path, .. } => {
                 let known = matches!(path, "unsubscribeUrl" | "postalAddress" | "campaign.name" | "campaign.code")
                     || path.strip_prefix("contact.").is_some_and(|f| {
-                        !f.is_empty() && f.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                        !f.is_empty()
+                            && f.split('.')
+                                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
                     });
                 if !known {
                     return Err(format!(
@@ -91,7 +93,11 @@ pub(crate) fn render(text: &str, context: &Context, html: bool) -> String {
 
 enum Piece<'a> {
     Text(&'a str),
-    Field { path: &'a str, fallback: Option<&'a str>, raw: bool },
+    Field {
+        path: &'a str,
+        fallback: Option<&'a str>,
+        raw: bool,
+    },
     /// An unclosed `{{` at this byte offset: the rest is text.
     Broken(usize),
 }
@@ -162,8 +168,12 @@ pub(crate) fn html_to_text(html: &str) -> String {
         };
         let tag = &rest[open + 1..open + close];
         rest = &rest[open + close + 1..];
-        let name: String =
-            tag.trim_start_matches('/').chars().take_while(char::is_ascii_alphanumeric).collect::<String>().to_lowercase();
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_lowercase();
         let closing = tag.starts_with('/');
         match name.as_str() {
             "style" | "script" | "head" | "title" => skipping = !closing,

@@ -58,7 +58,10 @@ fn contact(host: &TestHost, first: &str, email: &str, opt_in: bool) -> String {
 }
 
 fn segment(host: &TestHost) -> String {
-    host.insert("segment", json!({"name": "Springfield", "object": "CONTACT", "filter": {"addressCity": {"eq": "Springfield"}}}))
+    host.insert(
+        "segment",
+        json!({"name": "Springfield", "object": "CONTACT", "filter": {"addressCity": {"eq": "Springfield"}}}),
+    )
 }
 
 fn template(host: &TestHost) -> String {
@@ -75,7 +78,8 @@ fn template(host: &TestHost) -> String {
 }
 
 fn campaign(host: &TestHost, template: &str, segment: &str) -> String {
-    write(host, "emailCampaign", json!({"name": "Spring appeal 2026", "templateId": template, "segmentId": segment})).unwrap()
+    write(host, "emailCampaign", json!({"name": "Spring appeal 2026", "templateId": template, "segmentId": segment}))
+        .unwrap()
 }
 
 /// A request to a signed URL the plugin made.
@@ -123,7 +127,8 @@ fn plain_text_is_derived_from_html() {
 #[test]
 fn templates_with_unknown_merge_fields_or_no_body_are_refused() {
     let host = host();
-    let refused = write(&host, "emailTemplate", json!({"name": "x", "subject": "{{contact.first name}}", "text": "hi"}));
+    let refused =
+        write(&host, "emailTemplate", json!({"name": "x", "subject": "{{contact.first name}}", "text": "hi"}));
     assert!(refused.unwrap_err().contains("subject"));
     let refused = write(&host, "emailTemplate", json!({"name": "x", "subject": "Hi"}));
     assert!(refused.unwrap_err().contains("HTML or a text body"));
@@ -140,7 +145,10 @@ fn a_campaign_goes_to_consenting_unsuppressed_members_once_in_batches() {
     contact(&host, "NoOptIn", "no@example.net", false);
     host.insert("contact", json!({"firstName": "Dnc", "email": "dnc@example.net", "emailOptIn": true, "doNotContact": true, "addressCity": "Springfield"}));
     host.insert("contact", json!({"firstName": "NoMail", "emailOptIn": true, "addressCity": "Springfield"}));
-    host.insert("contact", json!({"firstName": "Elsewhere", "email": "far@example.net", "emailOptIn": true, "addressCity": "Shelbyville"}));
+    host.insert(
+        "contact",
+        json!({"firstName": "Elsewhere", "email": "far@example.net", "emailOptIn": true, "addressCity": "Shelbyville"}),
+    );
     let bounced = contact(&host, "Bounced", "Gone@Example.net", true);
     host.insert("suppression", json!({"email": "gone@example.net", "reason": "HARD_BOUNCE"}));
     let template = template(&host);
@@ -215,7 +223,11 @@ fn campaigns_need_a_sender_and_a_contact_segment() {
     let segment = segment(&host);
     let deals = host.insert("segment", json!({"name": "Deals", "object": "DEAL", "filter": {}}));
     let template = template(&host);
-    assert!(write(&host, "emailCampaign", json!({"name": "x", "templateId": template, "segmentId": deals})).unwrap_err().contains("contacts"));
+    assert!(
+        write(&host, "emailCampaign", json!({"name": "x", "templateId": template, "segmentId": deals}))
+            .unwrap_err()
+            .contains("contacts")
+    );
     let campaign = campaign(&host, &template, &segment);
     let err = call(&host, "scheduleCampaign", json!({"id": campaign})).unwrap_err();
     assert_eq!(err.field.as_deref(), Some("from"));
@@ -226,13 +238,20 @@ fn previews_and_test_sends_render_for_a_contact_and_track_nothing() {
     let host = host();
     let ada = contact(&host, "Ada", "ada@example.net", true);
     let template = template(&host);
-    let preview = host.call::<Marketing>(&Call::new("previewEmail", json!({"templateId": template, "contactId": ada})), false).unwrap();
+    let preview = host
+        .call::<Marketing>(&Call::new("previewEmail", json!({"templateId": template, "contactId": ada})), false)
+        .unwrap();
     assert_eq!(preview["subject"], "Spring is here, Ada");
     assert!(preview["text"].as_str().unwrap().contains("Give (https://parkfriends.example/give?a=1&b=2)"), "{preview}");
-    let id = call(&host, "sendTestEmail", json!({"templateId": template, "contactId": ada, "to": "me@parkfriends.example"})).unwrap();
+    let id =
+        call(&host, "sendTestEmail", json!({"templateId": template, "contactId": ada, "to": "me@parkfriends.example"}))
+            .unwrap();
     assert!(id.as_str().is_some_and(|s| !s.is_empty()));
     let sent = host.sent_mail();
-    assert_eq!((sent.len(), sent[0].to.as_str(), sent[0].subject.as_str()), (1, "me@parkfriends.example", "[TEST] Spring is here, Ada"));
+    assert_eq!(
+        (sent.len(), sent[0].to.as_str(), sent[0].subject.as_str()),
+        (1, "me@parkfriends.example", "[TEST] Spring is here, Ada")
+    );
     assert!(sent[0].html.as_deref().unwrap().contains("href=\"https://parkfriends.example/give"), "not tracked");
     assert!(sent[0].reference.is_none());
     assert!(host.records("emailSend").is_empty());
@@ -279,7 +298,8 @@ fn opens_clicks_and_one_click_unsubscribe_are_recorded() {
     assert_eq!(refused.status, 400);
 
     // The page asks; only the POST unsubscribes.
-    let unsubscribe = message.headers.iter().find(|(n, _)| n == "List-Unsubscribe").unwrap().1.trim_matches(['<', '>']).to_owned();
+    let unsubscribe =
+        message.headers.iter().find(|(n, _)| n == "List-Unsubscribe").unwrap().1.trim_matches(['<', '>']).to_owned();
     let page = host.handle_request::<Marketing>(&request_to("GET", &unsubscribe));
     assert!(page.body_text().contains("a***@example.net"), "{}", page.body_text());
     assert!(host.records("consent").is_empty());
@@ -288,7 +308,12 @@ fn opens_clicks_and_one_click_unsubscribe_are_recorded() {
     let consents = host.records("consent");
     assert_eq!(consents.len(), 1);
     assert_eq!(
-        (consents[0].str("contactId"), consents[0].str("channel"), consents[0].str("status"), consents[0].str("source")),
+        (
+            consents[0].str("contactId"),
+            consents[0].str("channel"),
+            consents[0].str("status"),
+            consents[0].str("source")
+        ),
         (Some(ada.as_str()), Some("EMAIL"), Some("WITHDRAWN"), Some("one-click unsubscribe (RFC 8058)"))
     );
     assert_eq!(consents[0].str("statement"), Some("campaign: Spring appeal 2026"));
@@ -305,7 +330,8 @@ fn outcomes_update_sends_and_hard_bounces_suppress() {
     let (ada, _, message) = sent_to_ada(&host);
     let send = host.records("emailSend").pop().unwrap();
     let mut sent = Event::new("mail.sent", "mail", None, json!({}));
-    sent.payload = json!({"messageId": "<m1@kith>", "to": "ada@example.net", "reference": message.reference, "attempts": 1});
+    sent.payload =
+        json!({"messageId": "<m1@kith>", "to": "ada@example.net", "reference": message.reference, "attempts": 1});
     sent.occurred_at = "2026-06-15T10:00:05.000Z".into();
     host.on_event::<Marketing>(&sent).unwrap();
     let record = host.record("emailSend", &send.id).unwrap();
@@ -316,10 +342,8 @@ fn outcomes_update_sends_and_hard_bounces_suppress() {
 
     // A second send bounces for good at the relay.
     let bob = contact(&host, "Bob", "bob@example.net", true);
-    let step_send = host.insert(
-        "emailSend",
-        json!({"key": "k", "contactId": bob, "email": "bob@example.net", "status": "QUEUED"}),
-    );
+    let step_send =
+        host.insert("emailSend", json!({"key": "k", "contactId": bob, "email": "bob@example.net", "status": "QUEUED"}));
     let mut failed = Event::new("mail.failed", "mail", None, json!({}));
     failed.payload = json!({"reference": format!("send:{step_send}"), "error": "550 no such user", "permanent": true});
     host.on_event::<Marketing>(&failed).unwrap();
@@ -376,9 +400,12 @@ fn provider_payloads_are_understood() {
 fn campaign_reports_count_the_gifts_with_its_code() {
     let host = host();
     let (ada, campaign, _) = sent_to_ada(&host);
-    for (amount, status, code) in
-        [("50.00", "RECEIVED", "SPRING-APPEAL-2026"), ("25.00", "RECEIVED", "SPRING-APPEAL-2026"), ("99.00", "REFUNDED", "SPRING-APPEAL-2026"), ("10.00", "RECEIVED", "OTHER")]
-    {
+    for (amount, status, code) in [
+        ("50.00", "RECEIVED", "SPRING-APPEAL-2026"),
+        ("25.00", "RECEIVED", "SPRING-APPEAL-2026"),
+        ("99.00", "REFUNDED", "SPRING-APPEAL-2026"),
+        ("10.00", "RECEIVED", "OTHER"),
+    ] {
         host.insert(
             "donation",
             json!({"contactId": ada, "amount": amount, "baseAmount": amount, "baseAmountCurrency": "USD", "status": status, "sourceCode": code, "receivedDate": "2026-06-15"}),
@@ -402,10 +429,17 @@ fn engagement_scores_count_recent_opens_clicks_and_gifts() {
     let host = host();
     let ada = contact(&host, "Ada", "ada@example.net", true);
     let bob = contact(&host, "Bob", "bob@example.net", true);
-    for (opened, clicked) in [(Some("2026-06-01T00:00:00.000Z"), Some("2026-06-01T00:00:00.000Z")), (Some("2026-05-01T00:00:00.000Z"), None), (Some("2025-01-01T00:00:00.000Z"), None)] {
+    for (opened, clicked) in [
+        (Some("2026-06-01T00:00:00.000Z"), Some("2026-06-01T00:00:00.000Z")),
+        (Some("2026-05-01T00:00:00.000Z"), None),
+        (Some("2025-01-01T00:00:00.000Z"), None),
+    ] {
         host.insert("emailSend", json!({"contactId": ada, "email": "ada@example.net", "status": "SENT", "openedAt": opened, "clickedAt": clicked}));
     }
-    host.insert("donation", json!({"contactId": ada, "status": "RECEIVED", "receivedDate": "2026-06-10", "amount": "5"}));
+    host.insert(
+        "donation",
+        json!({"contactId": ada, "status": "RECEIVED", "receivedDate": "2026-06-10", "amount": "5"}),
+    );
     let scores = host.compute_field::<Marketing>("contact", "engagementScore", &[ada, bob]).unwrap();
     // Two recent opens (10), one click (15), one gift (30); the old open does not count.
     assert_eq!(scores, vec![json!(55), json!(0)]);
@@ -456,7 +490,15 @@ fn a_welcome_series_waits_sends_branches_and_reaches_its_goal() {
     assert_eq!(enrolment(&host, &ada).str("nextAt"), Some("2026-06-17T10:00:00.000Z"));
     // Ada opens hers; two days on, she goes on, Bob to the task.
     let ada_send = host.records("emailSend").into_iter().find(|s| s.str("contactId") == Some(ada.as_str())).unwrap();
-    host.run(|| kith_plugin_sdk::records::update("emailSend", &ada_send.id, &json!({"openedAt": "2026-06-15T11:00:00.000Z"}), None)).unwrap();
+    host.run(|| {
+        kith_plugin_sdk::records::update(
+            "emailSend",
+            &ada_send.id,
+            &json!({"openedAt": "2026-06-15T11:00:00.000Z"}),
+            None,
+        )
+    })
+    .unwrap();
     host.run_job::<Marketing>("sequences").unwrap();
     assert_eq!(enrolment(&host, &ada).str("status"), Some("ACTIVE"), "not due yet");
     let host = host.at("2026-06-17T10:00:01.000Z");
@@ -476,8 +518,14 @@ fn a_welcome_series_waits_sends_branches_and_reaches_its_goal() {
 fn segment_sequences_enrol_members_and_waits_follow_the_local_clock() {
     let host = host().setting("time_zone", json!("America/New_York"));
     let segment = segment(&host);
-    let series = write(&host, "sequence", json!({"name": "Locals", "trigger": "SEGMENT", "segmentId": segment})).unwrap();
-    write(&host, "sequenceStep", json!({"sequenceId": series, "position": 1, "kind": "WAIT_UNTIL", "weekday": "MONDAY", "timeOfDay": "09:00"})).unwrap();
+    let series =
+        write(&host, "sequence", json!({"name": "Locals", "trigger": "SEGMENT", "segmentId": segment})).unwrap();
+    write(
+        &host,
+        "sequenceStep",
+        json!({"sequenceId": series, "position": 1, "kind": "WAIT_UNTIL", "weekday": "MONDAY", "timeOfDay": "09:00"}),
+    )
+    .unwrap();
     let ada = contact(&host, "Ada", "ada@example.net", true);
     let paris = host.insert("contact", json!({"firstName": "Zoé", "email": "zoe@example.net", "emailOptIn": true, "addressCity": "Springfield", "timeZone": "Europe/Paris"}));
     host.run_job::<Marketing>("sequences").unwrap();
@@ -493,7 +541,11 @@ fn segment_sequences_enrol_members_and_waits_follow_the_local_clock() {
     later.run_job::<Marketing>("sequences").unwrap();
     assert_eq!(later.records("sequenceEnrolment").len(), 3);
     // Steps are checked as they are written.
-    let bad = write(&host, "sequenceStep", json!({"sequenceId": series, "position": 2, "kind": "WAIT_UNTIL", "timeOfDay": "25:00"}));
+    let bad = write(
+        &host,
+        "sequenceStep",
+        json!({"sequenceId": series, "position": 2, "kind": "WAIT_UNTIL", "timeOfDay": "25:00"}),
+    );
     assert!(bad.unwrap_err().contains("25:00"));
     let bad = write(&host, "sequenceStep", json!({"sequenceId": series, "position": 2, "kind": "SEND"}));
     assert!(bad.unwrap_err().contains("templateId"));
@@ -515,7 +567,8 @@ fn a_sequence_that_re_enrols_sends_again_each_time_through() {
     let host = host();
     let template = template(&host);
     let series = write(&host, "sequence", json!({"name": "Monthly", "trigger": "MANUAL", "reenrol": true})).unwrap();
-    write(&host, "sequenceStep", json!({"sequenceId": series, "position": 1, "kind": "SEND", "templateId": template})).unwrap();
+    write(&host, "sequenceStep", json!({"sequenceId": series, "position": 1, "kind": "SEND", "templateId": template}))
+        .unwrap();
     let ada = contact(&host, "Ada", "ada@example.net", true);
     let enrol = || call(&host, "enrolInSequence", json!({"sequenceId": series, "contactId": ada}));
     enrol().unwrap();

@@ -119,9 +119,14 @@ fn unsubscribe_target(request: &Request) -> Result<std::result::Result<Record, R
         return Ok(Err(page(400, "This link is not valid", "<p>It may have been changed or cut short.</p>")));
     };
     if params.iter().any(|(k, _)| k == "test") {
-        return Ok(Err(page(200, "A test message", "<p>This link came in a test message: nobody is unsubscribed.</p>")));
+        return Ok(Err(page(
+            200,
+            "A test message",
+            "<p>This link came in a test message: nobody is unsubscribed.</p>",
+        )));
     }
-    Ok(sends::send_of(&params)?.ok_or_else(|| page(404, "Nothing to unsubscribe", "<p>We no longer keep this address.</p>")))
+    Ok(sends::send_of(&params)?
+        .ok_or_else(|| page(404, "Nothing to unsubscribe", "<p>We no longer keep this address.</p>")))
 }
 
 /// The page an unsubscribe link opens: a button that POSTs (one click more, so that link

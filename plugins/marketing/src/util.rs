@@ -6,7 +6,11 @@ use serde_json::Value as Json;
 
 /// A required text argument.
 pub(crate) fn required<'a>(arguments: &'a Json, name: &str) -> Result<&'a str> {
-    arguments.get(name).and_then(Json::as_str).filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid(name, "is required"))
+    arguments
+        .get(name)
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::invalid(name, "is required"))
 }
 
 /// A record that must exist, or NOT_FOUND naming the argument.
@@ -86,7 +90,11 @@ pub(crate) fn normal_email(email: &str) -> String {
 /// Updates record `id` of `object` with what `changes` makes of its current state (`None`:
 /// nothing to change), reading it again after a conflicting write (a delivery outcome and a
 /// click on the same send, say), at most three times. `None` when the record is gone.
-pub(crate) fn update_fresh(object: &str, id: &str, changes: impl Fn(&Record) -> Option<Json>) -> Result<Option<Record>> {
+pub(crate) fn update_fresh(
+    object: &str,
+    id: &str,
+    changes: impl Fn(&Record) -> Option<Json>,
+) -> Result<Option<Record>> {
     let mut attempt = 0;
     loop {
         let Some(current) = records::get(object, id)? else { return Ok(None) };

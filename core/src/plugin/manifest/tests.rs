@@ -178,7 +178,9 @@ fn another_plugins_records_are_granted_read_only() {
     assert!(check_capability("consents:write").is_ok());
     let write = check_capability("donors/donations:write").unwrap_err().to_string();
     assert!(write.contains("read, not written"), "{write}");
-    for bad in ["Donors/donations:read", "donors/:read", "donors/donations", "/donations:read", "donors/dona-tions:read"] {
+    for bad in
+        ["Donors/donations:read", "donors/:read", "donors/donations", "/donations:read", "donors/dona-tions:read"]
+    {
         assert!(check_capability(bad).is_err(), "{bad}");
     }
 }
