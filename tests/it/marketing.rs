@@ -215,7 +215,7 @@ async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() 
         let r = server.gql(&manager, "mutation($id: ID!) { scheduleCampaign(id: $id) }", json!({"id": campaign})).await;
         data(&r, "scheduleCampaign");
 
-        let run = jobs::run_now(&runtime, "marketing", "send").await.unwrap();
+        let run = jobs::run_now(runtime, "marketing", "send").await.unwrap();
         assert_eq!(run.status, "succeeded", "{name}: {run:?}");
         let got = eventually(60, "Ada's appeal", || async { to(&sink, &address("ada")).into_iter().next() }).await;
         eventually(60, "Bob's appeal", || async { to(&sink, &address("bob")).into_iter().next() }).await;
@@ -330,12 +330,12 @@ async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() 
 
         // Running the job again sends nobody the appeal twice; a second campaign reaches neither
         // Bob (unsubscribed) nor Ada (bounced).
-        jobs::run_now(&runtime, "marketing", "send").await.unwrap();
+        jobs::run_now(runtime, "marketing", "send").await.unwrap();
         let r = server.gql(&manager, create_campaign, json!({"n": "Summer news", "t": template, "s": segment})).await;
         let second = data(&r, "createEmailCampaign")["id"].as_str().unwrap().to_owned();
         let r = server.gql(&manager, "mutation($id: ID!) { scheduleCampaign(id: $id) }", json!({"id": second})).await;
         data(&r, "scheduleCampaign");
-        jobs::run_now(&runtime, "marketing", "send").await.unwrap();
+        jobs::run_now(runtime, "marketing", "send").await.unwrap();
         let r = server
             .gql(
                 &manager,
@@ -413,7 +413,7 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
             (!edges.is_empty()).then_some(())
         })
         .await;
-        let run = jobs::run_now(&runtime, "marketing", "sequences").await.unwrap();
+        let run = jobs::run_now(runtime, "marketing", "sequences").await.unwrap();
         assert_eq!(run.status, "succeeded", "{name}: {run:?}");
         let got = eventually(60, "the welcome", || async { to(&sink, &email).into_iter().next() }).await;
         assert_eq!(got.header("Subject").as_deref(), Some("Welcome, Nia"), "{name}");

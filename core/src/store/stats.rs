@@ -349,9 +349,10 @@ async fn reload_everywhere<C: ConnectionTrait>(db: &C) -> Result<()> {
 
 /// The periodic upkeep of `tables`' statistics; returns the tables analysed here.
 ///
-/// SQLite: `PRAGMA optimize` (which analyses what SQLite thinks has gone stale), then each table
-/// whose statistics are missing while it holds rows, or whose size has halved or doubled since
-/// they were taken; then `stats` reloaded. PostgreSQL: each table changed by more than a tenth
+/// SQLite: each table whose statistics are missing while it holds rows, or whose size has
+/// halved or doubled since they were taken, index by index; then `PRAGMA optimize` (what SQLite
+/// still thinks has gone stale: after ours, it finds no such table to analyse whole, holding
+/// the write lock the while); then `stats` reloaded. PostgreSQL: each table changed by more than a tenth
 /// of its rows since it was last analysed, by hand or by autovacuum (which may be off, as it is
 /// on the development machine, or behind).
 pub async fn upkeep<C: ConnectionTrait>(db: &C, stats: &PlannerStats, tables: &[String]) -> Result<Vec<String>> {
@@ -362,16 +363,19 @@ pub async fn upkeep<C: ConnectionTrait>(db: &C, stats: &PlannerStats, tables: &[
     };
     let names: Vec<&str> = stale.iter().map(String::as_str).collect();
     analyze(db, &names, ANALYZE_PAUSE).await?;
-    if !stale.is_empty() {
+    let sqlite = db.get_database_backend() == DbBackend::Sqlite;
+    if sqlite {
+        // 0x10000: check every table, not just those this connection used; 0x10: with a
+        // bounded analysis; 0x2: analyse.
+        db.execute_unprepared("PRAGMA optimize = 0x10012").await?;
+    }
+    if sqlite || !stale.is_empty() {
         stats.reload(db).await?;
     }
     Ok(stale)
 }
 
 async fn stale_sqlite<C: ConnectionTrait>(db: &C, stats: &PlannerStats, tables: &[String]) -> Result<Vec<String>> {
-    // 0x10000: check every table, not just those this connection used; 0x10: with a bounded
-    // analysis; 0x2: analyse.
-    db.execute_unprepared("PRAGMA optimize = 0x10012").await?;
     stats.reload(db).await?;
     let known = stats.all();
     let mut stale = Vec::new();

@@ -76,10 +76,8 @@ fn check_campaign(change: &Change) -> Checked {
             return Err("the campaign is going out: cancel it first (`cancelCampaign`)".into());
         }
         Operation::Delete => return Ok(None),
-        Operation::Create => {
-            if text(change, "status").is_some_and(|s| s != "DRAFT") {
-                return Err("a campaign starts as a DRAFT: schedule it with `scheduleCampaign`".into());
-            }
+        Operation::Create if text(change, "status").is_some_and(|s| s != "DRAFT") => {
+            return Err("a campaign starts as a DRAFT: schedule it with `scheduleCampaign`".into());
         }
         Operation::Update => {
             if let Some(field) = CAMPAIGN_INTERNAL.iter().find(|f| changed(change, f)) {
@@ -155,10 +153,8 @@ fn check_step(change: &Change) -> Checked {
         "SEND" => {
             text(change, "templateId").ok_or("a SEND step needs its `templateId`")?;
         }
-        "BRANCH" => {
-            if text(change, "branchOn").unwrap_or("CONDITION") == "CONDITION" {
-                check_condition(change.after.get("condition")).map_err(|e| format!("a BRANCH step {e}"))?;
-            }
+        "BRANCH" if text(change, "branchOn").unwrap_or("CONDITION") == "CONDITION" => {
+            check_condition(change.after.get("condition")).map_err(|e| format!("a BRANCH step {e}"))?;
         }
         "EXIT_IF" => check_condition(change.after.get("condition")).map_err(|e| format!("an EXIT_IF step {e}"))?,
         "SET_FIELD" => {

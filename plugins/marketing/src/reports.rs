@@ -164,6 +164,6 @@ pub(crate) fn privacy_export(arguments: &Json) -> Result<Json> {
             .map(|s| json!({"email": s.str("email"), "reason": s.str("reason"), "since": s.str("createdAt")})),
         None => None,
     };
-    let score = engagement_scores(&[contact.id.clone()])?.into_iter().next().unwrap_or(json!(0));
+    let score = engagement_scores(std::slice::from_ref(&contact.id))?.into_iter().next().unwrap_or(json!(0));
     Ok(json!({"suppression": suppression, "engagementScore": score}))
 }
