@@ -335,6 +335,20 @@ pub async fn analyze<C: ConnectionTrait>(db: &C, tables: &[&str], pause: Duratio
     reload_everywhere(db).await
 }
 
+/// A fingerprint of SQLite's `sqlite_stat1`: it differs once an analysis changed anything.
+async fn stat1_digest<C: ConnectionTrait>(db: &C) -> Result<(i64, String)> {
+    let exists = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'";
+    let found = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, exists)).await?;
+    if found.map(|row| row.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) == 0 {
+        return Ok((0, String::new()));
+    }
+    let sql = "SELECT count(*), coalesce(group_concat(tbl || idx || stat, ','), '') FROM sqlite_stat1";
+    match db.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql)).await? {
+        Some(row) => Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)),
+        None => Ok((0, String::new())),
+    }
+}
+
 /// Makes every connection to the SQLite database load the statistics anew before its next
 /// statement. A connection loads them when it reads the schema, and `ANALYZE` only reloads them
 /// on the connection that ran it: the pooled connections that ran one index's analysis would
@@ -366,8 +380,12 @@ pub async fn upkeep<C: ConnectionTrait>(db: &C, stats: &PlannerStats, tables: &[
     let sqlite = db.get_database_backend() == DbBackend::Sqlite;
     if sqlite {
         // 0x10000: check every table, not just those this connection used; 0x10: with a
-        // bounded analysis; 0x2: analyse.
+        // bounded analysis; 0x2: analyse. What it analyses, every connection must load too.
+        let before = stat1_digest(db).await?;
         db.execute_unprepared("PRAGMA optimize = 0x10012").await?;
+        if stat1_digest(db).await? != before {
+            reload_everywhere(db).await?;
+        }
     }
     if sqlite || !stale.is_empty() {
         stats.reload(db).await?;
