@@ -5,6 +5,7 @@ pub mod events;
 pub mod export;
 pub mod import;
 pub mod input;
+pub mod leased;
 pub mod mail;
 pub mod outbound;
 pub mod privacy;

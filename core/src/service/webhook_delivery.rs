@@ -45,41 +45,17 @@ const MAX_QUEUE: u64 = BATCH;
 /// The stored start of a response body.
 const EXCERPT: usize = 1024;
 
-/// The running delivery task of this process; dropping it (or [`Worker::stop`]) stops it.
-#[derive(Debug)]
-pub struct Worker {
-    task: Option<tokio::task::JoinHandle<()>>,
-    kith: Kith,
-    owner: String,
-}
-
-impl Worker {
-    /// Stops delivering and gives this process's leases up, so another process (or the next
-    /// start of this one) takes over at once.
-    pub async fn stop(mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-        if let Err(err) = store::release_all(self.kith.store.conn(), &self.owner).await {
-            tracing::warn!(error = %err, "releasing webhook leases");
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
+/// The running delivery task of this process; dropping it (or [`Worker::stop`]) stops it, and
+/// `stop` gives its leases up so another process (or the next start of this one) takes over.
+pub use crate::service::leased::Worker;
 
 /// Starts delivering webhooks with the settings of `kith` (see [`Kith::configure_webhooks`]).
 pub fn start(kith: &Kith) -> Worker {
     let owner = format!("{}-{}", std::process::id(), Uuid::now_v7());
     let task = tokio::spawn(run(kith.clone(), owner.clone()));
-    Worker { task: Some(task), kith: kith.clone(), owner }
+    Worker::new(task, kith, owner, "webhooks", |kith, owner| {
+        Box::pin(async move { store::release_all(kith.store.conn(), &owner).await })
+    })
 }
 
 async fn run(kith: Kith, owner: String) {

@@ -36,41 +36,17 @@ fn round_size(config: &crate::config::MailConfig) -> (u64, Duration) {
     (batch, sending * 2 + Duration::from_millis(config.timeout_ms.max(100)) * 2 + Duration::from_secs(2))
 }
 
-/// The running worker of this process; dropping it (or [`Worker::stop`]) stops it.
-#[derive(Debug)]
-pub struct Worker {
-    task: Option<tokio::task::JoinHandle<()>>,
-    kith: Kith,
-    owner: String,
-}
-
-impl Worker {
-    /// Stops sending and gives this process's leases up, so another process (or the next
-    /// start of this one) sends its messages at once.
-    pub async fn stop(mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-        if let Err(err) = store::release_all(self.kith.store.conn(), &self.owner).await {
-            tracing::warn!(error = %err, "releasing mail leases");
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
+/// The running worker of this process; dropping it (or [`Worker::stop`]) stops it, and `stop`
+/// gives its leases up so another process (or the next start of this one) sends the messages.
+pub use crate::service::leased::Worker;
 
 /// Starts sending with `mailer`.
 pub fn start(kith: &Kith, mailer: Arc<Mailer>) -> Worker {
     let owner = format!("{}-{}", std::process::id(), Uuid::now_v7());
     let task = tokio::spawn(run(kith.clone(), mailer, owner.clone()));
-    Worker { task: Some(task), kith: kith.clone(), owner }
+    Worker::new(task, kith, owner, "mail", |kith, owner| {
+        Box::pin(async move { store::release_all(kith.store.conn(), &owner).await })
+    })
 }
 
 /// Spaces sends `1 / per_second` apart.
