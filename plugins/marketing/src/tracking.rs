@@ -273,7 +273,11 @@ fn webhook(request: &Request) -> Result<Response> {
         sends::suppress(&report.email, reason, contact.as_ref().map(|c| c.id.as_str()), Some(&report.detail))?;
         // The latest message to the address is the one bounced or complained about.
         let sent = json!({"email": {"eq": util::normal_email(&report.email)}, "status": {"in": ["SENT", "QUEUED"]}});
-        if let Some(send) = util::every("emailSend", &sent, 1_000)?.into_iter().last() {
+        let newest = kith_plugin_sdk::Query::new()
+            .filter(sent)
+            .order_by(json!([{"field": "createdAt", "direction": "DESC"}]))
+            .first(1);
+        if let Some(send) = records::query("emailSend", &newest)?.records.into_iter().next() {
             let status = if reason == "COMPLAINT" { "COMPLAINED" } else { "BOUNCED" };
             let changes = json!({"status": status, "error": report.detail});
             util::update_fresh("emailSend", &send.id, |_| Some(changes.clone()))?;
