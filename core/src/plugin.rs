@@ -95,7 +95,7 @@ fn bundled_version(manifest: &str) -> String {
 }
 
 /// The `kith:plugin` major versions this Kith runs, with the newest minor of each.
-pub const SUPPORTED_SDK: &[(u16, u16)] = &[(1, 3)];
+pub const SUPPORTED_SDK: &[(u16, u16)] = &[(1, 4)];
 
 /// Why a plugin operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! Use cases: each composes domain rules and store calls inside one transaction, and leaves an
 //! audit entry and an outbox event for every record it changes.
 
+pub mod bulk;
 pub mod events;
 pub mod export;
 pub mod import;

@@ -8,7 +8,7 @@ use crate::types::{Call, Change, Event};
 #[allow(unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../schemas/wit/v1.3.0",
+        path: "../schemas/wit/v1.4.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__kith_export",
@@ -68,15 +68,13 @@ pub fn dispatch_request<P: Plugin>(request: WitRequest) -> WitResponse {
     }
 }
 
-/// Delivers a batch to a fresh `P` per event, stopping at the first failure.
+/// Delivers a batch to a fresh `P` ([`Plugin::on_events`]).
 pub fn dispatch_events<P: Plugin>(events: Vec<WitEvent>) -> Result<(), WitEventFailure> {
-    for (index, event) in events.into_iter().enumerate() {
-        let event = Event::from_wit(event);
-        if let Err(err) = P::default().on_event(&event) {
-            return Err(WitEventFailure { index: index as u32, message: err.to_string() });
-        }
-    }
-    Ok(())
+    let last = events.len().saturating_sub(1);
+    let events: Vec<Event> = events.into_iter().map(Event::from_wit).collect();
+    P::default()
+        .on_events(&events)
+        .map_err(|(index, err)| WitEventFailure { index: index.min(last) as u32, message: err.to_string() })
 }
 
 /// Asks a fresh `P` about a write.

@@ -152,9 +152,36 @@ mod imp {
         Ok(rows.into_iter().map(|r| crate::aggregate::Row { keys: r.keys, values: r.values }).collect())
     }
 
-    pub(crate) fn mail_send(message: &crate::mail::Message) -> Result<String> {
+    pub(crate) fn create_records(object: &str, items: &[String]) -> Result<Vec<Result<Record>>> {
+        use crate::__private::bindings::kith::plugin::bulk;
+        let results = bulk::create_records(object, items).map_err(Error::from_wit)?;
+        Ok(results.into_iter().map(|r| r.map_err(Error::from_wit).and_then(Record::from_wit)).collect())
+    }
+
+    pub(crate) fn update_records(object: &str, updates: &[crate::records::Update]) -> Result<Vec<Result<Record>>> {
+        use crate::__private::bindings::kith::plugin::bulk;
+        let updates: Vec<bulk::Update> = updates
+            .iter()
+            .map(|u| bulk::Update {
+                id: u.id.clone(),
+                fields: u.fields.to_string(),
+                expected_version: u.expected_version,
+            })
+            .collect();
+        let results = bulk::update_records(object, &updates).map_err(Error::from_wit)?;
+        Ok(results.into_iter().map(|r| r.map_err(Error::from_wit).and_then(Record::from_wit)).collect())
+    }
+
+    pub(crate) fn send_mails(messages: &[crate::mail::Message]) -> Result<Vec<Result<String>>> {
+        use crate::__private::bindings::kith::plugin::bulk;
+        let messages: Vec<_> = messages.iter().map(wit_message).collect();
+        let results = bulk::send_mails(&messages).map_err(Error::from_wit)?;
+        Ok(results.into_iter().map(|r| r.map_err(Error::from_wit)).collect())
+    }
+
+    fn wit_message(message: &crate::mail::Message) -> crate::__private::bindings::kith::plugin::mail::Message {
         use crate::__private::bindings::kith::plugin::mail as wit_mail;
-        let wit_message = wit_mail::Message {
+        wit_mail::Message {
             from: message.from.clone(),
             to: message.to.clone(),
             reply_to: message.reply_to.clone(),
@@ -167,8 +194,12 @@ mod imp {
                 .map(|(name, value)| wit_mail::Header { name: name.clone(), value: value.clone() })
                 .collect(),
             reference: message.reference.clone(),
-        };
-        wit_mail::send(&wit_message).map_err(Error::from_wit)
+        }
+    }
+
+    pub(crate) fn mail_send(message: &crate::mail::Message) -> Result<String> {
+        use crate::__private::bindings::kith::plugin::mail as wit_mail;
+        wit_mail::send(&wit_message(message)).map_err(Error::from_wit)
     }
 
     pub(crate) fn sign_url(path: &str, params: &[(&str, &str)], expires_in_seconds: Option<u32>) -> Result<String> {
@@ -239,6 +270,18 @@ mod imp {
 
     pub(crate) fn aggregate(object: &str, query: &crate::aggregate::Aggregate) -> Result<Vec<crate::aggregate::Row>> {
         with_current(|host| host.aggregate(object, query))
+    }
+
+    pub(crate) fn create_records(object: &str, items: &[String]) -> Result<Vec<Result<Record>>> {
+        with_current(|host| host.create_records(object, items))
+    }
+
+    pub(crate) fn update_records(object: &str, updates: &[crate::records::Update]) -> Result<Vec<Result<Record>>> {
+        with_current(|host| host.update_records(object, updates))
+    }
+
+    pub(crate) fn send_mails(messages: &[crate::mail::Message]) -> Result<Vec<Result<String>>> {
+        with_current(|host| host.send_mails(messages))
     }
 
     pub(crate) fn mail_send(message: &crate::mail::Message) -> Result<String> {

@@ -104,6 +104,33 @@ pub trait Plugin: Default {
         Ok(())
     }
 
+    /// Handles a batch of events at once (SDK 1.4). A plugin that can do the work of several
+    /// events with fewer reads and writes (`records::create_many`, `records::update_many`)
+    /// overrides it; the default hands each event to [`Plugin::on_event`], in order.
+    ///
+    /// An error names the event at fault by its index in `events`: none of the batch's writes
+    /// are kept, Kith delivers the events before it again one at a time (a batch of one each),
+    /// then retries the failing one with backoff.
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Error, Event, Plugin, Result};
+    /// #[derive(Default)]
+    /// struct Tally;
+    /// impl Plugin for Tally {
+    ///     fn on_events(&self, events: &[Event]) -> std::result::Result<(), (usize, Error)> {
+    ///         // One write for the whole batch.
+    ///         let seen = kith_plugin_sdk::kv::get_json::<u64>("seen").map_err(|e| (0, e))?.unwrap_or(0);
+    ///         kith_plugin_sdk::kv::set_json("seen", &(seen + events.len() as u64)).map_err(|e| (0, e))
+    ///     }
+    /// }
+    /// ```
+    fn on_events(&self, events: &[Event]) -> std::result::Result<(), (usize, Error)> {
+        for (index, event) in events.iter().enumerate() {
+            self.on_event(event).map_err(|err| (index, err))?;
+        }
+        Ok(())
+    }
+
     /// Allows, refuses or amends a write to an object listed in `plugin.toml`
     /// (`[before_write] objects = [...]`) before it is stored. Host writes and HTTP are
     /// unavailable here; reads work. Kith may ask more than once about the same write (a group

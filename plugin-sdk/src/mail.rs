@@ -105,3 +105,25 @@ impl Message {
 pub fn send(message: &Message) -> Result<String> {
     crate::host::mail_send(message)
 }
+
+/// Queues each message (SDK 1.4), as [`send`] does, in a few host calls; each succeeds or fails
+/// alone (an address Kith refuses, the plugin's mail rate), in order. Longer lists than
+/// [`crate::records::BULK_CHUNK`] go to Kith in chunks.
+///
+/// ```
+/// use kith_plugin_sdk::{mail::{self, Message}, testing::TestHost};
+/// let host = TestHost::new().grant("mail:send");
+/// let ids = host.run(|| mail::send_many(&[
+///     Message::new("news@example.org", "ada@example.net", "Hi").text("Hello"),
+///     Message::new("news@example.org", "not an address", "Hi").text("Hello"),
+/// ])).unwrap();
+/// assert!(ids[0].is_ok() && ids[1].is_err());
+/// assert_eq!(host.sent_mail().len(), 1);
+/// ```
+pub fn send_many(messages: &[Message]) -> Result<Vec<Result<String>>> {
+    let mut out = Vec::with_capacity(messages.len());
+    for chunk in messages.chunks(crate::records::BULK_CHUNK) {
+        out.extend(crate::host::send_mails(chunk)?);
+    }
+    Ok(out)
+}

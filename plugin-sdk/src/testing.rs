@@ -269,7 +269,29 @@ impl TestHost {
     /// assert!(host.on_event::<Nop>(&event).is_ok());
     /// ```
     pub fn on_event<P: Plugin>(&self, event: &Event) -> Result<()> {
-        self.run(|| P::default().on_event(event))
+        self.on_events::<P>(std::slice::from_ref(event)).map_err(|(_, err)| err)
+    }
+
+    /// Delivers `events` as one batch to a fresh `P` ([`Plugin::on_events`]), as Kith does
+    /// (SDK 1.4). The error names the event at fault by its index.
+    ///
+    /// ```
+    /// use kith_plugin_sdk::{Error, Event, Plugin, Result};
+    /// #[derive(Default)]
+    /// struct NoTickets;
+    /// impl Plugin for NoTickets {
+    ///     fn on_event(&self, event: &Event) -> Result<()> {
+    ///         if event.object == "ticket" { Err(Error::msg("no tickets")) } else { Ok(()) }
+    ///     }
+    /// }
+    /// let host = kith_plugin_sdk::testing::TestHost::new();
+    /// let contact = Event::new("contact.created", "contact", None, serde_json::json!({}));
+    /// let ticket = Event::new("ticket.created", "ticket", None, serde_json::json!({}));
+    /// let (index, _) = host.on_events::<NoTickets>(&[contact, ticket]).unwrap_err();
+    /// assert_eq!(index, 1);
+    /// ```
+    pub fn on_events<P: Plugin>(&self, events: &[Event]) -> std::result::Result<(), (usize, Error)> {
+        self.run(|| P::default().on_events(events))
     }
 
     /// Asks a fresh `P` about `change`, with host writes unavailable, as in Kith.
@@ -585,6 +607,37 @@ impl TestHost {
     /// ```
     pub fn sent_mail(&self) -> Vec<crate::mail::Message> {
         self.state.borrow().mail.clone()
+    }
+
+    pub(crate) fn create_records(&self, object: &str, items: &[String]) -> Result<Vec<Result<Record>>> {
+        self.check_object(object, "write")?;
+        Ok(items.iter().map(|item| self.create_record(object, item)).collect())
+    }
+
+    pub(crate) fn update_records(
+        &self,
+        object: &str,
+        updates: &[crate::records::Update],
+    ) -> Result<Vec<Result<Record>>> {
+        self.check_object(object, "write")?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(updates
+            .iter()
+            .map(|u| {
+                if !seen.insert(u.id.clone()) {
+                    return Err(Error::new(ErrorCode::InvalidInput, format!("{object} {} is updated twice", u.id)));
+                }
+                self.update_record(object, &u.id, &u.fields.to_string(), u.expected_version)
+            })
+            .collect())
+    }
+
+    pub(crate) fn send_mails(&self, messages: &[crate::mail::Message]) -> Result<Vec<Result<String>>> {
+        self.check("mail:send")?;
+        if self.state.borrow().read_only {
+            return Err(Error::new(ErrorCode::Unavailable, "e-mail is not available inside before_write"));
+        }
+        Ok(messages.iter().map(|m| self.mail_send(m)).collect())
     }
 
     pub(crate) fn mail_send(&self, message: &crate::mail::Message) -> Result<String> {

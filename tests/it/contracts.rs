@@ -106,7 +106,7 @@ fn the_manifest_reference_matches_the_parser() {
         id: "donors".into(),
         name: "Donor management".into(),
         version: "1.4.2".into(),
-        sdk_version: "1.3.0".into(),
+        sdk_version: "1.4.0".into(),
         description: "Gifts, pledges and donor retention.".into(),
         authors: vec!["Ada <ada@example.org>".into()],
         license: Some("Apache-2.0".into()),

@@ -191,7 +191,7 @@ async fn clashing_contributions_are_refused_at_enable() {
     // The welcome component under other ids, with contributions that clash.
     let other = |id: &str, extra: &str| {
         format!(
-            "manifest_version = 1\nid = \"{id}\"\nname = \"Other\"\nversion = \"1.0.0\"\nsdk_version = \"1.3.0\"\ncapabilities = [\"contacts:read\"]\n{extra}"
+            "manifest_version = 1\nid = \"{id}\"\nname = \"Other\"\nversion = \"1.0.0\"\nsdk_version = \"1.4.0\"\ncapabilities = [\"contacts:read\"]\n{extra}"
         )
     };
     let cases = [

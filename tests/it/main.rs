@@ -8,6 +8,7 @@ mod access;
 mod admin;
 mod autocommit;
 mod browser;
+mod bulk;
 mod cli;
 mod clients;
 mod concurrency;

@@ -15,7 +15,7 @@ use crate::util::{Server, admin, code, plugins_config, token, welcome};
 /// A manifest for the welcome component (it ignores events it does not know) declaring objects.
 pub(crate) fn manifest(id: &str, version: &str, objects: &str) -> String {
     format!(
-        "manifest_version = 1\nid = \"{id}\"\nname = \"Objects\"\nversion = \"{version}\"\nsdk_version = \"1.3.0\"\n{objects}"
+        "manifest_version = 1\nid = \"{id}\"\nname = \"Objects\"\nversion = \"{version}\"\nsdk_version = \"1.4.0\"\n{objects}"
     )
 }
 

@@ -54,7 +54,7 @@ async fn welcome_plugin_through_graphql_grants_events_and_vetoes() {
         let installed = server.gql(&admin_token, install, json!({"m": manifest, "c": component})).await;
         let plugin = &installed["data"]["installPlugin"];
         assert_eq!(plugin["enabled"], false, "{}: {installed}", db.name);
-        assert_eq!(plugin["sdkVersion"], "1.3.0");
+        assert_eq!(plugin["sdkVersion"], "1.4.0");
         assert_eq!(plugin["requestedCapabilities"], json!(["contacts:read", "activities:write"]));
 
         let enable = "mutation($g: [String!], $all: Boolean) { enablePlugin(id: \"welcome\", grants: $g, grantAll: $all) { enabled status grants } }";
@@ -900,10 +900,10 @@ async fn upgrades_need_grants_for_new_capabilities_and_uninstall_purges() {
     assert!(manager.enable(&admin(), "growing", Grants::List(vec!["tickets:read".into()])).await.is_err());
 
     let sdk = manifest
-        .replace("sdk_version = \"1.3.0\"", "sdk_version = \"2.0.0\"")
+        .replace("sdk_version = \"1.4.0\"", "sdk_version = \"2.0.0\"")
         .replace("id = \"growing\"", "id = \"future\"");
     let err = manager.install(&admin(), &sdk, &wasm).await.unwrap_err();
-    assert!(err.to_string().contains("SDK 1.3.0"), "{err}");
+    assert!(err.to_string().contains("SDK 1.4.0"), "{err}");
     let err = manager
         .install(&admin(), &manifest.replace("id = \"growing\"", "id = \"core\""), b"\0asm\x01\0\0\0")
         .await
@@ -1030,16 +1030,16 @@ async fn imported_rows_are_vetted_by_plugins_row_by_row() {
     }
 }
 
-/// Components built with SDK 1.0.0, 1.1.0 and 1.2.0 (checked in) still install and run on this
-/// Kith, which speaks kith:plugin 1.3: minor versions are additive. Each is the welcome plugin of
-/// its day, built with `cargo build --release --target wasm32-wasip2 -p kith-plugin-welcome` at
-/// the last commit of its SDK version (1.0.0: 18b1390; 1.1.0: 7893e54, whose welcome also keeps
-/// a `greeting`, an object of its own; 1.2.0: fe1561e, with a computed field and a job), its
-/// manifest copied beside it. Each vetoes a blocklisted address before the write and answers a
+/// Components built with SDK 1.0.0 to 1.3.0 (checked in) still install and run on this Kith,
+/// which speaks kith:plugin 1.4: minor versions are additive. Each is the welcome plugin of its
+/// day, built with `cargo build --release --target wasm32-wasip2 -p kith-plugin-welcome` at the
+/// last commit of its SDK version (1.0.0: 18b1390; 1.1.0: 7893e54, whose welcome also keeps a
+/// `greeting`, an object of its own; 1.2.0: fe1561e, with a computed field and a job; 1.3.0:
+/// e3486c0, built with the `plugin` profile), its manifest copied beside it. Each vetoes a blocklisted address before the write and answers a
 /// new contact's event with a task (and a greeting); 1.2.0's `extension` export still answers.
 #[tokio::test]
 async fn plugins_built_with_older_sdk_minors_still_run() {
-    let fixtures: [(&str, &str, &[u8], bool); 3] = [
+    let fixtures: [(&str, &str, &[u8], bool); 4] = [
         (
             "1.0.0",
             include_str!("../fixtures/welcome-sdk-1.0.0.toml"),
@@ -1056,6 +1056,12 @@ async fn plugins_built_with_older_sdk_minors_still_run() {
             "1.2.0",
             include_str!("../fixtures/welcome-sdk-1.2.0.toml"),
             include_bytes!("../fixtures/welcome-sdk-1.2.0.wasm"),
+            true,
+        ),
+        (
+            "1.3.0",
+            include_str!("../fixtures/welcome-sdk-1.3.0.toml"),
+            include_bytes!("../fixtures/welcome-sdk-1.3.0.wasm"),
             true,
         ),
     ];
@@ -1083,8 +1089,8 @@ async fn plugins_built_with_older_sdk_minors_still_run() {
             assert_eq!(greeting.get("contactId").to_json(), json!(ada.id().to_string()), "SDK {sdk}");
             assert_eq!(greeting.get("subject").to_json(), json!("Welcome Ada Test"), "SDK {sdk}");
         }
-        if sdk == "1.2.0" {
-            // Its job runs through the `extension` export of a 1.2.0 component.
+        if sdk == "1.2.0" || sdk == "1.3.0" {
+            // Its job runs through the `extension` export of a 1.2.0 / 1.3.0 component.
             let run = kith_core::plugin::jobs::run_now(&manager, "welcome", "digest").await.unwrap();
             assert_eq!(run.status, "succeeded", "SDK {sdk}: {run:?}");
         }

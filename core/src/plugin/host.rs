@@ -21,7 +21,7 @@ use crate::store::plugins;
 /// newest 1.x WIT: world `base` (what every 1.x component exports).
 pub mod v1 {
     wasmtime::component::bindgen!({
-        path: "../schemas/wit/v1.3.0",
+        path: "../schemas/wit/v1.4.0",
         world: "base",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -32,7 +32,7 @@ pub mod v1 {
 /// export of SDK 1.3 or later (each looked up when present), sharing the imports of [`v1`].
 pub mod v1_ext {
     wasmtime::component::bindgen!({
-        path: "../schemas/wit/v1.3.0",
+        path: "../schemas/wit/v1.4.0",
         world: "plugin",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -43,6 +43,7 @@ pub mod v1_ext {
             "kith:plugin/aggregate": super::v1::kith::plugin::aggregate,
             "kith:plugin/mail": super::v1::kith::plugin::mail,
             "kith:plugin/links": super::v1::kith::plugin::links,
+            "kith:plugin/bulk": super::v1::kith::plugin::bulk,
         },
     });
 }

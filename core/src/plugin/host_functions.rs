@@ -18,6 +18,8 @@ use crate::plugin::host::v1::kith::plugin::types::{CrmRecord, ErrorCode, HostErr
 use crate::plugin::host::{CallMode, HostState, MAX_KV_KEY, MAX_KV_VALUE, MAX_LOG_BYTES, MAX_LOG_LINES, v1};
 use crate::plugin::manifest::PERSONAL_AGGREGATE;
 
+mod bulk;
+
 pub(crate) fn invalid(message: impl Into<String>) -> HostError {
     HostError { code: ErrorCode::InvalidInput, message: message.into() }
 }
@@ -448,6 +450,15 @@ impl v1::kith::plugin::mail::Host for HostState {
 
 impl HostState {
     async fn mail_send(&mut self, message: v1::kith::plugin::mail::Message) -> Result<String, HostError> {
+        self.mail_ready()?;
+        let row = self.build_mail(message)?;
+        let tx = self.write_tx().await.map_err(host_error)?;
+        tx.step(crate::store::mail::queue(tx, &row)).await.map_err(host_error)?;
+        Ok(row.message_id)
+    }
+
+    /// Whether this call may queue e-mail at all: the grant, a call that may write, a relay.
+    pub(crate) fn mail_ready(&mut self) -> Result<(), HostError> {
         self.check(crate::plugin::manifest::MAIL_SEND, "mail.send")?;
         if let Err(err) = self.writable() {
             return Err(HostError {
@@ -455,6 +466,21 @@ impl HostState {
                 message: err.message.replace("writes are", "e-mail is"),
             });
         }
+        if self.plugin.kith.mailer().is_none() {
+            return Err(HostError {
+                code: ErrorCode::Unavailable,
+                message: "e-mail is not configured on this Kith (`[mail] relay`)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One message built by Kith from the plugin's parts, counted against the call's bytes and
+    /// the plugin's mail rate, ready for the queue.
+    pub(crate) fn build_mail(
+        &mut self,
+        message: v1::kith::plugin::mail::Message,
+    ) -> Result<crate::store::mail::NewMessage, HostError> {
         let size = message.subject.len()
             + message.text.as_ref().map_or(0, String::len)
             + message.html.as_ref().map_or(0, String::len)
@@ -493,19 +519,16 @@ impl HostState {
             }
             Err(err) => return Err(invalid(err.to_string())),
         };
-        let row = crate::store::mail::NewMessage {
+        Ok(crate::store::mail::NewMessage {
             id: Uuid::now_v7(),
             plugin_id: self.plugin.id.clone(),
-            message_id: built.message_id.clone(),
+            message_id: built.message_id,
             sender: built.sender,
             recipient: built.recipient,
             subject: built.subject,
             message: built.message,
             reference: parts.reference,
-        };
-        let tx = self.write_tx().await.map_err(host_error)?;
-        tx.step(crate::store::mail::queue(tx, &row)).await.map_err(host_error)?;
-        Ok(built.message_id)
+        })
     }
 }
 

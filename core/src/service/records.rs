@@ -419,7 +419,7 @@ fn get<'a>(fields: &'a Fields, name: &str) -> &'a Value {
 }
 
 /// Per-object rules that read the database, run before the generic rules.
-async fn before_write(
+pub(crate) async fn before_write(
     tx: &Tx,
     registry: &Registry,
     def: &ObjectDef,
@@ -580,7 +580,7 @@ async fn before_delete(tx: &Tx, registry: &Registry, def: &ObjectDef, record: &R
 }
 
 /// Writes what a record write implies beyond its row, then the events.
-async fn after_write(
+pub(crate) async fn after_write(
     tx: &Tx,
     def: &ObjectDef,
     record: &Record,

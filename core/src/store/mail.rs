@@ -84,29 +84,53 @@ pub struct NewMessage {
 
 /// Queues `message` in `tx`: sent once `tx` commits.
 pub async fn queue(tx: &Tx, message: &NewMessage) -> Result<()> {
+    queue_many(tx, std::slice::from_ref(message)).await
+}
+
+/// Queues `messages` in `tx` (with multi-row inserts): sent once `tx` commits.
+pub async fn queue_many(tx: &Tx, messages: &[NewMessage]) -> Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
     let backend = tx.backend();
     let now = ts(backend, tx.now)?;
-    tx.conn()
-        .execute_raw(stmt(
-            backend,
-            "INSERT INTO mail_message (id, plugin_id, message_id, sender, recipient, subject, message, reference, \
-             state, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-            vec![
-                id(backend, message.id)?,
-                message.plugin_id.as_str().into(),
-                message.message_id.as_str().into(),
-                message.sender.as_str().into(),
-                message.recipient.as_str().into(),
-                message.subject.as_str().into(),
-                message.message.as_str().into(),
-                message.reference.clone().into(),
-                MailState::Queued.as_str().into(),
-                now.clone(),
-                now,
-            ],
-        ))
-        .await?;
-    Ok(())
+    let mut rows = Vec::with_capacity(messages.len());
+    for message in messages {
+        rows.push(vec![
+            id(backend, message.id)?,
+            message.plugin_id.as_str().into(),
+            message.message_id.as_str().into(),
+            message.sender.as_str().into(),
+            message.recipient.as_str().into(),
+            message.subject.as_str().into(),
+            message.message.as_str().into(),
+            message.reference.clone().into(),
+            MailState::Queued.as_str().into(),
+            0i32.into(),
+            now.clone(),
+            now.clone(),
+        ]);
+    }
+    crate::store::codec::insert_rows(
+        tx.conn(),
+        "mail_message",
+        &[
+            "id",
+            "plugin_id",
+            "message_id",
+            "sender",
+            "recipient",
+            "subject",
+            "message",
+            "reference",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "created_at",
+        ],
+        rows,
+    )
+    .await
 }
 
 /// A message leased for sending.

@@ -125,16 +125,17 @@ fn send_batch(campaign: &Record, batch: usize) -> Result<()> {
         seen += page.records.len();
         let emails: Vec<String> = page.records.iter().filter_map(|c| c.str("email")).map(str::to_owned).collect();
         let suppressed = sends::suppressed(&emails)?;
+        let mut recipients = Vec::with_capacity(page.records.len());
         for contact in &page.records {
             let email = util::normal_email(contact.str("email").unwrap_or_default());
             if suppressed.contains(&email) {
                 skipped += 1;
-                continue;
-            }
-            if sends::queue(&sender, &template, contact, Origin::Campaign(campaign))?.is_some() {
-                queued += 1;
+            } else {
+                recipients.push((contact, Origin::Campaign(campaign)));
             }
         }
+        let sent = sends::queue_many(&sender, &template, &recipients)?;
+        queued += sent.iter().flatten().count() as i64;
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => {

@@ -1,4 +1,5 @@
-//! E-mail marketing, built only on Kith's public plugin SDK (1.3: mail, signed links, routes).
+//! E-mail marketing, built only on Kith's public plugin SDK (1.3: mail, signed links, routes;
+//! 1.4: writes in bulk).
 //!
 //! - Objects: templates, campaigns, sequences and their steps, enrolments, sends (one message
 //!   to one contact, and what became of it), the suppression list.
@@ -42,13 +43,29 @@ use kith_plugin_sdk::{Call, Change, Error, Event, Plugin, Result, Verdict};
 pub struct Marketing;
 
 impl Plugin for Marketing {
-    fn on_event(&self, event: &Event) -> Result<()> {
-        match event.kind.as_str() {
-            "mail.sent" | "mail.failed" => sends::on_outcome(event),
-            "contact.created" => sequences::on_contact_created(event),
-            "deal.stage_changed" => sequences::on_stage_changed(event),
-            _ => Ok(()),
+    /// Delivery outcomes in runs (a run of `mail.sent` / `mail.failed` events handled together,
+    /// with bulk writes); the others one by one, in order.
+    fn on_events(&self, events: &[Event]) -> std::result::Result<(), (usize, Error)> {
+        let outcome = |e: &Event| matches!(e.kind.as_str(), "mail.sent" | "mail.failed");
+        let mut index = 0;
+        while index < events.len() {
+            let run = events[index..].iter().take_while(|e| outcome(e)).count();
+            if run > 0 {
+                let batch: Vec<&Event> = events[index..index + run].iter().collect();
+                sends::on_outcomes(&batch).map_err(|err| (index, err))?;
+                index += run;
+                continue;
+            }
+            let event = &events[index];
+            let handled = match event.kind.as_str() {
+                "contact.created" => sequences::on_contact_created(event),
+                "deal.stage_changed" => sequences::on_stage_changed(event),
+                _ => Ok(()),
+            };
+            handled.map_err(|err| (index, err))?;
+            index += 1;
         }
+        Ok(())
     }
 
     fn before_write(&self, change: &Change) -> Verdict {

@@ -1,6 +1,6 @@
 //! Who may be mailed, the suppression list, queueing a send, and what became of it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use kith_plugin_sdk::{Error, ErrorCode, Event, Record, Result, mail, records};
 use serde_json::{Value as Json, json};
@@ -49,90 +49,159 @@ pub(crate) enum Origin<'a> {
     Step { sequence: &'a str, step: &'a str, enrolment: &'a str, round: i64 },
 }
 
-/// Queues `template` to `contact`: the send record (its key unique: `CAMPAIGN:CONTACT` or
-/// `STEP:ENROLMENT:ROUND`) and the message, in the caller's transaction. The caller checked consent
-/// and suppression. `None` when the contact had it already (the key exists).
+/// Queues `template` to `contact` ([`queue_many`] of one).
 pub(crate) fn queue(
     sender: &Sender,
     template: &Record,
     contact: &Record,
     origin: Origin<'_>,
 ) -> Result<Option<Record>> {
-    let email = contact.str("email").ok_or_else(|| Error::invalid("email", "the contact has no e-mail address"))?;
-    let campaign = match origin {
-        Origin::Campaign(c) => Some(json!({"name": c.str("name"), "code": c.str("code")})),
-        Origin::Step { .. } => None,
-    };
-    let context = Context {
-        contact: contact.fields.clone(),
-        campaign: campaign.clone(),
-        unsubscribe_url: String::new(),
-        postal_address: sender.postal_address.clone(),
-    };
-    let (subject, _, _) = compose::render(template, &context);
-    let mut fields = json!({
-        "contactId": contact.id,
-        "email": email,
-        "status": "QUEUED",
-        "subject": subject,
-    });
-    match origin {
-        Origin::Campaign(c) => {
-            fields["key"] = json!(format!("{}:{}", c.id, contact.id));
-            fields["campaignId"] = json!(c.id);
-        }
-        Origin::Step { sequence, step, enrolment, round } => {
-            fields["key"] = json!(format!("{step}:{enrolment}:{round}"));
-            fields["sequenceId"] = json!(sequence);
-            fields["stepId"] = json!(step);
-        }
-    }
-    let send = match records::create("emailSend", &fields) {
-        Ok(send) => send,
-        Err(err) if err.code == ErrorCode::Conflict => return Ok(None),
-        Err(err) => return Err(err),
-    };
-    let message =
-        compose::message(sender, template, &contact.fields, campaign.as_ref(), Purpose::Send(&send.id), email)?;
-    mail::send(&message)?;
-    Ok(Some(send))
+    Ok(queue_many(sender, template, &[(contact, origin)])?.pop().flatten())
 }
 
-/// `mail.sent` / `mail.failed` for one of its messages: the send's status, an activity on the
-/// contact's timeline when sent; a permanent refusal suppresses the address (a hard bounce).
-pub(crate) fn on_outcome(event: &Event) -> Result<()> {
-    let payload = &event.payload;
-    let Some(id) = payload.get("reference").and_then(Json::as_str).and_then(|r| r.strip_prefix("send:")) else {
-        return Ok(());
-    };
-    // Erased with its contact since: nothing to record.
-    let Some(send) = records::get("emailSend", id)? else { return Ok(()) };
-    let status = send.str("status").unwrap_or_default();
-    if status != "QUEUED" {
-        return Ok(());
+/// Queues `template` to each contact: the send records (each key unique: `CAMPAIGN:CONTACT` or
+/// `STEP:ENROLMENT:ROUND`) and the messages, in the caller's transaction, with a few bulk calls
+/// for all of them. The caller checked consent and suppression. Per contact, in order: the send,
+/// or `None` when the contact had it already (the key exists). A message Kith refuses (an
+/// address it cannot use) leaves its send FAILED with the reason instead of holding up the rest.
+pub(crate) fn queue_many(
+    sender: &Sender,
+    template: &Record,
+    items: &[(&Record, Origin<'_>)],
+) -> Result<Vec<Option<Record>>> {
+    let mut fields = Vec::with_capacity(items.len());
+    let mut campaigns = Vec::with_capacity(items.len());
+    for (contact, origin) in items {
+        let email = contact.str("email").ok_or_else(|| Error::invalid("email", "the contact has no e-mail address"))?;
+        let campaign = match origin {
+            Origin::Campaign(c) => Some(json!({"name": c.str("name"), "code": c.str("code")})),
+            Origin::Step { .. } => None,
+        };
+        let context = Context {
+            contact: contact.fields.clone(),
+            campaign: campaign.clone(),
+            unsubscribe_url: String::new(),
+            postal_address: sender.postal_address.clone(),
+        };
+        let (subject, _, _) = compose::render(template, &context);
+        let mut send = json!({
+            "contactId": contact.id,
+            "email": email,
+            "status": "QUEUED",
+            "subject": subject,
+        });
+        match origin {
+            Origin::Campaign(c) => {
+                send["key"] = json!(format!("{}:{}", c.id, contact.id));
+                send["campaignId"] = json!(c.id);
+            }
+            Origin::Step { sequence, step, enrolment, round } => {
+                send["key"] = json!(format!("{step}:{enrolment}:{round}"));
+                send["sequenceId"] = json!(sequence);
+                send["stepId"] = json!(step);
+            }
+        }
+        fields.push(send);
+        campaigns.push(campaign);
     }
-    let at = if event.occurred_at.is_empty() { kith_plugin_sdk::now() } else { event.occurred_at.clone() };
-    if event.kind == "mail.sent" {
-        let changes = json!({"status": "SENT", "sentAt": at, "messageId": payload.get("messageId")});
-        util::update_fresh("emailSend", id, |_| Some(changes.clone()))?;
-        records::create(
-            "activity",
-            &json!({
+    let mut sends = Vec::with_capacity(items.len());
+    let mut messages = Vec::new();
+    for ((result, (contact, _)), campaign) in
+        records::create_many("emailSend", &fields)?.into_iter().zip(items).zip(&campaigns)
+    {
+        match result {
+            Ok(send) => {
+                let email = send.str("email").unwrap_or_default().to_owned();
+                let purpose = Purpose::Send(&send.id);
+                messages.push(compose::message(sender, template, &contact.fields, campaign.as_ref(), purpose, &email)?);
+                sends.push(Some(send));
+            }
+            Err(err) if err.code == ErrorCode::Conflict => sends.push(None),
+            Err(err) => return Err(err),
+        }
+    }
+    let mut refused = Vec::new();
+    for (result, send) in mail::send_many(&messages)?.into_iter().zip(sends.iter().flatten()) {
+        match result {
+            Ok(_) => {}
+            Err(err) if matches!(err.code, ErrorCode::InvalidInput | ErrorCode::Denied) => refused.push(
+                records::Update::new(&send.id, json!({"status": "FAILED", "error": util::clip(&err.message, 500)}))
+                    .expected_version(send.version),
+            ),
+            Err(err) => return Err(err),
+        }
+    }
+    for result in records::update_many("emailSend", &refused)? {
+        result?;
+    }
+    Ok(sends)
+}
+
+/// `mail.sent` / `mail.failed` for messages of sends: each send's status (read together,
+/// written with one bulk update), an activity on the contact's timeline for each sent (one bulk
+/// create); a permanent refusal suppresses the address (a hard bounce). A send whose version
+/// moved meanwhile (a click on it, say) is read again and updated alone.
+pub(crate) fn on_outcomes(events: &[&Event]) -> Result<()> {
+    let reference = |e: &Event| {
+        e.payload.get("reference").and_then(Json::as_str).and_then(|r| r.strip_prefix("send:")).map(str::to_owned)
+    };
+    let ids: Vec<String> = events.iter().filter_map(|e| reference(e)).collect();
+    let mut stored: HashMap<String, Record> = HashMap::new();
+    for chunk in ids.chunks(200) {
+        // Erased with their contacts since: nothing to record.
+        for send in util::page("emailSend", json!({"id": {"in": chunk}}), 200, None)?.records {
+            stored.insert(send.id.clone(), send);
+        }
+    }
+    let mut updates = Vec::new();
+    let mut activities = Vec::new();
+    let mut bounced = Vec::new();
+    for event in events {
+        let Some(send) = reference(event).and_then(|id| stored.remove(&id)) else { continue };
+        if send.str("status") != Some("QUEUED") {
+            continue;
+        }
+        let payload = &event.payload;
+        let at = if event.occurred_at.is_empty() { kith_plugin_sdk::now() } else { event.occurred_at.clone() };
+        let changes = if event.kind == "mail.sent" {
+            activities.push(json!({
                 "kind": "EMAIL",
                 "subject": format!("E-mail sent: {}", send.str("subject").unwrap_or_default()),
                 "contactId": send.str("contactId"),
                 "occurredAt": at,
-            }),
-        )?;
-        return Ok(());
+            }));
+            json!({"status": "SENT", "sentAt": at, "messageId": payload.get("messageId")})
+        } else {
+            let error = payload.get("error").and_then(Json::as_str).unwrap_or("the relay refused it");
+            let permanent = payload.get("permanent").and_then(Json::as_bool) == Some(true);
+            if permanent {
+                bounced.push((send.clone(), error.to_owned()));
+            }
+            json!({"status": if permanent { "BOUNCED" } else { "FAILED" }, "error": error})
+        };
+        updates.push((send, changes));
     }
-    let error = payload.get("error").and_then(Json::as_str).unwrap_or("the relay refused it");
-    let permanent = payload.get("permanent").and_then(Json::as_bool) == Some(true);
-    let status = if permanent { "BOUNCED" } else { "FAILED" };
-    let changes = json!({"status": status, "error": error});
-    util::update_fresh("emailSend", id, |_| Some(changes.clone()))?;
-    if permanent && let Some(email) = send.str("email") {
-        suppress(email, "HARD_BOUNCE", send.str("contactId"), Some(error))?;
+    let bulk: Vec<records::Update> = updates
+        .iter()
+        .map(|(send, changes)| records::Update::new(&send.id, changes.clone()).expected_version(send.version))
+        .collect();
+    for (result, (send, changes)) in records::update_many("emailSend", &bulk)?.into_iter().zip(&updates) {
+        match result {
+            Ok(_) => {}
+            Err(err) if err.code == ErrorCode::Conflict => {
+                util::update_fresh("emailSend", &send.id, |_| Some(changes.clone()))?;
+            }
+            Err(err) if err.code == ErrorCode::NotFound => {}
+            Err(err) => return Err(err),
+        }
+    }
+    for result in records::create_many("activity", &activities)? {
+        result?;
+    }
+    for (send, error) in bounced {
+        if let Some(email) = send.str("email") {
+            suppress(email, "HARD_BOUNCE", send.str("contactId"), Some(&error))?;
+        }
     }
     Ok(())
 }

@@ -207,16 +207,24 @@ fn scan_gifts(sequence: &Record) -> Result<()> {
     Ok(())
 }
 
-/// Moves due enrolments on, up to `batch`.
+/// Moves due enrolments on, up to `batch`: a page at a time, their contacts read together and
+/// where each now stands written with one bulk update. An enrolment changed meanwhile (taken out
+/// by hand, say) keeps that change: its update is refused for its version, and it is left alone.
 fn run_due(now: DateTime<Utc>, batch: usize) -> Result<()> {
     let due = json!({"status": {"eq": "ACTIVE"}, "nextAt": {"lte": util::instant(now)}});
     let mut sequences: HashMap<String, Option<(Record, Vec<Record>)>> = HashMap::new();
     let mut sender: Option<Sender> = None;
     let mut done = 0;
-    let mut after: Option<String> = None;
     while done < batch {
-        let page = util::page("sequenceEnrolment", due.clone(), (batch - done).min(200) as u32, after.as_deref())?;
+        let page = util::page("sequenceEnrolment", due.clone(), (batch - done).min(200) as u32, None)?;
         done += page.records.len();
+        let contact_ids: Vec<&str> = page.records.iter().filter_map(|e| e.str("contactId")).collect();
+        let contacts: HashMap<String, Record> = util::page("contact", json!({"id": {"in": contact_ids}}), 200, None)?
+            .records
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let mut saves = Vec::with_capacity(page.records.len());
         for enrolment in &page.records {
             let sequence_id = enrolment.str("sequenceId").unwrap_or_default().to_owned();
             if !sequences.contains_key(&sequence_id) {
@@ -229,27 +237,28 @@ fn run_due(now: DateTime<Utc>, batch: usize) -> Result<()> {
                 };
                 sequences.insert(sequence_id.clone(), loaded);
             }
-            match sequences.get(&sequence_id) {
+            let save = match sequences.get(&sequence_id) {
                 Some(Some((sequence, steps))) if sequence.str("status") == Some("ACTIVE") => {
-                    advance(enrolment, sequence, steps, now, &mut sender)?;
+                    let contact = enrolment.str("contactId").and_then(|id| contacts.get(id));
+                    advance(enrolment, contact, sequence, steps, now, &mut sender)?
                 }
                 // A paused sequence moves nobody on: look again in an hour.
-                Some(Some(_)) => {
-                    let later = util::instant(now + Duration::hours(1));
-                    records::update("sequenceEnrolment", &enrolment.id, &json!({"nextAt": later}), None)?;
-                }
-                _ => {
-                    let fields = json!({"status": "EXITED", "exitReason": "the sequence is gone", "nextAt": null});
-                    records::update("sequenceEnrolment", &enrolment.id, &fields, None)?;
-                }
+                Some(Some(_)) => json!({"nextAt": util::instant(now + Duration::hours(1))}),
+                _ => json!({"status": "EXITED", "exitReason": "the sequence is gone", "nextAt": null}),
+            };
+            saves.push(records::Update::new(&enrolment.id, save).expected_version(enrolment.version));
+        }
+        for result in records::update_many("sequenceEnrolment", &saves)? {
+            match result {
+                Ok(_) => {}
+                Err(err) if matches!(err.code, ErrorCode::Conflict | ErrorCode::NotFound) => {}
+                Err(err) => return Err(err),
             }
         }
-        match page.next_cursor {
-            // The enrolments moved on no longer match: the next page starts at the first again.
-            Some(_) if page.records.is_empty() => break,
-            Some(_) => after = None,
-            None => break,
+        if page.next_cursor.is_none() || page.records.is_empty() {
+            break;
         }
+        // The enrolments moved on no longer match: the next page starts at the first again.
     }
     Ok(())
 }
@@ -263,16 +272,16 @@ struct Progress {
     last_send: Option<String>,
 }
 
-/// Runs the due steps of one enrolment, up to the next wait or the end, and saves where it is.
+/// Runs the due steps of one enrolment, up to the next wait or the end; returns where it now
+/// stands, for the caller to save.
 fn advance(
     enrolment: &Record,
+    contact: Option<&Record>,
     sequence: &Record,
     steps: &[Record],
     now: DateTime<Utc>,
     sender: &mut Option<Sender>,
-) -> Result<()> {
-    let contact_id = enrolment.str("contactId").unwrap_or_default();
-    let contact = records::get("contact", contact_id)?;
+) -> Result<Json> {
     let mut progress = Progress {
         position: util::int_field(enrolment, "position"),
         next_at: None,
@@ -283,7 +292,7 @@ fn advance(
     let Some(contact) = contact else {
         progress.status = "EXITED";
         progress.exit_reason = Some("the contact is gone".into());
-        return save(enrolment, &progress);
+        return Ok(saved(enrolment, &progress));
     };
     // The step at `position` (or the first after it, when it was deleted).
     let step_at = |position: i64| steps.iter().find(|s| util::int_field(s, "position") >= position);
@@ -307,7 +316,7 @@ fn advance(
             }
             "WAIT_UNTIL" => {
                 progress.position = next;
-                progress.next_at = Some(next_local_time(now, step, &contact)?);
+                progress.next_at = Some(next_local_time(now, step, contact)?);
                 break;
             }
             "SEND" => {
@@ -327,7 +336,7 @@ fn advance(
                                 enrolment: &enrolment.id,
                                 round: util::int_field(enrolment, "round").max(1),
                             };
-                            if let Some(send) = sends::queue(sender, &template, &contact, origin)? {
+                            if let Some(send) = sends::queue(sender, &template, contact, origin)? {
                                 progress.last_send = Some(send.id);
                             }
                         }
@@ -389,21 +398,20 @@ fn advance(
         // Stopped by the step cap: the rest on the next run.
         progress.next_at = Some(now);
     }
-    save(enrolment, &progress)
+    Ok(saved(enrolment, &progress))
 }
 
-fn save(enrolment: &Record, progress: &Progress) -> Result<()> {
+/// The fields that record where an enrolment stands.
+fn saved(enrolment: &Record, progress: &Progress) -> Json {
     let position =
         if progress.position == i64::MAX { util::int_field(enrolment, "position") } else { progress.position };
-    let fields = json!({
+    json!({
         "status": progress.status,
         "position": position,
         "nextAt": if progress.status == "ACTIVE" { progress.next_at.map(util::instant) } else { None },
         "exitReason": progress.exit_reason,
         "lastSendId": progress.last_send,
-    });
-    records::update("sequenceEnrolment", &enrolment.id, &fields, Some(enrolment.version))?;
-    Ok(())
+    })
 }
 
 fn last_send_has(send: Option<&str>, field: &str) -> Result<bool> {

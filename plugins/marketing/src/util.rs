@@ -106,3 +106,8 @@ pub(crate) fn update_fresh(
         }
     }
 }
+
+/// At most `max` characters of `text`.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}

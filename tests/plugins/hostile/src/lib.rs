@@ -124,6 +124,60 @@ fn conform_aggregate(object: &str, spec: &Json) -> Result<Json> {
     Ok(json!(rows.iter().map(|row| json!({"keys": row.keys, "values": row.values})).collect::<Vec<_>>()))
 }
 
+/// The `bulk` mutation (SDK 1.4): `{"create": {"object", "items"}}`, `{"update": {"object",
+/// "updates": [{"id", "fields", "expectedVersion"}]}}` or `{"mail": [{"to", "subject"}]}`,
+/// answered per item as `{"id", "version"}` (a message: `{"id"}`) or `{"error": "<ErrorCode>",
+/// "message"}`; a refused call as `{"error", "message"}`. With `"thenFail": true` it fails after
+/// the writes (which must then all be undone).
+fn bulk(request: &Json) -> Result<Json> {
+    let item = |r: Result<Json>| r.unwrap_or_else(|e| json!({"error": format!("{:?}", e.code), "message": e.message}));
+    let answer = if let Some(spec) = request.get("create") {
+        let items = spec["items"].as_array().cloned().unwrap_or_default();
+        records::create_many(spec["object"].as_str().unwrap_or_default(), &items).map(|results| {
+            results.into_iter().map(|r| item(r.map(|rec| json!({"id": rec.id, "version": rec.version})))).collect()
+        })
+    } else if let Some(spec) = request.get("update") {
+        let updates: Vec<records::Update> = spec["updates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|u| {
+                let update = records::Update::new(u["id"].as_str().unwrap_or_default(), u["fields"].clone());
+                match u["expectedVersion"].as_u64() {
+                    Some(version) => update.expected_version(version),
+                    None => update,
+                }
+            })
+            .collect();
+        records::update_many(spec["object"].as_str().unwrap_or_default(), &updates).map(|results| {
+            results.into_iter().map(|r| item(r.map(|rec| json!({"id": rec.id, "version": rec.version})))).collect()
+        })
+    } else if let Some(spec) = request.get("mail").and_then(Json::as_array) {
+        let messages: Vec<mail::Message> = spec
+            .iter()
+            .map(|m| {
+                mail::Message::new(
+                    &sender(),
+                    m["to"].as_str().unwrap_or_default(),
+                    m["subject"].as_str().unwrap_or("Hi"),
+                )
+                .text("Sent in bulk.")
+            })
+            .collect();
+        mail::send_many(&messages).map(|ids| ids.into_iter().map(|r| item(r.map(|id| json!({"id": id})))).collect())
+    } else {
+        return Err(Error::invalid("request", "needs `create`, `update` or `mail`"));
+    };
+    let answer: Json = match answer {
+        Ok(items) => Json::Array(items),
+        Err(err) => json!({"error": format!("{:?}", err.code), "message": err.message}),
+    };
+    if request["thenFail"].as_bool() == Some(true) {
+        return Err(Error::msg(format!("failing after the bulk call: {answer}")));
+    }
+    Ok(answer)
+}
+
 /// The sender mode = mail uses (setting `sender`).
 fn sender() -> String {
     settings::get::<String>("sender").ok().flatten().unwrap_or_else(|| "Kith Tests <kith@example.org>".to_owned())
@@ -329,6 +383,9 @@ impl Plugin for Hostile {
     fn call(&self, call: &Call) -> Result<serde_json::Value> {
         if call.name == "conform" {
             return conform(&call.arguments["request"]);
+        }
+        if call.name == "bulk" {
+            return bulk(&call.arguments["request"]);
         }
         // `mailThenFail(to, how)`: queues a message to `to`, then fails as `how` says (`error`)
         // or answers its Message-ID.
