@@ -402,8 +402,10 @@ impl TestHost {
 
     pub(crate) fn create_record(&self, object: &str, fields: &str) -> Result<Record> {
         self.check_object(object, "write")?;
-        let fields: Json = serde_json::from_str(fields)?;
-        let id = self.insert(object, fields);
+        let given: Map<String, Json> = serde_json::from_str(fields)?;
+        let mut fields = Map::new();
+        edit_tags(&mut fields, given);
+        let id = self.insert(object, Json::Object(fields));
         self.record(object, &id).ok_or_else(|| Error::msg("record vanished"))
     }
 
@@ -428,7 +430,7 @@ impl TestHost {
             return Err(Error::new(ErrorCode::Conflict, format!("{object} {id} is at version {}", record.version)));
         }
         if let Json::Object(stored) = &mut record.fields {
-            stored.extend(fields);
+            edit_tags(stored, fields);
         }
         record.version += 1;
         Ok(record.clone())
@@ -795,5 +797,32 @@ mod tests {
     #[test]
     fn version_bytes_match_the_crate_version() {
         assert_eq!(crate::__private::SDK_VERSION_BYTES, [0, 1, 0, 3, 0, 0]);
+    }
+}
+
+/// Writes `given` onto `stored` as Kith does with tags: `addTags` and `removeTags` (SDK 1.4) edit
+/// the stored `tags` list (names compared case-insensitively), keeping the others.
+fn edit_tags(stored: &mut Map<String, Json>, mut given: Map<String, Json>) {
+    let names = |value: Option<Json>| -> Vec<String> {
+        value
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect()
+    };
+    let (add, remove) = (given.remove("addTags"), given.remove("removeTags"));
+    let edit = add.is_some() || remove.is_some();
+    stored.extend(given);
+    if edit {
+        let mut tags = names(stored.get("tags").cloned());
+        for name in names(add) {
+            if !tags.iter().any(|t| t.eq_ignore_ascii_case(&name)) {
+                tags.push(name);
+            }
+        }
+        let remove = names(remove);
+        tags.retain(|t| !remove.iter().any(|r| r.eq_ignore_ascii_case(t)));
+        stored.insert("tags".into(), Json::from(tags));
     }
 }

@@ -12,6 +12,10 @@
 // A benchmark: a failed unwrap is a failed run.
 #![allow(clippy::unwrap_used)]
 
+/// The allocator `kith serve` runs with (see `core/src/main.rs`), so the figures are its.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -369,6 +369,60 @@ async fn record_a_donation(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
     )
 }
 
+/// The marketing plugin's generated forms: a template and a campaign written in the console,
+/// the campaign scheduled through its operation's page, the preview shown for the contact.
+async fn plan_an_appeal(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
+    let segment = walk
+        .gql("mutation { createSegment(input: {name: \"Everyone\", object: CONTACT, filter: {}}) { id } }", json!({}))
+        .await?;
+    ensure(segment["createSegment"]["id"].is_string(), format!("the segment: {segment}"))?;
+    walk.goto("/o/emailTemplates/new").await?;
+    walk.browser.wait_for("document.querySelector('#f-subject')").await?;
+    walk.accessible("template form").await?;
+    walk.browser.type_into("#f-name", "Spring appeal").await?;
+    walk.browser.type_into("#f-subject", "Spring is here, {{contact.firstName|friend}}").await?;
+    walk.browser.type_into("#f-html", "<p>Dear {{contact.firstName|friend}}, please plant a tree.</p>").await?;
+    walk.browser.click("form.record button[type=submit]").await?;
+    walk.browser.wait_for("document.querySelector('h1')?.textContent === 'Spring appeal'").await?;
+    let template = walk.browser.eval("location.pathname").await?.as_str().unwrap_or_default().to_owned();
+    let template = template.rsplit('/').next().unwrap_or_default().to_owned();
+
+    walk.goto("/o/emailCampaigns/new").await?;
+    walk.browser.wait_for("document.querySelector('#f-templateId')").await?;
+    walk.accessible("campaign form").await?;
+    walk.browser.type_into("#f-name", "Spring appeal 2027").await?;
+    walk.browser.select("#f-templateId", "Spring appeal").await?;
+    walk.browser.select("#f-segmentId", "Everyone").await?;
+    walk.browser.click("form.record button[type=submit]").await?;
+    walk.browser.wait_for("document.querySelector('h1')?.textContent === 'Spring appeal 2027 (Draft)'").await?;
+    ensure(walk.field("Code").await? == "SPRING-APPEAL-2027", "the campaign's code was not made from its name")?;
+
+    // The campaign's id, from its page's address (`id` names no object, so the form asks for
+    // the id itself).
+    let campaign = walk.browser.eval("location.pathname").await?.as_str().unwrap_or_default().to_owned();
+    let campaign = campaign.rsplit('/').next().unwrap_or_default().to_owned();
+    walk.goto("/ops/marketing/scheduleCampaign").await?;
+    walk.browser.wait_for("document.querySelector('#a-id')").await?;
+    walk.accessible("operation").await?;
+    walk.browser.type_into("#a-id", &campaign).await?;
+    walk.browser.click("form.record button[type=submit]").await?;
+    walk.browser.wait_for("document.querySelector('.ok[role=status]')").await?;
+    let campaigns = walk.gql("{ emailCampaigns { edges { node { name status scheduledAt } } } }", json!({})).await?;
+    let campaign = &campaigns["emailCampaigns"]["edges"][0]["node"];
+    ensure(
+        campaign["status"] == "SCHEDULED" && campaign["scheduledAt"].is_string(),
+        format!("the campaign as stored: {campaigns}"),
+    )?;
+
+    walk.goto("/ops/marketing/previewEmail").await?;
+    walk.browser.wait_for("document.querySelector('#a-templateId')").await?;
+    walk.browser.type_into("#a-templateId", &template).await?;
+    walk.browser.select("#a-contactId", "Grace Hopper").await?;
+    walk.browser.click("form.record button[type=submit]").await?;
+    walk.browser.wait_for("document.body.textContent.includes('Spring is here, Grace')").await?;
+    walk.shot("marketing-preview.png").await
+}
+
 /// A CSV of contacts with a bad row: uploaded through the file control, the suggested mapping
 /// kept, the run followed until done (htmx polls it), the bad row shown with its reason.
 async fn import_a_csv_with_a_bad_row(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
@@ -509,6 +563,7 @@ async fn walk(walk: &mut Walk<'_>) -> Result<(), BrowserError> {
         move_a_deal_on_the_board,
         change_a_ticket_status,
         record_a_donation,
+        plan_an_appeal,
         import_a_csv_with_a_bad_row,
         reports_and_administration,
         sign_out,
@@ -539,6 +594,12 @@ async fn a_person_sets_up_kith_and_keeps_a_contact_in_a_real_browser() {
         };
         let server = Server::start(&db).await;
         let runtime = crate::util::donors_runtime(&db).await;
+        let marketing = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "marketing").unwrap();
+        runtime.install(&admin(), marketing.manifest, marketing.component).await.unwrap();
+        runtime.enable(&admin(), "marketing", kith_core::plugin::manager::Grants::All).await.unwrap();
+        let from = Some(json!("Park Friends <appeals@parkfriends.example>"));
+        runtime.set_setting(&admin(), "marketing", "from", from).await.unwrap();
+        runtime.refresh().await.unwrap();
         let mut state = Walk {
             browser,
             base: format!("http://{}", server.addr),

@@ -397,10 +397,15 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
             &gql(step, json!({"s": sequence, "p": 3, "k": "TASK", "subject": "Call the new friend"})).await,
             "createSequenceStep",
         );
+        // A tag for the newcomer, before the first message, keeping the tags she has.
+        let tag = "mutation($s: ID!, $k: SequenceStepKind!, $v: String) { createSequenceStep(input: {sequenceId: $s, position: 0, kind: $k, value: $v}) { id } }";
+        let r = gql(tag, json!({"s": sequence, "k": "ADD_TAG"})).await;
+        assert!(r["errors"][0]["message"].as_str().unwrap_or_default().contains("value"), "{name}: {r}");
+        data(&gql(tag, json!({"s": sequence, "k": "ADD_TAG", "v": "Newcomer"})).await, "createSequenceStep");
 
         let email = format!("newbie-{name}@example.net");
         let r = gql(
-            "mutation($e: String) { createContact(input: {firstName: \"Nia\", email: $e, emailOptIn: true}) { id } }",
+            "mutation($e: String) { createContact(input: {firstName: \"Nia\", email: $e, emailOptIn: true, tags: [\"donor\"]}) { id } }",
             json!({"e": email}),
         )
         .await;
@@ -421,6 +426,11 @@ async fn a_welcome_series_starts_when_a_contact_is_created() {
         let node = &data(&r, "contact")["sequenceEnrolments"]["edges"][0]["node"];
         assert_eq!((node["status"].as_str(), node["position"].as_i64()), (Some("ACTIVE"), Some(3)), "{name}: {r}");
         assert_eq!(node["sequence"]["name"], "Welcome series");
+        let r = gql("query($id: ID!) { contact(id: $id) { tags } }", json!({"id": nia})).await;
+        let mut tags: Vec<String> =
+            serde_json::from_value(data(&r, "contact")["tags"].clone()).unwrap_or_else(|e| panic!("{e}: {r}"));
+        tags.sort();
+        assert_eq!(tags, ["Newcomer", "donor"], "{name}: added, the other kept: {r}");
         let next = chrono::DateTime::parse_from_rfc3339(node["nextAt"].as_str().unwrap()).unwrap();
         let days = (next.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
         assert!((71..=72).contains(&days), "{name}: three days on, {days} h");

@@ -156,8 +156,7 @@ async fn upkeep_analyses_tables_without_statistics_plugin_objects_too() {
                     ]
                     .into_iter()
                     .collect(),
-                    custom_fields: None,
-                    tags: None,
+                    ..Default::default()
                 };
                 kith_core::service::records::create(&tx, &db.kith.registry(), "donation", input).await.unwrap();
             }

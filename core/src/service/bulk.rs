@@ -38,7 +38,10 @@ pub const MAX_ITEMS: usize = 1_000;
 fn shared_create(def: &ObjectDef, input: &Input) -> bool {
     let consents = def.name == "contact"
         && ["emailOptIn", "doNotContact"].iter().any(|f| input.fields.get(*f).and_then(Value::as_bool) == Some(true));
-    !matches!(def.name.as_str(), "consent" | "deal" | "ticket") && input.tags.is_none() && !consents
+    !matches!(def.name.as_str(), "consent" | "deal" | "ticket")
+        && input.tags.is_none()
+        && input.tag_edit.is_none()
+        && !consents
 }
 
 /// Creates one record of `object` per input, in order; each result is that item's.
@@ -213,7 +216,7 @@ async fn update_all(
     let unique: HashSet<&str> = def.fields.iter().filter(|f| f.unique).map(|f| f.name.as_str()).collect();
     let mut seen = HashSet::new();
     let mut results = Vec::with_capacity(updates.len());
-    for Update { id, input, expected_version } in updates {
+    for Update { id, mut input, expected_version } in updates {
         if !seen.insert(id) {
             results.push(Err(DomainError::invalid("id", format!("record {id} is updated twice in one call")).into()));
             continue;
@@ -229,6 +232,10 @@ async fn update_all(
             .map_err(Error::from)
             .and_then(|()| service::check_version(&before, expected_version))
         {
+            results.push(Err(err));
+            continue;
+        }
+        if let Err(err) = service::resolve_tag_edit(tx, Some(id), &mut input).await {
             results.push(Err(err));
             continue;
         }

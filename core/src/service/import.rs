@@ -581,8 +581,12 @@ async fn write_rows(
                     OnDuplicate::Update => {
                         let mut changes = fields.clone();
                         changes.retain(|name, value| !value.is_null() && row_has(row, name));
-                        let input =
-                            Input { fields: changes, custom_fields: row.custom.clone(), tags: row.tags.clone() };
+                        let input = Input {
+                            fields: changes,
+                            custom_fields: row.custom.clone(),
+                            tags: row.tags.clone(),
+                            tag_edit: None,
+                        };
                         // A refused update propagates: on PostgreSQL a failed statement spoils the
                         // transaction, so the caller redoes the batch row by row, each row in its
                         // own transaction, and reports only the offending rows.

@@ -16,6 +16,44 @@ pub struct Input {
     pub custom_fields: Option<Json>,
     /// The record's full tag list, replacing the stored one.
     pub tags: Option<Vec<String>>,
+    /// Tags to add and to remove, the others kept (`addTags`, `removeTags`, as plugins write
+    /// them): made into the full list against the stored tags before the write
+    /// ([`TagEdit::apply`]).
+    pub tag_edit: Option<TagEdit>,
+}
+
+/// Tags to add and remove (names compare case-insensitively).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagEdit {
+    /// Added when missing.
+    pub add: Vec<String>,
+    /// Removed when present.
+    pub remove: Vec<String>,
+}
+
+impl TagEdit {
+    /// The tag list `stored` becomes: the added names appended when missing, then the removed
+    /// ones taken out.
+    pub fn apply(&self, stored: Vec<String>) -> Vec<String> {
+        let mut names = stored;
+        for add in &self.add {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(add)) {
+                names.push(add.clone());
+            }
+        }
+        names.retain(|n| !self.remove.iter().any(|r| r.eq_ignore_ascii_case(n)));
+        names
+    }
+}
+
+fn names(field: &str, value: &Json) -> Result<Vec<String>> {
+    let bad = || DomainError::invalid(field, "expected a list of names");
+    let items = value.as_array().ok_or_else(bad)?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(item.as_str().ok_or_else(bad)?.to_owned());
+    }
+    Ok(out)
 }
 
 impl Input {
@@ -31,18 +69,12 @@ impl Input {
         for (name, value) in map {
             match name.as_str() {
                 "customFields" if object.custom_fields => input.custom_fields = Some(value.clone()),
-                "tags" if object.taggable => {
-                    let items =
-                        value.as_array().ok_or_else(|| DomainError::invalid("tags", "expected a list of names"))?;
-                    let mut tags = Vec::with_capacity(items.len());
-                    for item in items {
-                        tags.push(
-                            item.as_str()
-                                .ok_or_else(|| DomainError::invalid("tags", "expected a list of names"))?
-                                .to_owned(),
-                        );
-                    }
-                    input.tags = Some(tags);
+                "tags" if object.taggable => input.tags = Some(names("tags", value)?),
+                "addTags" if object.taggable => {
+                    input.tag_edit.get_or_insert_with(TagEdit::default).add = names(name, value)?
+                }
+                "removeTags" if object.taggable => {
+                    input.tag_edit.get_or_insert_with(TagEdit::default).remove = names(name, value)?;
                 }
                 _ => {
                     let def = object.field_def(name).ok_or_else(|| {
@@ -52,6 +84,21 @@ impl Input {
                 }
             }
         }
+        if input.tags.is_some() && input.tag_edit.is_some() {
+            return Err(DomainError::invalid("tags", "give either `tags` or `addTags` / `removeTags`, not both").into());
+        }
         Ok(input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TagEdit;
+
+    #[test]
+    fn a_tag_edit_keeps_the_other_tags() {
+        let edit = TagEdit { add: vec!["Newcomer".into(), "donor".into()], remove: vec!["LAPSED".into()] };
+        let stored = vec!["Donor".into(), "lapsed".into(), "board".into()];
+        assert_eq!(edit.apply(stored), ["Donor", "board", "Newcomer"]);
     }
 }

@@ -15,6 +15,7 @@
 //! its outcome was written sends it again once its lease runs out, byte for byte, with the same
 //! `Message-ID` (receivers and relays that deduplicate on it show it once).
 
+mod connections;
 pub mod message;
 pub mod worker;
 
@@ -56,7 +57,15 @@ pub enum MailError {
 #[derive(Clone)]
 pub struct Mailer {
     config: MailConfig,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    transport: Transport,
+}
+
+/// How messages reach the relay: Kith's own connections (plain or STARTTLS, with
+/// `TCP_NODELAY`: see `connections`), or lettre's transport for implicit TLS.
+#[derive(Clone)]
+enum Transport {
+    Own(std::sync::Arc<connections::Connections>),
+    Lettre(AsyncSmtpTransport<Tokio1Executor>),
 }
 
 impl std::fmt::Debug for Mailer {
@@ -72,24 +81,38 @@ impl Mailer {
             return Ok(None);
         }
         let relay = config.relay.trim();
-        let tls = match config.tls {
-            MailTls::None => Tls::None,
-            MailTls::Starttls | MailTls::Tls => {
-                let parameters = TlsParameters::new(relay.to_owned())
-                    .map_err(|e| MailError::Config(format!("TLS for `{relay}`: {e}")))?;
-                if config.tls == MailTls::Tls { Tls::Wrapper(parameters) } else { Tls::Required(parameters) }
+        let timeout = Duration::from_millis(config.timeout_ms.max(100));
+        let password = config.password().map_err(MailError::Config)?;
+        let credentials = (!config.user.is_empty()).then(|| Credentials::new(config.user.clone(), password));
+        let parameters =
+            || TlsParameters::new(relay.to_owned()).map_err(|e| MailError::Config(format!("TLS for `{relay}`: {e}")));
+        let transport = match config.tls {
+            MailTls::None | MailTls::Starttls => {
+                let starttls = if config.tls == MailTls::Starttls { Some(parameters()?) } else { None };
+                Transport::Own(std::sync::Arc::new(connections::Connections::new(connections::Relay {
+                    host: relay.to_owned(),
+                    port: config.port,
+                    starttls,
+                    credentials,
+                    timeout,
+                    max_idle: config.connections.max(1) as usize,
+                })))
+            }
+            MailTls::Tls => {
+                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(relay)
+                    .port(config.port)
+                    .tls(Tls::Wrapper(parameters()?))
+                    .timeout(Some(timeout))
+                    .pool_config(
+                        PoolConfig::new().max_size(config.connections.max(1)).idle_timeout(Duration::from_secs(60)),
+                    );
+                if let Some(credentials) = credentials {
+                    builder = builder.credentials(credentials);
+                }
+                Transport::Lettre(builder.build())
             }
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(relay)
-            .port(config.port)
-            .tls(tls)
-            .timeout(Some(Duration::from_millis(config.timeout_ms.max(100))))
-            .pool_config(PoolConfig::new().max_size(config.connections.max(1)).idle_timeout(Duration::from_secs(60)));
-        let password = config.password().map_err(MailError::Config)?;
-        if !config.user.is_empty() {
-            builder = builder.credentials(Credentials::new(config.user.clone(), password));
-        }
-        Ok(Some(Mailer { config: config.clone(), transport: builder.build() }))
+        Ok(Some(Mailer { config: config.clone(), transport }))
     }
 
     /// The settings.
@@ -117,9 +140,12 @@ impl Mailer {
             vec![recipient.parse().map_err(|e| invalid("recipient", e))?],
         )
         .map_err(|e| MailError::Send { permanent: true, message: e.to_string() })?;
-        match self.transport.send_raw(&envelope, message.as_bytes()).await {
-            Ok(_) => Ok(()),
-            Err(err) => Err(MailError::Send { permanent: err.is_permanent(), message: describe(&err) }),
+        match &self.transport {
+            Transport::Own(connections) => connections.send(&envelope, message.as_bytes()).await,
+            Transport::Lettre(transport) => match transport.send_raw(&envelope, message.as_bytes()).await {
+                Ok(_) => Ok(()),
+                Err(err) => Err(MailError::Send { permanent: err.is_permanent(), message: describe(&err) }),
+            },
         }
     }
 }

@@ -60,8 +60,9 @@ pub async fn create_final(tx: &Tx, registry: &Registry, object: &str, input: Inp
     create_with(tx, registry, object, input, true).await
 }
 
-async fn create_with(tx: &Tx, registry: &Registry, object: &str, input: Input, last_use: bool) -> Result<Record> {
+async fn create_with(tx: &Tx, registry: &Registry, object: &str, mut input: Input, last_use: bool) -> Result<Record> {
     let def = object_def(registry, object)?;
+    resolve_tag_edit(tx, None, &mut input).await?;
     rules::check_input(&def, &input.fields, Mode::Create)?;
     if def.name == "consent" {
         // A consent is history the contact's fields follow, never a row on its own.
@@ -103,6 +104,18 @@ async fn create_with(tx: &Tx, registry: &Registry, object: &str, input: Input, l
     }
     after_write(tx, &def, &record, effects, "created", Json::Null).await?;
     Ok(record)
+}
+
+/// Turns an input's `addTags` / `removeTags` into its full tag list, against record `id`'s
+/// stored tags (none for a new record).
+pub(crate) async fn resolve_tag_edit(tx: &Tx, id: Option<Uuid>, input: &mut Input) -> Result<()> {
+    let Some(edit) = input.tag_edit.take() else { return Ok(()) };
+    let stored = match id {
+        Some(id) => tags::for_records(tx.conn(), &[id]).await?.remove(&id).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    input.tags = Some(edit.apply(stored));
+    Ok(())
 }
 
 /// Sets id, timestamps and version on a new record.
@@ -158,6 +171,8 @@ pub async fn update(
     rules::check_input(&def, &input.fields, Mode::Update)?;
     let before = records::get_live(tx.conn(), &def, id).await?;
     check_version(&before, expected_version)?;
+    let mut input = input;
+    resolve_tag_edit(tx, Some(id), &mut input).await?;
     apply_update(tx, registry, &def, before, input.fields, input.custom_fields, input.tags, Effects::default()).await
 }
 

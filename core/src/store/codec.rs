@@ -87,6 +87,7 @@ pub async fn insert_rows_locked<C: sea_orm::ConnectionTrait>(
     let pg = backend == DbBackend::Postgres;
     if !pg
         && rows.len() > 1
+        && !large_text(&rows)
         && let Some(doc) = rows_as_json(columns.len(), &rows)
     {
         return insert_json_rows(db, table, columns, doc).await;
@@ -182,6 +183,12 @@ pub(crate) fn estimate_json(json: &serde_json::Value) -> usize {
 
 /// The rows as one JSON array of arrays, when every value has a JSON form (SQLite values:
 /// text, integers, booleans and nulls).
+/// Whether some text value is long (a queued message): bound as a value, SQLite takes it as it
+/// is, while the JSON document would escape it and parse it again.
+fn large_text(rows: &[Vec<DbValue>]) -> bool {
+    rows.iter().flatten().any(|v| matches!(v, DbValue::String(Some(s)) if s.len() > 1024))
+}
+
 fn rows_as_json(columns: usize, rows: &[Vec<DbValue>]) -> Option<String> {
     use std::fmt::Write as _;
     let mut doc = String::with_capacity(rows.len() * columns * 16);

@@ -222,6 +222,28 @@ pub async fn mark_sent(tx: &Tx, message: Uuid, owner: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
+/// [`mark_sent`] for many messages, a statement per 500: the ids it recorded (those whose
+/// lease `owner` still held).
+pub async fn mark_sent_many(tx: &Tx, messages: &[Uuid], owner: &str) -> Result<std::collections::HashSet<Uuid>> {
+    let backend = tx.backend();
+    let mut recorded = std::collections::HashSet::with_capacity(messages.len());
+    for chunk in messages.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut values = vec![MailState::Sent.as_str().into(), ts(backend, tx.now)?, owner.into()];
+        for message in chunk {
+            values.push(id(backend, *message)?);
+        }
+        let sql = format!(
+            "UPDATE mail_message SET state = ?, attempts = attempts + 1, sent_at = ?, last_error = NULL, \
+             lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND id IN ({marks}) RETURNING id"
+        );
+        for row in tx.conn().query_all_raw(stmt(backend, &sql, values)).await? {
+            recorded.insert(get_id(backend, &row, 0)?);
+        }
+    }
+    Ok(recorded)
+}
+
 /// Records a failure for good; false when `owner` no longer holds the lease.
 pub async fn mark_failed(tx: &Tx, message: Uuid, owner: &str, error: &str) -> Result<bool> {
     let backend = tx.backend();

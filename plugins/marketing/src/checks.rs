@@ -170,6 +170,12 @@ fn check_step(change: &Change) -> Checked {
         "TASK" => {
             text(change, "taskSubject").ok_or("a TASK step needs its `taskSubject`")?;
         }
+        "ADD_TAG" | "REMOVE_TAG" => {
+            let tag = text(change, "value").ok_or(format!("an {kind} step needs the tag's name in `value`"))?;
+            if tag.trim().is_empty() || tag.chars().count() > 64 {
+                return Err(format!("`{tag}` is not a tag name (1 to 64 characters)"));
+            }
+        }
         _ => {}
     }
     Ok(None)

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
-use kith_plugin_sdk::{Error, ErrorCode, Event, Record, Result, records};
+use kith_plugin_sdk::{Error, ErrorCode, Event, Query, Record, Result, records};
 use serde_json::{Value as Json, json};
 
 use crate::compose::Sender;
@@ -216,7 +216,13 @@ fn run_due(now: DateTime<Utc>, batch: usize) -> Result<()> {
     let mut sender: Option<Sender> = None;
     let mut done = 0;
     while done < batch {
-        let page = util::page("sequenceEnrolment", due.clone(), (batch - done).min(200) as u32, None)?;
+        // The soonest due first, through the index on `nextAt`: those moved on are past `now`
+        // and out of the range, so each page starts where the last one ended.
+        let query = Query::new()
+            .filter(due.clone())
+            .order_by(json!([{"field": "nextAt"}, {"field": "id"}]))
+            .first((batch - done).clamp(1, 200) as u32);
+        let page = records::query("sequenceEnrolment", &query)?;
         done += page.records.len();
         let contact_ids: Vec<&str> = page.records.iter().filter_map(|e| e.str("contactId")).collect();
         let contacts: HashMap<String, Record> = util::page("contact", json!({"id": {"in": contact_ids}}), 200, None)?
@@ -361,6 +367,15 @@ fn advance(
                     let value = typed_value(step.str("value"));
                     let mut changes = serde_json::Map::new();
                     changes.insert(field.to_owned(), value);
+                    records::update("contact", &contact.id, &Json::Object(changes), None)?;
+                }
+                progress.position = next;
+            }
+            "ADD_TAG" | "REMOVE_TAG" => {
+                if let Some(tag) = step.str("value").map(str::trim).filter(|t| !t.is_empty()) {
+                    let edit = if step.str("kind") == Some("ADD_TAG") { "addTags" } else { "removeTags" };
+                    let mut changes = serde_json::Map::new();
+                    changes.insert(edit.to_owned(), json!([tag]));
                     records::update("contact", &contact.id, &Json::Object(changes), None)?;
                 }
                 progress.position = next;

@@ -589,3 +589,24 @@ fn a_sequence_that_re_enrols_sends_again_each_time_through() {
     assert_eq!(host.sent_mail().len(), 2);
     assert_eq!(enrolment(&host, &ada).str("status"), Some("COMPLETED"));
 }
+
+#[test]
+fn tag_steps_add_and_remove_one_tag_and_keep_the_others() {
+    let host = host();
+    let series = sequence(
+        &host,
+        "MANUAL",
+        &[json!({"kind": "ADD_TAG", "value": "Newcomer"}), json!({"kind": "REMOVE_TAG", "value": "LAPSED"})],
+    );
+    let ada = contact(&host, "Ada", "ada@example.net", true);
+    host.run(|| kith_plugin_sdk::records::update("contact", &ada, &json!({"tags": ["lapsed", "donor"]}), None))
+        .unwrap();
+    call(&host, "enrolInSequence", json!({"sequenceId": series, "contactId": ada})).unwrap();
+    host.run_job::<Marketing>("sequences").unwrap();
+    let stored = host.record("contact", &ada).unwrap();
+    assert_eq!(stored.fields["tags"], json!(["donor", "Newcomer"]));
+    assert_eq!(enrolment(&host, &ada).str("status"), Some("COMPLETED"));
+    // A tag step without a name is refused when saved.
+    let refused = write(&host, "sequenceStep", json!({"sequenceId": series, "position": 5, "kind": "ADD_TAG"}));
+    assert!(refused.is_err_and(|reason| reason.contains("value")));
+}

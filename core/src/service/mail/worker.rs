@@ -143,13 +143,17 @@ async fn round(kith: &Kith, mailer: &Mailer, owner: &str, pace: &Pace) -> crate:
     Ok(full)
 }
 
-/// Writes the final outcomes and their events in one transaction.
+/// Writes the final outcomes and their events in one transaction: the sent with one statement
+/// per 500, the events of each plugin with one insert.
 async fn record(kith: &Kith, owner: &str, done: Vec<(Leased, Option<(String, bool)>)>) -> crate::Result<()> {
     let tx = kith.store.begin(&Actor::system("mail")).await?;
+    let sent_ids: Vec<Uuid> = done.iter().filter(|(_, error)| error.is_none()).map(|(m, _)| m.id).collect();
+    let sent_ok = store::mark_sent_many(&tx, &sent_ids, owner).await?;
     let (mut sent, mut failed) = (0u64, 0u64);
+    let mut events: std::collections::BTreeMap<&str, Vec<NewEvent>> = std::collections::BTreeMap::new();
     for (message, error) in &done {
         let recorded = match error {
-            None => store::mark_sent(&tx, message.id, owner).await?,
+            None => sent_ok.contains(&message.id),
             Some((error, _)) => store::mark_failed(&tx, message.id, owner, error).await?,
         };
         if !recorded {
@@ -161,7 +165,7 @@ async fn record(kith: &Kith, owner: &str, done: Vec<(Leased, Option<(String, boo
             tracing::warn!(message_id = %message.message_id, plugin = %message.plugin_id, %error, "mail: failed for good");
         }
         let kind = if error.is_none() { "mail.sent" } else { "mail.failed" };
-        let event = NewEvent {
+        events.entry(message.plugin_id.as_str()).or_default().push(NewEvent {
             kind: kind.to_owned(),
             object: "mail".to_owned(),
             record_id: Some(message.id),
@@ -173,8 +177,10 @@ async fn record(kith: &Kith, owner: &str, done: Vec<(Leased, Option<(String, boo
                 "error": error.as_ref().map(|(e, _)| e),
                 "permanent": error.as_ref().is_some_and(|(_, permanent)| *permanent),
             }),
-        };
-        outbox::emit_to(&tx, &message.plugin_id, vec![event]).await?;
+        });
+    }
+    for (plugin, events) in events {
+        outbox::emit_to(&tx, plugin, events).await?;
     }
     tx.commit().await?;
     metrics::counter!("kith_mail_sent_total").increment(sent);
