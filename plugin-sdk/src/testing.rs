@@ -800,8 +800,9 @@ mod tests {
     }
 }
 
-/// Writes `given` onto `stored` as Kith does with tags: `addTags` and `removeTags` (SDK 1.4) edit
-/// the stored `tags` list (names compared case-insensitively), keeping the others.
+/// Writes `given` onto `stored` as Kith does: `customFields` merge into the stored ones, and
+/// `addTags` / `removeTags` (SDK 1.4) edit the stored `tags` list (names compared
+/// case-insensitively), keeping the others.
 fn edit_tags(stored: &mut Map<String, Json>, mut given: Map<String, Json>) {
     let names = |value: Option<Json>| -> Vec<String> {
         value
@@ -813,6 +814,21 @@ fn edit_tags(stored: &mut Map<String, Json>, mut given: Map<String, Json>) {
     };
     let (add, remove) = (given.remove("addTags"), given.remove("removeTags"));
     let edit = add.is_some() || remove.is_some();
+    // Custom field values merge into the stored ones (`null` removes one), as in Kith.
+    if let Some(Json::Object(custom)) = given.remove("customFields") {
+        let mut merged = match stored.remove("customFields") {
+            Some(Json::Object(existing)) => existing,
+            _ => Map::new(),
+        };
+        for (key, value) in custom {
+            if value.is_null() {
+                merged.remove(&key);
+            } else {
+                merged.insert(key, value);
+            }
+        }
+        stored.insert("customFields".into(), Json::Object(merged));
+    }
     stored.extend(given);
     if edit {
         let mut tags = names(stored.get("tags").cloned());

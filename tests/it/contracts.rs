@@ -112,6 +112,7 @@ fn the_manifest_reference_matches_the_parser() {
         license: Some("Apache-2.0".into()),
         capabilities: vec![
             "contacts:read".into(),
+            "contacts:write".into(),
             "deals:read".into(),
             "activities:write".into(),
             "kv".into(),
@@ -256,6 +257,13 @@ fn the_manifest_reference_matches_the_parser() {
             access: kith_core::plugin::routes::RouteAccess::Public,
             max_body_bytes: 65_536,
             per_minute: 600,
+        }],
+        custom_fields: vec![kith_core::plugin::manifest::CustomFieldSpec {
+            object: "contact".into(),
+            key: "lifetimeTier".into(),
+            label: "Lifetime tier".into(),
+            kind: "SELECT".into(),
+            options: vec!["Bronze".into(), "Silver".into(), "Gold".into()],
         }],
     };
     assert_eq!(parsed, expected);

@@ -309,6 +309,23 @@ async fn an_appeal_reaches_consenting_contacts_once_and_an_unsubscribe_sticks() 
         assert_eq!(raised["gifts"], 1, "{name}: {raised}");
         assert_eq!(raised["giftAmount"].as_str().map(|a| a.parse::<f64>().unwrap()), Some(120.0), "{raised}");
 
+        // The engagement job stores each score on the contact (a custom field the plugin
+        // declares), so a segment can select the engaged: Ada opened, clicked and gave.
+        let run = jobs::run_now(runtime, "marketing", "engagement").await.unwrap();
+        assert_eq!(run.status, "succeeded", "{name}: {run:?}");
+        let r = server
+            .gql(
+                &manager,
+                "mutation { createSegment(input: {name: \"Engaged\", object: CONTACT, filter: {customFields: {engagementScore: {gte: 30}}}}) { members { totalCount edges { node { ... on Contact { firstName customFields } } } } } }",
+                json!({}),
+            )
+            .await;
+        let members = &data(&r, "createSegment")["members"];
+        assert_eq!(members["totalCount"], 1, "{name}: {r}");
+        let engaged = &members["edges"][0]["node"];
+        assert_eq!(engaged["firstName"], "Ada", "{name}: {r}");
+        assert!(engaged["customFields"]["engagementScore"].as_f64().is_some_and(|s| s >= 50.0), "{name}: {r}");
+
         // The provider reports Ada's address bouncing for good (SendGrid's form).
         let hook = "/p/marketing/webhooks/bounces?token=hook-secret";
         let bounce =

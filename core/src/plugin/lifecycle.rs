@@ -292,6 +292,7 @@ impl PluginManager {
         if !resume {
             plugins::reset_cursor(tx.conn(), id, manifest.delivery.partitions).await?;
         }
+        ensure_custom_fields(&tx, &self.kith, &manifest).await?;
         let action = if resume { "plugin.resume" } else { "plugin.enable" };
         let mut entry = json!({"plugin": id, "grants": granted});
         if !low.is_empty() {
@@ -398,6 +399,9 @@ impl PluginManager {
         plugins::put_component(tx.conn(), &hash, bytes, tx.now).await?;
         plugins::replace_version(tx.conn(), &next, tx.now).await?;
         objects::apply(&tx, &manifest.id, &plan).await?;
+        if row.enabled {
+            ensure_custom_fields(&tx, &self.kith, &manifest).await?;
+        }
         // Another number of partitions: the cursors are split anew (no event skipped).
         plugins::repartition(tx.conn(), &manifest.id, manifest.delivery.partitions).await?;
         audit::record(
@@ -525,4 +529,31 @@ impl PluginManager {
         tx.commit().await?;
         Ok(outcome)
     }
+}
+
+/// Defines the custom fields the manifest keeps (`[[custom_fields]]`) that do not exist yet, in
+/// `tx`; one that exists with another kind refuses the enable (or upgrade).
+async fn ensure_custom_fields(
+    tx: &crate::store::Tx,
+    kith: &crate::service::Kith,
+    manifest: &Manifest,
+) -> Result<(), PluginError> {
+    for spec in &manifest.custom_fields {
+        let existing = crate::store::custom_fields::for_object(tx.conn(), &spec.object).await?;
+        match existing.iter().find(|d| d.key == spec.key) {
+            Some(def) if def.kind == spec.kind => {}
+            Some(def) => {
+                return Err(PluginError::invalid(format!(
+                    "`{}` keeps the {} custom field `{}` as {}, but it exists as {}: rename or remove that field first",
+                    manifest.id, spec.object, spec.key, spec.kind, def.kind
+                )));
+            }
+            None => {
+                crate::service::records::define_custom_field(tx, &kith.registry(), &spec.definition()).await.map_err(
+                    |err| PluginError::invalid(format!("`{}`: custom field `{}`: {err}", manifest.id, spec.key)),
+                )?;
+            }
+        }
+    }
+    Ok(())
 }

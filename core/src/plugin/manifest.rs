@@ -93,6 +93,43 @@ pub struct Manifest {
     /// Inbound HTTP routes under `/p/ID/` (SDK 1.3).
     #[serde(default)]
     pub routes: Vec<crate::plugin::routes::RouteSpec>,
+    /// Custom fields it keeps on core records (a stored value segments and lists can filter
+    /// on), defined when it is enabled (SDK 1.4).
+    #[serde(default)]
+    pub custom_fields: Vec<CustomFieldSpec>,
+}
+
+/// A `[[custom_fields]]` entry: a custom field of a core object the plugin writes. Enabling the
+/// plugin defines it unless it exists (with the same kind); it outlives the plugin, as its
+/// values are the records' own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomFieldSpec {
+    /// The core object (`contact`).
+    pub object: String,
+    /// Its key in `customFields` (camelCase).
+    pub key: String,
+    /// Its label for people.
+    pub label: String,
+    /// One of the custom field kinds (`NUMBER`, `TEXT`, ...).
+    pub kind: String,
+    /// The allowed values of `SELECT` and `MULTI_SELECT` fields.
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+impl CustomFieldSpec {
+    /// The definition it asks for.
+    pub fn definition(&self) -> crate::domain::custom_field::CustomFieldDef {
+        crate::domain::custom_field::CustomFieldDef {
+            object: self.object.clone(),
+            key: self.key.clone(),
+            label: self.label.clone(),
+            kind: self.kind.clone(),
+            required: false,
+            options: self.options.clone(),
+        }
+    }
 }
 
 /// The `[privacy]` table.
@@ -789,6 +826,27 @@ impl Manifest {
         }
         if self.objects.len() > MAX_OBJECTS {
             return Err(PluginError::manifest("objects", format!("at most {MAX_OBJECTS} objects")));
+        }
+        for (i, field) in self.custom_fields.iter().enumerate() {
+            let here = format!("custom_fields[{i}]");
+            if !crate::domain::custom_field::KINDS.contains(&field.kind.as_str()) {
+                return Err(PluginError::manifest(
+                    &format!("{here}.kind"),
+                    format!("`{}` is not one of {}", field.kind, crate::domain::custom_field::KINDS.join(", ")),
+                ));
+            }
+            let Some(write) = object_capability(&field.object, true) else {
+                return Err(PluginError::manifest(
+                    &format!("{here}.object"),
+                    format!("`{}` is not a core object", field.object),
+                ));
+            };
+            if !self.capabilities.contains(&write) {
+                return Err(PluginError::manifest(
+                    &format!("{here}.object"),
+                    format!("keeping a custom field of `{}` needs the capability `{write}`", field.object),
+                ));
+            }
         }
         let own: Vec<&str> = self.objects.iter().map(|o| o.name.as_str()).collect();
         let mut taken = std::collections::BTreeSet::new();

@@ -105,6 +105,17 @@ fn eval(filter: &Json, fields: &Json, depth: usize, budget: &mut usize) -> Resul
                 if key == "and" { and(values) } else { or(values) }
             }
             "not" => eval(value, fields, depth + 1, budget)?.map(|b| !b),
+            // Custom fields, as Kith filters them: `{"customFields": {"tier": {"eq": "Gold"}}}`.
+            "customFields" => {
+                let keys = value.as_object().ok_or_else(|| invalid("`customFields` takes an object of custom keys"))?;
+                let stored = fields.get("customFields");
+                let mut values = Vec::with_capacity(keys.len());
+                for (custom, ops) in keys {
+                    let here = format!("customFields.{custom}");
+                    values.push(conditions(stored.and_then(|c| c.get(custom)), ops, &here, budget)?);
+                }
+                and(values)
+            }
             field => conditions(fields.get(field), value, field, budget)?,
         };
         parts.push(part);

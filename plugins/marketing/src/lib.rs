@@ -14,7 +14,8 @@
 //! - Tracking and unsubscribe through the plugin's routes and signed links; delivery outcomes
 //!   (`mail.sent`, `mail.failed`) and provider webhooks (bounces, complaints) update the sends.
 //! - Reports per campaign and sequence step, with the gifts raised (by campaign code); the
-//!   engagement score of a contact.
+//!   engagement score of a contact, also stored on the contact (a custom field the manifest
+//!   declares) by the `engagement` job, so segments can filter on it.
 //!
 //! # Layout
 //!
@@ -101,6 +102,7 @@ impl Plugin for Marketing {
         match job {
             "send" => campaigns::run_batch(),
             "sequences" => sequences::run_batch(),
+            "engagement" => reports::store_scores(),
             other => Err(Error::msg(format!("no job `{other}`"))),
         }
     }

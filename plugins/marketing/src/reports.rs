@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use kith_plugin_sdk::aggregate::{self, Aggregate};
-use kith_plugin_sdk::{ErrorCode, Result};
+use kith_plugin_sdk::{ErrorCode, Record, Result, records};
 use serde_json::{Value as Json, json};
 
 use crate::util;
@@ -147,6 +147,82 @@ pub(crate) fn engagement_scores(ids: &[String]) -> Result<Vec<Json>> {
             json!(score(get(&opens), get(&clicks), get(&gifts)))
         })
         .collect())
+}
+
+/// Contacts a run of the `engagement` job scores beyond those who just engaged.
+const SCORE_BATCH: usize = 1_000;
+/// Who counts as having just engaged: opened, clicked or gave this long ago at most.
+const RECENT_MINUTES: i64 = 15;
+
+/// One run of the `engagement` job: the score of each contact who opened, clicked or gave in the
+/// last [`RECENT_MINUTES`] is stored where it changed; then up to [`SCORE_BATCH`] contacts not
+/// scored today are scored (the day kept in `engagementScoredOn`). Both are custom fields of the
+/// contact (declared in the manifest), so segments can filter on the score. Writes nothing once
+/// everyone is scored today and the recent scores are stored: the batches then stop.
+pub(crate) fn store_scores() -> Result<()> {
+    let now = util::now();
+    let today = now.date_naive().to_string();
+    let since = util::instant(now - chrono::Duration::minutes(RECENT_MINUTES));
+    let mut recent: Vec<String> = Vec::new();
+    for (object, filter) in [
+        ("emailSend", json!({"or": [{"openedAt": {"gte": since}}, {"clickedAt": {"gte": since}}]})),
+        ("donation", json!({"status": {"eq": "RECEIVED"}, "createdAt": {"gte": since}})),
+    ] {
+        recent.extend(per_contact(object, filter)?.into_keys());
+    }
+    recent.sort();
+    recent.dedup();
+    let mut updates = Vec::new();
+    for chunk in recent.chunks(200) {
+        let contacts = util::page("contact", json!({"id": {"in": chunk}}), 200, None)?.records;
+        let ids: Vec<String> = contacts.iter().map(|c| c.id.clone()).collect();
+        for (contact, score) in contacts.iter().zip(engagement_scores(&ids)?) {
+            let stored = contact.fields.get("customFields").and_then(|c| c.get("engagementScore"));
+            if stored.and_then(Json::as_f64) != score.as_f64() {
+                updates.push(score_update(&contact.id, &score, &today));
+            }
+        }
+    }
+    let stale = json!({"or": [
+        {"customFields": {"engagementScoredOn": {"isNull": true}}},
+        {"customFields": {"engagementScoredOn": {"lt": today}}},
+    ]});
+    let mut scored = 0;
+    while scored < SCORE_BATCH {
+        // Those scored leave the filter: each page starts at the first still stale.
+        let page = util::page("contact", stale.clone(), 200, None)?;
+        let contacts: Vec<&Record> =
+            page.records.iter().filter(|c| !updates.iter().any(|u: &records::Update| u.id == c.id)).collect();
+        if contacts.is_empty() {
+            break;
+        }
+        let ids: Vec<String> = contacts.iter().map(|c| c.id.clone()).collect();
+        for (contact, score) in contacts.iter().zip(engagement_scores(&ids)?) {
+            updates.push(score_update(&contact.id, &score, &today));
+        }
+        scored += contacts.len();
+        for result in records::update_many("contact", &std::mem::take(&mut updates))? {
+            match result {
+                // Erased or changed meanwhile: scored on a later run.
+                Err(err) if !matches!(err.code, ErrorCode::Conflict | ErrorCode::NotFound) => return Err(err),
+                _ => {}
+            }
+        }
+        if page.next_cursor.is_none() {
+            break;
+        }
+    }
+    for result in records::update_many("contact", &updates)? {
+        match result {
+            Err(err) if !matches!(err.code, ErrorCode::Conflict | ErrorCode::NotFound) => return Err(err),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn score_update(contact: &str, score: &Json, today: &str) -> records::Update {
+    records::Update::new(contact, json!({"customFields": {"engagementScore": score, "engagementScoredOn": today}}))
 }
 
 /// 5 points an open, 15 a click, 30 a gift, at most 100.

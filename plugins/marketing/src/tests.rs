@@ -440,10 +440,28 @@ fn engagement_scores_count_recent_opens_clicks_and_gifts() {
         "donation",
         json!({"contactId": ada, "status": "RECEIVED", "receivedDate": "2026-06-10", "amount": "5"}),
     );
-    let scores = host.compute_field::<Marketing>("contact", "engagementScore", &[ada, bob]).unwrap();
+    let scores = host.compute_field::<Marketing>("contact", "engagementScore", &[ada.clone(), bob.clone()]).unwrap();
     // Two recent opens (10), one click (15), one gift (30); the old open does not count.
     assert_eq!(scores, vec![json!(55), json!(0)]);
     assert_eq!(crate::reports::score(30, 30, 30), 100);
+
+    // The `engagement` job stores them on the contacts (for segments), once a day each.
+    host.run_job::<Marketing>("engagement").unwrap();
+    let stored = |id: &str| host.record("contact", id).unwrap().fields["customFields"].clone();
+    assert_eq!(stored(&ada), json!({"engagementScore": 55, "engagementScoredOn": "2026-06-15"}));
+    assert_eq!(stored(&bob), json!({"engagementScore": 0, "engagementScoredOn": "2026-06-15"}));
+    let version = host.record("contact", &bob).unwrap().version;
+    host.run_job::<Marketing>("engagement").unwrap();
+    assert_eq!(host.record("contact", &bob).unwrap().version, version, "scored today: left alone");
+    // Bob clicks: his score is stored on the next run, the same day.
+    host.insert("emailSend", json!({"contactId": bob, "email": "bob@example.net", "status": "SENT", "clickedAt": "2026-06-15T09:55:00.000Z"}));
+    host.run_job::<Marketing>("engagement").unwrap();
+    assert_eq!(stored(&bob)["engagementScore"], json!(15));
+    let segment = json!({"customFields": {"engagementScore": {"gte": 15}}});
+    let engaged = host
+        .run(|| kith_plugin_sdk::records::query("contact", &kith_plugin_sdk::Query::new().filter(segment.clone())))
+        .unwrap();
+    assert_eq!(engaged.records.len(), 2);
 }
 
 /// A sequence with the given steps (position, fields), as a user writes them.
