@@ -216,8 +216,8 @@ fn run_due(now: DateTime<Utc>, batch: usize) -> Result<()> {
     let mut sender: Option<Sender> = None;
     let mut done = 0;
     while done < batch {
-        // The soonest due first, through the index on `nextAt`: those moved on are past `now`
-        // and out of the range, so each page starts where the last one ended.
+        // The soonest due first, through the index on `(status, nextAt)`: those moved on are
+        // past `now` and out of the range, so each page starts where the last one ended.
         let query = Query::new()
             .filter(due.clone())
             .order_by(json!([{"field": "nextAt"}, {"field": "id"}]))
