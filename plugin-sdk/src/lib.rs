@@ -65,7 +65,7 @@ pub use types::{Call, Change, Error, ErrorCode, Event, Operation, Page, Query, R
 /// `kith:sdk-version`: major, minor and patch as big-endian `u16`s).
 ///
 /// ```
-/// assert_eq!(kith_plugin_sdk::SDK_VERSION, "1.3.0");
+/// assert_eq!(kith_plugin_sdk::SDK_VERSION, "1.4.0");
 /// ```
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -796,7 +796,7 @@ mod tests {
 
     #[test]
     fn version_bytes_match_the_crate_version() {
-        assert_eq!(crate::__private::SDK_VERSION_BYTES, [0, 1, 0, 3, 0, 0]);
+        assert_eq!(crate::__private::SDK_VERSION_BYTES, [0, 1, 0, 4, 0, 0]);
     }
 }
 

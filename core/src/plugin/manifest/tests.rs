@@ -184,3 +184,30 @@ fn another_plugins_records_are_granted_read_only() {
         assert!(check_capability(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn kept_custom_fields_need_a_known_kind_a_core_object_and_its_write_grant() {
+    let field = |object: &str, kind: &str| {
+        format!(
+            "{GOOD}\n[[custom_fields]]\nobject = \"{object}\"\nkey = \"tier\"\nlabel = \"Tier\"\nkind = \"{kind}\"\n"
+        )
+    };
+    let granted = |text: String| {
+        text.replace("\"contacts:read\", \"deals:read\"", "\"contacts:read\", \"contacts:write\", \"deals:read\"")
+    };
+    let ok = Manifest::parse(&granted(field("contact", "NUMBER"))).unwrap();
+    assert_eq!(ok.custom_fields[0].definition().kind, "NUMBER");
+    for (text, key, words) in [
+        (granted(field("contact", "FLOAT")), "custom_fields[0].kind", "not one of"),
+        (granted(field("donation", "NUMBER")), "custom_fields[0].object", "not a core object"),
+        (field("contact", "NUMBER"), "custom_fields[0].object", "contacts:write"),
+    ] {
+        match Manifest::parse(&text) {
+            Err(PluginError::Manifest { key: got, reason }) => {
+                assert_eq!(got, key, "{reason}");
+                assert!(reason.contains(words), "{reason}");
+            }
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+}
