@@ -729,6 +729,49 @@ fn test_mac(text: &str) -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// Writes `given` onto `stored` as Kith does: `customFields` merge into the stored ones, and
+/// `addTags` / `removeTags` (SDK 1.4) edit the stored `tags` list (names compared
+/// case-insensitively), keeping the others.
+fn edit_tags(stored: &mut Map<String, Json>, mut given: Map<String, Json>) {
+    let names = |value: Option<Json>| -> Vec<String> {
+        value
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect()
+    };
+    let (add, remove) = (given.remove("addTags"), given.remove("removeTags"));
+    let edit = add.is_some() || remove.is_some();
+    // Custom field values merge into the stored ones (`null` removes one), as in Kith.
+    if let Some(Json::Object(custom)) = given.remove("customFields") {
+        let mut merged = match stored.remove("customFields") {
+            Some(Json::Object(existing)) => existing,
+            _ => Map::new(),
+        };
+        for (key, value) in custom {
+            if value.is_null() {
+                merged.remove(&key);
+            } else {
+                merged.insert(key, value);
+            }
+        }
+        stored.insert("customFields".into(), Json::Object(merged));
+    }
+    stored.extend(given);
+    if edit {
+        let mut tags = names(stored.get("tags").cloned());
+        for name in names(add) {
+            if !tags.iter().any(|t| t.eq_ignore_ascii_case(&name)) {
+                tags.push(name);
+            }
+        }
+        let remove = names(remove);
+        tags.retain(|t| !remove.iter().any(|r| r.eq_ignore_ascii_case(t)));
+        stored.insert("tags".into(), Json::from(tags));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,48 +840,5 @@ mod tests {
     #[test]
     fn version_bytes_match_the_crate_version() {
         assert_eq!(crate::__private::SDK_VERSION_BYTES, [0, 1, 0, 4, 0, 0]);
-    }
-}
-
-/// Writes `given` onto `stored` as Kith does: `customFields` merge into the stored ones, and
-/// `addTags` / `removeTags` (SDK 1.4) edit the stored `tags` list (names compared
-/// case-insensitively), keeping the others.
-fn edit_tags(stored: &mut Map<String, Json>, mut given: Map<String, Json>) {
-    let names = |value: Option<Json>| -> Vec<String> {
-        value
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|n| n.as_str().map(str::to_owned))
-            .collect()
-    };
-    let (add, remove) = (given.remove("addTags"), given.remove("removeTags"));
-    let edit = add.is_some() || remove.is_some();
-    // Custom field values merge into the stored ones (`null` removes one), as in Kith.
-    if let Some(Json::Object(custom)) = given.remove("customFields") {
-        let mut merged = match stored.remove("customFields") {
-            Some(Json::Object(existing)) => existing,
-            _ => Map::new(),
-        };
-        for (key, value) in custom {
-            if value.is_null() {
-                merged.remove(&key);
-            } else {
-                merged.insert(key, value);
-            }
-        }
-        stored.insert("customFields".into(), Json::Object(merged));
-    }
-    stored.extend(given);
-    if edit {
-        let mut tags = names(stored.get("tags").cloned());
-        for name in names(add) {
-            if !tags.iter().any(|t| t.eq_ignore_ascii_case(&name)) {
-                tags.push(name);
-            }
-        }
-        let remove = names(remove);
-        tags.retain(|t| !remove.iter().any(|r| r.eq_ignore_ascii_case(t)));
-        stored.insert("tags".into(), Json::from(tags));
     }
 }

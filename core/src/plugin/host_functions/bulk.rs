@@ -68,7 +68,7 @@ impl HostState {
                 .spend(item.len())
                 .and_then(|()| self.count_write())
                 .and_then(|()| parse_json("fields", item))
-                .and_then(|fields| Input::from_json(&def, &fields).map_err(|e| host_error(e.into())));
+                .and_then(|fields| Input::from_json(&def, &fields).map_err(host_error));
             match input {
                 Ok(input) => {
                     inputs.push(input);
@@ -96,7 +96,7 @@ impl HostState {
                 .and_then(|()| self.count_write())
                 .and_then(|()| Ok((parse_id(&update.id)?, parse_json("fields", &update.fields)?)))
                 .and_then(|(id, fields)| {
-                    let input = Input::from_json(&def, &fields).map_err(|e| host_error(e.into()))?;
+                    let input = Input::from_json(&def, &fields).map_err(host_error)?;
                     let expected_version = update.expected_version.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
                     Ok(Update { id, input, expected_version })
                 });
