@@ -106,12 +106,15 @@ async fn create_all(tx: &Tx, registry: &Registry, def: &ObjectDef, inputs: Vec<I
     let mut created = Vec::with_capacity(ready.len());
     for ((index, fields), ok) in ready.into_iter().zip(inserted) {
         if ok {
-            audit::record_created(tx, &def.name, Record { fields: fields.clone() }.id(), &fields, None).await?;
-            created.push((index, Record { fields }));
+            let record = Record { fields };
+            audit::record_created(tx, &def.name, record.id(), &record.fields, None).await?;
+            created.push((index, record));
         }
     }
-    let records: Vec<Record> = created.iter().map(|(_, r)| r.clone()).collect();
-    search::index_new(tx, def, &records).await?;
+    if !def.search_fields.is_empty() {
+        let records: Vec<Record> = created.iter().map(|(_, r)| r.clone()).collect();
+        search::index_new(tx, def, &records).await?;
+    }
     for (index, record) in created {
         service::after_write(tx, def, &record, Effects::default(), "created", Json::Null).await?;
         results[index] = Some(Ok(record));
