@@ -224,26 +224,42 @@ fn run_due(now: DateTime<Utc>, batch: usize) -> Result<()> {
             .first((batch - done).clamp(1, 200) as u32);
         let page = records::query("sequenceEnrolment", &query)?;
         done += page.records.len();
-        let contact_ids: Vec<&str> = page.records.iter().filter_map(|e| e.str("contactId")).collect();
-        let contacts: HashMap<String, Record> = util::page("contact", json!({"id": {"in": contact_ids}}), 200, None)?
-            .records
-            .into_iter()
-            .map(|c| (c.id.clone(), c))
-            .collect();
-        let mut saves = Vec::with_capacity(page.records.len());
         for enrolment in &page.records {
             let sequence_id = enrolment.str("sequenceId").unwrap_or_default().to_owned();
-            if !sequences.contains_key(&sequence_id) {
-                let loaded = match records::get("sequence", &sequence_id)? {
+            if let std::collections::hash_map::Entry::Vacant(slot) = sequences.entry(sequence_id) {
+                let loaded = match records::get("sequence", slot.key())? {
                     Some(sequence) => {
                         let steps = steps(&sequence.id)?;
                         Some((sequence, steps))
                     }
                     None => None,
                 };
-                sequences.insert(sequence_id.clone(), loaded);
+                slot.insert(loaded);
             }
-            let save = match sequences.get(&sequence_id) {
+        }
+        // The contacts the due steps need, in one query: none for an enrolment at a WAIT.
+        let contact_ids: Vec<&str> = page
+            .records
+            .iter()
+            .filter(|e| match sequences.get(e.str("sequenceId").unwrap_or_default()) {
+                Some(Some((_, steps))) => current_step(e, steps).is_some_and(|s| s.str("kind") != Some("WAIT")),
+                _ => false,
+            })
+            .filter_map(|e| e.str("contactId"))
+            .collect();
+        let contacts: HashMap<String, Record> = if contact_ids.is_empty() {
+            HashMap::new()
+        } else {
+            util::page("contact", json!({"id": {"in": contact_ids}}), 200, None)?
+                .records
+                .into_iter()
+                .map(|c| (c.id.clone(), c))
+                .collect()
+        };
+        let mut saves = Vec::with_capacity(page.records.len());
+        for enrolment in &page.records {
+            let sequence_id = enrolment.str("sequenceId").unwrap_or_default();
+            let save = match sequences.get(sequence_id) {
                 Some(Some((sequence, steps))) if sequence.str("status") == Some("ACTIVE") => {
                     let contact = enrolment.str("contactId").and_then(|id| contacts.get(id));
                     advance(enrolment, contact, sequence, steps, now, &mut sender)?
@@ -267,6 +283,13 @@ fn run_due(now: DateTime<Utc>, batch: usize) -> Result<()> {
         // The enrolments moved on no longer match: the next page starts at the first again.
     }
     Ok(())
+}
+
+/// The step an enrolment is at: the one at its position, or the first after it (when that one
+/// was deleted); `None` past the last.
+fn current_step<'a>(enrolment: &Record, steps: &'a [Record]) -> Option<&'a Record> {
+    let position = util::int_field(enrolment, "position");
+    steps.iter().find(|s| util::int_field(s, "position") >= position)
 }
 
 /// Where an enrolment stands after running its due steps.
@@ -295,10 +318,19 @@ fn advance(
         exit_reason: None,
         last_send: enrolment.str("lastSendId").map(str::to_owned),
     };
-    let Some(contact) = contact else {
-        progress.status = "EXITED";
-        progress.exit_reason = Some("the contact is gone".into());
-        return Ok(saved(enrolment, &progress));
+    // A WAIT (or the end) needs no contact: the caller reads none for it.
+    let unread;
+    let contact = match contact {
+        Some(contact) => contact,
+        None if current_step(enrolment, steps).is_none_or(|s| s.str("kind") == Some("WAIT")) => {
+            unread = Record::new("contact", "", 0, json!({}));
+            &unread
+        }
+        None => {
+            progress.status = "EXITED";
+            progress.exit_reason = Some("the contact is gone".into());
+            return Ok(saved(enrolment, &progress));
+        }
     };
     // The step at `position` (or the first after it, when it was deleted).
     let step_at = |position: i64| steps.iter().find(|s| util::int_field(s, "position") >= position);
