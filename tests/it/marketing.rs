@@ -585,3 +585,48 @@ async fn a_campaign_goes_out_in_batches_within_one_job_run() {
         db.cleanup().await;
     }
 }
+
+/// The custom fields the plugin keeps are defined when it is enabled; a field of the same key
+/// and another kind, defined before, refuses the enable with what to do, and leaves it disabled.
+#[tokio::test]
+async fn enabling_defines_the_kept_custom_fields_or_refuses_a_clash() {
+    use kith_core::domain::custom_field::CustomFieldDef;
+    for db in TestDb::all().await {
+        let name = db.name;
+        let clash = CustomFieldDef {
+            object: "contact".into(),
+            key: "engagementScore".into(),
+            label: "Engagement".into(),
+            kind: "TEXT".into(),
+            required: false,
+            options: Vec::new(),
+        };
+        let tx = db.kith.store.begin(&admin()).await.unwrap();
+        kith_core::service::records::define_custom_field(&tx, &db.kith.registry(), &clash).await.unwrap();
+        tx.commit().await.unwrap();
+        let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
+        let marketing = bundled::BUNDLED.iter().find(|b| b.id == "marketing").unwrap();
+        runtime.install(&admin(), marketing.manifest, marketing.component).await.unwrap();
+        let err = runtime.enable(&admin(), "marketing", Grants::All).await.unwrap_err().to_string();
+        assert!(err.contains("engagementScore") && err.contains("TEXT") && err.contains("NUMBER"), "{name}: {err}");
+        let row = kith_core::store::plugins::get(db.kith.store.conn(), "marketing").await.unwrap().unwrap();
+        assert!(!row.enabled, "{name}: still disabled");
+        // Without the clash, enabling defines both fields.
+        use sea_orm::ConnectionTrait;
+        db.kith
+            .store
+            .pool()
+            .execute_unprepared("DELETE FROM custom_field_def WHERE \"key\" = 'engagementScore'")
+            .await
+            .unwrap();
+        runtime.enable(&admin(), "marketing", Grants::All).await.unwrap();
+        let defined = kith_core::store::custom_fields::for_object(db.kith.store.conn(), "contact").await.unwrap();
+        let kinds: Vec<(&str, &str)> = defined.iter().map(|d| (d.key.as_str(), d.kind.as_str())).collect();
+        assert!(
+            kinds.contains(&("engagementScore", "NUMBER")) && kinds.contains(&("engagementScoredOn", "DATE")),
+            "{name}: {kinds:?}"
+        );
+        runtime.stop().await;
+        db.cleanup().await;
+    }
+}
