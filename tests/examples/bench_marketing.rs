@@ -71,6 +71,28 @@ async fn get(stream: &mut tokio::net::TcpStream, path: &str) -> u16 {
     text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
+/// Runs `job` until a run ends before its budget (the job had nothing more to do); prints how
+/// long that took over `n` records.
+async fn settle(runtime: &kith_core::plugin::PluginManager, job: &str, n: u64) {
+    let started = Instant::now();
+    let mut runs = 0;
+    loop {
+        match jobs::run_now(runtime, "marketing", job).await {
+            Ok(run) => {
+                assert_eq!(run.status, "succeeded", "{run:?}");
+                runs += 1;
+                if run.duration_ms.unwrap_or(0) < 29_000 {
+                    break;
+                }
+            }
+            Err(kith_core::plugin::PluginError::Conflict(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(err) => panic!("{err}"),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("{job}: {runs} job runs over {n} contacts in {elapsed:.2} s = {:.0}/s", n as f64 / elapsed);
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
@@ -168,6 +190,11 @@ async fn main() {
         .id();
     as_plugin(&db, "emailCampaign", campaign, json!({"status": "SCHEDULED", "scheduledAt": "2026-01-01T00:00:00Z"}))
         .await;
+
+    // The engagement job's first scoring of every contact, timed on its own and finished
+    // before the other measurements, so they do not share the one writer with it (left to
+    // the scheduler, it starts at the next ten minutes past and lands in one of them).
+    settle(&runtime, "engagement", n).await;
 
     // Queueing: the send job, run until the campaign is SENT (each run works through batches
     // for up to its 30 s budget).

@@ -327,3 +327,46 @@ async fn upkeep_merges_the_search_index_segments() {
     assert_eq!(one.len(), 1);
     db.cleanup().await;
 }
+
+/// A page sorted by a column that is never NULL, then by the id (as plugins page their work
+/// queues), reads the index in order on both databases: no `NULLS LAST` on such a key keeps
+/// SQLite from sorting every row the filter matches; the id ends the order. The pages are the
+/// same rows in the same order as one sorted read.
+#[tokio::test]
+async fn a_page_sorted_by_never_null_keys_then_the_id_reads_the_index_in_order() {
+    for db in TestDb::all().await {
+        import_contacts(&db, 600).await;
+        let conn = db.kith.store.conn();
+        let def = db.kith.object("contact").unwrap();
+        let mut id_asc = OrderBy::asc("id");
+        id_asc.nulls_first = false;
+        let page = |after: Option<String>| ListQuery {
+            filter: Filter::all(),
+            order: vec![OrderBy::asc("createdAt"), id_asc.clone()],
+            page: PageRequest::Forward { first: 50, after },
+            include_deleted: false,
+        };
+        let statement = list_statement_planned(conn, &def, &page(None), None, &[]).unwrap();
+        assert!(!statement.sql.contains("NULLS"), "no NULLS clause on never-null keys: {}", statement.sql);
+        if db.kith.store.backend() == DbBackend::Sqlite {
+            let plan = query_plan(&db, &statement).await;
+            let text = format!("{}\n{}", statement.sql, plan.join("\n"));
+            assert!(!plan.iter().any(|line| line.starts_with("USE TEMP B-TREE")), "no sort:\n{text}");
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let result = list(conn, &def, &page(after)).await.unwrap();
+            seen.extend(result.records.iter().map(|(_, r)| (r.get("createdAt").clone(), r.id())));
+            if !result.has_next {
+                break;
+            }
+            after = result.records.last().map(|(cursor, _)| cursor.clone());
+        }
+        let mut sorted = seen.clone();
+        sorted.sort_by(|a, b| (a.0.as_datetime(), a.1).cmp(&(b.0.as_datetime(), b.1)));
+        assert_eq!(seen.len(), 600);
+        assert_eq!(seen, sorted);
+        db.cleanup().await;
+    }
+}

@@ -247,6 +247,12 @@ pub fn id_descending(order: &[OrderBy]) -> bool {
     order.last().is_some_and(|key| key.desc)
 }
 
+/// Whether field `name` is a column every table declares `NOT NULL` (the id and the
+/// timestamps every record has).
+fn never_null(name: &str) -> bool {
+    matches!(name, "id" | "createdAt" | "updatedAt")
+}
+
 /// Adds `ORDER BY` for `order` (then `id`, so the order is total; see [`id_descending`]).
 pub fn apply_order(
     backend: DbBackend,
@@ -258,12 +264,27 @@ pub fn apply_order(
     for key in order {
         let (expr, _) = target_expr(backend, object, &key.target)?;
         let desc = key.desc != reverse;
-        let nulls_first = key.nulls_first != reverse;
-        select.order_by_expr_with_nulls(
-            expr,
-            if desc { Order::Desc } else { Order::Asc },
-            if nulls_first { NullOrdering::First } else { NullOrdering::Last },
-        );
+        let direction = if desc { Order::Desc } else { Order::Asc };
+        match &key.target {
+            // A column that is never NULL gets no NULLS clause: SQLite cannot read an index in
+            // the order `… NULLS LAST` asks of an ascending key, and would sort every row the
+            // filter matches to find the first page. The id is unique: nothing after it counts.
+            Target::Field(name) if name == "id" => {
+                select.order_by_expr(expr, direction);
+                return Ok(());
+            }
+            Target::Field(name) if never_null(name) => {
+                select.order_by_expr(expr, direction);
+            }
+            _ => {
+                let nulls_first = key.nulls_first != reverse;
+                select.order_by_expr_with_nulls(
+                    expr,
+                    direction,
+                    if nulls_first { NullOrdering::First } else { NullOrdering::Last },
+                );
+            }
+        }
     }
     let id_desc = id_descending(order) != reverse;
     select.order_by(
