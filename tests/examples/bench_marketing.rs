@@ -160,6 +160,12 @@ async fn main() {
     let router = kith_core::http::app(state, &ServerConfig::default());
     tokio::spawn(kith_core::http::serve(listener, router, std::future::pending(), Duration::from_secs(1)));
 
+    // The engagement job's first scoring of every contact, timed on its own and finished
+    // before the campaign is scheduled, so the measurements below do not share the database
+    // with it (left to the scheduler, it starts at the next ten minutes past and lands in one
+    // of them).
+    settle(&runtime, "engagement", n).await;
+
     let segment = db
         .create(
             "segment",
@@ -190,11 +196,6 @@ async fn main() {
         .id();
     as_plugin(&db, "emailCampaign", campaign, json!({"status": "SCHEDULED", "scheduledAt": "2026-01-01T00:00:00Z"}))
         .await;
-
-    // The engagement job's first scoring of every contact, timed on its own and finished
-    // before the other measurements, so they do not share the one writer with it (left to
-    // the scheduler, it starts at the next ten minutes past and lands in one of them).
-    settle(&runtime, "engagement", n).await;
 
     // Queueing: the send job, run until the campaign is SENT (each run works through batches
     // for up to its 30 s budget).

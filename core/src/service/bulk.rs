@@ -218,16 +218,20 @@ async fn update_all(
         records::get_many(tx.conn(), def, &ids).await?.into_iter().map(|r| (r.id(), r)).collect();
     let unique: HashSet<&str> = def.fields.iter().filter(|f| f.unique).map(|f| f.name.as_str()).collect();
     let mut seen = HashSet::new();
-    let mut results = Vec::with_capacity(updates.len());
-    for Update { id, mut input, expected_version } in updates {
+    let mut results: Vec<Option<Result<Record>>> = Vec::with_capacity(updates.len());
+    // Rows of a plugin object to write together (their rules have run): index and write.
+    let mut shared: Vec<(usize, Box<service::UpdateWrite>)> = Vec::new();
+    for (index, Update { id, mut input, expected_version }) in updates.into_iter().enumerate() {
+        results.push(None);
         if !seen.insert(id) {
-            results.push(Err(DomainError::invalid("id", format!("record {id} is updated twice in one call")).into()));
+            let err = DomainError::invalid("id", format!("record {id} is updated twice in one call"));
+            results[index] = Some(Err(err.into()));
             continue;
         }
         let before = match stored.remove(&id) {
             Some(record) if !def.soft_delete || record.get("deletedAt").is_null() => record,
             _ => {
-                results.push(Err(DomainError::not_found(&def.name, id).into()));
+                results[index] = Some(Err(DomainError::not_found(&def.name, id).into()));
                 continue;
             }
         };
@@ -235,11 +239,11 @@ async fn update_all(
             .map_err(Error::from)
             .and_then(|()| service::check_version(&before, expected_version))
         {
-            results.push(Err(err));
+            results[index] = Some(Err(err));
             continue;
         }
         if let Err(err) = service::resolve_tag_edit(tx, Some(id), &mut input).await {
-            results.push(Err(err));
+            results[index] = Some(Err(err));
             continue;
         }
         // A unique value or tags may make the write fail after a statement (on PostgreSQL that
@@ -247,22 +251,43 @@ async fn update_all(
         // So does a contact, whose consent history follows its fields.
         let alone =
             def.name == "contact" || input.tags.is_some() || input.fields.keys().any(|k| unique.contains(k.as_str()));
-        let write = service::apply_update(
-            tx,
-            registry,
-            def,
-            before,
-            input.fields,
-            input.custom_fields,
-            input.tags,
-            Effects::default(),
-        );
-        let result = if alone { tx.step(write).await } else { write.await };
+        let (fields, custom, tags) = (input.fields, input.custom_fields, input.tags);
+        let result = if alone {
+            tx.step(service::apply_update(tx, registry, def, before, fields, custom, tags, Effects::default())).await
+        } else if def.plugin.is_some() {
+            // Its rules now; its row with the others', below.
+            match service::prepare_update(tx, registry, def, before, fields, custom, tags, Effects::default()).await {
+                Ok(service::PreparedUpdate::Unchanged(record)) => Ok(record),
+                Ok(service::PreparedUpdate::Write(write)) => {
+                    shared.push((index, write));
+                    continue;
+                }
+                Err(err) => Err(err),
+            }
+        } else {
+            service::apply_update(tx, registry, def, before, fields, custom, tags, Effects::default()).await
+        };
         match result {
-            Ok(record) => results.push(Ok(record)),
-            Err(err @ Error::Domain(_)) => results.push(Err(err)),
+            Ok(record) => results[index] = Some(Ok(record)),
+            Err(err @ Error::Domain(_)) => results[index] = Some(Err(err)),
             Err(err) => return Err(err),
         }
     }
-    Ok(results)
+    // A plugin object's rows: one statement per group of rows that set the same columns, each
+    // row only at the version read above (another write since makes that item a conflict).
+    if !shared.is_empty() {
+        let rows: Vec<(Uuid, Option<i64>, &crate::domain::value::Fields)> =
+            shared.iter().map(|(_, w)| (w.id, w.expected, &w.written)).collect();
+        let written = crate::store::plugin_objects::update_rows(tx.conn(), def, &rows).await?;
+        for (index, write) in shared {
+            results[index] = Some(if written.contains(&write.id) {
+                // The row is written: a failure now fails the whole call (the step undoes it).
+                Ok(service::finish_update(tx, registry, def, *write).await?)
+            } else {
+                Err(DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry")
+                    .into())
+            });
+        }
+    }
+    Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::internal("a bulk update was not made")))).collect())
 }

@@ -187,8 +187,57 @@ pub(crate) async fn apply_update(
     changes: Fields,
     custom: Option<Json>,
     new_tags: Option<Vec<String>>,
-    mut effects: Effects,
+    effects: Effects,
 ) -> Result<Record> {
+    match prepare_update(tx, registry, def, before, changes, custom, new_tags, effects).await? {
+        PreparedUpdate::Unchanged(record) => Ok(record),
+        PreparedUpdate::Write(write) => {
+            if !records::update(tx.conn(), def, write.id, write.expected, &write.written).await? {
+                return Err(DomainError::conflict(
+                    "the record was changed by someone else meanwhile; reload it and retry",
+                )
+                .into());
+            }
+            finish_update(tx, registry, def, *write).await
+        }
+    }
+}
+
+/// An update whose rules have run: nothing to write, or the row to write.
+pub(crate) enum PreparedUpdate {
+    /// Nothing changes: the record as it is.
+    Unchanged(Record),
+    /// What to write, and what the write then records.
+    Write(Box<UpdateWrite>),
+}
+
+/// The row an update writes ([`PreparedUpdate::Write`]).
+pub(crate) struct UpdateWrite {
+    pub(crate) id: Uuid,
+    /// The version the row must still have (versioned objects).
+    pub(crate) expected: Option<i64>,
+    /// The columns to set, with the new version and `updatedAt`.
+    pub(crate) written: Fields,
+    before: Record,
+    after: Fields,
+    diff: Vec<(String, Value, Value)>,
+    tag_change: Option<(Vec<String>, Vec<String>)>,
+    effects: Effects,
+}
+
+/// The first half of [`apply_update`]: every rule, the references, the plugins' `before-write`,
+/// the diff; no statement writes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn prepare_update(
+    tx: &Tx,
+    registry: &Registry,
+    def: &ObjectDef,
+    before: Record,
+    changes: Fields,
+    custom: Option<Json>,
+    new_tags: Option<Vec<String>>,
+    mut effects: Effects,
+) -> Result<PreparedUpdate> {
     let id = before.id();
     let mut after = before.fields.clone();
     after.extend(changes);
@@ -217,7 +266,7 @@ pub(crate) async fn apply_update(
         None => None,
     };
     if diff.is_empty() && tag_change.is_none() && effects.events.is_empty() && effects.consent.is_none() {
-        return Ok(before);
+        return Ok(PreparedUpdate::Unchanged(before));
     }
     let mut written: Fields = diff.iter().map(|(k, _, v)| (k.clone(), v.clone())).collect();
     if def.versioned {
@@ -228,11 +277,13 @@ pub(crate) async fn apply_update(
         written.insert("version".into(), Value::Int(version + 1));
     }
     let expected = before.get("version").as_int().filter(|_| def.versioned);
-    if !records::update(tx.conn(), def, id, expected, &written).await? {
-        return Err(
-            DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry").into()
-        );
-    }
+    Ok(PreparedUpdate::Write(Box::new(UpdateWrite { id, expected, written, before, after, diff, tag_change, effects })))
+}
+
+/// The second half of [`apply_update`], once its row is written: tags, the audit entry, search,
+/// consent history, events.
+pub(crate) async fn finish_update(tx: &Tx, registry: &Registry, def: &ObjectDef, write: UpdateWrite) -> Result<Record> {
+    let UpdateWrite { id, before, after, diff, tag_change, mut effects, .. } = write;
     if let Some((_, new)) = &tag_change {
         tags::set(tx, &def.name, id, new).await?;
     }

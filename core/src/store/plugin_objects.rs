@@ -5,9 +5,10 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use crate::domain::object::{FieldDef, ObjectDef};
-use crate::domain::value::FieldKind;
+use crate::domain::value::{FieldKind, Fields, Value};
 use crate::error::{Error, Result};
 use crate::store::codec::encode;
 
@@ -92,7 +93,7 @@ pub async fn forget<C: ConnectionTrait>(db: &C, plugin: &str, name: &str) -> Res
 }
 
 /// The SQL type of a field of `kind`, per backend (the same representation `codec` expects).
-fn column_type(backend: DbBackend, kind: &FieldKind) -> &'static str {
+pub(crate) fn column_type(backend: DbBackend, kind: &FieldKind) -> &'static str {
     let pg = backend == DbBackend::Postgres;
     match kind {
         FieldKind::Id | FieldKind::Ref(_) => {
@@ -336,4 +337,72 @@ pub async fn count_rows<C: ConnectionTrait>(db: &C, table: &str) -> Result<i64> 
         .await?
         .ok_or_else(|| Error::internal("COUNT returned no row"))?;
     Ok(row.try_get("", "n")?)
+}
+
+/// Most rows one [`update_rows`] statement sets.
+const UPDATE_ROWS: usize = 500;
+
+/// Writes the changes of many records of a plugin object, each only while its row still has the
+/// expected version (`None`: any): one `UPDATE … FROM (VALUES …)` per group of rows that set the
+/// same columns, at most [`UPDATE_ROWS`] rows a statement (PostgreSQL's values cast to the
+/// columns' types). Returns the ids it wrote; the others had moved on (or are gone).
+pub async fn update_rows<C: ConnectionTrait>(
+    db: &C,
+    object: &ObjectDef,
+    rows: &[(Uuid, Option<i64>, &Fields)],
+) -> Result<std::collections::HashSet<Uuid>> {
+    let backend = db.get_database_backend();
+    let pg = backend == DbBackend::Postgres;
+    check_ident(&object.table)?;
+    let mut groups: std::collections::BTreeMap<Vec<&str>, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, (_, _, changes)) in rows.iter().enumerate() {
+        groups.entry(changes.keys().map(String::as_str).collect()).or_default().push(i);
+    }
+    let mut written = std::collections::HashSet::with_capacity(rows.len());
+    for (names, members) in groups {
+        if names.is_empty() {
+            continue;
+        }
+        let mut fields = Vec::with_capacity(names.len());
+        for name in &names {
+            let field =
+                object.field_def(name).ok_or_else(|| Error::internal(format!("update of unknown field {name}")))?;
+            check_ident(&field.column)?;
+            fields.push(field);
+        }
+        let cast = |kind: &FieldKind| if pg { format!("?::{}", column_type(backend, kind)) } else { "?".to_owned() };
+        let mut row_sql = vec![cast(&FieldKind::Id), if pg { "?::bigint".to_owned() } else { "?".to_owned() }];
+        row_sql.extend(fields.iter().map(|f| cast(&f.kind)));
+        let row_sql = format!("({})", row_sql.join(", "));
+        let aliases: Vec<String> = (0..fields.len()).map(|i| format!("\"c{i}\"")).collect();
+        let sets: Vec<String> =
+            fields.iter().zip(&aliases).map(|(f, a)| format!("\"{}\" = \"v\".{a}", f.column)).collect();
+        let per = (30_000 / (fields.len() + 2)).clamp(1, UPDATE_ROWS);
+        for chunk in members.chunks(per) {
+            let mut values = Vec::with_capacity(chunk.len() * (fields.len() + 2));
+            for &i in chunk {
+                let (id, version, changes) = &rows[i];
+                values.push(encode(backend, &FieldKind::Id, &Value::Uuid(*id))?);
+                values.push(sea_orm::Value::BigInt(*version));
+                for field in &fields {
+                    values.push(encode(backend, &field.kind, changes.get(&field.name).unwrap_or(&Value::Null))?);
+                }
+            }
+            let table = &object.table;
+            let sql = format!(
+                "WITH \"v\"(\"id\", \"ver\", {}) AS (VALUES {}) UPDATE \"{table}\" SET {} FROM \"v\" \
+                 WHERE \"{table}\".\"id\" = \"v\".\"id\" AND (\"v\".\"ver\" IS NULL OR \"{table}\".\"version\" = \"v\".\"ver\") \
+                 RETURNING \"{table}\".\"id\"",
+                aliases.join(", "),
+                vec![row_sql.as_str(); chunk.len()].join(", "),
+                sets.join(", "),
+            );
+            for row in db.query_all_raw(crate::store::plugins::stmt(backend, &sql, values)).await? {
+                if let Value::Uuid(id) = crate::store::codec::decode(backend, &FieldKind::Id, &row, 0)? {
+                    written.insert(id);
+                }
+            }
+        }
+    }
+    Ok(written)
 }
