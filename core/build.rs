@@ -21,6 +21,8 @@ fn main() {
             "plugin-sdk/Cargo.toml",
             "schemas/wit",
             "build-support",
+            // The `plugin` profile.
+            "Cargo.toml",
         ],
         "wasm",
         "BUILT_PLUGINS_DIR",

@@ -8,7 +8,7 @@ include!("../build-support/wasm.rs");
 fn main() {
     build_wasm(
         &["kith-test-plugin-hostile"],
-        &["tests/plugins", "plugin-sdk/src", "plugin-sdk/Cargo.toml", "schemas/wit", "build-support"],
+        &["tests/plugins", "plugin-sdk/src", "plugin-sdk/Cargo.toml", "schemas/wit", "build-support", "Cargo.toml"],
         "wasm-tests",
         "TEST_PLUGINS_DIR",
     );

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::util::{Server, admin, code, eventually, hostile, plugins_config, token};
 
 /// The hostile plugin with an object of its own (a unique name, a reference to a contact, a
-/// searchable note) and its `bulk` mutation; granted contacts and `mail:send`.
+/// searchable note) and its `bulk` mutation; granted contacts and `mail:send` (1,000 a minute).
 async fn bulk_plugin(manager: &kith_core::plugin::manager::PluginManager) {
     let (manifest, wasm) = hostile("bulky");
     let manifest = manifest
@@ -28,6 +28,9 @@ async fn bulk_plugin(manager: &kith_core::plugin::manager::PluginManager) {
         .replace("\"kv\"]", "\"kv\", \"mail:send\"]");
     let manifest = format!(
         "{manifest}
+[limits]
+mail_per_minute = 1000
+
 [[objects]]
 name = \"item\"
 plural = \"items\"
@@ -219,6 +222,24 @@ async fn bulk_writes_fail_item_by_item_and_keep_the_rest() {
                         sink.received().into_iter().find(|m| m.to.iter().any(|t| *t == to(n)))
                     })
                     .await;
+                }
+                // A longer list is built on several threads: each result and each queued
+                // message stays with its item, refusals included.
+                let refused = |n: u32| n == 10 || n == 70;
+                let batch: Vec<Value> = (0..100)
+                    .map(|n| {
+                        let address = if refused(n) { "not an address".to_owned() } else { to(1_000 + n) };
+                        json!({"to": address, "subject": format!("Batch {n}")})
+                    })
+                    .collect();
+                let sent = call(&server, &agent, json!({"mail": batch})).await;
+                let expected: Vec<&str> = (0..100).map(|n| if refused(n) { "InvalidInput" } else { "ok" }).collect();
+                assert_eq!(errors(&sent), expected, "{}: {sent}", db.name);
+                let queued = kith_core::store::mail::list(db.kith.store.conn(), None, None, 1_000).await.unwrap();
+                for n in (0..100).filter(|n| !refused(*n)) {
+                    let message = queued.iter().find(|m| m.recipient == to(1_000 + n)).expect("queued");
+                    assert_eq!(message.subject, format!("Batch {n}"), "{}", db.name);
+                    assert_eq!(sent[n as usize]["id"], json!(message.message_id), "{}: {sent}", db.name);
                 }
                 worker.stop().await;
             }

@@ -481,6 +481,70 @@ impl HostState {
         &mut self,
         message: v1::kith::plugin::mail::Message,
     ) -> Result<crate::store::mail::NewMessage, HostError> {
+        let (mailer, parts) = self.admit_mail(message)?;
+        let built = mailer.build(&parts, Utc::now());
+        self.built_mail(parts, built)
+    }
+
+    /// Many messages, as [`HostState::build_mail`] each, built on up to as many threads as
+    /// the machine has cores (building a message is most of what queueing one costs).
+    pub(crate) fn build_mails(
+        &mut self,
+        messages: Vec<v1::kith::plugin::mail::Message>,
+    ) -> Vec<Result<crate::store::mail::NewMessage, HostError>> {
+        let admitted: Vec<_> = messages.into_iter().map(|m| self.admit_mail(m)).collect();
+        let now = Utc::now();
+        let work: Vec<(usize, &std::sync::Arc<crate::service::mail::Mailer>, &crate::service::mail::message::Parts)> =
+            admitted
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| a.as_ref().ok().map(|(mailer, parts)| (i, mailer, parts)))
+                .collect();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(work.len() / 32).max(1);
+        let mut built: Vec<Option<Result<crate::service::mail::message::Built, crate::service::mail::MailError>>> =
+            (0..admitted.len()).map(|_| None).collect();
+        if threads == 1 {
+            for (i, mailer, parts) in &work {
+                built[*i] = Some(mailer.build(parts, now));
+            }
+        } else {
+            let per = work.len().div_ceil(threads);
+            let results: Vec<Vec<(usize, Result<_, _>)>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = work
+                    .chunks(per)
+                    .skip(1)
+                    .map(|chunk| {
+                        scope.spawn(move || chunk.iter().map(|(i, m, p)| (*i, m.build(p, now))).collect::<Vec<_>>())
+                    })
+                    .collect();
+                let mut all = vec![work[..per].iter().map(|(i, m, p)| (*i, m.build(p, now))).collect::<Vec<_>>()];
+                for handle in handles {
+                    // A panic while building is a bug; it surfaces here as in a single thread.
+                    all.push(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+                }
+                all
+            });
+            for (i, result) in results.into_iter().flatten() {
+                built[i] = Some(result);
+            }
+        }
+        admitted
+            .into_iter()
+            .zip(built)
+            .map(|(admitted, built)| {
+                let (_, parts) = admitted?;
+                let built = built.ok_or_else(|| invalid("the message was not built".to_owned()))?;
+                self.built_mail(parts, built)
+            })
+            .collect()
+    }
+
+    /// The checks before a message is built: its size against the call's bytes, the mail
+    /// rate, a mailer configured.
+    fn admit_mail(
+        &mut self,
+        message: v1::kith::plugin::mail::Message,
+    ) -> Result<(std::sync::Arc<crate::service::mail::Mailer>, crate::service::mail::message::Parts), HostError> {
         let size = message.subject.len()
             + message.text.as_ref().map_or(0, String::len)
             + message.html.as_ref().map_or(0, String::len)
@@ -508,7 +572,17 @@ impl HostState {
             headers: message.headers.into_iter().map(|h| (h.name, h.value)).collect(),
             reference: message.reference,
         };
-        let built = match mailer.build(&parts, Utc::now()) {
+        Ok((mailer, parts))
+    }
+
+    /// The queue row of a built message, or why it was not built (a sender Kith does not
+    /// allow is a denied call, recorded).
+    fn built_mail(
+        &mut self,
+        parts: crate::service::mail::message::Parts,
+        built: Result<crate::service::mail::message::Built, crate::service::mail::MailError>,
+    ) -> Result<crate::store::mail::NewMessage, HostError> {
+        let built = match built {
             Ok(built) => built,
             Err(crate::service::mail::MailError::SenderNotAllowed(sender)) => {
                 self.call.denied.push((format!("mail sender {sender}"), "mail.send".into()));

@@ -162,7 +162,7 @@ async fn dangling_references(
             continue;
         }
         let target_def = object_def(registry, target)?;
-        let live: HashSet<Uuid> = records::get_many(tx.conn(), &target_def, &ids)
+        let live: HashSet<Uuid> = records::get_many_fields(tx.conn(), &target_def, &["deletedAt", "active"], &ids)
             .await?
             .into_iter()
             .filter(|r| !target_def.soft_delete || r.get("deletedAt").is_null())

@@ -259,15 +259,36 @@ pub async fn get_live_fields<C: ConnectionTrait>(
 
 /// The records with these ids (deleted ones included), in no particular order.
 pub async fn get_many<C: ConnectionTrait>(db: &C, object: &ObjectDef, ids: &[Uuid]) -> Result<Vec<Record>> {
+    get_many_of(db, object, &object.fields.iter().collect::<Vec<_>>(), ids).await
+}
+
+/// [`get_many`] reading only the fields named (and the id): to check that records exist.
+pub async fn get_many_fields<C: ConnectionTrait>(
+    db: &C,
+    object: &ObjectDef,
+    names: &[&str],
+    ids: &[Uuid],
+) -> Result<Vec<Record>> {
+    let fields: Vec<&FieldDef> =
+        object.fields.iter().filter(|f| f.name == "id" || names.contains(&f.name.as_str())).collect();
+    get_many_of(db, object, &fields, ids).await
+}
+
+async fn get_many_of<C: ConnectionTrait>(
+    db: &C,
+    object: &ObjectDef,
+    fields: &[&FieldDef],
+    ids: &[Uuid],
+) -> Result<Vec<Record>> {
     let backend = db.get_database_backend();
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let mut select = select_all(object);
+        let mut select = select_fields(object, fields.iter().copied());
         let values =
             chunk.iter().map(|id| encode(backend, &FieldKind::Id, &Value::Uuid(*id))).collect::<Result<Vec<_>>>()?;
         select.and_where(Expr::col((table(object), Alias::new("id"))).is_in(values));
         for row in db.query_all(&select).await? {
-            out.push(row_to_record(backend, object, &row)?);
+            out.push(row_to_fields(backend, fields.iter().copied(), &row)?);
         }
     }
     Ok(out)

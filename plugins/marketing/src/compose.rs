@@ -54,11 +54,16 @@ pub(crate) fn unsubscribe_url(purpose: Purpose<'_>) -> Result<String> {
 /// `previewEmail` shows.
 pub(crate) fn render(template: &Record, context: &Context) -> (String, Option<String>, Option<String>) {
     let field = |name: &str| template.str(name).filter(|t| !t.trim().is_empty());
-    let subject = template::render(field("subject").unwrap_or_default(), context, false);
-    let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    let subject = subject(template, context);
     let html = field("html").map(|h| template::render(h, context, true));
     let text = field("text").map(|t| template::render(t, context, false));
     (subject, html, text)
+}
+
+/// The rendered subject of `template` for `contact`, on one line.
+pub(crate) fn subject(template: &Record, context: &Context) -> String {
+    let subject = template::render(template.str("subject").unwrap_or_default(), context, false);
+    subject.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The message of `template` to `to` for `contact`.

@@ -83,7 +83,7 @@ pub(crate) fn queue_many(
             unsubscribe_url: String::new(),
             postal_address: sender.postal_address.clone(),
         };
-        let (subject, _, _) = compose::render(template, &context);
+        let subject = compose::subject(template, &context);
         let mut send = json!({
             "contactId": contact.id,
             "email": email,

@@ -119,8 +119,8 @@ impl HostState {
         too_many(messages.len())?;
         let mut results = Vec::with_capacity(messages.len());
         let mut rows = Vec::with_capacity(messages.len());
-        for message in messages {
-            match self.build_mail(message) {
+        for built in self.build_mails(messages) {
+            match built {
                 Ok(row) => {
                     results.push(Ok(row.message_id.clone()));
                     rows.push(row);
