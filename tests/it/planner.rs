@@ -364,7 +364,7 @@ async fn a_page_sorted_by_never_null_keys_then_the_id_reads_the_index_in_order()
             after = result.records.last().map(|(cursor, _)| cursor.clone());
         }
         let mut sorted = seen.clone();
-        sorted.sort_by(|a, b| (a.0.as_datetime(), a.1).cmp(&(b.0.as_datetime(), b.1)));
+        sorted.sort_by_key(|a| (a.0.as_datetime(), a.1));
         assert_eq!(seen.len(), 600);
         assert_eq!(seen, sorted);
         db.cleanup().await;
