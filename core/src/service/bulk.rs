@@ -284,8 +284,7 @@ async fn update_all(
                 // The row is written: a failure now fails the whole call (the step undoes it).
                 Ok(service::finish_update(tx, registry, def, *write).await?)
             } else {
-                Err(DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry")
-                    .into())
+                Err(service::changed_meanwhile())
             });
         }
     }

@@ -193,14 +193,16 @@ pub(crate) async fn apply_update(
         PreparedUpdate::Unchanged(record) => Ok(record),
         PreparedUpdate::Write(write) => {
             if !records::update(tx.conn(), def, write.id, write.expected, &write.written).await? {
-                return Err(DomainError::conflict(
-                    "the record was changed by someone else meanwhile; reload it and retry",
-                )
-                .into());
+                return Err(changed_meanwhile());
             }
             finish_update(tx, registry, def, *write).await
         }
     }
+}
+
+/// The conflict of a versioned write that found its row at another version.
+pub(crate) fn changed_meanwhile() -> Error {
+    DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry").into()
 }
 
 /// An update whose rules have run: nothing to write, or the row to write.
@@ -422,9 +424,7 @@ pub(crate) async fn write_bookkeeping(
         changes.insert("updatedAt".into(), Value::DateTime(tx.now));
     }
     if !records::update(tx.conn(), def, id, version, &changes).await? {
-        return Err(
-            DomainError::conflict("the record was changed by someone else meanwhile; reload it and retry").into()
-        );
+        return Err(changed_meanwhile());
     }
     let mut fields = before.fields.clone();
     let diff: Vec<_> = changes.iter().map(|(k, v)| (k.clone(), before.get(k).clone(), v.clone())).collect();
