@@ -243,12 +243,14 @@ async fn deliver_part(
                 // a crash after it never redelivers it.
                 match tx {
                     Some(tx) => {
+                        // The plugin's row before its partition's, in the order enabling and
+                        // disabling lock them: the other order deadlocks with them on PostgreSQL.
+                        plugins::record_success(tx.conn(), id, batch.len() as i64).await?;
                         if !plugins::advance(tx.conn(), id, part, owner, through).await? {
                             // The lease was lost: another process delivers these events.
                             tx.rollback().await?;
                             return Ok(false);
                         }
-                        plugins::record_success(tx.conn(), id, batch.len() as i64).await?;
                         tx.commit().await?;
                     }
                     None => {
@@ -328,6 +330,13 @@ async fn failed(
     let db = manager.kith.store.conn();
     let id = plugin.id();
     let owner = manager.owner.as_str();
+    // Disabled, upgraded or reconfigured during the call (its objects may have left the
+    // registry under it): not the plugin's failure. The event stays pending for the plugin
+    // as it is now.
+    let current = plugins::get(db, id).await?;
+    if current.is_none_or(|row| !row.enabled || row.generation != plugin.generation) {
+        return Ok(());
+    }
     let message = format!("event {} ({}): {message}", event.seq, event.kind);
     if attempts >= i64::from(manager.config.max_attempts.max(1)) {
         plugins::dead_letter(db, id, event.seq, event.event_id, &event.kind, attempts, &message, Utc::now()).await?;
