@@ -405,6 +405,10 @@ impl TestHost {
         let given: Map<String, Json> = serde_json::from_str(fields)?;
         let mut fields = Map::new();
         edit_tags(&mut fields, given);
+        // Kith stamps a new record's times with the transaction's clock: here, the host's.
+        let now = Json::String(self.now());
+        fields.entry("createdAt").or_insert_with(|| now.clone());
+        fields.entry("updatedAt").or_insert(now);
         let id = self.insert(object, Json::Object(fields));
         self.record(object, &id).ok_or_else(|| Error::msg("record vanished"))
     }
@@ -417,7 +421,8 @@ impl TestHost {
         expected_version: Option<u64>,
     ) -> Result<Record> {
         self.check_object(object, "write")?;
-        let fields: Map<String, Json> = serde_json::from_str(fields)?;
+        let mut fields: Map<String, Json> = serde_json::from_str(fields)?;
+        fields.insert("updatedAt".into(), Json::String(self.now()));
         let mut state = self.state.borrow_mut();
         let record = state
             .records
