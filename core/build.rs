@@ -6,7 +6,7 @@ include!("../build-support/wasm.rs");
 
 fn main() {
     build_wasm(
-        &["kith-plugin-welcome", "kith-plugin-donors", "kith-plugin-marketing"],
+        &["kith-plugin-welcome", "kith-plugin-donors", "kith-plugin-marketing", "kith-plugin-loyalty"],
         &[
             "plugins/welcome/src",
             "plugins/welcome/plugin.toml",
@@ -17,6 +17,9 @@ fn main() {
             "plugins/marketing/src",
             "plugins/marketing/plugin.toml",
             "plugins/marketing/Cargo.toml",
+            "plugins/loyalty/src",
+            "plugins/loyalty/plugin.toml",
+            "plugins/loyalty/Cargo.toml",
             "plugin-sdk/src",
             "plugin-sdk/Cargo.toml",
             "schemas/wit",

@@ -25,6 +25,7 @@ mod http;
 mod idempotency;
 mod import_export;
 mod limits;
+mod loyalty;
 mod mail;
 mod marketing;
 mod observability;

@@ -28,4 +28,9 @@ pub const BUNDLED: &[Bundled] = &[
         manifest: include_str!("../../../plugins/marketing/plugin.toml"),
         component: include_bytes!(concat!(env!("BUILT_PLUGINS_DIR"), "/kith_plugin_marketing.wasm")),
     },
+    Bundled {
+        id: "loyalty",
+        manifest: include_str!("../../../plugins/loyalty/plugin.toml"),
+        component: include_bytes!(concat!(env!("BUILT_PLUGINS_DIR"), "/kith_plugin_loyalty.wasm")),
+    },
 ];
