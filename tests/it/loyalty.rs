@@ -515,3 +515,125 @@ async fn the_ledger_stays_exact_under_concurrency_retries_and_redelivery() {
         db.cleanup().await;
     }
 }
+
+/// The guide in `plugins/loyalty/README.md`, word for word: its `sh` blocks run in one `bash`
+/// (with `set -euo pipefail`), `kith` being the binary's entry point (`kith-child`) on the
+/// database of a running server whose GraphQL endpoint is `API`; what they print must contain
+/// the guide's `text` blocks, line by line and in order (`…` standing for anything).
+#[tokio::test]
+async fn the_readme_guide_runs_word_for_word() {
+    let readme = include_str!("../../plugins/loyalty/README.md");
+    let start = readme.find("<!-- guide: start -->").expect("the guide's start marker");
+    let end = readme.find("<!-- guide: end -->").expect("the guide's end marker");
+    let guide = &readme[start..end];
+    let block = |tag: &str| -> Vec<String> {
+        let fence = format!("```{tag}\n");
+        guide.split(&fence).skip(1).map(|rest| rest.split("```").next().unwrap_or_default().to_owned()).collect()
+    };
+    let script = format!("set -euo pipefail\n{}", block("sh").join("\n"));
+    let expected: Vec<String> = block("text").iter().flat_map(|b| b.lines().map(str::to_owned)).collect();
+    assert!(expected.len() >= 6, "the guide shows what it prints");
+    for db in TestDb::all().await {
+        let runtime = loyalty_runtime(&db).await;
+        let server = Server::start(&db).await;
+        let bin = std::env::temp_dir().join(format!("kith-guide-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kith-child"), bin.join("kith")).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let output = tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(&bin)
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", &bin)
+            .env("KITH_DATABASE_URL", &db.url)
+            .env("API", format!("http://{}/graphql", server.addr))
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{}: the guide failed: {}\n{stdout}\n{stderr}", db.name, output.status);
+        let lines: Vec<&str> = stdout.lines().collect();
+        let mut at = 0;
+        for want in &expected {
+            let matches = |line: &str| match want.split_once('…') {
+                Some((head, tail)) => line.starts_with(head) && line.ends_with(tail),
+                None => line == want,
+            };
+            match lines[at..].iter().position(|line| matches(line)) {
+                Some(found) => at += found + 1,
+                None => panic!("{}: the guide did not print `{want}` (after line {at}):\n{stdout}\n{stderr}", db.name),
+            }
+        }
+        std::fs::remove_dir_all(&bin).ok();
+        runtime.stop().await;
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// The console covers the plugin: a list page for each of its objects, a form for each of its
+/// operations (`/ops`), and a purchase recorded through its form shows on the contact's page.
+#[tokio::test]
+async fn the_console_has_a_page_for_every_object_and_a_form_for_every_operation() {
+    let loyalty = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "loyalty").unwrap();
+    let manifest = kith_core::plugin::manifest::Manifest::parse(loyalty.manifest).unwrap();
+    for db in TestDb::all().await {
+        let name = db.name;
+        let runtime = loyalty_runtime(&db).await;
+        let server = Server::start(&db).await;
+        let manager = token(&db, Role::Manager).await;
+        let answer = server
+            .gql(
+                &manager,
+                "mutation { createLoyaltyProgramme(input: {name: \"Club\", pointValue: \"0.05\", pointValueCurrency: \"GBP\"}) { id } }",
+                json!({}),
+            )
+            .await;
+        let programme = id(&answer, "createLoyaltyProgramme");
+        let rule = "mutation($p: ID!) { createLoyaltyEarnRule(input: {programmeId: $p, name: \"Shop\", trigger: PURCHASE, currency: \"GBP\", pointsPerUnit: \"2\"}) { id } }";
+        data(&server.gql(&manager, rule, json!({"p": programme})).await, "createLoyaltyEarnRule");
+        let contact = db
+            .create("contact", json!({"firstName": "Grace", "lastName": "Hopper", "email": "grace@example.org"}))
+            .await
+            .unwrap()
+            .id()
+            .to_string();
+        let mut browser = crate::console::signed_in(&db, &server, "mia@example.org", Role::Manager).await;
+        for object in &manifest.objects {
+            let page = browser.get(&format!("/o/{}", object.plural)).await;
+            assert_eq!(page.status, 200, "{name}: /o/{}: {}", object.plural, page.body);
+        }
+        let index = browser.get("/ops").await;
+        for operation in manifest.queries.iter().chain(&manifest.mutations) {
+            let path = format!("/ops/loyalty/{}", operation.name);
+            assert!(index.body.contains(&path), "{name}: {path} is not offered: {}", index.body);
+            let form = browser.get(&path).await;
+            assert_eq!(form.status, 200, "{name}: {path}: {}", form.body);
+        }
+        let form = browser.get("/ops/loyalty/recordPurchase").await;
+        let done = browser
+            .post(
+                "/ops/loyalty/recordPurchase",
+                &[
+                    ("_csrf", &crate::console::csrf(&form)),
+                    ("contactId", &contact),
+                    ("amount", "12.50"),
+                    ("currency", "GBP"),
+                    ("reference", "TILL-7"),
+                    ("programmeId", &programme),
+                ],
+            )
+            .await;
+        assert_eq!(done.status, 200, "{name}: {}", done.body);
+        assert!(done.body.contains("25"), "{name}: the answer shows the points: {}", done.body);
+        let page = browser.get(&format!("/o/contacts/{contact}")).await;
+        assert!(page.body.contains("Loyalty points"), "{name}: {}", page.body);
+        assert!(page.body.contains("Loyalty members (1)"), "{name}: {}", page.body);
+        runtime.stop().await;
+        server.stop().await;
+        db.cleanup().await;
+    }
+}
