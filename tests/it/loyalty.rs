@@ -637,3 +637,91 @@ async fn the_console_has_a_page_for_every_object_and_a_form_for_every_operation(
         db.cleanup().await;
     }
 }
+
+/// With the donors plugin on: a received gift earns under a GIFT rule (the `gifts` job) and
+/// pays the referral bonus to both sides at the referred member's first gift; a refunded gift
+/// gives its points back; running the job again changes nothing.
+#[tokio::test]
+async fn gifts_of_the_donors_plugin_earn_pay_referrals_and_refunds_give_back() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let runtime = crate::util::donors_runtime(&db).await;
+        let loyalty = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "loyalty").unwrap();
+        runtime.install(&admin(), loyalty.manifest, loyalty.component).await.unwrap();
+        runtime.enable(&admin(), "loyalty", Grants::All).await.unwrap();
+        runtime.refresh().await.unwrap();
+        let server = Server::start(&db).await;
+        let manager = token(&db, Role::Manager).await;
+        let gql = |q: &str, v: Value| {
+            let (server, manager, q) = (&server, manager.clone(), q.to_owned());
+            async move { server.gql(&manager, &q, v).await }
+        };
+        let answer = gql(
+            "mutation { createLoyaltyProgramme(input: {name: \"Supporters\", pointValue: \"0.01\", pointValueCurrency: \"USD\", referralBonus: 20}) { id } }",
+            json!({}),
+        )
+        .await;
+        let programme = id(&answer, "createLoyaltyProgramme");
+        let rule = "mutation($p: ID!) { createLoyaltyEarnRule(input: {programmeId: $p, name: \"Gifts\", trigger: GIFT, currency: \"USD\", pointsPerUnit: \"2\"}) { id } }";
+        data(&gql(rule, json!({"p": programme})).await, "createLoyaltyEarnRule");
+        let person = |first: &str| {
+            let db = &db;
+            let first = first.to_owned();
+            async move {
+                let email = format!("{}@example.org", first.to_lowercase());
+                db.create("contact", json!({"firstName": first, "lastName": "Giver", "email": email}))
+                    .await
+                    .unwrap()
+                    .id()
+                    .to_string()
+            }
+        };
+        let (ada, bob) = (person("Ada").await, person("Bob").await);
+        let enrol =
+            "mutation($p: ID!, $c: ID!, $r: String) { enrolMember(programmeId: $p, contactId: $c, referralCode: $r) }";
+        let ada_member =
+            data(&gql(enrol, json!({"p": programme, "c": ada})).await, "enrolMember").as_str().unwrap().to_owned();
+        let code: String = rows(
+            &db,
+            &format!("SELECT referral_code FROM p_loyalty_loyalty_member WHERE CAST(id AS TEXT) = '{ada_member}'"),
+        )
+        .await[0]
+            .try_get_by_index(0)
+            .unwrap();
+        let bob_member = data(&gql(enrol, json!({"p": programme, "c": bob, "r": code})).await, "enrolMember")
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let gift = "mutation($c: ID!, $a: Decimal!) { createDonation(input: {contactId: $c, amount: $a, amountCurrency: \"USD\", status: RECEIVED}) { id } }";
+        let first = id(&gql(gift, json!({"c": bob, "a": "50"})).await, "createDonation");
+        id(&gql(gift, json!({"c": bob, "a": "10.75"})).await, "createDonation");
+        let run = kith_core::plugin::jobs::run_now(&runtime, "loyalty", "gifts").await.unwrap();
+        assert_eq!(run.status, "succeeded", "{name}: {run:?}");
+        let balance = |member: &str| {
+            let sql = format!("SELECT balance FROM p_loyalty_loyalty_member WHERE CAST(id AS TEXT) = '{member}'");
+            let db = &db;
+            async move { rows(db, &sql).await[0].try_get_by_index::<i64>(0).unwrap() }
+        };
+        assert_eq!(balance(&bob_member).await, 100 + 21 + 20, "{name}: two gifts at 2 a dollar and the bonus");
+        assert_eq!(balance(&ada_member).await, 20, "{name}: the referrer's bonus");
+        // Refunded: its points go back; the job again changes nothing else.
+        data(
+            &gql(
+                "mutation($id: ID!) { updateDonation(id: $id, input: {status: REFUNDED}) { id } }",
+                json!({"id": first}),
+            )
+            .await,
+            "updateDonation",
+        );
+        for _ in 0..2 {
+            let run = kith_core::plugin::jobs::run_now(&runtime, "loyalty", "gifts").await.unwrap();
+            assert_eq!(run.status, "succeeded", "{name}: {run:?}");
+        }
+        assert_eq!(balance(&bob_member).await, 21 + 20, "{name}");
+        assert_eq!(balance(&ada_member).await, 20, "{name}");
+        check_ledger(&db).await;
+        runtime.stop().await;
+        server.stop().await;
+        db.cleanup().await;
+    }
+}

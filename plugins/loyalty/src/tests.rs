@@ -353,3 +353,82 @@ fn reports_add_up_the_ledger() {
         host.compute_field::<Loyalty>("contact", "loyaltyPoints", &[host.records("contact")[2].id.clone()]).unwrap();
     assert_eq!(points, vec![json!(300)]);
 }
+
+#[test]
+fn tiers_go_down_only_when_the_window_ends_and_the_history_says_why() {
+    let host = host();
+    let (programme, silver, gold) = programme(&host);
+    let ada = contact(&host, "ada");
+    let member = call(&host, "enrolMember", json!({"programmeId": programme, "contactId": ada})).unwrap();
+    let member = member.as_str().unwrap().to_owned();
+    // 600 qualifying points earned 14 months ago: Gold then; the window ended last month.
+    host.insert(
+        "loyaltyEntry",
+        json!({"memberId": member, "programmeId": programme, "kind": "EARN", "points": 600, "lot": true, "qualifying": true,
+               "sourceKey": "old", "createdAt": "2025-04-15T10:00:00.000000Z"}),
+    );
+    let current = host.record("loyaltyMember", &member).unwrap();
+    host.run(|| {
+        kith_plugin_sdk::records::update(
+            "loyaltyMember",
+            &member,
+            &json!({"balance": 600, "tierId": gold, "tierReviewAt": "2026-05-15T10:00:00.000000Z"}),
+            Some(current.version),
+        )
+        .unwrap()
+    });
+    // A member whose window has not ended keeps their tier whatever they earned lately.
+    let bob = contact(&host, "bob");
+    let bob_member = call(&host, "enrolMember", json!({"programmeId": programme, "contactId": bob})).unwrap();
+    let bob_member = bob_member.as_str().unwrap().to_owned();
+    let moved = call(&host, "reviewTiers", json!({"programmeId": programme})).unwrap();
+    assert_eq!(moved, 1);
+    let record = host.record("loyaltyMember", &member).unwrap();
+    assert_eq!(record.str("tierId"), Some(silver.as_str()), "down to what the last 12 months reach");
+    assert_eq!(record.str("tierReviewAt"), Some("2027-06-15T10:00:00.000000Z"), "a new window");
+    let change = host.records("loyaltyTierChange").into_iter().last().unwrap();
+    assert_eq!(change.str("reason"), Some("DOWNGRADE"));
+    assert_eq!(change.fields["qualifyingPoints"], 0);
+    assert_eq!(host.record("loyaltyMember", &bob_member).unwrap().str("tierId"), Some(silver.as_str()));
+    // Reviewing again moves nobody.
+    assert_eq!(call(&host, "reviewTiers", json!({"programmeId": programme})).unwrap(), 0);
+}
+
+#[test]
+fn points_about_to_expire_are_noticed_once_and_forecast() {
+    let host = host().setting("expiring_days", json!(30));
+    let (programme, _, _) = programme(&host);
+    let ada = contact(&host, "ada");
+    let member = call(&host, "enrolMember", json!({"programmeId": programme, "contactId": ada})).unwrap();
+    let member = member.as_str().unwrap().to_owned();
+    let lot = |points: i64, expires: &str, key: &str| {
+        host.insert(
+            "loyaltyEntry",
+            json!({"memberId": member, "programmeId": programme, "contactId": ada, "kind": "EARN", "points": points,
+                   "lot": true, "qualifying": true, "expiresAt": expires, "sourceKey": key}),
+        )
+    };
+    // 100 expire in ten days, 40 in two months; 30 were spent.
+    lot(100, "2026-06-25T00:00:00.000000Z", "a");
+    lot(40, "2026-08-20T00:00:00.000000Z", "b");
+    let current = host.record("loyaltyMember", &member).unwrap();
+    host.run(|| {
+        kith_plugin_sdk::records::update("loyaltyMember", &member, &json!({"balance": 110}), Some(current.version))
+            .unwrap()
+    });
+    let standing = call(&host, "loyaltyStanding", json!({"memberId": member})).unwrap();
+    assert_eq!(standing["expiringSoon"], 70, "of 110, the 40 of the later lot stay: {standing}");
+    host.run_job::<Loyalty>("expiry").unwrap();
+    host.run_job::<Loyalty>("expiry").unwrap();
+    let notices = host.records("loyaltyNotice");
+    assert_eq!(notices.len(), 1, "once per member and expiry day");
+    assert_eq!(notices[0].fields["points"], 70);
+    assert_eq!(notices[0].str("expiresAt"), Some("2026-06-25T00:00:00.000000Z"));
+    let contact = host.record("contact", &ada).unwrap();
+    assert_eq!(contact.fields["customFields"]["loyaltyPointsExpiring"], 70);
+    // The forecast: 70 by the end of June, all 110 by the end of August.
+    let forecast = call(&host, "loyaltyExpiryForecast", json!({"programmeId": programme, "months": 3})).unwrap();
+    assert_eq!(forecast[0], json!({"month": "2026-06-01", "points": 70, "members": 1}));
+    assert_eq!(forecast[1]["points"], 70);
+    assert_eq!(forecast[2], json!({"month": "2026-08-01", "points": 110, "members": 1}));
+}
