@@ -16,15 +16,15 @@ fn rules(programme_id: &str, trigger: &str) -> Result<Vec<Record>> {
     Ok(rules.into_iter().filter(|r| util::flag(r, "active", true)).collect())
 }
 
-/// Points an amount earns under the programme's first `trigger` rule for its currency, with
-/// the member's tier multiplier; 0 when no rule covers the currency.
-fn points_for(programme_id: &str, trigger: &str, amount: Decimal, currency: &str, member: &Record) -> Result<i64> {
+/// Points an amount earns under the programme's first `trigger` rule for its currency, times
+/// `multiplier` (the member's tier's); 0 when no rule covers the currency.
+fn points_for(programme_id: &str, trigger: &str, amount: Decimal, currency: &str, multiplier: Decimal) -> Result<i64> {
     let rule = rules(programme_id, trigger)?
         .into_iter()
         .find(|r| r.str("currency").is_some_and(|c| c.eq_ignore_ascii_case(currency)));
     let Some(rule) = rule else { return Ok(0) };
     let per_unit = util::decimal(rule.fields.get("pointsPerUnit")).unwrap_or_default();
-    Ok(util::whole(amount * per_unit * members::multiplier(member)?).max(0))
+    Ok(util::whole(amount * per_unit * multiplier).max(0))
 }
 
 /// An active member, or an error.
@@ -60,7 +60,22 @@ pub(crate) fn record_purchase(arguments: &Json, caller: &str) -> Result<Json> {
         Error::invalid("contactId", format!("the contact is not a member of `{}`", members::name(&programme)))
     })?;
     active(&member)?;
-    let points = points_for(&programme.id, "PURCHASE", amount, &currency, &member)?;
+    // Everything read before the first write: on SQLite the write lock is held from the first
+    // write to the commit, so the writes come last and together.
+    let tiers = members::tiers(&programme.id)?;
+    let points = points_for(&programme.id, "PURCHASE", amount, &currency, members::tier_multiplier(&tiers, &member))?;
+    let qualifying =
+        if tiers.is_empty() || points == 0 { 0 } else { members::qualifying_points(&member, &programme, util::now())? };
+    let mut draft = Draft::new("EARN", points, format!("purchase:{key}"), format!("purchase {reference}"), caller)
+        .earning(&programme);
+    draft.amount = Some((amount, currency.clone()));
+    let posted = ledger::post_as(&member, &draft, Debit::Exact)?;
+    if posted.duplicate {
+        // Recorded meanwhile by a call with the same reference.
+        let found = util::first("loyaltyPurchase", json!({"key": key}))?
+            .ok_or_else(|| Error::new(ErrorCode::Conflict, "the purchase is being recorded; try again"))?;
+        return duplicate_purchase(&found, contact_id);
+    }
     let purchase = json!({
         "key": key,
         "programmeId": programme.id,
@@ -69,27 +84,26 @@ pub(crate) fn record_purchase(arguments: &Json, caller: &str) -> Result<Json> {
         "reference": reference,
         "amount": util::money(amount),
         "amountCurrency": currency,
-        "points": points,
+        "points": posted.points,
         "status": "RECORDED",
     });
     match records::create("loyaltyPurchase", &purchase) {
         Ok(_) => {}
+        // The same reference at the same moment, with no points to claim its key first: the
+        // other call records it; this one writes nothing.
         Err(err) if err.code == ErrorCode::Conflict => {
-            let found = util::first("loyaltyPurchase", json!({"key": key}))?
-                .ok_or_else(|| Error::new(ErrorCode::Conflict, "the purchase is being recorded; try again"))?;
-            return duplicate_purchase(&found, contact_id);
+            return Err(Error::new(ErrorCode::Conflict, "the purchase is being recorded; try again"));
         }
         Err(err) => return Err(err),
     }
-    let mut draft = Draft::new("EARN", points, format!("purchase:{key}"), format!("purchase {reference}"), caller)
-        .earning(&programme);
-    draft.amount = Some((amount, currency));
-    let posted = ledger::post(&member.id, &draft, Debit::Exact)?;
+    let mut member = posted.member;
     if posted.points > 0 {
-        members::upgrade_if_due(&posted.member, &programme)?;
+        member = members::upgrade_to(&member, &programme, &tiers, qualifying + posted.points)?;
     }
-    referral_bonus(&programme, &posted.member, caller)?;
-    let member = util::existing("loyaltyMember", &member.id, "memberId")?;
+    if member.str("referredById").is_some() {
+        referral_bonus(&programme, &member, caller)?;
+        member = util::existing("loyaltyMember", &member.id, "memberId")?;
+    }
     Ok(json!({
         "memberId": member.id,
         "entryId": posted.entry.map(|e| e.id),
@@ -247,7 +261,7 @@ pub(crate) fn on_deal_won(event: &Event) -> Result<()> {
         if member.str("status").unwrap_or("ACTIVE") != "ACTIVE" {
             continue;
         }
-        let points = points_for(&programme.id, "DEAL_WON", amount, &currency, &member)?;
+        let points = points_for(&programme.id, "DEAL_WON", amount, &currency, members::multiplier(&member)?)?;
         let mut draft = Draft::new(
             "EARN",
             points,
@@ -417,7 +431,7 @@ fn gift_earns(gift: &Record, programme: &Record) -> Result<()> {
             if member.str("status").unwrap_or("ACTIVE") != "ACTIVE" {
                 return Ok(());
             }
-            let points = points_for(&programme.id, "GIFT", amount, &currency, &member)?;
+            let points = points_for(&programme.id, "GIFT", amount, &currency, members::multiplier(&member)?)?;
             let mut draft = Draft::new("EARN", points, key, format!("gift:{}", gift.id), util::SELF).earning(programme);
             draft.amount = Some((amount, currency));
             let posted = ledger::post(&member.id, &draft, Debit::Exact)?;

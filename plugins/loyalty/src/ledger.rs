@@ -112,13 +112,25 @@ pub(crate) fn by_key(key: &str) -> Result<Option<Record>> {
 /// `source_key`, never below 0 (see [`Debit`]). A draft of 0 points (or a debit cut to 0)
 /// writes nothing.
 pub(crate) fn post(member_id: &str, draft: &Draft, debit: Debit) -> Result<Posted> {
+    post_from(member_id, None, draft, debit)
+}
+
+/// [`post`], starting from `member` as just read (read again only after a concurrent write).
+pub(crate) fn post_as(member: &Record, draft: &Draft, debit: Debit) -> Result<Posted> {
+    post_from(&member.id, Some(member.clone()), draft, debit)
+}
+
+fn post_from(member_id: &str, mut read: Option<Record>, draft: &Draft, debit: Debit) -> Result<Posted> {
     if let Some(entry) = by_key(&draft.source_key)? {
         let member = util::existing("loyaltyMember", member_id, "memberId")?;
         let points = util::int(&entry, "points");
         return Ok(Posted { member, entry: Some(entry), points, duplicate: true });
     }
     for _ in 0..ATTEMPTS {
-        let member = util::existing("loyaltyMember", member_id, "memberId")?;
+        let member = match read.take() {
+            Some(member) => member,
+            None => util::existing("loyaltyMember", member_id, "memberId")?,
+        };
         let balance = util::int(&member, "balance");
         let mut points = draft.points;
         if points < 0 && balance + points < 0 {

@@ -60,6 +60,12 @@ pub(crate) fn tier_for(tiers: &[Record], points: i64) -> Option<&Record> {
     tiers.iter().rfind(|t| util::int(t, "threshold") <= points)
 }
 
+/// The earning multiplier of a member's tier among `tiers` (1 without one).
+pub(crate) fn tier_multiplier(tiers: &[Record], member: &Record) -> Decimal {
+    let tier = member.str("tierId").and_then(|id| tiers.iter().find(|t| t.id == id));
+    tier.and_then(|t| util::decimal(t.fields.get("multiplier"))).filter(|m| *m > Decimal::ZERO).unwrap_or(Decimal::ONE)
+}
+
 /// The earning multiplier of a member's tier (1 without one).
 pub(crate) fn multiplier(member: &Record) -> Result<Decimal> {
     let Some(tier) = member.str("tierId") else { return Ok(Decimal::ONE) };
@@ -181,14 +187,19 @@ pub(crate) fn upgrade_if_due(member: &Record, programme: &Record) -> Result<()> 
     if tiers.is_empty() {
         return Ok(());
     }
-    let now = util::now();
-    let qualifying = qualifying_points(member, programme, now)?;
-    let Some(best) = tier_for(&tiers, qualifying) else { return Ok(()) };
+    let qualifying = qualifying_points(member, programme, util::now())?;
+    upgrade_to(member, programme, &tiers, qualifying).map(|_| ())
+}
+
+/// Moves `member` up to the tier `qualifying` points reach among `tiers`, if that is higher
+/// than theirs; the member as it is then.
+pub(crate) fn upgrade_to(member: &Record, programme: &Record, tiers: &[Record], qualifying: i64) -> Result<Record> {
+    let Some(best) = tier_for(tiers, qualifying) else { return Ok(member.clone()) };
     let current = member.str("tierId").and_then(|id| tiers.iter().find(|t| t.id == id));
     if current.is_some_and(|c| util::int(c, "threshold") >= util::int(best, "threshold")) {
-        return Ok(());
+        return Ok(member.clone());
     }
-    move_tier(member, programme, current.map(|c| c.id.as_str()), Some(best), qualifying, "UPGRADE", now)
+    move_tier(member, programme, current.map(|c| c.id.as_str()), Some(best), qualifying, "UPGRADE", util::now())
 }
 
 /// Moves `member` to `to` (recording the change) and starts a new window.
@@ -200,14 +211,14 @@ fn move_tier(
     qualifying: i64,
     reason: &str,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<()> {
+) -> Result<Record> {
     let review = util::stamp(util::add_months(now, window_months(programme)));
     let mut changes = json!({"tierReviewAt": review});
     if reason != "RENEWED" {
         changes["tierId"] = json!(to.map(|t| t.id.clone()));
         changes["tierSince"] = json!(util::stamp(now));
     }
-    update_member(&member.id, &changes)?;
+    let updated = update_member(&member.id, &changes)?;
     if reason != "RENEWED" {
         records::create(
             "loyaltyTierChange",
@@ -220,7 +231,7 @@ fn move_tier(
             }),
         )?;
     }
-    Ok(())
+    Ok(updated)
 }
 
 /// Writes `changes` to a member, reading it again after a concurrent write.
