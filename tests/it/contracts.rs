@@ -123,6 +123,7 @@ fn the_manifest_reference_matches_the_parser() {
             objects: vec!["contact".into()],
             on_failure: FailurePolicy::Deny,
             timeout_ms: 20,
+            own_writes: false,
         }),
         settings: [
             (

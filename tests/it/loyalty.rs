@@ -725,3 +725,120 @@ async fn gifts_of_the_donors_plugin_earn_pay_referrals_and_refunds_give_back() {
         db.cleanup().await;
     }
 }
+
+/// Members imported from a spreadsheet with `kith import loyaltyMembers FILE.csv`: found by
+/// e-mail, with opening balances and referral codes; bad rows named by line, the others
+/// imported; importing the file again adds nothing.
+#[tokio::test]
+async fn the_cli_imports_members_with_opening_balances_once() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let runtime = loyalty_runtime(&db).await;
+        let programme = {
+            let server = Server::start(&db).await;
+            let manager = token(&db, Role::Manager).await;
+            let answer = server
+                .gql(
+                    &manager,
+                    "mutation { createLoyaltyProgramme(input: {name: \"Imported\", pointValue: \"0.01\", pointValueCurrency: \"EUR\", expiryMonths: 12}) { id } }",
+                    json!({}),
+                )
+                .await;
+            server.stop().await;
+            id(&answer, "createLoyaltyProgramme")
+        };
+        runtime.stop().await;
+        for first in ["Ada", "Bob"] {
+            let email = format!("{}@example.org", first.to_lowercase());
+            db.create("contact", json!({"firstName": first, "lastName": "Moved", "email": email})).await.unwrap();
+        }
+        let env = vec![("KITH_PLUGINS__CACHE_DIR".to_owned(), plugins_config().cache_dir)];
+        let dir = kith_tests::temp_dir();
+        let csv = dir.join("members.csv");
+        std::fs::write(
+            &csv,
+            "email,points\nADA@example.org,\"1,250\"\nbob@example.org,40\ncarol@example.org,10\nbob@example.org,-5\n",
+        )
+        .unwrap();
+        for round in 0..2 {
+            let out = crate::util::run_kith(
+                &["--database", &db.url, "import", "loyaltyMembers", csv.to_str().unwrap()],
+                env.clone(),
+            )
+            .await;
+            assert_eq!(out.status, 1, "{name}: {}", out.stderr);
+            assert!(
+                out.stderr.contains("line 4: no contact has the e-mail carol@example.org"),
+                "{name}: {}",
+                out.stderr
+            );
+            assert!(out.stderr.contains("line 5: points `-5` is not a whole number from 0"), "{name}: {}", out.stderr);
+            assert!(
+                out.stderr.contains("imported 2 loyaltyMembers (2 rejected)"),
+                "{name} round {round}: {}",
+                out.stderr
+            );
+        }
+        let balances = check_ledger(&db).await;
+        let mut got: Vec<i64> = balances.values().copied().collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![40, 1250], "{name}: opening balances, once");
+        let members: i64 =
+            rows(&db, &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM p_loyalty_loyalty_member WHERE CAST(programme_id AS TEXT) = '{programme}'"))
+                .await[0]
+                .try_get_by_index(0)
+                .unwrap();
+        assert_eq!(members, 2, "{name}");
+        std::fs::remove_dir_all(&dir).ok();
+        db.cleanup().await;
+    }
+}
+
+/// `[before_write] own_writes = false`: the plugin's own writes (a purchase writes three
+/// records) are spared a call into its hook, as the metrics count; people's writes to its
+/// objects are still vetted.
+#[tokio::test]
+async fn the_plugins_own_writes_skip_its_hook_and_peoples_do_not() {
+    use crate::observability::{metrics_on_main, sample, scrape};
+    for db in TestDb::all().await {
+        let name = db.name;
+        let runtime = loyalty_runtime(&db).await;
+        let state = kith_core::http::AppState::new(db.kith.clone(), &kith_core::config::ApiConfig::default())
+            .unwrap()
+            .with_metrics(kith_core::http::metrics::Exporter::new(&metrics_on_main()).unwrap());
+        let server =
+            Server::start_router(kith_core::http::app(state, &kith_core::config::ServerConfig::default())).await;
+        let admin_token = token(&db, Role::Admin).await;
+        let hooks =
+            |text: &str| sample(text, "kith_plugin_calls_total", &[("plugin", "loyalty"), ("export", "before-write")]);
+        let (_, before) = scrape(&server, Some(&admin_token)).await;
+        let answer = server
+            .gql(
+                &admin_token,
+                "mutation { createLoyaltyProgramme(input: {name: \"Hooks\", pointValue: \"0.01\", pointValueCurrency: \"EUR\"}) { id } }",
+                json!({}),
+            )
+            .await;
+        let programme = id(&answer, "createLoyaltyProgramme");
+        let rule = "mutation($p: ID!) { createLoyaltyEarnRule(input: {programmeId: $p, name: \"Shop\", trigger: PURCHASE, currency: \"EUR\", pointsPerUnit: \"1\"}) { id } }";
+        data(&server.gql(&admin_token, rule, json!({"p": programme})).await, "createLoyaltyEarnRule");
+        let (_, vetted) = scrape(&server, Some(&admin_token)).await;
+        assert!(hooks(&vetted) - hooks(&before) >= 2.0, "{name}: people's writes are vetted: {vetted}");
+        let contact = db
+            .create("contact", json!({"firstName": "Ada", "lastName": "Hook", "email": "ada@example.org"}))
+            .await
+            .unwrap();
+        let purchase = "mutation($c: ID!) { recordPurchase(contactId: $c, amount: \"10\", currency: \"EUR\", reference: \"H-1\") { points } }";
+        let answer = server.gql(&admin_token, purchase, json!({"c": contact.id().to_string()})).await;
+        assert_eq!(data(&answer, "recordPurchase")["points"], 10, "{name}");
+        let (_, after) = scrape(&server, Some(&admin_token)).await;
+        assert_eq!(
+            hooks(&after),
+            hooks(&vetted),
+            "{name}: the plugin's own writes (member, entry, purchase) called no hook"
+        );
+        runtime.stop().await;
+        server.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -29,7 +29,7 @@ use tokio::io::AsyncBufReadExt as _;
 use crate::util::{Server, admin, eventually, exchange, plugins_config, token, welcome};
 
 /// The sum of the samples of `name` whose labels include every one of `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
@@ -51,12 +51,12 @@ fn has(text: &str, name: &str, labels: &[(&str, &str)]) -> bool {
     })
 }
 
-async fn scrape(server: &Server, token: Option<&str>) -> (u16, String) {
+pub(crate) async fn scrape(server: &Server, token: Option<&str>) -> (u16, String) {
     let reply = exchange(server.addr, "GET", "/metrics", token, b"", "").await;
     (reply.status, reply.body)
 }
 
-fn metrics_on_main() -> MetricsConfig {
+pub(crate) fn metrics_on_main() -> MetricsConfig {
     MetricsConfig { enabled: true, ..MetricsConfig::default() }
 }
 

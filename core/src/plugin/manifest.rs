@@ -495,10 +495,19 @@ pub struct BeforeWrite {
     /// Time budget per call in milliseconds (default 20, at most 1000).
     #[serde(default = "default_hook_ms")]
     pub timeout_ms: u64,
+    /// Whether the hook also vets the plugin's own writes (default true). A plugin that
+    /// checks its own writes in its code says `false`, and each of its writes to these objects
+    /// is spared a call into it.
+    #[serde(default = "default_own_writes")]
+    pub own_writes: bool,
 }
 
 fn default_hook_ms() -> u64 {
     20
+}
+
+fn default_own_writes() -> bool {
+    true
 }
 
 /// Fail open or closed.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value as Json};
 
 use crate::domain::DomainError;
+use crate::domain::actor::ActorKind;
 use crate::domain::hook::{HookFuture, PendingWrite, WriteHook, WriteOp};
 use crate::plugin::host::v1;
 use crate::plugin::manifest::FailurePolicy;
@@ -42,7 +43,13 @@ impl PluginManager {
                     .into(),
             });
         }
-        let hooks: Vec<Arc<LoadedPlugin>> = loaded.into_iter().filter(|p| p.active && hooking(p)).collect();
+        // A plugin's own write skips its hook when its manifest says so (`own_writes = false`).
+        let own = |p: &LoadedPlugin| {
+            write.actor.kind == ActorKind::Plugin
+                && write.actor.id.as_deref() == Some(p.id())
+                && p.manifest.before_write.as_ref().is_some_and(|h| !h.own_writes)
+        };
+        let hooks: Vec<Arc<LoadedPlugin>> = loaded.into_iter().filter(|p| p.active && hooking(p) && !own(p)).collect();
         let mut after = write.after.clone();
         let mut patch = Map::new();
         for plugin in hooks {

@@ -88,6 +88,7 @@ pub(crate) fn step(programme: &Record, batch: u32) -> Result<Step> {
     let valid = ledger::valid_lots(&ids, &through)?;
     for chunk in ids.chunks(200) {
         let page = util::page("loyaltyMember", json!({"id": {"in": chunk}}), 200, None)?;
+        let mut contacts = Vec::new();
         for member in &page.records {
             let expiring = ledger::expiring_by(member, valid.get(&member.id).copied().unwrap_or_default());
             if expiring <= 0 {
@@ -100,10 +101,18 @@ pub(crate) fn step(programme: &Record, batch: u32) -> Result<Step> {
                 format!("expired by {}", &through[..through.len().min(10)]),
                 "job:expiry",
             );
-            let posted = ledger::post(&member.id, &draft, Debit::UpToBalance)?;
+            let posted = ledger::post_as(member, &draft, Debit::UpToBalance)?;
             expired -= posted.points;
             if let Some(contact) = member.str("contactId") {
-                set_expiring(contact, 0)?;
+                contacts.push(records::Update::new(contact, json!({"customFields": {"loyaltyPointsExpiring": 0}})));
+            }
+        }
+        // What a notice said would expire has: the contacts' field back to 0, in one call (a
+        // contact deleted meanwhile is skipped).
+        for outcome in records::update_many("contact", &contacts)? {
+            match outcome {
+                Err(err) if err.code != ErrorCode::NotFound => return Err(err),
+                _ => {}
             }
         }
     }

@@ -18,11 +18,13 @@
 //!
 //! - `ledger`: entries and balances; `members`: programmes, enrolment, tiers; `earn`: what
 //!   earns and gives back; `rewards`: redemption; `expiry`: the expiry job and notices.
-//! - `reports`: standings and reports; `checks`: the before-write checks; `util`: helpers.
+//! - `import`: members from CSV; `reports`: standings and reports; `checks`: the before-write
+//!   checks; `util`: helpers.
 
 mod checks;
 mod earn;
 mod expiry;
+mod import;
 mod ledger;
 mod members;
 mod reports;
@@ -85,6 +87,7 @@ impl Plugin for Loyalty {
                 let contact = util::required(args, "contactId")?;
                 Ok(json!(members::enrol(&programme, contact, util::optional(args, "referralCode"))?.id))
             }
+            "importLoyaltyMembers" => import::import(args, &call.caller),
             "recordPurchase" => earn::record_purchase(args, &call.caller),
             "refundPurchase" => earn::refund_purchase(args, &call.caller),
             "awardPoints" => earn::award(args, &call.caller),
