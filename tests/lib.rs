@@ -45,9 +45,17 @@ pub fn temp_dir() -> PathBuf {
 impl TestDb {
     /// A new SQLite file database, migrated.
     pub async fn sqlite() -> TestDb {
+        TestDb::sqlite_with(|_| {}).await
+    }
+
+    /// [`TestDb::sqlite`] with the store's options as `adjust` leaves them (a benchmark's
+    /// `synchronous = NORMAL`, say).
+    pub async fn sqlite_with(adjust: impl FnOnce(&mut StoreOptions)) -> TestDb {
         let dir = temp_dir();
         let url = format!("sqlite://{}", dir.join("kith.db").display());
-        let store = Store::open(&StoreOptions::new(&url)).await.expect("open sqlite");
+        let mut options = StoreOptions::new(&url);
+        adjust(&mut options);
+        let store = Store::open(&options).await.expect("open sqlite");
         TestDb { name: "sqlite", url, kith: Kith::new(store), dir: Some(dir), pg_admin: None }
     }
 

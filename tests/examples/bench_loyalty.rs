@@ -10,7 +10,8 @@
 //!
 //! `cargo run --release -p kith-tests --example bench_loyalty -- [MEMBERS] [ENTRIES] [DUE]
 //! [SECONDS]` (defaults 100000, 1000000, 10000, 10); `KITH_TEST_DATABASE_URL=postgres://...` for
-//! PostgreSQL.
+//! PostgreSQL, `SQLITE_SYNCHRONOUS=normal` for SQLite as `[database] sqlite_synchronous =
+//! "normal"` runs it.
 
 // A benchmark: a failed unwrap is a failed run.
 #![allow(clippy::unwrap_used)]
@@ -111,7 +112,11 @@ async fn main() {
     let per_member = (entries / members).max(2);
     let db = match TestDb::postgres().await {
         Some(db) => db,
-        None => TestDb::sqlite().await,
+        // `SQLITE_SYNCHRONOUS=normal`: as `[database] sqlite_synchronous = "normal"`.
+        None => {
+            let full = std::env::var("SQLITE_SYNCHRONOUS").map_or(true, |v| v != "normal");
+            TestDb::sqlite_with(|options| options.sqlite_synchronous_full = full).await
+        }
     };
     println!("{}: {members} members, {} entries, {due} with a lot due", db.name, per_member * members);
 

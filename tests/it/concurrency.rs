@@ -559,3 +559,38 @@ async fn a_group_whose_answer_is_lost_is_not_run_twice() {
     assert_eq!(db.count_rows("contact WHERE first_name = 'Steady'").await, 1);
     db.cleanup().await;
 }
+
+/// SQLite's write transactions in one process take turns first come, first served (woken when
+/// the writer before them ends, not sleeping in SQLite's busy handler), and one that cannot
+/// have its turn within the busy timeout is told the database is busy.
+#[tokio::test]
+async fn sqlite_writers_take_turns_in_arrival_order_and_a_stuck_one_hears_busy() {
+    let db = TestDb::sqlite_with(|options| options.busy_timeout = std::time::Duration::from_millis(1_500)).await;
+    let first = db.kith.store.begin(&Actor::system("first")).await.unwrap();
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut waiting = Vec::new();
+    for i in 0..6 {
+        let (store, order) = (db.kith.store.clone(), order.clone());
+        waiting.push(tokio::spawn(async move {
+            let tx = store.begin(&Actor::system("next")).await.unwrap();
+            order.lock().unwrap().push(i);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            tx.commit().await.unwrap();
+        }));
+        // Each arrives after the one before is waiting.
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(order.lock().unwrap().is_empty(), "nobody writes while the first holds the turn");
+    first.commit().await.unwrap();
+    for task in waiting {
+        task.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4, 5], "turns in arrival order");
+    // A writer that cannot have its turn within the busy timeout hears that the database is busy.
+    let holder = db.kith.store.begin(&Actor::system("holder")).await.unwrap();
+    let err = db.kith.store.begin(&Actor::system("late")).await.unwrap_err();
+    assert!(err.to_string().contains("busy"), "{err}");
+    holder.commit().await.unwrap();
+    db.cleanup().await;
+}

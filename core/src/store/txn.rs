@@ -20,12 +20,22 @@ pub struct TxConn {
     db: Autocommit,
     options: TransactionOptions,
     txn: OnceCell<DatabaseTransaction>,
+    /// SQLite: this transaction's turn as the process's writer (see `Store::writers`), given
+    /// up when it commits, rolls back or is dropped. Declared after `txn`, so a dropped
+    /// transaction's rollback is queued before the next writer begins.
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl TxConn {
     /// A transaction on `db`, begun at its first statement.
     pub(crate) fn lazy(db: Autocommit, options: TransactionOptions) -> TxConn {
-        TxConn { db, options, txn: OnceCell::new() }
+        TxConn { db, options, txn: OnceCell::new(), turn: None }
+    }
+
+    /// The transaction, holding `turn` as the process's writer until it ends.
+    pub(crate) fn holding(mut self, turn: Option<tokio::sync::OwnedMutexGuard<()>>) -> TxConn {
+        self.turn = turn;
+        self
     }
 
     /// A transaction on `db`, begun now.
@@ -57,18 +67,24 @@ impl TxConn {
 
     /// Commits what began (nothing began: nothing to do).
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
-        match self.txn.into_inner() {
+        let TxConn { txn, turn, .. } = self;
+        let done = match txn.into_inner() {
             Some(txn) => txn.commit().await,
             None => Ok(()),
-        }
+        };
+        drop(turn);
+        done
     }
 
     /// Rolls back what began.
     pub(crate) async fn rollback(self) -> Result<(), DbErr> {
-        match self.txn.into_inner() {
+        let TxConn { txn, turn, .. } = self;
+        let done = match txn.into_inner() {
             Some(txn) => txn.rollback().await,
             None => Ok(()),
-        }
+        };
+        drop(turn);
+        done
     }
 }
 
