@@ -103,6 +103,12 @@ fn check_member(change: &Change) -> Checked {
                 }
             }
             let programme = members::active_programme(programme_id, "programmeId").map_err(|e| e.message)?;
+            if let Some(referrer) = change.after_str("referredById") {
+                let referrer = kith_plugin_sdk::records::get("loyaltyMember", referrer).map_err(|e| e.message)?;
+                if referrer.as_ref().and_then(|r| r.str("programmeId")) != Some(programme_id) {
+                    return Err("referredById: the member who referred them must be in the same programme".into());
+                }
+            }
             if members::membership(programme_id, contact_id).map_err(|e| e.message)?.is_some() {
                 return Err("the contact is already a member of this programme".into());
             }

@@ -255,6 +255,14 @@ fn users_cannot_write_the_ledger_or_edit_balances_and_members_get_their_numbers(
     let mut change = Change::update("loyaltyMember", before, after);
     change.actor = "user:ada".into();
     assert!(matches!(host.before_write::<Loyalty>(&change), Verdict::Allow));
+    // Whoever referred them is a member of the same programme.
+    let other =
+        write(&host, "loyaltyProgramme", json!({"name": "Other", "pointValue": "1", "pointValueCurrency": "EUR"}))
+            .unwrap();
+    let bob = contact(&host, "bob");
+    let err = write(&host, "loyaltyMember", json!({"programmeId": other, "contactId": bob, "referredById": member}))
+        .unwrap_err();
+    assert!(err.contains("same programme"), "{err}");
     // Programmes, rules and rewards are checked.
     assert!(write(&host, "loyaltyProgramme", json!({"name": "Bad", "pointValue": "0"})).is_err());
     assert!(
