@@ -43,6 +43,12 @@ async fn execute(db: &TestDb, sql: &str) {
     conn.execute_raw(Statement::from_string(conn.get_database_backend(), sql.to_owned())).await.unwrap();
 }
 
+/// A member's balance as stored.
+async fn stored_balance(db: &TestDb, member: &str) -> i64 {
+    let sql = format!("SELECT balance FROM p_loyalty_loyalty_member WHERE CAST(id AS TEXT) = '{member}'");
+    rows(db, &sql).await[0].try_get_by_index::<i64>(0).unwrap()
+}
+
 /// The invariant: every live member's balance is the sum of its live ledger, and not negative;
 /// counters agree with the ledger's kinds. Returns the balances by member.
 async fn check_ledger(db: &TestDb) -> HashMap<String, i64> {
@@ -486,15 +492,12 @@ async fn the_ledger_stays_exact_under_concurrency_retries_and_redelivery() {
             .await
             .unwrap()
             .id();
-        let balance_of = |member: &str| {
-            let sql = format!("SELECT balance FROM p_loyalty_loyalty_member WHERE CAST(id AS TEXT) = '{member}'");
-            let db = &db;
-            async move { rows(db, &sql).await[0].try_get_by_index::<i64>(0).unwrap() }
-        };
-        let start = balance_of(&members[0]).await;
+        let start = stored_balance(&db, &members[0]).await;
         db.update("deal", deal, json!({"stageId": stages[2]}), None).await.unwrap();
-        eventually(30, "the deal's points", || async { (balance_of(&members[0]).await == start + 300).then_some(()) })
-            .await;
+        eventually(30, "the deal's points", || async {
+            (stored_balance(&db, &members[0]).await == start + 300).then_some(())
+        })
+        .await;
         // Every event of the run delivered again (a process that crashed before moving its cursor).
         execute(&db, "UPDATE plugin_delivery_part SET last_seq = 0 WHERE plugin_id = 'loyalty'").await;
         let end: i64 =
@@ -508,7 +511,12 @@ async fn the_ledger_stays_exact_under_concurrency_retries_and_redelivery() {
             (cursor >= end).then_some(())
         })
         .await;
-        assert_eq!(balance_of(&members[0]).await, start + 300, "{}: a redelivered event earned again", db.name);
+        assert_eq!(
+            stored_balance(&db, &members[0]).await,
+            start + 300,
+            "{}: a redelivered event earned again",
+            db.name
+        );
         check_ledger(&db).await;
         runtime.stop().await;
         server.stop().await;
@@ -717,13 +725,12 @@ async fn gifts_of_the_donors_plugin_earn_pay_referrals_and_refunds_give_back() {
         id(&gql(gift, json!({"c": bob, "a": "10.75"})).await, "createDonation");
         let run = kith_core::plugin::jobs::run_now(&runtime, "loyalty", "gifts").await.unwrap();
         assert_eq!(run.status, "succeeded", "{name}: {run:?}");
-        let balance = |member: &str| {
-            let sql = format!("SELECT balance FROM p_loyalty_loyalty_member WHERE CAST(id AS TEXT) = '{member}'");
-            let db = &db;
-            async move { rows(db, &sql).await[0].try_get_by_index::<i64>(0).unwrap() }
-        };
-        assert_eq!(balance(&bob_member).await, 100 + 21 + 20, "{name}: two gifts at 2 a dollar and the bonus");
-        assert_eq!(balance(&ada_member).await, 20, "{name}: the referrer's bonus");
+        assert_eq!(
+            stored_balance(&db, &bob_member).await,
+            100 + 21 + 20,
+            "{name}: two gifts at 2 a dollar and the bonus"
+        );
+        assert_eq!(stored_balance(&db, &ada_member).await, 20, "{name}: the referrer's bonus");
         // Refunded: its points go back; the job again changes nothing else.
         data(
             &gql(
@@ -737,8 +744,8 @@ async fn gifts_of_the_donors_plugin_earn_pay_referrals_and_refunds_give_back() {
             let run = kith_core::plugin::jobs::run_now(&runtime, "loyalty", "gifts").await.unwrap();
             assert_eq!(run.status, "succeeded", "{name}: {run:?}");
         }
-        assert_eq!(balance(&bob_member).await, 21 + 20, "{name}");
-        assert_eq!(balance(&ada_member).await, 20, "{name}");
+        assert_eq!(stored_balance(&db, &bob_member).await, 21 + 20, "{name}");
+        assert_eq!(stored_balance(&db, &ada_member).await, 20, "{name}");
         check_ledger(&db).await;
         runtime.stop().await;
         server.stop().await;
