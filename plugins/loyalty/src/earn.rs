@@ -10,6 +10,12 @@ use crate::ledger::{self, Debit, Draft};
 use crate::members;
 use crate::util;
 
+/// The largest purchase amount `recordPurchase` takes.
+const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+/// The most points one entry earns.
+const MAX_POINTS: i64 = 1_000_000_000_000;
+
 /// The active rules of `programme_id` with `trigger`.
 fn rules(programme_id: &str, trigger: &str) -> Result<Vec<Record>> {
     let rules = util::all("loyaltyEarnRule", json!({"programmeId": programme_id, "trigger": trigger}), 200)?;
@@ -24,7 +30,9 @@ fn points_for(programme_id: &str, trigger: &str, amount: Decimal, currency: &str
         .find(|r| r.str("currency").is_some_and(|c| c.eq_ignore_ascii_case(currency)));
     let Some(rule) = rule else { return Ok(0) };
     let per_unit = util::decimal(rule.fields.get("pointsPerUnit")).unwrap_or_default();
-    Ok(util::whole(amount * per_unit * multiplier).max(0))
+    let points = amount.checked_mul(per_unit).and_then(|p| p.checked_mul(multiplier));
+    let points = points.ok_or_else(|| Error::invalid("amount", "earns more points than can be counted"))?;
+    Ok(util::whole(points).clamp(0, MAX_POINTS))
 }
 
 /// An active member, or an error.
@@ -41,8 +49,8 @@ pub(crate) fn record_purchase(arguments: &Json, caller: &str) -> Result<Json> {
     let reference = util::required(arguments, "reference")?;
     let amount = util::decimal(arguments.get("amount"))
         .ok_or_else(|| Error::invalid("amount", "an amount such as \"25.00\" is required"))?;
-    if amount <= Decimal::ZERO {
-        return Err(Error::invalid("amount", "must be more than 0"));
+    if amount <= Decimal::ZERO || amount > Decimal::from(MAX_AMOUNT) {
+        return Err(Error::invalid("amount", format!("must be more than 0 and at most {MAX_AMOUNT}")));
     }
     let currency = util::required(arguments, "currency")?.to_ascii_uppercase();
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {

@@ -139,6 +139,11 @@ fn purchases_earn_once_per_reference_and_upgrade_tiers_at_once() {
         call(&host, "recordPurchase", json!({"contactId": ada, "amount": "3", "currency": "EURO", "reference": "X"}))
             .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("currency"));
+    let huge = "79228162514264337593543950335";
+    let err =
+        call(&host, "recordPurchase", json!({"contactId": ada, "amount": huge, "currency": "EUR", "reference": "Y"}))
+            .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("amount"), "{err:?}");
     // A refund gives back what the purchase earned, once.
     let refund = call(&host, "refundPurchase", json!({"reference": "ORDER-3"})).unwrap();
     assert_eq!(refund["points"], -20);
