@@ -262,9 +262,21 @@ impl Store {
                     .row_buffer_size(256)
             });
         }
+        // A SQLite file: write transactions on a connection of their own
+        // (`Autocommit::with_writer`). Not in memory, where each pool is a database of its own.
+        let writer = if sqlite && sqlite_path(&url_for_autocommit).is_some() {
+            let mut one = connect.clone();
+            one.max_connections(1).min_connections(1);
+            Some(Database::connect(one).await?)
+        } else {
+            None
+        };
         let db = Database::connect(connect).await?;
         let backend = db.get_database_backend();
-        let autocommit = autocommit::Autocommit::new(db, &url_for_autocommit, options.max_connections)?;
+        let mut autocommit = autocommit::Autocommit::new(db, &url_for_autocommit, options.max_connections)?;
+        if let Some(writer) = writer {
+            autocommit = autocommit.with_writer(writer);
+        }
         if let Err(err) = autocommit.stats().reload(&autocommit).await {
             tracing::warn!(error = %err, "cannot read the planner statistics");
         }

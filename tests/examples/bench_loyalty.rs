@@ -5,7 +5,7 @@
 //! - a member's balance: `loyaltyStanding` (balance, expiring points, tier, qualifying points)
 //!   and the generic `loyaltyMember(id) { balance }`, sequential requests, p50 / p99;
 //! - the liability report (`loyaltyLiability`), p50 / p99;
-//! - `recordPurchase` with 16 clients for SECONDS, each purchase a new reference of a member;
+//! - `recordPurchase` with 16 clients (`CLIENTS=n` for another number) for SECONDS, each purchase a new reference of a member;
 //! - the daily `expiry` job with DUE members holding a lot that came due, to its end.
 //!
 //! `cargo run --release -p kith-tests --example bench_loyalty -- [MEMBERS] [ENTRIES] [DUE]
@@ -165,6 +165,7 @@ async fn main() {
     )
     .await;
     let programme = answer["data"]["createLoyaltyProgramme"]["id"].as_str().unwrap().to_owned();
+    let mut entry_tier = String::new();
     for (tier, threshold) in [("Friend", 0), ("Guardian", 5_000)] {
         let answer = post(
             &mut setup,
@@ -174,6 +175,9 @@ async fn main() {
         )
         .await;
         assert!(answer["errors"].is_null(), "{answer}");
+        if threshold == 0 {
+            answer["data"]["createLoyaltyTier"]["id"].as_str().unwrap().clone_into(&mut entry_tier);
+        }
     }
     let answer = post(
         &mut setup,
@@ -227,6 +231,10 @@ async fn main() {
             "expiredPoints": 0,
             "referralRewarded": false,
             "enrolledAt": stamp(now),
+            // In the entry tier from enrolment, as `enrolLoyaltyMember` puts them.
+            "tierId": entry_tier,
+            "tierSince": stamp(now),
+            "tierReviewAt": stamp(now + chrono::Duration::days(365)),
         }));
     }
     let member_ids = create_as_plugin(&db, "loyaltyMember", member_items).await;
@@ -298,11 +306,12 @@ async fn main() {
     .await;
 
     // recordPurchase with 16 clients.
+    let client_count: usize = std::env::var("CLIENTS").ok().and_then(|c| c.parse().ok()).unwrap_or(16);
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + Duration::from_secs(seconds);
     let mut clients = Vec::new();
-    for client in 0..16usize {
+    for client in 0..client_count {
         let (contacts, done, failed, token) = (contacts.clone(), done.clone(), failed.clone(), token.clone());
         clients.push(tokio::spawn(async move {
             let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -340,7 +349,7 @@ async fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     times.sort_by(f64::total_cmp);
     println!(
-        "recordPurchase, 16 clients: {} in {elapsed:.1} s = {:.0}/s (p50 {:.1} ms, p99 {:.1} ms), {} failed",
+        "recordPurchase, {client_count} clients: {} in {elapsed:.1} s = {:.0}/s (p50 {:.1} ms, p99 {:.1} ms), {} failed",
         done.load(Ordering::Relaxed),
         done.load(Ordering::Relaxed) as f64 / elapsed,
         percentile(&times, 0.5),

@@ -594,3 +594,29 @@ async fn sqlite_writers_take_turns_in_arrival_order_and_a_stuck_one_hears_busy()
     holder.commit().await.unwrap();
     db.cleanup().await;
 }
+
+/// On a SQLite file every write transaction runs on one connection of its own (so the index
+/// pages it wrote last are still in that connection's cache), reads outside transactions on the
+/// others; the connection is in `/metrics`' pool figures as `writer`.
+#[tokio::test]
+async fn sqlite_write_transactions_share_one_connection_of_their_own() {
+    use sea_orm::ConnectionTrait;
+    let db = TestDb::sqlite().await;
+    let store = &db.kith.store;
+    // A TEMP table lives on the connection that made it: the next write transaction sees it,
+    // a read outside a transaction does not.
+    let tx = store.begin(&Actor::system("first")).await.unwrap();
+    tx.conn().execute_unprepared("CREATE TEMP TABLE writer_mark (x INTEGER)").await.unwrap();
+    tx.commit().await.unwrap();
+    for i in 0..3 {
+        let tx = store.begin(&Actor::system("next")).await.unwrap();
+        tx.conn().execute_unprepared(&format!("INSERT INTO writer_mark VALUES ({i})")).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let outside = store.conn().execute_unprepared("SELECT count(*) FROM writer_mark").await;
+    assert!(outside.is_err(), "reads outside a transaction run on other connections");
+    let writer = store.pool_stats().into_iter().find(|p| p.pool == "writer").expect("a writer pool on SQLite");
+    // (A committed transaction's connection goes back to its pool a moment later.)
+    assert_eq!((writer.max, writer.in_use + writer.idle), (1, 1), "{writer:?}");
+    db.cleanup().await;
+}

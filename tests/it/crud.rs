@@ -291,3 +291,66 @@ async fn segments_select_their_members_live() {
         db.cleanup().await;
     }
 }
+
+/// A write's references are checked together (one statement for all of them): each missing or
+/// deleted one is refused naming its field, and the write leaves nothing.
+#[tokio::test]
+async fn every_reference_of_a_write_must_be_a_live_record() {
+    for db in TestDb::all().await {
+        let name = db.name;
+        let server = Server::start(&db).await;
+        let agent = token(&db, Role::Agent).await;
+        let manager = token(&db, Role::Manager).await;
+        let (pipeline, stages) = crate::util::grants_pipeline(&db).await;
+        let id_of = |answer: &Value, field: &str| answer["data"][field]["id"].as_str().unwrap_or_default().to_owned();
+        let kept = server
+            .gql(
+                &agent,
+                "mutation { createCompany(input: {name: \"Kept\", domain: \"kept.example\"}) { id } }",
+                json!({}),
+            )
+            .await;
+        let kept = id_of(&kept, "createCompany");
+        let gone = server
+            .gql(
+                &agent,
+                "mutation { createCompany(input: {name: \"Gone\", domain: \"gone.example\"}) { id } }",
+                json!({}),
+            )
+            .await;
+        let gone = id_of(&gone, "createCompany");
+        let deleted =
+            server.gql(&manager, "mutation($id: ID!) { deleteCompany(id: $id) { id } }", json!({"id": gone})).await;
+        assert!(deleted["errors"].is_null(), "{name}: {deleted}");
+        let contact = server
+            .gql(
+                &agent,
+                "mutation($c: ID!) { createContact(input: {firstName: \"Ref\", companyId: $c}) { id } }",
+                json!({"c": kept}),
+            )
+            .await;
+        let contact = id_of(&contact, "createContact");
+        assert!(!contact.is_empty(), "{name}");
+        let deal = "mutation($p: ID!, $s: ID!, $c: ID, $co: ID) { createDeal(input: {title: \"Ref\", pipelineId: $p, stageId: $s, contactId: $c, companyId: $co}) { id contact { firstName } company { name } } }";
+        let missing = "00000000-0000-7000-8000-000000000001";
+        for (contact_id, company_id, field) in [
+            (contact.as_str(), gone.as_str(), "companyId"),
+            (missing, kept.as_str(), "contactId"),
+            (contact.as_str(), missing, "companyId"),
+        ] {
+            let answer = server
+                .gql(&agent, deal, json!({"p": pipeline, "s": stages[0], "c": contact_id, "co": company_id}))
+                .await;
+            assert_eq!(code(&answer), "BAD_USER_INPUT", "{name}: {answer}");
+            let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(field) && message.contains("no "), "{name}: {field}: {message}");
+        }
+        let count = server.gql(&agent, "{ deals { totalCount } }", json!({})).await;
+        assert_eq!(count["data"]["deals"]["totalCount"], 0, "{name}: refused writes leave nothing");
+        // All of them live: written, with its relations.
+        let answer = server.gql(&agent, deal, json!({"p": pipeline, "s": stages[0], "c": contact, "co": kept})).await;
+        assert_eq!(answer["data"]["createDeal"]["contact"]["firstName"], "Ref", "{name}: {answer}");
+        assert_eq!(answer["data"]["createDeal"]["company"]["name"], "Kept", "{name}: {answer}");
+        db.cleanup().await;
+    }
+}

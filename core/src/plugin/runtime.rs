@@ -1,5 +1,6 @@
-//! Running one plugin: a small pool of warm instances (never shared between plugins, thrown
-//! away after any failure, after a bounded number of calls and on upgrade), each call under an
+//! Running one plugin: a pool of warm instances, as many as its `[limits] instances` (never
+//! shared between plugins, thrown away after any failure, after a bounded number of calls and on
+//! upgrade), each call under an
 //! epoch deadline, a memory cap and a wall-clock backstop.
 
 use std::sync::{Arc, Mutex};
@@ -14,8 +15,6 @@ use crate::plugin::host::{CallMode, CallState, HostState, PluginContext, report_
 use crate::plugin::manifest::Manifest;
 use crate::plugin::output::for_caller;
 
-/// Warm instances kept per plugin.
-pub const POOL_SIZE: usize = 4;
 /// Calls an instance serves before it is replaced.
 pub const MAX_CALLS_PER_INSTANCE: u32 = 1_000;
 /// Bytes a guest may pass into host calls per call.
@@ -313,7 +312,9 @@ impl LoadedPlugin {
             return;
         }
         let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pool.len() < POOL_SIZE {
+        // Every instance the plugin may have stays warm: one made afresh for each call costs
+        // more than most calls (a loyalty purchase with 16 callers made 12 of 16 instances anew).
+        if pool.len() < self.manifest.limits.instances as usize {
             pool.push(warm);
             drop(pool);
             self.returned.notify_one();

@@ -446,22 +446,27 @@ pub(crate) async fn check_references(
     before: Option<&Fields>,
     after: &Fields,
 ) -> Result<()> {
+    let mut named = Vec::new();
     for (field, target) in def.references() {
         let Some(id) = after.get(&field.name).and_then(Value::as_uuid) else { continue };
         if before.and_then(|b| b.get(&field.name)).and_then(Value::as_uuid) == Some(id) {
             continue;
         }
-        let target_def = object_def(registry, target)?;
-        let live = match records::get(tx.conn(), &target_def, id).await? {
-            Some(r) => !target_def.soft_delete || r.get("deletedAt").is_null(),
-            None => false,
-        };
+        named.push((field, target, object_def(registry, target)?, id));
+    }
+    if named.is_empty() {
+        return Ok(());
+    }
+    // Every reference the write names, in one statement.
+    let targets: Vec<(&ObjectDef, Uuid)> = named.iter().map(|(_, _, def, id)| (def.as_ref(), *id)).collect();
+    let live = records::live(tx.conn(), &targets).await?;
+    for ((field, target, target_def, id), live) in named.iter().zip(live) {
         if !live {
             return Err(DomainError::invalid(&field.name, format!("no {target} with id {id}")).into());
         }
-        if target == "user" && field.name == "assigneeId" {
-            let user = records::get(tx.conn(), &target_def, id).await?;
-            if user.is_some_and(|u| u.get("active").as_bool() == Some(false)) {
+        if *target == "user" && field.name == "assigneeId" {
+            let user = records::get_live_fields(tx.conn(), target_def, *id, Some(&["active".to_owned()])).await?;
+            if user.get("active").as_bool() == Some(false) {
                 return Err(DomainError::invalid(&field.name, "the user is inactive").into());
             }
         }

@@ -42,6 +42,8 @@ type Observer = Arc<dyn Fn(&str) + Send + Sync>;
 #[derive(Clone)]
 pub struct Autocommit {
     pool: DatabaseConnection,
+    /// SQLite: the one connection write transactions run on (see [`Autocommit::with_writer`]).
+    writer: Option<DatabaseConnection>,
     conns: Option<Arc<Conns>>,
     stats: Arc<super::stats::PlannerStats>,
 }
@@ -64,7 +66,22 @@ impl Autocommit {
         } else {
             None
         };
-        Ok(Autocommit { pool, conns, stats: Arc::default() })
+        Ok(Autocommit { pool, writer: None, conns, stats: Arc::default() })
+    }
+
+    /// Write transactions run on `writer` (SQLite, a pool of one connection), reads on the pool.
+    /// Writers take turns anyway (SQLite's write lock), and on one connection they find the
+    /// pages they wrote last in its cache: a connection drops its whole cache when another one
+    /// has written since its last transaction, so writers taking turns on sixteen connections
+    /// read every index page they touch from the file again.
+    pub(crate) fn with_writer(mut self, writer: DatabaseConnection) -> Autocommit {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// Where write transactions begin: the writer connection on SQLite, the pool otherwise.
+    pub(crate) fn transaction_pool(&self) -> &DatabaseConnection {
+        self.writer.as_ref().unwrap_or(&self.pool)
     }
 
     /// The database's planner statistics, as last loaded (`store::stats`).
@@ -82,6 +99,10 @@ impl Autocommit {
     pub(crate) fn observe(&mut self, observer: Observer) {
         let pooled = observer.clone();
         self.pool.set_metric_callback(move |info| pooled(&info.statement.sql));
+        if let Some(writer) = &mut self.writer {
+            let writes = observer.clone();
+            writer.set_metric_callback(move |info| writes(&info.statement.sql));
+        }
         if let Some(conns) = &mut self.conns {
             match Arc::get_mut(conns) {
                 Some(conns) => conns.observer = Some(observer),
@@ -103,6 +124,15 @@ impl Autocommit {
                 in_use: u64::from(size).saturating_sub(idle as u64),
                 idle: idle as u64,
                 max: u64::from(max),
+            });
+        }
+        if let Some(writer) = &self.writer {
+            let pool = writer.get_sqlite_connection_pool();
+            stats.push(PoolStats {
+                pool: "writer",
+                in_use: u64::from(pool.size()).saturating_sub(pool.num_idle() as u64),
+                idle: pool.num_idle() as u64,
+                max: u64::from(pool.options().get_max_connections()),
             });
         }
         if let Some(conns) = &self.conns {
@@ -133,7 +163,11 @@ impl Autocommit {
 
     /// Counts a wait for a pooled connection when every one of the transaction pool's is taken
     /// as a transaction is about to begin (`kith_db_pool_waits_total`).
+    /// (SQLite's writers wait for their turn instead, before they begin.)
     pub(crate) fn note_transaction_wait(&self) {
+        if self.writer.is_some() {
+            return;
+        }
         if let Some((size, 0, max)) = self.sqlx_pool()
             && size >= max
         {
@@ -151,12 +185,16 @@ impl Autocommit {
                 let _ = idle.conn.close().await;
             }
         }
+        if let Some(writer) = &self.writer {
+            writer.close_by_ref().await?;
+        }
         self.pool.close_by_ref().await
     }
 }
 
-/// One pool's connections at a moment: `transactions` (sqlx's pool, which transactions and,
-/// on SQLite, every statement use) or `statements` (Kith's own PostgreSQL connections for
+/// One pool's connections at a moment: `transactions` (sqlx's pool: transactions on PostgreSQL,
+/// every statement outside a write transaction on SQLite), `writer` (a SQLite file's one
+/// connection for write transactions) or `statements` (Kith's own PostgreSQL connections for
 /// statements outside a transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {

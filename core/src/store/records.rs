@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, Query, SelectStatement, UnionType};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
@@ -237,6 +237,37 @@ async fn get_fields<C: ConnectionTrait>(
         Some(row) => Ok(Some(row_to_fields(backend, chosen.iter().copied(), &row)?)),
         None => Ok(None),
     }
+}
+
+/// Which of `targets` (an object and an id each) are live (not soft-deleted) records, in their
+/// order: one statement for all of them (the references one write names).
+pub async fn live<C: ConnectionTrait>(db: &C, targets: &[(&ObjectDef, Uuid)]) -> Result<Vec<bool>> {
+    let backend = db.get_database_backend();
+    let mut union: Option<SelectStatement> = None;
+    for (index, (object, id)) in targets.iter().enumerate() {
+        let mut select = Query::select();
+        select.expr_as(Expr::val(index as i64), Alias::new("k")).from(table(object)).and_where(
+            Expr::col((table(object), Alias::new("id"))).eq(encode(backend, &FieldKind::Id, &Value::Uuid(*id))?),
+        );
+        if object.soft_delete {
+            select.and_where(Expr::col((table(object), Alias::new("deleted_at"))).is_null());
+        }
+        match union.as_mut() {
+            None => union = Some(select),
+            Some(first) => {
+                first.union(UnionType::All, select);
+            }
+        }
+    }
+    let mut out = vec![false; targets.len()];
+    let Some(union) = union else { return Ok(out) };
+    for row in db.query_all(&union).await? {
+        let index: i64 = row.try_get_by_index(0)?;
+        if let Some(found) = usize::try_from(index).ok().and_then(|i| out.get_mut(i)) {
+            *found = true;
+        }
+    }
+    Ok(out)
 }
 
 /// The live (not soft-deleted) record with this id, or NOT_FOUND.

@@ -49,7 +49,7 @@ impl TxConn {
         self.txn
             .get_or_try_init(|| {
                 self.db.note_transaction_wait();
-                self.db.pool().begin_with_options(self.options)
+                self.db.transaction_pool().begin_with_options(self.options)
             })
             .await
     }

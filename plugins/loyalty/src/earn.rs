@@ -74,8 +74,10 @@ pub(crate) fn record_purchase(arguments: &Json, caller: &str) -> Result<Json> {
     let points = points_for(&programme.id, "PURCHASE", amount, &currency, members::tier_multiplier(&tiers, &member))?;
     let qualifying =
         if tiers.is_empty() || points == 0 { 0 } else { members::qualifying_points(&member, &programme, util::now())? };
+    // No purchase has the key, so no entry has: they are written together.
     let mut draft = Draft::new("EARN", points, format!("purchase:{key}"), format!("purchase {reference}"), caller)
-        .earning(&programme);
+        .earning(&programme)
+        .key_unused();
     draft.amount = Some((amount, currency.clone()));
     let posted = ledger::post_as(&member, &draft, Debit::Exact)?;
     if posted.duplicate {
@@ -357,7 +359,7 @@ pub(crate) fn on_rule_event(event: &Event, rules_cache: &mut Option<Vec<Record>>
         }
         let points = util::whole(Decimal::from(points) * members::multiplier(&member)?);
         let source = format!("{} {record_id}", rule.str("name").unwrap_or("rule"));
-        let draft = Draft::new("EARN", points, key, source, &event.actor).earning(&programme);
+        let draft = Draft::new("EARN", points, key, source, &event.actor).earning(&programme).key_unused();
         let posted = ledger::post(&member.id, &draft, Debit::Exact)?;
         if !posted.duplicate {
             members::upgrade_if_due(&posted.member, &programme)?;
@@ -440,7 +442,9 @@ fn gift_earns(gift: &Record, programme: &Record) -> Result<()> {
                 return Ok(());
             }
             let points = points_for(&programme.id, "GIFT", amount, &currency, members::multiplier(&member)?)?;
-            let mut draft = Draft::new("EARN", points, key, format!("gift:{}", gift.id), util::SELF).earning(programme);
+            let mut draft = Draft::new("EARN", points, key, format!("gift:{}", gift.id), util::SELF)
+                .earning(programme)
+                .key_unused();
             draft.amount = Some((amount, currency));
             let posted = ledger::post(&member.id, &draft, Debit::Exact)?;
             if posted.points > 0 {

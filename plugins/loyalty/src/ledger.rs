@@ -39,6 +39,9 @@ pub(crate) struct Draft {
     pub(crate) reverses: Option<String>,
     pub(crate) amount: Option<(Decimal, String)>,
     pub(crate) created_by: String,
+    /// The caller read in this call that no entry has `source_key` (one read less; a concurrent
+    /// call that takes the key first still makes this one a duplicate).
+    pub(crate) key_unused: bool,
 }
 
 impl Draft {
@@ -55,10 +58,17 @@ impl Draft {
             reverses: None,
             amount: None,
             created_by: created_by.to_owned(),
+            key_unused: false,
         }
     }
 
     /// An earning lot expiring per `programme` (earned now).
+    /// See [`Draft::key_unused`].
+    pub(crate) fn key_unused(mut self) -> Draft {
+        self.key_unused = true;
+        self
+    }
+
     pub(crate) fn earning(mut self, programme: &Record) -> Draft {
         self.lot = true;
         self.qualifying = self.kind == "EARN";
@@ -121,7 +131,9 @@ pub(crate) fn post_as(member: &Record, draft: &Draft, debit: Debit) -> Result<Po
 }
 
 fn post_from(member_id: &str, mut read: Option<Record>, draft: &Draft, debit: Debit) -> Result<Posted> {
-    if let Some(entry) = by_key(&draft.source_key)? {
+    if !draft.key_unused
+        && let Some(entry) = by_key(&draft.source_key)?
+    {
         let member = util::existing("loyaltyMember", member_id, "memberId")?;
         let points = util::int(&entry, "points");
         return Ok(Posted { member, entry: Some(entry), points, duplicate: true });
