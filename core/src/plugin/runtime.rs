@@ -1,7 +1,6 @@
 //! Running one plugin: a pool of warm instances, as many as its `[limits] instances` (never
 //! shared between plugins, thrown away after any failure, after a bounded number of calls and on
-//! upgrade), each call under an
-//! epoch deadline, a memory cap and a wall-clock backstop.
+//! upgrade), each call under an epoch deadline, a memory cap and a wall-clock backstop.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -312,8 +311,8 @@ impl LoadedPlugin {
             return;
         }
         let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Every instance the plugin may have stays warm: one made afresh for each call costs
-        // more than most calls (a loyalty purchase with 16 callers made 12 of 16 instances anew).
+        // Every instance the plugin may have stays warm (a pool of four made all but four of
+        // sixteen concurrent callers' instances afresh, call after call).
         if pool.len() < self.manifest.limits.instances as usize {
             pool.push(warm);
             drop(pool);
