@@ -20,9 +20,10 @@ async fn a_page_with_relations_costs_a_fixed_number_of_queries() {
     let mut store = kith_core::store::Store::open(&kith_core::store::StoreOptions::new(&db.url)).await.unwrap();
     let (counter, log) = (queries.clone(), seen.clone());
     // Authentication is cached for a few seconds; on a slow machine the cache may expire between
-    // the two measured requests, so token lookups are not what this test counts.
+    // the two measured requests, so token lookups are not what this test counts; nor the live
+    // events' poll of the outbox's end, which runs on its own timer and can land in a request.
     store.observe_queries(move |sql| {
-        if !sql.contains("api_token") {
+        if !sql.contains("api_token") && !sql.contains("FROM event_outbox") {
             counter.fetch_add(1, Ordering::SeqCst);
             log.lock().unwrap().push(sql.to_owned());
         }
