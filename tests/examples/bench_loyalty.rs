@@ -5,7 +5,8 @@
 //! - a member's balance: `loyaltyStanding` (balance, expiring points, tier, qualifying points)
 //!   and the generic `loyaltyMember(id) { balance }`, sequential requests, p50 / p99;
 //! - the liability report (`loyaltyLiability`), p50 / p99;
-//! - `recordPurchase` with 16 clients (`CLIENTS=n` for another number) for SECONDS, each purchase a new reference of a member;
+//! - `recordPurchase` with 16 clients (`CLIENTS=n` for another number) for SECONDS, each
+//!   purchase a new reference of a member;
 //! - the daily `expiry` job with DUE members holding a lot that came due, to its end.
 //!
 //! `cargo run --release -p kith-tests --example bench_loyalty -- [MEMBERS] [ENTRIES] [DUE]

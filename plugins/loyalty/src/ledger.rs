@@ -62,13 +62,13 @@ impl Draft {
         }
     }
 
-    /// An earning lot expiring per `programme` (earned now).
-    /// See [`Draft::key_unused`].
+    /// Marks the source key as read and found unused in this call (see the field).
     pub(crate) fn key_unused(mut self) -> Draft {
         self.key_unused = true;
         self
     }
 
+    /// An earning lot expiring per `programme` (earned now).
     pub(crate) fn earning(mut self, programme: &Record) -> Draft {
         self.lot = true;
         self.qualifying = self.kind == "EARN";
