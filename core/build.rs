@@ -6,7 +6,13 @@ include!("../build-support/wasm.rs");
 
 fn main() {
     build_wasm(
-        &["kith-plugin-welcome", "kith-plugin-donors", "kith-plugin-marketing", "kith-plugin-loyalty"],
+        &[
+            "kith-plugin-welcome",
+            "kith-plugin-donors",
+            "kith-plugin-marketing",
+            "kith-plugin-loyalty",
+            "kith-plugin-tryton",
+        ],
         &[
             "plugins/welcome/src",
             "plugins/welcome/plugin.toml",
@@ -20,6 +26,9 @@ fn main() {
             "plugins/loyalty/src",
             "plugins/loyalty/plugin.toml",
             "plugins/loyalty/Cargo.toml",
+            "plugins/tryton/src",
+            "plugins/tryton/plugin.toml",
+            "plugins/tryton/Cargo.toml",
             "plugin-sdk/src",
             "plugin-sdk/Cargo.toml",
             "schemas/wit",

@@ -10,6 +10,7 @@
 
 pub mod browser;
 pub mod smtp;
+pub mod tryton;
 
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -508,6 +508,11 @@ impl TestHost {
             let state = self.state.borrow();
             state.grants.iter().any(|g| {
                 let rest = g.strip_prefix("http-private:").or_else(|| g.strip_prefix("http:"));
+                // `http:setting:KEY`: the origin of the URL in that setting, as in Kith.
+                let rest = match rest.and_then(|r| r.strip_prefix("setting:")) {
+                    Some(key) => state.settings.get(key).and_then(Json::as_str),
+                    None => rest,
+                };
                 rest.and_then(crate::http::origin_of).is_some_and(|o| o == origin)
             })
         };

@@ -45,6 +45,7 @@ mod routes;
 mod search;
 mod subscriptions;
 mod tidy;
+mod tryton;
 mod util;
 mod webhooks;
 mod workflows;

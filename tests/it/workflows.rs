@@ -7,7 +7,7 @@ use kith_core::service::timeline::timeline;
 use kith_core::service::workflow;
 use kith_core::store::{history, outbox};
 use kith_tests::{TestDb, domain_err};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::util::{Server, code, token};
@@ -102,6 +102,22 @@ async fn deals_keep_stage_history_and_stay_in_their_pipeline() {
             "{}",
             db.name
         );
+        // A deal recorded after the fact, created in a closing stage, was won (or lost) too.
+        let seen = outbox::read(db.kith.store.conn(), 0, 1000).await.unwrap().len();
+        let won = db
+            .create("deal", json!({"title": "Signed last week", "pipelineId": sales, "stageId": stages[2]}))
+            .await
+            .unwrap();
+        let kinds: Vec<(String, Value)> = outbox::read(db.kith.store.conn(), 0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .skip(seen)
+            .filter(|e| e.record_id == Some(won.id()))
+            .map(|e| (e.kind, e.payload))
+            .collect();
+        assert_eq!(kinds.iter().map(|k| k.0.as_str()).collect::<Vec<_>>(), ["deal.created", "deal.won"], "{}", db.name);
+        assert_eq!(kinds[1].1["fromStageId"], Value::Null, "{}", db.name);
 
         // A stage with deals in it cannot be deleted.
         let tx = db.tx().await;

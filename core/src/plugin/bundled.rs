@@ -33,4 +33,9 @@ pub const BUNDLED: &[Bundled] = &[
         manifest: include_str!("../../../plugins/loyalty/plugin.toml"),
         component: include_bytes!(concat!(env!("BUILT_PLUGINS_DIR"), "/kith_plugin_loyalty.wasm")),
     },
+    Bundled {
+        id: "tryton",
+        manifest: include_str!("../../../plugins/tryton/plugin.toml"),
+        component: include_bytes!(concat!(env!("BUILT_PLUGINS_DIR"), "/kith_plugin_tryton.wasm")),
+    },
 ];

@@ -458,6 +458,18 @@ impl PluginManager {
         match value {
             Some(value) => {
                 def.kind.check(key, &value)?;
+                let grants_origin = manifest
+                    .capabilities
+                    .iter()
+                    .any(|c| crate::plugin::http::capability_setting(c).is_some_and(|(k, _)| k == key));
+                if grants_origin
+                    && let Some(url) = value.as_str().filter(|u| !u.trim().is_empty())
+                    && crate::plugin::http::url_origin(url).is_none()
+                {
+                    return Err(PluginError::invalid(format!(
+                        "`{key}` must be an http:// or https:// URL with a host (`{url}` is not): it is where `{id}` may connect"
+                    )));
+                }
                 settings.insert(key.to_owned(), value);
             }
             None => {

@@ -240,13 +240,13 @@ impl PluginManager {
         // Its link key now, outside any call: made on first use inside a call, it would be a
         // second writer waiting on the call's own transaction (SQLite has one).
         let link_key = plugins::link_key(self.kith.store.conn(), &row.id).await?;
+        let settings = manifest.effective_settings(&row.settings);
         let context = Arc::new(PluginContext {
             id: row.id.clone(),
             grants: row.grants.iter().cloned().collect(),
-            settings: manifest.effective_settings(&row.settings),
             kith: self.kith.clone(),
             http: crate::plugin::http::HttpPolicy {
-                origins: row.grants.iter().filter_map(|g| crate::plugin::http::capability_origin(g)).collect(),
+                origins: crate::plugin::http::granted_origins(&row.grants, &settings),
                 secrets: manifest
                     .settings
                     .iter()
@@ -264,6 +264,7 @@ impl PluginManager {
             write_limits: (manifest.limits.writes_per_event, manifest.limits.chained_writes_per_minute),
             mail_rate: crate::plugin::http::RateLimit::new(manifest.limits.mail_per_minute),
             link_key: tokio::sync::OnceCell::new_with(Some(link_key)),
+            settings,
         });
         let plugin = LoadedPlugin::new(
             &self.engine,

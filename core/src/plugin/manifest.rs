@@ -746,11 +746,17 @@ pub fn check_capability(capability: &str) -> Result<(), PluginError> {
         };
     }
     if capability.starts_with("http:") || capability.starts_with("http-private:") {
+        if crate::plugin::http::capability_setting(capability).is_some() {
+            // Which setting, and that it is a string one, is checked against the manifest's settings.
+            return Ok(());
+        }
         return match crate::plugin::http::capability_origin(capability) {
             Some(_) => Ok(()),
             None => Err(PluginError::manifest(
                 "capabilities",
-                format!("`{capability}` must name an origin: `http:https://host[:port]` (or `http-private:...`)"),
+                format!(
+                    "`{capability}` must name an origin: `http:https://host[:port]` (or `http-private:...`), or a setting holding one: `http:setting:KEY`"
+                ),
             )),
         };
     }
@@ -764,7 +770,7 @@ pub fn check_capability(capability: &str) -> Result<(), PluginError> {
     Err(PluginError::manifest(
         "capabilities",
         format!(
-            "unknown capability `{capability}` (known: {}, PLUGIN/OBJECTS:read, kv, {PERSONAL_AGGREGATE}, {MAIL_SEND}, http:ORIGIN, http-private:ORIGIN)",
+            "unknown capability `{capability}` (known: {}, PLUGIN/OBJECTS:read, kv, {PERSONAL_AGGREGATE}, {MAIL_SEND}, http:ORIGIN, http-private:ORIGIN, http:setting:KEY, http-private:setting:KEY)",
             known.join(", ")
         ),
     ))
@@ -832,6 +838,19 @@ impl Manifest {
         self.sdk()?;
         for capability in &self.capabilities {
             check_capability(capability)?;
+            if let Some((key, _)) = crate::plugin::http::capability_setting(capability) {
+                match self.settings.get(key) {
+                    Some(def) if def.kind == SettingKind::String && !def.secret => {}
+                    _ => {
+                        return Err(PluginError::manifest(
+                            "capabilities",
+                            format!(
+                                "`{capability}` names the setting `{key}`: declare it as a string setting, not secret, holding the URL an admin gives"
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         if self.objects.len() > MAX_OBJECTS {
             return Err(PluginError::manifest("objects", format!("at most {MAX_OBJECTS} objects")));

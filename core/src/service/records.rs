@@ -614,14 +614,15 @@ async fn deal_before_write(
             after.insert("lostReason".into(), Value::Null);
         }
         effects.stage_change = Some((old_stage, stage_id));
+        let detail = json!({"fromStageId": old_stage.map(|s| s.to_string()), "toStageId": stage_id.to_string(), "stageKind": kind});
         if before.is_some() {
-            let detail = json!({"fromStageId": old_stage.map(|s| s.to_string()), "toStageId": stage_id.to_string(), "stageKind": kind});
             effects.events.push(("stage_changed".into(), detail.clone()));
-            match kind.as_str() {
-                "WON" => effects.events.push(("won".into(), detail)),
-                "LOST" => effects.events.push(("lost".into(), detail)),
-                _ => {}
-            }
+        }
+        // A deal created in a closing stage (one recorded after the fact) was won or lost too.
+        match kind.as_str() {
+            "WON" => effects.events.push(("won".into(), detail)),
+            "LOST" => effects.events.push(("lost".into(), detail)),
+            _ => {}
         }
     }
     Ok(())
