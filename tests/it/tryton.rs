@@ -186,10 +186,32 @@ async fn companies_and_parties_stay_in_step_both_ways() {
         assert!(conflicts.contains(&("name".into(), "CRM".into())), "{}: {conflicts:?}", db.name);
         assert!(conflicts.contains(&("addressCity".into(), "ERP".into())), "{}: {conflicts:?}", db.name);
 
-        // A party made in Tryton becomes a company; the organisation's own party does not.
+        // A party made in Tryton becomes a company; the organisation's own party does not. The
+        // dry run shows it first, and writes nothing.
         let made = tryton.ctl(&["create-party", "Globex Corporation"]).await;
+        let admin_t = admin_token(&db).await;
+        let dry = server.gql(&admin_t, "{ syncDryRun(limit: 50) }", json!({})).await;
+        let dry = data(&dry, "syncDryRun");
+        let parties = dry["streams"].as_array().unwrap().iter().find(|s| s["stream"] == "parties").unwrap();
+        let planned: Vec<&str> =
+            parties["create"].as_array().unwrap().iter().filter_map(|c| c["fields"]["name"].as_str()).collect();
+        assert_eq!(planned, ["Globex Corporation"], "{}: {dry}", db.name);
+        let status = server.gql(&manager, "{ syncStatus }", json!({})).await;
+        let status = data(&status, "syncStatus");
+        assert_eq!(status["url"], tryton.url(), "{}: {status}", db.name);
+        assert!(status["links"]["COMPANY"].as_i64().unwrap() >= 1, "{}: {status}", db.name);
+        assert!(status["positions"]["parties"].is_object(), "{}: {status}", db.name);
+        assert!(!status.to_string().contains(PASSWORD), "{}: the password is never shown", db.name);
+        let before = server.gql(&manager, "{ companies(first: 50) { totalCount } }", json!({})).await;
         sync(&runtime).await;
-        let found = server.gql(&manager, "{ companies(first: 50) { edges { node { name } } } }", json!({})).await;
+        let found =
+            server.gql(&manager, "{ companies(first: 50) { totalCount edges { node { name } } } }", json!({})).await;
+        assert_eq!(
+            data(&found, "companies")["totalCount"].as_i64(),
+            data(&before, "companies")["totalCount"].as_i64().map(|n| n + 1),
+            "{}: the dry run wrote nothing, the sync one company",
+            db.name
+        );
         let names: Vec<&str> = data(&found, "companies")["edges"]
             .as_array()
             .unwrap()
@@ -200,7 +222,7 @@ async fn companies_and_parties_stay_in_step_both_ways() {
         assert!(!names.contains(&"Kith Test Organisation"), "{}: {names:?}", db.name);
 
         // A full resync, and the company's event delivered again: no second party.
-        let resync = server.gql(&admin_token(&db).await, "mutation { resync }", json!({})).await;
+        let resync = server.gql(&admin_t, "mutation { resync }", json!({})).await;
         assert!(data(&resync, "resync").as_i64().unwrap() >= 2, "{resync}");
         sync(&runtime).await;
         runtime.replay(&admin(), "tryton").await.unwrap();
@@ -418,6 +440,12 @@ async fn a_deal_won_becomes_a_sale_and_its_invoice_comes_back_paid() {
             .collect();
         assert!(subjects.iter().any(|s| s.ends_with("posted: 2100 USD")), "{}: {subjects:?}", db.name);
         assert!(subjects.iter().any(|s| s.ends_with(" paid")), "{}: {subjects:?}", db.name);
+        // The sale's state as Tryton has it now comes back to the deal.
+        let state =
+            tryton.search_read("sale.sale", json!([["id", "=", sale["id"]]]), &["state"]).await[0]["state"].clone();
+        let deal_now =
+            server.gql(&manager, "query($id: ID!) { deal(id: $id) { customFields } }", json!({"id": deal})).await;
+        assert_eq!(data(&deal_now, "deal")["customFields"]["erpSaleState"], state, "{}", db.name);
 
         // A deal won without lines: one line of the service product for its amount.
         let plain = data(
