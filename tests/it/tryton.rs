@@ -525,6 +525,25 @@ async fn tryton_down_loses_nothing() {
         for edge in &listed {
             assert_eq!(edge["node"]["status"], "PENDING", "{}: {edge}", db.name);
         }
+        // The admin sees them in the console, with why, and a form to retry each; every
+        // object has its page and every operation its form.
+        let mut browser = crate::console::signed_in(&db, &server, "ops@example.org", Role::Admin).await;
+        let page = browser.get("/o/erpSyncErrors").await;
+        assert_eq!(page.status, 200, "{}: {}", db.name, page.body);
+        assert!(page.body.contains("Connection refused"), "{}: the list shows why: {}", db.name, page.body);
+        let manifest = kith_core::plugin::manifest::Manifest::parse(
+            kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "tryton").unwrap().manifest,
+        )
+        .unwrap();
+        for object in &manifest.objects {
+            let page = browser.get(&format!("/o/{}", object.plural)).await;
+            assert_eq!(page.status, 200, "{}: /o/{}: {}", db.name, object.plural, page.body);
+        }
+        for operation in manifest.queries.iter().chain(&manifest.mutations) {
+            let form = browser.get(&format!("/ops/tryton/{}", operation.name)).await;
+            assert_eq!(form.status, 200, "{}: {}: {}", db.name, operation.name, form.body);
+        }
+
         // A sync meanwhile fails, and moves no cursor.
         let run = jobs::run_now(&runtime, "tryton", "sync").await.unwrap();
         assert_eq!(run.status, "failed", "{}: {run:?}", db.name);
@@ -629,4 +648,99 @@ async fn a_kill_while_pushing_creates_no_duplicate_party() {
         let _ = second.wait().await;
         db.cleanup().await;
     }
+}
+
+/// The guide in `plugins/tryton/README.md`, word for word: its `sh` blocks run in one `bash`
+/// (with `set -euo pipefail`) in an empty directory holding this repository's `tests/tryton`,
+/// `kith` being the binary's entry point (`kith-child`) on the database of a running server
+/// whose GraphQL endpoint is `API`, Tryton installed from PyPI by the guide itself (pip's
+/// cache kept in `target/pip-cache`) on a free `TRYTON_PORT`; what they print must contain the
+/// guide's `text` blocks, line by line and in order (`…` standing for anything). On SQLite, as
+/// the guide's reader runs Kith; the connector on PostgreSQL is the other tests' part.
+#[tokio::test]
+async fn the_readme_guide_runs_word_for_word() {
+    let readme = include_str!("../../plugins/tryton/README.md");
+    let start = readme.find("<!-- guide: start -->").expect("the guide's start marker");
+    let end = readme.find("<!-- guide: end -->").expect("the guide's end marker");
+    let guide = &readme[start..end];
+    let block = |tag: &str| -> Vec<String> {
+        let fence = format!("```{tag}\n");
+        guide.split(&fence).skip(1).map(|rest| rest.split("```").next().unwrap_or_default().to_owned()).collect()
+    };
+    let script = format!("set -euo pipefail\n{}", block("sh").join("\n"));
+    let expected: Vec<String> = block("text").iter().flat_map(|b| b.lines().map(str::to_owned)).collect();
+    assert!(expected.len() >= 2, "the guide shows what it prints");
+    let missing: Vec<&str> = ["bash", "curl", "jq", "python3"]
+        .into_iter()
+        .filter(|tool| {
+            !std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if !missing.is_empty() {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the Tryton guide: missing {missing:?}");
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED ({}): the Tryton guide word for word: install them",
+            missing.join(", ")
+        );
+        return;
+    }
+    let db = TestDb::sqlite().await;
+    let runtime = kith_core::plugin::start_runtime(&db.kith, &plugins_config()).await.unwrap();
+    let bundled = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "tryton").unwrap();
+    runtime.install(&admin(), bundled.manifest, bundled.component).await.unwrap();
+    runtime.enable(&admin(), "tryton", Grants::All).await.unwrap();
+    runtime.refresh().await.unwrap();
+    let server = Server::start(&db).await;
+    let dir = std::env::temp_dir().join(format!("kith-tryton-guide-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(dir.join("tests")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kith-child"), dir.join("kith")).unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::os::unix::fs::symlink(repo.join("tryton"), dir.join("tests").join("tryton")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let child = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", &dir)
+        .env("PIP_CACHE_DIR", repo.join("../target/pip-cache"))
+        .env("KITH_DATABASE_URL", &db.url)
+        .env("API", format!("http://{}/graphql", server.addr))
+        .env("TRYTON_PORT", port.to_string())
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = child.id().unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(900), child.wait_with_output()).await;
+    // The Tryton the guide left running, with the rest of its process group.
+    let _ = std::process::Command::new("kill").args(["-TERM", "--", &format!("-{group}")]).status();
+    let output = output.expect("the guide within 15 minutes").unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the guide failed: {}\n{stdout}\n{stderr}", output.status);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let mut at = 0;
+    for want in &expected {
+        let matches = |line: &str| match want.split_once('…') {
+            Some((head, tail)) => line.starts_with(head) && line.ends_with(tail),
+            None => line == want,
+        };
+        match lines[at..].iter().position(|line| matches(line)) {
+            Some(found) => at += found + 1,
+            None => panic!("the guide did not print `{want}` (after line {at}):\n{stdout}\n{stderr}"),
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    runtime.stop().await;
+    server.stop().await;
+    db.cleanup().await;
 }

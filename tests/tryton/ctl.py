@@ -11,6 +11,8 @@ URL is `http://USER:PASSWORD@HOST:PORT/DATABASE/` (its `rpc/` endpoint is used).
     create-party NAME           a party created in Tryton
     create-product CODE NAME PRICE
     counts                      how many parties, sales and invoices there are
+    rename-parties N SUFFIX     appends SUFFIX to the names of the first N parties named
+                                `Bench customer …` (the benchmark's incremental changes)
 """
 import datetime
 import json
@@ -68,6 +70,13 @@ def main(url, command, *args):
             account_category=category)
         template.save()
         out = {'id': template.products[0].id}
+    elif command == 'rename-parties':
+        Party = Model.get('party.party')
+        parties = Party.find([('name', 'like', 'Bench customer %')], limit=int(args[0]), order=[('id', 'ASC')])
+        for party in parties:
+            party.name = party.name.split(' /')[0] + ' / ' + args[1]
+        Party.save(parties)
+        out = {'renamed': len(parties)}
     elif command == 'counts':
         out = {
             'parties': len(Model.get('party.party').find([])),

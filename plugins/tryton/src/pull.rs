@@ -47,6 +47,9 @@ pub(crate) struct Plan {
     pub(crate) creates: Vec<(String, Json, NewLink)>,
     /// Records to update: object, id, fields, version.
     pub(crate) updates: Vec<(String, String, Json, Option<u64>)>,
+    /// Link updates that hold only if the company update before them went through: company
+    /// id, link id, fields (a company changed meanwhile keeps its old base, merged next time).
+    pub(crate) link_updates: Vec<(String, String, Json)>,
     /// Conflicts resolved: kith id, ERP id, conflicts.
     pub(crate) conflicts: Vec<(String, String, Vec<Conflict>)>,
     /// Timeline activities to add.
@@ -64,6 +67,7 @@ impl Plan {
             "stream": stream.name(),
             "create": self.creates.iter().map(|(object, fields, _)| json!({"object": object, "fields": fields})).collect::<Vec<_>>(),
             "update": self.updates.iter().map(|(object, id, fields, _)| json!({"object": object, "id": id, "fields": fields})).collect::<Vec<_>>(),
+            "links": self.link_updates.len(),
             "conflicts": self.conflicts.iter().flat_map(|(kith, _, cs)| cs.iter().map(move |c| json!({
                 "kithId": kith, "field": c.field, "crm": c.crm, "erp": c.erp, "winner": c.winner.label(),
             }))).collect::<Vec<_>>(),
@@ -273,11 +277,10 @@ fn plan_parties(page: &[ErpRecord]) -> Result<Plan> {
                             plan.unchanged += 1;
                         }
                     }
-                    Some(link) => plan.updates.push((
-                        "erpLink".into(),
+                    Some(link) => plan.link_updates.push((
+                        company.id.clone(),
                         link.record.id.clone(),
                         links::synced_update(&agreed, None),
-                        None,
                     )),
                     None => plan.creates.push((
                         "erpLink".into(),
@@ -460,12 +463,27 @@ pub(crate) fn write(plan: Plan) -> Result<()> {
         }
         updates.entry(object).or_default().push(update);
     }
+    let mut refused = std::collections::HashSet::new();
     for (object, items) in updates {
         for chunk in items.chunks(records::BULK_CHUNK) {
-            for updated in records::update_many(&object, chunk)? {
+            for (updated, item) in records::update_many(&object, chunk)?.into_iter().zip(chunk) {
                 if let Err(err) = updated {
-                    kith_plugin_sdk::log::warn(&format!("{object}: {err}"));
+                    kith_plugin_sdk::log::warn(&format!("{object} {}: {err}", item.id));
+                    refused.insert(item.id.clone());
                 }
+            }
+        }
+    }
+    let link_updates: Vec<records::Update> = plan
+        .link_updates
+        .into_iter()
+        .filter(|(company, _, _)| !refused.contains(company))
+        .map(|(_, link, fields)| records::Update::new(&link, fields))
+        .collect();
+    for chunk in link_updates.chunks(records::BULK_CHUNK) {
+        for updated in records::update_many("erpLink", chunk)? {
+            if let Err(err) = updated {
+                kith_plugin_sdk::log::warn(&format!("erpLink: {err}"));
             }
         }
     }

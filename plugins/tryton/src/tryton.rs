@@ -9,8 +9,9 @@
 //! - A deal won is a `sale.sale` whose reference is `kith:deal:ID`, with product lines (the
 //!   products' sale unit and customer taxes), quoted and confirmed with the sale's own buttons.
 //! - Pulls read each model in two passes per cycle: new records by id, then records written
-//!   since the last write date (keyset on `write_date`, `id`); a new cycle starts 50 ids and
-//!   10 seconds back, for transactions that committed late (reading a record twice changes
+//!   since the last write date (keyset on `write_date`, `id`; the first time, from five
+//!   minutes before it started: the new pass read the rest as it is); a new cycle starts 50 ids
+//!   and 10 seconds back, for transactions that committed late (reading a record twice changes
 //!   nothing).
 
 pub(crate) mod rpc;
@@ -127,12 +128,13 @@ impl Tryton {
     }
 
     /// Parties with their addresses, identifiers and contact mechanisms, as records.
-    fn parties(&mut self, rows: Vec<Json>) -> SyncResult<Vec<ErpRecord>> {
+    /// Which of them are the organisation's own is asked only for a pull (`with_internal`).
+    fn parties(&mut self, rows: Vec<Json>, with_internal: bool) -> SyncResult<Vec<ErpRecord>> {
         let party_ids: Vec<i64> = rows.iter().filter_map(|r| id_of(get(r, "id"))).collect();
         if party_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let internal = self.internal_parties()?;
+        let internal = if with_internal { self.internal_parties()? } else { Vec::new() };
         let order = json!([["party", "ASC"], ["sequence", "ASC"], ["id", "ASC"]]);
         let addresses = self.search_read(
             "party.address",
@@ -302,7 +304,11 @@ impl Tryton {
         limit: u32,
         fields: &[&str],
     ) -> SyncResult<(Vec<Json>, Json, bool)> {
-        let mut pos = position.cloned().unwrap_or_else(|| json!({"phase": "new", "id": 0, "at": null, "atId": 0}));
+        // A first read takes every record in the new pass, as it is now: the changed pass need
+        // only look at what is written from then on (less five minutes, for clocks apart).
+        let mut pos = position
+            .cloned()
+            .unwrap_or_else(|| json!({"phase": "new", "id": 0, "at": crate::util::later(-300), "atId": 0}));
         if rewind {
             let id = pos.get("id").and_then(Json::as_i64).unwrap_or(0);
             pos["id"] = json!((id - 50).max(0));
@@ -382,7 +388,7 @@ impl Erp for Tryton {
             Json::Null,
             &["name", "active"],
         )?;
-        self.parties(rows)
+        self.parties(rows, false)
     }
 
     fn create_party(&mut self, key: &str, fields: &Fields) -> SyncResult<(String, Vec<String>)> {
@@ -660,7 +666,7 @@ impl Erp for Tryton {
             Stream::Parties => {
                 let (rows, position, done) =
                     self.page("party.party", json!([]), position, rewind, limit, &["name", "active"])?;
-                Ok(Changes { records: self.parties(rows)?, position, done })
+                Ok(Changes { records: self.parties(rows, true)?, position, done })
             }
             Stream::Sales => {
                 let (rows, position, done) = self.page(
