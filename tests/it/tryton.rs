@@ -674,7 +674,7 @@ async fn the_readme_guide_runs_word_for_word() {
         .into_iter()
         .filter(|tool| {
             !std::process::Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
+                .args(["-c", &format!("command -v {tool} > /dev/null")])
                 .status()
                 .is_ok_and(|s| s.success())
         })
