@@ -1148,6 +1148,39 @@ async fn plugins_built_with_older_sdk_minors_still_run() {
     }
 }
 
+/// A component made by another toolchain carries no `kith:sdk-version` section (only the Rust
+/// SDK writes it): Kith takes its contract version from the `kith:plugin` interfaces it
+/// imports and exports. Here the 1.2.0 fixture with its section renamed installs as 1.2.0 and
+/// runs; a manifest claiming another version is told which to set; a component using no
+/// `kith:plugin` interface is refused saying so.
+#[tokio::test]
+async fn components_without_the_sdk_section_are_read_by_their_interfaces() {
+    let wasm = include_bytes!("../fixtures/welcome-sdk-1.2.0.wasm");
+    let at = wasm.windows(16).position(|w| w == b"kith:sdk-version").expect("the fixture records its SDK");
+    let mut plain = wasm.to_vec();
+    // The same length, so no enclosing section's size changes.
+    plain[at..at + 16].copy_from_slice(b"kith:sdk-renamed");
+    assert!(!plain.windows(16).any(|w| w == b"kith:sdk-version"));
+    let manifest = include_str!("../fixtures/welcome-sdk-1.2.0.toml");
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
+    let wrong = manager
+        .install(&admin(), &manifest.replace("sdk_version = \"1.2.0\"", "sdk_version = \"1.3.0\""), &plain)
+        .await;
+    let err = wrong.map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("kith:plugin@1.2.0") && err.contains("sdk_version = \"1.2.0\""), "{err}");
+    let empty = manager.install(&admin(), manifest, b"\0asm\x0d\0\x01\0").await.map(|_| ()).unwrap_err().to_string();
+    assert!(empty.contains("kith:plugin"), "{empty}");
+    let row = manager.install(&admin(), manifest, &plain).await.unwrap();
+    assert_eq!(row.sdk_version, "1.2.0");
+    manager.enable(&admin(), "welcome", Grants::All).await.unwrap();
+    contact(&db, "Ada", "ada@example.org").await;
+    // It runs: the welcome task for the new contact.
+    eventually(20, "the welcome task", || async { (db.count_rows("activity").await == 1).then_some(()) }).await;
+    manager.stop().await;
+    db.cleanup().await;
+}
+
 /// Outbound HTTP against real servers on loopback: granted origins only, private addresses only
 /// with `http-private:`, redirects checked, secrets injected by the host, bodies capped.
 #[tokio::test]

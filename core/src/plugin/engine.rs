@@ -122,20 +122,40 @@ pub fn content_hash(bytes: &[u8]) -> String {
 /// What Kith reads from a component before it compiles it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentInfo {
-    /// The SDK version recorded in the `kith:sdk-version` custom section.
+    /// The contract version it was built for: the SDK version recorded in the
+    /// `kith:sdk-version` custom section (what the Rust SDK writes), or else the version of the
+    /// `kith:plugin` package its imports and exports name (any other toolchain).
     pub sdk_version: (u16, u16, u16),
+    /// Whether that came from the custom section.
+    pub recorded: bool,
 }
 
-/// Checks that `bytes` is a well-formed component built with a Kith SDK and reads the SDK
-/// version it records.
+/// `kith:plugin/NAME@MAJOR.MINOR.PATCH`'s version.
+fn contract_version(name: &str) -> Option<(u16, u16, u16)> {
+    let (_, version) = name.strip_prefix("kith:plugin/")?.split_once('@')?;
+    let mut parts = version.split('.').map(|p| p.parse::<u16>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
+/// Checks that `bytes` is a well-formed component made for Kith and reads the contract version
+/// it was built for: the Rust SDK's section, or the `kith:plugin` interfaces it uses.
 pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, PluginError> {
     use wasmparser::{Encoding, Parser, Payload};
     let mut sdk = None;
+    let mut contract: Option<(u16, u16, u16)> = None;
     let mut is_component = false;
+    // Nesting: 1 is the component itself (nested modules and components open and close theirs).
+    let mut depth = 0u32;
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| PluginError::Component(format!("not a valid wasm component: {e}")))?;
         match payload {
-            Payload::Version { encoding: Encoding::Component, .. } => is_component = true,
+            Payload::Version { encoding, .. } => {
+                depth += 1;
+                if depth == 1 && encoding == Encoding::Component {
+                    is_component = true;
+                }
+            }
+            Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::CustomSection(section) if section.name() == "kith:sdk-version" => {
                 let data = section.data();
                 if data.len() != 6 {
@@ -143,6 +163,20 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, PluginError> {
                 }
                 let part = |i: usize| u16::from_be_bytes([data[i], data[i + 1]]);
                 sdk = Some((part(0), part(2), part(4)));
+            }
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    let import =
+                        import.map_err(|e| PluginError::Component(format!("not a valid wasm component: {e}")))?;
+                    contract = contract.max(contract_version(import.name.name));
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 1 => {
+                for export in reader {
+                    let export =
+                        export.map_err(|e| PluginError::Component(format!("not a valid wasm component: {e}")))?;
+                    contract = contract.max(contract_version(export.name.name));
+                }
             }
             _ => {}
         }
@@ -152,8 +186,13 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, PluginError> {
             "this is a core wasm module, not a component: build the plugin for wasm32-wasip2".into(),
         ));
     }
-    let sdk_version = sdk.ok_or_else(|| {
-        PluginError::Component("the component records no Kith SDK version: was it built with kith-plugin-sdk?".into())
-    })?;
-    Ok(ComponentInfo { sdk_version })
+    match (sdk, contract) {
+        (Some(sdk_version), _) => Ok(ComponentInfo { sdk_version, recorded: true }),
+        (None, Some(sdk_version)) => Ok(ComponentInfo { sdk_version, recorded: false }),
+        (None, None) => Err(PluginError::Component(
+            "the component neither records a Kith SDK version nor imports or exports a `kith:plugin` interface: \
+             build it against a world of schemas/wit (`base`), with kith-plugin-sdk or a component toolchain"
+                .into(),
+        )),
+    }
 }

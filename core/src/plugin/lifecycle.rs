@@ -90,10 +90,18 @@ impl PluginManager {
         let (major, minor, patch) = info.sdk_version;
         let declared = manifest.sdk()?;
         if declared != info.sdk_version {
-            return Err(PluginError::invalid(format!(
-                "plugin.toml says sdk_version {}, but the component was built with SDK {major}.{minor}.{patch}",
-                manifest.sdk_version
-            )));
+            return Err(PluginError::invalid(if info.recorded {
+                format!(
+                    "plugin.toml says sdk_version {}, but the component was built with SDK {major}.{minor}.{patch}",
+                    manifest.sdk_version
+                )
+            } else {
+                format!(
+                    "plugin.toml says sdk_version {}, but the component uses kith:plugin@{major}.{minor}.{patch} \
+                     (the version of the interfaces it imports and exports): set sdk_version = \"{major}.{minor}.{patch}\"",
+                    manifest.sdk_version
+                )
+            }));
         }
         match SUPPORTED_SDK.iter().find(|(m, _)| *m == major) {
             None => {
