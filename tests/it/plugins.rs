@@ -1181,6 +1181,84 @@ async fn components_without_the_sdk_section_are_read_by_their_interfaces() {
     db.cleanup().await;
 }
 
+/// The welcome plugin's base behaviour written in Python (`plugins/examples/welcome-py`),
+/// built by componentize-py (pinned, from PyPI, into `target/componentize-py-venv`) against
+/// `schemas/wit/v1.2.0` with no Kith SDK, installs as it comes out and runs: the welcome task
+/// on a new contact, and a blocklisted domain refused before the write.
+#[tokio::test]
+async fn a_python_plugin_built_with_componentize_py_runs() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = repo.join("target/componentize-py-venv");
+    let tool = venv.join("bin/componentize-py");
+    let built = async {
+        if !tool.exists() {
+            let made = tokio::process::Command::new("python3").args(["-m", "venv"]).arg(&venv).status().await;
+            if !made.is_ok_and(|s| s.success()) {
+                return Err("python3 cannot make a virtualenv".to_owned());
+            }
+            let pip = tokio::process::Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "componentize-py==0.25.1"])
+                .output()
+                .await
+                .map_err(|e| e.to_string())?;
+            if !pip.status.success() {
+                return Err(format!("pip: {}", String::from_utf8_lossy(&pip.stderr)));
+            }
+        }
+        let out = kith_tests::temp_dir().join("welcome-py.wasm");
+        let source = repo.join("plugins/examples/welcome-py");
+        let build = tokio::process::Command::new(&tool)
+            .arg("-d")
+            .arg(repo.join("schemas/wit/v1.2.0"))
+            .args(["-w", "base", "componentize", "-p"])
+            .arg(&source)
+            .args(["app", "-o"])
+            .arg(&out)
+            .output()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !build.status.success() {
+            // A failed build of our own source is a failure, not a skip.
+            panic!("componentize-py: {}", String::from_utf8_lossy(&build.stderr));
+        }
+        Ok((std::fs::read_to_string(source.join("plugin.toml")).unwrap(), std::fs::read(&out).unwrap()))
+    }
+    .await;
+    let (manifest, wasm) = match built {
+        Ok(built) => built,
+        Err(why) if std::env::var_os("CI").is_some() => panic!("no componentize-py under CI: {why}"),
+        Err(why) => {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED (componentize-py): the Python welcome plugin: {why}");
+            return;
+        }
+    };
+    assert!(!wasm.windows(16).any(|w| w == b"kith:sdk-version"), "no Kith SDK wrote this component");
+    let db = TestDb::sqlite().await;
+    let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
+    let row = manager.install(&admin(), &manifest, &wasm).await.unwrap();
+    assert_eq!(row.sdk_version, "1.2.0");
+    manager.set_setting(&admin(), "welcome-py", "blocked_domains", Some(json!(["spam.test"]))).await.unwrap();
+    manager.enable(&admin(), "welcome-py", Grants::All).await.unwrap();
+    let refused = db.create("contact", json!({"firstName": "Bot", "email": "bot@SPAM.test"})).await;
+    let err = refused.map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("e-mail addresses at spam.test are not accepted"), "{err}");
+    let ada = contact(&db, "Ada", "ada@example.org").await;
+    let task = eventually(60, "the welcome task", || async {
+        let activity = db.kith.object("activity").ok()?;
+        let all = kith_core::store::records::ListQuery::first(kith_core::domain::filter::Filter::all(), 10);
+        let page = kith_core::store::records::list(db.kith.store.conn(), &activity, &all).await.unwrap();
+        page.records.into_iter().next().map(|(_, record)| record)
+    })
+    .await;
+    assert_eq!(task.get("subject").to_json(), json!("Welcome Ada Test"));
+    assert_eq!(task.get("kind").to_json(), json!("TASK"));
+    assert_eq!(task.get("contactId").to_json(), json!(ada.id().to_string()));
+    assert!(!task.get("dueAt").is_null());
+    manager.stop().await;
+    db.cleanup().await;
+}
+
 /// Outbound HTTP against real servers on loopback: granted origins only, private addresses only
 /// with `http-private:`, redirects checked, secrets injected by the host, bodies capped.
 #[tokio::test]
