@@ -1233,16 +1233,23 @@ async fn a_python_plugin_built_with_componentize_py_runs() {
             return;
         }
     };
-    assert!(!wasm.windows(16).any(|w| w == b"kith:sdk-version"), "no Kith SDK wrote this component");
+    welcome_port_runs(&manifest, &wasm, "welcome-py").await;
+}
+
+/// What the ports of the welcome plugin to other languages must do, installed as their
+/// toolchain made them: no `kith:sdk-version` section, read as 1.2.0 by their interfaces; a
+/// blocklisted domain refused before the write; the welcome task on a new contact.
+async fn welcome_port_runs(manifest: &str, wasm: &[u8], id: &str) {
+    assert!(!wasm.windows(16).any(|w| w == b"kith:sdk-version"), "{id}: no Kith SDK wrote this component");
     let db = TestDb::sqlite().await;
     let manager = start_runtime(&db.kith, &plugins_config()).await.unwrap();
-    let row = manager.install(&admin(), &manifest, &wasm).await.unwrap();
-    assert_eq!(row.sdk_version, "1.2.0");
-    manager.set_setting(&admin(), "welcome-py", "blocked_domains", Some(json!(["spam.test"]))).await.unwrap();
-    manager.enable(&admin(), "welcome-py", Grants::All).await.unwrap();
+    let row = manager.install(&admin(), manifest, wasm).await.unwrap();
+    assert_eq!(row.sdk_version, "1.2.0", "{id}");
+    manager.set_setting(&admin(), id, "blocked_domains", Some(json!(["spam.test"]))).await.unwrap();
+    manager.enable(&admin(), id, Grants::All).await.unwrap();
     let refused = db.create("contact", json!({"firstName": "Bot", "email": "bot@SPAM.test"})).await;
     let err = refused.map(|_| ()).unwrap_err().to_string();
-    assert!(err.contains("e-mail addresses at spam.test are not accepted"), "{err}");
+    assert!(err.contains("e-mail addresses at spam.test are not accepted"), "{id}: {err}");
     let ada = contact(&db, "Ada", "ada@example.org").await;
     let task = eventually(60, "the welcome task", || async {
         let activity = db.kith.object("activity").ok()?;
@@ -1251,12 +1258,69 @@ async fn a_python_plugin_built_with_componentize_py_runs() {
         page.records.into_iter().next().map(|(_, record)| record)
     })
     .await;
-    assert_eq!(task.get("subject").to_json(), json!("Welcome Ada Test"));
-    assert_eq!(task.get("kind").to_json(), json!("TASK"));
-    assert_eq!(task.get("contactId").to_json(), json!(ada.id().to_string()));
-    assert!(!task.get("dueAt").is_null());
+    assert_eq!(task.get("subject").to_json(), json!("Welcome Ada Test"), "{id}");
+    assert_eq!(task.get("kind").to_json(), json!("TASK"), "{id}");
+    assert_eq!(task.get("contactId").to_json(), json!(ada.id().to_string()), "{id}");
+    let due = task.get("dueAt").to_json();
+    assert!(due.as_str().is_some_and(|due| due.ends_with('Z') && due.len() == 27), "{id}: due {due}");
     manager.stop().await;
     db.cleanup().await;
+}
+
+/// The same behaviour in JavaScript (`plugins/examples/welcome-js`), built by componentize-js
+/// (pinned in its `package-lock.json`, installed with `npm ci` into `target/componentize-js`)
+/// against `schemas/wit/v1.2.0`, its `http` and `fetch-event` features off.
+#[tokio::test]
+async fn a_javascript_plugin_built_with_componentize_js_runs() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let source = repo.join("plugins/examples/welcome-js");
+    let tools = repo.join("target/componentize-js");
+    let built = async {
+        std::fs::create_dir_all(&tools).map_err(|e| e.to_string())?;
+        for file in ["package.json", "package-lock.json"] {
+            std::fs::copy(source.join(file), tools.join(file)).map_err(|e| e.to_string())?;
+        }
+        if !tools.join("node_modules/.bin/componentize-js").exists() {
+            let npm = tokio::process::Command::new("npm")
+                .args(["ci", "--silent", "--no-audit", "--no-fund"])
+                .current_dir(&tools)
+                .output()
+                .await
+                .map_err(|e| format!("npm: {e}"))?;
+            if !npm.status.success() {
+                return Err(format!("npm ci: {}", String::from_utf8_lossy(&npm.stderr)));
+            }
+        }
+        let out = kith_tests::temp_dir().join("welcome-js.wasm");
+        let build = tokio::process::Command::new(tools.join("node_modules/.bin/componentize-js"))
+            .arg(source.join("welcome.js"))
+            .arg("-w")
+            .arg(repo.join("schemas/wit/v1.2.0"))
+            .args(["-n", "base", "-d", "http", "-d", "fetch-event", "-o"])
+            .arg(&out)
+            .output()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !build.status.success() {
+            panic!(
+                "componentize-js: {}{}",
+                String::from_utf8_lossy(&build.stdout),
+                String::from_utf8_lossy(&build.stderr)
+            );
+        }
+        Ok((std::fs::read_to_string(source.join("plugin.toml")).unwrap(), std::fs::read(&out).unwrap()))
+    }
+    .await;
+    let (manifest, wasm) = match built {
+        Ok(built) => built,
+        Err(why) if std::env::var_os("CI").is_some() => panic!("no componentize-js under CI: {why}"),
+        Err(why) => {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED (componentize-js): the JavaScript welcome plugin: {why}");
+            return;
+        }
+    };
+    welcome_port_runs(&manifest, &wasm, "welcome-js").await;
 }
 
 /// Outbound HTTP against real servers on loopback: granted origins only, private addresses only
