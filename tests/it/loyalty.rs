@@ -530,26 +530,9 @@ async fn the_ledger_stays_exact_under_concurrency_retries_and_redelivery() {
 /// the guide's `text` blocks, line by line and in order (`…` standing for anything).
 #[tokio::test]
 async fn the_readme_guide_runs_word_for_word() {
-    let readme = include_str!("../../plugins/loyalty/README.md");
-    let start = readme.find("<!-- guide: start -->").expect("the guide's start marker");
-    let end = readme.find("<!-- guide: end -->").expect("the guide's end marker");
-    let guide = &readme[start..end];
-    let block = |tag: &str| -> Vec<String> {
-        let fence = format!("```{tag}\n");
-        guide.split(&fence).skip(1).map(|rest| rest.split("```").next().unwrap_or_default().to_owned()).collect()
-    };
-    let script = format!("set -euo pipefail\n{}", block("sh").join("\n"));
-    let expected: Vec<String> = block("text").iter().flat_map(|b| b.lines().map(str::to_owned)).collect();
+    let (script, expected) = crate::util::guide(include_str!("../../plugins/loyalty/README.md"));
     assert!(expected.len() >= 6, "the guide shows what it prints");
-    let missing: Vec<&str> = ["bash", "curl", "jq"]
-        .into_iter()
-        .filter(|tool| {
-            !std::process::Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
+    let missing = crate::util::missing_tools(&["bash", "curl", "jq"]);
     if !missing.is_empty() {
         // In CI a missing tool is a failure: `.ci/run` installs them.
         assert!(std::env::var_os("CI").is_none(), "CI must run the loyalty guide: missing {missing:?}");
@@ -583,18 +566,7 @@ async fn the_readme_guide_runs_word_for_word() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{}: the guide failed: {}\n{stdout}\n{stderr}", db.name, output.status);
-        let lines: Vec<&str> = stdout.lines().collect();
-        let mut at = 0;
-        for want in &expected {
-            let matches = |line: &str| match want.split_once('…') {
-                Some((head, tail)) => line.starts_with(head) && line.ends_with(tail),
-                None => line == want,
-            };
-            match lines[at..].iter().position(|line| matches(line)) {
-                Some(found) => at += found + 1,
-                None => panic!("{}: the guide did not print `{want}` (after line {at}):\n{stdout}\n{stderr}", db.name),
-            }
-        }
+        crate::util::assert_prints(&stdout, &stderr, &expected, db.name);
         std::fs::remove_dir_all(&bin).ok();
         runtime.stop().await;
         server.stop().await;

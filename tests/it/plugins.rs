@@ -1269,7 +1269,8 @@ async fn welcome_port_runs(manifest: &str, wasm: &[u8], id: &str) {
 
 /// The same behaviour in JavaScript (`plugins/examples/welcome-js`), built by componentize-js
 /// (pinned in its `package-lock.json`, installed with `npm ci` into `target/componentize-js`)
-/// against `schemas/wit/v1.2.0`, its `http` and `fetch-event` features off.
+/// against `schemas/wit/v1.2.0`, its `http` and `fetch-event` features off; built with them on
+/// (the engine's `fetch` over WASI HTTP) it is refused, saying which flags to use.
 #[tokio::test]
 async fn a_javascript_plugin_built_with_componentize_js_runs() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -1291,27 +1292,37 @@ async fn a_javascript_plugin_built_with_componentize_js_runs() {
                 return Err(format!("npm ci: {}", String::from_utf8_lossy(&npm.stderr)));
             }
         }
-        let out = kith_tests::temp_dir().join("welcome-js.wasm");
-        let build = tokio::process::Command::new(tools.join("node_modules/.bin/componentize-js"))
-            .arg(source.join("welcome.js"))
-            .arg("-w")
-            .arg(repo.join("schemas/wit/v1.2.0"))
-            .args(["-n", "base", "-d", "http", "-d", "fetch-event", "-o"])
-            .arg(&out)
-            .output()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !build.status.success() {
-            panic!(
-                "componentize-js: {}{}",
-                String::from_utf8_lossy(&build.stdout),
-                String::from_utf8_lossy(&build.stderr)
-            );
-        }
-        Ok((std::fs::read_to_string(source.join("plugin.toml")).unwrap(), std::fs::read(&out).unwrap()))
+        let build = |disable: &'static [&'static str], name: &'static str| {
+            let (tools, source, repo) = (tools.clone(), source.clone(), repo.clone());
+            async move {
+                let out = kith_tests::temp_dir().join(name);
+                let mut command = tokio::process::Command::new(tools.join("node_modules/.bin/componentize-js"));
+                command
+                    .arg(source.join("welcome.js"))
+                    .arg("-w")
+                    .arg(repo.join("schemas/wit/v1.2.0"))
+                    .args(["-n", "base"]);
+                for feature in disable {
+                    command.args(["-d", feature]);
+                }
+                let build = command.arg("-o").arg(&out).output().await.unwrap();
+                if !build.status.success() {
+                    panic!(
+                        "componentize-js: {}{}",
+                        String::from_utf8_lossy(&build.stdout),
+                        String::from_utf8_lossy(&build.stderr)
+                    );
+                }
+                std::fs::read(&out).unwrap()
+            }
+        };
+        let plugin = build(&["http", "fetch-event"], "welcome-js.wasm").await;
+        // Built with the engine's `fetch` (WASI HTTP): refused, saying what to change.
+        let with_fetch = build(&[], "welcome-js-fetch.wasm").await;
+        Ok((std::fs::read_to_string(source.join("plugin.toml")).unwrap(), plugin, with_fetch))
     }
     .await;
-    let (manifest, wasm) = match built {
+    let (manifest, wasm, with_fetch) = match built {
         Ok(built) => built,
         Err(why) if std::env::var_os("CI").is_some() => panic!("no componentize-js under CI: {why}"),
         Err(why) => {
@@ -1320,6 +1331,11 @@ async fn a_javascript_plugin_built_with_componentize_js_runs() {
             return;
         }
     };
+    let db = TestDb::sqlite().await;
+    let manager = PluginManager::new(db.kith.clone(), &plugins_config()).unwrap();
+    let refused = manager.install(&admin(), &manifest, &with_fetch).await.map(|_| ()).unwrap_err().to_string();
+    assert!(refused.contains("wasi:http/") && refused.contains("-d http -d fetch-event"), "{refused}");
+    db.cleanup().await;
     welcome_port_runs(&manifest, &wasm, "welcome-js").await;
 }
 

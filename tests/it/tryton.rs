@@ -250,6 +250,12 @@ async fn companies_and_parties_stay_in_step_both_ways() {
     }
 }
 
+/// Runs a create mutation and answers the new record's id.
+async fn created(server: &Server, token: &str, query: &str, variables: Value, field: &str) -> String {
+    let answer = server.gql(token, query, variables).await;
+    data(&answer, field)["id"].as_str().unwrap_or_else(|| panic!("{field}: {answer}")).to_owned()
+}
+
 /// Waits for `check`, for at most `secs` seconds; on a timeout, fails showing the connector's
 /// listed failures and its jobs' last runs.
 async fn wait_for<T, F, Fut>(runtime: &Arc<PluginManager>, db: &TestDb, secs: u64, what: &str, mut check: F) -> T
@@ -339,26 +345,15 @@ async fn a_deal_won_becomes_a_sale_and_its_invoice_comes_back_paid() {
         assert_eq!(consult["node"]["listPrice"], "800", "{}", db.name);
         let service = products.iter().find(|p| p["node"]["code"] == "KITH-SERVICE").unwrap();
 
-        let company = data(
-            &server.gql(&manager, "mutation { createCompany(input: {name: \"Initech\"}) { id } }", json!({})).await,
+        let company = created(
+            &server,
+            &manager,
+            "mutation { createCompany(input: {name: \"Initech\"}) { id } }",
+            json!({}),
             "createCompany",
-        )["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let deal = data(
-            &server
-                .gql(
-                    &manager,
-                    "mutation($p: ID!, $s: ID!, $c: ID!) { createDeal(input: {title: \"Migration\", pipelineId: $p, stageId: $s, companyId: $c, amount: \"2100\", currency: \"USD\"}) { id } }",
-                    json!({"p": pipeline, "s": stages[0], "c": company}),
-                )
-                .await,
-            "createDeal",
-        )["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        )
+        .await;
+        let deal = created(&server, &manager, "mutation($p: ID!, $s: ID!, $c: ID!) { createDeal(input: {title: \"Migration\", pipelineId: $p, stageId: $s, companyId: $c, amount: \"2100\", currency: \"USD\"}) { id } }", json!({"p": pipeline, "s": stages[0], "c": company}), "createDeal").await;
         let line = "mutation($d: ID!, $p: ID!, $q: Decimal!, $u: Decimal) { createDealLine(input: {dealId: $d, productId: $p, quantity: $q, unitPrice: $u, unitPriceCurrency: \"USD\"}) { id } }";
         data(
             &server.gql(&manager, line, json!({"d": deal, "p": consult["node"]["id"], "q": "2", "u": null})).await,
@@ -462,19 +457,7 @@ async fn a_deal_won_becomes_a_sale_and_its_invoice_comes_back_paid() {
         assert_eq!(data(&deal_now, "deal")["customFields"]["erpSaleState"], state, "{}", db.name);
 
         // A deal won without lines: one line of the service product for its amount.
-        let plain = data(
-            &server
-                .gql(
-                    &manager,
-                    "mutation($p: ID!, $s: ID!, $c: ID!) { createDeal(input: {title: \"Support plan\", pipelineId: $p, stageId: $s, companyId: $c, amount: \"990\"}) { id } }",
-                    json!({"p": pipeline, "s": stages[2], "c": company}),
-                )
-                .await,
-            "createDeal",
-        )["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let plain = created(&server, &manager, "mutation($p: ID!, $s: ID!, $c: ID!) { createDeal(input: {title: \"Support plan\", pipelineId: $p, stageId: $s, companyId: $c, amount: \"990\"}) { id } }", json!({"p": pipeline, "s": stages[2], "c": company}), "createDeal").await;
         let key = format!("kith:deal:{plain}");
         let sale = eventually(30, "the plain deal's sale", || async {
             tryton
@@ -508,27 +491,16 @@ async fn tryton_down_loses_nothing() {
         tryton.stop().await;
 
         // While it is down: a company and a deal won are listed, to be retried.
-        let company = data(
-            &server.gql(&manager, "mutation { createCompany(input: {name: \"Umbrella\"}) { id } }", json!({})).await,
+        let company = created(
+            &server,
+            &manager,
+            "mutation { createCompany(input: {name: \"Umbrella\"}) { id } }",
+            json!({}),
             "createCompany",
-        )["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        )
+        .await;
         let (pipeline, stages) = grants_pipeline(&db).await;
-        let deal = data(
-            &server
-                .gql(
-                    &manager,
-                    "mutation($p: ID!, $s: ID!, $c: ID!) { createDeal(input: {title: \"Outage deal\", pipelineId: $p, stageId: $s, companyId: $c, amount: \"75\"}) { id } }",
-                    json!({"p": pipeline, "s": stages[2], "c": company}),
-                )
-                .await,
-            "createDeal",
-        )["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let deal = created(&server, &manager, "mutation($p: ID!, $s: ID!, $c: ID!) { createDeal(input: {title: \"Outage deal\", pipelineId: $p, stageId: $s, companyId: $c, amount: \"75\"}) { id } }", json!({"p": pipeline, "s": stages[2], "c": company}), "createDeal").await;
         let errors = "{ erpSyncErrors(first: 10) { edges { node { id kind kithId status attempts message } } } }";
         let listed = wait_for(&runtime, &db, 30, "both failures listed", || async {
             let answer = server.gql(&admin_token, errors, json!({})).await;
@@ -673,26 +645,9 @@ async fn a_kill_while_pushing_creates_no_duplicate_party() {
 /// the guide's reader runs Kith; the connector on PostgreSQL is the other tests' part.
 #[tokio::test]
 async fn the_readme_guide_runs_word_for_word() {
-    let readme = include_str!("../../plugins/tryton/README.md");
-    let start = readme.find("<!-- guide: start -->").expect("the guide's start marker");
-    let end = readme.find("<!-- guide: end -->").expect("the guide's end marker");
-    let guide = &readme[start..end];
-    let block = |tag: &str| -> Vec<String> {
-        let fence = format!("```{tag}\n");
-        guide.split(&fence).skip(1).map(|rest| rest.split("```").next().unwrap_or_default().to_owned()).collect()
-    };
-    let script = format!("set -euo pipefail\n{}", block("sh").join("\n"));
-    let expected: Vec<String> = block("text").iter().flat_map(|b| b.lines().map(str::to_owned)).collect();
+    let (script, expected) = crate::util::guide(include_str!("../../plugins/tryton/README.md"));
     assert!(expected.len() >= 2, "the guide shows what it prints");
-    let missing: Vec<&str> = ["bash", "curl", "jq", "python3"]
-        .into_iter()
-        .filter(|tool| {
-            !std::process::Command::new("sh")
-                .args(["-c", &format!("command -v {tool} > /dev/null")])
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
+    let missing = crate::util::missing_tools(&["bash", "curl", "jq", "python3"]);
     if !missing.is_empty() {
         assert!(std::env::var_os("CI").is_none(), "CI must run the Tryton guide: missing {missing:?}");
         use std::io::Write as _;
@@ -741,18 +696,7 @@ async fn the_readme_guide_runs_word_for_word() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the guide failed: {}\n{stdout}\n{stderr}", output.status);
-    let lines: Vec<&str> = stdout.lines().collect();
-    let mut at = 0;
-    for want in &expected {
-        let matches = |line: &str| match want.split_once('…') {
-            Some((head, tail)) => line.starts_with(head) && line.ends_with(tail),
-            None => line == want,
-        };
-        match lines[at..].iter().position(|line| matches(line)) {
-            Some(found) => at += found + 1,
-            None => panic!("the guide did not print `{want}` (after line {at}):\n{stdout}\n{stderr}"),
-        }
-    }
+    crate::util::assert_prints(&stdout, &stderr, &expected, "sqlite");
     std::fs::remove_dir_all(&dir).ok();
     runtime.stop().await;
     server.stop().await;

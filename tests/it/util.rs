@@ -321,3 +321,48 @@ pub(crate) async fn query_plan_with(db: &TestDb, statement: &sea_orm::Statement,
         plan
     }
 }
+
+/// A README's guide, between `<!-- guide: start -->` and `<!-- guide: end -->`: its `sh` blocks
+/// as one bash script (with `set -euo pipefail`), and the lines its `text` blocks say it prints.
+pub(crate) fn guide(readme: &str) -> (String, Vec<String>) {
+    let start = readme.find("<!-- guide: start -->").expect("the guide's start marker");
+    let end = readme.find("<!-- guide: end -->").expect("the guide's end marker");
+    let guide = &readme[start..end];
+    let block = |tag: &str| -> Vec<String> {
+        let fence = format!("```{tag}\n");
+        guide.split(&fence).skip(1).map(|rest| rest.split("```").next().unwrap_or_default().to_owned()).collect()
+    };
+    let script = format!("set -euo pipefail\n{}", block("sh").join("\n"));
+    let expected = block("text").iter().flat_map(|b| b.lines().map(str::to_owned)).collect();
+    (script, expected)
+}
+
+/// The tools of `tools` not on the `PATH`.
+pub(crate) fn missing_tools<'a>(tools: &[&'a str]) -> Vec<&'a str> {
+    tools
+        .iter()
+        .copied()
+        .filter(|tool| {
+            !std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool} > /dev/null")])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect()
+}
+
+/// Fails unless `stdout` holds each line of `expected`, in order (`…` standing for anything).
+pub(crate) fn assert_prints(stdout: &str, stderr: &str, expected: &[String], what: &str) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let mut at = 0;
+    for want in expected {
+        let matches = |line: &str| match want.split_once('…') {
+            Some((head, tail)) => line.starts_with(head) && line.ends_with(tail),
+            None => line == want,
+        };
+        match lines[at..].iter().position(|line| matches(line)) {
+            Some(found) => at += found + 1,
+            None => panic!("{what}: the guide did not print `{want}` (after line {at}):\n{stdout}\n{stderr}"),
+        }
+    }
+}

@@ -128,6 +128,8 @@ pub struct ComponentInfo {
     pub sdk_version: (u16, u16, u16),
     /// Whether that came from the custom section.
     pub recorded: bool,
+    /// The names of its top-level imports (`kith:plugin/host@1.2.0`, `wasi:cli/stdout@0.2.0`...).
+    pub imports: Vec<String>,
 }
 
 /// `kith:plugin/NAME@MAJOR.MINOR.PATCH`'s version.
@@ -143,6 +145,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, PluginError> {
     use wasmparser::{Encoding, Parser, Payload};
     let mut sdk = None;
     let mut contract: Option<(u16, u16, u16)> = None;
+    let mut imports = Vec::new();
     let mut is_component = false;
     // Nesting: 1 is the component itself (nested modules and components open and close theirs).
     let mut depth = 0u32;
@@ -169,6 +172,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, PluginError> {
                     let import =
                         import.map_err(|e| PluginError::Component(format!("not a valid wasm component: {e}")))?;
                     contract = contract.max(contract_version(import.name.name));
+                    imports.push(import.name.name.to_owned());
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 1 => {
@@ -187,8 +191,8 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, PluginError> {
         ));
     }
     match (sdk, contract) {
-        (Some(sdk_version), _) => Ok(ComponentInfo { sdk_version, recorded: true }),
-        (None, Some(sdk_version)) => Ok(ComponentInfo { sdk_version, recorded: false }),
+        (Some(sdk_version), _) => Ok(ComponentInfo { sdk_version, recorded: true, imports }),
+        (None, Some(sdk_version)) => Ok(ComponentInfo { sdk_version, recorded: false, imports }),
         (None, None) => Err(PluginError::Component(
             "the component neither records a Kith SDK version nor imports or exports a `kith:plugin` interface: \
              build it against a world of schemas/wit (`base`), with kith-plugin-sdk or a component toolchain"

@@ -89,6 +89,14 @@ impl PluginManager {
         let info = inspect(bytes)?;
         let (major, minor, patch) = info.sdk_version;
         let declared = manifest.sdk()?;
+        // What a JavaScript or Python engine pulls in for `fetch`: plugins have their own HTTP.
+        if let Some(http) = info.imports.iter().find(|i| i.starts_with("wasi:http/")) {
+            return Err(PluginError::Component(format!(
+                "the component imports `{http}`, which Kith does not give plugins: they reach HTTP through \
+                 `kith:plugin/http` (granted origins, secrets kept by Kith). Build it without WASI HTTP \
+                 (componentize-js: `-d http -d fetch-event`; componentize-py: do not use a `wasi:http` world)"
+            )));
+        }
         if declared != info.sdk_version {
             return Err(PluginError::invalid(if info.recorded {
                 format!(
