@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod browser;
+pub mod languages;
 pub mod smtp;
 pub mod tryton;
 

@@ -1187,53 +1187,9 @@ async fn components_without_the_sdk_section_are_read_by_their_interfaces() {
 /// on a new contact, and a blocklisted domain refused before the write.
 #[tokio::test]
 async fn a_python_plugin_built_with_componentize_py_runs() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = repo.join("target/componentize-py-venv");
-    let tool = venv.join("bin/componentize-py");
-    let built = async {
-        if !tool.exists() {
-            let made = tokio::process::Command::new("python3").args(["-m", "venv"]).arg(&venv).status().await;
-            if !made.is_ok_and(|s| s.success()) {
-                return Err("python3 cannot make a virtualenv".to_owned());
-            }
-            let pip = tokio::process::Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "componentize-py==0.25.1"])
-                .output()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !pip.status.success() {
-                return Err(format!("pip: {}", String::from_utf8_lossy(&pip.stderr)));
-            }
-        }
-        let out = kith_tests::temp_dir().join("welcome-py.wasm");
-        let source = repo.join("plugins/examples/welcome-py");
-        let build = tokio::process::Command::new(&tool)
-            .arg("-d")
-            .arg(repo.join("schemas/wit/v1.2.0"))
-            .args(["-w", "base", "componentize", "-p"])
-            .arg(&source)
-            .args(["app", "-o"])
-            .arg(&out)
-            .output()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !build.status.success() {
-            // A failed build of our own source is a failure, not a skip.
-            panic!("componentize-py: {}", String::from_utf8_lossy(&build.stderr));
-        }
-        Ok((std::fs::read_to_string(source.join("plugin.toml")).unwrap(), std::fs::read(&out).unwrap()))
-    }
-    .await;
-    let (manifest, wasm) = match built {
-        Ok(built) => built,
-        Err(why) if std::env::var_os("CI").is_some() => panic!("no componentize-py under CI: {why}"),
-        Err(why) => {
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "SKIPPED (componentize-py): the Python welcome plugin: {why}");
-            return;
-        }
-    };
-    welcome_port_runs(&manifest, &wasm, "welcome-py").await;
+    let built = kith_tests::languages::python_welcome().await;
+    let Some(built) = kith_tests::languages::or_skip(built, "componentize-py") else { return };
+    welcome_port_runs(&built.manifest, &built.wasm, "welcome-py").await;
 }
 
 /// What the ports of the welcome plugin to other languages must do, installed as their
@@ -1273,70 +1229,17 @@ async fn welcome_port_runs(manifest: &str, wasm: &[u8], id: &str) {
 /// (the engine's `fetch` over WASI HTTP) it is refused, saying which flags to use.
 #[tokio::test]
 async fn a_javascript_plugin_built_with_componentize_js_runs() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let source = repo.join("plugins/examples/welcome-js");
-    let tools = repo.join("target/componentize-js");
-    let built = async {
-        std::fs::create_dir_all(&tools).map_err(|e| e.to_string())?;
-        for file in ["package.json", "package-lock.json"] {
-            std::fs::copy(source.join(file), tools.join(file)).map_err(|e| e.to_string())?;
-        }
-        if !tools.join("node_modules/.bin/componentize-js").exists() {
-            let npm = tokio::process::Command::new("npm")
-                .args(["ci", "--silent", "--no-audit", "--no-fund"])
-                .current_dir(&tools)
-                .output()
-                .await
-                .map_err(|e| format!("npm: {e}"))?;
-            if !npm.status.success() {
-                return Err(format!("npm ci: {}", String::from_utf8_lossy(&npm.stderr)));
-            }
-        }
-        let build = |disable: &'static [&'static str], name: &'static str| {
-            let (tools, source, repo) = (tools.clone(), source.clone(), repo.clone());
-            async move {
-                let out = kith_tests::temp_dir().join(name);
-                let mut command = tokio::process::Command::new(tools.join("node_modules/.bin/componentize-js"));
-                command
-                    .arg(source.join("welcome.js"))
-                    .arg("-w")
-                    .arg(repo.join("schemas/wit/v1.2.0"))
-                    .args(["-n", "base"]);
-                for feature in disable {
-                    command.args(["-d", feature]);
-                }
-                let build = command.arg("-o").arg(&out).output().await.unwrap();
-                if !build.status.success() {
-                    panic!(
-                        "componentize-js: {}{}",
-                        String::from_utf8_lossy(&build.stdout),
-                        String::from_utf8_lossy(&build.stderr)
-                    );
-                }
-                std::fs::read(&out).unwrap()
-            }
-        };
-        let plugin = build(&["http", "fetch-event"], "welcome-js.wasm").await;
-        // Built with the engine's `fetch` (WASI HTTP): refused, saying what to change.
-        let with_fetch = build(&[], "welcome-js-fetch.wasm").await;
-        Ok((std::fs::read_to_string(source.join("plugin.toml")).unwrap(), plugin, with_fetch))
-    }
-    .await;
-    let (manifest, wasm, with_fetch) = match built {
-        Ok(built) => built,
-        Err(why) if std::env::var_os("CI").is_some() => panic!("no componentize-js under CI: {why}"),
-        Err(why) => {
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "SKIPPED (componentize-js): the JavaScript welcome plugin: {why}");
-            return;
-        }
-    };
+    let built = kith_tests::languages::javascript_welcome(false).await;
+    let Some(built) = kith_tests::languages::or_skip(built, "componentize-js") else { return };
+    // Built with the engine's `fetch` (WASI HTTP): refused, saying what to change.
+    let with_fetch = kith_tests::languages::javascript_welcome(true).await.unwrap();
     let db = TestDb::sqlite().await;
     let manager = PluginManager::new(db.kith.clone(), &plugins_config()).unwrap();
-    let refused = manager.install(&admin(), &manifest, &with_fetch).await.map(|_| ()).unwrap_err().to_string();
+    let refused =
+        manager.install(&admin(), &built.manifest, &with_fetch.wasm).await.map(|_| ()).unwrap_err().to_string();
     assert!(refused.contains("wasi:http/") && refused.contains("-d http -d fetch-event"), "{refused}");
     db.cleanup().await;
-    welcome_port_runs(&manifest, &wasm, "welcome-js").await;
+    welcome_port_runs(&built.manifest, &built.wasm, "welcome-js").await;
 }
 
 /// Outbound HTTP against real servers on loopback: granted origins only, private addresses only
