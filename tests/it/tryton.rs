@@ -72,6 +72,10 @@ async fn companies_and_parties_stay_in_step_both_ways() {
         let runtime = connector(&db, &tryton).await;
         let server = Server::start(&db).await;
         let manager = token(&db, Role::Manager).await;
+        // The `url` setting grants an origin: it must be one.
+        let bad = runtime.set_setting(&admin(), "tryton", "url", Some(json!("ftp://erp.internal/acme"))).await;
+        let bad = bad.map(|_| ()).unwrap_err().to_string();
+        assert!(bad.contains("http:// or https:// URL"), "{}: {bad}", db.name);
 
         // A company made in Kith: a party with its address, tax identifier and contact mechanisms.
         let answer = server

@@ -29,6 +29,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request body.
 const MAX_REQUEST_BODY: usize = 1 << 20;
+/// The shortest secret taken out of answers.
+const MIN_REDACTED: usize = 4;
 
 fn error(code: ErrorCode, message: impl Into<String>) -> HostError {
     HostError { code, message: message.into() }
@@ -200,7 +202,8 @@ impl HttpPolicy {
     fn redact(&self, bytes: Vec<u8>, injected: &[String]) -> Vec<u8> {
         let mut out = bytes;
         for key in injected {
-            let Some(secret) = self.secrets.get(key).filter(|s| !s.is_empty()) else { continue };
+            // Shorter secrets are not looked for: replacing every "abc" would garble the answer.
+            let Some(secret) = self.secrets.get(key).filter(|s| s.len() >= MIN_REDACTED) else { continue };
             let placeholder = format!("{{{{secret:{key}}}}}");
             for form in [Encoding::Raw, Encoding::Json, Encoding::Form] {
                 out = replace_all(&out, form.encode(secret).as_bytes(), placeholder.as_bytes());
@@ -386,8 +389,10 @@ mod tests {
         let redacted = String::from_utf8(policy.redact(echoed.into_bytes(), &injected)).unwrap();
         assert!(!redacted.contains("a&ss") && !redacted.contains("a%26ss"), "{redacted}");
         assert_eq!(redacted.matches("{{secret:password}}").count(), 3, "{redacted}");
-        // Nothing injected, nothing touched.
+        // Nothing injected, nothing touched; a secret of a few characters is not looked for.
         assert_eq!(policy.redact(b"p\"a&ss w".to_vec(), &[]), b"p\"a&ss w".to_vec());
+        let short = HttpPolicy { secrets: [("pin".to_owned(), "ab".to_owned())].into(), ..policy };
+        assert_eq!(short.redact(b"abcab".to_vec(), &["pin".to_owned()]), b"abcab".to_vec());
     }
 
     #[test]

@@ -172,6 +172,26 @@ fn a_field_says_which_roles_may_read_it() {
 }
 
 #[test]
+fn an_origin_granted_as_a_setting_names_a_plain_string_setting() {
+    let with = |capability: &str, extra: &str| {
+        Manifest::parse(
+            &GOOD
+                .replace("\"kv\"]", &format!("\"kv\", \"{capability}\"]"))
+                .replace("[settings.blocked]", &format!("{extra}[settings.blocked]")),
+        )
+    };
+    let url = "[settings.url]\ntype = \"string\"\n\n";
+    assert!(with("http-private:setting:url", url).is_ok());
+    assert!(with("http:setting:url", url).is_ok());
+    let missing = with("http:setting:url", "").unwrap_err().to_string();
+    assert!(missing.contains("names the setting `url`"), "{missing}");
+    let secret = with("http:setting:api_key", "").unwrap_err().to_string();
+    assert!(secret.contains("not secret"), "a secret setting cannot grant an origin: {secret}");
+    let list = with("http:setting:blocked", "").unwrap_err().to_string();
+    assert!(list.contains("string setting"), "{list}");
+}
+
+#[test]
 fn another_plugins_records_are_granted_read_only() {
     assert!(check_capability("donors/donations:read").is_ok());
     assert!(check_capability("segments:read").is_ok(), "segments are core objects plugins may read");
