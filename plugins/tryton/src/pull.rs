@@ -127,7 +127,8 @@ pub(crate) fn run(erp: &mut dyn Erp, scheduled_for: &str) -> Result<()> {
         return save_cycle(&cycle, new_cycle);
     }
     // 3. A page of the first stream this cycle has not finished.
-    let limit = u32::try_from(util::int_setting("batch_size", 500, 50, 2000)?).unwrap_or(500);
+    // At most 1,000: a page of 1,000 invoices is about half of the 1 MiB a plugin may receive.
+    let limit = u32::try_from(util::int_setting("batch_size", 500, 50, 1000)?).unwrap_or(500);
     for stream in Stream::ALL {
         let name = stream.name().to_owned();
         if cycle.done.contains(&name) {
