@@ -114,13 +114,14 @@ async fn companies_and_parties_stay_in_step_both_ways() {
         assert!(identifiers.iter().any(|i| i["code"] == "BE0897290877"), "{identifiers:?}");
 
         // A contact of the company: a named contact of the party.
-        server
-            .gql(
-                &manager,
-                "mutation($c: ID!) { createContact(input: {firstName: \"Ada\", lastName: \"Lovelace\", email: \"ada@acme.test\", companyId: $c}) { id } }",
-                json!({"c": acme}),
-            )
-            .await;
+        let ada = created(
+            &server,
+            &manager,
+            "mutation($c: ID!) { createContact(input: {firstName: \"Ada\", lastName: \"Lovelace\", email: \"ada@acme.test\", companyId: $c}) { id } }",
+            json!({"c": acme}),
+            "createContact",
+        )
+        .await;
         eventually(30, "the contact as a named contact mechanism", || async {
             let found = tryton
                 .search_read(
@@ -132,6 +133,39 @@ async fn companies_and_parties_stay_in_step_both_ways() {
             found.iter().any(|m| m["value"] == "ada@acme.test").then_some(())
         })
         .await;
+        // Ada asks to be erased: she goes from the party too, and the link keeps nothing of her.
+        let eraser = admin_token(&db).await;
+        let erased = server
+            .gql(
+                &eraser,
+                "mutation($c: ID!) { erasePersonalData(contactId: $c, reason: \"DSR-1\", confirm: \"ERASE\") { dryRun } }",
+                json!({"c": ada}),
+            )
+            .await;
+        assert_eq!(data(&erased, "erasePersonalData")["dryRun"], false, "{}", db.name);
+        eventually(30, "Ada gone from the party", || async {
+            let found = tryton
+                .search_read(
+                    "party.contact_mechanism",
+                    json!([["party", "=", party_id], ["value", "=", "ada@acme.test"]]),
+                    &["id"],
+                )
+                .await;
+            found.is_empty().then_some(())
+        })
+        .await;
+        let conn = db.kith.store.conn();
+        let kept = conn
+            .query_all_raw(Statement::from_string(
+                conn.get_database_backend(),
+                "SELECT CAST(synced AS TEXT) FROM p_tryton_erp_link WHERE kind = 'CONTACT'".to_owned(),
+            ))
+            .await
+            .unwrap();
+        for row in kept {
+            let synced: Option<String> = row.try_get_by_index(0).unwrap();
+            assert!(!synced.unwrap_or_default().contains("ada@acme.test"), "{}: the link forgot her", db.name);
+        }
 
         // Edited in Tryton (by its own client): the name (only there) and the billing city.
         tryton

@@ -97,7 +97,7 @@ pub(crate) fn of_kiths(kind: Kind, kith_ids: &[String]) -> Result<Vec<Link>> {
 
 /// The fields of a new link.
 pub(crate) fn new_link(kind: Kind, kith_id: &str, external_id: &str, synced: &Fields, state: Option<&str>) -> Json {
-    json!({
+    let mut fields = json!({
         "kind": kind.label(),
         "kithId": kith_id,
         "externalId": external_id,
@@ -106,7 +106,11 @@ pub(crate) fn new_link(kind: Kind, kith_id: &str, external_id: &str, synced: &Fi
         "synced": synced_json(synced),
         "syncedAt": util::now(),
         "externalState": state,
-    })
+    });
+    if kind == Kind::Contact {
+        fields["contactId"] = json!(kith_id);
+    }
+    fields
 }
 
 /// Links a Kith record to an ERP record, or moves its link to another one.
