@@ -1,8 +1,11 @@
 //! Plugins in other languages, built by their own toolchains for the tests and benchmarks:
-//! `plugins/examples/welcome-py` with componentize-py (pinned, from PyPI, into
-//! `target/componentize-py-venv`) and `plugins/examples/welcome-js` with componentize-js
-//! (pinned by the example's `package-lock.json`, `npm ci` into `target/componentize-js`), both
-//! against `schemas/wit/v1.2.0`, world `base`.
+//! `plugins/examples/welcome-py` on the Python SDK (`plugin-sdk/python`), built by
+//! `python -m kith_plugin.build` with componentize-py (pinned, from PyPI, into
+//! `target/componentize-py-venv`); `plugins/examples/welcome-ts` on the TypeScript SDK
+//! (`plugin-sdk/typescript`), built by `npm run build` (`npm ci` in its folder, pinned by its
+//! `package-lock.json`), both against `schemas/wit/v1.4.0`, world `plugin`; and
+//! `plugins/examples/welcome-js`, plain JavaScript with no SDK, built by componentize-js
+//! (`npm ci` into `target/componentize-js`) against `schemas/wit/v1.2.0`, world `base`.
 //!
 //! `Err` says why a toolchain cannot be had (no python3 with venv, no npm, no registry): the
 //! caller reports SKIPPED, or fails under `CI`. A failed build of the examples' own source
@@ -10,7 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-fn repo() -> PathBuf {
+/// The repository's root.
+pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -99,22 +103,70 @@ fn finish(build: std::process::Output, tool: &str, example: &Path, out: &Path) -
     }
 }
 
-/// `plugins/examples/welcome-py`, built.
+/// `plugins/examples/welcome-py`, built by the Python SDK's build command.
 pub async fn python_welcome() -> Result<Built, String> {
     let tool = componentize_py().await?;
     let example = repo().join("plugins/examples/welcome-py");
     let out = crate::temp_dir().join("welcome-py.wasm");
-    let build = tokio::process::Command::new(&tool)
-        .arg("-d")
-        .arg(repo().join("schemas/wit/v1.2.0"))
-        .args(["-w", "base", "componentize", "-p"])
-        .arg(&example)
-        .args(["app", "-o"])
+    let build = tokio::process::Command::new(tool.with_file_name("python"))
+        .args(["-m", "kith_plugin.build", "--out"])
         .arg(&out)
+        .current_dir(&example)
+        .env("PYTHONPATH", repo().join("plugin-sdk/python"))
         .output()
         .await
         .map_err(|e| e.to_string())?;
-    Ok(finish(build, "componentize-py", &example, &out))
+    Ok(finish(build, "python -m kith_plugin.build", &example, &out))
+}
+
+/// The Python interpreter of the virtualenv holding componentize-py (the SDK's build needs it).
+pub async fn python() -> Result<PathBuf, String> {
+    Ok(componentize_py().await?.with_file_name("python"))
+}
+
+static NPM_INSTALLS: tokio::sync::Mutex<Vec<PathBuf>> = tokio::sync::Mutex::const_new(Vec::new());
+
+/// `npm ci` in `dir` (a folder of this repository with a `package-lock.json`), once per process
+/// and only when its lock changed since the last install there; under `CI` a failure panics
+/// through `or_skip`.
+pub async fn npm_ci(dir: &Path) -> Result<(), String> {
+    let mut done = NPM_INSTALLS.lock().await;
+    if done.iter().any(|d| d == dir) {
+        return Ok(());
+    }
+    let lock = std::fs::read(dir.join("package-lock.json")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stamp = dir.join("node_modules/.kith-installed-lock");
+    if std::fs::read(&stamp).is_ok_and(|l| l == lock) {
+        done.push(dir.to_owned());
+        return Ok(());
+    }
+    let npm = tokio::process::Command::new("npm")
+        .args(["ci", "--silent", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .output()
+        .await
+        .map_err(|e| format!("npm: {e}"))?;
+    if !npm.status.success() {
+        return Err(format!("npm ci in {}: {}", dir.display(), String::from_utf8_lossy(&npm.stderr)));
+    }
+    std::fs::write(&stamp, lock).map_err(|e| e.to_string())?;
+    done.push(dir.to_owned());
+    Ok(())
+}
+
+/// `plugins/examples/welcome-ts`, built by the TypeScript SDK's build command.
+pub async fn typescript_welcome() -> Result<Built, String> {
+    let example = repo().join("plugins/examples/welcome-ts");
+    npm_ci(&example).await?;
+    let out = crate::temp_dir().join("welcome-ts.wasm");
+    let build = tokio::process::Command::new("npm")
+        .args(["run", "--silent", "build", "--", "--out"])
+        .arg(&out)
+        .current_dir(&example)
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(finish(build, "npm run build", &example, &out))
 }
 
 /// `plugins/examples/welcome-js`, built; `fetch` leaves the engine's WASI HTTP in (which
@@ -133,7 +185,7 @@ pub async fn javascript_welcome(fetch: bool) -> Result<Built, String> {
 }
 
 /// `built`, or the caller reported SKIPPED (`None`); under `CI` a missing toolchain fails.
-pub fn or_skip(built: Result<Built, String>, what: &str) -> Option<Built> {
+pub fn or_skip<T>(built: Result<T, String>, what: &str) -> Option<T> {
     match built {
         Ok(built) => Some(built),
         Err(why) if std::env::var_os("CI").is_some() => panic!("{what}: no toolchain under CI: {why}"),

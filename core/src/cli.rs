@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod plugin;
 pub mod privacy;
+pub mod scaffold;
 pub mod webhook;
 
 use crate::config::Config;
@@ -319,18 +320,9 @@ pub async fn run(
             config.plugins.enable_bundled = true;
         }
     }
-    if let Command::Plugin { action: plugin::PluginAction::New { name, dir, sdk_path } } = &cli.command {
-        let dir = plugin::scaffold(name, dir.clone(), sdk_path.clone())?;
-        writeln!(
-            io.stderr,
-            "created {}
-build it:   cd {} && cargo build --release --target wasm32-wasip2
-test it:    cargo test
-install it: kith plugin install {}",
-            dir.display(),
-            dir.display(),
-            dir.display()
-        )?;
+    if let Command::Plugin { action: plugin::PluginAction::New { name, dir, sdk_path, lang } } = &cli.command {
+        let dir = scaffold::scaffold(name, dir.clone(), sdk_path.clone(), *lang)?;
+        writeln!(io.stderr, "created {}\n{}", dir.display(), lang.next_steps(&dir))?;
         return Ok(());
     }
     if let Command::PrintConfig = cli.command {

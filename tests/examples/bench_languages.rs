@@ -125,9 +125,16 @@ async fn main() {
     let calls: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
     let rust = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "welcome").unwrap();
     let python = kith_tests::languages::python_welcome().await.unwrap_or_else(|why| panic!("componentize-py: {why}"));
-    let javascript =
-        kith_tests::languages::javascript_welcome(false).await.unwrap_or_else(|why| panic!("componentize-js: {why}"));
+    let typescript =
+        kith_tests::languages::typescript_welcome().await.unwrap_or_else(|why| panic!("componentize-js: {why}"));
     measure("Rust (kith-plugin-sdk)", "welcome", rust.manifest, rust.component, calls).await;
-    measure("Python (componentize-py 0.25.1)", "welcome-py", &python.manifest, &python.wasm, calls).await;
-    measure("JavaScript (componentize-js 0.23.0)", "welcome-js", &javascript.manifest, &javascript.wasm, calls).await;
+    measure("Python (kith_plugin, componentize-py 0.25.1)", "welcome-py", &python.manifest, &python.wasm, calls).await;
+    measure(
+        "TypeScript (@kith/plugin-sdk, componentize-js 0.23.0)",
+        "welcome-ts",
+        &typescript.manifest,
+        &typescript.wasm,
+        calls,
+    )
+    .await;
 }

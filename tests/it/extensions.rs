@@ -23,35 +23,63 @@ async fn enable_welcome(runtime: &kith_core::plugin::PluginManager, manifest: &s
     runtime.refresh().await.unwrap();
 }
 
-async fn greetings(db: &TestDb) -> i64 {
-    db.count_rows("p_welcome_greeting").await
-}
-
 #[tokio::test]
 async fn computed_fields_queries_and_mutations_work_through_graphql() {
+    let (manifest, wasm) = welcome();
+    welcome_works_end_to_end("welcome", &manifest, &wasm).await;
+}
+
+/// What the welcome plugin does, through Kith's public interfaces, on both databases: run
+/// against the Rust plugin and against its ports to Python and TypeScript
+/// (`tests/it/sdks.rs`), each installed as its toolchain built it. A blocklisted e-mail domain
+/// refused before the write; a welcome task and a greeting per new contact; the computed field
+/// for a page in one call; a query with its declared role and argument types; a mutation whose
+/// own error names the field; the daily job run by hand, once per day; the contributions gone
+/// while the plugin is disabled.
+pub(crate) async fn welcome_works_end_to_end(id: &str, manifest: &str, wasm: &[u8]) {
+    let table = |object: &str| kith_core::plugin::objects::table_name(id, object);
     for db in TestDb::all().await {
-        let name = db.name;
+        let name = format!("{id} on {}", db.name);
         let server = Server::start(&db).await;
         let agent = token(&db, Role::Agent).await;
         let manager_token = token(&db, Role::Manager).await;
+        let admin_token = token(&db, Role::Admin).await;
         // A contact from before the plugin: never greeted.
         let early = db.create("contact", json!({"firstName": "Early", "lastName": "Bird"})).await.unwrap();
         let runtime = start_runtime(&db.kith, &plugins_config()).await.unwrap();
-        enable_welcome(&runtime, &welcome().0).await;
+        runtime.install(&admin(), manifest, wasm).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        runtime.set_setting(&admin(), id, "blocked_domains", Some(json!(["spam.test"]))).await.unwrap();
+        runtime.enable(&admin(), id, Grants::All).await.unwrap();
+        runtime.refresh().await.unwrap();
+
+        // Before the write: a blocklisted domain is refused, whatever its case, and nothing is stored.
+        let create = "mutation($n: String, $e: String) { createContact(input: {firstName: $n, email: $e}) { id } }";
+        let refused = server.gql(&agent, create, json!({"n": "Bot", "e": "bot@SPAM.test"})).await;
+        let message = refused["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("e-mail addresses at spam.test are not accepted"), "{name}: {refused}");
+        assert_eq!(db.count_rows("contact").await, 1, "{name}");
+
         for i in 0..5 {
-            let created = server
-                .gql(
-                    &agent,
-                    "mutation($n: String) { createContact(input: {firstName: $n}) { id } }",
-                    json!({"n": format!("P{i}")}),
-                )
-                .await;
+            let created = server.gql(&agent, create, json!({"n": format!("P{i}"), "e": null})).await;
             assert!(created["data"]["createContact"]["id"].is_string(), "{name}: {created}");
         }
-        eventually(10, "greetings", || async { (greetings(&db).await == 5).then_some(()) }).await;
+        eventually(20, "greetings", || async { (db.count_rows(&table("greeting")).await == 5).then_some(()) }).await;
+        let tasks = server
+            .gql(
+                &agent,
+                "{ activities(first: 10, filter: {subject: {eq: \"Welcome P3\"}}) { edges { node { kind dueAt contact { firstName } } } } }",
+                json!({}),
+            )
+            .await;
+        let task = &tasks["data"]["activities"]["edges"][0]["node"];
+        assert_eq!(task["kind"], "TASK", "{name}: {tasks}");
+        assert_eq!(task["contact"]["firstName"], "P3", "{name}: {tasks}");
+        let due = task["dueAt"].as_str().and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok());
+        let days = due.map(|d| (d.with_timezone(&Utc) - Utc::now()).num_hours());
+        assert!(days.is_some_and(|h| (70..=72).contains(&h)), "{name}: due in three days: {tasks}");
 
         // A page of contacts with the computed field: one plugin call for the whole page.
-        let plugin = runtime.loaded("welcome").unwrap();
+        let plugin = runtime.loaded(id).unwrap();
         let before = plugin.compute_calls();
         let page = server
             .gql(
@@ -114,14 +142,22 @@ async fn computed_fields_queries_and_mutations_work_through_graphql() {
         let as_viewer = server.gql(&viewer, again, json!({"c": early.id().to_string()})).await;
         assert_eq!(code(&as_viewer), "FORBIDDEN", "{name}: mutations default to AGENT");
 
+        // The daily job, run by hand twice: one digest for the day before.
+        let run = format!("mutation {{ runPluginJob(id: \"{id}\", job: \"digest\") {{ status error }} }}");
+        for _ in 0..2 {
+            let done = server.gql(&admin_token, &run, json!({})).await;
+            assert_eq!(done["data"]["runPluginJob"]["status"], "succeeded", "{name}: {done}");
+        }
+        assert_eq!(db.count_rows(&table("welcomeDigest")).await, 1, "{name}");
+
         // Disabled: the contributions leave the schema; enabled: back.
-        runtime.disable(&admin(), "welcome").await.unwrap();
+        runtime.disable(&admin(), id).await.unwrap();
         runtime.refresh().await.unwrap();
         let gone = server.gql(&agent, "{ contacts(first: 1) { edges { node { welcomeStatus } } } }", json!({})).await;
         assert!(gone["errors"][0]["message"].as_str().unwrap_or_default().contains("welcomeStatus"), "{name}: {gone}");
         let gone = server.gql(&manager_token, stats, json!({"s": null})).await;
         assert!(gone["errors"].is_array(), "{name}: {gone}");
-        runtime.enable(&admin(), "welcome", Grants::All).await.unwrap();
+        runtime.enable(&admin(), id, Grants::All).await.unwrap();
         runtime.refresh().await.unwrap();
         let back = server.gql(&manager_token, stats, json!({"s": null})).await;
         assert_eq!(back["data"]["greetingStats"]["total"], 5, "{name}: {back}");

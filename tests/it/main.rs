@@ -42,6 +42,7 @@ mod references;
 mod registry;
 mod reports;
 mod routes;
+mod sdks;
 mod search;
 mod subscriptions;
 mod tidy;

@@ -1181,20 +1181,10 @@ async fn components_without_the_sdk_section_are_read_by_their_interfaces() {
     db.cleanup().await;
 }
 
-/// The welcome plugin's base behaviour written in Python (`plugins/examples/welcome-py`),
-/// built by componentize-py (pinned, from PyPI, into `target/componentize-py-venv`) against
-/// `schemas/wit/v1.2.0` with no Kith SDK, installs as it comes out and runs: the welcome task
-/// on a new contact, and a blocklisted domain refused before the write.
-#[tokio::test]
-async fn a_python_plugin_built_with_componentize_py_runs() {
-    let built = kith_tests::languages::python_welcome().await;
-    let Some(built) = kith_tests::languages::or_skip(built, "componentize-py") else { return };
-    welcome_port_runs(&built.manifest, &built.wasm, "welcome-py").await;
-}
-
-/// What the ports of the welcome plugin to other languages must do, installed as their
-/// toolchain made them: no `kith:sdk-version` section, read as 1.2.0 by their interfaces; a
-/// blocklisted domain refused before the write; the welcome task on a new contact.
+/// What a port of the welcome plugin's base behaviour with no Kith SDK must do, installed as its
+/// toolchain made it: no `kith:sdk-version` section, read as 1.2.0 by its interfaces; a
+/// blocklisted domain refused before the write; the welcome task on a new contact. (The ports on
+/// the Python and TypeScript SDKs run the Rust plugin's whole end-to-end test: `it/sdks.rs`.)
 async fn welcome_port_runs(manifest: &str, wasm: &[u8], id: &str) {
     assert!(!wasm.windows(16).any(|w| w == b"kith:sdk-version"), "{id}: no Kith SDK wrote this component");
     let db = TestDb::sqlite().await;

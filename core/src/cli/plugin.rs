@@ -17,16 +17,20 @@ use crate::plugin::manifest::Manifest;
 /// `kith plugin` actions.
 #[derive(Debug, Subcommand)]
 pub enum PluginAction {
-    /// Create a new plugin project (Cargo.toml, plugin.toml, src/lib.rs with a test).
+    /// Create a new plugin project: its manifest, a handler, a unit test and what builds it
+    /// (cargo; npm and componentize-js; pip and componentize-py).
     New {
         /// The plugin id (lowercase letters, digits and `-`).
         name: String,
         /// Where to create it (default: ./NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The kith-plugin-sdk to depend on (default: the SDK of this Kith's source tree).
+        /// The SDK to depend on (default: the language's SDK in this Kith's source tree).
         #[arg(long)]
         sdk_path: Option<PathBuf>,
+        /// The language: rust, typescript (ts) or python (py).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::cli::scaffold::Lang,
     },
     /// Install a plugin, disabled: PATH is its project directory (built with
     /// `cargo build --release --target wasm32-wasip2`) or its .wasm with plugin.toml beside it.
@@ -526,163 +530,3 @@ pub async fn import(
     writeln!(io.stderr, "imported {imported} {object} ({} rejected) through plugin `{plugin}`", rejected.len())?;
     crate::cli::check_rejects(rejected.len(), summary.records - 1, allow_rejects, io.stderr)
 }
-
-/// `kith plugin new`: writes a plugin project that builds for wasm32-wasip2 and installs as is.
-pub fn scaffold(name: &str, dir: Option<PathBuf>, sdk_path: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let valid = (1..=40).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !valid {
-        bail!("`{name}` is not a plugin id: use 1-40 lowercase letters, digits or `-`, starting with a letter");
-    }
-    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
-    if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("{} exists and is not empty", dir.display());
-    }
-    let sdk = match sdk_path {
-        Some(path) => path,
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugin-sdk")),
-    };
-    let sdk = sdk.canonicalize().with_context(|| {
-        format!(
-            "cannot find the kith-plugin-sdk at {}: pass --sdk-path PLUGIN-SDK-FOLDER of a Kith checkout",
-            sdk.display()
-        )
-    })?;
-    let sdk_manifest: toml::Table = std::fs::read_to_string(sdk.join("Cargo.toml"))
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .with_context(|| format!("{} has no readable Cargo.toml: is it the kith-plugin-sdk?", sdk.display()))?;
-    let package = sdk_manifest.get("package");
-    if package.and_then(|p| p.get("name")).and_then(toml::Value::as_str) != Some("kith-plugin-sdk") {
-        bail!("{} is not the kith-plugin-sdk (its Cargo.toml names another package)", sdk.display());
-    }
-    let sdk_crate_version = package.and_then(|p| p.get("version")).and_then(toml::Value::as_str);
-    let type_name: String = name
-        .split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-        })
-        .collect();
-    let (major, minor) = crate::plugin::SUPPORTED_SDK.last().copied().unwrap_or((1, 0));
-    let sdk_version = format!("{major}.{minor}.0");
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
-    // The SDK is found relative to the project, so the project holds no path of this machine
-    // and keeps building when the checkout and the project move together (or are cloned side by
-    // side elsewhere). `version` says which SDK it was written for, and is what cargo uses once
-    // the path is dropped.
-    let project = dir.canonicalize().with_context(|| format!("cannot find {}", dir.display()))?;
-    let mut dependency = format!("path = \"{}\"", relative_path(&project, &sdk));
-    if let Some(version) = sdk_crate_version {
-        dependency = format!("version = \"{version}\", {dependency}");
-    }
-    let files = [
-        ("Cargo.toml", CARGO_TOML.replace("{name}", name).replace("{sdk}", &dependency)),
-        ("plugin.toml", PLUGIN_TOML.replace("{name}", name).replace("{sdk_version}", &sdk_version)),
-        ("src/lib.rs", LIB_RS.replace("{Type}", &type_name)),
-        (".gitignore", "/target\n".to_owned()),
-    ];
-    for (file, text) in files {
-        std::fs::write(dir.join(file), text).with_context(|| format!("cannot write {file}"))?;
-    }
-    Ok(dir)
-}
-
-/// `to` as a path relative to the directory `from` (both absolute), written with `/` as TOML
-/// and cargo read it on every platform; `to` itself when they share no root (another drive).
-fn relative_path(from: &Path, to: &Path) -> String {
-    use std::path::Component;
-    let from_parts: Vec<Component<'_>> = from.components().collect();
-    let to_parts: Vec<Component<'_>> = to.components().collect();
-    let common = from_parts.iter().zip(&to_parts).take_while(|(a, b)| a == b).count();
-    if common == 0 {
-        return to.to_string_lossy().replace('\\', "/");
-    }
-    let mut parts: Vec<String> = vec!["..".to_owned(); from_parts.len() - common];
-    parts.extend(to_parts[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
-    if parts.is_empty() { ".".to_owned() } else { parts.join("/") }
-}
-
-const CARGO_TOML: &str = r#"[package]
-name = "{name}"
-version = "0.1.0"
-edition = "2024"
-
-[lib]
-crate-type = ["cdylib", "rlib"]
-
-[dependencies]
-# The SDK of a Kith checkout, found relative to this project (`kith plugin new --sdk-path`
-# picks another): keep the path right if you move one of them.
-kith-plugin-sdk = { {sdk} }
-serde_json = "1"
-
-[profile.release]
-opt-level = "s"
-lto = true
-codegen-units = 1
-strip = true
-
-# A workspace of its own, so the plugin builds wherever it lives.
-[workspace]
-"#;
-
-const PLUGIN_TOML: &str = r#"# Kith plugin manifest (format 1).
-manifest_version = 1
-id = "{name}"
-name = "{name}"
-version = "0.1.0"
-sdk_version = "{sdk_version}"
-description = "Says hello when a contact is created."
-authors = []
-license = "Apache-2.0"
-# What the plugin may do; the admin grants these when enabling it.
-capabilities = ["contacts:read", "kv"]
-# Events it receives: `contact.created`, `deal.*`, `*`...
-events = ["contact.created"]
-
-[settings.greeting]
-type = "string"
-default = "Hello"
-description = "How to greet new contacts in the log."
-"#;
-
-const LIB_RS: &str = r#"//! A Kith plugin. Build: `cargo build --release --target wasm32-wasip2`; test: `cargo test`;
-//! install: `kith plugin install PATH-TO-THIS-FOLDER` where Kith's database is (or with
-//! `--database URL`).
-
-use kith_plugin_sdk::{Event, Plugin, Result, kv, log, settings};
-
-/// The plugin. Kith creates a fresh value for every call: keep state in `kv`, not in `self`.
-#[derive(Default)]
-pub struct {Type};
-
-impl Plugin for {Type} {
-    fn on_event(&self, event: &Event) -> Result<()> {
-        let greeting: String = settings::get("greeting")?.unwrap_or_else(|| "Hello".into());
-        let name = event.record_str("firstName").unwrap_or("there");
-        log::info(&format!("{greeting}, {name}!"));
-        let greeted = kv::get_json::<u64>("greeted")?.unwrap_or(0);
-        kv::set_json("greeted", &(greeted + 1))
-    }
-}
-
-kith_plugin_sdk::register_plugin!({Type});
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kith_plugin_sdk::testing::TestHost;
-
-    #[test]
-    fn greets_new_contacts_and_counts_them() {
-        let host = TestHost::new().grant("kv").setting("greeting", serde_json::json!("Welcome"));
-        let event = Event::new("contact.created", "contact", Some("1"), serde_json::json!({"firstName": "Ada"}));
-        host.on_event::<{Type}>(&event).unwrap();
-        host.on_event::<{Type}>(&event).unwrap();
-        assert_eq!(host.logs()[0], "INFO Welcome, Ada!");
-        assert_eq!(host.kv("greeted"), Some(b"2".to_vec()));
-    }
-}
-"#;

@@ -130,6 +130,9 @@ pub struct ComponentInfo {
     pub recorded: bool,
     /// The names of its top-level imports (`kith:plugin/host@1.2.0`, `wasi:cli/stdout@0.2.0`...).
     pub imports: Vec<String>,
+    /// The initial size in bytes of its largest linear memory: where a language's runtime
+    /// (CPython, SpiderMonkey) keeps its snapshotted heap, so what an instance needs to start.
+    pub initial_memory: u64,
 }
 
 /// `kith:plugin/NAME@MAJOR.MINOR.PATCH`'s version.
@@ -147,6 +150,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, PluginError> {
     let mut contract: Option<(u16, u16, u16)> = None;
     let mut imports = Vec::new();
     let mut is_component = false;
+    let mut initial_memory = 0u64;
     // Nesting: 1 is the component itself (nested modules and components open and close theirs).
     let mut depth = 0u32;
     for payload in Parser::new(0).parse_all(bytes) {
@@ -166,6 +170,14 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, PluginError> {
                 }
                 let part = |i: usize| u16::from_be_bytes([data[i], data[i + 1]]);
                 sdk = Some((part(0), part(2), part(4)));
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    let memory =
+                        memory.map_err(|e| PluginError::Component(format!("not a valid wasm component: {e}")))?;
+                    let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                    initial_memory = initial_memory.max(memory.initial.saturating_mul(page));
+                }
             }
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader {
@@ -191,8 +203,8 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, PluginError> {
         ));
     }
     match (sdk, contract) {
-        (Some(sdk_version), _) => Ok(ComponentInfo { sdk_version, recorded: true, imports }),
-        (None, Some(sdk_version)) => Ok(ComponentInfo { sdk_version, recorded: false, imports }),
+        (Some(sdk_version), _) => Ok(ComponentInfo { sdk_version, recorded: true, imports, initial_memory }),
+        (None, Some(sdk_version)) => Ok(ComponentInfo { sdk_version, recorded: false, imports, initial_memory }),
         (None, None) => Err(PluginError::Component(
             "the component neither records a Kith SDK version nor imports or exports a `kith:plugin` interface: \
              build it against a world of schemas/wit (`base`), with kith-plugin-sdk or a component toolchain"

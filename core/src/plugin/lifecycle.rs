@@ -97,6 +97,17 @@ impl PluginManager {
                  (componentize-js: `-d http -d fetch-event`; componentize-py: do not use a `wasi:http` world)"
             )));
         }
+        // A language runtime's heap is part of the component: an instance could never start.
+        let cap = manifest.limits.memory_mib << 20;
+        if info.initial_memory > cap {
+            let needs = info.initial_memory.div_ceil(1 << 20);
+            return Err(PluginError::invalid(format!(
+                "the component starts with {needs} MiB of linear memory (its language runtime's initial heap), more \
+                 than its cap of {} MiB: set `memory_mib = {}` (or more, at most 256) under `[limits]` in plugin.toml",
+                manifest.limits.memory_mib,
+                (needs + 16).min(256)
+            )));
+        }
         if declared != info.sdk_version {
             return Err(PluginError::invalid(if info.recorded {
                 format!(
@@ -138,14 +149,19 @@ impl PluginManager {
             .instantiate_pre(&component)
             .map_err(|e| PluginError::Component(format!("the component does not fit kith:plugin@1: {e:#}")))
             .and_then(|pre| {
-                v1::BaseIndices::new(&pre)
-                    .map_err(|e| PluginError::Component(format!("missing kith:plugin@1 exports: {e:#}")))?;
+                v1::BaseIndices::new(&pre).map_err(|e| {
+                    PluginError::Component(format!(
+                        "the component does not export what every plugin does (`on-event` and `before-write` of \
+                             a `kith:plugin` world, `base` or `plugin`; the SDKs export both): {e:#}"
+                    ))
+                })?;
                 if manifest.contributes()
                     && crate::plugin::host::v1_ext::exports::kith::plugin::extension::GuestIndices::new(&pre).is_err()
                 {
                     return Err(PluginError::Component(
                         "the manifest declares fields, queries, mutations or jobs, but the component does not \
-                         export kith:plugin/extension (build it with kith-plugin-sdk 1.2 or later)"
+                         export kith:plugin/extension: build it against the world `plugin` of kith:plugin 1.2 or \
+                         later (the Rust, TypeScript and Python SDKs do; world `base` has no extension exports)"
                             .into(),
                     ));
                 }

@@ -154,7 +154,8 @@ impl LoadedPlugin {
         if extension.is_none() && manifest.contributes() {
             return Err(PluginError::Component(
                 "the manifest declares fields, queries, mutations or jobs, but the component does not export \
-                 kith:plugin/extension (build it with kith-plugin-sdk 1.2 or later)"
+                 kith:plugin/extension: build it against the world `plugin` of kith:plugin 1.2 or later (the Rust, \
+                 TypeScript and Python SDKs do; world `base` has no extension exports)"
                     .into(),
             ));
         }
@@ -351,7 +352,10 @@ impl LoadedPlugin {
         }
         let message = format!("{err:#}");
         if message.contains("forcing trap when growing memory") {
-            return CallFailure::Trap(format!("exceeded its memory limit of {} MiB", self.manifest.limits.memory_mib));
+            return CallFailure::Trap(format!(
+                "exceeded its memory limit of {} MiB (raise `memory_mib` under `[limits]` in plugin.toml, at most 256)",
+                self.manifest.limits.memory_mib
+            ));
         }
         // The full chain, with the wasm backtrace and the guest's source paths, is for the
         // server log; the caller hears the root cause's first line.
