@@ -23,6 +23,7 @@ fn target() -> PathBuf {
 }
 
 /// A built example: its manifest and component.
+#[derive(Clone)]
 pub struct Built {
     /// `plugin.toml`.
     pub manifest: String,
@@ -103,8 +104,20 @@ fn finish(build: std::process::Output, tool: &str, example: &Path, out: &Path) -
     }
 }
 
-/// `plugins/examples/welcome-py`, built by the Python SDK's build command.
+static PYTHON_WELCOME: tokio::sync::OnceCell<Result<Built, String>> = tokio::sync::OnceCell::const_new();
+static TYPESCRIPT_WELCOME: tokio::sync::OnceCell<Result<Built, String>> = tokio::sync::OnceCell::const_new();
+
+/// `plugins/examples/welcome-py`, built by the Python SDK's build command (once per process).
 pub async fn python_welcome() -> Result<Built, String> {
+    PYTHON_WELCOME.get_or_init(build_python_welcome).await.clone()
+}
+
+/// `plugins/examples/welcome-ts`, built by the TypeScript SDK's build command (once per process).
+pub async fn typescript_welcome() -> Result<Built, String> {
+    TYPESCRIPT_WELCOME.get_or_init(build_typescript_welcome).await.clone()
+}
+
+async fn build_python_welcome() -> Result<Built, String> {
     let tool = componentize_py().await?;
     let example = repo().join("plugins/examples/welcome-py");
     let out = crate::temp_dir().join("welcome-py.wasm");
@@ -154,8 +167,7 @@ pub async fn npm_ci(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `plugins/examples/welcome-ts`, built by the TypeScript SDK's build command.
-pub async fn typescript_welcome() -> Result<Built, String> {
+async fn build_typescript_welcome() -> Result<Built, String> {
     let example = repo().join("plugins/examples/welcome-ts");
     npm_ci(&example).await?;
     let out = crate::temp_dir().join("welcome-ts.wasm");

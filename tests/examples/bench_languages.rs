@@ -1,16 +1,21 @@
-//! The welcome plugin in Rust (bundled, kith-plugin-sdk), Python (componentize-py) and
-//! JavaScript (componentize-js), side by side in one run (issue 30):
+//! The welcome plugin in Rust (bundled, kith-plugin-sdk), Python (`plugins/examples/welcome-py`
+//! on `plugin-sdk/python`, componentize-py) and TypeScript (`plugins/examples/welcome-ts` on
+//! `plugin-sdk/typescript`, componentize-js), the same plugin side by side in one run (issue 30):
 //!
+//! - the time its toolchain takes to build it (Python and TypeScript);
 //! - the component's size;
 //! - compiling it without the cache (what `kith plugin install` does once);
 //! - cold start: a new plugin manager (a starting Kith process) loading the precompiled plugin
 //!   from the cache and answering its first call;
 //! - the warm cost of an event it ignores (`contact.updated`: the call into the language's
 //!   runtime, the event's decoding, the dispatch), one per call and 100 per call;
-//! - a welcome task written (`contact.created`: the host write included), one per call.
+//! - a welcome (`contact.created` for a new contact: the greeting looked up, the task and the
+//!   greeting written and committed), one per call;
+//! - the linear memory one instance holds after these calls (its language runtime's heap
+//!   included), against the default cap of 64 MiB.
 //!
 //! `cargo run --release -p kith-tests --example bench_languages -- [CALLS]` (default 2000). The
-//! Python and JavaScript components are built by `kith_tests::languages` (componentize-py and
+//! Python and TypeScript components are built by `kith_tests::languages` (componentize-py and
 //! componentize-js from PyPI and npm, pinned).
 
 // A benchmark: a failed unwrap is a failed run.
@@ -99,18 +104,34 @@ async fn measure(name: &str, id: &str, manifest: &str, wasm: &[u8], calls: usize
         plugin.call_events(&batch, 0).await.0.unwrap().unwrap();
     }
     let hundred = started.elapsed().as_secs_f64() * 1e6 / (calls / 10 * 100) as f64;
-    let created = [event(1, "contact.created", &contact)];
+    // Welcome tasks: a contact.created per new contact, each call's writes committed (the
+    // greeting lookup, the task and the greeting, as in production).
     let writes = (calls / 10).max(10);
+    let mut contacts = Vec::with_capacity(writes);
+    let tx = kith.store.begin(&actor).await.unwrap();
+    for i in 0..writes {
+        let input = kith_core::service::input::Input::from_json(&def, &json!({"firstName": format!("P{i}")})).unwrap();
+        contacts.push(
+            kith_core::service::records::create(&tx, &kith.registry(), "contact", input)
+                .await
+                .unwrap()
+                .id()
+                .to_string(),
+        );
+    }
+    tx.commit().await.unwrap();
     let started = Instant::now();
-    for _ in 0..writes {
-        // The call's transaction is dropped: rolled back, so each call writes the same task.
-        let (answer, tx) = plugin.call_events(&created, 0).await;
+    for (i, contact) in contacts.iter().enumerate() {
+        let (answer, tx) = plugin.call_events(&[event(i as i64 + 2, "contact.created", contact)], 0).await;
         answer.unwrap().unwrap();
-        drop(tx);
+        if let Some(tx) = tx {
+            tx.commit().await.unwrap();
+        }
     }
     let write = started.elapsed().as_secs_f64() * 1e6 / writes as f64;
+    let memory = plugin.peak_memory_per_instance() as f64 / (1 << 20) as f64;
     println!(
-        "{name}: {:.1} MiB; compile {:.2} s; cold start {:.1} ms; ignored event {one:.1} µs (100 per call: {hundred:.1} µs each); welcome task {write:.0} µs",
+        "{name}: {:.1} MiB; compile {:.2} s; cold start {:.1} ms; ignored event {one:.1} µs (100 per call: {hundred:.1} µs each); welcome task {write:.0} µs; memory per instance {memory:.1} MiB",
         wasm.len() as f64 / (1 << 20) as f64,
         compile.as_secs_f64(),
         cold.as_secs_f64() * 1e3,
@@ -124,9 +145,19 @@ async fn measure(name: &str, id: &str, manifest: &str, wasm: &[u8], calls: usize
 async fn main() {
     let calls: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
     let rust = kith_core::plugin::bundled::BUNDLED.iter().find(|b| b.id == "welcome").unwrap();
-    let python = kith_tests::languages::python_welcome().await.unwrap_or_else(|why| panic!("componentize-py: {why}"));
-    let typescript =
-        kith_tests::languages::typescript_welcome().await.unwrap_or_else(|why| panic!("componentize-js: {why}"));
+    // The toolchains' builds, timed once their tools are installed (a first run installs them).
+    kith_tests::languages::python().await.unwrap_or_else(|why| panic!("componentize-py: {why}"));
+    let welcome_ts = kith_tests::languages::repo().join("plugins/examples/welcome-ts");
+    kith_tests::languages::npm_ci(&welcome_ts).await.unwrap_or_else(|why| panic!("npm: {why}"));
+    let started = Instant::now();
+    let python = kith_tests::languages::python_welcome().await.unwrap();
+    println!("Python build (python -m kith_plugin.build): {:.1} s", started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let typescript = kith_tests::languages::typescript_welcome().await.unwrap();
+    println!(
+        "TypeScript build (npm run build: tsc, esbuild, componentize-js): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     measure("Rust (kith-plugin-sdk)", "welcome", rust.manifest, rust.component, calls).await;
     measure("Python (kith_plugin, componentize-py 0.25.1)", "welcome-py", &python.manifest, &python.wasm, calls).await;
     measure(

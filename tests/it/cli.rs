@@ -259,5 +259,52 @@ async fn the_scaffold_names_the_sdk_relative_to_the_project() {
     .await;
     assert_eq!(out.status, 1);
     assert!(out.stderr.contains("has no readable Cargo.toml: is it the kith-plugin-sdk?"), "{}", out.stderr);
+
+    // TypeScript and Python: the SDK named relative to the project too, the toolchain pinned at
+    // the SDK's own versions, and a wrong SDK refused before anything is written.
+    let sdks = sdk.parent().unwrap().join("plugin-sdk");
+    for (lang, file, other) in [("typescript", "package.json", "python"), ("python", "requirements.txt", "typescript")]
+    {
+        let dir = root.join(format!("deep/{lang}/hello"));
+        let out =
+            run_kith(&["plugin", "new", "hello", "--lang", lang, "--dir", dir.to_str().unwrap()], Vec::new()).await;
+        assert_eq!(out.status, 0, "{lang}: {}", out.stderr);
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let path = if lang == "typescript" {
+            let package: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let tools = std::fs::read_to_string(sdks.join("typescript/package.json")).unwrap();
+            let tools: serde_json::Value = serde_json::from_str(&tools).unwrap();
+            for (tool, version) in tools["peerDependencies"].as_object().unwrap() {
+                assert_eq!(&package["devDependencies"][tool], version, "{lang}: {tool}");
+            }
+            package["devDependencies"]["@kith/plugin-sdk"].as_str().unwrap().strip_prefix("file:").unwrap().to_owned()
+        } else {
+            assert!(text.contains("\ncomponentize-py==0.25.1\n"), "{text}");
+            text.lines().find_map(|l| l.strip_prefix("-e ")).unwrap().to_owned()
+        };
+        assert!(path.starts_with("../") && !text.contains("\"/"), "{lang}: no absolute path: {text}");
+        assert_eq!(dir.join(&path).canonicalize().unwrap(), sdks.join(lang), "{lang}: {path}");
+        assert!(dir.join("plugin.toml").exists());
+        let wrong = root.join(format!("wrong-{lang}"));
+        let other_sdk = sdks.join(other);
+        let out = run_kith(
+            &[
+                "plugin",
+                "new",
+                "hello",
+                "--lang",
+                lang,
+                "--dir",
+                wrong.to_str().unwrap(),
+                "--sdk-path",
+                other_sdk.to_str().unwrap(),
+            ],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(out.status, 1, "{lang}");
+        assert!(out.stderr.contains("has no readable"), "{lang}: {}", out.stderr);
+        assert!(!wrong.exists(), "{lang}: nothing written");
+    }
     let _ = std::fs::remove_dir_all(root);
 }

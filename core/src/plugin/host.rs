@@ -187,8 +187,8 @@ impl CallState {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    /// Memory and table caps.
-    pub limits: StoreLimits,
+    /// Memory and table caps, and the linear memory the instance holds.
+    pub limits: Limits,
     /// The guest's stdout and stderr, logged after each call.
     pub output: crate::plugin::output::CappedOutput,
     /// The last lines of the last call's output (e.g. a panic message).
@@ -197,6 +197,48 @@ pub struct HostState {
     pub plugin: Arc<PluginContext>,
     /// The current call.
     pub call: CallState,
+}
+
+/// An instance's caps ([`StoreLimits`]), counting the linear memory it holds: what a plugin in
+/// any language costs per instance (its runtime's heap included), for the benchmarks and health.
+pub struct Limits {
+    caps: StoreLimits,
+    /// Bytes of linear memory, all memories of the instance together.
+    pub memory: usize,
+}
+
+impl wasmtime::ResourceLimiter for Limits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.caps.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory += desired.saturating_sub(current);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.caps.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.caps.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.caps.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.caps.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.caps.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.caps.memories()
+    }
 }
 
 /// Bytes of stdout/stderr kept per call (the rest is dropped and counted).
@@ -215,7 +257,7 @@ impl HostState {
         HostState {
             wasi,
             table,
-            limits,
+            limits: Limits { caps: limits, memory: 0 },
             output,
             output_tail: String::new(),
             plugin,

@@ -108,6 +108,8 @@ pub struct LoadedPlugin {
     places: Arc<tokio::sync::Semaphore>,
     /// The most places taken at once so far.
     peak_places: std::sync::atomic::AtomicUsize,
+    /// The most linear memory an instance held after a call.
+    peak_memory: std::sync::atomic::AtomicUsize,
     /// Woken when an instance goes back to the pool: an idle instance keeps its place, so a
     /// call waiting for a place takes the returned instance instead.
     returned: tokio::sync::Notify,
@@ -183,6 +185,7 @@ impl LoadedPlugin {
             pool: Mutex::default(),
             places,
             peak_places: std::sync::atomic::AtomicUsize::new(0),
+            peak_memory: std::sync::atomic::AtomicUsize::new(0),
             returned: tokio::sync::Notify::new(),
             calls: std::sync::atomic::AtomicU64::new(0),
             compute_calls: std::sync::atomic::AtomicU64::new(0),
@@ -198,6 +201,12 @@ impl LoadedPlugin {
     /// How many `compute-field` calls this process made (one per page and field).
     pub fn compute_calls(&self) -> u64 {
         self.compute_calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The most linear memory one instance of this process held after a call, in bytes (its
+    /// language runtime's heap included).
+    pub fn peak_memory_per_instance(&self) -> usize {
+        self.peak_memory.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The most instances under `[limits] instances` this process had at once.
@@ -308,6 +317,7 @@ impl LoadedPlugin {
     fn give_back(&self, mut warm: Warm) {
         warm.calls += 1;
         warm.store.data_mut().flush_output();
+        self.peak_memory.fetch_max(warm.store.data().limits.memory, std::sync::atomic::Ordering::Relaxed);
         if warm.calls >= MAX_CALLS_PER_INSTANCE || warm.permit.is_none() {
             return;
         }
