@@ -1228,6 +1228,11 @@ async fn a_javascript_plugin_built_with_componentize_js_runs() {
     let refused =
         manager.install(&admin(), &built.manifest, &with_fetch.wasm).await.map(|_| ()).unwrap_err().to_string();
     assert!(refused.contains("wasi:http/") && refused.contains("-d http -d fetch-event"), "{refused}");
+    // Built for the world `base`, it has no extension exports: declaring a query is refused,
+    // naming the world to build for.
+    let with_query = format!("{}\n[[queries]]\nname = \"x\"\nreturns = \"Int\"\n", built.manifest);
+    let refused = manager.install(&admin(), &with_query, &built.wasm).await.map(|_| ()).unwrap_err().to_string();
+    assert!(refused.contains("kith:plugin/extension") && refused.contains("world `plugin`"), "{refused}");
     db.cleanup().await;
     welcome_port_runs(&built.manifest, &built.wasm, "welcome-js").await;
 }

@@ -24,7 +24,7 @@ export async function generate() {
   return Object.fromEntries(Object.entries(files).map(([name, text]) => [name, new TextDecoder().decode(text)]));
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const out = resolve(here, '../wit');
   const check = process.argv.includes('--check');
   let stale = 0;

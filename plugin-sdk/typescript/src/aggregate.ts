@@ -21,31 +21,31 @@ export interface AggregateQuery {
   order?: { metric: number; descending: boolean };
 }
 
-/** An aggregate query, built by chaining: `new Aggregate().filter(f).groupBy('fund').sum('amount')`. */
+/** An aggregate query, built by chaining: `new Aggregate().where(f).by('fund').sum('amount')`. */
 export class Aggregate implements AggregateQuery {
-  filter_?: Json;
-  groupBy_: Array<{ field: string; bucket?: Bucket }> = [];
+  private filterValue?: Json;
+  private keys: Array<{ field: string; bucket?: Bucket }> = [];
   metrics: Array<{ kind: MetricKind; field?: string }> = [];
   limit = 10_000;
   order?: { metric: number; descending: boolean };
 
   get filter(): Json | undefined {
-    return this.filter_;
+    return this.filterValue;
   }
 
   get groupBy(): Array<{ field: string; bucket?: Bucket }> {
-    return this.groupBy_;
+    return this.keys;
   }
 
   /** Only records matching `filter`. */
   where(filter: Json): this {
-    this.filter_ = filter;
+    this.filterValue = filter;
     return this;
   }
 
   /** One more grouping key (at most 3): a field, or a date field's `day`, `week` (from Monday), `month` or `year`. */
   by(field: string, bucket?: Bucket): this {
-    this.groupBy_.push(bucket ? { field, bucket } : { field });
+    this.keys.push(bucket ? { field, bucket } : { field });
     return this;
   }
 
