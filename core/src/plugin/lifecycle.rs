@@ -101,12 +101,17 @@ impl PluginManager {
         let cap = manifest.limits.memory_mib << 20;
         if info.initial_memory > cap {
             let needs = info.initial_memory.div_ceil(1 << 20);
-            return Err(PluginError::invalid(format!(
+            let what = format!(
                 "the component starts with {needs} MiB of linear memory (its language runtime's initial heap), more \
-                 than its cap of {} MiB: set `memory_mib = {}` (or more, at most 256) under `[limits]` in plugin.toml",
-                manifest.limits.memory_mib,
-                (needs + 16).min(256)
-            )));
+                 than its cap of {} MiB",
+                manifest.limits.memory_mib
+            );
+            // Room to run beyond the start; a plugin may have 256 MiB at most.
+            return Err(PluginError::invalid(if needs + 16 <= 256 {
+                format!("{what}: set `memory_mib = {}` (or more) under `[limits]` in plugin.toml", needs + 16)
+            } else {
+                format!("{what}, and more than the 256 MiB a plugin may have: make the component smaller")
+            }));
         }
         if declared != info.sdk_version {
             return Err(PluginError::invalid(if info.recorded {

@@ -3,23 +3,18 @@
  * buckets, so a report never reads every record.
  *
  * @example
- * const byFund = aggregate.run('gift', new Aggregate().groupBy('fund').sum('amount'));
+ * const byFund = aggregate.run('gift', new Aggregate().by('fund').sum('amount'));
  * byFund.map((row) => [row.key(0), row.value(0)]);
  */
 import { current } from './host.js';
 import type { Json } from './types.js';
 
-export type Bucket = 'day' | 'week' | 'month' | 'year';
-export type MetricKind = 'count' | 'sum' | 'min' | 'max' | 'count-distinct';
+import type { AggregateRequest, Bucket, MetricKind } from './read.js';
 
-/** An aggregate query as the host receives it. */
-export interface AggregateQuery {
-  filter?: Json;
-  groupBy: Array<{ field: string; bucket?: Bucket }>;
-  metrics: Array<{ kind: MetricKind; field?: string }>;
-  limit: number;
-  order?: { metric: number; descending: boolean };
-}
+export type { Bucket, MetricKind } from './read.js';
+
+/** An aggregate query as the host receives it (see `read.ts` for its rules). */
+export type AggregateQuery = AggregateRequest;
 
 /** An aggregate query, built by chaining: `new Aggregate().where(f).by('fund').sum('amount')`. */
 export class Aggregate implements AggregateQuery {
