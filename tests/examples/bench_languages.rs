@@ -71,6 +71,26 @@ async fn measure(name: &str, id: &str, manifest: &str, wasm: &[u8], calls: usize
     let started = Instant::now();
     manager.install(&actor, manifest, wasm).await.unwrap();
     let compile = started.elapsed();
+    // The contacts the welcomes are for, made before the plugin is enabled, so its own delivery
+    // (the runtime follows the outbox) never greets them: the benchmark's calls do.
+    let writes = (calls / 10).max(10);
+    let mut contacts = Vec::with_capacity(writes);
+    let tx = kith.store.begin(&actor).await.unwrap();
+    for i in 0..writes {
+        let input = kith_core::service::input::Input::from_json(
+            &kith.object("contact").unwrap(),
+            &json!({"firstName": format!("P{i}")}),
+        )
+        .unwrap();
+        contacts.push(
+            kith_core::service::records::create(&tx, &kith.registry(), "contact", input)
+                .await
+                .unwrap()
+                .id()
+                .to_string(),
+        );
+    }
+    tx.commit().await.unwrap();
     manager.enable(&actor, id, Grants::All).await.unwrap();
     drop(manager);
     // The contact the events are about (a welcome task refers to it).
@@ -104,22 +124,8 @@ async fn measure(name: &str, id: &str, manifest: &str, wasm: &[u8], calls: usize
         plugin.call_events(&batch, 0).await.0.unwrap().unwrap();
     }
     let hundred = started.elapsed().as_secs_f64() * 1e6 / (calls / 10 * 100) as f64;
-    // Welcome tasks: a contact.created per new contact, each call's writes committed (the
-    // greeting lookup, the task and the greeting, as in production).
-    let writes = (calls / 10).max(10);
-    let mut contacts = Vec::with_capacity(writes);
-    let tx = kith.store.begin(&actor).await.unwrap();
-    for i in 0..writes {
-        let input = kith_core::service::input::Input::from_json(&def, &json!({"firstName": format!("P{i}")})).unwrap();
-        contacts.push(
-            kith_core::service::records::create(&tx, &kith.registry(), "contact", input)
-                .await
-                .unwrap()
-                .id()
-                .to_string(),
-        );
-    }
-    tx.commit().await.unwrap();
+    // Welcomes: a contact.created per new contact, each call's writes committed (the greeting
+    // looked up, the task and the greeting written, as in production).
     let started = Instant::now();
     for (i, contact) in contacts.iter().enumerate() {
         let (answer, tx) = plugin.call_events(&[event(i as i64 + 2, "contact.created", contact)], 0).await;

@@ -75,9 +75,10 @@ class BatchFailure(Exception):
 
 
 def describe(err: BaseException) -> str:
-    """An exception as a message for Kith's log and dead letters."""
+    """An exception as a message for Kith's log and dead letters: a host or operation error's own
+    message (Kith's say what failed), anything else with its type."""
     if isinstance(err, (HostError, OperationError)):
-        return f"{err.code.value}: {err.message}"
+        return err.message
     return f"{type(err).__name__}: {err}"
 
 

@@ -68,9 +68,9 @@ export class OperationError extends Error {
   }
 }
 
-/** A thrown value as a message for Kith's log and dead letters. */
+/** A thrown value as a message for Kith's log and dead letters: a host or operation error's own message (Kith's say what failed), anything else with its name. */
 export function describe(err: unknown): string {
-  if (err instanceof HostError || err instanceof OperationError) return `${err.code}: ${err.message}`;
+  if (err instanceof HostError || err instanceof OperationError) return err.message;
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);
 }
