@@ -406,7 +406,7 @@ async fn the_test_host_reads_records_and_aggregates_as_kith_does() {
             cases().len(),
             differences.join("\n")
         );
-        check_checked_in_table(&db.name, table);
+        check_checked_in_table(db.name, table);
         manager.stop().await;
         db.cleanup().await;
     }
