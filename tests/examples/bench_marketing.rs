@@ -386,19 +386,27 @@ async fn main() {
             Err(kith_core::plugin::PluginError::Conflict(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(err) => panic!("{err}"),
         }
-        let due = kith_core::store::records::count(
+        // Whether any enrolment is still due: the first one, through the `nextAt` index (a count
+        // would read every one still due after each run, and be timed with the tick).
+        let enrolment = db.kith.object("sequenceEnrolment").unwrap();
+        let still_due = kith_core::store::records::list(
             db.kith.store.conn(),
-            &db.kith.object("sequenceEnrolment").unwrap(),
-            &kith_core::domain::filter::Filter::from_json(
-                &db.kith.object("sequenceEnrolment").unwrap(),
-                &[],
-                &json!({"nextAt": {"lte": "2026-02-01T00:00:00Z"}}),
-            )
-            .unwrap(),
-            false,
+            &enrolment,
+            &kith_core::store::records::ListQuery {
+                filter: kith_core::domain::filter::Filter::from_json(
+                    &enrolment,
+                    &[],
+                    &json!({"nextAt": {"lte": "2026-02-01T00:00:00Z"}}),
+                )
+                .unwrap(),
+                order: vec![kith_core::domain::filter::OrderBy::asc("nextAt")],
+                page: kith_core::store::records::PageRequest::Forward { first: 1, after: None },
+                include_deleted: false,
+            },
         )
         .await
         .unwrap();
+        let due = still_due.records.len();
         if due == 0 {
             break;
         }
