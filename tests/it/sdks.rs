@@ -217,7 +217,7 @@ async fn readme_walkthrough_runs(lang: &str) {
             if new {
                 // The scaffold's message gives the same steps as the README.
                 let after_cd = commands.iter().skip_while(|c| !c.starts_with("cd ")).skip(1);
-                for step in after_cd.take_while(|c| !c.starts_with("kith ")) {
+                for step in after_cd.take_while(|c| !c.starts_with("kith ") && !c.starts_with("cd ")) {
                     assert!(
                         out.stderr.contains(step.as_str()),
                         "{lang}: the scaffold does not say `{step}`:\n{}",

@@ -24,7 +24,7 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// The SDK of this Kith's source tree, and the file that names it.
+    /// The SDK of this language in the Kith source tree `kith` was built from.
     fn default_sdk(self) -> PathBuf {
         let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugin-sdk"));
         match self {
@@ -183,7 +183,7 @@ fn typescript_files(
         ("plugin.toml", plugin_toml(name, sdk_version)),
         ("src/plugin.ts", TS_PLUGIN.to_owned()),
         ("test/plugin.test.ts", TS_TEST.to_owned()),
-        (".gitignore", "node_modules/\nbuild/\nplugin.wasm\n".to_owned()),
+        (".gitignore", "node_modules/\nbuild/\nplugin.wasm\nkith.db*\n".to_owned()),
     ])
 }
 
@@ -216,7 +216,7 @@ fn python_files(name: &str, sdk: &Path, dir: &Path, sdk_version: &str) -> anyhow
         ("plugin.toml", plugin_toml(name, sdk_version)),
         ("app.py", PY_APP.to_owned()),
         ("test_app.py", PY_TEST.to_owned()),
-        (".gitignore", ".venv/\n__pycache__/\nplugin.wasm\n".to_owned()),
+        (".gitignore", ".venv/\n__pycache__/\nplugin.wasm\nkith.db*\n".to_owned()),
     ])
 }
 
