@@ -170,8 +170,8 @@ fn walkthrough(readme: &Path) -> Vec<String> {
 }
 
 /// The walkthrough of the SDK's README, word for word, in a fresh folder: `kith` commands through
-/// the CLI (with `--dir` for `kith plugin new`, files named relative to the current folder made
-/// absolute, and a plugin runtime in the test for `kith serve`), the others through `sh` in the
+/// the CLI (with `--dir` for `kith plugin new`, the folder or file `kith plugin install` and
+/// `kith import` read made absolute, and a plugin runtime in the test for `kith serve`), the others through `sh` in the
 /// folder the walkthrough is in. The scaffold's own message names the same steps. In the end, the
 /// plugin counted both imported contacts and `kith plugin show` says so.
 async fn readme_walkthrough_runs(lang: &str) {
@@ -194,10 +194,13 @@ async fn readme_walkthrough_runs(lang: &str) {
             continue;
         }
         if let Some(rest) = command.strip_prefix("kith ") {
-            let mut args: Vec<String> = rest
-                .split_whitespace()
-                .map(|arg| if cwd.join(arg).exists() { cwd.join(arg).display().to_string() } else { arg.to_owned() })
-                .collect();
+            let mut args: Vec<String> = rest.split_whitespace().map(str::to_owned).collect();
+            // What `kith plugin install` and `kith import` read is named relative to the folder.
+            if rest.starts_with("plugin install ") || rest.starts_with("import ") {
+                if let Some(path) = args.last_mut() {
+                    *path = cwd.join(&*path).display().to_string();
+                }
+            }
             let new = rest.starts_with("plugin new ");
             if new {
                 id = args[2].clone();
