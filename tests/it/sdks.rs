@@ -196,10 +196,10 @@ async fn readme_walkthrough_runs(lang: &str) {
         if let Some(rest) = command.strip_prefix("kith ") {
             let mut args: Vec<String> = rest.split_whitespace().map(str::to_owned).collect();
             // What `kith plugin install` and `kith import` read is named relative to the folder.
-            if rest.starts_with("plugin install ") || rest.starts_with("import ") {
-                if let Some(path) = args.last_mut() {
-                    *path = cwd.join(&*path).display().to_string();
-                }
+            if (rest.starts_with("plugin install ") || rest.starts_with("import "))
+                && let Some(path) = args.last_mut()
+            {
+                *path = cwd.join(&*path).display().to_string();
             }
             let new = rest.starts_with("plugin new ");
             if new {
