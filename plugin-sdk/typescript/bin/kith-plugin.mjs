@@ -15,6 +15,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const WIT_VERSION = '1.4.0';
 const sdk = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+function fail(message) {
+  console.error(`kith-plugin: ${message}`);
+  process.exit(1);
+}
+
 /** The folder of package `name` installed for `from` or a folder above it. */
 function packageDir(name, from) {
   for (let dir = from; ; dir = dirname(dir)) {
